@@ -1,0 +1,186 @@
+// mailmoat's command line: the roles (start, smtp, worker), config checking and quarantine
+// operations. Errors an administrator can act on (a broken config, an unknown id) end in one
+// clear line on stderr and exit code 1, never in a stack trace.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, ConfigError } from './config/load.ts';
+import type { Config } from './config/schema.ts';
+import { createLogger, type Logger } from './log.ts';
+import { configuredRedis, openQueue, openStores, runSmtp, runWorkers, startEngines, type Endpoints } from './roles.ts';
+import { startMailbox } from './demo/mailbox.ts';
+import { listQuarantine, releaseMessage } from './quarantine.ts';
+import { managedRedisSocket } from './services/managed.ts';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '..');
+const USAGE = `usage: mailmoat <command> [--config FILE]
+  start                      run everything on this machine (engines, SMTP, workers, demo mailbox)
+  smtp | worker              run one role (engines must already be running)
+  check-config [FILE]        validate a config file and print the effective settings
+  quarantine list [--limit N]
+  quarantine show ID
+  quarantine release ID
+The config file is --config, else $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's.`;
+
+class UsageError extends Error {}
+
+function findConfigFile(explicit: string | undefined): string {
+  const candidates = [explicit, process.env.MAILMOAT_CONFIG, '/etc/mailmoat/mailmoat.yaml'].filter(Boolean) as string[];
+  if (explicit || process.env.MAILMOAT_CONFIG) return candidates[0];
+  if (existsSync(candidates[0])) return candidates[0];
+  return path.join(REPO_ROOT, 'deploy/demo.yaml');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, limit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [command, sub, arg] = positionals;
+  if (!command || values.help) {
+    console.log(USAGE);
+    return command ? 0 : 1;
+  }
+  if (command === 'check-config') return checkConfig(sub ?? findConfigFile(values.config));
+  const config = loadConfig(findConfigFile(values.config));
+  const logger = createLogger({ level: config.log.level });
+  switch (command) {
+    case 'start':
+    case 'smtp':
+    case 'worker':
+      return runRoles(command, config, logger);
+    case 'quarantine':
+      return quarantineCommand(config, sub, arg, Number(values.limit ?? 50));
+    default:
+      throw new UsageError(`unknown command: ${command}\n${USAGE}`);
+  }
+}
+
+function checkConfig(file: string): number {
+  const config = loadConfig(file);
+  console.log(`${file}: OK`);
+  console.log(JSON.stringify(config, null, 2));
+  return 0;
+}
+
+/** Endpoints of engines started elsewhere (by `mailmoat start` or by the administrator). */
+function externalEndpoints(config: Config): Endpoints {
+  const engine = (e: { socket?: string; host?: string; port?: number }, name: string) => {
+    if (e.socket) return { socketPath: e.socket };
+    if (e.host && e.port) return { host: e.host, port: e.port };
+    throw new UsageError(`${name} is managed by 'mailmoat start'; configure its socket or host for separate roles`);
+  };
+  return {
+    redis: configuredRedis(config) ?? { socketPath: managedRedisSocket(path.join(config.dataDir, 'engines', 'redis')) },
+    clamd: engine(config.clamd, 'clamd'),
+    spamd: engine(config.spamd, 'spamd'),
+  };
+}
+
+async function runRoles(role: 'start' | 'smtp' | 'worker', config: Config, logger: Logger): Promise<number> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const shutdown = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => logger.warn({ err }, 'error during shutdown'));
+  };
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    void shutdown().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    let endpoints: Endpoints;
+    if (role === 'start') {
+      const engines = await startEngines(config, logger);
+      cleanups.push(() => engines.stop());
+      endpoints = engines.endpoints;
+    } else {
+      endpoints = externalEndpoints(config);
+    }
+    const stores = await openStores(config);
+    cleanups.push(async () => stores.store.close());
+    const queue = openQueue(config, endpoints.redis);
+    cleanups.push(() => queue.close());
+    if (role === 'start' && config.demo) {
+      const { listen, dir } = config.demo.mailbox;
+      const mailbox = await startMailbox({ dir, host: listen.host, port: listen.port });
+      cleanups.push(() => mailbox.close());
+      logger.info({ port: mailbox.port, dir }, 'demo mailbox listening');
+    }
+    if (role !== 'smtp') {
+      const workers = await runWorkers(config, stores, queue, endpoints, logger);
+      cleanups.push(() => workers.close());
+    }
+    if (role !== 'worker') {
+      const front = await runSmtp(config, stores, queue, logger);
+      cleanups.push(() => front.close());
+      if (role === 'start') printWelcome(config, front.port);
+    }
+    return await new Promise<number>(() => {}); // runs until a signal
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+}
+
+function printWelcome(config: Config, port: number): void {
+  const domain = Object.keys(config.domains)[0];
+  const host = config.smtp.listen.host;
+  console.log(`
+mailmoat is running. SMTP on ${host}:${port}, hosted domain(s): ${Object.keys(config.domains).join(', ')}
+Send a test message:
+  swaks --server ${host}:${port} --to alice@${domain} --from bob@sender.test --body "hello"
+Send the EICAR test virus (it is quarantined):
+  swaks --server ${host}:${port} --to alice@${domain} --attach - <<< 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+${config.demo ? `Delivered mail lands in ${config.demo.mailbox.dir}/<recipient>/` : ''}
+Quarantine:  ./bin/mailmoat quarantine list      Stop: Ctrl-C
+`);
+}
+
+async function quarantineCommand(config: Config, sub: string | undefined, id: string | undefined, limit: number): Promise<number> {
+  const stores = await openStores(config);
+  try {
+    if (sub === 'list') {
+      const rows = listQuarantine(stores.store, { limit });
+      if (rows.length === 0) console.log('quarantine is empty');
+      for (const r of rows) {
+        console.log([r.id, new Date(r.receivedAt).toISOString(), r.verdict, r.mailFrom || '<>', r.rcptTo.join(','), JSON.stringify(r.subject ?? ''), r.reason].join('\t'));
+      }
+      return 0;
+    }
+    if (!id) throw new UsageError(`quarantine ${sub ?? ''}: missing message id\n${USAGE}`);
+    const record = stores.store.get(id);
+    if (!record) throw new UsageError(`no message with id ${id}`);
+    if (sub === 'show') {
+      console.log(JSON.stringify({ ...record, events: stores.store.events(id), deliveries: stores.store.deliveries(id) }, null, 2));
+      return 0;
+    }
+    if (sub === 'release') {
+      const queue = openQueue(config, externalEndpoints(config).redis);
+      try {
+        const result = await releaseMessage({ config, ...stores, queue, logger: createLogger({ level: 'warn' }) }, id, `cli:${process.env.USER ?? 'root'}`);
+        if (!result.ok) throw new UsageError(`cannot release ${id}: ${result.reason}`);
+        console.log(`${id} released: queued for delivery to ${record.rcptTo.join(', ')}`);
+        return 0;
+      } finally {
+        await queue.close();
+      }
+    }
+    throw new UsageError(`unknown quarantine command: ${sub}\n${USAGE}`);
+  } finally {
+    stores.store.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof UsageError) console.error(`mailmoat: ${err.message}`);
+    else console.error('mailmoat: fatal:', err);
+    process.exit(1);
+  },
+);

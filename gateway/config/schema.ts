@@ -1,0 +1,182 @@
+// The one schema for mailmoat's YAML config file. Every key has a default or is required, and a
+// comment saying what it is for. Unknown keys are refused (a typo must not silently fall back to a
+// default on a mail server). Relative paths are resolved against the config file's folder.
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+const positiveInt = z.number().int().positive();
+const hostname = z
+  .string()
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'expected a host name');
+const domainName = hostname.transform((d) => d.toLowerCase());
+
+const listen = z
+  .object({
+    /** Address to bind. Use 0.0.0.0 / :: only on a real MX. */
+    host: z.string().default('127.0.0.1'),
+    port,
+  })
+  .strict();
+
+const downstreamHost = z
+  .object({
+    host: z.string().min(1),
+    port: port.default(25),
+  })
+  .strict();
+
+const hostedDomain = z
+  .object({
+    /** The domain's own mailbox servers, tried in order. */
+    downstream: z.array(downstreamHost).min(1),
+  })
+  .strict();
+
+/**
+ * How to reach an engine (Redis, clamd, spamd): `managed: true` (mailmoat starts and supervises
+ * a private instance under dataDir), or a unix socket, or host + port. Exactly one of them.
+ */
+function engineEndpoint<T extends z.ZodRawShape>(extra: T) {
+  return z
+    .object({
+      managed: z.boolean().optional(),
+      socket: z.string().optional(),
+      host: z.string().optional(),
+      port: port.optional(),
+      ...extra,
+    })
+    .strict()
+    .superRefine((e, ctx) => checkEndpoint(e as EngineEndpoint, ctx));
+}
+
+function checkEndpoint(e: EngineEndpoint, ctx: z.RefinementCtx): void {
+  const ways = [e.managed === true, e.socket !== undefined, e.host !== undefined].filter(Boolean).length;
+  if (ways !== 1) {
+    ctx.addIssue({ code: 'custom', message: 'set exactly one of: managed: true, socket, or host (with port)' });
+  }
+  if (e.host !== undefined && e.port === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['port'], message: 'port is required with host' });
+  }
+}
+
+const redis = z
+  .object({
+    /** redis://… or rediss://… of a shared Redis; without it mailmoat runs its own (managed). */
+    url: z.string().url().optional(),
+    /** Unix socket of a local Redis that is not managed by mailmoat. */
+    socket: z.string().optional(),
+    /** Key prefix of all queues. In a Redis Cluster use a hash tag, e.g. "{mailmoat}". */
+    prefix: z.string().default('mailmoat'),
+  })
+  .strict()
+  .refine((r) => !(r.url && r.socket), { message: 'set url or socket, not both' });
+
+const clamd = engineEndpoint({
+  /** Give up on one scan after this long (the message is retried, never passed). */
+  timeoutMs: positiveInt.default(60_000),
+  /** Folder with ClamAV databases for a managed clamd; default: freshclam's, else test signatures. */
+  databaseDir: z.string().optional(),
+});
+
+const spamd = engineEndpoint({
+  timeoutMs: positiveInt.default(30_000),
+  /** Larger messages are not sent to spamd (like spamc's 500 KB default); the status header says so. */
+  maxBytes: positiveInt.default(512_000),
+});
+
+const spam = z
+  .object({
+    /** At or above: delivered with the subject tag and X-Spam-Flag: YES. */
+    threshold: z.number().default(5),
+    /** At or above: quarantined. */
+    highThreshold: z.number().default(10),
+    subjectTag: z.string().default('{Spam?}'),
+  })
+  .strict()
+  .refine((s) => s.highThreshold >= s.threshold, { message: 'highThreshold must be >= threshold' });
+
+const smtp = z
+  .object({
+    listen: listen.default({ host: '127.0.0.1', port: 25 }),
+    /** Largest message accepted, in bytes (552 5.3.4 above it). */
+    maxMessageBytes: positiveInt.default(30 * 1024 * 1024),
+    /** Recipients per message (452 4.5.3 above it). RFC 5321 §4.5.3.1.8 asks for at least 100. */
+    maxRecipients: positiveInt.default(100),
+    /** Simultaneous SMTP sessions (421 above it). */
+    maxClients: positiveInt.default(500),
+    /** Idle time before a session is dropped. */
+    socketTimeoutMs: positiveInt.default(60_000),
+  })
+  .strict();
+
+const queue = z
+  .object({
+    scanConcurrency: positiveInt.default(4),
+    deliverConcurrency: positiveInt.default(8),
+    /** How long a worker may hold a job before another worker takes it over (crash recovery). */
+    lockDurationMs: positiveInt.default(30_000),
+  })
+  .strict();
+
+const delivery = z
+  .object({
+    /** First retry after a temporary failure; doubles each time up to maxRetryDelayMs. */
+    retryDelayMs: positiveInt.default(60_000),
+    maxRetryDelayMs: positiveInt.default(4 * 3600_000),
+    /** Attempts before a message is given up as failed. */
+    maxAttempts: positiveInt.default(30),
+    connectTimeoutMs: positiveInt.default(30_000),
+  })
+  .strict();
+
+const scanRetry = z
+  .object({
+    /** A scan that fails (engine down or timing out) is retried after this, doubling. */
+    retryDelayMs: positiveInt.default(30_000),
+    maxRetryDelayMs: positiveInt.default(3600_000),
+    maxAttempts: positiveInt.default(50),
+  })
+  .strict();
+
+const dns = z
+  .object({
+    /** Resolvers to ask ("ip" or "ip:port"). Every DNS lookup of the gateway goes through them. */
+    servers: z.array(z.string().min(1)).min(1).default(['127.0.0.1']),
+    timeoutMs: positiveInt.default(5_000),
+  })
+  .strict();
+
+const demo = z
+  .object({
+    /** The built-in demo downstream mailbox server (npm start only). */
+    mailbox: z.object({ listen, dir: z.string() }).strict(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Our name in the SMTP greeting, Received headers and X-Mailmoat headers. */
+    hostname,
+    /** Spool, quarantine, database and managed daemons live here. */
+    dataDir: z.string().min(1),
+    smtp: smtp.default(smtp.parse({})),
+    /** Hosted domains: only mail to these is accepted; everything else is a relay attempt. */
+    domains: z.record(domainName, hostedDomain).refine((d) => Object.keys(d).length > 0, {
+      message: 'at least one hosted domain is required',
+    }),
+    redis: redis.default({ prefix: 'mailmoat' }),
+    clamd: clamd.default({ managed: true, timeoutMs: 60_000 }),
+    spamd: spamd.default({ managed: true, timeoutMs: 30_000, maxBytes: 512_000 }),
+    spam: spam.default({ threshold: 5, highThreshold: 10, subjectTag: '{Spam?}' }),
+    queue: queue.default(queue.parse({})),
+    delivery: delivery.default(delivery.parse({})),
+    scan: scanRetry.default(scanRetry.parse({})),
+    dns: dns.default(dns.parse({})),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+    demo: demo.optional(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type HostedDomain = z.infer<typeof hostedDomain>;
+export type EngineEndpoint = { managed?: boolean; socket?: string; host?: string; port?: number };

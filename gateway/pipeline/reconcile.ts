@@ -1,0 +1,27 @@
+// Start-up reconciliation: the spool, not Redis, is the source of truth. Redis (AOF everysec) can
+// lose the last second of jobs in a crash, or all of them if its data is gone; every committed
+// spool entry without a live job is queued again: for delivery if its scanned copy exists, else
+// for a scan. Jobs are keyed by message id, so a message that still has a job is not doubled.
+import type { Logger } from '../log.ts';
+import type { Spool } from '../spool/spool.ts';
+import type { MetadataStore } from '../store/metadata.ts';
+import type { JobQueue } from '../store/queue.ts';
+
+export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore; queue: JobQueue; logger: Logger }): Promise<number> {
+  const { spool, store, queue, logger } = deps;
+  let requeued = 0;
+  for (const id of await spool.committedIds()) {
+    if ((await queue.hasJob('scan', id)) || (await queue.hasJob('deliver', id)) || (await queue.hasJob('deliver', `${id}-release`))) continue;
+    const envelope = await spool.readEnvelope(id);
+    if (!envelope) continue;
+    // A message accepted but never recorded (crash between commit and the store write) gets its row now.
+    if (!store.get(id)) store.recordReceived(envelope);
+    const record = store.get(id);
+    const next = record && ['delivering', 'deferred', 'releasing'].includes(record.status) && (await spool.hasOutput(id)) ? 'deliver' : 'scan';
+    await queue.enqueue(next, id);
+    store.addEvent(id, 'requeued', `queued again for ${next} at start-up`);
+    logger.info({ id, queue: next }, 'requeued from spool');
+    requeued++;
+  }
+  return requeued;
+}

@@ -1,0 +1,75 @@
+// Quarantine operations shared by the CLI and the console: list, show, release. A release is a
+// compare-and-set quarantined → releasing, so one message is released (and delivered) once, even
+// when two admins click at the same moment.
+import type { Readable } from 'node:stream';
+import type { Config } from './config/schema.ts';
+import type { Logger } from './log.ts';
+import type { Spool } from './spool/spool.ts';
+import type { BlobStore } from './store/blobs.ts';
+import type { MessageRecord, MetadataStore } from './store/metadata.ts';
+import type { JobQueue } from './store/queue.ts';
+import { stampMessage } from './pipeline/stamp.ts';
+import { receivedHeader } from './pipeline/trace.ts';
+import { OWN_HEADER_PREFIXES } from './pipeline/scan.ts';
+import { RELEASE_EVENT } from './delivery/deliver.ts';
+
+export interface QuarantineDeps {
+  config: Config;
+  spool: Spool;
+  store: MetadataStore;
+  quarantine: BlobStore;
+  queue: JobQueue;
+  logger: Logger;
+}
+
+export function listQuarantine(store: MetadataStore, o: { limit: number; offset?: number }): MessageRecord[] {
+  return store.list({ status: 'quarantined', limit: o.limit, offset: o.offset });
+}
+
+export function openQuarantined(quarantine: BlobStore, id: string): Readable {
+  return quarantine.open(id);
+}
+
+export type ReleaseResult = { ok: true } | { ok: false; reason: string };
+
+export async function releaseMessage(deps: QuarantineDeps, id: string, by: string): Promise<ReleaseResult> {
+  const { store, spool, quarantine, queue, config, logger } = deps;
+  const record = store.get(id);
+  if (!record) return { ok: false, reason: 'no such message' };
+  if (!store.transition(id, ['quarantined'], 'releasing')) {
+    return { ok: false, reason: `not in quarantine (status: ${record.status})` };
+  }
+  const envelope = {
+    id,
+    receivedAt: record.receivedAt,
+    clientIp: record.clientIp,
+    clientHostname: null,
+    helo: record.helo,
+    mailFrom: record.mailFrom,
+    rcptTo: record.rcptTo,
+    size: record.size,
+    tls: false,
+  };
+  try {
+    await spool.restoreForDelivery(envelope, async (out) => {
+      await stampMessage(quarantine.open(id), out, {
+        prepend: [
+          ['Received', receivedHeader(envelope, config.hostname)],
+          ['X-Mailmoat-ID', id],
+          ['X-Mailmoat-Status', `released; was quarantined as ${record.verdict ?? 'unknown'} (${record.reason ?? ''}); released by ${by}`],
+        ],
+        removePrefixes: OWN_HEADER_PREFIXES,
+        subjectTag: null,
+      });
+    });
+    store.addEvent(id, RELEASE_EVENT, `released by ${by}`);
+    await queue.enqueue('deliver', id, { jobId: `${id}-release` });
+  } catch (err) {
+    store.transition(id, ['releasing'], 'quarantined');
+    await spool.remove(id);
+    logger.error({ id, err }, 'release failed');
+    return { ok: false, reason: `release failed: ${(err as Error).message}` };
+  }
+  logger.info({ id, by }, 'released from quarantine');
+  return { ok: true };
+}

@@ -1,0 +1,220 @@
+// MetadataStore: one row per message the gateway accepted (its log line, its verdict, its scan
+// report and where it is now) plus an event trail per message. Contract: every call is atomic;
+// `transition` is a compare-and-set, so that two processes can never both release or both
+// deliver the same quarantined message. Bodies are not stored here (see BlobStore).
+//
+// Adapter: node:sqlite in WAL mode, shared by the SMTP, worker and CLI processes of one machine.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { ScanReport } from '../../scanners/types.ts';
+
+export type MessageStatus =
+  | 'queued' // accepted, waiting for or in the scan
+  | 'delivering' // scanned, waiting for or in delivery
+  | 'deferred' // delivery failed temporarily, will retry
+  | 'delivered'
+  | 'quarantined'
+  | 'releasing' // released from quarantine, waiting for delivery
+  | 'released' // released and delivered
+  | 'failed' // delivery failed permanently or gave up
+  | 'deleted' // deleted from quarantine
+  | 'refused'; // accepted on disk but refused at the end of DATA (e.g. queue down): the client keeps it
+
+export interface MessageRecord {
+  id: string;
+  receivedAt: number;
+  clientIp: string;
+  helo: string;
+  mailFrom: string;
+  rcptTo: string[];
+  size: number;
+  subject: string | null;
+  status: MessageStatus;
+  verdict: string | null;
+  reason: string | null;
+  report: ScanReport | null;
+  lastReply: string | null;
+  updatedAt: number;
+}
+
+export interface NewMessage {
+  id: string;
+  receivedAt: number;
+  clientIp: string;
+  helo: string;
+  mailFrom: string;
+  rcptTo: string[];
+  size: number;
+}
+
+export interface MessageEvent {
+  at: number;
+  kind: string;
+  detail: string;
+}
+
+export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
+
+export interface DeliveryRecord {
+  recipient: string;
+  outcome: DeliveryOutcome;
+  reply: string;
+  at: number;
+}
+
+export interface MetadataStore {
+  recordReceived(m: NewMessage): void;
+  recordVerdict(id: string, v: { verdict: string; reason: string; report: ScanReport; subject: string | null }): void;
+  /** Sets the status only if the current one is in `from`; returns whether it did. */
+  transition(id: string, from: MessageStatus[], to: MessageStatus, lastReply?: string): boolean;
+  get(id: string): MessageRecord | undefined;
+  list(filter: { status?: MessageStatus; limit: number; offset?: number }): MessageRecord[];
+  addEvent(id: string, kind: string, detail: string): void;
+  events(id: string): MessageEvent[];
+  /** Per-recipient delivery outcome; a recipient recorded 'delivered' is never sent again. */
+  recordDelivery(id: string, recipient: string, outcome: DeliveryOutcome, reply: string): void;
+  deliveries(id: string): DeliveryRecord[];
+  close(): void;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  id TEXT PRIMARY KEY,
+  received_at INTEGER NOT NULL,
+  client_ip TEXT NOT NULL,
+  helo TEXT NOT NULL,
+  mail_from TEXT NOT NULL,
+  rcpt_to TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  subject TEXT,
+  status TEXT NOT NULL,
+  verdict TEXT,
+  reason TEXT,
+  report TEXT,
+  last_reply TEXT,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_status ON messages (status, received_at);
+CREATE TABLE IF NOT EXISTS message_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS message_events_id ON message_events (message_id, seq);
+CREATE TABLE IF NOT EXISTS deliveries (
+  message_id TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  reply TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (message_id, recipient)
+);
+`;
+
+interface Row {
+  id: string;
+  received_at: number;
+  client_ip: string;
+  helo: string;
+  mail_from: string;
+  rcpt_to: string;
+  size: number;
+  subject: string | null;
+  status: MessageStatus;
+  verdict: string | null;
+  reason: string | null;
+  report: string | null;
+  last_reply: string | null;
+  updated_at: number;
+}
+
+export function openSqliteStore(file: string, now: () => number = Date.now): MetadataStore {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const db = new DatabaseSync(file);
+  // WAL lets the SMTP process, the workers and the CLI read while one of them writes;
+  // busy_timeout makes a concurrent writer wait instead of failing.
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;');
+  db.exec(SCHEMA);
+
+  const insert = db.prepare(
+    `INSERT OR IGNORE INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
+  );
+  const setVerdict = db.prepare(
+    'UPDATE messages SET verdict = ?, reason = ?, report = ?, subject = ?, updated_at = ? WHERE id = ?',
+  );
+  const cas = (from: MessageStatus[]) =>
+    db.prepare(
+      `UPDATE messages SET status = ?, last_reply = COALESCE(?, last_reply), updated_at = ?
+       WHERE id = ? AND status IN (${from.map(() => '?').join(',')})`,
+    );
+  const getOne = db.prepare('SELECT * FROM messages WHERE id = ?');
+  const addEvent = db.prepare('INSERT INTO message_events (message_id, at, kind, detail) VALUES (?, ?, ?, ?)');
+  const getEvents = db.prepare('SELECT at, kind, detail FROM message_events WHERE message_id = ? ORDER BY seq');
+  const upsertDelivery = db.prepare(
+    `INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
+     WHERE deliveries.outcome <> 'delivered'`,
+  );
+  const getDeliveries = db.prepare('SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ? ORDER BY recipient');
+
+  return {
+    recordReceived(m) {
+      insert.run(m.id, m.receivedAt, m.clientIp, m.helo, m.mailFrom, JSON.stringify(m.rcptTo), m.size, now());
+    },
+    recordVerdict(id, v) {
+      setVerdict.run(v.verdict, v.reason, JSON.stringify(v.report), v.subject, now(), id);
+    },
+    transition(id, from, to, lastReply) {
+      const result = cas(from).run(to, lastReply ?? null, now(), id, ...from);
+      return result.changes === 1;
+    },
+    get(id) {
+      const row = getOne.get(id) as Row | undefined;
+      return row && toRecord(row);
+    },
+    list({ status, limit, offset = 0 }) {
+      const rows = status
+        ? db.prepare('SELECT * FROM messages WHERE status = ? ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?').all(status, limit, offset)
+        : db.prepare('SELECT * FROM messages ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?').all(limit, offset);
+      return (rows as unknown as Row[]).map(toRecord);
+    },
+    addEvent(id, kind, detail) {
+      addEvent.run(id, now(), kind, detail);
+    },
+    events(id) {
+      return getEvents.all(id) as unknown as MessageEvent[];
+    },
+    recordDelivery(id, recipient, outcome, reply) {
+      upsertDelivery.run(id, recipient, outcome, reply, now());
+    },
+    deliveries(id) {
+      return getDeliveries.all(id) as unknown as DeliveryRecord[];
+    },
+    close() {
+      db.close();
+    },
+  };
+}
+
+function toRecord(r: Row): MessageRecord {
+  return {
+    id: r.id,
+    receivedAt: r.received_at,
+    clientIp: r.client_ip,
+    helo: r.helo,
+    mailFrom: r.mail_from,
+    rcptTo: JSON.parse(r.rcpt_to) as string[],
+    size: r.size,
+    subject: r.subject,
+    status: r.status,
+    verdict: r.verdict,
+    reason: r.reason,
+    report: r.report ? (JSON.parse(r.report) as ScanReport) : null,
+    lastReply: r.last_reply,
+    updatedAt: r.updated_at,
+  };
+}

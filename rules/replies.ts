@@ -1,0 +1,163 @@
+// The one vocabulary for SMTP outcomes. Every refusal tells the sender why: a reply code, an
+// RFC 3463 enhanced status code and a human text. Only the SMTP adapter turns these into wire
+// replies; everything else returns or throws them.
+
+export interface SmtpReply {
+  code: number;
+  /** RFC 3463 enhanced status code, e.g. "5.7.1". */
+  enhanced: string;
+  text: string;
+}
+
+export const isTemporary = (reply: SmtpReply): boolean => reply.code >= 400 && reply.code < 500;
+export const isPermanent = (reply: SmtpReply): boolean => reply.code >= 500;
+
+/** One line as it goes on the wire after the code: "5.7.1 Relay access denied". */
+export const formatReply = (reply: SmtpReply): string => `${reply.enhanced} ${reply.text}`;
+
+/** An error that carries the reply the client should get. */
+export class SmtpRefusal extends Error {
+  readonly reply: SmtpReply;
+  constructor(reply: SmtpReply) {
+    super(formatReply(reply));
+    this.name = 'SmtpRefusal';
+    this.reply = reply;
+  }
+}
+
+/**
+ * Text that came from outside (a HELO name, an address, a DNSBL's TXT record) goes into a reply
+ * only as one printable line of bounded length: a CR/LF in it would let the peer or a list
+ * operator inject reply lines.
+ */
+const oneLine = (text: string, max = 200): string => {
+  const flat = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+};
+
+export const replies = {
+  queued: (id: string): SmtpReply => ({ code: 250, enhanced: '2.0.0', text: `Ok: queued as ${id}` }),
+  relayDenied: (recipient: string): SmtpReply => ({
+    code: 554,
+    enhanced: '5.7.1',
+    text: `<${recipient}>: Relay access denied: this server does not accept mail for that domain`,
+  }),
+  tooManyRecipients: (max: number): SmtpReply => ({
+    code: 452,
+    enhanced: '4.5.3',
+    text: `Too many recipients: at most ${max} per message, send the rest in another transaction`,
+  }),
+  messageTooBig: (maxBytes: number): SmtpReply => ({
+    code: 552,
+    enhanced: '5.3.4',
+    text: `Message size exceeds fixed limit of ${maxBytes} bytes`,
+  }),
+  declaredTooBig: (maxBytes: number): SmtpReply => ({
+    code: 552,
+    enhanced: '5.3.4',
+    text: `Declared message size exceeds fixed limit of ${maxBytes} bytes`,
+  }),
+  spoolFull: (): SmtpReply => ({
+    code: 452,
+    enhanced: '4.3.1',
+    text: 'Insufficient system storage, please try again later',
+  }),
+  spoolWriteFailed: (): SmtpReply => ({
+    code: 451,
+    enhanced: '4.3.0',
+    text: 'Local error writing the message, please try again later',
+  }),
+  queueUnavailable: (): SmtpReply => ({
+    code: 451,
+    enhanced: '4.3.0',
+    text: 'Queue temporarily unavailable, please try again later',
+  }),
+  shuttingDown: (): SmtpReply => ({ code: 421, enhanced: '4.3.2', text: 'Service shutting down, please try again later' }),
+  nullSenderTooManyRecipients: (): SmtpReply => ({
+    code: 550,
+    enhanced: '5.5.3',
+    text: 'Bounces (null sender) must have exactly one recipient',
+  }),
+  // --- connection checks (rules/connection.ts, rules/address.ts) ---
+  /** RFC 5321 §4.1.1.1: EHLO takes a host name or an address literal; anything else is a syntax error. */
+  heloSyntax: (helo: string, why: string): SmtpReply => ({
+    code: 501,
+    enhanced: '5.5.2',
+    text: `Bad HELO: ${oneLine(helo)}: ${why}`,
+  }),
+  heloNotFqdn: (helo: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Bad HELO: ${oneLine(helo)} is not a fully-qualified domain name`,
+  }),
+  heloReserved: (helo: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Bad HELO: ${oneLine(helo)} is a reserved name, not a public host name`,
+  }),
+  heloLiteralMismatch: (helo: string, clientIp: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Bad HELO: address literal ${oneLine(helo)} does not match your address ${oneLine(clientIp)}`,
+  }),
+  heloForgedSelf: (helo: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Bad HELO: ${oneLine(helo)} is our own name or address, not yours`,
+  }),
+  heloUnknown: (name: string): SmtpReply => ({ code: 550, enhanced: '5.7.1', text: `Bad HELO: ${oneLine(name)} does not exist` }),
+  heloNoAddress: (name: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Bad HELO: ${oneLine(name)} has no address record`,
+  }),
+  heloDnsTempfail: (name: string): SmtpReply => ({
+    code: 450,
+    enhanced: '4.7.1',
+    text: `Bad HELO: cannot resolve ${oneLine(name)} now (temporary DNS failure), please try again later`,
+  }),
+  /** RFC 7372 §3.3: X.7.25 "Reverse DNS validation failed". */
+  rdnsMissing: (ip: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.25',
+    text: `Client host [${oneLine(ip)}] has no reverse DNS (PTR) record`,
+  }),
+  rdnsNotConfirmed: (ip: string, name: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.25',
+    text: `Client host [${oneLine(ip)}]: reverse DNS name ${oneLine(name)} does not resolve back to this address`,
+  }),
+  rdnsTempfail: (ip: string): SmtpReply => ({
+    code: 450,
+    enhanced: '4.7.25',
+    text: `Client host [${oneLine(ip)}]: cannot verify reverse DNS now (temporary DNS failure), please try again later`,
+  }),
+  /** `subject` is e.g. "client [192.0.2.1]" or "sender domain example.test". */
+  dnsblBlocked: (subject: string, zone: string, reason?: string): SmtpReply => ({
+    code: 554,
+    enhanced: '5.7.1',
+    text: `Service unavailable; ${oneLine(subject)} blocked using ${oneLine(zone)}${reason ? `; ${oneLine(reason, 300)}` : ''}`,
+  }),
+  dnsblTempfail: (subject: string, zone: string): SmtpReply => ({
+    code: 451,
+    enhanced: '4.7.1',
+    text: `Service temporarily unavailable; ${oneLine(subject)} could not be checked against ${oneLine(zone)}, please try again later`,
+  }),
+  /** Address syntax smtp-server lets through but RFC 5321 §4.1.2 / §4.5.3.1 does not allow. */
+  addressSyntax: (role: 'sender' | 'recipient', address: string, why: string): SmtpReply => ({
+    code: 501,
+    enhanced: role === 'sender' ? '5.1.7' : '5.1.3',
+    text: `Bad ${role} address syntax: <${oneLine(address)}>: ${why}`,
+  }),
+  addressNotFqdn: (role: 'sender' | 'recipient', address: string): SmtpReply => ({
+    code: 553,
+    enhanced: role === 'sender' ? '5.1.7' : '5.1.3',
+    text: `<${oneLine(address)}>: ${role === 'sender' ? 'Sender' : 'Recipient'} address rejected: need fully-qualified address`,
+  }),
+  /** RFC 5321 §4.1.1.11: an unrecognised MAIL/RCPT parameter is answered with 555. */
+  unsupportedParameter: (name: string): SmtpReply => ({
+    code: 555,
+    enhanced: '5.5.4',
+    text: `Unsupported parameter ${oneLine(name, 40)}`,
+  }),
+} as const;

@@ -1,0 +1,151 @@
+// An in-process gateway for end-to-end tests: real SMTP front, real workers, the suite's real
+// Redis/clamd/spamd (from global-setup), a private data dir and Redis key prefix per gateway, and
+// the demo mailbox server as the downstream.
+import { mkdtempSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { inject } from 'vitest';
+import { createTransport } from 'nodemailer';
+import { configSchema, type Config } from '../../gateway/config/schema.ts';
+import { silentLogger, createLogger } from '../../gateway/log.ts';
+import { openQueue, openStores, runSmtp, runWorkers, type Endpoints, type Stores } from '../../gateway/roles.ts';
+import { startMailbox, type MailboxHooks } from '../../gateway/demo/mailbox.ts';
+import type { JobQueue, WorkerSet } from '../../gateway/store/queue.ts';
+import type { MessageStatus } from '../../gateway/store/metadata.ts';
+import type { SmtpFront } from '../../gateway/smtp/server.ts';
+
+export interface TestGateway {
+  config: Config;
+  configFile: string;
+  smtpPort: number;
+  mailboxDir: string;
+  stores: Stores;
+  queue: JobQueue;
+  endpoints: Endpoints;
+  stopWorkers(): Promise<void>;
+  startWorkers(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The engines started once for the whole run by test/support/global-setup.ts. */
+export function suiteEndpoints(): Endpoints {
+  const s = inject('services');
+  return {
+    redis: { socketPath: s.redisSocket },
+    clamd: { socketPath: s.clamdSocket },
+    spamd: { host: s.spamdHost, port: s.spamdPort },
+  };
+}
+
+/** Raw config (as it would be in YAML) for a test gateway; `overrides` are merged on top level keys. */
+export function testConfigInput(dataDir: string, mailboxPort: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const s = inject('services');
+  return {
+    hostname: 'mx.gateway.test',
+    dataDir,
+    smtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: 200_000, maxRecipients: 5 },
+    domains: { 'example.test': { downstream: [{ host: '127.0.0.1', port: mailboxPort }] } },
+    redis: { socket: s.redisSocket, prefix: `t${path.basename(dataDir).replace(/[^a-z0-9]/gi, '')}` },
+    clamd: { socket: s.clamdSocket, timeoutMs: 20_000 },
+    spamd: { host: s.spamdHost, port: s.spamdPort, timeoutMs: 20_000 },
+    queue: { lockDurationMs: 3_000 },
+    delivery: { retryDelayMs: 500, maxRetryDelayMs: 2_000, maxAttempts: 10, connectTimeoutMs: 3_000 },
+    scan: { retryDelayMs: 500, maxRetryDelayMs: 2_000, maxAttempts: 10 },
+    log: { level: 'warn' },
+    ...overrides,
+  };
+}
+
+export async function startTestGateway(o: { overrides?: Record<string, unknown>; mailboxHooks?: MailboxHooks } = {}): Promise<TestGateway> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-gw-'));
+  const mailboxDir = path.join(dataDir, 'mailbox');
+  const mailbox = await startMailbox({ dir: mailboxDir, host: '127.0.0.1', port: 0, hooks: o.mailboxHooks });
+  const input = testConfigInput(dataDir, mailbox.port, o.overrides);
+  const config = configSchema.parse(input);
+  const configFile = path.join(dataDir, 'mailmoat.json.yaml');
+  await fs.writeFile(configFile, JSON.stringify(input)); // JSON is YAML: for child-process roles
+  const logger = process.env.MAILMOAT_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger();
+  const endpoints = suiteEndpoints();
+  const stores = await openStores(config);
+  const queue = openQueue(config, endpoints.redis);
+  let workers: WorkerSet | undefined = await runWorkers(config, stores, queue, endpoints, logger);
+  const front: SmtpFront & { port: number } = await runSmtp(config, stores, queue, logger);
+  return {
+    config,
+    configFile,
+    smtpPort: front.port,
+    mailboxDir,
+    stores,
+    queue,
+    endpoints,
+    async stopWorkers() {
+      await workers?.close();
+      workers = undefined;
+    },
+    async startWorkers() {
+      workers ??= await runWorkers(config, stores, queue, endpoints, logger);
+    },
+    async stop() {
+      await front.close(1_000);
+      await workers?.close();
+      await queue.close();
+      await mailbox.close();
+      stores.store.close();
+    },
+  };
+}
+
+export interface SendResult {
+  code: number;
+  response: string;
+  /** The message id from a "250 … queued as ID" reply. */
+  id?: string;
+}
+
+/** Sends raw bytes over real SMTP with nodemailer; refusals come back as results, not throws. */
+export async function sendRaw(port: number, envelope: { from: string; to: string[] }, raw: string | Buffer): Promise<SendResult> {
+  const transport = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.sender.test' });
+  try {
+    const info = await transport.sendMail({ envelope, raw });
+    const response = String(info.response);
+    return { code: Number(response.slice(0, 3)), response, id: /queued as (\S+)/.exec(response)?.[1] };
+  } catch (err) {
+    const e = err as { responseCode?: number; response?: string; message: string };
+    return { code: e.responseCode ?? 0, response: e.response ?? e.message };
+  } finally {
+    transport.close();
+  }
+}
+
+export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, o: { timeoutMs?: number; what: string }): Promise<T> {
+  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${o.what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function waitForStatus(gw: TestGateway, id: string, statuses: MessageStatus[], timeoutMs = 30_000): Promise<MessageStatus> {
+  return waitFor(
+    () => {
+      const status = gw.stores.store.get(id)?.status;
+      return status && statuses.includes(status) ? status : undefined;
+    },
+    { timeoutMs, what: `message ${id} to reach ${statuses.join('/')} (now ${gw.stores.store.get(id)?.status})` },
+  );
+}
+
+/** Every message file the downstream mailbox stored for a recipient, oldest first. */
+export async function mailboxMessages(gw: { mailboxDir: string }, recipient: string): Promise<Buffer[]> {
+  const dir = path.join(gw.mailboxDir, recipient.toLowerCase());
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  return Promise.all(names.sort().map((n) => fs.readFile(path.join(dir, n))));
+}
+
+/** Splits a raw message into its header block and body at the first empty line. */
+export function splitMessage(raw: Buffer): { head: string; body: Buffer } {
+  const at = raw.indexOf('\r\n\r\n');
+  return { head: raw.subarray(0, at).toString('latin1'), body: raw.subarray(at + 4) };
+}
