@@ -79,6 +79,8 @@ const clamd = engineEndpoint({
 });
 
 const spamd = engineEndpoint({
+  /** false: no spam scanning at all; every status header says "spam not scanned (disabled)". */
+  enabled: z.boolean().default(true),
   timeoutMs: positiveInt.default(30_000),
   /** Larger messages are not sent to spamd (like spamc's 500 KB default); the status header says so. */
   maxBytes: positiveInt.default(512_000),
@@ -166,7 +168,7 @@ export const configSchema = z
     }),
     redis: redis.default({ prefix: 'mailmoat' }),
     clamd: clamd.default({ managed: true, timeoutMs: 60_000 }),
-    spamd: spamd.default({ managed: true, timeoutMs: 30_000, maxBytes: 512_000 }),
+    spamd: spamd.default({ managed: true, enabled: true, timeoutMs: 30_000, maxBytes: 512_000 }),
     spam: spam.default({ threshold: 5, highThreshold: 10, subjectTag: '{Spam?}' }),
     queue: queue.default(queue.parse({})),
     delivery: delivery.default(delivery.parse({})),

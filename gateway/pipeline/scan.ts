@@ -63,8 +63,9 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
 async function scanMessage(deps: ScanDeps, envelope: Envelope): Promise<ScanReport> {
   const { spool, scanners, config } = deps;
   const file = spool.messagePath(envelope.id);
-  const spamInput: Promise<SpamScan> =
-    envelope.size > config.spamd.maxBytes
+  const spamInput: Promise<SpamScan> = !config.spamd.enabled
+    ? Promise.resolve({ status: 'skipped', reason: 'spam scanning disabled' })
+    : envelope.size > config.spamd.maxBytes
       ? Promise.resolve({ status: 'skipped', reason: `larger than ${config.spamd.maxBytes} bytes` })
       : fs.readFile(file).then((body) =>
           // spamd sees our trace header too, so it knows which relay handed the message to us.

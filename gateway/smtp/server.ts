@@ -55,7 +55,7 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
     // Reverse DNS goes through the gateway's own resolver (front-line checks), not smtp-server's.
     disableReverseLookup: true,
     logger: false,
-    onMailFrom(address: SMTPServerAddress, _session: SMTPServerSession, callback: Callback) {
+    onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       void (async () => {
         const declared = Number(address.args && (address.args as Record<string, string>).SIZE);
         const spoolHasRoom = await deps.spool.freeBytes().then(
@@ -67,6 +67,7 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
           maxMessageBytes: config.smtp.maxMessageBytes,
           spoolHasRoom,
         });
+        if (reply) refused(deps, session, 'mail', reply, null, address.address);
         callback(reply ? toError(reply) : null);
       })();
     },
@@ -76,9 +77,7 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
         accepted: session.envelope.rcptTo.length,
         maxRecipients: config.smtp.maxRecipients,
       });
-      if (reply) {
-        logger.info({ client: session.remoteAddress, rcpt: address.address, reply: `${reply.code} ${formatReply(reply)}` }, 'recipient refused');
-      }
+      if (reply) refused(deps, session, 'rcpt', reply, address.address);
       callback(reply ? toError(reply) : null);
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback) {
@@ -117,8 +116,9 @@ async function receiveMessage(deps: SmtpDeps, stream: SMTPServerDataStream, sess
   const id = deps.newId();
   const { size, oversized } = await spool.receive(id, stream, config.smtp.maxMessageBytes);
   if (oversized || stream.sizeExceeded) {
-    logger.info({ id, size, client: session.remoteAddress }, 'message refused: too big');
-    throw new SmtpRefusal(replies.messageTooBig(config.smtp.maxMessageBytes));
+    const reply = replies.messageTooBig(config.smtp.maxMessageBytes);
+    refused(deps, session, 'data', reply, null);
+    throw new SmtpRefusal(reply);
   }
   const envelope: Envelope = {
     id,
@@ -145,6 +145,25 @@ async function receiveMessage(deps: SmtpDeps, stream: SMTPServerDataStream, sess
   }
   logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp }, 'message accepted');
   return id;
+}
+
+/** Logs a refusal and records it for the message log; a store failure must not change the reply. */
+function refused(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: SmtpReply, recipient: string | null, mailFrom?: string): void {
+  const record = {
+    at: Date.now(),
+    clientIp: session.remoteAddress,
+    helo: session.hostNameAppearsAs ?? '',
+    mailFrom: mailFrom ?? (session.envelope.mailFrom ? session.envelope.mailFrom.address : null),
+    recipient,
+    stage,
+    reply: `${reply.code} ${formatReply(reply)}`,
+  };
+  deps.logger.info(record, 'refused');
+  try {
+    deps.store.recordRefusal(record);
+  } catch (err) {
+    deps.logger.warn({ err }, 'could not record a refusal');
+  }
 }
 
 function tryRecordRefusal(store: MetadataStore, id: string): void {

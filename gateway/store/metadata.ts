@@ -56,6 +56,19 @@ export interface MessageEvent {
 
 export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
 
+/** A transaction (or one recipient of it) refused during the SMTP conversation: it has no message id. */
+export interface SmtpRefusalRecord {
+  at: number;
+  clientIp: string;
+  helo: string;
+  mailFrom: string | null;
+  recipient: string | null;
+  /** The SMTP stage that refused: connect, helo, mail, rcpt, data. */
+  stage: string;
+  /** What the client was told, e.g. "554 5.7.1 <x@y>: Relay access denied …". */
+  reply: string;
+}
+
 export interface DeliveryRecord {
   recipient: string;
   outcome: DeliveryOutcome;
@@ -75,6 +88,9 @@ export interface MetadataStore {
   /** Per-recipient delivery outcome; a recipient recorded 'delivered' is never sent again. */
   recordDelivery(id: string, recipient: string, outcome: DeliveryOutcome, reply: string): void;
   deliveries(id: string): DeliveryRecord[];
+  /** The message log's record of mail refused before it had a message id. */
+  recordRefusal(r: SmtpRefusalRecord): void;
+  refusals(filter: { limit: number; offset?: number }): SmtpRefusalRecord[];
   close(): void;
 }
 
@@ -112,6 +128,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
   at INTEGER NOT NULL,
   PRIMARY KEY (message_id, recipient)
 );
+CREATE TABLE IF NOT EXISTS smtp_refusals (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  client_ip TEXT NOT NULL,
+  helo TEXT NOT NULL,
+  mail_from TEXT,
+  recipient TEXT,
+  stage TEXT NOT NULL,
+  reply TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS smtp_refusals_at ON smtp_refusals (at);
 `;
 
 interface Row {
@@ -159,6 +186,13 @@ export function openSqliteStore(file: string, now: () => number = Date.now): Met
      ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
      WHERE deliveries.outcome <> 'delivered'`,
   );
+  const insertRefusal = db.prepare(
+    'INSERT INTO smtp_refusals (at, client_ip, helo, mail_from, recipient, stage, reply) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const getRefusals = db.prepare(
+    `SELECT at, client_ip AS clientIp, helo, mail_from AS mailFrom, recipient, stage, reply
+     FROM smtp_refusals ORDER BY seq DESC LIMIT ? OFFSET ?`,
+  );
   const getDeliveries = db.prepare('SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ? ORDER BY recipient');
 
   return {
@@ -193,6 +227,12 @@ export function openSqliteStore(file: string, now: () => number = Date.now): Met
     },
     deliveries(id) {
       return getDeliveries.all(id) as unknown as DeliveryRecord[];
+    },
+    recordRefusal(r) {
+      insertRefusal.run(r.at, r.clientIp, r.helo, r.mailFrom, r.recipient, r.stage, r.reply);
+    },
+    refusals({ limit, offset = 0 }) {
+      return getRefusals.all(limit, offset) as unknown as SmtpRefusalRecord[];
     },
     close() {
       db.close();

@@ -1,0 +1,71 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
+import { SmtpRefusal } from '../../../rules/replies.ts';
+
+const envelope = (id: string): Envelope => ({
+  id, receivedAt: 1, clientIp: '127.0.0.1', clientHostname: null, helo: 'h.test', mailFrom: 'a@b.test', rcptTo: ['c@example.test'], size: 5, tls: false,
+});
+
+async function newSpool(dir = mkdtempSync(path.join(os.tmpdir(), 'spool-'))): Promise<Spool> {
+  const spool = new Spool(dir);
+  await spool.init();
+  return spool;
+}
+
+describe('spool', () => {
+  it('commits body and envelope; only committed messages are listed', async () => {
+    const spool = await newSpool();
+    expect(await spool.receive('A1', Readable.from([Buffer.from('hello')]), 100)).toEqual({ size: 5, oversized: false });
+    expect(await spool.committedIds()).toEqual([]);
+    await spool.commit(envelope('A1'));
+    expect(await spool.committedIds()).toEqual(['A1']);
+    expect(await fs.readFile(spool.messagePath('A1'), 'utf8')).toBe('hello');
+    expect(await spool.readEnvelope('A1')).toEqual(envelope('A1'));
+  });
+
+  it('stops writing past the limit but drains the input, and keeps nothing', async () => {
+    const spool = await newSpool();
+    const chunks = Array.from({ length: 10 }, () => Buffer.alloc(100, 0x61));
+    const input = Readable.from(chunks);
+    expect(await spool.receive('B1', input, 250)).toEqual({ size: 1000, oversized: true });
+    expect(input.readableEnded).toBe(true);
+    expect(await fs.readdir(spool.incomingDir)).toEqual([]);
+  });
+
+  it('discards bodies left in incoming/ by a crash (never acknowledged)', async () => {
+    const spool = await newSpool();
+    await spool.receive('C1', Readable.from([Buffer.from('partial')]), 100);
+    expect(await spool.discardIncomplete()).toBe(1);
+    expect(await spool.committedIds()).toEqual([]);
+  });
+
+  describe('on a full disk', () => {
+    const mountpoint = mkdtempSync(path.join(os.tmpdir(), 'spool-tmpfs-'));
+    let mounted = false;
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mountpoint], { stdio: 'ignore' });
+      mounted = true;
+    } catch {
+      // not root: the test below is skipped
+    }
+    afterAll(() => {
+      if (mounted) execFileSync('umount', [mountpoint]);
+    });
+
+    it.runIf(mounted)('refuses with 452 4.3.1, keeps the client stream in step and leaves no partial file', async () => {
+      const spool = await newSpool(mountpoint);
+      const input = Readable.from(Array.from({ length: 100 }, () => Buffer.alloc(8192, 0x62)));
+      const err = await spool.receive('D1', input, 10_000_000).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SmtpRefusal);
+      expect((err as SmtpRefusal).reply).toMatchObject({ code: 452, enhanced: '4.3.1' });
+      expect(input.readableEnded).toBe(true);
+      expect(await fs.readdir(spool.incomingDir)).toEqual([]);
+      expect(await spool.freeBytes()).toBeGreaterThan(200_000);
+    });
+  });
+});
