@@ -10,7 +10,7 @@ import { createLogger, type Logger } from './log.ts';
 import { configuredRedis, openQueue, openStores, runSmtp, runWorkers, startEngines, type Endpoints } from './roles.ts';
 import { startMailbox } from './demo/mailbox.ts';
 import { listQuarantine, releaseMessage } from './quarantine.ts';
-import { managedRedisSocket } from './services/managed.ts';
+
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 const USAGE = `usage: mailmoat <command> [--config FILE]
@@ -72,7 +72,7 @@ function externalEndpoints(config: Config): Endpoints {
     throw new UsageError(`${name} is managed by 'mailmoat start'; configure its socket or host for separate roles`);
   };
   return {
-    redis: configuredRedis(config) ?? { socketPath: managedRedisSocket(path.join(config.dataDir, 'engines', 'redis')) },
+    redis: configuredRedis(config) ?? { socketPath: path.join(config.dataDir, 'engines', 'redis', 'redis.sock') },
     clamd: engine(config.clamd, 'clamd'),
     spamd: engine(config.spamd, 'spamd'),
   };

@@ -1,4 +1,4 @@
-// Quarantine operations shared by the CLI and the console: list, show, release. A release is a
+// Quarantine operations shared by the CLI and the console: list, show, release, delete. A release is a
 // compare-and-set quarantined → releasing, so one message is released (and delivered) once, even
 // when two admins click at the same moment.
 import type { Readable } from 'node:stream';
@@ -71,5 +71,30 @@ export async function releaseMessage(deps: QuarantineDeps, id: string, by: strin
     return { ok: false, reason: `release failed: ${(err as Error).message}` };
   }
   logger.info({ id, by }, 'released from quarantine');
+  return { ok: true };
+}
+
+export type DeleteResult = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Deletes a quarantined message: a compare-and-set quarantined → deleted (so a message being
+ * released cannot also be deleted, and two deletes do one), then its body is removed. The row
+ * and its events stay, so the message log still shows what happened and who did it.
+ */
+export async function deleteMessage(deps: Pick<QuarantineDeps, 'store' | 'quarantine' | 'logger'>, id: string, by: string): Promise<DeleteResult> {
+  const { store, quarantine, logger } = deps;
+  const record = store.get(id);
+  if (!record) return { ok: false, reason: 'no such message' };
+  if (!store.transition(id, ['quarantined'], 'deleted')) {
+    return { ok: false, reason: `not in quarantine (status: ${record.status})` };
+  }
+  store.addEvent(id, 'deleted', `deleted by ${by}`);
+  try {
+    await quarantine.delete(id);
+  } catch (err) {
+    // The status already says deleted; a body left behind is only disk space, never delivered.
+    logger.error({ id, err }, 'deleting the quarantined body failed');
+  }
+  logger.info({ id, by }, 'deleted from quarantine');
   return { ok: true };
 }

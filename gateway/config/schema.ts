@@ -14,7 +14,8 @@ const listen = z
   .object({
     /** Address to bind. Use 0.0.0.0 / :: only on a real MX. */
     host: z.string().default('127.0.0.1'),
-    port,
+    /** 0 picks a free port (tests). */
+    port: z.number().int().min(0).max(65535),
   })
   .strict();
 

@@ -8,6 +8,9 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { ScanReport } from '../../scanners/types.ts';
+import { messageQueries, registerFunctions, type MessageQueries } from './message-queries.ts';
+
+export type { RecipientScope, MessageSearch, LogSearch, LogRow, HourCount } from './message-queries.ts';
 
 export type MessageStatus =
   | 'queued' // accepted, waiting for or in the scan
@@ -76,7 +79,8 @@ export interface DeliveryRecord {
   at: number;
 }
 
-export interface MetadataStore {
+/** The console's searches and counts (message-queries.ts) are part of the store. */
+export interface MetadataStore extends MessageQueries {
   recordReceived(m: NewMessage): void;
   recordVerdict(id: string, v: { verdict: string; reason: string; report: ScanReport; subject: string | null }): void;
   /** Sets the status only if the current one is in `from`; returns whether it did. */
@@ -139,6 +143,7 @@ CREATE TABLE IF NOT EXISTS smtp_refusals (
   reply TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS smtp_refusals_at ON smtp_refusals (at);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
 `;
 
 interface Row {
@@ -165,6 +170,7 @@ export function openSqliteStore(file: string, now: () => number = Date.now): Met
   // busy_timeout makes a concurrent writer wait instead of failing.
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;');
   db.exec(SCHEMA);
+  registerFunctions(db);
 
   const insert = db.prepare(
     `INSERT OR IGNORE INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at)
@@ -196,6 +202,7 @@ export function openSqliteStore(file: string, now: () => number = Date.now): Met
   const getDeliveries = db.prepare('SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ? ORDER BY recipient');
 
   return {
+    ...messageQueries(db, toRecord as (row: never) => MessageRecord),
     recordReceived(m) {
       insert.run(m.id, m.receivedAt, m.clientIp, m.helo, m.mailFrom, JSON.stringify(m.rcptTo), m.size, now());
     },

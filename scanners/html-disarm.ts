@@ -1,0 +1,326 @@
+// MailScanner-style HTML disarming with cheerio (parse5: the tree a browser builds). Removes what
+// runs code or submits data, blocks remote resources that report the reader (web bugs), and makes
+// inert every link whose visible text shows another host than the one it goes to (phishing net),
+// telling the reader where it really goes.
+//
+// This is a content policy applied to mail in transit, not the XSS boundary of our own console
+// (dependencies §7: that one is DOMPurify + a sandboxed iframe). Bounds: HTML size and element
+// nesting; a document past them is returned untouched with `unscannable` set, never "clean".
+
+import { load, type CheerioAPI } from 'cheerio';
+import type { AnyNode, Element } from 'domhandler';
+import { classifyUrl, sanitiseCss, short, type HtmlFinding, type HtmlFindingKind } from './html-css.ts';
+import { claimedHost, hostOfUrl, hostsInText, registrableDomain } from './url-hosts.ts';
+
+export type { HtmlFinding, HtmlFindingKind };
+
+export interface DisarmOptions {
+  /** Remote images and CSS backgrounds: kept, replaced by a short note, or removed. Tracking pixels always go. */
+  remoteImages: 'keep' | 'placeholder' | 'remove';
+  phishingNet: boolean;
+  /** Registrable domains of link targets never flagged by the phishing net (a known redirector). */
+  phishingSafeSites: readonly string[];
+  /** Registrable-domain function; inject a Public Suffix List one where available. */
+  registrableDomain: (host: string) => string;
+  /** Characters of HTML disarmed at most. */
+  maxHtmlChars: number;
+  /** Element nesting disarmed at most (browsers flatten past 512 anyway). */
+  maxNesting: number;
+  /** When set, <meta charset> declarations are rewritten to it (the part was re-encoded). */
+  outputCharset?: string;
+}
+
+export const DEFAULT_DISARM_OPTIONS: DisarmOptions = {
+  remoteImages: 'placeholder',
+  phishingNet: true,
+  phishingSafeSites: [],
+  registrableDomain,
+  maxHtmlChars: 2 * 1024 * 1024,
+  maxNesting: 512,
+};
+
+export interface DisarmResult {
+  html: string;
+  changed: boolean;
+  findings: HtmlFinding[];
+  /** Set when a bound was hit or the HTML could not be processed; `html` is then the input. */
+  unscannable?: string;
+}
+
+interface Ctx {
+  $: CheerioAPI;
+  o: DisarmOptions;
+  findings: HtmlFinding[];
+  /** Findings past MAX_FINDINGS are counted, not listed: a report must stay small. */
+  unlisted: number;
+}
+
+const MAX_FINDINGS = 200;
+
+const NOTE_STYLE = 'font:12px sans-serif;color:#7a4b00;background:#fff4d6;border:1px solid #e0b040;padding:0 2px';
+
+function note($: CheerioAPI, text: string) {
+  return $('<span></span>').attr('style', NOTE_STYLE).text(`[mailmoat: ${text}]`);
+}
+
+function add(ctx: Ctx, kind: HtmlFindingKind, detail: string): void {
+  if (ctx.findings.length < MAX_FINDINGS) ctx.findings.push({ kind, detail });
+  else ctx.unlisted++;
+}
+
+const isElement = (n: AnyNode): n is Element => 'attribs' in n;
+
+function describe(el: Element): string {
+  const src = el.attribs.src ?? el.attribs.data ?? el.attribs.href ?? el.attribs.code;
+  return src ? `<${el.tagName}> ${short(src, 80)}` : `inline <${el.tagName}>`;
+}
+
+/** Elements that run code or redirect the reader: removed outright. */
+function removeActive(ctx: Ctx): void {
+  const { $ } = ctx;
+  const kinds: [string, HtmlFindingKind][] = [['script', 'script'], ['object, embed, applet', 'object']];
+  for (const [sel, kind] of kinds) {
+    $(sel).each((_, el) => {
+      if (isElement(el)) add(ctx, kind, `removed ${describe(el)}`);
+    }).remove();
+  }
+  $('meta[http-equiv="refresh" i]').each((_, el) => add(ctx, 'meta-refresh', `removed refresh to ${short(el.attribs.content ?? '', 80)}`)).remove();
+  // <base href> re-points every relative link, a way around link checks.
+  $('base').each((_, el) => add(ctx, 'js-url', `removed <base href="${short(el.attribs.href ?? '', 60)}">`)).remove();
+  // SVG animation can set href to javascript: after parsing.
+  $('animate, set, animateMotion, animateTransform').each((_, el) => {
+    const target = (el.attribs.attributeName ?? el.attribs.attributename ?? '').toLowerCase();
+    if (target.endsWith('href')) {
+      add(ctx, 'js-url', `removed SVG <${el.tagName}> of ${target}`);
+      $(el).remove();
+    }
+  });
+}
+
+/** Frames load other documents; replaced by a visible note naming the source. */
+function replaceFrames(ctx: Ctx): void {
+  const { $ } = ctx;
+  $('iframe, frame, frameset').each((_, el) => {
+    const src = el.attribs.src ? ` from ${short(el.attribs.src, 80)}` : '';
+    add(ctx, 'iframe', `replaced <${el.tagName}>${src}`);
+    $(el).replaceWith(note($, `removed an embedded frame${src}`));
+  });
+}
+
+/** Forms are unwrapped (their content stays readable, nothing can be submitted). */
+function neutraliseForms(ctx: Ctx): void {
+  const { $ } = ctx;
+  $('form').each((_, el) => {
+    add(ctx, 'form', `unwrapped <form>${el.attribs.action ? ` posting to ${short(el.attribs.action, 80)}` : ''}`);
+    $(el).replaceWith($(el).contents());
+  });
+  // A button can still submit to its formaction through a form= reference elsewhere.
+  $('[formaction], [formmethod], [formtarget]').each((_, el) => {
+    if (el.attribs.formaction) add(ctx, 'form', `removed formaction ${short(el.attribs.formaction, 80)} on <${el.tagName}>`);
+    for (const a of ['formaction', 'formmethod', 'formtarget']) delete el.attribs[a];
+  });
+}
+
+const URL_ATTRS = ['href', 'src', 'action', 'formaction', 'xlink:href', 'background', 'lowsrc', 'dynsrc', 'poster', 'data', 'codebase', 'cite', 'longdesc', 'manifest', 'ping'];
+
+/** on* handlers, script/data URLs in URL attributes, and style attributes. */
+function cleanAttributes(ctx: Ctx, el: Element): void {
+  for (const name of Object.keys(el.attribs)) {
+    if (name.startsWith('on')) {
+      add(ctx, 'handler', `removed ${name} on <${el.tagName}>`);
+      delete el.attribs[name];
+    }
+  }
+  for (const name of URL_ATTRS) {
+    const value = el.attribs[name];
+    if (value === undefined) continue;
+    const imageSrc = name === 'src' || name === 'background';
+    const cls = classifyUrl(value, imageSrc);
+    if (cls === 'script') add(ctx, 'js-url', `removed ${name}="${short(value, 60)}" on <${el.tagName}>`);
+    if (cls === 'data') add(ctx, 'data-url', `removed data: ${name} on <${el.tagName}>`);
+    if (cls === 'script' || cls === 'data') delete el.attribs[name];
+  }
+  // Hyperlink auditing pings report the click to a third party.
+  if (el.attribs.ping !== undefined) {
+    add(ctx, 'web-bug', `removed ping on <${el.tagName}>`);
+    delete el.attribs.ping;
+  }
+  if (el.attribs.style !== undefined) {
+    const r = sanitiseCss(el.attribs.style, ctx.o.remoteImages !== 'keep', `style of <${el.tagName}>`);
+    for (const f of r.findings) add(ctx, f.kind, f.detail);
+    el.attribs.style = r.css;
+  }
+}
+
+function cleanStyleSheets(ctx: Ctx): void {
+  const { $ } = ctx;
+  $('style').each((_, el) => {
+    const r = sanitiseCss($(el).text(), ctx.o.remoteImages !== 'keep', '<style>');
+    if (r.findings.length === 0) return;
+    for (const f of r.findings) add(ctx, f.kind, f.detail);
+    $(el).text(r.css);
+  });
+  // Remote style sheets are fetched on open: a web bug, and a way to restyle our notes away.
+  $('link[href]').each((_, el) => {
+    if (classifyUrl(el.attribs.href, false) === 'ok' || ctx.o.remoteImages === 'keep') return;
+    add(ctx, 'web-bug', `removed <link href="${short(el.attribs.href, 60)}">`);
+    $(el).remove();
+  });
+}
+
+function pixels(v: string | undefined): number | null {
+  if (v === undefined) return null;
+  const n = parseFloat(v);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** A remote image nobody is meant to see: tiny, or hidden. */
+function isTrackingPixel(el: Element): boolean {
+  const style = (el.attribs.style ?? '').toLowerCase();
+  if (/display\s*:\s*none|visibility\s*:\s*hidden|opacity\s*:\s*0(?![.\d])/.test(style)) return true;
+  const w = pixels(el.attribs.width) ?? pixels(/(?:^|[;\s])width\s*:\s*([\d.]+)px/.exec(style)?.[1]);
+  const h = pixels(el.attribs.height) ?? pixels(/(?:^|[;\s])height\s*:\s*([\d.]+)px/.exec(style)?.[1]);
+  const known = [w, h].filter((d): d is number => d !== null);
+  return known.length > 0 && known.every((d) => d <= 2);
+}
+
+/** Remote images: tracking pixels always removed; others per remoteImages. */
+function blockWebBugs(ctx: Ctx): void {
+  const { $, o } = ctx;
+  $('img[src], input[type="image" i][src], img[srcset]').each((_, el) => {
+    const src = el.attribs.src ?? '';
+    const remote = classifyUrl(src, true) === 'remote' || /(?:^|,)\s*(?:https?:)?\/\//i.test(el.attribs.srcset ?? '');
+    if (!remote) return;
+    const host = hostOfUrl(src.startsWith('//') ? `https:${src}` : src) ?? 'a remote server';
+    if (isTrackingPixel(el)) {
+      add(ctx, 'web-bug', `removed tracking pixel from ${host}`);
+      $(el).remove();
+    } else if (o.remoteImages === 'remove') {
+      add(ctx, 'web-bug', `removed remote image from ${host}`);
+      $(el).remove();
+    } else if (o.remoteImages === 'placeholder') {
+      add(ctx, 'web-bug', `replaced remote image from ${host}`);
+      const alt = short(el.attribs.alt ?? '', 60);
+      $(el).replaceWith(note($, alt ? `remote image "${alt}" not loaded` : `remote image from ${host} not loaded`));
+    }
+  });
+}
+
+/** Links whose text shows one host and whose target is another: made inert, target shown. */
+function phishingNet(ctx: Ctx): void {
+  const { $, o } = ctx;
+  const reg = o.registrableDomain;
+  const safe = new Set(o.phishingSafeSites.map((s) => reg(s.toLowerCase())));
+  $('a[href], area[href]').each((_, el) => {
+    const real = hostOfUrl(el.attribs.href);
+    const shown = claimedHost($(el).text());
+    if (!real || !shown || reg(real) === reg(shown) || safe.has(reg(real))) return;
+    add(ctx, 'phishing', `link shows ${shown} but goes to ${real}`);
+    for (const a of ['href', 'target', 'ping']) delete el.attribs[a];
+    $(el).after(note($, `this link claims to go to ${shown} but really goes to ${real}`));
+  });
+}
+
+function setMetaCharset($: CheerioAPI, charset: string): void {
+  $('meta[charset]').attr('charset', charset);
+  $('meta[http-equiv="content-type" i]').attr('content', `text/html; charset=${charset}`);
+}
+
+// Elements that never nest (void) or close themselves when a sibling opens (optional end tags).
+const NON_NESTING = new Set(
+  ('area base br col embed hr img input link meta param source track wbr p li dt dd tr td th option optgroup ' +
+    'rb rt rp thead tbody tfoot colgroup caption html head body').split(' '),
+);
+
+/**
+ * Nesting estimated from the tags alone, before parsing: the HTML tree builder checks element
+ * scopes by walking the stack of open elements, so deep nesting costs O(tags × depth) to parse
+ * (20,000 nested <div> take seconds). Unclosed tags count; implied closes are not modelled, so
+ * this errs high, and past the bound the part is "unscannable", never parsed.
+ */
+function estimateNesting(html: string, stopAt: number): number {
+  let depth = 0;
+  let max = 0;
+  // [^<>]* stops at the next "<": every character is looked at a bounded number of times.
+  for (const m of html.matchAll(/<(\/?)([a-zA-Z][a-zA-Z0-9-]*)([^<>]*)>/g)) {
+    const name = m[2].toLowerCase();
+    if (NON_NESTING.has(name) || m[3].endsWith('/')) continue;
+    depth = m[1] ? Math.max(0, depth - 1) : depth + 1;
+    if (depth > max && (max = depth) > stopAt) break;
+  }
+  return max;
+}
+
+const DOCUMENT = /<(?:!doctype|html|head|body)[\s>]/i;
+
+/** Disarms one HTML document or fragment. Never throws. */
+export function disarmHtml(html: string, options: Partial<DisarmOptions> = {}): DisarmResult {
+  const o = { ...DEFAULT_DISARM_OPTIONS, ...options };
+  const untouched = (why: string): DisarmResult => ({ html, changed: false, findings: [], unscannable: why });
+  if (html.length > o.maxHtmlChars) return untouched(`HTML larger than ${o.maxHtmlChars} characters`);
+  try {
+    if (estimateNesting(html, o.maxNesting) > o.maxNesting) return untouched(`HTML nested deeper than ${o.maxNesting}`);
+    // Always parsed as a document: selections over thousands of top-level fragment nodes are
+    // quadratic in cheerio, and a mail client renders a fragment as a document body anyway.
+    const $ = load(html);
+    const ctx: Ctx = { $, o, findings: [], unlisted: 0 };
+    removeActive(ctx);
+    replaceFrames(ctx);
+    cleanStyleSheets(ctx);
+    $('*').each((_, el) => {
+      if (isElement(el)) cleanAttributes(ctx, el);
+    });
+    neutraliseForms(ctx);
+    blockWebBugs(ctx);
+    if (o.phishingNet) phishingNet(ctx);
+    if (ctx.findings.length === 0) return { html, changed: false, findings: [] };
+    if (ctx.unlisted > 0) ctx.findings.push({ kind: ctx.findings[MAX_FINDINGS - 1].kind, detail: `${ctx.unlisted} more changes not listed` });
+    if (o.outputCharset) setMetaCharset($, o.outputCharset);
+    const out = DOCUMENT.test(html) ? $.html() : `${$('head').html() ?? ''}${$('body').html() ?? ''}`;
+    return { html: out, changed: true, findings: ctx.findings };
+  } catch (err) {
+    return untouched(`HTML could not be processed: ${(err as Error).message}`);
+  }
+}
+
+const LOOKS_HTML = /<(?:!doctype|html|head|body|div|p|a|table|td|br|span|img|font|center)[\s>/]/i;
+const CSS_URL = /url\(\s*['"]?([^'"()\s]{1,4096})/gi;
+
+/**
+ * Hosts a body links to or mentions, for URL blocklist look-ups: link and resource targets,
+ * CSS url()s and URLs or domain names written in the text. Lower-case, punycoded, unique.
+ * `html` forces the reading; by default it is guessed from the content.
+ */
+export function extractUrls(input: string, o: { html?: boolean; max?: number; maxHtmlChars?: number } = {}): string[] {
+  const max = o.max ?? 500;
+  const asHtml = o.html ?? LOOKS_HTML.test(input);
+  if (!asHtml || input.length > (o.maxHtmlChars ?? DEFAULT_DISARM_OPTIONS.maxHtmlChars)) return hostsInText(input, max);
+  const hosts: string[] = [];
+  try {
+    const $ = load(input);
+    $('*').each((_, el) => {
+      if (!isElement(el)) return;
+      for (const name of URL_ATTRS) {
+        const v = el.attribs[name];
+        const h = v === undefined ? null : hostOfUrl(v.startsWith('//') ? `http:${v}` : v);
+        if (h) hosts.push(h);
+      }
+      for (const m of (el.attribs.style ?? '').matchAll(CSS_URL)) hosts.push(...hostsInText(m[1], max));
+    });
+    $('style').each((_, el) => {
+      for (const m of $(el).text().matchAll(CSS_URL)) hosts.push(...hostsInText(m[1], max));
+    });
+    // Text nodes one by one: adjacent elements would glue "f.co.uk" and "More" into "f.co.ukMore".
+    const texts: string[] = [];
+    const stack: AnyNode[] = $.root().toArray();
+    while (stack.length && texts.length < 100_000) {
+      const n = stack.pop()!;
+      if (n.type === 'text') texts.push((n as unknown as { data: string }).data);
+      if ('children' in n) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+    }
+    hosts.push(...hostsInText(texts.join(' '), max));
+  } catch {
+    hosts.push(...hostsInText(input, max)); // unparsable: the raw text still names its hosts
+  }
+  return [...new Set(hosts)].slice(0, max);
+}
