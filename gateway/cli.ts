@@ -135,7 +135,8 @@ mailmoat is running. SMTP on ${host}:${port}, hosted domain(s): ${Object.keys(co
 Send a test message:
   swaks --server ${host}:${port} --to alice@${domain} --from bob@sender.test --body "hello"
 Send the EICAR test virus (it is quarantined):
-  swaks --server ${host}:${port} --to alice@${domain} --attach - <<< 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+  printf '%s' 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > /tmp/eicar.com
+  swaks --server ${host}:${port} --to alice@${domain} --attach /tmp/eicar.com
 ${config.demo ? `Delivered mail lands in ${config.demo.mailbox.dir}/<recipient>/` : ''}
 Quarantine:  ./bin/mailmoat quarantine list      Stop: Ctrl-C
 `);

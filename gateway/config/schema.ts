@@ -2,6 +2,7 @@
 // comment saying what it is for. Unknown keys are refused (a typo must not silently fall back to a
 // default on a mail server). Relative paths are resolved against the config file's folder.
 import { z } from 'zod';
+import { parseListEntry } from '../../rules/lists.ts';
 
 const port = z.number().int().min(1).max(65535);
 const positiveInt = z.number().int().positive();
@@ -156,6 +157,64 @@ const demo = z
   })
   .strict();
 
+const consoleSection = z
+  .object({
+    /** false: `mailmoat start` runs no console (the `console` role still can be run alone). */
+    enabled: z.boolean().default(true),
+    /** Where the console's HTTP server listens. Keep it on loopback behind a TLS proxy in production. */
+    listen: listen.default({ host: '127.0.0.1', port: 8080 }),
+    /**
+     * The URL people use to reach the console (digest links point here). https:// turns on
+     * Secure "__Host-" cookies and HSTS. Default: http://<listen.host>:<listen.port>/.
+     */
+    publicUrl: z.string().url().optional(),
+    /** The console's secret key (sessions, digest links); created on first start. Relative to dataDir. */
+    keyFile: z.string().default('console.key'),
+    /** Believe X-Forwarded-For/-Proto from a reverse proxy (true, or a list of proxy addresses). */
+    trustProxy: z.union([z.boolean(), z.array(z.string())]).default(false),
+    /** A login lasts this long, then the user logs in again. */
+    sessionTtlMinutes: positiveInt.default(480),
+    login: z
+      .object({
+        /** Login attempts per client IP per window (HTTP 429 above it). */
+        maxPerIp: positiveInt.default(10),
+        /** Failed logins per username per window before that username is refused for the window. */
+        maxFailuresPerUser: positiveInt.default(10),
+        windowMinutes: positiveInt.default(15),
+      })
+      .strict()
+      .default({ maxPerIp: 10, maxFailuresPerUser: 10, windowMinutes: 15 }),
+    upload: z
+      .object({
+        /** Largest message file accepted by the report-spam upload (or paste). */
+        maxFileBytes: positiveInt.default(5 * 1024 * 1024),
+        /** Files per upload. */
+        maxFiles: positiveInt.default(20),
+      })
+      .strict()
+      .default({ maxFileBytes: 5 * 1024 * 1024, maxFiles: 20 }),
+    /** Larger quarantined messages show headers and the scan report only (no parsed preview). */
+    previewMaxBytes: positiveInt.default(10 * 1024 * 1024),
+    /** Client addresses/networks that may read /metrics and /healthz. */
+    monitoringAllow: z
+      .array(z.string().refine((e) => { const p = parseListEntry(e); return p.ok && (p.entry.type === 'ip' || p.entry.type === 'cidr'); }, 'expected an IP address or network (CIDR)'))
+      .default(['127.0.0.0/8', '::1']),
+    digest: z
+      .object({
+        /** Send each end user a daily list of their quarantined messages. */
+        enabled: z.boolean().default(true),
+        /** Hour of the day (UTC) at which the digests go out. */
+        hourUtc: z.number().int().min(0).max(23).default(7),
+        /** How long a release link in a digest works (it also works only once). */
+        linkTtlHours: positiveInt.default(72),
+        /** Sender address of the digests. Default: quarantine@<hostname>. */
+        from: z.string().email().optional(),
+      })
+      .strict()
+      .default({ enabled: true, hourUtc: 7, linkTtlHours: 72 }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Our name in the SMTP greeting, Received headers and X-Mailmoat headers. */
@@ -176,6 +235,8 @@ export const configSchema = z
     scan: scanRetry.default(scanRetry.parse({})),
     dns: dns.default(dns.parse({})),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+    /** The quarantine web console (quarantine-ui/). */
+    console: consoleSection.default(consoleSection.parse({})),
     demo: demo.optional(),
   })
   .strict();
