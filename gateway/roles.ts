@@ -10,7 +10,9 @@ import { openSqliteStore, type MetadataStore } from './store/metadata.ts';
 import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
-import { handleDeliverJob } from './delivery/deliver.ts';
+import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
+import { HostLimiter } from './delivery/transport.ts';
+import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
@@ -23,6 +25,8 @@ import {
 } from './services/managed.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
+/** BullMQ needs an attempt count; far more than a 5-day lifetime at the maximal backoff needs. */
+const DELIVERY_ATTEMPTS_CEILING = 100_000;
 /** Port of the spamd that mailmoat manages itself (loopback only). */
 const MANAGED_SPAMD_PORT = 7830;
 
@@ -94,7 +98,8 @@ export async function startEngines(config: Config, logger: Logger): Promise<{ en
 export function openQueue(config: Config, redis: RedisTarget): JobQueue {
   return openJobQueue(redis, {
     prefix: config.redis.prefix,
-    attempts: { scan: config.scan.maxAttempts, deliver: config.delivery.maxAttempts },
+    // Deliveries end by queue lifetime (rules/retry.ts decideDeferral), not by an attempt count.
+    attempts: { scan: config.scan.maxAttempts, deliver: DELIVERY_ATTEMPTS_CEILING },
   });
 }
 
@@ -118,14 +123,24 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   return Object.assign(front, { port });
 }
 
+/** The gateway's one DNS resolver: every lookup (checks, authentication, MX) goes through it. */
+export function makeResolver(config: Config): DnsResolver {
+  return createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs, tries: 2 });
+}
+
+export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, logger: Logger): DeliveryDeps {
+  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), limiter: new HostLimiter(), logger };
+}
+
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {
   const log = logger.child({ role: 'worker' });
   const scanners = makeScanners(config, endpoints);
+  const delivery = deliveryDeps(config, stores, queue, log);
   const workers = startWorkers(
     endpoints.redis,
     {
       scan: (job) => handleScanJob({ config, ...stores, queue, scanners, logger: log }, job),
-      deliver: (job) => handleDeliverJob({ config, ...stores, keep: stores.quarantine, logger: log }, job),
+      deliver: (job) => handleDeliverJob(delivery, job),
     },
     {
       prefix: config.redis.prefix,

@@ -20,17 +20,33 @@ const listen = z
   })
   .strict();
 
-const downstreamHost = z
+const tlsMode = z.enum(['none', 'opportunistic', 'required', 'verified']);
+
+/**
+ * One next hop: a host (`host`, `port`) or the MX records of a name (`mx`, looked up through the
+ * gateway's resolver). Hops are tried by `priority` (lower first, then in file order); a dead
+ * host or a 4xx moves on to the next.
+ */
+const nextHop = z
   .object({
-    host: z.string().min(1),
+    host: z.string().min(1).optional(),
+    mx: hostname.optional(),
     port: port.default(25),
+    priority: z.number().int().min(0).default(10),
+    /** STARTTLS: none, opportunistic (default), required (any certificate), verified (valid certificate for the host name). */
+    tls: tlsMode.default('opportunistic'),
+    /** Simultaneous connections from this gateway process to this host. */
+    maxConnections: positiveInt.default(10),
+    /** Messages per minute to this host (0: no limit). */
+    maxPerMinute: z.number().int().min(0).default(0),
   })
-  .strict();
+  .strict()
+  .refine((h) => (h.host === undefined) !== (h.mx === undefined), { message: 'set exactly one of host or mx' });
 
 const hostedDomain = z
   .object({
     /** The domain's own mailbox servers, tried in order. */
-    downstream: z.array(downstreamHost).min(1),
+    downstream: z.array(nextHop).min(1),
   })
   .strict();
 
@@ -125,11 +141,20 @@ const queue = z
 const delivery = z
   .object({
     /** First retry after a temporary failure; doubles each time up to maxRetryDelayMs. */
-    retryDelayMs: positiveInt.default(60_000),
+    retryDelayMs: positiveInt.default(5 * 60_000),
     maxRetryDelayMs: positiveInt.default(4 * 3600_000),
-    /** Attempts before a message is given up as failed. */
-    maxAttempts: positiveInt.default(30),
+    /** A message still undelivered after this long is returned to its sender (Postfix: 5 days). */
+    maxLifetimeMs: positiveInt.default(5 * 86_400_000),
+    /** The sender is told once that delivery is delayed after this long (0: never). */
+    delayWarningMs: z.number().int().min(0).default(4 * 3600_000),
     connectTimeoutMs: positiveInt.default(30_000),
+    /**
+     * Where mail for domains we do not host goes (bounces to senders): these hops, else the
+     * recipient domain's MX records through the gateway's resolver.
+     */
+    relay: z.array(nextHop).default([]),
+    /** RET=FULL bounces carry the whole original message only up to this size, else headers. */
+    returnFullMaxBytes: positiveInt.default(256 * 1024),
   })
   .strict();
 
@@ -243,4 +268,6 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type HostedDomain = z.infer<typeof hostedDomain>;
+export type NextHop = z.infer<typeof nextHop>;
+export type TlsMode = z.infer<typeof tlsMode>;
 export type EngineEndpoint = { managed?: boolean; socket?: string; host?: string; port?: number };

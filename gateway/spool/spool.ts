@@ -12,6 +12,14 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { SmtpRefusal, replies } from '../../rules/replies.ts';
 
+/** DSN parameters received with the message (RFC 3461), passed on downstream and honoured in our own DSNs. */
+export interface EnvelopeDsn {
+  ret?: string;
+  envid?: string;
+  /** Per recipient: NOTIFY values (NEVER, SUCCESS, FAILURE, DELAY) and ORCPT ("rfc822;addr"). */
+  recipients?: Record<string, { notify?: string[]; orcpt?: string }>;
+}
+
 export interface Envelope {
   id: string;
   receivedAt: number;
@@ -22,6 +30,7 @@ export interface Envelope {
   rcptTo: string[];
   size: number;
   tls: boolean;
+  dsn?: EnvelopeDsn;
 }
 
 export class Spool {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decideRecipient, decideSender, domainOf } from '../../rules/envelope.ts';
-import { retryDelay } from '../../rules/retry.ts';
+import { decideDeferral, retryDelay } from '../../rules/retry.ts';
 
 const hosted = new Set(['example.test']);
 
@@ -34,5 +34,21 @@ describe('retryDelay', () => {
   it('doubles from the first delay up to the cap', () => {
     const policy = { retryDelayMs: 60_000, maxRetryDelayMs: 600_000 };
     expect([1, 2, 3, 4, 5, 50].map((n) => retryDelay(n, policy))).toEqual([60_000, 120_000, 240_000, 480_000, 600_000, 600_000]);
+  });
+});
+
+describe('decideDeferral', () => {
+  const policy = { retryDelayMs: 1_000, maxRetryDelayMs: 60_000, maxLifetimeMs: 100_000, delayWarningMs: 10_000 };
+  it('retries with backoff, never scheduling past the end of the lifetime', () => {
+    expect(decideDeferral({ receivedAt: 0, now: 5_000, attempt: 3, alreadyWarned: false }, policy)).toEqual({ action: 'retry', delayMs: 4_000, warnSender: false });
+    expect(decideDeferral({ receivedAt: 0, now: 95_000, attempt: 20, alreadyWarned: true }, policy)).toEqual({ action: 'retry', delayMs: 5_000, warnSender: false });
+  });
+  it('warns the sender once after the warning time', () => {
+    expect(decideDeferral({ receivedAt: 0, now: 10_000, attempt: 4, alreadyWarned: false }, policy)).toMatchObject({ warnSender: true });
+    expect(decideDeferral({ receivedAt: 0, now: 20_000, attempt: 5, alreadyWarned: true }, policy)).toMatchObject({ warnSender: false });
+    expect(decideDeferral({ receivedAt: 0, now: 20_000, attempt: 5, alreadyWarned: false }, { ...policy, delayWarningMs: 0 })).toMatchObject({ warnSender: false });
+  });
+  it('gives up at the end of the lifetime', () => {
+    expect(decideDeferral({ receivedAt: 0, now: 100_000, attempt: 9, alreadyWarned: true }, policy)).toEqual({ action: 'give-up', reason: 'message expired after 100 seconds in the queue' });
   });
 });

@@ -49,7 +49,7 @@ export function testConfigInput(dataDir: string, mailboxPort: number, overrides:
     clamd: { socket: s.clamdSocket, timeoutMs: 20_000 },
     spamd: { host: s.spamdHost, port: s.spamdPort, timeoutMs: 20_000 },
     queue: { lockDurationMs: 3_000 },
-    delivery: { retryDelayMs: 500, maxRetryDelayMs: 2_000, maxAttempts: 10, connectTimeoutMs: 3_000 },
+    delivery: { retryDelayMs: 500, maxRetryDelayMs: 2_000, connectTimeoutMs: 3_000 },
     scan: { retryDelayMs: 500, maxRetryDelayMs: 2_000, maxAttempts: 10 },
     log: { level: 'warn' },
     ...overrides,
