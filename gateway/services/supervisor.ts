@@ -3,7 +3,7 @@
 // does not kill them before we stop them in order, and so a last-resort SIGKILL also reaches
 // their workers (spamd's children). A pidfile lets the next run kill what a crashed run left.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -226,6 +226,8 @@ class Supervisor implements SupervisedService {
       killGroup(run.pid, 'SIGKILL');
       await run.exited;
     }
+    // The leader is gone; its workers were SIGKILLed in #onExit but may take a moment to die.
+    await waitGroupGone(run.pid, 5_000);
   }
 }
 
@@ -261,7 +263,27 @@ async function killAndWait(pid: number): Promise<void> {
   send('SIGKILL');
   for (let waited = 0; waited < 5_000 && isAlive(pid); waited += 50) await sleep(50);
   if (isAlive(pid)) throw new Error(`could not kill leftover process ${pid}`);
-  if (ownGroup) killGroup(pid, 'SIGKILL');
+  if (ownGroup) {
+    killGroup(pid, 'SIGKILL');
+    await waitGroupGone(pid, 5_000);
+  }
+}
+
+/** Live (non-zombie) members of process group `pgid`: a daemon and its workers. */
+export function processGroupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (stat === undefined) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') members.push(Number(entry));
+  }
+  return members;
+}
+
+async function waitGroupGone(pgid: number, timeoutMs: number): Promise<void> {
+  for (let waited = 0; waited < timeoutMs && processGroupMembers(pgid).length > 0; waited += 20) await sleep(20);
 }
 
 /** True while the process exists and is not a zombie (a zombie has already let go of its socket). */

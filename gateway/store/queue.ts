@@ -35,7 +35,19 @@ export interface JobQueue {
   /** Whether a job for this message exists in the queue (waiting, delayed, active or failed). */
   hasJob(queue: QueueName, jobId: string): Promise<boolean>;
   counts(): Promise<Record<QueueName, Record<string, number>>>;
+  /** State of one job: for a delayed job, when it runs next. */
+  jobInfo(queue: QueueName, jobId: string): Promise<JobInfo | undefined>;
+  /** Runs a waiting or delayed job now. */
+  retryNow(queue: QueueName, jobId: string): Promise<boolean>;
+  /** Removes a job unless a worker holds it; returns false then. */
+  removeJob(queue: QueueName, jobId: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+export interface JobInfo {
+  state: string;
+  attemptsMade: number;
+  lastError: string | null;
 }
 
 export interface WorkerSet {
@@ -99,6 +111,32 @@ export function openJobQueue(target: RedisTarget, o: { prefix: string; attempts:
         deliver: await queues.deliver.getJobCounts(...states),
       };
     },
+    async jobInfo(queue, jobId) {
+      const job = await queues[queue].getJob(jobId);
+      if (!job) return undefined;
+      const state = await job.getState();
+      return {
+        state,
+        attemptsMade: job.attemptsMade,
+        lastError: job.failedReason ?? null,
+      };
+    },
+    async retryNow(queue, jobId) {
+      const job = await queues[queue].getJob(jobId);
+      if (!job || (await job.getState()) !== 'delayed') return false;
+      await job.promote();
+      return true;
+    },
+    async removeJob(queue, jobId) {
+      const job = await queues[queue].getJob(jobId);
+      if (!job) return true;
+      try {
+        await job.remove();
+        return true;
+      } catch {
+        return false; // locked by a worker right now
+      }
+    },
     async close() {
       await Promise.all(Object.values(queues).map((q) => q.close()));
     },
@@ -108,7 +146,14 @@ export function openJobQueue(target: RedisTarget, o: { prefix: string; attempts:
 export function startWorkers(
   target: RedisTarget,
   handlers: Record<QueueName, (ctx: JobContext) => Promise<void>>,
-  o: { prefix: string; concurrency: Record<QueueName, number>; lockDurationMs: number; onError: (err: Error) => void },
+  o: {
+    prefix: string;
+    concurrency: Record<QueueName, number>;
+    lockDurationMs: number;
+    onError: (err: Error) => void;
+    /** A handler threw something other than RetryLater: the job is retried later, and this is logged. */
+    onJobFault: (queue: QueueName, messageId: string, err: Error) => void;
+  },
 ): WorkerSet {
   const connection = connectionOptions(target, true);
   const workers = (Object.keys(handlers) as QueueName[]).map((name) => {
@@ -138,6 +183,10 @@ export function startWorkers(
       },
     );
     worker.on('error', o.onError);
+    // A RetryLater is the expected way to defer; anything else is a fault that must be seen.
+    worker.on('failed', (job, err) => {
+      if (!(err instanceof RetryLater)) o.onJobFault(name, job?.data.messageId ?? '?', err);
+    });
     return worker;
   });
   return {

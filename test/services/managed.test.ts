@@ -1,7 +1,7 @@
 // The supervisor with real daemons: stop() leaves nothing behind, a killed daemon comes back,
 // and a daemon orphaned by a crashed mailmoat is killed by the next start.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -18,7 +18,8 @@ import {
   startManagedRedis,
   startManagedSpamd,
 } from '../../gateway/services/managed.ts';
-import { isAlive, startSupervised } from '../../gateway/services/supervisor.ts';
+import { isAlive, processGroupMembers, startSupervised } from '../../gateway/services/supervisor.ts';
+import { ClamdClient } from '../../scanners/clamd.ts';
 import { SpamdClient } from '../../scanners/spamd.ts';
 import { createRunDir, removeRunDir } from '../support/global-setup.ts';
 
@@ -30,21 +31,7 @@ let dir: string;
 beforeAll(async () => { dir = await createRunDir('managed'); });
 afterAll(async () => { await removeRunDir(dir); });
 
-/** Every live process in the process group `pgid` (a daemon and its workers). */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry));
-    } catch {
-      // Exited while we looked.
-    }
-  }
-  return members;
-}
+const groupMembers = processGroupMembers;
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -153,6 +140,19 @@ describe('supervision', () => {
       expect(readFileSync(join(dir, 'restart-redis', 'redis.pid'), 'utf8').trim()).toBe(String(redis.pid));
     } finally {
       await redis.stop();
+    }
+  });
+
+  it('restarts a killed clamd despite the stale socket file it leaves', async () => {
+    const clamd = await startManagedClamd({ dir: join(dir, 'restart-clamd'), databaseDir: services.clamavDb, logger });
+    try {
+      const first = clamd.pid!;
+      process.kill(first, 'SIGKILL');
+      await waitFor('clamd to come back', async () => clamd.pid !== undefined && clamd.pid !== first);
+      await new ClamdClient({ socketPath: clamd.socketPath }, { timeoutMs: 2000 }).ping();
+      expect(clamd.restarts).toBe(1);
+    } finally {
+      await clamd.stop();
     }
   });
 
