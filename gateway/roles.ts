@@ -147,6 +147,7 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
       concurrency: { scan: config.queue.scanConcurrency, deliver: config.queue.deliverConcurrency },
       lockDurationMs: config.queue.lockDurationMs,
       onError: (err) => log.warn({ err }, 'queue worker error'),
+      onJobFault: (queue, id, err) => log.error({ queue, id, err }, 'job failed unexpectedly; it will be retried'),
     },
   );
   const requeued = await reconcileSpool({ ...stores, queue, logger: log });

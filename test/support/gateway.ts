@@ -56,8 +56,8 @@ export function testConfigInput(dataDir: string, mailboxPort: number, overrides:
   };
 }
 
-export async function startTestGateway(o: { overrides?: Record<string, unknown>; mailboxHooks?: MailboxHooks } = {}): Promise<TestGateway> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-gw-'));
+export async function startTestGateway(o: { overrides?: Record<string, unknown>; mailboxHooks?: MailboxHooks; dataDir?: string } = {}): Promise<TestGateway> {
+  const dataDir = o.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'mailmoat-gw-'));
   const mailboxDir = path.join(dataDir, 'mailbox');
   const mailbox = await startMailbox({ dir: mailboxDir, host: '127.0.0.1', port: 0, hooks: o.mailboxHooks });
   const input = testConfigInput(dataDir, mailbox.port, o.overrides);
