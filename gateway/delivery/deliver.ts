@@ -35,6 +35,8 @@ export interface DeliveryDeps {
 /** The event kind that marks a message released from quarantine (its delivery ends as 'released'). */
 export const RELEASE_EVENT = 'released';
 const DELAY_WARNED_EVENT = 'delay-warned';
+/** Written each time a retry is scheduled; its text starts with "next attempt <ISO time>". */
+export const DEFERRED_EVENT = 'deferred';
 /** How long a delivery waits for a connection slot or rate budget before deferring. */
 const LIMIT_WAIT_MS = 30_000;
 
@@ -69,6 +71,7 @@ export async function handleDeliverJob(deps: DeliveryDeps, job: JobContext): Pro
     );
     if (decision.action === 'retry' && !job.isLastAttempt) {
       store.transition(id, ['delivering', 'releasing', 'deferred'], 'deferred', deferred[0].reply);
+      store.addEvent(id, DEFERRED_EVENT, `next attempt ${new Date(now() + decision.delayMs).toISOString()}: ${deferred.length} recipient(s), ${deferred[0].reply}`);
       if (decision.warnSender) {
         await notifySender(deps, envelope, 'delayed', deferred);
         store.addEvent(id, DELAY_WARNED_EVENT, `delay warning sent to <${envelope.mailFrom}>`);

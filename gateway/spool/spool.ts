@@ -111,7 +111,9 @@ export class Spool {
       await fs.rename(path.join(this.incomingDir, `${id}.eml`), this.messagePath(id));
       await syncDir(this.dir);
     } catch (err) {
+      // Not committed, so not acknowledged: remove every trace, the body in incoming/ included.
       await this.remove(id);
+      await this.discardIncoming(id);
       throw storageRefusal(err);
     }
   }

@@ -83,10 +83,18 @@ export interface DeliveryRecord {
 export interface MetadataStore extends MessageQueries {
   recordReceived(m: NewMessage): void;
   recordVerdict(id: string, v: { verdict: string; reason: string; report: ScanReport; subject: string | null }): void;
+  /**
+   * Narrows a message's recipients to those it is still about (issue 5: recipients whose content
+   * policy differs are split off into messages of their own, gateway/pipeline/act.ts).
+   */
+  setRecipients(id: string, rcptTo: string[]): void;
   /** Sets the status only if the current one is in `from`; returns whether it did. */
   transition(id: string, from: MessageStatus[], to: MessageStatus, lastReply?: string): boolean;
   get(id: string): MessageRecord | undefined;
   list(filter: { status?: MessageStatus; limit: number; offset?: number }): MessageRecord[];
+  /** Messages still in the gateway's hands (queued, delivering, deferred, releasing), oldest first. */
+  inFlight(limit: number): MessageRecord[];
+  countByStatus(): Record<string, number>;
   addEvent(id: string, kind: string, detail: string): void;
   events(id: string): MessageEvent[];
   /** Per-recipient delivery outcome; a recipient recorded 'delivered' is never sent again. */
@@ -209,6 +217,9 @@ export function openSqliteStore(file: string, now: () => number = Date.now): Met
     recordVerdict(id, v) {
       setVerdict.run(v.verdict, v.reason, JSON.stringify(v.report), v.subject, now(), id);
     },
+    setRecipients(id, rcptTo) {
+      db.prepare('UPDATE messages SET rcpt_to = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(rcptTo), now(), id);
+    },
     transition(id, from, to, lastReply) {
       const result = cas(from).run(to, lastReply ?? null, now(), id, ...from);
       return result.changes === 1;
@@ -222,6 +233,16 @@ export function openSqliteStore(file: string, now: () => number = Date.now): Met
         ? db.prepare('SELECT * FROM messages WHERE status = ? ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?').all(status, limit, offset)
         : db.prepare('SELECT * FROM messages ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?').all(limit, offset);
       return (rows as unknown as Row[]).map(toRecord);
+    },
+    inFlight(limit) {
+      const rows = db
+        .prepare(`SELECT * FROM messages WHERE status IN ('queued','delivering','deferred','releasing') ORDER BY received_at, id LIMIT ?`)
+        .all(limit);
+      return (rows as unknown as Row[]).map(toRecord);
+    },
+    countByStatus() {
+      const rows = db.prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as { status: string; n: number }[];
+      return Object.fromEntries(rows.map((r) => [r.status, r.n]));
     },
     addEvent(id, kind, detail) {
       addEvent.run(id, now(), kind, detail);
