@@ -5,9 +5,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.ts';
+import { attachedEndpoints, type Endpoints } from './endpoints.ts';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './log.ts';
-import { configuredRedis, openQueue, openStores, runSmtp, runWorkers, startEngines, type Endpoints } from './roles.ts';
+import { deliveryDeps, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
+import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
+import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
 import { startMailbox } from './demo/mailbox.ts';
 import { listQuarantine, releaseMessage } from './quarantine.ts';
 
@@ -15,11 +18,15 @@ import { listQuarantine, releaseMessage } from './quarantine.ts';
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 const USAGE = `usage: mailmoat <command> [--config FILE]
   start                      run everything on this machine (engines, SMTP, workers, demo mailbox)
-  smtp | worker              run one role (engines must already be running)
+  smtp | worker | console    run one role (engines must already be running)
   check-config [FILE]        validate a config file and print the effective settings
+  queue list [--limit N] | counts | show ID | retry ID | bounce ID | delete ID
   quarantine list [--limit N]
   quarantine show ID
   quarantine release ID
+  user list | add NAME --role superadmin|domainadmin|user [--domains a.test,b.test] [--addresses x@a.test]
+  user passwd NAME           give a console user a new random password (printed once)
+  digest send                send the quarantine digests now
 The config file is --config, else $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's.`;
 
 class UsageError extends Error {}
@@ -35,7 +42,14 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, limit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      limit: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      role: { type: 'string' },
+      domains: { type: 'string' },
+      addresses: { type: 'string' },
+    },
   });
   const [command, sub, arg] = positionals;
   if (!command || values.help) {
@@ -49,7 +63,30 @@ async function main(argv: string[]): Promise<number> {
     case 'start':
     case 'smtp':
     case 'worker':
+    case 'console':
       return runRoles(command, config, logger);
+    case 'user':
+      return userCommand(sub, arg, values, config);
+    case 'digest':
+      return digestCommand(sub, async (fn) => {
+        // Digests need the delivery queue only; the scanner endpoints are never used here.
+        const endpoints = attachedEndpoints(config);
+        const stores = await openStores(config);
+        const queue = openQueue(config, endpoints.redis);
+        try {
+          const running = await runConsole(config, stores, queue, endpoints, createLogger({ level: 'warn' }), { listen: false });
+          try {
+            return await fn(running);
+          } finally {
+            await running.close();
+          }
+        } finally {
+          await queue.close();
+          stores.store.close();
+        }
+      });
+    case 'queue':
+      return queueCommand(config, sub, arg, Number(values.limit ?? 100));
     case 'quarantine':
       return quarantineCommand(config, sub, arg, Number(values.limit ?? 50));
     default:
@@ -64,21 +101,7 @@ function checkConfig(file: string): number {
   return 0;
 }
 
-/** Endpoints of engines started elsewhere (by `mailmoat start` or by the administrator). */
-function externalEndpoints(config: Config): Endpoints {
-  const engine = (e: { socket?: string; host?: string; port?: number }, name: string) => {
-    if (e.socket) return { socketPath: e.socket };
-    if (e.host && e.port) return { host: e.host, port: e.port };
-    throw new UsageError(`${name} is managed by 'mailmoat start'; configure its socket or host for separate roles`);
-  };
-  return {
-    redis: configuredRedis(config) ?? { socketPath: path.join(config.dataDir, 'engines', 'redis', 'redis.sock') },
-    clamd: engine(config.clamd, 'clamd'),
-    spamd: engine(config.spamd, 'spamd'),
-  };
-}
-
-async function runRoles(role: 'start' | 'smtp' | 'worker', config: Config, logger: Logger): Promise<number> {
+async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: Config, logger: Logger): Promise<number> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const shutdown = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => logger.warn({ err }, 'error during shutdown'));
@@ -99,7 +122,7 @@ async function runRoles(role: 'start' | 'smtp' | 'worker', config: Config, logge
       cleanups.push(() => engines.stop());
       endpoints = engines.endpoints;
     } else {
-      endpoints = externalEndpoints(config);
+      endpoints = attachedEndpoints(config);
     }
     const stores = await openStores(config);
     cleanups.push(async () => stores.store.close());
@@ -111,14 +134,26 @@ async function runRoles(role: 'start' | 'smtp' | 'worker', config: Config, logge
       cleanups.push(() => mailbox.close());
       logger.info({ port: mailbox.port, dir }, 'demo mailbox listening');
     }
-    if (role !== 'smtp') {
+    if (role === 'start' || role === 'worker') {
       const workers = await runWorkers(config, stores, queue, endpoints, logger);
       cleanups.push(() => workers.close());
     }
-    if (role !== 'worker') {
+    if (role === 'start' || role === 'smtp') {
       const front = await runSmtp(config, stores, queue, logger);
       cleanups.push(() => front.close());
       if (role === 'start') printWelcome(config, front.port);
+    }
+    if (role === 'console' || (role === 'start' && config.console.enabled)) {
+      const ui = await runConsole(config, stores, queue, endpoints, logger);
+      cleanups.push(() => ui.close());
+      // stdout, not the log: the first admin password is shown once and never written to a log
+      console.log(`Quarantine console: ${ui.url}`);
+      if (ui.firstAdmin) {
+        console.log(`  First start: log in as "${ui.firstAdmin.username}" with the password ${ui.firstAdmin.password}`);
+        console.log('  (shown only now; change it under "Your account", or reset it with: mailmoat user passwd admin)');
+      } else {
+        console.log('  Log in with your console account (forgot the admin password? mailmoat user passwd admin)');
+      }
     }
     return await new Promise<number>(() => {}); // runs until a signal
   } catch (err) {
@@ -142,6 +177,46 @@ Quarantine:  ./bin/mailmoat quarantine list      Stop: Ctrl-C
 `);
 }
 
+async function queueCommand(config: Config, sub: string | undefined, id: string | undefined, limit: number): Promise<number> {
+  const stores = await openStores(config);
+  const queue = openQueue(config, attachedEndpoints(config).redis);
+  const deps = deliveryDeps(config, stores, queue, createLogger({ level: 'warn' }));
+  const by = `cli:${process.env.USER ?? 'root'}`;
+  try {
+    if (sub === 'list') {
+      const entries = await listQueue(deps, limit);
+      if (entries.length === 0) console.log('queue is empty');
+      for (const e of entries) {
+        const r = e.record;
+        console.log([r.id, r.status, new Date(r.receivedAt).toISOString(), r.mailFrom || '<>', r.rcptTo.join(','), `next: ${e.nextAttempt ?? '-'}`, `job: ${e.job.queue}/${e.job.info?.state ?? 'none'}`, r.lastReply ?? ''].join('\t'));
+      }
+      return 0;
+    }
+    if (sub === 'counts') {
+      console.log(JSON.stringify({ messages: stores.store.countByStatus(), jobs: await queue.counts() }, null, 2));
+      return 0;
+    }
+    if (!id) throw new UsageError(`queue ${sub ?? ''}: missing message id\n${USAGE}`);
+    const record = stores.store.get(id);
+    if (!record) throw new UsageError(`no message with id ${id}`);
+    if (sub === 'show') {
+      const entry = await queueEntry(deps, record);
+      console.log(JSON.stringify({ ...entry, events: stores.store.events(id), deliveries: stores.store.deliveries(id) }, null, 2));
+      return 0;
+    }
+    const ops = { retry: () => retryNow(deps, id), bounce: () => bounceMessage(deps, id, by), delete: () => deleteQueued(deps, id, by) };
+    const op = ops[sub as keyof typeof ops];
+    if (!op) throw new UsageError(`unknown queue command: ${sub}\n${USAGE}`);
+    const result = await op();
+    if (!result.ok) throw new UsageError(`cannot ${sub} ${id}: ${result.reason}`);
+    console.log(`${id}: ${result.detail}`);
+    return 0;
+  } finally {
+    await queue.close();
+    stores.store.close();
+  }
+}
+
 async function quarantineCommand(config: Config, sub: string | undefined, id: string | undefined, limit: number): Promise<number> {
   const stores = await openStores(config);
   try {
@@ -161,7 +236,7 @@ async function quarantineCommand(config: Config, sub: string | undefined, id: st
       return 0;
     }
     if (sub === 'release') {
-      const queue = openQueue(config, externalEndpoints(config).redis);
+      const queue = openQueue(config, attachedEndpoints(config).redis);
       try {
         const result = await releaseMessage({ config, ...stores, queue, logger: createLogger({ level: 'warn' }) }, id, `cli:${process.env.USER ?? 'root'}`);
         if (!result.ok) throw new UsageError(`cannot release ${id}: ${result.reason}`);
@@ -180,7 +255,7 @@ async function quarantineCommand(config: Config, sub: string | undefined, id: st
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof UsageError) console.error(`mailmoat: ${err.message}`);
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError) console.error(`mailmoat: ${err.message}`);
     else console.error('mailmoat: fatal:', err);
     process.exit(1);
   },

@@ -1,21 +1,33 @@
 // Composition roots: the only place that picks concrete adapters. `start` runs everything on one
-// machine (engines it manages, SMTP front, workers, demo mailbox); `smtp` and `worker` run one role.
+// machine (engines it manages, SMTP front, workers, console, demo mailbox); `smtp`, `worker` and
+// `console` run one role.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monotonicFactory } from 'ulid';
 import type { Config } from './config/schema.ts';
+import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdPort, type Endpoints } from './endpoints.ts';
 import type { Logger } from './log.ts';
 import { Spool } from './spool/spool.ts';
 import { fileBlobStore, type BlobStore } from './store/blobs.ts';
 import { openSqliteStore, type MetadataStore } from './store/metadata.ts';
 import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
+import { accountAuthenticator } from './smtp/auth.ts';
+import { openAccountStore } from './store/accounts.ts';
+import { openDatabase } from './store/sqlite.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
+import { registrableDomain } from './pipeline/analyse.ts';
+import { redisInlineVerdicts, type InlineVerdicts } from './pipeline/inline.ts';
+import { createUrlChecker } from './pipeline/urls.ts';
+import { openListStore, type ListStore } from './store/lists.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { HostLimiter } from './delivery/transport.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
+import { deleteMessage, releaseMessage, type QuarantineDeps, type ReleaseResult } from './quarantine.ts';
+import { startConsole, type RunningConsole } from '../quarantine-ui/server.ts';
 import {
   chooseClamavDatabase,
   startManagedClamd,
@@ -27,16 +39,6 @@ import {
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 /** BullMQ needs an attempt count; far more than a 5-day lifetime at the maximal backoff needs. */
 const DELIVERY_ATTEMPTS_CEILING = 100_000;
-/** Port of the spamd that mailmoat manages itself (loopback only). */
-const MANAGED_SPAMD_PORT = 7830;
-
-export type SocketOrTcp = { socketPath: string } | { host: string; port: number };
-
-export interface Endpoints {
-  redis: RedisTarget;
-  clamd: SocketOrTcp;
-  spamd: SocketOrTcp;
-}
 
 /** Stores that every role opens from the config alone. */
 export interface Stores {
@@ -55,32 +57,20 @@ export async function openStores(config: Config): Promise<Stores> {
   };
 }
 
-function configuredEndpoint(e: { socket?: string; host?: string; port?: number }): SocketOrTcp | undefined {
-  if (e.socket) return { socketPath: e.socket };
-  if (e.host && e.port) return { host: e.host, port: e.port };
-  return undefined;
-}
-
-export function configuredRedis(config: Config): RedisTarget | undefined {
-  if (config.redis.url) return { url: config.redis.url };
-  if (config.redis.socket) return { socketPath: config.redis.socket };
-  return undefined;
-}
-
 /** Starts the engines the config marks as managed; the others are used where configured. */
 export async function startEngines(config: Config, logger: Logger): Promise<{ endpoints: Endpoints; stop(): Promise<void> }> {
-  const engineDir = (name: string) => path.join(config.dataDir, 'engines', name);
+  const engineDir = (name: 'redis' | 'clamd' | 'spamd') => managedEngineDir(config, name);
   const started: ManagedService[] = [];
   const [redis, clamd, spamd] = await Promise.all([
     configuredRedis(config) ? Promise.resolve(configuredRedis(config)!) : startManagedRedis({ dir: engineDir('redis'), logger }).then((s) => (started.push(s), { socketPath: s.socketPath })),
-    configuredEndpoint(config.clamd) ??
+    configuredEngine(config.clamd) ??
       startManagedClamd({
         dir: engineDir('clamd'),
         databaseDir: config.clamd.databaseDir ?? chooseClamavDatabase({ logger, fallbackDir: path.join(REPO_ROOT, 'deploy/clamav-test-db') }),
         logger,
       }).then((s) => (started.push(s), { socketPath: s.socketPath })),
-    configuredEndpoint(config.spamd) ??
-      startManagedSpamd({ dir: engineDir('spamd'), port: config.spamd.port ?? MANAGED_SPAMD_PORT, logger, allowTell: true }).then(
+    configuredEngine(config.spamd) ??
+      startManagedSpamd({ dir: engineDir('spamd'), port: managedSpamdPort(config), logger, allowTell: true }).then(
         (s) => (started.push(s), { host: s.host, port: s.port }),
       ),
   ]).catch(async (err: unknown) => {
@@ -96,11 +86,33 @@ export async function startEngines(config: Config, logger: Logger): Promise<{ en
 }
 
 export function openQueue(config: Config, redis: RedisTarget): JobQueue {
-  return openJobQueue(redis, {
+  const queue = openJobQueue(redis, {
     prefix: config.redis.prefix,
     // Deliveries end by queue lifetime (rules/retry.ts decideDeferral), not by an attempt count.
     attempts: { scan: config.scan.maxAttempts, deliver: DELIVERY_ATTEMPTS_CEILING },
   });
+  // Inline verdicts (gateway/pipeline/inline.ts) share the queue's Redis; opened on first use,
+  // closed with the queue.
+  let inline: InlineVerdicts | undefined;
+  const wrapped: JobQueue = Object.assign({}, queue, {
+    close: async () => {
+      await queue.close();
+      await inline?.close();
+    },
+  });
+  inlineChannels.set(wrapped, (logger) => (inline ??= redisInlineVerdicts(redis, { prefix: config.redis.prefix, logger })));
+  return wrapped;
+}
+
+const inlineChannels = new WeakMap<JobQueue, (logger: Logger) => InlineVerdicts>();
+/** The inline-verdict channel on a queue's Redis (undefined for a queue not opened by openQueue). */
+export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts | undefined {
+  return inlineChannels.get(queue)?.(logger);
+}
+
+/** The allow/block lists in the gateway's SQLite file (read by the SMTP front and the scan worker). */
+export function openLists(config: Config): ListStore {
+  return openListStore(openDatabase(path.join(config.dataDir, 'mailmoat.sqlite')));
 }
 
 export function makeScanners(config: Config, endpoints: Endpoints): Scanners {
@@ -109,6 +121,8 @@ export function makeScanners(config: Config, endpoints: Endpoints): Scanners {
   return {
     virus: (input) => clamd.scan(input),
     spam: (message) => scanSpam(spamd, message, { maxBytes: config.spamd.maxBytes }),
+    mailauth: makeResolver(config).forMailauth(),
+    urls: createUrlChecker({ config: config.urls, resolver: makeResolver(config), registrableDomain }),
   };
 }
 
@@ -117,15 +131,46 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   const discarded = await stores.spool.discardIncomplete();
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
   const newId = monotonicFactory();
-  const front = createSmtpFront({ config, ...stores, queue, logger: logger.child({ role: 'smtp' }), newId: () => newId() });
+  // Submission AUTH checks the console's accounts (the same SQLite file as the metadata).
+  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(openDatabase(path.join(config.dataDir, 'mailmoat.sqlite')))) : undefined;
+  const front = createSmtpFront({
+    config,
+    ...stores,
+    queue,
+    logger: logger.child({ role: 'smtp' }),
+    newId: () => newId(),
+    resolver: makeResolver(config),
+    ...(auth ? { auth } : {}),
+    inline: inlineVerdicts(queue, logger),
+    lists: openLists(config),
+  });
   const port = await front.listen();
-  logger.info({ host: config.smtp.listen.host, port }, 'SMTP listening');
-  return Object.assign(front, { port });
+  logger.info({ host: config.smtp.listen.host, port, submission: front.ports.submission }, 'SMTP listening');
+  // SIGHUP reloads renewed TLS certificates at once (they are also noticed by an mtime poll).
+  const onHup = () => void front.reloadTls();
+  if (config.tls.certificates.length > 0) process.on('SIGHUP', onHup);
+  const close = front.close.bind(front);
+  return Object.assign(front, {
+    port,
+    close: (graceMs?: number) => {
+      process.off('SIGHUP', onHup);
+      return close(graceMs);
+    },
+  });
 }
 
-/** The gateway's one DNS resolver: every lookup (checks, authentication, MX) goes through it. */
+/**
+ * The gateway's one DNS resolver: every lookup (checks, SPF, authentication, MX) goes through it.
+ * One instance per config, so the roles of one process (`start`) share its cache.
+ */
+const resolvers = new WeakMap<Config, DnsResolver>();
 export function makeResolver(config: Config): DnsResolver {
-  return createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs, tries: 2 });
+  let resolver = resolvers.get(config);
+  if (!resolver) {
+    resolver = createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeoutMs, tries: config.dns.tries });
+    resolvers.set(config, resolver);
+  }
+  return resolver;
 }
 
 export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, logger: Logger): DeliveryDeps {
@@ -136,10 +181,12 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const log = logger.child({ role: 'worker' });
   const scanners = makeScanners(config, endpoints);
   const delivery = deliveryDeps(config, stores, queue, log);
+  const arcKey = config.authentication.arcSeal && { ...config.authentication.arcSeal, privateKey: readFileSync(config.authentication.arcSeal.keyFile, 'utf8') };
+  const scanDeps = { config, ...stores, queue, scanners, logger: log, lists: openLists(config), inline: inlineVerdicts(queue, log), arcKey };
   const workers = startWorkers(
     endpoints.redis,
     {
-      scan: (job) => handleScanJob({ config, ...stores, queue, scanners, logger: log }, job),
+      scan: (job) => handleScanJob(scanDeps, job),
       deliver: (job) => handleDeliverJob(delivery, job),
     },
     {
@@ -153,4 +200,57 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const requeued = await reconcileSpool({ ...stores, queue, logger: log });
   if (requeued > 0) log.warn({ requeued }, 'spool entries without a live job were queued again');
   return workers;
+}
+
+/**
+ * The quarantine web console (quarantine-ui/): releases go through the spool and the delivery
+ * queue like the CLI's, learning goes to spamd (TELL), /healthz checks every engine.
+ */
+export async function runConsole(
+  config: Config,
+  stores: Stores,
+  queue: JobQueue,
+  endpoints: Endpoints,
+  logger: Logger,
+  o: { listen?: boolean } = {},
+): Promise<RunningConsole> {
+  const log = logger.child({ role: 'console' });
+  const spamd = new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs });
+  const clamd = new ClamdClient(endpoints.clamd, { timeoutMs: 5_000 });
+  return startConsole({
+    config,
+    logger: log,
+    ...stores,
+    queue,
+    release: (id, by) => releaseWhenScanned({ config, ...stores, queue, logger: log }, id, by),
+    remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
+    spamd,
+    engineChecks: {
+      redis: async () => {
+        const counts = await queue.counts();
+        return `${Object.values(counts).reduce((n, states) => n + (states.waiting ?? 0) + (states.delayed ?? 0), 0)} jobs waiting`;
+      },
+      clamd: async () => {
+        await clamd.ping();
+        return 'PONG';
+      },
+      spamd: async () => {
+        if (!config.spamd.enabled) return 'disabled';
+        await new SpamdClient(endpoints.spamd, { timeoutMs: 3_000 }).ping();
+        return 'PONG';
+      },
+    },
+  }, o);
+}
+
+/**
+ * A release waits until the scan job has cleared the message's spool entry: the scan worker marks
+ * a message quarantined a moment before it removes the spool files, and a release in that moment
+ * would have its freshly restored files removed under it.
+ */
+export async function releaseWhenScanned(deps: QuarantineDeps, id: string, by: string): Promise<ReleaseResult> {
+  if (deps.store.get(id)?.status === 'quarantined' && (await deps.spool.readEnvelope(id))) {
+    return { ok: false, reason: 'the scan of this message is still finishing; try again in a few seconds' };
+  }
+  return releaseMessage(deps, id, by);
 }

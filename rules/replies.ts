@@ -160,4 +160,73 @@ export const replies = {
     enhanced: '5.5.4',
     text: `Unsupported parameter ${oneLine(name, 40)}`,
   }),
+  // --- front line (rules/frontline.ts, gateway/smtp/) ---
+  /** RFC 7372 §3.2: X.7.23 "SPF validation failed"; the domain's own explanation is appended. */
+  spfFail: (result: string, domain: string, ip: string, explanation?: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.23',
+    text: `SPF ${oneLine(result, 20)}: ${oneLine(domain)} does not designate ${oneLine(ip)} as permitted sender${explanation ? `; ${oneLine(explanation, 300)}` : ''}`,
+  }),
+  /** RFC 7372 §3.2: X.7.24 "SPF validation error" (temperror / permerror). */
+  spfError: (domain: string, result: 'temperror' | 'permerror'): SmtpReply =>
+    result === 'temperror'
+      ? { code: 451, enhanced: '4.7.24', text: `SPF check of ${oneLine(domain)} could not be completed (temporary DNS error), please try again later` }
+      : { code: 550, enhanced: '5.7.24', text: `SPF record of ${oneLine(domain)} is invalid (permerror)` },
+  scoreTooHigh: (subject: string, reasons: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Too many signs of spam from ${oneLine(subject)}: ${oneLine(reasons, 300)}`,
+  }),
+  userUnknown: (recipient: string, detail?: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.1.1',
+    text: `<${oneLine(recipient)}>: Recipient address rejected: User unknown${detail ? ` (${oneLine(detail, 200)})` : ''}`,
+  }),
+  recipientUnverified: (recipient: string, why: string): SmtpReply => ({
+    code: 450,
+    enhanced: '4.1.1',
+    text: `<${oneLine(recipient)}>: Recipient address rejected: unverified address: ${oneLine(why, 200)}, please try again later`,
+  }),
+  /** Postfix's anvil wording; 421 closes the session. */
+  tooManyConnections: (ip: string, max: number): SmtpReply => ({
+    code: 421,
+    enhanced: '4.7.0',
+    text: `Error: too many connections from [${oneLine(ip)}] (at most ${max} at a time), please try again later`,
+  }),
+  connectionRate: (ip: string, max: number, windowSec: number): SmtpReply => ({
+    code: 421,
+    enhanced: '4.7.0',
+    text: `Error: too many connections from [${oneLine(ip)}] (at most ${max} per ${windowSec} s), please try again later`,
+  }),
+  messageRate: (ip: string, max: number, windowSec: number): SmtpReply => ({
+    code: 450,
+    enhanced: '4.7.1',
+    text: `Error: too much mail from [${oneLine(ip)}] (at most ${max} messages per ${windowSec} s), please try again later`,
+  }),
+  recipientRate: (ip: string, max: number, windowSec: number): SmtpReply => ({
+    code: 450,
+    enhanced: '4.7.1',
+    text: `Error: too many recipients from [${oneLine(ip)}] (at most ${max} per ${windowSec} s), please try again later`,
+  }),
+  /** Postfix 3.9 smtpd_forbid_unauth_pipelining wording. */
+  pipelining: (after: string): SmtpReply => ({
+    code: 554,
+    enhanced: '5.5.0',
+    text: `Error: SMTP protocol synchronization: command sent before the reply to ${oneLine(after, 20)} (RFC 2920)`,
+  }),
+  /** Postfix smtpd_forbid_bare_newline wording: a bare CR or LF is how SMTP smuggling starts. */
+  bareLineEnding: (what: 'LF' | 'CR', where: 'message' | 'command'): SmtpReply => ({
+    code: 550,
+    enhanced: '5.5.2',
+    text: `Error: bare <${what}> received in the ${where}; lines must end with <CR><LF> (RFC 5321 §2.3.8)`,
+  }),
+  tlsRequired: (): SmtpReply => ({ code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' }),
+  authRequired: (): SmtpReply => ({ code: 530, enhanced: '5.7.0', text: 'Authentication required' }),
+  senderNotOwned: (sender: string, user: string): SmtpReply => ({
+    code: 553,
+    enhanced: '5.7.1',
+    text: `<${oneLine(sender)}>: Sender address rejected: not owned by user ${oneLine(user, 64)}`,
+  }),
+  authFailed: (): SmtpReply => ({ code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' }),
+  authTooManyFailures: (): SmtpReply => ({ code: 421, enhanced: '4.7.0', text: 'Too many failed authentication attempts, closing connection' }),
 } as const;

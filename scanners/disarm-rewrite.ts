@@ -85,7 +85,12 @@ function sameEnding(original: Buffer, out: Buffer): Buffer {
   return out;
 }
 
-class HtmlPartDisarmer extends Transform {
+/**
+ * The object-mode stage of disarmMessage (splitter chunks in, chunks out), exported so that a
+ * caller can run it in one pipeline with other per-part edits (gateway/pipeline/rewrite.ts).
+ * The part ids it reports assume it sees every node the splitter emits, in order.
+ */
+export class HtmlPartDisarmer extends Transform {
   o: DisarmRewriteOptions;
   report: DisarmReport = { changed: false, findings: [] };
   numberer = new PartNumberer();

@@ -74,5 +74,11 @@ function resolvePaths(config: Config, base: string): Config {
     spamd: { ...config.spamd, socket: config.spamd.socket && abs(config.spamd.socket) },
     redis: { ...config.redis, socket: config.redis.socket && abs(config.redis.socket) },
     demo: config.demo && { mailbox: { ...config.demo.mailbox, dir: abs(config.demo.mailbox.dir) } },
+    urls: { ...config.urls, badSitesFile: config.urls.badSitesFile && abs(config.urls.badSitesFile) },
+    authentication: {
+      ...config.authentication,
+      arcSeal: config.authentication.arcSeal && { ...config.authentication.arcSeal, keyFile: abs(config.authentication.arcSeal.keyFile) },
+    },
+    tls: { ...config.tls, certificates: config.tls.certificates.map((c) => ({ ...c, cert: abs(c.cert), key: abs(c.key) })) },
   };
 }

@@ -3,6 +3,8 @@
 // default on a mail server). Relative paths are resolved against the config file's folder.
 import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
+import { checksSchema, domainChecksSchema, proxySchema, recipientsSchema, submissionSchema, tlsSchema } from './checks.ts';
+import { contentPolicyKeys, domainPolicyKeys } from './policy.ts';
 
 const port = z.number().int().min(1).max(65535);
 const positiveInt = z.number().int().positive();
@@ -47,6 +49,12 @@ const hostedDomain = z
   .object({
     /** The domain's own mailbox servers, tried in order. */
     downstream: z.array(nextHop).min(1),
+    /** Which recipients exist (any / list / verify by RCPT probe); see gateway/config/checks.ts. */
+    recipients: recipientsSchema,
+    /** Front-line checks for mail to this domain: any key here replaces the global `checks` value. */
+    checks: domainChecksSchema.optional(),
+    /** Content policy and first-match rules for mail to this domain (gateway/config/policy.ts). */
+    ...domainPolicyKeys,
   })
   .strict();
 
@@ -124,8 +132,12 @@ const smtp = z
     maxRecipients: positiveInt.default(100),
     /** Simultaneous SMTP sessions (421 above it). */
     maxClients: positiveInt.default(500),
-    /** Idle time before a session is dropped. */
-    socketTimeoutMs: positiveInt.default(60_000),
+    /** Idle time before a session is dropped (421). RFC 5321 §4.5.3.2.7 asks for at least 5 minutes. */
+    socketTimeoutMs: positiveInt.default(300_000),
+    /** Longest command line (421 above it). RFC 5321 allows 512 octets plus extension parameters; Postfix uses 2048. */
+    maxCommandLength: positiveInt.min(512).default(2048),
+    /** Refuse MAIL before STARTTLS (530 5.7.0). Never on a public MX (RFC 3207 §4); needs tls.certificates. */
+    requireTls: z.boolean().default(false),
   })
   .strict();
 
@@ -172,6 +184,8 @@ const dns = z
     /** Resolvers to ask ("ip" or "ip:port"). Every DNS lookup of the gateway goes through them. */
     servers: z.array(z.string().min(1)).min(1).default(['127.0.0.1']),
     timeoutMs: positiveInt.default(5_000),
+    /** Tries per server within timeoutMs (UDP retransmissions). */
+    tries: positiveInt.max(5).default(2),
   })
   .strict();
 
@@ -259,12 +273,27 @@ export const configSchema = z
     delivery: delivery.default(delivery.parse({})),
     scan: scanRetry.default(scanRetry.parse({})),
     dns: dns.default(dns.parse({})),
+    /** Front-line checks at SMTP time (gateway/config/checks.ts): HELO, rDNS, DNSBL, SPF, limits, protocol, trust. */
+    checks: checksSchema.default(checksSchema.parse({})),
+    /** Certificates for STARTTLS (both listeners). */
+    tls: tlsSchema,
+    /** PROXY protocol v1 from load balancers (both listeners). */
+    proxy: proxySchema,
+    /** The authenticated submission listener. */
+    submission: submissionSchema,
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
     /** The quarantine web console (quarantine-ui/). */
     console: consoleSection.default(consoleSection.parse({})),
+    /** Content policy, rules, URL checks, authentication, inline verdicts, MIME bounds (gateway/config/policy.ts). */
+    ...contentPolicyKeys,
     demo: demo.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const noCerts = c.tls.certificates.length === 0;
+    if (noCerts && c.submission.enabled) ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
+    if (noCerts && c.smtp.requireTls) ctx.addIssue({ code: 'custom', path: ['smtp', 'requireTls'], message: 'requireTls needs tls.certificates' });
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type HostedDomain = z.infer<typeof hostedDomain>;

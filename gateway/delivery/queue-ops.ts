@@ -23,7 +23,7 @@ function jobOf(deps: DeliveryDeps, record: MessageRecord): { queue: QueueName; i
 function nextAttemptOf(deps: DeliveryDeps, record: MessageRecord): string | null {
   if (record.status !== 'deferred') return null;
   const last = deps.store.events(record.id).filter((e) => e.kind === DEFERRED_EVENT).at(-1);
-  return last ? (/^next attempt (\S+)/.exec(last.detail)?.[1] ?? null) : null;
+  return last ? (/^next attempt (\S+Z)/.exec(last.detail)?.[1] ?? null) : null;
 }
 
 export async function queueEntry(deps: DeliveryDeps, record: MessageRecord): Promise<QueueEntry> {

@@ -1,25 +1,30 @@
-// The scan worker: one job per spooled message. Scans with clamd and spamd in parallel, decides
-// the verdict (rules/verdict.ts) and acts on it: deliver a stamped copy, quarantine, or try again
-// later when a scanner is down. The job is idempotent: it can be run again after a crash at any
-// point, and a message already handled (no longer in the spool) is left alone.
-import { createReadStream, promises as fs } from 'node:fs';
-import type { Readable } from 'node:stream';
+// The scan worker: one job per spooled message. Resolves each recipient's policy (config, rules,
+// allow/block lists), runs every scanner those policies ask for in parallel (gateway/pipeline/
+// analyse.ts: clamd, spamd, MIME walk + attachment rules, HTML, mail authentication, URLs),
+// decides a verdict per recipient (rules/verdict.ts), plans the action (rules/actions.ts) and acts:
+// refuse inline, quarantine, or deliver a copy made for the recipient's group (act.ts).
+//
+// Idempotent: the job can run again after a crash at any point, and a message already handled (no
+// longer in the spool) is left alone. Fail closed: a scanner that is down is a retry; out of
+// retries, or on an error nobody expected, the message is held as "unscannable", never delivered.
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { Spool, Envelope } from '../spool/spool.ts';
+import type { Envelope, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { MetadataStore } from '../store/metadata.ts';
 import { RetryLater, type JobContext, type JobQueue } from '../store/queue.ts';
-import { decideVerdict, statusHeaders, type Verdict } from '../../rules/verdict.ts';
+import { classify } from '../../rules/verdict.ts';
+import { groupPlans, inlineRefusal, planFor, type PlanGroup, type RecipientPlan } from '../../rules/actions.ts';
+import { DEFAULT_PHISHING_SAFE_SITES } from '../../rules/defaults/phishing-safe-sites.ts';
 import { retryDelay } from '../../rules/retry.ts';
-import type { ScanReport, SpamScan, VirusScan } from '../../scanners/types.ts';
-import { stampMessage } from './stamp.ts';
-import { receivedHeader } from './trace.ts';
+import { analyse, reportFor, type Analysis, type Scanners } from './analyse.ts';
+import { deliverGroup, dropRefused, quarantineGroup, splitOff, type Links } from './act.ts';
+import type { ArcSealKey } from './auth.ts';
+import type { InlineVerdicts } from './inline.ts';
+import { recipientPolicies, type ListSource } from './policy.ts';
 
-export interface Scanners {
-  virus(input: Readable): Promise<VirusScan>;
-  spam(message: Buffer): Promise<SpamScan>;
-}
+export type { Scanners };
+export { OWN_HEADER_PREFIXES } from './act.ts';
 
 export interface ScanDeps {
   config: Config;
@@ -29,95 +34,114 @@ export interface ScanDeps {
   queue: JobQueue;
   scanners: Scanners;
   logger: Logger;
+  /** The allow/block lists (gateway/store/lists.ts); absent: no list entries apply. */
+  lists?: ListSource;
+  /** Inline verdicts (gateway/pipeline/inline.ts); absent: never refused at SMTP time. */
+  inline?: InlineVerdicts;
+  arcKey?: ArcSealKey | null;
 }
 
-/** Our own headers: removed from incoming mail before we add ours, so none can be forged. */
-export const OWN_HEADER_PREFIXES = ['x-mailmoat-', 'x-spam-'];
-
 export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<void> {
-  const { spool, store, logger } = deps;
+  const { spool, logger } = deps;
   const id = job.messageId;
   const envelope = await spool.readEnvelope(id);
   if (!envelope) {
     logger.debug({ id }, 'scan job for a message no longer in the spool: already handled');
     return;
   }
-  const report = await scanMessage(deps, envelope);
-  let verdict = decideVerdict(report, deps.config.spam);
-  if (verdict.action === 'retry') {
-    if (!job.isLastAttempt) {
-      store.addEvent(id, 'scan-deferred', verdict.reason);
-      logger.warn({ id, attempt: job.attempt, reason: verdict.reason }, 'scan deferred');
-      throw new RetryLater(verdict.reason, retryDelay(job.attempt, deps.config.scan));
-    }
-    // Out of retries: never deliver unscanned mail; hold it for an administrator instead.
-    verdict = { action: 'quarantine', class: 'unscannable', reason: `gave up scanning: ${verdict.reason}` };
-  }
-  if (verdict.action === 'quarantine') {
-    await quarantineMessage(deps, envelope, report, verdict);
-  } else {
-    await prepareDelivery(deps, envelope, report, verdict);
-  }
-}
-
-async function scanMessage(deps: ScanDeps, envelope: Envelope): Promise<ScanReport> {
-  const { spool, scanners, config } = deps;
-  const file = spool.messagePath(envelope.id);
-  const spamInput: Promise<SpamScan> = !config.spamd.enabled
-    ? Promise.resolve({ status: 'skipped', reason: 'spam scanning disabled' })
-    : envelope.size > config.spamd.maxBytes
-      ? Promise.resolve({ status: 'skipped', reason: `larger than ${config.spamd.maxBytes} bytes` })
-      : fs.readFile(file).then((body) =>
-          // spamd sees our trace header too, so it knows which relay handed the message to us.
-          scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body])),
-        );
-  const [virus, spam] = await Promise.all([scanners.virus(createReadStream(file)), spamInput]);
-  return { virus, spam };
-}
-
-async function quarantineMessage(deps: ScanDeps, envelope: Envelope, report: ScanReport, verdict: Verdict & { action: 'quarantine' }) {
-  const { spool, store, quarantine, logger } = deps;
-  const { id } = envelope;
-  await quarantine.put(id, spool.messagePath(id));
-  store.recordVerdict(id, { verdict: verdict.class, reason: verdict.reason, report, subject: await readSubject(spool.messagePath(id)) });
-  store.transition(id, ['queued'], 'quarantined');
-  store.addEvent(id, 'quarantined', verdict.reason);
-  await spool.remove(id);
-  logger.info({ id, verdict: verdict.class, reason: verdict.reason }, 'message quarantined');
-}
-
-async function prepareDelivery(deps: ScanDeps, envelope: Envelope, report: ScanReport, verdict: Verdict & { action: 'deliver' }) {
-  const { spool, store, queue, config, logger } = deps;
-  const { id } = envelope;
-  let subject: string | null = null;
-  await spool.writeOutput(id, async (out) => {
-    const result = await stampMessage(createReadStream(spool.messagePath(id)), out, {
-      prepend: [
-        ['Received', receivedHeader(envelope, config.hostname)],
-        ['X-Mailmoat-ID', id],
-        ...statusHeaders(report, verdict, config.spam),
-      ],
-      removePrefixes: OWN_HEADER_PREFIXES,
-      subjectTag: verdict.subjectTag,
-    });
-    subject = result.subject;
-  });
-  store.recordVerdict(id, { verdict: verdict.class, reason: verdict.reason, report, subject });
-  store.transition(id, ['queued'], 'delivering');
-  await queue.enqueue('deliver', id);
-  logger.info({ id, verdict: verdict.class, reason: verdict.reason }, 'message scanned, queued for delivery');
-}
-
-/** The Subject of a quarantined message, for the quarantine list; the header block only is read. */
-async function readSubject(file: string): Promise<string | null> {
-  const handle = await fs.open(file, 'r');
   try {
-    const buf = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const head = buf.subarray(0, bytesRead).toString('latin1').split(/\r?\n\r?\n/)[0];
-    const m = /^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(head);
-    return m ? m[1].replace(/\r?\n[ \t]+/g, ' ').trim() : null;
-  } finally {
-    await handle.close();
+    await scanAndAct(deps, envelope, job);
+  } catch (err) {
+    if (err instanceof RetryLater) throw err;
+    const reason = `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+    logger.error({ id, err, attempt: job.attempt }, 'scan failed unexpectedly');
+    if (!job.isLastAttempt) throw new RetryLater(reason, retryDelay(job.attempt, deps.config.scan));
+    // Out of attempts: hold it for an administrator; never deliver what was not fully scanned.
+    await hold(deps, envelope, `gave up scanning: ${reason}`);
   }
+}
+
+async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<void> {
+  const { config, store, logger } = deps;
+  const id = envelope.id;
+  const policies = recipientPolicies(config, envelope, deps.lists);
+  const analysis = await analyse(deps, envelope, policies);
+  const verdicts = policies.map((rp) => {
+    const report = reportFor(analysis, rp);
+    return { rp, report, c: classify(report, rp.policy) };
+  });
+  const retry = verdicts.find((v) => v.c.kind === 'retry');
+  if (retry && retry.c.kind === 'retry') {
+    if (!job.isLastAttempt) {
+      store.addEvent(id, 'scan-deferred', retry.c.reason);
+      logger.warn({ id, attempt: job.attempt, reason: retry.c.reason }, 'scan deferred');
+      throw new RetryLater(retry.c.reason, retryDelay(job.attempt, config.scan));
+    }
+    return hold(deps, envelope, `gave up scanning: ${retry.c.reason}`, analysis);
+  }
+  const plans: RecipientPlan[] = verdicts.map(({ rp, report, c }) => {
+    if (c.kind !== 'verdict') throw new Error('unreachable');
+    const v = { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: c.class, reason: c.reason, reasons: c.reasons, score: c.score };
+    return planFor(v, DEFAULT_PHISHING_SAFE_SITES);
+  });
+
+  const refusal = inlineRefusal(plans);
+  if (deps.inline) {
+    try {
+      if (refusal && (await deps.inline.refuse(id, refusal))) return dropRefused(deps, envelope, plans, refusal);
+      await deps.inline.accept(id);
+    } catch (err) {
+      // The handshake failed: the SMTP side accepts at its deadline; the message is handled as accepted.
+      logger.warn({ id, err }, 'inline verdict handshake failed');
+    }
+  }
+  await processEnvelope(deps, envelope, analysis, new Map(plans.map((p) => [p.recipient, p])), {});
+}
+
+/**
+ * Acts on one message for its recipients; recipients whose plans differ are split off into
+ * "<id>-N" messages first (see act.ts). Children from an earlier, interrupted run are reused.
+ */
+async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis, plans: Map<string, RecipientPlan>, links: Links): Promise<void> {
+  const { store, spool } = deps;
+  const earlier: string[] = [];
+  for (let n = 2; store.get(`${env.id}-${n}`); n++) earlier.push(`${env.id}-${n}`);
+  const taken = new Set(earlier.flatMap((c) => store.get(c)!.rcptTo));
+  const own = env.rcptTo.filter((r) => !taken.has(r));
+  const groups = groupPlans(own.map((r) => plans.get(r)!).filter(Boolean));
+  if (groups.length === 0) {
+    await spool.remove(env.id);
+    return;
+  }
+  const children: Envelope[] = [];
+  for (const [i, g] of groups.slice(1).entries()) {
+    children.push(await splitOff(deps, env, `${env.id}-${earlier.length + i + 2}`, g.members.map((m) => m.recipient)));
+  }
+  const mine = groups[0].members.map((m) => m.recipient);
+  const split = children.length > 0 || earlier.length > 0;
+  if (split) store.setRecipients(env.id, mine);
+  for (const c of earlier) {
+    const row = store.get(c);
+    const childEnv = row?.status === 'queued' ? await spool.readEnvelope(c) : undefined;
+    if (childEnv) children.push(childEnv);
+  }
+  for (const child of children) await processEnvelope(deps, child, analysis, plans, { splitFrom: env.id });
+  const self = { ...env, rcptTo: mine };
+  await act(deps, self, groups[0], analysis, { ...links, ...(split ? { splitInto: [...earlier, ...children.map((c) => c.id)].filter((v, i, a) => a.indexOf(v) === i) } : {}) });
+}
+
+function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
+  if (g.plan.kind === 'deliver') return deliverGroup(deps, env, g, analysis, links);
+  return quarantineGroup(deps, env, g, links);
+}
+
+/** Holds the whole message as "unscannable" (out of retries, or an unexpected error). */
+async function hold(deps: ScanDeps, env: Envelope, reason: string, analysis?: Analysis): Promise<void> {
+  const policies = recipientPolicies(deps.config, env, deps.lists);
+  const members: RecipientPlan[] = policies.map((rp) => {
+    const report = analysis ? reportFor(analysis, rp) : { virus: { status: 'error' as const, reason }, spam: { status: 'error' as const, reason } };
+    const score = { spam: null, urls: 0, auth: 0, total: 0, threshold: rp.policy.spam.threshold, highThreshold: rp.policy.spam.highThreshold };
+    return { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: 'unscannable', reason, reasons: [reason], score, action: { do: 'quarantine', notifyRecipient: false, notifyAdmin: false, forwardTo: [] }, plan: { kind: 'quarantine', class: 'unscannable' } };
+  });
+  await quarantineGroup(deps, env, { plan: { kind: 'quarantine', class: 'unscannable' }, members }, {}, reason);
 }

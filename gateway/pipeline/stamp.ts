@@ -13,6 +13,8 @@ export interface Stamp {
    * pre-set our own verdict headers (e.g. a forged "X-Spam-Flag: NO").
    */
   removePrefixes: string[];
+  /** Also removed: header lines this predicate picks (e.g. a forged Authentication-Results carrying our authserv-id). */
+  removeIf?: (key: string, line: string) => boolean;
   /** Put in front of the Subject unless it is already there. */
   subjectTag: string | null;
 }
@@ -42,7 +44,7 @@ export async function stampMessage(input: Readable, output: Writable, stamp: Sta
   return result;
 }
 
-interface HeadersLike {
+export interface HeadersLike {
   changed: boolean;
   getFirst(key: string): string;
   getList(): { key: string; line: string }[];
@@ -50,10 +52,11 @@ interface HeadersLike {
   remove(key: string): void;
 }
 
-function editHeaders(headers: HeadersLike, stamp: Stamp): void {
+/** Applies a stamp to a (root) header block: removals, the subject tag, then the new headers on top. */
+export function editHeaders(headers: HeadersLike, stamp: Stamp): void {
   const lines = headers.getList();
   for (let i = lines.length - 1; i >= 0; i--) {
-    if (stamp.removePrefixes.some((p) => lines[i].key.startsWith(p))) {
+    if (stamp.removePrefixes.some((p) => lines[i].key.startsWith(p)) || stamp.removeIf?.(lines[i].key, lines[i].line)) {
       lines.splice(i, 1);
       headers.changed = true;
     }

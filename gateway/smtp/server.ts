@@ -1,15 +1,30 @@
-// The SMTP front line: a thin adapter that turns smtp-server's session hooks into calls to
-// rules/ (decisions) and the spool and queue (effects). The 250 is sent only once the message is
-// fsync'd in the spool AND its scan job is in the queue; any failure before that is a 4xx reply,
-// and the client keeps responsibility for the message.
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+// The SMTP front line: a thin adapter that turns smtp-server's session hooks into calls to the
+// front line (frontline.ts → rules/) and the spool and queue (effects). The 250 is sent only once
+// the message is fsync'd in the spool AND its scan job is in the queue; any failure before that is
+// a 4xx reply, and the client keeps responsibility for the message.
+//
+// Listeners: the MX ("smtp": no AUTH, every front-line check) and, when configured, submission
+// (AUTH only after STARTTLS, no DNS checks, may relay); both end in the same receiveMessage, so
+// submitted mail is scanned like any other. Every refusal is recorded for the message log.
+import type { Socket } from 'node:net';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Spool, Envelope } from '../spool/spool.ts';
 import type { MetadataStore } from '../store/metadata.ts';
 import type { JobQueue } from '../store/queue.ts';
-import { decideRecipient, decideSender } from '../../rules/envelope.ts';
+import type { DnsResolver } from '../dns/resolver.ts';
+import { smtpMetrics } from '../metrics.ts';
+import { decideSender } from '../../rules/envelope.ts';
 import { SmtpRefusal, formatReply, replies, type SmtpReply } from '../../rules/replies.ts';
+import { BodyGuard } from './body-guard.ts';
+import { Frontline, type ListenerKind } from './frontline.ts';
+import type { SubmissionAuth } from './auth.ts';
+import type { RecipientProber } from './probe.ts';
+import { createTlsStore, type TlsStore } from './tls.ts';
+import { WireTap } from './wiretap.ts';
+import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
+import type { ListSource } from '../pipeline/policy.ts';
 
 export interface SmtpDeps {
   config: Config;
@@ -18,11 +33,24 @@ export interface SmtpDeps {
   queue: JobQueue;
   logger: Logger;
   newId: () => string;
+  /** The gateway's one DNS resolver: every front-line lookup (and SPF) goes through it. */
+  resolver: DnsResolver;
+  /** AUTH for the submission listener (required when config.submission.enabled). */
+  auth?: SubmissionAuth;
+  /** Recipient verification probes (default: real SMTP probes to the downstream). */
+  prober?: RecipientProber;
+  /** Issue 5, inline verdicts (gateway/pipeline/inline.ts): the channel to the scan workers, and the allow/block lists. */
+  inline?: InlineVerdicts;
+  lists?: ListSource;
 }
 
 export interface SmtpFront {
-  /** Resolves with the bound port (useful when the config says port 0 in tests). */
+  /** Starts the listeners; resolves with the MX port (useful when the config says port 0 in tests). */
   listen(): Promise<number>;
+  /** Bound ports, once listening. */
+  readonly ports: { smtp: number; submission?: number };
+  /** Re-reads the TLS certificate files now (also done by an mtime poll); false when nothing changed. */
+  reloadTls(): boolean;
   /** Stops accepting, lets sessions finish for up to `graceMs`, then closes the rest. */
   close(graceMs?: number): Promise<void>;
 }
@@ -35,96 +63,228 @@ function toError(reply: SmtpReply): Error & { responseCode: number } {
 
 export function createSmtpFront(deps: SmtpDeps): SmtpFront {
   const { config, logger } = deps;
-  const hostedDomains = new Set(Object.keys(config.domains));
+  const frontline = new Frontline({ config, logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}) });
+  const tlsStore = config.tls.certificates.length > 0 ? createTlsStore(config.tls) : undefined;
+  const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [
+    { kind: 'smtp', server: createListener(deps, frontline, 'smtp', tlsStore), ...config.smtp.listen },
+  ];
+  if (config.submission.enabled) {
+    if (!deps.auth) throw new Error('the submission listener needs an authenticator');
+    servers.push({ kind: 'submission', server: createListener(deps, frontline, 'submission', tlsStore), ...config.submission.listen });
+  }
+  tlsStore?.onReload((set) => {
+    for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: config.tls.minVersion });
+    smtpMetrics.tlsReloads.inc({ outcome: 'ok' });
+    logger.info({ names: [...set.byName.keys()] }, 'TLS certificates reloaded');
+  });
+  const onTlsError = (err: unknown) => {
+    smtpMetrics.tlsReloads.inc({ outcome: 'error' });
+    logger.error({ err }, 'TLS certificates could not be reloaded; the previous ones stay in use');
+  };
+  let stopWatching = () => {};
+  const ports: { smtp: number; submission?: number } = { smtp: config.smtp.listen.port };
+
+  return {
+    ports,
+    async listen() {
+      for (const s of servers) {
+        ports[s.kind] = await new Promise<number>((resolve, reject) => {
+          s.server.server.once('error', reject);
+          s.server.listen(s.port, s.host, () => {
+            const addr = s.server.server.address();
+            resolve(typeof addr === 'object' && addr ? addr.port : s.port);
+          });
+        });
+      }
+      if (tlsStore) stopWatching = tlsStore.watch(onTlsError);
+      return ports.smtp;
+    },
+    reloadTls() {
+      if (!tlsStore) return false;
+      try {
+        return tlsStore.reload({ force: true });
+      } catch (err) {
+        onTlsError(err);
+        return false;
+      }
+    },
+    async close(graceMs = 10_000) {
+      stopWatching();
+      await Promise.all(
+        servers.map(({ server }) => {
+          const s = server as unknown as { options: { closeTimeout: number } };
+          s.options.closeTimeout = graceMs;
+          return new Promise<void>((resolve) => server.close(() => resolve()));
+        }),
+      );
+    },
+  };
+}
+
+function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind, tlsStore: TlsStore | undefined): SMTPServer {
+  const { config, logger } = deps;
   // Free space kept in reserve (like Postfix's queue_minfree): refuse new mail with 452 4.3.1
   // while there is less than room for two messages of the largest size.
   const minFreeBytes = 2 * config.smtp.maxMessageBytes;
-
-  const server = new SMTPServer({
+  const submission = kind === 'submission';
+  const tlsOptions: Partial<SMTPServerOptions> = tlsStore
+    ? {
+        key: tlsStore.current.key,
+        cert: tlsStore.current.cert,
+        minVersion: config.tls.minVersion,
+        SNICallback: (name: string, cb: (err: Error | null, ctx?: import('node:tls').SecureContext) => void) => cb(null, tlsStore.contextFor(name)),
+      }
+    : {};
+  const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
+  const server: SMTPServer = new SMTPServer({
     name: config.hostname,
     banner: 'mailmoat ESMTP',
     // An MX takes mail without authentication; AUTH is for the submission listener only.
-    disabledCommands: ['AUTH'],
-    authOptional: true,
+    disabledCommands: submission ? [] : ['AUTH'],
+    authOptional: !submission,
+    authMethods: ['PLAIN', 'LOGIN'],
+    authRequiredMessage: formatReply(replies.authRequired()),
     // STARTTLS stays hidden until real certificates are configured: smtp-server would otherwise
     // offer it with a built-in, publicly known key.
-    hideSTARTTLS: true,
+    hideSTARTTLS: !tlsStore,
+    ...tlsOptions,
     size: config.smtp.maxMessageBytes,
     maxClients: config.smtp.maxClients,
     socketTimeout: config.smtp.socketTimeoutMs,
+    maxCommandLength: config.smtp.maxCommandLength,
+    // PROXY v1 only from the configured balancers: every check then sees the real client address.
+    ...(config.proxy.from.length > 0 ? { useProxy: config.proxy.from } : {}),
     // Reverse DNS goes through the gateway's own resolver (front-line checks), not smtp-server's.
     disableReverseLookup: true,
     logger: false,
+    onConnect(session: SMTPServerSession, callback: Callback) {
+      // Submission: AUTH is neither offered nor accepted before STARTTLS (Postfix smtpd_tls_auth_only).
+      if (submission && !session.secure) session.disabledCommands = ['AUTH'];
+      frontline.connect(session, kind).then(
+        (r) => {
+          smtpMetrics.connections.inc({ listener: kind, outcome: r ? 'refused' : 'accepted' });
+          if (r) refused(deps, session, 'connect', r, null);
+          reply(callback, r);
+        },
+        (err: unknown) => hookFailed(deps, callback, err, 'connect'),
+      );
+    },
+    onSecure(socket: Socket, session: SMTPServerSession, callback: Callback) {
+      // The TLS session is a new byte stream: it gets a fresh wire tap (attached synchronously,
+      // before smtp-server pipes the TLS socket into its parser, so no read is missed by either).
+      const tap = new WireTap();
+      socket.on('data', (chunk: Buffer) => tap.observe(chunk));
+      frontline.attachTap(session.id, tap);
+      if (submission) session.disabledCommands = [];
+      callback();
+    },
+    onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void) {
+      const failed = () => {
+        const r = frontline.authFailed(session)!;
+        refused(deps, session, 'auth', r, null);
+        return r.code === 421 ? callback(toError(r)) : callback(null, { message: formatReply(r), responseCode: r.code });
+      };
+      if (!submission || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return failed();
+      deps.auth.authenticate(auth.username ?? '', auth.password ?? '').then(
+        (user) => (user ? callback(null, { user }) : failed()),
+        (err: unknown) => {
+          logger.error({ err }, 'authentication backend failed');
+          callback(toError({ code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' }));
+        },
+      );
+    },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       void (async () => {
+        const checked = await frontline.mail(address, session);
+        if (checked) {
+          refused(deps, session, 'mail', checked, null, address.address);
+          return reply(callback, checked);
+        }
         const declared = Number(address.args && (address.args as Record<string, string>).SIZE);
         const spoolHasRoom = await deps.spool.freeBytes().then(
           (free) => free >= minFreeBytes,
           () => false,
         );
-        const reply = decideSender({
+        const r = decideSender({
           declaredSize: Number.isFinite(declared) && declared > 0 ? declared : null,
           maxMessageBytes: config.smtp.maxMessageBytes,
           spoolHasRoom,
         });
-        if (reply) refused(deps, session, 'mail', reply, null, address.address);
-        callback(reply ? toError(reply) : null);
-      })();
+        if (r) refused(deps, session, 'mail', r, null, address.address);
+        reply(callback, r);
+      })().catch((err: unknown) => hookFailed(deps, callback, err, 'mail'));
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
-      const reply = decideRecipient(address.address, {
-        hostedDomains,
-        accepted: session.envelope.rcptTo.length,
-        maxRecipients: config.smtp.maxRecipients,
-      });
-      if (reply) refused(deps, session, 'rcpt', reply, address.address);
-      callback(reply ? toError(reply) : null);
+      frontline.rcpt(address, session).then(
+        (r) => {
+          if (r) refused(deps, session, 'rcpt', r, address.address);
+          reply(callback, r);
+        },
+        (err: unknown) => hookFailed(deps, callback, err, 'rcpt'),
+      );
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback) {
-      receiveMessage(deps, stream, session).then(
-        (id) => callback(null, formatReply(replies.queued(id))),
+      receiveMessage(deps, frontline, stream, session).then(
+        (id) => {
+          smtpMetrics.accepted.inc({ listener: kind });
+          callback(null, formatReply(replies.queued(id)));
+        },
         (err: unknown) => {
-          const reply = err instanceof SmtpRefusal ? err.reply : replies.spoolWriteFailed();
+          const r = err instanceof SmtpRefusal ? err.reply : replies.spoolWriteFailed();
           if (!(err instanceof SmtpRefusal)) logger.error({ err }, 'unexpected error receiving a message');
-          callback(toError(reply));
+          callback(toError(r));
         },
       );
     },
+    onClose(session: SMTPServerSession) {
+      noteLibraryRefusal(deps, session);
+      frontline.close(session);
+    },
   });
-  server.on('error', (err) => logger.warn({ err }, 'smtp server error'));
-
-  return {
-    listen() {
-      return new Promise((resolve, reject) => {
-        server.server.once('error', reject);
-        server.listen(config.smtp.listen.port, config.smtp.listen.host, () => {
-          const addr = server.server.address();
-          resolve(typeof addr === 'object' && addr ? addr.port : config.smtp.listen.port);
-        });
-      });
-    },
-    close(graceMs = 10_000) {
-      const s = server as unknown as { options: { closeTimeout: number } };
-      s.options.closeTimeout = graceMs;
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+  // Taps see what the parser sees. connect() is where smtp-server pipes a socket into its parser;
+  // the tap's 'data' listener is added right after, so neither misses a read (see wiretap.ts).
+  const connect = server.connect.bind(server);
+  server.connect = (socket, socketOptions) => {
+    connect(socket, socketOptions);
+    const id = (socketOptions as { id?: string } | null | undefined)?.id;
+    if (!id) return;
+    const tap = new WireTap();
+    socket.on('data', (chunk: Buffer) => tap.observe(chunk));
+    frontline.attachTap(id, tap);
   };
+  server.on('error', (err) => logger.warn({ err }, 'smtp server error'));
+  return server;
 }
 
-async function receiveMessage(deps: SmtpDeps, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
   const { spool, store, queue, config, logger } = deps;
   const id = deps.newId();
-  const { size, oversized } = await spool.receive(id, stream, config.smtp.maxMessageBytes);
+  // Our trace headers go on top; bare CR/LF are counted (or normalised) on the way to disk.
+  const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session) });
+  stream.once('error', (err) => body.destroy(err));
+  const { size, oversized } = await spool.receive(id, stream.pipe(body), config.smtp.maxMessageBytes + body.prefixBytes).finally(() => {
+    // If the spool gave up early, the rest of DATA must still be read, or the session stalls.
+    if (!stream.readableEnded) {
+      stream.unpipe(body);
+      stream.resume();
+    }
+  });
   if (oversized || stream.sizeExceeded) {
     const reply = replies.messageTooBig(config.smtp.maxMessageBytes);
     refused(deps, session, 'data', reply, null);
     throw new SmtpRefusal(reply);
   }
+  const rejected = frontline.afterData(session, body.report);
+  if (rejected) {
+    await spool.discardIncoming(id);
+    refused(deps, session, 'data', rejected, null);
+    throw new SmtpRefusal(rejected);
+  }
   const envelope: Envelope = {
     id,
     receivedAt: Date.now(),
     clientIp: session.remoteAddress,
-    clientHostname: session.clientHostname && session.clientHostname !== `[${session.remoteAddress}]` ? session.clientHostname : null,
+    clientHostname: (await frontline.verifiedHostname(session)) ?? null,
     helo: session.hostNameAppearsAs ?? '',
     mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -143,27 +303,61 @@ async function receiveMessage(deps: SmtpDeps, stream: SMTPServerDataStream, sess
     tryRecordRefusal(store, id);
     throw new SmtpRefusal(replies.queueUnavailable());
   }
-  logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp }, 'message accepted');
+  // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
+  await refuseIfInlineVerdict(deps, envelope);
+  logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
   return id;
 }
 
-/** Logs a refusal and records it for the message log; a store failure must not change the reply. */
+const sessionUser = (session: SMTPServerSession): string | undefined => (session.user as { username?: string } | undefined)?.username;
+
+/** Logs a refusal, counts it and records it for the message log; a store failure must not change the reply. */
 function refused(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: SmtpReply, recipient: string | null, mailFrom?: string): void {
-  const record = {
+  smtpMetrics.refusals.inc({ stage, code: String(reply.code) });
+  record(deps, session, stage, `${reply.code} ${formatReply(reply)}`, recipient, mailFrom);
+}
+
+function record(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: string, recipient: string | null, mailFrom?: string): void {
+  const entry = {
     at: Date.now(),
     clientIp: session.remoteAddress,
-    helo: session.hostNameAppearsAs ?? '',
-    mailFrom: mailFrom ?? (session.envelope.mailFrom ? session.envelope.mailFrom.address : null),
+    helo: session.hostNameAppearsAs || '',
+    mailFrom: mailFrom ?? (session.envelope?.mailFrom ? session.envelope.mailFrom.address : null),
     recipient,
     stage,
-    reply: `${reply.code} ${formatReply(reply)}`,
+    reply,
   };
-  deps.logger.info(record, 'refused');
+  deps.logger.info(entry, 'refused');
   try {
-    deps.store.recordRefusal(record);
+    deps.store.recordRefusal(entry);
   } catch (err) {
     deps.logger.warn({ err }, 'could not record a refusal');
   }
+}
+
+/**
+ * Refusals smtp-server makes on its own (no hook sees them) are found in the session's last error
+ * reply when it closes: the early talker's 421, an overlong command line, the idle timeout.
+ */
+function noteLibraryRefusal(deps: SmtpDeps, session: SMTPServerSession): void {
+  const last = session.error ?? '';
+  const known: [RegExp, string][] = [
+    [/You talk too soon/, 'protocol.pregreet'],
+    [/Command line too long/, 'limits.command-length'],
+    [/Timeout - closing connection/, 'limits.timeout'],
+    [/too many unrecognized commands/, 'protocol.unrecognized'],
+  ];
+  const hit = known.find(([re]) => re.test(last));
+  if (!hit) return;
+  smtpMetrics.decisions.inc({ check: hit[1], action: 'reject' });
+  smtpMetrics.refusals.inc({ stage: 'session', code: last.slice(0, 3) });
+  record(deps, session, hit[1] === 'protocol.pregreet' ? 'connect' : 'session', last, null);
+}
+
+/** An exception in a hook is a temporary failure, never a pass (fail closed). */
+function hookFailed(deps: SmtpDeps, callback: Callback, err: unknown, stage: string): void {
+  deps.logger.error({ err, stage }, 'front-line check failed; answering 451');
+  callback(toError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, please try again later' }));
 }
 
 function tryRecordRefusal(store: MetadataStore, id: string): void {

@@ -26,8 +26,11 @@ export interface ListStore {
   add(e: { kind: ListKind; scope: ListScope; owner: string; entry: string; comment?: string; createdBy: string }): AddResult;
   get(id: number): ListRow | undefined;
   remove(id: number): boolean;
-  /** Rows of the given owners (lower case); `includeGlobal` adds the global rows. */
-  list(f: { owners?: string[]; includeGlobal?: boolean; kind?: ListKind; all?: boolean }): ListRow[];
+  /**
+   * Rows a scope may see: `all`, or the domain lists of `domains` and the user lists of addresses
+   * in them, the user lists of `addresses`, and with `includeGlobal` the global rows.
+   */
+  list(f: { domains?: string[]; addresses?: string[]; includeGlobal?: boolean; kind?: ListKind; all?: boolean }): ListRow[];
   /** Every entry that applies to mail for this recipient: its own, its domain's and the global ones. */
   forRecipient(address: string): ScopedEntry[];
 }
@@ -99,12 +102,15 @@ export function openListStore(db: DatabaseSync, now: () => number = Date.now): L
       const where: string[] = [];
       const args: string[] = [];
       if (!f.all) {
-        const owners = f.owners ?? [];
-        const ors = [];
-        if (owners.length) (ors.push(`owner IN (${owners.map(() => '?').join(',')}) AND scope <> 'global'`), args.push(...owners.map((o) => o.toLowerCase())));
+        const ors: string[] = [];
+        for (const d of (f.domains ?? []).map((x) => x.toLowerCase())) {
+          ors.push(`(scope = 'domain' AND owner = ?)`, `(scope = 'user' AND owner LIKE ? ESCAPE '\\')`);
+          args.push(d, `%@${d.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+        }
+        for (const a of (f.addresses ?? []).map((x) => x.toLowerCase())) (ors.push(`(scope = 'user' AND owner = ?)`), args.push(a));
         if (f.includeGlobal) ors.push(`scope = 'global'`);
         if (ors.length === 0) return [];
-        where.push(`(${ors.map((o) => `(${o})`).join(' OR ')})`);
+        where.push(`(${ors.join(' OR ')})`);
       }
       if (f.kind) (where.push('kind = ?'), args.push(f.kind));
       const w = where.length ? `WHERE ${where.join(' AND ')}` : '';

@@ -24,6 +24,8 @@ export interface MessageSearch {
   clientIp?: string;
   /** Free text: part of the subject, sender, a recipient or the id. */
   q?: string;
+  /** Exactly this message id (or "r<seq>" for a refusal in the log). */
+  id?: string;
   /** received_at range, epoch ms, [from, to). */
   from?: number;
   to?: number;
@@ -112,6 +114,7 @@ function messageWhere(s: Omit<MessageSearch, 'limit' | 'offset'>, args: SQLInput
     w.push(`(lower(coalesce(m.subject, '')) LIKE ?1q OR lower(m.mail_from) LIKE ?1q OR lower(m.rcpt_to) LIKE ?1q OR lower(m.id) LIKE ?1q)`.replaceAll('?1q', `? ESCAPE '\\'`));
     args.push(like(s.q), like(s.q), like(s.q), like(s.q));
   }
+  if (s.id) (w.push('m.id = ?'), args.push(s.id));
   if (s.from !== undefined) (w.push('m.received_at >= ?'), args.push(s.from));
   if (s.to !== undefined) (w.push('m.received_at < ?'), args.push(s.to));
   if (s.minScore !== undefined) (w.push(`json_extract(m.report, '$.spam.score') >= ?`), args.push(s.minScore));
@@ -147,7 +150,7 @@ export function messageQueries(db: DatabaseSync, toRecord: (row: never) => Messa
         rw.push(`(lower(coalesce(x.mail_from, '')) LIKE ? ESCAPE '\\' OR lower(coalesce(x.recipient, '')) LIKE ? ESCAPE '\\' OR lower(x.reply) LIKE ? ESCAPE '\\' OR x.client_ip LIKE ? ESCAPE '\\')`);
         rArgs.push(like(s.q), like(s.q), like(s.q), like(s.q));
       }
-      // An id search names a message: refusals have none (their "r<seq>" ids are matched exactly).
+      if (s.id) (rw.push(`'r' || x.seq = ?`), rArgs.push(s.id));
       if (s.from !== undefined) (rw.push('x.at >= ?'), rArgs.push(s.from));
       if (s.to !== undefined) (rw.push('x.at < ?'), rArgs.push(s.to));
       const parts: string[] = [];

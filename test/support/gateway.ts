@@ -8,7 +8,8 @@ import { inject } from 'vitest';
 import { createTransport } from 'nodemailer';
 import { configSchema, type Config } from '../../gateway/config/schema.ts';
 import { silentLogger, createLogger } from '../../gateway/log.ts';
-import { openQueue, openStores, runSmtp, runWorkers, type Endpoints, type Stores } from '../../gateway/roles.ts';
+import { openQueue, openStores, runSmtp, runWorkers, type Stores } from '../../gateway/roles.ts';
+import { attachedEndpoints, type Endpoints } from '../../gateway/endpoints.ts';
 import { startMailbox, type MailboxHooks } from '../../gateway/demo/mailbox.ts';
 import type { JobQueue, WorkerSet } from '../../gateway/store/queue.ts';
 import type { MessageStatus } from '../../gateway/store/metadata.ts';
@@ -18,6 +19,8 @@ export interface TestGateway {
   config: Config;
   configFile: string;
   smtpPort: number;
+  /** The SMTP front (ports of both listeners, TLS reload). */
+  front: SmtpFront;
   mailboxDir: string;
   stores: Stores;
   queue: JobQueue;
@@ -25,16 +28,6 @@ export interface TestGateway {
   stopWorkers(): Promise<void>;
   startWorkers(): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** The engines started once for the whole run by test/support/global-setup.ts. */
-export function suiteEndpoints(): Endpoints {
-  const s = inject('services');
-  return {
-    redis: { socketPath: s.redisSocket },
-    clamd: { socketPath: s.clamdSocket },
-    spamd: { host: s.spamdHost, port: s.spamdPort },
-  };
 }
 
 /** Raw config (as it would be in YAML) for a test gateway; `overrides` are merged on top level keys. */
@@ -56,16 +49,29 @@ export function testConfigInput(dataDir: string, mailboxPort: number, overrides:
   };
 }
 
-export async function startTestGateway(o: { overrides?: Record<string, unknown>; mailboxHooks?: MailboxHooks; dataDir?: string } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  o: {
+    overrides?: Record<string, unknown>;
+    mailboxHooks?: MailboxHooks;
+    dataDir?: string;
+    /** Hosted domains (all delivered to the test mailbox) and their extra keys, e.g. a `policy`; replaces the default example.test. */
+    domains?: Record<string, Record<string, unknown>>;
+    /** Points the gateway's one resolver at a fake DNS server (short timeout, one try); overrides.dns still wins. */
+    dns?: { address: string };
+  } = {},
+): Promise<TestGateway> {
   const dataDir = o.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'mailmoat-gw-'));
   const mailboxDir = path.join(dataDir, 'mailbox');
   const mailbox = await startMailbox({ dir: mailboxDir, host: '127.0.0.1', port: 0, hooks: o.mailboxHooks });
-  const input = testConfigInput(dataDir, mailbox.port, o.overrides);
+  const downstream = [{ host: '127.0.0.1', port: mailbox.port }];
+  const domains = o.domains && Object.fromEntries(Object.entries(o.domains).map(([d, extra]) => [d, { downstream, ...extra }]));
+  const dns = o.dns && { dns: { servers: [o.dns.address], timeoutMs: 300, tries: 1 } };
+  const input = testConfigInput(dataDir, mailbox.port, { ...(domains ? { domains } : {}), ...dns, ...o.overrides });
   const config = configSchema.parse(input);
   const configFile = path.join(dataDir, 'mailmoat.json.yaml');
   await fs.writeFile(configFile, JSON.stringify(input)); // JSON is YAML: for child-process roles
   const logger = process.env.MAILMOAT_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger();
-  const endpoints = suiteEndpoints();
+  const endpoints = attachedEndpoints(config); // as configured: a test may point an engine elsewhere
   const stores = await openStores(config);
   const queue = openQueue(config, endpoints.redis);
   let workers: WorkerSet | undefined = await runWorkers(config, stores, queue, endpoints, logger);
@@ -74,6 +80,7 @@ export async function startTestGateway(o: { overrides?: Record<string, unknown>;
     config,
     configFile,
     smtpPort: front.port,
+    front,
     mailboxDir,
     stores,
     queue,
@@ -103,8 +110,9 @@ export interface SendResult {
 }
 
 /** Sends raw bytes over real SMTP with nodemailer; refusals come back as results, not throws. */
-export async function sendRaw(port: number, envelope: { from: string; to: string[] }, raw: string | Buffer): Promise<SendResult> {
-  const transport = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.sender.test' });
+/** `o.name` is the EHLO name, `o.localAddress` the client address to connect from (any 127.0.0.0/8 address works on Linux). */
+export async function sendRaw(port: number, envelope: { from: string; to: string[] }, raw: string | Buffer, o: { name?: string; localAddress?: string } = {}): Promise<SendResult> {
+  const transport = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: o.name ?? 'client.sender.test', ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
   try {
     const info = await transport.sendMail({ envelope, raw });
     const response = String(info.response);

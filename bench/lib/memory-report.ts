@@ -1,0 +1,45 @@
+// Preloaded into the gateway processes the bench starts (node --import): records which modules
+// the process loads and, once a second, its memory as V8 sees it, and writes both when the process
+// exits. This says what a process's resident memory is made of (JS heap, buffers, code of which
+// packages) without changing the gateway. Inert unless MAILMOAT_BENCH_MEMORY_DIR is set.
+import { writeFileSync } from 'node:fs';
+import module from 'node:module';
+import { join } from 'node:path';
+
+const dir = process.env.MAILMOAT_BENCH_MEMORY_DIR;
+
+if (dir) {
+  const loaded: string[] = [];
+  module.registerHooks({
+    load(url, context, nextLoad) {
+      loaded.push(url);
+      return nextLoad(url, context);
+    },
+  });
+  let peak = process.memoryUsage();
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    if (m.rss > peak.rss) peak = m;
+  }, 1000);
+  timer.unref();
+  process.once('exit', () => {
+    const packages = new Map<string, number>();
+    for (const url of loaded) {
+      const nm = url.lastIndexOf('/node_modules/');
+      const key = nm < 0 ? (url.startsWith('node:') ? 'node:' : '(project)') : url.slice(nm + 14).split('/').slice(0, url.slice(nm + 14).startsWith('@') ? 2 : 1).join('/');
+      packages.set(key, (packages.get(key) ?? 0) + 1);
+    }
+    const report = {
+      pid: process.pid,
+      role: process.argv[2] ?? '', // node [--import …] gateway/cli.ts ROLE --config FILE
+      peak,
+      modules: loaded.length,
+      packages: [...packages.entries()].sort((a, b) => b[1] - a[1]).map(([name, files]) => ({ name, files })),
+    };
+    try {
+      writeFileSync(join(dir, `memory-${report.role}-${process.pid}.json`), JSON.stringify(report));
+    } catch {
+      // the bench reports a missing file as "no memory report"
+    }
+  });
+}

@@ -1,0 +1,44 @@
+// Where the engines are, as the config says: one place for the rule. Configured engines are where
+// the config points; managed ones (started by `mailmoat start`) live at fixed places under the
+// data dir, so every other role and command on the machine can attach to them.
+import path from 'node:path';
+import type { Config } from './config/schema.ts';
+import type { RedisTarget } from './store/queue.ts';
+
+export type SocketOrTcp = { socketPath: string } | { host: string; port: number };
+
+export interface Endpoints {
+  redis: RedisTarget;
+  clamd: SocketOrTcp;
+  spamd: SocketOrTcp;
+}
+
+/** Port of the spamd that mailmoat manages itself (loopback only), unless spamd.port says otherwise. */
+const MANAGED_SPAMD_PORT = 7830;
+
+/** The folder of a managed engine: its config, socket, pid file and log. */
+export const managedEngineDir = (config: Config, name: 'redis' | 'clamd' | 'spamd'): string =>
+  path.join(config.dataDir, 'engines', name);
+
+export function configuredRedis(config: Config): RedisTarget | undefined {
+  if (config.redis.url) return { url: config.redis.url };
+  if (config.redis.socket) return { socketPath: config.redis.socket };
+  return undefined;
+}
+
+export function configuredEngine(e: { socket?: string; host?: string; port?: number }): SocketOrTcp | undefined {
+  if (e.socket) return { socketPath: e.socket };
+  if (e.host && e.port) return { host: e.host, port: e.port };
+  return undefined;
+}
+
+export const managedSpamdPort = (config: Config): number => config.spamd.port ?? MANAGED_SPAMD_PORT;
+
+/** Endpoints for a role that attaches to running engines (started by the admin or by `mailmoat start`). */
+export function attachedEndpoints(config: Config): Endpoints {
+  return {
+    redis: configuredRedis(config) ?? { socketPath: path.join(managedEngineDir(config, 'redis'), 'redis.sock') },
+    clamd: configuredEngine(config.clamd) ?? { socketPath: path.join(managedEngineDir(config, 'clamd'), 'clamd.sock') },
+    spamd: configuredEngine(config.spamd) ?? { host: '127.0.0.1', port: managedSpamdPort(config) },
+  };
+}

@@ -1,0 +1,57 @@
+// The process's one Prometheus registry and the counters of the SMTP front line. Whoever serves
+// /metrics (the console) exposes `registry` (e.g. Registry.merge([registry, its own])); every
+// role registers its metrics here, never in a registry of its own, so one scrape sees them all.
+// Counters only grow; tests compare before/after values (metricValue) because one test process
+// may run several gateways.
+import { Counter, Gauge, Registry } from 'prom-client';
+
+export const registry = new Registry();
+
+export const smtpMetrics = {
+  connections: new Counter({
+    name: 'mailmoat_smtp_connections_total',
+    help: 'SMTP connections by listener and outcome (accepted, refused)',
+    labelNames: ['listener', 'outcome'] as const,
+    registers: [registry],
+  }),
+  sessions: new Gauge({
+    name: 'mailmoat_smtp_sessions',
+    help: 'SMTP sessions open now, by listener',
+    labelNames: ['listener'] as const,
+    registers: [registry],
+  }),
+  /** One per check outcome: check is e.g. "helo.nxdomain", "dnsbl.zen.spamhaus.org", "spf.fail"; action reject/tempfail/score/pass/skip. */
+  decisions: new Counter({
+    name: 'mailmoat_smtp_check_decisions_total',
+    help: 'Front-line check decisions by check and action',
+    labelNames: ['check', 'action'] as const,
+    registers: [registry],
+  }),
+  refusals: new Counter({
+    name: 'mailmoat_smtp_refusals_total',
+    help: 'SMTP refusals by stage (connect, mail, rcpt, data, auth) and reply code',
+    labelNames: ['stage', 'code'] as const,
+    registers: [registry],
+  }),
+  accepted: new Counter({
+    name: 'mailmoat_smtp_messages_accepted_total',
+    help: 'Messages accepted (250 after spool fsync and enqueue), by listener',
+    labelNames: ['listener'] as const,
+    registers: [registry],
+  }),
+  tlsReloads: new Counter({
+    name: 'mailmoat_tls_reloads_total',
+    help: 'Certificate reloads by outcome (ok, error)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
+};
+
+/** Current value of one counter/gauge series (0 when it has not been touched). */
+export async function metricValue(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  const hit = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+  return hit?.value ?? 0;
+}

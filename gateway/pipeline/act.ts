@@ -1,0 +1,208 @@
+// Acting on verdicts: one message (or one part of it split off per policy group) is quarantined,
+// delivered as a copy made for its group, or dropped after an inline refusal. Every step can be
+// run again after a crash: quarantine and spool writes overwrite, generated notices have derived
+// ids, and the message's state changes by compare-and-set.
+//
+// Splitting: one message id, one spool entry and one delivered copy per id is the model of the
+// spool, the delivery worker and the `deliveries` table. Recipients whose handling differs are
+// therefore split into messages of their own: "<id>-2", "<id>-3"… each with its own spool entry
+// (a copy of the body), row, copy, delivery records and quarantine entry, and an event on both
+// sides saying so. The parent keeps its first group; its row's recipients are narrowed to it, so
+// that releasing it from quarantine never delivers to recipients who got their copy elsewhere.
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import type { Envelope, Spool } from '../spool/spool.ts';
+import type { BlobStore } from '../store/blobs.ts';
+import type { MetadataStore } from '../store/metadata.ts';
+import type { JobQueue } from '../store/queue.ts';
+import type { ScanReport } from '../../scanners/types.ts';
+import type { SmtpReply } from '../../rules/replies.ts';
+import { domainOf } from '../../rules/envelope.ts';
+import type { PlanGroup, RecipientPlan } from '../../rules/actions.ts';
+import { registrableDomain, type Analysis } from './analyse.ts';
+import { arcSealHeaders, isOurAuthResults, type ArcSealKey } from './auth.ts';
+import { sendNotices } from './notify.ts';
+import { removalNote, writeCopy } from './rewrite.ts';
+import { receivedHeader } from './trace.ts';
+
+/** Our own headers: removed from incoming mail before we add ours, so none can be forged. */
+export const OWN_HEADER_PREFIXES = ['x-mailmoat-', 'x-spam-'];
+
+export interface ActDeps {
+  config: Config;
+  spool: Spool;
+  store: MetadataStore;
+  quarantine: BlobStore;
+  queue: JobQueue;
+  logger: Logger;
+  /** ARC-seal delivered copies with this key (authentication.arcSeal); absent: no seal. */
+  arcKey?: ArcSealKey | null;
+}
+
+export interface Links {
+  splitInto?: string[];
+  splitFrom?: string;
+}
+
+/** The report stored with a message: its group's view plus how it was handled. */
+function groupReport(g: PlanGroup, action: string, links: Links, sent: string[]): ScanReport {
+  const m = g.members[0];
+  return {
+    ...m.report,
+    score: m.score,
+    outcome: {
+      recipients: g.members.map((x) => x.recipient),
+      class: m.class,
+      action,
+      reasons: m.reasons,
+      rules: [...new Set(g.members.flatMap((x) => x.rules))],
+      ...(links.splitInto && links.splitInto.length > 0 ? { splitInto: links.splitInto } : {}),
+      ...(links.splitFrom ? { splitFrom: links.splitFrom } : {}),
+      ...(sent.length > 0 ? { sent } : {}),
+    },
+  };
+}
+
+/** The Subject of a spooled message (header block only), for the message log. */
+export async function readSubject(file: string): Promise<string | null> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    const head = buf.subarray(0, bytesRead).toString('latin1').split(/\r?\n\r?\n/)[0];
+    const m = /^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(head);
+    return m ? m[1].replace(/\r?\n[ \t]+/g, ' ').trim() : null;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function notices(deps: ActDeps, env: Envelope, g: PlanGroup, outcome: string, subject: string | null, o: { forwards: boolean }): Promise<string[]> {
+  const notify = g.members.filter((m) => m.action.notifyRecipient).map((m) => m.recipient);
+  const admins = g.members.filter((m) => m.action.notifyAdmin).map((m) => m.policy.adminAddress ?? `postmaster@${domainOf(m.recipient)}`);
+  const forwards = o.forwards ? g.members.flatMap((m) => m.action.forwardTo) : [];
+  if (notify.length + admins.length + forwards.length === 0) return [];
+  const m = g.members[0];
+  return sendNotices(deps, { about: env, subject, class: m.class, outcome, reasons: m.reasons, recipients: g.members.map((x) => x.recipient) }, { recipients: notify, admins, forwards });
+}
+
+/** Holds the message in the quarantine for its group. */
+export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup, links: Links, why?: string): Promise<void> {
+  const { spool, store, quarantine, logger } = deps;
+  const file = spool.messagePath(env.id);
+  await quarantine.put(env.id, file);
+  const subject = await readSubject(file);
+  const m = g.members[0];
+  const reason = why ?? m.reason;
+  const fallback = g.plan.kind === 'reject';
+  const sent = await notices(deps, env, g, 'quarantined', subject, { forwards: true });
+  const action = fallback ? 'quarantine (reject: accepted before the verdict)' : 'quarantine';
+  store.recordVerdict(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject });
+  store.transition(env.id, ['queued'], 'quarantined');
+  store.addEvent(env.id, 'quarantined', fallback ? `${reason} (policy says reject, but the message had been accepted)` : reason);
+  await spool.remove(env.id);
+  logger.info({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
+}
+
+/** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
+export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
+  const { spool, store, queue, config, logger } = deps;
+  if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
+  const { spec } = g.plan;
+  const m = g.members[0];
+  const authservId = config.authentication.authservId ?? config.hostname;
+  const authHeaders = spec.authResults && 'headers' in analysis.auth ? analysis.auth.headers : [];
+  const findings = m.report.attachments?.status === 'checked' ? m.report.attachments.findings : [];
+  const strip = spec.strip.map((part) => {
+    const here = findings.filter((f) => f.part === part);
+    return { part, note: removalNote({ filename: here[0]?.archivePath?.[0] ?? here[0]?.filename ?? null, reasons: here.map((f) => f.reason), messageId: env.id }) };
+  });
+  const copySpec = {
+    stamp: {
+      prepend: [
+        ['Received', receivedHeader(env, config.hostname)],
+        ...authHeaders,
+        ['X-Mailmoat-ID', env.id],
+        ...spec.statusHeaders,
+        ...(spec.warning ? [['X-Mailmoat-Warning', spec.warning]] : []),
+      ] as [string, string][],
+      removePrefixes: OWN_HEADER_PREFIXES,
+      removeIf: (key: string, line: string) => isOurAuthResults(key, line, authservId),
+      subjectTag: spec.subjectTag,
+    },
+    strip,
+    disarm: spec.disarm && { ...spec.disarm, registrableDomain, maxHtmlPartBytes: config.mime.maxHtmlPartBytes },
+    limits: { maxParts: config.mime.maxParts, maxHeaderBytes: config.mime.maxHeaderBytes },
+  };
+  let result: Awaited<ReturnType<typeof writeCopy>> | undefined;
+  const input = () => createReadStream(spool.messagePath(env.id));
+  const arc = deps.arcKey && spec.authResults && 'arc' in analysis.auth ? analysis.auth.arc : null;
+  try {
+    if (deps.arcKey && arc) {
+      // RFC 8617: the seal covers the copy as delivered, so it is made over the finished copy
+      // (written aside first), and the ARC set goes on top of it.
+      const side = `${spool.outputPath(env.id)}.unsealed`;
+      try {
+        const ws = createWriteStream(side);
+        result = await writeCopy(input(), ws, copySpec);
+        await new Promise<void>((resolve, reject) => ws.end((e?: Error | null) => (e ? reject(e) : resolve())));
+        const seal = await arcSealHeaders(side, deps.arcKey, arc);
+        await spool.restoreForDelivery(env, async (out) => {
+          out.write(seal);
+          await pipeline(createReadStream(side), out, { end: false });
+        });
+      } finally {
+        await fs.rm(side, { force: true });
+      }
+    } else {
+      await spool.restoreForDelivery(env, async (out) => {
+        result = await writeCopy(input(), out, copySpec);
+      });
+    }
+  } catch (err) {
+    // A copy we cannot write (a structure the splitter refuses) is held, never sent as it came.
+    logger.warn({ id: env.id, err }, 'could not write the delivered copy; holding the message');
+    await quarantineGroup(deps, env, { ...g, plan: { kind: 'quarantine', class: 'unscannable' } }, links, `could not write the delivered copy: ${(err as Error).message}`);
+    return;
+  }
+  const outcome = spec.strip.length > 0 ? 'delivered with attachments removed' : spec.subjectTag ? `delivered tagged ${spec.subjectTag}` : 'delivered';
+  const sent = await notices(deps, env, g, outcome, result?.subject ?? null, { forwards: true });
+  const report = groupReport(g, g.members[0].action.do, links, sent);
+  if (report.attachments?.status === 'checked' && result && result.stripped.length > 0) report.attachments = { ...report.attachments, stripped: result.stripped };
+  store.recordVerdict(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null });
+  store.transition(env.id, ['queued'], 'delivering');
+  if (result?.stripped.length) store.addEvent(env.id, 'stripped', `attachments removed: parts ${result.stripped.join(', ')}`);
+  await queue.enqueue('deliver', env.id);
+  logger.info({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
+}
+
+/** The message was refused at SMTP time: nothing is kept but its record. */
+export async function dropRefused(deps: ActDeps, env: Envelope, plans: RecipientPlan[], reply: SmtpReply): Promise<void> {
+  const { spool, store, logger } = deps;
+  const text = `${reply.code} ${reply.enhanced} ${reply.text}`;
+  const g: PlanGroup = { plan: plans[0].plan, members: plans };
+  const subject = await readSubject(spool.messagePath(env.id)).catch(() => null);
+  // A refused message is not kept anywhere: notices, but no forwarded copies.
+  const sent = await notices(deps, env, g, 'refused', subject, { forwards: false });
+  store.recordVerdict(env.id, { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject });
+  store.transition(env.id, ['queued'], 'refused', text);
+  store.addEvent(env.id, 'refused', `refused at SMTP time: ${text}`);
+  await spool.remove(env.id);
+  logger.info({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
+}
+
+/** A copy of the spooled message under a new id with some of its recipients (a policy group). */
+export async function splitOff(deps: ActDeps, parent: Envelope, childId: string, rcptTo: string[]): Promise<Envelope> {
+  const { spool, store } = deps;
+  const dsnRecipients = parent.dsn?.recipients && Object.fromEntries(Object.entries(parent.dsn.recipients).filter(([r]) => rcptTo.includes(r)));
+  const child: Envelope = { ...parent, id: childId, rcptTo, ...(parent.dsn ? { dsn: { ...parent.dsn, recipients: dsnRecipients } } : {}) };
+  await spool.discardIncoming(childId);
+  await spool.receive(childId, createReadStream(spool.messagePath(parent.id)), Number.MAX_SAFE_INTEGER);
+  await spool.commit(child);
+  store.recordReceived(child);
+  store.addEvent(childId, 'split', `split from ${parent.id} for ${rcptTo.join(', ')}: their policy handles it differently`);
+  store.addEvent(parent.id, 'split', `${rcptTo.join(', ')} split off into ${childId}`);
+  return child;
+}

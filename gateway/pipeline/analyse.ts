@@ -1,0 +1,165 @@
+// The analysis of one spooled message: every scanner a recipient's policy asks for, in parallel,
+// each reading the spool file itself (streams, not buffers; spamd and mailauth take the message
+// whole, bounded by spamd.maxBytes and smtp.maxMessageBytes). Then `reportFor` gives each
+// recipient's view of it: attachment rules and HTML settings can differ per recipient's policy.
+//
+// A scanner that fails is reported as failed (the verdict retries the scan), never left out.
+import { createReadStream, promises as fs } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { getDomain } from 'tldts';
+import type { Config } from '../config/schema.ts';
+import type { Envelope, Spool } from '../spool/spool.ts';
+import { walkMessage } from '../../scanners/mime-walk.ts';
+import { DEFAULT_ZIP_LIMITS } from '../../scanners/zip-inspect.ts';
+import type { MessageFacts } from '../../scanners/facts.ts';
+import type { AttachmentScan, Failed, HtmlScan, ScanReport, Skipped, SpamScan, UrlScan, VirusScan } from '../../scanners/types.ts';
+import { evaluateAttachments, mergeAttachmentRules } from '../../rules/attachments.ts';
+import { DEFAULT_ATTACHMENT_RULES } from '../../rules/defaults/attachments.ts';
+import { DEFAULT_PHISHING_SAFE_SITES } from '../../rules/defaults/phishing-safe-sites.ts';
+import { disarmSettings, type DisarmSettings } from '../../rules/actions.ts';
+import { urlScan, type UrlFacts } from '../../rules/urls.ts';
+import type { Policy } from '../../rules/policy.ts';
+import { authenticateMessage, type AuthOutcome } from './auth.ts';
+import { disarmKey, scanText, type TextScanResult } from './text-scan.ts';
+import { createUrlChecker, type UrlChecker } from './urls.ts';
+import type { RecipientPolicy } from './policy.ts';
+import { receivedHeader } from './trace.ts';
+import type { MailauthResolver } from '../dns/resolver.ts';
+
+export interface Scanners {
+  virus(input: Readable): Promise<VirusScan>;
+  spam(message: Buffer): Promise<SpamScan>;
+  /** Mail authentication on the gateway's resolver; absent: the auth check cannot run (a policy asking for it retries). */
+  mailauth?: MailauthResolver;
+  /** URL look-ups; absent: bad-sites list only, no blocklists. */
+  urls?: UrlChecker;
+}
+
+export interface Analysis {
+  virus: VirusScan;
+  spam: SpamScan;
+  facts: MessageFacts | Failed | Skipped;
+  text: TextScanResult | Failed | Skipped;
+  auth: AuthOutcome | Skipped;
+  urls: UrlFacts | Failed | Skipped;
+}
+
+/** Registrable domain by the Public Suffix List (tldts), private suffixes included (a.github.io ≠ b.github.io). */
+export function registrableDomain(host: string): string {
+  return getDomain(host, { allowPrivateDomains: true }) ?? host.toLowerCase();
+}
+
+const skipped = (reason: string): Skipped => ({ status: 'skipped', reason });
+const failed = (err: unknown): Failed => ({ status: 'error', reason: (err as Error)?.message ?? String(err) });
+
+export function walkLimits(config: Config) {
+  const m = config.mime;
+  return { maxParts: m.maxParts, maxDepth: m.maxDepth, maxHeaderBytes: m.maxHeaderBytes, maxArchiveBytes: m.maxArchiveBytes, zip: DEFAULT_ZIP_LIMITS };
+}
+
+export interface AnalyseDeps {
+  config: Config;
+  spool: Spool;
+  scanners: Scanners;
+}
+
+export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: RecipientPolicy[]): Promise<Analysis> {
+  const { config, spool, scanners } = deps;
+  const file = spool.messagePath(envelope.id);
+  const any = (k: keyof Policy['checks']) => policies.some((p) => p.policy.checks[k]);
+  const settings = uniqueSettings(policies.map((p) => p.policy));
+
+  const virus: Promise<VirusScan> = any('virus') ? scanners.virus(createReadStream(file)) : Promise.resolve(skipped('virus check off for every recipient'));
+  const spam: Promise<SpamScan> = !any('spam') || !config.spamd.enabled
+    ? Promise.resolve(skipped(config.spamd.enabled ? 'spam check off for every recipient' : 'spam scanning disabled'))
+    : envelope.size > config.spamd.maxBytes
+      ? Promise.resolve(skipped(`larger than ${config.spamd.maxBytes} bytes`))
+      : fs.readFile(file).then((body) =>
+          // spamd sees our trace header too, so it knows which relay handed the message to us.
+          scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body])),
+        );
+  const facts = any('attachments') ? walkMessage(createReadStream(file), walkLimits(config)).catch(failed) : Promise.resolve(skipped('attachment check off'));
+  const text: Promise<TextScanResult | Failed | Skipped> =
+    any('html') || any('urls')
+      ? scanText(createReadStream(file), {
+          maxParts: config.mime.maxParts,
+          maxHeaderBytes: config.mime.maxHeaderBytes,
+          maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
+          maxTextPartBytes: config.mime.maxTextPartBytes,
+          maxHosts: config.urls.maxHosts,
+          disarm: settings,
+          registrableDomain,
+        }).catch(failed)
+      : Promise.resolve(skipped('HTML and URL checks off'));
+  const urls: Promise<UrlFacts | Failed | Skipped> = any('urls')
+    ? text.then(async (t) => {
+        if ('status' in t) return t;
+        // Without a configured checker: the bad-sites list only, no DNS.
+        const checker = scanners.urls ?? createUrlChecker({ config: config.urls, resolver: null, registrableDomain });
+        return checker.check(t.hosts, t.truncated).catch(failed);
+      })
+    : Promise.resolve(skipped('URL check off'));
+  const authservId = config.authentication.authservId ?? config.hostname;
+  const auth: Promise<AuthOutcome | Skipped> = !any('auth')
+    ? Promise.resolve(skipped('authentication check off'))
+    : scanners.mailauth
+      ? authenticateMessage(file, envelope, { resolver: scanners.mailauth, authservId })
+      : Promise.resolve({ scan: failed(new Error('no resolver for mail authentication')), headers: [], arc: null });
+  const [v, s, f, t, a, u] = await Promise.all([virus, spam, facts, text, auth, urls]);
+  return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u };
+}
+
+function uniqueSettings(policies: Policy[]): DisarmSettings[] {
+  const out = new Map<string, DisarmSettings>();
+  for (const p of policies) {
+    const s = disarmSettings(p, DEFAULT_PHISHING_SAFE_SITES);
+    if (s) out.set(disarmKey(s), s);
+  }
+  return [...out.values()];
+}
+
+function attachmentView(a: Analysis, p: Policy): AttachmentScan {
+  if (!p.checks.attachments) return skipped('attachment check off');
+  if ('status' in a.facts) return a.facts;
+  const facts = a.facts;
+  const rules = p.attachments.rules.reduce(mergeAttachmentRules, { ...DEFAULT_ATTACHMENT_RULES, encrypted: 'report' as const });
+  const evaluated = evaluateAttachments(facts, rules);
+  const findings = evaluated.findings.filter((f) => !(f.class === 'encrypted' && p.attachments.encrypted === 'allow'));
+  return {
+    status: 'checked',
+    structure: facts.outcome,
+    parts: facts.parts.length,
+    files: facts.parts
+      .filter((x) => x.filename !== null || x.disposition === 'attachment' || !x.contentType.startsWith('text/'))
+      .map((x) => ({ part: x.id, filename: x.filename, contentType: x.contentType, size: x.size, detected: x.detected?.description ?? null })),
+    findings,
+  };
+}
+
+function htmlView(a: Analysis, p: Policy): HtmlScan {
+  if (!p.checks.html) return skipped('HTML check off');
+  if ('status' in a.text) return a.text.status === 'error' ? a.text : { status: 'error', reason: 'HTML was not read' };
+  const s = disarmSettings(p, DEFAULT_PHISHING_SAFE_SITES);
+  const found = s ? a.text.html.get(disarmKey(s)) : undefined;
+  return found ?? { status: 'error', reason: 'no HTML analysis for this policy' };
+}
+
+function urlView(a: Analysis, p: Policy): UrlScan {
+  if (!p.checks.urls) return skipped('URL check off');
+  if ('status' in a.urls) return a.urls.status === 'error' ? a.urls : { status: 'error', reason: 'URLs were not read' };
+  return urlScan(a.urls, p.urls.badSiteScore);
+}
+
+/** One recipient's view of the analysis: what rules/verdict.ts classifies. */
+export function reportFor(a: Analysis, rp: RecipientPolicy): ScanReport {
+  const p = rp.policy;
+  return {
+    virus: a.virus,
+    spam: a.spam,
+    attachments: attachmentView(a, p),
+    html: htmlView(a, p),
+    auth: !p.checks.auth ? skipped('authentication check off') : 'scan' in a.auth ? a.auth.scan : a.auth,
+    urls: urlView(a, p),
+    list: p.checks.lists ? rp.list : null,
+  };
+}

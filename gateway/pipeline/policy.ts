@@ -1,0 +1,44 @@
+// Each recipient's effective content policy, from the config (global policy and rules, the
+// recipient domain's policy and rules) and the allow/block lists in the metadata store.
+import type { Config } from '../config/schema.ts';
+import type { Envelope } from '../spool/spool.ts';
+import { DEFAULT_POLICY, layerPolicy, type Policy } from '../../rules/policy.ts';
+import { resolvePolicy, type PolicyRule } from '../../rules/rulesets.ts';
+import { decideLists, type ScopedEntry } from '../../rules/lists.ts';
+import { domainOf } from '../../rules/envelope.ts';
+import type { ListMatch } from '../../scanners/types.ts';
+
+/** What the pipeline reads from the allow/block lists (gateway/store/lists.ts ListStore). */
+export interface ListSource {
+  forRecipient(address: string): ScopedEntry[];
+}
+
+export interface RecipientPolicy {
+  recipient: string;
+  policy: Policy;
+  rules: string[];
+  list: ListMatch | null;
+}
+
+/** Defaults, then the top-level `spam` section (thresholds and tag), then the global `policy`. */
+export function basePolicy(config: Config): Policy {
+  const { threshold, highThreshold, subjectTag } = config.spam;
+  return layerPolicy(DEFAULT_POLICY, [{ spam: { threshold, highThreshold }, tags: { spam: subjectTag, 'high-spam': subjectTag } }, config.policy]);
+}
+
+function named(rules: readonly PolicyRule[], where: string): PolicyRule[] {
+  return rules.map((r, i) => ({ ...r, name: r.name ?? `${where}[${i}]` }));
+}
+
+export function recipientPolicies(config: Config, envelope: Pick<Envelope, 'mailFrom' | 'clientIp' | 'rcptTo'>, lists: ListSource | undefined): RecipientPolicy[] {
+  const base = basePolicy(config);
+  const globalRules = named(config.rules, 'rules');
+  return envelope.rcptTo.map((recipient) => {
+    const domain = domainOf(recipient);
+    const hosted = config.domains[domain];
+    const rules = [...(hosted ? named(hosted.rules, `domains["${domain}"].rules`) : []), ...globalRules];
+    const resolved = resolvePolicy({ base, domainPolicy: hosted?.policy, rules }, { sender: envelope.mailFrom, recipient, clientIp: envelope.clientIp });
+    const decision = resolved.policy.checks.lists && lists ? decideLists(lists.forRecipient(recipient), { sender: envelope.mailFrom, clientIp: envelope.clientIp }) : null;
+    return { recipient, policy: resolved.policy, rules: resolved.rules, list: decision && { kind: decision.kind, scope: decision.scope, entry: decision.entry } };
+  });
+}

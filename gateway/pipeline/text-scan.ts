@@ -1,0 +1,178 @@
+// One streaming pass over the text parts of a message, for what the verdict needs before any copy
+// is written: the hosts the bodies name (URL checks) and what disarming the HTML would change
+// (phishing links, whether the copy gets <Cleaned>). Parts are numbered as the MIME walk and the
+// rewrite number them (scanners/part-ids.ts), and each HTML part is decoded and disarmed exactly
+// as the rewrite will (scanners/disarm-rewrite.ts), so the findings predicted here are the ones
+// the delivered copy gets.
+//
+// Bounds: an HTML part is buffered up to maxHtmlPartBytes (encoded; past it: 'unscannable-html',
+// as the rewrite reports it), a text/plain part is read for URLs up to maxTextPartBytes. A
+// structure the splitter refuses ends the pass early (the walk reports the message malformed).
+import { once } from 'node:events';
+import type { Readable, Transform } from 'node:stream';
+import { Splitter } from '@zone-eu/mailsplit';
+import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
+import { decodeHtml } from '../../scanners/html-charset.ts';
+import { disarmHtml, extractUrls, type DisarmOptions } from '../../scanners/html-disarm.ts';
+import { splitterOptions } from '../../scanners/mime-walk.ts';
+import { PartNumberer } from '../../scanners/part-ids.ts';
+import type { HtmlScan, PhishingLink } from '../../scanners/types.ts';
+import type { DisarmSettings } from '../../rules/actions.ts';
+
+export interface TextScanOptions {
+  maxParts: number;
+  maxHeaderBytes: number;
+  maxHtmlPartBytes: number;
+  maxTextPartBytes: number;
+  /** Hosts collected at most (message-wide). */
+  maxHosts: number;
+  /** One disarm prediction per distinct setting (usually one). */
+  disarm: DisarmSettings[];
+  registrableDomain: (host: string) => string;
+}
+
+export interface TextScanResult {
+  /** Hosts in all bodies, unique, in order of appearance. */
+  hosts: string[];
+  /** More hosts were named than were kept. */
+  truncated: boolean;
+  /** Per disarm setting (key: disarmKey(setting)): what disarming finds. */
+  html: Map<string, HtmlScan & { status: 'checked' }>;
+}
+
+export const disarmKey = (s: DisarmSettings): string => JSON.stringify(s);
+
+const PHISH = /^link shows (\S+) but goes to (\S+)$/;
+
+async function decodeAll(decoder: Transform, input: Buffer[], max: number): Promise<Buffer> {
+  const out: Buffer[] = [];
+  let size = 0;
+  decoder.on('data', (c: Buffer) => {
+    if (size < max) out.push(c);
+    size += c.length;
+  });
+  const done = once(decoder, 'end');
+  for (const chunk of input) if (!decoder.write(chunk)) await once(decoder, 'drain');
+  decoder.end();
+  await done;
+  return Buffer.concat(out).subarray(0, max);
+}
+
+interface Leaf {
+  node: MimeNode;
+  id: string;
+  html: boolean;
+  chunks: Buffer[];
+  size: number;
+}
+
+class Collector {
+  o: TextScanOptions;
+  hosts = new Set<string>();
+  truncated = false;
+  html = new Map<string, HtmlScan & { status: 'checked' }>();
+
+  constructor(o: TextScanOptions) {
+    this.o = o;
+    for (const s of o.disarm) this.html.set(disarmKey(s), { status: 'checked', parts: 0, findings: [], phishing: [], changed: false, dangerous: false });
+  }
+
+  addHosts(found: string[]): void {
+    for (const h of found) {
+      if (this.hosts.size >= this.o.maxHosts) {
+        if (!this.hosts.has(h)) this.truncated = true;
+        continue;
+      }
+      this.hosts.add(h);
+    }
+  }
+
+  async finish(leaf: Leaf): Promise<void> {
+    if (!leaf.html) {
+      const text = await decodeAll(leaf.node.getDecoder(), leaf.chunks, this.o.maxTextPartBytes);
+      const decoder = leaf.node.charset ? safeDecoder(leaf.node.charset) : new TextDecoder('utf-8');
+      this.addHosts(extractUrls(decoder.decode(text), { html: false, max: this.o.maxHosts + 1 }));
+      return;
+    }
+    for (const scan of this.html.values()) scan.parts++;
+    if (leaf.size > this.o.maxHtmlPartBytes) {
+      const detail = `HTML part larger than ${this.o.maxHtmlPartBytes} bytes was not disarmed`;
+      for (const scan of this.html.values()) scan.findings.push({ part: leaf.id, kind: 'unscannable-html', detail });
+      return;
+    }
+    const decoded = await decodeAll(leaf.node.getDecoder(), leaf.chunks, Number.MAX_SAFE_INTEGER);
+    const { text } = decodeHtml(decoded, leaf.node.charset || null);
+    this.addHosts(extractUrls(text, { html: true, max: this.o.maxHosts + 1, maxHtmlChars: this.o.maxHtmlPartBytes }));
+    for (const s of this.o.disarm) this.predict(leaf.id, text, s);
+  }
+
+  predict(part: string, text: string, s: DisarmSettings): void {
+    const scan = this.html.get(disarmKey(s))!;
+    const options: Partial<DisarmOptions> = { ...s, registrableDomain: this.o.registrableDomain, maxHtmlChars: this.o.maxHtmlPartBytes };
+    const r = disarmHtml(text, options);
+    if (r.unscannable) scan.findings.push({ part, kind: 'unscannable-html', detail: r.unscannable });
+    if (!r.changed) return;
+    scan.changed = true;
+    for (const f of r.findings) {
+      scan.findings.push({ part, ...f });
+      if (f.kind !== 'web-bug') scan.dangerous = true;
+      const m = f.kind === 'phishing' ? PHISH.exec(f.detail) : null;
+      if (m) scan.phishing.push({ part, shown: m[1], real: m[2] } satisfies PhishingLink);
+    }
+  }
+}
+
+function safeDecoder(charset: string): InstanceType<typeof TextDecoder> {
+  try {
+    return new TextDecoder(charset.split('*')[0].trim());
+  } catch {
+    return new TextDecoder('windows-1252');
+  }
+}
+
+/** Reads the message once; never throws for what the message contains (rejects on input errors). */
+export async function scanText(input: Readable, o: TextScanOptions): Promise<TextScanResult> {
+  const c = new Collector(o);
+  const splitter = new Splitter(splitterOptions(o));
+  const numberer = new PartNumberer();
+  let inputError: Error | undefined;
+  input.on('error', (e) => {
+    inputError = e;
+    splitter.destroy(e);
+  });
+  input.pipe(splitter);
+  let leaf: Leaf | undefined;
+  const close = async () => {
+    const l = leaf;
+    leaf = undefined;
+    if (l) await c.finish(l);
+  };
+  try {
+    for await (const obj of splitter as AsyncIterable<SplitterChunk>) {
+      if (obj.type === 'node') {
+        await close();
+        numberer.see(obj);
+        const leafNode = !obj.multipart && !obj.messageNode;
+        // Every HTML leaf, as the rewrite disarms every one; plain text only when it is a body, not an attached file.
+        const html = leafNode && obj.contentType === 'text/html';
+        const body = leafNode && (obj.contentType === 'text/plain' || !obj.contentType) && obj.disposition !== 'attachment';
+        if (html || body) leaf = { node: obj, id: numberer.idOf(obj), html: obj.contentType === 'text/html', chunks: [], size: 0 };
+        continue;
+      }
+      if (obj.type === 'body' && leaf && obj.node === leaf.node) {
+        leaf.size += obj.value.length;
+        const cap = leaf.html ? o.maxHtmlPartBytes : o.maxTextPartBytes * 4;
+        if (leaf.size <= cap) leaf.chunks.push(obj.value);
+        continue;
+      }
+      await close();
+    }
+    await close();
+  } catch (err) {
+    if (inputError) throw inputError;
+    input.unpipe(splitter);
+    input.destroy();
+    splitter.destroy();
+  }
+  return { hosts: [...c.hosts], truncated: c.truncated, html: c.html };
+}

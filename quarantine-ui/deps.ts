@@ -1,0 +1,37 @@
+// What the console needs from the rest of mailmoat: store ports and a few actions. Only the
+// composition root (gateway/roles.ts runConsole) picks the concrete adapters; tests pass fakes.
+import type { Config } from '../gateway/config/schema.ts';
+import type { Logger } from '../gateway/log.ts';
+import type { DeleteResult, ReleaseResult } from '../gateway/quarantine.ts';
+import type { SpamTeacher } from '../gateway/learning.ts';
+import type { AccountStore } from '../gateway/store/accounts.ts';
+import type { AuditStore } from '../gateway/store/audit.ts';
+import type { BlobStore } from '../gateway/store/blobs.ts';
+import type { DigestStore } from '../gateway/store/digests.ts';
+import type { LearnLog } from '../gateway/store/learnlog.ts';
+import type { ListStore } from '../gateway/store/lists.ts';
+import type { MetadataStore } from '../gateway/store/metadata.ts';
+import type { SmtpTestResult } from './lib/smtp-test.ts';
+
+export interface ConsoleDeps {
+  config: Config;
+  logger: Logger;
+  store: MetadataStore;
+  quarantine: BlobStore;
+  accounts: AccountStore;
+  audit: AuditStore;
+  lists: ListStore;
+  learnLog: LearnLog;
+  digests: DigestStore;
+  /** The console's master secret (lib/keys.ts); cookie and link keys are derived from it. */
+  secret: Buffer;
+  release(id: string, by: string): Promise<ReleaseResult>;
+  remove(id: string, by: string): Promise<DeleteResult>;
+  spamd: SpamTeacher;
+  /** Job counts per queue and state (waiting, active, delayed, failed…). */
+  queueCounts(): Promise<Record<string, Record<string, number>>>;
+  /** Named checks for /healthz: each resolves with a short detail or throws. */
+  healthChecks: Record<string, () => Promise<string>>;
+  smtpTest(target: { host: string; port: number }, o: { domain: string; helo: string; timeoutMs: number }): Promise<SmtpTestResult>;
+  now(): number;
+}

@@ -1,0 +1,203 @@
+// The message view: parsing a quarantined message for display, and the safe HTML preview.
+//
+// The HTML preview is the console's main attack surface: the message was written by whoever sent
+// it. Three layers, any one of which stops script execution on its own:
+//   1. DOMPurify (on jsdom, i.e. browser-equivalent parsing) removes scripts, event handlers,
+//      javascript: URLs, forms, frames, objects, <base>, <meta>, <link>; links are made inert
+//      (the target moves into the title) and remote images are dropped unless asked for.
+//   2. The preview is served from its own route with `Content-Security-Policy: sandbox;
+//      default-src 'none'` (no scripts, opaque origin, no network except images when allowed).
+//   3. The page embeds it in <iframe sandbox> without allow-scripts/allow-same-origin.
+// The sanitiser's output is sent as a whole document and never concatenated into another page.
+import { JSDOM } from 'jsdom';
+import createDOMPurify from 'dompurify';
+import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
+import { displayBlock } from './text.ts';
+
+export interface AttachmentInfo {
+  filename: string;
+  contentType: string;
+  size: number;
+  disposition: string;
+  contentId: string | null;
+}
+
+export interface LinkInfo {
+  href: string;
+  text: string;
+  /** The link text looks like a URL or host that differs from where the link goes (phishing). */
+  mismatch: boolean;
+}
+
+export interface MessageView {
+  headerBlock: string;
+  headers: { name: string; value: string }[];
+  from: string;
+  to: string;
+  cc: string;
+  subject: string;
+  date: string;
+  text: string | null;
+  hasHtml: boolean;
+  attachments: AttachmentInfo[];
+  authResults: string[];
+  links: LinkInfo[];
+}
+
+const MAX_HEADER_BLOCK = 256 * 1024;
+
+/** The raw header block (up to the first empty line), for the "headers" view. */
+export function headerBlockOf(raw: Buffer): string {
+  const head = raw.subarray(0, MAX_HEADER_BLOCK);
+  let end = head.indexOf('\r\n\r\n');
+  if (end === -1) end = head.indexOf('\n\n');
+  return head.subarray(0, end === -1 ? head.length : end).toString('utf8');
+}
+
+const addr = (a: AddressObject | AddressObject[] | undefined) => (a === undefined ? '' : (Array.isArray(a) ? a : [a]).map((x) => x.text).join(', '));
+
+export async function parseForView(raw: Buffer): Promise<{ view: MessageView; html: string | null; attachments: Attachment[] }> {
+  const parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true, skipImageLinks: true });
+  const headerBlock = headerBlockOf(raw);
+  const headers = parsed.headerLines.map((h) => {
+    const colon = h.line.indexOf(':');
+    return { name: h.line.slice(0, colon), value: h.line.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' ').trim() };
+  });
+  const html = typeof parsed.html === 'string' ? parsed.html : null;
+  const attachments = parsed.attachments ?? [];
+  return {
+    html,
+    attachments,
+    view: {
+      headerBlock: displayBlock(headerBlock),
+      headers,
+      from: addr(parsed.from),
+      to: addr(parsed.to),
+      cc: addr(parsed.cc),
+      subject: parsed.subject ?? '',
+      date: parsed.date ? parsed.date.toISOString() : '',
+      text: parsed.text ? displayBlock(parsed.text, 200_000) : null,
+      hasHtml: html !== null,
+      attachments: attachments.map((a) => ({
+        filename: a.filename ?? '(no name)',
+        contentType: a.contentType,
+        size: a.size,
+        disposition: a.contentDisposition ?? '',
+        contentId: a.contentId ?? null,
+      })),
+      authResults: headers.filter((h) => h.name.toLowerCase() === 'authentication-results').map((h) => h.value),
+      links: html ? extractLinks(html) : [],
+    },
+  };
+}
+
+// One jsdom window for the process; DOMPurify on it is synchronous, so per-call hooks added and
+// removed around one sanitize() call cannot interleave with another call.
+let purifier: ReturnType<typeof createDOMPurify> | undefined;
+function purify() {
+  purifier ??= createDOMPurify(new JSDOM('').window as unknown as Parameters<typeof createDOMPurify>[0]);
+  return purifier;
+}
+
+const FORBID_TAGS = [
+  'script', 'noscript', 'form', 'input', 'button', 'textarea', 'select', 'option', 'iframe', 'frame', 'frameset',
+  'object', 'embed', 'applet', 'base', 'link', 'meta', 'svg', 'math', 'video', 'audio', 'source', 'track', 'portal', 'template',
+];
+const FORBID_ATTR = ['srcset', 'action', 'formaction', 'ping', 'target', 'integrity', 'http-equiv'];
+const DATA_IMAGE = /^data:image\/(png|gif|jpeg|webp);base64,[a-z0-9+/=\s]+$/i;
+const MAX_INLINE_IMAGE = 2 * 1024 * 1024;
+
+export interface SanitizeOptions {
+  remoteImages: boolean;
+  /** cid: → data: URI of the message's own inline images. */
+  inlineImages: Map<string, string>;
+}
+
+export interface SanitizedPreview {
+  html: string;
+  blockedImages: number;
+}
+
+export function sanitizeForPreview(html: string, o: SanitizeOptions): SanitizedPreview {
+  const p = purify();
+  let blockedImages = 0;
+  const image = (value: string): string | null => {
+    const v = value.trim();
+    if (/^cid:/i.test(v)) return o.inlineImages.get(v.slice(4).replace(/^<|>$/g, '').toLowerCase()) ?? null;
+    if (DATA_IMAGE.test(v) && v.length < MAX_INLINE_IMAGE * 1.4) return v;
+    if (/^https?:\/\//i.test(v)) {
+      if (o.remoteImages) return v;
+      blockedImages++;
+      return null;
+    }
+    return null;
+  };
+  p.addHook('afterSanitizeAttributes', (node) => {
+    const el = node as Element;
+    if (typeof el.getAttribute !== 'function') return;
+    if (el.tagName === 'IMG') {
+      const src = el.getAttribute('src');
+      const safe = src === null ? null : image(src);
+      if (safe === null) {
+        el.removeAttribute('src');
+        if (src !== null) el.setAttribute('alt', `[image blocked${el.getAttribute('alt') ? `: ${el.getAttribute('alt')}` : ''}]`);
+      } else el.setAttribute('src', safe);
+    }
+    const bg = el.getAttribute('background');
+    if (bg !== null) {
+      const safe = image(bg);
+      if (safe === null) el.removeAttribute('background');
+      else el.setAttribute('background', safe);
+    }
+    if (el.tagName === 'A' || el.tagName === 'AREA') {
+      // Inert links: nothing in a quarantined message should be one click away from the admin.
+      const href = el.getAttribute('href');
+      el.removeAttribute('href');
+      if (href) el.setAttribute('title', `Link (not followed): ${href.slice(0, 500)}`);
+    }
+  });
+  try {
+    const out = p.sanitize(html, {
+      WHOLE_DOCUMENT: true,
+      FORBID_TAGS,
+      FORBID_ATTR,
+      ALLOW_DATA_ATTR: false,
+      ALLOW_UNKNOWN_PROTOCOLS: false,
+      RETURN_TRUSTED_TYPE: false,
+    }) as unknown as string;
+    return { html: out, blockedImages };
+  } finally {
+    p.removeHooks('afterSanitizeAttributes');
+  }
+}
+
+/** cid → data: URI for the message's inline images (size-limited), for the preview. */
+export function inlineImageMap(attachments: Attachment[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const a of attachments) {
+    if (!a.contentId || !/^image\/(png|gif|jpeg|webp)$/i.test(a.contentType) || a.size > MAX_INLINE_IMAGE) continue;
+    map.set(a.contentId.replace(/^<|>$/g, '').toLowerCase(), `data:${a.contentType.toLowerCase()};base64,${a.content.toString('base64')}`);
+  }
+  return map;
+}
+
+const hostOf = (s: string): string | null => {
+  const m = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([a-z0-9.-]+\.[a-z]{2,})(?:[:/?#]|$)/i.exec(s.trim());
+  return m ? m[1]!.toLowerCase().replace(/^www\./, '') : null;
+};
+
+/** Links in the HTML with their visible text; a text that names another host is flagged. */
+export function extractLinks(html: string): LinkInfo[] {
+  const dom = new JSDOM(''); // parse without scripts or resources: jsdom does neither by default
+  const doc = new dom.window.DOMParser().parseFromString(html, 'text/html');
+  const out: LinkInfo[] = [];
+  for (const a of Array.from(doc.querySelectorAll('a[href]')).slice(0, 200)) {
+    const href = a.getAttribute('href') ?? '';
+    const text = (a.textContent ?? '').replace(/\s+/g, ' ').trim().slice(0, 200);
+    const hrefHost = hostOf(href);
+    const textHost = /^(https?:\/\/|www\.)/i.test(text) || /^[a-z0-9.-]+\.[a-z]{2,}(\/|$)/i.test(text) ? hostOf(text) : null;
+    out.push({ href: href.slice(0, 500), text, mismatch: textHost !== null && hrefHost !== null && textHost !== hrefHost });
+  }
+  dom.window.close();
+  return out;
+}

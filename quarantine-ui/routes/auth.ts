@@ -1,0 +1,106 @@
+// Login, logout and the user's own password. A login is rate-limited per client IP (HTTP 429)
+// and per username (failed attempts in a window, counted for unknown names too so the answer
+// never tells whether a user exists); an unknown user costs the same scrypt time as a known one.
+// A successful login throws away the old session contents (and its CSRF secret) and issues a new
+// session id.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Ctx } from '../app.ts';
+import { dummyHash, hashPassword, verifyPassword } from '../../gateway/passwords.ts';
+import { field } from '../lib/forms.ts';
+
+export const MIN_PASSWORD = 10;
+
+/** Only a path on this console: "/x", never "//host" or "/\host" (open redirect). */
+export function safeNext(next: string | undefined): string {
+  return next && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) && !next.startsWith('/login') ? next : '/';
+}
+
+export function startSession(ctx: Ctx, req: FastifyRequest, accountId: number): void {
+  req.session.regenerate();
+  const s = ctx.deps.accounts.createSession(accountId, ctx.deps.config.console.sessionTtlMinutes * 60_000);
+  req.session.set('sid', s.id);
+}
+
+export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
+  const { accounts } = ctx.deps;
+  const cfg = ctx.deps.config.console.login;
+  const windowMs = cfg.windowMinutes * 60_000;
+
+  app.get('/login', async (req, reply) => {
+    if (req.user) return reply.redirect('/', 303);
+    return ctx.render(req, reply, 'login', { title: 'Log in', next: safeNext((req.query as Record<string, string>).next), username: '' });
+  });
+
+  app.post(
+    '/login',
+    {
+      config: {
+        rateLimit: {
+          max: cfg.maxPerIp,
+          timeWindow: windowMs,
+          onExceeded: (req: FastifyRequest) => ctx.audit(req, { action: 'login', outcome: 'denied', detail: 'rate limit per client address' }),
+        },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body as Record<string, unknown>;
+      const username = field(body, 'username', 100).trim().toLowerCase();
+      const password = field(body, 'password', 1024);
+      const next = safeNext(field(body, 'next', 2000));
+      const refuse = (message: string, detail: string) => {
+        ctx.audit(req, { action: 'login', target: username, outcome: 'denied', detail });
+        return ctx.render(req, reply, 'login', { title: 'Log in', next, username, error: message }, 401);
+      };
+      if (!username || !password) return refuse('Enter your username and password.', 'empty form');
+      if (accounts.loginFailuresSince(username, ctx.deps.now() - windowMs) >= cfg.maxFailuresPerUser) {
+        return refuse(`Too many failed logins for this username. Wait ${cfg.windowMinutes} minutes and try again.`, 'too many failures for this username');
+      }
+      const account = accounts.byName(username);
+      const hash = (account && accounts.passwordHash(account.id)) ?? (await dummyHash());
+      const ok = await verifyPassword(password, hash);
+      if (!account || !ok || account.disabled) {
+        accounts.recordLoginFailure(username);
+        return refuse('Wrong username or password.', !account ? 'unknown user' : account.disabled ? 'account disabled' : 'wrong password');
+      }
+      accounts.clearLoginFailures(username);
+      startSession(ctx, req, account.id);
+      req.user = null; // the audit entry below names the user explicitly
+      ctx.deps.audit.record({ actor: account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: '' });
+      return reply.redirect(next, 303);
+    },
+  );
+
+  app.post('/logout', async (req, reply) => {
+    const sid = req.session.get('sid');
+    if (sid) accounts.deleteSession(sid);
+    if (req.user) ctx.audit(req, { action: 'logout' });
+    req.session.delete();
+    return reply.redirect('/login', 303);
+  });
+
+  const requireUser = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!req.user) return reply.redirect('/login', 303);
+  };
+
+  app.get('/account', { onRequest: requireUser }, async (req, reply) => ctx.render(req, reply, 'account', { title: 'Your account' }));
+
+  app.post('/account/password', { onRequest: requireUser }, async (req, reply) => {
+    const user = ctx.user(req);
+    const body = req.body as Record<string, unknown>;
+    const current = field(body, 'current', 1024);
+    const next = field(body, 'password', 1024);
+    const again = field(body, 'confirm', 1024);
+    const fail = (error: string) => {
+      ctx.audit(req, { action: 'password-change', target: user.account.username, outcome: 'denied', detail: error });
+      return ctx.render(req, reply, 'account', { title: 'Your account', error }, 400);
+    };
+    if (!(await verifyPassword(current, accounts.passwordHash(user.account.id) ?? ''))) return fail('The current password is wrong.');
+    if (next.length < MIN_PASSWORD) return fail(`The new password must have at least ${MIN_PASSWORD} characters.`);
+    if (next !== again) return fail('The two new passwords differ.');
+    accounts.setPasswordHash(user.account.id, await hashPassword(next)); // ends every session of the account
+    startSession(ctx, req, user.account.id);
+    ctx.audit(req, { action: 'password-change', target: user.account.username });
+    ctx.flash(req, 'ok', 'Your password has been changed; your other sessions have been logged out.');
+    return reply.redirect('/account', 303);
+  });
+}

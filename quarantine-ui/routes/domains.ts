@@ -1,0 +1,50 @@
+// Hosted domains: their downstream hosts and policy, and the SMTP connection test to each
+// downstream host with its transcript. Superadmins see every domain, domain admins their own.
+import type { FastifyInstance } from 'fastify';
+import type { Ctx, ConsoleUser } from '../app.ts';
+import { field } from '../lib/forms.ts';
+import type { SmtpTestResult } from '../lib/smtp-test.ts';
+
+function visibleDomains(ctx: Ctx, user: ConsoleUser): string[] {
+  const hosted = Object.keys(ctx.deps.config.domains).sort();
+  if (user.account.role === 'superadmin') return hosted;
+  if (user.account.role === 'domainadmin') return hosted.filter((d) => user.account.domains.includes(d));
+  return [];
+}
+
+export async function registerDomainRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
+  const { config } = ctx.deps;
+
+  const page = (req: Parameters<Ctx['render']>[0], reply: Parameters<Ctx['render']>[1], test: { domain: string; host: string; result: SmtpTestResult } | null, status = 200) => {
+    const user = ctx.user(req);
+    const counts = (d: string) => ctx.deps.store.statusCounts({ domains: [d], addresses: [] });
+    return ctx.render(req, reply, 'domains', {
+      title: 'Domains',
+      domains: visibleDomains(ctx, user).map((d) => ({ name: d, downstream: config.domains[d]!.downstream, counts: counts(d) })),
+      spam: config.spam,
+      test,
+    }, status);
+  };
+
+  app.get('/domains', async (req, reply) => {
+    if (ctx.user(req).account.role === 'user') return ctx.notFound(req, reply);
+    return page(req, reply, null);
+  });
+
+  app.post('/domains/test', async (req, reply) => {
+    const user = ctx.user(req);
+    const body = req.body as Record<string, unknown>;
+    const domain = field(body, 'domain', 255).toLowerCase();
+    const index = Number.parseInt(field(body, 'host', 4), 10);
+    const hop = visibleDomains(ctx, user).includes(domain) ? config.domains[domain]?.downstream[index] : undefined;
+    // MX hops are resolved by the delivery worker's resolver; the test only talks to named hosts.
+    const host = hop?.host !== undefined ? { host: hop.host, port: hop.port } : undefined;
+    if (!host) {
+      ctx.audit(req, { action: 'smtp-test', target: domain.slice(0, 255), outcome: 'denied', detail: 'domain or host outside the user’s scope' });
+      return ctx.notFound(req, reply);
+    }
+    const result = await ctx.deps.smtpTest(host, { domain, helo: config.hostname, timeoutMs: 10_000 });
+    ctx.audit(req, { action: 'smtp-test', target: `${domain} → ${host.host}:${host.port}`, outcome: result.ok ? 'ok' : 'failed', detail: result.summary });
+    return page(req, reply, { domain, host: `${host.host}:${host.port}`, result });
+  });
+}

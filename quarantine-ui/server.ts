@@ -1,0 +1,162 @@
+// Starting the console: opens its stores beside the message metadata, creates the first
+// superadmin on first start, builds the Fastify app, listens, and runs the daily digests.
+// gateway/roles.ts (runConsole) calls this with the concrete adapters.
+import { statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { monotonicFactory } from 'ulid';
+import type { Config } from '../gateway/config/schema.ts';
+import type { Logger } from '../gateway/log.ts';
+import { hashPassword, randomPassword } from '../gateway/passwords.ts';
+import type { Spool } from '../gateway/spool/spool.ts';
+import { openAccountStore } from '../gateway/store/accounts.ts';
+import { openAuditStore } from '../gateway/store/audit.ts';
+import type { BlobStore } from '../gateway/store/blobs.ts';
+import { openDigestStore } from '../gateway/store/digests.ts';
+import { openLearnLog } from '../gateway/store/learnlog.ts';
+import { openListStore } from '../gateway/store/lists.ts';
+import type { MetadataStore } from '../gateway/store/metadata.ts';
+import type { JobQueue } from '../gateway/store/queue.ts';
+import { openDatabase } from '../gateway/store/sqlite.ts';
+import { buildConsole, consolePublicUrl } from './app.ts';
+import type { ConsoleDeps } from './deps.ts';
+import { sendDigests, startDigestScheduler, type DigestDeps } from './lib/digest.ts';
+import { loadOrCreateSecret } from './lib/keys.ts';
+import { smtpConnectionTest } from './lib/smtp-test.ts';
+
+export interface ConsoleAdapters {
+  config: Config;
+  logger: Logger;
+  spool: Spool;
+  store: MetadataStore;
+  quarantine: BlobStore;
+  queue: JobQueue;
+  release: ConsoleDeps['release'];
+  remove: ConsoleDeps['remove'];
+  spamd: ConsoleDeps['spamd'];
+  /** Engine checks for /healthz besides the database and the spool disk (redis, clamd, spamd). */
+  engineChecks: Record<string, () => Promise<string>>;
+}
+
+export interface RunningConsole {
+  deps: ConsoleDeps;
+  url: string;
+  port: number;
+  /** Set on the very first start: the generated superadmin login (to be shown once, never logged). */
+  firstAdmin?: { username: string; password: string };
+  /** Sends the digests now (the `mailmoat digest` command and tests). */
+  sendDigests: () => Promise<{ sent: number; recipients: string[] }>;
+  close(): Promise<void>;
+}
+
+export const FIRST_ADMIN = 'admin';
+
+export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } = {}): Promise<RunningConsole> {
+  const { config, logger } = a;
+  const db = openDatabase(path.join(config.dataDir, 'mailmoat.sqlite'));
+  const accounts = openAccountStore(db);
+  const digests = openDigestStore(db);
+  const secret = loadOrCreateSecret(path.resolve(config.dataDir, config.console.keyFile));
+  let firstAdmin: RunningConsole['firstAdmin'];
+  if (accounts.count() === 0) {
+    const password = randomPassword();
+    try {
+      accounts.create({ username: FIRST_ADMIN, role: 'superadmin', passwordHash: await hashPassword(password) });
+      firstAdmin = { username: FIRST_ADMIN, password };
+    } catch {
+      // another console process created it at the same moment: its start prints the password
+    }
+  }
+  const deps: ConsoleDeps = {
+    config,
+    logger,
+    store: a.store,
+    quarantine: a.quarantine,
+    accounts,
+    audit: openAuditStore(db),
+    lists: openListStore(db),
+    learnLog: openLearnLog(db),
+    digests,
+    secret,
+    release: a.release,
+    remove: a.remove,
+    spamd: a.spamd,
+    queueCounts: () => a.queue.counts(),
+    healthChecks: {
+      database: async () => {
+        db.prepare('SELECT 1').get();
+        a.store.get('healthz');
+        return 'ok';
+      },
+      spool: async () => {
+        const s = await statfs(a.spool.dir);
+        const free = s.bavail * s.bsize;
+        const needed = 2 * config.smtp.maxMessageBytes;
+        if (free < needed) throw new Error(`only ${free} bytes free in the spool, less than ${needed}`);
+        return `${Math.round(free / 1024 / 1024)} MB free`;
+      },
+      ...a.engineChecks,
+    },
+    smtpTest: smtpConnectionTest,
+    now: Date.now,
+  };
+  const app = await buildConsole(deps);
+  const publicUrl = consolePublicUrl(config);
+  const newId = monotonicFactory();
+  const digestDeps: DigestDeps = {
+    config,
+    store: a.store,
+    accounts,
+    digests,
+    secret,
+    publicUrl,
+    logger: logger.child({ role: 'digest' }),
+    now: Date.now,
+    submit: (envelope, raw, subject) => submitGenerated(a, newId(), envelope, raw, subject),
+  };
+  const scheduler = config.console.digest.enabled ? startDigestScheduler(digestDeps) : undefined;
+  let port = config.console.listen.port;
+  if (o.listen !== false) {
+    await app.listen({ host: config.console.listen.host, port });
+    const address = app.server.address();
+    port = typeof address === 'object' && address ? address.port : port;
+    logger.info({ host: config.console.listen.host, port }, 'console listening');
+  }
+  return {
+    deps,
+    url: config.console.publicUrl ? publicUrl : `http://${config.console.listen.host}:${port}/`,
+    port,
+    firstAdmin,
+    sendDigests: () => sendDigests(digestDeps),
+    async close() {
+      scheduler?.stop();
+      await app.close();
+      db.close();
+    },
+  };
+}
+
+/**
+ * A message mailmoat writes itself (a digest) goes the way a released message goes: into the
+ * spool with its envelope, then onto the delivery queue, so it is retried and shows in the log.
+ */
+async function submitGenerated(a: ConsoleAdapters, id: string, envelope: { from: string; to: string[] }, raw: Buffer, subject: string): Promise<string> {
+  const e = {
+    id,
+    receivedAt: Date.now(),
+    clientIp: '127.0.0.1',
+    clientHostname: null,
+    helo: a.config.hostname,
+    mailFrom: envelope.from,
+    rcptTo: envelope.to,
+    size: raw.length,
+    tls: false,
+  };
+  a.store.recordReceived(e);
+  await a.spool.restoreForDelivery(e, async (out) => {
+    out.write(raw);
+  });
+  a.store.transition(id, ['queued'], 'delivering');
+  a.store.addEvent(id, 'generated', `generated by mailmoat: ${subject}`);
+  await a.queue.enqueue('deliver', id);
+  return id;
+}
