@@ -2,7 +2,7 @@
 // observe (reply codes, delivered bytes) and what an administrator sees (quarantine rows).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EICAR } from '../support/eicar.ts';
-import { storedZip } from '../support/zip.ts';
+import { zip } from '../support/zip.ts';
 import {
   mailboxMessages,
   sendRaw,
@@ -81,8 +81,8 @@ describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
   });
 
   it('quarantines EICAR inside a zip attachment', async () => {
-    const zip = storedZip([{ name: 'docs/invoice.com', data: Buffer.from(EICAR) }]);
-    const sent = await sendRaw(gw.smtpPort, to('dave@example.test'), withAttachment('invoice.zip', zip, 'application/zip'));
+    const archive = zip([{ name: 'docs/invoice.com', data: Buffer.from(EICAR) }]);
+    const sent = await sendRaw(gw.smtpPort, to('dave@example.test'), withAttachment('invoice.zip', archive, 'application/zip'));
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['quarantined']);
     expect(gw.stores.store.get(sent.id!)?.verdict).toBe('virus');

@@ -13,7 +13,7 @@ import { startManagedClamd } from '../../gateway/services/managed.ts';
 import { ClamdClient, ClamdError, parseScanReply } from '../../scanners/clamd.ts';
 import { eicarBytes } from '../support/eicar.ts';
 import { createRunDir, removeRunDir } from '../support/global-setup.ts';
-import { nestedZip, storedZip } from '../support/zip.ts';
+import { nestedZip, zip } from '../support/zip.ts';
 
 const services = inject('services');
 const EICAR_SIG = /^Mailmoat\.Eicar\.Test\.H[DS]B\.UNOFFICIAL$/;
@@ -67,9 +67,9 @@ describe('ClamdClient against the real clamd', () => {
   });
 
   it('finds EICAR inside a zip, also inside a zip attached to a message', async () => {
-    const zip = storedZip([{ name: 'readme.txt', data: Buffer.from('hello') }, { name: 'eicar.com', data: eicarBytes() }]);
-    expect((await client().scan(zip)).status).toBe('infected');
-    const msg = mimeMessage({ text: 'zip attached', attachment: { name: 'files.zip', type: 'application/zip', data: zip } });
+    const archive = zip([{ name: 'readme.txt', data: Buffer.from('hello') }, { name: 'eicar.com', data: eicarBytes() }]);
+    expect((await client().scan(archive)).status).toBe('infected');
+    const msg = mimeMessage({ text: 'zip attached', attachment: { name: 'files.zip', type: 'application/zip', data: archive } });
     expect((await client().scan(msg)).status).toBe('infected');
   });
 
