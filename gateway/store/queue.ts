@@ -51,7 +51,12 @@ export interface JobInfo {
 }
 
 export interface WorkerSet {
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs and lets the running ones finish for up to `graceMs`; jobs still running
+   * then are abandoned to the queue (their lock expires and they run again; the spool keeps the
+   * message), never lost.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 const ENQUEUE_TIMEOUT_MS = 5_000;
@@ -190,8 +195,12 @@ export function startWorkers(
     return worker;
   });
   return {
-    async close() {
-      await Promise.all(workers.map((w) => w.close()));
+    async close(graceMs = 30_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+      const graceful = Promise.all(workers.map((w) => w.close())).then(() => 'done' as const);
+      if ((await Promise.race([graceful, deadline])) === 'late') await Promise.all(workers.map((w) => w.close(true)));
+      clearTimeout(timer);
     },
   };
 }
