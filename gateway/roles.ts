@@ -27,7 +27,7 @@ import { reconcileSpool } from './pipeline/reconcile.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
 import { deleteMessage, releaseMessage, type QuarantineDeps, type ReleaseResult } from './quarantine.ts';
-import { startConsole, type RunningConsole } from '../quarantine-ui/server.ts';
+import type { RunningConsole } from '../quarantine-ui/server.ts';
 import {
   chooseClamavDatabase,
   startManagedClamd,
@@ -217,6 +217,9 @@ export async function runConsole(
   const log = logger.child({ role: 'console' });
   const spamd = new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs });
   const clamd = new ClamdClient(endpoints.clamd, { timeoutMs: 5_000 });
+  // Loaded here, not at the top: the console pulls in jsdom and friends (~1,000 modules, ~100 MB),
+  // which the smtp and worker roles must not carry.
+  const { startConsole } = await import('../quarantine-ui/server.ts');
   return startConsole({
     config,
     logger: log,

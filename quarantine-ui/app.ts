@@ -109,7 +109,7 @@ export function cookieSettings(publicUrl: string): { name: string; secure: boole
 export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> {
   const cfg = deps.config.console;
   const app = Fastify({
-    loggerInstance: deps.logger.child({ role: 'console' }) as unknown as FastifyBaseLogger,
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     // Request URLs can carry digest tokens: no automatic request logging (see onResponse below).
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: cfg.trustProxy,
@@ -244,6 +244,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
   });
   app.setNotFoundHandler((req, reply) => ctx.notFound(req, reply));
 
+  app.get('/favicon.ico', (_req, reply) => reply.code(204).send());
   app.get('/static/:file', (req, reply) => {
     const file = (req.params as { file: string }).file;
     const type = STATIC_FILES[file];

@@ -100,7 +100,6 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     now: Date.now,
   };
   const app = await buildConsole(deps);
-  const publicUrl = consolePublicUrl(config);
   const newId = monotonicFactory();
   const digestDeps: DigestDeps = {
     config,
@@ -108,7 +107,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     accounts,
     digests,
     secret,
-    publicUrl,
+    publicUrl: consolePublicUrl(config),
     logger: logger.child({ role: 'digest' }),
     now: Date.now,
     submit: (envelope, raw, subject) => submitGenerated(a, newId(), envelope, raw, subject),
@@ -120,10 +119,12 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     const address = app.server.address();
     port = typeof address === 'object' && address ? address.port : port;
     logger.info({ host: config.console.listen.host, port }, 'console listening');
+    // Without a configured public URL, links point at the port actually bound (port 0 in tests).
+    if (!config.console.publicUrl) digestDeps.publicUrl = consolePublicUrl({ ...config, console: { ...config.console, listen: { ...config.console.listen, port } } });
   }
   return {
     deps,
-    url: config.console.publicUrl ? publicUrl : `http://${config.console.listen.host}:${port}/`,
+    url: digestDeps.publicUrl,
     port,
     firstAdmin,
     sendDigests: () => sendDigests(digestDeps),

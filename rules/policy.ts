@@ -42,7 +42,7 @@ export type Disposition = (typeof DISPOSITIONS)[number];
 
 export interface ClassAction {
   do: Disposition;
-  /** Tell the recipient (a short notice, never the content) that a message to them was held, stripped or refused. */
+  /** Tell the recipient (a short notice, never the content) that a message to them was held, stripped or refused (no notice for a delivered copy). */
   notifyRecipient: boolean;
   /** Tell the domain's administrator (policy.adminAddress) with the scan details. */
   notifyAdmin: boolean;

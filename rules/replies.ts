@@ -218,7 +218,7 @@ export const replies = {
   bareLineEnding: (what: 'LF' | 'CR', where: 'message' | 'command'): SmtpReply => ({
     code: 550,
     enhanced: '5.5.2',
-    text: `Error: bare <${what}> received in the ${where}; lines must end with <CR><LF> (RFC 5321 §2.3.8)`,
+    text: `Error: bare <${what}> received in the ${where}; lines must end with <CR><LF> (RFC 5321 section 2.3.8)`,
   }),
   tlsRequired: (): SmtpReply => ({ code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' }),
   authRequired: (): SmtpReply => ({ code: 530, enhanced: '5.7.0', text: 'Authentication required' }),

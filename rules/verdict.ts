@@ -94,8 +94,11 @@ const hasScore = (s: ScoreSummary) => s.spam !== null || s.urls !== 0 || s.auth 
 
 function findingText(f: { part: string | null; filename: string | null; class: string; reason: string; archivePath?: string[] }): string {
   if (f.part === null) return `${f.class === 'malformed' ? 'malformed MIME' : 'not fully scanned'}: ${f.reason}`;
-  const where = f.archivePath && f.archivePath.length > 0 ? ` in ${f.archivePath.join(' > ')}` : '';
-  return `${f.filename ? `"${f.filename}"` : `part ${f.part}`}${where}: ${f.reason}`;
+  // A finding about an archive itself names the archive (the last of its path), not "part N".
+  const path = f.filename === null ? (f.archivePath ?? []).slice(0, -1) : (f.archivePath ?? []);
+  const name = f.filename ?? f.archivePath?.at(-1) ?? null;
+  const where = path.length > 0 ? ` in ${path.join(' > ')}` : '';
+  return `${name !== null ? `"${name}"` : `part ${f.part}`}${where}: ${f.reason}`;
 }
 
 export function classify(r: ScanReport, p: Policy): Classification {

@@ -3,7 +3,6 @@
 // bench measures the engines as mailmoat runs them. Plus a scripted DNS server, so any stage that
 // looks something up (SPF, DKIM, DMARC, DNSBL) gets a fast local answer instead of a timeout.
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import type { Logger } from '../../gateway/log.ts';
 import { freePort, startManagedClamd, startManagedRedis, startManagedSpamd, type SupervisedService } from '../../gateway/services/managed.ts';
 import { startFakeDns, type FakeDns } from '../../test/support/fake-dns.ts';
@@ -16,8 +15,6 @@ export interface Engines {
   /** pids for the usage sampler (a supervised daemon may be restarted, so read them late). */
   pids(): { redis: number[]; clamd: number[]; spamd: number[] };
   dnsQueries(): number;
-  /** Empties Redis between runs so one run's jobs never weigh on the next. */
-  flushRedis(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -53,7 +50,6 @@ export async function startEngines(o: { dir: string; clamavDb: string; logger: L
     SupervisedService & { host: string; port: number },
     FakeDns,
   ];
-  const client = new Redis({ path: redis.socketPath, lazyConnect: true, maxRetriesPerRequest: 1 });
   const pidsOf = (s: SupervisedService) => (s.pid ? [s.pid] : []);
   return {
     redisSocket: redis.socketPath,
@@ -62,12 +58,7 @@ export async function startEngines(o: { dir: string; clamavDb: string; logger: L
     dnsAddress: dns.address,
     pids: () => ({ redis: pidsOf(redis), clamd: pidsOf(clamd), spamd: pidsOf(spamd) }),
     dnsQueries: () => dns.queries.length,
-    async flushRedis() {
-      if (client.status === 'wait') await client.connect();
-      await client.flushall();
-    },
     async stop() {
-      client.disconnect();
       await stopAll();
     },
   };

@@ -5,6 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { freePort } from '../../gateway/services/managed.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Engines } from './engines.ts';
 import { waitForListener } from './postfix.ts';
@@ -32,21 +34,46 @@ export interface GatewayConfigOptions {
   engines: Engines;
   spamd: boolean;
   logLevel: string;
+  /** Key prefix of the queues, so phases running side by side have their own. */
+  redisPrefix: string;
+}
+
+const schemaChecks = new Map<string, boolean>();
+
+/**
+ * Whether the measured checkout's config schema takes these keys: the bench runs against older
+ * and newer gateways, and the schema refuses keys it does not know.
+ */
+async function schemaAccepts(name: string, extra: Record<string, unknown>): Promise<boolean> {
+  const known = schemaChecks.get(name);
+  if (known !== undefined) return known;
+  const mod = (await import(pathToFileURL(join(gatewayRoot, 'gateway/config/schema.ts')).href)) as {
+    configSchema: { safeParse(x: unknown): { success: boolean } };
+  };
+  const base = { hostname: 'mx.bench.test', dataDir: '/tmp/bench', domains: { [HOSTED_DOMAIN]: { downstream: [{ host: '127.0.0.1', port: 25 }] } } };
+  const ok = mod.configSchema.safeParse({ ...base, ...extra }).success;
+  schemaChecks.set(name, ok);
+  return ok;
 }
 
 /** Writes the config (JSON is YAML) and returns its path. Only keys of the shipped schema; defaults elsewhere. */
 export async function writeGatewayConfig(o: GatewayConfigOptions): Promise<string> {
   await mkdir(o.dir, { recursive: true });
+  // `mailmoat start` also runs the quarantine console where there is one: keep it (it is part of
+  // what the process costs), on a port of its own so that gateways can run side by side.
+  const consoleSection = { listen: { host: '127.0.0.1', port: await freePort() } };
+  const withConsole = await schemaAccepts('console', { console: consoleSection });
   const config = {
     hostname: 'mx.bench.test',
     dataDir: join(o.dir, 'data'),
     smtp: { listen: { host: '127.0.0.1', port: o.smtpPort }, maxMessageBytes: 31_457_280 },
     domains: { [HOSTED_DOMAIN]: { downstream: [{ host: '127.0.0.1', port: o.downstreamPort }] } },
-    redis: { socket: o.engines.redisSocket },
+    redis: { socket: o.engines.redisSocket, prefix: o.redisPrefix },
     clamd: { socket: o.engines.clamdSocket },
     spamd: { host: o.engines.spamd.host, port: o.engines.spamd.port, enabled: o.spamd },
     dns: { servers: [o.engines.dnsAddress], timeoutMs: 2000 },
     log: { level: o.logLevel },
+    ...(withConsole ? { console: consoleSection } : {}),
   };
   const file = join(o.dir, 'mailmoat.yaml');
   await writeFile(file, JSON.stringify(config, null, 2) + '\n');
@@ -56,6 +83,7 @@ export async function writeGatewayConfig(o: GatewayConfigOptions): Promise<strin
 export interface GatewayProcess {
   readonly role: string;
   readonly pid: number;
+  alive(): boolean;
   /** SIGTERM (the CLI's orderly shutdown, which also writes a --cpu-prof profile), SIGKILL after 30 s. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -83,7 +111,7 @@ export async function startGateway(o: StartOptions): Promise<GatewayProcess> {
   const child: ChildProcess = spawn(NODE, [...nodeArgs, join(gatewayRoot, 'gateway/cli.ts'), o.role, '--config', o.configFile], {
     cwd: gatewayRoot,
     stdio: ['ignore', log, log],
-    env: { ...process.env, NODE_ENV: 'production', ...(o.memoryDir ? { MAILMOAT_BENCH_MEMORY_DIR: o.memoryDir } : {}) },
+    env: { ...process.env, ...(o.memoryDir ? { MAILMOAT_BENCH_MEMORY_DIR: o.memoryDir } : {}) },
   });
   closeSync(log);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
@@ -102,6 +130,7 @@ export async function startGateway(o: StartOptions): Promise<GatewayProcess> {
   return {
     role: o.role,
     pid: child.pid!,
+    alive: () => child.exitCode === null && child.signalCode === null,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timeout = sleep(30_000).then(() => {

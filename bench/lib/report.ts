@@ -16,8 +16,10 @@ export interface Plan {
   mode: 'full' | 'quick';
   rounds: number;
   sessions: number[];
-  /** Sizes for the runs through spamd (full path with spamd, spamd alone). */
-  spamdSizes: string[];
+  /** [size, sessions] of the runs through spamd (full path with spamd, and spamd alone). */
+  spamdRuns: [string, number][];
+  /** Also run the full path with SMTP and workers as two processes (2 KB × 50 sessions). */
+  split: boolean;
   counts: Record<'ceiling' | 'accept' | 'full' | 'spamd', Record<string, number>>;
   capMs: Record<'ceiling' | 'accept' | 'full' | 'spamd' | 'big', number>;
   warmUp: number;
@@ -36,6 +38,16 @@ export interface ProfileRun {
   /** The profiled process's main thread over the measured run (schedstat). */
   mainThread: { onCpuMs: number; waitingForCpuMs: number } | null;
   summaries: ProfileSummary[];
+}
+
+/** What memory-report.ts wrote for one gateway process (its sample with the highest RSS). */
+export interface MemoryReport {
+  phase: string;
+  role: string;
+  pid: number;
+  peak: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+  modules: number;
+  packages: { name: string; files: number }[];
 }
 
 export interface Row {
@@ -233,6 +245,8 @@ export function buildResults(o: {
   disk: FsyncProbe[];
   sqlite: FsyncProbe[];
   rssAtStart: { phase: string; role: string; bytes: number }[];
+  memory: MemoryReport[];
+  phaseErrors: string[];
   skipped: string[];
   loadTimeline: [number, number][];
   profiles: ProfileRun[];
@@ -278,9 +292,21 @@ export function buildResults(o: {
     rows: rs,
     latency: lat,
     bigMessage: bigS,
+    memory: o.memory.map((m) => ({
+      phase: m.phase,
+      role: m.role,
+      rssMB: toMB(m.peak.rss),
+      heapUsedMB: toMB(m.peak.heapUsed),
+      heapTotalMB: toMB(m.peak.heapTotal),
+      externalMB: toMB(m.peak.external),
+      arrayBuffersMB: toMB(m.peak.arrayBuffers),
+      modules: m.modules,
+      packages: m.packages.slice(0, 12),
+    })),
     targets: targets(rs, lat, bigS, peaks),
     profiles: o.profiles,
     skipped: o.skipped,
+    phaseErrors: o.phaseErrors,
     raw: { cells: o.cells, latency: o.latency, big: o.big },
   };
 }
@@ -329,12 +355,22 @@ export function renderMarkdown(r: Results): string {
     `**One ${round(b.bytes / 1e6, 0)} MB message** through the full path (mailmoat start, idle): ${fmt(b.seconds, ' s')} end to end; mailmoat RSS ${fmt(b.baselineRssMB, ' MB')} before, peak ${fmt(b.peakRssMB, ' MB')}, growth ${fmt(b.growthMB, ' MB')}${b.failedRuns ? ` (⚠ ${b.failedRuns} failed: ${b.errors[0]})` : ''}.`,
   );
   L.push('');
+  if (r.memory.length) {
+    L.push('**What the memory is**, per gateway process at its highest RSS (V8\'s view, sampled each second; "modules" = files loaded):');
+    L.push('');
+    L.push('| phase | role | RSS | JS heap used / total | external (buffers) | modules | packages with most files loaded |');
+    L.push('|---|---|---|---|---|---|---|');
+    for (const m of r.memory) {
+      L.push(`| ${m.phase} | ${m.role} | ${m.rssMB} MB | ${m.heapUsedMB} / ${m.heapTotalMB} MB | ${m.externalMB} MB (${m.arrayBuffersMB}) | ${m.modules} | ${m.packages.slice(0, 8).map((p) => `${p.name} ${p.files}`).join(', ')} |`);
+    }
+    L.push('');
+  }
   L.push('**Targets** (issue 10):');
   L.push('');
   L.push('| target | measured | |');
   L.push('|---|---|---|');
   for (const t of r.targets) L.push(`| ${t.text} | ${t.measured} | ${t.pass === null ? 'not measured' : t.pass ? 'met' : '**missed**'} |`);
-  const errors = r.rows.flatMap((row) => row.errors.map((e) => `${row.what} ${row.size} ×${row.sessions}: ${e}`));
+  const errors = [...r.phaseErrors, ...r.rows.flatMap((row) => row.errors.map((e) => `${row.what} ${row.size} ×${row.sessions}: ${e}`))];
   if (errors.length) {
     L.push('');
     L.push('Errors:');

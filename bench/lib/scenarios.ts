@@ -111,20 +111,32 @@ export interface Phase {
   dir: string;
   /** RSS of each gateway process once it listens, before any mail: what its code and libraries cost. */
   rssAtStart: { role: string; bytes: number }[];
+  /** Every gateway process of the phase is still running. */
+  alive(): boolean;
   stop(): Promise<void>;
 }
 
+let phaseStarts = 0;
+
 /**
- * Fresh data dir, empty Redis, a downstream smtp-sink and the gateway in the given roles
- * ("smtp" alone for accept runs: no worker takes anything off the queue).
+ * Fresh data dir, queues of its own in Redis (a key prefix per start), a downstream smtp-sink and
+ * the gateway in the given roles ("smtp" alone for accept runs: no worker takes anything off the
+ * queue). Phases stay up across rounds, so several can run side by side: idle, they cost little.
  */
 export async function startPhase(b: Bench, name: string, o: { roles: ('start' | 'smtp' | 'worker')[]; spamd: boolean }): Promise<Phase> {
   const dir = join(b.runDir, name);
   await rm(dir, { recursive: true, force: true });
-  await b.engines.flushRedis();
   const sink = await startSink(await freePort());
   const smtpPort = await freePort();
-  const configFile = await writeGatewayConfig({ dir, smtpPort, downstreamPort: sink.port, engines: b.engines, spamd: o.spamd, logLevel: b.logLevel });
+  const configFile = await writeGatewayConfig({
+    dir,
+    smtpPort,
+    downstreamPort: sink.port,
+    engines: b.engines,
+    spamd: o.spamd,
+    logLevel: b.logLevel,
+    redisPrefix: `bench-${name}-${++phaseStarts}`,
+  });
   const gateways: GatewayProcess[] = [];
   const stop = async () => {
     await Promise.all(gateways.map((g) => g.stop()));
@@ -151,7 +163,7 @@ export async function startPhase(b: Bench, name: string, o: { roles: ('start' | 
   // The worker role has no port to wait for: give it the moment the others took to start.
   await sleep(o.roles.includes('worker') ? 1500 : 300);
   const rssAtStart = gateways.map((g) => ({ role: g.role, bytes: rssOf(g.pid) }));
-  return { gateways, smtpPort, sink, dir, rssAtStart, stop };
+  return { gateways, smtpPort, sink, dir, rssAtStart, alive: () => gateways.every((g) => g.alive()), stop };
 }
 
 /** Messages through the whole path before measuring: JIT, connection pools, first-use costs. */

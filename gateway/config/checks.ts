@@ -251,7 +251,7 @@ export const checksSchema = z
     limits,
     protocol,
     trusted,
-    /** Refuse a HELO/MAIL/RCPT address with a single-label domain ("user@localhost") with 553. */
+    /** Refuse a MAIL/RCPT address with a single-label domain ("user@localhost") with 553. */
     requireFqdnAddresses: z.boolean().default(true),
     /** Deadline for the whole SPF evaluation (RFC 7208 §4.6.4 asks for at least 20 s). */
     spfTimeoutMs: positiveInt.default(20_000),

@@ -25,10 +25,10 @@ import { registrableDomain, type Analysis } from './analyse.ts';
 import { arcSealHeaders, isOurAuthResults, type ArcSealKey } from './auth.ts';
 import { sendNotices } from './notify.ts';
 import { removalNote, writeCopy } from './rewrite.ts';
+import { OWN_HEADER_PREFIXES } from './stamp.ts';
 import { receivedHeader } from './trace.ts';
 
-/** Our own headers: removed from incoming mail before we add ours, so none can be forged. */
-export const OWN_HEADER_PREFIXES = ['x-mailmoat-', 'x-spam-'];
+export { OWN_HEADER_PREFIXES };
 
 export interface ActDeps {
   config: Config;
@@ -79,8 +79,11 @@ export async function readSubject(file: string): Promise<string | null> {
   }
 }
 
+const WITHHELD = ['quarantine', 'reject', 'strip'];
+
 async function notices(deps: ActDeps, env: Envelope, g: PlanGroup, outcome: string, subject: string | null, o: { forwards: boolean }): Promise<string[]> {
-  const notify = g.members.filter((m) => m.action.notifyRecipient).map((m) => m.recipient);
+  // A recipient hears of what was withheld from them; a delivered copy speaks for itself.
+  const notify = g.members.filter((m) => m.action.notifyRecipient && WITHHELD.includes(m.action.do)).map((m) => m.recipient);
   const admins = g.members.filter((m) => m.action.notifyAdmin).map((m) => m.policy.adminAddress ?? `postmaster@${domainOf(m.recipient)}`);
   const forwards = o.forwards ? g.members.flatMap((m) => m.action.forwardTo) : [];
   if (notify.length + admins.length + forwards.length === 0) return [];

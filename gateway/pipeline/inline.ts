@@ -26,8 +26,14 @@ import { recipientPolicies, type ListSource } from './policy.ts';
 export interface InlineVerdicts {
   /** SMTP side: waits for the verdict of a queued message; a reply to refuse with, or null to accept. */
   wait(id: string, deadlineMs: number): Promise<SmtpReply | null>;
-  /** Worker side: true when the session was still waiting and now refuses (drop the message); false: handle it as accepted. */
+  /**
+   * Worker side: decides a refusal if the session is still waiting. true: the message is refused
+   * (now, or by an earlier attempt of this job) — drop it, then `announce`; false: handle it as
+   * accepted.
+   */
   refuse(id: string, reply: SmtpReply): Promise<boolean>;
+  /** Worker side: tells a waiting session that its verdict is in (after the refused message was dropped). */
+  announce(id: string): Promise<void>;
   /** Worker side: the verdict is no refusal; a waiting session answers at once. */
   accept(id: string): Promise<void>;
   close(): Promise<void>;
@@ -82,15 +88,19 @@ export function redisInlineVerdicts(target: RedisTarget, o: { prefix: string; lo
 
   return {
     async wait(id, deadlineMs) {
-      await subscriber();
       let wake: () => void = () => {};
       const woken = new Promise<void>((resolve) => (wake = resolve));
-      waiters.set(id, wake);
       let timer: NodeJS.Timeout | undefined;
       try {
+        // Registered first (one round trip), subscribed after, then looked at again: a decision
+        // published in between is not missed.
         const set = await cmd.set(key(id), 'waiting', 'PX', deadlineMs + KEY_GRACE_MS, 'NX');
         if (set === 'OK') {
-          await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
+          waiters.set(id, wake);
+          await subscriber();
+          if ((await cmd.get(key(id))) === 'waiting') {
+            await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
+          }
         }
         // Decide now if nobody has: "waiting" becomes "accepted" (the deadline passed).
         const state = decode(await cas(id, 'waiting', 'accepted', KEY_GRACE_MS));
@@ -101,7 +111,10 @@ export function redisInlineVerdicts(target: RedisTarget, o: { prefix: string; lo
       }
     },
     async refuse(id, reply) {
-      return (await settle(id, 'waiting', `refused ${JSON.stringify(reply)}`)).startsWith('refused ');
+      return (await cas(id, 'waiting', `refused ${JSON.stringify(reply)}`, KEY_GRACE_MS)).startsWith('refused ');
+    },
+    async announce(id) {
+      await cmd.publish(channel, id);
     },
     async accept(id) {
       // Also when there is no key yet: a session that starts waiting later answers at once.

@@ -13,7 +13,7 @@ import type { Envelope, Spool } from '../spool/spool.ts';
 import type { MetadataStore } from '../store/metadata.ts';
 import type { JobQueue } from '../store/queue.ts';
 import type { VerdictClass } from '../../rules/policy.ts';
-import { stampMessage } from './stamp.ts';
+import { OWN_HEADER_PREFIXES, stampMessage } from './stamp.ts';
 import { receivedHeader } from './trace.ts';
 
 export interface NotifyDeps {
@@ -145,7 +145,7 @@ export async function sendNotices(
           ['X-Mailmoat-ID', id],
           ['X-Mailmoat-Forwarded', `copy of ${f.about.id}: ${f.class}; ${visible(f.reasons[0] ?? '')}`],
         ],
-        removePrefixes: ['x-mailmoat-', 'x-spam-'],
+        removePrefixes: OWN_HEADER_PREFIXES,
         subjectTag: null,
       });
     },

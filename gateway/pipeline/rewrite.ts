@@ -19,7 +19,7 @@ import { editHeaders, type HeadersLike, type Stamp } from './stamp.ts';
 export interface CopySpec {
   /** Edits of the top-level header block. */
   stamp: Stamp;
-  /** Leaf parts replaced by a text note (ASCII, CRLF line ends). */
+  /** Leaf parts replaced by a text note (ASCII, CRLF line ends); a part inside an attached message takes the whole attached message with it. */
   strip: { part: string; note: string }[];
   /** null: HTML passes as it is. */
   disarm: Partial<DisarmRewriteOptions> | null;
@@ -75,8 +75,12 @@ class PartEditor extends Transform {
       editHeaders(headers, this.spec.stamp);
     }
     if (node.multipart || node.messageNode || !headers) return;
-    const note = this.notes.get(this.numberer.idOf(node));
-    if (note === undefined) return;
+    const id = this.numberer.idOf(node);
+    // A part inside an attached message that this splitter does not open (mailsplit splits only
+    // inline 7bit/8bit message/rfc822 parts) goes with the whole attached message.
+    const inside = [...this.notes].filter(([part]) => part === id || part.startsWith(`${id}.`));
+    if (inside.length === 0) return;
+    const note = inside.map(([, n]) => n).join('');
     for (const key of CONTENT_HEADERS) headers.remove(key);
     // Appended after the part's other headers (MIME-Version etc. of a root part stay first).
     const end = () => headers.getList().length;
@@ -86,7 +90,7 @@ class PartEditor extends Transform {
     // The disarmer downstream looks at contentType: the note is plain text now.
     node.contentType = 'text/plain';
     this.replacing = { node, note, endsWithNewline: true };
-    this.result.stripped.push(this.numberer.idOf(node));
+    this.result.stripped.push(id);
   }
 
   endReplacement(): void {

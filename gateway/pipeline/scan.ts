@@ -87,12 +87,19 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
 
   const refusal = inlineRefusal(plans);
   if (deps.inline) {
+    let refused = false;
     try {
-      if (refusal && (await deps.inline.refuse(id, refusal))) return dropRefused(deps, envelope, plans, refusal);
-      await deps.inline.accept(id);
+      refused = refusal !== null && (await deps.inline.refuse(id, refusal));
+      if (!refused) await deps.inline.accept(id);
     } catch (err) {
       // The handshake failed: the SMTP side accepts at its deadline; the message is handled as accepted.
       logger.warn({ id, err }, 'inline verdict handshake failed');
+    }
+    if (refused && refusal) {
+      // Decided: the session refuses it. A failure from here on is retried (the decision stays).
+      await dropRefused(deps, envelope, plans, refusal);
+      await deps.inline.announce(id).catch((err: unknown) => logger.warn({ id, err }, 'inline verdict announce failed'));
+      return;
     }
   }
   await processEnvelope(deps, envelope, analysis, new Map(plans.map((p) => [p.recipient, p])), {});
@@ -108,11 +115,15 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   for (let n = 2; store.get(`${env.id}-${n}`); n++) earlier.push(`${env.id}-${n}`);
   const taken = new Set(earlier.flatMap((c) => store.get(c)!.rcptTo));
   const own = env.rcptTo.filter((r) => !taken.has(r));
-  const groups = groupPlans(own.map((r) => plans.get(r)!).filter(Boolean));
-  if (groups.length === 0) {
-    await spool.remove(env.id);
+  const ownPlans = own.map((r) => plans.get(r));
+  if (own.length === 0 || ownPlans.some((p) => p === undefined)) {
+    // Recipients this job has no verdict for (a child from an earlier, interrupted run of a
+    // parent whose envelope was narrowed since): the message gets a scan job of its own.
+    deps.logger.warn({ id: env.id }, 'message without a verdict for all its recipients: scanning it on its own');
+    await deps.queue.enqueue('scan', env.id);
     return;
   }
+  const groups = groupPlans(ownPlans as RecipientPlan[]);
   const children: Envelope[] = [];
   for (const [i, g] of groups.slice(1).entries()) {
     children.push(await splitOff(deps, env, `${env.id}-${earlier.length + i + 2}`, g.members.map((m) => m.recipient)));

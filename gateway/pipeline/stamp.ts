@@ -5,6 +5,9 @@ import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Joiner, Splitter } from '@zone-eu/mailsplit';
 
+/** Our own headers: removed from incoming mail before we add ours, so none can be forged. */
+export const OWN_HEADER_PREFIXES = ['x-mailmoat-', 'x-spam-'];
+
 export interface Stamp {
   /** Headers to put on top of the message, in this order (a trace header first, per RFC 5321 §4.4). */
   prepend: [string, string][];

@@ -63,6 +63,8 @@ interface SessionState {
   tap?: WireTap;
   authFailures: number;
   txn: Transaction;
+  /** Set once a pipelining violation was refused: the command it was about. */
+  tainted?: string;
 }
 
 export interface FrontlineDeps {
@@ -213,22 +215,21 @@ export class Frontline {
   // ---- protocol ---------------------------------------------------------------------------
 
   /**
-   * Pipelining and bare-LF findings of the wire tap, as a refusal. At MAIL/RCPT (`readsBefore`
-   * given) a pipelining violation counts only if it happened in an earlier read than the one
-   * carrying this command, so the commands of the offending group get their normal replies and
-   * the group is refused at its end of DATA, as Postfix refuses at DATA. A bare LF ending a
-   * command line is refused at once.
+   * The wire tap's findings as a refusal. A command line ended by a bare LF is refused at once. A
+   * pipelining violation is refused at the end of the DATA it belongs to (the whole message is
+   * read first, as Postfix refuses at DATA) and taints the session: each later MAIL gets 554 too.
+   * Checking it at MAIL/RCPT of the same group would depend on how the reads were cut.
    */
-  #protocol(st: SessionState, session: SMTPServerSession, stage: string, readsBefore?: number): SmtpReply | null {
+  #protocol(st: SessionState, session: SMTPServerSession, stage: 'mail' | 'rcpt' | 'data'): SmtpReply | null {
     const findings = st.tap?.findings;
-    if (!findings) return null;
     const { protocol } = this.#config.checks;
-    const earlier = readsBefore === undefined || (findings.pipeliningRead ?? Infinity) <= readsBefore;
-    if (findings.pipelining && earlier && protocol.pipelining === 'reject' && !this.#skips(st, 'pipelining')) {
-      const reply = replies.pipelining(findings.pipelining.split(' ')[0]!);
-      return this.#refusal(st, session, stage, { action: 'reject', reply, reason: `client did not wait for the reply to ${findings.pipelining}`, check: 'protocol.pipelining' });
+    const pipelining = stage === 'data' ? findings?.pipelining : stage === 'mail' ? st.tainted : undefined;
+    if (pipelining && protocol.pipelining === 'reject' && !this.#skips(st, 'pipelining')) {
+      st.tainted = pipelining;
+      const reply = replies.pipelining(pipelining.split(' ')[0]!);
+      return this.#refusal(st, session, stage, { action: 'reject', reply, reason: `client did not wait for the reply to ${pipelining}`, check: 'protocol.pipelining' });
     }
-    if (findings.bareLfInCommand && protocol.bareLineEndings === 'reject' && !this.#skips(st, 'bareLineEndings')) {
+    if (findings?.bareLfInCommand && protocol.bareLineEndings === 'reject' && !this.#skips(st, 'bareLineEndings')) {
       const reply = replies.bareLineEnding('LF', 'command');
       return this.#refusal(st, session, stage, { action: 'reject', reply, reason: 'command line ended by a bare LF', check: 'protocol.bare-lf-command' });
     }
@@ -240,7 +241,6 @@ export class Frontline {
   async mail(address: SMTPServerAddress, session: SMTPServerSession): Promise<SmtpReply | null> {
     const st = this.#state(session);
     st.txn = { sender: address.address, counted: new Set() };
-    const readsBefore = st.tap?.reads ?? 0;
     await Promise.resolve(); // the wire tap sees the read that carried this command first
     const refuse = (d: Decision) => this.#refusal(st, session, 'mail', d);
     const submission = st.listener === 'submission';
@@ -248,7 +248,7 @@ export class Frontline {
       return refuse({ action: 'reject', reply: replies.tlsRequired(), reason: 'MAIL before STARTTLS', check: 'tls.required' });
     }
     if (submission && !session.user) return refuse({ action: 'reject', reply: replies.authRequired(), reason: 'MAIL before AUTH', check: 'auth.required' });
-    const protocol = this.#protocol(st, session, 'mail', readsBefore);
+    const protocol = this.#protocol(st, session, 'mail');
     if (protocol) return protocol;
     const syntax =
       this.#refusal(st, session, 'mail', checkAddress('sender', address.address, { requireFqdn: this.#config.checks.requireFqdnAddresses })) ??
@@ -272,11 +272,10 @@ export class Frontline {
 
   async rcpt(address: SMTPServerAddress, session: SMTPServerSession): Promise<SmtpReply | null> {
     const st = this.#state(session);
-    const readsBefore = st.tap?.reads ?? 0;
     await Promise.resolve(); // see mail()
     const refuse = (d: Decision) => this.#refusal(st, session, 'rcpt', d);
     const recipient = address.address;
-    const protocol = this.#protocol(st, session, 'rcpt', readsBefore);
+    const protocol = this.#protocol(st, session, 'rcpt');
     if (protocol) return protocol;
     const syntax =
       refuse(checkAddress('recipient', recipient, { requireFqdn: this.#config.checks.requireFqdnAddresses })) ??

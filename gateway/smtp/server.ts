@@ -7,6 +7,7 @@
 // (AUTH only after STARTTLS, no DNS checks, may relay); both end in the same receiveMessage, so
 // submitted mail is scanned like any other. Every refusal is recorded for the message log.
 import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -57,8 +58,11 @@ export interface SmtpFront {
 
 type Callback = (err?: Error | null, message?: string) => void;
 
+/** Reply text goes out as US-ASCII (RFC 5321 §4.2): a "§" from a rule's reason is spelled out. */
+const wireText = (reply: SmtpReply): string => formatReply(reply).replace(/§/g, 'section ');
+
 function toError(reply: SmtpReply): Error & { responseCode: number } {
-  return Object.assign(new Error(formatReply(reply)), { responseCode: reply.code });
+  return Object.assign(new Error(wireText(reply)), { responseCode: reply.code });
 }
 
 export function createSmtpFront(deps: SmtpDeps): SmtpFront {
@@ -132,7 +136,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
         key: tlsStore.current.key,
         cert: tlsStore.current.cert,
         minVersion: config.tls.minVersion,
-        SNICallback: (name: string, cb: (err: Error | null, ctx?: import('node:tls').SecureContext) => void) => cb(null, tlsStore.contextFor(name)),
+        SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, tlsStore.contextFor(name)),
       }
     : {};
   const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
@@ -314,7 +318,7 @@ const sessionUser = (session: SMTPServerSession): string | undefined => (session
 /** Logs a refusal, counts it and records it for the message log; a store failure must not change the reply. */
 function refused(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: SmtpReply, recipient: string | null, mailFrom?: string): void {
   smtpMetrics.refusals.inc({ stage, code: String(reply.code) });
-  record(deps, session, stage, `${reply.code} ${formatReply(reply)}`, recipient, mailFrom);
+  record(deps, session, stage, `${reply.code} ${wireText(reply)}`, recipient, mailFrom);
 }
 
 function record(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: string, recipient: string | null, mailFrom?: string): void {

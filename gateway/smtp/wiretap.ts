@@ -18,8 +18,6 @@ const MAX_LINE = 4096;
 export interface WireFindings {
   /** The command the client did not wait for ("DATA", "EHLO", "MAIL (after HELO)"), the first one only. */
   pipelining?: string;
-  /** The read (1-based, see WireTap.reads) in which that happened. */
-  pipeliningRead?: number;
   /** A command line ended by LF alone. */
   bareLfInCommand: boolean;
 }
@@ -30,11 +28,8 @@ export class WireTap {
   #line: Buffer = Buffer.alloc(0);
   #tail: Buffer = Buffer.alloc(0);
   #heloOnly = false;
-  /** Reads observed so far. */
-  reads = 0;
 
   observe(chunk: Buffer): void {
-    this.reads++;
     let pos = 0;
     while (pos < chunk.length && this.#mode !== 'stopped') {
       pos = this.#mode === 'data' ? this.#scanData(chunk, pos) : this.#scanCommand(chunk, pos);
@@ -54,9 +49,7 @@ export class WireTap {
     const more = nl + 1 < chunk.length;
     const name = line.toString('latin1').trim().split(/\s+/, 1)[0]?.toUpperCase() ?? '';
     const violate = (what: string) => {
-      if (!more || this.findings.pipelining) return;
-      this.findings.pipelining = what;
-      this.findings.pipeliningRead = this.reads;
+      if (more) this.findings.pipelining ??= what;
     };
     switch (name) {
       case 'EHLO':

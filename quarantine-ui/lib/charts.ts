@@ -16,6 +16,11 @@ export const VERDICT_COLORS: Category[] = [
   { key: 'spam', label: 'spam (tagged)', color: '#e0a800' },
   { key: 'high-spam', label: 'high spam', color: '#d9534f' },
   { key: 'virus', label: 'virus', color: '#8e44ad' },
+  { key: 'phishing', label: 'phishing', color: '#e8710a' },
+  { key: 'banned', label: 'banned attachment', color: '#a52a6a' },
+  { key: 'blocked', label: 'blocked (list/rule)', color: '#5d4037' },
+  { key: 'spoofed', label: 'spoofed', color: '#00838f' },
+  { key: 'malformed', label: 'malformed', color: '#795548' },
   { key: 'unscannable', label: 'unscannable', color: '#6c757d' },
   { key: 'refused', label: 'refused at SMTP', color: '#2c7be5' },
   { key: 'other', label: 'not scanned yet', color: '#b0b7c3' },
@@ -35,11 +40,11 @@ export function stackedBars(o: {
   width?: number;
   height?: number;
 }): string {
-  const width = o.width ?? 760;
-  const height = o.height ?? 260;
+  const width = o.width ?? 1000;
+  const height = o.height ?? 300;
   const left = 40;
   const bottom = 40;
-  const top = 30;
+  const top = 52;
   const plotH = height - top - bottom;
   const plotW = width - left - 10;
   const totals = o.buckets.map((b) => o.categories.reduce((s, c) => s + (b.values[c.key] ?? 0), 0));
@@ -70,9 +75,15 @@ export function stackedBars(o: {
     }
   });
   let lx = left;
+  let ly = 6;
   for (const c of o.categories) {
-    parts.push(`<rect x="${lx}" y="6" width="10" height="10" fill="${c.color}"/><text x="${lx + 14}" y="15" font-size="11" fill="#333">${esc(c.label)}</text>`);
-    lx += 24 + c.label.length * 6.5;
+    const w = 24 + c.label.length * 6.2;
+    if (lx + w > width - 10) {
+      lx = left;
+      ly += 18;
+    }
+    parts.push(`<rect x="${lx}" y="${ly}" width="10" height="10" fill="${c.color}"/><text x="${lx + 14}" y="${ly + 9}" font-size="11" fill="#333">${esc(c.label)}</text>`);
+    lx += w;
   }
   parts.push('</svg>');
   return parts.join('');

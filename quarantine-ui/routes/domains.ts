@@ -20,7 +20,12 @@ export async function registerDomainRoutes(app: FastifyInstance, ctx: Ctx): Prom
     const counts = (d: string) => ctx.deps.store.statusCounts({ domains: [d], addresses: [] });
     return ctx.render(req, reply, 'domains', {
       title: 'Domains',
-      domains: visibleDomains(ctx, user).map((d) => ({ name: d, downstream: config.domains[d]!.downstream, counts: counts(d) })),
+      domains: visibleDomains(ctx, user).map((d) => {
+        // Read loosely: the per-domain settings grow with the gateway (recipients, checks, policy, rules).
+        const hosted = config.domains[d] as unknown as Record<string, unknown> & { downstream: { host?: string; mx?: string; port: number; priority?: number; tls?: string }[] };
+        const overrides = Object.fromEntries(Object.entries(hosted).filter(([k, v]) => k !== 'downstream' && v !== undefined && !(Array.isArray(v) && v.length === 0)));
+        return { name: d, downstream: hosted.downstream, counts: counts(d), overrides };
+      }),
       spam: config.spam,
       test,
     }, status);

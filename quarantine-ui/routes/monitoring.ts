@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Ctx } from '../app.ts';
 import { ipInAny } from '../../rules/lists.ts';
+import { registry as processRegistry } from '../../gateway/metrics.ts';
 
 const CHECK_TIMEOUT_MS = 3_000;
 
@@ -67,7 +68,10 @@ export async function registerMonitoringRoutes(app: FastifyInstance, ctx: Ctx): 
 
   app.get('/metrics', async (req, reply) => {
     if (!allowed(req.ip)) return ctx.notFound(req, reply);
-    return reply.type(registry.contentType).send(await registry.metrics());
+    // The process registry has what the other roles of this process count (SMTP front, workers);
+    // this app's registry has the gauges read from the stores at scrape time.
+    const merged = Registry.merge([processRegistry, registry]);
+    return reply.type(merged.contentType).send(await merged.metrics());
   });
 
   app.get('/healthz', async (req, reply) => {

@@ -14,7 +14,8 @@ import { field, fields, MESSAGE_ID, pageOf, parseDay, parseNumber } from '../lib
 import { inlineImageMap, parseForView, sanitizeForPreview } from '../lib/preview.ts';
 
 const PAGE_SIZE = 50;
-export const VERDICTS = ['virus', 'high-spam', 'spam', 'unscannable', 'clean'];
+/** Verdict classes (scanners/types.ts PolicyOutcome.class). */
+export const VERDICTS = ['virus', 'banned', 'phishing', 'spoofed', 'blocked', 'malformed', 'unscannable', 'high-spam', 'spam', 'clean'];
 export const ACTIONS = ['release', 'release-allow', 'delete', 'learn-spam', 'learn-ham', 'block-sender'] as const;
 export type MessageAction = (typeof ACTIONS)[number];
 const ACTION_LABEL: Record<MessageAction, string> = {
@@ -106,7 +107,8 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     const body = req.body as Record<string, unknown>;
     const action = field(body, 'action', 40) as MessageAction;
     const back = field(body, 'back', 2000);
-    const target = `/quarantine${back.startsWith('?') ? back : ''}`;
+    // Only a query string of the list page: no header or URL tricks in the redirect.
+    const target = `/quarantine${/^\?[\x21-\x7e]{0,1999}$/.test(back) ? back : ''}`;
     const ids = [...new Set(fields(body, 'id', 64, 500))];
     if (!ACTIONS.includes(action)) {
       ctx.flash(req, 'error', 'Choose an action.');
@@ -162,7 +164,6 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
       deliveries: store.deliveries(m.id),
       audit: user.account.role === 'user' ? [] : ctx.deps.audit.list({ messageId: m.id, limit: 50 }).rows,
       actions: ACTIONS,
-      reportExtras: Object.entries(m.report ?? {}).filter(([k]) => k !== 'virus' && k !== 'spam'),
     });
   });
 

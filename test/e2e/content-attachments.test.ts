@@ -61,6 +61,13 @@ describe('attachments and MIME structure (default policy)', () => {
     expect(locked.reason).toMatch(/encrypted archive member cannot be scanned/);
   });
 
+  it('a zip past the entry bound (a bomb shape): unscannable, quarantined — never read as clean', async () => {
+    const many = zip(Array.from({ length: 1001 }, (_, i) => ({ name: `f${i}.txt`, data: 'x' })));
+    const row = await send(gw, withText(attachment('many.zip', many, { type: 'application/zip' })), ['quarantined'], 'u1@example.test');
+    expect(row.verdict).toBe('unscannable');
+    expect(row.reason).toBe('"many.zip": more than 1000 archive entries');
+  });
+
   it('past the MIME part limit: malformed, quarantined — and the worker goes on', async () => {
     const parts = Array.from({ length: 600 }, (_, i) => text(`part ${i}\r\n`));
     const row = await send(gw, buildMessage({ multipart: 'mixed', parts }, HEADERS), ['quarantined'], 'm1@example.test');

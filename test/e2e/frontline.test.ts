@@ -23,6 +23,7 @@ function zone(): FakeZone {
     'nospf.test': { A: ['192.0.2.1'] },
     'partner.test': { TXT: ['v=spf1 ip4:127.0.0.20 -all'] },
     'forged-partner.test': { TXT: ['v=spf1 ip4:192.0.2.7 -all'] },
+    'broken.test': { TXT: ['v=spf1 include:nospf.test -all'] },
     // lists
     [`${rev(2)}.zen.bl.test`]: { A: ['127.0.0.2', '127.0.0.4'], TXT: ['Listed in SBL, see https://bl.test/q/127.0.0.2'] },
     [`${rev(7)}.zen.bl.test`]: { A: ['127.255.255.254'] },
@@ -90,6 +91,7 @@ describe('front line with the providers’ rules (each one config line)', () => 
         'lenient.test': { checks: { rdns: { missingPtr: 'score', notConfirmed: 'score' }, dnsbl: { onError: 'ignore' }, helo: { unresolvable: { action: 'score', score: 1 } } } },
         'listed.test': { recipients: { mode: 'list', list: ['alice', 'bob@listed.test'] } },
         'verify.test': { recipients: { mode: 'verify', verify: { timeoutMs: 2_000 } } },
+        'strict.test': { checks: { helo: { literalMismatch: 'reject' }, spf: { softfail: 'reject', permerror: 'reject' } } },
       },
       mailboxHooks: {
         refuseRecipient: (a) =>
@@ -144,10 +146,11 @@ describe('front line with the providers’ rules (each one config line)', () => 
       expect(r.text).toMatch(text);
     });
 
-    it('an address literal must be the client’s own address (scored by default, so only noted here)', async () => {
-      expect((await one(gw, 12, { helo: '[127.0.0.12]' })).code).toBe(250);
-      // literal mismatch is a score of 1 by default: accepted, below the threshold
-      expect((await one(gw, 12, { helo: '[127.0.0.9]' })).code).toBe(250);
+    it('an address literal must be the client’s own address (scored by default; refused where a domain says reject)', async () => {
+      expect((await one(gw, 12, { helo: '[127.0.0.12]', to: 'alice@strict.test' })).code).toBe(250);
+      const { rcpt } = await rcpts(gw, 12, { helo: '[127.0.0.9]', to: ['alice@example.test', 'alice@strict.test'] });
+      expect(rcpt[0]!.code).toBe(250); // a score of 1, below the threshold
+      expect(rcpt[1]).toMatchObject({ code: 550, text: '5.7.1 Bad HELO: address literal [127.0.0.9] does not match your address 127.0.0.12' });
     });
   });
 
@@ -222,6 +225,13 @@ describe('front line with the providers’ rules (each one config line)', () => 
     });
     it('softfail, neutral and none are accepted (softfail scores 1)', async () => {
       for (const from of ['bob@soft.test', 'bob@nospf.test']) expect((await one(gw, 1, { from })).code).toBe(250);
+    });
+    it('by domain policy: softfail → 550 5.7.23, permerror → 550 5.7.24', async () => {
+      expect(await one(gw, 1, { from: 'bob@soft.test', to: 'alice@strict.test' })).toMatchObject({
+        code: 550,
+        text: '5.7.23 SPF softfail: soft.test does not designate 127.0.0.1 as permitted sender',
+      });
+      expect(await one(gw, 1, { from: 'bob@broken.test', to: 'alice@strict.test' })).toMatchObject({ code: 550, text: '5.7.24 SPF record of broken.test is invalid (permerror)' });
     });
     it('temperror → 451 4.7.24', async () => {
       const r = await one(gw, 1, { from: 'bob@temp.test' });

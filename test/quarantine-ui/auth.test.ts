@@ -139,3 +139,20 @@ describe('login rate limit per client address', () => {
     }
   });
 });
+
+describe('cookies behind HTTPS', () => {
+  it('uses a __Host- cookie with Secure and sends HSTS when the public URL is https', async () => {
+    const h = await startHarness({ config: { console: { publicUrl: 'https://console.example.test/' } } });
+    try {
+      const res = await h.app.inject({ method: 'GET', url: '/login' });
+      const cookie = [res.headers['set-cookie']].flat().join('\n');
+      expect(cookie).toMatch(/^__Host-mailmoat=[^;]+;/);
+      expect(cookie).toMatch(/; Secure/i);
+      expect(cookie).toMatch(/; Path=\//);
+      expect(cookie).not.toMatch(/Domain=/i);
+      expect(res.headers['strict-transport-security']).toMatch(/max-age=31536000/);
+    } finally {
+      await h.close();
+    }
+  });
+});

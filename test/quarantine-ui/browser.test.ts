@@ -26,6 +26,8 @@ import type { Config } from '../../gateway/config/schema.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const PASSWORD = 'browser test password';
+/** The machine may be busy with other test files: page loads get time. */
+const POLL = { timeout: 15_000, interval: 100 };
 const SHOTS = process.env.MAILMOAT_SCREENSHOTS ? path.resolve(import.meta.dirname, '../../docs/screenshots') : null;
 const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
@@ -51,6 +53,8 @@ describe('the console in a browser', () => {
   let evil: http.Server;
   let evilUrl: string;
   let otherId: string; // a quarantined message of other.test (domain admin B's)
+  let page: Page; // domain admin A, logged in once for the whole file
+  const dialogs: string[] = [];
 
   async function send(raw: string, from = 'bob@sender.test', to = ['alice@example.test']): Promise<string> {
     const r = await sendRaw(gw.smtpPort, { from, to }, raw);
@@ -58,10 +62,17 @@ describe('the console in a browser', () => {
     return r.id!;
   }
 
+  /** Quarantined, and the scan job has let go of its spool files. */
+  async function quarantined(id: string): Promise<void> {
+    await waitForStatus(gw, id, ['quarantined']);
+    await waitFor(async () => !(await gw.stores.spool.readEnvelope(id)), { what: `the scan job of ${id} to finish` });
+  }
+
   async function loggedIn(username: string): Promise<{ context: BrowserContext; page: Page }> {
     const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
     const page = await context.newPage();
     await page.goto(`${base}login`);
+    if (username === 'admina') await shot(page, 'login');
     await page.fill('input[name=username]', username);
     await page.fill('input[name=password]', PASSWORD);
     await page.click('button[type=submit]');
@@ -120,6 +131,11 @@ describe('the console in a browser', () => {
     gw.stores.store.transition(otherId, ['queued'], 'quarantined');
 
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    page = (await loggedIn('admina')).page;
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
   });
 
   afterAll(async () => {
@@ -132,19 +148,22 @@ describe('the console in a browser', () => {
 
   it('logs in, finds a quarantined message, previews it and releases it: it arrives once', async () => {
     const id = await send(mail({ subject: 'journey one', html: `<p>Hello <b>Alice</b>, this is the <i>journey one</i> mail.</p>` }));
-    await waitForStatus(gw, id, ['quarantined']);
-    const { context, page } = await loggedIn('admina');
-    await shot(page, 'dashboard');
+    await quarantined(id);
     await page.click('nav >> text=Quarantine');
     await page.fill('input[name=q]', 'journey one');
     await page.click('form.filters button[type=submit]');
     await page.click(`a[href="/messages/${id}"] >> text=journey one`);
     await page.waitForURL(new RegExp(`/messages/${id}$`));
     const preview = page.frameLocator('iframe.preview');
-    await expect.poll(() => preview.locator('body').innerText()).toContain('this is the journey one mail');
+    await expect.poll(() => preview.locator('body').innerText(), POLL).toContain('this is the journey one mail');
+    if (SHOTS) {
+      // an off-screen sandboxed frame is not painted: bring it into view before the full-page shot
+      await page.locator('iframe.preview').scrollIntoViewIfNeeded();
+      await page.waitForTimeout(300);
+    }
     await shot(page, 'message');
     await page.click('button:text-is("Release")');
-    await expect.poll(() => page.locator('.flash.ok').innerText()).toContain('Released');
+    await expect.poll(() => page.locator('.flash.ok').innerText(), POLL).toContain('Released');
     await waitForStatus(gw, id, ['released']);
     const boxes = await waitFor(async () => {
       const m = await mailboxMessages(gw, 'alice@example.test');
@@ -158,16 +177,14 @@ describe('the console in a browser', () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await mailboxMessages(gw, 'alice@example.test')).filter((b) => b.toString().includes('journey one'))).toHaveLength(1);
     expect(boxes.length).toBeGreaterThan(0);
-    await context.close();
   });
 
   it('releases and allows the sender: the next message from that sender is delivered', async () => {
     const first = await send(mail({ from: 'Friend <friend@pals.test>', subject: 'journey two' }), 'friend@pals.test');
-    await waitForStatus(gw, first, ['quarantined']);
-    const { context, page } = await loggedIn('admina');
+    await quarantined(first);
     await page.goto(`${base}messages/${first}`);
     await page.click('button:text-is("Release and allow sender")');
-    await expect.poll(() => page.locator('.flash.ok').innerText()).toContain('friend@pals.test added to the allow list of example.test');
+    await expect.poll(() => page.locator('.flash.ok').innerText(), POLL).toContain('friend@pals.test added to the allow list of example.test');
     await waitForStatus(gw, first, ['released']);
     await page.goto(`${base}lists`);
     expect(await page.locator('td.mono', { hasText: 'friend@pals.test' }).count()).toBe(1);
@@ -176,11 +193,9 @@ describe('the console in a browser', () => {
     const next = await send(mail({ from: 'Friend <friend@pals.test>', subject: 'journey two, again' }), 'friend@pals.test');
     await waitForStatus(gw, next, ['delivered', 'quarantined']);
     expect(gw.stores.store.get(next)!.status).toBe('delivered');
-    await context.close();
   });
 
   it('uploads a spam report and says what happened to each file', async () => {
-    const { context, page } = await loggedIn('admina');
     await page.goto(`${base}report`);
     const spam = (n: number) => Buffer.from(mail({ subject: `cheap watches ${n} ${Date.now()}`, body: `Buy cheap watches now ${n} ${Math.random()}` }));
     await page.setInputFiles('input[name=files]', [
@@ -190,14 +205,13 @@ describe('the console in a browser', () => {
     ]);
     await page.click('form[action="/report"] button[type=submit]');
     const rows = page.locator('table >> nth=0 >> tbody tr');
-    await expect.poll(() => rows.count()).toBe(3);
+    await expect.poll(() => rows.count(), POLL).toBe(3);
     const text = await page.locator('table >> nth=0').innerText();
     expect(text).toMatch(/watches-1\.eml\s+learned/);
     expect(text).toMatch(/watches-2\.eml\s+learned/);
     expect(text).toMatch(/not-mail\.eml\s+refused/);
     expect(ui.deps.learnLog.recent({ actor: 'admina', limit: 3 }).map((r) => r.outcome).sort()).toEqual(['learned', 'learned', 'refused']);
     await shot(page, 'report-spam');
-    await context.close();
   });
 
   it('a quarantined message carrying script, onerror and javascript: payloads executes nothing', async () => {
@@ -224,18 +238,12 @@ describe('the console in a browser', () => {
         `--mix\r\nContent-Type: application/octet-stream; name="<img src=x onerror=fetch('${b}/filename-ran')>.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(EICAR).toString('base64')}\r\n--mix--\r\n`,
       'evil@sender.test',
     );
-    await waitForStatus(gw, id, ['quarantined']);
-    const { context, page } = await loggedIn('admina');
-    const dialogs: string[] = [];
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
+    await quarantined(id);
     await page.goto(`${base}quarantine`);
     expect(await page.locator('td.subject', { hasText: 'invoice' }).first().innerText()).toContain('<img src=x onerror=');
     await page.goto(`${base}messages/${id}`);
     const preview = page.frameLocator('iframe.preview');
-    await expect.poll(() => preview.locator('body').innerText()).toContain('Your invoice is ready.');
+    await expect.poll(() => preview.locator('body').innerText(), POLL).toContain('Your invoice is ready.');
     // try the payloads' own triggers: the inert link and the (removed) form
     await preview.locator('text=Open your invoice').click();
     await preview.locator('text=https://bank.example/').click();
@@ -246,18 +254,16 @@ describe('the console in a browser', () => {
     expect(await page.evaluate(() => (window as unknown as { pwned?: unknown }).pwned)).toBeUndefined();
     // Remote images load only when asked for, and even then no script runs.
     await page.click('text=Load remote images');
-    await expect.poll(() => hits.filter((h) => h === '/remote-image.gif').length, { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => hits.filter((h) => h === '/remote-image.gif').length, POLL).toBe(1);
     await page.waitForTimeout(500);
     expect(hits.filter((h) => !['/remote-image.gif', '/css-image'].includes(h))).toEqual([]);
     expect(dialogs).toEqual([]);
     // still logged in, still on the console
     await page.goto(`${base}quarantine`);
     expect(page.url()).toBe(`${base}quarantine`);
-    await context.close();
   });
 
   it('domain admin A cannot read, release or delete B’s messages', async () => {
-    const { context, page } = await loggedIn('admina');
     await page.goto(`${base}quarantine`);
     expect(await page.content()).not.toContain('secret of B');
     for (const suffix of ['', '/preview', '/raw']) {
@@ -276,7 +282,6 @@ describe('the console in a browser', () => {
     expect(bulk.status()).toBe(303);
     expect(gw.stores.store.get(otherId)!.status).toBe('quarantined');
     expect(ui.deps.audit.list({ actor: 'admina', messageId: otherId, limit: 20 }).rows.every((r) => r.outcome === 'denied')).toBe(true);
-    await context.close();
     // B sees it
     const b = await loggedIn('adminb');
     await b.page.goto(`${base}quarantine`);
@@ -286,8 +291,7 @@ describe('the console in a browser', () => {
 
   it('refuses posts without a CSRF token, also from a form on another site', async () => {
     const id = await send(mail({ subject: 'csrf target' }));
-    await waitForStatus(gw, id, ['quarantined']);
-    const { context, page } = await loggedIn('admina');
+    await quarantined(id);
     const res = await page.request.post(`${base}messages/${id}/delete`, { form: {}, maxRedirects: 0 });
     expect(res.status()).toBe(403);
     // an attacker's page on another port of the same host (same site: the Lax cookie is sent)
@@ -295,7 +299,6 @@ describe('the console in a browser', () => {
     await page.waitForURL(`${base}messages/${id}/delete`);
     expect(await page.locator('h1').innerText()).toBe('Form expired');
     expect(gw.stores.store.get(id)!.status).toBe('quarantined');
-    await context.close();
   });
 
   it('shows the message log, the domains page with an SMTP test, and the dashboard charts', async () => {
@@ -304,10 +307,9 @@ describe('the console in a browser', () => {
         `--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n--b\r\nContent-Type: application/octet-stream; name="parcel.com"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(EICAR).toString('base64')}\r\n--b--\r\n`,
     );
     const clean = await send(mail({ subject: 'lunch on friday', body: 'See you at noon.' }));
-    await waitForStatus(gw, virus, ['quarantined']);
+    await quarantined(virus);
     await waitForStatus(gw, clean, ['delivered']);
     await sendRaw(gw.smtpPort, { from: 'x@sender.test', to: ['someone@not-hosted.test'] }, mail({ subject: 'relay attempt' }));
-    const { context, page } = await loggedIn('admina');
     await page.goto(`${base}log`);
     expect(await page.locator('table').innerText()).toContain('lunch on friday');
     await page.fill('input[name=sender]', 'friend@pals.test');
@@ -317,7 +319,7 @@ describe('the console in a browser', () => {
     await shot(page, 'message-log');
     await page.goto(`${base}domains`);
     await page.click('button:text-is("Test SMTP connection")');
-    await expect.poll(() => page.locator('pre.transcript').innerText()).toContain('RCPT TO:<postmaster@example.test>');
+    await expect.poll(() => page.locator('pre.transcript').innerText(), POLL).toContain('RCPT TO:<postmaster@example.test>');
     expect(await page.locator('p.good').innerText()).toContain('Passed');
     await shot(page, 'domains-smtp-test');
     await page.goto(`${base}dashboard`);
@@ -326,6 +328,30 @@ describe('the console in a browser', () => {
     await shot(page, 'dashboard');
     await page.goto(`${base}quarantine`);
     await shot(page, 'quarantine');
-    await context.close();
+  });
+
+  it('sends a quarantine digest whose one-click link releases the message once', async () => {
+    ui.deps.accounts.create({ username: 'alice', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }) });
+    const id = await send(mail({ subject: 'digest candidate' }));
+    await quarantined(id);
+    const run = await ui.sendDigests();
+    expect(run.recipients).toEqual(['alice@example.test']);
+    const digest = await waitFor(async () => (await mailboxMessages(gw, 'alice@example.test')).map((b) => b.toString()).find((t) => t.includes('Quarantine digest')), {
+      what: 'the digest in the mailbox',
+    });
+    const block = digest.slice(digest.indexOf('Subject: digest candidate'));
+    const link = /Release it: (\S+)/.exec(block)![1]!;
+    expect(link.startsWith(base)).toBe(true);
+    const anon = await browser.newContext();
+    const p = await anon.newPage();
+    await p.goto(link);
+    expect(await p.locator('main').innerText()).toContain('digest candidate');
+    expect(gw.stores.store.get(id)!.status).toBe('quarantined');
+    await p.click('button:text-is("Release this message")');
+    await expect.poll(() => p.locator('.flash.ok').innerText(), POLL).toContain('has been released');
+    await waitForStatus(gw, id, ['released']);
+    const again = await p.goto(link);
+    expect(again!.status()).toBe(410);
+    await anon.close();
   });
 });

@@ -207,6 +207,16 @@ describe('console pages', () => {
       expect(page).not.toContain('Queue'); // one queue for everyone: superadmins only
       expect((await root.get('/dashboard')).body).toContain('deliver active');
     });
+    it('counts only the admin’s domains', async () => {
+      await h.addMessage({ rcpt: ['d@b.test'], from: 'only-for-b@spam.test', verdict: 'high-spam' });
+      await h.addMessage({ rcpt: ['d@a.test'], verdict: 'virus', from: 'v@virus.test' });
+      const pa = (await a.get('/dashboard')).body;
+      const pb = (await b.get('/dashboard')).body;
+      expect(pa).not.toContain('only-for-b@spam.test');
+      expect(pb).toContain('only-for-b@spam.test');
+      expect(pa).toContain('Eicar-Test-Signature');
+      expect(pb).not.toContain('Eicar-Test-Signature');
+    });
     it('chart helpers escape and scale', () => {
       const svg = stackedBars({ title: 't"<', buckets: [{ label: '<x>', values: { clean: 3, virus: 1 } }], categories: VERDICT_COLORS });
       expect(svg).not.toMatch(/<x>|t"</);
@@ -220,6 +230,7 @@ describe('console pages', () => {
       expect(metrics.statusCode).toBe(200);
       expect(metrics.body).toMatch(/mailmoat_messages\{status="quarantined"\} \d+/);
       expect(metrics.body).toContain('mailmoat_queue_jobs{queue="deliver",state="active"} 2');
+      expect(metrics.body).toContain('# TYPE mailmoat_smtp_refusals_total counter'); // the process registry of the other roles
       const health = await h.app.inject({ method: 'GET', url: '/healthz', remoteAddress: '127.0.0.1' });
       expect(health.statusCode).toBe(200);
       expect(health.json()).toMatchObject({ status: 'ok', checks: { database: { ok: true }, redis: { ok: true, detail: 'PONG' } } });

@@ -1,0 +1,46 @@
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { describe, expect, it } from 'vitest';
+import { BodyGuard, bareKind } from '../../../gateway/smtp/body-guard.ts';
+
+async function run(chunks: string[], o: { normalize: boolean; prefix?: string }) {
+  const guard = new BodyGuard({ normalize: o.normalize, ...(o.prefix ? { prefix: Buffer.from(o.prefix) } : {}) });
+  const out = await buffer(Readable.from(chunks.map((c) => Buffer.from(c, 'latin1'))).pipe(guard));
+  return { out: out.toString('latin1'), report: guard.report };
+}
+
+describe('BodyGuard', () => {
+  it.each([
+    [['a\r\nb\r\n'], 0, 0],
+    [['a\nb\r\n'], 1, 0],
+    [['a\rb\r\n'], 0, 1],
+    [['a\r', '\nb\r\n'], 0, 0], // CRLF split across reads
+    [['a\r', 'b\r\n'], 0, 1], // bare CR at the end of a read
+    [['a\r'], 0, 1], // bare CR at the very end
+    [['\n.\n'], 2, 0],
+    [['\r.\r'], 0, 2],
+    [['\r\r\n'], 0, 1],
+    [['x\n', '\ny'], 2, 0],
+  ])('%j: %i bare LF, %i bare CR', async (chunks, lf, cr) => {
+    const { out, report } = await run(chunks, { normalize: false });
+    expect(report).toMatchObject({ bareLf: lf, bareCr: cr });
+    expect(out).toBe(chunks.join('')); // counting never changes a byte
+  });
+
+  it('normalises every bare CR and LF to CRLF, leaving CRLF alone, across reads', async () => {
+    const { out } = await run(['one\ntwo\rthree\r', '\nfour\r', 'five\n'], { normalize: true });
+    expect(out).toBe('one\r\ntwo\r\nthree\r\nfour\r\nfive\r\n');
+  });
+
+  it('puts the prefix first, also for an empty body, and reports body bytes only', async () => {
+    expect((await run(['body\r\n'], { normalize: false, prefix: 'X-A: 1\r\n' })).out).toBe('X-A: 1\r\nbody\r\n');
+    expect((await run([], { normalize: false, prefix: 'X-A: 1\r\n' })).out).toBe('X-A: 1\r\n');
+    expect((await run(['body\r\n'], { normalize: false, prefix: 'X-A: 1\r\n' })).report.bytes).toBe(6);
+  });
+
+  it('bareKind names LF first', () => {
+    expect(bareKind({ bareLf: 1, bareCr: 1, bytes: 0 })).toBe('LF');
+    expect(bareKind({ bareLf: 0, bareCr: 2, bytes: 0 })).toBe('CR');
+    expect(bareKind({ bareLf: 0, bareCr: 0, bytes: 0 })).toBeUndefined();
+  });
+});
