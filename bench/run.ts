@@ -36,10 +36,10 @@ const FULL: Plan = {
   spamdRuns: [['2 KB', 10], ['2 KB', 50], ['50 KB', 50]],
   split: true,
   counts: {
-    ceiling: { '2 KB': 1200, '50 KB': 600 },
-    accept: { '2 KB': 400, '50 KB': 250 },
-    full: { '2 KB': 200, '50 KB': 120 },
-    spamd: { '2 KB': 30, '50 KB': 5 },
+    ceiling: { '2 KB': 1000, '50 KB': 500 },
+    accept: { '2 KB': 300, '50 KB': 200 },
+    full: { '2 KB': 150, '50 KB': 100 },
+    spamd: { '2 KB': 25, '50 KB': 5 },
   },
   capMs: { ceiling: 30_000, accept: 40_000, full: 60_000, spamd: 40_000, big: 90_000 },
   warmUp: 30,
@@ -151,9 +151,11 @@ async function main(): Promise<number> {
         break;
       }
       const roundStart = Date.now();
+      const startupBefore = ctx.data.startupMs;
       log(`round ${round} of ${plan.rounds}`);
       await runRound(ctx, round);
-      roundSeconds = Math.max(roundSeconds, (Date.now() - roundStart) / 1000);
+      // Gateways start (and warm up) once, in the first round: the next rounds do not pay for it.
+      roundSeconds = Math.max(roundSeconds, (Date.now() - roundStart - (ctx.data.startupMs - startupBefore)) / 1000);
     }
     clearInterval(loadTimer);
     // The memory reports are written as the gateways exit.

@@ -37,6 +37,8 @@ export interface Collected {
   sqlite: FsyncProbe[];
   rssAtStart: { phase: string; role: string; bytes: number }[];
   phaseErrors: string[];
+  /** Time spent starting and warming up gateways, ms. */
+  startupMs: number;
 }
 
 export interface RoundContext {
@@ -49,7 +51,7 @@ export interface RoundContext {
 }
 
 export function emptyCollected(): Collected {
-  return { cells: [], latency: [], big: [], disk: [], sqlite: [], rssAtStart: [], phaseErrors: [] };
+  return { cells: [], latency: [], big: [], disk: [], sqlite: [], rssAtStart: [], phaseErrors: [], startupMs: 0 };
 }
 
 const mb = (b: number) => (b / 1048576).toFixed(0);
@@ -76,10 +78,12 @@ async function phase(ctx: RoundContext, name: string, round: number, o: PhaseOpt
       p = undefined;
     }
     if (!p) {
+      const t0 = Date.now();
       p = await startPhase(ctx.bench, name, o);
       ctx.phases.set(name, p);
       ctx.data.rssAtStart.push(...p.rssAtStart.map((r) => ({ phase: name, ...r })));
       await warmUp(p, ctx.messages.sized[0], o.warmUp, !o.roles.every((r) => r === 'smtp'));
+      ctx.data.startupMs += Date.now() - t0;
     }
     await body(p);
   } catch (err) {

@@ -27,6 +27,7 @@ export async function startMailbox(o: { dir: string; host: string; port: number;
     authOptional: true,
     logger: false,
     disableReverseLookup: true,
+    hideDSN: false, // so that tests can see the DSN parameters the gateway passes on
     onRcptTo(address, _session, callback) {
       const refusal = hooks.refuseRecipient?.(address.address);
       if (refusal) return callback(Object.assign(new Error(refusal.text), { responseCode: refusal.code }));

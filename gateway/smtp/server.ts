@@ -11,7 +11,7 @@ import type { SecureContext } from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { Spool, Envelope } from '../spool/spool.ts';
+import type { Spool, Envelope, EnvelopeDsn } from '../spool/spool.ts';
 import type { MetadataStore } from '../store/metadata.ts';
 import type { JobQueue } from '../store/queue.ts';
 import type { DnsResolver } from '../dns/resolver.ts';
@@ -69,12 +69,13 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
   const { config, logger } = deps;
   const frontline = new Frontline({ config, logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}) });
   const tlsStore = config.tls.certificates.length > 0 ? createTlsStore(config.tls) : undefined;
+  const state: ListenerState = { closing: false };
   const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [
-    { kind: 'smtp', server: createListener(deps, frontline, 'smtp', tlsStore), ...config.smtp.listen },
+    { kind: 'smtp', server: createListener(deps, frontline, 'smtp', tlsStore, state), ...config.smtp.listen },
   ];
   if (config.submission.enabled) {
     if (!deps.auth) throw new Error('the submission listener needs an authenticator');
-    servers.push({ kind: 'submission', server: createListener(deps, frontline, 'submission', tlsStore), ...config.submission.listen });
+    servers.push({ kind: 'submission', server: createListener(deps, frontline, 'submission', tlsStore, state), ...config.submission.listen });
   }
   tlsStore?.onReload((set) => {
     for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: config.tls.minVersion });
@@ -114,10 +115,16 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
     },
     async close(graceMs = 10_000) {
       stopWatching();
+      // Graceful: new connections and new transactions get 421 while the transactions in flight
+      // finish, up to the deadline; then the rest is closed (smtp-server sends them a 421 too).
+      state.closing = true;
+      const deadline = Date.now() + graceMs;
+      const open = () => servers.reduce((n, { server }) => n + (server as unknown as { connections: Set<unknown> }).connections.size, 0);
+      while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       await Promise.all(
         servers.map(({ server }) => {
           const s = server as unknown as { options: { closeTimeout: number } };
-          s.options.closeTimeout = graceMs;
+          s.options.closeTimeout = 1_000;
           return new Promise<void>((resolve) => server.close(() => resolve()));
         }),
       );
@@ -125,7 +132,12 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
   };
 }
 
-function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind, tlsStore: TlsStore | undefined): SMTPServer {
+/** Shared by the listeners of one front: set when the gateway is shutting down. */
+interface ListenerState {
+  closing: boolean;
+}
+
+function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind, tlsStore: TlsStore | undefined, state: ListenerState): SMTPServer {
   const { config, logger } = deps;
   // Free space kept in reserve (like Postfix's queue_minfree): refuse new mail with 452 4.3.1
   // while there is less than room for two messages of the largest size.
@@ -153,6 +165,9 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
     hideSTARTTLS: !tlsStore,
     ...tlsOptions,
     size: config.smtp.maxMessageBytes,
+    // DSN (RFC 3461): RET/ENVID and each recipient's NOTIFY/ORCPT are kept with the message,
+    // passed on downstream and honoured in our own bounces.
+    hideDSN: false,
     maxClients: config.smtp.maxClients,
     socketTimeout: config.smtp.socketTimeoutMs,
     maxCommandLength: config.smtp.maxCommandLength,
@@ -162,6 +177,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
     disableReverseLookup: true,
     logger: false,
     onConnect(session: SMTPServerSession, callback: Callback) {
+      if (state.closing) return reply(callback, replies.shuttingDown());
       // Submission: AUTH is neither offered nor accepted before STARTTLS (Postfix smtpd_tls_auth_only).
       if (submission && !session.secure) session.disabledCommands = ['AUTH'];
       frontline.connect(session, kind).then(
@@ -198,6 +214,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       );
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
+      if (state.closing) return reply(callback, replies.shuttingDown());
       void (async () => {
         const checked = await frontline.mail(address, session);
         if (checked) {
@@ -294,6 +311,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
     size,
     tls: Boolean(session.secure),
+    dsn: dsnParameters(session),
   };
   await spool.commit(envelope);
   try {
@@ -370,4 +388,15 @@ function tryRecordRefusal(store: MetadataStore, id: string): void {
   } catch {
     // the store itself may be what failed; the client's retry is what matters
   }
+}
+
+/** The DSN parameters of a transaction, or undefined when the client gave none. */
+function dsnParameters(session: SMTPServerSession): EnvelopeDsn | undefined {
+  const { dsn } = session.envelope as { dsn?: { ret: string | null; envid: string | null } };
+  const recipients: NonNullable<EnvelopeDsn['recipients']> = {};
+  for (const r of session.envelope.rcptTo) {
+    if (r.dsn && (r.dsn.notify?.length || r.dsn.orcpt)) recipients[r.address] = { notify: r.dsn.notify, orcpt: r.dsn.orcpt };
+  }
+  if (!dsn?.ret && !dsn?.envid && Object.keys(recipients).length === 0) return undefined;
+  return { ret: dsn?.ret ?? undefined, envid: dsn?.envid ?? undefined, recipients };
 }

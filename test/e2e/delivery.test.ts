@@ -140,4 +140,25 @@ describe('delivery', () => {
     expect(gw.stores.store.events(sent.id!).map((e) => e.kind)).not.toContain('bounced');
     expect(gw.stores.store.list({ limit: 10 }).filter((m) => m.verdict === 'dsn')).toHaveLength(0);
   });
+
+  it('passes NOTIFY and ORCPT on downstream and sends no bounce for NOTIFY=NEVER', async () => {
+    const bounces = await mailbox();
+    const seen: unknown[] = [];
+    const downstream = await mailbox(0, {
+      refuseRecipient: (a) => (a === 'nobody@example.test' ? { code: 550, text: '5.1.1 unknown' } : undefined),
+      beforeReply: async (_m, session) => {
+        seen.push(...session.envelope.rcptTo.map((r) => ({ address: r.address, dsn: r.dsn })));
+      },
+    });
+    const gw = await gateway([{ host: '127.0.0.1', port: downstream.port }], bounces.port);
+    const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test', 'nobody@example.test'] }, plain('never'), {
+      dsn: { id: 'env-42', return: 'headers', notify: ['NEVER'], recipient: 'orig@example.test' },
+    });
+    expect(sent.code).toBe(250);
+    await waitForStatus(gw, sent.id!, ['failed']);
+    expect(seen).toEqual([{ address: 'alice@example.test', dsn: { notify: ['NEVER'], orcpt: 'rfc822;orig@example.test' } }]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(gw.stores.store.events(sent.id!).map((e) => e.kind)).not.toContain('bounced');
+    expect(await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test')).toHaveLength(0);
+  });
 });

@@ -111,10 +111,15 @@ export interface SendResult {
 
 /** Sends raw bytes over real SMTP with nodemailer; refusals come back as results, not throws. */
 /** `o.name` is the EHLO name, `o.localAddress` the client address to connect from (any 127.0.0.0/8 address works on Linux). */
-export async function sendRaw(port: number, envelope: { from: string; to: string[] }, raw: string | Buffer, o: { name?: string; localAddress?: string } = {}): Promise<SendResult> {
+export async function sendRaw(
+  port: number,
+  envelope: { from: string; to: string[] },
+  raw: string | Buffer,
+  o: { name?: string; localAddress?: string; dsn?: { id?: string; return?: 'headers' | 'full'; notify?: string[]; recipient?: string } } = {},
+): Promise<SendResult> {
   const transport = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: o.name ?? 'client.sender.test', ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
   try {
-    const info = await transport.sendMail({ envelope, raw });
+    const info = await transport.sendMail({ envelope, raw, ...(o.dsn ? { dsn: o.dsn } : {}) });
     const response = String(info.response);
     return { code: Number(response.slice(0, 3)), response, id: /queued as (\S+)/.exec(response)?.[1] };
   } catch (err) {
