@@ -88,11 +88,19 @@ export interface Policy {
     /** Added to the spam score per host found on the local bad-sites list. */
     badSiteScore: number;
   };
+  /**
+   * When a scanner is down or times out: `retry` (the message stays queued and is scanned again
+   * with backoff — an inline session gets 451 4.7.1), `quarantine` (held as unscannable at once),
+   * or `pass` (delivered without that check; the status header says it was not scanned).
+   */
+  outage: { virus: OutagePolicy; spam: OutagePolicy };
   /** Where notifyAdmin goes; null: postmaster@<recipient domain>. */
   adminAddress: string | null;
 }
 
 /** Partial at every level: a layer of policy (config, domain, rule). Lists replace, except attachments.rules, which accumulate. */
+export type OutagePolicy = 'retry' | 'quarantine' | 'pass';
+
 export type PolicyPatch = {
   checks?: Partial<Policy['checks']>;
   spam?: Partial<Policy['spam']>;
@@ -102,6 +110,7 @@ export type PolicyPatch = {
   html?: Partial<Policy['html']>;
   auth?: Partial<Policy['auth']>;
   urls?: Partial<Policy['urls']>;
+  outage?: Partial<Policy['outage']>;
   adminAddress?: string | null;
 };
 
@@ -145,6 +154,8 @@ export const DEFAULT_POLICY: Policy = {
   attachments: { rules: [], encrypted: 'banned' },
   html: { disarm: true, remoteImages: 'keep', phishingNet: true, phishingSafeSites: [], tagWebBugs: false },
   auth: { dmarcReject: 'spoofed', dmarcRejectScore: 5, dmarcQuarantineScore: 3, trustArc: true },
+  // Never deliver unscanned mail silently: a dead scanner keeps the mail queued until it is back.
+  outage: { virus: 'retry', spam: 'retry' },
   urls: { badSiteScore: 5 },
   adminAddress: null,
 };

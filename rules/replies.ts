@@ -72,6 +72,11 @@ export const replies = {
     enhanced: '4.3.0',
     text: 'Queue temporarily unavailable, please try again later',
   }),
+  scannerTempfail: (): SmtpReply => ({
+    code: 451,
+    enhanced: '4.7.1',
+    text: 'Content scanner temporarily unavailable, please try again later',
+  }),
   shuttingDown: (): SmtpReply => ({ code: 421, enhanced: '4.3.2', text: 'Service shutting down, please try again later' }),
   nullSenderTooManyRecipients: (): SmtpReply => ({
     code: 550,

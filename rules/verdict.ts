@@ -25,10 +25,10 @@ function failures(r: ScanReport, p: Policy): string[] {
     else if (s.status === 'error') out.push(`${name} check failed: ${s.reason}`);
   };
   if (p.checks.virus) {
-    if (r.virus.status === 'error') out.push(`virus scanner unavailable: ${r.virus.reason}`);
+    if (r.virus.status === 'error' && p.outage.virus === 'retry') out.push(`virus scanner unavailable: ${r.virus.reason}`);
     else if (r.virus.status === 'skipped') out.push(`virus check did not run: ${r.virus.reason}`);
   }
-  if (p.checks.spam && r.spam.status === 'error') out.push(`spam scanner unavailable: ${r.spam.reason}`);
+  if (p.checks.spam && r.spam.status === 'error' && p.outage.spam === 'retry') out.push(`spam scanner unavailable: ${r.spam.reason}`);
   if (p.checks.attachments) failed('attachment', r.attachments);
   if (p.checks.html) failed('HTML', r.html);
   if (p.checks.auth) failed('authentication', r.auth);
@@ -78,6 +78,8 @@ function evidence(r: ScanReport, p: Policy, score: ScoreSummary): [VerdictClass,
       'unscannable',
       [
         ...(p.checks.virus && r.virus.status === 'unscannable' ? [`could not be virus-scanned: ${r.virus.reason}`] : []),
+        ...(p.checks.virus && r.virus.status === 'error' && p.outage.virus === 'quarantine' ? [`virus scanner unavailable: ${r.virus.reason}`] : []),
+        ...(p.checks.spam && r.spam.status === 'error' && p.outage.spam === 'quarantine' ? [`spam scanner unavailable: ${r.spam.reason}`] : []),
         ...findings('unscannable'),
         ...(p.attachments.encrypted === 'unscannable' ? encrypted : []),
         ...(html ? html.findings.filter((f) => f.kind === 'unscannable-html').map((f) => `part ${f.part}: ${f.detail}`) : []),
@@ -134,13 +136,15 @@ export function statusHeaders(r: ScanReport, cls: VerdictClass, score: ScoreSumm
     ? 'not checked'
     : r.virus.status === 'infected'
       ? `infected (${r.virus.viruses.join(', ')})`
-      : r.virus.status;
+      : r.virus.status === 'error'
+        ? 'NOT SCANNED (virus scanner unavailable)'
+        : r.virus.status;
   const { spam } = r;
   const spamPart = !p.checks.spam
     ? 'not scanned (off)'
     : spam.status === 'scored'
       ? `score=${formatScore(score.total)} required=${formatScore(p.spam.threshold)}`
-      : `not scanned (${spam.status === 'skipped' ? spam.reason : 'error'})`;
+      : `not scanned (${spam.status === 'skipped' ? spam.reason : 'spam scanner unavailable'})`;
   const parts = [`${cls}; virus=${virus}; spam ${spamPart}`];
   if (r.auth?.status === 'checked' && p.checks.auth && r.auth.dmarc) parts.push(`dmarc=${r.auth.dmarc.result}`);
   if (r.urls?.status === 'checked' && p.checks.urls && r.urls.hits.length > 0) parts.push(`url-hits=${r.urls.hits.length}`);

@@ -2,7 +2,7 @@
 // the process loads and, once a second, its memory as V8 sees it, and writes both when the process
 // exits. This says what a process's resident memory is made of (JS heap, buffers, code of which
 // packages) without changing the gateway. Inert unless MAILMOAT_BENCH_MEMORY_DIR is set.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import module from 'node:module';
 import { join } from 'node:path';
 
@@ -16,10 +16,17 @@ if (dir) {
       return nextLoad(url, context);
     },
   });
-  let peak = process.memoryUsage();
+  // RssAnon is the process's own memory (JS heap, malloc, wasm); RssFile the node binary and
+  // other mapped files, shared with every other node process.
+  const kernelView = () => {
+    const status = readFileSync('/proc/self/status', 'latin1');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+  };
+  let peak = { ...process.memoryUsage(), ...kernelView() };
   const timer = setInterval(() => {
     const m = process.memoryUsage();
-    if (m.rss > peak.rss) peak = m;
+    if (m.rss > peak.rss) peak = { ...m, ...kernelView() };
   }, 1000);
   timer.unref();
   process.once('exit', () => {

@@ -45,7 +45,7 @@ export interface MemoryReport {
   phase: string;
   role: string;
   pid: number;
-  peak: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+  peak: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; rssAnon: number; rssFile: number };
   modules: number;
   packages: { name: string; files: number }[];
 }
@@ -266,6 +266,7 @@ export function buildResults(o: {
   return {
     generatedAt: new Date().toISOString(),
     mode: o.plan.mode,
+    roundsDone: Math.max(0, ...o.cells.map((c) => c.round)),
     durationSeconds: Math.round((Date.now() - o.startedAt) / 1000),
     machine: {
       cores: os.cpus().length,
@@ -296,6 +297,8 @@ export function buildResults(o: {
       phase: m.phase,
       role: m.role,
       rssMB: toMB(m.peak.rss),
+      rssAnonMB: toMB(m.peak.rssAnon ?? 0),
+      rssFileMB: toMB(m.peak.rssFile ?? 0),
       heapUsedMB: toMB(m.peak.heapUsed),
       heapTotalMB: toMB(m.peak.heapTotal),
       externalMB: toMB(m.peak.external),
@@ -315,7 +318,7 @@ export type Results = ReturnType<typeof buildResults>;
 
 export function renderMarkdown(r: Results): string {
   const L: string[] = [];
-  L.push(`# mailmoat bench — ${r.generatedAt.slice(0, 16).replace('T', ' ')} UTC (${r.mode}, ${r.plan.rounds} round${r.plan.rounds > 1 ? 's' : ''}, ${r.durationSeconds} s)`);
+  L.push(`# mailmoat bench — ${r.generatedAt.slice(0, 16).replace('T', ' ')} UTC (${r.mode}, ${r.roundsDone} of ${r.plan.rounds} round${r.plan.rounds > 1 ? 's' : ''}, ${r.durationSeconds} s)`);
   L.push('');
   L.push(
     `Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryMB} MB, Linux ${r.machine.kernel}, Node ${r.machine.node}. ` +
@@ -358,10 +361,12 @@ export function renderMarkdown(r: Results): string {
   if (r.memory.length) {
     L.push('**What the memory is**, per gateway process at its highest RSS (V8\'s view, sampled each second; "modules" = files loaded):');
     L.push('');
-    L.push('| phase | role | RSS | JS heap used / total | external (buffers) | modules | packages with most files loaded |');
-    L.push('|---|---|---|---|---|---|---|');
+    L.push('| phase | role | RSS (own / mapped files) | JS heap used / total | external (array buffers) | own memory outside the JS heap | modules | packages with most files loaded |');
+    L.push('|---|---|---|---|---|---|---|---|');
     for (const m of r.memory) {
-      L.push(`| ${m.phase} | ${m.role} | ${m.rssMB} MB | ${m.heapUsedMB} / ${m.heapTotalMB} MB | ${m.externalMB} MB (${m.arrayBuffersMB}) | ${m.modules} | ${m.packages.slice(0, 8).map((p) => `${p.name} ${p.files}`).join(', ')} |`);
+      L.push(
+        `| ${m.phase} | ${m.role} | ${m.rssMB} MB (${m.rssAnonMB} / ${m.rssFileMB}) | ${m.heapUsedMB} / ${m.heapTotalMB} MB | ${m.externalMB} MB (${m.arrayBuffersMB}) | ${Math.max(0, m.rssAnonMB - m.heapTotalMB - m.externalMB)} MB | ${m.modules} | ${m.packages.slice(0, 8).map((p) => `${p.name} ${p.files}`).join(', ')} |`,
+      );
     }
     L.push('');
   }

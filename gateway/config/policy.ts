@@ -117,6 +117,14 @@ export const policyPatchSchema = z
       })
       .strict()
       .optional(),
+    /** A scanner down or timing out: retry (keep it queued, default), quarantine, or pass (with a header saying so). */
+    outage: z
+      .object({
+        virus: z.enum(['retry', 'quarantine', 'pass']).optional(),
+        spam: z.enum(['retry', 'quarantine', 'pass']).optional(),
+      })
+      .strict()
+      .optional(),
     urls: z
       .object({
         /** Score per body host on the bad-sites list. */

@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import type { Envelope, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { MetadataStore } from '../store/metadata.ts';
+import { replies } from '../../rules/replies.ts';
 import { RetryLater, type JobContext, type JobQueue } from '../store/queue.ts';
 import { classify } from '../../rules/verdict.ts';
 import { groupPlans, inlineRefusal, planFor, type PlanGroup, type RecipientPlan } from '../../rules/actions.ts';
@@ -72,6 +73,7 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   });
   const retry = verdicts.find((v) => v.c.kind === 'retry');
   if (retry && retry.c.kind === 'retry') {
+    if (await tempfailInline(deps, envelope, retry.c.reason)) return;
     if (!job.isLastAttempt) {
       store.addEvent(id, 'scan-deferred', retry.c.reason);
       logger.warn({ id, attempt: job.attempt, reason: retry.c.reason }, 'scan deferred');
@@ -155,4 +157,23 @@ async function hold(deps: ScanDeps, env: Envelope, reason: string, analysis?: An
     return { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: 'unscannable', reason, reasons: [reason], score, action: { do: 'quarantine', notifyRecipient: false, notifyAdmin: false, forwardTo: [] }, plan: { kind: 'quarantine', class: 'unscannable' } };
   });
   await quarantineGroup(deps, env, { plan: { kind: 'quarantine', class: 'unscannable' }, members }, {}, reason);
+}
+
+/**
+ * A scanner is down while the SMTP session still waits for the verdict: the client gets
+ * 451 4.7.1 and keeps the message (it will try again), so our copy is dropped. If the session no
+ * longer waits, this does nothing and the scan is retried after the queue.
+ */
+async function tempfailInline(deps: ScanDeps, envelope: Envelope, reason: string): Promise<boolean> {
+  if (!deps.inline) return false;
+  const reply = replies.scannerTempfail();
+  const refused = await deps.inline.refuse(envelope.id, reply).catch(() => false);
+  if (!refused) return false;
+  const text = `${reply.code} ${reply.enhanced} ${reply.text}`;
+  deps.store.transition(envelope.id, ['queued'], 'refused', text);
+  deps.store.addEvent(envelope.id, 'refused', `refused at SMTP time: ${text} (${reason})`);
+  await deps.spool.remove(envelope.id);
+  await deps.inline.announce(envelope.id).catch(() => {});
+  deps.logger.warn({ id: envelope.id, reason }, 'scanner unavailable: inline session answered 451 4.7.1');
+  return true;
 }

@@ -54,6 +54,40 @@ describe('durability', () => {
     expect(String((await mailboxMessages(gw, 'alice@example.test'))[0])).toMatch(/X-Mailmoat-Status: clean; virus=clean/);
   });
 
+  it('follows the outage policy: quarantine at once, or pass with a header that says it was not scanned', async () => {
+    const proxy = await startSocketProxy(inject('services').clamdSocket);
+    cleanups.push(() => proxy.close());
+    proxy.up = false;
+    const gw2 = await gateway({ overrides: { clamd: { socket: proxy.socketPath, timeoutMs: 2_000 }, policy: { outage: { virus: 'pass' } } } });
+    const passed = await send(gw2, 'clamd-down-pass');
+    await waitForStatus(gw2, passed.id!, ['delivered']);
+    const [copy] = await mailboxMessages(gw2, 'alice@example.test');
+    expect(String(copy)).toMatch(/X-Mailmoat-Status: clean; virus=NOT SCANNED \(virus scanner unavailable\)/);
+
+    const gw3 = await gateway({ overrides: { clamd: { socket: proxy.socketPath, timeoutMs: 2_000 }, policy: { outage: { virus: 'quarantine' } } } });
+    const held = await send(gw3, 'clamd-down-hold');
+    await waitForStatus(gw3, held.id!, ['quarantined']);
+    expect(gw3.stores.store.get(held.id!)).toMatchObject({ verdict: 'unscannable', reason: expect.stringContaining('virus scanner unavailable') });
+  });
+
+  it('answers 451 4.7.1 inline while clamd is down, and keeps nothing (the client retries)', async () => {
+    const proxy = await startSocketProxy(inject('services').clamdSocket);
+    cleanups.push(() => proxy.close());
+    proxy.up = false;
+    const gw = await gateway({
+      overrides: {
+        clamd: { socket: proxy.socketPath, timeoutMs: 2_000 },
+        inline: { enabled: true, deadlineMs: 20_000 },
+        policy: { actions: { virus: 'reject' }, checks: { auth: false } },
+      },
+    });
+    const sent = await send(gw, 'clamd-down-inline');
+    expect(sent.code).toBe(451);
+    expect(sent.response).toMatch(/^451 4\.7\.1 Content scanner temporarily unavailable/);
+    expect(await gw.stores.spool.committedIds()).toEqual([]);
+    expect(await mailboxMessages(gw, 'alice@example.test')).toHaveLength(0);
+  });
+
   it.runIf(process.getuid?.() === 0)('answers 452 4.3.1 when the spool disk is full and loses nothing it accepted', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-fulldisk-'));
     const spoolDir = path.join(dataDir, 'spool');
