@@ -16,7 +16,7 @@ import type { AuthScan } from '../../scanners/types.ts';
 
 export interface AuthOutcome {
   scan: AuthScan;
-  /** Headers to put on delivered copies (Received-SPF, Authentication-Results), in order. */
+  /** Headers to put on delivered copies (Authentication-Results, and ARC when sealing), in order. */
   headers: [string, string][];
   /** For an ARC seal after our changes: the chain status and the A-R payload. */
   arc: { cv: string; authResults: string } | null;
@@ -65,7 +65,9 @@ export async function authenticateMessage(
       // BIMI would fetch logos over HTTP from the worker: never on the mail path.
       disableBimi: true,
     });
-    const headers = headerPairs(res.headers);
+    // Received-SPF is written once, at SMTP time, by the front line that decided SPF
+    // (gateway/smtp/spf.ts); the worker's own SPF result goes into Authentication-Results only.
+    const headers = headerPairs(res.headers).filter(([k]) => k.toLowerCase() !== 'received-spf');
     const ar = headers.find(([k]) => k.toLowerCase() === 'authentication-results')?.[1] ?? `${o.authservId}; none`;
     const arcStatus = res.arc ? res.arc.status.result : 'none';
     const arc = ['none', 'pass'].includes(arcStatus) ? { cv: arcStatus, authResults: ar } : null;

@@ -126,6 +126,7 @@ describe('front line with the providers’ rules (each one config line)', () => 
     // our Received header names the verified PTR; Received-SPF from mailauth is kept for the mailbox
     expect(head).toMatch(/^Received: from mail\.good\.test \(host1\.good\.test \[127\.0\.0\.1\]\)/);
     expect(head).toMatch(/Received-SPF: pass \(mx\.gateway\.test: domain of bob@good\.test designates 127\.0\.0\.1 as permitted sender\)/);
+    expect(head.match(/^Received-SPF:/gm)).toHaveLength(1); // written once, by the front line
   });
 
   describe('HELO', () => {
