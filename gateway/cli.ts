@@ -8,8 +8,9 @@ import { loadConfig, ConfigError } from './config/load.ts';
 import { attachedEndpoints, type Endpoints } from './endpoints.ts';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './log.ts';
-import { deliveryDeps, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
+import { deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
 import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
+import { testDownstream } from './delivery/smtp-test.ts';
 import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
 import { startMailbox } from './demo/mailbox.ts';
 import { listQuarantine, releaseMessage } from './quarantine.ts';
@@ -21,6 +22,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   smtp | worker | console    run one role (engines must already be running)
   check-config [FILE]        validate a config file and print the effective settings
   queue list [--limit N] | counts | show ID | retry ID | bounce ID | delete ID
+  test-downstream DOMAIN     an SMTP conversation (no message) with each next hop of DOMAIN
   quarantine list [--limit N]
   quarantine show ID
   quarantine release ID
@@ -85,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
           stores.store.close();
         }
       });
+    case 'test-downstream':
+      return testDownstreamCommand(config, sub);
     case 'queue':
       return queueCommand(config, sub, arg, Number(values.limit ?? 100));
     case 'quarantine':
@@ -175,6 +179,19 @@ Send the EICAR test virus (it is quarantined):
 ${config.demo ? `Delivered mail lands in ${config.demo.mailbox.dir}/<recipient>/` : ''}
 Quarantine:  ./bin/mailmoat quarantine list      Stop: Ctrl-C
 `);
+}
+
+async function testDownstreamCommand(config: Config, domain: string | undefined): Promise<number> {
+  if (!domain || !config.domains[domain.toLowerCase()]) {
+    throw new UsageError(`test-downstream: name one of the hosted domains (${Object.keys(config.domains).join(', ')})`);
+  }
+  const result = await testDownstream(domain.toLowerCase(), config, makeResolver(config));
+  for (const hop of result.hops) {
+    console.log(`== ${hop.host}:${hop.port}: ${hop.ok ? 'OK' : 'FAILED'}: ${hop.summary}`);
+    for (const line of hop.transcript) console.log(`${String(line.ms).padStart(6)} ms ${line.dir} ${line.line}`);
+  }
+  console.log(result.summary);
+  return result.ok ? 0 : 1;
 }
 
 async function queueCommand(config: Config, sub: string | undefined, id: string | undefined, limit: number): Promise<number> {

@@ -225,7 +225,7 @@ export async function runConsole(
     logger: log,
     ...stores,
     queue,
-    release: (id, by) => releaseWhenScanned({ config, ...stores, queue, logger: log }, id, by),
+    release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log }, id, by),
     remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
     spamd,
     engineChecks: {
@@ -246,14 +246,3 @@ export async function runConsole(
   }, o);
 }
 
-/**
- * A release waits until the scan job has cleared the message's spool entry: the scan worker marks
- * a message quarantined a moment before it removes the spool files, and a release in that moment
- * would have its freshly restored files removed under it.
- */
-export async function releaseWhenScanned(deps: QuarantineDeps, id: string, by: string): Promise<ReleaseResult> {
-  if (deps.store.get(id)?.status === 'quarantined' && (await deps.spool.readEnvelope(id))) {
-    return { ok: false, reason: 'the scan of this message is still finishing; try again in a few seconds' };
-  }
-  return releaseMessage(deps, id, by);
-}

@@ -11,7 +11,7 @@ import type { DigestStore } from '../gateway/store/digests.ts';
 import type { LearnLog } from '../gateway/store/learnlog.ts';
 import type { ListStore } from '../gateway/store/lists.ts';
 import type { MetadataStore } from '../gateway/store/metadata.ts';
-import type { SmtpTestResult } from './lib/smtp-test.ts';
+import type { SmtpTestResult } from '../gateway/delivery/smtp-test.ts';
 
 export interface ConsoleDeps {
   config: Config;

@@ -21,7 +21,7 @@ import { buildConsole, consolePublicUrl } from './app.ts';
 import type { ConsoleDeps } from './deps.ts';
 import { sendDigests, startDigestScheduler, type DigestDeps } from './lib/digest.ts';
 import { loadOrCreateSecret } from './lib/keys.ts';
-import { smtpConnectionTest } from './lib/smtp-test.ts';
+import { smtpConnectionTest } from '../gateway/delivery/smtp-test.ts';
 
 export interface ConsoleAdapters {
   config: Config;

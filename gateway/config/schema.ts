@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
 import { checksSchema, domainChecksSchema, proxySchema, recipientsSchema, submissionSchema, tlsSchema } from './checks.ts';
 import { contentPolicyKeys, domainPolicyKeys } from './policy.ts';
+import { reportsSchema } from './reports.ts';
 
 const port = z.number().int().min(1).max(65535);
 const positiveInt = z.number().int().positive();
@@ -55,6 +56,8 @@ const hostedDomain = z
     checks: domainChecksSchema.optional(),
     /** Content policy and first-match rules for mail to this domain (gateway/config/policy.ts). */
     ...domainPolicyKeys,
+    /** Spam report addresses (reportspam@, notspam@): gateway/config/reports.ts, README "Reporting spam". */
+    reports: reportsSchema.prefault({}),
   })
   .strict();
 

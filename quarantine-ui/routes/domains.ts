@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Ctx, ConsoleUser } from '../app.ts';
 import { field } from '../lib/forms.ts';
-import type { SmtpTestResult } from '../lib/smtp-test.ts';
+import type { SmtpTestResult } from '../../gateway/delivery/smtp-test.ts';
 
 function visibleDomains(ctx: Ctx, user: ConsoleUser): string[] {
   const hosted = Object.keys(ctx.deps.config.domains).sort();

@@ -19,7 +19,7 @@ import { EICAR } from '../support/eicar.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
 import { deleteMessage } from '../../gateway/quarantine.ts';
-import { releaseWhenScanned } from '../../gateway/roles.ts';
+import { releaseMessage } from '../../gateway/quarantine.ts';
 import { SpamdClient } from '../../scanners/spamd.ts';
 import { startConsole, type RunningConsole } from '../../quarantine-ui/server.ts';
 import type { Config } from '../../gateway/config/schema.ts';
@@ -95,7 +95,7 @@ describe('the console in a browser', () => {
       logger,
       ...gw.stores,
       queue: gw.queue,
-      release: (id, by) => releaseWhenScanned({ config, ...gw.stores, queue: gw.queue, logger }, id, by),
+      release: (id, by) => releaseMessage({ config, ...gw.stores, queue: gw.queue, logger }, id, by),
       remove: (id, by) => deleteMessage({ ...gw.stores, logger }, id, by),
       spamd: new SpamdClient(gw.endpoints.spamd, { timeoutMs: 20_000 }),
       engineChecks: {},

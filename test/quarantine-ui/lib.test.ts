@@ -6,7 +6,7 @@ import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { decodeMimeWords, displayText } from '../../quarantine-ui/lib/text.ts';
 import { extractLinks, sanitizeForPreview } from '../../quarantine-ui/lib/preview.ts';
-import { smtpConnectionTest } from '../../quarantine-ui/lib/smtp-test.ts';
+import { smtpConnectionTest } from '../../gateway/delivery/smtp-test.ts';
 import { startMailbox, type Mailbox } from '../../gateway/demo/mailbox.ts';
 
 describe('display text', () => {

@@ -3,6 +3,9 @@
 // recorded line by line so the admin sees exactly what the server said. No message is sent.
 // The server's words are untrusted text: the page escapes them; here they are only clipped.
 import net from 'node:net';
+import type { Config } from '../config/schema.ts';
+import type { DnsResolver } from '../dns/resolver.ts';
+import { routeFor } from './transport.ts';
 
 export interface TranscriptLine {
   /** Milliseconds since the connection attempt started. */
@@ -104,4 +107,24 @@ export async function smtpConnectionTest(
     note('*', `${ok ? 'passed' : 'failed'} after ${Date.now() - started} ms`);
     return { ok, summary, transcript };
   }
+}
+
+/**
+ * The connection test for a hosted domain: every next hop of its transport map (MX hops looked
+ * up through the gateway's resolver), in the order delivery would try them.
+ */
+export async function testDownstream(
+  domain: string,
+  config: Config,
+  resolver: DnsResolver,
+): Promise<{ ok: boolean; summary: string; hops: ({ host: string; port: number } & SmtpTestResult)[] }> {
+  const route = await routeFor(domain, config, resolver);
+  if (!route.ok) return { ok: false, summary: route.reason, hops: [] };
+  const hops = [];
+  for (const hop of route.hops) {
+    const result = await smtpConnectionTest(hop, { domain, helo: config.hostname, timeoutMs: config.delivery.connectTimeoutMs });
+    hops.push({ host: hop.host, port: hop.port, ...result });
+  }
+  const ok = hops.some((h) => h.ok);
+  return { ok, summary: ok ? 'at least one downstream host accepts mail for the domain' : 'no downstream host accepts mail for the domain', hops };
 }
