@@ -174,11 +174,13 @@ async function main(): Promise<number> {
       }
     }
     await mkdir(values.out!, { recursive: true });
-    await writeFile(join(values.out!, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+    // A smoke run must not replace the figures of the last full run.
+    const base = plan.mode === 'quick' ? 'quick' : 'latest';
+    await writeFile(join(values.out!, `${base}.json`), JSON.stringify(results, null, 2) + '\n');
     const md = renderMarkdown(results);
-    await writeFile(join(values.out!, 'latest.md'), md);
+    await writeFile(join(values.out!, `${base}.md`), md);
     console.log('\n' + md);
-    log(`results: ${join(values.out!, 'latest.md')} and latest.json`);
+    log(`results: ${join(values.out!, `${base}.md`)} and ${base}.json`);
     succeeded = ctx.data.phaseErrors.length === 0;
     return 0;
   } finally {

@@ -20,6 +20,7 @@ import { registrableDomain } from './pipeline/analyse.ts';
 import { redisInlineVerdicts, type InlineVerdicts } from './pipeline/inline.ts';
 import { createUrlChecker } from './pipeline/urls.ts';
 import { openListStore, type ListStore } from './store/lists.ts';
+import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { HostLimiter } from './delivery/transport.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
@@ -182,7 +183,10 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const scanners = makeScanners(config, endpoints);
   const delivery = deliveryDeps(config, stores, queue, log);
   const arcKey = config.authentication.arcSeal && { ...config.authentication.arcSeal, privateKey: readFileSync(config.authentication.arcSeal.keyFile, 'utf8') };
-  const scanDeps = { config, ...stores, queue, scanners, logger: log, lists: openLists(config), inline: inlineVerdicts(queue, log), arcKey };
+  const lists = openLists(config);
+  // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
+  const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(openDatabase(path.join(config.dataDir, 'mailmoat.sqlite'))), lists };
+  const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports };
   const workers = startWorkers(
     endpoints.redis,
     {

@@ -91,6 +91,9 @@ async function notices(deps: ActDeps, env: Envelope, g: PlanGroup, outcome: stri
   return sendNotices(deps, { about: env, subject, class: m.class, outcome, reasons: m.reasons, recipients: g.members.map((x) => x.recipient) }, { recipients: notify, admins, forwards });
 }
 
+/** The event that records a quarantine decision (written before the status changes). */
+export const QUARANTINED_EVENT = 'quarantined';
+
 /** Holds the message in the quarantine for its group. */
 export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup, links: Links, why?: string): Promise<void> {
   const { spool, store, quarantine, logger } = deps;
@@ -103,9 +106,12 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   const sent = await notices(deps, env, g, 'quarantined', subject, { forwards: true });
   const action = fallback ? 'quarantine (reject: accepted before the verdict)' : 'quarantine';
   store.recordVerdict(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject });
-  store.transition(env.id, ['queued'], 'quarantined');
-  store.addEvent(env.id, 'quarantined', fallback ? `${reason} (policy says reject, but the message had been accepted)` : reason);
+  store.addEvent(env.id, QUARANTINED_EVENT, fallback ? `${reason} (policy says reject, but the message had been accepted)` : reason);
+  // The spool is cleared before the status says "quarantined": a release may start the moment it
+  // does, and restores the message into the spool under the same id. A crash in between leaves
+  // the row "queued" with its body in the quarantine; reconciliation finishes it (reconcile.ts).
   await spool.remove(env.id);
+  store.transition(env.id, ['queued'], 'quarantined');
   logger.info({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
 }
 

@@ -40,7 +40,7 @@ export interface NoticeFacts {
 const visible = (s: string) => s.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** Commits a generated message to the spool and queues it for delivery; does nothing if it was sent already. */
-async function commitGenerated(
+export async function commitGenerated(
   deps: NotifyDeps,
   m: { id: string; rcptTo: string[]; verdict: string; reason: string; subject: string; about: string; produce: (out: Writable) => Promise<void> },
 ): Promise<boolean> {
@@ -71,7 +71,7 @@ async function commitGenerated(
   return true;
 }
 
-function composeNotice(config: Config, o: { id: string; to: string; subject: string; text: string }): Promise<Buffer> {
+export function composeNotice(config: Config, o: { id: string; to: string; subject: string; text: string }): Promise<Buffer> {
   const mail = new MailComposer({
     from: { name: 'mailmoat', address: `postmaster@${config.hostname}` },
     to: o.to,

@@ -5,10 +5,13 @@
 import type { Logger } from '../log.ts';
 import type { Spool } from '../spool/spool.ts';
 import type { MetadataStore } from '../store/metadata.ts';
+import type { BlobStore } from '../store/blobs.ts';
+import { QUARANTINED_EVENT } from './act.ts';
 import type { JobQueue } from '../store/queue.ts';
 
-export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore; queue: JobQueue; logger: Logger }): Promise<number> {
+export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore; quarantine: BlobStore; queue: JobQueue; logger: Logger }): Promise<number> {
   const { spool, store, queue, logger } = deps;
+  await finishQuarantines(deps);
   let requeued = 0;
   for (const id of await spool.committedIds()) {
     if ((await queue.hasJob('scan', id)) || (await queue.hasJob('deliver', id)) || (await queue.hasJob('deliver', `${id}-release`))) continue;
@@ -24,4 +27,19 @@ export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore;
     requeued++;
   }
   return requeued;
+}
+
+/**
+ * A crash between clearing the spool and marking a message quarantined leaves its row "queued"
+ * with its body already in the quarantine store: finish the move.
+ */
+async function finishQuarantines(deps: { spool: Spool; store: MetadataStore; quarantine: BlobStore; logger: Logger }): Promise<void> {
+  const inSpool = new Set(await deps.spool.committedIds());
+  for (const record of deps.store.inFlight(100_000)) {
+    if (record.status !== 'queued' || inSpool.has(record.id)) continue;
+    if (!deps.store.events(record.id).some((e) => e.kind === QUARANTINED_EVENT)) continue;
+    if ((await deps.quarantine.size(record.id)) === undefined) continue;
+    deps.store.transition(record.id, ['queued'], 'quarantined');
+    deps.logger.warn({ id: record.id }, 'finished a quarantine interrupted by a crash');
+  }
 }

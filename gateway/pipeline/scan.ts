@@ -23,6 +23,7 @@ import { deliverGroup, dropRefused, quarantineGroup, splitOff, type Links } from
 import type { ArcSealKey } from './auth.ts';
 import type { InlineVerdicts } from './inline.ts';
 import { recipientPolicies, type ListSource } from './policy.ts';
+import { giveUpReport, handleReport, type ReportLearning } from '../reports/process.ts';
 
 export type { Scanners };
 export { OWN_HEADER_PREFIXES } from './act.ts';
@@ -40,6 +41,8 @@ export interface ScanDeps {
   /** Inline verdicts (gateway/pipeline/inline.ts); absent: never refused at SMTP time. */
   inline?: InlineVerdicts;
   arcKey?: ArcSealKey | null;
+  /** Issue 8: learning from spam reports (reportspam@); absent: a report is retried, then recorded as not learned. */
+  reports?: ReportLearning;
 }
 
 export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<void> {
@@ -51,12 +54,18 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
     return;
   }
   try {
+    if (envelope.report) {
+      // A spam report is learned from, never scanned for delivery (gateway/reports/process.ts).
+      if (!deps.reports) throw new Error('spam report received, but this worker has no learning set up');
+      return await handleReport({ ...deps, mailauth: deps.scanners.mailauth, reports: deps.reports }, { ...envelope, report: envelope.report }, job);
+    }
     await scanAndAct(deps, envelope, job);
   } catch (err) {
     if (err instanceof RetryLater) throw err;
     const reason = `unexpected error: ${(err as Error)?.message ?? String(err)}`;
     logger.error({ id, err, attempt: job.attempt }, 'scan failed unexpectedly');
     if (!job.isLastAttempt) throw new RetryLater(reason, retryDelay(job.attempt, deps.config.scan));
+    if (envelope.report) return giveUpReport(deps, envelope, reason);
     // Out of attempts: hold it for an administrator; never deliver what was not fully scanned.
     await hold(deps, envelope, `gave up scanning: ${reason}`);
   }

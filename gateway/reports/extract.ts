@@ -153,8 +153,8 @@ export function inlineForward(text: string): InlineResult {
     const l = rest[i]!;
     if (l.trim() === '') break;
     if (/^[ \t]/.test(l) && headers.length > 0) headers[headers.length - 1] += `\r\n${l}`;
-    else if (/^[!-9;-~]+:/.test(l)) headers.push(l.replace(/^\*?([A-Za-z-]+)\*?:\s*/, '$1: '));
-    else if (/^\*([A-Za-z-]+):\*/.test(l)) headers.push(l.replace(/^\*([A-Za-z-]+):\*\s*/, '$1: '));
+    else if (/^\*([A-Za-z-]+):\*/.test(l)) headers.push(l.replace(/^\*([A-Za-z-]+):\*\s*/, '$1: ')); // Outlook's bold "*From:*"
+    else if (/^[!-9;-~]+:/.test(l)) headers.push(l);
     else break;
   }
   const hasHeaders = headers.length >= 2 && headers.some((h) => /^(from|received|subject|date|message-id):/i.test(h));

@@ -23,6 +23,8 @@ export interface ManagedSpamdOptions {
   /** Defaults to /usr/sbin/spamd. */
   binary?: string;
   readyTimeoutMs?: number;
+  /** Extra config lines (spamd --cf), e.g. lowered Bayes minimums for a test. */
+  extraConfig?: string[];
 }
 
 interface Account {
@@ -56,6 +58,7 @@ export async function startManagedSpamd(o: ManagedSpamdOptions): Promise<Supervi
     '--cf=bayes_file_mode 0600',
     ...(account ? ['-u', account.name] : []),
     ...(o.allowTell ? ['--allow-tell'] : []),
+    ...(o.extraConfig ?? []).map((line) => `--cf=${line}`),
   ];
   const probeClient = new SpamdClient({ host: HOST, port: o.port }, { timeoutMs: 2000 });
   const service = await startSupervised({

@@ -42,6 +42,7 @@ import { SessionCounter, WindowCounter } from './limits.ts';
 import { createRecipientProber, type RecipientProber } from './probe.ts';
 import { createSpfChecker, type SpfCheck } from './spf.ts';
 import type { WireTap } from './wiretap.ts';
+import { decideReporter, reportTarget, separateTransaction, type EnvelopeReport } from '../reports/rcpt.ts';
 
 export type ListenerKind = 'smtp' | 'submission';
 
@@ -49,6 +50,8 @@ interface Transaction {
   sender: string;
   spf?: Promise<SpfCheck>;
   senderTrust?: Trust | null;
+  /** Issue 8: the transaction is a spam report (its one recipient is a report address). */
+  report?: EnvelopeReport;
   /** check|action pairs already counted in this transaction (one count per transaction, not per recipient). */
   counted: Set<string>;
 }
@@ -296,6 +299,21 @@ export class Frontline {
       const check = envelopeReply.code === 554 ? 'relay' : 'limits.recipients';
       return refuse({ action: envelopeReply.code < 500 ? 'tempfail' : 'reject', reply: envelopeReply, reason: `${recipient}: ${envelopeReply.text}`, check });
     }
+    // Issue 8: a report address (reportspam@, notspam@) is taken here, only from the domain's own users.
+    const target = hosted ? reportTarget(this.#config, recipient) : undefined;
+    if (st.txn.report || (target && accepted > 0)) {
+      return refuse({ action: 'tempfail', reply: separateTransaction(), reason: `${recipient}: a report address shares a transaction with other recipients`, check: 'reports.separate' });
+    }
+    let report: EnvelopeReport | undefined;
+    if (target) {
+      const sender = st.txn.sender;
+      const ours = st.listener === 'smtp' && !st.trust && sender.includes('@') && domainOf(sender) !== '' && (domainOf(sender) === domain || domainOf(sender).endsWith(`.${domain}`));
+      const spf = ours ? await (st.txn.spf ?? (st.txn.spf = st.facts.spf(sender, session.hostNameAppearsAs || ''))) : undefined;
+      const user = (session.user as { username?: string } | undefined)?.username;
+      const d = decideReporter(this.#config, target, { sender, ...(user ? { user } : {}), ...(st.trust ? { trustedNetwork: st.trust.by } : {}), ...(spf ? { spf: spf.result } : {}) });
+      if (!d.ok) return refuse({ action: 'reject', reply: d.reply, reason: `${recipient}: ${d.reason}`, check: 'reports.untrusted' });
+      report = { ...target, trust: d.trust, by: d.by };
+    }
     const rateCounted = !this.#skips(st, 'limits') && this.#rates.recipient !== undefined;
     if (rateCounted) {
       const rate = refuse(decideRate('recipient', st.clientIp, this.#rates.recipient!.hit(st.key), this.#config.checks.limits.recipientRate));
@@ -306,11 +324,22 @@ export class Frontline {
       const checked = await this.#connectionChecks(st, session, recipient, domain);
       if (checked) return undo(), checked;
     }
+    if (report) {
+      // Never delivered downstream, so never verified there.
+      st.txn.report = report;
+      this.#log.info({ session: session.id, client: st.clientIp, recipient, trust: report.trust, by: report.by }, 'spam report accepted at RCPT');
+      return null;
+    }
     if (hosted && hosted.recipients.mode !== 'any') {
       const exists = await this.#recipientExists(st, session, recipient, domain);
       if (exists) return undo(), exists;
     }
     return null;
+  }
+
+  /** Issue 8: the report this transaction carries, if its recipient is a report address. */
+  reportOf(session: SMTPServerSession): EnvelopeReport | undefined {
+    return this.#states.get(session)?.txn.report;
   }
 
   async #connectionChecks(st: SessionState, session: SMTPServerSession, recipient: string, domain: string): Promise<SmtpReply | null> {

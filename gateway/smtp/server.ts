@@ -313,6 +313,9 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     tls: Boolean(session.secure),
     dsn: dsnParameters(session),
   };
+  // Issue 8: a spam report is spooled like any message, but the worker learns from it instead of delivering it.
+  const report = frontline.reportOf(session);
+  if (report) envelope.report = report;
   await spool.commit(envelope);
   try {
     store.recordReceived(envelope);
@@ -326,7 +329,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     throw new SmtpRefusal(replies.queueUnavailable());
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
-  await refuseIfInlineVerdict(deps, envelope);
+  if (!report) await refuseIfInlineVerdict(deps, envelope);
   logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
   return id;
 }

@@ -5,6 +5,7 @@
 //
 // Layout under <dir>:  incoming/<id>.eml (being received)  →  <id>.eml + <id>.json (committed)
 //                      <id>.out.eml (the scanned, stamped copy that delivery sends)
+import type { EnvelopeReport } from '../reports/rcpt.ts';
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -31,6 +32,8 @@ export interface Envelope {
   size: number;
   tls: boolean;
   dsn?: EnvelopeDsn;
+  /** Issue 8: set when the message is a spam report to a report address (gateway/reports/). */
+  report?: EnvelopeReport;
 }
 
 export class Spool {

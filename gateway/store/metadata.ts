@@ -22,6 +22,7 @@ export type MessageStatus =
   | 'released' // released and delivered
   | 'failed' // delivery failed permanently or gave up
   | 'deleted' // deleted from quarantine
+  | 'reported' // issue 8: a spam report to reportspam@/notspam@, learned from, never delivered
   | 'refused'; // accepted on disk but refused at the end of DATA (e.g. queue down): the client keeps it
 
 export interface MessageRecord {

@@ -39,6 +39,20 @@ describe('durability', () => {
     expect(gw.stores.store.events(sent.id!).map((e) => e.kind)).toContain('requeued');
   });
 
+  it('finishes a quarantine that a crash interrupted (body kept, spool cleared, status not yet set)', async () => {
+    const gw = await gateway();
+    await gw.stopWorkers();
+    const id = 'CRASHEDQUARANTINE0000000001';
+    const { store, quarantine } = gw.stores;
+    store.recordReceived({ id, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'h.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@example.test'], size: 5 });
+    const file = path.join(gw.config.dataDir, 'body.eml');
+    await fs.writeFile(file, 'Subject: held\r\n\r\nbody\r\n');
+    await quarantine.put(id, file);
+    store.addEvent(id, 'quarantined', 'virus: Test');
+    await gw.startWorkers();
+    expect(store.get(id)?.status).toBe('quarantined');
+  });
+
   it('keeps mail while clamd is down (never delivered unscanned) and delivers it once clamd is back', async () => {
     const proxy = await startSocketProxy(inject('services').clamdSocket);
     cleanups.push(() => proxy.close());
