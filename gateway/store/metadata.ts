@@ -6,7 +6,7 @@
 // Adapter: node:sqlite in WAL mode, shared by the SMTP, worker and CLI processes of one machine.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { ScanReport } from '../../scanners/types.ts';
 import { messageQueries, registerFunctions, type MessageQueries } from './message-queries.ts';
 
@@ -188,11 +188,19 @@ export function openSqliteStore(file: string, now: () => number = Date.now): Met
   const setVerdict = db.prepare(
     'UPDATE messages SET verdict = ?, reason = ?, report = ?, subject = ?, updated_at = ? WHERE id = ?',
   );
-  const cas = (from: MessageStatus[]) =>
-    db.prepare(
-      `UPDATE messages SET status = ?, last_reply = COALESCE(?, last_reply), updated_at = ?
-       WHERE id = ? AND status IN (${from.map(() => '?').join(',')})`,
-    );
+  // One prepared statement per number of "from" statuses (preparing costs more than running it).
+  const casByArity = new Map<number, StatementSync>();
+  const cas = (from: MessageStatus[]) => {
+    let stmt = casByArity.get(from.length);
+    if (!stmt) {
+      stmt = db.prepare(
+        `UPDATE messages SET status = ?, last_reply = COALESCE(?, last_reply), updated_at = ?
+         WHERE id = ? AND status IN (${from.map(() => '?').join(',')})`,
+      );
+      casByArity.set(from.length, stmt);
+    }
+    return stmt;
+  };
   const getOne = db.prepare('SELECT * FROM messages WHERE id = ?');
   const addEvent = db.prepare('INSERT INTO message_events (message_id, at, kind, detail) VALUES (?, ?, ?, ?)');
   const getEvents = db.prepare('SELECT at, kind, detail FROM message_events WHERE message_id = ? ORDER BY seq');
