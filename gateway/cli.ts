@@ -175,7 +175,7 @@ Send a test message:
   swaks --server ${host}:${port} --to alice@${domain} --from bob@sender.test --body "hello"
 Send the EICAR test virus (it is quarantined):
   printf '%s' 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > /tmp/eicar.com
-  swaks --server ${host}:${port} --to alice@${domain} --attach /tmp/eicar.com
+  swaks --server ${host}:${port} --to alice@${domain} --from bob@sender.test --attach /tmp/eicar.com
 ${config.demo ? `Delivered mail lands in ${config.demo.mailbox.dir}/<recipient>/` : ''}
 Quarantine:  ./bin/mailmoat quarantine list      Stop: Ctrl-C
 `);
