@@ -2,25 +2,15 @@
 // compare-and-set quarantined → releasing, so one message is released (and delivered) once, even
 // when two admins click at the same moment.
 import type { Readable } from 'node:stream';
-import type { Config } from './config/schema.ts';
-import type { Logger } from './log.ts';
-import type { Spool } from './spool/spool.ts';
+import type { CoreDeps } from './deps.ts';
 import type { BlobStore } from './store/blobs.ts';
 import type { MessageRecord, MetadataStore } from './store/metadata.ts';
-import type { JobQueue } from './store/queue.ts';
 import { stampMessage } from './pipeline/stamp.ts';
 import { receivedHeader } from './pipeline/trace.ts';
 import { OWN_HEADER_PREFIXES } from './pipeline/scan.ts';
 import { RELEASE_EVENT } from './delivery/deliver.ts';
 
-export interface QuarantineDeps {
-  config: Config;
-  spool: Spool;
-  store: MetadataStore;
-  quarantine: BlobStore;
-  queue: JobQueue;
-  logger: Logger;
-}
+export type QuarantineDeps = CoreDeps;
 
 export function listQuarantine(store: MetadataStore, o: { limit: number; offset?: number }): MessageRecord[] {
   return store.list({ status: 'quarantined', limit: o.limit, offset: o.offset });

@@ -5,11 +5,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monotonicFactory } from 'ulid';
 import type { Config } from './config/schema.ts';
+import type { Stores } from './deps.ts';
 import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdPort, type Endpoints } from './endpoints.ts';
 import type { Logger } from './log.ts';
 import { Spool } from './spool/spool.ts';
-import { fileBlobStore, type BlobStore } from './store/blobs.ts';
-import { openSqliteStore, type MetadataStore } from './store/metadata.ts';
+import { fileBlobStore } from './store/blobs.ts';
+import { openSqliteStore } from './store/metadata.ts';
 import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
 import { accountAuthenticator } from './smtp/auth.ts';
@@ -27,7 +28,7 @@ import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
-import { deleteMessage, releaseMessage, type QuarantineDeps, type ReleaseResult } from './quarantine.ts';
+import { deleteMessage, releaseMessage } from './quarantine.ts';
 import type { RunningConsole } from '../quarantine-ui/server.ts';
 import {
   chooseClamavDatabase,
@@ -41,12 +42,7 @@ const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 /** BullMQ needs an attempt count; far more than a 5-day lifetime at the maximal backoff needs. */
 const DELIVERY_ATTEMPTS_CEILING = 100_000;
 
-/** Stores that every role opens from the config alone. */
-export interface Stores {
-  spool: Spool;
-  store: MetadataStore;
-  quarantine: BlobStore;
-}
+export type { Stores } from './deps.ts';
 
 export async function openStores(config: Config): Promise<Stores> {
   const spool = new Spool(path.join(config.dataDir, 'spool'));

@@ -11,12 +11,8 @@
 // that releasing it from quarantine never delivers to recipients who got their copy elsewhere.
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import type { Config } from '../config/schema.ts';
-import type { Logger } from '../log.ts';
-import type { Envelope, Spool } from '../spool/spool.ts';
-import type { BlobStore } from '../store/blobs.ts';
-import type { MetadataStore } from '../store/metadata.ts';
-import type { JobQueue } from '../store/queue.ts';
+import type { CoreDeps } from '../deps.ts';
+import type { Envelope } from '../spool/spool.ts';
 import type { ScanReport } from '../../scanners/types.ts';
 import type { SmtpReply } from '../../rules/replies.ts';
 import { domainOf } from '../../rules/envelope.ts';
@@ -30,13 +26,7 @@ import { receivedHeader } from './trace.ts';
 
 export { OWN_HEADER_PREFIXES };
 
-export interface ActDeps {
-  config: Config;
-  spool: Spool;
-  store: MetadataStore;
-  quarantine: BlobStore;
-  queue: JobQueue;
-  logger: Logger;
+export interface ActDeps extends CoreDeps {
   /** ARC-seal delivered copies with this key (authentication.arcSeal); absent: no seal. */
   arcKey?: ArcSealKey | null;
 }

@@ -9,12 +9,9 @@
 // only if a DKIM signature of the domain passes; otherwise it is recorded as refused, nothing is
 // learned and nobody is answered (the sender may be forged).
 import { promises as fs } from 'node:fs';
-import type { Config } from '../config/schema.ts';
-import type { Logger } from '../log.ts';
-import type { Envelope, Spool } from '../spool/spool.ts';
-import type { BlobStore } from '../store/blobs.ts';
-import type { MetadataStore } from '../store/metadata.ts';
-import type { JobContext, JobQueue } from '../store/queue.ts';
+import type { CoreDeps } from '../deps.ts';
+import type { Envelope } from '../spool/spool.ts';
+import type { JobContext } from '../store/queue.ts';
 import { RetryLater } from '../store/queue.ts';
 import type { LearnLog } from '../store/learnlog.ts';
 import type { ListStore } from '../store/lists.ts';
@@ -33,13 +30,7 @@ export interface ReportLearning {
   lists?: ListStore;
 }
 
-export interface ReportDeps {
-  config: Config;
-  spool: Spool;
-  store: MetadataStore;
-  quarantine: BlobStore;
-  queue: JobQueue;
-  logger: Logger;
+export interface ReportDeps extends CoreDeps {
   mailauth?: MailauthResolver;
   reports: ReportLearning;
 }
