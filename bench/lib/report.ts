@@ -237,16 +237,22 @@ function fsType(dir: string): string {
   }
 }
 
-export function buildResults(o: {
-  plan: Plan;
+/** Everything measured so far; the report is built from this. */
+export interface Collected {
   cells: Cell[];
   latency: LatencyRun[];
   big: BigMessageRun[];
   disk: FsyncProbe[];
   sqlite: FsyncProbe[];
   rssAtStart: { phase: string; role: string; bytes: number }[];
-  memory: MemoryReport[];
   phaseErrors: string[];
+  /** Time spent starting and warming up gateways, ms. */
+  startupMs: number;
+}
+
+export function buildResults(o: Collected & {
+  plan: Plan;
+  memory: MemoryReport[];
   skipped: string[];
   loadTimeline: [number, number][];
   profiles: ProfileRun[];

@@ -5,9 +5,8 @@
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { summarizeProfile } from './profile.ts';
-import type { FsyncProbe } from './disk.ts';
 import { fsyncProbe, sqliteCommitProbe } from './disk.ts';
-import type { MemoryReport, Plan, ProfileRun } from './report.ts';
+import type { Collected, MemoryReport, Plan, ProfileRun } from './report.ts';
 import {
   acceptCell,
   bigMessageRun,
@@ -19,27 +18,12 @@ import {
   startPhase,
   warmUp,
   type Bench,
-  type BigMessageRun,
   type Cell,
-  type LatencyRun,
   type Phase,
   type TestMessage,
 } from './scenarios.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
-
-/** Everything measured so far; the report is built from this. */
-export interface Collected {
-  cells: Cell[];
-  latency: LatencyRun[];
-  big: BigMessageRun[];
-  disk: FsyncProbe[];
-  sqlite: FsyncProbe[];
-  rssAtStart: { phase: string; role: string; bytes: number }[];
-  phaseErrors: string[];
-  /** Time spent starting and warming up gateways, ms. */
-  startupMs: number;
-}
 
 export interface RoundContext {
   bench: Bench;

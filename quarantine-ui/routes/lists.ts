@@ -1,7 +1,7 @@
 // Allow and block lists per domain and per user (and global, for superadmins). Entries are
 // validated by rules/lists.ts; the gateway reads the same table, so an entry works on the next
 // message. An entry id outside the user's scope is a 404, like a message id.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx, ConsoleUser } from '../app.ts';
 import type { ListRow } from '../../gateway/store/lists.ts';
 import { domainOf } from '../../rules/envelope.ts';
@@ -19,20 +19,38 @@ function ownerOf(row: ListRow): string {
   return row.scope === 'global' ? '*' : row.owner;
 }
 
+/** What the add form shows: empty, or what was typed when the entry was refused. */
+interface ListForm {
+  kind: 'allow' | 'block';
+  owner: string;
+  entry: string;
+  comment: string;
+}
+
 export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const hosted = Object.keys(ctx.deps.config.domains);
 
-  app.get('/lists', async (req, reply) => {
+  /** The lists page: the user's lists, the add form (refilled after a refused entry) and its error. */
+  const listsPage = (req: FastifyRequest, reply: FastifyReply, form: ListForm, error?: string) => {
     const user = ctx.user(req);
     const rows = visibleLists(ctx, user);
-    return ctx.render(req, reply, 'lists', {
-      title: 'Allow and block lists',
-      allow: rows.filter((r) => r.kind === 'allow'),
-      block: rows.filter((r) => r.kind === 'block'),
-      owners: manageableOwners(user.account, hosted),
-      form: { kind: 'allow', owner: '', entry: '', comment: '' },
-    });
-  });
+    return ctx.render(
+      req,
+      reply,
+      'lists',
+      {
+        title: 'Allow and block lists',
+        allow: rows.filter((r) => r.kind === 'allow'),
+        block: rows.filter((r) => r.kind === 'block'),
+        owners: manageableOwners(user.account, hosted),
+        form,
+        ...(error ? { error } : {}),
+      },
+      error ? 400 : undefined,
+    );
+  };
+
+  app.get('/lists', async (req, reply) => listsPage(req, reply, { kind: 'allow', owner: '', entry: '', comment: '' }));
 
   app.post('/lists', async (req, reply) => {
     const user = ctx.user(req);
@@ -44,15 +62,7 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
     const comment = field(body, 'comment', 200);
     const again = (error: string) => {
       ctx.audit(req, { action: `list-add-${kind}`, target: `${owner}: ${entry}`, outcome: 'denied', detail: error });
-      const rows = visibleLists(ctx, user);
-      return ctx.render(req, reply, 'lists', {
-        title: 'Allow and block lists',
-        allow: rows.filter((r) => r.kind === 'allow'),
-        block: rows.filter((r) => r.kind === 'block'),
-        owners: manageableOwners(user.account, hosted),
-        form: { kind, owner, entry, comment },
-        error,
-      }, 400);
+      return listsPage(req, reply, { kind, owner, entry, comment }, error);
     };
     if (!owner || !mayManageOwner(user.account, owner)) return again('You cannot manage lists for that owner.');
     if (owner !== '*' && !hosted.includes(owner.includes('@') ? domainOf(owner) : owner)) return again(`${owner} is not in a hosted domain.`);
