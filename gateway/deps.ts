@@ -5,16 +5,23 @@ import type { Logger } from './log.ts';
 import type { Spool } from './spool/spool.ts';
 import type { BlobStore } from './store/blobs.ts';
 import type { MetadataStore } from './store/metadata.ts';
+import type { Database } from './store/sqlite.ts';
 import type { JobQueue } from './store/queue.ts';
 
-/** Stores that every role opens from the config alone. */
-export interface Stores {
+/** Where messages live: the spool, their metadata, quarantined bodies. */
+export interface MessageStores {
   spool: Spool;
   store: MetadataStore;
   quarantine: BlobStore;
 }
 
-export interface CoreDeps extends Stores {
+/** What every role opens from the config alone: the message stores and the database they share. */
+export interface Stores extends MessageStores {
+  /** The process's one connection to the gateway's SQLite file, shared by the stores that live in it. */
+  db: Database;
+}
+
+export interface CoreDeps extends MessageStores {
   config: Config;
   queue: JobQueue;
   logger: Logger;

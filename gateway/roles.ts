@@ -20,7 +20,7 @@ import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { registrableDomain } from './pipeline/analyse.ts';
 import { redisInlineVerdicts, type InlineVerdicts } from './pipeline/inline.ts';
 import { createUrlChecker } from './pipeline/urls.ts';
-import { openListStore, type ListStore } from './store/lists.ts';
+import { openListStore } from './store/lists.ts';
 import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { HostLimiter } from './delivery/transport.ts';
@@ -47,9 +47,11 @@ export type { Stores } from './deps.ts';
 export async function openStores(config: Config): Promise<Stores> {
   const spool = new Spool(path.join(config.dataDir, 'spool'));
   await spool.init();
+  const db = openDatabase(path.join(config.dataDir, 'mailmoat.sqlite'));
   return {
+    db,
     spool,
-    store: openSqliteStore(path.join(config.dataDir, 'mailmoat.sqlite')),
+    store: openSqliteStore(db),
     quarantine: fileBlobStore(path.join(config.dataDir, 'quarantine')),
   };
 }
@@ -107,11 +109,6 @@ export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts 
   return inlineChannels.get(queue)?.(logger);
 }
 
-/** The allow/block lists in the gateway's SQLite file (read by the SMTP front and the scan worker). */
-export function openLists(config: Config): ListStore {
-  return openListStore(openDatabase(path.join(config.dataDir, 'mailmoat.sqlite')));
-}
-
 export function makeScanners(config: Config, endpoints: Endpoints): Scanners {
   const clamd = new ClamdClient(endpoints.clamd, { timeoutMs: config.clamd.timeoutMs });
   const spamd = new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs });
@@ -129,7 +126,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
   const newId = monotonicFactory();
   // Submission AUTH checks the console's accounts (the same SQLite file as the metadata).
-  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(openDatabase(path.join(config.dataDir, 'mailmoat.sqlite')))) : undefined;
+  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(stores.db)) : undefined;
   const front = createSmtpFront({
     config,
     ...stores,
@@ -139,7 +136,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
     inline: inlineVerdicts(queue, logger),
-    lists: openLists(config),
+    lists: openListStore(stores.db),
   });
   const port = await front.listen();
   logger.info({ host: config.smtp.listen.host, port, submission: front.ports.submission }, 'SMTP listening');
@@ -179,9 +176,9 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const scanners = makeScanners(config, endpoints);
   const delivery = deliveryDeps(config, stores, queue, log);
   const arcKey = config.authentication.arcSeal && { ...config.authentication.arcSeal, privateKey: readFileSync(config.authentication.arcSeal.keyFile, 'utf8') };
-  const lists = openLists(config);
+  const lists = openListStore(stores.db);
   // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
-  const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(openDatabase(path.join(config.dataDir, 'mailmoat.sqlite'))), lists };
+  const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.db), lists };
   const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports };
   const workers = startWorkers(
     endpoints.redis,

@@ -4,9 +4,7 @@
 // deliver the same quarantined message. Bodies are not stored here (see BlobStore).
 //
 // Adapter: node:sqlite in WAL mode, shared by the SMTP, worker and CLI processes of one machine.
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { ScanReport } from '../../scanners/types.ts';
 import { messageQueries, registerFunctions, type MessageQueries } from './message-queries.ts';
 
@@ -104,6 +102,7 @@ export interface MetadataStore extends MessageQueries {
   /** The message log's record of mail refused before it had a message id. */
   recordRefusal(r: SmtpRefusalRecord): void;
   refusals(filter: { limit: number; offset?: number }): SmtpRefusalRecord[];
+  /** Closes the database connection (shared with the other stores of the process). */
   close(): void;
 }
 
@@ -172,12 +171,8 @@ interface Row {
   updated_at: number;
 }
 
-export function openSqliteStore(file: string, now: () => number = Date.now): MetadataStore {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const db = new DatabaseSync(file);
-  // WAL lets the SMTP process, the workers and the CLI read while one of them writes;
-  // busy_timeout makes a concurrent writer wait instead of failing.
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;');
+/** The store on an opened database (gateway/store/sqlite.ts openDatabase: WAL, FULL sync, busy timeout). */
+export function openSqliteStore(db: DatabaseSync, now: () => number = Date.now): MetadataStore {
   db.exec(SCHEMA);
   registerFunctions(db);
 

@@ -5,10 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EICAR } from '../support/eicar.ts';
 import { attachment, buildMessage, text } from '../support/mime.ts';
 import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
-import { openLists } from '../../gateway/roles.ts';
 import { releaseMessage } from '../../gateway/quarantine.ts';
 import { silentLogger } from '../../gateway/log.ts';
-import type { ListStore } from '../../gateway/store/lists.ts';
+import { openListStore, type ListStore } from '../../gateway/store/lists.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const message = (subject: string, body: string) =>
@@ -40,7 +39,7 @@ describe('rules, lists, actions and policy groups', () => {
         policy: { checks: { auth: false } },
       },
     });
-    lists = openLists(gw.config);
+    lists = openListStore(gw.stores.db);
   });
   afterAll(async () => {
     await gw?.stop();

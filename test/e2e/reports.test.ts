@@ -8,7 +8,7 @@ import { dkimSign } from 'mailauth';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { buildMessage, text } from '../support/mime.ts';
-import { openLists } from '../../gateway/roles.ts';
+import { openListStore } from '../../gateway/store/lists.ts';
 
 const TRUSTED = '127.0.0.1'; // checks.trusted.networks below: the domain's own mail server
 const OUTSIDE = '127.0.0.11';
@@ -77,7 +77,7 @@ describe('reportspam@ and notspam@', () => {
     expect(ack.toString()).toContain('attachment 1 (spam.eml): learned as spam');
     const from = /prize-[0-9a-f]+@lottery\.example/.exec(original.toString())![0];
     expect(r.events.find((e) => e.kind === 'blocked-sender')?.detail).toBe(`${from} added to the block list of alice@example.test`);
-    expect(openLists(gw.config).forRecipient('alice@example.test').some((e) => e.kind === 'block' && e.text === from)).toBe(true);
+    expect(openListStore(gw.stores.db).forRecipient('alice@example.test').some((e) => e.kind === 'block' && e.text === from)).toBe(true);
   });
 
   it('learns an inline forward', async () => {

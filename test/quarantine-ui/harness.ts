@@ -71,8 +71,8 @@ export async function startHarness(o: { config?: Record<string, unknown> } = {})
     ...o.config,
   });
   const dbFile = path.join(dir, 'mailmoat.sqlite');
-  const store = openSqliteStore(dbFile);
   const db = openDatabase(dbFile);
+  const store = openSqliteStore(db);
   const blobs = fileBlobStore(path.join(dir, 'quarantine'));
   const accounts = openAccountStore(db);
   const audit = openAuditStore(db);
@@ -157,8 +157,7 @@ export async function startHarness(o: { config?: Record<string, unknown> } = {})
     },
     async close() {
       await app.close();
-      store.close();
-      db.close();
+      store.close(); // closes the shared database too
     },
   });
   return h as Harness;
