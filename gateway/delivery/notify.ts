@@ -3,11 +3,9 @@
 // durable as the mail it reports on. It is not scanned: we wrote it.
 import { promises as fs } from 'node:fs';
 import { ulid } from 'ulid';
-import type { Envelope } from '../spool/spool.ts';
+import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
 import { buildDsn, type DsnRecipient } from './dsn.ts';
 import type { DeliveryDeps } from './deliver.ts';
-
-const MAX_HEADER_BYTES = 64 * 1024;
 
 export async function sendNotification(deps: DeliveryDeps, about: Envelope, kind: 'failed' | 'delayed', recipients: DsnRecipient[]): Promise<string> {
   const { config, spool, store, queue } = deps;
@@ -48,17 +46,4 @@ export async function sendNotification(deps: DeliveryDeps, about: Envelope, kind
   store.addEvent(id, 'generated', `${kind} DSN about ${about.id}`);
   await queue.enqueue('deliver', id);
   return id;
-}
-
-async function readHeaderBlock(file: string): Promise<Buffer> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(MAX_HEADER_BYTES);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const head = buf.subarray(0, bytesRead);
-    const end = head.indexOf('\r\n\r\n');
-    return end >= 0 ? head.subarray(0, end) : head;
-  } finally {
-    await handle.close();
-  }
 }

@@ -12,7 +12,7 @@
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { CoreDeps } from '../deps.ts';
-import type { Envelope } from '../spool/spool.ts';
+import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
 import type { ScanReport } from '../../scanners/types.ts';
 import type { SmtpReply } from '../../rules/replies.ts';
 import { domainOf } from '../../rules/envelope.ts';
@@ -57,16 +57,9 @@ function groupReport(g: PlanGroup, action: string, links: Links, sent: string[])
 
 /** The Subject of a spooled message (header block only), for the message log. */
 export async function readSubject(file: string): Promise<string | null> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const head = buf.subarray(0, bytesRead).toString('latin1').split(/\r?\n\r?\n/)[0];
-    const m = /^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(head);
-    return m ? m[1].replace(/\r?\n[ \t]+/g, ' ').trim() : null;
-  } finally {
-    await handle.close();
-  }
+  const head = (await readHeaderBlock(file)).toString('latin1').split(/\r?\n\r?\n/)[0];
+  const m = /^subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(head);
+  return m ? m[1].replace(/\r?\n[ \t]+/g, ' ').trim() : null;
 }
 
 const WITHHELD = ['quarantine', 'reject', 'strip'];

@@ -225,3 +225,20 @@ async function syncDir(dir: string): Promise<void> {
     await handle.close();
   }
 }
+
+/** Header blocks are read up to this many bytes; a longer one is cut (the rest is body, or hostile). */
+const MAX_HEADER_BYTES = 64 * 1024;
+
+/** The top header block of a spooled message file (without the empty line that ends it), bounded. */
+export async function readHeaderBlock(file: string): Promise<Buffer> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_HEADER_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    const head = buf.subarray(0, bytesRead);
+    const end = head.indexOf('\r\n\r\n');
+    return end >= 0 ? head.subarray(0, end) : head;
+  } finally {
+    await handle.close();
+  }
+}
