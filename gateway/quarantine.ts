@@ -26,11 +26,6 @@ export async function releaseMessage(deps: QuarantineDeps, id: string, by: strin
   const { store, spool, quarantine, queue, config, logger } = deps;
   const record = store.get(id);
   if (!record) return { ok: false, reason: 'no such message' };
-  // The scan worker marks a message quarantined a moment before it clears its spool files: a
-  // release in that moment would have its freshly restored files removed under it.
-  if (record.status === 'quarantined' && (await spool.readEnvelope(id))) {
-    return { ok: false, reason: 'the scan of this message is still finishing; try again in a few seconds' };
-  }
   if (!store.transition(id, ['quarantined'], 'releasing')) {
     return { ok: false, reason: `not in quarantine (status: ${record.status})` };
   }
