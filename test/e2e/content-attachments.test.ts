@@ -4,11 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eicarBytes } from '../support/eicar.ts';
 import { nestedZip } from '../support/zip.ts';
-import { FAKE_PE, attachment, buildMessage, text, zip, type PartSpec } from '../support/mime.ts';
+import { FAKE_PE, attachment, buildMessage, text, zip, type PartSpec, mailDate } from '../support/mime.ts';
 import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import type { MessageStatus } from '../../gateway/store/metadata.ts';
 
-const HEADERS = ['From: Bob <bob@sender.test>', 'To: alice@example.test', 'Subject: quarterly figures', 'Date: Tue, 24 Nov 2026 10:00:00 +0000', 'MIME-Version: 1.0'];
+const HEADERS = ['From: Bob <bob@sender.test>', 'To: alice@example.test', 'Subject: quarterly figures', `Date: ${mailDate()}`, 'MIME-Version: 1.0'];
 const withText = (...parts: PartSpec[]): Buffer => buildMessage({ multipart: 'mixed', boundary: 'OUTER', parts: [text('Please see the attachment.\r\n'), ...parts] }, HEADERS);
 
 async function send(gw: TestGateway, raw: Buffer, final: MessageStatus[], rcpt = 'alice@example.test') {

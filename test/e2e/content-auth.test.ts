@@ -9,6 +9,7 @@ import { authenticate, dkimSign } from 'mailauth';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { createResolver } from '../../gateway/dns/resolver.ts';
+import { mailDate } from '../support/mime.ts';
 
 function keyPair() {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
@@ -17,7 +18,7 @@ function keyPair() {
 }
 
 const message = (from: string, subject: string, extra = '') =>
-  `From: ${from}\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@x.test>\r\n${extra}MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHello Alice.\r\n`;
+  `From: ${from}\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nDate: ${mailDate()}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@x.test>\r\n${extra}MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHello Alice.\r\n`;
 const unfold = (head: string) => head.replace(/\r\n[ \t]+/g, ' ');
 
 describe('mail authentication', () => {

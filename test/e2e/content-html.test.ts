@@ -1,9 +1,9 @@
 // Issue 5, step 2: HTML disarming and the phishing net in the delivered copy, over real SMTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMessage, html, text, type PartSpec } from '../support/mime.ts';
+import { buildMessage, html, text, type PartSpec, mailDate } from '../support/mime.ts';
 import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
-const headers = (subject: string) => ['From: Bank <service@bank.test>', 'To: alice@example.test', `Subject: ${subject}`, 'Date: Tue, 24 Nov 2026 10:00:00 +0000', 'MIME-Version: 1.0'];
+const headers = (subject: string) => ['From: Bank <service@bank.test>', 'To: alice@example.test', `Subject: ${subject}`, `Date: ${mailDate()}`, 'MIME-Version: 1.0'];
 const alternative = (subject: string, plain: string, markup: string): Buffer =>
   buildMessage({ multipart: 'alternative', boundary: 'ALT', parts: [text(plain), html(markup)] } satisfies PartSpec, headers(subject));
 

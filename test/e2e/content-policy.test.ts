@@ -3,7 +3,7 @@
 // report stored with each message — over real SMTP with real clamd and spamd.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EICAR } from '../support/eicar.ts';
-import { attachment, buildMessage, text } from '../support/mime.ts';
+import { attachment, buildMessage, text, mailDate } from '../support/mime.ts';
 import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { releaseMessage } from '../../gateway/quarantine.ts';
 import { silentLogger } from '../../gateway/log.ts';
@@ -11,7 +11,7 @@ import { openListStore, type ListStore } from '../../gateway/store/lists.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const message = (subject: string, body: string) =>
-  `From: Bob <bob@sender.test>\r\nTo: team@example.test\r\nSubject: ${subject}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${body}`;
+  `From: Bob <bob@sender.test>\r\nTo: team@example.test\r\nSubject: ${subject}\r\nDate: ${mailDate()}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${body}`;
 const unfold = (b: Buffer) => splitMessage(b).head.replace(/\r\n[ \t]+/g, ' ');
 
 describe('rules, lists, actions and policy groups', () => {

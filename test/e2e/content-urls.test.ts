@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
+import { mailDate } from '../support/mime.ts';
 
 const message = (subject: string, body: string) =>
-  `From: Shop <deals@shop.test>\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@shop.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${body}`;
+  `From: Shop <deals@shop.test>\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nDate: ${mailDate()}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@shop.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${body}`;
 
 describe('URL checks', () => {
   let dns: FakeDns;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dkimSign } from 'mailauth';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
-import { buildMessage, text } from '../support/mime.ts';
+import { buildMessage, text, mailDate } from '../support/mime.ts';
 import { openListStore } from '../../gateway/store/lists.ts';
 
 const TRUSTED = '127.0.0.1'; // checks.trusted.networks below: the domain's own mail server
@@ -24,7 +24,7 @@ function keyPair() {
 const spam = (tag: string) => {
   const token = randomBytes(6).toString('hex');
   return Buffer.from(
-    `Received: from bad.example (bad.example [192.0.2.66])\r\n\tby mx.example.test; Mon, 23 Nov 2026 10:00:00 +0000\r\nFrom: "Prize Office" <prize-${token}@lottery.example>\r\nTo: alice@example.test\r\nSubject: ${tag}: you won ${token}\r\nMessage-ID: <${token}@lottery.example>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nDear winner ${token}, claim your prize ${tag} now at lottery.example. Cheap ${token} offer.\r\n`,
+    `Received: from bad.example (bad.example [192.0.2.66])\r\n\tby mx.example.test; Mon, 23 Nov 2026 10:00:00 +0000\r\nFrom: "Prize Office" <prize-${token}@lottery.example>\r\nTo: alice@example.test\r\nSubject: ${tag}: you won ${token}\r\nMessage-ID: <${token}@lottery.example>\r\nDate: ${mailDate()}\r\n\r\nDear winner ${token}, claim your prize ${tag} now at lottery.example. Cheap ${token} offer.\r\n`,
   );
 };
 const reporter = (subject: string, from = 'alice@example.test') => [`From: Alice <${from}>`, 'To: reportspam@example.test', `Subject: ${subject}`, 'Date: Mon, 23 Nov 2026 11:00:00 +0000', `Message-ID: <${randomBytes(6).toString('hex')}@example.test>`, 'MIME-Version: 1.0'];
@@ -97,7 +97,7 @@ describe('reportspam@ and notspam@', () => {
   });
 
   it('learns a false positive sent to notspam@ as ham, and shows what could not be extracted', async () => {
-    const ham = Buffer.from(`From: Bob <bob@partner.example>\r\nTo: alice@example.test\r\nSubject: minutes ${randomBytes(4).toString('hex')}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nThe meeting minutes are attached ${randomBytes(4).toString('hex')}.\r\n`);
+    const ham = Buffer.from(`From: Bob <bob@partner.example>\r\nTo: alice@example.test\r\nSubject: minutes ${randomBytes(4).toString('hex')}\r\nDate: ${mailDate()}\r\n\r\nThe meeting minutes are attached ${randomBytes(4).toString('hex')}.\r\n`);
     const r = await report(buildMessage({ multipart: 'mixed', parts: [text('not spam'), eml(ham, 'ok.eml')] }, reporter('not spam')), { to: 'notspam@example.test' });
     expect(learned(r.events)).toEqual(['attachment 1 (ok.eml): learned as ham']);
     const none = await report(buildMessage(text('I get too much spam, please help.\r\n'), reporter('help')));

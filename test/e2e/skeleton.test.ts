@@ -14,13 +14,14 @@ import {
 } from '../support/gateway.ts';
 import { listQuarantine, releaseMessage } from '../../gateway/quarantine.ts';
 import { silentLogger } from '../../gateway/log.ts';
+import { mailDate } from '../support/mime.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 
 function message(o: { subject: string; body: string; extraHeaders?: string }): string {
   return (
     `From: Bob <bob@sender.test>\r\nTo: alice@example.test\r\nSubject: ${o.subject}\r\n` +
-    `Message-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n` +
+    `Message-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\nDate: ${mailDate()}\r\n` +
     `${o.extraHeaders ?? ''}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${o.body}`
   );
 }
@@ -34,6 +35,9 @@ function withAttachment(name: string, content: Buffer, contentType: string): str
     `Content-Transfer-Encoding: base64\r\n\r\n${b64}\r\n--b1--\r\n`
   );
 }
+
+/** A header block with folded lines joined (RFC 5322 §2.2.3): long header values fold wherever they like. */
+const unfold = (head: string) => head.replace(/\r\n[ \t]+/g, ' ');
 
 const to = (...rcpts: string[]) => ({ from: 'bob@sender.test', to: rcpts });
 
@@ -59,7 +63,7 @@ describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
     expect(deliveredBody.equals(splitMessage(Buffer.from(raw)).body)).toBe(true);
     expect(head).toMatch(/^Received: from client\.sender\.test \(unknown \[127\.0\.0\.1\]\)/);
     expect(head).toContain(`X-Mailmoat-ID: ${id}`);
-    expect(head).toMatch(/X-Mailmoat-Status: clean; virus=clean; spam score=-?\d+\.\d required=5\.0/);
+    expect(unfold(head)).toMatch(/X-Mailmoat-Status: clean; virus=clean; spam score=-?\d+\.\d required=5\.0/);
     expect(head).toContain('X-Spam-Flag: NO');
     // the sender's own forged verdict headers are gone, the rest of its headers are untouched
     expect(head.match(/X-Spam-Flag/g)).toHaveLength(1);
@@ -134,7 +138,7 @@ describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
       return m.length > 0 ? m : undefined;
     }, { what: 'released copy' });
     expect(copies).toHaveLength(1);
-    expect(splitMessage(copies[0]).head).toMatch(/X-Mailmoat-Status: released; was quarantined as high-spam/);
+    expect(unfold(splitMessage(copies[0]).head)).toMatch(/X-Mailmoat-Status: released; was quarantined as high-spam/);
     expect((await releaseMessage(deps, sent.id!, 'test')).ok).toBe(false);
   });
 });
@@ -157,7 +161,7 @@ describe('spam between the two thresholds', () => {
     const { head, body } = splitMessage(delivered);
     expect(head).toContain('Subject: {Spam?} weekly offer\r\n');
     expect(head).toContain('X-Spam-Flag: YES');
-    expect(head).toMatch(/X-Spam-Status: Yes, score=-?\d+\.\d required=-100\.0 tests=/);
+    expect(unfold(head)).toMatch(/X-Spam-Status: Yes, score=-?\d+\.\d required=-100\.0 tests=/);
     expect(body.equals(splitMessage(Buffer.from(raw)).body)).toBe(true);
     expect(gw.stores.store.get(sent.id!)?.verdict).toBe('spam');
   });

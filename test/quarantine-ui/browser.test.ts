@@ -23,6 +23,7 @@ import { releaseMessage } from '../../gateway/quarantine.ts';
 import { SpamdClient } from '../../scanners/spamd.ts';
 import { startConsole, type RunningConsole } from '../../quarantine-ui/server.ts';
 import type { Config } from '../../gateway/config/schema.ts';
+import { mailDate } from '../support/mime.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const PASSWORD = 'browser test password';
@@ -34,7 +35,7 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable
 function mail(o: { from?: string; to?: string; subject: string; body?: string; html?: string; extra?: string }): string {
   const head =
     `From: ${o.from ?? 'Bob <bob@sender.test>'}\r\nTo: ${o.to ?? 'alice@example.test'}\r\nSubject: ${o.subject}\r\n` +
-    `Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\nMIME-Version: 1.0\r\n${o.extra ?? ''}`;
+    `Date: ${mailDate()}\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\nMIME-Version: 1.0\r\n${o.extra ?? ''}`;
   if (!o.html) return `${head}Content-Type: text/plain; charset=utf-8\r\n\r\n${o.body ?? GTUBE}\r\n`;
   return (
     `${head}Content-Type: multipart/alternative; boundary="alt"\r\n\r\n--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${o.body ?? GTUBE}\r\n` +

@@ -21,6 +21,7 @@ import type { ScanReport } from '../../scanners/types.ts';
 import { buildConsole } from '../../quarantine-ui/app.ts';
 import type { ConsoleDeps } from '../../quarantine-ui/deps.ts';
 import type { TellOptions } from '../../scanners/spamd.ts';
+import { mailDate } from '../support/mime.ts';
 
 export const PASSWORD = 'correct horse battery';
 
@@ -52,7 +53,7 @@ export function fakeId(): string {
 }
 
 export function rawMessage(o: { from?: string; to?: string; subject?: string; html?: string; text?: string }): string {
-  const head = `From: ${o.from ?? 'Bob <bob@sender.test>'}\r\nTo: ${o.to ?? 'alice@a.test'}\r\nSubject: ${o.subject ?? 'hello'}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\nMIME-Version: 1.0\r\n`;
+  const head = `From: ${o.from ?? 'Bob <bob@sender.test>'}\r\nTo: ${o.to ?? 'alice@a.test'}\r\nSubject: ${o.subject ?? 'hello'}\r\nDate: ${mailDate()}\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\nMIME-Version: 1.0\r\n`;
   if (o.html) {
     return `${head}Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${o.text ?? 'text part'}\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${o.html}\r\n--b--\r\n`;
   }

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, rawMessage, startHarness, type Harness } from './harness.ts';
 import { ACTIONS } from '../../quarantine-ui/routes/quarantine.ts';
+import { mailDate } from '../support/mime.ts';
 
 const HOSTILE_HTML = `<p>Dear admin</p><script>window.top.pwned = 1</script><img src=x onerror="window.top.pwned=2">
 <a href="javascript:window.top.pwned=3">click</a><img src="https://tracker.test/pixel.gif"><a href="https://evil.test/login">https://bank.test/</a>
@@ -13,7 +14,7 @@ function hostileRaw(): string {
     'From: "<img src=x onerror=alert(1)>" <evil@sender.test>',
     'To: alice@a.test',
     'Subject: =?utf-8?B?' + Buffer.from('<script>alert("subject")</script> invoice\u202Egnp.exe').toString('base64') + '?=',
-    'Date: Tue, 24 Nov 2026 10:00:00 +0000',
+    `Date: ${mailDate()}`,
     'Authentication-Results: mx.gateway.test; spf=fail smtp.mailfrom=sender.test',
     'MIME-Version: 1.0',
     'Content-Type: multipart/mixed; boundary="b"',

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../gateway/services/managed.ts';
 import { encodeRequest, parseResponse, scanSpam, SpamdClient, SpamdError } from '../../scanners/spamd.ts';
+import { mailDate } from '../support/mime.ts';
 
 const services = inject('services');
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
@@ -16,7 +17,7 @@ function message(o: { subject: string; body: Buffer | string; charset?: string; 
     'From: Alice Example <alice@example.com>',
     'To: bob@example.net',
     `Subject: ${o.subject}`,
-    'Date: Tue, 24 Nov 2026 10:00:00 +0000',
+    `Date: ${mailDate()}`,
     `Message-ID: <${o.id ?? 'spamd-test'}@example.com>`,
     'MIME-Version: 1.0',
     `Content-Type: text/plain; charset=${o.charset ?? 'us-ascii'}`,

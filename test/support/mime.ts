@@ -77,11 +77,17 @@ function renderPart(spec: PartSpec): Buffer {
   return Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n', 'latin1'), encodeBody(spec.body, spec.encoding)]);
 }
 
+/**
+ * The Date header of a test message: now. A fixed date is a time bomb — SpamAssassin scores a
+ * message by how old its Date is (DATE_IN_PAST_*), so a test's spam score would drift with the clock.
+ */
+export const mailDate = (at: Date = new Date()): string => at.toUTCString().replace('GMT', '+0000');
+
 export const DEFAULT_HEADERS = [
   'From: Sender <sender@example.org>',
   'To: rcpt@example.com',
   'Subject: test message',
-  'Date: Mon, 23 Nov 2026 10:00:00 +0000',
+  `Date: ${mailDate()}`,
   'Message-ID: <test@example.org>',
   'MIME-Version: 1.0',
 ];
