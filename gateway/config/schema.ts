@@ -100,6 +100,24 @@ const redis = z
   .strict()
   .refine((r) => !(r.url && r.socket), { message: 'set url or socket, not both' });
 
+/**
+ * Where the metadata (message log, quarantine index, lists, accounts) lives. Without a URL: a
+ * SQLite file under dataDir (one machine). With a PostgreSQL URL (several machines): metadata,
+ * quarantined bodies and the spool's shared copy of every accepted message live in PostgreSQL.
+ */
+const database = z
+  .object({
+    /** postgres://user:password@host:port/db — every node of a cluster uses the same one. */
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^postgres(ql)?:\/\//.test(u), { message: 'expected a postgres:// URL' })
+      .optional(),
+    /** Connections per process to PostgreSQL. */
+    poolSize: positiveInt.default(10),
+  })
+  .strict();
+
 const clamd = engineEndpoint({
   /** Give up on one scan after this long (the message is retried, never passed). */
   timeoutMs: positiveInt.default(60_000),
@@ -268,6 +286,7 @@ export const configSchema = z
     domains: z.record(domainName, hostedDomain).refine((d) => Object.keys(d).length > 0, {
       message: 'at least one hosted domain is required',
     }),
+    database: database.default({ poolSize: 10 }),
     redis: redis.default({ prefix: 'mailmoat' }),
     clamd: clamd.default({ managed: true, timeoutMs: 60_000 }),
     spamd: spamd.default({ managed: true, enabled: true, timeoutMs: 30_000, maxBytes: 512_000 }),

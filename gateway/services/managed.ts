@@ -35,7 +35,7 @@ export function freePort(): Promise<number> {
  * directories before deleting them.
  */
 export async function reapStaleServices(dir: string, logger: Logger): Promise<void> {
-  for (const name of ['redis', 'clamd', 'spamd']) {
+  for (const name of ['redis', 'clamd', 'spamd', 'postgres']) {
     await reapStaleDaemon({ name, pidFile: join(dir, `${name}.pid`), markers: [name, dir], logger });
   }
 }

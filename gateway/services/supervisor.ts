@@ -42,6 +42,8 @@ export interface DaemonSpec {
   probe: () => Promise<void>;
   readyTimeoutMs: number;
   stopTimeoutMs?: number;
+  /** Run as this user (PostgreSQL refuses to run as root). */
+  runAs?: { uid: number; gid: number };
   logger: Logger;
 }
 
@@ -123,7 +125,7 @@ class Supervisor implements SupervisedService {
     const out = openSync(spec.logFile, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(spec.command, spec.args, { cwd: spec.dir, detached: true, stdio: ['ignore', out, out] });
+      child = spawn(spec.command, spec.args, { cwd: spec.dir, detached: true, stdio: ['ignore', out, out], ...spec.runAs });
     } finally {
       closeSync(out);
     }

@@ -42,24 +42,24 @@ export interface Session {
 }
 
 export interface AccountStore {
-  create(a: NewAccount): Account;
-  get(id: number): Account | undefined;
-  byName(username: string): Account | undefined;
-  list(): Account[];
-  count(): number;
-  passwordHash(id: number): string | undefined;
+  create(a: NewAccount): Promise<Account>;
+  get(id: number): Promise<Account | undefined>;
+  byName(username: string): Promise<Account | undefined>;
+  list(): Promise<Account[]>;
+  count(): Promise<number>;
+  passwordHash(id: number): Promise<string | undefined>;
   /** Also ends every session of the account. */
-  setPasswordHash(id: number, hash: string): void;
+  setPasswordHash(id: number, hash: string): Promise<void>;
   /** Disabling also ends every session of the account. */
-  update(id: number, changes: { role?: Role; domains?: string[]; addresses?: string[]; disabled?: boolean }): void;
-  createSession(accountId: number, ttlMs: number): Session;
+  update(id: number, changes: { role?: Role; domains?: string[]; addresses?: string[]; disabled?: boolean }): Promise<void>;
+  createSession(accountId: number, ttlMs: number): Promise<Session>;
   /** The session if it exists and has not expired. */
-  getSession(id: string): Session | undefined;
-  deleteSession(id: string): void;
-  deleteSessionsOf(accountId: number): void;
-  recordLoginFailure(username: string): void;
-  loginFailuresSince(username: string, since: number): number;
-  clearLoginFailures(username: string): void;
+  getSession(id: string): Promise<Session | undefined>;
+  deleteSession(id: string): Promise<void>;
+  deleteSessionsOf(accountId: number): Promise<void>;
+  recordLoginFailure(username: string): Promise<void>;
+  loginFailuresSince(username: string, since: number): Promise<number>;
+  clearLoginFailures(username: string): Promise<void>;
 }
 
 const SCHEMA = `

@@ -28,8 +28,8 @@ export interface AuditFilter {
 }
 
 export interface AuditStore {
-  record(e: Omit<AuditEntry, 'at'> & { at?: number }): void;
-  list(f: AuditFilter): { rows: (AuditEntry & { seq: number })[]; total: number };
+  record(e: Omit<AuditEntry, 'at'> & { at?: number }): Promise<void>;
+  list(f: AuditFilter): Promise<{ rows: (AuditEntry & { seq: number })[]; total: number }>;
 }
 
 const SCHEMA = `

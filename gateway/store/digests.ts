@@ -14,14 +14,14 @@ export interface ReleaseToken {
 }
 
 export interface DigestStore {
-  addToken(t: Omit<ReleaseToken, 'usedAt' | 'createdAt'>): void;
-  getToken(id: string): ReleaseToken | undefined;
+  addToken(t: Omit<ReleaseToken, 'usedAt' | 'createdAt'>): Promise<void>;
+  getToken(id: string): Promise<ReleaseToken | undefined>;
   /** Marks the token used; false when it was used already or has expired. */
-  useToken(id: string): boolean;
+  useToken(id: string): Promise<boolean>;
   /** Claims the digest run for a day ("2026-11-24"); false when another process already did. */
-  claimRun(day: string): boolean;
+  claimRun(day: string): Promise<boolean>;
   /** Messages already listed in a digest to this recipient (to list each message once). */
-  alreadySent(recipient: string, messageIds: string[]): Set<string>;
+  alreadySent(recipient: string, messageIds: string[]): Promise<Set<string>>;
 }
 
 const SCHEMA = `

@@ -22,10 +22,10 @@ export interface LearnRecord {
 }
 
 export interface LearnLog {
-  record(r: Omit<LearnRecord, 'at'>): void;
+  record(r: Omit<LearnRecord, 'at'>): Promise<void>;
   /** Whether this exact message (by hash) was learned as this class before. */
-  learnedBefore(sha256: string, cls: LearnClass): boolean;
-  recent(f: { actor?: string; limit: number }): LearnRecord[];
+  learnedBefore(sha256: string, cls: LearnClass): Promise<boolean>;
+  recent(f: { actor?: string; limit: number }): Promise<LearnRecord[]>;
 }
 
 const SCHEMA = `

@@ -23,16 +23,16 @@ export interface ListRow {
 export type AddResult = { ok: true; row: ListRow } | { ok: false; error: string };
 
 export interface ListStore {
-  add(e: { kind: ListKind; scope: ListScope; owner: string; entry: string; comment?: string; createdBy: string }): AddResult;
-  get(id: number): ListRow | undefined;
-  remove(id: number): boolean;
+  add(e: { kind: ListKind; scope: ListScope; owner: string; entry: string; comment?: string; createdBy: string }): Promise<AddResult>;
+  get(id: number): Promise<ListRow | undefined>;
+  remove(id: number): Promise<boolean>;
   /**
    * Rows a scope may see: `all`, or the domain lists of `domains` and the user lists of addresses
    * in them, the user lists of `addresses`, and with `includeGlobal` the global rows.
    */
-  list(f: { domains?: string[]; addresses?: string[]; includeGlobal?: boolean; kind?: ListKind; all?: boolean }): ListRow[];
+  list(f: { domains?: string[]; addresses?: string[]; includeGlobal?: boolean; kind?: ListKind; all?: boolean }): Promise<ListRow[]>;
   /** Every entry that applies to mail for this recipient: its own, its domain's and the global ones. */
-  forRecipient(address: string): ScopedEntry[];
+  forRecipient(address: string): Promise<ScopedEntry[]>;
 }
 
 const SCHEMA = `

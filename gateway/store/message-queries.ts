@@ -67,12 +67,12 @@ export interface HourCount {
 }
 
 export interface MessageQueries {
-  searchMessages(s: MessageSearch): { rows: MessageRecord[]; total: number };
-  searchLog(s: LogSearch): { rows: LogRow[]; total: number };
-  hourlyCounts(scope: RecipientScope, since: number): HourCount[];
-  topSenders(scope: RecipientScope, o: { since: number; verdicts: string[]; limit: number }): { sender: string; n: number }[];
-  topViruses(scope: RecipientScope, o: { since: number; limit: number }): { name: string; n: number }[];
-  statusCounts(scope: RecipientScope): Record<string, number>;
+  searchMessages(s: MessageSearch): Promise<{ rows: MessageRecord[]; total: number }>;
+  searchLog(s: LogSearch): Promise<{ rows: LogRow[]; total: number }>;
+  hourlyCounts(scope: RecipientScope, since: number): Promise<HourCount[]>;
+  topSenders(scope: RecipientScope, o: { since: number; verdicts: string[]; limit: number }): Promise<{ sender: string; n: number }[]>;
+  topViruses(scope: RecipientScope, o: { since: number; limit: number }): Promise<{ name: string; n: number }[]>;
+  statusCounts(scope: RecipientScope): Promise<Record<string, number>>;
 }
 
 /** SQLite function: the lower-cased domain of an address (after the last "@"). */

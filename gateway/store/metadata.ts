@@ -80,30 +80,30 @@ export interface DeliveryRecord {
 
 /** The console's searches and counts (message-queries.ts) are part of the store. */
 export interface MetadataStore extends MessageQueries {
-  recordReceived(m: NewMessage): void;
-  recordVerdict(id: string, v: { verdict: string; reason: string; report: ScanReport; subject: string | null }): void;
+  recordReceived(m: NewMessage): Promise<void>;
+  recordVerdict(id: string, v: { verdict: string; reason: string; report: ScanReport; subject: string | null }): Promise<void>;
   /**
    * Narrows a message's recipients to those it is still about (issue 5: recipients whose content
    * policy differs are split off into messages of their own, gateway/pipeline/act.ts).
    */
-  setRecipients(id: string, rcptTo: string[]): void;
+  setRecipients(id: string, rcptTo: string[]): Promise<void>;
   /** Sets the status only if the current one is in `from`; returns whether it did. */
-  transition(id: string, from: MessageStatus[], to: MessageStatus, lastReply?: string): boolean;
-  get(id: string): MessageRecord | undefined;
-  list(filter: { status?: MessageStatus; limit: number; offset?: number }): MessageRecord[];
+  transition(id: string, from: MessageStatus[], to: MessageStatus, lastReply?: string): Promise<boolean>;
+  get(id: string): Promise<MessageRecord | undefined>;
+  list(filter: { status?: MessageStatus; limit: number; offset?: number }): Promise<MessageRecord[]>;
   /** Messages still in the gateway's hands (queued, delivering, deferred, releasing), oldest first. */
-  inFlight(limit: number): MessageRecord[];
-  countByStatus(): Record<string, number>;
-  addEvent(id: string, kind: string, detail: string): void;
-  events(id: string): MessageEvent[];
+  inFlight(limit: number): Promise<MessageRecord[]>;
+  countByStatus(): Promise<Record<string, number>>;
+  addEvent(id: string, kind: string, detail: string): Promise<void>;
+  events(id: string): Promise<MessageEvent[]>;
   /** Per-recipient delivery outcome; a recipient recorded 'delivered' is never sent again. */
-  recordDelivery(id: string, recipient: string, outcome: DeliveryOutcome, reply: string): void;
-  deliveries(id: string): DeliveryRecord[];
+  recordDelivery(id: string, recipient: string, outcome: DeliveryOutcome, reply: string): Promise<void>;
+  deliveries(id: string): Promise<DeliveryRecord[]>;
   /** The message log's record of mail refused before it had a message id. */
-  recordRefusal(r: SmtpRefusalRecord): void;
-  refusals(filter: { limit: number; offset?: number }): SmtpRefusalRecord[];
+  recordRefusal(r: SmtpRefusalRecord): Promise<void>;
+  refusals(filter: { limit: number; offset?: number }): Promise<SmtpRefusalRecord[]>;
   /** Closes the database connection (shared with the other stores of the process). */
-  close(): void;
+  close(): Promise<void>;
 }
 
 const SCHEMA = `

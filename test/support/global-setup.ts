@@ -17,6 +17,7 @@ import {
   startManagedSpamd,
   type ManagedService,
 } from '../../gateway/services/managed.ts';
+import { startManagedPostgres } from '../../gateway/services/postgres.ts';
 import { isAlive, readCmdline } from '../../gateway/services/supervisor.ts';
 
 declare module 'vitest' {
@@ -27,6 +28,8 @@ declare module 'vitest' {
       spamdHost: string;
       spamdPort: number;
       clamavDb: string;
+      /** A private PostgreSQL (superuser, trust auth on 127.0.0.1); tests create databases of their own in it. */
+      postgresUrl: string;
       dir: string;
     };
   }
@@ -46,14 +49,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
     startManagedRedis({ dir: join(dir, 'redis'), logger }),
     startManagedClamd({ dir: join(dir, 'clamd'), databaseDir: TEST_CLAMAV_DB, logger }),
     startManagedSpamd({ dir: join(dir, 'spamd'), port, logger, allowTell: true }),
+    startManagedPostgres({ dir: join(dir, 'postgres'), port: await freePort(), logger, unsafeNoFsync: true }),
   ]);
   const services = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value as ManagedService] : []));
   const teardown = async () => {
     await Promise.allSettled(services.map((s) => s.stop()));
     if (!process.env.MAILMOAT_KEEP_TEST_DIR) await removeRunDir(dir, logger);
   };
-  const [redis, clamd, spamd] = started;
-  if (redis.status !== 'fulfilled' || clamd.status !== 'fulfilled' || spamd.status !== 'fulfilled') {
+  const [redis, clamd, spamd, postgres] = started;
+  if (redis.status !== 'fulfilled' || clamd.status !== 'fulfilled' || spamd.status !== 'fulfilled' || postgres.status !== 'fulfilled') {
     const reasons = started.flatMap((r) => (r.status === 'rejected' ? [String(r.reason?.message ?? r.reason)] : []));
     await teardown();
     throw new Error(`could not start the test services:\n${reasons.join('\n\n')}`);
@@ -64,6 +68,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     spamdHost: spamd.value.host,
     spamdPort: spamd.value.port,
     clamavDb: TEST_CLAMAV_DB,
+    postgresUrl: (postgres.value as { url: string }).url,
     dir,
   });
   return teardown;

@@ -1,0 +1,225 @@
+// The metadata schema, as explicit, numbered migrations (Kysely's Migrator records them in the
+// kysely_migration table and locks while it runs, so two nodes starting at once cannot both apply
+// one). Each migration is written once with a few per-dialect types.
+//
+// Who applies them: on one machine (SQLite) every role applies pending migrations at start; on
+// PostgreSQL only `mailmoat migrate` does, and a role refuses to start on an older schema, so a
+// rolling upgrade of several machines is an explicit step (README "Running several machines").
+import { sql as q, type Kysely } from 'kysely';
+import { Migrator, type Migration } from 'kysely/migration';
+import type { Dialect, Sql } from './sql.ts';
+
+interface Types {
+  /** An auto-numbered primary key. */
+  id: string;
+  /** Integers, epoch milliseconds included (64-bit in PostgreSQL). */
+  int: string;
+  blob: string;
+}
+
+const TYPES: Record<Dialect, Types> = {
+  sqlite: { id: 'INTEGER PRIMARY KEY AUTOINCREMENT', int: 'INTEGER', blob: 'BLOB' },
+  postgres: { id: 'BIGSERIAL PRIMARY KEY', int: 'BIGINT', blob: 'BYTEA' },
+};
+
+const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => string[] }[] = [
+  {
+    // The tables of the single-machine gateway as of issue 8 (`IF NOT EXISTS`: a SQLite file made
+    // before migrations existed is adopted as it is).
+    name: '0001_initial',
+    statements: (t, dialect) => [
+      `CREATE TABLE IF NOT EXISTS messages (
+        id TEXT PRIMARY KEY,
+        received_at ${t.int} NOT NULL,
+        client_ip TEXT NOT NULL,
+        helo TEXT NOT NULL,
+        mail_from TEXT NOT NULL,
+        rcpt_to TEXT NOT NULL,
+        size ${t.int} NOT NULL,
+        subject TEXT,
+        status TEXT NOT NULL,
+        verdict TEXT,
+        reason TEXT,
+        report TEXT,
+        last_reply TEXT,
+        updated_at ${t.int} NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS messages_status ON messages (status, received_at)',
+      'CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at)',
+      `CREATE TABLE IF NOT EXISTS message_events (
+        seq ${t.id},
+        message_id TEXT NOT NULL,
+        at ${t.int} NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS message_events_id ON message_events (message_id, seq)',
+      `CREATE TABLE IF NOT EXISTS deliveries (
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reply TEXT NOT NULL,
+        at ${t.int} NOT NULL,
+        PRIMARY KEY (message_id, recipient)
+      )`,
+      `CREATE TABLE IF NOT EXISTS smtp_refusals (
+        seq ${t.id},
+        at ${t.int} NOT NULL,
+        client_ip TEXT NOT NULL,
+        helo TEXT NOT NULL,
+        mail_from TEXT,
+        recipient TEXT,
+        stage TEXT NOT NULL,
+        reply TEXT NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS smtp_refusals_at ON smtp_refusals (at)',
+      `CREATE TABLE IF NOT EXISTS list_entries (
+        id ${t.id},
+        kind TEXT NOT NULL CHECK (kind IN ('allow', 'block')),
+        scope TEXT NOT NULL CHECK (scope IN ('user', 'domain', 'global')),
+        owner TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        comment TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL,
+        created_at ${t.int} NOT NULL,
+        UNIQUE (scope, owner, kind, entry)
+      )`,
+      'CREATE INDEX IF NOT EXISTS list_entries_owner ON list_entries (owner)',
+      `CREATE TABLE IF NOT EXISTS console_accounts (
+        id ${t.id},
+        username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        domains TEXT NOT NULL DEFAULT '[]',
+        addresses TEXT NOT NULL DEFAULT '[]',
+        password_hash TEXT NOT NULL,
+        disabled ${t.int} NOT NULL DEFAULT 0,
+        created_at ${t.int} NOT NULL
+      )`,
+      `CREATE TABLE IF NOT EXISTS console_sessions (
+        id TEXT PRIMARY KEY,
+        account_id ${t.int} NOT NULL REFERENCES console_accounts (id) ON DELETE CASCADE,
+        created_at ${t.int} NOT NULL,
+        expires_at ${t.int} NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS console_sessions_account ON console_sessions (account_id)',
+      `CREATE TABLE IF NOT EXISTS console_login_failures (
+        username TEXT NOT NULL,
+        at ${t.int} NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS console_login_failures_name ON console_login_failures (username, at)',
+      `CREATE TABLE IF NOT EXISTS console_audit (
+        seq ${t.id},
+        at ${t.int} NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        message_id TEXT,
+        target TEXT,
+        ip TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS console_audit_message ON console_audit (message_id, seq)',
+      'CREATE INDEX IF NOT EXISTS console_audit_actor ON console_audit (actor, seq)',
+      `CREATE TABLE IF NOT EXISTS learn_log (
+        seq ${t.id},
+        at ${t.int} NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        message_id TEXT,
+        name TEXT,
+        sha256 TEXT NOT NULL,
+        size ${t.int} NOT NULL,
+        class TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS learn_log_sha ON learn_log (sha256, class, outcome)',
+      `CREATE TABLE IF NOT EXISTS digest_tokens (
+        id TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        created_at ${t.int} NOT NULL,
+        expires_at ${t.int} NOT NULL,
+        used_at ${t.int}
+      )`,
+      'CREATE INDEX IF NOT EXISTS digest_tokens_rcpt ON digest_tokens (recipient, message_id)',
+      `CREATE TABLE IF NOT EXISTS digest_runs (
+        day TEXT PRIMARY KEY,
+        at ${t.int} NOT NULL
+      )`,
+      // SQLite gets mm_domain from the connection (sql.ts); PostgreSQL keeps it in the schema.
+      ...(dialect === 'postgres'
+        ? [
+            `CREATE OR REPLACE FUNCTION mm_domain(address TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE STRICT AS
+             $$ SELECT regexp_replace(lower(substring(address FROM '[^@]*$')), '\\.$', '') $$`,
+          ]
+        : []),
+    ],
+  },
+  {
+    // Issue 9: message files kept in the database, for several machines: the spool's shared copy
+    // (a message survives the loss of the machine that accepted it) and quarantined bodies.
+    name: '0002_shared_files',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS spool_files (
+        message_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('body', 'output', 'envelope')),
+        data ${t.blob} NOT NULL,
+        stored_at ${t.int} NOT NULL,
+        PRIMARY KEY (message_id, kind)
+      )`,
+      `CREATE TABLE IF NOT EXISTS quarantine_bodies (
+        message_id TEXT PRIMARY KEY,
+        data ${t.blob} NOT NULL,
+        stored_at ${t.int} NOT NULL
+      )`,
+    ],
+  },
+];
+
+function migrator(sql: Sql): Migrator {
+  const migrations: Record<string, Migration> = {};
+  for (const m of MIGRATIONS) {
+    migrations[m.name] = {
+      async up(db: Kysely<any>) {
+        for (const statement of m.statements(TYPES[sql.dialect], sql.dialect)) await q.raw(statement).execute(db);
+      },
+    };
+  }
+  return new Migrator({ db: sql.kysely, provider: { getMigrations: async () => migrations } });
+}
+
+export interface MigrationStatus {
+  applied: string[];
+  pending: string[];
+}
+
+export async function migrationStatus(sql: Sql): Promise<MigrationStatus> {
+  const all = await migrator(sql).getMigrations();
+  return { applied: all.filter((m) => m.executedAt).map((m) => m.name), pending: all.filter((m) => !m.executedAt).map((m) => m.name) };
+}
+
+/** Applies every pending migration; resolves to the names applied. Throws with the failing one. */
+export async function migrate(sql: Sql): Promise<string[]> {
+  const { error, results = [] } = await migrator(sql).migrateToLatest();
+  const failed = results.find((r) => r.status === 'Error');
+  if (error) throw new Error(`migration ${failed?.migrationName ?? '(none)'} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * What a role does with the schema at start: SQLite (one machine) is brought up to date; a
+ * PostgreSQL schema must already be (`mailmoat migrate`), or the role refuses to start.
+ */
+export async function prepareSchema(sql: Sql): Promise<void> {
+  if (sql.dialect === 'sqlite') {
+    await migrate(sql);
+    return;
+  }
+  const { pending } = await migrationStatus(sql);
+  if (pending.length > 0) {
+    throw new Error(
+      `the PostgreSQL schema is not up to date (pending migrations: ${pending.join(', ')}); run "mailmoat migrate --config <file>" once, then start the roles`,
+    );
+  }
+}
