@@ -5,7 +5,7 @@ import type { Logger } from './log.ts';
 import type { Spool } from './spool/spool.ts';
 import type { BlobStore } from './store/blobs.ts';
 import type { MetadataStore } from './store/metadata.ts';
-import type { Database } from './store/sqlite.ts';
+import type { Sql } from './store/sql.ts';
 import type { JobQueue } from './store/queue.ts';
 
 /** Where messages live: the spool, their metadata, quarantined bodies. */
@@ -17,8 +17,8 @@ export interface MessageStores {
 
 /** What every role opens from the config alone: the message stores and the database they share. */
 export interface Stores extends MessageStores {
-  /** The process's one connection to the gateway's SQLite file, shared by the stores that live in it. */
-  db: Database;
+  /** The process's one connection (pool) to the metadata database, shared by every store in it. */
+  sql: Sql;
 }
 
 export interface CoreDeps extends MessageStores {

@@ -9,13 +9,15 @@ import type { Stores } from './deps.ts';
 import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdPort, type Endpoints } from './endpoints.ts';
 import type { Logger } from './log.ts';
 import { Spool } from './spool/spool.ts';
-import { fileBlobStore } from './store/blobs.ts';
-import { openSqliteStore } from './store/metadata.ts';
+import { fileBlobStore, sqlBlobStore } from './store/blobs.ts';
+import { openMetadataStore } from './store/metadata.ts';
+import { openSql, type DatabaseTarget } from './store/sql.ts';
+import { prepareSchema } from './store/migrations.ts';
+import { sqlSpoolReplica } from './spool/replica.ts';
 import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
 import { accountAuthenticator } from './smtp/auth.ts';
 import { openAccountStore } from './store/accounts.ts';
-import { openDatabase } from './store/sqlite.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { registrableDomain } from './pipeline/analyse.ts';
 import { redisInlineVerdicts, type InlineVerdicts } from './pipeline/inline.ts';
@@ -44,15 +46,34 @@ const DELIVERY_ATTEMPTS_CEILING = 100_000;
 
 export type { Stores } from './deps.ts';
 
+/** Where the metadata lives: PostgreSQL when the config names one (several machines), else SQLite under dataDir. */
+export function databaseTarget(config: Config): DatabaseTarget {
+  return config.database.url
+    ? { postgres: config.database.url, poolSize: config.database.poolSize }
+    : { sqlite: path.join(config.dataDir, 'mailmoat.sqlite') };
+}
+
+/**
+ * One machine: metadata in SQLite, spool and quarantined bodies in files under dataDir. Several
+ * machines (database.url): metadata and quarantined bodies in PostgreSQL, and every accepted
+ * message copied there before its 250 (the local spool is then a working copy; gateway/spool/).
+ */
 export async function openStores(config: Config): Promise<Stores> {
-  const spool = new Spool(path.join(config.dataDir, 'spool'));
+  const sql = await openSql(databaseTarget(config));
+  try {
+    await prepareSchema(sql);
+  } catch (err) {
+    await sql.close();
+    throw err;
+  }
+  const shared = sql.dialect === 'postgres';
+  const spool = new Spool(path.join(config.dataDir, 'spool'), shared ? { replica: sqlSpoolReplica(sql) } : {});
   await spool.init();
-  const db = openDatabase(path.join(config.dataDir, 'mailmoat.sqlite'));
   return {
-    db,
+    sql,
     spool,
-    store: openSqliteStore(db),
-    quarantine: fileBlobStore(path.join(config.dataDir, 'quarantine')),
+    store: openMetadataStore(sql),
+    quarantine: shared ? sqlBlobStore(sql) : fileBlobStore(path.join(config.dataDir, 'quarantine')),
   };
 }
 
@@ -126,7 +147,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
   const newId = monotonicFactory();
   // Submission AUTH checks the console's accounts (the same SQLite file as the metadata).
-  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(stores.db)) : undefined;
+  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(stores.sql)) : undefined;
   const front = createSmtpFront({
     config,
     ...stores,
@@ -136,7 +157,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
     inline: inlineVerdicts(queue, logger),
-    lists: openListStore(stores.db),
+    lists: openListStore(stores.sql),
   });
   const port = await front.listen();
   logger.info({ host: config.smtp.listen.host, port, submission: front.ports.submission }, 'SMTP listening');
@@ -176,9 +197,9 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const scanners = makeScanners(config, endpoints);
   const delivery = deliveryDeps(config, stores, queue, log);
   const arcKey = config.authentication.arcSeal && { ...config.authentication.arcSeal, privateKey: readFileSync(config.authentication.arcSeal.keyFile, 'utf8') };
-  const lists = openListStore(stores.db);
+  const lists = openListStore(stores.sql);
   // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
-  const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.db), lists };
+  const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.sql), lists };
   const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports };
   const workers = startWorkers(
     endpoints.redis,

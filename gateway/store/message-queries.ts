@@ -3,9 +3,11 @@
 // it to its WHERE clause, so rows outside a user's domains or addresses are never read out of the
 // database in the first place (tenant isolation does not depend on each page filtering rows).
 //
-// Part of the node:sqlite MetadataStore adapter (metadata.ts wires these onto its connection).
-import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+// Part of the MetadataStore (metadata.ts), on either SQL dialect: the JSON columns (recipients, the
+// scan report) are read with each dialect's JSON functions (`jsonOf` below), everything else is
+// common SQL. mm_domain() is the address-domain function both databases have (sql.ts, migrations.ts).
 import type { MessageRecord, MessageStatus } from './metadata.ts';
+import { q, type Dialect, type Query, type Sql } from './sql.ts';
 
 /** Whose mail a query may see: everything, or the recipients in these domains or addresses. */
 export type RecipientScope = { all: true } | { all?: false; domains: string[]; addresses: string[] };
@@ -75,114 +77,117 @@ export interface MessageQueries {
   statusCounts(scope: RecipientScope): Promise<Record<string, number>>;
 }
 
-/** SQLite function: the lower-cased domain of an address (after the last "@"). */
-export function registerFunctions(db: DatabaseSync): void {
-  db.function('mm_domain', { deterministic: true }, (a: SQLInputValue) => {
-    if (typeof a !== 'string') return null;
-    return a.slice(a.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '');
-  });
-}
-
 const like = (s: string) => `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-const placeholders = (n: number) => Array(n).fill('?').join(',');
+const TRUE = q`1 = 1`;
+const FALSE = q`1 = 0`;
+const and = (parts: Query[]) => (parts.length ? q.join(parts, q` AND `) : TRUE);
 
-/** The scope as SQL over one address expression; `none` when the scope can see nothing. */
-function scopeOver(expr: string, scope: RecipientScope, args: SQLInputValue[]): string {
-  if (scope.all) return '1';
-  const parts: string[] = [];
-  if (scope.domains.length) {
-    parts.push(`mm_domain(${expr}) IN (${placeholders(scope.domains.length)})`);
-    args.push(...scope.domains.map((d) => d.toLowerCase()));
-  }
-  if (scope.addresses.length) {
-    parts.push(`lower(${expr}) IN (${placeholders(scope.addresses.length)})`);
-    args.push(...scope.addresses.map((d) => d.toLowerCase()));
-  }
-  return parts.length ? `(${parts.join(' OR ')})` : '0';
+/** The places where SQLite's and PostgreSQL's JSON functions differ. */
+function jsonOf(dialect: Dialect) {
+  return dialect === 'postgres'
+    ? {
+        /** A FROM item with one row per recipient address, as r.value. */
+        recipients: (expr: Query) => q`jsonb_array_elements_text(${expr}::jsonb) AS r(value)`,
+        spamScore: q`(m.report::jsonb #>> '{spam,score}')::float8`,
+        /** A FROM item with one row per virus name of m's report, as v.value. */
+        virusNames: q`jsonb_array_elements_text(coalesce(m.report::jsonb #> '{virus,viruses}', '[]'::jsonb)) AS v(value)`,
+      }
+    : {
+        recipients: (expr: Query) => q`json_each(${expr}) r`,
+        spamScore: q`json_extract(m.report, '$.spam.score')`,
+        virusNames: q`json_each(m.report, '$.virus.viruses') v`,
+      };
 }
 
-function messageWhere(s: Omit<MessageSearch, 'limit' | 'offset'>, args: SQLInputValue[]): string {
-  const w: string[] = [];
-  if (!s.scope.all) w.push(`EXISTS (SELECT 1 FROM json_each(m.rcpt_to) r WHERE ${scopeOver('r.value', s.scope, args)})`);
-  if (s.statuses?.length) (w.push(`m.status IN (${placeholders(s.statuses.length)})`), args.push(...s.statuses));
-  if (s.verdict) (w.push('m.verdict = ?'), args.push(s.verdict));
-  if (s.domain) (w.push(`EXISTS (SELECT 1 FROM json_each(m.rcpt_to) r WHERE mm_domain(r.value) = ?)`), args.push(s.domain.toLowerCase()));
-  if (s.recipient) (w.push(`EXISTS (SELECT 1 FROM json_each(m.rcpt_to) r WHERE lower(r.value) LIKE ? ESCAPE '\\')`), args.push(like(s.recipient)));
-  if (s.sender) (w.push(`lower(m.mail_from) LIKE ? ESCAPE '\\'`), args.push(like(s.sender)));
-  if (s.clientIp) (w.push('(m.client_ip = ? OR m.client_ip LIKE ?)'), args.push(s.clientIp, `${s.clientIp.replace(/[\\%_]/g, '')}%`));
-  if (s.q) {
-    w.push(`(lower(coalesce(m.subject, '')) LIKE ?1q OR lower(m.mail_from) LIKE ?1q OR lower(m.rcpt_to) LIKE ?1q OR lower(m.id) LIKE ?1q)`.replaceAll('?1q', `? ESCAPE '\\'`));
-    args.push(like(s.q), like(s.q), like(s.q), like(s.q));
-  }
-  if (s.id) (w.push('m.id = ?'), args.push(s.id));
-  if (s.from !== undefined) (w.push('m.received_at >= ?'), args.push(s.from));
-  if (s.to !== undefined) (w.push('m.received_at < ?'), args.push(s.to));
-  if (s.minScore !== undefined) (w.push(`json_extract(m.report, '$.spam.score') >= ?`), args.push(s.minScore));
-  if (s.maxScore !== undefined) (w.push(`json_extract(m.report, '$.spam.score') <= ?`), args.push(s.maxScore));
-  return w.length ? `WHERE ${w.join(' AND ')}` : '';
+/** The scope as SQL over one address expression; false when the scope can see nothing. */
+function scopeOver(expr: Query, scope: RecipientScope): Query {
+  if (scope.all) return TRUE;
+  const parts: Query[] = [];
+  if (scope.domains.length) parts.push(q`mm_domain(${expr}) IN (${q.join(scope.domains.map((d) => d.toLowerCase()))})`);
+  if (scope.addresses.length) parts.push(q`lower(${expr}) IN (${q.join(scope.addresses.map((d) => d.toLowerCase()))})`);
+  return parts.length ? q`(${q.join(parts, q` OR `)})` : FALSE;
 }
 
-export function messageQueries(db: DatabaseSync, toRecord: (row: never) => MessageRecord): MessageQueries {
+export function messageQueries(sql: Sql, toRecord: (row: never) => MessageRecord): MessageQueries {
+  const json = jsonOf(sql.dialect);
+  /** m has a recipient for which `cond` (over r.value) holds. */
+  const anyRecipient = (cond: Query) => q`EXISTS (SELECT 1 FROM ${json.recipients(q`m.rcpt_to`)} WHERE ${cond})`;
+  const inScope = (scope: RecipientScope) => (scope.all ? TRUE : anyRecipient(scopeOver(q`r.value`, scope)));
+
+  function messageWhere(s: Omit<MessageSearch, 'limit' | 'offset'>): Query {
+    const w: Query[] = [];
+    if (!s.scope.all) w.push(inScope(s.scope));
+    if (s.statuses?.length) w.push(q`m.status IN (${q.join(s.statuses)})`);
+    if (s.verdict) w.push(q`m.verdict = ${s.verdict}`);
+    if (s.domain) w.push(anyRecipient(q`mm_domain(r.value) = ${s.domain.toLowerCase()}`));
+    if (s.recipient) w.push(anyRecipient(q`lower(r.value) LIKE ${like(s.recipient)} ESCAPE '\\'`));
+    if (s.sender) w.push(q`lower(m.mail_from) LIKE ${like(s.sender)} ESCAPE '\\'`);
+    if (s.clientIp) w.push(q`(m.client_ip = ${s.clientIp} OR m.client_ip LIKE ${`${s.clientIp.replace(/[\\%_]/g, '')}%`})`);
+    if (s.q) {
+      const p = like(s.q);
+      w.push(q`(lower(coalesce(m.subject, '')) LIKE ${p} ESCAPE '\\' OR lower(m.mail_from) LIKE ${p} ESCAPE '\\' OR lower(m.rcpt_to) LIKE ${p} ESCAPE '\\' OR lower(m.id) LIKE ${p} ESCAPE '\\')`);
+    }
+    if (s.id) w.push(q`m.id = ${s.id}`);
+    if (s.from !== undefined) w.push(q`m.received_at >= ${s.from}`);
+    if (s.to !== undefined) w.push(q`m.received_at < ${s.to}`);
+    if (s.minScore !== undefined) w.push(q`${json.spamScore} >= ${s.minScore}`);
+    if (s.maxScore !== undefined) w.push(q`${json.spamScore} <= ${s.maxScore}`);
+    return and(w);
+  }
+
   return {
-    searchMessages(s) {
-      const args: SQLInputValue[] = [];
-      const where = messageWhere(s, args);
-      const total = (db.prepare(`SELECT count(*) AS n FROM messages m ${where}`).get(...args) as { n: number }).n;
-      const rows = db
-        .prepare(`SELECT m.* FROM messages m ${where} ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?`)
-        .all(...args, s.limit, s.offset ?? 0);
-      return { rows: (rows as never[]).map(toRecord), total };
+    async searchMessages(s) {
+      const where = messageWhere(s);
+      const total = (await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM messages m WHERE ${where}`))!.n;
+      const rows = await sql.all<never>(q`SELECT m.* FROM messages m WHERE ${where} ORDER BY m.received_at DESC, m.id DESC LIMIT ${s.limit} OFFSET ${s.offset ?? 0}`);
+      return { rows: rows.map(toRecord), total };
     },
 
-    searchLog(s) {
-      const mArgs: SQLInputValue[] = [];
+    async searchLog(s) {
       const showMessages = s.status !== 'refused';
       const showRefusals = s.status === undefined || s.status === 'refused';
-      const mWhere = messageWhere({ ...s, statuses: s.status && s.status !== 'refused' ? [s.status as MessageStatus] : undefined }, mArgs);
-      const rArgs: SQLInputValue[] = [];
-      const rw: string[] = [scopeOver('x.recipient', s.scope, rArgs)];
-      if (!s.scope.all) rw.push('x.recipient IS NOT NULL');
-      if (s.domain) (rw.push('mm_domain(x.recipient) = ?'), rArgs.push(s.domain.toLowerCase()));
-      if (s.recipient) (rw.push(`lower(coalesce(x.recipient, '')) LIKE ? ESCAPE '\\'`), rArgs.push(like(s.recipient)));
-      if (s.sender) (rw.push(`lower(coalesce(x.mail_from, '')) LIKE ? ESCAPE '\\'`), rArgs.push(like(s.sender)));
-      if (s.clientIp) (rw.push('(x.client_ip = ? OR x.client_ip LIKE ?)'), rArgs.push(s.clientIp, `${s.clientIp.replace(/[\\%_]/g, '')}%`));
+      const mWhere = messageWhere({ ...s, statuses: s.status && s.status !== 'refused' ? [s.status as MessageStatus] : undefined });
+      const rw: Query[] = [scopeOver(q`x.recipient`, s.scope)];
+      if (!s.scope.all) rw.push(q`x.recipient IS NOT NULL`);
+      if (s.domain) rw.push(q`mm_domain(x.recipient) = ${s.domain.toLowerCase()}`);
+      if (s.recipient) rw.push(q`lower(coalesce(x.recipient, '')) LIKE ${like(s.recipient)} ESCAPE '\\'`);
+      if (s.sender) rw.push(q`lower(coalesce(x.mail_from, '')) LIKE ${like(s.sender)} ESCAPE '\\'`);
+      if (s.clientIp) rw.push(q`(x.client_ip = ${s.clientIp} OR x.client_ip LIKE ${`${s.clientIp.replace(/[\\%_]/g, '')}%`})`);
       if (s.q) {
-        rw.push(`(lower(coalesce(x.mail_from, '')) LIKE ? ESCAPE '\\' OR lower(coalesce(x.recipient, '')) LIKE ? ESCAPE '\\' OR lower(x.reply) LIKE ? ESCAPE '\\' OR x.client_ip LIKE ? ESCAPE '\\')`);
-        rArgs.push(like(s.q), like(s.q), like(s.q), like(s.q));
+        const p = like(s.q);
+        rw.push(q`(lower(coalesce(x.mail_from, '')) LIKE ${p} ESCAPE '\\' OR lower(coalesce(x.recipient, '')) LIKE ${p} ESCAPE '\\' OR lower(x.reply) LIKE ${p} ESCAPE '\\' OR x.client_ip LIKE ${p} ESCAPE '\\')`);
       }
-      if (s.id) (rw.push(`'r' || x.seq = ?`), rArgs.push(s.id));
-      if (s.from !== undefined) (rw.push('x.at >= ?'), rArgs.push(s.from));
-      if (s.to !== undefined) (rw.push('x.at < ?'), rArgs.push(s.to));
-      const parts: string[] = [];
-      const args: SQLInputValue[] = [];
+      if (s.id) rw.push(q`'r' || x.seq = ${s.id}`);
+      if (s.from !== undefined) rw.push(q`x.at >= ${s.from}`);
+      if (s.to !== undefined) rw.push(q`x.at < ${s.to}`);
+      // A message row carries its recipients as the JSON array column; a refusal its one recipient (or none).
+      const parts: Query[] = [];
       if (showMessages) {
-        parts.push(`SELECT 'message' AS kind, m.received_at AS at, m.id AS id, m.client_ip AS client_ip, m.helo AS helo, m.mail_from AS mail_from,
+        parts.push(q`SELECT 'message' AS kind, m.received_at AS at, m.id AS id, m.client_ip AS client_ip, m.helo AS helo, m.mail_from AS mail_from,
           m.rcpt_to AS rcpts, m.status AS status, m.verdict AS verdict, coalesce(m.reason, m.last_reply) AS detail, m.subject AS subject, NULL AS stage
-          FROM messages m ${mWhere}`);
-        args.push(...mArgs);
+          FROM messages m WHERE ${mWhere}`);
       }
       if (showRefusals) {
-        parts.push(`SELECT 'refusal', x.at, 'r' || x.seq, x.client_ip, x.helo, coalesce(x.mail_from, ''),
-          CASE WHEN x.recipient IS NULL THEN '[]' ELSE json_array(x.recipient) END, 'refused', NULL, x.reply, NULL, x.stage
-          FROM smtp_refusals x WHERE ${rw.join(' AND ')}`);
-        args.push(...rArgs);
+        parts.push(q`SELECT 'refusal' AS kind, x.at AS at, 'r' || x.seq AS id, x.client_ip AS client_ip, x.helo AS helo, coalesce(x.mail_from, '') AS mail_from,
+          x.recipient AS rcpts, 'refused' AS status, NULL AS verdict, x.reply AS detail, NULL AS subject, x.stage AS stage
+          FROM smtp_refusals x WHERE ${and(rw)}`);
       }
-      const union = parts.join(' UNION ALL ');
-      const total = (db.prepare(`SELECT count(*) AS n FROM (${union})`).get(...args) as { n: number }).n;
-      const rows = db.prepare(`SELECT * FROM (${union}) ORDER BY at DESC, id DESC LIMIT ? OFFSET ?`).all(...args, s.limit, s.offset ?? 0) as {
+      const union = q.join(parts, q` UNION ALL `);
+      const total = (await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM (${union}) u`))!.n;
+      const rows = await sql.all<{
         kind: 'message' | 'refusal';
         at: number;
         id: string;
         client_ip: string;
         helo: string;
         mail_from: string;
-        rcpts: string;
+        rcpts: string | null;
         status: string;
         verdict: string | null;
         detail: string | null;
         subject: string | null;
         stage: string | null;
-      }[];
+      }>(q`SELECT * FROM (${union}) u ORDER BY at DESC, id DESC LIMIT ${s.limit} OFFSET ${s.offset ?? 0}`);
       return {
         total,
         rows: rows.map((r) => ({
@@ -192,7 +197,7 @@ export function messageQueries(db: DatabaseSync, toRecord: (row: never) => Messa
           clientIp: r.client_ip,
           helo: r.helo,
           mailFrom: r.mail_from,
-          recipients: JSON.parse(r.rcpts) as string[],
+          recipients: r.kind === 'message' ? (JSON.parse(r.rcpts ?? '[]') as string[]) : r.rcpts ? [r.rcpts] : [],
           status: r.status,
           verdict: r.verdict,
           detail: r.detail,
@@ -203,50 +208,30 @@ export function messageQueries(db: DatabaseSync, toRecord: (row: never) => Messa
     },
 
     hourlyCounts(scope, since) {
-      const mArgs: SQLInputValue[] = [since];
-      const mScope = scope.all ? '' : `AND EXISTS (SELECT 1 FROM json_each(m.rcpt_to) r WHERE ${scopeOver('r.value', scope, mArgs)})`;
-      const rArgs: SQLInputValue[] = [since];
-      const rScope = scope.all ? '' : `AND x.recipient IS NOT NULL AND ${scopeOver('x.recipient', scope, rArgs)}`;
-      return db
-        .prepare(
-          `SELECT hour, category, sum(n) AS n FROM (
-             SELECT (m.received_at / 3600000) * 3600000 AS hour, coalesce(m.verdict, m.status) AS category, count(*) AS n
-               FROM messages m WHERE m.received_at >= ? ${mScope} GROUP BY 1, 2
-             UNION ALL
-             SELECT (x.at / 3600000) * 3600000, 'refused', count(*) FROM smtp_refusals x WHERE x.at >= ? ${rScope} GROUP BY 1
-           ) GROUP BY hour, category ORDER BY hour`,
-        )
-        .all(...mArgs, ...rArgs) as unknown as HourCount[];
+      const rScope = scope.all ? TRUE : q`x.recipient IS NOT NULL AND ${scopeOver(q`x.recipient`, scope)}`;
+      return sql.all<HourCount>(q`SELECT hour, category, CAST(sum(n) AS BIGINT) AS n FROM (
+           SELECT (m.received_at / 3600000) * 3600000 AS hour, coalesce(m.verdict, m.status) AS category, count(*) AS n
+             FROM messages m WHERE m.received_at >= ${since} AND ${inScope(scope)} GROUP BY 1, 2
+           UNION ALL
+           SELECT (x.at / 3600000) * 3600000, 'refused', count(*) FROM smtp_refusals x WHERE x.at >= ${since} AND ${rScope} GROUP BY 1
+         ) h GROUP BY hour, category ORDER BY hour`);
     },
 
-    topSenders(scope, o) {
-      const args: SQLInputValue[] = [o.since, ...o.verdicts];
-      const sc = scope.all ? '' : `AND EXISTS (SELECT 1 FROM json_each(m.rcpt_to) r WHERE ${scopeOver('r.value', scope, args)})`;
-      return db
-        .prepare(
-          `SELECT lower(m.mail_from) AS sender, count(*) AS n FROM messages m
-           WHERE m.received_at >= ? AND m.verdict IN (${placeholders(o.verdicts.length)}) ${sc}
-           GROUP BY 1 ORDER BY n DESC, sender LIMIT ?`,
-        )
-        .all(...args, o.limit) as unknown as { sender: string; n: number }[];
+    async topSenders(scope, o) {
+      if (o.verdicts.length === 0) return [];
+      return sql.all<{ sender: string; n: number }>(q`SELECT lower(m.mail_from) AS sender, count(*) AS n FROM messages m
+         WHERE m.received_at >= ${o.since} AND m.verdict IN (${q.join(o.verdicts)}) AND ${inScope(scope)}
+         GROUP BY 1 ORDER BY n DESC, sender LIMIT ${o.limit}`);
     },
 
     topViruses(scope, o) {
-      const args: SQLInputValue[] = [o.since];
-      const sc = scope.all ? '' : `AND EXISTS (SELECT 1 FROM json_each(m.rcpt_to) r WHERE ${scopeOver('r.value', scope, args)})`;
-      return db
-        .prepare(
-          `SELECT v.value AS name, count(*) AS n FROM messages m, json_each(m.report, '$.virus.viruses') v
-           WHERE m.received_at >= ? AND m.verdict = 'virus' ${sc}
-           GROUP BY 1 ORDER BY n DESC, name LIMIT ?`,
-        )
-        .all(...args, o.limit) as unknown as { name: string; n: number }[];
+      return sql.all<{ name: string; n: number }>(q`SELECT v.value AS name, count(*) AS n FROM messages m, ${json.virusNames}
+         WHERE m.received_at >= ${o.since} AND m.verdict = 'virus' AND ${inScope(scope)}
+         GROUP BY 1 ORDER BY n DESC, name LIMIT ${o.limit}`);
     },
 
-    statusCounts(scope) {
-      const args: SQLInputValue[] = [];
-      const sc = scope.all ? '' : `WHERE EXISTS (SELECT 1 FROM json_each(m.rcpt_to) r WHERE ${scopeOver('r.value', scope, args)})`;
-      const rows = db.prepare(`SELECT m.status AS status, count(*) AS n FROM messages m ${sc} GROUP BY 1`).all(...args) as { status: string; n: number }[];
+    async statusCounts(scope) {
+      const rows = await sql.all<{ status: string; n: number }>(q`SELECT m.status AS status, count(*) AS n FROM messages m WHERE ${inScope(scope)} GROUP BY 1`);
       return Object.fromEntries(rows.map((r) => [r.status, r.n]));
     },
   };

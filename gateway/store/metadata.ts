@@ -3,10 +3,11 @@
 // `transition` is a compare-and-set, so that two processes can never both release or both
 // deliver the same quarantined message. Bodies are not stored here (see BlobStore).
 //
-// Adapter: node:sqlite in WAL mode, shared by the SMTP, worker and CLI processes of one machine.
-import type { DatabaseSync, StatementSync } from 'node:sqlite';
+// Adapter: SQL through gateway/store/sql.ts, on SQLite (one machine: the SMTP, worker and CLI
+// processes share its file) or PostgreSQL (several machines). The tables are in migrations.ts.
 import type { ScanReport } from '../../scanners/types.ts';
-import { messageQueries, registerFunctions, type MessageQueries } from './message-queries.ts';
+import { messageQueries, type MessageQueries } from './message-queries.ts';
+import { q, type Sql } from './sql.ts';
 
 export type { RecipientScope, MessageSearch, LogSearch, LogRow, HourCount } from './message-queries.ts';
 
@@ -106,54 +107,6 @@ export interface MetadataStore extends MessageQueries {
   close(): Promise<void>;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS messages (
-  id TEXT PRIMARY KEY,
-  received_at INTEGER NOT NULL,
-  client_ip TEXT NOT NULL,
-  helo TEXT NOT NULL,
-  mail_from TEXT NOT NULL,
-  rcpt_to TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  subject TEXT,
-  status TEXT NOT NULL,
-  verdict TEXT,
-  reason TEXT,
-  report TEXT,
-  last_reply TEXT,
-  updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_status ON messages (status, received_at);
-CREATE TABLE IF NOT EXISTS message_events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  message_id TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  kind TEXT NOT NULL,
-  detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS message_events_id ON message_events (message_id, seq);
-CREATE TABLE IF NOT EXISTS deliveries (
-  message_id TEXT NOT NULL,
-  recipient TEXT NOT NULL,
-  outcome TEXT NOT NULL,
-  reply TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  PRIMARY KEY (message_id, recipient)
-);
-CREATE TABLE IF NOT EXISTS smtp_refusals (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  at INTEGER NOT NULL,
-  client_ip TEXT NOT NULL,
-  helo TEXT NOT NULL,
-  mail_from TEXT,
-  recipient TEXT,
-  stage TEXT NOT NULL,
-  reply TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS smtp_refusals_at ON smtp_refusals (at);
-CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
-`;
-
 interface Row {
   id: string;
   received_at: number;
@@ -171,103 +124,71 @@ interface Row {
   updated_at: number;
 }
 
-/** The store on an opened database (gateway/store/sqlite.ts openDatabase: WAL, FULL sync, busy timeout). */
-export function openSqliteStore(db: DatabaseSync, now: () => number = Date.now): MetadataStore {
-  db.exec(SCHEMA);
-  registerFunctions(db);
-
-  const insert = db.prepare(
-    `INSERT OR IGNORE INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
-  );
-  const setVerdict = db.prepare(
-    'UPDATE messages SET verdict = ?, reason = ?, report = ?, subject = ?, updated_at = ? WHERE id = ?',
-  );
-  // One prepared statement per number of "from" statuses (preparing costs more than running it).
-  const casByArity = new Map<number, StatementSync>();
-  const cas = (from: MessageStatus[]) => {
-    let stmt = casByArity.get(from.length);
-    if (!stmt) {
-      stmt = db.prepare(
-        `UPDATE messages SET status = ?, last_reply = COALESCE(?, last_reply), updated_at = ?
-         WHERE id = ? AND status IN (${from.map(() => '?').join(',')})`,
-      );
-      casByArity.set(from.length, stmt);
-    }
-    return stmt;
-  };
-  const getOne = db.prepare('SELECT * FROM messages WHERE id = ?');
-  const addEvent = db.prepare('INSERT INTO message_events (message_id, at, kind, detail) VALUES (?, ?, ?, ?)');
-  const getEvents = db.prepare('SELECT at, kind, detail FROM message_events WHERE message_id = ? ORDER BY seq');
-  const upsertDelivery = db.prepare(
-    `INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
-     WHERE deliveries.outcome <> 'delivered'`,
-  );
-  const insertRefusal = db.prepare(
-    'INSERT INTO smtp_refusals (at, client_ip, helo, mail_from, recipient, stage, reply) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  );
-  const getRefusals = db.prepare(
-    `SELECT at, client_ip AS clientIp, helo, mail_from AS mailFrom, recipient, stage, reply
-     FROM smtp_refusals ORDER BY seq DESC LIMIT ? OFFSET ?`,
-  );
-  const getDeliveries = db.prepare('SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ? ORDER BY recipient');
-
+/** The store on an opened, migrated database (sql.ts openSql, migrations.ts). */
+export function openMetadataStore(sql: Sql, now: () => number = Date.now): MetadataStore {
+  const records = async (query: ReturnType<typeof q>) => (await sql.all<Row>(query)).map(toRecord);
   return {
-    ...messageQueries(db, toRecord as (row: never) => MessageRecord),
-    recordReceived(m) {
-      insert.run(m.id, m.receivedAt, m.clientIp, m.helo, m.mailFrom, JSON.stringify(m.rcptTo), m.size, now());
+    ...messageQueries(sql, toRecord as (row: never) => MessageRecord),
+    async recordReceived(m) {
+      await sql.run(q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at)
+        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()})
+        ON CONFLICT (id) DO NOTHING`);
     },
-    recordVerdict(id, v) {
-      setVerdict.run(v.verdict, v.reason, JSON.stringify(v.report), v.subject, now(), id);
+    async recordVerdict(id, v) {
+      await sql.run(q`UPDATE messages SET verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}, updated_at = ${now()}
+        WHERE id = ${id}`);
     },
-    setRecipients(id, rcptTo) {
-      db.prepare('UPDATE messages SET rcpt_to = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(rcptTo), now(), id);
+    async setRecipients(id, rcptTo) {
+      await sql.run(q`UPDATE messages SET rcpt_to = ${JSON.stringify(rcptTo)}, updated_at = ${now()} WHERE id = ${id}`);
     },
-    transition(id, from, to, lastReply) {
-      const result = cas(from).run(to, lastReply ?? null, now(), id, ...from);
-      return result.changes === 1;
+    async transition(id, from, to, lastReply) {
+      if (from.length === 0) return false;
+      const changed = await sql.run(q`UPDATE messages SET status = ${to}, last_reply = COALESCE(${lastReply ?? null}, last_reply), updated_at = ${now()}
+        WHERE id = ${id} AND status IN (${q.join(from)})`);
+      return changed === 1;
     },
-    get(id) {
-      const row = getOne.get(id) as Row | undefined;
+    async get(id) {
+      const row = await sql.one<Row>(q`SELECT * FROM messages WHERE id = ${id}`);
       return row && toRecord(row);
     },
     list({ status, limit, offset = 0 }) {
-      const rows = status
-        ? db.prepare('SELECT * FROM messages WHERE status = ? ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?').all(status, limit, offset)
-        : db.prepare('SELECT * FROM messages ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?').all(limit, offset);
-      return (rows as unknown as Row[]).map(toRecord);
+      return records(
+        status
+          ? q`SELECT * FROM messages WHERE status = ${status} ORDER BY received_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`
+          : q`SELECT * FROM messages ORDER BY received_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`,
+      );
     },
     inFlight(limit) {
-      const rows = db
-        .prepare(`SELECT * FROM messages WHERE status IN ('queued','delivering','deferred','releasing') ORDER BY received_at, id LIMIT ?`)
-        .all(limit);
-      return (rows as unknown as Row[]).map(toRecord);
+      return records(q`SELECT * FROM messages WHERE status IN ('queued','delivering','deferred','releasing') ORDER BY received_at, id LIMIT ${limit}`);
     },
-    countByStatus() {
-      const rows = db.prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as { status: string; n: number }[];
+    async countByStatus() {
+      const rows = await sql.all<{ status: string; n: number }>(q`SELECT status, COUNT(*) AS n FROM messages GROUP BY status`);
       return Object.fromEntries(rows.map((r) => [r.status, r.n]));
     },
-    addEvent(id, kind, detail) {
-      addEvent.run(id, now(), kind, detail);
+    async addEvent(id, kind, detail) {
+      await sql.run(q`INSERT INTO message_events (message_id, at, kind, detail) VALUES (${id}, ${now()}, ${kind}, ${detail})`);
     },
     events(id) {
-      return getEvents.all(id) as unknown as MessageEvent[];
+      return sql.all<MessageEvent>(q`SELECT at, kind, detail FROM message_events WHERE message_id = ${id} ORDER BY seq`);
     },
-    recordDelivery(id, recipient, outcome, reply) {
-      upsertDelivery.run(id, recipient, outcome, reply, now());
+    async recordDelivery(id, recipient, outcome, reply) {
+      await sql.run(q`INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (${id}, ${recipient}, ${outcome}, ${reply}, ${now()})
+        ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
+        WHERE deliveries.outcome <> 'delivered'`);
     },
     deliveries(id) {
-      return getDeliveries.all(id) as unknown as DeliveryRecord[];
+      return sql.all<DeliveryRecord>(q`SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ${id} ORDER BY recipient`);
     },
-    recordRefusal(r) {
-      insertRefusal.run(r.at, r.clientIp, r.helo, r.mailFrom, r.recipient, r.stage, r.reply);
+    async recordRefusal(r) {
+      await sql.run(q`INSERT INTO smtp_refusals (at, client_ip, helo, mail_from, recipient, stage, reply)
+        VALUES (${r.at}, ${r.clientIp}, ${r.helo}, ${r.mailFrom}, ${r.recipient}, ${r.stage}, ${r.reply})`);
     },
     refusals({ limit, offset = 0 }) {
-      return getRefusals.all(limit, offset) as unknown as SmtpRefusalRecord[];
+      return sql.all<SmtpRefusalRecord>(q`SELECT at, client_ip AS "clientIp", helo, mail_from AS "mailFrom", recipient, stage, reply
+        FROM smtp_refusals ORDER BY seq DESC LIMIT ${limit} OFFSET ${offset}`);
     },
     close() {
-      db.close();
+      return sql.close();
     },
   };
 }

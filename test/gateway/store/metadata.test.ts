@@ -1,0 +1,147 @@
+// The MetadataStore contract, run against both adapters (node:sqlite and PostgreSQL): the same
+// calls must give the same answers, the compare-and-set must hold under concurrency, and the
+// console's searches must keep their tenant scope on either database.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScanReport } from '../../../scanners/types.ts';
+import { openMetadataStore, type MetadataStore } from '../../../gateway/store/metadata.ts';
+import { DIALECTS, openTestSql } from '../../support/databases.ts';
+
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2026, 10, 24, 10, 0, 0);
+
+const report = (o: { score?: number; viruses?: string[] }): ScanReport => ({
+  virus: o.viruses ? { status: 'infected', viruses: o.viruses } : { status: 'clean' },
+  spam: o.score === undefined ? { status: 'skipped', reason: 'test' } : { status: 'scored', score: o.score, threshold: 5, rules: [] },
+});
+
+describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
+  let db: Awaited<ReturnType<typeof openTestSql>>;
+  let store: MetadataStore;
+  let clock = T0;
+
+  async function receive(id: string, rcptTo: string[], o: { at?: number; from?: string; ip?: string } = {}) {
+    await store.recordReceived({ id, receivedAt: o.at ?? T0, clientIp: o.ip ?? '192.0.2.1', helo: 'mx.sender.test', mailFrom: o.from ?? 'bob@sender.test', rcptTo, size: 100 });
+  }
+
+  beforeAll(async () => {
+    db = await openTestSql(dialect);
+    store = openMetadataStore(db.sql, () => clock++);
+    // Two tenants, spam and a virus, one message split over both domains.
+    await receive('m1', ['alice@a.test'], { at: T0 });
+    await store.recordVerdict('m1', { verdict: 'spam', reason: 'score 7.5', report: report({ score: 7.5 }), subject: 'Cheap Pills' });
+    await receive('m2', ['Carol@B.test'], { at: T0 + HOUR, from: 'eve@evil.test', ip: '198.51.100.7' });
+    await store.recordVerdict('m2', { verdict: 'virus', reason: 'Eicar', report: report({ viruses: ['Eicar-Signature', 'Other.Virus'] }), subject: 'invoice' });
+    await store.transition('m2', ['queued'], 'quarantined');
+    await receive('m3', ['alice@a.test', 'dave@b.test'], { at: T0 + 2 * HOUR, from: 'eve@evil.test' });
+    await store.recordVerdict('m3', { verdict: 'spam', reason: 'score 12', report: report({ score: 12 }), subject: '100% off_sale' });
+    await store.recordRefusal({ at: T0 + 30 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: 'x@bad.test', recipient: 'alice@a.test', stage: 'rcpt', reply: '554 5.7.1 blocked using zen' });
+    await store.recordRefusal({ at: T0 + 40 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 4.7.0 too many' });
+  });
+  afterAll(() => db.close());
+
+  it('records a message once and reads it back whole', async () => {
+    await receive('m1', ['someone@else.test']); // a second insert of the same id is ignored
+    const m = await store.get('m1');
+    expect(m).toMatchObject({ id: 'm1', receivedAt: T0, rcptTo: ['alice@a.test'], status: 'queued', verdict: 'spam', subject: 'Cheap Pills' });
+    expect(m?.report?.spam).toEqual({ status: 'scored', score: 7.5, threshold: 5, rules: [] });
+    expect(await store.get('nope')).toBeUndefined();
+  });
+
+  it('transition is a compare-and-set that exactly one of many concurrent callers wins', async () => {
+    await receive('cas', ['alice@a.test']);
+    await store.transition('cas', ['queued'], 'quarantined');
+    const wins = await Promise.all(Array.from({ length: 8 }, () => store.transition('cas', ['quarantined'], 'releasing', '250 ok')));
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    expect(await store.transition('cas', ['quarantined'], 'deleted')).toBe(false);
+    expect(await store.get('cas')).toMatchObject({ status: 'releasing', lastReply: '250 ok' });
+    expect(await store.transition('cas', [], 'deleted')).toBe(false);
+  });
+
+  it('keeps events in order and never overwrites a delivered recipient', async () => {
+    await store.addEvent('m1', 'scanned', 'spam 7.5');
+    await store.addEvent('m1', 'tagged', '{Spam?}');
+    expect((await store.events('m1')).map((e) => e.kind)).toEqual(['scanned', 'tagged']);
+    await store.recordDelivery('m1', 'alice@a.test', 'deferred', '451 try later');
+    await store.recordDelivery('m1', 'alice@a.test', 'delivered', '250 ok');
+    await store.recordDelivery('m1', 'alice@a.test', 'failed', '550 late failure');
+    expect(await store.deliveries('m1')).toEqual([expect.objectContaining({ recipient: 'alice@a.test', outcome: 'delivered', reply: '250 ok' })]);
+  });
+
+  it('lists, counts and finds the messages still in flight', async () => {
+    expect((await store.list({ limit: 10 })).map((m) => m.id).slice(0, 3)).toEqual(['m3', 'm2', 'm1']);
+    expect((await store.list({ status: 'quarantined', limit: 10 })).map((m) => m.id)).toEqual(['m2']);
+    expect((await store.inFlight(10)).map((m) => m.id)).toContain('m1');
+    expect(await store.countByStatus()).toMatchObject({ queued: 2, quarantined: 1, releasing: 1 });
+    await store.setRecipients('m3', ['alice@a.test']);
+    expect((await store.get('m3'))?.rcptTo).toEqual(['alice@a.test']);
+    await store.setRecipients('m3', ['alice@a.test', 'dave@b.test']);
+  });
+
+  it('searches only within a tenant scope, with filters and paging', async () => {
+    const a = { domains: ['a.test'], addresses: [] };
+    const b = { domains: ['b.test'], addresses: [] };
+    const ids = async (s: Parameters<MetadataStore['searchMessages']>[0]) => (await store.searchMessages(s)).rows.map((m) => m.id);
+    expect(await ids({ scope: b, limit: 10 })).toEqual(['m3', 'm2']); // Carol@B.test matches b.test case-insensitively
+    expect(await ids({ scope: { domains: [], addresses: ['carol@b.test'] }, limit: 10 })).toEqual(['m2']);
+    expect(await ids({ scope: { domains: [], addresses: [] }, limit: 10 })).toEqual([]);
+    expect(await ids({ scope: a, verdict: 'spam', limit: 10 })).toEqual(['m3', 'm1']);
+    expect(await ids({ scope: a, minScore: 10, limit: 10 })).toEqual(['m3']);
+    expect(await ids({ scope: a, maxScore: 10, verdict: 'spam', limit: 10 })).toEqual(['m1']);
+    expect(await ids({ scope: { all: true }, sender: 'EVE@', limit: 10 })).toEqual(['m3', 'm2']);
+    expect(await ids({ scope: { all: true }, q: '100%', limit: 10 })).toEqual(['m3']); // % is literal, not a wildcard
+    expect(await ids({ scope: { all: true }, q: 'off_s', limit: 10 })).toEqual(['m3']);
+    expect(await ids({ scope: { all: true }, domain: 'B.TEST', limit: 10 })).toEqual(['m3', 'm2']);
+    expect(await ids({ scope: { all: true }, recipient: 'dave', limit: 10 })).toEqual(['m3']);
+    expect(await ids({ scope: { all: true }, clientIp: '198.51.100.', limit: 10 })).toEqual(['m2']);
+    expect(await ids({ scope: { all: true }, statuses: ['quarantined'], limit: 10 })).toEqual(['m2']);
+    expect(await ids({ scope: { all: true }, from: T0 + HOUR, to: T0 + 2 * HOUR, limit: 10 })).toEqual(['m2']);
+    const page = await store.searchMessages({ scope: a, limit: 1, offset: 1 });
+    expect(page.total).toBe(3);
+    expect(page.rows.map((m) => m.id)).toEqual(['m1']);
+  });
+
+  it('merges refusals into the message log, scoped by their recipient', async () => {
+    const all = await store.searchLog({ scope: { all: true }, limit: 20 });
+    const refusals = all.rows.filter((r) => r.kind === 'refusal');
+    expect(refusals.map((r) => r.detail)).toEqual(['421 4.7.0 too many', '554 5.7.1 blocked using zen']);
+    expect(refusals[1]).toMatchObject({ recipients: ['alice@a.test'], status: 'refused', stage: 'rcpt', clientIp: '203.0.113.9' });
+    expect(refusals[0]?.recipients).toEqual([]);
+    const a = await store.searchLog({ scope: { domains: ['a.test'], addresses: [] }, limit: 20 });
+    expect(a.rows.filter((r) => r.kind === 'refusal').map((r) => r.stage)).toEqual(['rcpt']); // the connect refusal has no recipient
+    const b = await store.searchLog({ scope: { domains: ['b.test'], addresses: [] }, status: 'refused', limit: 20 });
+    expect(b.total).toBe(0);
+    const byId = await store.searchLog({ scope: { all: true }, id: refusals[1]!.id, limit: 5 });
+    expect(byId.rows.map((r) => r.detail)).toEqual(['554 5.7.1 blocked using zen']);
+    const found = await store.searchLog({ scope: { all: true }, q: 'zen', limit: 5 });
+    expect(found.rows).toHaveLength(1);
+  });
+
+  it('counts for the dashboard: per hour, top senders, top viruses, statuses', async () => {
+    const a = { domains: ['a.test'], addresses: [] };
+    const hours = await store.hourlyCounts(a, T0);
+    expect(hours).toEqual(
+      expect.arrayContaining([
+        { hour: T0, category: 'spam', n: 1 },
+        { hour: T0, category: 'refused', n: 1 },
+        { hour: T0 + 2 * HOUR, category: 'spam', n: 1 },
+      ]),
+    );
+    expect(hours.some((h) => h.category === 'virus')).toBe(false); // m2 is b.test's
+    expect(await store.topSenders({ all: true }, { since: T0, verdicts: ['spam', 'virus'], limit: 5 })).toEqual([
+      { sender: 'eve@evil.test', n: 2 },
+      { sender: 'bob@sender.test', n: 1 },
+    ]);
+    expect(await store.topSenders({ all: true }, { since: T0, verdicts: [], limit: 5 })).toEqual([]);
+    expect(await store.topViruses({ all: true }, { since: T0, limit: 5 })).toEqual([
+      { name: 'Eicar-Signature', n: 1 },
+      { name: 'Other.Virus', n: 1 },
+    ]);
+    expect(await store.topViruses(a, { since: T0, limit: 5 })).toEqual([]);
+    expect(await store.statusCounts({ domains: ['b.test'], addresses: [] })).toEqual({ quarantined: 1, queued: 1 });
+  });
+
+  it('keeps the SMTP refusals apart, newest first', async () => {
+    const r = await store.refusals({ limit: 1 });
+    expect(r).toEqual([{ at: T0 + 40 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 4.7.0 too many' }]);
+  });
+});
