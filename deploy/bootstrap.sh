@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 packages="redis-server clamav-daemon spamassassin spamd swaks"
 if [ "${1:-}" = "--test" ]; then
-  packages="$packages chromium"
+  # chromium: the console's browser tests; postgresql: the PostgreSQL adapters and the cluster
+  # test (a private cluster is started by the test run; Debian's own service is never used).
+  packages="$packages chromium postgresql"
 fi
 
 missing=""

@@ -8,7 +8,9 @@ import { loadConfig, ConfigError } from './config/load.ts';
 import { attachedEndpoints, type Endpoints } from './endpoints.ts';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './log.ts';
-import { deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
+import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
+import { describeTarget, openSql } from './store/sql.ts';
+import { DatabaseError, migrate, migrationStatus } from './store/migrations.ts';
 import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
 import { testDownstream } from './delivery/smtp-test.ts';
 import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
@@ -21,6 +23,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   start                      run everything on this machine (engines, SMTP, workers, demo mailbox)
   smtp | worker | console    run one role (engines must already be running)
   check-config [FILE]        validate a config file and print the effective settings
+  migrate [--status]         bring the database schema up to date (PostgreSQL: once, before the roles start)
   queue list [--limit N] | counts | show ID | retry ID | bounce ID | delete ID
   test-downstream DOMAIN     an SMTP conversation (no message) with each next hop of DOMAIN
   quarantine list [--limit N]
@@ -48,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       limit: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      status: { type: 'boolean' },
       role: { type: 'string' },
       domains: { type: 'string' },
       addresses: { type: 'string' },
@@ -59,6 +63,7 @@ async function main(argv: string[]): Promise<number> {
     return command ? 0 : 1;
   }
   if (command === 'check-config') return checkConfig(sub ?? findConfigFile(values.config));
+  if (command === 'migrate') return migrateCommand(loadConfig(findConfigFile(values.config)), values.status === true);
   const config = loadConfig(findConfigFile(values.config));
   const logger = createLogger({ level: config.log.level });
   switch (command) {
@@ -84,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
           }
         } finally {
           await queue.close();
-          stores.store.close();
+          await stores.store.close();
         }
       });
     case 'test-downstream':
@@ -95,6 +100,27 @@ async function main(argv: string[]): Promise<number> {
       return quarantineCommand(config, sub, arg, Number(values.limit ?? 50));
     default:
       throw new UsageError(`unknown command: ${command}\n${USAGE}`);
+  }
+}
+
+/** `mailmoat migrate`: applies pending schema migrations (or, with --status, lists them). */
+async function migrateCommand(config: Config, statusOnly: boolean): Promise<number> {
+  const target = databaseTarget(config);
+  const sql = await openSql(target);
+  try {
+    if (statusOnly) {
+      const { applied, pending } = await migrationStatus(sql);
+      console.log(`${describeTarget(target)}: ${applied.length} applied${applied.length ? ` (${applied.join(', ')})` : ''}, ${pending.length} pending${pending.length ? ` (${pending.join(', ')})` : ''}`);
+      return pending.length ? 2 : 0;
+    }
+    const applied = await migrate(sql);
+    console.log(`${describeTarget(target)}: ${applied.length ? `applied ${applied.join(', ')}` : 'already up to date'}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof DatabaseError) throw err;
+    throw new DatabaseError(`cannot migrate ${describeTarget(target)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  } finally {
+    await sql.close();
   }
 }
 
@@ -129,7 +155,7 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: C
       endpoints = attachedEndpoints(config);
     }
     const stores = await openStores(config);
-    cleanups.push(async () => stores.store.close());
+    cleanups.push(() => stores.store.close());
     const queue = openQueue(config, endpoints.redis);
     cleanups.push(() => queue.close());
     if (role === 'start' && config.demo) {
@@ -210,15 +236,15 @@ async function queueCommand(config: Config, sub: string | undefined, id: string 
       return 0;
     }
     if (sub === 'counts') {
-      console.log(JSON.stringify({ messages: stores.store.countByStatus(), jobs: await queue.counts() }, null, 2));
+      console.log(JSON.stringify({ messages: await stores.store.countByStatus(), jobs: await queue.counts() }, null, 2));
       return 0;
     }
     if (!id) throw new UsageError(`queue ${sub ?? ''}: missing message id\n${USAGE}`);
-    const record = stores.store.get(id);
+    const record = await stores.store.get(id);
     if (!record) throw new UsageError(`no message with id ${id}`);
     if (sub === 'show') {
       const entry = await queueEntry(deps, record);
-      console.log(JSON.stringify({ ...entry, events: stores.store.events(id), deliveries: stores.store.deliveries(id) }, null, 2));
+      console.log(JSON.stringify({ ...entry, events: await stores.store.events(id), deliveries: await stores.store.deliveries(id) }, null, 2));
       return 0;
     }
     const ops = { retry: () => retryNow(deps, id), bounce: () => bounceMessage(deps, id, by), delete: () => deleteQueued(deps, id, by) };
@@ -230,7 +256,7 @@ async function queueCommand(config: Config, sub: string | undefined, id: string 
     return 0;
   } finally {
     await queue.close();
-    stores.store.close();
+    await stores.store.close();
   }
 }
 
@@ -238,7 +264,7 @@ async function quarantineCommand(config: Config, sub: string | undefined, id: st
   const stores = await openStores(config);
   try {
     if (sub === 'list') {
-      const rows = listQuarantine(stores.store, { limit });
+      const rows = await listQuarantine(stores.store, { limit });
       if (rows.length === 0) console.log('quarantine is empty');
       for (const r of rows) {
         console.log([r.id, new Date(r.receivedAt).toISOString(), r.verdict, r.mailFrom || '<>', r.rcptTo.join(','), JSON.stringify(r.subject ?? ''), r.reason].join('\t'));
@@ -246,10 +272,10 @@ async function quarantineCommand(config: Config, sub: string | undefined, id: st
       return 0;
     }
     if (!id) throw new UsageError(`quarantine ${sub ?? ''}: missing message id\n${USAGE}`);
-    const record = stores.store.get(id);
+    const record = await stores.store.get(id);
     if (!record) throw new UsageError(`no message with id ${id}`);
     if (sub === 'show') {
-      console.log(JSON.stringify({ ...record, events: stores.store.events(id), deliveries: stores.store.deliveries(id) }, null, 2));
+      console.log(JSON.stringify({ ...record, events: await stores.store.events(id), deliveries: await stores.store.deliveries(id) }, null, 2));
       return 0;
     }
     if (sub === 'release') {
@@ -265,14 +291,14 @@ async function quarantineCommand(config: Config, sub: string | undefined, id: st
     }
     throw new UsageError(`unknown quarantine command: ${sub}\n${USAGE}`);
   } finally {
-    stores.store.close();
+    await stores.store.close();
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError) console.error(`mailmoat: ${err.message}`);
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError || err instanceof DatabaseError) console.error(`mailmoat: ${err.message}`);
     else console.error('mailmoat: fatal:', err);
     process.exit(1);
   },

@@ -20,9 +20,22 @@ const MANAGED_SPAMD_PORT = 7830;
 export const managedEngineDir = (config: Config, name: 'redis' | 'clamd' | 'spamd'): string =>
   path.join(config.dataDir, 'engines', name);
 
+/** The Redis the config names (url, url + cluster, sentinel or socket); undefined: a managed one. */
 export function configuredRedis(config: Config): RedisTarget | undefined {
-  if (config.redis.url) return { url: config.redis.url };
-  if (config.redis.socket) return { socketPath: config.redis.socket };
+  const r = config.redis;
+  if (r.url) return r.cluster ? { url: r.url, cluster: true } : { url: r.url };
+  if (r.sentinel) {
+    const { name, sentinels, password, sentinelPassword } = r.sentinel;
+    return {
+      sentinel: {
+        name,
+        sentinels: sentinels.map(({ host, port }) => ({ host, port })),
+        ...(password !== undefined ? { password } : {}),
+        ...(sentinelPassword !== undefined ? { sentinelPassword } : {}),
+      },
+    };
+  }
+  if (r.socket) return { socketPath: r.socket };
   return undefined;
 }
 

@@ -57,8 +57,8 @@ export function notAMessage(raw: Buffer, maxBytes: number): string | undefined {
 
 export async function learnMessage(deps: LearnDeps, raw: Buffer, req: LearnRequest): Promise<LearnResult> {
   const sha256 = createHash('sha256').update(raw).digest('hex');
-  const finish = (outcome: LearnOutcome, detail: string): LearnResult => {
-    deps.log.record({
+  const finish = async (outcome: LearnOutcome, detail: string): Promise<LearnResult> => {
+    await deps.log.record({
       actor: req.actor,
       source: req.source,
       messageId: req.messageId ?? null,
@@ -73,7 +73,7 @@ export async function learnMessage(deps: LearnDeps, raw: Buffer, req: LearnReque
   };
   const problem = notAMessage(raw, req.maxBytes);
   if (problem) return finish('refused', `not learned: ${problem}`);
-  if (deps.log.learnedBefore(sha256, req.as)) return finish('already-learned', `already learned as ${req.as} earlier; nothing to do`);
+  if (await deps.log.learnedBefore(sha256, req.as)) return finish('already-learned', `already learned as ${req.as} earlier; nothing to do`);
   try {
     const r = await deps.spamd.tell(raw, { messageClass: req.as, set: ['local'] });
     if (!r.didSet.includes('local')) {

@@ -12,7 +12,7 @@ import { RELEASE_EVENT } from './delivery/deliver.ts';
 
 export type QuarantineDeps = CoreDeps;
 
-export function listQuarantine(store: MetadataStore, o: { limit: number; offset?: number }): MessageRecord[] {
+export function listQuarantine(store: MetadataStore, o: { limit: number; offset?: number }): Promise<MessageRecord[]> {
   return store.list({ status: 'quarantined', limit: o.limit, offset: o.offset });
 }
 
@@ -24,9 +24,9 @@ export type ReleaseResult = { ok: true } | { ok: false; reason: string };
 
 export async function releaseMessage(deps: QuarantineDeps, id: string, by: string): Promise<ReleaseResult> {
   const { store, spool, quarantine, queue, config, logger } = deps;
-  const record = store.get(id);
+  const record = await store.get(id);
   if (!record) return { ok: false, reason: 'no such message' };
-  if (!store.transition(id, ['quarantined'], 'releasing')) {
+  if (!(await store.transition(id, ['quarantined'], 'releasing'))) {
     return { ok: false, reason: `not in quarantine (status: ${record.status})` };
   }
   const envelope = {
@@ -52,10 +52,10 @@ export async function releaseMessage(deps: QuarantineDeps, id: string, by: strin
         subjectTag: null,
       });
     });
-    store.addEvent(id, RELEASE_EVENT, `released by ${by}`);
+    await store.addEvent(id, RELEASE_EVENT, `released by ${by}`);
     await queue.enqueue('deliver', id, { jobId: `${id}-release` });
   } catch (err) {
-    store.transition(id, ['releasing'], 'quarantined');
+    await store.transition(id, ['releasing'], 'quarantined');
     await spool.remove(id);
     logger.error({ id, err }, 'release failed');
     return { ok: false, reason: `release failed: ${(err as Error).message}` };
@@ -73,12 +73,12 @@ export type DeleteResult = { ok: true } | { ok: false; reason: string };
  */
 export async function deleteMessage(deps: Pick<QuarantineDeps, 'store' | 'quarantine' | 'logger'>, id: string, by: string): Promise<DeleteResult> {
   const { store, quarantine, logger } = deps;
-  const record = store.get(id);
+  const record = await store.get(id);
   if (!record) return { ok: false, reason: 'no such message' };
-  if (!store.transition(id, ['quarantined'], 'deleted')) {
+  if (!(await store.transition(id, ['quarantined'], 'deleted'))) {
     return { ok: false, reason: `not in quarantine (status: ${record.status})` };
   }
-  store.addEvent(id, 'deleted', `deleted by ${by}`);
+  await store.addEvent(id, 'deleted', `deleted by ${by}`);
   try {
     await quarantine.delete(id);
   } catch (err) {

@@ -11,8 +11,8 @@ import type { Logger } from './log.ts';
 import { Spool } from './spool/spool.ts';
 import { fileBlobStore, sqlBlobStore } from './store/blobs.ts';
 import { openMetadataStore } from './store/metadata.ts';
-import { openSql, type DatabaseTarget } from './store/sql.ts';
-import { prepareSchema } from './store/migrations.ts';
+import { describeTarget, openSql, type DatabaseTarget } from './store/sql.ts';
+import { DatabaseError, prepareSchema } from './store/migrations.ts';
 import { sqlSpoolReplica } from './spool/replica.ts';
 import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
@@ -59,12 +59,14 @@ export function databaseTarget(config: Config): DatabaseTarget {
  * message copied there before its 250 (the local spool is then a working copy; gateway/spool/).
  */
 export async function openStores(config: Config): Promise<Stores> {
-  const sql = await openSql(databaseTarget(config));
+  const target = databaseTarget(config);
+  const sql = await openSql(target);
   try {
     await prepareSchema(sql);
   } catch (err) {
     await sql.close();
-    throw err;
+    if (err instanceof DatabaseError) throw err;
+    throw new DatabaseError(`cannot use the database ${describeTarget(target)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const shared = sql.dialect === 'postgres';
   const spool = new Spool(path.join(config.dataDir, 'spool'), shared ? { replica: sqlSpoolReplica(sql) } : {});
@@ -204,8 +206,10 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const workers = startWorkers(
     endpoints.redis,
     {
-      scan: (job) => handleScanJob(scanDeps, job),
-      deliver: (job) => handleDeliverJob(delivery, job),
+      // A node's copy of a message is only a working copy when the spool is shared (several
+      // machines): the next job of this message may run on another node.
+      scan: (job) => handleScanJob(scanDeps, job).finally(() => stores.spool.evictLocal(job.messageId)),
+      deliver: (job) => handleDeliverJob(delivery, job).finally(() => stores.spool.evictLocal(job.messageId)),
     },
     {
       prefix: config.redis.prefix,

@@ -69,7 +69,7 @@ export interface Ctx {
   deps: ConsoleDeps;
   /** Renders a page with the layout, the user, a fresh CSRF token and pending flash messages. */
   render(req: FastifyRequest, reply: FastifyReply, view: string, data?: Record<string, unknown>, status?: number): FastifyReply;
-  audit(req: FastifyRequest, e: { action: string; messageId?: string | null; target?: string | null; outcome?: AuditOutcome; detail?: string }): void;
+  audit(req: FastifyRequest, e: { action: string; messageId?: string | null; target?: string | null; outcome?: AuditOutcome; detail?: string }): Promise<void>;
   flash(req: FastifyRequest, kind: 'ok' | 'error', text: string): void;
   /** A 404 page; the same whether the thing does not exist or belongs to another tenant. */
   notFound(req: FastifyRequest, reply: FastifyReply): FastifyReply;
@@ -168,8 +168,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
   app.addHook('onRequest', async (req) => {
     const sid = req.session.get('sid');
     if (!sid) return;
-    const session = deps.accounts.getSession(sid);
-    const account = session && deps.accounts.get(session.accountId);
+    const session = await deps.accounts.getSession(sid);
+    const account = session && (await deps.accounts.get(session.accountId));
     if (!session || !account || account.disabled) {
       req.session.set('sid', undefined);
       return;
@@ -203,7 +203,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
       return reply.code(status).type('text/html; charset=utf-8').send(html);
     },
     audit(req, e) {
-      deps.audit.record({
+      return deps.audit.record({
         actor: req.user?.account.username ?? '-',
         action: e.action,
         messageId: e.messageId ?? null,
@@ -225,9 +225,9 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     },
   };
 
-  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+  app.setErrorHandler(async (err: Error & { code?: string; statusCode?: number }, req, reply) => {
     if (err.code === 'FST_CSRF_INVALID_TOKEN' || err.code === 'FST_CSRF_MISSING_SECRET') {
-      ctx.audit(req, { action: 'csrf', outcome: 'denied', target: `${req.method} ${req.url.split('?')[0]}`, detail: err.code });
+      await ctx.audit(req, { action: 'csrf', outcome: 'denied', target: `${req.method} ${req.url.split('?')[0]}`, detail: err.code });
       return ctx.render(req, reply, 'error', {
         title: 'Form expired',
         message: 'This form was not sent from a current console page (its security token is missing or out of date). Go back, reload the page and try again.',
@@ -262,7 +262,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     scoped.addHook('onRequest', async (req, reply) => {
       if (req.user) return;
       if (req.method === 'GET') return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
-      ctx.audit(req, { action: 'anonymous-post', outcome: 'denied', target: req.url.split('?')[0] });
+      await ctx.audit(req, { action: 'anonymous-post', outcome: 'denied', target: req.url.split('?')[0] });
       return ctx.render(req, reply, 'error', { title: 'Logged out', message: 'Your session has ended. Log in again.' }, 401);
     });
     scoped.get('/', async (req, reply) => reply.redirect(ctx.user(req).account.role === 'user' ? '/quarantine' : '/dashboard', 303));

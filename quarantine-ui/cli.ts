@@ -4,10 +4,11 @@
 import type { Config } from '../gateway/config/schema.ts';
 import { hashPassword, randomPassword } from '../gateway/passwords.ts';
 import { ROLES, USERNAME, type Role } from '../gateway/store/accounts.ts';
-import path from 'node:path';
 import { openAccountStore } from '../gateway/store/accounts.ts';
 import { openAuditStore } from '../gateway/store/audit.ts';
-import { openDatabase } from '../gateway/store/sqlite.ts';
+import { prepareSchema } from '../gateway/store/migrations.ts';
+import { openSql } from '../gateway/store/sql.ts';
+import { databaseTarget } from '../gateway/roles.ts';
 import type { RunningConsole } from './server.ts';
 
 type WithConsole = <T>(fn: (c: RunningConsole) => Promise<T>) => Promise<T>;
@@ -27,13 +28,15 @@ export async function digestCommand(sub: string | undefined, withConsole: WithCo
 
 /** Console accounts, straight on the database: no engine has to run for these. */
 export async function userCommand(sub: string | undefined, name: string | undefined, options: Record<string, string | boolean | undefined>, config: Config): Promise<number> {
-  const db = openDatabase(path.join(config.dataDir, 'mailmoat.sqlite'));
+  // The same database and schema rules as the roles (gateway/roles.ts openStores).
+  const sql = await openSql(databaseTarget(config));
   try {
-    const accounts = openAccountStore(db);
-    const audit = openAuditStore(db);
+    await prepareSchema(sql);
+    const accounts = openAccountStore(sql);
+    const audit = openAuditStore(sql);
     const actor = `cli:${process.env.USER ?? 'root'}`;
     if (sub === 'list') {
-      for (const a of accounts.list()) console.log([a.username, a.role, [...a.domains, ...a.addresses].join(','), a.disabled ? 'disabled' : ''].join('\t'));
+      for (const a of await accounts.list()) console.log([a.username, a.role, [...a.domains, ...a.addresses].join(','), a.disabled ? 'disabled' : ''].join('\t'));
       return 0;
     }
     if (!name) throw new CliError(`user ${sub ?? ''}: missing user name`);
@@ -47,25 +50,25 @@ export async function userCommand(sub: string | undefined, name: string | undefi
       for (const d of [...domains, ...addresses.map((x) => x.slice(x.lastIndexOf('@') + 1))]) {
         if (!hosted.includes(d)) throw new CliError(`${d} is not a hosted domain`);
       }
-      if (accounts.byName(name)) throw new CliError(`${name} exists already`);
+      if (await accounts.byName(name)) throw new CliError(`${name} exists already`);
       const password = randomPassword();
-      accounts.create({ username: name, role, domains, addresses, passwordHash: await hashPassword(password) });
-      audit.record({ actor, action: 'user-create', messageId: null, target: name, ip: '-', outcome: 'ok', detail: role });
+      await accounts.create({ username: name, role, domains, addresses, passwordHash: await hashPassword(password) });
+      await audit.record({ actor, action: 'user-create', messageId: null, target: name, ip: '-', outcome: 'ok', detail: role });
       console.log(`created ${name} (${role}); password: ${password}`);
       return 0;
     }
     if (sub === 'passwd') {
-      const account = accounts.byName(name);
+      const account = await accounts.byName(name);
       if (!account) throw new CliError(`no console user ${name}`);
       const password = randomPassword();
-      accounts.setPasswordHash(account.id, await hashPassword(password));
-      accounts.clearLoginFailures(account.username);
-      audit.record({ actor, action: 'user-reset-password', messageId: null, target: name, ip: '-', outcome: 'ok', detail: '' });
+      await accounts.setPasswordHash(account.id, await hashPassword(password));
+      await accounts.clearLoginFailures(account.username);
+      await audit.record({ actor, action: 'user-reset-password', messageId: null, target: name, ip: '-', outcome: 'ok', detail: '' });
       console.log(`new password for ${name}: ${password}`);
       return 0;
     }
     throw new CliError(`unknown user command: ${sub}`);
   } finally {
-    db.close();
+    await sql.close();
   }
 }

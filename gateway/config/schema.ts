@@ -88,17 +88,69 @@ function checkEndpoint(e: EngineEndpoint, ctx: z.RefinementCtx): void {
   }
 }
 
+/**
+ * The hash tag of a Redis key prefix: Redis Cluster hashes only the part between the first "{"
+ * and the next "}" when that part is not empty. undefined: no hash tag.
+ */
+export function hashTag(prefix: string): string | undefined {
+  const open = prefix.indexOf('{');
+  if (open < 0) return undefined;
+  const close = prefix.indexOf('}', open + 1);
+  return close > open + 1 ? prefix.slice(open + 1, close) : undefined;
+}
+
+const redisSentinel = z
+  .object({
+    /** The master group name, as in the Sentinels' `sentinel monitor <name> <ip> <port> <quorum>`. */
+    name: z.string().min(1),
+    /** The Sentinels to ask for the current master: list them all (one that answers is enough). */
+    sentinels: z.array(z.object({ host: z.string().min(1), port }).strict()).min(1),
+    /** Password of the Redis master and its replicas (their requirepass). */
+    password: z.string().optional(),
+    /** Password of the Sentinels themselves, if they have one. */
+    sentinelPassword: z.string().optional(),
+  })
+  .strict();
+
+/**
+ * Where the queues live. None of url, socket and sentinel: mailmoat runs its own Redis (one
+ * machine). Several machines share one Redis: `url`, or `sentinel` for a Sentinel-managed
+ * master, or `url` + `cluster: true` for a Redis Cluster. Whatever it is, it must run with
+ * `maxmemory-policy noeviction` (checked at start: an evicted job is a lost message).
+ */
 const redis = z
   .object({
-    /** redis://… or rediss://… of a shared Redis; without it mailmoat runs its own (managed). */
+    /** redis://… or rediss://… of a shared Redis (with cluster: true, any one node of the cluster). */
     url: z.string().url().optional(),
     /** Unix socket of a local Redis that is not managed by mailmoat. */
     socket: z.string().optional(),
-    /** Key prefix of all queues. In a Redis Cluster use a hash tag, e.g. "{mailmoat}". */
-    prefix: z.string().default('mailmoat'),
+    /** A Redis master found through Sentinel (it follows a failover). */
+    sentinel: redisSentinel.optional(),
+    /**
+     * true: `url` is one node of a Redis Cluster; the others are discovered from it. Needs a
+     * prefix with a hash tag, e.g. "{mailmoat}", so that every mailmoat key lands in one slot.
+     */
+    cluster: z.boolean().default(false),
+    /**
+     * Prefix of every key mailmoat creates (queues, inline verdicts). Several gateways on one
+     * Redis need different prefixes. A Redis Cluster needs a hash tag: "{mailmoat}".
+     */
+    prefix: z.string().min(1).default('mailmoat'),
   })
   .strict()
-  .refine((r) => !(r.url && r.socket), { message: 'set url or socket, not both' });
+  .superRefine((r, ctx) => {
+    const ways = (['url', 'socket', 'sentinel'] as const).filter((k) => r[k] !== undefined);
+    if (ways.length > 1) {
+      for (const k of ways.slice(1)) ctx.addIssue({ code: 'custom', path: [k], message: `set only one of url, socket or sentinel (${ways.join(' and ')} are set)` });
+    }
+    if (r.cluster) {
+      if (r.url === undefined) ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'cluster: true needs url (any one node of the cluster)' });
+      else if (/^rediss?:\/\/[^/]*\/[1-9]/.test(r.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'a Redis Cluster has only database 0' });
+      if (hashTag(r.prefix) === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['prefix'], message: `a Redis Cluster needs a hash tag in the prefix so that all keys land in one slot, e.g. "{${r.prefix.replace(/[{}]/g, '') || 'mailmoat'}}"` });
+      }
+    }
+  });
 
 /**
  * Where the metadata (message log, quarantine index, lists, accounts) lives. Without a URL: a
@@ -275,6 +327,23 @@ const consoleSection = z
   })
   .strict();
 
+/** Health endpoints for a load balancer (gateway/health.ts): GET /healthz and /readyz. */
+const health = z
+  .object({
+    /**
+     * Where this process answers /healthz and /readyz (plain HTTP, no login: bind it to an
+     * address only the balancer and monitoring reach). Absent: no health endpoints. Each process
+     * on a machine needs a port of its own.
+     */
+    listen: listen.optional(),
+    /**
+     * On shutdown /readyz answers 503 this long before the SMTP listener closes, so that the
+     * balancer stops sending connections first (HAProxy: at least `inter` × `fall`). Only with listen.
+     */
+    drainDelayMs: z.number().int().min(0).default(5_000),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Our name in the SMTP greeting, Received headers and X-Mailmoat headers. */
@@ -287,7 +356,7 @@ export const configSchema = z
       message: 'at least one hosted domain is required',
     }),
     database: database.default({ poolSize: 10 }),
-    redis: redis.default({ prefix: 'mailmoat' }),
+    redis: redis.default({ cluster: false, prefix: 'mailmoat' }),
     clamd: clamd.default({ managed: true, timeoutMs: 60_000 }),
     spamd: spamd.default({ managed: true, enabled: true, timeoutMs: 30_000, maxBytes: 512_000 }),
     spam: spam.default({ threshold: 5, highThreshold: 10, subjectTag: '{Spam?}' }),
@@ -306,6 +375,8 @@ export const configSchema = z
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
     /** The quarantine web console (quarantine-ui/). */
     console: consoleSection.default(consoleSection.parse({})),
+    /** Health endpoints for a load balancer (gateway/health.ts). */
+    health: health.default({ drainDelayMs: 5_000 }),
     /** Content policy, rules, URL checks, authentication, inline verdicts, MIME bounds (gateway/config/policy.ts). */
     ...contentPolicyKeys,
     demo: demo.optional(),

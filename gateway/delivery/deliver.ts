@@ -55,31 +55,31 @@ export async function handleDeliverJob(deps: DeliveryDeps, job: JobContext): Pro
     logger.debug({ id }, 'delivery job for a message no longer in the spool: already handled');
     return;
   }
-  const final = new Set(store.deliveries(id).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
+  const final = new Set((await store.deliveries(id)).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
   const pending = envelope.rcptTo.filter((r) => !final.has(r));
   for (const [domain, recipients] of groupBy(pending, domainOf)) {
     for (const r of await deliverToDomain(deps, envelope, domain, recipients)) {
-      store.recordDelivery(id, r.recipient, r.outcome, r.reply);
+      await store.recordDelivery(id, r.recipient, r.outcome, r.reply);
       logger.info({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
   }
-  const deferred = store.deliveries(id).filter((d) => d.outcome === 'deferred');
+  const deferred = (await store.deliveries(id)).filter((d) => d.outcome === 'deferred');
   if (deferred.length > 0) {
     const decision = decideDeferral(
-      { receivedAt: envelope.receivedAt, now: now(), attempt: job.attempt, alreadyWarned: store.events(id).some((e) => e.kind === DELAY_WARNED_EVENT) },
+      { receivedAt: envelope.receivedAt, now: now(), attempt: job.attempt, alreadyWarned: (await store.events(id)).some((e) => e.kind === DELAY_WARNED_EVENT) },
       config.delivery,
     );
     if (decision.action === 'retry' && !job.isLastAttempt) {
-      store.transition(id, ['delivering', 'releasing', 'deferred'], 'deferred', deferred[0].reply);
-      store.addEvent(id, DEFERRED_EVENT, `next attempt ${new Date(now() + decision.delayMs).toISOString()}: ${deferred.length} recipient(s), ${deferred[0].reply}`);
+      await store.transition(id, ['delivering', 'releasing', 'deferred'], 'deferred', deferred[0].reply);
+      await store.addEvent(id, DEFERRED_EVENT, `next attempt ${new Date(now() + decision.delayMs).toISOString()}: ${deferred.length} recipient(s), ${deferred[0].reply}`);
       if (decision.warnSender) {
         await notifySender(deps, envelope, 'delayed', deferred);
-        store.addEvent(id, DELAY_WARNED_EVENT, `delay warning sent to <${envelope.mailFrom}>`);
+        await store.addEvent(id, DELAY_WARNED_EVENT, `delay warning sent to <${envelope.mailFrom}>`);
       }
       throw new RetryLater(`${deferred.length} recipient(s) deferred: ${deferred[0].reply}`, decision.delayMs);
     }
     const reason = decision.action === 'give-up' ? decision.reason : `gave up after ${job.attempt} attempts`;
-    for (const d of deferred) store.recordDelivery(id, d.recipient, 'failed', `${reason}; last reply: ${d.reply}`);
+    for (const d of deferred) await store.recordDelivery(id, d.recipient, 'failed', `${reason}; last reply: ${d.reply}`);
   }
   await finishMessage(deps, id);
 }
@@ -91,17 +91,17 @@ export async function handleDeliverJob(deps: DeliveryDeps, job: JobContext): Pro
 export async function finishMessage(deps: DeliveryDeps, id: string): Promise<void> {
   const { spool, store, keep, logger } = deps;
   const envelope = await spool.readEnvelope(id);
-  const results = store.deliveries(id);
+  const results = await store.deliveries(id);
   const failed = results.filter((d) => d.outcome === 'failed');
   if (failed.length > 0) {
     await keep.put(id, spool.outputPath(id));
     if (envelope) await notifySender(deps, envelope, 'failed', failed);
-    store.transition(id, ['delivering', 'releasing', 'deferred'], 'failed', `${failed[0].recipient}: ${failed[0].reply}`);
-    store.addEvent(id, 'failed', failed.map((f) => `${f.recipient}: ${f.reply}`).join('; '));
+    await store.transition(id, ['delivering', 'releasing', 'deferred'], 'failed', `${failed[0].recipient}: ${failed[0].reply}`);
+    await store.addEvent(id, 'failed', failed.map((f) => `${f.recipient}: ${f.reply}`).join('; '));
   } else {
-    const wasReleased = store.events(id).some((e) => e.kind === RELEASE_EVENT);
-    store.transition(id, ['delivering', 'releasing', 'deferred'], wasReleased ? 'released' : 'delivered', results.at(-1)?.reply);
-    store.addEvent(id, 'delivered', results.map((r) => `${r.recipient}: ${r.reply}`).join('; '));
+    const wasReleased = (await store.events(id)).some((e) => e.kind === RELEASE_EVENT);
+    await store.transition(id, ['delivering', 'releasing', 'deferred'], wasReleased ? 'released' : 'delivered', results.at(-1)?.reply);
+    await store.addEvent(id, 'delivered', results.map((r) => `${r.recipient}: ${r.reply}`).join('; '));
   }
   await spool.remove(id);
   logger.info({ id, delivered: results.length - failed.length, failed: failed.length }, 'message done');
@@ -117,7 +117,7 @@ async function notifySender(deps: DeliveryDeps, envelope: Envelope, kind: 'faile
   });
   if (envelope.mailFrom === '' || recipients.length === 0) return;
   const id = await sendNotification(deps, envelope, kind, recipients.map((r) => ({ ...r, originalRecipient: envelope.dsn?.recipients?.[r.recipient]?.orcpt })));
-  deps.store.addEvent(envelope.id, kind === 'failed' ? 'bounced' : 'delay-notice', `DSN ${id} to <${envelope.mailFrom}> for ${recipients.map((r) => r.recipient).join(', ')}`);
+  await deps.store.addEvent(envelope.id, kind === 'failed' ? 'bounced' : 'delay-notice', `DSN ${id} to <${envelope.mailFrom}> for ${recipients.map((r) => r.recipient).join(', ')}`);
 }
 
 function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {

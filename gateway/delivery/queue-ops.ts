@@ -14,29 +14,29 @@ export interface QueueEntry {
 export type OpResult = { ok: true; detail: string } | { ok: false; reason: string };
 
 /** Which job carries a message now: a scan while queued, else its delivery (or its release's). */
-function jobOf(deps: DeliveryDeps, record: MessageRecord): { queue: QueueName; id: string } {
+async function jobOf(deps: DeliveryDeps, record: MessageRecord): Promise<{ queue: QueueName; id: string }> {
   if (record.status === 'queued') return { queue: 'scan', id: record.id };
-  const released = deps.store.events(record.id).some((e) => e.kind === RELEASE_EVENT);
+  const released = (await deps.store.events(record.id)).some((e) => e.kind === RELEASE_EVENT);
   return { queue: 'deliver', id: released ? `${record.id}-release` : record.id };
 }
 
-function nextAttemptOf(deps: DeliveryDeps, record: MessageRecord): string | null {
+async function nextAttemptOf(deps: DeliveryDeps, record: MessageRecord): Promise<string | null> {
   if (record.status !== 'deferred') return null;
-  const last = deps.store.events(record.id).filter((e) => e.kind === DEFERRED_EVENT).at(-1);
+  const last = (await deps.store.events(record.id)).filter((e) => e.kind === DEFERRED_EVENT).at(-1);
   return last ? (/^next attempt (\S+Z)/.exec(last.detail)?.[1] ?? null) : null;
 }
 
 export async function queueEntry(deps: DeliveryDeps, record: MessageRecord): Promise<QueueEntry> {
-  const job = jobOf(deps, record);
-  return { record, job: { ...job, info: await deps.queue.jobInfo(job.queue, job.id) }, nextAttempt: nextAttemptOf(deps, record) };
+  const job = await jobOf(deps, record);
+  return { record, job: { ...job, info: await deps.queue.jobInfo(job.queue, job.id) }, nextAttempt: await nextAttemptOf(deps, record) };
 }
 
 export async function listQueue(deps: DeliveryDeps, limit: number): Promise<QueueEntry[]> {
-  return Promise.all(deps.store.inFlight(limit).map((r) => queueEntry(deps, r)));
+  return Promise.all((await deps.store.inFlight(limit)).map((r) => queueEntry(deps, r)));
 }
 
-function inQueue(deps: DeliveryDeps, id: string): MessageRecord | OpResult {
-  const record = deps.store.get(id);
+async function inQueue(deps: DeliveryDeps, id: string): Promise<MessageRecord | OpResult> {
+  const record = await deps.store.get(id);
   if (!record) return { ok: false, reason: 'no such message' };
   if (!['queued', 'delivering', 'deferred', 'releasing'].includes(record.status)) {
     return { ok: false, reason: `not in the queue (status: ${record.status})` };
@@ -45,36 +45,36 @@ function inQueue(deps: DeliveryDeps, id: string): MessageRecord | OpResult {
 }
 
 export async function retryNow(deps: DeliveryDeps, id: string): Promise<OpResult> {
-  const record = inQueue(deps, id);
+  const record = await inQueue(deps, id);
   if ('ok' in record) return record;
-  const job = jobOf(deps, record);
+  const job = await jobOf(deps, record);
   if (await deps.queue.retryNow(job.queue, job.id)) return { ok: true, detail: `${job.queue} job promoted` };
   return { ok: false, reason: `nothing to hurry: the ${job.queue} job is ${(await deps.queue.jobInfo(job.queue, job.id))?.state ?? 'gone'}` };
 }
 
 /** Gives up on every recipient not yet delivered and returns the message to its sender. */
 export async function bounceMessage(deps: DeliveryDeps, id: string, by: string): Promise<OpResult> {
-  const record = inQueue(deps, id);
+  const record = await inQueue(deps, id);
   if ('ok' in record) return record;
   if (!(await deps.spool.hasOutput(id))) return { ok: false, reason: 'not scanned yet; delete it or wait for the scan' };
-  const job = jobOf(deps, record);
+  const job = await jobOf(deps, record);
   if (!(await deps.queue.removeJob(job.queue, job.id))) return { ok: false, reason: 'a worker is delivering it right now; try again in a moment' };
-  const done = new Set(deps.store.deliveries(id).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
+  const done = new Set((await deps.store.deliveries(id)).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
   const pending = record.rcptTo.filter((r) => !done.has(r));
-  for (const r of pending) deps.store.recordDelivery(id, r, 'failed', `5.3.0 returned to sender by the administrator (${by})`);
-  deps.store.addEvent(id, 'bounced-by-admin', `by ${by}`);
+  for (const r of pending) await deps.store.recordDelivery(id, r, 'failed', `5.3.0 returned to sender by the administrator (${by})`);
+  await deps.store.addEvent(id, 'bounced-by-admin', `by ${by}`);
   await finishMessage(deps, id);
   return { ok: true, detail: `${pending.length} recipient(s) returned to <${record.mailFrom}>` };
 }
 
 /** Removes a message from the queue without delivering or bouncing it; its record and events stay. */
 export async function deleteQueued(deps: DeliveryDeps, id: string, by: string): Promise<OpResult> {
-  const record = inQueue(deps, id);
+  const record = await inQueue(deps, id);
   if ('ok' in record) return record;
-  const job = jobOf(deps, record);
+  const job = await jobOf(deps, record);
   if (!(await deps.queue.removeJob(job.queue, job.id))) return { ok: false, reason: 'a worker is processing it right now; try again in a moment' };
-  deps.store.transition(id, ['queued', 'delivering', 'deferred', 'releasing'], 'deleted', `deleted from the queue by ${by}`);
-  deps.store.addEvent(id, 'deleted', `deleted from the queue by ${by}`);
+  await deps.store.transition(id, ['queued', 'delivering', 'deferred', 'releasing'], 'deleted', `deleted from the queue by ${by}`);
+  await deps.store.addEvent(id, 'deleted', `deleted from the queue by ${by}`);
   await deps.spool.remove(id);
   return { ok: true, detail: 'deleted; its record is kept' };
 }

@@ -88,13 +88,13 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   const fallback = g.plan.kind === 'reject';
   const sent = await notices(deps, env, g, 'quarantined', subject, { forwards: true });
   const action = fallback ? 'quarantine (reject: accepted before the verdict)' : 'quarantine';
-  store.recordVerdict(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject });
-  store.addEvent(env.id, QUARANTINED_EVENT, fallback ? `${reason} (policy says reject, but the message had been accepted)` : reason);
+  await store.recordVerdict(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject });
+  await store.addEvent(env.id, QUARANTINED_EVENT, fallback ? `${reason} (policy says reject, but the message had been accepted)` : reason);
   // The spool is cleared before the status says "quarantined": a release may start the moment it
   // does, and restores the message into the spool under the same id. A crash in between leaves
   // the row "queued" with its body in the quarantine; reconciliation finishes it (reconcile.ts).
   await spool.remove(env.id);
-  store.transition(env.id, ['queued'], 'quarantined');
+  await store.transition(env.id, ['queued'], 'quarantined');
   logger.info({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
 }
 
@@ -163,9 +163,9 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   const sent = await notices(deps, env, g, outcome, result?.subject ?? null, { forwards: true });
   const report = groupReport(g, g.members[0].action.do, links, sent);
   if (report.attachments?.status === 'checked' && result && result.stripped.length > 0) report.attachments = { ...report.attachments, stripped: result.stripped };
-  store.recordVerdict(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null });
-  store.transition(env.id, ['queued'], 'delivering');
-  if (result?.stripped.length) store.addEvent(env.id, 'stripped', `attachments removed: parts ${result.stripped.join(', ')}`);
+  await store.recordVerdict(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null });
+  await store.transition(env.id, ['queued'], 'delivering');
+  if (result?.stripped.length) await store.addEvent(env.id, 'stripped', `attachments removed: parts ${result.stripped.join(', ')}`);
   await queue.enqueue('deliver', env.id);
   logger.info({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
 }
@@ -178,9 +178,9 @@ export async function dropRefused(deps: ActDeps, env: Envelope, plans: Recipient
   const subject = await readSubject(spool.messagePath(env.id)).catch(() => null);
   // A refused message is not kept anywhere: notices, but no forwarded copies.
   const sent = await notices(deps, env, g, 'refused', subject, { forwards: false });
-  store.recordVerdict(env.id, { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject });
-  store.transition(env.id, ['queued'], 'refused', text);
-  store.addEvent(env.id, 'refused', `refused at SMTP time: ${text}`);
+  await store.recordVerdict(env.id, { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject });
+  await store.transition(env.id, ['queued'], 'refused', text);
+  await store.addEvent(env.id, 'refused', `refused at SMTP time: ${text}`);
   await spool.remove(env.id);
   logger.info({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
 }
@@ -193,8 +193,8 @@ export async function splitOff(deps: ActDeps, parent: Envelope, childId: string,
   await spool.discardIncoming(childId);
   await spool.receive(childId, createReadStream(spool.messagePath(parent.id)), Number.MAX_SAFE_INTEGER);
   await spool.commit(child);
-  store.recordReceived(child);
-  store.addEvent(childId, 'split', `split from ${parent.id} for ${rcptTo.join(', ')}: their policy handles it differently`);
-  store.addEvent(parent.id, 'split', `${rcptTo.join(', ')} split off into ${childId}`);
+  await store.recordReceived(child);
+  await store.addEvent(childId, 'split', `split from ${parent.id} for ${rcptTo.join(', ')}: their policy handles it differently`);
+  await store.addEvent(parent.id, 'split', `${rcptTo.join(', ')} split off into ${childId}`);
   return child;
 }

@@ -14,10 +14,10 @@
 //   worker, otherwise:                   "accepted" (a session still waiting answers 250 now).
 // A session that never waited (inline off, no policy refuses, a rescan after a restart) has no
 // key in "waiting", so the worker can never drop a message whose sender was told 250.
-import { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { RedisTarget } from '../store/queue.ts';
+import { assertPrefixFits, openRedis, type RedisTarget } from '../store/queue.ts';
 import type { Envelope } from '../spool/spool.ts';
 import { SmtpRefusal, type SmtpReply } from '../../rules/replies.ts';
 import { mayRefuse } from '../../rules/actions.ts';
@@ -58,14 +58,16 @@ function decode(value: string | null): SmtpReply | null | 'waiting' {
   return null;
 }
 
-function connect(target: RedisTarget): Redis {
-  if ('socketPath' in target) return new Redis({ path: target.socketPath, maxRetriesPerRequest: 1, lazyConnect: false });
-  return new Redis(target.url, { maxRetriesPerRequest: 1 });
+function connect(target: RedisTarget): Redis | Cluster {
+  return openRedis(target, 'client');
 }
 
 export function redisInlineVerdicts(target: RedisTarget, o: { prefix: string; logger: Logger }): InlineVerdicts {
+  // The key and channel live under the queues' prefix: with a hash tag ("{mailmoat}") they share
+  // the queues' slot on a Redis Cluster (the channel is cluster-wide anyway).
+  assertPrefixFits(target, o.prefix);
   const cmd = connect(target);
-  let sub: Redis | undefined;
+  let sub: Redis | Cluster | undefined;
   const channel = `${o.prefix}:inline`;
   const key = (id: string) => `${o.prefix}:inline:${id}`;
   const waiters = new Map<string, () => void>();
@@ -147,7 +149,7 @@ export async function refuseIfInlineVerdict(deps: InlineDeps, envelope: Pick<Env
   if (!inline || !config.inline.enabled) return;
   let reply: SmtpReply | null;
   try {
-    const policies = recipientPolicies(config, envelope, deps.lists);
+    const policies = await recipientPolicies(config, envelope, deps.lists);
     if (!mayRefuse(policies.map((p) => p.policy))) return;
     reply = await inline.wait(envelope.id, config.inline.deadlineMs);
   } catch (err) {

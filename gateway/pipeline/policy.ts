@@ -10,7 +10,7 @@ import type { ListMatch } from '../../scanners/types.ts';
 
 /** What the pipeline reads from the allow/block lists (gateway/store/lists.ts ListStore). */
 export interface ListSource {
-  forRecipient(address: string): ScopedEntry[];
+  forRecipient(address: string): Promise<ScopedEntry[]>;
 }
 
 export interface RecipientPolicy {
@@ -30,15 +30,17 @@ function named(rules: readonly PolicyRule[], where: string): PolicyRule[] {
   return rules.map((r, i) => ({ ...r, name: r.name ?? `${where}[${i}]` }));
 }
 
-export function recipientPolicies(config: Config, envelope: Pick<Envelope, 'mailFrom' | 'clientIp' | 'rcptTo'>, lists: ListSource | undefined): RecipientPolicy[] {
+export async function recipientPolicies(config: Config, envelope: Pick<Envelope, 'mailFrom' | 'clientIp' | 'rcptTo'>, lists: ListSource | undefined): Promise<RecipientPolicy[]> {
   const base = basePolicy(config);
   const globalRules = named(config.rules, 'rules');
-  return envelope.rcptTo.map((recipient) => {
+  const policies: RecipientPolicy[] = [];
+  for (const recipient of envelope.rcptTo) {
     const domain = domainOf(recipient);
     const hosted = config.domains[domain];
     const rules = [...(hosted ? named(hosted.rules, `domains["${domain}"].rules`) : []), ...globalRules];
     const resolved = resolvePolicy({ base, domainPolicy: hosted?.policy, rules }, { sender: envelope.mailFrom, recipient, clientIp: envelope.clientIp });
-    const decision = resolved.policy.checks.lists && lists ? decideLists(lists.forRecipient(recipient), { sender: envelope.mailFrom, clientIp: envelope.clientIp }) : null;
-    return { recipient, policy: resolved.policy, rules: resolved.rules, list: decision && { kind: decision.kind, scope: decision.scope, entry: decision.entry } };
-  });
+    const decision = resolved.policy.checks.lists && lists ? decideLists(await lists.forRecipient(recipient), { sender: envelope.mailFrom, clientIp: envelope.clientIp }) : null;
+    policies.push({ recipient, policy: resolved.policy, rules: resolved.rules, list: decision && { kind: decision.kind, scope: decision.scope, entry: decision.entry } });
+  }
+  return policies;
 }

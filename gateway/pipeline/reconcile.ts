@@ -18,11 +18,11 @@ export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore;
     const envelope = await spool.readEnvelope(id);
     if (!envelope) continue;
     // A message accepted but never recorded (crash between commit and the store write) gets its row now.
-    if (!store.get(id)) store.recordReceived(envelope);
-    const record = store.get(id);
+    if (!(await store.get(id))) await store.recordReceived(envelope);
+    const record = await store.get(id);
     const next = record && ['delivering', 'deferred', 'releasing'].includes(record.status) && (await spool.hasOutput(id)) ? 'deliver' : 'scan';
     await queue.enqueue(next, id);
-    store.addEvent(id, 'requeued', `queued again for ${next} at start-up`);
+    await store.addEvent(id, 'requeued', `queued again for ${next} at start-up`);
     logger.info({ id, queue: next }, 'requeued from spool');
     requeued++;
   }
@@ -35,11 +35,11 @@ export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore;
  */
 async function finishQuarantines(deps: { spool: Spool; store: MetadataStore; quarantine: BlobStore; logger: Logger }): Promise<void> {
   const inSpool = new Set(await deps.spool.committedIds());
-  for (const record of deps.store.inFlight(100_000)) {
+  for (const record of await deps.store.inFlight(100_000)) {
     if (record.status !== 'queued' || inSpool.has(record.id)) continue;
-    if (!deps.store.events(record.id).some((e) => e.kind === QUARANTINED_EVENT)) continue;
+    if (!(await deps.store.events(record.id)).some((e) => e.kind === QUARANTINED_EVENT)) continue;
     if ((await deps.quarantine.size(record.id)) === undefined) continue;
-    deps.store.transition(record.id, ['queued'], 'quarantined');
+    await deps.store.transition(record.id, ['queued'], 'quarantined');
     deps.logger.warn({ id: record.id }, 'finished a quarantine interrupted by a crash');
   }
 }

@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Envelope, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
-import type { MetadataStore } from '../store/metadata.ts';
+import type { MessageRecord, MetadataStore } from '../store/metadata.ts';
 import { replies } from '../../rules/replies.ts';
 import { RetryLater, type JobContext, type JobQueue } from '../store/queue.ts';
 import { classify } from '../../rules/verdict.ts';
@@ -74,7 +74,7 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
 async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<void> {
   const { config, store, logger } = deps;
   const id = envelope.id;
-  const policies = recipientPolicies(config, envelope, deps.lists);
+  const policies = await recipientPolicies(config, envelope, deps.lists);
   const analysis = await analyse(deps, envelope, policies);
   const verdicts = policies.map((rp) => {
     const report = reportFor(analysis, rp);
@@ -84,7 +84,7 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   if (retry && retry.c.kind === 'retry') {
     if (await tempfailInline(deps, envelope, retry.c.reason)) return;
     if (!job.isLastAttempt) {
-      store.addEvent(id, 'scan-deferred', retry.c.reason);
+      await store.addEvent(id, 'scan-deferred', retry.c.reason);
       logger.warn({ id, attempt: job.attempt, reason: retry.c.reason }, 'scan deferred');
       throw new RetryLater(retry.c.reason, retryDelay(job.attempt, config.scan));
     }
@@ -123,8 +123,14 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
 async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis, plans: Map<string, RecipientPlan>, links: Links): Promise<void> {
   const { store, spool } = deps;
   const earlier: string[] = [];
-  for (let n = 2; store.get(`${env.id}-${n}`); n++) earlier.push(`${env.id}-${n}`);
-  const taken = new Set(earlier.flatMap((c) => store.get(c)!.rcptTo));
+  const earlierRows: MessageRecord[] = [];
+  for (let n = 2; ; n++) {
+    const row = await store.get(`${env.id}-${n}`);
+    if (!row) break;
+    earlier.push(`${env.id}-${n}`);
+    earlierRows.push(row);
+  }
+  const taken = new Set(earlierRows.flatMap((r) => r.rcptTo));
   const own = env.rcptTo.filter((r) => !taken.has(r));
   const ownPlans = own.map((r) => plans.get(r));
   if (own.length === 0 || ownPlans.some((p) => p === undefined)) {
@@ -141,9 +147,9 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   }
   const mine = groups[0].members.map((m) => m.recipient);
   const split = children.length > 0 || earlier.length > 0;
-  if (split) store.setRecipients(env.id, mine);
+  if (split) await store.setRecipients(env.id, mine);
   for (const c of earlier) {
-    const row = store.get(c);
+    const row = await store.get(c);
     const childEnv = row?.status === 'queued' ? await spool.readEnvelope(c) : undefined;
     if (childEnv) children.push(childEnv);
   }
@@ -159,7 +165,7 @@ function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, li
 
 /** Holds the whole message as "unscannable" (out of retries, or an unexpected error). */
 async function hold(deps: ScanDeps, env: Envelope, reason: string, analysis?: Analysis): Promise<void> {
-  const policies = recipientPolicies(deps.config, env, deps.lists);
+  const policies = await recipientPolicies(deps.config, env, deps.lists);
   const members: RecipientPlan[] = policies.map((rp) => {
     const report = analysis ? reportFor(analysis, rp) : { virus: { status: 'error' as const, reason }, spam: { status: 'error' as const, reason } };
     const score = { spam: null, urls: 0, auth: 0, total: 0, threshold: rp.policy.spam.threshold, highThreshold: rp.policy.spam.highThreshold };
@@ -179,8 +185,8 @@ async function tempfailInline(deps: ScanDeps, envelope: Envelope, reason: string
   const refused = await deps.inline.refuse(envelope.id, reply).catch(() => false);
   if (!refused) return false;
   const text = `${reply.code} ${reply.enhanced} ${reply.text}`;
-  deps.store.transition(envelope.id, ['queued'], 'refused', text);
-  deps.store.addEvent(envelope.id, 'refused', `refused at SMTP time: ${text} (${reason})`);
+  await deps.store.transition(envelope.id, ['queued'], 'refused', text);
+  await deps.store.addEvent(envelope.id, 'refused', `refused at SMTP time: ${text} (${reason})`);
   await deps.spool.remove(envelope.id);
   await deps.inline.announce(envelope.id).catch(() => {});
   deps.logger.warn({ id: envelope.id, reason }, 'scanner unavailable: inline session answered 451 4.7.1');

@@ -54,11 +54,11 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
     if (!dkim.ok) {
       const reason = `${what} refused: ${report.by}, and ${dkim.why}; nothing learned`;
       await finish(deps, env, raw, subject, 'report-refused', reason);
-      store.addEvent(env.id, 'report-refused', reason);
+      await store.addEvent(env.id, 'report-refused', reason);
       logger.warn({ id: env.id, from: env.mailFrom, to: report.address, reason }, 'spam report refused');
       return;
     }
-    store.addEvent(env.id, 'report-trusted', `DKIM pass: ${dkim.why}`);
+    await store.addEvent(env.id, 'report-trusted', `DKIM pass: ${dkim.why}`);
   }
 
   const domainCfg = config.domains[report.domain]!.reports;
@@ -78,10 +78,10 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
       throw new RetryLater(r.detail, retryDelay(job.attempt, config.scan));
     }
     items.push({ label: m.label, outcome: r.outcome, detail: r.detail });
-    if (report.kind === 'spam' && domainCfg.addSenderToBlockList && r.outcome !== 'refused') blockSender(deps, env, report, m.raw, n);
+    if (report.kind === 'spam' && domainCfg.addSenderToBlockList && r.outcome !== 'refused') await blockSender(deps, env, report, m.raw, n);
   }
   for (const x of extraction.notExtracted) items.push({ label: x.label, outcome: 'not-extracted', detail: x.reason });
-  for (const it of items) store.addEvent(env.id, it.outcome === 'learned' || it.outcome === 'already-learned' ? 'learned' : it.outcome === 'not-extracted' ? 'not-extracted' : 'learn-failed', `${it.label}: ${it.detail}`);
+  for (const it of items) await store.addEvent(env.id, it.outcome === 'learned' || it.outcome === 'already-learned' ? 'learned' : it.outcome === 'not-extracted' ? 'not-extracted' : 'learn-failed', `${it.label}: ${it.detail}`);
 
   const learned = items.filter((i) => i.outcome === 'learned' || i.outcome === 'already-learned').length;
   const summary = `${what} from ${env.mailFrom || '(unknown)'} (${report.by}): ${learned} of ${extraction.messages.length} message(s) learned as ${report.kind}${extraction.notExtracted.length ? `, ${extraction.notExtracted.length} part(s) could not be extracted` : ''}`;
@@ -93,7 +93,7 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
 /** Out of attempts (or an error nobody expected, on the last one): recorded as failed, never quarantined (a release would deliver it to the report address). */
 export async function giveUpReport(deps: Omit<ReportDeps, 'reports'>, env: Envelope, reason: string): Promise<void> {
   const raw = await fs.readFile(deps.spool.messagePath(env.id)).catch(() => Buffer.alloc(0));
-  deps.store.addEvent(env.id, 'learn-failed', `gave up: ${reason}`);
+  await deps.store.addEvent(env.id, 'learn-failed', `gave up: ${reason}`);
   await finish(deps, env, raw, reportSubject(raw), 'report', `spam report not learned: ${reason}`);
 }
 
@@ -101,13 +101,13 @@ export async function giveUpReport(deps: Omit<ReportDeps, 'reports'>, env: Envel
 async function finish(deps: Omit<ReportDeps, 'reports'>, env: Envelope, raw: Buffer, subject: string | null, verdict: string, reason: string): Promise<void> {
   const { store, spool, quarantine } = deps;
   if (raw.length > 0) await quarantine.put(env.id, spool.messagePath(env.id));
-  store.recordVerdict(env.id, {
+  await store.recordVerdict(env.id, {
     verdict,
     reason,
     report: { virus: { status: 'skipped', reason: 'a spam report: learned from, never delivered' }, spam: { status: 'skipped', reason: 'a spam report: learned from, never delivered' } },
     subject,
   });
-  store.transition(env.id, ['queued'], 'reported', reason.slice(0, 500));
+  await store.transition(env.id, ['queued'], 'reported', reason.slice(0, 500));
   await spool.remove(env.id);
 }
 
@@ -122,18 +122,18 @@ async function alignedDkim(deps: ReportDeps, file: string, env: Envelope, domain
 }
 
 /** Adds the From address of a reported spam to the reporter's own block list (never an address of the reporter's domain). */
-function blockSender(deps: ReportDeps, env: Envelope, report: EnvelopeReport, raw: Buffer, n: number): void {
+async function blockSender(deps: ReportDeps, env: Envelope, report: EnvelopeReport, raw: Buffer, n: number): Promise<void> {
   const lists = deps.reports.lists;
   const reporter = env.mailFrom.toLowerCase();
   if (!lists || !inDomain(reporter, report.domain)) return;
   const from = addressOf(headerBlock(raw).find((l) => /^from:/i.test(l))?.slice(5));
   if (!from) return;
   if (inDomain(from, report.domain)) {
-    deps.store.addEvent(env.id, 'block-skipped', `message ${n + 1}: sender ${from} is in ${report.domain}; not blocked`);
+    await deps.store.addEvent(env.id, 'block-skipped', `message ${n + 1}: sender ${from} is in ${report.domain}; not blocked`);
     return;
   }
-  const r = lists.add({ kind: 'block', scope: 'user', owner: reporter, entry: from, comment: `reported as spam (message ${env.id})`, createdBy: `reportspam:${reporter}` });
-  deps.store.addEvent(env.id, r.ok ? 'blocked-sender' : 'block-skipped', r.ok ? `${from} added to the block list of ${reporter}` : `${from} not blocked: ${r.error}`);
+  const r = await lists.add({ kind: 'block', scope: 'user', owner: reporter, entry: from, comment: `reported as spam (message ${env.id})`, createdBy: `reportspam:${reporter}` });
+  await deps.store.addEvent(env.id, r.ok ? 'blocked-sender' : 'block-skipped', r.ok ? `${from} added to the block list of ${reporter}` : `${from} not blocked: ${r.error}`);
 }
 
 async function acknowledge(deps: ReportDeps, env: Envelope, report: EnvelopeReport, subject: string | null, items: ReportItem[]): Promise<void> {
@@ -168,7 +168,7 @@ async function acknowledge(deps: ReportDeps, env: Envelope, report: EnvelopeRepo
       out.write(message);
     },
   });
-  deps.store.addEvent(env.id, 'acknowledged', `acknowledgement ${id} sent to ${env.mailFrom}`);
+  await deps.store.addEvent(env.id, 'acknowledged', `acknowledgement ${id} sent to ${env.mailFrom}`);
 }
 
 function reportSubject(raw: Buffer): string | null {

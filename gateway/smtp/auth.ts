@@ -13,8 +13,8 @@ export interface SubmissionAuth {
 export function accountAuthenticator(accounts: AccountStore): SubmissionAuth {
   return {
     async authenticate(username, password) {
-      const account = accounts.byName(username);
-      const hash = (account && !account.disabled && accounts.passwordHash(account.id)) || (await dummyHash());
+      const account = await accounts.byName(username);
+      const hash = (account && !account.disabled && (await accounts.passwordHash(account.id))) || (await dummyHash());
       const ok = await verifyPassword(password, hash);
       if (!ok || !account || account.disabled) return undefined;
       return { username: account.username, role: account.role, domains: account.domains, addresses: account.addresses };

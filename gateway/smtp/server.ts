@@ -181,9 +181,9 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       // Submission: AUTH is neither offered nor accepted before STARTTLS (Postfix smtpd_tls_auth_only).
       if (submission && !session.secure) session.disabledCommands = ['AUTH'];
       frontline.connect(session, kind).then(
-        (r) => {
+        async (r) => {
           smtpMetrics.connections.inc({ listener: kind, outcome: r ? 'refused' : 'accepted' });
-          if (r) refused(deps, session, 'connect', r, null);
+          if (r) await refused(deps, session, 'connect', r, null);
           reply(callback, r);
         },
         (err: unknown) => hookFailed(deps, callback, err, 'connect'),
@@ -199,12 +199,12 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       callback();
     },
     onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void) {
-      const failed = () => {
+      const failed = async () => {
         const r = frontline.authFailed(session)!;
-        refused(deps, session, 'auth', r, null);
+        await refused(deps, session, 'auth', r, null);
         return r.code === 421 ? callback(toError(r)) : callback(null, { message: formatReply(r), responseCode: r.code });
       };
-      if (!submission || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return failed();
+      if (!submission || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return void failed();
       deps.auth.authenticate(auth.username ?? '', auth.password ?? '').then(
         (user) => (user ? callback(null, { user }) : failed()),
         (err: unknown) => {
@@ -218,7 +218,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       void (async () => {
         const checked = await frontline.mail(address, session);
         if (checked) {
-          refused(deps, session, 'mail', checked, null, address.address);
+          await refused(deps, session, 'mail', checked, null, address.address);
           return reply(callback, checked);
         }
         const declared = Number(address.args && (address.args as Record<string, string>).SIZE);
@@ -231,14 +231,14 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
           maxMessageBytes: config.smtp.maxMessageBytes,
           spoolHasRoom,
         });
-        if (r) refused(deps, session, 'mail', r, null, address.address);
+        if (r) await refused(deps, session, 'mail', r, null, address.address);
         reply(callback, r);
       })().catch((err: unknown) => hookFailed(deps, callback, err, 'mail'));
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       frontline.rcpt(address, session).then(
-        (r) => {
-          if (r) refused(deps, session, 'rcpt', r, address.address);
+        async (r) => {
+          if (r) await refused(deps, session, 'rcpt', r, address.address);
           reply(callback, r);
         },
         (err: unknown) => hookFailed(deps, callback, err, 'rcpt'),
@@ -292,13 +292,13 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   });
   if (oversized || stream.sizeExceeded) {
     const reply = replies.messageTooBig(config.smtp.maxMessageBytes);
-    refused(deps, session, 'data', reply, null);
+    await refused(deps, session, 'data', reply, null);
     throw new SmtpRefusal(reply);
   }
   const rejected = frontline.afterData(session, body.report);
   if (rejected) {
     await spool.discardIncoming(id);
-    refused(deps, session, 'data', rejected, null);
+    await refused(deps, session, 'data', rejected, null);
     throw new SmtpRefusal(rejected);
   }
   const envelope: Envelope = {
@@ -318,14 +318,14 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   if (report) envelope.report = report;
   await spool.commit(envelope);
   try {
-    store.recordReceived(envelope);
+    await store.recordReceived(envelope);
     await queue.enqueue('scan', id);
   } catch (err) {
     // Not acknowledged, so not ours: remove it, or a later reconciliation would deliver a copy
     // of a message the client is going to send again.
     logger.error({ id, err }, 'could not queue the message; refusing it with 451');
     await spool.remove(id);
-    tryRecordRefusal(store, id);
+    await tryRecordRefusal(store, id);
     throw new SmtpRefusal(replies.queueUnavailable());
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
@@ -337,12 +337,13 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
 const sessionUser = (session: SMTPServerSession): string | undefined => (session.user as { username?: string } | undefined)?.username;
 
 /** Logs a refusal, counts it and records it for the message log; a store failure must not change the reply. */
-function refused(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: SmtpReply, recipient: string | null, mailFrom?: string): void {
+function refused(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: SmtpReply, recipient: string | null, mailFrom?: string): Promise<void> {
   smtpMetrics.refusals.inc({ stage, code: String(reply.code) });
-  record(deps, session, stage, `${reply.code} ${wireText(reply)}`, recipient, mailFrom);
+  return record(deps, session, stage, `${reply.code} ${wireText(reply)}`, recipient, mailFrom);
 }
 
-function record(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: string, recipient: string | null, mailFrom?: string): void {
+/** Never rejects: a refusal that cannot be recorded is logged, and the reply goes out as it would have. */
+async function record(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: string, recipient: string | null, mailFrom?: string): Promise<void> {
   const entry = {
     at: Date.now(),
     clientIp: session.remoteAddress,
@@ -354,7 +355,7 @@ function record(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply
   };
   deps.logger.info(entry, 'refused');
   try {
-    deps.store.recordRefusal(entry);
+    await deps.store.recordRefusal(entry);
   } catch (err) {
     deps.logger.warn({ err }, 'could not record a refusal');
   }
@@ -376,7 +377,8 @@ function noteLibraryRefusal(deps: SmtpDeps, session: SMTPServerSession): void {
   if (!hit) return;
   smtpMetrics.decisions.inc({ check: hit[1], action: 'reject' });
   smtpMetrics.refusals.inc({ stage: 'session', code: last.slice(0, 3) });
-  record(deps, session, hit[1] === 'protocol.pregreet' ? 'connect' : 'session', last, null);
+  // The session is gone: nobody waits for this write (record() logs a failure and never rejects).
+  void record(deps, session, hit[1] === 'protocol.pregreet' ? 'connect' : 'session', last, null);
 }
 
 /** An exception in a hook is a temporary failure, never a pass (fail closed). */
@@ -385,9 +387,9 @@ function hookFailed(deps: SmtpDeps, callback: Callback, err: unknown, stage: str
   callback(toError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, please try again later' }));
 }
 
-function tryRecordRefusal(store: MetadataStore, id: string): void {
+async function tryRecordRefusal(store: MetadataStore, id: string): Promise<void> {
   try {
-    store.transition(id, ['queued'], 'refused', `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
+    await store.transition(id, ['queued'], 'refused', `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
   } catch {
     // the store itself may be what failed; the client's retry is what matters
   }

@@ -5,6 +5,14 @@
 //
 // Layout under <dir>:  incoming/<id>.eml (being received)  →  <id>.eml + <id>.json (committed)
 //                      <id>.out.eml (the scanned, stamped copy that delivery sends)
+//
+// Several machines (issue 9, a SpoolReplica in the database): an accepted message must survive
+// the loss of the machine that accepted it, so commit puts body and envelope into the replica
+// before the 250 (envelope last: the shared commit record) and keeps no local copy; a failure
+// there refuses the message as a local one would. The directory is then only a working copy: the replica is the
+// truth, readEnvelope fetches a message into the local directory of whichever node handles it,
+// scanned copies and releases are copied back, remove clears both, and evictLocal drops a node's
+// working copy when its job there ends. Without a replica (one machine) nothing of this happens.
 import type { EnvelopeReport } from '../reports/rcpt.ts';
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +20,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { SmtpRefusal, replies } from '../../rules/replies.ts';
+import type { SpoolReplica } from './replica.ts';
 
 /** DSN parameters received with the message (RFC 3461), passed on downstream and honoured in our own DSNs. */
 export interface EnvelopeDsn {
@@ -39,10 +48,13 @@ export interface Envelope {
 export class Spool {
   readonly dir: string;
   readonly incomingDir: string;
+  /** The shared copy (several machines); without it the directory is the only copy. */
+  private readonly replica: SpoolReplica | undefined;
 
-  constructor(dir: string) {
+  constructor(dir: string, o: { replica?: SpoolReplica } = {}) {
     this.dir = dir;
     this.incomingDir = path.join(dir, 'incoming');
+    this.replica = o.replica;
   }
 
   async init(): Promise<void> {
@@ -106,8 +118,12 @@ export class Spool {
     }
   }
 
-  /** Makes a received message durable: envelope fsync'd and renamed into place last. */
+  /**
+   * Makes a received message durable: envelope fsync'd and renamed into place last. With a
+   * replica, the message is committed only once its envelope is there too.
+   */
   async commit(envelope: Envelope): Promise<void> {
+    if (this.replica) return this.commitShared(envelope, this.replica);
     const { id } = envelope;
     try {
       await writeFileDurably(this.envelopePath(id), JSON.stringify(envelope));
@@ -115,9 +131,30 @@ export class Spool {
       await syncDir(this.dir);
     } catch (err) {
       // Not committed, so not acknowledged: remove every trace, the body in incoming/ included.
-      await this.remove(id);
+      await this.removeLocal(id);
       await this.discardIncoming(id);
       throw storageRefusal(err);
+    }
+  }
+
+  /**
+   * Several machines: the message is committed to the shared store (body, then the envelope as
+   * the commit record) and kept nowhere else, so the loss of this machine loses nothing; a worker
+   * anywhere copies it in when its job runs (readEnvelope).
+   */
+  private async commitShared(envelope: Envelope, replica: SpoolReplica): Promise<void> {
+    const { id } = envelope;
+    const incoming = path.join(this.incomingDir, `${id}.eml`);
+    try {
+      await replica.put(id, 'body', await fs.readFile(incoming));
+      await replica.put(id, 'envelope', Buffer.from(JSON.stringify(envelope)));
+    } catch {
+      // Not in the shared store, so not acknowledged: the client gets a 4xx and sends it again;
+      // a body row without its envelope is never listed, but remove it anyway.
+      await replica.remove(id).catch(() => {});
+      throw new SmtpRefusal(replies.spoolWriteFailed());
+    } finally {
+      await this.discardIncoming(id);
     }
   }
 
@@ -126,13 +163,44 @@ export class Spool {
     await fs.rm(path.join(this.incomingDir, `${id}.eml`), { force: true });
   }
 
+  /**
+   * The envelope of a committed message, or undefined if there is none (already handled). With a
+   * replica, the shared envelope decides, and the message's files are fetched into the local
+   * directory first, so that messagePath and outputPath can be read after it.
+   */
   async readEnvelope(id: string): Promise<Envelope | undefined> {
-    try {
-      return JSON.parse(await fs.readFile(this.envelopePath(id), 'utf8')) as Envelope;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+    if (!this.replica) {
+      try {
+        return JSON.parse(await fs.readFile(this.envelopePath(id), 'utf8')) as Envelope;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
     }
+    const shared = await this.replica.get(id, 'envelope');
+    if (!shared) {
+      // Removed (or never committed) in the cluster: a local copy is a leftover, not a message.
+      await this.removeLocal(id);
+      return undefined;
+    }
+    await this.materialise(id, this.replica, shared);
+    return JSON.parse(shared.toString('utf8')) as Envelope;
+  }
+
+  /** Brings the local working copy in line with the replica; the envelope goes last, as in a commit. */
+  private async materialise(id: string, replica: SpoolReplica, envelope: Buffer): Promise<void> {
+    let wrote = false;
+    // A body never changes under its id, so a local one is current; it is fetched only if missing.
+    if (!(await exists(this.messagePath(id)))) {
+      const body = await replica.get(id, 'body');
+      if (body) wrote = (await writeIfChanged(this.messagePath(id), body)) || wrote;
+    }
+    // The output can be replaced (a scan retried on another node, a release): never trust ours.
+    const output = await replica.get(id, 'output');
+    if (output) wrote = (await writeIfChanged(this.outputPath(id), output)) || wrote;
+    else await fs.rm(this.outputPath(id), { force: true });
+    wrote = (await writeIfChanged(this.envelopePath(id), envelope)) || wrote;
+    if (wrote) await syncDir(this.dir);
   }
 
   /** Writes the scanned copy: produced into a temp file, fsync'd, renamed, so delivery never sees half of it. */
@@ -151,6 +219,14 @@ export class Spool {
       await fs.rm(tmp, { force: true });
       throw err;
     }
+    if (!this.replica) return;
+    try {
+      await this.replica.put(id, 'output', await fs.readFile(this.outputPath(id)));
+    } catch (err) {
+      // The deliver job may run on another machine: a copy only here does not count as written.
+      await fs.rm(this.outputPath(id), { force: true });
+      throw err;
+    }
   }
 
   /**
@@ -158,20 +234,54 @@ export class Spool {
    * copy first, then the envelope as the commit record, exactly as a fresh message is committed.
    */
   async restoreForDelivery(envelope: Envelope, produce: (out: Writable) => Promise<void>): Promise<void> {
+    const json = JSON.stringify(envelope);
     await this.writeOutput(envelope.id, produce);
-    await writeFileDurably(this.envelopePath(envelope.id), JSON.stringify(envelope));
+    await writeFileDurably(this.envelopePath(envelope.id), json);
     await syncDir(this.dir);
+    // The shared commit record last, as in commit(): another node sees the output with it.
+    if (this.replica) await this.replica.put(envelope.id, 'envelope', Buffer.from(json));
   }
 
+  /**
+   * Whether the scanned copy exists (with a replica: in the cluster, and then also here). A local
+   * copy that is present is not fetched again: readEnvelope, which every job calls first,
+   * refreshes it.
+   */
   async hasOutput(id: string): Promise<boolean> {
-    return fs.access(this.outputPath(id)).then(
-      () => true,
-      () => false,
-    );
+    if (!this.replica) {
+      return fs.access(this.outputPath(id)).then(
+        () => true,
+        () => false,
+      );
+    }
+    if (!(await this.replica.has(id, 'output'))) {
+      await fs.rm(this.outputPath(id), { force: true });
+      return false;
+    }
+    if (await exists(this.outputPath(id))) return true;
+    const output = await this.replica.get(id, 'output');
+    if (!output) return false;
+    await writeIfChanged(this.outputPath(id), output);
+    await syncDir(this.dir);
+    return true;
   }
 
   /** Removes every file of a message once it is delivered or safely quarantined. */
   async remove(id: string): Promise<void> {
+    // The shared copy first: if that fails, the local copy still matches the truth.
+    if (this.replica) await this.replica.remove(id);
+    await this.removeLocal(id);
+  }
+
+  /**
+   * Drops this node's working copy of a message whose job here has ended; the message itself
+   * stays in the replica. Without a replica the local files are the message: nothing is done.
+   */
+  async evictLocal(id: string): Promise<void> {
+    if (this.replica) await this.removeLocal(id);
+  }
+
+  private async removeLocal(id: string): Promise<void> {
     await Promise.all(
       [this.messagePath(id), this.outputPath(id), `${this.outputPath(id)}.tmp`, this.envelopePath(id)].map((f) =>
         fs.rm(f, { force: true }),
@@ -179,8 +289,13 @@ export class Spool {
     );
   }
 
-  /** Ids of committed messages still in the spool (for reconciliation with the queue at start). */
+  /**
+   * Ids of committed messages still in the spool (for reconciliation with the queue at start).
+   * With a replica, those committed in the cluster: a local copy without a shared envelope is a
+   * leftover of a message handled elsewhere, or a commit still in progress, never a message to queue.
+   */
   async committedIds(): Promise<string[]> {
+    if (this.replica) return this.replica.ids();
     const names = await fs.readdir(this.dir);
     return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)).sort();
   }
@@ -205,7 +320,7 @@ function storageRefusal(err: unknown): SmtpRefusal {
   return new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed());
 }
 
-async function writeFileDurably(file: string, data: string): Promise<void> {
+async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${file}.tmp`;
   const handle = await fs.open(tmp, 'w');
   try {
@@ -215,6 +330,43 @@ async function writeFileDurably(file: string, data: string): Promise<void> {
     await handle.close();
   }
   await fs.rename(tmp, file);
+}
+
+let fetchSeq = 0;
+
+/**
+ * Writes a file fetched from the replica unless the local one already holds these bytes (reads
+ * are frequent, changes rare). Its temp name is unique: two jobs of one node fetching the same
+ * message must not write into each other's file. Resolves to whether it wrote.
+ */
+async function writeIfChanged(file: string, data: Buffer): Promise<boolean> {
+  const current = await fs.readFile(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (current?.equals(data)) return false;
+  const tmp = `${file}.${process.pid}-${++fetchSeq}.tmp`;
+  try {
+    const handle = await fs.open(tmp, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  return true;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function syncDir(dir: string): Promise<void> {

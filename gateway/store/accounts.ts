@@ -3,8 +3,9 @@
 // while its row exists and has not expired, so logging out, disabling a user or changing a
 // password revokes at once (the encrypted cookie alone is not enough to be logged in).
 // Passwords are never stored here in clear: only the scrypt hash string (gateway/passwords.ts).
+// The tables are in migrations.ts; the queries run on SQLite or PostgreSQL (sql.ts).
 import { randomBytes } from 'node:crypto';
-import type { DatabaseSync } from 'node:sqlite';
+import { q, type Sql } from './sql.ts';
 
 /**
  * superadmin: everything, including domains, users, global lists and the audit log.
@@ -62,31 +63,6 @@ export interface AccountStore {
   clearLoginFailures(username: string): Promise<void>;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS console_accounts (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  username TEXT NOT NULL UNIQUE,
-  role TEXT NOT NULL,
-  domains TEXT NOT NULL DEFAULT '[]',
-  addresses TEXT NOT NULL DEFAULT '[]',
-  password_hash TEXT NOT NULL,
-  disabled INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS console_sessions (
-  id TEXT PRIMARY KEY,
-  account_id INTEGER NOT NULL REFERENCES console_accounts (id) ON DELETE CASCADE,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS console_sessions_account ON console_sessions (account_id);
-CREATE TABLE IF NOT EXISTS console_login_failures (
-  username TEXT NOT NULL,
-  at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS console_login_failures_name ON console_login_failures (username, at);
-`;
-
 interface Row {
   id: number;
   username: string;
@@ -111,88 +87,99 @@ export const USERNAME = /^[a-z0-9][a-z0-9._@+-]{0,63}$/;
 
 const lower = (xs: string[] | undefined) => [...new Set((xs ?? []).map((x) => x.trim().toLowerCase()).filter(Boolean))].sort();
 
-export function openAccountStore(db: DatabaseSync, now: () => number = Date.now): AccountStore {
-  db.exec(SCHEMA);
-  const cols = 'id, username, role, domains, addresses, disabled, created_at';
-  const byId = db.prepare(`SELECT ${cols} FROM console_accounts WHERE id = ?`);
-  const byName = db.prepare(`SELECT ${cols} FROM console_accounts WHERE username = ?`);
-  const endSessions = db.prepare('DELETE FROM console_sessions WHERE account_id = ?');
+/** The key of a login-failure row: the name as typed, normalised and bounded (it need not exist). */
+const failureKey = (username: string) => username.trim().toLowerCase().slice(0, 100);
+
+export function openAccountStore(sql: Sql, now: () => number = Date.now): AccountStore {
+  const cols = q`id, username, role, domains, addresses, disabled, created_at`;
+  const endSessions = (db: Sql, id: number) => db.run(q`DELETE FROM console_sessions WHERE account_id = ${id}`);
   return {
-    create(a) {
+    async create(a) {
       const username = a.username.trim().toLowerCase();
       if (!USERNAME.test(username)) throw new Error(`invalid username: ${JSON.stringify(a.username)}`);
-      const r = db
-        .prepare('INSERT INTO console_accounts (username, role, domains, addresses, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(username, a.role, JSON.stringify(lower(a.domains)), JSON.stringify(lower(a.addresses)), a.passwordHash, now());
-      return this.get(Number(r.lastInsertRowid))!;
-    },
-    get(id) {
-      const r = byId.get(id) as Row | undefined;
-      return r && toAccount(r);
-    },
-    byName(username) {
-      const r = byName.get(username.trim().toLowerCase()) as Row | undefined;
-      return r && toAccount(r);
-    },
-    list() {
-      return (db.prepare(`SELECT ${cols} FROM console_accounts ORDER BY username`).all() as unknown as Row[]).map(toAccount);
-    },
-    count() {
-      return (db.prepare('SELECT count(*) AS n FROM console_accounts').get() as { n: number }).n;
-    },
-    passwordHash(id) {
-      return (db.prepare('SELECT password_hash FROM console_accounts WHERE id = ?').get(id) as { password_hash: string } | undefined)?.password_hash;
-    },
-    setPasswordHash(id, hash) {
-      db.prepare('UPDATE console_accounts SET password_hash = ? WHERE id = ?').run(hash, id);
-      endSessions.run(id);
-    },
-    update(id, c) {
-      const current = this.get(id);
-      if (!current) return;
-      db.prepare('UPDATE console_accounts SET role = ?, domains = ?, addresses = ?, disabled = ? WHERE id = ?').run(
-        c.role ?? current.role,
-        JSON.stringify(c.domains ? lower(c.domains) : current.domains),
-        JSON.stringify(c.addresses ? lower(c.addresses) : current.addresses),
-        (c.disabled ?? current.disabled) ? 1 : 0,
-        id,
+      const r = await sql.one<Row>(
+        q`INSERT INTO console_accounts (username, role, domains, addresses, password_hash, created_at)
+          VALUES (${username}, ${a.role}, ${JSON.stringify(lower(a.domains))}, ${JSON.stringify(lower(a.addresses))}, ${a.passwordHash}, ${now()})
+          ON CONFLICT (username) DO NOTHING
+          RETURNING ${cols}`,
       );
-      // A changed role or scope must not linger in a live session either.
-      endSessions.run(id);
+      if (!r) throw new Error(`username ${username} exists already`);
+      return toAccount(r);
     },
-    createSession(accountId, ttlMs) {
+    async get(id) {
+      const r = await sql.one<Row>(q`SELECT ${cols} FROM console_accounts WHERE id = ${id}`);
+      return r && toAccount(r);
+    },
+    async byName(username) {
+      const r = await sql.one<Row>(q`SELECT ${cols} FROM console_accounts WHERE username = ${username.trim().toLowerCase()}`);
+      return r && toAccount(r);
+    },
+    async list() {
+      // Byte order, as SQLite sorts, whatever the PostgreSQL database's collation.
+      const order = sql.dialect === 'postgres' ? q`username COLLATE "C"` : q`username`;
+      return (await sql.all<Row>(q`SELECT ${cols} FROM console_accounts ORDER BY ${order}`)).map(toAccount);
+    },
+    async count() {
+      return Number((await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM console_accounts`))?.n ?? 0);
+    },
+    async passwordHash(id) {
+      return (await sql.one<{ password_hash: string }>(q`SELECT password_hash FROM console_accounts WHERE id = ${id}`))?.password_hash;
+    },
+    async setPasswordHash(id, hash) {
+      await sql.transaction(async (tx) => {
+        await tx.run(q`UPDATE console_accounts SET password_hash = ${hash} WHERE id = ${id}`);
+        await endSessions(tx, id);
+      });
+    },
+    async update(id, c) {
+      // One UPDATE (unchanged fields keep their stored value), so that two concurrent updates of
+      // different fields cannot undo each other.
+      const domains = c.domains ? JSON.stringify(lower(c.domains)) : null;
+      const addresses = c.addresses ? JSON.stringify(lower(c.addresses)) : null;
+      const disabled = c.disabled === undefined ? null : c.disabled ? 1 : 0;
+      await sql.transaction(async (tx) => {
+        const changed = await tx.run(
+          q`UPDATE console_accounts SET
+              role = coalesce(${c.role ?? null}, role),
+              domains = coalesce(${domains}, domains),
+              addresses = coalesce(${addresses}, addresses),
+              disabled = coalesce(${disabled}, disabled)
+            WHERE id = ${id}`,
+        );
+        // A changed role or scope must not linger in a live session either.
+        if (changed > 0) await endSessions(tx, id);
+      });
+    },
+    async createSession(accountId, ttlMs) {
       const at = now();
       const s: Session = { id: randomBytes(32).toString('base64url'), accountId, createdAt: at, expiresAt: at + ttlMs };
-      db.prepare('DELETE FROM console_sessions WHERE expires_at <= ?').run(at);
-      db.prepare('INSERT INTO console_sessions (id, account_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(s.id, accountId, s.createdAt, s.expiresAt);
+      await sql.run(q`DELETE FROM console_sessions WHERE expires_at <= ${at}`);
+      await sql.run(q`INSERT INTO console_sessions (id, account_id, created_at, expires_at) VALUES (${s.id}, ${accountId}, ${s.createdAt}, ${s.expiresAt})`);
       return s;
     },
-    getSession(id) {
-      const r = db.prepare('SELECT id, account_id, created_at, expires_at FROM console_sessions WHERE id = ? AND expires_at > ?').get(id, now()) as
-        | { id: string; account_id: number; created_at: number; expires_at: number }
-        | undefined;
+    async getSession(id) {
+      const r = await sql.one<{ id: string; account_id: number; created_at: number; expires_at: number }>(
+        q`SELECT id, account_id, created_at, expires_at FROM console_sessions WHERE id = ${id} AND expires_at > ${now()}`,
+      );
       return r && { id: r.id, accountId: r.account_id, createdAt: r.created_at, expiresAt: r.expires_at };
     },
-    deleteSession(id) {
-      db.prepare('DELETE FROM console_sessions WHERE id = ?').run(id);
+    async deleteSession(id) {
+      await sql.run(q`DELETE FROM console_sessions WHERE id = ${id}`);
     },
-    deleteSessionsOf(accountId) {
-      endSessions.run(accountId);
+    async deleteSessionsOf(accountId) {
+      await endSessions(sql, accountId);
     },
-    recordLoginFailure(username) {
+    async recordLoginFailure(username) {
       const at = now();
-      db.prepare('DELETE FROM console_login_failures WHERE at < ?').run(at - 24 * 3600_000);
-      db.prepare('INSERT INTO console_login_failures (username, at) VALUES (?, ?)').run(username.trim().toLowerCase().slice(0, 100), at);
+      await sql.run(q`DELETE FROM console_login_failures WHERE at < ${at - 24 * 3600_000}`);
+      await sql.run(q`INSERT INTO console_login_failures (username, at) VALUES (${failureKey(username)}, ${at})`);
     },
-    loginFailuresSince(username, since) {
-      return (
-        db.prepare('SELECT count(*) AS n FROM console_login_failures WHERE username = ? AND at >= ?').get(username.trim().toLowerCase().slice(0, 100), since) as {
-          n: number;
-        }
-      ).n;
+    async loginFailuresSince(username, since) {
+      const r = await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM console_login_failures WHERE username = ${failureKey(username)} AND at >= ${since}`);
+      return Number(r?.n ?? 0);
     },
-    clearLoginFailures(username) {
-      db.prepare('DELETE FROM console_login_failures WHERE username = ?').run(username.trim().toLowerCase());
+    async clearLoginFailures(username) {
+      await sql.run(q`DELETE FROM console_login_failures WHERE username = ${failureKey(username)}`);
     },
   };
 }

@@ -1,7 +1,8 @@
 // AuditStore: who did what to which message, when, from where, and whether it was allowed.
 // Append-only: the console never updates or deletes a row. Denied attempts (a wrong password, a
 // message id outside the user's domains, a missing CSRF token) are recorded as well as actions.
-import type { DatabaseSync } from 'node:sqlite';
+// The table is in migrations.ts; the queries run on SQLite or PostgreSQL (sql.ts).
+import { q, type Query, type Sql } from './sql.ts';
 
 export type AuditOutcome = 'ok' | 'denied' | 'failed';
 
@@ -32,46 +33,27 @@ export interface AuditStore {
   list(f: AuditFilter): Promise<{ rows: (AuditEntry & { seq: number })[]; total: number }>;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS console_audit (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  at INTEGER NOT NULL,
-  actor TEXT NOT NULL,
-  action TEXT NOT NULL,
-  message_id TEXT,
-  target TEXT,
-  ip TEXT NOT NULL,
-  outcome TEXT NOT NULL,
-  detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS console_audit_message ON console_audit (message_id, seq);
-CREATE INDEX IF NOT EXISTS console_audit_actor ON console_audit (actor, seq);
-`;
-
 const clip = (s: string | null, n: number) => (s === null ? null : s.length > n ? `${s.slice(0, n)}…` : s);
 
-export function openAuditStore(db: DatabaseSync, now: () => number = Date.now): AuditStore {
-  db.exec(SCHEMA);
-  const insert = db.prepare(
-    'INSERT INTO console_audit (at, actor, action, message_id, target, ip, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-  );
+export function openAuditStore(sql: Sql, now: () => number = Date.now): AuditStore {
   return {
-    record(e) {
-      insert.run(e.at ?? now(), clip(e.actor, 200), e.action, clip(e.messageId, 100), clip(e.target, 500), e.ip, e.outcome, clip(e.detail, 2000));
+    async record(e) {
+      await sql.run(
+        q`INSERT INTO console_audit (at, actor, action, message_id, target, ip, outcome, detail)
+          VALUES (${e.at ?? now()}, ${clip(e.actor, 200)}, ${e.action}, ${clip(e.messageId, 100)}, ${clip(e.target, 500)}, ${e.ip}, ${e.outcome}, ${clip(e.detail, 2000)})`,
+      );
     },
-    list(f) {
-      const where: string[] = [];
-      const args: (string | number)[] = [];
-      if (f.actor) (where.push('actor = ?'), args.push(f.actor));
-      if (f.action) (where.push('action = ?'), args.push(f.action));
-      if (f.messageId) (where.push('message_id = ?'), args.push(f.messageId));
-      const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-      const total = (db.prepare(`SELECT count(*) AS n FROM console_audit ${w}`).get(...args) as { n: number }).n;
-      const rows = db
-        .prepare(
-          `SELECT seq, at, actor, action, message_id AS messageId, target, ip, outcome, detail FROM console_audit ${w} ORDER BY seq DESC LIMIT ? OFFSET ?`,
-        )
-        .all(...args, f.limit, f.offset ?? 0) as unknown as (AuditEntry & { seq: number })[];
+    async list(f) {
+      const where: Query[] = [];
+      if (f.actor) where.push(q`actor = ${f.actor}`);
+      if (f.action) where.push(q`action = ${f.action}`);
+      if (f.messageId) where.push(q`message_id = ${f.messageId}`);
+      const w = where.length ? q`WHERE ${q.join(where, q` AND `)}` : q``;
+      const total = Number((await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM console_audit ${w}`))?.n ?? 0);
+      const rows = await sql.all<AuditEntry & { seq: number }>(
+        q`SELECT seq, at, actor, action, message_id AS "messageId", target, ip, outcome, detail
+          FROM console_audit ${w} ORDER BY seq DESC LIMIT ${f.limit} OFFSET ${f.offset ?? 0}`,
+      );
       return { rows, total };
     },
   };

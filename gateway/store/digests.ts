@@ -1,8 +1,9 @@
 // DigestStore: the single-use release tokens of quarantine digests, and which digest runs
 // happened (one per day, even with several console processes). A token row binds one message
 // to one recipient and an expiry; the link carries only an HMAC-signed token id, and `use` is a
-// compare-and-set, so a link works once.
-import type { DatabaseSync } from 'node:sqlite';
+// compare-and-set (one conditional UPDATE), so a link works once, whichever process or machine
+// serves it. The tables are in migrations.ts; the queries run on SQLite or PostgreSQL (sql.ts).
+import { q, type Sql } from './sql.ts';
 
 export interface ReleaseToken {
   id: string;
@@ -24,59 +25,58 @@ export interface DigestStore {
   alreadySent(recipient: string, messageIds: string[]): Promise<Set<string>>;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS digest_tokens (
-  id TEXT PRIMARY KEY,
-  message_id TEXT NOT NULL,
-  recipient TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  used_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS digest_tokens_rcpt ON digest_tokens (recipient, message_id);
-CREATE TABLE IF NOT EXISTS digest_runs (
-  day TEXT PRIMARY KEY,
-  at INTEGER NOT NULL
-);
-`;
+interface TokenRow {
+  id: string;
+  message_id: string;
+  recipient: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
 
-export function openDigestStore(db: DatabaseSync, now: () => number = Date.now): DigestStore {
-  db.exec(SCHEMA);
+/** IN lists are sent in slices of this many ids (both databases bound the number of parameters). */
+const IN_SLICE = 500;
+
+export function openDigestStore(sql: Sql, now: () => number = Date.now): DigestStore {
   return {
-    addToken(t) {
-      db.prepare('INSERT INTO digest_tokens (id, message_id, recipient, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(
-        t.id,
-        t.messageId,
-        t.recipient.toLowerCase(),
-        now(),
-        t.expiresAt,
+    async addToken(t) {
+      await sql.run(
+        q`INSERT INTO digest_tokens (id, message_id, recipient, created_at, expires_at)
+          VALUES (${t.id}, ${t.messageId}, ${t.recipient.toLowerCase()}, ${now()}, ${t.expiresAt})`,
       );
     },
-    getToken(id) {
-      const r = db.prepare('SELECT * FROM digest_tokens WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    async getToken(id) {
+      const r = await sql.one<TokenRow>(q`SELECT id, message_id, recipient, created_at, expires_at, used_at FROM digest_tokens WHERE id = ${id}`);
       return (
         r && {
-          id: r.id as string,
-          messageId: r.message_id as string,
-          recipient: r.recipient as string,
-          createdAt: r.created_at as number,
-          expiresAt: r.expires_at as number,
-          usedAt: (r.used_at as number | null) ?? null,
+          id: r.id,
+          messageId: r.message_id,
+          recipient: r.recipient,
+          createdAt: r.created_at,
+          expiresAt: r.expires_at,
+          usedAt: r.used_at ?? null,
         }
       );
     },
-    useToken(id) {
-      return db.prepare('UPDATE digest_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?').run(now(), id, now()).changes === 1;
+    async useToken(id) {
+      // One conditional UPDATE: of two callers (processes, machines) only one changes the row.
+      const at = now();
+      return (await sql.run(q`UPDATE digest_tokens SET used_at = ${at} WHERE id = ${id} AND used_at IS NULL AND expires_at > ${at}`)) === 1;
     },
-    claimRun(day) {
-      return db.prepare('INSERT OR IGNORE INTO digest_runs (day, at) VALUES (?, ?)').run(day, now()).changes === 1;
+    async claimRun(day) {
+      return (await sql.run(q`INSERT INTO digest_runs (day, at) VALUES (${day}, ${now()}) ON CONFLICT (day) DO NOTHING`)) === 1;
     },
-    alreadySent(recipient, ids) {
-      if (ids.length === 0) return new Set();
-      const rows = db
-        .prepare(`SELECT DISTINCT message_id FROM digest_tokens WHERE recipient = ? AND message_id IN (${ids.map(() => '?').join(',')})`)
-        .all(recipient.toLowerCase(), ...ids) as { message_id: string }[];
-      return new Set(rows.map((r) => r.message_id));
+    async alreadySent(recipient, ids) {
+      const sent = new Set<string>();
+      const unique = [...new Set(ids)];
+      for (let i = 0; i < unique.length; i += IN_SLICE) {
+        const slice = unique.slice(i, i + IN_SLICE);
+        const rows = await sql.all<{ message_id: string }>(
+          q`SELECT DISTINCT message_id FROM digest_tokens WHERE recipient = ${recipient.toLowerCase()} AND message_id IN (${q.join(slice)})`,
+        );
+        for (const r of rows) sent.add(r.message_id);
+      }
+      return sent;
     },
   };
 }

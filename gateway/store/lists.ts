@@ -1,12 +1,13 @@
-// ListStore: allow and block lists, kept in the gateway's SQLite file so that the console writes
-// them and the SMTP front and the scan pipeline read them (a new entry has effect on the next
-// message, with no reload). Entries are validated and normalised by rules/lists.ts before they are
-// stored; `forRecipient` returns what decideLists needs for one recipient.
+// ListStore: allow and block lists, kept in the gateway's metadata database (SQLite or PostgreSQL
+// through sql.ts; the table is in migrations.ts) so that the console writes them and the SMTP front
+// and the scan pipeline read them (a new entry has effect on the next message, with no reload).
+// Entries are validated and normalised by rules/lists.ts before they are stored; `forRecipient`
+// returns what decideLists needs for one recipient.
 //
 // Scopes: "user" entries belong to one recipient address, "domain" entries to one hosted domain,
 // "global" entries (superadmin only) to every recipient.
-import type { DatabaseSync } from 'node:sqlite';
 import { parseListEntry, entryText, type ListKind, type ListScope, type ScopedEntry } from '../../rules/lists.ts';
+import { q, type Query, type Sql } from './sql.ts';
 
 export interface ListRow {
   id: number;
@@ -35,21 +36,6 @@ export interface ListStore {
   forRecipient(address: string): Promise<ScopedEntry[]>;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS list_entries (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  kind TEXT NOT NULL CHECK (kind IN ('allow', 'block')),
-  scope TEXT NOT NULL CHECK (scope IN ('user', 'domain', 'global')),
-  owner TEXT NOT NULL,
-  entry TEXT NOT NULL,
-  comment TEXT NOT NULL DEFAULT '',
-  created_by TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  UNIQUE (scope, owner, kind, entry)
-);
-CREATE INDEX IF NOT EXISTS list_entries_owner ON list_entries (owner);
-`;
-
 interface Row {
   id: number;
   kind: ListKind;
@@ -72,11 +58,12 @@ const toRow = (r: Row): ListRow => ({
   createdAt: r.created_at,
 });
 
-export function openListStore(db: DatabaseSync, now: () => number = Date.now): ListStore {
-  db.exec(SCHEMA);
-  const cols = 'id, kind, scope, owner, entry, comment, created_by, created_at';
+export function openListStore(sql: Sql, now: () => number = Date.now): ListStore {
+  const cols = q`id, kind, scope, owner, entry, comment, created_by, created_at`;
+  // Byte order for text, as SQLite sorts it, whatever the PostgreSQL database's collation.
+  const byBytes = (col: string) => (sql.dialect === 'postgres' ? q.raw(`${col} COLLATE "C"`) : q.raw(col));
   return {
-    add(e) {
+    async add(e) {
       if (e.kind !== 'allow' && e.kind !== 'block') return { ok: false, error: 'kind must be allow or block' };
       if (!['user', 'domain', 'global'].includes(e.scope)) return { ok: false, error: 'unknown scope' };
       const parsed = parseListEntry(e.entry);
@@ -85,46 +72,50 @@ export function openListStore(db: DatabaseSync, now: () => number = Date.now): L
       if (e.scope !== 'global' && owner === '') return { ok: false, error: 'missing owner' };
       const text = entryText(parsed.entry);
       const comment = (e.comment ?? '').replace(/[\x00-\x1f\x7f]/g, ' ').trim().slice(0, 200);
-      const r = db
-        .prepare(`INSERT OR IGNORE INTO list_entries (kind, scope, owner, entry, comment, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-        .run(e.kind, e.scope, owner, text, comment, e.createdBy, now());
-      if (r.changes === 0) return { ok: false, error: `${text} is already on this ${e.kind} list` };
-      return { ok: true, row: this.get(Number(r.lastInsertRowid))! };
+      const r = await sql.one<Row>(
+        q`INSERT INTO list_entries (kind, scope, owner, entry, comment, created_by, created_at)
+          VALUES (${e.kind}, ${e.scope}, ${owner}, ${text}, ${comment}, ${e.createdBy}, ${now()})
+          ON CONFLICT (scope, owner, kind, entry) DO NOTHING
+          RETURNING ${cols}`,
+      );
+      if (!r) return { ok: false, error: `${text} is already on this ${e.kind} list` };
+      return { ok: true, row: toRow(r) };
     },
-    get(id) {
-      const r = db.prepare(`SELECT ${cols} FROM list_entries WHERE id = ?`).get(id) as Row | undefined;
+    async get(id) {
+      const r = await sql.one<Row>(q`SELECT ${cols} FROM list_entries WHERE id = ${id}`);
       return r && toRow(r);
     },
-    remove(id) {
-      return db.prepare('DELETE FROM list_entries WHERE id = ?').run(id).changes === 1;
+    async remove(id) {
+      return (await sql.run(q`DELETE FROM list_entries WHERE id = ${id}`)) === 1;
     },
-    list(f) {
-      const where: string[] = [];
-      const args: string[] = [];
+    async list(f) {
+      const where: Query[] = [];
       if (!f.all) {
-        const ors: string[] = [];
+        const ors: Query[] = [];
         for (const d of (f.domains ?? []).map((x) => x.toLowerCase())) {
-          ors.push(`(scope = 'domain' AND owner = ?)`, `(scope = 'user' AND owner LIKE ? ESCAPE '\\')`);
-          args.push(d, `%@${d.replace(/[\\%_]/g, (c) => `\\${c}`)}`);
+          const pattern = `%@${d.replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+          ors.push(q`(scope = 'domain' AND owner = ${d})`, q`(scope = 'user' AND lower(owner) LIKE ${pattern} ESCAPE '\\')`);
         }
-        for (const a of (f.addresses ?? []).map((x) => x.toLowerCase())) (ors.push(`(scope = 'user' AND owner = ?)`), args.push(a));
-        if (f.includeGlobal) ors.push(`scope = 'global'`);
+        for (const a of (f.addresses ?? []).map((x) => x.toLowerCase())) ors.push(q`(scope = 'user' AND owner = ${a})`);
+        if (f.includeGlobal) ors.push(q`scope = 'global'`);
         if (ors.length === 0) return [];
-        where.push(`(${ors.join(' OR ')})`);
+        where.push(q`(${q.join(ors, q` OR `)})`);
       }
-      if (f.kind) (where.push('kind = ?'), args.push(f.kind));
-      const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-      return (db.prepare(`SELECT ${cols} FROM list_entries ${w} ORDER BY scope, owner, kind, entry`).all(...args) as unknown as Row[]).map(toRow);
+      if (f.kind) where.push(q`kind = ${f.kind}`);
+      const w = where.length ? q`WHERE ${q.join(where, q` AND `)}` : q``;
+      const rows = await sql.all<Row>(
+        q`SELECT ${cols} FROM list_entries ${w} ORDER BY ${byBytes('scope')}, ${byBytes('owner')}, ${byBytes('kind')}, ${byBytes('entry')}`,
+      );
+      return rows.map(toRow);
     },
-    forRecipient(address) {
+    async forRecipient(address) {
       const a = address.toLowerCase();
       const domain = a.slice(a.lastIndexOf('@') + 1);
-      const rows = db
-        .prepare(
-          `SELECT kind, scope, entry FROM list_entries
-           WHERE (scope = 'user' AND owner = ?) OR (scope = 'domain' AND owner = ?) OR scope = 'global'`,
-        )
-        .all(a, domain) as unknown as { kind: ListKind; scope: ListScope; entry: string }[];
+      const rows = await sql.all<{ kind: ListKind; scope: ListScope; entry: string }>(
+        q`SELECT kind, scope, entry FROM list_entries
+          WHERE (scope = 'user' AND owner = ${a}) OR (scope = 'domain' AND owner = ${domain}) OR scope = 'global'
+          ORDER BY id`,
+      );
       return rows.map((r) => ({ kind: r.kind, scope: r.scope, text: r.entry }));
     },
   };

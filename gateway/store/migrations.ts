@@ -189,6 +189,9 @@ function migrator(sql: Sql): Migrator {
   return new Migrator({ db: sql.kysely, provider: { getMigrations: async () => migrations } });
 }
 
+/** The database cannot be used as it is (unreachable, or an older schema): one line for the administrator. */
+export class DatabaseError extends Error {}
+
 export interface MigrationStatus {
   applied: string[];
   pending: string[];
@@ -218,7 +221,7 @@ export async function prepareSchema(sql: Sql): Promise<void> {
   }
   const { pending } = await migrationStatus(sql);
   if (pending.length > 0) {
-    throw new Error(
+    throw new DatabaseError(
       `the PostgreSQL schema is not up to date (pending migrations: ${pending.join(', ')}); run "mailmoat migrate --config <file>" once, then start the roles`,
     );
   }

@@ -8,10 +8,35 @@
 //
 // Adapter: BullMQ 6 on Redis.
 import { Queue, Worker, type Job, type ConnectionOptions } from 'bullmq';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { hashTag } from '../config/schema.ts';
 
 export type QueueName = 'scan' | 'deliver';
 
-export type RedisTarget = { socketPath: string } | { url: string };
+/** A Redis whose master is found through Sentinel (ioredis `sentinels` + `name`). */
+export interface SentinelTarget {
+  /** The master group name, as in the Sentinels' `sentinel monitor <name> …`. */
+  name: string;
+  sentinels: { host: string; port: number }[];
+  /** Password of the Redis master (and replicas). */
+  password?: string;
+  /** Password of the Sentinels themselves (their `requirepass`), if they have one. */
+  sentinelPassword?: string;
+}
+
+/**
+ * Where Redis is: a unix socket, a URL (`cluster: true`: the URL names one node of a Redis
+ * Cluster, the others are discovered), or the Sentinels that know the current master.
+ */
+export type RedisTarget = { socketPath: string } | { url: string; cluster?: boolean } | { sentinel: SentinelTarget };
+
+/**
+ * How a connection is used, which decides how it behaves while Redis is away:
+ *   producer: fails fast (an SMTP client gets a 451, never a hung session);
+ *   worker:   waits for Redis to come back (BullMQ requires maxRetriesPerRequest: null);
+ *   client:   one retry, then the caller's error path (inline verdicts accept as usual).
+ */
+export type RedisUse = 'producer' | 'worker' | 'client';
 
 export interface JobContext {
   messageId: string;
@@ -61,32 +86,115 @@ export interface WorkerSet {
 
 const ENQUEUE_TIMEOUT_MS = 5_000;
 
-function connectionOptions(target: RedisTarget, forWorker: boolean): ConnectionOptions {
-  const base = 'socketPath' in target ? { path: target.socketPath } : parseRedisUrl(target.url);
-  // Producers must fail fast when Redis is down (the SMTP client gets a 451, not a hang);
-  // workers wait for Redis to come back (BullMQ requires maxRetriesPerRequest: null).
-  return forWorker
-    ? { ...base, maxRetriesPerRequest: null }
-    : { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: ENQUEUE_TIMEOUT_MS };
+const USE_OPTIONS: Record<RedisUse, RedisOptions> = {
+  producer: { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: ENQUEUE_TIMEOUT_MS },
+  worker: { maxRetriesPerRequest: null },
+  client: { maxRetriesPerRequest: 1, connectTimeout: ENQUEUE_TIMEOUT_MS },
+};
+
+export function isClusterTarget(target: RedisTarget): target is { url: string; cluster: true } {
+  return 'url' in target && target.cluster === true;
 }
 
-function parseRedisUrl(url: string): Record<string, unknown> {
+/**
+ * Throws when the prefix cannot work on this target: a Redis Cluster needs a hash tag, so that
+ * BullMQ's multi-key scripts and mailmoat's own keys all land in one slot.
+ */
+export function assertPrefixFits(target: RedisTarget, prefix: string): void {
+  if (isClusterTarget(target) && hashTag(prefix) === undefined) {
+    throw new Error(
+      `redis.prefix ${JSON.stringify(prefix)} has no hash tag: on a Redis Cluster every key of mailmoat must hash to one slot; use a prefix such as "{mailmoat}"`,
+    );
+  }
+}
+
+/** Where Redis is, for messages and logs: never a password. */
+export function describeRedisTarget(target: RedisTarget): string {
+  if ('socketPath' in target) return `unix:${target.socketPath}`;
+  if ('sentinel' in target) {
+    return `master "${target.sentinel.name}" via Sentinel ${target.sentinel.sentinels.map((s) => `${s.host}:${s.port}`).join(', ')}`;
+  }
+  let safe: string;
+  try {
+    const u = new URL(target.url);
+    safe = `${u.protocol}//${u.host}${u.pathname.length > 1 ? u.pathname : ''}`;
+  } catch {
+    safe = '(unparsable URL)';
+  }
+  return target.cluster ? `${safe} (Redis Cluster)` : safe;
+}
+
+/**
+ * ioredis options for one Redis server or a Sentinel-managed master (not a Cluster: see
+ * openRedis), for one use. THE place where a RedisTarget becomes connection options.
+ */
+export function redisOptions(target: RedisTarget, use: RedisUse): RedisOptions {
+  if (isClusterTarget(target)) throw new Error('a Redis Cluster has no single-server options: use openRedis');
+  let base: RedisOptions;
+  if ('socketPath' in target) base = { path: target.socketPath };
+  else if ('sentinel' in target) {
+    const s = target.sentinel;
+    base = {
+      name: s.name,
+      sentinels: s.sentinels.map(({ host, port }) => ({ host, port })),
+      ...(s.password !== undefined ? { password: s.password } : {}),
+      ...(s.sentinelPassword !== undefined ? { sentinelPassword: s.sentinelPassword } : {}),
+    };
+  } else base = parseRedisUrl(target.url);
+  return { ...base, ...USE_OPTIONS[use] };
+}
+
+/**
+ * A connected (or connecting) client for a use: a Redis, or for a Cluster target an ioredis
+ * Cluster seeded with the URL's node. The caller closes it. `extra` overrides options (checks
+ * that must not retry forever).
+ */
+export function openRedis(target: RedisTarget, use: RedisUse, extra: RedisOptions & Pick<ClusterOptions, 'clusterRetryStrategy'> = {}): Redis | Cluster {
+  if (!isClusterTarget(target)) {
+    const { clusterRetryStrategy: _, ...rest } = extra;
+    return new Redis({ ...redisOptions(target, use), ...rest });
+  }
+  const { host, port, db: _db, ...node } = parseRedisUrl(target.url);
+  const { enableOfflineQueue, lazyConnect, clusterRetryStrategy, retryStrategy: _r, ...perNode } = { ...USE_OPTIONS[use], ...extra };
+  return new Cluster([{ host: host ?? '127.0.0.1', port: port ?? 6379 }], {
+    ...(enableOfflineQueue !== undefined ? { enableOfflineQueue } : {}),
+    ...(lazyConnect !== undefined ? { lazyConnect } : {}),
+    ...(clusterRetryStrategy !== undefined ? { clusterRetryStrategy } : {}),
+    redisOptions: { ...node, ...perNode },
+  });
+}
+
+/**
+ * What BullMQ gets: options for one server or a Sentinel-managed master; for a Cluster, an
+ * ioredis Cluster instance (BullMQ takes no Cluster options), which the caller must close.
+ */
+function connectionFor(target: RedisTarget, use: RedisUse): { connection: ConnectionOptions; client?: Redis | Cluster } {
+  if (!isClusterTarget(target)) return { connection: redisOptions(target, use) as ConnectionOptions };
+  const client = openRedis(target, use);
+  client.on('error', () => {}); // surfaced through BullMQ's own error events and rejections
+  return { connection: client as unknown as ConnectionOptions, client };
+}
+
+function parseRedisUrl(url: string): RedisOptions {
   const u = new URL(url);
   return {
     host: u.hostname,
     port: Number(u.port || 6379),
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
     db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-    tls: u.protocol === 'rediss:' ? {} : undefined,
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
   };
 }
 
 export function openJobQueue(target: RedisTarget, o: { prefix: string; attempts: Record<QueueName, number> }): JobQueue {
-  const connection = connectionOptions(target, false);
+  assertPrefixFits(target, o.prefix);
+  // One connection per queue (a Cluster instance is shared by BullMQ, not duplicated).
+  const scan = connectionFor(target, 'producer');
+  const deliver = connectionFor(target, 'producer');
   const queues: Record<QueueName, Queue> = {
-    scan: new Queue('scan', { connection, prefix: o.prefix }),
-    deliver: new Queue('deliver', { connection, prefix: o.prefix }),
+    scan: new Queue('scan', { connection: scan.connection, prefix: o.prefix }),
+    deliver: new Queue('deliver', { connection: deliver.connection, prefix: o.prefix }),
   };
   for (const q of Object.values(queues)) q.on('error', () => {}); // surfaced through enqueue's rejection
 
@@ -144,6 +252,8 @@ export function openJobQueue(target: RedisTarget, o: { prefix: string; attempts:
     },
     async close() {
       await Promise.all(Object.values(queues).map((q) => q.close()));
+      // Cluster instances are ours: BullMQ leaves a client it was given open.
+      for (const c of [scan.client, deliver.client]) c?.disconnect();
     },
   };
 }
@@ -160,8 +270,11 @@ export function startWorkers(
     onJobFault: (queue: QueueName, messageId: string, err: Error) => void;
   },
 ): WorkerSet {
-  const connection = connectionOptions(target, true);
+  assertPrefixFits(target, o.prefix);
   const workers = (Object.keys(handlers) as QueueName[]).map((name) => {
+    // For a Cluster, BullMQ duplicates the instance it is given (a worker needs a blocking
+    // connection of its own) in the constructor; the template itself is then not needed.
+    const { connection, client: template } = connectionFor(target, 'worker');
     const worker = new Worker(
       name,
       async (job: Job<{ messageId: string }>) => {
@@ -187,6 +300,7 @@ export function startWorkers(
         },
       },
     );
+    template?.disconnect();
     worker.on('error', o.onError);
     // A RetryLater is the expected way to defer; anything else is a fault that must be seen.
     worker.on('failed', (job, err) => {

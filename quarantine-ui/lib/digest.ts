@@ -39,23 +39,23 @@ function sign(secret: Buffer, t: Pick<ReleaseToken, 'id' | 'messageId' | 'recipi
     .digest('base64url');
 }
 
-export function issueToken(deps: Pick<DigestDeps, 'digests' | 'secret' | 'config' | 'now'>, messageId: string, recipient: string): string {
+export async function issueToken(deps: Pick<DigestDeps, 'digests' | 'secret' | 'config' | 'now'>, messageId: string, recipient: string): Promise<string> {
   const t = {
     id: randomBytes(16).toString('base64url'),
     messageId,
     recipient: recipient.toLowerCase(),
     expiresAt: deps.now() + deps.config.console.digest.linkTtlHours * 3600_000,
   };
-  deps.digests.addToken(t);
+  await deps.digests.addToken(t);
   return `${t.id}.${sign(deps.secret, t)}`;
 }
 
 export type TokenCheck = { ok: true; token: ReleaseToken } | { ok: false; reason: string };
 
 /** Checks a link's token: signature, existence, expiry and single use (without using it). */
-export function checkToken(deps: Pick<DigestDeps, 'digests' | 'secret' | 'now'>, value: string): TokenCheck {
+export async function checkToken(deps: Pick<DigestDeps, 'digests' | 'secret' | 'now'>, value: string): Promise<TokenCheck> {
   const m = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(value);
-  const token = m ? deps.digests.getToken(m[1]!) : undefined;
+  const token = m ? await deps.digests.getToken(m[1]!) : undefined;
   if (!m || !token) return { ok: false, reason: 'This link is not valid.' };
   const expected = Buffer.from(sign(deps.secret, token));
   const given = Buffer.from(m[2]!);
@@ -74,19 +74,19 @@ export interface DigestRunResult {
 export async function sendDigests(deps: DigestDeps): Promise<DigestRunResult> {
   const result: DigestRunResult = { sent: 0, recipients: [] };
   const from = deps.config.console.digest.from ?? `quarantine@${deps.config.hostname}`;
-  for (const account of deps.accounts.list()) {
+  for (const account of await deps.accounts.list()) {
     if (account.role !== 'user' || account.disabled) continue;
     for (const address of account.addresses) {
-      const { rows } = deps.store.searchMessages({
+      const { rows } = await deps.store.searchMessages({
         scope: { domains: [], addresses: [address] },
         statuses: ['quarantined'],
         from: deps.now() - LOOKBACK_MS,
         limit: MAX_LISTED,
       });
-      const listed = deps.digests.alreadySent(address, rows.map((r) => r.id));
+      const listed = await deps.digests.alreadySent(address, rows.map((r) => r.id));
       const fresh = rows.filter((r) => !listed.has(r.id));
       if (fresh.length === 0) continue;
-      const raw = composeDigest(deps, from, address, fresh);
+      const raw = await composeDigest(deps, from, address, fresh);
       try {
         await deps.submit({ from: '', to: [address] }, raw.message, raw.subject);
         result.sent++;
@@ -99,7 +99,7 @@ export async function sendDigests(deps: DigestDeps): Promise<DigestRunResult> {
   return result;
 }
 
-function composeDigest(deps: DigestDeps, from: string, address: string, rows: MessageRecord[]): { message: Buffer; subject: string } {
+async function composeDigest(deps: DigestDeps, from: string, address: string, rows: MessageRecord[]): Promise<{ message: Buffer; subject: string }> {
   const base = deps.publicUrl;
   const lines: string[] = [
     `Messages for ${address} held in quarantine by ${deps.config.hostname}:`,
@@ -108,7 +108,7 @@ function composeDigest(deps: DigestDeps, from: string, address: string, rows: Me
   for (const m of rows) {
     const own = m.rcptTo.every((r) => r.toLowerCase() === address.toLowerCase());
     // Token rows are written for every listed message (they also mark it as listed).
-    const token = issueToken(deps, m.id, address);
+    const token = await issueToken(deps, m.id, address);
     lines.push(
       `* ${formatTime(m.receivedAt)}  from ${displayText(m.mailFrom || '<>', 120)}`,
       `  Subject: ${displayText(m.subject ?? '(none)', 150)}`,
@@ -144,7 +144,7 @@ export function startDigestScheduler(deps: DigestDeps, everyMs = 5 * 60_000): { 
   const tick = async () => {
     const now = new Date(deps.now());
     if (now.getUTCHours() < deps.config.console.digest.hourUtc) return;
-    if (!deps.digests.claimRun(now.toISOString().slice(0, 10))) return;
+    if (!(await deps.digests.claimRun(now.toISOString().slice(0, 10)))) return;
     const r = await sendDigests(deps);
     deps.logger.info({ sent: r.sent }, 'quarantine digests queued');
   };

@@ -30,12 +30,12 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
       if (ctx.user(req).account.role === 'superadmin') return;
-      ctx.audit(req, { action: 'admin-page', target: req.url.split('?')[0], outcome: 'denied', detail: 'not a superadmin' });
+      await ctx.audit(req, { action: 'admin-page', target: req.url.split('?')[0], outcome: 'denied', detail: 'not a superadmin' });
       return ctx.notFound(req, reply);
     });
 
-    const usersPage = (req: FastifyRequest, reply: FastifyReply, data: Record<string, unknown> = {}, status = 200) =>
-      ctx.render(req, reply, 'users', { title: 'Users', accounts: accounts.list(), roles: ROLES, hosted, created: null, error: null, ...data }, status);
+    const usersPage = async (req: FastifyRequest, reply: FastifyReply, data: Record<string, unknown> = {}, status = 200) =>
+      ctx.render(req, reply, 'users', { title: 'Users', accounts: await accounts.list(), roles: ROLES, hosted, created: null, error: null, ...data }, status);
 
     admin.get('/users', async (req, reply) => usersPage(req, reply));
 
@@ -45,8 +45,8 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
       const role = field(body, 'role', 20) as Role;
       const domains = parseScope(field(body, 'domains', 5000), 'domain', hosted);
       const addresses = parseScope(field(body, 'addresses', 5000), 'address', hosted);
-      const fail = (error: string) => {
-        ctx.audit(req, { action: 'user-create', target: username, outcome: 'denied', detail: error });
+      const fail = async (error: string) => {
+        await ctx.audit(req, { action: 'user-create', target: username, outcome: 'denied', detail: error });
         return usersPage(req, reply, { error }, 400);
       };
       if (!USERNAME.test(username)) return fail('A username is 1-64 characters: lower-case letters, digits and . _ @ + -');
@@ -55,15 +55,15 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
       if (!addresses.ok) return fail(addresses.error);
       if (role === 'domainadmin' && domains.values.length === 0) return fail('A domain admin needs at least one domain.');
       if (role === 'user' && addresses.values.length === 0) return fail('An end user needs at least one address.');
-      if (accounts.byName(username)) return fail(`${username} exists already.`);
+      if (await accounts.byName(username)) return fail(`${username} exists already.`);
       const password = randomPassword();
-      accounts.create({ username, role, domains: domains.values, addresses: addresses.values, passwordHash: await hashPassword(password) });
-      ctx.audit(req, { action: 'user-create', target: username, detail: `${role} ${[...domains.values, ...addresses.values].join(' ')}` });
+      await accounts.create({ username, role, domains: domains.values, addresses: addresses.values, passwordHash: await hashPassword(password) });
+      await ctx.audit(req, { action: 'user-create', target: username, detail: `${role} ${[...domains.values, ...addresses.values].join(' ')}` });
       return usersPage(req, reply, { created: { username, password } });
     });
 
     admin.post('/users/:id/update', async (req, reply) => {
-      const account = accounts.get(Number((req.params as { id: string }).id));
+      const account = await accounts.get(Number((req.params as { id: string }).id));
       if (!account) return ctx.notFound(req, reply);
       const body = req.body as Record<string, unknown>;
       const role = field(body, 'role', 20) as Role;
@@ -76,21 +76,21 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
         : account.id === ctx.user(req).account.id && (disabled || role !== 'superadmin') ? 'You cannot disable or demote yourself.'
         : null;
       if (error || !domains.ok || !addresses.ok) {
-        ctx.audit(req, { action: 'user-update', target: account.username, outcome: 'denied', detail: error ?? '' });
+        await ctx.audit(req, { action: 'user-update', target: account.username, outcome: 'denied', detail: error ?? '' });
         return usersPage(req, reply, { error }, 400);
       }
-      accounts.update(account.id, { role, domains: domains.values, addresses: addresses.values, disabled });
-      ctx.audit(req, { action: 'user-update', target: account.username, detail: `${role}${disabled ? ' disabled' : ''} ${[...domains.values, ...addresses.values].join(' ')}` });
+      await accounts.update(account.id, { role, domains: domains.values, addresses: addresses.values, disabled });
+      await ctx.audit(req, { action: 'user-update', target: account.username, detail: `${role}${disabled ? ' disabled' : ''} ${[...domains.values, ...addresses.values].join(' ')}` });
       ctx.flash(req, 'ok', `${account.username} updated; their sessions were ended.`);
       return reply.redirect('/users', 303);
     });
 
     admin.post('/users/:id/reset-password', async (req, reply) => {
-      const account = accounts.get(Number((req.params as { id: string }).id));
+      const account = await accounts.get(Number((req.params as { id: string }).id));
       if (!account) return ctx.notFound(req, reply);
       const password = randomPassword();
-      accounts.setPasswordHash(account.id, await hashPassword(password));
-      ctx.audit(req, { action: 'user-reset-password', target: account.username });
+      await accounts.setPasswordHash(account.id, await hashPassword(password));
+      await ctx.audit(req, { action: 'user-reset-password', target: account.username });
       return usersPage(req, reply, { created: { username: account.username, password, reset: true } });
     });
 
@@ -98,7 +98,7 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
       const q = req.query as Record<string, unknown>;
       const filters = { actor: field(q, 'actor', 200).trim(), action: field(q, 'action', 50).trim(), message: field(q, 'message', 64).trim() };
       const page = pageOf(field(q, 'page'));
-      const { rows, total } = ctx.deps.audit.list({
+      const { rows, total } = await ctx.deps.audit.list({
         actor: filters.actor || undefined,
         action: filters.action || undefined,
         messageId: filters.message || undefined,

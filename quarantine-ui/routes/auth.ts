@@ -15,9 +15,9 @@ export function safeNext(next: string | undefined): string {
   return next && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) && !next.startsWith('/login') ? next : '/';
 }
 
-export function startSession(ctx: Ctx, req: FastifyRequest, accountId: number): void {
+export async function startSession(ctx: Ctx, req: FastifyRequest, accountId: number): Promise<void> {
   req.session.regenerate();
-  const s = ctx.deps.accounts.createSession(accountId, ctx.deps.config.console.sessionTtlMinutes * 60_000);
+  const s = await ctx.deps.accounts.createSession(accountId, ctx.deps.config.console.sessionTtlMinutes * 60_000);
   req.session.set('sid', s.id);
 }
 
@@ -38,7 +38,10 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
         rateLimit: {
           max: cfg.maxPerIp,
           timeWindow: windowMs,
-          onExceeded: (req: FastifyRequest) => ctx.audit(req, { action: 'login', outcome: 'denied', detail: 'rate limit per client address' }),
+          // A synchronous callback: the audit write is not waited for, and a failure is logged.
+          onExceeded: (req: FastifyRequest) => {
+            ctx.audit(req, { action: 'login', outcome: 'denied', detail: 'rate limit per client address' }).catch((err: unknown) => req.log.error({ err }, 'could not write the audit log'));
+          },
         },
       },
     },
@@ -47,33 +50,33 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
       const username = field(body, 'username', 100).trim().toLowerCase();
       const password = field(body, 'password', 1024);
       const next = safeNext(field(body, 'next', 2000));
-      const refuse = (message: string, detail: string) => {
-        ctx.audit(req, { action: 'login', target: username, outcome: 'denied', detail });
+      const refuse = async (message: string, detail: string) => {
+        await ctx.audit(req, { action: 'login', target: username, outcome: 'denied', detail });
         return ctx.render(req, reply, 'login', { title: 'Log in', next, username, error: message }, 401);
       };
       if (!username || !password) return refuse('Enter your username and password.', 'empty form');
-      if (accounts.loginFailuresSince(username, ctx.deps.now() - windowMs) >= cfg.maxFailuresPerUser) {
+      if ((await accounts.loginFailuresSince(username, ctx.deps.now() - windowMs)) >= cfg.maxFailuresPerUser) {
         return refuse(`Too many failed logins for this username. Wait ${cfg.windowMinutes} minutes and try again.`, 'too many failures for this username');
       }
-      const account = accounts.byName(username);
-      const hash = (account && accounts.passwordHash(account.id)) ?? (await dummyHash());
+      const account = await accounts.byName(username);
+      const hash = (account && (await accounts.passwordHash(account.id))) ?? (await dummyHash());
       const ok = await verifyPassword(password, hash);
       if (!account || !ok || account.disabled) {
-        accounts.recordLoginFailure(username);
+        await accounts.recordLoginFailure(username);
         return refuse('Wrong username or password.', !account ? 'unknown user' : account.disabled ? 'account disabled' : 'wrong password');
       }
-      accounts.clearLoginFailures(username);
-      startSession(ctx, req, account.id);
+      await accounts.clearLoginFailures(username);
+      await startSession(ctx, req, account.id);
       req.user = null; // the audit entry below names the user explicitly
-      ctx.deps.audit.record({ actor: account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: '' });
+      await ctx.deps.audit.record({ actor: account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: '' });
       return reply.redirect(next, 303);
     },
   );
 
   app.post('/logout', async (req, reply) => {
     const sid = req.session.get('sid');
-    if (sid) accounts.deleteSession(sid);
-    if (req.user) ctx.audit(req, { action: 'logout' });
+    if (sid) await accounts.deleteSession(sid);
+    if (req.user) await ctx.audit(req, { action: 'logout' });
     req.session.delete();
     return reply.redirect('/login', 303);
   });
@@ -90,16 +93,16 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
     const current = field(body, 'current', 1024);
     const next = field(body, 'password', 1024);
     const again = field(body, 'confirm', 1024);
-    const fail = (error: string) => {
-      ctx.audit(req, { action: 'password-change', target: user.account.username, outcome: 'denied', detail: error });
+    const fail = async (error: string) => {
+      await ctx.audit(req, { action: 'password-change', target: user.account.username, outcome: 'denied', detail: error });
       return ctx.render(req, reply, 'account', { title: 'Your account', error }, 400);
     };
-    if (!(await verifyPassword(current, accounts.passwordHash(user.account.id) ?? ''))) return fail('The current password is wrong.');
+    if (!(await verifyPassword(current, (await accounts.passwordHash(user.account.id)) ?? ''))) return fail('The current password is wrong.');
     if (next.length < MIN_PASSWORD) return fail(`The new password must have at least ${MIN_PASSWORD} characters.`);
     if (next !== again) return fail('The two new passwords differ.');
-    accounts.setPasswordHash(user.account.id, await hashPassword(next)); // ends every session of the account
-    startSession(ctx, req, user.account.id);
-    ctx.audit(req, { action: 'password-change', target: user.account.username });
+    await accounts.setPasswordHash(user.account.id, await hashPassword(next)); // ends every session of the account
+    await startSession(ctx, req, user.account.id);
+    await ctx.audit(req, { action: 'password-change', target: user.account.username });
     ctx.flash(req, 'ok', 'Your password has been changed; your other sessions have been logged out.');
     return reply.redirect('/account', 303);
   });

@@ -14,7 +14,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: Ctx): P
     const { store } = ctx.deps;
     const now = ctx.deps.now();
     const firstHour = Math.floor(now / HOUR) * HOUR - 23 * HOUR;
-    const counts = store.hourlyCounts(user.scope, firstHour);
+    const counts = await store.hourlyCounts(user.scope, firstHour);
     const buckets = Array.from({ length: 24 }, (_, i) => {
       const hour = firstHour + i * HOUR;
       const values: Record<string, number> = {};
@@ -27,8 +27,8 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: Ctx): P
     const totals: Record<string, number> = {};
     for (const b of buckets) for (const [k, n] of Object.entries(b.values)) totals[k] = (totals[k] ?? 0) + n;
     const since = now - 24 * HOUR;
-    const senders = store.topSenders(user.scope, { since, verdicts: ['spam', 'high-spam'], limit: 10 });
-    const viruses = store.topViruses(user.scope, { since, limit: 10 });
+    const senders = await store.topSenders(user.scope, { since, verdicts: ['spam', 'high-spam'], limit: 10 });
+    const viruses = await store.topViruses(user.scope, { since, limit: 10 });
     let queue: { label: string; n: number }[] | null = null;
     let queueError: string | null = null;
     if (user.scope.all) {
@@ -41,7 +41,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: Ctx): P
         queueError = (err as Error).message;
       }
     }
-    const status = store.statusCounts(user.scope);
+    const status = await store.statusCounts(user.scope);
     return ctx.render(req, reply, 'dashboard', {
       title: 'Dashboard',
       hourly: stackedBars({ title: 'Messages per hour by verdict (last 24 hours, UTC)', buckets, categories: VERDICT_COLORS }),

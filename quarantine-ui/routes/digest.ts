@@ -8,14 +8,14 @@ import { checkToken } from '../lib/digest.ts';
 export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const deps = { digests: ctx.deps.digests, secret: ctx.deps.secret, now: ctx.deps.now };
 
-  const check = (req: FastifyRequest, reply: FastifyReply) => {
+  const check = async (req: FastifyRequest, reply: FastifyReply) => {
     const value = (req.params as { token: string }).token;
-    const c = checkToken(deps, value);
-    const m = c.ok ? ctx.deps.store.get(c.token.messageId) : undefined;
+    const c = await checkToken(deps, value);
+    const m = c.ok ? await ctx.deps.store.get(c.token.messageId) : undefined;
     // The link is bound to one recipient: it only works while every recipient is that one.
     const bound = c.ok && m && m.rcptTo.every((r) => r.toLowerCase() === c.token.recipient);
     if (!c.ok || !m || !bound) {
-      ctx.deps.audit.record({ actor: 'digest-link', action: 'digest-release', messageId: c.ok ? c.token.messageId : null, target: null, ip: req.ip, outcome: 'denied', detail: c.ok ? 'message gone or not bound to the recipient' : c.reason });
+      await ctx.deps.audit.record({ actor: 'digest-link', action: 'digest-release', messageId: c.ok ? c.token.messageId : null, target: null, ip: req.ip, outcome: 'denied', detail: c.ok ? 'message gone or not bound to the recipient' : c.reason });
       void ctx.render(req, reply, 'digest', { title: 'Release from quarantine', error: c.ok ? 'This message cannot be released with this link.' : c.reason, value: null, m: null }, c.ok ? 404 : 410);
       return undefined;
     }
@@ -23,21 +23,21 @@ export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Prom
   };
 
   app.get('/d/:token', async (req, reply) => {
-    const r = check(req, reply);
+    const r = await check(req, reply);
     if (!r) return reply;
     return ctx.render(req, reply, 'digest', { title: 'Release from quarantine', m: r.m, value: r.value, error: r.m.status === 'quarantined' ? null : `This message is no longer in quarantine (${r.m.status}).` });
   });
 
   app.post('/d/:token', { config: { rateLimit: { max: 30, timeWindow: 60_000 } } }, async (req, reply) => {
-    const r = check(req, reply);
+    const r = await check(req, reply);
     if (!r) return reply;
     const actor = `digest:${r.token.recipient}`;
-    if (r.m.status !== 'quarantined' || !ctx.deps.digests.useToken(r.token.id)) {
-      ctx.deps.audit.record({ actor, action: 'digest-release', messageId: r.m.id, target: null, ip: req.ip, outcome: 'denied', detail: 'not quarantined or link used' });
+    if (r.m.status !== 'quarantined' || !(await ctx.deps.digests.useToken(r.token.id))) {
+      await ctx.deps.audit.record({ actor, action: 'digest-release', messageId: r.m.id, target: null, ip: req.ip, outcome: 'denied', detail: 'not quarantined or link used' });
       return ctx.render(req, reply, 'digest', { title: 'Release from quarantine', m: r.m, value: null, error: 'This message is no longer in quarantine, or the link has been used.' }, 409);
     }
     const result = await ctx.deps.release(r.m.id, actor);
-    ctx.deps.audit.record({ actor, action: 'digest-release', messageId: r.m.id, target: null, ip: req.ip, outcome: result.ok ? 'ok' : 'failed', detail: result.ok ? '' : result.reason });
+    await ctx.deps.audit.record({ actor, action: 'digest-release', messageId: r.m.id, target: null, ip: req.ip, outcome: result.ok ? 'ok' : 'failed', detail: result.ok ? '' : result.reason });
     return ctx.render(req, reply, 'digest', {
       title: 'Release from quarantine',
       m: r.m,

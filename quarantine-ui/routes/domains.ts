@@ -15,16 +15,18 @@ function visibleDomains(ctx: Ctx, user: ConsoleUser): string[] {
 export async function registerDomainRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const { config } = ctx.deps;
 
-  const page = (req: Parameters<Ctx['render']>[0], reply: Parameters<Ctx['render']>[1], test: { domain: string; host: string; result: SmtpTestResult } | null, status = 200) => {
+  const page = async (req: Parameters<Ctx['render']>[0], reply: Parameters<Ctx['render']>[1], test: { domain: string; host: string; result: SmtpTestResult } | null, status = 200) => {
     const user = ctx.user(req);
-    const counts = (d: string) => ctx.deps.store.statusCounts({ domains: [d], addresses: [] });
+    const names = visibleDomains(ctx, user);
+    const counts = new Map<string, Record<string, number>>();
+    for (const d of names) counts.set(d, await ctx.deps.store.statusCounts({ domains: [d], addresses: [] }));
     return ctx.render(req, reply, 'domains', {
       title: 'Domains',
-      domains: visibleDomains(ctx, user).map((d) => {
+      domains: names.map((d) => {
         // Read loosely: the per-domain settings grow with the gateway (recipients, checks, policy, rules).
         const hosted = config.domains[d] as unknown as Record<string, unknown> & { downstream: { host?: string; mx?: string; port: number; priority?: number; tls?: string }[] };
         const overrides = Object.fromEntries(Object.entries(hosted).filter(([k, v]) => k !== 'downstream' && v !== undefined && !(Array.isArray(v) && v.length === 0)));
-        return { name: d, downstream: hosted.downstream, counts: counts(d), overrides };
+        return { name: d, downstream: hosted.downstream, counts: counts.get(d)!, overrides };
       }),
       spam: config.spam,
       test,
@@ -45,11 +47,11 @@ export async function registerDomainRoutes(app: FastifyInstance, ctx: Ctx): Prom
     // MX hops are resolved by the delivery worker's resolver; the test only talks to named hosts.
     const host = hop?.host !== undefined ? { host: hop.host, port: hop.port } : undefined;
     if (!host) {
-      ctx.audit(req, { action: 'smtp-test', target: domain.slice(0, 255), outcome: 'denied', detail: 'domain or host outside the user’s scope' });
+      await ctx.audit(req, { action: 'smtp-test', target: domain.slice(0, 255), outcome: 'denied', detail: 'domain or host outside the user’s scope' });
       return ctx.notFound(req, reply);
     }
     const result = await ctx.deps.smtpTest(host, { domain, helo: config.hostname, timeoutMs: 10_000 });
-    ctx.audit(req, { action: 'smtp-test', target: `${domain} → ${host.host}:${host.port}`, outcome: result.ok ? 'ok' : 'failed', detail: result.summary });
+    await ctx.audit(req, { action: 'smtp-test', target: `${domain} → ${host.host}:${host.port}`, outcome: result.ok ? 'ok' : 'failed', detail: result.summary });
     return page(req, reply, { domain, host: `${host.host}:${host.port}`, result });
   });
 }

@@ -8,7 +8,7 @@ import { domainOf } from '../../rules/envelope.ts';
 import { manageableOwners, mayManageOwner } from '../scope.ts';
 import { field } from '../lib/forms.ts';
 
-export function visibleLists(ctx: Ctx, user: ConsoleUser): ListRow[] {
+export function visibleLists(ctx: Ctx, user: ConsoleUser): Promise<ListRow[]> {
   const a = user.account;
   if (a.role === 'superadmin') return ctx.deps.lists.list({ all: true });
   if (a.role === 'domainadmin') return ctx.deps.lists.list({ domains: a.domains });
@@ -31,9 +31,9 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
   const hosted = Object.keys(ctx.deps.config.domains);
 
   /** The lists page: the user's lists, the add form (refilled after a refused entry) and its error. */
-  const listsPage = (req: FastifyRequest, reply: FastifyReply, form: ListForm, error?: string) => {
+  const listsPage = async (req: FastifyRequest, reply: FastifyReply, form: ListForm, error?: string) => {
     const user = ctx.user(req);
-    const rows = visibleLists(ctx, user);
+    const rows = await visibleLists(ctx, user);
     return ctx.render(
       req,
       reply,
@@ -60,13 +60,13 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
     const owner = (field(body, 'ownerAddress', 320).trim() || field(body, 'owner', 320).trim()).toLowerCase();
     const entry = field(body, 'entry', 400);
     const comment = field(body, 'comment', 200);
-    const again = (error: string) => {
-      ctx.audit(req, { action: `list-add-${kind}`, target: `${owner}: ${entry}`, outcome: 'denied', detail: error });
+    const again = async (error: string) => {
+      await ctx.audit(req, { action: `list-add-${kind}`, target: `${owner}: ${entry}`, outcome: 'denied', detail: error });
       return listsPage(req, reply, { kind, owner, entry, comment }, error);
     };
     if (!owner || !mayManageOwner(user.account, owner)) return again('You cannot manage lists for that owner.');
     if (owner !== '*' && !hosted.includes(owner.includes('@') ? domainOf(owner) : owner)) return again(`${owner} is not in a hosted domain.`);
-    const r = ctx.deps.lists.add({
+    const r = await ctx.deps.lists.add({
       kind,
       scope: owner === '*' ? 'global' : owner.includes('@') ? 'user' : 'domain',
       owner: owner === '*' ? '' : owner,
@@ -75,7 +75,7 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
       createdBy: user.account.username,
     });
     if (!r.ok) return again(r.error);
-    ctx.audit(req, { action: `list-add-${kind}`, target: `${owner}: ${r.row.text}` });
+    await ctx.audit(req, { action: `list-add-${kind}`, target: `${owner}: ${r.row.text}` });
     ctx.flash(req, 'ok', `${r.row.text} added to the ${kind} list of ${owner === '*' ? 'all domains' : owner}.`);
     return reply.redirect('/lists', 303);
   });
@@ -84,13 +84,13 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
     const user = ctx.user(req);
     const raw = (req.params as { id: string }).id;
     const id = /^\d{1,12}$/.test(raw) ? Number(raw) : NaN;
-    const row = Number.isFinite(id) ? ctx.deps.lists.get(id) : undefined;
+    const row = Number.isFinite(id) ? await ctx.deps.lists.get(id) : undefined;
     if (!row || !mayManageOwner(user.account, ownerOf(row))) {
-      ctx.audit(req, { action: 'list-remove', target: `entry ${raw.slice(0, 20)}`, outcome: 'denied', detail: row ? 'entry outside the user’s scope' : 'no such entry' });
+      await ctx.audit(req, { action: 'list-remove', target: `entry ${raw.slice(0, 20)}`, outcome: 'denied', detail: row ? 'entry outside the user’s scope' : 'no such entry' });
       return ctx.notFound(req, reply);
     }
-    ctx.deps.lists.remove(row.id);
-    ctx.audit(req, { action: `list-remove-${row.kind}`, target: `${ownerOf(row)}: ${row.text}` });
+    await ctx.deps.lists.remove(row.id);
+    await ctx.audit(req, { action: `list-remove-${row.kind}`, target: `${ownerOf(row)}: ${row.text}` });
     ctx.flash(req, 'ok', `${row.text} removed from the ${row.kind} list of ${row.scope === 'global' ? 'all domains' : row.owner}.`);
     return reply.redirect('/lists', 303);
   });

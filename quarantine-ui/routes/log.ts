@@ -14,7 +14,7 @@ export async function registerLogRoutes(app: FastifyInstance, ctx: Ctx): Promise
     const filters = readFilters(req.query);
     const page = pageOf(field(req.query as Record<string, unknown>, 'page'));
     const search = toSearch(filters, user);
-    const { rows, total } = ctx.deps.store.searchLog({
+    const { rows, total } = await ctx.deps.store.searchLog({
       scope: search.scope,
       domain: search.domain,
       recipient: search.recipient,

@@ -37,9 +37,10 @@ export async function registerMonitoringRoutes(app: FastifyInstance, ctx: Ctx): 
     help: 'Messages in the metadata store, by status',
     labelNames: ['status'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const counts = await store.statusCounts({ all: true });
       this.reset();
-      for (const [status, n] of Object.entries(store.statusCounts({ all: true }))) this.set({ status }, n);
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
   new Gauge({
@@ -47,10 +48,11 @@ export async function registerMonitoringRoutes(app: FastifyInstance, ctx: Ctx): 
     help: 'Messages received in the last hour by verdict, and SMTP refusals ("refused")',
     labelNames: ['category'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const counts = await store.hourlyCounts({ all: true }, ctx.deps.now() - 3600_000);
       this.reset();
       const totals: Record<string, number> = {};
-      for (const c of store.hourlyCounts({ all: true }, ctx.deps.now() - 3600_000)) totals[c.category] = (totals[c.category] ?? 0) + c.n;
+      for (const c of counts) totals[c.category] = (totals[c.category] ?? 0) + c.n;
       for (const [category, n] of Object.entries(totals)) this.set({ category }, n);
     },
   });

@@ -76,11 +76,11 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
   const { store, config } = ctx.deps;
 
   /** The message, if it exists and the user may see it; otherwise a 404 (and an audit entry). */
-  function load(req: FastifyRequest, reply: FastifyReply, action: string): MessageRecord | undefined {
+  async function load(req: FastifyRequest, reply: FastifyReply, action: string): Promise<MessageRecord | undefined> {
     const id = (req.params as { id: string }).id;
-    const record = MESSAGE_ID.test(id) ? store.get(id) : undefined;
+    const record = MESSAGE_ID.test(id) ? await store.get(id) : undefined;
     if (record && canSee(record, ctx.user(req).scope)) return record;
-    ctx.audit(req, { action, messageId: id.slice(0, 64), outcome: 'denied', detail: record ? 'message outside the user’s scope' : 'no such message' });
+    await ctx.audit(req, { action, messageId: id.slice(0, 64), outcome: 'denied', detail: record ? 'message outside the user’s scope' : 'no such message' });
     void ctx.notFound(req, reply);
     return undefined;
   }
@@ -89,7 +89,7 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     const user = ctx.user(req);
     const filters = readFilters(req.query);
     const page = pageOf(field(req.query as Record<string, unknown>, 'page'));
-    const { rows, total } = store.searchMessages({ ...toSearch(filters, user), statuses: ['quarantined'], limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
+    const { rows, total } = await store.searchMessages({ ...toSearch(filters, user), statuses: ['quarantined'], limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
     return ctx.render(req, reply, 'quarantine', {
       title: 'Quarantine',
       rows: rows.map((m) => ({ m, rcpt: visibleRecipients(m, user), canAct: canActOn(m, user.scope) })),
@@ -121,9 +121,9 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     const done: string[] = [];
     const failed: string[] = [];
     for (const id of ids) {
-      const record = MESSAGE_ID.test(id) ? store.get(id) : undefined;
+      const record = MESSAGE_ID.test(id) ? await store.get(id) : undefined;
       if (!record || !canSee(record, user.scope)) {
-        ctx.audit(req, { action, messageId: id, outcome: 'denied', detail: record ? 'message outside the user’s scope (bulk)' : 'no such message (bulk)' });
+        await ctx.audit(req, { action, messageId: id, outcome: 'denied', detail: record ? 'message outside the user’s scope (bulk)' : 'no such message (bulk)' });
         failed.push(`${id}: not found`);
         continue;
       }
@@ -137,9 +137,9 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
 
   app.get('/messages/:id', async (req, reply) => {
     const user = ctx.user(req);
-    const m = load(req, reply, 'view');
+    const m = await load(req, reply, 'view');
     if (!m) return reply;
-    ctx.audit(req, { action: 'view', messageId: m.id });
+    await ctx.audit(req, { action: 'view', messageId: m.id });
     const body = await readBody(ctx, m.id, config.console.previewMaxBytes);
     let view = null;
     let parseError: string | null = null;
@@ -150,6 +150,9 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
         parseError = `The message could not be parsed for display: ${(err as Error).message}`;
       }
     }
+    const events = await store.events(m.id);
+    const deliveries = await store.deliveries(m.id);
+    const audit = user.account.role === 'user' ? [] : (await ctx.deps.audit.list({ messageId: m.id, limit: 50 })).rows;
     return ctx.render(req, reply, 'message', {
       title: `Message ${m.id}`,
       m,
@@ -160,18 +163,18 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
       view,
       parseError,
       images: field(req.query as Record<string, unknown>, 'images') === '1',
-      events: store.events(m.id),
-      deliveries: store.deliveries(m.id),
-      audit: user.account.role === 'user' ? [] : ctx.deps.audit.list({ messageId: m.id, limit: 50 }).rows,
+      events,
+      deliveries,
+      audit,
       actions: ACTIONS,
     });
   });
 
   app.get('/messages/:id/preview', async (req, reply) => {
-    const m = load(req, reply, 'preview');
+    const m = await load(req, reply, 'preview');
     if (!m) return reply;
     const images = field(req.query as Record<string, unknown>, 'images') === '1';
-    if (images) ctx.audit(req, { action: 'preview-remote-images', messageId: m.id });
+    if (images) await ctx.audit(req, { action: 'preview-remote-images', messageId: m.id });
     const body = await readBody(ctx, m.id, config.console.previewMaxBytes);
     let doc: string;
     if (!Buffer.isBuffer(body)) {
@@ -191,14 +194,14 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
   });
 
   app.get('/messages/:id/raw', async (req, reply) => {
-    const m = load(req, reply, 'download');
+    const m = await load(req, reply, 'download');
     if (!m) return reply;
     const size = await ctx.deps.quarantine.size(m.id);
     if (size === undefined) {
       ctx.flash(req, 'error', 'The message body is no longer stored.');
       return reply.redirect(`/messages/${m.id}`, 303);
     }
-    ctx.audit(req, { action: 'download', messageId: m.id });
+    await ctx.audit(req, { action: 'download', messageId: m.id });
     // Never rendered by the browser: a download, with no type it could sniff or run.
     return reply
       .header('content-type', 'application/octet-stream')
@@ -212,7 +215,7 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
   for (const action of ACTIONS) {
     app.post(`/messages/:id/${action}`, async (req, reply) => {
       const user = ctx.user(req);
-      const m = load(req, reply, action);
+      const m = await load(req, reply, action);
       if (!m) return reply;
       const r = await perform(ctx, req, user, m, action);
       ctx.flash(req, r.ok ? 'ok' : 'error', r.ok ? `${ACTION_LABEL[action]}: ${r.text}` : r.text);
@@ -253,11 +256,11 @@ type ActionResult = { ok: boolean; text: string };
 export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, m: MessageRecord, action: MessageAction): Promise<ActionResult> {
   const by = user.account.username;
   if (!canActOn(m, user.scope)) {
-    ctx.audit(req, { action, messageId: m.id, outcome: 'denied', detail: 'recipients outside the user’s scope' });
+    await ctx.audit(req, { action, messageId: m.id, outcome: 'denied', detail: 'recipients outside the user’s scope' });
     return { ok: false, text: 'This message also went to recipients outside your domains or addresses; ask an administrator.' };
   }
   const result = await run();
-  ctx.audit(req, { action, messageId: m.id, outcome: result.ok ? 'ok' : 'failed', detail: result.text });
+  await ctx.audit(req, { action, messageId: m.id, outcome: result.ok ? 'ok' : 'failed', detail: result.text });
   return result;
 
   async function run(): Promise<ActionResult> {
@@ -269,7 +272,7 @@ export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, 
       case 'release-allow': {
         const r = await ctx.deps.release(m.id, by);
         if (!r.ok) return { ok: false, text: `Not released: ${r.reason}` };
-        const listed = addSenderToLists(ctx, req, user, m, 'allow');
+        const listed = await addSenderToLists(ctx, req, user, m, 'allow');
         return { ok: true, text: `queued for delivery; ${listed}` };
       }
       case 'delete': {
@@ -291,7 +294,7 @@ export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, 
         return { ok: r.outcome === 'learned' || r.outcome === 'already-learned', text: r.detail };
       }
       case 'block-sender':
-        return { ok: true, text: addSenderToLists(ctx, req, user, m, 'block') };
+        return { ok: true, text: await addSenderToLists(ctx, req, user, m, 'block') };
     }
   }
 }
@@ -300,12 +303,12 @@ export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, 
  * Adds the message's envelope sender to the allow or block list of each recipient's owner: the
  * recipient's own list for an end user, the recipient's domain list for an administrator.
  */
-function addSenderToLists(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, m: MessageRecord, kind: 'allow' | 'block'): string {
+async function addSenderToLists(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, m: MessageRecord, kind: 'allow' | 'block'): Promise<string> {
   if (!m.mailFrom) return 'the null sender <> cannot be put on a list';
   const owners = new Set(m.rcptTo.map((r) => (user.account.role === 'user' ? r.toLowerCase() : domainOf(r))));
   const notes: string[] = [];
   for (const owner of owners) {
-    const r = ctx.deps.lists.add({
+    const r = await ctx.deps.lists.add({
       kind,
       scope: owner.includes('@') ? 'user' : 'domain',
       owner,
@@ -314,7 +317,7 @@ function addSenderToLists(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, m: M
       createdBy: user.account.username,
     });
     notes.push(r.ok ? `${m.mailFrom} added to the ${kind} list of ${owner}` : `${owner}: ${r.error}`);
-    ctx.audit(req, { action: `list-add-${kind}`, messageId: m.id, target: `${owner}: ${m.mailFrom}`, outcome: r.ok ? 'ok' : 'failed', detail: r.ok ? '' : r.error });
+    await ctx.audit(req, { action: `list-add-${kind}`, messageId: m.id, target: `${owner}: ${m.mailFrom}`, outcome: r.ok ? 'ok' : 'failed', detail: r.ok ? '' : r.error });
   }
   return notes.join('; ');
 }

@@ -18,12 +18,12 @@ const isFilePart = (p: unknown): p is FilePart => typeof p === 'object' && p !==
 export async function registerReportRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const cfg = ctx.deps.config.console.upload;
 
-  const page = (req: Parameters<Ctx['render']>[0], reply: Parameters<Ctx['render']>[1], data: Record<string, unknown> = {}, status = 200) =>
+  const page = async (req: Parameters<Ctx['render']>[0], reply: Parameters<Ctx['render']>[1], data: Record<string, unknown> = {}, status = 200) =>
     ctx.render(req, reply, 'report', {
       title: 'Report spam',
       maxFileBytes: cfg.maxFileBytes,
       maxFiles: cfg.maxFiles,
-      recent: ctx.deps.learnLog.recent({ actor: ctx.user(req).account.username, limit: 20 }),
+      recent: await ctx.deps.learnLog.recent({ actor: ctx.user(req).account.username, limit: 20 }),
       results: null,
       ...data,
     }, status);
@@ -53,7 +53,7 @@ export async function registerReportRoutes(app: FastifyInstance, ctx: Ctx): Prom
     const results: { name: string; result: LearnResult | { outcome: 'refused'; detail: string } }[] = [];
     for (const input of inputs) {
       if (!input.raw) {
-        ctx.deps.learnLog.record({ actor: user.account.username, source: input.source, messageId: null, name: input.name, sha256: '', size: 0, class: 'spam', outcome: 'refused', detail: `not learned: ${input.note}` });
+        await ctx.deps.learnLog.record({ actor: user.account.username, source: input.source, messageId: null, name: input.name, sha256: '', size: 0, class: 'spam', outcome: 'refused', detail: `not learned: ${input.note}` });
         results.push({ name: input.name, result: { outcome: 'refused', detail: `not learned: it is ${input.note}` } });
         continue;
       }
@@ -67,7 +67,7 @@ export async function registerReportRoutes(app: FastifyInstance, ctx: Ctx): Prom
       results.push({ name: input.name, result: r });
     }
     const learned = results.filter((r) => r.result.outcome === 'learned').length;
-    ctx.audit(req, {
+    await ctx.audit(req, {
       action: 'report-spam',
       target: `${results.length} message(s)`,
       outcome: learned === results.length ? 'ok' : learned > 0 ? 'ok' : 'failed',

@@ -15,7 +15,7 @@ async function send(gw: TestGateway, raw: Buffer, final: MessageStatus[], rcpt =
   const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: [rcpt] }, raw);
   expect(sent.code).toBe(250);
   await waitForStatus(gw, sent.id!, final);
-  return gw.stores.store.get(sent.id!)!;
+  return (await gw.stores.store.get(sent.id!))!;
 }
 
 describe('attachments and MIME structure (default policy)', () => {

@@ -53,7 +53,7 @@ describe('mail authentication', () => {
     const sent = await sendRaw(gw.smtpPort, { from, to: [rcpt] }, raw);
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['delivered', 'quarantined']);
-    return gw.stores.store.get(sent.id!)!;
+    return (await gw.stores.store.get(sent.id!))!;
   }
 
   it('DKIM and DMARC pass: delivered with our Authentication-Results, forged ones in our name removed, ARC-sealed', async () => {

@@ -19,7 +19,7 @@ async function deliver(gw: TestGateway, rcpt: string, raw: Buffer) {
   const sent = await sendRaw(gw.smtpPort, { from: 'service@bank.test', to: [rcpt] }, raw);
   expect(sent.code).toBe(250);
   await waitForStatus(gw, sent.id!, ['delivered', 'quarantined']);
-  const row = gw.stores.store.get(sent.id!)!;
+  const row = (await gw.stores.store.get(sent.id!))!;
   const [got] = await mailboxMessages(gw, rcpt);
   return { row, got };
 }

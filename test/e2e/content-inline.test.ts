@@ -32,13 +32,13 @@ describe('inline verdicts', () => {
   const send = (to: string[], raw: Buffer) => sendRaw(gw.smtpPort, { from: 'bob@sender.test', to }, raw);
 
   /** The row of the last message received (a refused message gets no id in the reply). */
-  const lastRow = () => gw.stores.store.list({ limit: 1 })[0];
+  const lastRow = async () => (await gw.stores.store.list({ limit: 1 }))[0];
 
   it('a virus is refused with 554 5.7.1 and the virus name; nothing is kept', async () => {
     const res = await send(['alice@example.test'], withFile('eicar.txt', EICAR));
     expect(res.code).toBe(554);
     expect(res.response).toMatch(/^554 5\.7\.1 Message refused: virus: .*Eicar/i);
-    const row = lastRow();
+    const row = await lastRow();
     expect(row).toMatchObject({ status: 'refused', verdict: 'virus' });
     expect(row.lastReply).toMatch(/^554 5\.7\.1 Message refused: virus/);
     expect(row.report?.outcome?.action).toBe('refused');
@@ -72,11 +72,11 @@ describe('inline verdicts', () => {
     const mixed = await send(['c@example.test', 'd@lenient.test'], withFile('eicar.txt', EICAR));
     expect(mixed.code).toBe(250);
     await waitForStatus(gw, mixed.id!, ['quarantined']);
-    const row = gw.stores.store.get(mixed.id!)!;
+    const row = (await gw.stores.store.get(mixed.id!))!;
     expect(row.rcptTo).toEqual(['c@example.test']);
     expect(row.report?.outcome?.action).toBe('quarantine (reject: accepted before the verdict)');
     await waitForStatus(gw, `${mixed.id}-2`, ['quarantined']);
-    expect(gw.stores.store.get(`${mixed.id}-2`)?.rcptTo).toEqual(['d@lenient.test']);
+    expect((await gw.stores.store.get(`${mixed.id}-2`))?.rcptTo).toEqual(['d@lenient.test']);
   });
 });
 
@@ -95,7 +95,7 @@ describe('inline verdicts past the deadline', () => {
     const res = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, withFile('eicar.txt', EICAR));
     expect(res.code).toBe(250);
     await waitForStatus(gw, res.id!, ['quarantined']);
-    expect(gw.stores.store.get(res.id!)).toMatchObject({ verdict: 'virus' });
-    expect(gw.stores.store.events(res.id!).find((e) => e.kind === 'quarantined')?.detail).toMatch(/policy says reject, but the message had been accepted/);
+    expect(await gw.stores.store.get(res.id!)).toMatchObject({ verdict: 'virus' });
+    expect((await gw.stores.store.events(res.id!)).find((e) => e.kind === 'quarantined')?.detail).toMatch(/policy says reject, but the message had been accepted/);
   });
 });

@@ -39,7 +39,7 @@ describe('rules, lists, actions and policy groups', () => {
         policy: { checks: { auth: false } },
       },
     });
-    lists = openListStore(gw.stores.db);
+    lists = openListStore(gw.stores.sql);
   });
   afterAll(async () => {
     await gw?.stop();
@@ -54,7 +54,7 @@ describe('rules, lists, actions and policy groups', () => {
   it('a first-match rule on the sender turns the spam check off', async () => {
     const id = await send('news@partner.test', ['r1@example.test'], message('partner news', `${GTUBE}\r\n`));
     await waitForStatus(gw, id, ['delivered']);
-    const row = gw.stores.store.get(id)!;
+    const row = (await gw.stores.store.get(id))!;
     expect(row).toMatchObject({ verdict: 'clean', reason: 'spam check off for this recipient' });
     expect(row.report?.outcome?.rules).toEqual(['partner: no spam check']);
     expect(unfold((await mailboxMessages(gw, 'r1@example.test'))[0])).toContain('spam not scanned (off)');
@@ -63,7 +63,7 @@ describe('rules, lists, actions and policy groups', () => {
   it('high spam to a normal recipient: quarantined, and the recipient gets a notice', async () => {
     const id = await send('bob@sender.test', ['r2@example.test'], message('cheap pills', `${GTUBE}\r\n`));
     await waitForStatus(gw, id, ['quarantined']);
-    expect(gw.stores.store.get(id)?.report?.outcome).toMatchObject({ class: 'high-spam', action: 'quarantine', sent: [`${id}-N1`] });
+    expect((await gw.stores.store.get(id))?.report?.outcome).toMatchObject({ class: 'high-spam', action: 'quarantine', sent: [`${id}-N1`] });
     await waitForStatus(gw, `${id}-N1`, ['delivered']);
     const [notice] = await mailboxMessages(gw, 'r2@example.test');
     const head = unfold(notice);
@@ -83,41 +83,41 @@ describe('rules, lists, actions and policy groups', () => {
   });
 
   it('the allow list lifts spam, never a virus; the block list blocks', async () => {
-    expect(lists.add({ kind: 'allow', scope: 'user', owner: 'r4@example.test', entry: 'bob@sender.test', createdBy: 'test' }).ok).toBe(true);
-    expect(lists.add({ kind: 'block', scope: 'domain', owner: 'example.test', entry: 'spammer.test', createdBy: 'test' }).ok).toBe(true);
+    expect((await lists.add({ kind: 'allow', scope: 'user', owner: 'r4@example.test', entry: 'bob@sender.test', createdBy: 'test' })).ok).toBe(true);
+    expect((await lists.add({ kind: 'block', scope: 'domain', owner: 'example.test', entry: 'spammer.test', createdBy: 'test' })).ok).toBe(true);
     const allowed = await send('bob@sender.test', ['r4@example.test'], message('allowed', `${GTUBE}\r\n`));
     await waitForStatus(gw, allowed, ['delivered']);
-    expect(gw.stores.store.get(allowed)).toMatchObject({ verdict: 'clean', reason: expect.stringMatching(/^sender on the user allow list \(bob@sender\.test\), score \d+\.\d$/) });
-    expect(gw.stores.store.get(allowed)?.report?.list).toEqual({ kind: 'allow', scope: 'user', entry: 'bob@sender.test' });
+    expect(await gw.stores.store.get(allowed)).toMatchObject({ verdict: 'clean', reason: expect.stringMatching(/^sender on the user allow list \(bob@sender\.test\), score \d+\.\d$/) });
+    expect((await gw.stores.store.get(allowed))?.report?.list).toEqual({ kind: 'allow', scope: 'user', entry: 'bob@sender.test' });
     const virus = buildMessage({ multipart: 'mixed', parts: [text('x'), attachment('e.txt', EICAR, { type: 'text/plain' })] }, ['From: bob@sender.test', 'Subject: v', 'MIME-Version: 1.0']);
     const infected = await send('bob@sender.test', ['r4@example.test'], virus);
     await waitForStatus(gw, infected, ['quarantined']);
-    expect(gw.stores.store.get(infected)?.verdict).toBe('virus');
+    expect((await gw.stores.store.get(infected))?.verdict).toBe('virus');
     const blocked = await send('x@mail.spammer.test', ['r5@example.test'], message('blocked', 'hi\r\n'));
     await waitForStatus(gw, blocked, ['quarantined']);
-    expect(gw.stores.store.get(blocked)).toMatchObject({ verdict: 'blocked', reason: 'sender on the domain block list (spammer.test)' });
+    expect(await gw.stores.store.get(blocked)).toMatchObject({ verdict: 'blocked', reason: 'sender on the domain block list (spammer.test)' });
   });
 
   it('recipients whose policies differ are split into one message per group', async () => {
     // r6 has bob on its allow list, ceo gets headers only, r7 and someone at other.test quarantine.
-    expect(lists.add({ kind: 'allow', scope: 'user', owner: 'r6@example.test', entry: 'sender.test', createdBy: 'test' }).ok).toBe(true);
+    expect((await lists.add({ kind: 'allow', scope: 'user', owner: 'r6@example.test', entry: 'sender.test', createdBy: 'test' })).ok).toBe(true);
     const rcpts = ['r6@example.test', 'r7@example.test', 'ceo@example.test', 'x@other.test'];
     const id = await send('bob@sender.test', rcpts, message('mixed', `${GTUBE}\r\n`));
     await waitForStatus(gw, id, ['delivered']);
-    const parent = gw.stores.store.get(id)!;
+    const parent = (await gw.stores.store.get(id))!;
     expect(parent.rcptTo).toEqual(['r6@example.test']);
     // r7 and x@other.test are handled alike (their notices differ, but notices do not split a group)
     expect(parent.report?.outcome).toMatchObject({ class: 'clean', splitInto: [`${id}-2`, `${id}-3`] });
     const children = [2, 3].map((n) => `${id}-${n}`);
     await Promise.all(children.map((c) => waitForStatus(gw, c, ['quarantined', 'delivered'])));
-    const rows = children.map((c) => gw.stores.store.get(c)!);
+    const rows = await Promise.all(children.map(async (c) => (await gw.stores.store.get(c))!));
     expect(rows.map((r) => [r.rcptTo, r.verdict, r.status])).toEqual([
       [['r7@example.test', 'x@other.test'], 'high-spam', 'quarantined'],
       [['ceo@example.test'], 'high-spam', 'delivered'],
     ]);
     expect(rows[0].report?.outcome).toMatchObject({ splitFrom: id, sent: [`${id}-2-N1`] });
-    expect(gw.stores.store.get(`${id}-2-N1`)?.rcptTo).toEqual(['r7@example.test']);
-    expect(gw.stores.store.events(id).filter((e) => e.kind === 'split').map((e) => e.detail)).toEqual([
+    expect((await gw.stores.store.get(`${id}-2-N1`))?.rcptTo).toEqual(['r7@example.test']);
+    expect((await gw.stores.store.events(id)).filter((e) => e.kind === 'split').map((e) => e.detail)).toEqual([
       `r7@example.test, x@other.test split off into ${id}-2`,
       `ceo@example.test split off into ${id}-3`,
     ]);
@@ -133,7 +133,7 @@ describe('rules, lists, actions and policy groups', () => {
     expect(await releaseMessage(deps, `${id}-2`, 'test')).toEqual({ ok: true });
     await waitForStatus(gw, `${id}-2`, ['released']);
     await waitFor(async () => ((await mailboxMessages(gw, 'r7@example.test')).length > 0 ? true : undefined), { what: 'released copy' });
-    expect(gw.stores.store.deliveries(`${id}-2`).map((d) => d.recipient)).toEqual(['r7@example.test', 'x@other.test']);
+    expect((await gw.stores.store.deliveries(`${id}-2`)).map((d) => d.recipient)).toEqual(['r7@example.test', 'x@other.test']);
     expect(await mailboxMessages(gw, 'r6@example.test')).toHaveLength(1);
   });
 });

@@ -36,7 +36,7 @@ describe('URL checks', () => {
     const body = 'Deals at http://www.evil-shop.test/deal and https://login.phish.test/x\r\nalso http://badsite-test.mailmoat.invalid/ and www.fine.test\r\n';
     const sent = await sendRaw(gw.smtpPort, { from: 'deals@shop.test', to: ['u1@example.test'] }, message('deals', body));
     await waitForStatus(gw, sent.id!, ['delivered']);
-    const row = gw.stores.store.get(sent.id!)!;
+    const row = (await gw.stores.store.get(sent.id!))!;
     expect(row.report?.urls).toMatchObject({
       status: 'checked',
       hosts: 4,
@@ -59,12 +59,12 @@ describe('URL checks', () => {
     dns.servfail('later.test.strict-bl.test');
     const sent = await sendRaw(gw.smtpPort, { from: 'deals@shop.test', to: ['u2@example.test'] }, message('later', 'see www.later.test\r\n'));
     expect(sent.code).toBe(250);
-    await waitFor(() => gw.stores.store.events(sent.id!).find((e) => e.kind === 'scan-deferred'), { what: 'a deferred scan' });
-    expect(gw.stores.store.get(sent.id!)?.status).toBe('queued');
+    await waitFor(async () => (await gw.stores.store.events(sent.id!)).find((e) => e.kind === 'scan-deferred'), { what: 'a deferred scan' });
+    expect((await gw.stores.store.get(sent.id!))?.status).toBe('queued');
     dns.remove('later.test.strict-bl.test');
     await waitForStatus(gw, sent.id!, ['delivered']);
     const [got] = await mailboxMessages(gw, 'u2@example.test');
     expect(splitMessage(got).head).toContain('Subject: later');
-    expect(gw.stores.store.events(sent.id!).find((e) => e.kind === 'scan-deferred')?.detail).toMatch(/strict-bl\.test lookup of later\.test failed/);
+    expect((await gw.stores.store.events(sent.id!)).find((e) => e.kind === 'scan-deferred')?.detail).toMatch(/strict-bl\.test lookup of later\.test failed/);
   });
 });

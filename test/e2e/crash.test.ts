@@ -53,7 +53,7 @@ describe('a worker killed with SIGKILL mid-delivery', () => {
     first.kill('SIGKILL');
     await new Promise((resolve) => first.once('exit', resolve));
     letFirstAttemptFail();
-    expect(gw.stores.store.get(sent.id!)?.status).not.toBe('delivered');
+    expect((await gw.stores.store.get(sent.id!))?.status).not.toBe('delivered');
 
     children.push(startWorkerProcess(gw.configFile));
     await waitForStatus(gw, sent.id!, ['delivered'], 45_000);

@@ -42,7 +42,7 @@ describe('delivery', () => {
     const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, plain('outage'));
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['deferred']);
-    expect(gw.stores.store.get(sent.id!)?.lastReply).toMatch(/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+    expect((await gw.stores.store.get(sent.id!))?.lastReply).toMatch(/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
     const downstream = await mailbox(port);
     await waitForStatus(gw, sent.id!, ['delivered']);
     await new Promise((r) => setTimeout(r, 1_500)); // a duplicate would arrive within the next retries
@@ -73,7 +73,7 @@ describe('delivery', () => {
     expect(text).toContain('Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown');
     expect(text).toContain('Message-ID: <partial@sender.test>'); // the original headers come back
     expect(text).not.toContain('Final-Recipient: rfc822; alice@example.test');
-    expect(gw.stores.store.deliveries(sent.id!).map((d) => [d.recipient, d.outcome])).toEqual([
+    expect((await gw.stores.store.deliveries(sent.id!)).map((d) => [d.recipient, d.outcome])).toEqual([
       ['alice@example.test', 'delivered'],
       ['carol@example.test', 'delivered'],
       ['nobody@example.test', 'failed'],
@@ -102,7 +102,7 @@ describe('delivery', () => {
     const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, plain('failover'));
     await waitForStatus(gw, sent.id!, ['delivered']);
     expect(await mailboxMessages({ mailboxDir: backup.dir }, 'alice@example.test')).toHaveLength(1);
-    expect(gw.stores.store.deliveries(sent.id!)[0].reply).toContain(`127.0.0.1:${backup.port}: 250`);
+    expect((await gw.stores.store.deliveries(sent.id!))[0].reply).toContain(`127.0.0.1:${backup.port}: 250`);
     // priority order, not file order: the dead host (10) and the busy one (20) were tried first
     expect(busyTried).toBe(1);
   });
@@ -125,7 +125,7 @@ describe('delivery', () => {
     const failed = notices.find((n) => n.includes('Action: failed'))!;
     expect(failed).toMatch(/message expired after \d+ seconds in the queue/);
     // the message itself is kept: an admin can still find and resend it
-    expect(gw.stores.store.get(sent.id!)?.status).toBe('failed');
+    expect((await gw.stores.store.get(sent.id!))?.status).toBe('failed');
     expect(await gw.stores.quarantine.size(sent.id!)).toBeGreaterThan(0);
   });
 
@@ -137,8 +137,8 @@ describe('delivery', () => {
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['failed']);
     await new Promise((r) => setTimeout(r, 500));
-    expect(gw.stores.store.events(sent.id!).map((e) => e.kind)).not.toContain('bounced');
-    expect(gw.stores.store.list({ limit: 10 }).filter((m) => m.verdict === 'dsn')).toHaveLength(0);
+    expect((await gw.stores.store.events(sent.id!)).map((e) => e.kind)).not.toContain('bounced');
+    expect((await gw.stores.store.list({ limit: 10 })).filter((m) => m.verdict === 'dsn')).toHaveLength(0);
   });
 
   it('passes NOTIFY and ORCPT on downstream and sends no bounce for NOTIFY=NEVER', async () => {
@@ -158,7 +158,7 @@ describe('delivery', () => {
     await waitForStatus(gw, sent.id!, ['failed']);
     expect(seen).toEqual([{ address: 'alice@example.test', dsn: { notify: ['NEVER'], orcpt: 'rfc822;orig@example.test' } }]);
     await new Promise((r) => setTimeout(r, 500));
-    expect(gw.stores.store.events(sent.id!).map((e) => e.kind)).not.toContain('bounced');
+    expect((await gw.stores.store.events(sent.id!)).map((e) => e.kind)).not.toContain('bounced');
     expect(await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test')).toHaveLength(0);
   });
 });

@@ -36,7 +36,7 @@ describe('durability', () => {
     await scan.close();
     await gw.startWorkers(); // reconciliation at start queues it again
     await waitForStatus(gw, sent.id!, ['delivered']);
-    expect(gw.stores.store.events(sent.id!).map((e) => e.kind)).toContain('requeued');
+    expect((await gw.stores.store.events(sent.id!)).map((e) => e.kind)).toContain('requeued');
   });
 
   it('finishes a quarantine that a crash interrupted (body kept, spool cleared, status not yet set)', async () => {
@@ -44,13 +44,13 @@ describe('durability', () => {
     await gw.stopWorkers();
     const id = 'CRASHEDQUARANTINE0000000001';
     const { store, quarantine } = gw.stores;
-    store.recordReceived({ id, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'h.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@example.test'], size: 5 });
+    await store.recordReceived({ id, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'h.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@example.test'], size: 5 });
     const file = path.join(gw.config.dataDir, 'body.eml');
     await fs.writeFile(file, 'Subject: held\r\n\r\nbody\r\n');
     await quarantine.put(id, file);
-    store.addEvent(id, 'quarantined', 'virus: Test');
+    await store.addEvent(id, 'quarantined', 'virus: Test');
     await gw.startWorkers();
-    expect(store.get(id)?.status).toBe('quarantined');
+    expect((await store.get(id))?.status).toBe('quarantined');
   });
 
   it('keeps mail while clamd is down (never delivered unscanned) and delivers it once clamd is back', async () => {
@@ -60,8 +60,8 @@ describe('durability', () => {
     const gw = await gateway({ overrides: { clamd: { socket: proxy.socketPath, timeoutMs: 2_000 } } });
     const sent = await send(gw, 'clamd-down');
     expect(sent.code).toBe(250);
-    await waitFor(() => gw.stores.store.events(sent.id!).find((e) => e.kind === 'scan-deferred'), { what: 'a deferred scan' });
-    expect(gw.stores.store.get(sent.id!)?.status).toBe('queued');
+    await waitFor(async () => (await gw.stores.store.events(sent.id!)).find((e) => e.kind === 'scan-deferred'), { what: 'a deferred scan' });
+    expect((await gw.stores.store.get(sent.id!))?.status).toBe('queued');
     expect(await mailboxMessages(gw, 'alice@example.test')).toHaveLength(0);
     proxy.up = true;
     await waitForStatus(gw, sent.id!, ['delivered']);
@@ -81,7 +81,7 @@ describe('durability', () => {
     const gw3 = await gateway({ overrides: { clamd: { socket: proxy.socketPath, timeoutMs: 2_000 }, policy: { outage: { virus: 'quarantine' } } } });
     const held = await send(gw3, 'clamd-down-hold');
     await waitForStatus(gw3, held.id!, ['quarantined']);
-    expect(gw3.stores.store.get(held.id!)).toMatchObject({ verdict: 'unscannable', reason: expect.stringContaining('virus scanner unavailable') });
+    expect(await gw3.stores.store.get(held.id!)).toMatchObject({ verdict: 'unscannable', reason: expect.stringContaining('virus scanner unavailable') });
   });
 
   it('answers 451 4.7.1 inline while clamd is down, and keeps nothing (the client retries)', async () => {

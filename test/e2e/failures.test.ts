@@ -31,7 +31,7 @@ describe('Redis unreachable', () => {
     expect(sent.code).toBe(451);
     expect(sent.response).toMatch(/^451 4\.3\.0 Queue temporarily unavailable/);
     expect(await stores.spool.committedIds()).toEqual([]);
-    const [row] = stores.store.list({ limit: 1 });
+    const [row] = await stores.store.list({ limit: 1 });
     expect(row).toMatchObject({ status: 'refused', lastReply: expect.stringContaining('451 4.3.0') });
   });
 });

@@ -46,12 +46,12 @@ describe('SMTP smuggling and bare line endings: reject (the default)', () => {
   afterAll(() => gw?.stop());
 
   it.each(SMUGGLING)('%s: one transaction, refused with 550 5.5.2, nothing smuggled', async (_name, end) => {
-    const before = gw.stores.store.list({ limit: 1000 }).length;
+    const before = (await gw.stores.store.list({ limit: 1000 })).length;
     const { replies, quit } = await smuggleFrom(gw, end);
     expect(replies.map((r) => r.code)).toEqual([250, 250, 354, 550]);
     expect(replies[3]!.text).toMatch(/^5\.5\.2 Error: bare <(LF|CR)> received in the message; lines must end with <CR><LF> \(RFC 5321 section 2\.3\.8\)$/);
     expect(quit.code).toBe(221);
-    expect(gw.stores.store.list({ limit: 1000 })).toHaveLength(before);
+    expect(await gw.stores.store.list({ limit: 1000 })).toHaveLength(before);
     expect(await gw.stores.spool.committedIds()).toHaveLength(0);
   });
 
@@ -65,7 +65,7 @@ describe('SMTP smuggling and bare line endings: reject (the default)', () => {
     const good = await c.transaction('alice@good.test', ['alice@example.test'], 'Subject: x\r\n\r\nline one\r\nline two\r\n.\r\n');
     expect(good[3]!.code).toBe(250);
     c.close();
-    expect(gw.stores.store.refusals({ limit: 50 }).some((r) => r.stage === 'data' && r.reply.startsWith('550 5.5.2 Error: bare <CR>'))).toBe(true);
+    expect((await gw.stores.store.refusals({ limit: 50 })).some((r) => r.stage === 'data' && r.reply.startsWith('550 5.5.2 Error: bare <CR>'))).toBe(true);
   });
 
   it('a command line ended by a bare LF → 550 5.5.2', async () => {
@@ -90,7 +90,7 @@ describe('SMTP smuggling with bareLineEndings: normalize', () => {
     expect(quit.code).toBe(221);
     const id = /queued as (\S+)/.exec(replies[3]!.text)![1]!;
     await waitForStatus(gw, id, ['delivered']);
-    const row = gw.stores.store.get(id)!;
+    const row = (await gw.stores.store.get(id))!;
     expect(row.rcptTo).toEqual(['alice@example.test']);
     expect(row.mailFrom).toBe('alice@good.test');
     const delivered = (await mailboxMessages(gw, 'alice@example.test')).map((m) => m.toString('latin1'));
@@ -153,7 +153,7 @@ describe('pipelining (RFC 2920) and early talkers', () => {
     expect(r.code).toBe(421);
     expect(r.text).toBe('mx.gateway.test You talk too soon');
     await new Promise((res) => setTimeout(res, 200));
-    expect(gw.stores.store.refusals({ limit: 50 }).some((x) => x.clientIp === ip(31) && x.stage === 'connect' && x.reply.includes('You talk too soon'))).toBe(true);
+    expect((await gw.stores.store.refusals({ limit: 50 })).some((x) => x.clientIp === ip(31) && x.stage === 'connect' && x.reply.includes('You talk too soon'))).toBe(true);
   });
 
   it('a command line over smtp.maxCommandLength → 421', async () => {

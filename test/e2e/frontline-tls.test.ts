@@ -14,7 +14,6 @@ import { EICAR } from '../support/eicar.ts';
 import { metricValue } from '../../gateway/metrics.ts';
 import { reversedLabels } from '../../gateway/dns/ip.ts';
 import { openAccountStore } from '../../gateway/store/accounts.ts';
-import { openDatabase } from '../../gateway/store/sqlite.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
 
 const certDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-tls-'));
@@ -186,7 +185,7 @@ describe('PROXY protocol v1 from a load balancer', () => {
     const replies = await c.transaction('bob@good.test', ['alice@example.test'], `${message('proxied')}.\r\n`);
     c.close();
     const id = /queued as (\S+)/.exec(replies[3]!.text)![1]!;
-    expect(gw.stores.store.get(id)?.clientIp).toBe('192.0.2.66');
+    expect((await gw.stores.store.get(id))?.clientIp).toBe('192.0.2.66');
     await waitForStatus(gw, id, ['delivered']);
     const [m] = await mailboxMessages(gw, 'alice@example.test');
     expect(m!.toString('latin1')).toMatch(/^Received: from mail\.good\.test \(relay\.good\.test \[192\.0\.2\.66\]\)/);
@@ -212,8 +211,8 @@ describe('submission listener', () => {
       },
     });
     port = gw.front.ports.submission!;
-    const accounts = openAccountStore(openDatabase(path.join(gw.config.dataDir, 'mailmoat.sqlite')));
-    accounts.create({ username: 'alice@example.test', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword('correct horse') });
+    const accounts = openAccountStore(gw.stores.sql);
+    await accounts.create({ username: 'alice@example.test', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword('correct horse') });
   });
   afterAll(() => gw?.stop());
 

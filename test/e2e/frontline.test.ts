@@ -285,7 +285,7 @@ describe('front line with the providers’ rules (each one config line)', () => 
 
   it('every refusal is in the message log with its reply', async () => {
     await one(gw, 3, {});
-    const rows = gw.stores.store.refusals({ limit: 200 });
+    const rows = await gw.stores.store.refusals({ limit: 200 });
     expect(rows.some((r) => r.clientIp === '127.0.0.3' && r.stage === 'rcpt' && r.reply.startsWith('550 5.7.25 Client host [127.0.0.3]'))).toBe(true);
   });
 });

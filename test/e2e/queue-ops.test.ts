@@ -66,7 +66,7 @@ describe('queue operations on deferred mail', () => {
   it('bounce returns the message to its sender with a DSN', async () => {
     const id = await send('give-up');
     expect(await bounceMessage(deps(), id, 'cli:test')).toEqual({ ok: true, detail: '1 recipient(s) returned to <bob@sender.test>' });
-    expect(gw.stores.store.get(id)?.status).toBe('failed');
+    expect((await gw.stores.store.get(id))?.status).toBe('failed');
     const dsn = await waitFor(async () => {
       const m = (await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test')).map(String).filter((t) => t.includes(id));
       return m.length ? m[0] : undefined;
@@ -78,7 +78,7 @@ describe('queue operations on deferred mail', () => {
   it('delete removes it from the queue and keeps its record', async () => {
     const id = await send('unwanted');
     expect(await deleteQueued(deps(), id, 'cli:test')).toMatchObject({ ok: true });
-    expect(gw.stores.store.get(id)).toMatchObject({ status: 'deleted', lastReply: 'deleted from the queue by cli:test' });
+    expect(await gw.stores.store.get(id)).toMatchObject({ status: 'deleted', lastReply: 'deleted from the queue by cli:test' });
     expect(await gw.queue.jobInfo('deliver', id)).toBeUndefined();
     expect(await gw.stores.spool.committedIds()).not.toContain(id);
     expect(await deleteQueued(deps(), id, 'cli:test')).toEqual({ ok: false, reason: 'not in the queue (status: deleted)' });

@@ -54,7 +54,7 @@ describe('the learning loop: reports raise the Bayes score', () => {
     const sent = await sendRaw(gw.smtpPort, { from: 'alice@example.test', to: [to] }, raw);
     expect(sent.code, sent.response).toBe(250);
     await waitForStatus(gw, sent.id!, ['reported'], 60_000);
-    return gw.stores.store.events(sent.id!).filter((e) => e.kind === 'learned').map((e) => e.detail);
+    return (await gw.stores.store.events(sent.id!)).filter((e) => e.kind === 'learned').map((e) => e.detail);
   }
 
   it('scores a new spam-like message higher after learning generated spam and ham', async () => {

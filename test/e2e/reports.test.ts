@@ -61,7 +61,7 @@ describe('reportspam@ and notspam@', () => {
     const sent = await sendRaw(gw.smtpPort, { from: o.from ?? 'alice@example.test', to: [o.to ?? 'reportspam@example.test'] }, raw, { localAddress: o.client ?? TRUSTED });
     expect(sent.code, sent.response).toBe(250);
     await waitForStatus(gw, sent.id!, ['reported']);
-    return { id: sent.id!, row: gw.stores.store.get(sent.id!)!, events: gw.stores.store.events(sent.id!) };
+    return { id: sent.id!, row: (await gw.stores.store.get(sent.id!))!, events: await gw.stores.store.events(sent.id!) };
   }
   const learned = (events: { kind: string; detail: string }[]) => events.filter((e) => e.kind === 'learned').map((e) => e.detail);
 
@@ -77,7 +77,7 @@ describe('reportspam@ and notspam@', () => {
     expect(ack.toString()).toContain('attachment 1 (spam.eml): learned as spam');
     const from = /prize-[0-9a-f]+@lottery\.example/.exec(original.toString())![0];
     expect(r.events.find((e) => e.kind === 'blocked-sender')?.detail).toBe(`${from} added to the block list of alice@example.test`);
-    expect(openListStore(gw.stores.db).forRecipient('alice@example.test').some((e) => e.kind === 'block' && e.text === from)).toBe(true);
+    expect((await openListStore(gw.stores.sql).forRecipient('alice@example.test')).some((e) => e.kind === 'block' && e.text === from)).toBe(true);
   });
 
   it('learns an inline forward', async () => {
@@ -110,10 +110,10 @@ describe('reportspam@ and notspam@', () => {
     const sent = await sendRaw(gw.smtpPort, { from: 'mallory@evil.example', to: ['reportspam@example.test'] }, spam('outsider'), { localAddress: OUTSIDE });
     expect(sent.code).toBe(550);
     expect(sent.response).toContain('5.7.1 <reportspam@example.test>: Recipient address rejected: only users of example.test may report spam here');
-    expect(gw.stores.store.refusals({ limit: 20 }).some((x) => x.recipient === 'reportspam@example.test' && x.reply.startsWith('550 5.7.1'))).toBe(true);
+    expect((await gw.stores.store.refusals({ limit: 20 })).some((x) => x.recipient === 'reportspam@example.test' && x.reply.startsWith('550 5.7.1'))).toBe(true);
     const mixed = await sendRaw(gw.smtpPort, { from: 'alice@example.test', to: ['bob@example.test', 'reportspam@example.test'] }, spam('mixed'), { localAddress: TRUSTED });
     expect(mixed.code).toBe(250); // bob's copy; the report address was refused with 452 for another transaction
-    const row = gw.stores.store.get(mixed.id!)!;
+    const row = (await gw.stores.store.get(mixed.id!))!;
     expect(row.rcptTo).toEqual(['bob@example.test']);
   });
 

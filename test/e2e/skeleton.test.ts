@@ -69,19 +69,19 @@ describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
     expect(head.match(/X-Spam-Flag/g)).toHaveLength(1);
     expect(head).not.toContain('X-Mailmoat-Status: clean\r\n');
     expect(head).toContain('Subject: lunch\r\n');
-    expect(gw.stores.store.get(id)).toMatchObject({ status: 'delivered', verdict: 'clean', mailFrom: 'bob@sender.test' });
+    expect(await gw.stores.store.get(id)).toMatchObject({ status: 'delivered', verdict: 'clean', mailFrom: 'bob@sender.test' });
   });
 
   it('quarantines EICAR sent as an attachment and does not deliver it', async () => {
     const sent = await sendRaw(gw.smtpPort, to('carol@example.test'), withAttachment('eicar.com', Buffer.from(EICAR), 'application/octet-stream'));
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['quarantined']);
-    const row = gw.stores.store.get(sent.id!)!;
+    const row = (await gw.stores.store.get(sent.id!))!;
     expect(row.verdict).toBe('virus');
     expect(row.reason).toMatch(/Mailmoat\.Eicar\.Test/);
     expect(row.report?.virus).toMatchObject({ status: 'infected' });
     expect(await mailboxMessages(gw, 'carol@example.test')).toHaveLength(0);
-    expect(listQuarantine(gw.stores.store, { limit: 100 }).map((r) => r.id)).toContain(sent.id);
+    expect((await listQuarantine(gw.stores.store, { limit: 100 })).map((r) => r.id)).toContain(sent.id);
   });
 
   it('quarantines EICAR inside a zip attachment', async () => {
@@ -89,7 +89,7 @@ describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
     const sent = await sendRaw(gw.smtpPort, to('dave@example.test'), withAttachment('invoice.zip', archive, 'application/zip'));
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['quarantined']);
-    expect(gw.stores.store.get(sent.id!)?.verdict).toBe('virus');
+    expect((await gw.stores.store.get(sent.id!))?.verdict).toBe('virus');
     expect(await mailboxMessages(gw, 'dave@example.test')).toHaveLength(0);
   });
 
@@ -97,7 +97,7 @@ describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
     const sent = await sendRaw(gw.smtpPort, to('erin@example.test'), message({ subject: 'buy now', body: `${GTUBE}\r\n` }));
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['quarantined']);
-    const row = gw.stores.store.get(sent.id!)!;
+    const row = (await gw.stores.store.get(sent.id!))!;
     expect(row.verdict).toBe('high-spam');
     expect(row.report?.spam).toMatchObject({ status: 'scored' });
     expect(row.report?.spam.status === 'scored' && row.report.spam.rules).toContain('GTUBE');
@@ -122,8 +122,8 @@ describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
     const sent = await sendRaw(gw.smtpPort, to(...rcpts), message({ subject: 'many', body: 'hi all\r\n' }));
     expect(sent.code).toBe(250); // nodemailer sends to the accepted five; the sixth was refused
     await waitForStatus(gw, sent.id!, ['delivered']);
-    expect(gw.stores.store.get(sent.id!)?.rcptTo).toEqual(rcpts.slice(0, 5));
-    expect(gw.stores.store.deliveries(sent.id!).map((d) => d.outcome)).toEqual(Array(5).fill('delivered'));
+    expect((await gw.stores.store.get(sent.id!))?.rcptTo).toEqual(rcpts.slice(0, 5));
+    expect((await gw.stores.store.deliveries(sent.id!)).map((d) => d.outcome)).toEqual(Array(5).fill('delivered'));
   });
 
   it('releases a quarantined message once: delivered a single time, a second release is refused', async () => {
@@ -163,6 +163,6 @@ describe('spam between the two thresholds', () => {
     expect(head).toContain('X-Spam-Flag: YES');
     expect(unfold(head)).toMatch(/X-Spam-Status: Yes, score=-?\d+\.\d required=-100\.0 tests=/);
     expect(body.equals(splitMessage(Buffer.from(raw)).body)).toBe(true);
-    expect(gw.stores.store.get(sent.id!)?.verdict).toBe('spam');
+    expect((await gw.stores.store.get(sent.id!))?.verdict).toBe('spam');
   });
 });

@@ -1,8 +1,9 @@
 // The one learning implementation (console buttons, report-spam uploads, reportspam@ later).
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { learnMessage, notAMessage } from '../../gateway/learning.ts';
-import { openLearnLog } from '../../gateway/store/learnlog.ts';
-import { DatabaseSync } from 'node:sqlite';
+import { openLearnLog, type LearnLog } from '../../gateway/store/learnlog.ts';
+import { migrate } from '../../gateway/store/migrations.ts';
+import { openSql, type Sql } from '../../gateway/store/sql.ts';
 
 const msg = Buffer.from('Received: from x\r\nFrom: a@b.test\r\nSubject: hi\r\n\r\nbody\r\n');
 
@@ -21,9 +22,14 @@ describe('notAMessage', () => {
 });
 
 describe('learnMessage', () => {
-  const db = new DatabaseSync(':memory:');
-  const log = openLearnLog(db);
-  afterAll(() => db.close());
+  let sql: Sql;
+  let log: LearnLog;
+  beforeAll(async () => {
+    sql = await openSql({ sqlite: ':memory:' });
+    await migrate(sql);
+    log = openLearnLog(sql);
+  });
+  afterAll(() => sql?.close());
   const teacher = (didSet: string[] | Error) => ({
     calls: 0,
     async tell() {
@@ -41,7 +47,7 @@ describe('learnMessage', () => {
     expect(t.calls).toBe(1);
     // as ham it is a different lesson
     expect((await learnMessage({ spamd: t, log }, msg, { ...req, as: 'ham' })).outcome).toBe('learned');
-    expect(log.recent({ actor: 'alice', limit: 5 }).map((r) => r.outcome)).toEqual(['learned', 'already-learned', 'learned']);
+    expect((await log.recent({ actor: 'alice', limit: 5 })).map((r) => r.outcome)).toEqual(['learned', 'already-learned', 'learned']);
   });
   it('treats an EX_OK answer without DidSet as a failure (spamd learned nothing)', async () => {
     const r = await learnMessage({ spamd: teacher([]), log }, Buffer.from(`${msg}x`), req);

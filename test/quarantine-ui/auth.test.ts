@@ -24,7 +24,7 @@ describe('console login and sessions', () => {
     await h.addAccount('root', 'superadmin');
     await h.addAccount('admina', 'domainadmin', { domains: ['a.test'] });
     await h.addAccount('gone', 'domainadmin', { domains: ['a.test'] });
-    h.accounts.update(h.accounts.byName('gone')!.id, { disabled: true });
+    await h.accounts.update((await h.accounts.byName('gone'))!.id, { disabled: true });
   });
   afterAll(async () => h?.close());
 
@@ -60,7 +60,7 @@ describe('console login and sessions', () => {
     const out = await c.post('/logout', {});
     expect(out.statusCode).toBe(303);
     expect((await copy.get('/quarantine')).statusCode).toBe(303);
-    const audit = h.audit.list({ actor: 'admina', limit: 10 }).rows.map((r) => `${r.action}:${r.outcome}`);
+    const audit = (await h.audit.list({ actor: 'admina', limit: 10 })).rows.map((r) => `${r.action}:${r.outcome}`);
     expect(audit).toEqual(expect.arrayContaining(['login:ok', 'logout:ok']));
   });
 
@@ -71,7 +71,7 @@ describe('console login and sessions', () => {
       expect(res.statusCode).toBe(401);
       expect(res.body).toContain('Wrong username or password.');
     }
-    const denied = h.audit.list({ action: 'login', limit: 20 }).rows.filter((r) => r.outcome === 'denied').map((r) => r.detail);
+    const denied = (await h.audit.list({ action: 'login', limit: 20 })).rows.filter((r) => r.outcome === 'denied').map((r) => r.detail);
     expect(denied).toEqual(expect.arrayContaining(['wrong password', 'unknown user', 'account disabled']));
   });
 

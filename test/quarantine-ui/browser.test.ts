@@ -103,8 +103,8 @@ describe('the console in a browser', () => {
     });
     base = ui.url;
     const hash = await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 });
-    ui.deps.accounts.create({ username: 'admina', role: 'domainadmin', domains: ['example.test'], passwordHash: hash });
-    ui.deps.accounts.create({ username: 'adminb', role: 'domainadmin', domains: ['other.test'], passwordHash: hash });
+    await ui.deps.accounts.create({ username: 'admina', role: 'domainadmin', domains: ['example.test'], passwordHash: hash });
+    await ui.deps.accounts.create({ username: 'adminb', role: 'domainadmin', domains: ['other.test'], passwordHash: hash });
 
     beacon = http.createServer((req, res) => {
       hits.push(req.url ?? '');
@@ -124,12 +124,12 @@ describe('the console in a browser', () => {
 
     // B's message: a quarantined row and body for other.test, written straight into the stores.
     otherId = `01JOTHER${Date.now().toString().slice(-10)}00000000`.slice(0, 26);
-    gw.stores.store.recordReceived({ id: otherId, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'x', mailFrom: 'x@sender.test', rcptTo: ['bob@other.test'], size: 100 });
-    gw.stores.store.recordVerdict(otherId, { verdict: 'high-spam', reason: 'spam score 1000 >= 10', report: { virus: { status: 'clean' }, spam: { status: 'scored', score: 1000, threshold: 5, rules: ['GTUBE'] } } as never, subject: 'secret of B' });
+    await gw.stores.store.recordReceived({ id: otherId, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'x', mailFrom: 'x@sender.test', rcptTo: ['bob@other.test'], size: 100 });
+    await gw.stores.store.recordVerdict(otherId, { verdict: 'high-spam', reason: 'spam score 1000 >= 10', report: { virus: { status: 'clean' }, spam: { status: 'scored', score: 1000, threshold: 5, rules: ['GTUBE'] } } as never, subject: 'secret of B' });
     const tmp = path.join(gw.config.dataDir, 'other.eml');
     writeFileSync(tmp, mail({ to: 'bob@other.test', subject: 'secret of B' }));
     await gw.stores.quarantine.put(otherId, tmp);
-    gw.stores.store.transition(otherId, ['queued'], 'quarantined');
+    await gw.stores.store.transition(otherId, ['queued'], 'quarantined');
 
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     page = (await loggedIn('admina')).page;
@@ -193,7 +193,7 @@ describe('the console in a browser', () => {
     // The same GTUBE mail from the allowed sender now passes the spam verdict.
     const next = await send(mail({ from: 'Friend <friend@pals.test>', subject: 'journey two, again' }), 'friend@pals.test');
     await waitForStatus(gw, next, ['delivered', 'quarantined']);
-    expect(gw.stores.store.get(next)!.status).toBe('delivered');
+    expect((await gw.stores.store.get(next))!.status).toBe('delivered');
   });
 
   it('uploads a spam report and says what happened to each file', async () => {
@@ -211,7 +211,7 @@ describe('the console in a browser', () => {
     expect(text).toMatch(/watches-1\.eml\s+learned/);
     expect(text).toMatch(/watches-2\.eml\s+learned/);
     expect(text).toMatch(/not-mail\.eml\s+refused/);
-    expect(ui.deps.learnLog.recent({ actor: 'admina', limit: 3 }).map((r) => r.outcome).sort()).toEqual(['learned', 'learned', 'refused']);
+    expect((await ui.deps.learnLog.recent({ actor: 'admina', limit: 3 })).map((r) => r.outcome).sort()).toEqual(['learned', 'learned', 'refused']);
     await shot(page, 'report-spam');
   });
 
@@ -281,8 +281,8 @@ describe('the console in a browser', () => {
     }
     const bulk = await page.request.post(`${base}quarantine/bulk`, { form: { _csrf: token, action: 'delete', id: otherId }, maxRedirects: 0 });
     expect(bulk.status()).toBe(303);
-    expect(gw.stores.store.get(otherId)!.status).toBe('quarantined');
-    expect(ui.deps.audit.list({ actor: 'admina', messageId: otherId, limit: 20 }).rows.every((r) => r.outcome === 'denied')).toBe(true);
+    expect((await gw.stores.store.get(otherId))!.status).toBe('quarantined');
+    expect((await ui.deps.audit.list({ actor: 'admina', messageId: otherId, limit: 20 })).rows.every((r) => r.outcome === 'denied')).toBe(true);
     // B sees it
     const b = await loggedIn('adminb');
     await b.page.goto(`${base}quarantine`);
@@ -299,7 +299,7 @@ describe('the console in a browser', () => {
     await page.goto(`${evilUrl}/${encodeURIComponent(`${base}messages/${id}/delete`)}`);
     await page.waitForURL(`${base}messages/${id}/delete`);
     expect(await page.locator('h1').innerText()).toBe('Form expired');
-    expect(gw.stores.store.get(id)!.status).toBe('quarantined');
+    expect((await gw.stores.store.get(id))!.status).toBe('quarantined');
   });
 
   it('shows the message log, the domains page with an SMTP test, and the dashboard charts', async () => {
@@ -332,7 +332,7 @@ describe('the console in a browser', () => {
   });
 
   it('sends a quarantine digest whose one-click link releases the message once', async () => {
-    ui.deps.accounts.create({ username: 'alice', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }) });
+    await ui.deps.accounts.create({ username: 'alice', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }) });
     const id = await send(mail({ subject: 'digest candidate' }));
     await quarantined(id);
     const run = await ui.sendDigests();
@@ -347,7 +347,7 @@ describe('the console in a browser', () => {
     const p = await anon.newPage();
     await p.goto(link);
     expect(await p.locator('main').innerText()).toContain('digest candidate');
-    expect(gw.stores.store.get(id)!.status).toBe('quarantined');
+    expect((await gw.stores.store.get(id))!.status).toBe('quarantined');
     await p.click('button:text-is("Release this message")');
     await expect.poll(() => p.locator('.flash.ok').innerText(), POLL).toContain('has been released');
     await waitForStatus(gw, id, ['released']);

@@ -1,4 +1,4 @@
-// A console on real stores (node:sqlite, files) in a temp dir with fake engines: release/delete
+// A console on real stores (SQLite through gateway/store/sql.ts, files) in a temp dir with fake engines: release/delete
 // use the real compare-and-set transitions but queue nothing, spamd is a scripted teacher. Used
 // through app.inject(), so route tests need no Redis, no browser and no sockets.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -15,8 +15,9 @@ import { fileBlobStore, type BlobStore } from '../../gateway/store/blobs.ts';
 import { openDigestStore, type DigestStore } from '../../gateway/store/digests.ts';
 import { openLearnLog, type LearnLog } from '../../gateway/store/learnlog.ts';
 import { openListStore, type ListStore } from '../../gateway/store/lists.ts';
-import { openSqliteStore, type MetadataStore } from '../../gateway/store/metadata.ts';
-import { openDatabase } from '../../gateway/store/sqlite.ts';
+import { openMetadataStore, type MetadataStore } from '../../gateway/store/metadata.ts';
+import { migrate } from '../../gateway/store/migrations.ts';
+import { openSql } from '../../gateway/store/sql.ts';
 import type { ScanReport } from '../../scanners/types.ts';
 import { buildConsole } from '../../quarantine-ui/app.ts';
 import type { ConsoleDeps } from '../../quarantine-ui/deps.ts';
@@ -72,14 +73,15 @@ export async function startHarness(o: { config?: Record<string, unknown> } = {})
     ...o.config,
   });
   const dbFile = path.join(dir, 'mailmoat.sqlite');
-  const db = openDatabase(dbFile);
-  const store = openSqliteStore(db);
+  const sql = await openSql({ sqlite: dbFile });
+  await migrate(sql);
+  const store = openMetadataStore(sql);
   const blobs = fileBlobStore(path.join(dir, 'quarantine'));
-  const accounts = openAccountStore(db);
-  const audit = openAuditStore(db);
-  const lists = openListStore(db);
-  const learnLog = openLearnLog(db);
-  const digests = openDigestStore(db);
+  const accounts = openAccountStore(sql);
+  const audit = openAuditStore(sql);
+  const lists = openListStore(sql);
+  const learnLog = openLearnLog(sql);
+  const digests = openDigestStore(sql);
   const released: string[] = [];
   const told: { cls: string; size: number }[] = [];
   const h: Partial<Harness> & { spamdDidSet: string[] } = { spamdDidSet: ['local'] };
@@ -96,10 +98,10 @@ export async function startHarness(o: { config?: Record<string, unknown> } = {})
     digests,
     secret: Buffer.alloc(32, 7),
     async release(id, by) {
-      const r = store.get(id);
+      const r = await store.get(id);
       if (!r) return { ok: false, reason: 'no such message' };
-      if (!store.transition(id, ['quarantined'], 'releasing')) return { ok: false, reason: `not in quarantine (status: ${r.status})` };
-      store.addEvent(id, 'released', `released by ${by}`);
+      if (!(await store.transition(id, ['quarantined'], 'releasing'))) return { ok: false, reason: `not in quarantine (status: ${r.status})` };
+      await store.addEvent(id, 'released', `released by ${by}`);
       released.push(id);
       return { ok: true };
     },
@@ -137,28 +139,28 @@ export async function startHarness(o: { config?: Record<string, unknown> } = {})
     async addMessage(m: Parameters<Harness['addMessage']>[0]) {
       const id = fakeId();
       const raw = m.raw ?? rawMessage({ to: m.rcpt[0], subject: m.subject, text: m.body });
-      store.recordReceived({ id, receivedAt: Date.now(), clientIp: m.clientIp ?? '192.0.2.1', helo: 'client.test', mailFrom: m.from ?? 'bob@sender.test', rcptTo: m.rcpt, size: raw.length });
+      await store.recordReceived({ id, receivedAt: Date.now(), clientIp: m.clientIp ?? '192.0.2.1', helo: 'client.test', mailFrom: m.from ?? 'bob@sender.test', rcptTo: m.rcpt, size: raw.length });
       const report: ScanReport = {
         virus: m.verdict === 'virus' ? { status: 'infected', viruses: ['Eicar-Test-Signature'] } : { status: 'clean' },
         spam: { status: 'scored', score: m.score ?? 12.5, threshold: 5, rules: ['GTUBE', 'MISSING_DATE'] },
       };
-      store.recordVerdict(id, { verdict: m.verdict ?? 'high-spam', reason: `spam score ${m.score ?? 12.5} >= 10`, report, subject: m.subject ?? 'hello' });
+      await store.recordVerdict(id, { verdict: m.verdict ?? 'high-spam', reason: `spam score ${m.score ?? 12.5} >= 10`, report, subject: m.subject ?? 'hello' });
       if ((m.status ?? 'quarantined') === 'quarantined') {
         const file = path.join(dir, `${id}.tmp.eml`);
         writeFileSync(file, raw);
         await blobs.put(id, file);
-        store.transition(id, ['queued'], 'quarantined');
+        await store.transition(id, ['queued'], 'quarantined');
       } else {
-        store.transition(id, ['queued'], 'delivered');
+        await store.transition(id, ['queued'], 'delivered');
       }
       return id;
     },
     async addAccount(username: string, role: Role, a: { domains?: string[]; addresses?: string[] } = {}) {
-      accounts.create({ username, role, ...a, passwordHash: await hashPassword(PASSWORD, { logN: 10, r: 8, p: 1 }) });
+      await accounts.create({ username, role, ...a, passwordHash: await hashPassword(PASSWORD, { logN: 10, r: 8, p: 1 }) });
     },
     async close() {
       await app.close();
-      store.close(); // closes the shared database too
+      await store.close(); // closes the shared database too
     },
   });
   return h as Harness;

@@ -47,19 +47,19 @@ describe('console pages', () => {
     it('adds validated entries for the admin’s domain, and refuses invalid ones and foreign owners', async () => {
       let res = await a.post('/lists', { kind: 'allow', owner: 'a.test', entry: '*@Partner.Test', comment: 'our partner' }, { csrfFrom: '/lists' });
       expect(res.statusCode).toBe(303);
-      expect(h.lists.forRecipient('x@a.test')).toContainEqual({ kind: 'allow', scope: 'domain', text: '*@partner.test' });
+      expect(await h.lists.forRecipient('x@a.test')).toContainEqual({ kind: 'allow', scope: 'domain', text: '*@partner.test' });
       res = await a.post('/lists', { kind: 'block', owner: 'a.test', entry: 'not_an_entry' }, { csrfFrom: '/lists' });
       expect(res.statusCode).toBe(400);
       expect(res.body).toContain('not a valid');
       res = await a.post('/lists', { kind: 'block', owner: 'b.test', entry: 'evil.test' }, { csrfFrom: '/lists' });
       expect(res.statusCode).toBe(400);
-      expect(h.lists.forRecipient('x@b.test')).toEqual([]);
+      expect(await h.lists.forRecipient('x@b.test')).toEqual([]);
       res = await a.post('/lists', { kind: 'block', owner: '*', entry: 'evil.test' }, { csrfFrom: '/lists' });
       expect(res.statusCode).toBe(400);
       // a recipient address in the admin's domain
       res = await a.post('/lists', { kind: 'block', owner: 'a.test', ownerAddress: 'carol@a.test', entry: '192.0.2.0/24' }, { csrfFrom: '/lists' });
       expect(res.statusCode).toBe(303);
-      expect(h.lists.forRecipient('carol@a.test')).toContainEqual({ kind: 'block', scope: 'user', text: '192.0.2.0/24' });
+      expect(await h.lists.forRecipient('carol@a.test')).toContainEqual({ kind: 'block', scope: 'user', text: '192.0.2.0/24' });
       res = await a.post('/lists', { kind: 'block', owner: 'a.test', ownerAddress: 'bob@b.test', entry: '192.0.2.1' }, { csrfFrom: '/lists' });
       expect(res.statusCode).toBe(400);
       // a duplicate is refused with a clear message
@@ -78,19 +78,19 @@ describe('console pages', () => {
 
     it('an entry of another tenant cannot be removed (404, audited)', async () => {
       await b.post('/lists', { kind: 'block', owner: 'b.test', entry: 'spam.test' }, { csrfFrom: '/lists' });
-      const row = h.lists.list({ domains: ['b.test'] }).find((r) => r.text === 'spam.test')!;
+      const row = (await h.lists.list({ domains: ['b.test'] })).find((r) => r.text === 'spam.test')!;
       expect((await a.get('/lists')).body).not.toContain('spam.test');
       const res = await a.post(`/lists/${row.id}/delete`, {}, { csrfFrom: '/lists' });
       expect(res.statusCode).toBe(404);
-      expect(h.lists.get(row.id)).toBeDefined();
-      expect(h.audit.list({ actor: 'admina', action: 'list-remove', limit: 1 }).rows[0]).toMatchObject({ outcome: 'denied' });
+      expect(await h.lists.get(row.id)).toBeDefined();
+      expect((await h.audit.list({ actor: 'admina', action: 'list-remove', limit: 1 })).rows[0]).toMatchObject({ outcome: 'denied' });
       expect((await b.post(`/lists/${row.id}/delete`, {}, { csrfFrom: '/lists' })).statusCode).toBe(303);
-      expect(h.lists.get(row.id)).toBeUndefined();
+      expect(await h.lists.get(row.id)).toBeUndefined();
     });
 
     it('a list post without a CSRF token is refused', async () => {
       expect((await a.post('/lists', { kind: 'allow', owner: 'a.test', entry: 'nocsrf.test' }, { csrf: false })).statusCode).toBe(403);
-      expect(h.lists.list({ all: true }).map((r) => r.text)).not.toContain('nocsrf.test');
+      expect((await h.lists.list({ all: true })).map((r) => r.text)).not.toContain('nocsrf.test');
     });
   });
 
@@ -98,9 +98,9 @@ describe('console pages', () => {
     beforeAll(async () => {
       await h.addMessage({ rcpt: ['log1@a.test'], from: 'logsender@x.test', subject: 'log delivered', status: 'delivered', clientIp: '203.0.113.9' });
       await h.addMessage({ rcpt: ['log2@b.test'], from: 'logsender@x.test', subject: 'log for b', status: 'delivered' });
-      h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.7', helo: 'spambot', mailFrom: 'spam@bad.test', recipient: 'nobody@a.test', stage: 'rcpt', reply: '550 5.1.1 <nobody@a.test>: <script>x</script> unknown' });
-      h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.8', helo: 'relay', mailFrom: 'x@bad.test', recipient: 'someone@elsewhere.test', stage: 'rcpt', reply: '554 5.7.1 Relay access denied' });
-      h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.9', helo: 'x', mailFrom: null, recipient: null, stage: 'connect', reply: '554 5.7.1 listed' });
+      await h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.7', helo: 'spambot', mailFrom: 'spam@bad.test', recipient: 'nobody@a.test', stage: 'rcpt', reply: '550 5.1.1 <nobody@a.test>: <script>x</script> unknown' });
+      await h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.8', helo: 'relay', mailFrom: 'x@bad.test', recipient: 'someone@elsewhere.test', stage: 'rcpt', reply: '554 5.7.1 Relay access denied' });
+      await h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.9', helo: 'x', mailFrom: null, recipient: null, stage: 'connect', reply: '554 5.7.1 listed' });
     });
 
     it('shows messages and SMTP refusals of the admin’s domains, with the reply, escaped', async () => {
@@ -122,7 +122,7 @@ describe('console pages', () => {
       expect((await a.get('/log?ip=203.0.113.9')).body).toContain('log delivered');
       expect((await a.get('/log?ip=203.0.113.')).body).toContain('log delivered');
       expect((await a.get('/log?status=refused')).body).not.toContain('log delivered');
-      const id = h.store.searchMessages({ scope: { all: true }, q: 'log delivered', limit: 1 }).rows[0]!.id;
+      const id = (await h.store.searchMessages({ scope: { all: true }, q: 'log delivered', limit: 1 })).rows[0]!.id;
       const byId = (await a.get(`/log?id=${id}`)).body;
       expect(byId).toContain('log delivered');
       expect(byId).not.toContain('spambot');
@@ -156,7 +156,7 @@ describe('console pages', () => {
       expect(body).toMatch(/notmail\.eml<\/td><td><span class="badge failed">refused<\/span> not learned: it does not start with mail headers/);
       expect(body).toMatch(/big\.eml<\/td><td><span class="badge failed">refused<\/span> not learned: it is larger than 2000 bytes/);
       expect(body).toMatch(/pasted message<\/td><td><span class="badge clean">learned/);
-      expect(h.learnLog.recent({ actor: 'alice', limit: 10 }).map((r) => `${r.source}:${r.outcome}`).sort()).toEqual(
+      expect((await h.learnLog.recent({ actor: 'alice', limit: 10 })).map((r) => `${r.source}:${r.outcome}`).sort()).toEqual(
         ['paste:learned', 'upload:learned', 'upload:learned', 'upload:refused', 'upload:refused'].sort(),
       );
       // the same file again: recognised, not sent to spamd twice
@@ -259,7 +259,7 @@ describe('console pages', () => {
       expect((await c.login('newadmin', password)).statusCode).toBe(303);
       expect((await c.get('/quarantine')).statusCode).toBe(200);
       // disabling ends the session at once
-      const id = h.accounts.byName('newadmin')!.id;
+      const id = (await h.accounts.byName('newadmin'))!.id;
       await root.post(`/users/${id}/update`, { role: 'domainadmin', domains: 'b.test', addresses: '', disabled: '1' }, { csrfFrom: '/users' });
       expect((await c.get('/quarantine')).statusCode).toBe(303);
     });
@@ -270,8 +270,8 @@ describe('console pages', () => {
     });
     it('domain admins cannot reach user management', async () => {
       expect((await a.post('/users', { username: 'sneaky', role: 'superadmin' }, { csrfFrom: '/quarantine' })).statusCode).toBe(404);
-      expect(h.accounts.byName('sneaky')).toBeUndefined();
-      const rootId = h.accounts.byName('root')!.id;
+      expect(await h.accounts.byName('sneaky')).toBeUndefined();
+      const rootId = (await h.accounts.byName('root'))!.id;
       expect((await a.post(`/users/${rootId}/reset-password`, {}, { csrfFrom: '/quarantine' })).statusCode).toBe(404);
     });
   });
@@ -311,26 +311,26 @@ describe('console pages', () => {
       const confirm = await anon.get(`/d/${token}`);
       expect(confirm.statusCode).toBe(200);
       expect(confirm.body).toContain('Release this message');
-      expect(h.store.get(own)!.status).toBe('quarantined'); // a GET (link scanner) releases nothing
+      expect((await h.store.get(own))!.status).toBe('quarantined'); // a GET (link scanner) releases nothing
       expect((await anon.post(`/d/${token}`, {}, { csrf: false })).statusCode).toBe(403);
       const done = await anon.post(`/d/${token}`, {}, { csrfFrom: `/d/${token}` });
       expect(done.body).toContain('has been released');
       expect(h.released).toContain(own);
       expect((await anon.get(`/d/${token}`)).statusCode).toBe(410);
       expect(h.released.filter((x) => x === own)).toHaveLength(1);
-      expect(h.store.get(shared)!.status).toBe('quarantined');
+      expect((await h.store.get(shared))!.status).toBe('quarantined');
     });
 
     it('refuses tampered, unknown and expired tokens', async () => {
       const id = await h.addMessage({ rcpt: ['alice@a.test'], subject: 'token test' });
       const deps = { digests: h.digests, secret: h.deps.secret, config: h.deps.config, now: Date.now };
-      const token = issueToken(deps, id, 'alice@a.test');
-      expect(checkToken(deps, token).ok).toBe(true);
+      const token = await issueToken(deps, id, 'alice@a.test');
+      expect((await checkToken(deps, token)).ok).toBe(true);
       const [tid, sig] = token.split('.');
-      expect(checkToken(deps, `${tid}.${sig!.slice(0, -1)}${sig!.endsWith('A') ? 'B' : 'A'}`)).toEqual({ ok: false, reason: 'This link is not valid.' });
-      expect(checkToken({ ...deps, secret: Buffer.alloc(32, 9) }, token).ok).toBe(false);
-      expect(checkToken(deps, 'garbage').ok).toBe(false);
-      expect(checkToken({ ...deps, now: () => Date.now() + 73 * 3600_000 }, token)).toEqual({ ok: false, reason: 'This link has expired.' });
+      expect(await checkToken(deps, `${tid}.${sig!.slice(0, -1)}${sig!.endsWith('A') ? 'B' : 'A'}`)).toEqual({ ok: false, reason: 'This link is not valid.' });
+      expect((await checkToken({ ...deps, secret: Buffer.alloc(32, 9) }, token)).ok).toBe(false);
+      expect((await checkToken(deps, 'garbage')).ok).toBe(false);
+      expect(await checkToken({ ...deps, now: () => Date.now() + 73 * 3600_000 }, token)).toEqual({ ok: false, reason: 'This link has expired.' });
       expect((await new Client(h.app).get(`/d/${tid}.${'A'.repeat(43)}`)).statusCode).toBe(410);
     });
   });

@@ -132,34 +132,34 @@ describe('quarantine pages', () => {
     expect(res.headers['content-type']).toBe('application/octet-stream');
     expect(res.headers['content-disposition']).toBe(`attachment; filename="${ids.a1}.eml"`);
     expect(res.body).toContain('Subject: cheap pills');
-    expect(h.audit.list({ messageId: ids.a1, action: 'download', limit: 5 }).rows[0]).toMatchObject({ actor: 'admina', outcome: 'ok' });
+    expect((await h.audit.list({ messageId: ids.a1, action: 'download', limit: 5 })).rows[0]).toMatchObject({ actor: 'admina', outcome: 'ok' });
   });
 
   describe('tenant isolation: B guessing A’s message id', () => {
     const gets = ['', '/preview', '/raw'];
     it.each(gets)('GET /messages/:id%s is a 404 with an audit entry', async (suffix) => {
-      const before = h.audit.list({ actor: 'adminb', limit: 1000 }).total;
+      const before = (await h.audit.list({ actor: 'adminb', limit: 1000 })).total;
       const res = await b.get(`/messages/${ids.a1}${suffix}`);
       expect(res.statusCode).toBe(404);
       expect(res.body).not.toContain('cheap pills');
-      const entries = h.audit.list({ actor: 'adminb', limit: 1000 });
+      const entries = await h.audit.list({ actor: 'adminb', limit: 1000 });
       expect(entries.total).toBe(before + 1);
       expect(entries.rows[0]).toMatchObject({ messageId: ids.a1, outcome: 'denied', detail: 'message outside the user’s scope' });
     });
     it.each(ACTIONS)('POST /messages/:id/%s is a 404 and changes nothing', async (action) => {
       const res = await b.post(`/messages/${ids.a1}/${action}`, {});
       expect(res.statusCode).toBe(404);
-      expect(h.store.get(ids.a1)!.status).toBe('quarantined');
+      expect((await h.store.get(ids.a1))!.status).toBe('quarantined');
       expect(h.released).not.toContain(ids.a1);
-      expect(h.lists.list({ all: true }).filter((e) => e.comment.includes(ids.a1))).toEqual([]);
+      expect((await h.lists.list({ all: true })).filter((e) => e.comment.includes(ids.a1))).toEqual([]);
       expect(h.told).toEqual([]);
-      expect(h.audit.list({ actor: 'adminb', limit: 1 }).rows[0]).toMatchObject({ action, messageId: ids.a1, outcome: 'denied' });
+      expect((await h.audit.list({ actor: 'adminb', limit: 1 })).rows[0]).toMatchObject({ action, messageId: ids.a1, outcome: 'denied' });
     });
     it('bulk actions skip ids outside the scope', async () => {
       const res = await b.post('/quarantine/bulk', { action: 'delete', id: [ids.a1, ids.a2] });
       expect(res.statusCode).toBe(303);
-      expect(h.store.get(ids.a1)!.status).toBe('quarantined');
-      expect(h.store.get(ids.a2)!.status).toBe('quarantined');
+      expect((await h.store.get(ids.a1))!.status).toBe('quarantined');
+      expect((await h.store.get(ids.a2))!.status).toBe('quarantined');
     });
     it('an id that does not exist looks the same as another tenant’s', async () => {
       await b.get('/quarantine'); // shows (and clears) flash messages left by earlier tests
@@ -171,7 +171,7 @@ describe('quarantine pages', () => {
     it('an end user cannot open a colleague’s message in the same domain', async () => {
       expect((await user.get(`/messages/${ids.a2}`)).statusCode).toBe(404);
       expect((await user.post(`/messages/${ids.a2}/release`, {})).statusCode).toBe(404);
-      expect(h.store.get(ids.a2)!.status).toBe('quarantined');
+      expect((await h.store.get(ids.a2))!.status).toBe('quarantined');
     });
     it('every route with a message id in it is covered above', () => {
       const withId = h.app.consoleRoutes.filter((r) => r.includes('/messages/:id'));
@@ -185,11 +185,11 @@ describe('quarantine pages', () => {
     expect((await a.get(`/messages/${ids.mixed}`)).body).toContain('only an administrator of all of them can act on it');
     const res = await a.post(`/messages/${ids.mixed}/delete`, {});
     expect(res.statusCode).toBe(303);
-    expect(h.store.get(ids.mixed)!.status).toBe('quarantined');
-    expect(h.audit.list({ actor: 'admina', messageId: ids.mixed, limit: 1 }).rows[0]).toMatchObject({ action: 'delete', outcome: 'denied' });
+    expect((await h.store.get(ids.mixed))!.status).toBe('quarantined');
+    expect((await h.audit.list({ actor: 'admina', messageId: ids.mixed, limit: 1 })).rows[0]).toMatchObject({ action: 'delete', outcome: 'denied' });
     // the superadmin can
     await root.post(`/messages/${ids.mixed}/release`, {});
-    expect(h.store.get(ids.mixed)!.status).toBe('releasing');
+    expect((await h.store.get(ids.mixed))!.status).toBe('releasing');
   });
 
   it('refuses every action posted without a CSRF token, changing nothing', async () => {
@@ -200,12 +200,12 @@ describe('quarantine pages', () => {
     const forged = await a.post(`/messages/${ids.a1}/release`, {}, { csrf: 'forged-token' });
     expect(forged.statusCode).toBe(403);
     expect((await a.post('/quarantine/bulk', { action: 'delete', id: ids.a1 }, { csrf: false })).statusCode).toBe(403);
-    expect(h.store.get(ids.a1)!.status).toBe('quarantined');
+    expect((await h.store.get(ids.a1))!.status).toBe('quarantined');
     // a token from another session is no good either
     const other = await b.csrf('/quarantine');
     expect((await a.post(`/messages/${ids.a1}/delete`, {}, { csrf: other })).statusCode).toBe(403);
-    expect(h.store.get(ids.a1)!.status).toBe('quarantined');
-    expect(h.audit.list({ action: 'csrf', limit: 100 }).rows.length).toBeGreaterThanOrEqual(ACTIONS.length + 2);
+    expect((await h.store.get(ids.a1))!.status).toBe('quarantined');
+    expect((await h.audit.list({ action: 'csrf', limit: 100 })).rows.length).toBeGreaterThanOrEqual(ACTIONS.length + 2);
   });
 
   it('learns as spam through spamd and says so; an empty DidSet is a failure', async () => {
@@ -226,8 +226,8 @@ describe('quarantine pages', () => {
 
   it('blocks the sender on the recipient domain’s list', async () => {
     await a.post(`/messages/${ids.a2}/block-sender`, {});
-    expect(h.lists.forRecipient('anyone@a.test')).toContainEqual({ kind: 'block', scope: 'domain', text: 'billing@virus.test' });
-    expect(h.lists.forRecipient('bob@b.test')).toEqual([]);
+    expect(await h.lists.forRecipient('anyone@a.test')).toContainEqual({ kind: 'block', scope: 'domain', text: 'billing@virus.test' });
+    expect(await h.lists.forRecipient('bob@b.test')).toEqual([]);
   });
 
   it('releases once; a second release is refused', async () => {
@@ -244,8 +244,8 @@ describe('quarantine pages', () => {
     const id = await h.addMessage({ rcpt: ['alice@a.test'], from: 'friend@pals.test', subject: 'hi alice' });
     await user.post(`/messages/${id}/release-allow`, {});
     expect(h.released).toContain(id);
-    expect(h.lists.forRecipient('alice@a.test')).toContainEqual({ kind: 'allow', scope: 'user', text: 'friend@pals.test' });
-    expect(h.lists.forRecipient('carol@a.test')).not.toContainEqual(expect.objectContaining({ text: 'friend@pals.test' }));
+    expect(await h.lists.forRecipient('alice@a.test')).toContainEqual({ kind: 'allow', scope: 'user', text: 'friend@pals.test' });
+    expect(await h.lists.forRecipient('carol@a.test')).not.toContainEqual(expect.objectContaining({ text: 'friend@pals.test' }));
   });
 
   it('bulk-deletes the selected messages', async () => {
@@ -253,8 +253,8 @@ describe('quarantine pages', () => {
     const y = await h.addMessage({ rcpt: ['zed@a.test'], subject: 'bulk 2' });
     const res = await a.post('/quarantine/bulk', { action: 'delete', id: [x, y], back: '?q=bulk' });
     expect(res.headers.location).toBe('/quarantine?q=bulk');
-    expect(h.store.get(x)!.status).toBe('deleted');
-    expect(h.store.get(y)!.status).toBe('deleted');
+    expect((await h.store.get(x))!.status).toBe('deleted');
+    expect((await h.store.get(y))!.status).toBe('deleted');
     expect(await h.blobs.size(x)).toBeUndefined();
     expect((await a.get('/quarantine?q=bulk')).body).toContain('Deleted: 2 message(s).');
   });

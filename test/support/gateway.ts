@@ -97,7 +97,7 @@ export async function startTestGateway(
       await workers?.close();
       await queue.close();
       await mailbox.close();
-      stores.store.close();
+      await stores.store.close(); // closes the shared database connection
     },
   };
 }
@@ -141,12 +141,20 @@ export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefi
 }
 
 export async function waitForStatus(gw: TestGateway, id: string, statuses: MessageStatus[], timeoutMs = 30_000): Promise<MessageStatus> {
+  let last: MessageStatus | undefined;
   return waitFor(
-    () => {
-      const status = gw.stores.store.get(id)?.status;
+    async () => {
+      const status = (await gw.stores.store.get(id))?.status;
+      last = status;
       return status && statuses.includes(status) ? status : undefined;
     },
-    { timeoutMs, what: `message ${id} to reach ${statuses.join('/')} (now ${gw.stores.store.get(id)?.status})` },
+    {
+      timeoutMs,
+      // Read when the wait times out: the status the message was last seen in.
+      get what() {
+        return `message ${id} to reach ${statuses.join('/')} (now ${last})`;
+      },
+    },
   );
 }
 

@@ -1,0 +1,16 @@
+import { openJobQueue, startWorkers } from '/work/main/gateway/store/queue.ts';
+const target = { url: 'redis://127.0.0.1:17001', cluster: true as const };
+const prefix = '{dbg}';
+const queue = openJobQueue(target, { prefix, attempts: { scan: 3, deliver: 3 } });
+console.log('enqueue...');
+await queue.enqueue('scan', 'msg-' + Date.now());
+console.log('enqueued', JSON.stringify(await queue.counts()));
+let seen: (s: string) => void = () => {};
+const p = new Promise<string>((r) => (seen = r));
+const workers = startWorkers(target, { scan: async (j) => seen(j.messageId), deliver: async () => {} }, { prefix, concurrency: { scan: 1, deliver: 1 }, lockDurationMs: 5000, onError: (e) => console.log('worker error', e.message), onJobFault: () => {} });
+const r = await Promise.race([p, new Promise((r) => setTimeout(() => r('timeout'), 8000))]);
+console.log('handled', r);
+await workers.close(2000);
+console.log('workers closed');
+await queue.close();
+console.log('queue closed');
