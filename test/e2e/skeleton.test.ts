@@ -15,6 +15,7 @@ import {
 import { listQuarantine, releaseMessage } from '../../gateway/quarantine.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { mailDate } from '../support/mime.ts';
+import { DIALECTS } from '../support/databases.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 
@@ -41,10 +42,12 @@ const unfold = (head: string) => head.replace(/\r\n[ \t]+/g, ' ');
 
 const to = (...rcpts: string[]) => ({ from: 'bob@sender.test', to: rcpts });
 
-describe('walking skeleton: SMTP in, scan, deliver or quarantine', () => {
+// Issue 9: the same walk on one machine (SQLite, files) and on the cluster's storage (PostgreSQL
+// for metadata, quarantined bodies and the spool's shared copy).
+describe.each(DIALECTS)('walking skeleton on %s: SMTP in, scan, deliver or quarantine', (database) => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway();
+    gw = await startTestGateway({ database });
   });
   afterAll(async () => {
     await gw?.stop();

@@ -14,6 +14,9 @@ import { startMailbox, type MailboxHooks } from '../../gateway/demo/mailbox.ts';
 import type { JobQueue, WorkerSet } from '../../gateway/store/queue.ts';
 import type { MessageStatus } from '../../gateway/store/metadata.ts';
 import type { SmtpFront } from '../../gateway/smtp/server.ts';
+import { migrate } from '../../gateway/store/migrations.ts';
+import { openSql, type Dialect } from '../../gateway/store/sql.ts';
+import { createTestDatabase } from './databases.ts';
 
 export interface TestGateway {
   config: Config;
@@ -58,6 +61,8 @@ export async function startTestGateway(
     domains?: Record<string, Record<string, unknown>>;
     /** Points the gateway's one resolver at a fake DNS server (short timeout, one try); overrides.dns still wins. */
     dns?: { address: string };
+    /** 'postgres': metadata, quarantine and the spool's shared copy in a fresh database of the run's PostgreSQL (migrated). */
+    database?: Dialect;
   } = {},
 ): Promise<TestGateway> {
   const dataDir = o.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'mailmoat-gw-'));
@@ -66,7 +71,13 @@ export async function startTestGateway(
   const downstream = [{ host: '127.0.0.1', port: mailbox.port }];
   const domains = o.domains && Object.fromEntries(Object.entries(o.domains).map(([d, extra]) => [d, { downstream, ...extra }]));
   const dns = o.dns && { dns: { servers: [o.dns.address], timeoutMs: 300, tries: 1 } };
-  const input = testConfigInput(dataDir, mailbox.port, { ...(domains ? { domains } : {}), ...dns, ...o.overrides });
+  const database = o.database === 'postgres' ? await createTestDatabase('postgres') : undefined;
+  if (database) {
+    const sql = await openSql(database.target);
+    await migrate(sql).finally(() => sql.close());
+  }
+  const databaseUrl = database && { database: { url: (database.target as { postgres: string }).postgres, poolSize: 4 } };
+  const input = testConfigInput(dataDir, mailbox.port, { ...(domains ? { domains } : {}), ...dns, ...databaseUrl, ...o.overrides });
   const config = configSchema.parse(input);
   const configFile = path.join(dataDir, 'mailmoat.json.yaml');
   await fs.writeFile(configFile, JSON.stringify(input)); // JSON is YAML: for child-process roles
@@ -98,6 +109,7 @@ export async function startTestGateway(
       await queue.close();
       await mailbox.close();
       await stores.store.close(); // closes the shared database connection
+      await database?.drop();
     },
   };
 }
