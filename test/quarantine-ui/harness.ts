@@ -1,4 +1,4 @@
-// A console on real stores (SQLite through gateway/store/sql.ts, files) in a temp dir with fake engines: release/delete
+// A console on real stores (SQLite + files, or PostgreSQL, through gateway/store/sql.ts) in a temp dir with fake engines: release/delete
 // use the real compare-and-set transitions but queue nothing, spamd is a scripted teacher. Used
 // through app.inject(), so route tests need no Redis, no browser and no sockets.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -11,13 +11,14 @@ import { hashPassword } from '../../gateway/passwords.ts';
 import { deleteMessage } from '../../gateway/quarantine.ts';
 import { openAccountStore, type AccountStore, type Role } from '../../gateway/store/accounts.ts';
 import { openAuditStore, type AuditStore } from '../../gateway/store/audit.ts';
-import { fileBlobStore, type BlobStore } from '../../gateway/store/blobs.ts';
+import { fileBlobStore, sqlBlobStore, type BlobStore } from '../../gateway/store/blobs.ts';
 import { openDigestStore, type DigestStore } from '../../gateway/store/digests.ts';
 import { openLearnLog, type LearnLog } from '../../gateway/store/learnlog.ts';
 import { openListStore, type ListStore } from '../../gateway/store/lists.ts';
 import { openMetadataStore, type MetadataStore } from '../../gateway/store/metadata.ts';
 import { migrate } from '../../gateway/store/migrations.ts';
-import { openSql } from '../../gateway/store/sql.ts';
+import { openSql, type Dialect } from '../../gateway/store/sql.ts';
+import { createTestDatabase } from '../support/databases.ts';
 import type { ScanReport } from '../../scanners/types.ts';
 import { buildConsole } from '../../quarantine-ui/app.ts';
 import type { ConsoleDeps } from '../../quarantine-ui/deps.ts';
@@ -61,7 +62,8 @@ export function rawMessage(o: { from?: string; to?: string; subject?: string; ht
   return `${head}Content-Type: text/plain; charset=utf-8\r\n\r\n${o.text ?? 'hello there'}\r\n`;
 }
 
-export async function startHarness(o: { config?: Record<string, unknown> } = {}): Promise<Harness> {
+/** `database: 'postgres'`: the console on a fresh database of the run's PostgreSQL, quarantined bodies in it too. */
+export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect } = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-ui-'));
   const config: Config = configSchema.parse({
     hostname: 'mx.gateway.test',
@@ -72,11 +74,11 @@ export async function startHarness(o: { config?: Record<string, unknown> } = {})
     spamd: { socket: '/nonexistent' },
     ...o.config,
   });
-  const dbFile = path.join(dir, 'mailmoat.sqlite');
-  const sql = await openSql({ sqlite: dbFile });
+  const database = await createTestDatabase(o.database ?? 'sqlite');
+  const sql = await openSql(database.target);
   await migrate(sql);
   const store = openMetadataStore(sql);
-  const blobs = fileBlobStore(path.join(dir, 'quarantine'));
+  const blobs = sql.dialect === 'postgres' ? sqlBlobStore(sql) : fileBlobStore(path.join(dir, 'quarantine'));
   const accounts = openAccountStore(sql);
   const audit = openAuditStore(sql);
   const lists = openListStore(sql);
@@ -161,6 +163,7 @@ export async function startHarness(o: { config?: Record<string, unknown> } = {})
     async close() {
       await app.close();
       await store.close(); // closes the shared database too
+      await database.drop();
     },
   });
   return h as Harness;

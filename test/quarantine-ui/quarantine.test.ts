@@ -2,6 +2,7 @@
 // route that takes an id — through app.inject on real stores.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, rawMessage, startHarness, type Harness } from './harness.ts';
+import { DIALECTS } from '../support/databases.ts';
 import { ACTIONS } from '../../quarantine-ui/routes/quarantine.ts';
 import { mailDate } from '../support/mime.ts';
 
@@ -34,7 +35,8 @@ function hostileRaw(): string {
   ].join('\r\n');
 }
 
-describe('quarantine pages', () => {
+// Issue 9: the same pages (and the same tenant isolation) on SQLite and on PostgreSQL.
+describe.each(DIALECTS)('quarantine pages on %s', (database) => {
   let h: Harness;
   let a: Client; // domain admin of a.test
   let b: Client; // domain admin of b.test
@@ -43,7 +45,7 @@ describe('quarantine pages', () => {
   const ids: Record<string, string> = {};
 
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ database });
     await h.addAccount('root', 'superadmin');
     await h.addAccount('admina', 'domainadmin', { domains: ['a.test'] });
     await h.addAccount('adminb', 'domainadmin', { domains: ['b.test'] });
