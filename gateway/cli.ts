@@ -9,7 +9,9 @@ import { attachedEndpoints, type Endpoints } from './endpoints.ts';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './log.ts';
 import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
-import { describeTarget, openSql } from './store/sql.ts';
+import { describeTarget, openSql, q } from './store/sql.ts';
+import { checkRedisServer } from './store/redis-check.ts';
+import { healthListen, startHealthServer } from './health.ts';
 import { DatabaseError, migrate, migrationStatus } from './store/migrations.ts';
 import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
 import { testDownstream } from './delivery/smtp-test.ts';
@@ -124,10 +126,22 @@ async function migrateCommand(config: Config, statusOnly: boolean): Promise<numb
   }
 }
 
+/** The effective settings may be pasted into a ticket: passwords (fields or in URLs) are never printed. */
+function hideSecrets(key: string, value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  if (/password|secret/i.test(key)) return '[hidden]';
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(value)) {
+    const url = new URL(value);
+    url.password = '***';
+    return url.toString();
+  }
+  return value;
+}
+
 function checkConfig(file: string): number {
   const config = loadConfig(file);
   console.log(`${file}: OK`);
-  console.log(JSON.stringify(config, null, 2));
+  console.log(JSON.stringify(config, hideSecrets, 2));
   return 0;
 }
 
@@ -154,10 +168,38 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: C
     } else {
       endpoints = attachedEndpoints(config);
     }
+    // A Redis that may evict keys would silently lose queued messages: refuse to start on it.
+    const redisCheck = await checkRedisServer(endpoints.redis, { prefix: config.redis.prefix });
+    for (const warning of redisCheck.warnings) logger.warn(warning);
     const stores = await openStores(config);
     cleanups.push(() => stores.store.close());
     const queue = openQueue(config, endpoints.redis);
     cleanups.push(() => queue.close());
+    // For a load balancer: /healthz while the role can work, /readyz until it starts to stop.
+    let smtpOpen = false;
+    const healthAt = healthListen(config, role);
+    const health =
+      healthAt &&
+      (await startHealthServer({
+        listen: healthAt,
+        role,
+        logger,
+        checks: {
+          redis: async () => {
+            const counts = await queue.counts();
+            return `${(counts.scan.waiting ?? 0) + (counts.deliver.waiting ?? 0)} jobs waiting`;
+          },
+          database: () => stores.sql.one(q`SELECT 1`).then(() => stores.sql.dialect),
+          ...(role === 'smtp' || role === 'start'
+            ? {
+                smtp: () => {
+                  if (!smtpOpen) throw new Error('SMTP listener not open');
+                },
+              }
+            : {}),
+        },
+      }));
+    if (health) cleanups.push(() => health.close());
     if (role === 'start' && config.demo) {
       const { listen, dir } = config.demo.mailbox;
       const mailbox = await startMailbox({ dir, host: listen.host, port: listen.port });
@@ -171,6 +213,7 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: C
     if (role === 'start' || role === 'smtp') {
       const front = await runSmtp(config, stores, queue, logger);
       cleanups.push(() => front.close());
+      smtpOpen = true;
       if (role === 'start') printWelcome(config, front.port);
     }
     if (role === 'console' || (role === 'start' && config.console.enabled)) {
@@ -184,6 +227,14 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: C
       } else {
         console.log('  Log in with your console account (forgot the admin password? mailmoat user passwd admin)');
       }
+    }
+    // Runs first at shutdown (cleanups run in reverse): /readyz fails, and an SMTP node waits for
+    // the balancer to notice before its listener closes, so no new client is cut off.
+    if (health) {
+      cleanups.push(async () => {
+        health.setDraining();
+        if (role === 'smtp' || role === 'start') await new Promise((resolve) => setTimeout(resolve, config.health.drainDelayMs));
+      });
     }
     return await new Promise<number>(() => {}); // runs until a signal
   } catch (err) {

@@ -1,4 +1,4 @@
-// Health endpoints for a load balancer, one tiny node:http server per process (health.listen):
+// Health endpoints for a load balancer, one tiny node:http server per process (config `health`):
 //   GET /healthz  200 when every check of the role passes, else 503 naming the failing ones
 //                 (liveness: "this process can do its work");
 //   GET /readyz   the same, and 503 as soon as the process starts shutting down (setDraining),
@@ -9,7 +9,17 @@
 // in an answer: check details are short, and credentials in URLs are masked.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Config } from './config/schema.ts';
 import type { Logger } from './log.ts';
+
+/**
+ * Where a role's process answers, per the config (its role's key, else `listen`); undefined: no
+ * health server. `start` (everything in one process) uses the smtp key.
+ */
+export function healthListen(config: Pick<Config, 'health'>, role: 'start' | 'smtp' | 'worker' | 'console'): { host: string; port: number } | undefined {
+  const h = config.health;
+  return h[role === 'start' ? 'smtp' : role] ?? h.listen;
+}
 
 /** One check: resolves (optionally with a short detail such as "PONG") or throws why it fails. */
 export type HealthCheck = () => unknown;

@@ -8,7 +8,7 @@ export function createLogger(options: { level?: string; name?: string } = {}): L
   return pino({
     name: options.name ?? 'mailmoat',
     level: options.level ?? process.env.MAILMOAT_LOG_LEVEL ?? 'info',
-    redact: { paths: ['*.password', '*.pass', '*.secret', '*.key', 'config.redis.url'], censor: '[redacted]' },
+    redact: { paths: ['*.password', '*.pass', '*.secret', '*.key', 'config.redis.url', 'config.database.url', '*.sentinelPassword'], censor: '[redacted]' },
   });
 }
 

@@ -327,18 +327,25 @@ const consoleSection = z
   })
   .strict();
 
-/** Health endpoints for a load balancer (gateway/health.ts): GET /healthz and /readyz. */
+/**
+ * Health endpoints for a load balancer (gateway/health.ts): GET /healthz and /readyz, plain HTTP
+ * without login (bind them where only the balancer and monitoring reach them). One listener per
+ * process: when several roles of one machine share its config file, give each its own port with
+ * the per-role keys.
+ */
 const health = z
   .object({
-    /**
-     * Where this process answers /healthz and /readyz (plain HTTP, no login: bind it to an
-     * address only the balancer and monitoring reach). Absent: no health endpoints. Each process
-     * on a machine needs a port of its own.
-     */
+    /** Where this process answers, whatever its role, unless its role has a key below. Absent: none. */
     listen: listen.optional(),
+    /** Where `mailmoat smtp` (and `mailmoat start`) answers: what the balancer probes. */
+    smtp: listen.optional(),
+    /** Where `mailmoat worker` answers (for monitoring: a worker takes no connections). */
+    worker: listen.optional(),
+    /** Where `mailmoat console` answers (it also has /healthz on its own listener). */
+    console: listen.optional(),
     /**
      * On shutdown /readyz answers 503 this long before the SMTP listener closes, so that the
-     * balancer stops sending connections first (HAProxy: at least `inter` × `fall`). Only with listen.
+     * balancer stops sending connections first (HAProxy: at least `inter` × `fall`).
      */
     drainDelayMs: z.number().int().min(0).default(5_000),
   })

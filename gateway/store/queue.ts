@@ -6,7 +6,10 @@
 // session) when Redis is unreachable. A handler that throws RetryLater is retried after the
 // delay it asks for; a crashed worker's job is taken over by another after lockDurationMs.
 //
-// Adapter: BullMQ 6 on Redis.
+// Adapter: BullMQ 6 on Redis: one server (socket or URL), a master found through Sentinel, or a
+// Redis Cluster (then the key prefix needs a hash tag, "{mailmoat}"). redisOptions/openRedis are
+// the one place where a RedisTarget becomes ioredis options; inline verdicts and the start-up
+// check (redis-check.ts) connect through them too.
 import { Queue, Worker, type Job, type ConnectionOptions } from 'bullmq';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { hashTag } from '../config/schema.ts';
@@ -126,7 +129,7 @@ export function describeRedisTarget(target: RedisTarget): string {
 
 /**
  * ioredis options for one Redis server or a Sentinel-managed master (not a Cluster: see
- * openRedis), for one use. THE place where a RedisTarget becomes connection options.
+ * openRedis), for one use.
  */
 export function redisOptions(target: RedisTarget, use: RedisUse): RedisOptions {
   if (isClusterTarget(target)) throw new Error('a Redis Cluster has no single-server options: use openRedis');
@@ -271,10 +274,12 @@ export function startWorkers(
   },
 ): WorkerSet {
   assertPrefixFits(target, o.prefix);
+  // For a Cluster, BullMQ duplicates the instance it is given (a worker needs a blocking
+  // connection of its own) but may still use the original: it is closed after the workers.
+  const templates: (Redis | Cluster)[] = [];
   const workers = (Object.keys(handlers) as QueueName[]).map((name) => {
-    // For a Cluster, BullMQ duplicates the instance it is given (a worker needs a blocking
-    // connection of its own) in the constructor; the template itself is then not needed.
     const { connection, client: template } = connectionFor(target, 'worker');
+    if (template) templates.push(template);
     const worker = new Worker(
       name,
       async (job: Job<{ messageId: string }>) => {
@@ -300,7 +305,6 @@ export function startWorkers(
         },
       },
     );
-    template?.disconnect();
     worker.on('error', o.onError);
     // A RetryLater is the expected way to defer; anything else is a fault that must be seen.
     worker.on('failed', (job, err) => {
@@ -315,6 +319,7 @@ export function startWorkers(
       const graceful = Promise.all(workers.map((w) => w.close())).then(() => 'done' as const);
       if ((await Promise.race([graceful, deadline])) === 'late') await Promise.all(workers.map((w) => w.close(true)));
       clearTimeout(timer);
+      for (const t of templates) t.disconnect();
     },
   };
 }

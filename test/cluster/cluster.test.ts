@@ -69,7 +69,7 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
       delivery: { retryDelayMs: 500, maxRetryDelayMs: 2_000, connectTimeoutMs: 3_000 },
       scan: { retryDelayMs: 500, maxRetryDelayMs: 2_000 },
       console: { listen: { host: '127.0.0.1', port: role === 'console' ? port : 0 }, keyFile: keyFile() },
-      health: { listen: { host: '127.0.0.1', port: healthPort } },
+      health: { listen: { host: '127.0.0.1', port: healthPort }, drainDelayMs: 300 },
       log: { level: 'info' },
     };
     const configFile = path.join(dataDir, 'node.yaml');
@@ -185,8 +185,10 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     for (let n = 1; n <= 10; n++) expect((await send(n % 2 ? smtpA : smtpB, n)).code).toBe(250);
     expect((await send(smtpB, 11, { virus: true })).code).toBe(250);
     await stop(smtpB, 'SIGKILL');
-    await rm(smtpB.dataDir + '/spool', { recursive: true, force: true });
-    await rm(smtpB.dataDir + '/mailmoat.sqlite', { force: true });
+    await rm(path.join(smtpB.dataDir, 'spool'), { recursive: true, force: true });
+    // What was accepted is unscanned and only in the shared store now.
+    const waiting = await sql.all<{ id: string }>(q`SELECT m.id FROM messages m JOIN spool_files f ON f.message_id = m.id AND f.kind = 'envelope' WHERE m.status = 'queued'`);
+    expect(waiting).toHaveLength(11);
 
     // 2. A replacement B, two workers; load through both SMTP nodes; kill -9 one worker and stop B mid-load.
     await Promise.all([start(smtpB), start(worker1), start(worker2)]);

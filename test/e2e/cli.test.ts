@@ -69,4 +69,18 @@ describe('mailmoat check-config', () => {
     expect(r.out).toMatch(/deploy\/demo\.yaml: OK/);
     expect(r.out).toContain('"maxMessageBytes": 31457280');
   });
+  it('never prints a password: database and Redis URLs are masked, password fields hidden', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-cfg-'));
+    const file = path.join(dir, 'cluster.yaml');
+    await fs.writeFile(
+      file,
+      'hostname: mx.example.test\ndataDir: d\ndomains: {a.test: {downstream: [{host: h}]}}\n' +
+        'database: {url: "postgres://mm:dbsecret1@db.example.test/mm"}\n' +
+        'redis: {sentinel: {name: m, sentinels: [{host: 10.0.0.1, port: 26379}], password: redissecret2, sentinelPassword: sentsecret3}, prefix: "{mm}"}\n',
+    );
+    const r = await mailmoat(['check-config', file]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('"url": "postgres://mm:***@db.example.test/mm"');
+    expect(r.out).not.toMatch(/dbsecret1|redissecret2|sentsecret3/);
+  });
 });
