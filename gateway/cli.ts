@@ -10,7 +10,7 @@ import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './log.ts';
 import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
 import { describeTarget, openSql, q } from './store/sql.ts';
-import { checkRedisServer } from './store/redis-check.ts';
+import { checkRedisServer, RedisCheckError } from './store/redis-check.ts';
 import { healthListen, startHealthServer } from './health.ts';
 import { DatabaseError, migrate, migrationStatus } from './store/migrations.ts';
 import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
@@ -349,7 +349,7 @@ async function quarantineCommand(config: Config, sub: string | undefined, id: st
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError || err instanceof DatabaseError) console.error(`mailmoat: ${err.message}`);
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError || err instanceof DatabaseError || err instanceof RedisCheckError) console.error(`mailmoat: ${err.message}`);
     else console.error('mailmoat: fatal:', err);
     process.exit(1);
   },

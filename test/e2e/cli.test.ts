@@ -84,3 +84,24 @@ describe('mailmoat check-config', () => {
     expect(r.out).not.toMatch(/dbsecret1|redissecret2|sentsecret3/);
   });
 });
+
+describe('a role that cannot work refuses to start with one line', () => {
+  it('names the Redis it cannot reach, exit 1, no stack trace', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-role-'));
+    const file = path.join(dir, 'node.yaml');
+    await fs.writeFile(file, JSON.stringify({ ...testConfigInput(dir, 1), redis: { socket: path.join(dir, 'no-redis.sock') } }));
+    const r = await mailmoat(['worker', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`^mailmoat: cannot reach Redis at unix:${dir}/no-redis\\.sock: .*\\n$`));
+  });
+  it('names the database it cannot use, with its password masked', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-role-'));
+    const file = path.join(dir, 'node.yaml');
+    const port = await freePort(); // nothing listens there
+    await fs.writeFile(file, JSON.stringify({ ...testConfigInput(dir, 1), database: { url: `postgres://mm:topsecret@127.0.0.1:${port}/mm` } }));
+    const r = await mailmoat(['worker', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`^mailmoat: cannot use the database postgres://mm:\\*\\*\\*@127\\.0\\.0\\.1:${port}/mm: .*ECONNREFUSED`));
+    expect(r.err).not.toContain('topsecret');
+  });
+});
