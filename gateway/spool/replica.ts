@@ -5,7 +5,7 @@
 //
 // Adapter: table spool_files (migrations.ts), one row per (message, kind). Files are held in
 // memory while they are copied; they are bounded by smtp.maxMessageBytes (plus our own headers).
-import { q, type Sql } from '../store/sql.ts';
+import { blobToBuffer, q, type Sql } from '../store/sql.ts';
 
 export type SpoolFileKind = 'body' | 'output' | 'envelope';
 
@@ -28,7 +28,7 @@ export function sqlSpoolReplica(sql: Sql): SpoolReplica {
     },
     async get(id, kind) {
       const row = await sql.one<{ data: Uint8Array }>(q`SELECT data FROM spool_files WHERE message_id = ${id} AND kind = ${kind}`);
-      return row ? toBuffer(row.data) : undefined;
+      return row ? blobToBuffer(row.data) : undefined;
     },
     async has(id, kind) {
       return (await sql.one(q`SELECT 1 AS present FROM spool_files WHERE message_id = ${id} AND kind = ${kind}`)) !== undefined;
@@ -42,9 +42,4 @@ export function sqlSpoolReplica(sql: Sql): SpoolReplica {
       return rows.map((r) => r.message_id).sort();
     },
   };
-}
-
-/** pg returns BYTEA as a Buffer; node:sqlite returns BLOBs as a plain Uint8Array (no copy made). */
-export function toBuffer(data: Uint8Array): Buffer {
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

@@ -320,16 +320,21 @@ function storageRefusal(err: unknown): SmtpRefusal {
   return new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed());
 }
 
-async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const handle = await fs.open(tmp, 'w');
+/** Writes `data` to a temp file, fsyncs it and renames it into place (`tmp` unique when writers may race). */
+async function writeFileDurably(file: string, data: string | Uint8Array, tmp = `${file}.tmp`): Promise<void> {
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await fs.open(tmp, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
-  await fs.rename(tmp, file);
 }
 
 let fetchSeq = 0;
@@ -345,20 +350,7 @@ async function writeIfChanged(file: string, data: Buffer): Promise<boolean> {
     throw err;
   });
   if (current?.equals(data)) return false;
-  const tmp = `${file}.${process.pid}-${++fetchSeq}.tmp`;
-  try {
-    const handle = await fs.open(tmp, 'w');
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileDurably(file, data, `${file}.${process.pid}-${++fetchSeq}.tmp`);
   return true;
 }
 

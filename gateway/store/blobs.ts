@@ -7,7 +7,7 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { q, type Sql } from './sql.ts';
+import { blobToBuffer, q, type Sql } from './sql.ts';
 
 export interface BlobStore {
   put(id: string, fromFile: string): Promise<void>;
@@ -67,8 +67,7 @@ export function sqlBlobStore(sql: Sql): BlobStore {
       async function* chunks() {
         const row = await sql.one<{ data: Uint8Array }>(q`SELECT data FROM quarantine_bodies WHERE message_id = ${id}`);
         if (!row) throw Object.assign(new Error(`no quarantined body for message ${id}`), { code: 'ENOENT' });
-        // pg gives a Buffer, node:sqlite a plain Uint8Array.
-        const data = Buffer.isBuffer(row.data) ? row.data : Buffer.from(row.data.buffer, row.data.byteOffset, row.data.byteLength);
+        const data = blobToBuffer(row.data);
         for (let at = 0; at < data.length; at += CHUNK_BYTES) yield data.subarray(at, at + CHUNK_BYTES);
       }
       return Readable.from(chunks(), { objectMode: false });

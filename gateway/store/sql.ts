@@ -79,8 +79,13 @@ function openSqliteFile(file: string): DatabaseSync {
   return db;
 }
 
+/** A BLOB/BYTEA column value as a Buffer: pg gives a Buffer, node:sqlite a plain Uint8Array (no copy made). */
+export function blobToBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 /** The lower-cased domain of an address (after the last "@"); PostgreSQL has the same function from migrations.ts. */
-export function addressDomain(address: string): string {
+function addressDomain(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '');
 }
 
