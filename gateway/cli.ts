@@ -12,6 +12,7 @@ import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runC
 import { describeTarget, openSql, q } from './store/sql.ts';
 import { checkRedisServer, RedisCheckError } from './store/redis-check.ts';
 import { healthListen, startHealthServer } from './health.ts';
+import { registry } from './metrics.ts';
 import { DatabaseError, migrate, migrationStatus } from './store/migrations.ts';
 import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
 import { testDownstream } from './delivery/smtp-test.ts';
@@ -184,6 +185,7 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: C
         listen: healthAt,
         role,
         logger,
+        metrics: registry,
         checks: {
           redis: async () => {
             const counts = await queue.counts();

@@ -3,7 +3,9 @@
 //                 (liveness: "this process can do its work");
 //   GET /readyz   the same, and 503 as soon as the process starts shutting down (setDraining),
 //                 so that HAProxy (option httpchk GET /readyz) stops sending new connections
-//                 before the SMTP listener closes.
+//                 before the SMTP listener closes;
+//   GET /metrics  the process's Prometheus counters (when given), so that every smtp and worker
+//                 process is a scrape target of its own.
 // Answers are JSON: {"status":"ok"|"fail"|"draining","role":…,"checks":{name:{ok,detail,ms}}}.
 // No authentication: bind it where only the balancer and monitoring reach it. Nothing secret is
 // in an answer: check details are short, and credentials in URLs are masked.
@@ -32,6 +34,8 @@ export interface HealthServerOptions {
   logger: Logger;
   /** A check that has not answered by then fails. Keep it below HAProxy's `timeout check`. */
   checkTimeoutMs?: number;
+  /** GET /metrics: the process's Prometheus registry (each smtp and worker process is a scrape target of its own). */
+  metrics?: { contentType: string; metrics(): Promise<string> };
 }
 
 export interface HealthServer {
@@ -64,10 +68,22 @@ export async function startHealthServer(o: HealthServerOptions): Promise<HealthS
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/healthz' && path !== '/readyz') return send(res, req, 404, { status: 'not found' });
+    const known = path === '/healthz' || path === '/readyz' || (path === '/metrics' && o.metrics);
+    if (!known) return send(res, req, 404, { status: 'not found' });
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, req, 405, { status: 'method not allowed' });
+    }
+    if (path === '/metrics' && o.metrics) {
+      const registry = o.metrics;
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (err: unknown) => send(res, req, 500, { status: 'fail', error: safeDetail(err) }),
+      );
+      return;
     }
     if (path === '/readyz' && draining) return send(res, req, 503, { status: 'draining', role: o.role });
     runChecks().then(
@@ -93,7 +109,7 @@ export async function startHealthServer(o: HealthServerOptions): Promise<HealthS
   });
   server.on('error', (err) => o.logger.warn({ err }, 'health server error'));
   const port = (server.address() as AddressInfo).port;
-  o.logger.info({ host: o.listen.host, port, role: o.role }, 'health endpoints listening (/healthz, /readyz)');
+  o.logger.info({ host: o.listen.host, port, role: o.role }, `health endpoints listening (/healthz, /readyz${o.metrics ? ', /metrics' : ''})`);
 
   return {
     port,

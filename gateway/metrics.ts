@@ -1,4 +1,4 @@
-// The process's one Prometheus registry and the counters of the SMTP front line. Whoever serves
+// The process's one Prometheus registry, the counters of the SMTP front line and of the workers. Whoever serves
 // /metrics (the console) exposes `registry` (e.g. Registry.merge([registry, its own])); every
 // role registers its metrics here, never in a registry of its own, so one scrape sees them all.
 // Counters only grow; tests compare before/after values (metricValue) because one test process
@@ -42,6 +42,22 @@ export const smtpMetrics = {
   tlsReloads: new Counter({
     name: 'mailmoat_tls_reloads_total',
     help: 'Certificate reloads by outcome (ok, error)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
+};
+
+/** The workers' counters: what the scans decided, and what downstream servers answered. */
+export const workerMetrics = {
+  scanned: new Counter({
+    name: 'mailmoat_messages_scanned_total',
+    help: 'Messages (or recipient groups of one) scanned, by verdict and what was done (deliver, quarantine, refuse)',
+    labelNames: ['verdict', 'action'] as const,
+    registers: [registry],
+  }),
+  deliveries: new Counter({
+    name: 'mailmoat_delivery_attempts_total',
+    help: 'Delivery attempts per recipient, by outcome (delivered, deferred, failed)',
     labelNames: ['outcome'] as const,
     registers: [registry],
   }),

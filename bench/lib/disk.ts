@@ -1,9 +1,11 @@
 // What one durable write costs on the disk that holds the spool: a 2 KB file written, fsync'd and
 // its directory fsync'd, as the spool does for each message (body, envelope, rename). The accept
-// latency cannot be lower than a few of these.
+// latency cannot be lower than a few of these. Likewise one commit of each store: SQLite (one
+// machine) and PostgreSQL (several machines).
 import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
 import { percentile, round } from './stats.ts';
 
 export interface FsyncProbe {
@@ -58,6 +60,32 @@ export function sqliteCommitProbe(dir: string, commits = 100): FsyncProbe {
   } finally {
     db.close();
     rmSync(d, { recursive: true, force: true });
+  }
+  return { writes: commits, p50Ms: round(percentile(times, 50), 2), p99Ms: round(percentile(times, 99), 2) };
+}
+
+/**
+ * One PostgreSQL commit as the cluster storage makes them: a 2 KB BYTEA row inserted (the spool's
+ * shared copy is a row per body and per envelope) in its own transaction, over TCP on 127.0.0.1,
+ * in the bench's private cluster (default settings: fsync on, synchronous_commit on, so each
+ * commit waits for its WAL flush). Client round trip included: that is what the gateway waits for.
+ */
+export async function postgresCommitProbe(url: string, commits = 100): Promise<FsyncProbe> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  const table = `bench_commit_probe_${process.pid}`;
+  const times: number[] = [];
+  try {
+    await client.query(`CREATE TABLE IF NOT EXISTS ${table} (message_id TEXT, kind TEXT, data BYTEA, stored_at BIGINT, PRIMARY KEY (message_id, kind))`);
+    const payload = Buffer.alloc(2048, 'x');
+    for (let i = 0; i < commits; i++) {
+      const t0 = performance.now();
+      await client.query(`INSERT INTO ${table} VALUES ($1, 'body', $2, $3)`, [`01BENCH${String(i).padStart(19, '0')}`, payload, Date.now()]);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    await client.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+    await client.end().catch(() => {});
   }
   return { writes: commits, p50Ms: round(percentile(times, 50), 2), p99Ms: round(percentile(times, 99), 2) };
 }

@@ -1,7 +1,7 @@
 // The gateway under test: the real `mailmoat` command line (gateway/cli.ts) in a child process,
 // with a config file written for the run. Whatever stages the pipeline has when the bench runs
 // are what gets measured; nothing here knows them.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -36,6 +36,8 @@ export interface GatewayConfigOptions {
   logLevel: string;
   /** Key prefix of the queues, so phases running side by side have their own. */
   redisPrefix: string;
+  /** Cluster storage (issue 9): metadata, quarantine and the spool's shared copy in this PostgreSQL database. */
+  databaseUrl?: string;
 }
 
 const schemaChecks = new Map<string, boolean>();
@@ -56,6 +58,11 @@ async function schemaAccepts(name: string, extra: Record<string, unknown>): Prom
   return ok;
 }
 
+/** Whether the measured checkout has cluster storage (`database.url`); older ones do not. */
+export function gatewayHasDatabaseUrl(): Promise<boolean> {
+  return schemaAccepts('database.url', { database: { url: 'postgres://bench@127.0.0.1:5432/bench' } });
+}
+
 /** Writes the config (JSON is YAML) and returns its path. Only keys of the shipped schema; defaults elsewhere. */
 export async function writeGatewayConfig(o: GatewayConfigOptions): Promise<string> {
   await mkdir(o.dir, { recursive: true });
@@ -73,11 +80,27 @@ export async function writeGatewayConfig(o: GatewayConfigOptions): Promise<strin
     spamd: { host: o.engines.spamd.host, port: o.engines.spamd.port, enabled: o.spamd },
     dns: { servers: [o.engines.dnsAddress], timeoutMs: 2000 },
     log: { level: o.logLevel },
+    ...(o.databaseUrl ? { database: { url: o.databaseUrl } } : {}),
     ...(withConsole ? { console: consoleSection } : {}),
   };
   const file = join(o.dir, 'mailmoat.yaml');
   await writeFile(file, JSON.stringify(config, null, 2) + '\n');
   return file;
+}
+
+/**
+ * `mailmoat migrate --config FILE` in a child process, as an operator runs it once before the
+ * roles start (they refuse to run on a database without the current schema).
+ */
+export async function migrateGateway(configFile: string, logFile: string): Promise<void> {
+  const out = await new Promise<string>((res, rej) => {
+    execFile(NODE, [join(gatewayRoot, 'gateway/cli.ts'), 'migrate', '--config', configFile], { cwd: gatewayRoot, timeout: 60_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const text = `${stdout}${stderr}`;
+      if (err) rej(new Error(`mailmoat migrate failed (${err.code ?? err.signal ?? err.message}): ${text.trim().split('\n').slice(-5).join(' | ').slice(0, 500)}`));
+      else res(text);
+    });
+  });
+  await writeFile(logFile, out);
 }
 
 export interface GatewayProcess {

@@ -5,7 +5,8 @@
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { summarizeProfile } from './profile.ts';
-import { fsyncProbe, sqliteCommitProbe } from './disk.ts';
+import { fsyncProbe, postgresCommitProbe, sqliteCommitProbe } from './disk.ts';
+import { gatewayHasDatabaseUrl } from './gateway.ts';
 import type { Collected, MemoryReport, Plan, ProfileRun } from './report.ts';
 import {
   acceptCell,
@@ -35,7 +36,7 @@ export interface RoundContext {
 }
 
 export function emptyCollected(): Collected {
-  return { cells: [], latency: [], big: [], disk: [], sqlite: [], rssAtStart: [], phaseErrors: [], startupMs: 0 };
+  return { cells: [], latency: [], big: [], disk: [], sqlite: [], postgres: [], rssAtStart: [], phaseErrors: [], notMeasured: [], startupMs: 0 };
 }
 
 const mb = (b: number) => (b / 1048576).toFixed(0);
@@ -43,7 +44,7 @@ const mb = (b: number) => (b / 1048576).toFixed(0);
 function note(ctx: RoundContext, c: Cell): void {
   ctx.data.cells.push(c);
   ctx.bench.log(
-    `${c.scenario.padEnd(11)} ${c.size.padStart(5)} ×${String(c.sessions).padStart(2)}: ${String(c.rate).padStart(7)} msg/s (${c.done}/${c.count} in ${(c.elapsedMs / 1000).toFixed(1)} s)${c.ok ? '' : `  FAILED: ${c.error}`}`,
+    `${c.scenario.padEnd(13)} ${c.size.padStart(5)} ×${String(c.sessions).padStart(2)}: ${String(c.rate).padStart(7)} msg/s (${c.done}/${c.count} in ${(c.elapsedMs / 1000).toFixed(1)} s)${c.ok ? '' : `  FAILED: ${c.error}`}`,
   );
 }
 
@@ -84,6 +85,8 @@ async function phase(ctx: RoundContext, name: string, round: number, o: PhaseOpt
 interface PhaseOptions {
   roles: ('start' | 'smtp' | 'worker')[];
   spamd: boolean;
+  /** Cluster storage: database.url, a PostgreSQL database of the phase's own. */
+  postgres?: boolean;
   warmUp: number;
 }
 
@@ -102,6 +105,16 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
   const spamdRuns = plan.spamdRuns.map(([size, sessions]) => ({ m: messages.sized.find((x) => x.label === size)!, sessions }));
   data.disk.push(fsyncProbe(bench.runDir));
   data.sqlite.push(sqliteCommitProbe(bench.runDir));
+  // The cluster rows need a gateway with cluster storage; an older checkout (--gateway) has none.
+  const cluster = await gatewayHasDatabaseUrl();
+  if (!cluster && round === 1) data.notMeasured.push('the PostgreSQL rows: this gateway\'s config has no database.url');
+  if (cluster) {
+    try {
+      data.postgres.push(await postgresCommitProbe(bench.engines.postgres.url));
+    } catch (err) {
+      data.phaseErrors.push(`round ${round}, PostgreSQL commit probe: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   // The ceiling is measured at the start and at the end of the round; the ratios use the mean of
   // both, so a change in the machine's other load during the round weighs on both sides.
   const ceilings = async () => {
@@ -116,6 +129,15 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
     }
     await latencyAtHalf(ctx, p, 'accept', 'accept (smtp role alone)', round, false);
   });
+  if (cluster) {
+    // The same with the cluster storage: each message's body and envelope committed to PostgreSQL
+    // (instead of the local spool) before the 250, then queued. Informational: no target.
+    await phase(ctx, 'accept-pg', round, { roles: ['smtp'], spamd: true, postgres: true, warmUp: plan.warmUp }, async (p) => {
+      for (const m of messages.sized) {
+        for (const s of plan.sessions) note(ctx, await acceptCell(bench, p, m, s, plan.counts.accept[m.label], round, plan.capMs.accept, 'accept-pg'));
+      }
+    });
+  }
   await phase(ctx, 'full', round, { roles: ['start'], spamd: false, warmUp: plan.warmUp }, async (p) => {
     await fullCells(ctx, p, 'full', messages.sized.flatMap((m) => plan.sessions.map((sessions) => ({ m, sessions }))), plan.counts.full, plan.capMs.full, round);
     await latencyAtHalf(ctx, p, 'full', 'full path, no spamd (start role)', round, true);
@@ -127,6 +149,13 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
     // The same path with SMTP and the workers in two processes: two event loops for two cores.
     await phase(ctx, 'full-split', round, { roles: ['smtp', 'worker'], spamd: false, warmUp: plan.warmUp }, async (p) => {
       note(ctx, await fullCell(bench, p, 'full-split', messages.sized[0], 50, plan.counts.full['2 KB'], round, plan.capMs.full));
+    });
+  }
+  if (cluster) {
+    // Two processes as above on the cluster storage: metadata, the shared spool copy (written at
+    // accept, read back by the worker, removed after delivery) in PostgreSQL. Informational.
+    await phase(ctx, 'full-split-pg', round, { roles: ['smtp', 'worker'], spamd: false, postgres: true, warmUp: plan.warmUp }, async (p) => {
+      note(ctx, await fullCell(bench, p, 'full-split-pg', messages.sized[0], 50, plan.counts.full['2 KB'], round, plan.capMs.full));
     });
   }
   // spamd alone and the full path with spamd take turns going first, so a drift in the machine's

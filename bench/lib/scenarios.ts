@@ -4,16 +4,18 @@ import { readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { freePort } from '../../gateway/services/managed.ts';
 import type { Engines } from './engines.ts';
-import { startGateway, writeGatewayConfig, type GatewayProcess } from './gateway.ts';
+import { migrateGateway, startGateway, writeGatewayConfig, type GatewayProcess } from './gateway.ts';
 import { runSource, startSink, type Sink } from './postfix.ts';
 import { UsageSampler, rssOf, type Usage } from './proc.ts';
 import { openLoop, type OpenLoopResult } from './smtp-client.ts';
 import { spamdLoop } from './spamd-loop.ts';
 import { percentile, round } from './stats.ts';
 
-export type Scenario = 'ceiling' | 'accept' | 'full' | 'full-split' | 'full-spamd' | 'spamd-alone';
+/** `-pg`: the same as without, on the cluster storage (database.url: a PostgreSQL database of the phase's own). */
+export type Scenario = 'ceiling' | 'accept' | 'accept-pg' | 'full' | 'full-split' | 'full-split-pg' | 'full-spamd' | 'spamd-alone';
 
 export interface TestMessage {
   label: string;
@@ -57,11 +59,14 @@ export interface Bench {
   log: (line: string) => void;
 }
 
-/** Process groups the sampler follows during a run. */
-function groups(b: Bench, extra: Record<string, number[]>): () => Record<string, number[]> {
+/**
+ * Process groups the sampler follows during a run. PostgreSQL (all its processes: postmaster,
+ * the gateways' backends, WAL writer, checkpointer) only where the phase's gateway uses it.
+ */
+function groups(b: Bench, extra: Record<string, number[]>, p?: Phase): () => Record<string, number[]> {
   return () => {
     const e = b.engines.pids();
-    return { redis: e.redis, clamd: e.clamd, spamd: e.spamd, ...extra };
+    return { redis: e.redis, clamd: e.clamd, spamd: e.spamd, ...(p?.database ? { postgres: e.postgres } : {}), ...extra };
   };
 }
 
@@ -109,6 +114,10 @@ export interface Phase {
   smtpPort: number;
   sink: Sink;
   dir: string;
+  /** Cluster storage: the phase's own PostgreSQL database. */
+  database?: { name: string; url: string };
+  /** Messages committed and not yet handled: envelopes in the spool dir, or (cluster) envelope rows in spool_files. */
+  committed(): Promise<number>;
   /** RSS of each gateway process once it listens, before any mail: what its code and libraries cost. */
   rssAtStart: { role: string; bytes: number }[];
   /** Every gateway process of the phase is still running. */
@@ -123,9 +132,13 @@ let phaseStarts = 0;
  * the gateway in the given roles ("smtp" alone for accept runs: no worker takes anything off the
  * queue). Phases stay up across rounds, so several can run side by side: idle, they cost little.
  */
-export async function startPhase(b: Bench, name: string, o: { roles: ('start' | 'smtp' | 'worker')[]; spamd: boolean }): Promise<Phase> {
+export async function startPhase(b: Bench, name: string, o: { roles: ('start' | 'smtp' | 'worker')[]; spamd: boolean; postgres?: boolean }): Promise<Phase> {
   const dir = join(b.runDir, name);
   await rm(dir, { recursive: true, force: true });
+  const n = ++phaseStarts;
+  // Cluster storage: a database of its own (a phase started again gets a new one), migrated as an
+  // operator would before the roles start.
+  const database = o.postgres ? await createDatabase(b.engines.postgres.url, `bench_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${n}`) : undefined;
   const sink = await startSink(await freePort());
   const smtpPort = await freePort();
   const configFile = await writeGatewayConfig({
@@ -135,15 +148,18 @@ export async function startPhase(b: Bench, name: string, o: { roles: ('start' | 
     engines: b.engines,
     spamd: o.spamd,
     logLevel: b.logLevel,
-    redisPrefix: `bench-${name}-${++phaseStarts}`,
+    redisPrefix: `bench-${name}-${n}`,
+    ...(database ? { databaseUrl: database.url } : {}),
   });
   const gateways: GatewayProcess[] = [];
   const stop = async () => {
     await Promise.all(gateways.map((g) => g.stop()));
     await sink.stop();
     await rm(dir, { recursive: true, force: true });
+    if (database) await dropDatabase(b.engines.postgres.url, database.name).catch(() => {});
   };
   try {
+    if (database) await migrateGateway(configFile, join(b.runDir, `${name}.migrate.log`));
     for (const role of o.roles) {
       gateways.push(
         await startGateway({
@@ -163,7 +179,37 @@ export async function startPhase(b: Bench, name: string, o: { roles: ('start' | 
   // The worker role has no port to wait for: give it the moment the others took to start.
   await sleep(o.roles.includes('worker') ? 1500 : 300);
   const rssAtStart = gateways.map((g) => ({ role: g.role, bytes: rssOf(g.pid) }));
-  return { gateways, smtpPort, sink, dir, rssAtStart, alive: () => gateways.every((g) => g.alive()), stop };
+  const committed = database ? () => committedInDatabase(database.url) : async () => committedInSpool(dir);
+  return { gateways, smtpPort, sink, dir, ...(database ? { database } : {}), committed, rssAtStart, alive: () => gateways.every((g) => g.alive()), stop };
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function createDatabase(adminUrl: string, name: string): Promise<{ name: string; url: string }> {
+  await withClient(adminUrl, async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${name}`);
+  });
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { name, url: url.toString() };
+}
+
+async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
+/** The cluster's commit record of a message is its envelope row (gateway/spool/replica.ts). */
+async function committedInDatabase(url: string): Promise<number> {
+  return withClient(url, async (c) => Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM spool_files WHERE kind = 'envelope'`)).rows[0].n));
 }
 
 /** Messages through the whole path before measuring: JIT, connection pools, first-use costs. */
@@ -186,24 +232,24 @@ function committedInSpool(dir: string): number {
 
 // ---------------------------------------------------------------- accept: smtp-source → mailmoat smtp
 
-export async function acceptCell(b: Bench, p: Phase, m: TestMessage, sessions: number, count: number, round: number, capMs: number): Promise<Cell> {
-  const before = committedInSpool(p.dir);
+export async function acceptCell(b: Bench, p: Phase, m: TestMessage, sessions: number, count: number, round: number, capMs: number, scenario: 'accept' | 'accept-pg' = 'accept'): Promise<Cell> {
+  const before = await p.committed();
   const load: number[] = [];
-  const sampler = new UsageSampler(groups(b, { mailmoat: p.gateways.map((g) => g.pid), load }));
+  const sampler = new UsageSampler(groups(b, { mailmoat: p.gateways.map((g) => g.pid), load }, p));
   sampler.start();
   const r = await runSource({ port: p.smtpPort, sessions, count, file: m.file, timeoutMs: capMs, onSpawn: (pid) => load.push(pid) });
   const usage = sampler.stop();
-  // Workers are not running: every accepted message is still in the spool.
-  const done = committedInSpool(p.dir) - before;
-  return cell('accept', m, sessions, round, count, done, r.elapsedMs, r.ok && done === count, r.error, usage);
+  // Workers are not running: every accepted message is still in the spool (or its shared copy).
+  const done = (await p.committed()) - before;
+  return cell(scenario, m, sessions, round, count, done, r.elapsedMs, r.ok && done === count, r.error, usage);
 }
 
 // ---------------------------------------------------------------- full path: … → mailmoat → smtp-sink
 
-export async function fullCell(b: Bench, p: Phase, scenario: 'full' | 'full-split' | 'full-spamd', m: TestMessage, sessions: number, count: number, round: number, capMs: number): Promise<Cell> {
+export async function fullCell(b: Bench, p: Phase, scenario: 'full' | 'full-split' | 'full-split-pg' | 'full-spamd', m: TestMessage, sessions: number, count: number, round: number, capMs: number): Promise<Cell> {
   const c0 = p.sink.messages();
   const load: number[] = [p.sink.pid];
-  const sampler = new UsageSampler(groups(b, { mailmoat: p.gateways.map((g) => g.pid), load }));
+  const sampler = new UsageSampler(groups(b, { mailmoat: p.gateways.map((g) => g.pid), load }, p));
   sampler.start();
   const t0 = performance.now();
   const r = await runSource({ port: p.smtpPort, sessions, count, file: m.file, timeoutMs: capMs, onSpawn: (pid) => load.push(pid) });

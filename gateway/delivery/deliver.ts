@@ -18,6 +18,7 @@ import { domainOf } from '../../rules/envelope.ts';
 import { decideDeferral } from '../../rules/retry.ts';
 import { HostLimiter, routeFor, type Hop } from './transport.ts';
 import { sendNotification } from './notify.ts';
+import { workerMetrics } from '../metrics.ts';
 
 export interface DeliveryDeps {
   config: Config;
@@ -60,6 +61,7 @@ export async function handleDeliverJob(deps: DeliveryDeps, job: JobContext): Pro
   for (const [domain, recipients] of groupBy(pending, domainOf)) {
     for (const r of await deliverToDomain(deps, envelope, domain, recipients)) {
       await store.recordDelivery(id, r.recipient, r.outcome, r.reply);
+      workerMetrics.deliveries.inc({ outcome: r.outcome });
       logger.info({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
   }

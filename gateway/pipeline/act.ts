@@ -23,6 +23,7 @@ import { sendNotices } from './notify.ts';
 import { removalNote, writeCopy } from './rewrite.ts';
 import { OWN_HEADER_PREFIXES } from './stamp.ts';
 import { receivedHeader } from './trace.ts';
+import { workerMetrics } from '../metrics.ts';
 
 export { OWN_HEADER_PREFIXES };
 
@@ -95,6 +96,7 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   // the row "queued" with its body in the quarantine; reconciliation finishes it (reconcile.ts).
   await spool.remove(env.id);
   await store.transition(env.id, ['queued'], 'quarantined');
+  workerMetrics.scanned.inc({ verdict: m.class, action: 'quarantine' });
   logger.info({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
 }
 
@@ -167,6 +169,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   await store.transition(env.id, ['queued'], 'delivering');
   if (result?.stripped.length) await store.addEvent(env.id, 'stripped', `attachments removed: parts ${result.stripped.join(', ')}`);
   await queue.enqueue('deliver', env.id);
+  workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
   logger.info({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
 }
 
@@ -182,6 +185,7 @@ export async function dropRefused(deps: ActDeps, env: Envelope, plans: Recipient
   await store.transition(env.id, ['queued'], 'refused', text);
   await store.addEvent(env.id, 'refused', `refused at SMTP time: ${text}`);
   await spool.remove(env.id);
+  workerMetrics.scanned.inc({ verdict: plans[0].class, action: 'refuse' });
   logger.info({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
 }
 

@@ -235,6 +235,11 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
       timeoutMs: 30_000,
       what: 'the shared spool to empty',
     });
+    // Each worker process is a scrape target of its own: the surviving one counts what it did.
+    const scraped = await (await fetch(`http://127.0.0.1:${worker2.healthPort}/metrics`)).text();
+    const delivered = Number(/mailmoat_delivery_attempts_total\{outcome="delivered"\} (\d+)/.exec(scraped)?.[1] ?? 0);
+    expect(delivered).toBeGreaterThan(0);
+    expect(scraped).toMatch(/mailmoat_messages_scanned_total\{verdict="[a-z-]+",action="deliver"\} [1-9]/);
     const duplicates = [...seen.values()].filter((c) => c > 1).length;
     console.log(`cluster load: ${accepted.size} accepted, ${cleanNumbers.length} delivered, ${virusNumbers.length} quarantined, ${duplicates} delivered twice (at-least-once after kill -9)`);
   });

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHealthServer, type HealthCheck, type HealthServer } from '../../gateway/health.ts';
 import { silentLogger } from '../../gateway/log.ts';
+import { Counter, Registry } from 'prom-client';
 
 let server: HealthServer | undefined;
 afterEach(async () => {
@@ -8,7 +9,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(checks: Record<string, HealthCheck>, o: { checkTimeoutMs?: number } = {}): Promise<string> {
+async function start(checks: Record<string, HealthCheck>, o: { checkTimeoutMs?: number; metrics?: Registry } = {}): Promise<string> {
   server = await startHealthServer({ listen: { host: '127.0.0.1', port: 0 }, role: 'smtp', checks, logger: silentLogger(), ...o });
   return `http://127.0.0.1:${server.port}`;
 }
@@ -71,6 +72,19 @@ describe('health endpoints', () => {
     expect(head.status).toBe(200);
     expect(head.text).toBe('');
     expect((await get(`${base}/healthz?verbose=1`)).status).toBe(200);
+  });
+
+  it('serves the process metrics when given a registry, else 404', async () => {
+    const registry = new Registry();
+    new Counter({ name: 'mailmoat_test_accepted_total', help: 'test', registers: [registry] }).inc(3);
+    const base = await start({}, { metrics: registry });
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect(await res.text()).toContain('mailmoat_test_accepted_total 3');
+    await server!.close();
+    const without = await start({});
+    expect((await get(`${without}/metrics`)).status).toBe(404);
   });
 
   it('runs the checks once for requests that arrive together', async () => {
