@@ -25,7 +25,11 @@ export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore;
     await store.addEvent(id, 'requeued', `queued again for ${next} at start-up`);
     logger.info({ id, queue: next }, 'requeued from spool');
     requeued++;
+    // Several machines: its job may run on another node.
+    await spool.evictLocal(id);
   }
+  const orphans = await spool.sweepSharedOrphans();
+  if (orphans > 0) logger.warn({ orphans }, 'removed shared spool files of messages that were never committed');
   return requeued;
 }
 

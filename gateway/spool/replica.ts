@@ -18,6 +18,8 @@ export interface SpoolReplica {
   remove(id: string): Promise<void>;
   /** Ids of the messages committed here (those with an envelope), sorted. */
   ids(): Promise<string[]>;
+  /** Removes files of messages without an envelope stored before `before` (left by a failed commit); resolves to how many. */
+  sweepOrphans(before: number): Promise<number>;
 }
 
 export function sqlSpoolReplica(sql: Sql): SpoolReplica {
@@ -40,6 +42,10 @@ export function sqlSpoolReplica(sql: Sql): SpoolReplica {
       const rows = await sql.all<{ message_id: string }>(q`SELECT message_id FROM spool_files WHERE kind = 'envelope'`);
       // Sorted here, not by the database: PostgreSQL's collation may order differently from the local listing.
       return rows.map((r) => r.message_id).sort();
+    },
+    sweepOrphans(before) {
+      return sql.run(q`DELETE FROM spool_files WHERE stored_at < ${before}
+        AND message_id NOT IN (SELECT message_id FROM spool_files WHERE kind = 'envelope')`);
     },
   };
 }

@@ -277,6 +277,14 @@ export class Spool {
    * Drops this node's working copy of a message whose job here has ended; the message itself
    * stays in the replica. Without a replica the local files are the message: nothing is done.
    */
+  /**
+   * Shared files without an envelope (a commit or release that failed half-way and could not
+   * clean up) are never a message; after an hour nothing can still be writing them.
+   */
+  async sweepSharedOrphans(now = Date.now()): Promise<number> {
+    return this.replica ? this.replica.sweepOrphans(now - ORPHAN_AGE_MS) : 0;
+  }
+
   async evictLocal(id: string): Promise<void> {
     if (this.replica) await this.removeLocal(id);
   }
@@ -313,6 +321,8 @@ export class Spool {
     return s.bavail * s.bsize;
   }
 }
+
+const ORPHAN_AGE_MS = 60 * 60_000;
 
 function storageRefusal(err: unknown): SmtpRefusal {
   if (err instanceof SmtpRefusal) return err;
