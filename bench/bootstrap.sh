@@ -1,19 +1,25 @@
 #!/bin/sh
 # What `npm run bench` needs besides what the gateway needs: Postfix's smtp-source and smtp-sink
-# (Debian package "postfix"). The package is only unpacked for those two programs: the bench never
-# starts the Postfix daemon, and policy-rc.d keeps the package's own postinst from starting it.
+# (Debian package "postfix") and PostgreSQL's server binaries for the cluster-storage rows (Debian
+# package "postgresql"). The packages are only unpacked for those programs: the bench never starts
+# the Postfix daemon or Debian's PostgreSQL service (it runs a private cluster of its own), and
+# policy-rc.d keeps the packages' own postinst from starting them.
 set -eu
 cd "$(dirname "$0")/.."
 
 # The gateway's engines (redis-server, clamd, spamd) and the npm packages.
 sh deploy/bootstrap.sh
 
-if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "install ok installed"; then
+missing=""
+dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "install ok installed" || missing="$missing postfix"
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$missing postgresql"
+
+if [ -n "$missing" ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "bench: Postfix's smtp-source/smtp-sink are missing -- run as root, or: sudo apt-get install --no-install-recommends postfix" >&2
+    echo "bench: missing Debian packages:$missing -- run as root, or: sudo apt-get install --no-install-recommends$missing" >&2
     exit 1
   fi
-  echo "bench: installing Debian package postfix (for smtp-source and smtp-sink; its daemon is not started)" >&2
+  echo "bench: installing Debian packages$missing (smtp-source/smtp-sink, PostgreSQL binaries; their services are not started)" >&2
   export DEBIAN_FRONTEND=noninteractive
   # Debconf: no mail configuration questions, a local-only setup.
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -26,10 +32,12 @@ if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "install ok inst
     created_policy=1
   fi
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends postfix >/dev/null || status=$?
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null || status=$?
   [ -n "$created_policy" ] && rm -f "$policy"
   [ "${status:-0}" = 0 ] || exit "$status"
 fi
 for tool in /usr/sbin/smtp-source /usr/sbin/smtp-sink; do
   [ -x "$tool" ] || { echo "bench: $tool is missing after installing postfix" >&2; exit 1; }
 done
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { echo "bench: PostgreSQL's server binaries are missing after installing postgresql" >&2; exit 1; }

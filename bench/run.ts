@@ -53,7 +53,8 @@ const QUICK: Plan = {
   rounds: 1,
   sessions: [10, 50],
   spamdRuns: [['2 KB', 10], ['2 KB', 50]],
-  split: false,
+  // The two-process row runs here too: it is the counterpart of the PostgreSQL full-path row.
+  split: true,
   counts: {
     ceiling: { '2 KB': 200, '50 KB': 100 },
     accept: { '2 KB': 100, '50 KB': 50 },
@@ -65,7 +66,7 @@ const QUICK: Plan = {
   latencyMs: 1500,
   // A smoke run: the large-message path with a smaller message (the 64 MB target needs 30 MB).
   bigMessageBytes: 5_000_000,
-  budgetS: 55,
+  budgetS: 110,
 };
 
 function scaled(plan: Plan, scale: number): Plan {
@@ -118,7 +119,7 @@ async function main(): Promise<number> {
 
   const clamavDb = resolve(values['clamav-db'] ?? join(REPO_ROOT, 'deploy/clamav-test-db'));
   log(`mode ${plan.mode}: ${plan.rounds} round(s); run dir ${runDir}`);
-  log('starting redis, clamd, spamd and a local DNS server; writing the test messages');
+  log('starting redis, clamd, spamd, postgres and a local DNS server; writing the test messages');
   const enginesStarting = startEngines({ dir: join(runDir, 'engines'), clamavDb, logger });
   enginesStarting.catch(() => {}); // awaited below, after the messages are written
   const messages = await writeMessages(runDir, plan.bigMessageBytes);
@@ -213,7 +214,7 @@ async function sweepAbandonedRunDirs(logger: ReturnType<typeof createLogger>): P
     } catch {
       // no owner file or owner gone
     }
-    for (const sub of ['redis', 'clamd', 'spamd']) await reapStaleServices(join(dir, 'engines', sub), logger).catch(() => {});
+    for (const sub of ['redis', 'clamd', 'spamd', 'postgres']) await reapStaleServices(join(dir, 'engines', sub), logger).catch(() => {});
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -148,7 +148,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   const discarded = await stores.spool.discardIncomplete();
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
   const newId = monotonicFactory();
-  // Submission AUTH checks the console's accounts (the same SQLite file as the metadata).
+  // Submission AUTH checks the console's accounts (in the same database as the metadata).
   const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(stores.sql)) : undefined;
   const front = createSmtpFront({
     config,

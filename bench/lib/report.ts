@@ -85,10 +85,30 @@ const WHAT: Record<Scenario, string> = {
   ceiling: 'ceiling: smtp-source → smtp-sink',
   accept: 'accept: → mailmoat smtp (no workers)',
   full: 'full path, spamd off → smtp-sink',
+  'accept-pg': 'accept, PostgreSQL: → mailmoat smtp (no workers), database.url',
   'full-split': 'full path, spamd off, smtp + worker processes',
+  'full-split-pg': 'full path, spamd off, smtp + worker processes, PostgreSQL',
   'full-spamd': 'full path with spamd → smtp-sink',
   'spamd-alone': 'spamd alone (SPAMC loop)',
 };
+
+/** The cluster-storage rows (informational, no target) and the one-machine row each is shown next to. */
+const COUNTERPART: Partial<Record<Scenario, Scenario>> = { 'accept-pg': 'accept', 'full-split-pg': 'full-split' };
+
+/** Each cluster row right after its SQLite counterpart (same size and sessions), else after the last row of that scenario. */
+function besideCounterparts(rs: Row[]): Row[] {
+  const out = rs.filter((r) => !COUNTERPART[r.scenario]);
+  for (const r of rs.filter((x) => COUNTERPART[x.scenario])) {
+    const base = COUNTERPART[r.scenario]!;
+    let at = out.findIndex((x) => x.scenario === base && x.size === r.size && x.sessions === r.sessions);
+    if (at < 0) at = out.map((x) => x.scenario).lastIndexOf(base);
+    // Cluster rows of the same base in the order they came (after rows of theirs already placed).
+    if (at < 0) at = out.map((x) => x.scenario).lastIndexOf(r.scenario);
+    while (at >= 0 && at + 1 < out.length && out[at + 1].scenario === r.scenario) at++;
+    out.splice(at < 0 ? out.length : at + 1, 0, r);
+  }
+  return out;
+}
 
 const MB = 1048576;
 const toMB = (b: number) => round(b / MB, 0);
@@ -126,12 +146,12 @@ function rows(cells: Cell[]): Row[] {
       return xs.length ? toMB(Math.max(...xs)) : null;
     };
     const cpu: Record<string, number> = {};
-    for (const name of ['mailmoat', 'redis', 'clamd', 'spamd', 'load']) {
+    for (const name of ['mailmoat', 'redis', 'clamd', 'spamd', 'postgres', 'load']) {
       const m = median(g(name).map((u) => u.cpuPercentOfOneCore));
       if (m !== null && (m > 0 || name === 'mailmoat')) cpu[name] = round(m, 0);
     }
     const perMsg: Record<string, number> = {};
-    for (const name of ['mailmoat', 'redis', 'clamd', 'spamd']) {
+    for (const name of ['mailmoat', 'redis', 'clamd', 'spamd', 'postgres']) {
       const m = median(ok.map((c) => c.cpuMsPerMessage[name]).filter((x) => x !== undefined && Number.isFinite(x)));
       if (m !== null && (m > 0.05 || name === 'mailmoat')) perMsg[name] = round(m, 1);
     }
@@ -155,7 +175,7 @@ function rows(cells: Cell[]): Row[] {
       errors: [...new Set(group.flatMap((c) => (c.error ? [c.error] : [])))].slice(0, 3),
     });
   }
-  return out;
+  return besideCounterparts(out);
 }
 
 function latencySummary(runs: LatencyRun[]) {
@@ -244,8 +264,12 @@ export interface Collected {
   big: BigMessageRun[];
   disk: FsyncProbe[];
   sqlite: FsyncProbe[];
+  /** One PostgreSQL commit (2 KB row) in the bench's private cluster, per round. */
+  postgres: FsyncProbe[];
   rssAtStart: { phase: string; role: string; bytes: number }[];
   phaseErrors: string[];
+  /** What this gateway cannot run (e.g. an older checkout without cluster storage). */
+  notMeasured: string[];
   /** Time spent starting and warming up gateways, ms. */
   startupMs: number;
 }
@@ -263,8 +287,9 @@ export function buildResults(o: Collected & {
   const rs = rows(o.cells);
   const lat = latencySummary(o.latency);
   const bigS = bigSummary(o.big);
+  // The cluster rows are informational: the RSS target stays on the runs it was set for.
   const peaks = [
-    ...rs.flatMap((r) => (r.mailmoatPeakRssMB === null ? [] : [r.mailmoatPeakRssMB])),
+    ...rs.flatMap((r) => (r.mailmoatPeakRssMB === null || COUNTERPART[r.scenario] ? [] : [r.mailmoatPeakRssMB])),
     ...lat.flatMap((l) => (l.mailmoatPeakRssMB === null ? [] : [l.mailmoatPeakRssMB])),
     ...(bigS.peakRssMB ? [bigS.peakRssMB.max] : []),
   ];
@@ -283,18 +308,23 @@ export function buildResults(o: Collected & {
       loadavg1m: { median: median(loads), max: loads.length ? Math.max(...loads) : null, timeline: o.loadTimeline },
       fsync2KB: { p50Ms: roundSummary(summarize(o.disk.map((d) => d.p50Ms)), 2), p99Ms: roundSummary(summarize(o.disk.map((d) => d.p99Ms)), 2) },
       sqliteCommit: { p50Ms: roundSummary(summarize(o.sqlite.map((d) => d.p50Ms)), 2), p99Ms: roundSummary(summarize(o.sqlite.map((d) => d.p99Ms)), 2) },
+      postgresCommit: { p50Ms: roundSummary(summarize(o.postgres.map((d) => d.p50Ms)), 2), p99Ms: roundSummary(summarize(o.postgres.map((d) => d.p99Ms)), 2) },
     },
     gateway: {
       checkout: getGatewayRoot(),
       rssAtStartMB: o.rssAtStart.map((r) => ({ phase: r.phase, role: r.role, mb: toMB(r.bytes) })),
       commit: git(['rev-parse', '--short', 'HEAD']),
       uncommittedFiles: git(['status', '--porcelain']).split('\n').filter(Boolean).length,
-      roles: 'accept: `mailmoat smtp` alone; full path: `mailmoat start` (one process: SMTP + workers), engines external',
+      roles: 'accept: `mailmoat smtp` alone; full path: `mailmoat start` (one process: SMTP + workers), engines external; PostgreSQL rows: `database.url` set (a database per gateway, `mailmoat migrate` before the roles start)',
       config: 'shipped defaults (queue.scanConcurrency 4, deliverConcurrency 8)',
       dataDirFilesystem: fsType(os.tmpdir()),
       dnsQueriesAnswered: o.engines.dnsQueries(),
     },
-    engines: { clamavDatabase: o.clamavDb, spamd: 'managed spamd (-L, 2 children), as `mailmoat start` runs it' },
+    engines: {
+      clamavDatabase: o.clamavDb,
+      spamd: 'managed spamd (-L, 2 children), as `mailmoat start` runs it',
+      postgres: `private PostgreSQL ${o.engines.postgres.version} (services/postgres.ts: default settings, fsync and synchronous_commit on, max_connections 200), on the data dir's disk`,
+    },
     plan: o.plan,
     rows: rs,
     latency: lat,
@@ -315,6 +345,7 @@ export function buildResults(o: Collected & {
     targets: targets(rs, lat, bigS, peaks),
     profiles: o.profiles,
     skipped: o.skipped,
+    notMeasured: o.notMeasured,
     phaseErrors: o.phaseErrors,
     raw: { cells: o.cells, latency: o.latency, big: o.big },
   };
@@ -330,8 +361,10 @@ export function renderMarkdown(r: Results): string {
     `Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryMB} MB, Linux ${r.machine.kernel}, Node ${r.machine.node}. ` +
       `Load (1 min) during the run: median ${r.machine.loadavg1m.median ?? 'n/a'}, max ${r.machine.loadavg1m.max ?? 'n/a'}. ` +
       `On the data dir's disk (${r.gateway.dataDirFilesystem}), a 2 KB write + fsync + directory fsync takes p50 ${fmt(r.machine.fsync2KB.p50Ms, ' ms')}, p99 ${fmt(r.machine.fsync2KB.p99Ms, ' ms')}; ` +
-      `one SQLite commit with the store's settings (WAL, synchronous FULL) p50 ${fmt(r.machine.sqliteCommit.p50Ms, ' ms')}, p99 ${fmt(r.machine.sqliteCommit.p99Ms, ' ms')}. ` +
-      `RSS of the gateway once listening, before any mail: ${r.gateway.rssAtStartMB.map((x) => `${x.role} ${x.mb} MB`).join(', ')}. ` +
+      `one SQLite commit with the store's settings (WAL, synchronous FULL) p50 ${fmt(r.machine.sqliteCommit.p50Ms, ' ms')}, p99 ${fmt(r.machine.sqliteCommit.p99Ms, ' ms')}` +
+      (r.machine.postgresCommit.p50Ms ? `; one PostgreSQL commit (a 2 KB row, client round trip included) p50 ${fmt(r.machine.postgresCommit.p50Ms, ' ms')}, p99 ${fmt(r.machine.postgresCommit.p99Ms, ' ms')}` : '') +
+      '. ' +
+      `RSS of the gateway once listening, before any mail: ${r.gateway.rssAtStartMB.map((x) => `${x.role}${x.phase.endsWith('-pg') ? ' (PostgreSQL)' : ''} ${x.mb} MB`).join(', ')}. ` +
       `Gateway ${r.gateway.commit ? `at ${r.gateway.commit}${r.gateway.uncommittedFiles ? ` + ${r.gateway.uncommittedFiles} uncommitted files` : ''}` : `from ${r.gateway.checkout} (not a git checkout)`}; ${r.gateway.roles}.`,
   );
   L.push('');
@@ -339,6 +372,13 @@ export function renderMarkdown(r: Results): string {
   L.push('');
   L.push('"CPU ms per message" is CPU time (all threads) per finished message: the figure that moves least with other load. "CPU % of a core" is over the run, per process group (load = smtp-source/smtp-sink); "others" is CPU (% of a core) used by processes that are not the bench\'s: other work on a shared machine.');
   L.push('');
+  if (r.rows.some((row) => COUNTERPART[row.scenario])) {
+    L.push(
+      `Rows marked PostgreSQL run the gateway with the cluster storage (\`database.url\`, ${r.engines.postgres}; a database per gateway): every accepted message's body and envelope are committed to PostgreSQL before the 250 (accept counts the envelope rows), metadata and the worker's reads and removals go there too. ` +
+        'They are shown next to their one-machine (SQLite + local spool) counterparts and have no target. "postgres" is the whole PostgreSQL cluster (postmaster, the gateways\' backends, WAL writer, checkpointer) over the run.',
+    );
+    L.push('');
+  }
   L.push('| run | size | sessions | msgs/s | × ceiling | CPU ms per message | CPU % of a core | mailmoat peak RSS | Redis peak RSS | others | machine busy | load max |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of r.rows) {
@@ -407,6 +447,10 @@ export function renderMarkdown(r: Results): string {
       L.push('|---|---|---|---|');
       for (const f of s.topFunctions.slice(0, 12)) L.push(`| ${f.selfMs} | ${f.busyPercent} | \`${f.name}\` | ${f.where} |`);
     }
+  }
+  if (r.notMeasured.length) {
+    L.push('');
+    L.push(`Not measured: ${r.notMeasured.join('; ')}.`);
   }
   if (r.skipped.length) {
     L.push('');
