@@ -76,7 +76,7 @@ export async function startEngines(o: { dir: string; clamavDb: string; logger: L
 
 function postgresVersion(): string {
   try {
-    return execFileSync(join(postgresBinDir(), 'postgres'), ['--version'], { encoding: 'utf8' }).trim().replace(/^postgres \(PostgreSQL\) /, '');
+    return execFileSync(join(postgresBinDir(), 'postgres'), ['--version'], { encoding: 'utf8' }).trim().replace(/^postgres \(PostgreSQL\) /, '').split(' ')[0];
   } catch {
     return '?';
   }
