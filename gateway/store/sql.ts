@@ -33,6 +33,11 @@ export async function openSql(target: DatabaseTarget): Promise<Sql> {
   const pool = new pg.Pool({
     connectionString: target.postgres,
     max: target.poolSize ?? 10,
+    // An unreachable or stuck database must end in an error (an SMTP client gets a 4xx), never a
+    // session that hangs: give up on a connection after 5 s and on a statement after 30 s.
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 30_000,
+    statement_timeout: 30_000,
     // Epoch milliseconds and counts are BIGINT; they fit in a double, and the stores want numbers.
     types: { getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) } as never,
   });

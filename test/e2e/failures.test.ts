@@ -7,7 +7,12 @@ import { configSchema } from '../../gateway/config/schema.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { openQueue, openStores, runSmtp, type Stores } from '../../gateway/roles.ts';
 import type { JobQueue } from '../../gateway/store/queue.ts';
-import { sendRaw, testConfigInput } from '../support/gateway.ts';
+import { mailboxMessages, sendRaw, startTestGateway, testConfigInput, waitFor, type TestGateway } from '../support/gateway.ts';
+import { createTestDatabase, type TestDatabase } from '../support/databases.ts';
+import { startTcpProxy, type TcpProxy } from '../support/socket-proxy.ts';
+import { mailDate } from '../support/mime.ts';
+import { migrate } from '../../gateway/store/migrations.ts';
+import { openSql } from '../../gateway/store/sql.ts';
 
 describe('Redis unreachable', () => {
   let stores: Stores;
@@ -33,5 +38,46 @@ describe('Redis unreachable', () => {
     expect(await stores.spool.committedIds()).toEqual([]);
     const [row] = await stores.store.list({ limit: 1 });
     expect(row).toMatchObject({ status: 'refused', lastReply: expect.stringContaining('451 4.3.0') });
+  });
+});
+
+describe('PostgreSQL unreachable (several machines: database.url)', () => {
+  let gw: TestGateway;
+  let proxy: TcpProxy;
+  let database: TestDatabase;
+  const message = (n: number) => `From: bob@sender.test\r\nTo: alice@example.test\r\nSubject: pg outage ${n}\r\nDate: ${mailDate()}\r\n\r\nbody ${n}\r\n`;
+  const delivered = async () => (await mailboxMessages(gw, 'alice@example.test')).map((m) => /Subject: pg outage (\d+)/.exec(m.toString('latin1'))?.[1]);
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgres');
+    const direct = new URL((database.target as { postgres: string }).postgres);
+    const sql = await openSql(database.target);
+    await migrate(sql).finally(() => sql.close());
+    proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port) });
+    const proxied = new URL(direct);
+    proxied.port = String(proxy.port);
+    gw = await startTestGateway({ overrides: { database: { url: proxied.toString(), poolSize: 4 } } });
+  });
+  afterAll(async () => {
+    await gw?.stop();
+    await proxy?.close();
+    await database?.drop();
+  });
+
+  it('answers 451 4.3.0 while the database is away, delivers nothing it did not accept, and recovers', async () => {
+    const first = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, message(1));
+    expect(first.code).toBe(250);
+    await waitFor(async () => ((await delivered()).includes('1') ? true : undefined), { what: 'message 1 delivered' });
+
+    proxy.cut();
+    const during = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, message(2));
+    expect(during.code).toBe(451);
+    expect(during.response).toMatch(/^451 4\.3\.0 /);
+
+    proxy.restore();
+    const after = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, message(3));
+    expect(after.code).toBe(250);
+    await waitFor(async () => ((await delivered()).includes('3') ? true : undefined), { what: 'message 3 delivered' });
+    expect((await delivered()).sort()).toEqual(['1', '3']);
   });
 });

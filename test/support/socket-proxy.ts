@@ -1,4 +1,4 @@
-// A unix-socket proxy in front of a real engine (clamd), which a test can take down and bring
+// Proxies in front of a real engine (a unix socket: clamd; TCP: PostgreSQL), which a test can take down and bring
 // back: the engine itself keeps running for the other test files that share it.
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
@@ -34,4 +34,49 @@ export async function startSocketProxy(target: string): Promise<SocketProxy> {
     return new Promise((resolve) => server.close(() => resolve()));
   };
   return proxy;
+}
+
+export interface TcpProxy {
+  port: number;
+  /** Drops every open connection and refuses new ones: the engine is gone for this client. */
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 in front of a real engine (PostgreSQL), which a test can cut and restore. */
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const open = new Set<net.Socket>();
+  let up = true;
+  const server = net.createServer((client) => {
+    if (!up) return client.destroy();
+    const upstream = net.connect(target);
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  const dropAll = () => {
+    for (const s of open) s.destroy();
+  };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      up = false;
+      dropAll();
+    },
+    restore() {
+      up = true;
+    },
+    close() {
+      dropAll();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }
