@@ -14,6 +14,7 @@ import { checkRedisServer, RedisCheckError } from './store/redis-check.ts';
 import { healthListen, startHealthServer } from './health.ts';
 import { registry } from './metrics.ts';
 import { DatabaseError, migrate, migrationStatus } from './store/migrations.ts';
+import { importDatabase } from './store/import.ts';
 import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
 import { testDownstream } from './delivery/smtp-test.ts';
 import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
@@ -27,6 +28,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   smtp | worker | console    run one role (engines must already be running)
   check-config [FILE]        validate a config file and print the effective settings
   migrate [--status]         bring the database schema up to date (PostgreSQL: once, before the roles start)
+  migrate --import-sqlite FILE   copy a single machine's mailmoat.sqlite (and its quarantine) into the config's new PostgreSQL database
   queue list [--limit N] | counts | show ID | retry ID | bounce ID | delete ID
   test-downstream DOMAIN     an SMTP conversation (no message) with each next hop of DOMAIN
   quarantine list [--limit N]
@@ -55,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       status: { type: 'boolean' },
+      'import-sqlite': { type: 'string' },
       role: { type: 'string' },
       domains: { type: 'string' },
       addresses: { type: 'string' },
@@ -66,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
     return command ? 0 : 1;
   }
   if (command === 'check-config') return checkConfig(sub ?? findConfigFile(values.config));
-  if (command === 'migrate') return migrateCommand(loadConfig(findConfigFile(values.config)), values.status === true);
+  if (command === 'migrate') return migrateCommand(loadConfig(findConfigFile(values.config)), values.status === true, values['import-sqlite']);
   const config = loadConfig(findConfigFile(values.config));
   const logger = createLogger({ level: config.log.level });
   switch (command) {
@@ -106,9 +109,21 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** `mailmoat migrate`: applies pending schema migrations (or, with --status, lists them). */
-async function migrateCommand(config: Config, statusOnly: boolean): Promise<number> {
+/**
+ * `mailmoat migrate`: applies pending schema migrations (or, with --status, lists them; with
+ * --import-sqlite FILE, also copies a single machine's database and quarantine into the config's
+ * new PostgreSQL database, gateway/store/import.ts).
+ */
+async function migrateCommand(config: Config, statusOnly: boolean, importSqlite?: string): Promise<number> {
   const target = databaseTarget(config);
+  if (importSqlite !== undefined) {
+    if (statusOnly) throw new UsageError('migrate: --status and --import-sqlite do not go together');
+    if (!('postgres' in target)) {
+      throw new UsageError(`migrate --import-sqlite: the config's database is SQLite (${target.sqlite}); set database.url to the new PostgreSQL database to import into`);
+    }
+    const file = path.resolve(importSqlite);
+    if (!existsSync(file)) throw new UsageError(`migrate --import-sqlite: no such file: ${file}`);
+  }
   const sql = await openSql(target);
   try {
     if (statusOnly) {
@@ -118,7 +133,30 @@ async function migrateCommand(config: Config, statusOnly: boolean): Promise<numb
     }
     const applied = await migrate(sql);
     console.log(`${describeTarget(target)}: ${applied.length ? `applied ${applied.join(', ')}` : 'already up to date'}`);
-    return 0;
+    if (importSqlite === undefined) return 0;
+    const file = path.resolve(importSqlite);
+    const quarantineDir = path.join(path.dirname(file), 'quarantine');
+    const source = await openSql({ sqlite: file }).catch((err: unknown) => {
+      throw new DatabaseError(`cannot open ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    });
+    try {
+      // An older single-machine file is brought up to date first, as its own start would do.
+      const sourceApplied = await migrate(source).catch((err: unknown) => {
+        throw new DatabaseError(`cannot migrate ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      });
+      if (sourceApplied.length) console.log(`${file}: applied ${sourceApplied.join(', ')}`);
+      const result = await importDatabase(source, sql, { quarantineDir }).catch((err: unknown) => {
+        if (err instanceof DatabaseError) throw err;
+        throw new DatabaseError(`cannot import ${file} into ${describeTarget(target)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      });
+      console.log(`imported ${file} into ${describeTarget(target)}:`);
+      for (const [table, n] of Object.entries(result.rows)) console.log(`  ${table}: ${n}`);
+      console.log(`  quarantine files: ${result.quarantineFiles} (from ${quarantineDir})`);
+      for (const m of result.missingQuarantineFiles) console.log(`  missing quarantine file: ${m.file} (message ${m.messageId} is imported without its body)`);
+      return 0;
+    } finally {
+      await source.close();
+    }
   } catch (err) {
     if (err instanceof DatabaseError) throw err;
     throw new DatabaseError(`cannot migrate ${describeTarget(target)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -1,7 +1,7 @@
 // Operations on messages still in the gateway's hands, for the CLI (and the console): list with
 // next attempt and last reply, show, retry now, bounce, delete. A message a worker is holding
 // right now is left alone (the operation says so); a deleted message keeps its record.
-import type { MessageRecord } from '../store/metadata.ts';
+import { IN_FLIGHT, type MessageRecord } from '../store/metadata.ts';
 import type { JobInfo, QueueName } from '../store/queue.ts';
 import { DEFERRED_EVENT, RELEASE_EVENT, finishMessage, type DeliveryDeps } from './deliver.ts';
 
@@ -38,7 +38,7 @@ export async function listQueue(deps: DeliveryDeps, limit: number): Promise<Queu
 async function inQueue(deps: DeliveryDeps, id: string): Promise<MessageRecord | OpResult> {
   const record = await deps.store.get(id);
   if (!record) return { ok: false, reason: 'no such message' };
-  if (!['queued', 'delivering', 'deferred', 'releasing'].includes(record.status)) {
+  if (!IN_FLIGHT.includes(record.status)) {
     return { ok: false, reason: `not in the queue (status: ${record.status})` };
   }
   return record;
@@ -73,7 +73,7 @@ export async function deleteQueued(deps: DeliveryDeps, id: string, by: string): 
   if ('ok' in record) return record;
   const job = await jobOf(deps, record);
   if (!(await deps.queue.removeJob(job.queue, job.id))) return { ok: false, reason: 'a worker is processing it right now; try again in a moment' };
-  await deps.store.transition(id, ['queued', 'delivering', 'deferred', 'releasing'], 'deleted', `deleted from the queue by ${by}`);
+  await deps.store.transition(id, [...IN_FLIGHT], 'deleted', `deleted from the queue by ${by}`);
   await deps.store.addEvent(id, 'deleted', `deleted from the queue by ${by}`);
   await deps.spool.remove(id);
   return { ok: true, detail: 'deleted; its record is kept' };

@@ -24,6 +24,9 @@ export type MessageStatus =
   | 'reported' // issue 8: a spam report to reportspam@/notspam@, learned from, never delivered
   | 'refused'; // accepted on disk but refused at the end of DATA (e.g. queue down): the client keeps it
 
+/** Statuses of mail still in the gateway's hands: its files are in the spool. */
+export const IN_FLIGHT: readonly MessageStatus[] = ['queued', 'delivering', 'deferred', 'releasing'];
+
 export interface MessageRecord {
   id: string;
   receivedAt: number;
@@ -159,7 +162,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       );
     },
     inFlight(limit) {
-      return records(q`SELECT * FROM messages WHERE status IN ('queued','delivering','deferred','releasing') ORDER BY received_at, id LIMIT ${limit}`);
+      return records(q`SELECT * FROM messages WHERE status IN (${q.join(IN_FLIGHT)}) ORDER BY received_at, id LIMIT ${limit}`);
     },
     async countByStatus() {
       const rows = await sql.all<{ status: string; n: number }>(q`SELECT status, COUNT(*) AS n FROM messages GROUP BY status`);
