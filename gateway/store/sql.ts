@@ -41,8 +41,11 @@ export async function openSql(target: DatabaseTarget): Promise<Sql> {
     // Epoch milliseconds and counts are BIGINT; they fit in a double, and the stores want numbers.
     types: { getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) } as never,
   });
-  // An idle client losing its connection (PostgreSQL restart, failover) must not crash the process.
+  // A connection lost under a client (PostgreSQL restart, failover) must not crash the process:
+  // pg emits 'error' on the pool for an idle client, and on the client itself for one checked out
+  // of the pool, where nothing listens (its query still fails, and the pool drops the client).
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return wrap('postgres', new Kysely<any>({ dialect: new PostgresDialect({ pool }) }));
 }
 

@@ -71,7 +71,9 @@ export async function startTestGateway(
   const downstream = [{ host: '127.0.0.1', port: mailbox.port }];
   const domains = o.domains && Object.fromEntries(Object.entries(o.domains).map(([d, extra]) => [d, { downstream, ...extra }]));
   const dns = o.dns && { dns: { servers: [o.dns.address], timeoutMs: 300, tries: 1 } };
-  const database = o.database === 'postgres' ? await createTestDatabase('postgres') : undefined;
+  // MAILMOAT_TEST_DATABASE=postgres runs every test gateway on PostgreSQL (a check of the cluster storage by hand).
+  const dialect = o.database ?? (process.env.MAILMOAT_TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite');
+  const database = dialect === 'postgres' ? await createTestDatabase('postgres') : undefined;
   if (database) {
     const sql = await openSql(database.target);
     await migrate(sql).finally(() => sql.close());
