@@ -9,8 +9,9 @@
 //  2. A replacement B and two workers start; a bounded load goes through both SMTP nodes; one
 //     worker is killed with kill -9 in the middle; SMTP node B is stopped (SIGTERM) in the middle.
 //  3. Every message that got a 250 arrives at the sink; viruses are in the quarantine, and the
-//     consoles of both nodes (one login, either node) show the same quarantine; a block-list entry
-//     added on one console is applied by the workers without a restart.
+//     consoles of both nodes (one login, either node) show the same quarantine; a release on one
+//     console is delivered by a worker; a block-list entry added on one console is applied by the
+//     workers without a restart.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -244,7 +245,7 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     console.log(`cluster load: ${accepted.size} accepted, ${cleanNumbers.length} delivered, ${virusNumbers.length} quarantined, ${duplicates} delivered twice (at-least-once after kill -9)`);
   });
 
-  it('shows the same quarantine on the console of either node, with one login, and applies list changes on every node', async () => {
+  it('shows the same quarantine on the console of either node, with one login, releases through any node, and applies list changes on every node', async () => {
     const [consoleA, consoleB, smtpA] = ['console-a', 'console-b', 'smtp-a'].map((n) => nodes.get(n)!);
     const created = await cli(consoleA, 'user', 'add', 'ops', '--role', 'superadmin');
     const password = /password: (\S+)/.exec(created.stdout)![1]!;
@@ -260,6 +261,14 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     const subjects = (html: string) => [...html.matchAll(/cluster message (\d+)/g)].map((m) => m[1]).sort();
     expect(subjects(pageA.body).length).toBeGreaterThan(0);
     expect(subjects(pageB.body)).toEqual(subjects(pageA.body));
+
+    // A release on console B goes through the shared spool to whichever worker takes it.
+    const held = (await sql.all<{ id: string; subject: string }>(q`SELECT id, subject FROM messages WHERE status = 'quarantined' ORDER BY id`))[0]!;
+    const release = await browser.post(`http://127.0.0.1:${consoleB.port}/messages/${held.id}/release`, {}, `http://127.0.0.1:${consoleB.port}/messages/${held.id}`);
+    expect(release.status).toBe(303);
+    const number = Number(/cluster message (\d+)/.exec(held.subject)![1]);
+    await waitFor(async () => ((await arrived()).has(number) ? true : undefined), { timeoutMs: 30_000, what: `released message ${number} at the sink` });
+    expect((await sql.one<{ status: string }>(q`SELECT status FROM messages WHERE id = ${held.id}`))?.status).toBe('released');
 
     // A block entry added on console B is used by the workers at once.
     const added = await browser.post(
