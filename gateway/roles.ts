@@ -28,6 +28,7 @@ import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { HostLimiter } from './delivery/transport.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
+import { startRetention } from './retention.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
 import { deleteMessage, releaseMessage } from './quarantine.ts';
@@ -221,7 +222,13 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   );
   const requeued = await reconcileSpool({ ...stores, queue, logger: log });
   if (requeued > 0) log.warn({ requeued }, 'spool entries without a live job were queued again');
-  return workers;
+  // Retention (quarantine and message log expiry) runs on every worker; it stops with them.
+  const retention = startRetention({ config, store: stores.store, quarantine: stores.quarantine, logger: log }, config.retention.checkEveryMinutes * 60_000);
+  return {
+    async close(graceMs) {
+      await Promise.all([retention.stop(), workers.close(graceMs)]);
+    },
+  };
 }
 
 /**

@@ -351,6 +351,38 @@ const health = z
   })
   .strict();
 
+/**
+ * How long quarantined messages and the message log are kept (gateway/retention.ts), like
+ * MailScanner's quarantine clean-up and MailWatch's log pruning. 0 days: kept forever.
+ */
+const retention = z
+  .object({
+    /**
+     * Days a quarantined message stays; then it is deleted (status deleted, body removed). Also
+     * how long the copy kept of a released, failed or reported message stays.
+     */
+    quarantineDays: z.number().int().min(0).default(30),
+    /**
+     * Days the message log stays (messages in a final state with their events and deliveries,
+     * and SMTP refusals). At least quarantineDays: the log row is what the console shows for a
+     * quarantined message.
+     */
+    logDays: z.number().int().min(0).default(90),
+    /** How often each worker process looks for what has expired. */
+    checkEveryMinutes: positiveInt.default(60),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    const days = (d: number) => (d === 0 ? Infinity : d);
+    if (days(r.logDays) < days(r.quarantineDays)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['logDays'],
+        message: `must be at least quarantineDays (${r.quarantineDays === 0 ? '0: forever' : r.quarantineDays}): a quarantined message needs its log row`,
+      });
+    }
+  });
+
 export const configSchema = z
   .object({
     /** Our name in the SMTP greeting, Received headers and X-Mailmoat headers. */
@@ -384,6 +416,8 @@ export const configSchema = z
     console: consoleSection.default(consoleSection.parse({})),
     /** Health endpoints for a load balancer (gateway/health.ts). */
     health: health.default({ drainDelayMs: 5_000 }),
+    /** How long quarantined messages and the message log are kept (gateway/retention.ts). */
+    retention: retention.default({ quarantineDays: 30, logDays: 90, checkEveryMinutes: 60 }),
     /** Content policy, rules, URL checks, authentication, inline verdicts, MIME bounds (gateway/config/policy.ts). */
     ...contentPolicyKeys,
     demo: demo.optional(),

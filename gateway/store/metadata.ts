@@ -27,6 +27,19 @@ export type MessageStatus =
 /** Statuses of mail still in the gateway's hands: its files are in the spool. */
 export const IN_FLIGHT: readonly MessageStatus[] = ['queued', 'delivering', 'deferred', 'releasing'];
 
+/**
+ * Final statuses whose message may have a body in the BlobStore besides quarantined: a failed
+ * delivery's copy (delivery/deliver.ts), a released message's quarantined body, a spam report
+ * (reports/process.ts), and a deleted one whose body removal failed.
+ */
+export const KEPT_AFTER_QUARANTINE: readonly MessageStatus[] = ['failed', 'released', 'reported', 'deleted'];
+
+/**
+ * The event that marks a message whose body retention (gateway/retention.ts) has removed: a
+ * quarantined message expired, or the kept copy of another one removed. It is written once.
+ */
+export const EXPIRED_EVENT = 'expired';
+
 export interface MessageRecord {
   id: string;
   receivedAt: number;
@@ -106,6 +119,25 @@ export interface MetadataStore extends MessageQueries {
   /** The message log's record of mail refused before it had a message id. */
   recordRefusal(r: SmtpRefusalRecord): Promise<void>;
   refusals(filter: { limit: number; offset?: number }): Promise<SmtpRefusalRecord[]>;
+  /**
+   * Retention (gateway/retention.ts): up to `limit` messages received before `before` whose body
+   * may still be in the BlobStore, oldest first: every quarantined one, and those of status
+   * KEPT_AFTER_QUARANTINE without an EXPIRED_EVENT yet (the caller removes their body, if any,
+   * then records that event, so that a message is returned until it has been handled).
+   */
+  expiredKept(before: number, limit: number): Promise<MessageRecord[]>;
+  /**
+   * Adds the event unless the message already has one of this kind, atomically (two processes
+   * doing it at once add one), and only while the message exists; returns whether this call added it.
+   */
+  addEventOnce(id: string, kind: string, detail: string): Promise<boolean>;
+  /**
+   * Retention: deletes, in one transaction, the messages received before `before` in a final
+   * state (never in flight, never quarantined: their body is still kept and the log row is how
+   * the console finds it), with their events and deliveries, and the SMTP refusals older than
+   * `before`; at most `limit` of each (oldest first). Returns how many of each went.
+   */
+  purgeLog(before: number, limit: number): Promise<{ messages: number; refusals: number }>;
   /** Closes the database connection (shared with the other stores of the process). */
   close(): Promise<void>;
 }
@@ -189,6 +221,43 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
     refusals({ limit, offset = 0 }) {
       return sql.all<SmtpRefusalRecord>(q`SELECT at, client_ip AS "clientIp", helo, mail_from AS "mailFrom", recipient, stage, reply
         FROM smtp_refusals ORDER BY seq DESC LIMIT ${limit} OFFSET ${offset}`);
+    },
+    expiredKept(before, limit) {
+      return records(q`SELECT * FROM messages m WHERE m.received_at < ${before}
+        AND (m.status = 'quarantined' OR (m.status IN (${q.join(KEPT_AFTER_QUARANTINE)})
+          AND NOT EXISTS (SELECT 1 FROM message_events e WHERE e.message_id = m.id AND e.kind = ${EXPIRED_EVENT})))
+        ORDER BY m.received_at, m.id LIMIT ${limit}`);
+    },
+    addEventOnce(id, kind, detail) {
+      return sql.transaction(async (tx) => {
+        // SQLite: the transaction already holds the write lock. PostgreSQL: the message row's lock
+        // makes a second caller wait, and its NOT EXISTS (a new snapshot) then sees this event.
+        if (tx.dialect === 'postgres') await tx.run(q`SELECT id FROM messages WHERE id = ${id} FOR UPDATE`);
+        const added = await tx.run(q`INSERT INTO message_events (message_id, at, kind, detail) SELECT ${id}, ${now()}, ${kind}, ${detail}
+          WHERE EXISTS (SELECT 1 FROM messages WHERE id = ${id})
+            AND NOT EXISTS (SELECT 1 FROM message_events WHERE message_id = ${id} AND kind = ${kind})`);
+        return added === 1;
+      });
+    },
+    purgeLog(before, limit) {
+      const cap = q`LIMIT ${limit}`;
+      const kept: MessageStatus[] = [...IN_FLIGHT, 'quarantined'];
+      return sql.transaction(async (tx) => {
+        // PostgreSQL: rows another purge (another node) is deleting are skipped, not waited for.
+        const lock = tx.dialect === 'postgres' ? q`FOR UPDATE SKIP LOCKED` : q``;
+        const ids = (
+          await tx.all<{ id: string }>(q`SELECT id FROM messages WHERE received_at < ${before} AND status NOT IN (${q.join(kept)})
+            ORDER BY received_at, id ${cap} ${lock}`)
+        ).map((r) => r.id);
+        let messages = 0;
+        if (ids.length > 0) {
+          await tx.run(q`DELETE FROM message_events WHERE message_id IN (${q.join(ids)})`);
+          await tx.run(q`DELETE FROM deliveries WHERE message_id IN (${q.join(ids)})`);
+          messages = await tx.run(q`DELETE FROM messages WHERE id IN (${q.join(ids)})`);
+        }
+        const refusals = await tx.run(q`DELETE FROM smtp_refusals WHERE seq IN (SELECT seq FROM smtp_refusals WHERE at < ${before} ORDER BY seq ${cap})`);
+        return { messages, refusals };
+      });
     },
     close() {
       return sql.close();

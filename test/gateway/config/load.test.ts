@@ -38,6 +38,13 @@ describe('config loading', () => {
     );
     expect(refusal(`${minimal}spam: { threshold: 8, highThreshold: 4 }\n`)).toContain('highThreshold must be >= threshold');
   });
+  it('keeps quarantine and log for 30 and 90 days, and refuses a log kept shorter than the quarantine', () => {
+    expect(parseConfig(minimal, 'f').retention).toEqual({ quarantineDays: 30, logDays: 90, checkEveryMinutes: 60 });
+    expect(refusal(`${minimal}retention: { quarantineDays: 30, logDays: 7 }\n`)).toMatch(/retention\.logDays: must be at least quarantineDays \(30\)/);
+    expect(refusal(`${minimal}retention: { quarantineDays: 0, logDays: 90 }\n`)).toContain('retention.logDays: must be at least quarantineDays (0: forever)');
+    expect(parseConfig(`${minimal}retention: { quarantineDays: 0, logDays: 0 }\n`, 'f').retention.logDays).toBe(0);
+    expect(refusal(`${minimal}retention: { checkEveryMinutes: 0 }\n`)).toContain('retention.checkEveryMinutes');
+  });
   it('refuses a missing required key', () => {
     expect(refusal('hostname: mx.example.test\n')).toMatch(/dataDir: required[\s\S]*domains: required/);
   });

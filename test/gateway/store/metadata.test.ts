@@ -144,4 +144,50 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
     const r = await store.refusals({ limit: 1 });
     expect(r).toEqual([{ at: T0 + 40 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 4.7.0 too many' }]);
   });
+
+  it('retention: finds the old messages whose body may be kept, and marks them once', async () => {
+    const OLD = T0 - 100 * 24 * HOUR;
+    const CUT = T0 - 50 * 24 * HOUR;
+    const old = async (id: string, status: 'quarantined' | 'released' | 'delivered' | 'failed', at = OLD) => {
+      await receive(id, ['alice@a.test'], { at });
+      await store.transition(id, ['queued'], status);
+    };
+    await old('r-quar', 'quarantined');
+    await old('r-rel', 'released', OLD + 1);
+    await old('r-del', 'delivered', OLD + 2);
+    await old('r-fail', 'failed', OLD + 3);
+    await old('r-young', 'quarantined', CUT);
+    expect((await store.expiredKept(CUT, 10)).map((m) => m.id)).toEqual(['r-quar', 'r-rel', 'r-fail']);
+    expect((await store.expiredKept(CUT, 1)).map((m) => m.id)).toEqual(['r-quar']);
+    const wins = await Promise.all(Array.from({ length: 8 }, () => store.addEventOnce('r-rel', 'expired', 'no copy kept')));
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    expect((await store.events('r-rel')).filter((e) => e.kind === 'expired')).toHaveLength(1);
+    expect((await store.expiredKept(CUT, 10)).map((m) => m.id)).toEqual(['r-quar', 'r-fail']);
+  });
+
+  it('retention: purges final log rows with their events and deliveries, never mail in flight or in quarantine', async () => {
+    const OLD = T0 - 100 * 24 * HOUR;
+    const CUT = T0 - 50 * 24 * HOUR;
+    await receive('p-fly', ['alice@a.test'], { at: OLD });
+    await store.transition('p-fly', ['queued'], 'deferred');
+    await store.addEvent('r-del', 'delivered', 'alice@a.test: 250 ok');
+    await store.recordDelivery('r-del', 'alice@a.test', 'delivered', '250 ok');
+    await store.recordRefusal({ at: OLD, clientIp: '203.0.113.9', helo: 'old.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 old' });
+    await store.recordRefusal({ at: OLD + 1, clientIp: '203.0.113.9', helo: 'old.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 old too' });
+    // The limit bounds each kind; oldest first.
+    expect(await store.purgeLog(CUT, 1)).toEqual({ messages: 1, refusals: 1 });
+    expect(await store.get('r-rel')).toBeUndefined();
+    expect(await store.events('r-rel')).toEqual([]);
+    expect(await store.purgeLog(CUT, 500)).toEqual({ messages: 2, refusals: 1 });
+    expect(await store.get('r-del')).toBeUndefined();
+    expect(await store.get('r-fail')).toBeUndefined();
+    expect(await store.events('r-del')).toEqual([]);
+    expect(await store.deliveries('r-del')).toEqual([]);
+    expect(await store.get('p-fly')).toMatchObject({ status: 'deferred' });
+    expect(await store.get('r-quar')).toMatchObject({ status: 'quarantined' });
+    expect(await store.get('r-young')).toMatchObject({ status: 'quarantined' });
+    expect(await store.get('m1')).toBeDefined();
+    expect((await store.refusals({ limit: 10 })).map((r) => r.reply)).toEqual(['421 4.7.0 too many', '554 5.7.1 blocked using zen']);
+    expect(await store.purgeLog(CUT, 500)).toEqual({ messages: 0, refusals: 0 });
+  });
 });
