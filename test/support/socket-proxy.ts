@@ -17,16 +17,7 @@ export async function startSocketProxy(target: string): Promise<SocketProxy> {
   const open = new Set<net.Socket>();
   const server = net.createServer((client) => {
     if (!proxy.up) return client.destroy();
-    const upstream = net.connect({ path: target });
-    for (const s of [client, upstream]) {
-      open.add(s);
-      s.on('close', () => open.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
+    splice(client, net.connect({ path: target }), open);
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   proxy.close = () => {
@@ -50,16 +41,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   let up = true;
   const server = net.createServer((client) => {
     if (!up) return client.destroy();
-    const upstream = net.connect(target);
-    for (const s of [client, upstream]) {
-      open.add(s);
-      s.on('close', () => open.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
+    splice(client, net.connect(target), open);
   });
   await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
   const dropAll = () => {
@@ -79,4 +61,17 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Joins a client to its upstream both ways; either side failing closes both. */
+function splice(client: net.Socket, upstream: net.Socket, open: Set<net.Socket>): void {
+  for (const s of [client, upstream]) {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => {
+      client.destroy();
+      upstream.destroy();
+    });
+  }
+  client.pipe(upstream).pipe(client);
 }
