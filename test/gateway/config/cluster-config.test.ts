@@ -2,22 +2,13 @@
 // shipped example deploy/cluster/node.yaml.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseConfig } from '../../../gateway/config/load.ts';
+import { MINIMAL_CONFIG, refusal } from '../../support/config.ts';
+import { loadConfig, parseConfig } from '../../../gateway/config/load.ts';
 import { hashTag } from '../../../gateway/config/schema.ts';
 import { configuredRedis } from '../../../gateway/endpoints.ts';
 import { healthListen } from '../../../gateway/health.ts';
 
-const minimal = 'hostname: mx.example.test\ndataDir: data\ndomains:\n  example.test:\n    downstream: [{ host: 10.0.0.5 }]\n';
-
-function refusal(text: string): string {
-  try {
-    parseConfig(text, 'mailmoat.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('config was accepted');
-}
+const minimal = MINIMAL_CONFIG;
 
 describe('redis config', () => {
   it('defaults to a managed Redis with the prefix "mailmoat"', () => {

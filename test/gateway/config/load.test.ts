@@ -2,19 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseConfig } from '../../../gateway/config/load.ts';
+import { MINIMAL_CONFIG, refusal } from '../../support/config.ts';
+import { loadConfig, parseConfig } from '../../../gateway/config/load.ts';
 
-const minimal = 'hostname: mx.example.test\ndataDir: data\ndomains:\n  example.test:\n    downstream: [{ host: 10.0.0.5 }]\n';
-
-function refusal(text: string): string {
-  try {
-    parseConfig(text, 'mailmoat.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('config was accepted');
-}
+const minimal = MINIMAL_CONFIG;
 
 describe('config loading', () => {
   it('fills in safe defaults for a minimal file and resolves paths against the file', () => {
