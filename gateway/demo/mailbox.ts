@@ -51,6 +51,10 @@ export async function startMailbox(o: { dir: string; host: string; port: number;
       });
     },
   });
+  // A sender that dies mid-transaction (a gateway killed while delivering) resets its connection;
+  // smtp-server reports that as an 'error' of the server, which would otherwise end this process.
+  // The message was not acknowledged, so there is nothing to do.
+  server.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
     server.listen(o.port, o.host, () => resolve());
