@@ -4,15 +4,18 @@
 # private instances of them; it never needs their system services) and the npm packages.
 #   sh deploy/bootstrap.sh          what the gateway needs
 #   sh deploy/bootstrap.sh --test   also what the test suite needs
+#   sh deploy/bootstrap.sh --bench  also what `npm run bench` needs
 set -eu
 cd "$(dirname "$0")/.."
 
 packages="redis-server clamav-daemon spamassassin spamd swaks"
-if [ "${1:-}" = "--test" ]; then
+case "${1:-}" in
   # chromium: the console's browser tests; postgresql: the PostgreSQL adapters and the cluster
-  # test (a private cluster is started by the test run; Debian's own service is never used).
-  packages="$packages chromium postgresql"
-fi
+  # test (a private cluster is started by the test run).
+  --test) packages="$packages chromium postgresql" ;;
+  # postfix: only its smtp-source and smtp-sink; postgresql: the cluster-storage rows.
+  --bench) packages="$packages postfix postgresql" ;;
+esac
 
 missing=""
 for p in $packages; do
@@ -23,11 +26,25 @@ if [ -n "$missing" ]; then
     echo "mailmoat: missing Debian packages:$missing -- run as root, or: sudo apt-get install$missing" >&2
     exit 1
   fi
-  echo "mailmoat: installing Debian packages:$missing" >&2
+  echo "mailmoat: installing Debian packages:$missing (their system services are not started)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  # Postfix asks no mail configuration questions: its daemon is never used.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  # The packages' own services (Debian's redis, clamd, spamd, PostgreSQL cluster, Postfix) are not
+  # started by their install: invoke-rc.d asks policy-rc.d first, and 101 means "not allowed".
+  policy=/usr/sbin/policy-rc.d
+  created_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    created_policy=1
+  fi
+  status=0
+  apt-get update -qq || status=$?
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  [ "$status" != 0 ] || apt-get install -y -qq --no-install-recommends $missing >/dev/null || status=$?
+  [ -z "$created_policy" ] || rm -f "$policy"
+  [ "$status" = 0 ] || exit "$status"
 fi
 
 # npm packages: install when missing or when the lockfile changed since the last install.
