@@ -6,8 +6,8 @@
 // per recipient and do not split groups.
 import type { ScanReport, ScoreSummary } from '../scanners/types.ts';
 import type { SmtpReply } from './replies.ts';
-import type { ClassAction, Policy, VerdictClass } from './policy.ts';
-import { formatScore, statusHeaders } from './verdict.ts';
+import type { ClassAction, Disposition, Policy, VerdictClass } from './policy.ts';
+import { formatScore, statusHeaders, type ClassEvidence } from './verdict.ts';
 
 /** HTML disarming settings of a delivered copy (scanners/html-disarm.ts DisarmOptions, the policy part). */
 export interface DisarmSettings {
@@ -47,12 +47,43 @@ export interface RecipientVerdict {
   class: VerdictClass;
   reason: string;
   reasons: string[];
+  /** Every class with evidence, most severe first (rules/verdict.ts); empty: clean. */
+  classes: ClassEvidence[];
   score: ScoreSummary;
 }
 
 export interface RecipientPlan extends RecipientVerdict {
+  /** The strictest action of all classes with evidence; `class`/`reason` are the class it came from. */
   action: ClassAction;
   plan: Plan;
+  /** The X-Mailmoat-Status / X-Spam-* headers (also recorded for a message that is not delivered). */
+  statusHeaders: [string, string][];
+}
+
+/** Strictness of each disposition: a message that is several things gets the strictest action of them all. */
+export const DISPOSITION_RANK: Record<Disposition, number> = { deliver: 0, headers: 1, tagged: 2, strip: 3, quarantine: 4, reject: 5 };
+
+/**
+ * Every class with evidence decides, and the strictest action wins (refuse > quarantine > strip >
+ * tag > headers > deliver). Ranking the classes instead and acting on the first one let a spammer
+ * escape the quarantine by adding one misleading link (phishing outranks high-spam, but its
+ * default action is only a tag). Among classes with the winning action, the most severe one names
+ * the verdict. Notices and forwarded copies are those of every class with evidence.
+ */
+export function strictestAction(v: Pick<RecipientVerdict, 'classes' | 'policy'>): { class: VerdictClass; action: ClassAction } {
+  const classes = v.classes.length > 0 ? v.classes.map((c) => c.class) : (['clean'] as VerdictClass[]);
+  let winner = classes[0];
+  for (const c of classes) if (DISPOSITION_RANK[v.policy.actions[c].do] > DISPOSITION_RANK[v.policy.actions[winner].do]) winner = c;
+  const all = classes.map((c) => v.policy.actions[c]);
+  return {
+    class: winner,
+    action: {
+      do: v.policy.actions[winner].do,
+      notifyRecipient: all.some((a) => a.notifyRecipient),
+      notifyAdmin: all.some((a) => a.notifyAdmin),
+      forwardTo: [...new Set(all.flatMap((a) => a.forwardTo))],
+    },
+  };
 }
 
 /**
@@ -77,23 +108,28 @@ function joinTags(...tags: string[]): string | null {
   return t === '' ? null : t;
 }
 
-export function planFor(v: RecipientVerdict, defaultSafeSites: readonly string[]): RecipientPlan {
-  const action = v.policy.actions[v.class];
-  const base = { ...v, action };
-  if (action.do === 'quarantine') return { ...base, plan: { kind: 'quarantine', class: v.class } };
-  if (action.do === 'reject') return { ...base, plan: { kind: 'reject', class: v.class, reply: refusalReply(v) } };
-  const marked = action.do !== 'deliver';
-  const tagged = action.do === 'tagged' || action.do === 'strip';
+export function planFor(verdict: RecipientVerdict, defaultSafeSites: readonly string[]): RecipientPlan {
+  const { class: cls, action } = strictestAction(verdict);
+  // The winning class's reasons come first: they say why the message was handled this way.
+  const won = verdict.classes.find((c) => c.class === cls);
+  const reasons = won ? [...won.reasons, ...verdict.classes.filter((c) => c !== won).flatMap((c) => c.reasons)] : verdict.reasons;
+  const v: RecipientVerdict = { ...verdict, class: cls, reason: reasons[0] ?? verdict.reason, reasons };
+  const base = { ...v, action, statusHeaders: statusHeaders(v.report, cls, v.score, v.policy) };
+  if (action.do === 'quarantine') return { ...base, plan: { kind: 'quarantine', class: cls } };
+  if (action.do === 'reject') return { ...base, plan: { kind: 'reject', class: cls, reply: refusalReply(v) } };
+  const marked = v.classes.filter((c) => v.policy.actions[c.class].do !== 'deliver');
+  // Every class whose own action tags adds its tag ("{Fraud?} {Spam?}"), once each.
+  const tags = v.classes.filter((c) => ['tagged', 'strip'].includes(v.policy.actions[c.class].do)).map((c) => v.policy.tags[c.class]);
   const strip = action.do === 'strip' && v.report.attachments?.status === 'checked' ? strippable(v) : [];
   const spec: DeliverySpec = {
-    subjectTag: joinTags(tagged ? v.policy.tags[v.class] : '', cleanedTag(v) ? v.policy.tags.cleaned : ''),
-    warning: marked && v.class !== 'clean' ? oneLine(`${v.class}: ${v.reason}`, 300) : null,
+    subjectTag: joinTags(...new Set(tags), cleanedTag(v) ? v.policy.tags.cleaned : ''),
+    warning: marked.length > 0 ? oneLine(marked.map((c) => `${c.class}: ${c.reasons[0]}`).join('; '), 300) : null,
     strip,
     disarm: v.policy.html.disarm ? disarmSettings(v.policy, defaultSafeSites) : null,
     authResults: v.policy.checks.auth && v.report.auth?.status === 'checked',
-    statusHeaders: statusHeaders(v.report, v.class, v.score, v.policy),
+    statusHeaders: base.statusHeaders,
   };
-  return { ...base, plan: { kind: 'deliver', class: v.class, spec } };
+  return { ...base, plan: { kind: 'deliver', class: cls, spec } };
 }
 
 /** Parts holding a banned finding (encrypted ones too when they count as banned). */

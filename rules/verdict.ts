@@ -7,10 +7,25 @@ import type { Policy, VerdictClass } from './policy.ts';
 
 export type { VerdictClass };
 
+/** One class the report holds evidence for, with that evidence in words. */
+export interface ClassEvidence {
+  class: VerdictClass;
+  reasons: string[];
+}
+
 export type Classification =
   /** A check is on and its scanner failed: scan again later. */
   | { kind: 'retry'; reason: string }
-  | { kind: 'verdict'; class: VerdictClass; reason: string; reasons: string[]; score: ScoreSummary };
+  | {
+      kind: 'verdict';
+      /** The most severe class with evidence (rules/actions.ts then picks the one whose action is strictest). */
+      class: VerdictClass;
+      reason: string;
+      reasons: string[];
+      /** Every class with evidence, most severe first (empty: clean). Each one's action counts. */
+      classes: ClassEvidence[];
+      score: ScoreSummary;
+    };
 
 export const formatScore = (score: number): string => score.toFixed(1);
 
@@ -107,24 +122,35 @@ export function classify(r: ScanReport, p: Policy): Classification {
   const failed = failures(r, p);
   if (failed.length > 0) return { kind: 'retry', reason: failed.join('; ') };
   const score = scoreOf(r, p);
-  const all = evidence(r, p, score);
-  const allowed = p.checks.lists && r.list?.kind === 'allow';
-  for (const [cls, reasons] of all) {
-    if (reasons.length === 0) continue;
-    // An allow entry only lifts the spam classes (MailScanner's rule: a whitelist never skips
-    // the virus, attachment or spoofing checks — a forged allowed sender is the attack).
-    if (allowed && isSpamClass(cls)) continue;
-    const rest = all.filter(([c]) => c !== cls).flatMap(([, rs]) => rs);
-    return { kind: 'verdict', class: cls, reason: reasons[0], reasons: [...reasons, ...rest], score };
+  // An allow entry only lifts the spam classes (MailScanner's rule: a whitelist never skips
+  // the virus, attachment or spoofing checks — a forged allowed sender is the attack).
+  const lifted = allowListed(r, p);
+  const classes = evidence(r, p, score)
+    .filter(([cls, reasons]) => reasons.length > 0 && !(lifted && isSpamClass(cls)))
+    .map(([cls, reasons]) => ({ class: cls, reasons }));
+  if (classes.length > 0) {
+    const reasons = classes.flatMap((c) => c.reasons);
+    return { kind: 'verdict', class: classes[0].class, reason: reasons[0], reasons, classes, score };
   }
-  const reason = allowed
+  const reason = lifted
     ? `sender on the ${r.list!.scope} allow list (${r.list!.entry})${hasScore(score) ? `, score ${formatScore(score.total)}` : ''}`
     : !p.checks.spam
       ? 'spam check off for this recipient'
       : r.spam.status === 'skipped'
         ? `not spam-scanned: ${r.spam.reason}`
         : `score ${formatScore(score.total)} < ${formatScore(p.spam.threshold)}`;
-  return { kind: 'verdict', class: 'clean', reason, reasons: [reason], score };
+  return { kind: 'verdict', class: 'clean', reason, reasons: [reason], classes: [], score };
+}
+
+const allowListed = (r: ScanReport, p: Policy): boolean => p.checks.lists && r.list?.kind === 'allow';
+
+/**
+ * What the score says, whatever the class: at or above the spam threshold is spam for the
+ * X-Spam-* headers, even when a stricter class (virus, phishing…) decided the action; downstream
+ * filters act on X-Spam-Flag alone. Only an allow-list entry (which lifts the spam classes) says NO.
+ */
+export function scoreSaysSpam(r: ScanReport, score: ScoreSummary, p: Policy): boolean {
+  return p.checks.spam && hasScore(score) && score.total >= p.spam.threshold && !allowListed(r, p);
 }
 
 /**
@@ -150,7 +176,7 @@ export function statusHeaders(r: ScanReport, cls: VerdictClass, score: ScoreSumm
   if (r.urls?.status === 'checked' && p.checks.urls && r.urls.hits.length > 0) parts.push(`url-hits=${r.urls.hits.length}`);
   const headers: [string, string][] = [['X-Mailmoat-Status', parts.join('; ')]];
   if (p.checks.spam && spam.status === 'scored') {
-    const isSpam = isSpamClass(cls);
+    const isSpam = scoreSaysSpam(r, score, p);
     const tests = spam.rules.length > 0 ? spam.rules.join(',') : 'none';
     headers.push(['X-Spam-Flag', isSpam ? 'YES' : 'NO']);
     headers.push(['X-Spam-Score', formatScore(score.total)]);

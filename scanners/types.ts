@@ -155,6 +155,10 @@ export interface PolicyOutcome {
   recipients: string[];
   /** Verdict class: virus, blocked, malformed, banned, unscannable, spoofed, phishing, high-spam, spam, clean. */
   class: string;
+  /** Every class the scan found evidence for, most severe first; `class` is the one whose action won. */
+  classes?: string[];
+  /** The X-Mailmoat-Status and X-Spam-* headers as the policy stamps them on a delivered copy (what the score says, whatever the class). */
+  headers?: [string, string][];
   /** deliver, headers, tagged, strip, quarantine, reject — and `refused` when the SMTP session refused it. */
   action: string;
   /** The reasons for the class, most important first. */

@@ -46,9 +46,12 @@ function groupReport(g: PlanGroup, action: string, links: Links, sent: string[])
     outcome: {
       recipients: g.members.map((x) => x.recipient),
       class: m.class,
+      // Every class with evidence, not only the one whose action won (console and digest show `class`).
+      classes: m.classes.length > 0 ? m.classes.map((c) => c.class) : [m.class],
       action,
       reasons: m.reasons,
       rules: [...new Set(g.members.flatMap((x) => x.rules))],
+      ...(m.statusHeaders.length > 0 ? { headers: m.statusHeaders } : {}),
       ...(links.splitInto && links.splitInto.length > 0 ? { splitInto: links.splitInto } : {}),
       ...(links.splitFrom ? { splitFrom: links.splitFrom } : {}),
       ...(sent.length > 0 ? { sent } : {}),

@@ -92,7 +92,7 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   }
   const plans: RecipientPlan[] = verdicts.map(({ rp, report, c }) => {
     if (c.kind !== 'verdict') throw new Error('unreachable');
-    const v = { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: c.class, reason: c.reason, reasons: c.reasons, score: c.score };
+    const v = { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: c.class, reason: c.reason, reasons: c.reasons, classes: c.classes, score: c.score };
     return planFor(v, DEFAULT_PHISHING_SAFE_SITES);
   });
 
@@ -169,7 +169,7 @@ async function hold(deps: ScanDeps, env: Envelope, reason: string, analysis?: An
   const members: RecipientPlan[] = policies.map((rp) => {
     const report = analysis ? reportFor(analysis, rp) : { virus: { status: 'error' as const, reason }, spam: { status: 'error' as const, reason } };
     const score = { spam: null, urls: 0, auth: 0, total: 0, threshold: rp.policy.spam.threshold, highThreshold: rp.policy.spam.highThreshold };
-    return { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: 'unscannable', reason, reasons: [reason], score, action: { do: 'quarantine', notifyRecipient: false, notifyAdmin: false, forwardTo: [] }, plan: { kind: 'quarantine', class: 'unscannable' } };
+    return { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: 'unscannable', reason, reasons: [reason], classes: [{ class: 'unscannable', reasons: [reason] }], score, statusHeaders: [], action: { do: 'quarantine', notifyRecipient: false, notifyAdmin: false, forwardTo: [] }, plan: { kind: 'quarantine', class: 'unscannable' } };
   });
   await quarantineGroup(deps, env, { plan: { kind: 'quarantine', class: 'unscannable' }, members }, {}, reason);
 }

@@ -18,7 +18,7 @@ const report: ScanReport = {
 const score = { spam: 7, urls: 0, auth: 0, total: 7, threshold: 5, highThreshold: 10 };
 
 function verdict(cls: VerdictClass, o: { recipient?: string; policy?: Policy; report?: ScanReport; reason?: string } = {}): RecipientVerdict {
-  return { recipient: o.recipient ?? 'a@example.test', policy: o.policy ?? DEFAULT_POLICY, rules: [], report: o.report ?? report, class: cls, reason: o.reason ?? `${cls} reason`, reasons: [o.reason ?? `${cls} reason`], score };
+  return { recipient: o.recipient ?? 'a@example.test', policy: o.policy ?? DEFAULT_POLICY, rules: [], report: o.report ?? report, class: cls, reason: o.reason ?? `${cls} reason`, reasons: [o.reason ?? `${cls} reason`], classes: cls === 'clean' ? [] : [{ class: cls, reasons: [o.reason ?? `${cls} reason`] }], score };
 }
 
 describe('planFor', () => {
