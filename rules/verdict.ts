@@ -103,7 +103,9 @@ function evidence(r: ScanReport, p: Policy, score: ScoreSummary): [VerdictClass,
     ['spoofed', spoofed],
     ['phishing', html && p.html.phishingNet ? html.phishing.map((l) => `phishing link: shows ${l.shown} but goes to ${l.real}`) : []],
     ['high-spam', score.total >= p.spam.highThreshold && hasScore(score) ? [scoreText('>=', p.spam.highThreshold)] : []],
-    ['spam', score.total >= p.spam.threshold && hasScore(score) ? [scoreText('>=', p.spam.threshold)] : []],
+    // One score, one spam class: above the high threshold it is high-spam only, so that a policy
+    // may handle high-spam more mildly than spam (e.g. headers only for one recipient).
+    ['spam', score.total >= p.spam.threshold && score.total < p.spam.highThreshold && hasScore(score) ? [scoreText('>=', p.spam.threshold)] : []],
   ];
 }
 

@@ -13,7 +13,9 @@ export type HtmlFindingKind =
   | 'data-url'
   | 'meta-refresh'
   | 'web-bug'
-  | 'phishing';
+  | 'phishing'
+  /** Markup that parses differently when parsed again (SVG/MathML outside the allow-list, <noscript>, <template>, <select>). */
+  | 'unstable-markup';
 
 export interface HtmlFinding {
   kind: HtmlFindingKind;
@@ -65,8 +67,9 @@ function decodeCss(css: string): string {
 const QUOTED_OR_BARE = `(?:"([^"]{0,4096})"|'([^']{0,4096})'|([^'"()\\s]{0,4096}))`;
 const IMPORT = new RegExp(`@import\\s*(?:url\\(\\s*${QUOTED_OR_BARE}\\s*\\)|"([^"]{0,4096})"|'([^']{0,4096})')[^;{}]{0,256};?`, 'gi');
 const URL_FN = new RegExp(`url\\(\\s*${QUOTED_OR_BARE}\\s*\\)?`, 'gi');
-// IE/old Gecko ways to run code from CSS.
-const ACTIVE = /(expression\s*\(|-moz-binding|behavior\s*:)/gi;
+// IE/old Gecko ways to run code from CSS; not again once made inert ("x-expression("), so that
+// disarming its own output changes nothing.
+const ACTIVE = /(?<!x-)(expression\s*\(|-moz-binding|behavior\s*:)/gi;
 
 export interface CssResult {
   css: string;

@@ -10,6 +10,7 @@
 import { load, type CheerioAPI } from 'cheerio';
 import type { AnyNode, Element } from 'domhandler';
 import { classifyUrl, sanitiseCss, short, type HtmlFinding, type HtmlFindingKind } from './html-css.ts';
+import { removeUnstableMarkup } from './html-foreign.ts';
 import { claimedHost, hostOfUrl, hostsInText, registrableDomain } from './url-hosts.ts';
 
 export type { HtmlFinding, HtmlFindingKind };
@@ -158,7 +159,8 @@ function cleanStyleSheets(ctx: Ctx): void {
     const r = sanitiseCss($(el).text(), ctx.o.remoteImages !== 'keep', '<style>');
     if (r.findings.length === 0) return;
     for (const f of r.findings) add(ctx, f.kind, f.detail);
-    $(el).text(r.css);
+    // The cleaned CSS has its escapes decoded: a "\3c /style\3e" must not end the element when parsed again.
+    $(el).text(r.css.replace(/</g, '\\3c '));
   });
   // Remote style sheets are fetched on open: a web bug, and a way to restyle our notes away.
   $('link[href]').each((_, el) => {
@@ -253,6 +255,34 @@ function estimateNesting(html: string, stopAt: number): number {
 
 const DOCUMENT = /<(?:!doctype|html|head|body)[\s>]/i;
 
+/** One parse, clean and serialisation; null when nothing had to change. */
+function disarmPass(html: string, o: DisarmOptions, asDocument: boolean): { html: string; findings: HtmlFinding[]; unlisted: number } | null {
+  // Always parsed as a document: selections over thousands of top-level fragment nodes are
+  // quadratic in cheerio, and a mail client renders a fragment as a document body anyway.
+  const $ = load(html);
+  const ctx: Ctx = { $, o, findings: [], unlisted: 0 };
+  removeActive(ctx);
+  removeUnstableMarkup($, (kind, detail) => add(ctx, kind, detail));
+  replaceFrames(ctx);
+  cleanStyleSheets(ctx);
+  $('*').each((_, el) => {
+    if (isElement(el)) cleanAttributes(ctx, el);
+  });
+  neutraliseForms(ctx);
+  blockWebBugs(ctx);
+  if (o.phishingNet) phishingNet(ctx);
+  if (ctx.findings.length === 0) return null;
+  if (o.outputCharset) setMetaCharset($, o.outputCharset);
+  const out = asDocument ? $.html() : `${$('head').html() ?? ''}${$('body').html() ?? ''}`;
+  return { html: out, findings: ctx.findings, unlisted: ctx.unlisted };
+}
+
+/**
+ * Passes over our own output at most: each one parses what the previous one wrote, as the mail
+ * client will. Markup that still changes after this many is held as unscannable.
+ */
+const MAX_PASSES = 4;
+
 /** Disarms one HTML document or fragment. Never throws. */
 export function disarmHtml(html: string, options: Partial<DisarmOptions> = {}): DisarmResult {
   const o = { ...DEFAULT_DISARM_OPTIONS, ...options };
@@ -260,24 +290,28 @@ export function disarmHtml(html: string, options: Partial<DisarmOptions> = {}): 
   if (html.length > o.maxHtmlChars) return untouched(`HTML larger than ${o.maxHtmlChars} characters`);
   try {
     if (estimateNesting(html, o.maxNesting) > o.maxNesting) return untouched(`HTML nested deeper than ${o.maxNesting}`);
-    // Always parsed as a document: selections over thousands of top-level fragment nodes are
-    // quadratic in cheerio, and a mail client renders a fragment as a document body anyway.
-    const $ = load(html);
-    const ctx: Ctx = { $, o, findings: [], unlisted: 0 };
-    removeActive(ctx);
-    replaceFrames(ctx);
-    cleanStyleSheets(ctx);
-    $('*').each((_, el) => {
-      if (isElement(el)) cleanAttributes(ctx, el);
-    });
-    neutraliseForms(ctx);
-    blockWebBugs(ctx);
-    if (o.phishingNet) phishingNet(ctx);
-    if (ctx.findings.length === 0) return { html, changed: false, findings: [] };
-    if (ctx.unlisted > 0) ctx.findings.push({ kind: ctx.findings[MAX_FINDINGS - 1].kind, detail: `${ctx.unlisted} more changes not listed` });
-    if (o.outputCharset) setMetaCharset($, o.outputCharset);
-    const out = DOCUMENT.test(html) ? $.html() : `${$('head').html() ?? ''}${$('body').html() ?? ''}`;
-    return { html: out, changed: true, findings: ctx.findings };
+    const asDocument = DOCUMENT.test(html);
+    // Unchanged input is passed on as it came: the reader's parser builds the tree we judged.
+    let pass = disarmPass(html, o, asDocument);
+    if (!pass) return { html, changed: false, findings: [] };
+    const findings = [...pass.findings];
+    let unlisted = pass.unlisted;
+    // Serialising can change the tree (mutation XSS): the output is parsed and disarmed again
+    // until a pass finds nothing, so what we emit is exactly what the next parser will see.
+    for (let i = 1; i < MAX_PASSES; i++) {
+      const again = disarmPass(pass.html, o, asDocument);
+      if (!again) {
+        if (unlisted > 0 || findings.length > MAX_FINDINGS) {
+          const more = unlisted + Math.max(0, findings.length - MAX_FINDINGS);
+          findings.splice(MAX_FINDINGS, Infinity, { kind: findings[MAX_FINDINGS - 1].kind, detail: `${more} more changes not listed` });
+        }
+        return { html: pass.html, changed: true, findings };
+      }
+      findings.push(...again.findings);
+      unlisted += again.unlisted;
+      pass = again;
+    }
+    return untouched(`HTML still changes when parsed again after ${MAX_PASSES} passes (markup built to mutate)`);
   } catch (err) {
     return untouched(`HTML could not be processed: ${(err as Error).message}`);
   }

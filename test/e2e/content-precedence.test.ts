@@ -37,7 +37,7 @@ describe('precedence of verdict classes (default policy)', () => {
     const row = await send('gtube-link@example.test', message('your account', `<p>${GTUBE}</p>${LINK}`, `${GTUBE}\r\n`));
     expect(row).toMatchObject({ status: 'quarantined', verdict: 'high-spam' });
     const outcome = row.report!.outcome!;
-    expect(outcome.classes).toEqual(['phishing', 'high-spam', 'spam']);
+    expect(outcome.classes).toEqual(['phishing', 'high-spam']);
     expect(outcome.action).toBe('quarantine');
     expect(outcome.reasons.join('\n')).toContain('www.paypal.com');
     expect(outcome.headers).toContainEqual(['X-Spam-Flag', 'YES']);
