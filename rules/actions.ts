@@ -185,11 +185,11 @@ export function refusalReply(v: Pick<RecipientVerdict, 'class' | 'reason' | 'sco
     case 'virus':
       return { code: 554, enhanced: '5.7.1', text: `Message refused: ${why}` };
     case 'banned':
-      return { code: 554, enhanced: '5.7.1', text: `Message refused: attachment not allowed: ${why}` };
+      return { code: 554, enhanced: '5.7.1', text: `Message refused: ${why}` };
     case 'malformed':
       return { code: 554, enhanced: '5.6.0', text: `Message refused: ${why}` };
     case 'unscannable':
-      return { code: 554, enhanced: '5.6.0', text: `Message refused: it could not be fully scanned: ${why}` };
+      return { code: 554, enhanced: '5.6.0', text: `Message refused: ${why}` };
     case 'spoofed':
       return { code: 550, enhanced: '5.7.1', text: `Message refused: ${why}` };
     case 'phishing':

@@ -4,6 +4,20 @@
 // a limit reached is "unscannable" or "malformed", classes of their own.
 import type { ScanReport, ScoreSummary } from '../scanners/types.ts';
 import type { Policy, VerdictClass } from './policy.ts';
+import {
+  allowedReason,
+  belowThresholdReason,
+  blockedReason,
+  findingReason,
+  formatScore,
+  phishingReason,
+  scannerDownReason,
+  spamReason,
+  spoofedReason,
+  unscannableHtmlReason,
+  virusReason,
+  virusUnscannableReason,
+} from './explain.ts';
 
 export type { VerdictClass };
 
@@ -27,7 +41,7 @@ export type Classification =
       score: ScoreSummary;
     };
 
-export const formatScore = (score: number): string => score.toFixed(1);
+export { formatScore };
 
 const SPAM_CLASSES: readonly VerdictClass[] = ['spam', 'high-spam'];
 export const isSpamClass = (c: VerdictClass): boolean => SPAM_CLASSES.includes(c);
@@ -69,56 +83,48 @@ function arcExcuses(r: ScanReport, p: Policy): boolean {
   return p.auth.trustArc && r.auth?.status === 'checked' && r.auth.arc?.result === 'pass';
 }
 
-/** Each class's evidence in the report, most severe class first; the first non-empty one wins. */
+/** Each class's evidence in the report in plain words (rules/explain.ts), most severe class first. */
 function evidence(r: ScanReport, p: Policy, score: ScoreSummary): [VerdictClass, string[]][] {
   const a = p.checks.attachments && r.attachments?.status === 'checked' ? r.attachments : null;
-  const findings = (cls: string) => (a ? a.findings.filter((f) => f.class === cls).map(findingText) : []);
+  const findings = (cls: string) => (a ? a.findings.filter((f) => f.class === cls).map(findingReason) : []);
   const encrypted = findings('encrypted');
   const html = p.checks.html && r.html?.status === 'checked' ? r.html : null;
   const auth = p.checks.auth && r.auth?.status === 'checked' ? r.auth : null;
   const dmarc = auth?.dmarc;
   const spoofed =
     dmarc && dmarc.result === 'fail' && dmarc.policy === 'reject' && p.auth.dmarcReject === 'spoofed' && !arcExcuses(r, p)
-      ? [`DMARC fails for ${dmarc.from || dmarc.domain}, whose policy is reject`]
+      ? [spoofedReason(dmarc.from || dmarc.domain)]
       : [];
-  const spam = r.spam.status === 'scored' && p.checks.spam ? ` (${r.spam.rules.slice(0, 8).join(', ') || 'no rules'})` : '';
-  const scoreText = (cmp: string, limit: number) => `score ${formatScore(score.total)} ${cmp} ${formatScore(limit)}${spam}`;
-  const listed = p.checks.lists && r.list?.kind === 'block' ? [`sender on the ${r.list.scope} block list (${r.list.entry})`] : [];
+  const listed = p.checks.lists && r.list?.kind === 'block' ? [blockedReason(r.list)] : [];
+  const scored = hasScore(score);
   return [
-    ['virus', p.checks.virus && r.virus.status === 'infected' ? [`virus: ${r.virus.viruses.join(', ')}`] : []],
+    ['virus', p.checks.virus && r.virus.status === 'infected' ? [virusReason(r.virus.viruses)] : []],
     ['blocked', listed],
     ['malformed', findings('malformed')],
     ['banned', [...findings('banned'), ...(p.attachments.encrypted === 'banned' ? encrypted : [])]],
     [
       'unscannable',
       [
-        ...(p.checks.virus && r.virus.status === 'unscannable' ? [`could not be virus-scanned: ${r.virus.reason}`] : []),
-        ...(p.checks.virus && r.virus.status === 'error' && p.outage.virus === 'quarantine' ? [`virus scanner unavailable: ${r.virus.reason}`] : []),
-        ...(p.checks.spam && r.spam.status === 'error' && p.outage.spam === 'quarantine' ? [`spam scanner unavailable: ${r.spam.reason}`] : []),
+        ...(p.checks.virus && r.virus.status === 'unscannable' ? [virusUnscannableReason(r.virus.reason)] : []),
+        ...(p.checks.virus && r.virus.status === 'error' && p.outage.virus === 'quarantine' ? [scannerDownReason('virus', r.virus.reason)] : []),
+        ...(p.checks.spam && r.spam.status === 'error' && p.outage.spam === 'quarantine' ? [scannerDownReason('spam', r.spam.reason)] : []),
         ...findings('unscannable'),
         ...(p.attachments.encrypted === 'unscannable' ? encrypted : []),
-        ...(html ? html.findings.filter((f) => f.kind === 'unscannable-html').map((f) => `part ${f.part}: ${f.detail}`) : []),
+        ...(html ? html.findings.filter((f) => f.kind === 'unscannable-html').map((f) => unscannableHtmlReason(f.part, f.detail)) : []),
       ],
     ],
     ['spoofed', spoofed],
-    ['phishing', html && p.html.phishingNet ? html.phishing.map((l) => `phishing link: shows ${l.shown} but goes to ${l.real}`) : []],
-    ['high-spam', score.total >= p.spam.highThreshold && hasScore(score) ? [scoreText('>=', p.spam.highThreshold)] : []],
+    ['phishing', html && p.html.phishingNet ? html.phishing.map(phishingReason) : []],
+    ['high-spam', scored && score.total >= p.spam.highThreshold ? [spamReason(score, spamOf(r, p), 'high-spam')] : []],
     // One score, one spam class: above the high threshold it is high-spam only, so that a policy
     // may handle high-spam more mildly than spam (e.g. headers only for one recipient).
-    ['spam', score.total >= p.spam.threshold && score.total < p.spam.highThreshold && hasScore(score) ? [scoreText('>=', p.spam.threshold)] : []],
+    ['spam', scored && score.total >= p.spam.threshold && score.total < p.spam.highThreshold ? [spamReason(score, spamOf(r, p), 'spam')] : []],
   ];
 }
 
-const hasScore = (s: ScoreSummary) => s.spam !== null || s.urls !== 0 || s.auth !== 0;
+const spamOf = (r: ScanReport, p: Policy): ScanReport['spam'] => (p.checks.spam ? r.spam : { status: 'skipped', reason: 'off' });
 
-function findingText(f: { part: string | null; filename: string | null; class: string; reason: string; archivePath?: string[] }): string {
-  if (f.part === null) return `${f.class === 'malformed' ? 'malformed MIME' : 'not fully scanned'}: ${f.reason}`;
-  // A finding about an archive itself names the archive (the last of its path), not "part N".
-  const path = f.filename === null ? (f.archivePath ?? []).slice(0, -1) : (f.archivePath ?? []);
-  const name = f.filename ?? f.archivePath?.at(-1) ?? null;
-  const where = path.length > 0 ? ` in ${path.join(' > ')}` : '';
-  return `${name !== null ? `"${name}"` : `part ${f.part}`}${where}: ${f.reason}`;
-}
+const hasScore = (s: ScoreSummary) => s.spam !== null || s.urls !== 0 || s.auth !== 0;
 
 export function classify(r: ScanReport, p: Policy): Classification {
   const failed = failures(r, p);
@@ -135,12 +141,12 @@ export function classify(r: ScanReport, p: Policy): Classification {
     return { kind: 'verdict', class: classes[0].class, reason: reasons[0], reasons, classes, score };
   }
   const reason = lifted
-    ? `sender on the ${r.list!.scope} allow list (${r.list!.entry})${hasScore(score) ? `, score ${formatScore(score.total)}` : ''}`
+    ? `${allowedReason(r.list!)}${hasScore(score) ? ` (spam score ${formatScore(score.total)})` : ''}`
     : !p.checks.spam
       ? 'spam check off for this recipient'
       : r.spam.status === 'skipped'
         ? `not spam-scanned: ${r.spam.reason}`
-        : `score ${formatScore(score.total)} < ${formatScore(p.spam.threshold)}`;
+        : belowThresholdReason(score);
   return { kind: 'verdict', class: 'clean', reason, reasons: [reason], classes: [], score };
 }
 

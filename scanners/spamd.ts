@@ -41,6 +41,19 @@ export interface SpamSymbols {
   rules: string[];
 }
 
+/** One rule that hit, as spamd's REPORT table lists it. */
+export interface SpamRuleHit {
+  rule: string;
+  score: number;
+  /** The rule's description ("Generic Test for Unsolicited Bulk Email"), its "BODY:"-style prefix removed. */
+  description: string;
+}
+
+export interface SpamReport extends SpamSymbols {
+  /** Each rule with its score and description; null when the answer had no table we could read (a custom report template). */
+  details: SpamRuleHit[] | null;
+}
+
 export type LearnTarget = 'local' | 'remote';
 
 export interface TellOptions {
@@ -81,6 +94,18 @@ export class SpamdClient {
     // Rule names are ASCII; latin1 keeps any odd byte visible instead of throwing.
     const rules = res.body.toString('latin1').split(',').map((r) => r.trim()).filter((r) => r.length > 0);
     return { ...verdict, rules };
+  }
+
+  /**
+   * Scores the message and returns spamd's report: every rule that hit with its score and
+   * description (the table of SpamAssassin's default report template). Throws SpamdError on any failure.
+   */
+  async report(message: Buffer): Promise<SpamReport> {
+    const res = await this.request('REPORT', this.#userHeader(), message);
+    const verdict = parseSpamHeader(res.headers.get('spam'));
+    const details = parseReportTable(res.body.toString('utf8'));
+    // Sorted as SYMBOLS sorts them, so that X-Spam-Status reads the same whichever verb scored.
+    return { ...verdict, rules: (details ?? []).map((d) => d.rule).sort(), details };
   }
 
   /**
@@ -156,7 +181,7 @@ export class SpamdClient {
  * does (SpamAssassin is slow on big messages and spam is small); every failure becomes `error`.
  */
 export async function scanSpam(
-  client: Pick<SpamdClient, 'symbols'>,
+  client: Pick<SpamdClient, 'report' | 'symbols'>,
   message: Buffer,
   o: { maxBytes: number },
 ): Promise<SpamScan> {
@@ -164,11 +189,37 @@ export async function scanSpam(
     return { status: 'skipped', reason: `message is ${message.length} bytes, above the spam scan limit of ${o.maxBytes}` };
   }
   try {
-    const r = await client.symbols(message);
-    return { status: 'scored', score: r.score, threshold: r.threshold, rules: r.rules };
+    const r = await client.report(message);
+    if (r.details !== null) return { status: 'scored', score: r.score, threshold: r.threshold, rules: r.rules, details: r.details };
+    // A report template without the rule table (site configuration): the rule names from SYMBOLS.
+    const symbols = await client.symbols(message);
+    return { status: 'scored', score: symbols.score, threshold: symbols.threshold, rules: symbols.rules };
   } catch (err) {
     return { status: 'error', reason: err instanceof Error ? err.message : String(err) };
   }
+}
+
+const TABLE_HEAD = /^\s*pts\s+rule name\s+description\s*$/;
+const TABLE_ROW = /^\s*(-?\d+(?:\.\d+)?)\s+([A-Za-z0-9_]+)\s+(.*)$/;
+// Where a rule is tested, in front of many descriptions: not something a reader needs.
+const WHERE_PREFIX = /^(?:BODY|RAW|URI|HEADER|FULL|META):\s*/;
+
+/**
+ * The rule table of SpamAssassin's report (" pts rule name  description", a line of dashes, one row
+ * per rule, long descriptions continued on indented lines). Null when there is no table.
+ */
+export function parseReportTable(text: string): SpamRuleHit[] | null {
+  const lines = text.split(/\r?\n/);
+  const head = lines.findIndex((l) => TABLE_HEAD.test(l));
+  if (head === -1 || !/^[\s-]+$/.test(lines[head + 1] ?? '')) return null;
+  const hits: SpamRuleHit[] = [];
+  for (const line of lines.slice(head + 2)) {
+    const row = TABLE_ROW.exec(line);
+    if (row) hits.push({ rule: row[2], score: Number(row[1]), description: row[3].trim().replace(WHERE_PREFIX, '') });
+    else if (/^\s+\S/.test(line) && hits.length > 0) hits[hits.length - 1].description += ` ${line.trim()}`;
+    else break;
+  }
+  return hits;
 }
 
 export function encodeRequest(verb: string, headers: [string, string][], body: Buffer | undefined): Buffer {

@@ -21,7 +21,14 @@ export type VirusScan =
 
 /** What the spam scanner (spamd) said about one message. */
 export type SpamScan =
-  | { status: 'scored'; score: number; threshold: number; rules: string[] }
+  | {
+      status: 'scored';
+      score: number;
+      threshold: number;
+      rules: string[];
+      /** Each rule that hit with its score and description (spamd REPORT); absent in older reports or with a custom report template. */
+      details?: { rule: string; score: number; description: string }[];
+    }
   /** Deliberately not scanned, e.g. larger than the spam scan size limit (as spamc does). */
   | { status: 'skipped'; reason: string }
   | { status: 'error'; reason: string };

@@ -30,7 +30,7 @@ describe('attachments and MIME structure (default policy)', () => {
   it('EICAR three zips deep: virus, quarantined, nothing delivered', async () => {
     const row = await send(gw, withText(attachment('archive.zip', nestedZip(eicarBytes(), 'readme.txt', 3), { type: 'application/zip' })), ['quarantined'], 'v1@example.test');
     expect(row.verdict).toBe('virus');
-    expect(row.reason).toMatch(/^virus: .*Eicar/i);
+    expect(row.reason).toMatch(/^contains the virus .*Eicar/i);
     expect(row.report?.outcome).toMatchObject({ class: 'virus', action: 'quarantine', recipients: ['v1@example.test'] });
     expect(await mailboxMessages(gw, 'v1@example.test')).toHaveLength(0);
   });
@@ -38,7 +38,7 @@ describe('attachments and MIME structure (default policy)', () => {
   it('an executable renamed .pdf: banned by its content', async () => {
     const row = await send(gw, withText(attachment('invoice.pdf', FAKE_PE, { type: 'application/pdf' })), ['quarantined'], 'b1@example.test');
     expect(row.verdict).toBe('banned');
-    expect(row.reason).toBe('"invoice.pdf": content is a Windows/DOS executable (MZ)');
+    expect(row.reason).toBe('the attachment "invoice.pdf" is not allowed: content is a Windows/DOS executable (MZ)');
     expect(row.report?.attachments).toMatchObject({ status: 'checked', files: [{ part: '2', filename: 'invoice.pdf', detected: 'Windows/DOS executable (MZ)' }] });
     expect(await mailboxMessages(gw, 'b1@example.test')).toHaveLength(0);
   });
@@ -48,7 +48,7 @@ describe('attachments and MIME structure (default policy)', () => {
     const row = await send(gw, withText(part), ['quarantined'], 'b2@example.test');
     expect(row.verdict).toBe('banned');
     const reasons = row.report?.outcome?.reasons ?? [];
-    expect(reasons).toContain('"invoice\u202efdp.exe": .exe files are not allowed');
+    expect(reasons).toContain('the attachment "invoice\u202efdp.exe" is not allowed: .exe files are not allowed');
     expect(reasons.some((r) => /right-to-left override/.test(r))).toBe(true);
   });
 
@@ -65,19 +65,19 @@ describe('attachments and MIME structure (default policy)', () => {
     const many = zip(Array.from({ length: 1001 }, (_, i) => ({ name: `f${i}.txt`, data: 'x' })));
     const row = await send(gw, withText(attachment('many.zip', many, { type: 'application/zip' })), ['quarantined'], 'u1@example.test');
     expect(row.verdict).toBe('unscannable');
-    expect(row.reason).toBe('"many.zip": more than 1000 archive entries');
+    expect(row.reason).toBe('the attachment "many.zip" could not be fully scanned: more than 1000 archive entries');
   });
 
   it('past the MIME part limit: malformed, quarantined — and the worker goes on', async () => {
     const parts = Array.from({ length: 600 }, (_, i) => text(`part ${i}\r\n`));
     const row = await send(gw, buildMessage({ multipart: 'mixed', parts }, HEADERS), ['quarantined'], 'm1@example.test');
     expect(row.verdict).toBe('malformed');
-    expect(row.reason).toBe('malformed MIME: more than 500 MIME parts');
+    expect(row.reason).toBe('the message structure is broken: more than 500 MIME parts');
     // a multipart whose boundary is missing hides its parts from every scanner
     const noBoundary = Buffer.from(`${HEADERS.join('\r\n')}\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x--\r\n`);
     const row2 = await send(gw, noBoundary, ['quarantined'], 'm2@example.test');
     expect(row2.verdict).toBe('malformed');
-    expect(row2.reason).toBe('malformed MIME: multipart part without a usable boundary');
+    expect(row2.reason).toBe('the message structure is broken: multipart part without a usable boundary');
   });
 
   it('many parts within the limits, an 8-bit body: delivered, every body byte as sent', async () => {
@@ -110,7 +110,7 @@ describe('banned attachments removed by policy (action strip)', () => {
     const [got] = await mailboxMessages(gw, 'alice@example.test');
     const head = splitMessage(got).head.replace(/\r\n[ \t]+/g, ' ');
     expect(head).toContain('Subject: {Filename?} quarterly figures\r\n');
-    expect(head).toMatch(/X-Mailmoat-Warning: banned: "invoice\.pdf\.exe": \.exe files are not allowed/);
+    expect(head).toMatch(/X-Mailmoat-Warning: banned: the attachment "invoice\.pdf\.exe" is not allowed: \.exe files are not allowed/);
     const segments = (b: Buffer) => b.toString('latin1').split('--OUTER').slice(1, -1);
     const [textIn, , pdfIn] = segments(raw);
     const [textOut, noteOut, pdfOut] = segments(got);

@@ -84,7 +84,7 @@ describe('mail authentication', () => {
     const row = await send('a2@example.test', message('Bank <news@bank.test>', 'urgent'));
     expect(row.verdict).toBe('spoofed');
     expect(row.status).toBe('quarantined');
-    expect(row.reason).toBe('DMARC fails for bank.test, whose policy is reject');
+    expect(row.reason).toBe("claims to come from bank.test but fails that domain's DMARC check, and bank.test asks receivers to reject such mail");
     expect(row.report?.auth).toMatchObject({ spf: { result: 'fail', domain: 'bank.test' }, dmarc: { result: 'fail', policy: 'reject' } });
     expect(await mailboxMessages(gw, 'a2@example.test')).toHaveLength(0);
   });

@@ -43,11 +43,11 @@ describe('HTML disarming and the phishing net (default policy)', () => {
     const raw = alternative('account locked', 'Dear customer, your account is locked.\r\n', PHISH);
     const { row, got } = await deliver(gw, 'p1@example.test', raw);
     expect(row.verdict).toBe('phishing');
-    expect(row.reason).toBe('phishing link: shows www.bank.test but goes to login.evil.example');
+    expect(row.reason).toBe('a link shows www.bank.test but goes to login.evil.example');
     expect(row.report?.html).toMatchObject({ status: 'checked', changed: true, dangerous: true, phishing: [{ part: '2', shown: 'www.bank.test', real: 'login.evil.example' }] });
     const head = splitMessage(got).head.replace(/\r\n[ \t]+/g, ' ');
     expect(head).toContain('Subject: {Fraud?} <Cleaned> account locked\r\n');
-    expect(head).toContain('X-Mailmoat-Warning: phishing: phishing link: shows www.bank.test but goes to login.evil.example');
+    expect(head).toContain('X-Mailmoat-Warning: phishing: a link shows www.bank.test but goes to login.evil.example');
     expect(textPart(got)).toBe(textPart(raw));
     const out = htmlOf(got);
     expect(out).not.toContain('<script');

@@ -37,10 +37,10 @@ describe('inline verdicts', () => {
   it('a virus is refused with 554 5.7.1 and the virus name; nothing is kept', async () => {
     const res = await send(['alice@example.test'], withFile('eicar.txt', EICAR));
     expect(res.code).toBe(554);
-    expect(res.response).toMatch(/^554 5\.7\.1 Message refused: virus: .*Eicar/i);
+    expect(res.response).toMatch(/^554 5\.7\.1 Message refused: contains the virus .*Eicar/i);
     const row = await lastRow();
     expect(row).toMatchObject({ status: 'refused', verdict: 'virus' });
-    expect(row.lastReply).toMatch(/^554 5\.7\.1 Message refused: virus/);
+    expect(row.lastReply).toMatch(/^554 5\.7\.1 Message refused: contains the virus/);
     expect(row.report?.outcome?.action).toBe('refused');
     expect(existsSync(path.join(gw.config.dataDir, 'quarantine', `${row.id}.eml`))).toBe(false);
     expect(await gw.stores.spool.readEnvelope(row.id)).toBeUndefined();
@@ -49,7 +49,7 @@ describe('inline verdicts', () => {
 
   it('a banned attachment and high-scoring spam are refused with the reason', async () => {
     const banned = await send(['alice@example.test'], withFile('invoice.pdf', FAKE_PE));
-    expect(banned.response).toBe('554 5.7.1 Message refused: attachment not allowed: "invoice.pdf": content is a Windows/DOS executable (MZ)');
+    expect(banned.response).toBe('554 5.7.1 Message refused: the attachment "invoice.pdf" is not allowed: content is a Windows/DOS executable (MZ)');
     const spam = await send(['alice@example.test'], plain(`${GTUBE}\r\n`));
     expect(spam.response).toMatch(/^550 5\.7\.1 Message refused as spam \(score \d+\.\d\)$/);
   });
@@ -57,7 +57,7 @@ describe('inline verdicts', () => {
   it('a malformed message is refused with 554 5.6.0', async () => {
     const parts = Array.from({ length: 600 }, (_, i) => text(`${i}\r\n`));
     const res = await send(['alice@example.test'], buildMessage({ multipart: 'mixed', parts }, HEADERS));
-    expect(res.response).toBe('554 5.6.0 Message refused: malformed MIME: more than 500 MIME parts');
+    expect(res.response).toBe('554 5.6.0 Message refused: the message structure is broken: more than 500 MIME parts');
   });
 
   it('a clean message is accepted once the verdict is in, and delivered', async () => {

@@ -85,8 +85,8 @@ describe('groups and inline refusals', () => {
 
 describe('refusal replies', () => {
   it('never lets message content inject reply lines or non-ASCII', () => {
-    const r = refusalReply({ class: 'banned', reason: '"invoice\u202efdp.exe"\r\n250 ok', score });
-    expect(r.text).toBe('Message refused: attachment not allowed: "invoice\\u202efdp.exe" 250 ok');
+    const r = refusalReply({ class: 'banned', reason: 'the attachment "invoice\u202efdp.exe"\r\n250 ok', score });
+    expect(r.text).toBe('Message refused: the attachment "invoice\\u202efdp.exe" 250 ok');
     expect(oneLine('x'.repeat(300))).toHaveLength(200);
   });
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../gateway/services/managed.ts';
-import { encodeRequest, parseResponse, scanSpam, SpamdClient, SpamdError } from '../../scanners/spamd.ts';
+import { encodeRequest, parseReportTable, parseResponse, scanSpam, SpamdClient, SpamdError } from '../../scanners/spamd.ts';
 import { mailDate } from '../support/mime.ts';
 
 const services = inject('services');
@@ -39,6 +39,15 @@ describe('SpamdClient against the real spamd', () => {
     expect(r.score).toBeGreaterThanOrEqual(100);
     expect(r.threshold).toBeGreaterThan(0);
     expect(r.rules).toContain('GTUBE');
+  });
+
+  it('reports each rule with its score and description (REPORT)', async () => {
+    const r = await client().report(message({ subject: 'test', body: `${GTUBE}\r\n` }));
+    expect(r.isSpam).toBe(true);
+    expect(r.details).toContainEqual({ rule: 'GTUBE', score: 1000, description: 'Generic Test for Unsolicited Bulk Email' });
+    expect(r.rules).toEqual([...r.rules].sort());
+    const total = r.details!.reduce((sum, d) => sum + d.score, 0);
+    expect(Math.abs(total - r.score)).toBeLessThan(0.2);
   });
 
   it('does not call an ordinary message spam', async () => {
@@ -81,6 +90,19 @@ describe('scanSpam', () => {
   it('scores within the size limit', async () => {
     const r = await scanSpam(client(), message({ subject: 'x', body: `${GTUBE}\r\n` }), { maxBytes: 500_000 });
     expect(r).toMatchObject({ status: 'scored', rules: expect.arrayContaining(['GTUBE']) });
+  });
+
+  it('reads a wrapped description and takes the rule names from SYMBOLS when the report has no table', async () => {
+    const table = ' pts rule name              description\n---- ---------------------- ----------\n 1.5 RCVD_IN_X              RBL: Sender listed at https://x.example/,\n                            low trust\n 0.0 HTML_MESSAGE           BODY: HTML included in message\n\n';
+    expect(parseReportTable(`Content analysis details:   (1.5 points, 5.0 required)\n\n${table}`)).toEqual([
+      { rule: 'RCVD_IN_X', score: 1.5, description: 'RBL: Sender listed at https://x.example/, low trust' },
+      { rule: 'HTML_MESSAGE', score: 0, description: 'HTML included in message' },
+    ]);
+    const custom = {
+      report: async () => ({ isSpam: false, score: 1.5, threshold: 5, rules: [], details: null }),
+      symbols: async () => ({ isSpam: false, score: 1.5, threshold: 5, rules: ['RCVD_IN_X'] }),
+    };
+    expect(await scanSpam(custom, Buffer.from('x'), { maxBytes: 100 })).toEqual({ status: 'scored', score: 1.5, threshold: 5, rules: ['RCVD_IN_X'] });
   });
 
   it('skips messages above maxBytes without contacting spamd', async () => {
