@@ -6,7 +6,7 @@
 // per recipient and do not split groups.
 import type { ScanReport, ScoreSummary } from '../scanners/types.ts';
 import type { SmtpReply } from './replies.ts';
-import type { ClassAction, Disposition, Policy, VerdictClass } from './policy.ts';
+import { DISPOSITIONS, type ClassAction, type Disposition, type Policy, type VerdictClass } from './policy.ts';
 import { formatScore, statusHeaders, type ClassEvidence } from './verdict.ts';
 
 /** HTML disarming settings of a delivered copy (scanners/html-disarm.ts DisarmOptions, the policy part). */
@@ -60,8 +60,8 @@ export interface RecipientPlan extends RecipientVerdict {
   statusHeaders: [string, string][];
 }
 
-/** Strictness of each disposition: a message that is several things gets the strictest action of them all. */
-export const DISPOSITION_RANK: Record<Disposition, number> = { deliver: 0, headers: 1, tagged: 2, strip: 3, quarantine: 4, reject: 5 };
+/** Strictness of a disposition: its place in DISPOSITIONS (least strict first). */
+const strictness = (d: Disposition): number => DISPOSITIONS.indexOf(d);
 
 /**
  * Every class with evidence decides, and the strictest action wins (refuse > quarantine > strip >
@@ -73,7 +73,7 @@ export const DISPOSITION_RANK: Record<Disposition, number> = { deliver: 0, heade
 export function strictestAction(v: Pick<RecipientVerdict, 'classes' | 'policy'>): { class: VerdictClass; action: ClassAction } {
   const classes = v.classes.length > 0 ? v.classes.map((c) => c.class) : (['clean'] as VerdictClass[]);
   let winner = classes[0];
-  for (const c of classes) if (DISPOSITION_RANK[v.policy.actions[c].do] > DISPOSITION_RANK[v.policy.actions[winner].do]) winner = c;
+  for (const c of classes) if (strictness(v.policy.actions[c].do) > strictness(v.policy.actions[winner].do)) winner = c;
   const all = classes.map((c) => v.policy.actions[c]);
   return {
     class: winner,

@@ -9,8 +9,9 @@
 import type { AttachmentRulesOverride } from './attachments.ts';
 
 /**
- * The verdict classes, most severe first: when a message is several things at once, the first
- * class that applies is its class (a virus that is also spam is a virus).
+ * The verdict classes, most severe first. A message that is several things at once is handled by
+ * the strictest action among all its classes (rules/actions.ts strictestAction); among classes with
+ * that action, the first of this list names the verdict (a virus that is also spam is a virus).
  */
 export const VERDICT_CLASSES = [
   'virus',
@@ -37,6 +38,7 @@ export type VerdictClass = (typeof VERDICT_CLASSES)[number];
  *               waiting for the verdict (inline verdicts) and every recipient's policy refuses;
  *               otherwise (accepted already) quarantined, never lost.
  */
+// Least strict first: the order rules/actions.ts ranks them by when several classes apply.
 export const DISPOSITIONS = ['deliver', 'headers', 'tagged', 'strip', 'quarantine', 'reject'] as const;
 export type Disposition = (typeof DISPOSITIONS)[number];
 
