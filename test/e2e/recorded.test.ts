@@ -106,7 +106,9 @@ function tmpfsDataDir(): { dataDir: string; fill(): Promise<void>; free(): Promi
 describe.runIf(process.getuid?.() === 0)('SQLite: the disk fills right after a downstream accepted', () => {
   it('records the delivery (from the space reserve) and delivers once', async () => {
     const disk = tmpfsDataDir();
-    const down = await downstream(() => disk.fill());
+    const down = await downstream(async (_m, nth) => {
+      if (nth === 1) await disk.fill();
+    });
     const gw = await gateway(down, { dataDir: disk.dataDir });
     const sent = await send(gw, 'full-at-dot');
     expect(sent.code).toBe(250);
@@ -155,7 +157,8 @@ describe('PostgreSQL: the database drops the gateway right after a downstream ac
     let name = '';
     let back: Promise<unknown> = Promise.resolve();
     cleanups.push(() => back);
-    const down = await downstream(async () => {
+    const down = await downstream(async (_m, nth) => {
+      if (nth > 1) return;
       await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
       await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
       back = new Promise((r) => setTimeout(r, outageMs)).then(() => admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`));
