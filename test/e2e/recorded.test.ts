@@ -2,13 +2,14 @@
 // genuinely full tmpfs) and a PostgreSQL that drops the gateway's connections and refuses new ones
 // for a while. The downstream is a scripted SMTP server on loopback that breaks the store on
 // receiving the final dot, and only then answers.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { DeliveryJournal } from '../../gateway/delivery/journal.ts';
 import { sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -181,5 +182,29 @@ describe('PostgreSQL: the database drops the gateway right after a downstream ac
     await settle();
     expect(down.dots).toEqual([`pg-${outageMs}`]);
     expect((await gw.stores.store.deliveries(sent.id!)).map((d) => d.outcome)).toEqual(['delivered']);
+  });
+});
+
+describe('a worker that died with results in its delivery journal', () => {
+  it('has them replayed by the next worker, which does not send again', async () => {
+    const down = await downstream(async () => {});
+    const gw = await gateway(down);
+    await gw.stopWorkers();
+    const sent = await send(gw, 'journaled');
+    expect(sent.code).toBe(250);
+    // What a worker leaves when it dies after a 250 it could only write to its journal.
+    const scratch = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-journal-'));
+    cleanups.push(() => fs.rm(scratch, { recursive: true, force: true }));
+    const dead = await DeliveryJournal.open(scratch);
+    await dead.append({ id: sent.id!, recipient: 'alice@example.test', outcome: 'delivered', reply: '127.0.0.1: 250 Stored (before the crash)', at: Date.now() });
+    await dead.close();
+    const [file] = await fs.readdir(scratch);
+    const journalDir = path.join(gw.config.dataDir, 'delivery-journal');
+    await fs.rename(path.join(scratch, file), path.join(journalDir, file.replace(/-\d+\.journal$/, `-${spawnSync('true').pid}.journal`)));
+    await gw.startWorkers();
+    await waitForStatus(gw, sent.id!, ['delivered']);
+    await settle();
+    expect(down.dots).toEqual([]);
+    expect(await gw.stores.store.deliveries(sent.id!)).toEqual([expect.objectContaining({ outcome: 'delivered', reply: '127.0.0.1: 250 Stored (before the crash)' })]);
   });
 });
