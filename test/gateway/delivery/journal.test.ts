@@ -5,11 +5,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { DeliveryJournal, type JournalFact } from '../../../gateway/delivery/journal.ts';
 import { DeliveryRecorder } from '../../../gateway/delivery/recorded.ts';
 import { silentLogger } from '../../../gateway/log.ts';
 import { openMetadataStore } from '../../../gateway/store/metadata.ts';
+import { RetryLater } from '../../../gateway/store/queue.ts';
 import { openTestSql } from '../../support/databases.ts';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -111,5 +114,34 @@ describe('delivery recorder at worker start', () => {
     expect(await store.deliveries('M1')).toEqual([expect.objectContaining({ recipient: 'a@x.test', outcome: 'delivered', reply: '250 2.0.0 Stored' })]);
     expect(recorder.doneInJournal('M1').size).toBe(0);
     await expect(fs.stat(orphan)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('delivery recorder while the store refuses writes', () => {
+  it('pauses every attempt (RetryLater, nothing sent) and logs the pause once, and the resumption once', async () => {
+    const db = await openTestSql('postgres');
+    cleanups.push(() => db.close());
+    const name = new URL((db.target as { postgres: string }).postgres).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: inject('services').postgresUrl });
+    await admin.connect();
+    cleanups.push(() => admin.end());
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const recorder = new DeliveryRecorder({ store: openMetadataStore(db.sql), logger, journalDir: tempDir(), retryMs: 100, pauseMs: 100 });
+    await recorder.start();
+    cleanups.push(() => recorder.stop());
+
+    await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+    cleanups.push(() => admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`));
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const paused = await recorder.beforeAttempt('M1', attempt).then(() => undefined, (err: unknown) => err);
+      expect(paused).toBeInstanceOf(RetryLater);
+      expect((paused as RetryLater).delayMs).toBe(100);
+    }
+    await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+    await recorder.beforeAttempt('M1', 4);
+    await recorder.beforeAttempt('M1', 5);
+    expect(lines.map((l) => l.msg)).toEqual(['the store refuses writes: delivery paused until it takes them again', 'the store takes writes again: delivery resumed']);
   });
 });
