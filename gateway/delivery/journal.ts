@@ -61,7 +61,9 @@ export class DeliveryJournal {
       const m = /^([\w-]+)-(\d+)\.journal$/.exec(name);
       if (!m || name === ownName) continue;
       if (m[1] === boot && isAlive(Number(m[2]))) continue; // another live worker of this machine
-      orphans.push(await openExisting(path.join(dir, name)));
+      const orphan = await openExisting(path.join(dir, name));
+      if (orphan.slots.some((f) => f !== undefined)) orphans.push(orphan);
+      else await orphan.handle.close().then(() => fs.rm(orphan.path, { force: true })); // a worker that stopped with nothing pending
     }
     return new DeliveryJournal(own, orphans);
   }

@@ -59,6 +59,16 @@ describe('delivery journal', () => {
     await expect(fs.stat(orphan)).rejects.toThrow(/ENOENT/);
   });
 
+  it('removes the empty files of workers that stopped, and keeps its own', async () => {
+    const dir = tempDir();
+    const stopped = await orphanJournal(dir, []);
+    const journal = await DeliveryJournal.open(dir);
+    await journal.close();
+    const files = await fs.readdir(dir);
+    expect(files).toEqual([expect.stringMatching(new RegExp(`-${process.pid}\\.journal$`))]);
+    expect(files).not.toContain(path.basename(stopped));
+  });
+
   it('reads a torn slot (bad checksum) as free, never as a fact', async () => {
     const dir = tempDir();
     const orphan = await orphanJournal(dir, [fact('a@x.test'), fact('b@x.test')]);
