@@ -72,7 +72,7 @@ const send = (gw: TestGateway, marker: string) =>
   sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, `Subject: ${marker}\r\nX-Marker: ${marker}\r\n\r\n${marker}\r\n`);
 
 /** Long enough for several retries and pauses of the job (300 ms each) to have run. */
-const settle = () => new Promise((r) => setTimeout(r, 2_000));
+const settle = () => new Promise((r) => setTimeout(r, 1_200));
 
 /** A data dir on a tmpfs of its own, which a test can fill to the last byte. */
 function tmpfsDataDir(): { dataDir: string; fill(): Promise<void>; free(): Promise<void> } {
@@ -171,7 +171,7 @@ describe('PostgreSQL: the database drops the gateway right after a downstream ac
 
   it.each([
     ['shorter than the in-process retry (1 s)', 300],
-    ['longer than the in-process retry: kept in the journal, replayed', 3_000],
+    ['longer than the in-process retry: kept in the journal, replayed', 2_500],
   ])('delivers once when the outage is %s', async (_what, outageMs) => {
     const { down, gw } = await restartAtDot(outageMs);
     const sent = await send(gw, `pg-${outageMs}`);
