@@ -16,6 +16,7 @@ import { openDigestStore, type DigestStore } from '../../gateway/store/digests.t
 import { openLearnLog, type LearnLog } from '../../gateway/store/learnlog.ts';
 import { openListStore, type ListStore } from '../../gateway/store/lists.ts';
 import { openMetadataStore, type MetadataStore } from '../../gateway/store/metadata.ts';
+import { openReleaseRequestStore, type ReleaseRequestStore } from '../../gateway/store/release-requests.ts';
 import { migrate } from '../../gateway/store/migrations.ts';
 import { openSql, type Dialect } from '../../gateway/store/sql.ts';
 import { createTestDatabase } from '../support/databases.ts';
@@ -38,6 +39,9 @@ export interface Harness {
   lists: ListStore;
   learnLog: LearnLog;
   digests: DigestStore;
+  requests: ReleaseRequestStore;
+  /** Notices the console sent (deps.notify). */
+  notices: { to: string; subject: string; text: string }[];
   released: string[];
   told: { cls: string; size: number }[];
   /** What the fake spamd answers to TELL. */
@@ -84,6 +88,8 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
   const lists = openListStore(sql);
   const learnLog = openLearnLog(sql);
   const digests = openDigestStore(sql);
+  const requests = openReleaseRequestStore(sql);
+  const notices: Harness['notices'] = [];
   const released: string[] = [];
   const told: { cls: string; size: number }[] = [];
   const h: Partial<Harness> & { spamdDidSet: string[] } = { spamdDidSet: ['local'] };
@@ -98,6 +104,10 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     lists,
     learnLog,
     digests,
+    requests,
+    async notify(to, subject, text) {
+      notices.push({ to, subject, text });
+    },
     secret: Buffer.alloc(32, 7),
     async release(id, by) {
       const r = await store.get(id);
@@ -136,6 +146,8 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     lists,
     learnLog,
     digests,
+    requests,
+    notices,
     released,
     told,
     async addMessage(m: Parameters<Harness['addMessage']>[0]) {
