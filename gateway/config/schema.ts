@@ -295,7 +295,10 @@ const consoleSection = z
       .object({
         /** Login attempts per client IP per window (HTTP 429 above it). */
         maxPerIp: positiveInt.default(10),
-        /** Failed logins per username per window before that username is refused for the window. */
+        /**
+         * Failed logins per username and client address per window before that address is refused
+         * for the username (with a doubling back-off before); other addresses can still log in.
+         */
         maxFailuresPerUser: positiveInt.default(10),
         windowMinutes: positiveInt.default(15),
       })

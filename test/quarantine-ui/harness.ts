@@ -185,8 +185,11 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
 export class Client {
   readonly app: FastifyInstance;
   cookies = new Map<string, string>();
-  constructor(app: FastifyInstance) {
+  /** The client address the console sees (req.ip). */
+  readonly ip: string;
+  constructor(app: FastifyInstance, ip = '127.0.0.1') {
     this.app = app;
+    this.ip = ip;
   }
   private cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -203,7 +206,7 @@ export class Client {
     }
   }
   async get(url: string) {
-    const res = await this.app.inject({ method: 'GET', url, headers: { cookie: this.cookieHeader() } });
+    const res = await this.app.inject({ method: 'GET', url, remoteAddress: this.ip, headers: { cookie: this.cookieHeader() } });
     this.keep(res);
     return res;
   }
@@ -217,6 +220,7 @@ export class Client {
     const res = await this.app.inject({
       method: 'POST',
       url,
+      remoteAddress: this.ip,
       headers: { cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
       payload: body.toString(),
     });
