@@ -46,7 +46,7 @@ export interface Harness {
   told: { cls: string; size: number }[];
   /** What the fake spamd answers to TELL. */
   spamdDidSet: string[];
-  addMessage(o: { rcpt: string[]; from?: string; subject?: string; verdict?: string; score?: number; body?: string; raw?: string; status?: 'quarantined' | 'delivered'; clientIp?: string }): Promise<string>;
+  addMessage(o: { id?: string; rcpt: string[]; from?: string; subject?: string; verdict?: string; score?: number; body?: string; raw?: string; status?: 'quarantined' | 'delivered'; clientIp?: string }): Promise<string>;
   addAccount(username: string, role: Role, o?: { domains?: string[]; addresses?: string[] }): Promise<void>;
   close(): Promise<void>;
 }
@@ -151,7 +151,7 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     released,
     told,
     async addMessage(m: Parameters<Harness['addMessage']>[0]) {
-      const id = fakeId();
+      const id = m.id ?? fakeId();
       const raw = m.raw ?? rawMessage({ to: m.rcpt[0], subject: m.subject, text: m.body });
       await store.recordReceived({ id, receivedAt: Date.now(), clientIp: m.clientIp ?? '192.0.2.1', helo: 'client.test', mailFrom: m.from ?? 'bob@sender.test', rcptTo: m.rcpt, size: raw.length });
       const report: ScanReport = {
