@@ -112,6 +112,14 @@ export async function registerRequestRoutes(app: FastifyInstance, ctx: Ctx): Pro
     const { r, m } = found;
     const by = user.account.username;
     const target = `request ${r.id}`;
+    if (m.status !== 'quarantined') {
+      // Released or deleted meanwhile by other means: the request is closed, and the user sees why.
+      const why = `The message is no longer in quarantine (${m.status}).`;
+      await requests.decide(r.id, 'denied', by, why);
+      await ctx.audit(req, { action: 'release-request-approve', target, messageId: m.id, outcome: 'failed', detail: why });
+      ctx.flash(req, 'error', why);
+      return reply.redirect('/requests', 303);
+    }
     // The compare-and-set first: of two admins approving at once, one releases.
     if (!(await requests.decide(r.id, 'approved', by, ''))) {
       await ctx.audit(req, { action: 'release-request-approve', target, messageId: m.id, outcome: 'denied', detail: 'answered already' });
