@@ -4,7 +4,7 @@
 // once, through the same release path as the Release button — or deny it, and the user is told (in
 // the console, and by mail when the console can send mail). Every step is in the audit log.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx, ConsoleUser } from '../app.ts';
+import { consolePublicUrl, type Ctx, type ConsoleUser } from '../app.ts';
 import type { MessageRecord } from '../../gateway/store/metadata.ts';
 import type { ReleaseRequest } from '../../gateway/store/release-requests.ts';
 import { canActOn, canSee, recipientInScope } from '../scope.ts';
@@ -35,6 +35,7 @@ export async function requestRelease(ctx: Ctx, o: { requester: string; recipient
   }
   await o.audit('ok', `request ${r.id}${o.note ? `: ${o.note}` : ''}`);
   const domain = o.recipient.slice(o.recipient.lastIndexOf('@') + 1);
+  await tellAdmins(ctx, domain, o.recipient, m, o.note);
   return { ok: true, text: `Your request has been sent to the administrators of ${domain}. You will be told when they answer.` };
 }
 
@@ -150,6 +151,28 @@ export async function registerRequestRoutes(app: FastifyInstance, ctx: Ctx): Pro
     ctx.flash(req, 'ok', told ? `Denied; ${r.recipient} has been told by mail and in the console.` : `Denied; ${r.recipient} sees the answer in the console.`);
     return reply.redirect('/requests', 303);
   });
+}
+
+/** The domain's admin address (the one notifyAdmin uses: policy.adminAddress, else postmaster@) hears of a new request. */
+async function tellAdmins(ctx: Ctx, domain: string, recipient: string, m: MessageRecord, note: string): Promise<void> {
+  if (!ctx.deps.notify) return;
+  const { config } = ctx.deps;
+  const to = config.domains[domain]?.policy?.adminAddress ?? config.policy.adminAddress ?? `postmaster@${domain}`;
+  const text = [
+    `${recipient} asks for the release of a message held in quarantine.`,
+    '',
+    `  From: ${displayText(m.mailFrom || '<>', 200)}`,
+    `  Subject: ${displayText(m.subject ?? '(none)', 200)}`,
+    `  Held because: ${displayText(m.reason ?? m.verdict ?? 'unknown', 200)}`,
+    ...(note ? [`  Note: ${displayText(note, 500)}`] : []),
+    '',
+    `Approve or deny it in the console: ${consolePublicUrl(config)}requests`,
+  ];
+  try {
+    await ctx.deps.notify(to, `Release request from ${recipient}`, text.join('\r\n'));
+  } catch (err) {
+    ctx.deps.logger.error({ err, messageId: m.id }, 'could not send the release-request notice to the admins');
+  }
 }
 
 /** A short notice to the recipient, when the console can send mail; false when it could not. */

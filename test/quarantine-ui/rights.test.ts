@@ -102,6 +102,10 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
     expect((await h.requests.forMessage(id)).length).toBe(1);
     const [request] = await h.requests.forMessage(id);
     expect(request).toMatchObject({ requester: 'alice', recipient: 'alice@a.test', domain: 'a.test', note: 'I expect this from a client', status: 'pending' });
+    // the domain's admin address hears of it by mail (postmaster@ unless policy.adminAddress says otherwise)
+    const told = h.notices.filter((n) => n.subject === 'Release request from alice@a.test' && n.text.includes('contract draft'));
+    expect(told.map((n) => n.to)).toEqual(['postmaster@a.test']);
+    expect(told[0]!.text).toContain('Note: I expect this from a client');
     // A's admin sees it, with a count in the navigation; B's admin does not
     const list = await admina.get('/requests');
     expect(list.body).toContain('contract draft');
