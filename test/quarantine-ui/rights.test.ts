@@ -138,7 +138,7 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
     expect(mine.body).toContain('totally safe.exe');
     expect(mine.body).toContain('denied');
     expect(mine.body).toContain('It carries a virus; ask the sender to send it again.');
-    const notice = h.notices.find((n) => n.text.includes('totally safe.exe'));
+    const notice = h.notices.find((n) => n.to === 'alice@a.test' && n.text.includes('totally safe.exe'));
     expect(notice).toMatchObject({ to: 'alice@a.test', subject: 'Your release request was denied' });
     expect(notice!.text).toContain('Answer: It carries a virus');
     expect((await h.audit.list({ actor: 'admina', messageId: id, limit: 1 })).rows[0]).toMatchObject({ action: 'release-request-deny', outcome: 'ok' });
