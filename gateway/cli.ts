@@ -16,6 +16,7 @@ import { registry } from './metrics.ts';
 import { DatabaseError, migrate, migrationStatus } from './store/migrations.ts';
 import { importDatabase } from './store/import.ts';
 import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
+import { decide } from '../quarantine-ui/lib/rights.ts';
 import { testDownstream } from './delivery/smtp-test.ts';
 import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
 import { startMailbox } from './demo/mailbox.ts';
@@ -370,6 +371,9 @@ async function quarantineCommand(config: Config, sub: string | undefined, id: st
       return 0;
     }
     if (sub === 'release') {
+      // The command line acts as the superadmin: the same release-rights decision as the console.
+      const right = decide(config, record, 'superadmin', 'release');
+      if (!right.allowed) throw new UsageError(`cannot release ${id}: ${right.reason}`);
       const queue = openQueue(config, attachedEndpoints(config).redis);
       try {
         const result = await releaseMessage({ config, ...stores, queue, logger: createLogger({ level: 'warn' }) }, id, `cli:${process.env.USER ?? 'root'}`);

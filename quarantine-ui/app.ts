@@ -40,6 +40,7 @@ import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerMonitoringRoutes } from './routes/monitoring.ts';
 import { registerDigestRoutes } from './routes/digest.ts';
+import { registerRequestRoutes } from './routes/requests.ts';
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -58,6 +59,8 @@ export interface ConsoleUser {
 declare module 'fastify' {
   interface FastifyRequest {
     user: ConsoleUser | null;
+    /** Release requests waiting for this administrator (the navigation's badge). */
+    pendingRequests: number;
   }
   interface FastifyInstance {
     /** Every route of the console as "METHOD /path" (for the route-by-route isolation tests). */
@@ -117,6 +120,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     routerOptions: { ignoreTrailingSlash: true },
   });
   app.decorateRequest('user', null);
+  app.decorateRequest('pendingRequests', 0);
 
   const eta = new Eta({ views: VIEWS, cache: true, autoEscape: true, autoTrim: false });
   const cookie = cookieSettings(consolePublicUrl(deps.config));
@@ -194,6 +198,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
       const html = eta.render(view, {
         ...data,
         user: req.user,
+        pendingRequests: req.pendingRequests,
         csrf: reply.generateCsrf(),
         flash,
         path: req.routeOptions.url ?? '',
@@ -265,8 +270,12 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
       await ctx.audit(req, { action: 'anonymous-post', outcome: 'denied', target: req.url.split('?')[0] });
       return ctx.render(req, reply, 'error', { title: 'Logged out', message: 'Your session has ended. Log in again.' }, 401);
     });
+    scoped.addHook('onRequest', async (req) => {
+      if (req.method === 'GET' && req.user && req.user.account.role !== 'user') req.pendingRequests = await deps.requests.countPending(req.user.scope);
+    });
     scoped.get('/', async (req, reply) => reply.redirect(ctx.user(req).account.role === 'user' ? '/quarantine' : '/dashboard', 303));
     await registerQuarantineRoutes(scoped, ctx);
+    await registerRequestRoutes(scoped, ctx);
     await registerListRoutes(scoped, ctx);
     await registerLogRoutes(scoped, ctx);
     await registerReportRoutes(scoped, ctx);

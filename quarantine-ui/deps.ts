@@ -11,6 +11,7 @@ import type { DigestStore } from '../gateway/store/digests.ts';
 import type { LearnLog } from '../gateway/store/learnlog.ts';
 import type { ListStore } from '../gateway/store/lists.ts';
 import type { MetadataStore } from '../gateway/store/metadata.ts';
+import type { ReleaseRequestStore } from '../gateway/store/release-requests.ts';
 import type { SmtpTestResult } from '../gateway/delivery/smtp-test.ts';
 
 export interface ConsoleDeps {
@@ -23,6 +24,10 @@ export interface ConsoleDeps {
   lists: ListStore;
   learnLog: LearnLog;
   digests: DigestStore;
+  /** End users' requests that an administrator release a message (routes/requests.ts). */
+  requests: ReleaseRequestStore;
+  /** Sends a short plain-text notice to one address (through the gateway); absent: no mail notices. */
+  notify?(to: string, subject: string, text: string): Promise<void>;
   /** The console's master secret (lib/keys.ts); cookie and link keys are derived from it. */
   secret: Buffer;
   release(id: string, by: string): Promise<ReleaseResult>;

@@ -41,3 +41,25 @@ export function mayManageOwner(a: Account, owner: string): boolean {
   if (a.role === 'domainadmin') return a.domains.includes(o.includes('@') ? domainOf(o) : o);
   return o.includes('@') && a.addresses.includes(o);
 }
+
+const ADDRESS = /[^\s<>(),;:"']+@[^\s<>(),;:"']+/g;
+
+/**
+ * A text about a message (an event, a delivery reply, an audit detail) as a user may see it: a
+ * "<recipient>: …" part about a recipient outside the scope is left out (another tenant's mail
+ * server replies are theirs), and such an address elsewhere becomes "another recipient".
+ */
+export function redactForScope(text: string, m: Pick<MessageRecord, 'rcptTo'>, scope: RecipientScope): string {
+  if (scope.all) return text;
+  const hidden = new Set(m.rcptTo.filter((r) => !recipientInScope(r, scope)).map((r) => r.toLowerCase()));
+  if (hidden.size === 0) return text;
+  const isHidden = (a: string) => hidden.has(a.toLowerCase().replace(/[.>]+$/, ''));
+  return text
+    .split('; ')
+    .filter((part) => {
+      const lead = /^\s*<?([^\s<>:]+@[^\s<>:]+?)>?:/.exec(part);
+      return !(lead && isHidden(lead[1]!));
+    })
+    .map((part) => part.replace(ADDRESS, (a) => (isHidden(a) ? 'another recipient' : a)))
+    .join('; ');
+}

@@ -1,6 +1,7 @@
 // Starting the console: opens its stores on the process's metadata database, creates the first
 // superadmin on first start, builds the Fastify app, listens, and runs the daily digests.
 // gateway/roles.ts (runConsole) calls this with the concrete adapters.
+import { randomBytes } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { monotonicFactory } from 'ulid';
@@ -14,6 +15,7 @@ import type { BlobStore } from '../gateway/store/blobs.ts';
 import { openDigestStore } from '../gateway/store/digests.ts';
 import { openLearnLog } from '../gateway/store/learnlog.ts';
 import { openListStore } from '../gateway/store/lists.ts';
+import { openReleaseRequestStore } from '../gateway/store/release-requests.ts';
 import type { MetadataStore } from '../gateway/store/metadata.ts';
 import type { JobQueue } from '../gateway/store/queue.ts';
 import { q, type Sql } from '../gateway/store/sql.ts';
@@ -67,6 +69,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       // another console process created it at the same moment: its start prints the password
     }
   }
+  const newId = monotonicFactory();
   const deps: ConsoleDeps = {
     config,
     logger,
@@ -77,6 +80,11 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     lists: openListStore(a.sql),
     learnLog: openLearnLog(a.sql),
     digests,
+    requests: openReleaseRequestStore(a.sql),
+    async notify(to, subject, text) {
+      const from = config.console.digest.from ?? `quarantine@${config.hostname}`;
+      await submitGenerated(a, newId(), { from: '', to: [to] }, plainNotice(config.hostname, from, to, subject, text), subject);
+    },
     secret,
     release: a.release,
     remove: a.remove,
@@ -101,7 +109,6 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     now: Date.now,
   };
   const app = await buildConsole(deps);
-  const newId = monotonicFactory();
   const digestDeps: DigestDeps = {
     config,
     store: a.store,
@@ -135,6 +142,22 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       await app.close();
     },
   };
+}
+
+/** A plain-text notice from the console to one address (fixed header values: nothing from mail in them). */
+function plainNotice(hostname: string, from: string, to: string, subject: string, text: string): Buffer {
+  const head = [
+    `From: mailmoat quarantine <${from}>`,
+    `To: <${to}>`,
+    `Subject: ${subject}`,
+    `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`,
+    `Message-ID: <notice.${randomBytes(8).toString('hex')}@${hostname}>`,
+    'Auto-Submitted: auto-generated',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+  ];
+  return Buffer.from(`${head.join('\r\n')}\r\n\r\n${text}\r\n`, 'utf8');
 }
 
 /**

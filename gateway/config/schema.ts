@@ -6,6 +6,7 @@ import { parseListEntry } from '../../rules/lists.ts';
 import { checksSchema, domainChecksSchema, proxySchema, recipientsSchema, submissionSchema, tlsSchema } from './checks.ts';
 import { contentPolicyKeys, domainPolicyKeys } from './policy.ts';
 import { reportsSchema } from './reports.ts';
+import { releaseRightsSchema } from './release-rights.ts';
 
 const port = z.number().int().min(1).max(65535);
 const positiveInt = z.number().int().positive();
@@ -58,6 +59,8 @@ const hostedDomain = z
     ...domainPolicyKeys,
     /** Spam report addresses (reportspam@, notspam@): gateway/config/reports.ts, README "Reporting spam". */
     reports: reportsSchema.prefault({}),
+    /** Who may release, download or preview each verdict class here: a patch over console.releaseRights (gateway/config/release-rights.ts). */
+    releaseRights: releaseRightsSchema.optional(),
   })
   .strict();
 
@@ -293,11 +296,16 @@ const consoleSection = z
     trustProxy: z.union([z.boolean(), z.array(z.string())]).default(false),
     /** A login lasts this long, then the user logs in again. */
     sessionTtlMinutes: positiveInt.default(480),
+    /** Who may release, download or preview each verdict class (gateway/config/release-rights.ts); per domain: domains.<d>.releaseRights. */
+    releaseRights: releaseRightsSchema.default({}),
     login: z
       .object({
         /** Login attempts per client IP per window (HTTP 429 above it). */
         maxPerIp: positiveInt.default(10),
-        /** Failed logins per username per window before that username is refused for the window. */
+        /**
+         * Failed logins per username and client address per window before that address is refused
+         * for the username (with a doubling back-off before); other addresses can still log in.
+         */
         maxFailuresPerUser: positiveInt.default(10),
         windowMinutes: positiveInt.default(15),
       })

@@ -35,6 +35,11 @@ export interface NewAccount {
   passwordHash: string;
 }
 
+export interface FailureCount {
+  count: number;
+  last: number | null;
+}
+
 export interface Session {
   id: string;
   accountId: number;
@@ -58,9 +63,13 @@ export interface AccountStore {
   getSession(id: string): Promise<Session | undefined>;
   deleteSession(id: string): Promise<void>;
   deleteSessionsOf(accountId: number): Promise<void>;
-  recordLoginFailure(username: string): Promise<void>;
+  /** `ip`: the client address the attempt came from ('' when unknown). */
+  recordLoginFailure(username: string, ip?: string): Promise<void>;
   loginFailuresSince(username: string, since: number): Promise<number>;
-  clearLoginFailures(username: string): Promise<void>;
+  /** Failures since `since` from this address and from all, each with the newest one's time (rules/login-throttle.ts). */
+  loginFailureStats(username: string, ip: string, since: number): Promise<{ fromAddress: FailureCount; total: FailureCount }>;
+  /** All failures of the username, or only those from one address. */
+  clearLoginFailures(username: string, ip?: string): Promise<void>;
 }
 
 interface Row {
@@ -169,17 +178,28 @@ export function openAccountStore(sql: Sql, now: () => number = Date.now): Accoun
     async deleteSessionsOf(accountId) {
       await endSessions(sql, accountId);
     },
-    async recordLoginFailure(username) {
+    async recordLoginFailure(username, ip = '') {
       const at = now();
       await sql.run(q`DELETE FROM console_login_failures WHERE at < ${at - 24 * 3600_000}`);
-      await sql.run(q`INSERT INTO console_login_failures (username, at) VALUES (${failureKey(username)}, ${at})`);
+      await sql.run(q`INSERT INTO console_login_failures (username, at, ip) VALUES (${failureKey(username)}, ${at}, ${ip})`);
+    },
+    async loginFailureStats(username, ip, since) {
+      const count = async (address: string | null): Promise<FailureCount> => {
+        const where = address === null ? q`1 = 1` : q`ip = ${address}`;
+        const r = await sql.one<{ n: number; last: number | null }>(
+          q`SELECT count(*) AS n, max(at) AS last FROM console_login_failures WHERE username = ${failureKey(username)} AND at >= ${since} AND ${where}`,
+        );
+        return { count: Number(r?.n ?? 0), last: r?.last === null || r?.last === undefined ? null : Number(r.last) };
+      };
+      return { fromAddress: await count(ip), total: await count(null) };
     },
     async loginFailuresSince(username, since) {
       const r = await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM console_login_failures WHERE username = ${failureKey(username)} AND at >= ${since}`);
       return Number(r?.n ?? 0);
     },
-    async clearLoginFailures(username) {
-      await sql.run(q`DELETE FROM console_login_failures WHERE username = ${failureKey(username)}`);
+    async clearLoginFailures(username, ip) {
+      const where = ip === undefined ? q`1 = 1` : q`ip = ${ip}`;
+      await sql.run(q`DELETE FROM console_login_failures WHERE username = ${failureKey(username)} AND ${where}`);
     },
   };
 }

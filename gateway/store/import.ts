@@ -51,6 +51,7 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'learn_log', key: ['seq'], unique: true, serial: 'seq' },
   { name: 'digest_tokens', key: ['id'], unique: true },
   { name: 'digest_runs', key: ['day'], unique: true },
+  { name: 'release_requests', key: ['id'], unique: true, serial: 'id' },
   { name: 'spool_files', key: ['message_id', 'kind'], unique: true, batch: BODY_BATCH },
   { name: 'quarantine_bodies', key: ['message_id'], unique: true, batch: BODY_BATCH },
 ];

@@ -116,16 +116,19 @@ export function messageQueries(sql: Sql, toRecord: (row: never) => MessageRecord
 
   function messageWhere(s: Omit<MessageSearch, 'limit' | 'offset'>): Query {
     const w: Query[] = [];
+    // Recipient searches match only the user's own recipients: matching another tenant's hidden
+    // recipient of a shared message would tell that it exists (an oracle).
+    const ownRecipient = (cond: Query) => anyRecipient(s.scope.all ? cond : q`${cond} AND ${scopeOver(q`r.value`, s.scope)}`);
     if (!s.scope.all) w.push(inScope(s.scope));
     if (s.statuses?.length) w.push(q`m.status IN (${q.join(s.statuses)})`);
     if (s.verdict) w.push(q`m.verdict = ${s.verdict}`);
-    if (s.domain) w.push(anyRecipient(q`mm_domain(r.value) = ${s.domain.toLowerCase()}`));
-    if (s.recipient) w.push(anyRecipient(q`lower(r.value) LIKE ${like(s.recipient)} ESCAPE '\\'`));
+    if (s.domain) w.push(ownRecipient(q`mm_domain(r.value) = ${s.domain.toLowerCase()}`));
+    if (s.recipient) w.push(ownRecipient(q`lower(r.value) LIKE ${like(s.recipient)} ESCAPE '\\'`));
     if (s.sender) w.push(q`lower(m.mail_from) LIKE ${like(s.sender)} ESCAPE '\\'`);
     if (s.clientIp) w.push(q`(m.client_ip = ${s.clientIp} OR m.client_ip LIKE ${`${s.clientIp.replace(/[\\%_]/g, '')}%`})`);
     if (s.q) {
       const p = like(s.q);
-      w.push(q`(lower(coalesce(m.subject, '')) LIKE ${p} ESCAPE '\\' OR lower(m.mail_from) LIKE ${p} ESCAPE '\\' OR lower(m.rcpt_to) LIKE ${p} ESCAPE '\\' OR lower(m.id) LIKE ${p} ESCAPE '\\')`);
+      w.push(q`(lower(coalesce(m.subject, '')) LIKE ${p} ESCAPE '\\' OR lower(m.mail_from) LIKE ${p} ESCAPE '\\' OR ${ownRecipient(q`lower(r.value) LIKE ${p} ESCAPE '\\'`)} OR lower(m.id) LIKE ${p} ESCAPE '\\')`);
     }
     if (s.id) w.push(q`m.id = ${s.id}`);
     if (s.from !== undefined) w.push(q`m.received_at >= ${s.from}`);

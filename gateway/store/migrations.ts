@@ -175,6 +175,33 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
       )`,
     ],
   },
+  {
+    // Release requests: an end user asks the domain's admins to release a message they may not
+    // release themselves (rules/release-rights.ts). At most one open request per message.
+    // Failed logins are also counted per client address, so that failures from elsewhere cannot
+    // lock the real user out.
+    name: '0003_release_requests',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS release_requests (
+        id ${t.id},
+        message_id TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        note TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied')),
+        created_at ${t.int} NOT NULL,
+        decided_at ${t.int},
+        decided_by TEXT,
+        answer TEXT NOT NULL DEFAULT ''
+      )`,
+      'CREATE INDEX IF NOT EXISTS release_requests_domain ON release_requests (domain, status, created_at)',
+      'CREATE INDEX IF NOT EXISTS release_requests_recipient ON release_requests (recipient, created_at)',
+      "CREATE UNIQUE INDEX IF NOT EXISTS release_requests_open ON release_requests (message_id) WHERE status = 'pending'",
+      "ALTER TABLE console_login_failures ADD COLUMN ip TEXT NOT NULL DEFAULT ''",
+      'CREATE INDEX IF NOT EXISTS console_login_failures_ip ON console_login_failures (username, ip, at)',
+    ],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {

@@ -7,7 +7,9 @@
 // links. Opening the link shows a confirmation page (mail scanners that pre-fetch links must not
 // release anything); the POST uses the token once (compare-and-set) and releases the message.
 // A message that also went to other recipients gets no link: one recipient must not release
-// mail for another.
+// mail for another. A message of a class the recipient may not release (rules/release-rights.ts:
+// a virus, by default) gets a "request release" link instead, to the same page, which then offers
+// only the request.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../../gateway/config/schema.ts';
 import type { Logger } from '../../gateway/log.ts';
@@ -15,6 +17,7 @@ import type { AccountStore } from '../../gateway/store/accounts.ts';
 import type { DigestStore, ReleaseToken } from '../../gateway/store/digests.ts';
 import type { MessageRecord, MetadataStore } from '../../gateway/store/metadata.ts';
 import { deriveKey } from './keys.ts';
+import { decide } from './rights.ts';
 import { displayText, formatTime } from './text.ts';
 
 export interface DigestDeps {
@@ -113,14 +116,16 @@ async function composeDigest(deps: DigestDeps, from: string, address: string, ro
       `* ${formatTime(m.receivedAt)}  from ${displayText(m.mailFrom || '<>', 120)}`,
       `  Subject: ${displayText(m.subject ?? '(none)', 150)}`,
       `  Held because: ${displayText(m.reason ?? m.verdict ?? 'unknown', 150)}`,
-      own
-        ? `  Release it: ${base}d/${token}`
-        : '  (also addressed to other people: ask your administrator to release it)',
+      !own
+        ? '  (also addressed to other people: ask your administrator to release it)'
+        : decide(deps.config, m, 'user', 'release').allowed
+          ? `  Release it: ${base}d/${token}`
+          : `  Request release (an administrator decides): ${base}d/${token}`,
       '',
     );
   }
   lines.push(
-    `Release links work once and expire after ${deps.config.console.digest.linkTtlHours} hours.`,
+    `Release and request links work once and expire after ${deps.config.console.digest.linkTtlHours} hours.`,
     `Log in to see and manage your quarantine: ${base}`,
   );
   const subject = `Quarantine digest: ${rows.length} message(s) held for ${address}`;

@@ -38,5 +38,9 @@ export function pageOf(s: string): number {
   return Number.isInteger(n) && n >= 1 && n <= 100_000 ? n : 1;
 }
 
-/** Message ids are ULIDs (26 characters); anything not alphanumeric is not looked up at all. */
-export const MESSAGE_ID = /^[0-9A-Za-z]{10,64}$/;
+/**
+ * Message ids: a ULID (26 characters), and the ids the gateway derives from one — a split-off
+ * copy `<id>-2` (pipeline/scan.ts), a notice `<id>-n1` (pipeline/notify.ts). Anything else is not
+ * looked up at all.
+ */
+export const MESSAGE_ID = /^[0-9A-Za-z]{10,64}(-[0-9A-Za-z]{1,16}){0,3}$/;

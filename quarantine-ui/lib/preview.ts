@@ -3,7 +3,8 @@
 // The HTML preview is the console's main attack surface: the message was written by whoever sent
 // it. Three layers, any one of which stops script execution on its own:
 //   1. DOMPurify (on jsdom, i.e. browser-equivalent parsing) removes scripts, event handlers,
-//      javascript: URLs, forms, frames, objects, <base>, <meta>, <link>; links are made inert
+//      javascript: URLs, forms, frames, objects, <base>, <meta>, <link>, remote CSS (@import,
+//      @font-face, url()); links are made inert
 //      (the target moves into the title) and remote images are dropped unless asked for.
 //   2. The preview is served from its own route with `Content-Security-Policy: sandbox;
 //      default-src 'none'` (no scripts, opaque origin, no network except images when allowed).
@@ -118,6 +119,69 @@ export interface SanitizedPreview {
   blockedImages: number;
 }
 
+const CSS_COMMENT = /\/\*[\s\S]*?(\*\/|$)/g;
+/** CSS functions that fetch something: url() and its relatives. */
+const CSS_FETCH = /(?:-[a-z]+-)?(?:url|src|image-set|image|cross-fade)\s*\(/gi;
+
+/** Where the CSS function whose "(" is at `open` ends (after its ")"), quotes and nesting respected. */
+function closingParen(css: string, open: number): number {
+  let depth = 0;
+  let quote: string | null = null;
+  for (let i = open; i < css.length; i++) {
+    const c = css[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return i + 1;
+  }
+  return css.length;
+}
+
+/** The CSS without its `@font-face { … }` blocks. */
+function withoutFontFaces(css: string): string {
+  let out = css;
+  for (let at = out.search(/@font-face/i); at !== -1; at = out.search(/@font-face/i)) {
+    const open = out.indexOf('{', at);
+    if (open === -1) return out.slice(0, at);
+    let depth = 0;
+    let end = out.length;
+    for (let i = open; i < out.length; i++) {
+      if (out[i] === '{') depth++;
+      else if (out[i] === '}' && --depth === 0) {
+        end = i + 1;
+        break;
+      }
+    }
+    out = out.slice(0, at) + out.slice(end);
+  }
+  return out;
+}
+
+/**
+ * CSS from a message, without what would fetch from the network: `@import`, `@font-face` and
+ * url()-like functions (an image URL survives only when remote images were asked for). The CSP
+ * blocks these as well; this is the second layer. CSS with escapes (`u\72l(`, `\40import`) could
+ * spell them so no pattern sees them, and mail rarely needs escapes: such CSS is dropped whole.
+ */
+export function cleanCss(css: string, o: { remoteImages: boolean }): string {
+  let s = css.replace(CSS_COMMENT, ' ');
+  if (s.includes('\\')) return '';
+  s = s.replace(/@import[^;]*(;|$)/gi, '');
+  s = withoutFontFaces(s);
+  let out = '';
+  let from = 0;
+  for (const m of s.matchAll(CSS_FETCH)) {
+    if (m.index < from) continue;
+    const end = closingParen(s, m.index + m[0].length - 1);
+    const inner = s.slice(m.index + m[0].length, end - 1).trim().replace(/^(["'])(.*)\1$/s, '$2').trim();
+    const keep = o.remoteImages && /^url\s*\($/i.test(m[0]) && (/^https?:\/\/[^\s"'()]+$/i.test(inner) || DATA_IMAGE.test(inner));
+    out += s.slice(from, m.index) + (keep ? `url('${inner}')` : 'none');
+    from = end;
+  }
+  return out + s.slice(from);
+}
+
 export function sanitizeForPreview(html: string, o: SanitizeOptions): SanitizedPreview {
   const p = purify();
   let blockedImages = 0;
@@ -132,9 +196,14 @@ export function sanitizeForPreview(html: string, o: SanitizeOptions): SanitizedP
     }
     return null;
   };
+  p.addHook('uponSanitizeElement', (node) => {
+    if (node.nodeName === 'STYLE' && node.textContent) node.textContent = cleanCss(node.textContent, o);
+  });
   p.addHook('afterSanitizeAttributes', (node) => {
     const el = node as Element;
     if (typeof el.getAttribute !== 'function') return;
+    const style = el.getAttribute('style');
+    if (style !== null) el.setAttribute('style', cleanCss(style, o));
     if (el.tagName === 'IMG') {
       const src = el.getAttribute('src');
       const safe = src === null ? null : image(src);
@@ -168,6 +237,7 @@ export function sanitizeForPreview(html: string, o: SanitizeOptions): SanitizedP
     return { html: out, blockedImages };
   } finally {
     p.removeHooks('afterSanitizeAttributes');
+    p.removeHooks('uponSanitizeElement');
   }
 }
 

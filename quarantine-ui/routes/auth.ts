@@ -1,12 +1,14 @@
 // Login, logout and the user's own password. A login is rate-limited per client IP (HTTP 429)
-// and per username (failed attempts in a window, counted for unknown names too so the answer
-// never tells whether a user exists); an unknown user costs the same scrypt time as a known one.
+// and per username and client address with back-off (rules/login-throttle.ts: failures elsewhere
+// never lock the real user out; counted for unknown names too so the answer never tells whether a
+// user exists); an unknown user costs the same scrypt time as a known one.
 // A successful login throws away the old session contents (and its CSRF secret) and issues a new
 // session id.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../app.ts';
 import { dummyHash, hashPassword, verifyPassword } from '../../gateway/passwords.ts';
 import { field } from '../lib/forms.ts';
+import { loginThrottle } from '../../rules/login-throttle.ts';
 
 export const MIN_PASSWORD = 10;
 
@@ -55,17 +57,18 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
         return ctx.render(req, reply, 'login', { title: 'Log in', next, username, error: message }, 401);
       };
       if (!username || !password) return refuse('Enter your username and password.', 'empty form');
-      if ((await accounts.loginFailuresSince(username, ctx.deps.now() - windowMs)) >= cfg.maxFailuresPerUser) {
-        return refuse(`Too many failed logins for this username. Wait ${cfg.windowMinutes} minutes and try again.`, 'too many failures for this username');
-      }
+      const now = ctx.deps.now();
+      const throttle = loginThrottle({ now, ...(await accounts.loginFailureStats(username, req.ip, now - windowMs)), maxFailures: cfg.maxFailuresPerUser, windowMs });
+      if (!throttle.allowed) return refuse(throttle.reason, `too many failures for this username (back-off ${Math.ceil(throttle.retryAfterMs / 1000)} s)`);
       const account = await accounts.byName(username);
       const hash = (account && (await accounts.passwordHash(account.id))) ?? (await dummyHash());
       const ok = await verifyPassword(password, hash);
       if (!account || !ok || account.disabled) {
-        await accounts.recordLoginFailure(username);
+        await accounts.recordLoginFailure(username, req.ip);
         return refuse('Wrong username or password.', !account ? 'unknown user' : account.disabled ? 'account disabled' : 'wrong password');
       }
-      await accounts.clearLoginFailures(username);
+      // Only this address's failures: a login elsewhere must not give an attacker fresh tries.
+      await accounts.clearLoginFailures(username, req.ip);
       await startSession(ctx, req, account.id);
       req.user = null; // the audit entry below names the user explicitly
       await ctx.deps.audit.record({ actor: account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: '' });

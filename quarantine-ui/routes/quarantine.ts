@@ -3,13 +3,16 @@
 //
 // Every route that takes a message id goes through `load`: an id that does not exist and an id
 // of another tenant's message get the same 404 page, nothing else happens, and the attempt is
-// written to the audit log. Acting on a message needs all of its recipients in scope.
+// written to the audit log. Acting on a message needs all of its recipients in scope. Releasing,
+// downloading and previewing also need the release right for the message's class
+// (lib/rights.ts): a refusal is a 403 with the reason, and an audit row.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx, ConsoleUser } from '../app.ts';
 import type { MessageRecord, MessageSearch } from '../../gateway/store/metadata.ts';
 import { learnMessage } from '../../gateway/learning.ts';
 import { domainOf } from '../../rules/envelope.ts';
-import { canActOn, canSee, recipientInScope } from '../scope.ts';
+import { canActOn, canSee, recipientInScope, redactForScope } from '../scope.ts';
+import { decide, rightsOf } from '../lib/rights.ts';
 import { field, fields, MESSAGE_ID, pageOf, parseDay, parseNumber } from '../lib/forms.ts';
 import { inlineImageMap, parseForView, sanitizeForPreview } from '../lib/preview.ts';
 
@@ -80,9 +83,18 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     const id = (req.params as { id: string }).id;
     const record = MESSAGE_ID.test(id) ? await store.get(id) : undefined;
     if (record && canSee(record, ctx.user(req).scope)) return record;
-    await ctx.audit(req, { action, messageId: id.slice(0, 64), outcome: 'denied', detail: record ? 'message outside the user’s scope' : 'no such message' });
+    await ctx.audit(req, { action, messageId: id.slice(0, 120), outcome: 'denied', detail: record ? 'message outside the user’s scope' : 'no such message' });
     void ctx.notFound(req, reply);
     return undefined;
+  }
+
+  /** The release right for download/preview; a refusal is a 403 page and an audit row. */
+  async function allowed(req: FastifyRequest, reply: FastifyReply, m: MessageRecord, right: 'download' | 'preview'): Promise<boolean> {
+    const d = decide(config, m, ctx.user(req).account.role, right);
+    if (d.allowed) return true;
+    await ctx.audit(req, { action: right, messageId: m.id, outcome: 'denied', detail: d.reason });
+    void ctx.render(req, reply, 'error', { title: 'Not allowed', message: `${d.reason} Ask an administrator.` }, 403);
+    return false;
   }
 
   app.get('/quarantine', async (req, reply) => {
@@ -109,7 +121,7 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     const back = field(body, 'back', 2000);
     // Only a query string of the list page: no header or URL tricks in the redirect.
     const target = `/quarantine${/^\?[\x21-\x7e]{0,1999}$/.test(back) ? back : ''}`;
-    const ids = [...new Set(fields(body, 'id', 64, 500))];
+    const ids = [...new Set(fields(body, 'id', 120, 500))];
     if (!ACTIONS.includes(action)) {
       ctx.flash(req, 'error', 'Choose an action.');
       return reply.redirect(target, 303);
@@ -150,9 +162,13 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
         parseError = `The message could not be parsed for display: ${(err as Error).message}`;
       }
     }
-    const events = await store.events(m.id);
-    const deliveries = await store.deliveries(m.id);
-    const audit = user.account.role === 'user' ? [] : (await ctx.deps.audit.list({ messageId: m.id, limit: 50 })).rows;
+    // Another tenant's recipients and their servers' replies stay out of the history.
+    const hide = (text: string) => redactForScope(text, m, user.scope);
+    const events = (await store.events(m.id)).map((e) => ({ ...e, detail: hide(e.detail) }));
+    const deliveries = (await store.deliveries(m.id)).filter((d) => recipientInScope(d.recipient, user.scope));
+    const audit = user.account.role === 'user' ? [] : (await ctx.deps.audit.list({ messageId: m.id, limit: 50 })).rows.map((a) => ({ ...a, detail: hide(a.detail) }));
+    const rights = rightsOf(config, m, user.account.role);
+    const requests = (await ctx.deps.requests.forMessage(m.id)).filter((r) => recipientInScope(r.recipient, user.scope));
     return ctx.render(req, reply, 'message', {
       title: `Message ${m.id}`,
       m,
@@ -167,12 +183,16 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
       deliveries,
       audit,
       actions: ACTIONS,
+      rights,
+      requests,
+      pendingRequest: requests.some((r) => r.status === 'pending'),
     });
   });
 
   app.get('/messages/:id/preview', async (req, reply) => {
     const m = await load(req, reply, 'preview');
     if (!m) return reply;
+    if (!(await allowed(req, reply, m, 'preview'))) return reply;
     const images = field(req.query as Record<string, unknown>, 'images') === '1';
     if (images) await ctx.audit(req, { action: 'preview-remote-images', messageId: m.id });
     const body = await readBody(ctx, m.id, config.console.previewMaxBytes);
@@ -196,6 +216,7 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
   app.get('/messages/:id/raw', async (req, reply) => {
     const m = await load(req, reply, 'download');
     if (!m) return reply;
+    if (!(await allowed(req, reply, m, 'download'))) return reply;
     const size = await ctx.deps.quarantine.size(m.id);
     if (size === undefined) {
       ctx.flash(req, 'error', 'The message body is no longer stored.');
@@ -218,6 +239,7 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
       const m = await load(req, reply, action);
       if (!m) return reply;
       const r = await perform(ctx, req, user, m, action);
+      if (r.forbidden) return ctx.render(req, reply, 'error', { title: 'Not allowed', message: r.text }, 403);
       ctx.flash(req, r.ok ? 'ok' : 'error', r.ok ? `${ACTION_LABEL[action]}: ${r.text}` : r.text);
       return reply.redirect(`/messages/${m.id}`, 303);
     });
@@ -250,7 +272,7 @@ function plainDocument(text: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"></head><body><pre>${escapeHtml(text)}</pre></body></html>`;
 }
 
-type ActionResult = { ok: boolean; text: string };
+type ActionResult = { ok: boolean; text: string; forbidden?: boolean };
 
 /** One action on one message the user can see; shared by the message page and bulk actions. */
 export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, m: MessageRecord, action: MessageAction): Promise<ActionResult> {
@@ -258,6 +280,13 @@ export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, 
   if (!canActOn(m, user.scope)) {
     await ctx.audit(req, { action, messageId: m.id, outcome: 'denied', detail: 'recipients outside the user’s scope' });
     return { ok: false, text: 'This message also went to recipients outside your domains or addresses; ask an administrator.' };
+  }
+  if (action === 'release' || action === 'release-allow') {
+    const right = decide(ctx.deps.config, m, user.account.role, 'release');
+    if (!right.allowed) {
+      await ctx.audit(req, { action, messageId: m.id, outcome: 'denied', detail: right.reason });
+      return { ok: false, forbidden: true, text: `${right.reason}${user.account.role === 'user' ? ' You can ask for its release instead.' : ''}` };
+    }
   }
   const result = await run();
   await ctx.audit(req, { action, messageId: m.id, outcome: result.ok ? 'ok' : 'failed', detail: result.text });

@@ -75,12 +75,28 @@ describe('console login and sessions', () => {
     expect(denied).toEqual(expect.arrayContaining(['wrong password', 'unknown user', 'account disabled']));
   });
 
-  it('locks a username out after repeated failures, even with the right password', async () => {
+  it('locks a username out for the address that keeps failing, even with the right password', async () => {
     await h.addAccount('target', 'domainadmin', { domains: ['b.test'] });
-    for (let i = 0; i < 3; i++) expect((await new Client(h.app).login('target', 'nope nope nope')).statusCode).toBe(401);
-    const res = await new Client(h.app).login('target');
+    for (let i = 0; i < 3; i++) expect((await new Client(h.app, '198.51.100.7').login('target', 'nope nope nope')).statusCode).toBe(401);
+    const res = await new Client(h.app, '198.51.100.7').login('target');
     expect(res.statusCode).toBe(401);
-    expect(res.body).toContain('Too many failed logins');
+    expect(res.body).toContain('Too many failed logins for this username from your address');
+    // the real user, from another address, is not locked out
+    expect((await new Client(h.app, '192.0.2.80').login('target')).statusCode).toBe(303);
+  });
+
+  it('failures from many addresses do not lock the real user out; the failing addresses back off', async () => {
+    await h.addAccount('victim', 'domainadmin', { domains: ['b.test'] });
+    for (let i = 1; i <= 6; i++) expect((await new Client(h.app, `203.0.113.${i}`).login('victim', 'guess guess guess')).statusCode).toBe(401);
+    // an address that failed already waits (the username has more failures than the limit)
+    const again = await new Client(h.app, '203.0.113.1').login('victim');
+    expect(again.statusCode).toBe(401);
+    expect(again.body).toMatch(/Too many failed logins for this username\. Wait \d+ seconds?/);
+    // the right password from a clean address logs in
+    const real = await new Client(h.app, '192.0.2.81').login('victim');
+    expect(real.statusCode).toBe(303);
+    const denied = (await h.audit.list({ action: 'login', limit: 50 })).rows.filter((r) => r.target === 'victim' && r.outcome === 'denied');
+    expect(denied.map((r) => r.ip)).toContain('203.0.113.1');
   });
 
   it('refuses a login post without a CSRF token', async () => {

@@ -16,6 +16,7 @@ import { openDigestStore, type DigestStore } from '../../gateway/store/digests.t
 import { openLearnLog, type LearnLog } from '../../gateway/store/learnlog.ts';
 import { openListStore, type ListStore } from '../../gateway/store/lists.ts';
 import { openMetadataStore, type MetadataStore } from '../../gateway/store/metadata.ts';
+import { openReleaseRequestStore, type ReleaseRequestStore } from '../../gateway/store/release-requests.ts';
 import { migrate } from '../../gateway/store/migrations.ts';
 import { openSql, type Dialect } from '../../gateway/store/sql.ts';
 import { createTestDatabase } from '../support/databases.ts';
@@ -38,11 +39,14 @@ export interface Harness {
   lists: ListStore;
   learnLog: LearnLog;
   digests: DigestStore;
+  requests: ReleaseRequestStore;
+  /** Notices the console sent (deps.notify). */
+  notices: { to: string; subject: string; text: string }[];
   released: string[];
   told: { cls: string; size: number }[];
   /** What the fake spamd answers to TELL. */
   spamdDidSet: string[];
-  addMessage(o: { rcpt: string[]; from?: string; subject?: string; verdict?: string; score?: number; body?: string; raw?: string; status?: 'quarantined' | 'delivered'; clientIp?: string }): Promise<string>;
+  addMessage(o: { id?: string; rcpt: string[]; from?: string; subject?: string; verdict?: string; score?: number; body?: string; raw?: string; status?: 'quarantined' | 'delivered'; clientIp?: string }): Promise<string>;
   addAccount(username: string, role: Role, o?: { domains?: string[]; addresses?: string[] }): Promise<void>;
   close(): Promise<void>;
 }
@@ -84,6 +88,8 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
   const lists = openListStore(sql);
   const learnLog = openLearnLog(sql);
   const digests = openDigestStore(sql);
+  const requests = openReleaseRequestStore(sql);
+  const notices: Harness['notices'] = [];
   const released: string[] = [];
   const told: { cls: string; size: number }[] = [];
   const h: Partial<Harness> & { spamdDidSet: string[] } = { spamdDidSet: ['local'] };
@@ -98,6 +104,10 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     lists,
     learnLog,
     digests,
+    requests,
+    async notify(to, subject, text) {
+      notices.push({ to, subject, text });
+    },
     secret: Buffer.alloc(32, 7),
     async release(id, by) {
       const r = await store.get(id);
@@ -136,10 +146,12 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     lists,
     learnLog,
     digests,
+    requests,
+    notices,
     released,
     told,
     async addMessage(m: Parameters<Harness['addMessage']>[0]) {
-      const id = fakeId();
+      const id = m.id ?? fakeId();
       const raw = m.raw ?? rawMessage({ to: m.rcpt[0], subject: m.subject, text: m.body });
       await store.recordReceived({ id, receivedAt: Date.now(), clientIp: m.clientIp ?? '192.0.2.1', helo: 'client.test', mailFrom: m.from ?? 'bob@sender.test', rcptTo: m.rcpt, size: raw.length });
       const report: ScanReport = {
@@ -173,8 +185,11 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
 export class Client {
   readonly app: FastifyInstance;
   cookies = new Map<string, string>();
-  constructor(app: FastifyInstance) {
+  /** The client address the console sees (req.ip). */
+  readonly ip: string;
+  constructor(app: FastifyInstance, ip = '127.0.0.1') {
     this.app = app;
+    this.ip = ip;
   }
   private cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -191,7 +206,7 @@ export class Client {
     }
   }
   async get(url: string) {
-    const res = await this.app.inject({ method: 'GET', url, headers: { cookie: this.cookieHeader() } });
+    const res = await this.app.inject({ method: 'GET', url, remoteAddress: this.ip, headers: { cookie: this.cookieHeader() } });
     this.keep(res);
     return res;
   }
@@ -205,6 +220,7 @@ export class Client {
     const res = await this.app.inject({
       method: 'POST',
       url,
+      remoteAddress: this.ip,
       headers: { cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
       payload: body.toString(),
     });

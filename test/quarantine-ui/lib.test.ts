@@ -55,6 +55,24 @@ describe('sanitizeForPreview', () => {
     expect(blocked.html).toContain('src="data:image/png;base64,AAAA"');
     expect(clean(html, true).html).toContain('src="https://t.test/p.gif"');
   });
+  it('removes remote CSS (@import, @font-face, url()) from style elements and attributes unless images were asked for', () => {
+    const html = `<style>@import url("https://css.test/a.css"); @import 'https://css.test/b.css';
+      @font-face { font-family: x; src: url(https://font.test/x.woff) }
+      body { background: url( 'https://img.test/bg.png' ) no-repeat; color: red }
+      p { background-image: -webkit-image-set("https://img.test/set.png" 1x) }
+      h1 { color: blue }</style>
+      <p style="background:URL(https://img.test/inline.png);color:green">x</p>
+      <div style="background: u\\72l(https://img.test/escaped.png)">y</div>`;
+    const blocked = clean(html).html;
+    expect(blocked).not.toMatch(/css\.test|font\.test|img\.test|@import|@font-face/i);
+    expect(blocked).toContain('color: red');
+    expect(blocked).toContain('h1 { color: blue }');
+    expect(blocked).toContain('color:green');
+    const allowed = clean(html, true).html;
+    expect(allowed).toContain("url('https://img.test/bg.png')");
+    expect(allowed).toContain("url('https://img.test/inline.png')");
+    expect(allowed).not.toMatch(/css\.test|font\.test|set\.png|escaped\.png|@import|@font-face/i);
+  });
   it('flags links whose text names another host', () => {
     expect(extractLinks('<a href="https://evil.test/login">https://www.bank.test/</a><a href="https://bank.test/x">bank.test</a><a href="https://a.test">click here</a>').map((l) => l.mismatch)).toEqual([true, false, false]);
   });

@@ -94,8 +94,15 @@ describe.each(DIALECTS)('quarantine pages on %s', (database) => {
     expect(rows((await a.get('/quarantine?verdict=virus')).body)).toEqual([ids.a2]);
     expect(rows((await a.get('/quarantine?minscore=15&maxscore=16')).body)).toEqual([ids.a1]);
     expect(rows((await a.get('/quarantine?q=invoice')).body)).toEqual([ids.a2]);
-    expect(rows((await a.get('/quarantine?domain=b.test')).body)).toEqual([ids.mixed]); // b.test recipient, but visible to A through alice
-    expect(rows((await a.get('/quarantine?rcpt=bob')).body)).toEqual([ids.mixed]);
+    // Recipient filters match only A's own recipients: B's hidden bob@b.test of the shared message
+    // must not answer a search (an oracle for who else got it).
+    expect(rows((await a.get('/quarantine?domain=b.test')).body)).toEqual([]);
+    expect(rows((await a.get('/quarantine?rcpt=bob')).body)).toEqual([]);
+    expect(rows((await a.get(`/quarantine?rcpt=${encodeURIComponent('bob@b.test')}`)).body)).toEqual([]);
+    expect(rows((await a.get('/quarantine?q=bob%40b')).body)).toEqual([]);
+    expect(rows((await a.get('/log?q=bob%40b')).body)).toEqual([]);
+    expect(rows((await a.get('/quarantine?rcpt=alice')).body).sort()).toEqual([ids.a1, ids.mixed, ids.hostile].sort());
+    expect(rows((await root.get('/quarantine?rcpt=bob')).body).sort()).toEqual([ids.b1, ids.mixed].sort());
     // SQL metacharacters are just text
     expect((await a.get(`/quarantine?q=${encodeURIComponent("%' OR 1=1 --")}`)).statusCode).toBe(200);
     expect(rows((await a.get(`/quarantine?q=${encodeURIComponent("%' OR 1=1 --")}`)).body)).toEqual([]);
@@ -157,6 +164,12 @@ describe.each(DIALECTS)('quarantine pages on %s', (database) => {
       expect(h.told).toEqual([]);
       expect((await h.audit.list({ actor: 'adminb', limit: 1 })).rows[0]).toMatchObject({ action, messageId: ids.a1, outcome: 'denied' });
     });
+    it('POST /messages/:id/request-release is a 404 and asks nothing', async () => {
+      const res = await b.post(`/messages/${ids.a1}/request-release`, {});
+      expect(res.statusCode).toBe(404);
+      expect(await h.requests.forMessage(ids.a1)).toEqual([]);
+      expect((await h.audit.list({ actor: 'adminb', limit: 1 })).rows[0]).toMatchObject({ action: 'release-request', messageId: ids.a1, outcome: 'denied' });
+    });
     it('bulk actions skip ids outside the scope', async () => {
       const res = await b.post('/quarantine/bulk', { action: 'delete', id: [ids.a1, ids.a2] });
       expect(res.statusCode).toBe(303);
@@ -177,7 +190,7 @@ describe.each(DIALECTS)('quarantine pages on %s', (database) => {
     });
     it('every route with a message id in it is covered above', () => {
       const withId = h.app.consoleRoutes.filter((r) => r.includes('/messages/:id'));
-      const covered = new Set([...gets.map((g) => `GET /messages/:id${g}`), ...ACTIONS.map((x) => `POST /messages/:id/${x}`)]);
+      const covered = new Set([...gets.map((g) => `GET /messages/:id${g}`), ...ACTIONS.map((x) => `POST /messages/:id/${x}`), 'POST /messages/:id/request-release']);
       expect(withId.length).toBe(covered.size);
       for (const r of withId) expect(covered).toContain(r);
     });

@@ -16,6 +16,7 @@ import { openAccountStore } from '../../../gateway/store/accounts.ts';
 import { openAuditStore } from '../../../gateway/store/audit.ts';
 import { fileBlobStore, sqlBlobStore } from '../../../gateway/store/blobs.ts';
 import { openDigestStore } from '../../../gateway/store/digests.ts';
+import { openReleaseRequestStore } from '../../../gateway/store/release-requests.ts';
 import { IMPORTED_TABLES, importDatabase, type ImportResult } from '../../../gateway/store/import.ts';
 import { openLearnLog } from '../../../gateway/store/learnlog.ts';
 import { openListStore } from '../../../gateway/store/lists.ts';
@@ -117,6 +118,7 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   const digests = openDigestStore(sql, now);
   await digests.addToken({ id: 'tok1', messageId: 'm2quarantined', recipient: 'carol@example.test', expiresAt: T0 + 10 * 24 * HOUR });
   await digests.claimRun('2026-11-24');
+  await openReleaseRequestStore(sql, now).create({ messageId: 'm1', requester: 'alice', recipient: 'alice@a.test', note: 'please' });
   return { dir, file, quarantineDir, sql, adminHash, maxListId: global.row.id, maxAccountId: carol.id };
 }
 
@@ -184,6 +186,7 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
       learn_log: 1,
       digest_tokens: 1,
       digest_runs: 1,
+      release_requests: 1,
       spool_files: 0,
       quarantine_bodies: 0,
     });
@@ -300,9 +303,9 @@ describe('importDatabase refuses', () => {
     const migrated = await openTestSql('sqlite');
     try {
       await expect(importDatabase(migrated.sql, unmigrated)).rejects.toThrow(
-        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files); run "mailmoat migrate" on it first`),
+        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests); run "mailmoat migrate" on it first`),
       );
-      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files\)/);
+      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests\)/);
     } finally {
       await unmigrated.close();
       await empty.drop();
@@ -335,7 +338,7 @@ describe('mailmoat migrate --import-sqlite', () => {
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       const lines = r.out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files$/);
+      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests$/);
       expect(lines[1]).toMatch(new RegExp(`^imported ${src.file} into postgres://.*:$`));
       expect(lines.slice(2)).toEqual([
         '  messages: 4',
@@ -350,6 +353,7 @@ describe('mailmoat migrate --import-sqlite', () => {
         '  learn_log: 1',
         '  digest_tokens: 1',
         '  digest_runs: 1',
+        '  release_requests: 1',
         '  spool_files: 0',
         '  quarantine_bodies: 0',
         `  quarantine files: 2 (from ${src.quarantineDir})`,
