@@ -24,6 +24,7 @@ import type { SubmissionAuth } from './auth.ts';
 import type { RecipientProber } from './probe.ts';
 import { createTlsStore, type TlsStore } from './tls.ts';
 import { WireTap } from './wiretap.ts';
+import { connectionOf, SessionDeadlines, watchConnection, type ConnectionInternals } from './deadlines.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
 
@@ -272,9 +273,30 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
     const tap = new WireTap();
     socket.on('data', (chunk: Buffer) => tap.observe(chunk));
     frontline.attachTap(id, tap);
+    const conn = connectionOf(server.connections, socket);
+    if (conn) watchDeadlines(deps, server, conn);
   };
   server.on('error', (err) => logger.warn({ err }, 'smtp server error'));
   return server;
+}
+
+/** Deadlines for one connection: on expiry 421 4.4.2 and close (smtp-server closes after any 421). */
+function watchDeadlines(deps: SmtpDeps, server: SMTPServer, conn: ConnectionInternals): void {
+  const { config } = deps;
+  const session = (conn as unknown as { session: SMTPServerSession }).session;
+  const deadlines = new SessionDeadlines({
+    policy: config.smtp.deadlines,
+    load: () => ({ open: server.connections.size, max: config.smtp.maxClients }),
+    onExpire: (kind) => {
+      const reply = replies.timeoutExceeded(config.hostname);
+      deps.logger.info({ session: session.id, client: session.remoteAddress, deadline: kind }, 'session deadline passed');
+      smtpMetrics.decisions.inc({ check: `limits.deadline-${kind}`, action: 'reject' });
+      conn.send(reply.code, wireText(reply));
+      void refused(deps, session, 'session', reply, null);
+    },
+  });
+  watchConnection(conn, deadlines);
+  conn._socket.once('close', () => deadlines.stop());
 }
 
 async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
