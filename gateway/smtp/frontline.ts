@@ -35,6 +35,7 @@ import {
   type Trust,
 } from '../../rules/frontline.ts';
 import { replies, type SmtpReply } from '../../rules/replies.ts';
+import { decideNulBytes } from '../../rules/nul-bytes.ts';
 import { routeFor } from '../delivery/transport.ts';
 import { bareKind, type BodyReport } from './body-guard.ts';
 import { SessionFacts, type FactSources } from './facts.ts';
@@ -431,6 +432,9 @@ export class Frontline {
     const st = this.#state(session);
     const protocol = this.#protocol(st, session, 'data');
     if (protocol) return protocol;
+    const nul = decideNulBytes(body.nul, this.#config.checks.protocol.nulBytes);
+    if (nul.action === 'reject') return this.#refusal(st, session, 'data', nul);
+    if (body.nul > 0) this.#note(st, session, 'data', 'protocol.nul-bytes', nul);
     const kind = bareKind(body);
     if (!kind) return null;
     const policy = this.#config.checks.protocol.bareLineEndings;
@@ -440,6 +444,11 @@ export class Frontline {
     }
     this.#note(st, session, 'data', 'protocol.bare-line-ending', { action: 'accept', notes: [`${reason}: ${policy === 'normalize' ? 'normalised to CRLF' : 'accepted'}`] });
     return null;
+  }
+
+  /** Whether NUL bytes are to be removed on the way to the spool. */
+  stripsNul(): boolean {
+    return this.#config.checks.protocol.nulBytes === 'strip';
   }
 
   /** Whether bare CR/LF are to be rewritten on the way to the spool. */

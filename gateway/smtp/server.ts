@@ -303,7 +303,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   const { spool, store, queue, config, logger } = deps;
   const id = deps.newId();
   // Our trace headers go on top; bare CR/LF are counted (or normalised) on the way to disk.
-  const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session) });
+  const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session), stripNul: frontline.stripsNul() });
   stream.once('error', (err) => body.destroy(err));
   const { size, oversized } = await spool.receive(id, stream.pipe(body), config.smtp.maxMessageBytes + body.prefixBytes).finally(() => {
     // If the spool gave up early, the rest of DATA must still be read, or the session stalls.
