@@ -76,6 +76,8 @@ export interface FrontlineDeps {
   logger: Logger;
   resolver: DnsResolver;
   prober?: RecipientProber;
+  /** The front line this one replaces after a config reload: its per-client counters carry on. */
+  previous?: Frontline;
 }
 
 const NONE: ReadonlySet<SkippableCheck> = new Set();
@@ -93,7 +95,7 @@ export class Frontline {
   readonly #wanted: Record<'helo' | 'rdns' | 'dnsbl' | 'spf', boolean>;
   readonly #states = new WeakMap<SMTPServerSession, SessionState>();
   readonly #taps = new Map<string, WireTap>();
-  readonly #sessions = new SessionCounter();
+  readonly #sessions: SessionCounter;
   readonly #rates: { connection?: WindowCounter; message?: WindowCounter; recipient?: WindowCounter };
 
   constructor(deps: FrontlineDeps) {
@@ -122,8 +124,16 @@ export class Frontline {
       spf: any((p) => p.spf.enabled) || checks.trusted.senders.length > 0,
     };
     const { limits } = checks;
-    const counter = (r: { max: number; windowSec: number } | null) => (r ? new WindowCounter(r) : undefined);
-    this.#rates = { connection: counter(limits.connectionRate), message: counter(limits.messageRate), recipient: counter(limits.recipientRate) };
+    // A reload must not reset the limits: sessions open now stay counted, and a rate window
+    // carries on while its setting is unchanged.
+    const previous = deps.previous;
+    this.#sessions = previous ? previous.#sessions : new SessionCounter();
+    const counter = (name: 'connection' | 'message' | 'recipient', r: { max: number; windowSec: number } | null) => {
+      if (!r) return undefined;
+      const before = previous && previous.#config.checks.limits[`${name}Rate`];
+      return previous && before?.max === r.max && before.windowSec === r.windowSec ? previous.#rates[name] : new WindowCounter(r);
+    };
+    this.#rates = { connection: counter('connection', limits.connectionRate), message: counter('message', limits.messageRate), recipient: counter('recipient', limits.recipientRate) };
   }
 
   policyFor(domain: string): FrontlinePolicy {

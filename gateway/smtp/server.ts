@@ -22,7 +22,9 @@ import { BodyGuard } from './body-guard.ts';
 import { Frontline, type ListenerKind } from './frontline.ts';
 import type { SubmissionAuth } from './auth.ts';
 import type { RecipientProber } from './probe.ts';
-import { createTlsStore, type TlsStore } from './tls.ts';
+import { createTlsStore, type CertificateSet, type TlsStore } from './tls.ts';
+import { onReload, snapshot } from '../config/live.ts';
+import { isDeepStrictEqual } from 'node:util';
 import { WireTap } from './wiretap.ts';
 import { connectionOf, SessionDeadlines, watchConnection, type ConnectionInternals } from './deadlines.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
@@ -66,27 +68,101 @@ function toError(reply: SmtpReply): Error & { responseCode: number } {
   return Object.assign(new Error(wireText(reply)), { responseCode: reply.code });
 }
 
+/**
+ * What a session runs with from its connection to its end. A config reload makes a new generation
+ * for the sessions that connect later; the sessions in flight finish with theirs.
+ */
+interface Generation {
+  config: Config;
+  frontline: Frontline;
+  deps: SmtpDeps;
+}
+
+interface Generations {
+  /** Binds a new connection (by its session id) to the current generation. */
+  bind(sessionId: string): Generation;
+  of(session: SMTPServerSession): Generation;
+  release(sessionId: string): void;
+}
+
+function generation(deps: SmtpDeps, config: Config, previous?: Generation): Generation {
+  const frontline = new Frontline({ config, logger: deps.logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}), ...(previous ? { previous: previous.frontline } : {}) });
+  return { config, frontline, deps: { ...deps, config } };
+}
+
+/** The smtp-server options that follow the config; a reload sets them for the connections that come next. */
+function listenerOptions(config: Config): Partial<SMTPServerOptions> {
+  return {
+    name: config.hostname,
+    size: config.smtp.maxMessageBytes,
+    maxClients: config.smtp.maxClients,
+    socketTimeout: config.smtp.socketTimeoutMs,
+    maxCommandLength: config.smtp.maxCommandLength,
+    // PROXY v1 only from the configured balancers: every check then sees the real client address.
+    useProxy: config.proxy.from.length > 0 ? config.proxy.from : false,
+  };
+}
+
 export function createSmtpFront(deps: SmtpDeps): SmtpFront {
-  const { config, logger } = deps;
-  const frontline = new Frontline({ config, logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}) });
-  const tlsStore = config.tls.certificates.length > 0 ? createTlsStore(config.tls) : undefined;
+  const { logger } = deps;
+  const config = snapshot(deps.config);
+  let current = generation(deps, config);
+  const bound = new Map<string, Generation>();
+  const gens: Generations = {
+    bind: (id) => (bound.set(id, current), current),
+    of: (session) => bound.get(session.id) ?? current,
+    release: (id) => bound.delete(id),
+  };
+  let tlsConfig = config.tls;
+  let tlsStore = tlsConfig.certificates.length > 0 ? createTlsStore(tlsConfig) : undefined;
   const state: ListenerState = { closing: false };
-  const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [
-    { kind: 'smtp', server: createListener(deps, frontline, 'smtp', tlsStore, state), ...config.smtp.listen },
-  ];
+  const listen = (kind: ListenerKind) => createListener(deps.logger, gens, kind, () => tlsStore, state, config);
+  const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [{ kind: 'smtp', server: listen('smtp'), ...config.smtp.listen }];
   if (config.submission.enabled) {
     if (!deps.auth) throw new Error('the submission listener needs an authenticator');
-    servers.push({ kind: 'submission', server: createListener(deps, frontline, 'submission', tlsStore, state), ...config.submission.listen });
+    servers.push({ kind: 'submission', server: listen('submission'), ...config.submission.listen });
   }
-  tlsStore?.onReload((set) => {
-    for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: config.tls.minVersion });
+  const applyCertificates = (set: CertificateSet) => {
+    for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: tlsConfig.minVersion });
     smtpMetrics.tlsReloads.inc({ outcome: 'ok' });
     logger.info({ names: [...set.byName.keys()] }, 'TLS certificates reloaded');
-  });
+  };
+  tlsStore?.onReload(applyCertificates);
   const onTlsError = (err: unknown) => {
     smtpMetrics.tlsReloads.inc({ outcome: 'error' });
     logger.error({ err }, 'TLS certificates could not be reloaded; the previous ones stay in use');
   };
+  const reloadTls = (): boolean => {
+    if (!tlsStore) return false;
+    try {
+      return tlsStore.reload({ force: true });
+    } catch (err) {
+      onTlsError(err);
+      return false;
+    }
+  };
+  // A new config (SIGHUP, `mailmoat reload`): new sessions get a new generation and listener
+  // options; the certificate files are read again (new files: a new store). Whether STARTTLS is
+  // offered at all is fixed at start (gateway/config/reload.ts keeps tls then).
+  const stopReloads = onReload(deps.config, (next) => {
+    try {
+      current = generation(deps, next, current);
+      for (const { server } of servers) Object.assign((server as unknown as { options: SMTPServerOptions }).options, listenerOptions(next));
+      if (tlsStore && !isDeepStrictEqual(next.tls, tlsConfig)) {
+        const store = createTlsStore(next.tls);
+        stopWatching();
+        tlsStore = store;
+        tlsConfig = next.tls;
+        store.onReload(applyCertificates);
+        applyCertificates(store.current);
+        stopWatching = store.watch(onTlsError);
+      } else {
+        reloadTls();
+      }
+    } catch (err) {
+      logger.error({ err }, 'the SMTP front could not take the new config; new sessions keep the previous one');
+    }
+  });
   let stopWatching = () => {};
   const ports: { smtp: number; submission?: number } = { smtp: config.smtp.listen.port };
 
@@ -105,16 +181,9 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
       if (tlsStore) stopWatching = tlsStore.watch(onTlsError);
       return ports.smtp;
     },
-    reloadTls() {
-      if (!tlsStore) return false;
-      try {
-        return tlsStore.reload({ force: true });
-      } catch (err) {
-        onTlsError(err);
-        return false;
-      }
-    },
+    reloadTls,
     async close(graceMs = 10_000) {
+      stopReloads();
       stopWatching();
       // Graceful: new connections and new transactions get 421 while the transactions in flight
       // finish, up to the deadline; then the rest is closed (smtp-server sends them a 421 too).
@@ -138,23 +207,19 @@ interface ListenerState {
   closing: boolean;
 }
 
-function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind, tlsStore: TlsStore | undefined, state: ListenerState): SMTPServer {
-  const { config, logger } = deps;
-  // Free space kept in reserve (like Postfix's queue_minfree): refuse new mail with 452 4.3.1
-  // while there is less than room for two messages of the largest size.
-  const minFreeBytes = 2 * config.smtp.maxMessageBytes;
+function createListener(logger: Logger, gens: Generations, kind: ListenerKind, tls: () => TlsStore | undefined, state: ListenerState, initial: Config): SMTPServer {
+  const first = tls();
   const submission = kind === 'submission';
-  const tlsOptions: Partial<SMTPServerOptions> = tlsStore
+  const tlsOptions: Partial<SMTPServerOptions> = first
     ? {
-        key: tlsStore.current.key,
-        cert: tlsStore.current.cert,
-        minVersion: config.tls.minVersion,
-        SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, tlsStore.contextFor(name)),
+        key: first.current.key,
+        cert: first.current.cert,
+        minVersion: initial.tls.minVersion,
+        SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, tls()?.contextFor(name)),
       }
     : {};
   const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
   const server: SMTPServer = new SMTPServer({
-    name: config.hostname,
     banner: 'mailmoat ESMTP',
     // An MX takes mail without authentication; AUTH is for the submission listener only.
     disabledCommands: submission ? [] : ['AUTH'],
@@ -163,22 +228,18 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
     authRequiredMessage: formatReply(replies.authRequired()),
     // STARTTLS stays hidden until real certificates are configured: smtp-server would otherwise
     // offer it with a built-in, publicly known key.
-    hideSTARTTLS: !tlsStore,
+    hideSTARTTLS: !first,
     ...tlsOptions,
-    size: config.smtp.maxMessageBytes,
     // DSN (RFC 3461): RET/ENVID and each recipient's NOTIFY/ORCPT are kept with the message,
     // passed on downstream and honoured in our own bounces.
     hideDSN: false,
-    maxClients: config.smtp.maxClients,
-    socketTimeout: config.smtp.socketTimeoutMs,
-    maxCommandLength: config.smtp.maxCommandLength,
-    // PROXY v1 only from the configured balancers: every check then sees the real client address.
-    ...(config.proxy.from.length > 0 ? { useProxy: config.proxy.from } : {}),
+    ...listenerOptions(initial),
     // Reverse DNS goes through the gateway's own resolver (front-line checks), not smtp-server's.
     disableReverseLookup: true,
     logger: false,
     onConnect(session: SMTPServerSession, callback: Callback) {
       if (state.closing) return reply(callback, replies.shuttingDown());
+      const { deps, frontline } = gens.of(session);
       // Submission: AUTH is neither offered nor accepted before STARTTLS (Postfix smtpd_tls_auth_only).
       if (submission && !session.secure) session.disabledCommands = ['AUTH'];
       frontline.connect(session, kind).then(
@@ -195,11 +256,12 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       // before smtp-server pipes the TLS socket into its parser, so no read is missed by either).
       const tap = new WireTap();
       socket.on('data', (chunk: Buffer) => tap.observe(chunk));
-      frontline.attachTap(session.id, tap);
+      gens.of(session).frontline.attachTap(session.id, tap);
       if (submission) session.disabledCommands = [];
       callback();
     },
     onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void) {
+      const { deps, frontline } = gens.of(session);
       const failed = async () => {
         const r = frontline.authFailed(session)!;
         await refused(deps, session, 'auth', r, null);
@@ -216,6 +278,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       if (state.closing) return reply(callback, replies.shuttingDown());
+      const { deps, frontline, config } = gens.of(session);
       void (async () => {
         const checked = await frontline.mail(address, session);
         if (checked) {
@@ -223,8 +286,10 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
           return reply(callback, checked);
         }
         const declared = Number(address.args && (address.args as Record<string, string>).SIZE);
+        // Free space kept in reserve (like Postfix's queue_minfree): refuse new mail with 452 4.3.1
+        // while there is less than room for two messages of the largest size.
         const spoolHasRoom = await deps.spool.freeBytes().then(
-          (free) => free >= minFreeBytes,
+          (free) => free >= 2 * config.smtp.maxMessageBytes,
           () => false,
         );
         const r = decideSender({
@@ -237,6 +302,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       })().catch((err: unknown) => hookFailed(deps, callback, err, 'mail'));
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
+      const { deps, frontline } = gens.of(session);
       frontline.rcpt(address, session).then(
         async (r) => {
           if (r) await refused(deps, session, 'rcpt', r, address.address);
@@ -246,6 +312,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       );
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback) {
+      const { deps, frontline } = gens.of(session);
       receiveMessage(deps, frontline, stream, session).then(
         (id) => {
           smtpMetrics.accepted.inc({ listener: kind });
@@ -259,22 +326,27 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       );
     },
     onClose(session: SMTPServerSession) {
+      const { deps, frontline } = gens.of(session);
       noteLibraryRefusal(deps, session);
       frontline.close(session);
+      gens.release(session.id);
     },
   });
   // Taps see what the parser sees. connect() is where smtp-server pipes a socket into its parser;
   // the tap's 'data' listener is added right after, so neither misses a read (see wiretap.ts).
+  // The connection is bound to the config generation of this moment, before any of its hooks run.
   const connect = server.connect.bind(server);
   server.connect = (socket, socketOptions) => {
-    connect(socket, socketOptions);
     const id = (socketOptions as { id?: string } | null | undefined)?.id;
-    if (!id) return;
+    const g = id ? gens.bind(id) : undefined;
+    connect(socket, socketOptions);
+    if (!id || !g) return;
     const tap = new WireTap();
     socket.on('data', (chunk: Buffer) => tap.observe(chunk));
-    frontline.attachTap(id, tap);
+    g.frontline.attachTap(id, tap);
     const conn = connectionOf(server.connections, socket);
-    if (conn) watchDeadlines(deps, server, conn);
+    if (conn) watchDeadlines(g.deps, server, conn);
+    else gens.release(id); // refused at once (smtp.maxClients): no hook will run
   };
   server.on('error', (err) => logger.warn({ err }, 'smtp server error'));
   return server;
