@@ -199,7 +199,12 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fileConfi
   const config = live.config;
   const onHup = () => void (stopping || reloadConfig(configFile, live, logger));
   process.on('SIGHUP', onHup);
-  const unregister = registerProcess(fileConfig.dataDir, role);
+  let unregister = () => {};
+  try {
+    unregister = registerProcess(fileConfig.dataDir, role);
+  } catch (err) {
+    logger.warn({ err }, 'cannot write a pid file: `mailmoat reload` will not find this process (SIGHUP still reloads)');
+  }
   const cleanups: (() => Promise<unknown>)[] = [async () => unregister()];
   const shutdown = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => logger.warn({ err }, 'error during shutdown'));
