@@ -144,3 +144,38 @@ describe('session deadlines', () => {
     for (const x of [a, b, c, other]) x.close();
   });
 });
+
+describe('under load (Postfix stress)', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      domains: { 'example.test': {} },
+      overrides: {
+        smtp: {
+          listen: { host: '127.0.0.1', port: 0 },
+          maxClients: 4,
+          deadlines: { commandMs: 5_000, commandUnderLoadMs: 400, underLoadAt: 0.75 },
+        },
+        checks: { helo: { enabled: false }, rdns: { enabled: false }, spf: { enabled: false } },
+      },
+    });
+  });
+  afterAll(() => gw?.stop());
+
+  it('the command deadline shrinks while the listener is nearly full, and is back to normal once it is not', async () => {
+    const idle = [await RawSmtp.connect(gw.smtpPort, { localAddress: ip(70) }), await RawSmtp.connect(gw.smtpPort, { localAddress: ip(71) })];
+    for (const c of idle) expect((await c.reply()).code).toBe(220);
+    const slow = await RawSmtp.connect(gw.smtpPort, { localAddress: ip(72) });
+    await slow.hello(); // 3 of 4 sessions: under load from now on
+    const { reply, ms } = await trickle(slow, 'MAIL FROM:<bob@good.test>\r\n');
+    expect(`${reply.code} ${reply.text}`).toBe(`421 ${TIMEOUT}`);
+    expect(ms).toBeLessThan(2_000);
+    for (const c of idle) c.close();
+    await sleep(300);
+    const calm = await RawSmtp.connect(gw.smtpPort, { localAddress: ip(73) });
+    await calm.hello();
+    await sleep(800); // twice the stressed deadline, far below the normal one
+    expect((await calm.cmd('NOOP')).code).toBe(250);
+    calm.close();
+  });
+});
