@@ -114,7 +114,9 @@ export class Frontline {
       ourHostnames: [config.hostname, ...checks.helo.ourNames],
       maxPtrNames: checks.rdns.maxPtrNames,
     };
-    this.#prober = deps.prober ?? createRecipientProber({ helo: config.hostname });
+    // The recipient probe cache outlives a reload (unless our name changed: probes say HELO with it).
+    const before = deps.previous;
+    this.#prober = deps.prober ?? (before && before.#config.hostname === config.hostname ? before.#prober : createRecipientProber({ helo: config.hostname }));
     const domains = Object.keys(config.domains).map((d) => this.policyFor(d));
     const any = (pick: (p: FrontlinePolicy) => boolean) => pick(this.#global) || domains.some(pick);
     this.#wanted = {
