@@ -161,7 +161,9 @@ export class Frontline {
         clientIp,
         key: clientKey(clientIp),
         counted: false,
-        trust: trustByNetwork(clientIp, this.#config.checks.trusted),
+        // A session that still has a balancer's address came through it without a client address
+        // (PROXY UNKNOWN): whoever it is, the balancer's place in the trusted networks is not theirs.
+        trust: this.#config.proxy.from.includes(clientIp) ? null : trustByNetwork(clientIp, this.#config.checks.trusted),
         facts: new SessionFacts(this.#sources, clientIp, session.localAddress),
         authFailures: 0,
         txn: { sender: '', counted: new Set() },

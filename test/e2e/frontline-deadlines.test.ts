@@ -143,6 +143,15 @@ describe('session deadlines', () => {
     expect((await other.reply()).code).toBe(220);
     for (const x of [a, b, c, other]) x.close();
   });
+
+  it.concurrent('PROXY UNKNOWN (no client address) is not trusted as the balancer is: capped under its address', async () => {
+    const sessions = [];
+    for (let i = 0; i < 3; i++) sessions.push(await RawSmtp.connect(gw.smtpPort, { proxy: 'PROXY UNKNOWN\r\n' }));
+    const replies = await Promise.all(sessions.map((s) => s.reply()));
+    expect(replies.map((r) => r.code)).toEqual([220, 220, 421]);
+    expect(replies[2]!.text).toBe('4.7.0 Error: too many connections from [127.0.0.1] (at most 2 at a time), please try again later');
+    for (const x of sessions) x.close();
+  });
 });
 
 describe('under load (Postfix stress)', () => {
