@@ -4,7 +4,9 @@
 // session cap binds PROXY-protocol clients by their real address, even with the balancer trusted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawSmtp, type Reply } from '../support/smtp-client.ts';
-import { mailboxMessages, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { mailboxMessages, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
 const TIMEOUT = '4.4.2 mx.gateway.test Error: timeout exceeded';
 const ip = (n: number) => `127.0.0.${n}`;
@@ -67,6 +69,9 @@ describe('session deadlines', () => {
     expect(sent).toBeLessThan(20);
     await sleep(100);
     expect(c.closed).toBe(true);
+    // the part that came is not kept (the client still has the message and will send it again)
+    const incoming = path.join(gw.config.dataDir, 'spool', 'incoming');
+    await waitFor(async () => ((await readdir(incoming)).length === 0 ? true : undefined), { timeoutMs: 3_000, what: 'spool/incoming empty' });
   });
 
   it.concurrent('a message sent fast enough but never ended is cut off at the total DATA deadline', async () => {
