@@ -21,12 +21,16 @@ import { testDownstream } from './delivery/smtp-test.ts';
 import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
 import { startMailbox } from './demo/mailbox.ts';
 import { listQuarantine, releaseMessage } from './quarantine.ts';
+import { liveConfig } from './config/live.ts';
+import { reloadConfig } from './config/reload.ts';
+import { registerProcess, signalRunning } from './running.ts';
 
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 const USAGE = `usage: mailmoat <command> [--config FILE]
   start                      run everything on this machine (engines, SMTP, workers, demo mailbox)
   smtp | worker | console    run one role (engines must already be running)
+  reload                     reload the config file in the running processes of this data dir (as SIGHUP does)
   check-config [FILE]        validate a config file and print the effective settings
   migrate [--status]         bring the database schema up to date (PostgreSQL: once, before the roles start)
   migrate --import-sqlite FILE   copy a single machine's mailmoat.sqlite (and its quarantine) into the config's new PostgreSQL database
@@ -71,14 +75,18 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'check-config') return checkConfig(sub ?? findConfigFile(values.config));
   if (command === 'migrate') return migrateCommand(loadConfig(findConfigFile(values.config)), values.status === true, values['import-sqlite']);
-  const config = loadConfig(findConfigFile(values.config));
+  const configFile = findConfigFile(values.config);
+  const config = loadConfig(configFile);
   const logger = createLogger({ level: config.log.level });
   switch (command) {
     case 'start':
     case 'smtp':
     case 'worker':
     case 'console':
-      return runRoles(command, config, logger);
+      return runRoles(command, config, logger, configFile);
+    case 'reload':
+      // The file was validated above: a broken one is refused here, before any process is told.
+      return reloadCommand(config);
     case 'user':
       return userCommand(sub, arg, values, config);
     case 'digest':
@@ -185,8 +193,20 @@ function checkConfig(file: string): number {
   return 0;
 }
 
-async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: Config, logger: Logger): Promise<number> {
-  const cleanups: (() => Promise<unknown>)[] = [];
+async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fileConfig: Config, logger: Logger, configFile: string): Promise<number> {
+  // SIGHUP and `mailmoat reload` re-read the config file (gateway/config/reload.ts); every role
+  // reads it through `config`, which always shows the newest good one.
+  const live = liveConfig(fileConfig);
+  const config = live.config;
+  const onHup = () => void (stopping || reloadConfig(configFile, live, logger));
+  process.on('SIGHUP', onHup);
+  let unregister = () => {};
+  try {
+    unregister = registerProcess(fileConfig.dataDir, role);
+  } catch (err) {
+    logger.warn({ err }, 'cannot write a pid file: `mailmoat reload` will not find this process (SIGHUP still reloads)');
+  }
+  const cleanups: (() => Promise<unknown>)[] = [async () => unregister()];
   const shutdown = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => logger.warn({ err }, 'error during shutdown'));
   };
@@ -282,6 +302,14 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: C
     await shutdown();
     throw err;
   }
+}
+
+/** `mailmoat reload`: SIGHUP to every running process of the config's data dir. */
+function reloadCommand(config: Config): number {
+  const outcomes = signalRunning(config.dataDir, 'SIGHUP');
+  for (const o of outcomes) console.log(`${o.role} (pid ${o.pid}): ${o.outcome === 'signalled' ? 'told to reload' : `${o.outcome}, its stale pid file removed`}`);
+  if (!outcomes.some((o) => o.outcome === 'signalled')) throw new UsageError(`reload: no running mailmoat process found in ${config.dataDir}/run`);
+  return 0;
 }
 
 function printWelcome(config: Config, port: number): void {

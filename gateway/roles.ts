@@ -165,17 +165,9 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   });
   const port = await front.listen();
   logger.info({ host: config.smtp.listen.host, port, submission: front.ports.submission }, 'SMTP listening');
-  // SIGHUP reloads renewed TLS certificates at once (they are also noticed by an mtime poll).
-  const onHup = () => void front.reloadTls();
-  if (config.tls.certificates.length > 0) process.on('SIGHUP', onHup);
-  const close = front.close.bind(front);
-  return Object.assign(front, {
-    port,
-    close: (graceMs?: number) => {
-      process.off('SIGHUP', onHup);
-      return close(graceMs);
-    },
-  });
+  // A config reload (SIGHUP, cli.ts) reaches the front through the live config: new sessions get
+  // the new config, and the TLS certificate files are read again at once.
+  return Object.assign(front, { port });
 }
 
 /**

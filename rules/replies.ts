@@ -78,6 +78,8 @@ export const replies = {
     text: 'Content scanner temporarily unavailable, please try again later',
   }),
   shuttingDown: (): SmtpReply => ({ code: 421, enhanced: '4.3.2', text: 'Service shutting down, please try again later' }),
+  /** A session deadline passed (rules/deadlines.ts); Postfix's words, which MTAs and their admins know. */
+  timeoutExceeded: (hostname: string): SmtpReply => ({ code: 421, enhanced: '4.4.2', text: `${hostname} Error: timeout exceeded` }),
   nullSenderTooManyRecipients: (): SmtpReply => ({
     code: 550,
     enhanced: '5.5.3',

@@ -213,13 +213,15 @@ const protocol = z
      * Postfix smtpd_forbid_bare_newline=reject), normalize (turned into CRLF) or accept.
      */
     bareLineEndings: z.enum(['reject', 'normalize', 'accept']).default('reject'),
+    /** NUL bytes in DATA (RFC 2045 §2.8 forbids them): reject (550 5.6.0), strip (removed), or accept; rules/nul-bytes.ts. */
+    nulBytes: z.enum(['reject', 'strip', 'accept']).default('reject'),
     /** Commands sent ahead of the reply where RFC 2920 forbids it (554 5.5.0, like Postfix 3.9 smtpd_forbid_unauth_pipelining). */
     pipelining: z.enum(['reject', 'ignore']).default('reject'),
     /** Extra wait before the greeting (postscreen's greet pause); a client talking first gets 421. 0: smtp-server's fixed 100 ms only. */
     greetPauseMs: nonNegativeInt.max(30_000).default(0),
   })
   .strict()
-  .default({ bareLineEndings: 'reject', pipelining: 'reject', greetPauseMs: 0 });
+  .default({ bareLineEndings: 'reject', nulBytes: 'reject', pipelining: 'reject', greetPauseMs: 0 });
 
 const trusted = z
   .object({

@@ -210,6 +210,28 @@ const smtp = z
     maxClients: positiveInt.default(500),
     /** Idle time before a session is dropped (421). RFC 5321 §4.5.3.2.7 asks for at least 5 minutes. */
     socketTimeoutMs: positiveInt.default(300_000),
+    /**
+     * Deadlines no pattern of bytes can stretch (the idle timeout above is reset by every byte, so
+     * a client sending one byte a second would hold its session forever): rules/deadlines.ts. On
+     * expiry the client gets 421 4.4.2 <hostname> Error: timeout exceeded, and the session ends.
+     */
+    deadlines: z
+      .object({
+        /** One complete command line, from our reply on (Postfix smtpd_timeout; RFC 5321 §4.5.3.2.7 asks for at least 5 minutes). */
+        commandMs: positiveInt.default(300_000),
+        /** The same while the listener is nearly full (Postfix under stress: 10 s), so slow clients cannot fill it. */
+        commandUnderLoadMs: positiveInt.default(10_000),
+        /** "Nearly full": this share of smtp.maxClients in use (1: never shortened). */
+        underLoadAt: z.number().gt(0).max(1).default(0.8),
+        /** DATA: each byte received buys 1/dataMinBytesPerSec s, up to commandMs ahead (Postfix smtpd_min_data_rate). */
+        dataMinBytesPerSec: positiveInt.default(500),
+        /** DATA: from 354 to the final dot, whatever the rate (30 MB needs about 50 KB/s). */
+        dataMs: positiveInt.default(600_000),
+        /** The whole session, checked between commands: a message in transfer may finish first. */
+        sessionMs: positiveInt.default(1_800_000),
+      })
+      .strict()
+      .prefault({}),
     /** Longest command line (421 above it). RFC 5321 allows 512 octets plus extension parameters; Postfix uses 2048. */
     maxCommandLength: positiveInt.min(512).default(2048),
     /** Refuse MAIL before STARTTLS (530 5.7.0). Never on a public MX (RFC 3207 §4); needs tls.certificates. */

@@ -1,5 +1,6 @@
 // The DATA stream on its way to the spool: puts our trace headers (Received-SPF, the front-line
-// summary) in front, and counts — or, by policy, normalises — bare CR and bare LF.
+// summary) in front, and counts — or, by policy, normalises — bare CR and bare LF, and NUL bytes
+// (counted, or stripped: rules/nul-bytes.ts says why).
 //
 // Why: smtp-server ends DATA only at <CRLF>.<CRLF> (so "<LF>.<LF>" cannot end a message here),
 // but it passes stray CR and LF through. A downstream or an upstream server that reads them as
@@ -12,28 +13,33 @@ import { Transform, type TransformCallback } from 'node:stream';
 
 const CR = 0x0d;
 const LF = 0x0a;
+const NUL = 0x00;
 const CR_BUF = Buffer.from('\r');
 const CRLF = Buffer.from('\r\n');
 
 export interface BodyReport {
   bareLf: number;
   bareCr: number;
+  /** NUL bytes seen (removed from the output when the guard strips them; rules/nul-bytes.ts). */
+  nul: number;
   /** Body bytes (without the prefix), as the client sent them. */
   bytes: number;
 }
 
 export class BodyGuard extends Transform {
-  readonly report: BodyReport = { bareLf: 0, bareCr: 0, bytes: 0 };
+  readonly report: BodyReport = { bareLf: 0, bareCr: 0, nul: 0, bytes: 0 };
   readonly prefixBytes: number;
   #prefix: Buffer | null;
   #normalize: boolean;
+  #stripNul: boolean;
   #heldCr = false;
 
-  constructor(o: { prefix?: Buffer; normalize: boolean }) {
+  constructor(o: { prefix?: Buffer; normalize: boolean; stripNul?: boolean }) {
     super();
     this.#prefix = o.prefix && o.prefix.length > 0 ? o.prefix : null;
     this.prefixBytes = this.#prefix?.length ?? 0;
     this.#normalize = o.normalize;
+    this.#stripNul = o.stripNul ?? false;
   }
 
   override _transform(input: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -67,6 +73,12 @@ export class BodyGuard extends Transform {
         this.report.bareCr++;
         if (this.#normalize) {
           out.push(chunk.subarray(start, i), CRLF);
+          start = i + 1;
+        }
+      } else if (b === NUL) {
+        this.report.nul++;
+        if (this.#stripNul) {
+          out.push(chunk.subarray(start, i));
           start = i + 1;
         }
       } else if (b === LF) {

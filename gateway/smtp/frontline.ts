@@ -35,6 +35,7 @@ import {
   type Trust,
 } from '../../rules/frontline.ts';
 import { replies, type SmtpReply } from '../../rules/replies.ts';
+import { decideNulBytes } from '../../rules/nul-bytes.ts';
 import { routeFor } from '../delivery/transport.ts';
 import { bareKind, type BodyReport } from './body-guard.ts';
 import { SessionFacts, type FactSources } from './facts.ts';
@@ -75,6 +76,8 @@ export interface FrontlineDeps {
   logger: Logger;
   resolver: DnsResolver;
   prober?: RecipientProber;
+  /** The front line this one replaces after a config reload: its per-client counters carry on. */
+  previous?: Frontline;
 }
 
 const NONE: ReadonlySet<SkippableCheck> = new Set();
@@ -92,7 +95,7 @@ export class Frontline {
   readonly #wanted: Record<'helo' | 'rdns' | 'dnsbl' | 'spf', boolean>;
   readonly #states = new WeakMap<SMTPServerSession, SessionState>();
   readonly #taps = new Map<string, WireTap>();
-  readonly #sessions = new SessionCounter();
+  readonly #sessions: SessionCounter;
   readonly #rates: { connection?: WindowCounter; message?: WindowCounter; recipient?: WindowCounter };
 
   constructor(deps: FrontlineDeps) {
@@ -111,7 +114,9 @@ export class Frontline {
       ourHostnames: [config.hostname, ...checks.helo.ourNames],
       maxPtrNames: checks.rdns.maxPtrNames,
     };
-    this.#prober = deps.prober ?? createRecipientProber({ helo: config.hostname });
+    // The recipient probe cache outlives a reload (unless our name changed: probes say HELO with it).
+    const before = deps.previous;
+    this.#prober = deps.prober ?? (before && before.#config.hostname === config.hostname ? before.#prober : createRecipientProber({ helo: config.hostname }));
     const domains = Object.keys(config.domains).map((d) => this.policyFor(d));
     const any = (pick: (p: FrontlinePolicy) => boolean) => pick(this.#global) || domains.some(pick);
     this.#wanted = {
@@ -121,8 +126,16 @@ export class Frontline {
       spf: any((p) => p.spf.enabled) || checks.trusted.senders.length > 0,
     };
     const { limits } = checks;
-    const counter = (r: { max: number; windowSec: number } | null) => (r ? new WindowCounter(r) : undefined);
-    this.#rates = { connection: counter(limits.connectionRate), message: counter(limits.messageRate), recipient: counter(limits.recipientRate) };
+    // A reload must not reset the limits: sessions open now stay counted, and a rate window
+    // carries on while its setting is unchanged.
+    const previous = deps.previous;
+    this.#sessions = previous ? previous.#sessions : new SessionCounter();
+    const counter = (name: 'connection' | 'message' | 'recipient', r: { max: number; windowSec: number } | null) => {
+      if (!r) return undefined;
+      const before = previous && previous.#config.checks.limits[`${name}Rate`];
+      return previous && before?.max === r.max && before.windowSec === r.windowSec ? previous.#rates[name] : new WindowCounter(r);
+    };
+    this.#rates = { connection: counter('connection', limits.connectionRate), message: counter('message', limits.messageRate), recipient: counter('recipient', limits.recipientRate) };
   }
 
   policyFor(domain: string): FrontlinePolicy {
@@ -148,7 +161,9 @@ export class Frontline {
         clientIp,
         key: clientKey(clientIp),
         counted: false,
-        trust: trustByNetwork(clientIp, this.#config.checks.trusted),
+        // A session that still has a balancer's address came through it without a client address
+        // (PROXY UNKNOWN): whoever it is, the balancer's place in the trusted networks is not theirs.
+        trust: this.#config.proxy.from.includes(clientIp) ? null : trustByNetwork(clientIp, this.#config.checks.trusted),
         facts: new SessionFacts(this.#sources, clientIp, session.localAddress),
         authFailures: 0,
         txn: { sender: '', counted: new Set() },
@@ -431,6 +446,9 @@ export class Frontline {
     const st = this.#state(session);
     const protocol = this.#protocol(st, session, 'data');
     if (protocol) return protocol;
+    const nul = decideNulBytes(body.nul, this.#config.checks.protocol.nulBytes);
+    if (nul.action === 'reject') return this.#refusal(st, session, 'data', nul);
+    if (body.nul > 0) this.#note(st, session, 'data', 'protocol.nul-bytes', nul);
     const kind = bareKind(body);
     if (!kind) return null;
     const policy = this.#config.checks.protocol.bareLineEndings;
@@ -440,6 +458,11 @@ export class Frontline {
     }
     this.#note(st, session, 'data', 'protocol.bare-line-ending', { action: 'accept', notes: [`${reason}: ${policy === 'normalize' ? 'normalised to CRLF' : 'accepted'}`] });
     return null;
+  }
+
+  /** Whether NUL bytes are to be removed on the way to the spool. */
+  stripsNul(): boolean {
+    return this.#config.checks.protocol.nulBytes === 'strip';
   }
 
   /** Whether bare CR/LF are to be rewritten on the way to the spool. */

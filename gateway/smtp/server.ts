@@ -22,8 +22,12 @@ import { BodyGuard } from './body-guard.ts';
 import { Frontline, type ListenerKind } from './frontline.ts';
 import type { SubmissionAuth } from './auth.ts';
 import type { RecipientProber } from './probe.ts';
-import { createTlsStore, type TlsStore } from './tls.ts';
+import { createTlsStore, type CertificateSet, type TlsStore } from './tls.ts';
+import { onReload, snapshot } from '../config/live.ts';
+import { isDeepStrictEqual } from 'node:util';
 import { WireTap } from './wiretap.ts';
+import { connectionOf } from './deadlines.ts';
+import { hookFailed, noteLibraryRefusal, refused, toError, tryRecordRefusal, watchDeadlines, type Callback } from './refusals.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
 
@@ -56,36 +60,101 @@ export interface SmtpFront {
   close(graceMs?: number): Promise<void>;
 }
 
-type Callback = (err?: Error | null, message?: string) => void;
+/**
+ * What a session runs with from its connection to its end. A config reload makes a new generation
+ * for the sessions that connect later; the sessions in flight finish with theirs.
+ */
+interface Generation {
+  config: Config;
+  frontline: Frontline;
+  deps: SmtpDeps;
+}
 
-/** Reply text goes out as US-ASCII (RFC 5321 §4.2): a "§" from a rule's reason is spelled out. */
-const wireText = (reply: SmtpReply): string => formatReply(reply).replace(/§/g, 'section ');
+interface Generations {
+  /** Binds a new connection (by its session id) to the current generation. */
+  bind(sessionId: string): Generation;
+  of(session: SMTPServerSession): Generation;
+  release(sessionId: string): void;
+}
 
-function toError(reply: SmtpReply): Error & { responseCode: number } {
-  return Object.assign(new Error(wireText(reply)), { responseCode: reply.code });
+function generation(deps: SmtpDeps, config: Config, previous?: Generation): Generation {
+  const frontline = new Frontline({ config, logger: deps.logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}), ...(previous ? { previous: previous.frontline } : {}) });
+  return { config, frontline, deps: { ...deps, config } };
+}
+
+/** The smtp-server options that follow the config; a reload sets them for the connections that come next. */
+function listenerOptions(config: Config): Partial<SMTPServerOptions> {
+  return {
+    name: config.hostname,
+    size: config.smtp.maxMessageBytes,
+    maxClients: config.smtp.maxClients,
+    socketTimeout: config.smtp.socketTimeoutMs,
+    maxCommandLength: config.smtp.maxCommandLength,
+    // PROXY v1 only from the configured balancers: every check then sees the real client address.
+    useProxy: config.proxy.from.length > 0 ? config.proxy.from : false,
+  };
 }
 
 export function createSmtpFront(deps: SmtpDeps): SmtpFront {
-  const { config, logger } = deps;
-  const frontline = new Frontline({ config, logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}) });
-  const tlsStore = config.tls.certificates.length > 0 ? createTlsStore(config.tls) : undefined;
+  const { logger } = deps;
+  const config = snapshot(deps.config);
+  let current = generation(deps, config);
+  const bound = new Map<string, Generation>();
+  const gens: Generations = {
+    bind: (id) => (bound.set(id, current), current),
+    of: (session) => bound.get(session.id) ?? current,
+    release: (id) => bound.delete(id),
+  };
+  let tlsConfig = config.tls;
+  let tlsStore = tlsConfig.certificates.length > 0 ? createTlsStore(tlsConfig) : undefined;
   const state: ListenerState = { closing: false };
-  const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [
-    { kind: 'smtp', server: createListener(deps, frontline, 'smtp', tlsStore, state), ...config.smtp.listen },
-  ];
+  const listen = (kind: ListenerKind) => createListener(deps.logger, gens, kind, () => tlsStore, state, config);
+  const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [{ kind: 'smtp', server: listen('smtp'), ...config.smtp.listen }];
   if (config.submission.enabled) {
     if (!deps.auth) throw new Error('the submission listener needs an authenticator');
-    servers.push({ kind: 'submission', server: createListener(deps, frontline, 'submission', tlsStore, state), ...config.submission.listen });
+    servers.push({ kind: 'submission', server: listen('submission'), ...config.submission.listen });
   }
-  tlsStore?.onReload((set) => {
-    for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: config.tls.minVersion });
+  const applyCertificates = (set: CertificateSet) => {
+    for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: tlsConfig.minVersion });
     smtpMetrics.tlsReloads.inc({ outcome: 'ok' });
     logger.info({ names: [...set.byName.keys()] }, 'TLS certificates reloaded');
-  });
+  };
+  tlsStore?.onReload(applyCertificates);
   const onTlsError = (err: unknown) => {
     smtpMetrics.tlsReloads.inc({ outcome: 'error' });
     logger.error({ err }, 'TLS certificates could not be reloaded; the previous ones stay in use');
   };
+  const reloadTls = (): boolean => {
+    if (!tlsStore) return false;
+    try {
+      return tlsStore.reload({ force: true });
+    } catch (err) {
+      onTlsError(err);
+      return false;
+    }
+  };
+  // A new config (SIGHUP, `mailmoat reload`): new sessions get a new generation and listener
+  // options; the certificate files are read again (new files: a new store). Whether STARTTLS is
+  // offered at all is fixed at start (gateway/config/reload.ts keeps tls then).
+  const stopReloads = onReload(deps.config, (next) => {
+    try {
+      current = generation(deps, next, current);
+      for (const { server } of servers) Object.assign((server as unknown as { options: SMTPServerOptions }).options, listenerOptions(next));
+      if (tlsStore && !isDeepStrictEqual(next.tls, tlsConfig)) {
+        const store = createTlsStore(next.tls);
+        stopWatching();
+        tlsStore = store;
+        tlsConfig = next.tls;
+        store.onReload(applyCertificates);
+        applyCertificates(store.current);
+        stopWatching = store.watch(onTlsError);
+      } else {
+        reloadTls();
+      }
+    } catch (err) {
+      logger.error({ err }, 'the SMTP front could not take the new config; new sessions keep the previous one');
+    }
+  });
   let stopWatching = () => {};
   const ports: { smtp: number; submission?: number } = { smtp: config.smtp.listen.port };
 
@@ -104,16 +173,9 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
       if (tlsStore) stopWatching = tlsStore.watch(onTlsError);
       return ports.smtp;
     },
-    reloadTls() {
-      if (!tlsStore) return false;
-      try {
-        return tlsStore.reload({ force: true });
-      } catch (err) {
-        onTlsError(err);
-        return false;
-      }
-    },
+    reloadTls,
     async close(graceMs = 10_000) {
+      stopReloads();
       stopWatching();
       // Graceful: new connections and new transactions get 421 while the transactions in flight
       // finish, up to the deadline; then the rest is closed (smtp-server sends them a 421 too).
@@ -137,23 +199,19 @@ interface ListenerState {
   closing: boolean;
 }
 
-function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind, tlsStore: TlsStore | undefined, state: ListenerState): SMTPServer {
-  const { config, logger } = deps;
-  // Free space kept in reserve (like Postfix's queue_minfree): refuse new mail with 452 4.3.1
-  // while there is less than room for two messages of the largest size.
-  const minFreeBytes = 2 * config.smtp.maxMessageBytes;
+function createListener(logger: Logger, gens: Generations, kind: ListenerKind, tls: () => TlsStore | undefined, state: ListenerState, initial: Config): SMTPServer {
+  const first = tls();
   const submission = kind === 'submission';
-  const tlsOptions: Partial<SMTPServerOptions> = tlsStore
+  const tlsOptions: Partial<SMTPServerOptions> = first
     ? {
-        key: tlsStore.current.key,
-        cert: tlsStore.current.cert,
-        minVersion: config.tls.minVersion,
-        SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, tlsStore.contextFor(name)),
+        key: first.current.key,
+        cert: first.current.cert,
+        minVersion: initial.tls.minVersion,
+        SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, tls()?.contextFor(name)),
       }
     : {};
   const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
   const server: SMTPServer = new SMTPServer({
-    name: config.hostname,
     banner: 'mailmoat ESMTP',
     // An MX takes mail without authentication; AUTH is for the submission listener only.
     disabledCommands: submission ? [] : ['AUTH'],
@@ -162,22 +220,18 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
     authRequiredMessage: formatReply(replies.authRequired()),
     // STARTTLS stays hidden until real certificates are configured: smtp-server would otherwise
     // offer it with a built-in, publicly known key.
-    hideSTARTTLS: !tlsStore,
+    hideSTARTTLS: !first,
     ...tlsOptions,
-    size: config.smtp.maxMessageBytes,
     // DSN (RFC 3461): RET/ENVID and each recipient's NOTIFY/ORCPT are kept with the message,
     // passed on downstream and honoured in our own bounces.
     hideDSN: false,
-    maxClients: config.smtp.maxClients,
-    socketTimeout: config.smtp.socketTimeoutMs,
-    maxCommandLength: config.smtp.maxCommandLength,
-    // PROXY v1 only from the configured balancers: every check then sees the real client address.
-    ...(config.proxy.from.length > 0 ? { useProxy: config.proxy.from } : {}),
+    ...listenerOptions(initial),
     // Reverse DNS goes through the gateway's own resolver (front-line checks), not smtp-server's.
     disableReverseLookup: true,
     logger: false,
     onConnect(session: SMTPServerSession, callback: Callback) {
       if (state.closing) return reply(callback, replies.shuttingDown());
+      const { deps, frontline } = gens.of(session);
       // Submission: AUTH is neither offered nor accepted before STARTTLS (Postfix smtpd_tls_auth_only).
       if (submission && !session.secure) session.disabledCommands = ['AUTH'];
       frontline.connect(session, kind).then(
@@ -194,11 +248,12 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       // before smtp-server pipes the TLS socket into its parser, so no read is missed by either).
       const tap = new WireTap();
       socket.on('data', (chunk: Buffer) => tap.observe(chunk));
-      frontline.attachTap(session.id, tap);
+      gens.of(session).frontline.attachTap(session.id, tap);
       if (submission) session.disabledCommands = [];
       callback();
     },
     onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void) {
+      const { deps, frontline } = gens.of(session);
       const failed = async () => {
         const r = frontline.authFailed(session)!;
         await refused(deps, session, 'auth', r, null);
@@ -215,6 +270,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       if (state.closing) return reply(callback, replies.shuttingDown());
+      const { deps, frontline, config } = gens.of(session);
       void (async () => {
         const checked = await frontline.mail(address, session);
         if (checked) {
@@ -222,8 +278,10 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
           return reply(callback, checked);
         }
         const declared = Number(address.args && (address.args as Record<string, string>).SIZE);
+        // Free space kept in reserve (like Postfix's queue_minfree): refuse new mail with 452 4.3.1
+        // while there is less than room for two messages of the largest size.
         const spoolHasRoom = await deps.spool.freeBytes().then(
-          (free) => free >= minFreeBytes,
+          (free) => free >= 2 * config.smtp.maxMessageBytes,
           () => false,
         );
         const r = decideSender({
@@ -236,6 +294,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       })().catch((err: unknown) => hookFailed(deps, callback, err, 'mail'));
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
+      const { deps, frontline } = gens.of(session);
       frontline.rcpt(address, session).then(
         async (r) => {
           if (r) await refused(deps, session, 'rcpt', r, address.address);
@@ -245,6 +304,7 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       );
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback) {
+      const { deps, frontline } = gens.of(session);
       receiveMessage(deps, frontline, stream, session).then(
         (id) => {
           smtpMetrics.accepted.inc({ listener: kind });
@@ -258,20 +318,27 @@ function createListener(deps: SmtpDeps, frontline: Frontline, kind: ListenerKind
       );
     },
     onClose(session: SMTPServerSession) {
+      const { deps, frontline } = gens.of(session);
       noteLibraryRefusal(deps, session);
       frontline.close(session);
+      gens.release(session.id);
     },
   });
   // Taps see what the parser sees. connect() is where smtp-server pipes a socket into its parser;
   // the tap's 'data' listener is added right after, so neither misses a read (see wiretap.ts).
+  // The connection is bound to the config generation of this moment, before any of its hooks run.
   const connect = server.connect.bind(server);
   server.connect = (socket, socketOptions) => {
-    connect(socket, socketOptions);
     const id = (socketOptions as { id?: string } | null | undefined)?.id;
-    if (!id) return;
+    const g = id ? gens.bind(id) : undefined;
+    connect(socket, socketOptions);
+    if (!id || !g) return;
     const tap = new WireTap();
     socket.on('data', (chunk: Buffer) => tap.observe(chunk));
-    frontline.attachTap(id, tap);
+    g.frontline.attachTap(id, tap);
+    const conn = connectionOf(server.connections, socket);
+    if (conn) watchDeadlines(g.deps, server, conn);
+    else gens.release(id); // refused at once (smtp.maxClients): no hook will run
   };
   server.on('error', (err) => logger.warn({ err }, 'smtp server error'));
   return server;
@@ -281,7 +348,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   const { spool, store, queue, config, logger } = deps;
   const id = deps.newId();
   // Our trace headers go on top; bare CR/LF are counted (or normalised) on the way to disk.
-  const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session) });
+  const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session), stripNul: frontline.stripsNul() });
   stream.once('error', (err) => body.destroy(err));
   const { size, oversized } = await spool.receive(id, stream.pipe(body), config.smtp.maxMessageBytes + body.prefixBytes).finally(() => {
     // If the spool gave up early, the rest of DATA must still be read, or the session stalls.
@@ -335,65 +402,6 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
 }
 
 const sessionUser = (session: SMTPServerSession): string | undefined => (session.user as { username?: string } | undefined)?.username;
-
-/** Logs a refusal, counts it and records it for the message log; a store failure must not change the reply. */
-function refused(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: SmtpReply, recipient: string | null, mailFrom?: string): Promise<void> {
-  smtpMetrics.refusals.inc({ stage, code: String(reply.code) });
-  return record(deps, session, stage, `${reply.code} ${wireText(reply)}`, recipient, mailFrom);
-}
-
-/** Never rejects: a refusal that cannot be recorded is logged, and the reply goes out as it would have. */
-async function record(deps: SmtpDeps, session: SMTPServerSession, stage: string, reply: string, recipient: string | null, mailFrom?: string): Promise<void> {
-  const entry = {
-    at: Date.now(),
-    clientIp: session.remoteAddress,
-    helo: session.hostNameAppearsAs || '',
-    mailFrom: mailFrom ?? (session.envelope?.mailFrom ? session.envelope.mailFrom.address : null),
-    recipient,
-    stage,
-    reply,
-  };
-  deps.logger.info(entry, 'refused');
-  try {
-    await deps.store.recordRefusal(entry);
-  } catch (err) {
-    deps.logger.warn({ err }, 'could not record a refusal');
-  }
-}
-
-/**
- * Refusals smtp-server makes on its own (no hook sees them) are found in the session's last error
- * reply when it closes: the early talker's 421, an overlong command line, the idle timeout.
- */
-function noteLibraryRefusal(deps: SmtpDeps, session: SMTPServerSession): void {
-  const last = session.error ?? '';
-  const known: [RegExp, string][] = [
-    [/You talk too soon/, 'protocol.pregreet'],
-    [/Command line too long/, 'limits.command-length'],
-    [/Timeout - closing connection/, 'limits.timeout'],
-    [/too many unrecognized commands/, 'protocol.unrecognized'],
-  ];
-  const hit = known.find(([re]) => re.test(last));
-  if (!hit) return;
-  smtpMetrics.decisions.inc({ check: hit[1], action: 'reject' });
-  smtpMetrics.refusals.inc({ stage: 'session', code: last.slice(0, 3) });
-  // The session is gone: nobody waits for this write (record() logs a failure and never rejects).
-  void record(deps, session, hit[1] === 'protocol.pregreet' ? 'connect' : 'session', last, null);
-}
-
-/** An exception in a hook is a temporary failure, never a pass (fail closed). */
-function hookFailed(deps: SmtpDeps, callback: Callback, err: unknown, stage: string): void {
-  deps.logger.error({ err, stage }, 'front-line check failed; answering 451');
-  callback(toError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, please try again later' }));
-}
-
-async function tryRecordRefusal(store: MetadataStore, id: string): Promise<void> {
-  try {
-    await store.transition(id, ['queued'], 'refused', `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
-  } catch {
-    // the store itself may be what failed; the client's retry is what matters
-  }
-}
 
 /** The DSN parameters of a transaction, or undefined when the client gave none. */
 function dsnParameters(session: SMTPServerSession): EnvelopeDsn | undefined {

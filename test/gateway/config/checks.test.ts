@@ -13,12 +13,13 @@ const errorOf = (extra: string) => {
 };
 
 describe('front-line config', () => {
-  it('has safe defaults: RFC minimums, loopback trusted, no DNSBL, reject bare line endings', () => {
+  it('has safe defaults: RFC minimums, loopback trusted, no DNSBL, reject bare line endings and NUL, session deadlines', () => {
     const c = parse('');
     expect(c.smtp).toMatchObject({ maxRecipients: 100, socketTimeoutMs: 300_000, maxCommandLength: 2048, requireTls: false });
     expect(c.checks.trusted.networks).toEqual(['127.0.0.0/8', '::1']);
     expect(c.checks.dnsbl.lists).toEqual([]);
-    expect(c.checks.protocol).toEqual({ bareLineEndings: 'reject', pipelining: 'reject', greetPauseMs: 0 });
+    expect(c.checks.protocol).toEqual({ bareLineEndings: 'reject', nulBytes: 'reject', pipelining: 'reject', greetPauseMs: 0 });
+    expect(c.smtp.deadlines).toEqual({ commandMs: 300_000, commandUnderLoadMs: 10_000, underLoadAt: 0.8, dataMinBytesPerSec: 500, dataMs: 600_000, sessionMs: 1_800_000 });
     expect(c.checks.limits.connectionsPerClient).toBe(50);
     expect(c.domains['a.test']!.recipients.mode).toBe('any');
     expect(c.submission.enabled).toBe(false);

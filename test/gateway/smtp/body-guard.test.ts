@@ -3,8 +3,8 @@ import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { BodyGuard, bareKind } from '../../../gateway/smtp/body-guard.ts';
 
-async function run(chunks: string[], o: { normalize: boolean; prefix?: string }) {
-  const guard = new BodyGuard({ normalize: o.normalize, ...(o.prefix ? { prefix: Buffer.from(o.prefix) } : {}) });
+async function run(chunks: string[], o: { normalize: boolean; prefix?: string; stripNul?: boolean }) {
+  const guard = new BodyGuard({ normalize: o.normalize, stripNul: o.stripNul ?? false, ...(o.prefix ? { prefix: Buffer.from(o.prefix) } : {}) });
   const out = await buffer(Readable.from(chunks.map((c) => Buffer.from(c, 'latin1'))).pipe(guard));
   return { out: out.toString('latin1'), report: guard.report };
 }
@@ -38,9 +38,19 @@ describe('BodyGuard', () => {
     expect((await run(['body\r\n'], { normalize: false, prefix: 'X-A: 1\r\n' })).report.bytes).toBe(6);
   });
 
+  it('counts NUL bytes, leaving them in place unless told to strip them (across reads, next to CR/LF)', async () => {
+    const chunks = ['a\0b\r', '\0\n\0', 'c\r\n\0'];
+    const kept = await run(chunks, { normalize: false });
+    expect(kept.report).toMatchObject({ nul: 4, bareCr: 1, bareLf: 1 });
+    expect(kept.out).toBe(chunks.join(''));
+    const stripped = await run(chunks, { normalize: true, stripNul: true });
+    expect(stripped.report.nul).toBe(4);
+    expect(stripped.out).toBe('ab\r\n\r\nc\r\n');
+  });
+
   it('bareKind names LF first', () => {
-    expect(bareKind({ bareLf: 1, bareCr: 1, bytes: 0 })).toBe('LF');
-    expect(bareKind({ bareLf: 0, bareCr: 2, bytes: 0 })).toBe('CR');
-    expect(bareKind({ bareLf: 0, bareCr: 0, bytes: 0 })).toBeUndefined();
+    expect(bareKind({ bareLf: 1, bareCr: 1, nul: 0, bytes: 0 })).toBe('LF');
+    expect(bareKind({ bareLf: 0, bareCr: 2, nul: 0, bytes: 0 })).toBe('CR');
+    expect(bareKind({ bareLf: 0, bareCr: 0, nul: 0, bytes: 0 })).toBeUndefined();
   });
 });
