@@ -12,11 +12,12 @@
 import { once } from 'node:events';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Joiner, Splitter } from '@zone-eu/mailsplit';
+import { Joiner } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { decodeHtml } from './html-charset.ts';
 import { DEFAULT_DISARM_OPTIONS, disarmHtml, type DisarmOptions, type HtmlFindingKind } from './html-disarm.ts';
-import { DEFAULT_WALK_LIMITS, splitterOptions } from './mime-walk.ts';
+import { DEFAULT_WALK_LIMITS } from './mime-walk.ts';
+import { createSplitter } from './splitter.ts';
 import { PartNumberer } from './part-ids.ts';
 
 export interface DisarmRewriteOptions extends DisarmOptions {
@@ -175,6 +176,6 @@ export class HtmlPartDisarmer extends Transform {
 export async function disarmMessage(input: Readable, output: Writable, options: Partial<DisarmRewriteOptions> = {}): Promise<DisarmReport> {
   const o = { ...DEFAULT_REWRITE_OPTIONS, ...options };
   const disarmer = new HtmlPartDisarmer(o);
-  await pipeline(input, new Splitter(splitterOptions(o)), disarmer, new Joiner(), output);
+  await pipeline(input, createSplitter(o), disarmer, new Joiner(), output);
   return disarmer.report;
 }

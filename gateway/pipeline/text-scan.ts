@@ -10,11 +10,10 @@
 // structure the splitter refuses ends the pass early (the walk reports the message malformed).
 import { once } from 'node:events';
 import type { Readable, Transform } from 'node:stream';
-import { Splitter } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { decodeHtml } from '../../scanners/html-charset.ts';
 import { disarmHtml, extractUrls, type DisarmOptions } from '../../scanners/html-disarm.ts';
-import { splitterOptions } from '../../scanners/mime-walk.ts';
+import { createSplitter } from '../../scanners/splitter.ts';
 import { PartNumberer } from '../../scanners/part-ids.ts';
 import type { HtmlScan, PhishingLink } from '../../scanners/types.ts';
 import type { DisarmSettings } from '../../rules/actions.ts';
@@ -133,7 +132,7 @@ function safeDecoder(charset: string): InstanceType<typeof TextDecoder> {
 /** Reads the message once; never throws for what the message contains (rejects on input errors). */
 export async function scanText(input: Readable, o: TextScanOptions): Promise<TextScanResult> {
   const c = new Collector(o);
-  const splitter = new Splitter(splitterOptions(o));
+  const splitter = createSplitter(o);
   const numberer = new PartNumberer();
   let inputError: Error | undefined;
   input.on('error', (e) => {
