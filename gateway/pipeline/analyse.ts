@@ -4,6 +4,8 @@
 // recipient's view of it: attachment rules and HTML settings can differ per recipient's policy.
 //
 // A scanner that fails is reported as failed (the verdict retries the scan), never left out.
+// The HTML and text analysis runs in worker threads (analysis-pool.ts) with a time budget; a
+// bound it hits (HTML nesting, time, memory) is "unscannable" — a retry would hit it again.
 import { createReadStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.ts';
