@@ -19,6 +19,7 @@ import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
 import { accountAuthenticator } from './smtp/auth.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
+import { createAnalysisPool } from './pipeline/analysis-pool.ts';
 import { registrableDomain } from './pipeline/analyse.ts';
 import { redisInlineVerdicts, type InlineVerdicts } from './pipeline/inline.ts';
 import { createUrlChecker } from './pipeline/urls.ts';
@@ -142,6 +143,8 @@ export function makeScanners(config: Config, endpoints: Endpoints): Scanners {
     spam: (message) => scanSpam(spamd, message, { maxBytes: config.spamd.maxBytes }),
     mailauth: makeResolver(config).forMailauth(),
     urls: createUrlChecker({ config: config.urls, resolver: makeResolver(config), registrableDomain }),
+    // HTML parsing off the event loop that serves SMTP and renews job locks, with a time budget.
+    analysis: createAnalysisPool({ threads: config.scan.analysisThreads, timeMs: config.scan.analysisTimeMs }),
   };
 }
 
@@ -231,6 +234,7 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
     async close(graceMs) {
       await Promise.all([retention.stop(), workers.close(graceMs)]);
       await recorder.stop();
+      await scanners.analysis?.close();
     },
   };
 }

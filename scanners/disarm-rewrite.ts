@@ -6,17 +6,20 @@
 // byte-identical and DKIM body hashes would break for nothing. Here an HTML part is buffered
 // (bounded), disarmed, and only a part that changed is re-encoded; an unchanged one, or one too
 // large to disarm (reported as 'unscannable-html' and left as is), is passed on byte for byte.
+// The HTML bounds (html-bounds.ts) are checked before the part is parsed: past them, the same.
 //
 // The subject tag (<Cleaned>) is the caller's job: it needs `changed` to decide.
 
 import { once } from 'node:events';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Joiner, Splitter } from '@zone-eu/mailsplit';
+import { Joiner } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { decodeHtml } from './html-charset.ts';
-import { DEFAULT_DISARM_OPTIONS, disarmHtml, type DisarmOptions, type HtmlFindingKind } from './html-disarm.ts';
-import { DEFAULT_WALK_LIMITS, splitterOptions } from './mime-walk.ts';
+import { DEFAULT_HTML_BOUNDS, htmlBoundExceeded, type HtmlBounds } from './html-bounds.ts';
+import { DEFAULT_DISARM_OPTIONS, disarmHtml, type DisarmOptions, type DisarmResult, type HtmlFindingKind } from './html-disarm.ts';
+import { DEFAULT_WALK_LIMITS } from './mime-walk.ts';
+import { createSplitter } from './splitter.ts';
 import { PartNumberer } from './part-ids.ts';
 
 export interface DisarmRewriteOptions extends DisarmOptions {
@@ -25,6 +28,10 @@ export interface DisarmRewriteOptions extends DisarmOptions {
   /** Splitter bounds; keep them equal to the walk's so part ids agree. */
   maxHeaderBytes: number;
   maxParts: number;
+  /** Checked before an HTML part is parsed. */
+  htmlBounds: HtmlBounds;
+  /** Runs disarmHtml elsewhere (a worker thread with a time budget); a rejection fails the rewrite. */
+  runDisarm?: (html: string, o: Partial<DisarmOptions>) => Promise<DisarmResult>;
 }
 
 export const DEFAULT_REWRITE_OPTIONS: DisarmRewriteOptions = {
@@ -32,6 +39,7 @@ export const DEFAULT_REWRITE_OPTIONS: DisarmRewriteOptions = {
   maxHtmlPartBytes: 4 * 1024 * 1024,
   maxHeaderBytes: DEFAULT_WALK_LIMITS.maxHeaderBytes,
   maxParts: DEFAULT_WALK_LIMITS.maxParts,
+  htmlBounds: DEFAULT_HTML_BOUNDS,
 };
 
 export type RewriteFindingKind = HtmlFindingKind | 'unscannable-html';
@@ -154,7 +162,13 @@ export class HtmlPartDisarmer extends Transform {
   async rewrite(p: Pending, raw: Buffer): Promise<Buffer | null> {
     const decoded = await runThrough(p.node.getDecoder(), raw);
     const { text, codec } = decodeHtml(decoded, p.node.charset || null);
-    const r = disarmHtml(text, { ...this.o, maxHtmlChars: this.o.maxHtmlPartBytes, outputCharset: codec.switched ? codec.charset : undefined });
+    const bound = htmlBoundExceeded(text, this.o.htmlBounds);
+    if (bound) {
+      this.report.findings.push({ part: p.id, kind: 'unscannable-html', detail: bound });
+      return null;
+    }
+    const disarm = this.o.runDisarm ?? disarmHtml;
+    const r = await disarm(text, { ...this.o, maxHtmlChars: this.o.maxHtmlPartBytes, maxNesting: this.o.htmlBounds.maxDepth, outputCharset: codec.switched ? codec.charset : undefined });
     if (r.unscannable) this.report.findings.push({ part: p.id, kind: 'unscannable-html', detail: r.unscannable });
     if (!r.changed) return null;
     this.report.changed = true;
@@ -175,6 +189,6 @@ export class HtmlPartDisarmer extends Transform {
 export async function disarmMessage(input: Readable, output: Writable, options: Partial<DisarmRewriteOptions> = {}): Promise<DisarmReport> {
   const o = { ...DEFAULT_REWRITE_OPTIONS, ...options };
   const disarmer = new HtmlPartDisarmer(o);
-  await pipeline(input, new Splitter(splitterOptions(o)), disarmer, new Joiner(), output);
+  await pipeline(input, createSplitter(o), disarmer, new Joiner(), output);
   return disarmer.report;
 }

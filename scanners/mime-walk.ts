@@ -10,12 +10,12 @@
 
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
-import { Splitter } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { ArchiveFacts, MessageFacts, MessageOutcome, PartFacts } from './facts.ts';
 import { isZip, sniff, SNIFF_BYTES } from './magic.ts';
 import { parseHeaderValue } from './mime-params.ts';
 import { depthOf, PartNumberer } from './part-ids.ts';
+import { createSplitter } from './splitter.ts';
 import { DEFAULT_ZIP_LIMITS, inspectZip, type ZipLimits } from './zip-inspect.ts';
 
 export interface WalkLimits {
@@ -44,10 +44,7 @@ export const DEFAULT_WALK_LIMITS: WalkLimits = {
   embeddedMessages: true,
 };
 
-/** Splitter settings shared with the rewrite so both number parts alike. */
-export function splitterOptions(l: Pick<WalkLimits, 'maxHeaderBytes' | 'maxParts'>) {
-  return { maxHeadSize: l.maxHeaderBytes, maxChildNodes: l.maxParts + 1 };
-}
+export { splitterOptions } from './splitter.ts';
 
 interface WalkContext {
   limits: WalkLimits;
@@ -189,7 +186,7 @@ function malformedReason(err: Error & { code?: string }): string {
 
 async function walk(input: Readable, ctx: WalkContext): Promise<MessageFacts> {
   const facts: MessageFacts = { outcome: { status: 'ok' }, parts: [], nodeCount: 0, maxDepth: 0, bytes: 0 };
-  const splitter = new Splitter(splitterOptions(ctx.limits));
+  const splitter = createSplitter(ctx.limits);
   const numberer = new PartNumberer();
   let inputError: Error | undefined;
   input.on('error', (e) => {

@@ -37,6 +37,8 @@ export type SpamScan =
 export type Skipped = { status: 'skipped'; reason: string };
 /** Looked at, but the check itself failed (the message is scanned again later). */
 export type Failed = { status: 'error'; reason: string };
+/** Could not be looked at within a bound (HTML nesting, analysis time): a verdict class of its own, never clean. */
+export type Unscannable = { status: 'unscannable'; reason: string };
 
 /** One attachment finding (rules/attachments.ts AttachmentFinding). */
 export interface AttachmentFindingReport {
@@ -95,7 +97,8 @@ export type HtmlScan =
       dangerous: boolean;
     }
   | Skipped
-  | Failed;
+  | Failed
+  | Unscannable;
 
 /** One mechanism's result as Authentication-Results states it (pass, fail, none, neutral, softfail, temperror, permerror, policy). */
 export interface AuthResult {
@@ -137,7 +140,8 @@ export type UrlScan =
       score: number;
     }
   | Skipped
-  | Failed;
+  | Failed
+  | Unscannable;
 
 /** The allow/block list entry that decided for this copy, if one matched. */
 export interface ListMatch {

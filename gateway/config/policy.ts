@@ -247,6 +247,14 @@ export const mimeSchema = z
     maxHtmlPartBytes: positiveInt.default(4 * 1024 * 1024),
     /** Decoded text per part read for URLs (the rest is not looked at for links). */
     maxTextPartBytes: positiveInt.default(1024 * 1024),
+    /**
+     * Element nesting of one HTML part, checked by a streaming pre-scan before any HTML tree is
+     * built (scanners/html-bounds.ts: tree builders cost O(tags × depth)). Past it: unscannable.
+     * Browsers stop nesting at 512.
+     */
+    maxHtmlDepth: positiveInt.default(512),
+    /** Elements of one HTML part, checked by the same pre-scan. Past it: unscannable. */
+    maxHtmlElements: positiveInt.default(100_000),
   })
   .strict();
 

@@ -281,6 +281,14 @@ const scanRetry = z
     retryDelayMs: positiveInt.default(30_000),
     maxRetryDelayMs: positiveInt.default(3600_000),
     maxAttempts: positiveInt.default(50),
+    /**
+     * CPU time budget of one message's HTML and text analysis, which runs in worker threads so
+     * that it never blocks the event loop serving SMTP and holding job locks. Past it the worker
+     * is ended and the message is unscannable ("analysis time limit"), never retried.
+     */
+    analysisTimeMs: positiveInt.default(20_000),
+    /** Worker threads for that analysis (per worker process). */
+    analysisThreads: positiveInt.max(64).default(2),
   })
   .strict();
 

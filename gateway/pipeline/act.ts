@@ -14,10 +14,12 @@ import { pipeline } from 'node:stream/promises';
 import type { CoreDeps } from '../deps.ts';
 import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
 import type { ScanReport } from '../../scanners/types.ts';
+import type { DisarmOptions } from '../../scanners/html-disarm.ts';
 import type { SmtpReply } from '../../rules/replies.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import type { PlanGroup, RecipientPlan } from '../../rules/actions.ts';
-import { registrableDomain, type Analysis } from './analyse.ts';
+import { htmlBounds, registrableDomain, type Analysis } from './analyse.ts';
+import type { AnalysisPool } from './analysis-pool.ts';
 import { arcSealHeaders, isOurAuthResults, type ArcSealKey } from './auth.ts';
 import { sendNotices } from './notify.ts';
 import { removalNote, writeCopy } from './rewrite.ts';
@@ -30,6 +32,8 @@ export { OWN_HEADER_PREFIXES };
 export interface ActDeps extends CoreDeps {
   /** ARC-seal delivered copies with this key (authentication.arcSeal); absent: no seal. */
   arcKey?: ArcSealKey | null;
+  /** Worker threads for disarming HTML (analysis-pool.ts); absent: disarmed on the event loop. */
+  scanners?: { analysis?: AnalysisPool };
 }
 
 export interface Links {
@@ -106,6 +110,7 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
 /** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
 export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
   const { spool, store, queue, config, logger } = deps;
+  const pool = deps.scanners?.analysis;
   if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
   const { spec } = g.plan;
   const m = g.members[0];
@@ -130,7 +135,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
       subjectTag: spec.subjectTag,
     },
     strip,
-    disarm: spec.disarm && { ...spec.disarm, registrableDomain, maxHtmlPartBytes: config.mime.maxHtmlPartBytes },
+    disarm: spec.disarm && { ...spec.disarm, registrableDomain, maxHtmlPartBytes: config.mime.maxHtmlPartBytes, htmlBounds: htmlBounds(config), runDisarm: pool && ((html: string, o: Partial<DisarmOptions>) => pool.disarmHtml(html, o)) },
     limits: { maxParts: config.mime.maxParts, maxHeaderBytes: config.mime.maxHeaderBytes },
   };
   let result: Awaited<ReturnType<typeof writeCopy>> | undefined;

@@ -4,15 +4,16 @@
 // recipient's view of it: attachment rules and HTML settings can differ per recipient's policy.
 //
 // A scanner that fails is reported as failed (the verdict retries the scan), never left out.
+// The HTML and text analysis runs in worker threads (analysis-pool.ts) with a time budget; a
+// bound it hits (HTML nesting, time, memory) is "unscannable" — a retry would hit it again.
 import { createReadStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { getDomain } from 'tldts';
 import type { Config } from '../config/schema.ts';
 import type { Envelope, Spool } from '../spool/spool.ts';
 import { walkMessage } from '../../scanners/mime-walk.ts';
 import { DEFAULT_ZIP_LIMITS } from '../../scanners/zip-inspect.ts';
 import type { MessageFacts } from '../../scanners/facts.ts';
-import type { AttachmentScan, Failed, HtmlScan, ScanReport, Skipped, SpamScan, UrlScan, VirusScan } from '../../scanners/types.ts';
+import type { AttachmentScan, Failed, Unscannable, HtmlScan, ScanReport, Skipped, SpamScan, UrlScan, VirusScan } from '../../scanners/types.ts';
 import { evaluateAttachments, mergeAttachmentRules } from '../../rules/attachments.ts';
 import { DEFAULT_ATTACHMENT_RULES } from '../../rules/defaults/attachments.ts';
 import { DEFAULT_PHISHING_SAFE_SITES } from '../../rules/defaults/phishing-safe-sites.ts';
@@ -20,11 +21,15 @@ import { disarmSettings, type DisarmSettings } from '../../rules/actions.ts';
 import { urlScan, type UrlFacts } from '../../rules/urls.ts';
 import type { Policy } from '../../rules/policy.ts';
 import { authenticateMessage, type AuthOutcome } from './auth.ts';
-import { disarmKey, scanText, type TextScanResult } from './text-scan.ts';
+import { disarmKey, registrableDomain, scanText, type TextScanOptions, type TextScanResult } from './text-scan.ts';
+import { AnalysisLimit, type AnalysisPool } from './analysis-pool.ts';
 import { createUrlChecker, type UrlChecker } from './urls.ts';
 import type { RecipientPolicy } from './policy.ts';
 import { receivedHeader } from './trace.ts';
 import type { MailauthResolver } from '../dns/resolver.ts';
+import type { HtmlBounds } from '../../scanners/html-bounds.ts';
+
+export { registrableDomain };
 
 export interface Scanners {
   virus(input: Readable): Promise<VirusScan>;
@@ -33,24 +38,30 @@ export interface Scanners {
   mailauth?: MailauthResolver;
   /** URL look-ups; absent: bad-sites list only, no blocklists. */
   urls?: UrlChecker;
+  /** Worker threads for the HTML and text analysis (analysis-pool.ts); absent: it runs on the event loop, unbudgeted. */
+  analysis?: AnalysisPool;
 }
 
 export interface Analysis {
   virus: VirusScan;
   spam: SpamScan;
   facts: MessageFacts | Failed | Skipped;
-  text: TextScanResult | Failed | Skipped;
+  text: TextScanResult | Failed | Skipped | Unscannable;
   auth: AuthOutcome | Skipped;
-  urls: UrlFacts | Failed | Skipped;
+  urls: UrlFacts | Failed | Skipped | Unscannable;
 }
 
-/** Registrable domain by the Public Suffix List (tldts), private suffixes included (a.github.io ≠ b.github.io). */
-export function registrableDomain(host: string): string {
-  return getDomain(host, { allowPrivateDomains: true }) ?? host.toLowerCase();
-}
 
 const skipped = (reason: string): Skipped => ({ status: 'skipped', reason });
 const failed = (err: unknown): Failed => ({ status: 'error', reason: (err as Error)?.message ?? String(err) });
+
+export const htmlBounds = (config: Config): HtmlBounds => ({ maxDepth: config.mime.maxHtmlDepth, maxElements: config.mime.maxHtmlElements });
+
+/** The text scan, in a worker thread when there is a pool; a bound of the analysis hit is "unscannable". */
+function runTextScan(scanners: Scanners, file: string, options: Omit<TextScanOptions, 'registrableDomain'>): Promise<TextScanResult | Failed | Unscannable> {
+  const run = scanners.analysis ? scanners.analysis.scanTextFile(file, options) : scanText(createReadStream(file), { ...options, registrableDomain });
+  return run.catch((err: unknown) => (err instanceof AnalysisLimit ? { status: 'unscannable', reason: err.message } : failed(err)));
+}
 
 export function walkLimits(config: Config) {
   const m = config.mime;
@@ -79,19 +90,19 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
           scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body])),
         );
   const facts = any('attachments') ? walkMessage(createReadStream(file), walkLimits(config)).catch(failed) : Promise.resolve(skipped('attachment check off'));
-  const text: Promise<TextScanResult | Failed | Skipped> =
+  const text: Promise<TextScanResult | Failed | Skipped | Unscannable> =
     any('html') || any('urls')
-      ? scanText(createReadStream(file), {
+      ? runTextScan(scanners, file, {
           maxParts: config.mime.maxParts,
           maxHeaderBytes: config.mime.maxHeaderBytes,
           maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
           maxTextPartBytes: config.mime.maxTextPartBytes,
           maxHosts: config.urls.maxHosts,
           disarm: settings,
-          registrableDomain,
-        }).catch(failed)
+          htmlBounds: htmlBounds(config),
+        })
       : Promise.resolve(skipped('HTML and URL checks off'));
-  const urls: Promise<UrlFacts | Failed | Skipped> = any('urls')
+  const urls: Promise<UrlFacts | Failed | Skipped | Unscannable> = any('urls')
     ? text.then(async (t) => {
         if ('status' in t) return t;
         // Without a configured checker: the bad-sites list only, no DNS.
@@ -138,7 +149,7 @@ function attachmentView(a: Analysis, p: Policy): AttachmentScan {
 
 function htmlView(a: Analysis, p: Policy): HtmlScan {
   if (!p.checks.html) return skipped('HTML check off');
-  if ('status' in a.text) return a.text.status === 'error' ? a.text : { status: 'error', reason: 'HTML was not read' };
+  if ('status' in a.text) return a.text.status !== 'skipped' ? a.text : { status: 'error', reason: 'HTML was not read' };
   const s = disarmSettings(p, DEFAULT_PHISHING_SAFE_SITES);
   const found = s ? a.text.html.get(disarmKey(s)) : undefined;
   return found ?? { status: 'error', reason: 'no HTML analysis for this policy' };
@@ -146,7 +157,7 @@ function htmlView(a: Analysis, p: Policy): HtmlScan {
 
 function urlView(a: Analysis, p: Policy): UrlScan {
   if (!p.checks.urls) return skipped('URL check off');
-  if ('status' in a.urls) return a.urls.status === 'error' ? a.urls : { status: 'error', reason: 'URLs were not read' };
+  if ('status' in a.urls) return a.urls.status !== 'skipped' ? a.urls : { status: 'error', reason: 'URLs were not read' };
   return urlScan(a.urls, p.urls.badSiteScore);
 }
 

@@ -9,10 +9,10 @@
 // each HTML part exactly as this pass will.
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Joiner, Splitter } from '@zone-eu/mailsplit';
+import { Joiner } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { DEFAULT_REWRITE_OPTIONS, HtmlPartDisarmer, type DisarmReport, type DisarmRewriteOptions } from '../../scanners/disarm-rewrite.ts';
-import { splitterOptions } from '../../scanners/mime-walk.ts';
+import { createSplitter } from '../../scanners/splitter.ts';
 import { PartNumberer } from '../../scanners/part-ids.ts';
 import { editHeaders, type HeadersLike, type Stamp } from './stamp.ts';
 
@@ -112,7 +112,7 @@ export async function writeCopy(input: Readable, output: Writable, spec: CopySpe
     disarmer = new HtmlPartDisarmer({ ...DEFAULT_REWRITE_OPTIONS, ...spec.disarm, ...spec.limits });
     stages.push(disarmer);
   }
-  await pipeline(input, new Splitter(splitterOptions(spec.limits)), ...stages, new Joiner(), output, { end: false });
+  await pipeline(input, createSplitter(spec.limits), ...stages, new Joiner(), output, { end: false });
   return { ...editor.result, disarm: disarmer?.report ?? null };
 }
 

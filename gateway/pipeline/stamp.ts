@@ -3,7 +3,8 @@
 // headers and the subject tag.
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Joiner, Splitter } from '@zone-eu/mailsplit';
+import { Joiner } from '@zone-eu/mailsplit';
+import { createSplitter } from '../../scanners/splitter.ts';
 
 /** Our own headers: removed from incoming mail before we add ours, so none can be forged. */
 export const OWN_HEADER_PREFIXES = ['x-mailmoat-', 'x-spam-'];
@@ -43,7 +44,7 @@ export async function stampMessage(input: Readable, output: Writable, stamp: Sta
     },
   });
   // ignoreEmbedded: only the top-level header block is ours to change; attached messages stay as they are.
-  await pipeline(input, new Splitter({ ignoreEmbedded: true }), edit, new Joiner(), output, { end: false });
+  await pipeline(input, createSplitter({ maxHeaderBytes: 1024 * 1024, maxParts: 1000 }, { ignoreEmbedded: true }), edit, new Joiner(), output, { end: false });
   return result;
 }
 

@@ -6,15 +6,23 @@
 // the delivered copy gets.
 //
 // Bounds: an HTML part is buffered up to maxHtmlPartBytes (encoded; past it: 'unscannable-html',
-// as the rewrite reports it), a text/plain part is read for URLs up to maxTextPartBytes. A
-// structure the splitter refuses ends the pass early (the walk reports the message malformed).
+// as the rewrite reports it), a text/plain part is read for URLs up to maxTextPartBytes. An HTML
+// part past the nesting or element bounds (scanners/html-bounds.ts) is never parsed: it is
+// 'unscannable-html', and the hosts its raw text names are still looked up. A structure the
+// splitter refuses ends the pass early (the walk reports the message malformed).
+//
+// CPU: this pass parses HTML, so the gateway runs it in a worker thread with a time budget
+// (analysis-pool.ts); everything in TextScanOptions but `registrableDomain` is plain data.
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import type { Readable, Transform } from 'node:stream';
-import { Splitter } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { decodeHtml } from '../../scanners/html-charset.ts';
+import { getDomain } from 'tldts';
+import { DEFAULT_HTML_BOUNDS, htmlBoundExceeded, type HtmlBounds } from '../../scanners/html-bounds.ts';
 import { disarmHtml, extractUrls, type DisarmOptions } from '../../scanners/html-disarm.ts';
-import { splitterOptions } from '../../scanners/mime-walk.ts';
+import { hostsInText } from '../../scanners/url-hosts.ts';
+import { createSplitter } from '../../scanners/splitter.ts';
 import { PartNumberer } from '../../scanners/part-ids.ts';
 import type { HtmlScan, PhishingLink } from '../../scanners/types.ts';
 import type { DisarmSettings } from '../../rules/actions.ts';
@@ -29,6 +37,13 @@ export interface TextScanOptions {
   /** One disarm prediction per distinct setting (usually one). */
   disarm: DisarmSettings[];
   registrableDomain: (host: string) => string;
+  /** Checked before any HTML part is parsed; default DEFAULT_HTML_BOUNDS. */
+  htmlBounds?: HtmlBounds;
+}
+
+/** Registrable domain by the Public Suffix List (tldts), private suffixes included (a.github.io ≠ b.github.io). */
+export function registrableDomain(host: string): string {
+  return getDomain(host, { allowPrivateDomains: true }) ?? host.toLowerCase();
 }
 
 export interface TextScanResult {
@@ -72,8 +87,11 @@ class Collector {
   truncated = false;
   html = new Map<string, HtmlScan & { status: 'checked' }>();
 
+  bounds: HtmlBounds;
+
   constructor(o: TextScanOptions) {
     this.o = o;
+    this.bounds = o.htmlBounds ?? DEFAULT_HTML_BOUNDS;
     for (const s of o.disarm) this.html.set(disarmKey(s), { status: 'checked', parts: 0, findings: [], phishing: [], changed: false, dangerous: false });
   }
 
@@ -102,13 +120,19 @@ class Collector {
     }
     const decoded = await decodeAll(leaf.node.getDecoder(), leaf.chunks, Number.MAX_SAFE_INTEGER);
     const { text } = decodeHtml(decoded, leaf.node.charset || null);
+    const bound = htmlBoundExceeded(text, this.bounds);
+    if (bound) {
+      for (const scan of this.html.values()) scan.findings.push({ part: leaf.id, kind: 'unscannable-html', detail: bound });
+      this.addHosts(hostsInText(text, this.o.maxHosts + 1));
+      return;
+    }
     this.addHosts(extractUrls(text, { html: true, max: this.o.maxHosts + 1, maxHtmlChars: this.o.maxHtmlPartBytes }));
     for (const s of this.o.disarm) this.predict(leaf.id, text, s);
   }
 
   predict(part: string, text: string, s: DisarmSettings): void {
     const scan = this.html.get(disarmKey(s))!;
-    const options: Partial<DisarmOptions> = { ...s, registrableDomain: this.o.registrableDomain, maxHtmlChars: this.o.maxHtmlPartBytes };
+    const options: Partial<DisarmOptions> = { ...s, registrableDomain: this.o.registrableDomain, maxHtmlChars: this.o.maxHtmlPartBytes, maxNesting: this.bounds.maxDepth };
     const r = disarmHtml(text, options);
     if (r.unscannable) scan.findings.push({ part, kind: 'unscannable-html', detail: r.unscannable });
     if (!r.changed) return;
@@ -133,7 +157,7 @@ function safeDecoder(charset: string): InstanceType<typeof TextDecoder> {
 /** Reads the message once; never throws for what the message contains (rejects on input errors). */
 export async function scanText(input: Readable, o: TextScanOptions): Promise<TextScanResult> {
   const c = new Collector(o);
-  const splitter = new Splitter(splitterOptions(o));
+  const splitter = createSplitter(o);
   const numberer = new PartNumberer();
   let inputError: Error | undefined;
   input.on('error', (e) => {
@@ -175,4 +199,9 @@ export async function scanText(input: Readable, o: TextScanOptions): Promise<Tex
     splitter.destroy();
   }
   return { hosts: [...c.hosts], truncated: c.truncated, html: c.html };
+}
+
+/** scanText of a spooled file: what a worker thread runs (analysis-pool.ts). */
+export function scanTextFile(file: string, o: TextScanOptions): Promise<TextScanResult> {
+  return scanText(createReadStream(file), o);
 }

@@ -14,6 +14,7 @@ import { JSDOM } from 'jsdom';
 import createDOMPurify from 'dompurify';
 import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
 import { displayBlock } from './text.ts';
+import { htmlBoundExceeded } from '../../scanners/html-bounds.ts';
 
 export interface AttachmentInfo {
   filename: string;
@@ -87,7 +88,8 @@ export async function parseForView(raw: Buffer): Promise<{ view: MessageView; ht
         contentId: a.contentId ?? null,
       })),
       authResults: headers.filter((h) => h.name.toLowerCase() === 'authentication-results').map((h) => h.value),
-      links: html ? extractLinks(html) : [],
+      // jsdom's parser costs O(tags × depth): past the HTML bounds it would stall the process (SMTP too, in `start`).
+      links: html && !htmlBoundExceeded(html) ? extractLinks(html) : [],
     },
   };
 }
@@ -183,6 +185,8 @@ export function cleanCss(css: string, o: { remoteImages: boolean }): string {
 }
 
 export function sanitizeForPreview(html: string, o: SanitizeOptions): SanitizedPreview {
+  const bound = htmlBoundExceeded(html);
+  if (bound) return { html: `<!DOCTYPE html><p>No preview: ${bound}.</p>`, blockedImages: 0 };
   const p = purify();
   let blockedImages = 0;
   const image = (value: string): string | null => {

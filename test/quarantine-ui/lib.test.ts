@@ -76,6 +76,10 @@ describe('sanitizeForPreview', () => {
   it('flags links whose text names another host', () => {
     expect(extractLinks('<a href="https://evil.test/login">https://www.bank.test/</a><a href="https://bank.test/x">bank.test</a><a href="https://a.test">click here</a>').map((l) => l.mismatch)).toEqual([true, false, false]);
   });
+  it('does not parse HTML past the nesting bound (jsdom would stall the process for minutes)', () => {
+    const deep = `${'<div>'.repeat(100_000)}x${'</div>'.repeat(100_000)}`;
+    expect(clean(deep)).toEqual({ html: '<!DOCTYPE html><p>No preview: HTML nested deeper than 512 elements.</p>', blockedImages: 0 });
+  });
 });
 
 describe('smtpConnectionTest', () => {

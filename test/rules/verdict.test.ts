@@ -34,6 +34,8 @@ describe('classify', () => {
     ['encrypted archive counts as banned by default', withFindings(finding('encrypted', 'encrypted', 'encrypted archive member cannot be scanned')), { class: 'banned' }],
     ['encrypted archive allowed by policy', withFindings(finding('encrypted', 'encrypted', 'x')), { class: 'clean' }, layerPolicy(policy, [{ attachments: { encrypted: 'allow' } }])],
     ['zip bomb bound is unscannable', withFindings(finding('unscannable', 'archive-limit', 'more than 1000 archive entries')), { class: 'unscannable' }],
+    ['HTML past its analysis time limit is unscannable, never clean', { html: { status: 'unscannable', reason: 'analysis time limit (20000 ms)' }, urls: { status: 'unscannable', reason: 'analysis time limit (20000 ms)' } }, { class: 'unscannable', reason: 'HTML not analysed: analysis time limit (20000 ms)' }],
+    ['links not read in time are unscannable with the HTML check off', { html: { status: 'skipped', reason: 'off' }, urls: { status: 'unscannable', reason: 'analysis time limit (20000 ms)' } }, { class: 'unscannable', reason: 'links not read: analysis time limit (20000 ms)' }, layerPolicy(policy, [{ checks: { html: false } }])],
     ['DMARC p=reject failure is spoofed', dmarc('fail', 'reject'), { class: 'spoofed', reason: "claims to come from bank.test but fails that domain's DMARC check, and bank.test asks receivers to reject such mail" }],
     ['DMARC p=reject failure scores when policy says so', dmarc('fail', 'reject'), { class: 'spam', score: { auth: 5, total: 5 } }, layerPolicy(policy, [{ auth: { dmarcReject: 'score' } }])],
     ['DMARC p=quarantine failure adds to the score', dmarc('fail', 'quarantine'), { class: 'clean', score: { auth: 3, total: 3 } }],

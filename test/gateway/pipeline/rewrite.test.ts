@@ -74,6 +74,27 @@ describe('writeCopy', () => {
     expect(segments(out, 'A')[0]).toBe(segments(msg, 'A')[0]);
     expect(out.toString('latin1')).not.toContain('onclick');
   });
+
+  // A header block with no blank line before the next delimiter: mailsplit dropped these header
+  // lines (sibling delimiter next) or wrote them twice (closing delimiter next) while reporting
+  // nothing changed (scanners/splitter.ts).
+  it.each([
+    ['a sibling delimiter', '--B\r\nContent-Type: text/plain\r\nX-Note: kept\r\n--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B--\r\n'],
+    ['the closing delimiter', '--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B\r\nContent-Type: text/html\r\n<p>no blank line</p>\r\n--B--\r\nepilogue\r\n'],
+  ])('keeps every byte of a part whose header block runs into %s', async (_name, body) => {
+    const msg = Buffer.from(`From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\npreamble\r\n${body}`);
+    for (const chunk of [1, 7, 333]) {
+      const sink = new PassThrough();
+      const out = collect(sink);
+      const result = await writeCopy(toStream(msg, chunk), sink, { stamp: { prepend: [], removePrefixes: [], subjectTag: null }, strip: [], disarm: { ...SETTINGS, registrableDomain }, limits: LIMITS });
+      sink.end();
+      expect(result.disarm?.changed).toBe(false);
+      expect((await out).toString('latin1')).toBe(msg.toString('latin1'));
+    }
+    // ...and the walk sees the part a mail client shows.
+    const facts = await walkMessage(toStream(msg));
+    expect(facts.parts).toHaveLength(2);
+  });
 });
 
 describe('scanText predicts what the rewrite will do', () => {

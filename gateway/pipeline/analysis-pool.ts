@@ -1,0 +1,132 @@
+// A small pool of worker threads for the CPU-heavy analysis of a message (HTML parsing for URL
+// extraction and the disarm prediction, and the rewrite's disarming), so that no message can
+// block the event loop that answers SMTP, serves /healthz and renews the queue's job locks.
+//
+// Contract: each task runs in a thread of its own with a time budget (config
+// scan.analysisTimeMs), counted from the moment a ready thread takes it (not while it waits
+// for one). Past the budget the thread is terminated, a fresh one is started when needed, and
+// the task rejects with AnalysisLimit ("analysis time limit") — the message is unscannable, not
+// retried: a retry would burn the same CPU again. A thread that runs out of its heap
+// (ANALYSIS_HEAP_MB) is an AnalysisLimit too ("analysis memory limit"). Any other failure of a
+// thread rejects with an ordinary Error (the scan is retried, as for a scanner that failed).
+//
+// Hand-written on node:worker_threads rather than piscina: ~100 lines, and no new dependency
+// in the shared install for what is one task type with a hard kill.
+import { Worker } from 'node:worker_threads';
+import type { DisarmOptions, DisarmResult } from '../../scanners/html-disarm.ts';
+import type { AnalysisTask, WorkerReply } from './analysis-worker.ts';
+import type { TextScanOptions, TextScanResult } from './text-scan.ts';
+
+/** A bound of the analysis was hit: the outcome is "unscannable", never a retry, never clean. */
+export class AnalysisLimit extends Error {}
+
+export interface AnalysisPool {
+  scanTextFile(file: string, options: Omit<TextScanOptions, 'registrableDomain'>): Promise<TextScanResult>;
+  disarmHtml(html: string, options: Partial<DisarmOptions>): Promise<DisarmResult>;
+  close(): Promise<void>;
+}
+
+export interface AnalysisPoolOptions {
+  threads: number;
+  timeMs: number;
+}
+
+/** A parse tree of a 4 MB HTML part stays well under this; a memory bomb ends only its thread. */
+const ANALYSIS_HEAP_MB = 1024;
+
+interface Task {
+  id: number;
+  task: AnalysisTask;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  running?: Task;
+  timer?: NodeJS.Timeout;
+}
+
+/** The options a thread gets: plain data only (functions do not cross threads). */
+function plainDisarmOptions(o: Partial<DisarmOptions>): Omit<Partial<DisarmOptions>, 'registrableDomain'> {
+  const { remoteImages, phishingNet, phishingSafeSites, maxHtmlChars, maxNesting, outputCharset } = o;
+  return Object.fromEntries(Object.entries({ remoteImages, phishingNet, phishingSafeSites, maxHtmlChars, maxNesting, outputCharset }).filter(([, v]) => v !== undefined));
+}
+
+export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
+  const waiting: Task[] = [];
+  const slots = new Set<Slot>();
+  let nextId = 1;
+  let closed = false;
+
+  const settle = (slot: Slot, outcome: { ok: unknown } | { err: Error }) => {
+    const t = slot.running;
+    clearTimeout(slot.timer);
+    slot.running = undefined;
+    if (!t) return;
+    if ('err' in outcome) t.reject(outcome.err);
+    else t.resolve(outcome.ok);
+  };
+
+  const retire = (slot: Slot, err: Error) => {
+    if (!slots.delete(slot)) return;
+    settle(slot, { err });
+    void slot.worker.terminate();
+    dispatch();
+  };
+
+  const spawn = () => {
+    const worker = new Worker(new URL('./analysis-worker.ts', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: ANALYSIS_HEAP_MB } });
+    const slot: Slot = { worker, ready: false };
+    slots.add(slot);
+    worker.on('message', (m: WorkerReply) => {
+      if ('ready' in m) slot.ready = true;
+      else if ('error' in m) settle(slot, { err: new Error(m.error) });
+      else settle(slot, { ok: m.ok });
+      if (!slot.running) worker.unref(); // an idle thread never keeps the process alive
+      dispatch();
+    });
+    worker.on('error', (err: Error & { code?: string }) => {
+      const limit = err.code === 'ERR_WORKER_OUT_OF_MEMORY';
+      retire(slot, limit ? new AnalysisLimit('analysis memory limit') : new Error(`analysis thread failed: ${err.message}`));
+    });
+    worker.on('exit', (code) => retire(slot, new Error(`analysis thread exited (code ${code})`)));
+  };
+
+  function dispatch(): void {
+    if (closed) return;
+    for (const slot of slots) {
+      if (waiting.length === 0) return;
+      if (!slot.ready || slot.running) continue;
+      const t = waiting.shift()!;
+      slot.running = t;
+      slot.worker.ref();
+      slot.timer = setTimeout(() => retire(slot, new AnalysisLimit(`analysis time limit (${o.timeMs} ms)`)), o.timeMs);
+      slot.worker.postMessage({ id: t.id, task: t.task });
+    }
+    let starting = [...slots].filter((s) => !s.ready).length;
+    for (; waiting.length > starting && slots.size < o.threads; starting++) spawn();
+  }
+
+  const submit = <T>(task: AnalysisTask): Promise<T> => {
+    if (closed) return Promise.reject(new Error('analysis pool closed'));
+    return new Promise<T>((resolve, reject) => {
+      waiting.push({ id: nextId++, task, resolve: resolve as (v: unknown) => void, reject });
+      dispatch();
+    });
+  };
+
+  return {
+    scanTextFile: (file, options) => submit<TextScanResult>({ name: 'scanTextFile', file, options }),
+    disarmHtml: (html, options) => submit<DisarmResult>({ name: 'disarmHtml', html, options: plainDisarmOptions(options) }),
+    async close() {
+      closed = true;
+      for (const t of waiting.splice(0)) t.reject(new Error('analysis pool closed'));
+      const all = [...slots];
+      slots.clear();
+      for (const s of all) settle(s, { err: new Error('analysis pool closed') });
+      await Promise.all(all.map((s) => s.worker.terminate()));
+    },
+  };
+}
