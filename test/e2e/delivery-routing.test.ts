@@ -29,6 +29,8 @@ describe('bounce routing, loops and backscatter', () => {
       'privmx.test': { MX: [{ exchange: 'mx.privmx.test', priority: 10 }] },
       'mx.privmx.test': { A: ['10.9.8.7'] },
       'mbox.refuse.test': { A: ['127.0.0.1'] },
+      // A domain that says no host may send its mail: our client at 127.0.0.1 fails SPF.
+      'forged.test': { TXT: ['v=spf1 -all'], MX: [{ exchange: '', priority: 0 }] },
     });
     dns.servfail('servfail.test');
     mailbox = await startScriptedPeer({ rcpt: (to) => (to.startsWith('gone') ? '550 5.1.1 no such user' : '250 2.1.5 ok') });
@@ -103,6 +105,16 @@ describe('bounce routing, loops and backscatter', () => {
     const events = await gw.stores.store.events(id);
     expect(events.map((e) => e.kind)).not.toContain('bounced');
     expect(events.find((e) => e.kind === DSN_SUPPRESSED_EVENT)?.detail).toBe('no bounce to <bob@quiet.test> for gone@refuse.test: message classed spam (backscatter)');
+  });
+
+  it('sends no DSN to a sender that failed SPF', async () => {
+    const id = await send('bob@forged.test', 'gone@refuse.test', 'forged bounce');
+    await waitForStatus(gw, id, ['failed'], 20_000);
+    const report = (await gw.stores.store.get(id))?.report;
+    expect(report?.auth?.status === 'checked' && report.auth.spf.result).toBe('fail');
+    const events = await gw.stores.store.events(id);
+    expect(events.map((e) => e.kind)).not.toContain('bounced');
+    expect(events.find((e) => e.kind === DSN_SUPPRESSED_EVENT)?.detail).toMatch(/sender failed SPF \(backscatter\)/);
   });
 
   it('limits DSNs per sender domain per hour', async () => {
