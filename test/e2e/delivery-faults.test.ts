@@ -42,7 +42,7 @@ const rows: Row[] = [
   { name: 'connection refused', special: 'refused', expect: 'deferred', reply: /ECONNREFUSED/ },
   { name: 'connect timeout', special: 'blackhole', expect: 'deferred', reply: /Connection timeout|ETIMEDOUT/i },
   { name: 'greeting 421', script: { greeting: '421 4.3.2 too busy' }, expect: 'deferred', reply: /421 4\.3\.2 too busy/ },
-  { name: 'greeting 554', script: { greeting: '554 5.7.1 go away' }, expect: 'failed', reply: /554 5\.7\.1 go away/, dsn: [/Status: 5\.7\.1/, /Diagnostic-Code: smtp; 554 5\.7\.1 go away/] },
+  { name: 'greeting 554', script: { greeting: '554 5.7.1 go away' }, expect: 'failed', reply: /554 5\.7\.1 go away/, dsn: [/Status: 5\.7\.1/, /Remote-MTA: dns; mbox\.greeting-554\.test\r\n/, /Diagnostic-Code: smtp; 554 5\.7\.1 go away/] },
   { name: 'banner never sent', script: { greeting: { hang: true } }, expect: 'deferred', reply: /Greeting never received|timeout/i },
   { name: 'STARTTLS handshake fails, tls none', tls: 'none', script: { starttls: '220 2.0.0 go ahead' }, expect: 'delivered', reply: /250 2\.0\.0 queued/ },
   // Postfix's level "may": the handshake failed, so the same host is tried again without TLS.
