@@ -26,8 +26,9 @@ import { createUrlChecker } from './pipeline/urls.ts';
 import { openListStore } from './store/lists.ts';
 import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
-import { HostLimiter } from './delivery/transport.ts';
 import { DeliveryRecorder } from './delivery/recorded.ts';
+import { DeliverySlots } from './delivery/slots.ts';
+import { DsnRateWindow } from './delivery/notify.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
 import { startRetention } from './retention.ts';
@@ -187,8 +188,13 @@ export function makeResolver(config: Config): DnsResolver {
   return resolver;
 }
 
+/** The outside lane always leaves the hosted domains at least one delivery slot (and gets at least one). */
+function outsideLaneSize(config: Config): number {
+  return Math.max(1, Math.min(config.delivery.externalConcurrency, config.queue.deliverConcurrency - 1));
+}
+
 export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, logger: Logger): DeliveryDeps {
-  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), limiter: new HostLimiter(), logger };
+  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config) }), dsnWindow: new DsnRateWindow(), logger };
 }
 
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {
