@@ -9,6 +9,7 @@ import type { Logger } from './log.ts';
 import type { MessageStatus, MetadataStore } from './store/metadata.ts';
 import type { JobContext, JobQueue, QueueName } from './store/queue.ts';
 import { RELEASE_EVENT } from './delivery/deliver.ts';
+import type { Spool } from './spool/spool.ts';
 
 export const FAULT_EVENT = 'fault';
 export const POISON_EVENT = 'held-poison';
@@ -65,4 +66,15 @@ export async function releasePoison(deps: PoisonDeps, id: string, by: string): P
   await deps.queue.enqueue(queue, id, { jobId });
   await deps.store.addEvent(id, POISON_RELEASED_EVENT, `by ${by}: queued for ${queue} again`);
   return { ok: true, detail: `released: queued for ${queue} again` };
+}
+
+/** Deletes a held message: its files leave the spool, its record and history stay. */
+export async function deletePoison(deps: PoisonDeps & { spool: Spool }, id: string, by: string): Promise<PoisonOpResult> {
+  const record = await deps.store.get(id);
+  if (!record) return { ok: false, reason: 'no such message' };
+  if (record.status !== 'held') return { ok: false, reason: `not held (status: ${record.status})` };
+  if (!(await deps.store.transition(id, ['held'], 'deleted', `deleted while held as poison, by ${by}`))) return { ok: false, reason: 'its state changed meanwhile' };
+  await deps.store.addEvent(id, 'deleted', `deleted while held as poison, by ${by}`);
+  await deps.spool.remove(id);
+  return { ok: true, detail: 'deleted; its record is kept' };
 }
