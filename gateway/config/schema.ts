@@ -218,7 +218,10 @@ const queue = z
   .object({
     scanConcurrency: positiveInt.default(4),
     deliverConcurrency: positiveInt.default(8),
-    /** How long a worker may hold a job before another worker takes it over (crash recovery). */
+    /**
+     * How long a worker may hold a job before another worker takes it over (crash recovery). A
+     * dead worker's job waits at most this plus a sixth of it (the stalled check, queue.ts).
+     */
     lockDurationMs: positiveInt.default(30_000),
   })
   .strict();
