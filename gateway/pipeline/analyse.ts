@@ -6,7 +6,8 @@
 // A scanner that fails is reported as failed (the verdict retries the scan), never left out.
 // The HTML and text analysis runs in worker threads (analysis-pool.ts) with a time budget; a
 // bound it hits (HTML nesting, time, memory) is "unscannable" — a retry would hit it again.
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import { openSpoolFile } from '../spool/read.ts';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema.ts';
 import type { Envelope, Spool } from '../spool/spool.ts';
@@ -59,7 +60,7 @@ export const htmlBounds = (config: Config): HtmlBounds => ({ maxDepth: config.mi
 
 /** The text scan, in a worker thread when there is a pool; a bound of the analysis hit is "unscannable". */
 function runTextScan(scanners: Scanners, file: string, options: Omit<TextScanOptions, 'registrableDomain'>): Promise<TextScanResult | Failed | Unscannable> {
-  const run = scanners.analysis ? scanners.analysis.scanTextFile(file, options) : scanText(createReadStream(file), { ...options, registrableDomain });
+  const run = scanners.analysis ? scanners.analysis.scanTextFile(file, options) : openSpoolFile(file).then((input) => scanText(input, { ...options, registrableDomain }));
   return run.catch((err: unknown) => (err instanceof AnalysisLimit ? { status: 'unscannable', reason: err.message } : failed(err)));
 }
 
@@ -80,7 +81,7 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
   const any = (k: keyof Policy['checks']) => policies.some((p) => p.policy.checks[k]);
   const settings = uniqueSettings(policies.map((p) => p.policy));
 
-  const virus: Promise<VirusScan> = any('virus') ? scanners.virus(createReadStream(file)) : Promise.resolve(skipped('virus check off for every recipient'));
+  const virus: Promise<VirusScan> = any('virus') ? openSpoolFile(file).then(scanners.virus) : Promise.resolve(skipped('virus check off for every recipient'));
   const spam: Promise<SpamScan> = !any('spam') || !config.spamd.enabled
     ? Promise.resolve(skipped(config.spamd.enabled ? 'spam check off for every recipient' : 'spam scanning disabled'))
     : envelope.size > config.spamd.maxBytes
@@ -89,7 +90,7 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
           // spamd sees our trace header too, so it knows which relay handed the message to us.
           scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body])),
         );
-  const facts = any('attachments') ? walkMessage(createReadStream(file), walkLimits(config)).catch(failed) : Promise.resolve(skipped('attachment check off'));
+  const facts = any('attachments') ? openSpoolFile(file).then((input) => walkMessage(input, walkLimits(config))).catch(failed) : Promise.resolve(skipped('attachment check off'));
   const text: Promise<TextScanResult | Failed | Skipped | Unscannable> =
     any('html') || any('urls')
       ? runTextScan(scanners, file, {
