@@ -175,6 +175,12 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
       )`,
     ],
   },
+  {
+    // Issue 15: the account that submitted a message (submission listener). Its mail is also the
+    // sender's side's: the sender domain's admin sees it in the console (message-queries.ts).
+    name: '0003_submitted_by',
+    statements: () => ['ALTER TABLE messages ADD COLUMN submitted_by TEXT'],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {
