@@ -11,12 +11,16 @@ import { layerPolicy, type Policy, type VerdictClass } from './policy.ts';
 export const SUBMISSION_REFUSE_DEFAULT = ['virus', 'banned'] as const satisfies readonly VerdictClass[];
 
 /**
- * A recipient's policy for a message an authenticated user submitted: the classes in `refuse`
- * are refused (the last layer, over the domain's policy and the rules; their notices and
- * forwards stay). The SMTP session waits for the verdict (inline verdicts) because some action
- * is now `reject`; past the deadline a refusal becomes a hold, as for any message.
+ * A recipient's policy for a message an authenticated user submitted (the last layer, over the
+ * domain's policy and the rules):
+ * - the classes in `refuse` are refused (their notices and forwards stay). The SMTP session waits
+ *   for the verdict (inline verdicts) because some action is now `reject`; past the deadline a
+ *   refusal becomes a hold, as for any message;
+ * - no SPF/DKIM/DMARC check: they judge the path from the sender's domain to us, and here we are
+ *   its first hop. The client is a user's device on any network, never in the domain's SPF, so
+ *   a domain with DMARC p=reject had every submitted message held as spoofed. The listener
+ *   already proved the sender (AUTH, and an address the account owns).
  */
 export function submittedPolicy(p: Policy, refuse: readonly VerdictClass[]): Policy {
-  if (refuse.length === 0) return p;
-  return layerPolicy(p, [{ actions: Object.fromEntries(refuse.map((c) => [c, { do: 'reject' as const }])) }]);
+  return layerPolicy(p, [{ checks: { auth: false }, actions: Object.fromEntries(refuse.map((c) => [c, { do: 'reject' as const }])) }]);
 }

@@ -46,7 +46,9 @@ describe('outbound: mail from an authenticated sender', () => {
   let closeConsole: () => Promise<void>;
 
   beforeAll(async () => {
-    dns = await startFakeDns(); // every name NXDOMAIN: nothing leaves the machine
+    // a.test publishes SPF -all and DMARC p=reject: an authenticated user's mail from a laptop
+    // anywhere fails both, and must not be held as spoofed for it. Other names: NXDOMAIN.
+    dns = await startFakeDns({ 'a.test': { TXT: ['v=spf1 -all'] }, '_dmarc.a.test': { TXT: ['v=DMARC1; p=reject'] } });
     gw = await startTestGateway({
       domains: { 'a.test': {}, 'b.test': {} },
       dns,
@@ -125,7 +127,14 @@ describe('outbound: mail from an authenticated sender', () => {
     expect((await gw.stores.store.get(res.id!))?.submittedBy).toBeNull();
   });
 
-  it('clean submitted mail is delivered, recorded as submitted by the account', async () => {
+  it('the same sender over the MX, unauthenticated, is still judged by a.test’s DMARC (held as spoofed)', async () => {
+    const res = await sendRaw(gw.smtpPort, { from: 'alice@a.test', to: ['carol@b.test'] }, plain('forged', 'carol@b.test', 'hello'));
+    expect(res.code).toBe(250);
+    await waitForStatus(gw, res.id!, ['quarantined']);
+    expect((await gw.stores.store.get(res.id!))?.verdict).toBe('spoofed');
+  });
+
+  it('clean submitted mail is delivered (not judged by the sender domain’s SPF/DMARC), recorded as submitted by the account', async () => {
     const res = await submit(['carol@b.test'], plain('outbound clean', 'carol@b.test', 'hello'));
     expect(res.code).toBe(250);
     await waitForStatus(gw, res.id!, ['delivered']);

@@ -11,7 +11,7 @@ const BASE = `hostname: mx.example.test\ndataDir: /tmp/mailmoat-config-test\ndom
 const envelope = { mailFrom: 'alice@example.test', clientIp: '192.0.2.9', rcptTo: ['bob@example.test', 'friend@elsewhere.test'] };
 
 describe('submission.refuse', () => {
-  it('by default refuses virus and banned for an authenticated sender, keeping the other actions and the notices', async () => {
+  it('by default refuses virus and banned for an authenticated sender, keeping the other actions and the notices; no SPF/DMARC check', async () => {
     const config = parseConfig(BASE, 'mailmoat.yaml');
     expect(config.submission.refuse).toEqual(['virus', 'banned']);
     const submitted = await recipientPolicies(config, { ...envelope, submittedBy: 'alice@example.test' }, undefined);
@@ -21,6 +21,8 @@ describe('submission.refuse', () => {
       expect(policy.actions['high-spam'].do).toBe('quarantine');
     }
     expect(submitted[0]!.policy.actions.virus.notifyAdmin).toBe(true);
+    // SPF/DMARC judge the path to us; an authenticated submission is its first hop.
+    expect(submitted.map((p) => p.policy.checks.auth)).toEqual([false, false]);
     expect(mayRefuse(submitted.map((p) => p.policy))).toBe(true);
   });
 
@@ -28,6 +30,7 @@ describe('submission.refuse', () => {
     const inbound = await recipientPolicies(parseConfig(BASE, 'mailmoat.yaml'), envelope, undefined);
     expect(inbound.map((p) => p.policy.actions.virus.do)).toEqual(['quarantine', 'quarantine']);
     expect(mayRefuse(inbound.map((p) => p.policy))).toBe(false);
+    expect(inbound.map((p) => p.policy.checks.auth)).toEqual([true, true]);
   });
 
   it('takes other classes, or none; clean cannot be refused', async () => {
