@@ -100,6 +100,7 @@ describe('outbound: mail from an authenticated sender', () => {
     }
   }
 
+  let refusedId = '';
   const lastRow = async () => (await gw.stores.store.list({ limit: 1 }))[0]!;
 
   async function loggedIn(username: string): Promise<Client> {
@@ -115,6 +116,7 @@ describe('outbound: mail from an authenticated sender', () => {
     expect(res.response).toMatch(/^554 5\.7\.1 Message refused: contains the virus \S*Eicar\S*$/i);
     const row = await lastRow();
     expect(row).toMatchObject({ status: 'refused', verdict: 'virus', submittedBy: 'alice@a.test', mailFrom: 'alice@a.test' });
+    refusedId = row.id;
     expect(await gw.stores.spool.readEnvelope(row.id)).toBeUndefined();
     expect(await gw.stores.quarantine.size(row.id)).toBeUndefined();
     expect(await mailboxMessages(gw, 'carol@b.test')).toHaveLength(0);
@@ -160,6 +162,10 @@ describe('outbound: mail from an authenticated sender', () => {
     // Visible is not actionable: releasing still needs every recipient in scope.
     expect(view.body).toContain('only an administrator of all of them can act on it');
     expect((await adminA.get(`/log?id=${id}`)).body).toContain(`/messages/${id}`);
+    // The refused virus is in a.test's message log too, with the reply the sender got.
+    const refusedLog = (await adminA.get(`/log?id=${refusedId}`)).body;
+    expect(refusedLog).toContain(`/messages/${refusedId}`);
+    expect(refusedLog).toMatch(/contains the virus \S*Eicar/i);
 
     const sender = await loggedIn('alice@a.test');
     expect((await sender.get(`/messages/${id}`)).statusCode).toBe(200);
