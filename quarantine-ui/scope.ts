@@ -1,5 +1,5 @@
 // Tenant isolation: what a console user may see and act on. A message is visible when at least
-// one of its recipients is in the user's scope; acting on it (release, delete, learn, block)
+// one of its recipients is in the user's scope (or, submitted by an authenticated user, its sender); acting on it (release, delete, learn, block)
 // needs every recipient in scope, because a release or delete acts on the whole message and one
 // tenant must never decide for another's mailbox.
 import type { Account } from '../gateway/store/accounts.ts';
@@ -18,8 +18,17 @@ export function recipientInScope(address: string, scope: RecipientScope): boolea
   return scope.domains.includes(domainOf(a)) || scope.addresses.includes(a);
 }
 
-export function canSee(m: Pick<MessageRecord, 'rcptTo'>, scope: RecipientScope): boolean {
-  return m.rcptTo.some((r) => recipientInScope(r, scope));
+/**
+ * Issue 15: outbound holds belong to the sender's domain. Mail an authenticated user submitted is
+ * also visible from its sender's side (the listener only lets an account send as addresses it
+ * owns); the recipients shown stay those in scope, and acting still needs them all (canActOn).
+ */
+export function submittedFromScope(m: Pick<MessageRecord, 'mailFrom' | 'submittedBy'>, scope: RecipientScope): boolean {
+  return m.submittedBy !== null && m.mailFrom !== '' && recipientInScope(m.mailFrom, scope);
+}
+
+export function canSee(m: Pick<MessageRecord, 'rcptTo' | 'mailFrom' | 'submittedBy'>, scope: RecipientScope): boolean {
+  return m.rcptTo.some((r) => recipientInScope(r, scope)) || submittedFromScope(m, scope);
 }
 
 export function canActOn(m: Pick<MessageRecord, 'rcptTo'>, scope: RecipientScope): boolean {

@@ -6,6 +6,7 @@ import { DEFAULT_POLICY, layerPolicy, type Policy } from '../../rules/policy.ts'
 import { resolvePolicy, type PolicyRule } from '../../rules/rulesets.ts';
 import { decideLists, type ScopedEntry } from '../../rules/lists.ts';
 import { domainOf } from '../../rules/envelope.ts';
+import { submittedPolicy } from '../../rules/submission.ts';
 import type { ListMatch } from '../../scanners/types.ts';
 
 /** What the pipeline reads from the allow/block lists (gateway/store/lists.ts ListStore). */
@@ -30,7 +31,7 @@ function named(rules: readonly PolicyRule[], where: string): PolicyRule[] {
   return rules.map((r, i) => ({ ...r, name: r.name ?? `${where}[${i}]` }));
 }
 
-export async function recipientPolicies(config: Config, envelope: Pick<Envelope, 'mailFrom' | 'clientIp' | 'rcptTo'>, lists: ListSource | undefined): Promise<RecipientPolicy[]> {
+export async function recipientPolicies(config: Config, envelope: Pick<Envelope, 'mailFrom' | 'clientIp' | 'rcptTo' | 'submittedBy'>, lists: ListSource | undefined): Promise<RecipientPolicy[]> {
   const base = basePolicy(config);
   const globalRules = named(config.rules, 'rules');
   const policies: RecipientPolicy[] = [];
@@ -39,8 +40,10 @@ export async function recipientPolicies(config: Config, envelope: Pick<Envelope,
     const hosted = config.domains[domain];
     const rules = [...(hosted ? named(hosted.rules, `domains["${domain}"].rules`) : []), ...globalRules];
     const resolved = resolvePolicy({ base, domainPolicy: hosted?.policy, rules }, { sender: envelope.mailFrom, recipient, clientIp: envelope.clientIp });
-    const decision = resolved.policy.checks.lists && lists ? decideLists(await lists.forRecipient(recipient), { sender: envelope.mailFrom, clientIp: envelope.clientIp }) : null;
-    policies.push({ recipient, policy: resolved.policy, rules: resolved.rules, list: decision && { kind: decision.kind, scope: decision.scope, entry: decision.entry } });
+    // Issue 15: an authenticated sender is told in session about what it can fix.
+    const policy = envelope.submittedBy !== undefined ? submittedPolicy(resolved.policy, config.submission.refuse) : resolved.policy;
+    const decision = policy.checks.lists && lists ? decideLists(await lists.forRecipient(recipient), { sender: envelope.mailFrom, clientIp: envelope.clientIp }) : null;
+    policies.push({ recipient, policy, rules: resolved.rules, list: decision && { kind: decision.kind, scope: decision.scope, entry: decision.entry } });
   }
   return policies;
 }

@@ -380,6 +380,8 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     tls: Boolean(session.secure),
     dsn: dsnParameters(session),
   };
+  const user = sessionUser(session);
+  if (user) envelope.submittedBy = user;
   // Issue 8: a spam report is spooled like any message, but the worker learns from it instead of delivering it.
   const report = frontline.reportOf(session);
   if (report) envelope.report = report;

@@ -43,6 +43,8 @@ export interface Envelope {
   dsn?: EnvelopeDsn;
   /** Issue 8: set when the message is a spam report to a report address (gateway/reports/). */
   report?: EnvelopeReport;
+  /** Issue 15: the account that authenticated on the submission listener (its mail is the sender's side's: rules/submission.ts). */
+  submittedBy?: string;
 }
 
 /**

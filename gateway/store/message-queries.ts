@@ -112,7 +112,11 @@ export function messageQueries(sql: Sql, toRecord: (row: never) => MessageRecord
   const json = jsonOf(sql.dialect);
   /** m has a recipient for which `cond` (over r.value) holds. */
   const anyRecipient = (cond: Query) => q`EXISTS (SELECT 1 FROM ${json.recipients(q`m.rcpt_to`)} WHERE ${cond})`;
-  const inScope = (scope: RecipientScope) => (scope.all ? TRUE : anyRecipient(scopeOver(q`r.value`, scope)));
+  // Issue 15: outbound holds belong to the sender's domain. Mail an authenticated user submitted
+  // is also seen from its sender's side (the envelope sender is one the account owns: rules/
+  // frontline.ts decideSubmissionSender); an unauthenticated sender address proves nothing.
+  const submittedFrom = (scope: RecipientScope) => q`(m.submitted_by IS NOT NULL AND ${scopeOver(q`m.mail_from`, scope)})`;
+  const inScope = (scope: RecipientScope) => (scope.all ? TRUE : q`(${anyRecipient(scopeOver(q`r.value`, scope))} OR ${submittedFrom(scope)})`);
 
   function messageWhere(s: Omit<MessageSearch, 'limit' | 'offset'>): Query {
     const w: Query[] = [];

@@ -56,6 +56,8 @@ export interface MessageRecord {
   report: ScanReport | null;
   lastReply: string | null;
   updatedAt: number;
+  /** The account that submitted it on the submission listener (authenticated), or null. */
+  submittedBy: string | null;
 }
 
 export interface NewMessage {
@@ -66,6 +68,7 @@ export interface NewMessage {
   mailFrom: string;
   rcptTo: string[];
   size: number;
+  submittedBy?: string;
 }
 
 export interface MessageEvent {
@@ -158,6 +161,7 @@ interface Row {
   report: string | null;
   last_reply: string | null;
   updated_at: number;
+  submitted_by: string | null;
 }
 
 /** The store on an opened, migrated database (sql.ts openSql, migrations.ts). */
@@ -166,8 +170,8 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
   return {
     ...messageQueries(sql, toRecord as (row: never) => MessageRecord),
     async recordReceived(m) {
-      await sql.run(q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at)
-        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()})
+      await sql.run(q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at, submitted_by)
+        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()}, ${m.submittedBy ?? null})
         ON CONFLICT (id) DO NOTHING`);
     },
     async recordVerdict(id, v) {
@@ -282,5 +286,6 @@ function toRecord(r: Row): MessageRecord {
     report: r.report ? (JSON.parse(r.report) as ScanReport) : null,
     lastReply: r.last_reply,
     updatedAt: r.updated_at,
+    submittedBy: r.submitted_by ?? null,
   };
 }

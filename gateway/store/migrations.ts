@@ -202,6 +202,12 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
       'CREATE INDEX IF NOT EXISTS console_login_failures_ip ON console_login_failures (username, ip, at)',
     ],
   },
+  {
+    // The account that submitted a message (submission listener). Its mail is also the
+    // sender's side's: the sender domain's admin sees it in the console (message-queries.ts).
+    name: '0004_submitted_by',
+    statements: () => ['ALTER TABLE messages ADD COLUMN submitted_by TEXT'],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {

@@ -268,7 +268,11 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     expect(release.status).toBe(303);
     const number = Number(/cluster message (\d+)/.exec(held.subject)![1]);
     await waitFor(async () => ((await arrived()).has(number) ? true : undefined), { timeoutMs: 30_000, what: `released message ${number} at the sink` });
-    expect((await sql.one<{ status: string }>(q`SELECT status FROM messages WHERE id = ${held.id}`))?.status).toBe('released');
+    // The sink has it a moment before the worker records the outcome.
+    await waitFor(async () => ((await sql.one<{ status: string }>(q`SELECT status FROM messages WHERE id = ${held.id}`))?.status === 'released' ? true : undefined), {
+      timeoutMs: 30_000,
+      what: `message ${held.id} recorded as released`,
+    });
 
     // A block entry added on console B is used by the workers at once.
     const added = await browser.post(

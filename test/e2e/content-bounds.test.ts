@@ -33,7 +33,7 @@ describe('a deeply nested HTML part', () => {
     expect(await waitForStatus(gw, sent.id!, ['quarantined', 'delivered'])).toBe('quarantined');
     const row = (await gw.stores.store.get(sent.id!))!;
     expect(row.verdict).toBe('unscannable');
-    expect(row.reason).toBe('part 1: HTML nested deeper than 512 elements');
+    expect(row.reason).toBe('the HTML of message part 1 could not be checked: HTML nested deeper than 512 elements');
   });
 
   it('with the bounds lifted: its analysis ends at the time budget, and meanwhile other mail is accepted and delivered', async () => {
