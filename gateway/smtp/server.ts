@@ -212,7 +212,8 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
     : {};
   const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
   const server: SMTPServer = new SMTPServer({
-    banner: 'mailmoat ESMTP',
+    // smtp-server writes "<hostname> ESMTP" itself; the banner is only what follows it.
+    banner: 'mailmoat',
     // An MX takes mail without authentication; AUTH is for the submission listener only.
     disabledCommands: submission ? [] : ['AUTH'],
     authOptional: !submission,
@@ -378,6 +379,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
     size,
     tls: Boolean(session.secure),
+    authenticated: Boolean(sessionUser(session)),
     dsn: dsnParameters(session),
   };
   // Issue 8: a spam report is spooled like any message, but the worker learns from it instead of delivering it.

@@ -40,6 +40,8 @@ export interface Envelope {
   rcptTo: string[];
   size: number;
   tls: boolean;
+  /** Sent after SMTP AUTH (the submission listener); absent in envelopes written before it was recorded. */
+  authenticated?: boolean;
   dsn?: EnvelopeDsn;
   /** Issue 8: set when the message is a spam report to a report address (gateway/reports/). */
   report?: EnvelopeReport;
