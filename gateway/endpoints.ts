@@ -13,9 +13,6 @@ export interface Endpoints {
   spamd: SocketOrTcp;
 }
 
-/** Port of the spamd that mailmoat manages itself (loopback only), unless spamd.port says otherwise. */
-const MANAGED_SPAMD_PORT = 7830;
-
 /** The folder of a managed engine: its config, socket, pid file and log. */
 export const managedEngineDir = (config: Config, name: 'redis' | 'clamd' | 'spamd'): string =>
   path.join(config.dataDir, 'engines', name);
@@ -45,13 +42,18 @@ export function configuredEngine(e: { socket?: string; host?: string; port?: num
   return undefined;
 }
 
-export const managedSpamdPort = (config: Config): number => config.spamd.port ?? MANAGED_SPAMD_PORT;
+/**
+ * Where the spamd that mailmoat manages listens: a unix socket in its folder (a fixed TCP port
+ * collides with a second gateway or Debian's spamd on the machine), or 127.0.0.1:spamd.port.
+ */
+export const managedSpamdAddress = (config: Config): SocketOrTcp =>
+  config.spamd.port !== undefined ? { host: '127.0.0.1', port: config.spamd.port } : { socketPath: path.join(managedEngineDir(config, 'spamd'), 'spamd.sock') };
 
 /** Endpoints for a role that attaches to running engines (started by the admin or by `mailmoat start`). */
 export function attachedEndpoints(config: Config): Endpoints {
   return {
     redis: configuredRedis(config) ?? { socketPath: path.join(managedEngineDir(config, 'redis'), 'redis.sock') },
     clamd: configuredEngine(config.clamd) ?? { socketPath: path.join(managedEngineDir(config, 'clamd'), 'clamd.sock') },
-    spamd: configuredEngine(config.spamd) ?? { host: '127.0.0.1', port: managedSpamdPort(config) },
+    spamd: configuredEngine(config.spamd) ?? managedSpamdAddress(config),
   };
 }
