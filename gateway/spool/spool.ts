@@ -59,6 +59,11 @@ export class Spool {
     this.replica = o.replica;
   }
 
+  /** Committed to the shared store (the database) rather than to this directory. */
+  get shared(): boolean {
+    return this.replica !== undefined;
+  }
+
   async init(): Promise<void> {
     await fs.mkdir(this.incomingDir, { recursive: true });
   }
@@ -150,11 +155,11 @@ export class Spool {
     try {
       await replica.put(id, 'body', await fs.readFile(incoming));
       await replica.put(id, 'envelope', Buffer.from(JSON.stringify(envelope)));
-    } catch {
+    } catch (err) {
       // Not in the shared store, so not acknowledged: the client gets a 4xx and sends it again;
       // a body row without its envelope is never listed, but remove it anyway.
       await replica.remove(id).catch(() => {});
-      throw new SmtpRefusal(replies.spoolWriteFailed());
+      throw Object.assign(new SmtpRefusal(replies.spoolWriteFailed()), { cause: err });
     } finally {
       await this.discardIncoming(id);
     }
@@ -329,7 +334,7 @@ const ORPHAN_AGE_MS = 60 * 60_000;
 function storageRefusal(err: unknown): SmtpRefusal {
   if (err instanceof SmtpRefusal) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  return new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed());
+  return Object.assign(new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed()), { cause: err });
 }
 
 /** Writes `data` to a temp file, fsyncs it and renames it into place (`tmp` unique when writers may race). */
