@@ -32,7 +32,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 app="$root/usr/lib/mailmoat"
-mkdir -p "$app" "$root/usr/bin" "$root/etc/mailmoat" "$root/lib/systemd/system" \
+mkdir -p "$app" "$root/usr/bin" "$root/etc/mailmoat" "$root/etc/logrotate.d" "$root/lib/systemd/system" \
   "$root/usr/share/doc/mailmoat/examples" "$root/DEBIAN"
 printf '%s\n' "$inputs" | grep -E '^(bin|gateway|rules|scanners|quarantine-ui|deploy/clamav-test-db)/|^(package\.json|package-lock\.json|\.npmrc|deploy/demo\.yaml)$' |
   tar -cf - -T - | tar -xf - -C "$app"
@@ -42,13 +42,14 @@ ln -s ../lib/mailmoat/bin/mailmoat "$root/usr/bin/mailmoat"
 
 cp deploy/debian/mailmoat.yaml "$root/etc/mailmoat/mailmoat.yaml"
 chmod 0640 "$root/etc/mailmoat/mailmoat.yaml"
+cp deploy/debian/logrotate "$root/etc/logrotate.d/mailmoat"
 cp deploy/systemd/*.service "$root/lib/systemd/system/"
 cp README.md "$root/usr/share/doc/mailmoat/README.md"
 cp -r deploy/cluster "$root/usr/share/doc/mailmoat/examples/cluster"
 printf 'mailmoat\nLicense: MIT\nThe npm packages in /usr/lib/mailmoat/node_modules carry their own licenses.\n' > "$root/usr/share/doc/mailmoat/copyright"
 
 cp deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm "$root/DEBIAN/"
-echo /etc/mailmoat/mailmoat.yaml > "$root/DEBIAN/conffiles"
+printf '%s\n' /etc/mailmoat/mailmoat.yaml /etc/logrotate.d/mailmoat > "$root/DEBIAN/conffiles"
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: mailmoat
 Version: $version

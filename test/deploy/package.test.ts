@@ -44,7 +44,7 @@ describe('the Debian package', () => {
     const control = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-deb-control-'));
     try {
       execFileSync('dpkg-deb', ['-e', deb, control]);
-      expect(readFileSync(path.join(control, 'conffiles'), 'utf8').trim()).toBe('/etc/mailmoat/mailmoat.yaml');
+      expect(readFileSync(path.join(control, 'conffiles'), 'utf8').trim().split('\n')).toEqual(['/etc/mailmoat/mailmoat.yaml', '/etc/logrotate.d/mailmoat']);
       for (const script of ['postinst', 'prerm', 'postrm']) execFileSync('sh', ['-n', path.join(control, script)]);
       expect(readFileSync(path.join(control, 'postinst'), 'utf8')).toMatch(/adduser --system --group --home \/var\/lib\/mailmoat/);
       expect(readFileSync(path.join(control, 'postrm'), 'utf8')).toMatch(/purge[\s\S]*rm -rf \/var\/lib\/mailmoat \/etc\/mailmoat[\s\S]*deluser/);
