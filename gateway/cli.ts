@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.ts';
-import { attachedEndpoints, type Endpoints } from './endpoints.ts';
+import { attachedEndpoints, unservedManagedScanners, type Endpoints } from './endpoints.ts';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './log.ts';
 import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
@@ -237,6 +237,8 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fileConfi
       endpoints = engines.endpoints;
     } else {
       endpoints = attachedEndpoints(config);
+      const unserved = role === 'smtp' ? [] : await unservedManagedScanners(config, endpoints);
+      if (unserved.length > 0) throw new ConfigError(unserved.join('\n'));
     }
     // A Redis that may evict keys would silently lose queued messages: refuse to start on it.
     const redisCheck = await checkRedisServer(endpoints.redis, { prefix: config.redis.prefix });

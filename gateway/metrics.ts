@@ -33,6 +33,13 @@ export const smtpMetrics = {
     labelNames: ['stage', 'code'] as const,
     registers: [registry],
   }),
+  /** A 4xx at the end of DATA because a message could not be stored: spool (disk), database, queue (Redis). */
+  storeFailures: new Counter({
+    name: 'mailmoat_smtp_store_failures_total',
+    help: 'Messages refused with a 4xx at the end of DATA because the spool, the database or the queue failed',
+    labelNames: ['store'] as const,
+    registers: [registry],
+  }),
   accepted: new Counter({
     name: 'mailmoat_smtp_messages_accepted_total',
     help: 'Messages accepted (250 after spool fsync and enqueue), by listener',

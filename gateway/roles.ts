@@ -6,7 +6,7 @@ import path from 'node:path';
 import { monotonicFactory } from 'ulid';
 import type { Config } from './config/schema.ts';
 import type { Stores } from './deps.ts';
-import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdPort, type Endpoints } from './endpoints.ts';
+import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdAddress, type Endpoints } from './endpoints.ts';
 import type { Logger } from './log.ts';
 import { Spool } from './spool/spool.ts';
 import { fileBlobStore, sqlBlobStore } from './store/blobs.ts';
@@ -97,10 +97,7 @@ export async function startEngines(config: Config, logger: Logger): Promise<{ en
         databaseDir: config.clamd.databaseDir ?? chooseClamavDatabase({ logger, fallbackDir: path.join(REPO_ROOT, 'deploy/clamav-test-db') }),
         logger,
       }).then((s) => (started.push(s), { socketPath: s.socketPath })),
-    configuredEngine(config.spamd) ??
-      startManagedSpamd({ dir: engineDir('spamd'), port: managedSpamdPort(config), logger, allowTell: true }).then(
-        (s) => (started.push(s), { host: s.host, port: s.port }),
-      ),
+    configuredEngine(config.spamd) ?? (config.spamd.enabled ? startManagedSpamdFor(config, logger).then((s) => (started.push(s), managedSpamdAddress(config))) : managedSpamdAddress(config)),
   ]).catch(async (err: unknown) => {
     await Promise.all(started.map((s) => s.stop()));
     throw err;
@@ -111,6 +108,13 @@ export async function startEngines(config: Config, logger: Logger): Promise<{ en
       await Promise.all(started.map((s) => s.stop()));
     },
   };
+}
+
+/** The managed spamd where managedSpamdAddress says (spamd.enabled false: none is started at all). */
+function startManagedSpamdFor(config: Config, logger: Logger): Promise<ManagedService> {
+  const common = { dir: managedEngineDir(config, 'spamd'), logger, allowTell: true, networkTests: config.spamd.networkTests };
+  const address = managedSpamdAddress(config);
+  return 'port' in address ? startManagedSpamd({ ...common, port: address.port }) : startManagedSpamd(common);
 }
 
 export function openQueue(config: Config, redis: RedisTarget): JobQueue {

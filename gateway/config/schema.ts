@@ -186,6 +186,12 @@ const clamd = engineEndpoint({
 const spamd = engineEndpoint({
   /** false: no spam scanning at all; every status header says "spam not scanned (disabled)". */
   enabled: z.boolean().default(true),
+  /**
+   * A managed spamd's DNS and network tests (RBL, URIBL; Razor/Pyzor when installed), on as
+   * SpamAssassin runs by default. false: spamd -L, for machines without DNS (the demo, the tests).
+   * A spamd that is not managed is configured by its own admin (Debian: /etc/default/spamd).
+   */
+  networkTests: z.boolean().default(true),
   timeoutMs: positiveInt.default(30_000),
   /** Larger messages are not sent to spamd (like spamc's 500 KB default); the status header says so. */
   maxBytes: positiveInt.default(512_000),
@@ -474,7 +480,7 @@ export const configSchema = z
     database: database.default({ poolSize: 10 }),
     redis: redis.default({ cluster: false, prefix: 'mailmoat' }),
     clamd: clamd.default({ managed: true, timeoutMs: 60_000 }),
-    spamd: spamd.default({ managed: true, enabled: true, timeoutMs: 30_000, maxBytes: 512_000 }),
+    spamd: spamd.default({ managed: true, enabled: true, networkTests: true, timeoutMs: 30_000, maxBytes: 512_000 }),
     spam: spam.default({ threshold: 5, highThreshold: 10, subjectTag: '{Spam?}' }),
     queue: queue.default(queue.parse({})),
     delivery: delivery.default(delivery.parse({})),

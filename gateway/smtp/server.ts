@@ -212,7 +212,8 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
     : {};
   const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
   const server: SMTPServer = new SMTPServer({
-    banner: 'mailmoat ESMTP',
+    // smtp-server writes "<hostname> ESMTP" itself; the banner is only what follows it.
+    banner: 'mailmoat',
     // An MX takes mail without authentication; AUTH is for the submission listener only.
     disabledCommands: submission ? [] : ['AUTH'],
     authOptional: !submission,
@@ -378,6 +379,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
     size,
     tls: Boolean(session.secure),
+    authenticated: Boolean(sessionUser(session)),
     dsn: dsnParameters(session),
   };
   const user = sessionUser(session);
@@ -385,22 +387,40 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   // Issue 8: a spam report is spooled like any message, but the worker learns from it instead of delivering it.
   const report = frontline.reportOf(session);
   if (report) envelope.report = report;
-  await spool.commit(envelope);
+  try {
+    await spool.commit(envelope);
+  } catch (err) {
+    throw notStored(deps, id, spool.shared ? 'database' : 'spool', err);
+  }
+  let failing: 'database' | 'queue' = 'database';
   try {
     await store.recordReceived(envelope);
+    failing = 'queue';
     await queue.enqueue('scan', id);
   } catch (err) {
     // Not acknowledged, so not ours: remove it, or a later reconciliation would deliver a copy
     // of a message the client is going to send again.
-    logger.error({ id, err }, 'could not queue the message; refusing it with 451');
     await spool.remove(id);
     await tryRecordRefusal(store, id);
-    throw new SmtpRefusal(replies.queueUnavailable());
+    throw notStored(deps, id, failing, Object.assign(new SmtpRefusal(replies.queueUnavailable()), { cause: err }));
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
   if (!report) await refuseIfInlineVerdict(deps, envelope);
   logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
   return id;
+}
+
+/**
+ * A message that could not be stored gets a 4xx, and the operator a log line and a count that name
+ * the store that failed (whichever it is: the spool's disk, the database, Redis).
+ */
+function notStored(deps: SmtpDeps, id: string, store: 'spool' | 'database' | 'queue', err: unknown): SmtpRefusal {
+  const refusal = err instanceof SmtpRefusal ? err : new SmtpRefusal(replies.spoolWriteFailed());
+  const reply = `${refusal.reply.code} ${formatReply(refusal.reply)}`;
+  smtpMetrics.storeFailures.inc({ store });
+  smtpMetrics.refusals.inc({ stage: 'data', code: String(refusal.reply.code) });
+  deps.logger.error({ id, store, err: err instanceof SmtpRefusal ? (err.cause ?? err) : err, reply }, `could not store the message (${store}); refused with ${refusal.reply.code}`);
+  return refusal;
 }
 
 const sessionUser = (session: SMTPServerSession): string | undefined => (session.user as { username?: string } | undefined)?.username;

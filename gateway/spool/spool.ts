@@ -40,6 +40,8 @@ export interface Envelope {
   rcptTo: string[];
   size: number;
   tls: boolean;
+  /** Sent after SMTP AUTH (the submission listener); absent in envelopes written before it was recorded. */
+  authenticated?: boolean;
   dsn?: EnvelopeDsn;
   /** Issue 8: set when the message is a spam report to a report address (gateway/reports/). */
   report?: EnvelopeReport;
@@ -73,6 +75,11 @@ export class Spool {
     this.dir = dir;
     this.incomingDir = path.join(dir, 'incoming');
     this.replica = o.replica;
+  }
+
+  /** Committed to the shared store (the database) rather than to this directory. */
+  get shared(): boolean {
+    return this.replica !== undefined;
   }
 
   async init(): Promise<void> {
@@ -169,7 +176,7 @@ export class Spool {
     })();
     try {
       await withDeadline(writes, SHARED_COMMIT_TIMEOUT_MS);
-    } catch {
+    } catch (err) {
       // Not in the shared store, so not acknowledged: the client gets a 4xx and sends it again.
       // The rows are removed once the writes have ended (one still under way may land late), in
       // the background: a hung database must not hold the reply past the deadline (it took two
@@ -178,7 +185,7 @@ export class Spool {
         .catch(() => {})
         .then(() => replica.remove(id))
         .catch(() => {});
-      throw new SmtpRefusal(replies.spoolWriteFailed());
+      throw Object.assign(new SmtpRefusal(replies.spoolWriteFailed()), { cause: err });
     } finally {
       await this.discardIncoming(id);
     }
@@ -353,7 +360,7 @@ const ORPHAN_AGE_MS = 60 * 60_000;
 function storageRefusal(err: unknown): SmtpRefusal {
   if (err instanceof SmtpRefusal) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  return new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed());
+  return Object.assign(new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed()), { cause: err });
 }
 
 /** Writes `data` to a temp file, fsyncs it and renames it into place (`tmp` unique when writers may race). */
