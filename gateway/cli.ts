@@ -77,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'migrate') return migrateCommand(loadConfig(findConfigFile(values.config)), values.status === true, values['import-sqlite']);
   const configFile = findConfigFile(values.config);
   const config = loadConfig(configFile);
-  const logger = createLogger({ level: config.log.level });
+  const logger = createLogger({ level: config.log.level, format: config.log.format });
   switch (command) {
     case 'start':
     case 'smtp':

@@ -456,7 +456,14 @@ export const configSchema = z
     proxy: proxySchema,
     /** The authenticated submission listener. */
     submission: submissionSchema,
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+        /** json: one object a line (log shippers); text: one grep-able line an entry. Unset: text on a terminal or under journald, else json (gateway/log.ts). */
+        format: z.enum(['json', 'text']).optional(),
+      })
+      .strict()
+      .default({ level: 'info' }),
     /** The quarantine web console (quarantine-ui/). */
     console: consoleSection.default(consoleSection.parse({})),
     /** Health endpoints for a load balancer (gateway/health.ts). */

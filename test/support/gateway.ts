@@ -7,7 +7,7 @@ import path from 'node:path';
 import { inject } from 'vitest';
 import { createTransport } from 'nodemailer';
 import { configSchema, type Config } from '../../gateway/config/schema.ts';
-import { silentLogger, createLogger } from '../../gateway/log.ts';
+import { silentLogger, createLogger, type Logger } from '../../gateway/log.ts';
 import { openQueue, openStores, runSmtp, runWorkers, type Stores } from '../../gateway/roles.ts';
 import { attachedEndpoints, type Endpoints } from '../../gateway/endpoints.ts';
 import { startMailbox, type MailboxHooks } from '../../gateway/demo/mailbox.ts';
@@ -63,6 +63,8 @@ export async function startTestGateway(
     dns?: { address: string };
     /** 'postgres': metadata, quarantine and the spool's shared copy in a fresh database of the run's PostgreSQL (migrated). */
     database?: Dialect;
+    /** The gateway's logger (default silent, or debug on stdout with MAILMOAT_TEST_LOG): a test that reads the log passes its own. */
+    logger?: Logger;
   } = {},
 ): Promise<TestGateway> {
   const dataDir = o.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'mailmoat-gw-'));
@@ -83,7 +85,7 @@ export async function startTestGateway(
   const config = configSchema.parse(input);
   const configFile = path.join(dataDir, 'mailmoat.json.yaml');
   await fs.writeFile(configFile, JSON.stringify(input)); // JSON is YAML: for child-process roles
-  const logger = process.env.MAILMOAT_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger();
+  const logger = o.logger ?? (process.env.MAILMOAT_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger());
   const endpoints = attachedEndpoints(config); // as configured: a test may point an engine elsewhere
   const stores = await openStores(config);
   const queue = openQueue(config, endpoints.redis);
