@@ -3,6 +3,7 @@
 // default on a mail server). Relative paths are resolved against the config file's folder.
 import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
+import { configListeners, portClashes } from './ports.ts';
 import { checksSchema, domainChecksSchema, proxySchema, recipientsSchema, submissionSchema, tlsSchema } from './checks.ts';
 import { contentPolicyKeys, domainPolicyKeys } from './policy.ts';
 import { reportsSchema } from './reports.ts';
@@ -479,6 +480,7 @@ export const configSchema = z
     const noCerts = c.tls.certificates.length === 0;
     if (noCerts && c.submission.enabled) ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
     if (noCerts && c.smtp.requireTls) ctx.addIssue({ code: 'custom', path: ['smtp', 'requireTls'], message: 'requireTls needs tls.certificates' });
+    for (const clash of portClashes(configListeners(c))) ctx.addIssue({ code: 'custom', path: clash.key.split('.'), message: clash.message });
   });
 
 export type Config = z.infer<typeof configSchema>;
