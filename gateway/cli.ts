@@ -7,21 +7,22 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, ConfigError } from './config/load.ts';
-import { attachedEndpoints } from './endpoints.ts';
 import type { Config } from './config/schema.ts';
-import { createLogger } from './log.ts';
-import { makeResolver, openQueue, openStores, runConsole } from './roles.ts';
-import { RedisCheckError } from './store/redis-check.ts';
-import { DatabaseError } from './store/migrations.ts';
-import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
-import { testDownstream } from './delivery/smtp-test.ts';
-import { UsageError } from './cli/errors.ts';
-import { checkConfig, findConfigFile } from './cli/config.ts';
-import { migrateCommand } from './cli/migrate.ts';
-import { reloadCommand, runRoles } from './cli/roles.ts';
-import { queueCounts, queueFlush, queueList, queueOp, queueShow } from './cli/queue.ts';
-import { quarantineDelete, quarantineList, quarantineRelease, quarantineShow } from './cli/quarantine.ts';
+
+// The handlers (and the stores, queue and engines they open) are loaded when a command runs, so
+// that `--help`, `--version` and a wrong argument answer at once.
+const handlers = {
+  config: () => import('./cli/config.ts'),
+  load: () => import('./config/load.ts'),
+  log: () => import('./log.ts'),
+  migrate: () => import('./cli/migrate.ts'),
+  roles: () => import('./cli/roles.ts'),
+  queue: () => import('./cli/queue.ts'),
+  quarantine: () => import('./cli/quarantine.ts'),
+  users: () => import('../quarantine-ui/cli.ts'),
+  other: () => import('./cli/other.ts'),
+};
+type QuarantineFilter = import('./cli/quarantine.ts').QuarantineFilter;
 
 const VERSION = (JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')) as { version: string }).version;
 
@@ -43,9 +44,9 @@ function buildProgram(exit: { code: number }): Command {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`mailmoat: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`) })
     .addHelpText('after', '\nEvery command has its own help: mailmoat <command> --help');
-  const configFile = () => findConfigFile(program.opts<{ config?: string }>().config);
-  const config = (): Config => loadConfig(configFile());
-  const done = (p: Promise<number> | number) => Promise.resolve(p).then((code) => void (exit.code = code));
+  const configFile = async () => (await handlers.config()).findConfigFile(program.opts<{ config?: string }>().config);
+  const config = async (): Promise<Config> => (await handlers.load()).loadConfig(await configFile());
+  const done = async (p: Promise<number> | number) => void (exit.code = await p);
 
   for (const [role, text] of [
     ['start', 'run everything on this machine (engines, SMTP, workers, console, demo mailbox)'],
@@ -53,34 +54,35 @@ function buildProgram(exit: { code: number }): Command {
     ['worker', 'run the scan and delivery workers'],
     ['console', 'run the quarantine web console'],
   ] as const) {
-    program.command(role).description(text).action(() => {
-      const file = configFile();
-      const c = loadConfig(file);
-      return done(runRoles(role, c, createLogger({ level: c.log.level, format: c.log.format }), file));
+    program.command(role).description(text).action(async () => {
+      const file = await configFile();
+      const c = (await handlers.load()).loadConfig(file);
+      const { createLogger } = await handlers.log();
+      return done((await handlers.roles()).runRoles(role, c, createLogger({ level: c.log.level, format: c.log.format }), file));
     });
   }
   program
     .command('reload')
     .description('reload the config file in the running processes of this data dir (as SIGHUP does)')
     // The file is validated first: a broken one is refused here, before any process is told.
-    .action(() => done(reloadCommand(config())));
+    .action(async () => done((await handlers.roles()).reloadCommand(await config())));
   program
     .command('check-config')
     .description('validate a config file and print the effective settings')
     .argument('[file]', 'the file to check (default: the --config file)')
     .option('--changed', 'print only the settings that differ from the defaults (like postconf -n)')
-    .action((file: string | undefined, o: { changed?: boolean }) => done(checkConfig(file ?? configFile(), o)));
+    .action(async (file: string | undefined, o: { changed?: boolean }) => done((await handlers.config()).checkConfig(file ?? (await configFile()), o)));
   program
     .command('migrate')
     .description('bring the database schema up to date (PostgreSQL: once, before the roles start)')
     .option('--status', 'list applied and pending migrations (exit 2 when some are pending)')
     .option('--import-sqlite <file>', "copy a single machine's mailmoat.sqlite (and its quarantine) into the config's new PostgreSQL database")
-    .action((o: { status?: boolean; importSqlite?: string }) => done(migrateCommand(config(), o.status === true, o.importSqlite)));
+    .action(async (o: { status?: boolean; importSqlite?: string }) => done((await handlers.migrate()).migrateCommand(await config(), o.status === true, o.importSqlite)));
   program
     .command('test-downstream')
     .description('an SMTP conversation (no message) with each next hop of a hosted domain')
     .argument('<domain>', 'a hosted domain')
-    .action((domain: string) => done(testDownstreamCommand(config(), domain)));
+    .action(async (domain: string) => done((await handlers.other()).testDownstreamCommand(await config(), domain)));
 
   const queue = program.command('queue').description('mail still in the gateway\'s hands: list, show, retry, flush, bounce, delete');
   queue
@@ -88,26 +90,26 @@ function buildProgram(exit: { code: number }): Command {
     .description('messages not yet in a final state, oldest first (tab-separated)')
     .option('--limit <n>', 'at most this many', count, 100)
     .option('--json', 'JSON for scripts')
-    .action((o: { limit: number; json?: boolean }) => done(queueList(config(), o)));
-  queue.command('counts').description('messages by status and jobs by state (JSON)').action(() => done(queueCounts(config())));
+    .action(async (o: { limit: number; json?: boolean }) => done((await handlers.queue()).queueList(await config(), o)));
+  queue.command('counts').description('messages by status and jobs by state (JSON)').action(async () => done((await handlers.queue()).queueCounts(await config())));
   queue
     .command('show')
     .description('one message: envelope, verdict, scan report, events, deliveries')
     .argument('<id>', 'message id')
     .option('--json', 'the raw record, for scripts')
-    .action((id: string, o: { json?: boolean }) => done(queueShow(config(), id, o)));
+    .action(async (id: string, o: { json?: boolean }) => done((await handlers.queue()).queueShow(await config(), id, o)));
   for (const [op, text] of [
     ['retry', 'try a deferred message now'],
     ['bounce', 'give up on its pending recipients and return it to the sender with a DSN'],
     ['delete', 'remove it from the queue without delivering or bouncing (its record stays)'],
   ] as const) {
-    queue.command(op).description(text).argument('<id>', 'message id').action((id: string) => done(queueOp(config(), op, id)));
+    queue.command(op).description(text).argument('<id>', 'message id').action(async (id: string) => done((await handlers.queue()).queueOp(await config(), op, id)));
   }
   queue
     .command('flush')
     .description('try every deferred message now (like postqueue -f), or only those for one domain (postqueue -s)')
     .option('--domain <domain>', 'only messages with a pending recipient in this domain')
-    .action((o: { domain?: string }) => done(queueFlush(config(), o)));
+    .action(async (o: { domain?: string }) => done((await handlers.queue()).queueFlush(await config(), o)));
 
   const quarantine = program.command('quarantine').description('quarantined messages: list, show, release, delete');
   quarantine
@@ -119,18 +121,18 @@ function buildProgram(exit: { code: number }): Command {
     .option('--since <when>', 'received since a date (2026-12-01, 2026-12-01T08:00) or an age (30m, 12h, 7d)')
     .option('--sender <text>', 'whose envelope sender contains this')
     .option('--json', 'JSON for scripts')
-    .action((o: Parameters<typeof quarantineList>[1]) => done(quarantineList(config(), o)));
+    .action(async (o: QuarantineFilter) => done((await handlers.quarantine()).quarantineList(await config(), o)));
   quarantine
     .command('show')
     .description('one message: envelope, verdict, scan report as text, events')
     .argument('<id>', 'message id')
     .option('--json', 'the raw record, for scripts')
-    .action((id: string, o: { json?: boolean }) => done(quarantineShow(config(), id, o)));
-  quarantine.command('release').description('deliver it to its recipients (as a superadmin would)').argument('<id>', 'message id').action((id: string) => done(quarantineRelease(config(), id)));
-  quarantine.command('delete').description('delete its body (its record and events stay)').argument('<id>', 'message id').action((id: string) => done(quarantineDelete(config(), id)));
+    .action(async (id: string, o: { json?: boolean }) => done((await handlers.quarantine()).quarantineShow(await config(), id, o)));
+  quarantine.command('release').description('deliver it to its recipients (as a superadmin would)').argument('<id>', 'message id').action(async (id: string) => done((await handlers.quarantine()).quarantineRelease(await config(), id)));
+  quarantine.command('delete').description('delete its body (its record and events stay)').argument('<id>', 'message id').action(async (id: string) => done((await handlers.quarantine()).quarantineDelete(await config(), id)));
 
   const user = program.command('user').description('console accounts');
-  user.command('list').description('every console account').action(() => done(userCommand('list', undefined, {}, config())));
+  user.command('list').description('every console account').action(async () => done((await handlers.users()).userCommand('list', undefined, {}, await config())));
   user
     .command('add')
     .description('create a console account (its password is printed once)')
@@ -138,49 +140,16 @@ function buildProgram(exit: { code: number }): Command {
     .addOption(new Option('--role <role>', 'its role').choices(['superadmin', 'domainadmin', 'user']).makeOptionMandatory())
     .option('--domains <list>', 'domains a domainadmin manages (a.test,b.test)')
     .option('--addresses <list>', 'addresses a user sees (x@a.test,y@a.test)')
-    .action((name: string, o: Record<string, string>) => done(userCommand('add', name, o, config())));
-  user.command('passwd').description('give a console user a new random password (printed once)').argument('<name>', 'user name').action((name: string) => done(userCommand('passwd', name, {}, config())));
+    .action(async (name: string, o: Record<string, string>) => done((await handlers.users()).userCommand('add', name, o, await config())));
+  user.command('passwd').description('give a console user a new random password (printed once)').argument('<name>', 'user name').action(async (name: string) => done((await handlers.users()).userCommand('passwd', name, {}, await config())));
 
   program
     .command('digest')
     .description('quarantine digests')
     .command('send')
     .description('send the quarantine digests now')
-    .action(() => done(digestSend(config())));
+    .action(async () => done((await handlers.other()).digestSend(await config())));
   return program;
-}
-
-async function testDownstreamCommand(config: Config, domain: string): Promise<number> {
-  if (!config.domains[domain.toLowerCase()]) {
-    throw new UsageError(`test-downstream: name one of the hosted domains (${Object.keys(config.domains).join(', ')})`);
-  }
-  const result = await testDownstream(domain.toLowerCase(), config, makeResolver(config));
-  for (const hop of result.hops) {
-    console.log(`== ${hop.host}:${hop.port}: ${hop.ok ? 'OK' : 'FAILED'}: ${hop.summary}`);
-    for (const line of hop.transcript) console.log(`${String(line.ms).padStart(6)} ms ${line.dir} ${line.line}`);
-  }
-  console.log(result.summary);
-  return result.ok ? 0 : 1;
-}
-
-function digestSend(config: Config): Promise<number> {
-  return digestCommand('send', async (fn) => {
-    // Digests need the delivery queue only; the scanner endpoints are never used here.
-    const endpoints = attachedEndpoints(config);
-    const stores = await openStores(config);
-    const queue = openQueue(config, endpoints.redis);
-    try {
-      const running = await runConsole(config, stores, queue, endpoints, createLogger({ level: 'warn' }), { listen: false });
-      try {
-        return await fn(running);
-      } finally {
-        await running.close();
-      }
-    } finally {
-      await queue.close();
-      await stores.store.close();
-    }
-  });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -207,7 +176,15 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (err: unknown) => {
+  async (err: unknown) => {
+    // One line for what the user can act on; a stack trace only for a bug.
+    const [{ ConfigError }, { UsageError }, { CliError }, { DatabaseError }, { RedisCheckError }] = await Promise.all([
+      handlers.load(),
+      import('./cli/errors.ts'),
+      handlers.users(),
+      import('./store/migrations.ts'),
+      import('./store/redis-check.ts'),
+    ]);
     if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError || err instanceof DatabaseError || err instanceof RedisCheckError) console.error(`mailmoat: ${err.message}`);
     else console.error('mailmoat: fatal:', err);
     process.exit(1);

@@ -60,7 +60,7 @@ export function reportLines(report: ScanReport): string[] {
   if (au) {
     if (au.status !== 'checked') add('auth', reasonOf(au));
     else {
-      const dkim = au.dkim.length ? au.dkim.map((d) => `${d.result} (${safe(d.domain)})`).join(', ') : 'none';
+      const dkim = au.dkim.length ? au.dkim.map((d) => (d.domain ? `${d.result} (${safe(d.domain)})` : d.result)).join(', ') : 'none';
       add('auth', `spf=${au.spf.result} dkim=${dkim} dmarc=${au.dmarc ? `${au.dmarc.result} (${safe(au.dmarc.domain)})` : 'none'}${au.arc ? ` arc=${au.arc.result}` : ''}`);
     }
   }
