@@ -4,10 +4,10 @@ import { attachedEndpoints, type Endpoints } from '../endpoints.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from '../roles.ts';
-import { q } from '../store/sql.ts';
 import { checkRedisServer } from '../store/redis-check.ts';
 import { healthListen, startHealthServer } from '../health.ts';
-import { registry } from '../metrics.ts';
+import { registry, setScrapeSource } from '../metrics.ts';
+import { CRITICAL, ENGINES, engineChecks } from '../engine-checks.ts';
 import { startMailbox } from '../demo/mailbox.ts';
 import { liveConfig } from '../config/live.ts';
 import { reloadConfig } from '../config/reload.ts';
@@ -56,6 +56,13 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
     cleanups.push(() => stores.store.close());
     const queue = openQueue(config, endpoints.redis);
     cleanups.push(() => queue.close());
+    // Every role reports the same checks (gateway/engine-checks.ts); /metrics reads them too.
+    const checks = engineChecks(config, stores, queue, endpoints);
+    setScrapeSource({
+      oldestInFlight: async () => (await stores.store.inFlight(1))[0]?.receivedAt,
+      engines: Object.fromEntries(ENGINES.map((e) => [e, checks[e]])),
+    });
+    cleanups.push(async () => setScrapeSource(undefined));
     // For a load balancer: /healthz while the role can work, /readyz until it starts to stop.
     let smtpOpen = false;
     const healthAt = healthListen(config, role);
@@ -66,12 +73,9 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
         role,
         logger,
         metrics: registry,
+        critical: CRITICAL[role],
         checks: {
-          redis: async () => {
-            const counts = await queue.counts();
-            return `${(counts.scan.waiting ?? 0) + (counts.deliver.waiting ?? 0)} jobs waiting`;
-          },
-          database: () => stores.sql.one(q`SELECT 1`).then(() => stores.sql.dialect),
+          ...checks,
           ...(role === 'smtp' || role === 'start'
             ? {
                 smtp: () => {
