@@ -70,17 +70,19 @@ export function summarise(record: MessageRecord, deliveries: DeliveryRecord[], s
   };
 }
 
-/** Untrusted text (HELO, addresses, replies) cannot break the line or forge another field. */
+/** Untrusted text (replies) cannot break the line. */
 const clean = (s: string) => s.replace(/[\r\n\t]+/g, ' ').replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?');
+/** One-word fields (HELO, addresses) have no spaces either: a crafted HELO cannot forge "ID: state=". */
+const token = (s: string) => s.replace(/[^\x21-\x7e\u00a0-\uffff]/g, '?');
 
 export function summaryLine(s: MessageSummary): string {
   const d = s.delays;
   const delay = (v: number | null) => (v === null ? '-' : String(v));
   const parts = [
-    `${s.id}: state=${s.state} from=<${clean(s.from)}>`,
-    `client=${clean(s.client)}`,
-    `helo=${clean(s.helo) || '-'}`,
-    ...s.to.map((r) => `to=<${clean(r.to)}> status=${r.status}${r.reply ? ` (${clean(r.reply)})` : ''}`),
+    `${s.id}: state=${s.state} from=<${token(s.from)}>`,
+    `client=${token(s.client)}`,
+    `helo=${token(s.helo) || '-'}`,
+    ...s.to.map((r) => `to=<${token(r.to)}> status=${r.status}${r.reply ? ` (${clean(r.reply)})` : ''}`),
     `class=${s.class ?? '-'} score=${s.score ?? '-'}`,
     `delays=${delay(d.queue)}/${delay(d.scan)}/${delay(d.delivery)}/${delay(d.total)}`,
     `size=${s.size}`,
