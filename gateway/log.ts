@@ -6,6 +6,7 @@
 // a setting, text when a person or journald reads stdout (a TTY, or systemd's JOURNAL_STREAM),
 // JSON otherwise. Under journald the line starts with its `<N>` syslog priority and leaves the
 // time and `mailmoat[pid]` to the journal, which stamps both itself.
+import { fstatSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
@@ -22,8 +23,26 @@ export interface LoggerOptions {
 
 const REDACT = { paths: ['*.password', '*.pass', '*.secret', '*.key', 'config.redis.url', 'config.database.url', '*.sentinelPassword'], censor: '[redacted]' };
 
-export function defaultLogFormat(env: NodeJS.ProcessEnv = process.env, isTty = process.stdout.isTTY === true): LogFormat {
-  return isTty || env.JOURNAL_STREAM ? 'text' : 'json';
+export function defaultLogFormat(env: NodeJS.ProcessEnv = process.env, isTty = process.stdout.isTTY === true, stdout = stdoutId()): LogFormat {
+  return isTty || toJournal(env, stdout) ? 'text' : 'json';
+}
+
+/**
+ * systemd sets JOURNAL_STREAM to "device:inode" of the stream it connected to the journal; a
+ * child whose stdout was redirected elsewhere inherits the variable, so it is compared with
+ * stdout itself (sd_journal_stream_fd(3)).
+ */
+function toJournal(env: NodeJS.ProcessEnv, stdout: string | undefined): boolean {
+  return Boolean(env.JOURNAL_STREAM) && (stdout === undefined || env.JOURNAL_STREAM === stdout);
+}
+
+function stdoutId(): string | undefined {
+  try {
+    const s = fstatSync(1);
+    return `${s.dev}:${s.ino}`;
+  } catch {
+    return undefined;
+  }
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -32,7 +51,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = { name: options.name ?? 'mailmoat', level, redact: REDACT };
   if (format === 'json') return options.out ? pino(base, options.out) : pino(base);
   const out = options.out ?? process.stdout;
-  const journal = !options.out && Boolean(process.env.JOURNAL_STREAM);
+  const journal = !options.out && toJournal(process.env, stdoutId());
   return pino(base, { write: (line: string) => out.write(`${textLine(JSON.parse(line), journal)}\n`) });
 }
 

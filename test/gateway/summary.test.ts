@@ -48,7 +48,9 @@ describe('text log format', () => {
   });
   it('is the default on a terminal and under journald, JSON otherwise', () => {
     expect(defaultLogFormat({}, true)).toBe('text');
-    expect(defaultLogFormat({ JOURNAL_STREAM: '8:1234' }, false)).toBe('text');
+    expect(defaultLogFormat({ JOURNAL_STREAM: '8:1234' }, false, '8:1234')).toBe('text');
+    // inherited from a parent whose stdout went to the journal, while ours goes to a file
+    expect(defaultLogFormat({ JOURNAL_STREAM: '8:1234' }, false, '8:9999')).toBe('json');
     expect(defaultLogFormat({}, false)).toBe('json');
   });
 });
