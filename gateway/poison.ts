@@ -5,6 +5,7 @@
 // (nothing is lost); every fault and the hold are events in its history. An administrator
 // releases it (processed once more, from the stage it was held at, with a fresh fault count) or
 // deletes it (gateway/delivery/queue-ops.ts deleteQueued), from the CLI or the console.
+import { logSummary } from './summary.ts';
 import type { Logger } from './log.ts';
 import type { MessageStatus, MetadataStore } from './store/metadata.ts';
 import type { JobContext, JobQueue, QueueName } from './store/queue.ts';
@@ -42,6 +43,7 @@ export async function holdAsPoison(deps: PoisonDeps, queue: QueueName, ctx: JobC
   // "was <status>": the stage a release returns it to.
   await deps.store.addEvent(id, POISON_EVENT, `held after its ${queue} job faulted ${ctx.faults} times; was ${record.status}; ${reason}`);
   deps.logger.error({ id, queue, faults: ctx.faults, reason }, 'message held as poison: an administrator must release or delete it');
+  await logSummary(deps, id, 'held');
 }
 
 export type PoisonOpResult = { ok: true; detail: string } | { ok: false; reason: string };

@@ -37,6 +37,7 @@ import { startRetention } from './retention.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
 import { deleteMessage, releaseMessage } from './quarantine.ts';
+import { CRITICAL, engineChecks } from './engine-checks.ts';
 import type { RunningConsole } from '../quarantine-ui/server.ts';
 import {
   chooseClamavDatabase,
@@ -274,7 +275,6 @@ export async function runConsole(
 ): Promise<RunningConsole> {
   const log = logger.child({ role: 'console' });
   const spamd = new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs });
-  const clamd = new ClamdClient(endpoints.clamd, { timeoutMs: 5_000 });
   // Loaded here, not at the top: the console pulls in jsdom and friends (~1,000 modules, ~100 MB),
   // which the smtp and worker roles must not carry.
   const { startConsole } = await import('../quarantine-ui/server.ts');
@@ -286,21 +286,9 @@ export async function runConsole(
     release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log }, id, by),
     remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
     spamd,
-    engineChecks: {
-      redis: async () => {
-        const counts = await queue.counts();
-        return `${Object.values(counts).reduce((n, states) => n + (states.waiting ?? 0) + (states.delayed ?? 0), 0)} jobs waiting`;
-      },
-      clamd: async () => {
-        await clamd.ping();
-        return 'PONG';
-      },
-      spamd: async () => {
-        if (!config.spamd.enabled) return 'disabled';
-        await new SpamdClient(endpoints.spamd, { timeoutMs: 3_000 }).ping();
-        return 'PONG';
-      },
-    },
+    // The same checks as every role's health server; a console node fails /healthz for its own faults only.
+    engineChecks: engineChecks(config, stores, queue, endpoints),
+    healthCritical: CRITICAL.console,
   }, o);
 }
 

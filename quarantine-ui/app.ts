@@ -188,7 +188,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ method: req.method, route: req.routeOptions.url, status: reply.statusCode, user: req.user?.account.username, ms: Math.round(reply.elapsedTime) }, 'request');
+    req.log.debug({ method: req.method, route: req.routeOptions.url, status: reply.statusCode, user: req.user?.account.username, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
   const ctx: Ctx = {

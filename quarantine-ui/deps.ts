@@ -43,6 +43,8 @@ export interface ConsoleDeps {
   queueCounts(): Promise<Record<string, Record<string, number>>>;
   /** Named checks for /healthz: each resolves with a short detail or throws. */
   healthChecks: Record<string, () => Promise<string>>;
+  /** Checks whose failure answers 503; the others are reported with "critical": false. Absent: all. */
+  healthCritical?: readonly string[];
   smtpTest(target: { host: string; port: number }, o: { domain: string; helo: string; timeoutMs: number }): Promise<SmtpTestResult>;
   now(): number;
 }

@@ -40,6 +40,8 @@ export interface ConsoleAdapters {
   spamd: ConsoleDeps['spamd'];
   /** Engine checks for /healthz besides the database and the spool disk (redis, clamd, spamd). */
   engineChecks: Record<string, () => Promise<string>>;
+  /** The checks whose failure makes /healthz answer 503 (gateway/engine-checks.ts CRITICAL); absent: all. */
+  healthCritical?: readonly string[];
 }
 
 export interface RunningConsole {
@@ -110,6 +112,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       },
       ...a.engineChecks,
     },
+    healthCritical: a.healthCritical,
     smtpTest: smtpConnectionTest,
     now: Date.now,
   };

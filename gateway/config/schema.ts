@@ -3,6 +3,7 @@
 // default on a mail server). Relative paths are resolved against the config file's folder.
 import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
+import { configListeners, portClashes } from './ports.ts';
 import { checksSchema, domainChecksSchema, proxySchema, recipientsSchema, submissionSchema, tlsSchema } from './checks.ts';
 import { contentPolicyKeys, domainPolicyKeys } from './policy.ts';
 import { reportsSchema } from './reports.ts';
@@ -494,7 +495,14 @@ export const configSchema = z
     proxy: proxySchema,
     /** The authenticated submission listener. */
     submission: submissionSchema,
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+        /** json: one object a line (log shippers); text: one grep-able line an entry. Unset: text on a terminal or under journald, else json (gateway/log.ts). */
+        format: z.enum(['json', 'text']).optional(),
+      })
+      .strict()
+      .default({ level: 'info' }),
     /** The quarantine web console (quarantine-ui/). */
     console: consoleSection.default(consoleSection.parse({})),
     /** Health endpoints for a load balancer (gateway/health.ts). */
@@ -510,6 +518,7 @@ export const configSchema = z
     const noCerts = c.tls.certificates.length === 0;
     if (noCerts && c.submission.enabled) ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
     if (noCerts && c.smtp.requireTls) ctx.addIssue({ code: 'custom', path: ['smtp', 'requireTls'], message: 'requireTls needs tls.certificates' });
+    for (const clash of portClashes(configListeners(c))) ctx.addIssue({ code: 'custom', path: clash.key.split('.'), message: clash.message });
   });
 
 export type Config = z.infer<typeof configSchema>;

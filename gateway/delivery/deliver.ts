@@ -23,7 +23,8 @@ import type { DeliverySlots } from './slots.ts';
 import { sendToTarget, type RecipientResult } from './smtp-send.ts';
 import { DsnRateWindow, sendNotification } from './notify.ts';
 import type { DeliveryRecorder } from './recorded.ts';
-import { workerMetrics } from '../metrics.ts';
+import { laneOf, pipelineMetrics, workerMetrics } from '../metrics.ts';
+import { logSummary, type FinalState } from '../summary.ts';
 
 export interface DeliveryDeps {
   config: Config;
@@ -73,10 +74,13 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   const inJournal = recorder.doneInJournal(id);
   const pending = envelope.rcptTo.filter((r) => !final.has(r) && !inJournal.has(r));
   for (const [domain, recipients] of groupBy(pending, domainOf)) {
+    const stopTimer = pipelineMetrics.delivery.startTimer(laneOf(config.domains, domain));
     const results = await deliverToDomain(deps, envelope, domain, recipients);
+    stopTimer({ outcome: results.every((r) => r.outcome === 'delivered') ? 'delivered' : results.some((r) => r.outcome === 'deferred') ? 'deferred' : 'failed' });
     for (const r of results) {
       workerMetrics.deliveries.inc({ outcome: r.outcome });
-      logger.info({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
+      // A deferral is news (the message stays queued); a final outcome is in the summary line.
+      logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
     await recorder.record(id, results);
   }
@@ -106,10 +110,11 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
  * clear it from the spool. Also used by the queue operations (bounce, delete by an admin).
  */
 export async function finishMessage(deps: DeliveryDeps, id: string): Promise<void> {
-  const { spool, store, keep, logger } = deps;
+  const { spool, store, keep } = deps;
   const envelope = await spool.readEnvelope(id);
   const results = await store.deliveries(id);
   const failed = results.filter((d) => d.outcome === 'failed');
+  let state: FinalState = 'bounced';
   if (failed.length > 0) {
     await keep.put(id, spool.outputPath(id));
     if (envelope) await notifySender(deps, envelope, 'failed', failed);
@@ -117,11 +122,12 @@ export async function finishMessage(deps: DeliveryDeps, id: string): Promise<voi
     await store.addEvent(id, 'failed', failed.map((f) => `${f.recipient}: ${f.reply}`).join('; '));
   } else {
     const wasReleased = (await store.events(id)).some((e) => e.kind === RELEASE_EVENT);
-    await store.transition(id, ['delivering', 'releasing', 'deferred'], wasReleased ? 'released' : 'delivered', results.at(-1)?.reply);
+    state = wasReleased ? 'released' : 'delivered';
+    await store.transition(id, ['delivering', 'releasing', 'deferred'], state, results.at(-1)?.reply);
     await store.addEvent(id, 'delivered', results.map((r) => `${r.recipient}: ${r.reply}`).join('; '));
   }
   await spool.remove(id);
-  logger.info({ id, delivered: results.length - failed.length, failed: failed.length }, 'message done');
+  await logSummary(deps, id, state);
 }
 
 /**

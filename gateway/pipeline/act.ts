@@ -26,6 +26,7 @@ import { removalNote, writeCopy } from './rewrite.ts';
 import { OWN_HEADER_PREFIXES } from './stamp.ts';
 import { receivedHeader } from './trace.ts';
 import { workerMetrics } from '../metrics.ts';
+import { logSummary } from '../summary.ts';
 
 export { OWN_HEADER_PREFIXES };
 
@@ -104,7 +105,8 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   await spool.remove(env.id);
   await store.transition(env.id, ['queued'], 'quarantined');
   workerMetrics.scanned.inc({ verdict: m.class, action: 'quarantine' });
-  logger.info({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
+  logger.debug({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
+  await logSummary(deps, env.id, 'quarantined');
 }
 
 /** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
@@ -178,7 +180,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   if (result?.stripped.length) await store.addEvent(env.id, 'stripped', `attachments removed: parts ${result.stripped.join(', ')}`);
   await queue.enqueue('deliver', env.id);
   workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
-  logger.info({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
+  logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
 }
 
 /** The message was refused at SMTP time: nothing is kept but its record. */
@@ -194,7 +196,8 @@ export async function dropRefused(deps: ActDeps, env: Envelope, plans: Recipient
   await store.addEvent(env.id, 'refused', `refused at SMTP time: ${text}`);
   await spool.remove(env.id);
   workerMetrics.scanned.inc({ verdict: plans[0].class, action: 'refuse' });
-  logger.info({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
+  logger.debug({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
+  await logSummary(deps, env.id, 'refused');
 }
 
 /** A copy of the spooled message under a new id with some of its recipients (a policy group). */

@@ -24,6 +24,7 @@ import type { ArcSealKey } from './auth.ts';
 import type { InlineVerdicts } from './inline.ts';
 import { recipientPolicies, type ListSource } from './policy.ts';
 import { giveUpReport, handleReport, type ReportLearning } from '../reports/process.ts';
+import { logSummary } from '../summary.ts';
 
 export type { Scanners };
 export { OWN_HEADER_PREFIXES } from './act.ts';
@@ -190,5 +191,6 @@ async function tempfailInline(deps: ScanDeps, envelope: Envelope, reason: string
   await deps.spool.remove(envelope.id);
   await deps.inline.announce(envelope.id).catch(() => {});
   deps.logger.warn({ id: envelope.id, reason }, 'scanner unavailable: inline session answered 451 4.7.1');
+  await logSummary(deps, envelope.id, 'refused');
   return true;
 }

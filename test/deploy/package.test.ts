@@ -57,6 +57,7 @@ describe('the Debian package', () => {
     expect(execFileSync(path.join(root, 'usr/lib/mailmoat/node_modules/.bin/node'), ['--version'], { encoding: 'utf8', env: BARE_ENV })).toMatch(/^v24\./);
     const config = path.join(root, 'etc/mailmoat/mailmoat.yaml');
     expect(mailmoat('check-config', config)).toContain(`${config}: OK`);
+    expect(mailmoat('--version')).toContain(version);
   });
 
   it('ships a hardened unit for one machine and for each role, all running /usr/bin/mailmoat', () => {

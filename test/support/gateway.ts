@@ -63,7 +63,7 @@ export async function startTestGateway(
     dns?: { address: string };
     /** 'postgres': metadata, quarantine and the spool's shared copy in a fresh database of the run's PostgreSQL (migrated). */
     database?: Dialect;
-    /** The gateway's logger (a test that reads the log lines); default silent. */
+    /** The gateway's logger (default silent, or debug on stdout with MAILMOAT_TEST_LOG): a test that reads the log passes its own. */
     logger?: Logger;
   } = {},
 ): Promise<TestGateway> {
