@@ -1,0 +1,376 @@
+// The receiving side under a bounded soak: 500 messages from 20 concurrent client sessions (hosted
+// recipients, viruses, and mail from forged senders at broken domains that bounces), while the
+// clients and the next hops misbehave at random and the whole gateway is SIGKILLed twice. The
+// promise checked: every message that got a 250 is delivered exactly once, quarantined, or failed
+// with a DSN to its sender; nothing is delivered twice; the gateway never ends on its own; and the
+// listener answers a new connection at least every second except across the kills.
+//
+// Everything random comes from one seeded generator: the seed is printed, and
+// MAILMOAT_SOAK_SEED=<seed> replays the same plan (the timing of the kills still varies).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../gateway/config/schema.ts';
+import { openStores, type Stores } from '../../gateway/roles.ts';
+import { freePort } from '../../gateway/services/managed.ts';
+import { IN_FLIGHT } from '../../gateway/store/metadata.ts';
+import { eicarBytes } from '../support/eicar.ts';
+import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
+import { testConfigInput, waitFor } from '../support/gateway.ts';
+import { gatewayProcess, startListenerProbe, type GatewayProcess } from '../support/gateway-process.ts';
+import { attachment, buildMessage, mailDate, text } from '../support/mime.ts';
+import { startMisbehavingPeer, type MisbehavingPeer, type PeerFault } from '../support/misbehaving-peer.ts';
+import { RawSmtp } from '../support/smtp-client.ts';
+
+const MESSAGES = 500;
+const SESSIONS = 20;
+const KILLS = 2;
+/** A listener silent for longer than this, outside a kill, fails the soak. */
+const MAX_SILENCE_MS = 1_000;
+const REPO = path.resolve(import.meta.dirname, '../..');
+
+/** mulberry32: small, fast and good enough to draw a test plan from a seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const SEED = Number(process.env.MAILMOAT_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** The plan (messages, client faults, kill points) comes from `random`, drawn before the run; the peers' faults from a stream of their own. */
+const random = prng(SEED);
+const peerRandom = prng(SEED ^ 0x5eed);
+const pick = <T>(items: readonly T[], r = random): T => items[Math.floor(r() * items.length)];
+const chance = (p: number, r = random) => r() < p;
+
+// ---- the internet: DNS zones and remote mail servers on 127.87.0.0/16 port 25 ----
+
+/** Sender domains whose mail cannot be bounced normally; the MX hosts each point at one kind of trouble. */
+const BROKEN_SENDER_DOMAINS: Record<string, { mx?: string; peer?: PeerFault | 'refused'; dns?: 'servfail' | 'hang' | 'nxdomain' }> = {
+  'nxdomain.test': {}, // the domain itself does not exist
+  'mx-nxhost.test': { mx: 'gone.mx-nxhost.test', dns: 'nxdomain' }, // MX host name does not resolve
+  'mx-servfail.test': { mx: 'mx.mx-servfail.test', dns: 'servfail' },
+  'mx-timeout.test': { mx: 'mx.mx-timeout.test', dns: 'hang' },
+  'mx-refused.test': { mx: 'mx.mx-refused.test', peer: 'refused' },
+  'mx-silent.test': { mx: 'mx.mx-silent.test', peer: 'silent' },
+  'mx-reset.test': { mx: 'mx.mx-reset.test', peer: 'reset-at-connect' },
+  'mx-421.test': { mx: 'mx.mx-421.test', peer: 'greet-421' },
+  'mx-554.test': { mx: 'mx.mx-554.test', peer: 'greet-554' },
+  'mx-middata.test': { mx: 'mx.mx-middata.test', peer: 'reset-mid-data' },
+  'mx-loopback.test': { mx: 'mx.mx-loopback.test' }, // MX host is 127.0.0.1: ourselves
+  'null-mx.test': { mx: '.' },
+};
+/** Faults of the hosted domains' own mailbox server, drawn per connection (none most of the time). */
+const SINK_FAULTS: PeerFault[] = ['reset-at-connect', 'silent', 'greet-421', 'rcpt-452', 'reset-mid-data', '451-after-dot', 'reset-after-250'];
+const UNKNOWN_USER = 'nobody@example.test';
+
+interface World {
+  dns: FakeDns;
+  sink: MisbehavingPeer;
+  peers: MisbehavingPeer[];
+}
+
+async function startWorld(): Promise<World> {
+  const dns = await startFakeDns({
+    'client.sender.test': { A: ['127.0.0.1'] },
+    '1.0.0.127.in-addr.arpa': { PTR: ['client.sender.test'] },
+    'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 10 }], TXT: ['v=spf1 ip4:127.0.0.0/8 ~all'] },
+    'mx.sender.test': { A: ['127.87.0.2'] },
+  });
+  const sink = await startMisbehavingPeer({
+    host: '127.0.0.1',
+    fault: () => (chance(0.25, peerRandom) ? pick(SINK_FAULTS, peerRandom) : 'none'),
+    refuseRecipient: (a) => (a.toLowerCase() === UNKNOWN_USER ? `550 5.1.1 <${a}>: no such user` : undefined),
+  });
+  dns.set('mail.named.test', 'A', ['127.0.0.1']);
+  const peers = [await startMisbehavingPeer({ host: '127.87.0.2', port: 25 })];
+  let address = 10;
+  for (const [domain, b] of Object.entries(BROKEN_SENDER_DOMAINS)) {
+    if (!b.mx) continue;
+    dns.set(domain, 'MX', [{ exchange: b.mx, priority: 10 }]);
+    if (b.mx === '.') continue;
+    if (b.dns === 'servfail') dns.servfail(b.mx);
+    else if (b.dns === 'hang') dns.hang(b.mx);
+    else if (domain === 'mx-loopback.test') dns.set(b.mx, 'A', ['127.0.0.1']);
+    else if (!b.dns) {
+      const host = `127.87.0.${address++}`;
+      dns.set(b.mx, 'A', [host]);
+      const fault = b.peer as PeerFault;
+      if (b.peer !== 'refused') peers.push(await startMisbehavingPeer({ host, port: 25, fault: () => fault }));
+    }
+  }
+  return { dns, sink, peers };
+}
+
+// ---- the plan: what each message is and how its client behaves ----
+
+type Kind = 'hosted' | 'named' | 'virus' | 'bounce';
+type ClientFault = 'none' | 'garbage-command' | 'rset-midway' | 'abort-mid-data' | 'drop-after-ehlo';
+interface Planned {
+  marker: string;
+  kind: Kind;
+  from: string;
+  to: string[];
+  clientFault: ClientFault;
+  words: string;
+}
+interface Accepted extends Planned {
+  id: string;
+}
+
+function planMessage(n: number): Planned {
+  const marker = `soak-${SEED}-${n}`;
+  const r = random();
+  const kind: Kind = r < 0.5 ? 'hosted' : r < 0.65 ? 'named' : r < 0.75 ? 'virus' : 'bounce';
+  const user = () => `user${Math.floor(random() * 8)}`;
+  const to =
+    kind === 'named' ? [`${user()}@named.test`]
+    : kind === 'bounce' ? [UNKNOWN_USER]
+    : chance(0.2) ? [`${user()}@example.test`, `extra${n}@example.test`]
+    : [`${user()}@example.test`];
+  const from = kind === 'bounce' ? `forged${n}@${pick(Object.keys(BROKEN_SENDER_DOMAINS))}` : `s${n}@sender.test`;
+  const clientFault = chance(0.12) ? pick<ClientFault>(['garbage-command', 'rset-midway', 'abort-mid-data', 'drop-after-ehlo']) : 'none';
+  const words = Array.from({ length: 5 + Math.floor(random() * 200) }, () => pick(['mail', 'moat', 'soak', 'queue', 'spool', 'peer', 'kill'])).join(' ');
+  return { marker, kind, from, to, clientFault, words };
+}
+
+function messageBytes(m: Planned): Buffer {
+  const headers = [`From: <${m.from}>`, `To: ${m.to.map((t) => `<${t}>`).join(', ')}`, `Subject: ${m.marker}`, `Date: ${mailDate()}`, `Message-ID: <${m.marker}@soak.test>`, `X-Soak-Marker: ${m.marker}`, 'MIME-Version: 1.0'];
+  const body = text(`${m.words.replace(/(.{1,70})( |$)/g, '$1\r\n')}`);
+  const root = m.kind === 'virus' ? { multipart: 'mixed', parts: [body, attachment('invoice.com', eicarBytes())] } : body;
+  return buildMessage(root, headers);
+}
+
+// ---- the clients ----
+
+interface Run {
+  accepted: Accepted[];
+  /** Markers of transactions the client broke off inside DATA: must never be delivered. */
+  aborted: Set<string>;
+  replies: Map<number, number>;
+  onAccepted: () => void;
+}
+
+async function connect(port: number, gateway: GatewayProcess): Promise<RawSmtp> {
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    if (gateway.gaveUp) throw new Error('the gateway stays down');
+    try {
+      const c = await RawSmtp.connect(port);
+      const ehlo = await c.hello('client.sender.test');
+      if (ehlo.code === 250) return c;
+      c.close();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+  }
+}
+
+async function runSession(port: number, gateway: GatewayProcess, plan: Planned[], run: Run): Promise<void> {
+  let client: RawSmtp | undefined;
+  for (const m of plan) {
+    if (gateway.gaveUp) return;
+    try {
+      client ??= await connect(port, gateway);
+      const c = client;
+      if (m.clientFault === 'drop-after-ehlo') {
+        c.close();
+        client = await connect(port, gateway);
+      }
+      if (m.clientFault === 'garbage-command') await client.cmd('XYZZY \x01\x02 nonsense');
+      if (m.clientFault === 'rset-midway') {
+        await client.cmd(`MAIL FROM:<${m.from}>`);
+        await client.cmd(`RCPT TO:<${m.to[0]}>`);
+        await client.cmd('RSET');
+      }
+      const bytes = Buffer.concat([messageBytes(m), Buffer.from('.\r\n')]);
+      if (m.clientFault === 'abort-mid-data') {
+        const mail = await client.cmd(`MAIL FROM:<${m.from}>`);
+        const rcpt = await client.cmd(`RCPT TO:<${m.to[0]}>`);
+        if (mail.code === 250 && rcpt.code === 250 && (await client.cmd('DATA')).code === 354) {
+          run.aborted.add(m.marker);
+          client.write(bytes.subarray(0, Math.floor(bytes.length / 2)));
+        }
+        client.destroy();
+        client = undefined;
+        continue;
+      }
+      const replies = await client.transaction(m.from, m.to, bytes);
+      const last = replies.at(-1)!;
+      run.replies.set(last.code, (run.replies.get(last.code) ?? 0) + 1);
+      const id = /queued as (\S+)/.exec(last.text)?.[1];
+      if (last.code === 250 && id) {
+        run.accepted.push({ ...m, id });
+        run.onAccepted();
+      } else if (replies.some((r) => r.code === 421)) {
+        client.destroy();
+        client = undefined;
+      } else await client.cmd('RSET');
+    } catch {
+      // The connection broke (a kill, a timeout): this message got no 250; carry on with a new session.
+      client?.destroy();
+      client = undefined;
+    }
+  }
+  client?.close();
+}
+
+// ---- the soak ----
+
+interface Kill {
+  at: number;
+  answeringAgainAt: number;
+}
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('soak: the receiving side under misbehaving peers and two SIGKILLs', () => {
+  it(`${MESSAGES} messages over ${SESSIONS} sessions: each accepted one delivered once, quarantined or bounced; the listener answers throughout`, async () => {
+    console.log(`soak seed ${SEED} (replay with MAILMOAT_SOAK_SEED=${SEED})`);
+    const plan = Array.from({ length: MESSAGES }, (_, n) => planMessage(n));
+    // Kill points: one in the first third of the accepted messages, one in the second.
+    const killAfter = [Math.floor(MESSAGES * (0.2 + random() * 0.15)), Math.floor(MESSAGES * (0.5 + random() * 0.15))];
+    const started = Date.now();
+    const world = await startWorld();
+    cleanups.push(() => world.dns.close(), () => world.sink.close(), ...world.peers.map((p) => () => p.close()));
+
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-soak-'));
+    const smtpPort = await freePort();
+    const input = testConfigInput(dataDir, world.sink.port, {
+      smtp: { listen: { host: '127.0.0.1', port: smtpPort }, maxMessageBytes: 200_000, maxRecipients: 5 },
+      domains: {
+        'example.test': { downstream: [{ host: '127.0.0.1', port: world.sink.port, tls: 'none' }] },
+        'named.test': { downstream: [{ host: 'mail.named.test', port: world.sink.port, tls: 'none' }] },
+      },
+      console: { enabled: false },
+      dns: { servers: [world.dns.address], timeoutMs: 300, tries: 1 },
+      queue: { lockDurationMs: 2_000 },
+      // Short lives: a bounce whose sender's MX never answers gives up within seconds, not days.
+      delivery: { retryDelayMs: 250, maxRetryDelayMs: 1_000, connectTimeoutMs: 1_000, maxLifetimeMs: 10_000, delayWarningMs: 0 },
+      scan: { retryDelayMs: 250, maxRetryDelayMs: 1_000, maxAttempts: 20 },
+      // The soak is about the message's life, not spam scoring: spamd would be most of its run time.
+      policy: { checks: { spam: false } },
+    });
+    const config = configSchema.parse(input);
+    const configFile = path.join(dataDir, 'mailmoat.yaml');
+    await fs.writeFile(configFile, JSON.stringify(input));
+    const gateway: GatewayProcess = gatewayProcess({ configFile, dataDir, smtpPort });
+    cleanups.push(() => gateway.stop());
+    await gateway.start();
+    const probe = startListenerProbe(smtpPort, 200, 2_000);
+    cleanups.push(() => probe.stop());
+
+    const kills: Kill[] = [];
+    let killing: Promise<void> = Promise.resolve();
+    const run: Run = {
+      accepted: [],
+      aborted: new Set(),
+      replies: new Map(),
+      onAccepted: () => {
+        if (kills.length >= KILLS || run.accepted.length < killAfter[kills.length]) return;
+        const kill: Kill = { at: Date.now(), answeringAgainAt: Infinity };
+        kills.push(kill);
+        killing = killing.then(async () => {
+          kill.at = Date.now();
+          await gateway.kill();
+          await gateway.start();
+          kill.answeringAgainAt = Date.now();
+        });
+      },
+    };
+    await Promise.all(Array.from({ length: SESSIONS }, (_, s) => runSession(smtpPort, gateway, plan.filter((_, n) => n % SESSIONS === s), run)));
+    await killing;
+    const sentAt = Date.now();
+
+    // Drain: every accepted message and every message the gateway made (DSNs) reaches a final state.
+    const stores: Stores = await openStores(config);
+    cleanups.push(() => stores.store.close());
+    await waitFor(
+      async () => {
+        if (gateway.gaveUp) return true; // reported below with its log
+        const inFlight = await stores.store.inFlight(1);
+        if (inFlight.length > 0) return undefined;
+        for (const a of run.accepted) if (IN_FLIGHT.includes((await stores.store.get(a.id))?.status ?? 'queued')) return undefined;
+        return true;
+      },
+      { timeoutMs: 45_000, what: 'the queue to drain' },
+    );
+    const drainedAt = Date.now();
+    await probe.stop();
+    const listing = execFileSync(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'gateway/cli.ts'), 'queue', 'list', '--config', configFile], { encoding: 'utf8' });
+
+    // What reached the hosted domains' mailbox server, by gateway id and recipient.
+    const copies = new Map<string, number>();
+    const deliveredMarkers = new Set<string>();
+    for (const m of world.sink.messages) {
+      const head = m.data.toString('latin1').split('\r\n\r\n')[0];
+      const id = /^X-Mailmoat-ID: (\S+)/im.exec(head)?.[1] ?? 'none';
+      const marker = /^X-Soak-Marker: (\S+)/im.exec(head)?.[1];
+      if (marker) deliveredMarkers.add(marker);
+      for (const r of m.rcptTo) copies.set(`${id} ${r.toLowerCase()}`, (copies.get(`${id} ${r.toLowerCase()}`) ?? 0) + 1);
+    }
+
+    const outcomes: Record<string, number> = {};
+    const problems: string[] = [];
+    for (const a of run.accepted) {
+      const record = await stores.store.get(a.id);
+      const status = record?.status ?? 'missing';
+      outcomes[`${a.kind}: ${status}`] = (outcomes[`${a.kind}: ${status}`] ?? 0) + 1;
+      const counts = a.to.map((r) => copies.get(`${a.id} ${r.toLowerCase()}`) ?? 0);
+      const events = await stores.store.events(a.id);
+      if (status === 'delivered') {
+        if (counts.some((n) => n !== 1)) problems.push(`${a.id} (${a.marker}) delivered, but the sink holds ${counts.join('/')} copies for ${a.to.join(', ')}`);
+      } else if (status === 'quarantined') {
+        if (counts.some((n) => n !== 0)) problems.push(`${a.id} (${a.marker}) quarantined, but also delivered`);
+      } else if (status === 'failed') {
+        if (!events.some((e) => e.kind === 'bounced')) problems.push(`${a.id} (${a.marker}) failed without a DSN to <${a.from}>: ${record?.lastReply}`);
+        if (a.kind !== 'bounce' && counts.some((n) => n > 1)) problems.push(`${a.id} (${a.marker}) failed, and delivered more than once`);
+      } else problems.push(`${a.id} (${a.marker}, ${a.kind}) ended as ${status}: ${record?.lastReply ?? ''}`);
+      if (a.kind === 'virus' && status !== 'quarantined') problems.push(`${a.id} (${a.marker}) carries EICAR but ended ${status}`);
+      if (a.kind === 'bounce' && status !== 'failed') problems.push(`${a.id} (${a.marker}) to an unknown user ended ${status}, not failed`);
+    }
+    for (const [key, n] of copies) if (n > 1) problems.push(`${key}: ${n} copies at the sink`);
+    for (const marker of run.aborted) if (deliveredMarkers.has(marker)) problems.push(`${marker}: the client broke off DATA, yet it was delivered`);
+
+    // The listener: every silence longer than MAX_SILENCE_MS must span a kill and end once the restarted process answers.
+    const answered = [started, ...[...probe.answeredAt].sort((x, y) => x - y), drainedAt];
+    const silences: string[] = [];
+    for (let i = 1; i < answered.length; i++) {
+      const [from, to] = [answered[i - 1], answered[i]];
+      if (to - from <= MAX_SILENCE_MS) continue;
+      const acrossKill = kills.some((k) => from <= k.at + MAX_SILENCE_MS && to >= k.at && to <= k.answeringAgainAt + MAX_SILENCE_MS);
+      if (!acrossKill && i > 1) silences.push(`${to - from} ms from +${from - started} ms`);
+    }
+
+    const dsns = (await stores.store.countByStatus());
+    console.log(
+      [
+        `soak seed ${SEED}: ${plan.length} planned, ${run.accepted.length} accepted (250), ${run.aborted.size} broken off in DATA, replies ${JSON.stringify(Object.fromEntries(run.replies))}`,
+        `kills ${kills.length} after ${killAfter.join(', ')} accepted; back in ${kills.map((k) => k.answeringAgainAt - k.at).join(', ')} ms`,
+        `sending ${sentAt - started} ms, drained after ${drainedAt - sentAt} ms; total ${Date.now() - started} ms`,
+        `outcomes ${JSON.stringify(outcomes)}`,
+        `all messages by status (DSNs included) ${JSON.stringify(dsns)}`,
+        `sink: ${world.sink.messages.length} stored, faults ${JSON.stringify(world.sink.faults)}`,
+        `listener probes answered: ${probe.answeredAt.length}; silences outside kills: ${silences.length}`,
+      ].join('\n'),
+    );
+    if (problems.length > 0 || gateway.unexpectedExits.length > 0) console.log(`gateway log tail:\n${gateway.logTail(60)}`);
+
+    expect(gateway.unexpectedExits.map((e) => `exit ${e.code ?? e.signal} at +${e.at - started} ms:\n${e.logTail}`)).toEqual([]);
+    expect(kills).toHaveLength(KILLS);
+    expect(run.accepted.length).toBeGreaterThan(MESSAGES * 0.6);
+    expect(problems).toEqual([]);
+    expect(silences).toEqual([]);
+    expect(listing.trim()).toBe('queue is empty');
+  }, 150_000);
+});
