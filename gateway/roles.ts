@@ -25,7 +25,8 @@ import { createUrlChecker } from './pipeline/urls.ts';
 import { openListStore } from './store/lists.ts';
 import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
-import { HostLimiter } from './delivery/transport.ts';
+import { DeliverySlots } from './delivery/slots.ts';
+import { DsnRateWindow } from './delivery/notify.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
 import { startRetention } from './retention.ts';
@@ -192,7 +193,7 @@ export function makeResolver(config: Config): DnsResolver {
 }
 
 export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, logger: Logger): DeliveryDeps {
-  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), limiter: new HostLimiter(), logger };
+  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), slots: new DeliverySlots(config.delivery), dsnWindow: new DsnRateWindow(), logger };
 }
 
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {

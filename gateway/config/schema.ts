@@ -38,8 +38,11 @@ const nextHop = z
     priority: z.number().int().min(0).default(10),
     /** STARTTLS: none, opportunistic (default), required (any certificate), verified (valid certificate for the host name). */
     tls: tlsMode.default('opportunistic'),
-    /** Simultaneous connections from this gateway process to this host. */
-    maxConnections: positiveInt.default(10),
+    /**
+     * Simultaneous connections from this gateway process to this host. Below the delivery slots
+     * (queue.deliverConcurrency), so that one slow host cannot hold them all.
+     */
+    maxConnections: positiveInt.default(5),
     /** Messages per minute to this host (0: no limit). */
     maxPerMinute: z.number().int().min(0).default(0),
   })
@@ -217,7 +220,11 @@ const smtp = z
 const queue = z
   .object({
     scanConcurrency: positiveInt.default(4),
-    deliverConcurrency: positiveInt.default(8),
+    /**
+     * Deliveries at once in this process (both lanes). A delivery that waits for a per-host or
+     * lane slot gives its place up instead of holding it (gateway/delivery/slots.ts).
+     */
+    deliverConcurrency: positiveInt.default(16),
     /** How long a worker may hold a job before another worker takes it over (crash recovery). */
     lockDurationMs: positiveInt.default(30_000),
   })
@@ -233,6 +240,27 @@ const delivery = z
     /** The sender is told once that delivery is delayed after this long (0: never). */
     delayWarningMs: z.number().int().min(0).default(4 * 3600_000),
     connectTimeoutMs: positiveInt.default(30_000),
+    /** A connection that sends nothing for this long is dropped (deferred); Postfix waits 300 s per command. */
+    socketTimeoutMs: positiveInt.default(300_000),
+    /**
+     * One SMTP transaction (connect to QUIT) ends after this long whatever the peer does, so that
+     * a peer sending one byte a second cannot hold a slot for ever (Postfix smtp_data_done_timeout: 600 s).
+     */
+    transactionTimeoutMs: positiveInt.default(600_000),
+    /**
+     * Of queue.deliverConcurrency, at most this many deliver to destinations we do not host
+     * (bounces, relay, MX): dead or slow outside hosts can never take the hosted domains' share.
+     */
+    externalConcurrency: positiveInt.default(6),
+    /** Connections at once to one outside mail host found by MX (Postfix: default_destination_concurrency_limit). */
+    maxConnectionsPerDestination: positiveInt.default(3),
+    /** More Received headers than this: the message loops; it is returned to its sender with 5.4.6 (Postfix hopcount_limit). */
+    maxReceivedHeaders: positiveInt.default(50),
+    /**
+     * DSNs (bounces and delay notices) per sender domain per hour from this process, beyond
+     * which they are suppressed and the message log says so (0: no limit). Backscatter control.
+     */
+    maxDsnPerDomainPerHour: z.number().int().min(0).default(60),
     /**
      * Where mail for domains we do not host goes (bounces to senders): these hops, else the
      * recipient domain's MX records through the gateway's resolver.

@@ -5,19 +5,21 @@
 // Failed recipients are reported to the sender in one DSN (never to the null sender). Nothing is
 // removed from the spool before every recipient has a final outcome, and a message that failed
 // keeps its body in the message store, so that nothing is lost.
-import { createReadStream } from 'node:fs';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Config } from '../config/schema.ts';
 import type { DnsResolver } from '../dns/resolver.ts';
 import type { Logger } from '../log.ts';
-import type { Envelope, Spool } from '../spool/spool.ts';
+import { readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { DeliveryOutcome, MetadataStore } from '../store/metadata.ts';
-import { RetryLater, type JobContext, type JobQueue } from '../store/queue.ts';
+import { RetryLater, WaitForSlot, type JobContext, type JobQueue } from '../store/queue.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import { decideDeferral } from '../../rules/retry.ts';
-import { HostLimiter, routeFor, type Hop } from './transport.ts';
-import { sendNotification } from './notify.ts';
+import { decideDsn } from '../../rules/backscatter.ts';
+import { countReceived, hopCountFailure, type SelfFacts } from '../../rules/delivery-route.ts';
+import { routeFor, type Target } from './transport.ts';
+import type { DeliverySlots } from './slots.ts';
+import { sendToTarget, type RecipientResult } from './smtp-send.ts';
+import { DsnRateWindow, sendNotification } from './notify.ts';
 import { workerMetrics } from '../metrics.ts';
 
 export interface DeliveryDeps {
@@ -28,7 +30,12 @@ export interface DeliveryDeps {
   keep: BlobStore;
   queue: JobQueue;
   resolver: DnsResolver;
-  limiter: HostLimiter;
+  /** Per-host and per-lane delivery slots of this process. */
+  slots: DeliverySlots;
+  /** DSNs sent per sender domain, for delivery.maxDsnPerDomainPerHour. */
+  dsnWindow: DsnRateWindow;
+  /** Our names and addresses for loop detection; default: this machine's (transport.ts selfFacts). */
+  self?: SelfFacts;
   logger: Logger;
   now?: () => number;
 }
@@ -38,14 +45,10 @@ export const RELEASE_EVENT = 'released';
 const DELAY_WARNED_EVENT = 'delay-warned';
 /** Written each time a retry is scheduled; its text starts with "next attempt <ISO time>". */
 export const DEFERRED_EVENT = 'deferred';
-/** How long a delivery waits for a connection slot or rate budget before deferring. */
-const LIMIT_WAIT_MS = 30_000;
+/** Written when a DSN is withheld (backscatter rules, rate limit); its text says why. */
+export const DSN_SUPPRESSED_EVENT = 'dsn-suppressed';
 
-export interface RecipientResult {
-  recipient: string;
-  outcome: DeliveryOutcome;
-  reply: string;
-}
+export type { RecipientResult };
 
 export async function handleDeliverJob(deps: DeliveryDeps, job: JobContext): Promise<void> {
   const { spool, store, config, logger } = deps;
@@ -109,7 +112,11 @@ export async function finishMessage(deps: DeliveryDeps, id: string): Promise<voi
   logger.info({ id, delivered: results.length - failed.length, failed: failed.length }, 'message done');
 }
 
-/** A DSN to the envelope sender, unless it is the null sender or every recipient said NOTIFY=NEVER (or lacks this kind). */
+/**
+ * A DSN to the envelope sender, unless it is the null sender or every recipient said NOTIFY=NEVER
+ * (or lacks this kind), or the backscatter rules withhold it (rules/backscatter.ts): then the
+ * message log says why.
+ */
 async function notifySender(deps: DeliveryDeps, envelope: Envelope, kind: 'failed' | 'delayed', rows: { recipient: string; reply: string }[]) {
   const wanted = kind === 'failed' ? 'FAILURE' : 'DELAY';
   const notify = (r: string) => envelope.dsn?.recipients?.[r]?.notify;
@@ -118,8 +125,26 @@ async function notifySender(deps: DeliveryDeps, envelope: Envelope, kind: 'faile
     return n === undefined || n.includes(wanted);
   });
   if (envelope.mailFrom === '' || recipients.length === 0) return;
+  const now = (deps.now ?? Date.now)();
+  const record = await deps.store.get(envelope.id);
+  const auth = record?.report?.auth;
+  const decision = decideDsn({
+    sender: envelope.mailFrom,
+    verdictClass: record?.verdict ?? null,
+    spf: auth?.status === 'checked' ? auth.spf.result : undefined,
+    dmarc: auth?.status === 'checked' ? auth.dmarc?.result : undefined,
+    sentLastHour: deps.dsnWindow.countLastHour(envelope.mailFrom, now),
+    perHourLimit: deps.config.delivery.maxDsnPerDomainPerHour,
+  });
+  const about = recipients.map((r) => r.recipient).join(', ');
+  if (!decision.send) {
+    await deps.store.addEvent(envelope.id, DSN_SUPPRESSED_EVENT, `no ${kind === 'failed' ? 'bounce' : 'delay notice'} to <${envelope.mailFrom}> for ${about}: ${decision.reason}`);
+    deps.logger.info({ id: envelope.id, sender: envelope.mailFrom, reason: decision.reason }, 'DSN suppressed');
+    return;
+  }
+  deps.dsnWindow.note(envelope.mailFrom, now);
   const id = await sendNotification(deps, envelope, kind, recipients.map((r) => ({ ...r, originalRecipient: envelope.dsn?.recipients?.[r.recipient]?.orcpt })));
-  await deps.store.addEvent(envelope.id, kind === 'failed' ? 'bounced' : 'delay-notice', `DSN ${id} to <${envelope.mailFrom}> for ${recipients.map((r) => r.recipient).join(', ')}`);
+  await deps.store.addEvent(envelope.id, kind === 'failed' ? 'bounced' : 'delay-notice', `DSN ${id} to <${envelope.mailFrom}> for ${about}`);
 }
 
 function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
@@ -129,7 +154,9 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 }
 
 async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: string, recipients: string[]): Promise<RecipientResult[]> {
-  const route = await routeFor(domain, deps.config, deps.resolver);
+  const loop = hopCountFailure(countReceived((await readHeaderBlock(deps.spool.outputPath(envelope.id))).toString('latin1')), deps.config.delivery.maxReceivedHeaders);
+  if (loop) return recipients.map((recipient) => ({ recipient, outcome: 'failed', reply: loop }));
+  const route = await routeFor(domain, deps.config, deps.resolver, deps.self);
   if (!route.ok) {
     return recipients.map((recipient) => ({ recipient, outcome: route.temporary ? 'deferred' : 'failed', reply: route.reason }));
   }
@@ -137,99 +164,46 @@ async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: s
   const dsnKey = (r: string) => JSON.stringify(envelope.dsn?.recipients?.[r] ?? {});
   const results: RecipientResult[] = [];
   for (const group of groupBy(recipients, dsnKey).values()) {
-    results.push(...(await deliverToHops(deps, envelope, route.hops, group)));
+    const sent = await deliverToTargets(deps, envelope, route.targets, group);
+    if (sent.busy && results.length === 0) {
+      // Nothing of this domain was sent yet: give the worker slot back and come back in a moment
+      // (not an attempt, no backoff). Once some recipients got answers they are recorded first.
+      throw new WaitForSlot(sent.busy.reason, sent.busy.retryInMs);
+    }
+    results.push(...sent.results);
   }
   return results;
 }
 
-/** Tries the hops in order; recipients deferred by one hop are offered to the next. */
-async function deliverToHops(deps: DeliveryDeps, envelope: Envelope, hops: Hop[], recipients: string[]): Promise<RecipientResult[]> {
+/**
+ * Tries the targets in order; recipients deferred by one are offered to the next. `busy` when the
+ * first target's slot (per host, or the outside lane) was taken, so that nothing was tried.
+ */
+async function deliverToTargets(
+  deps: DeliveryDeps,
+  envelope: Envelope,
+  targets: Target[],
+  recipients: string[],
+): Promise<{ results: RecipientResult[]; busy?: { reason: string; retryInMs: number } }> {
   const settled: RecipientResult[] = [];
   let deferred: RecipientResult[] = recipients.map((recipient) => ({ recipient, outcome: 'deferred', reply: 'not tried' }));
-  for (const hop of hops) {
+  let tried = 0;
+  for (const target of targets) {
     if (deferred.length === 0) break;
-    const release = await deps.limiter.acquire(hop, LIMIT_WAIT_MS);
-    if (!release) {
-      deferred = deferred.map((r) => ({ ...r, reply: `${hop.host}:${hop.port}: local connection or rate limit reached` }));
+    const slot = deps.slots.tryAcquire(target);
+    if (!slot.ok) {
+      if (tried === 0) return { results: deferred, busy: slot };
+      deferred = deferred.map((r) => ({ ...r, reply: `${target.host}:${target.port}: 4.4.5 local limit: ${slot.reason}` }));
       continue;
     }
+    tried++;
     try {
-      const results = await sendTransaction(deps, hop, envelope, deferred.map((r) => r.recipient));
+      const results = await sendToTarget(deps.config, target, envelope, deps.spool.outputPath(envelope.id), deferred.map((r) => r.recipient));
       settled.push(...results.filter((r) => r.outcome !== 'deferred'));
       deferred = results.filter((r) => r.outcome === 'deferred');
     } finally {
-      release();
+      slot.release();
     }
   }
-  return [...settled, ...deferred];
-}
-
-function tlsOptions(hop: Hop) {
-  switch (hop.tls) {
-    case 'none':
-      return { ignoreTLS: true };
-    case 'opportunistic':
-      // Downstream servers are often the hosted domains' own, with internal certificates.
-      return { opportunisticTLS: true, tls: { rejectUnauthorized: false } };
-    case 'required':
-      return { requireTLS: true, tls: { rejectUnauthorized: false } };
-    case 'verified':
-      return { requireTLS: true, tls: { rejectUnauthorized: true, servername: hop.host } };
-  }
-}
-
-/** One SMTP transaction with one host; every recipient gets an outcome. */
-function sendTransaction(deps: DeliveryDeps, hop: Hop, envelope: Envelope, recipients: string[]): Promise<RecipientResult[]> {
-  const { config, spool } = deps;
-  const where = `${hop.host}:${hop.port}`;
-  const all = (outcome: DeliveryOutcome, reply: string) => recipients.map((recipient) => ({ recipient, outcome, reply }));
-  const rcptDsn = envelope.dsn?.recipients?.[recipients[0]];
-  return new Promise((resolve) => {
-    const conn = new SMTPConnection({
-      host: hop.host,
-      port: hop.port,
-      name: config.hostname,
-      connectionTimeout: config.delivery.connectTimeoutMs,
-      greetingTimeout: config.delivery.connectTimeoutMs,
-      socketTimeout: 5 * 60_000,
-      allowInternalNetworkInterfaces: true,
-      ...tlsOptions(hop),
-    });
-    let done = false;
-    const finish = (results: RecipientResult[]) => {
-      if (done) return;
-      done = true;
-      conn.quit();
-      resolve(results);
-    };
-    conn.once('error', (err: Error & { response?: string; responseCode?: number }) =>
-      finish(all(outcomeOf(err.responseCode), `${where}: ${describe(err)}`)),
-    );
-    conn.connect(() => {
-      const dsn = envelope.dsn ? { ret: envelope.dsn.ret, envid: envelope.dsn.envid, notify: rcptDsn?.notify, orcpt: rcptDsn?.orcpt } : undefined;
-      const smtpEnvelope = { from: envelope.mailFrom === '' ? (false as const) : envelope.mailFrom, to: recipients, dsn };
-      conn.send(smtpEnvelope, createReadStream(spool.outputPath(envelope.id)), (err, info) => {
-        type Rejection = Error & { recipient?: string; responseCode?: number; response?: string };
-        const e = err as (Error & { responseCode?: number; response?: string; rejectedErrors?: Rejection[] }) | null;
-        const rejections = (e ? e.rejectedErrors : (info.rejectedErrors as Rejection[] | undefined)) ?? [];
-        const rejected = new Map(rejections.map((r) => [r.recipient ?? '', r]));
-        finish(
-          recipients.map((recipient) => {
-            const r = rejected.get(recipient) ?? e;
-            if (r) return { recipient, outcome: outcomeOf(r.responseCode), reply: `${where}: ${describe(r)}` };
-            return { recipient, outcome: 'delivered', reply: `${where}: ${info.response}` };
-          }),
-        );
-      });
-    });
-  });
-}
-
-/** A reply code of 5xx fails the recipient; 4xx, no reply at all (network) or anything else defers it. */
-function outcomeOf(responseCode: number | undefined): DeliveryOutcome {
-  return responseCode !== undefined && responseCode >= 500 ? 'failed' : 'deferred';
-}
-
-function describe(err: Error & { response?: string }): string {
-  return err.response ?? err.message;
+  return { results: [...settled, ...deferred] };
 }

@@ -3,6 +3,7 @@
 // durable as the mail it reports on. It is not scanned: we wrote it.
 import { promises as fs } from 'node:fs';
 import { ulid } from 'ulid';
+import { domainOf } from '../../rules/envelope.ts';
 import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
 import { commitGenerated } from './generated.ts';
 import { buildDsn, type DsnRecipient } from './dsn.ts';
@@ -40,4 +41,22 @@ export async function sendNotification(deps: DeliveryDeps, about: Envelope, kind
     },
   });
   return id;
+}
+
+/** Times of recent DSNs per sender domain, for delivery.maxDsnPerDomainPerHour (this process only). */
+export class DsnRateWindow {
+  private readonly sent = new Map<string, number[]>();
+
+  countLastHour(sender: string, now: number): number {
+    const key = domainOf(sender);
+    const recent = (this.sent.get(key) ?? []).filter((t) => t > now - 3600_000);
+    if (recent.length === 0) this.sent.delete(key);
+    else this.sent.set(key, recent);
+    return recent.length;
+  }
+
+  note(sender: string, now: number): void {
+    const key = domainOf(sender);
+    this.sent.set(key, [...(this.sent.get(key) ?? []), now]);
+  }
 }

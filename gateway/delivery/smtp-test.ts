@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { Config } from '../config/schema.ts';
 import type { DnsResolver } from '../dns/resolver.ts';
-import { routeFor } from './transport.ts';
+import { describeTarget, routeFor } from './transport.ts';
 
 export interface TranscriptLine {
   /** Milliseconds since the connection attempt started. */
@@ -121,9 +121,9 @@ export async function testDownstream(
   const route = await routeFor(domain, config, resolver);
   if (!route.ok) return { ok: false, summary: route.reason, hops: [] };
   const hops = [];
-  for (const hop of route.hops) {
-    const result = await smtpConnectionTest(hop, { domain, helo: config.hostname, timeoutMs: config.delivery.connectTimeoutMs });
-    hops.push({ host: hop.host, port: hop.port, ...result });
+  for (const t of route.targets) {
+    const result = await smtpConnectionTest({ host: t.address, port: t.port }, { domain, helo: config.hostname, timeoutMs: config.delivery.connectTimeoutMs });
+    hops.push({ host: describeTarget(t).replace(/:\d+$/, ''), port: t.port, ...result });
   }
   const ok = hops.some((h) => h.ok);
   return { ok, summary: ok ? 'at least one downstream host accepts mail for the domain' : 'no downstream host accepts mail for the domain', hops };

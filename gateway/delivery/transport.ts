@@ -1,110 +1,104 @@
 // The transport map: which hosts a recipient domain's mail goes to, in which order, and how.
 // Hosted domains go to their configured downstream hops; other domains (bounces to senders) go
 // to the configured relay, else to their MX records (RFC 5321 §5.1: no MX → the domain's own
-// address). Every DNS lookup goes through the gateway's one resolver.
+// address). Every name — MX, the MX hosts, named downstream and relay hosts — is looked up through
+// the gateway's one resolver with its deadline, and nodemailer is handed addresses only: its own
+// lookups use the system resolver without our timeouts. The decisions (null MX, loops, which
+// failure bounces) are rules/delivery-route.ts.
+import os from 'node:os';
+import { isIP } from 'node:net';
 import type { Config, NextHop, TlsMode } from '../config/schema.ts';
 import type { DnsResolver } from '../dns/resolver.ts';
+import { decideMx, decideTargets, type Candidate, type Lookup, type RouteFailure, type SelfFacts } from '../../rules/delivery-route.ts';
 
 export interface Hop {
+  /** The host name (for TLS SNI and certificate checks, and in replies), or an IP literal. */
   host: string;
   port: number;
   tls: TlsMode;
   maxConnections: number;
   maxPerMinute: number;
+  /** Named in the transport map (downstream or relay) rather than found in DNS. */
+  configured: boolean;
+  /** The lane whose slots it uses: the hosted domains' downstreams, or everything else. */
+  lane: Lane;
 }
 
-export type Route = { ok: true; hops: Hop[] } | { ok: false; temporary: boolean; reason: string };
+export type Lane = 'hosted' | 'external';
 
-const DEFAULT_HOP = { tls: 'opportunistic' as const, maxConnections: 10, maxPerMinute: 0 };
+/** One address of a hop: what a connection is made to. */
+export type Target = Hop & { address: string };
 
-export async function routeFor(domain: string, config: Config, resolver: DnsResolver): Promise<Route> {
+export type Route = { ok: true; targets: Target[] } | RouteFailure;
+
+/** Connections tried per domain at most (Postfix smtp_mx_address_limit), so a long MX list cannot hold a slot for long. */
+const MAX_TARGETS = 5;
+/** Per-destination limits for domains reached by MX (Postfix: default_destination_concurrency_limit). */
+const MX_HOP = { tls: 'opportunistic' as const, maxPerMinute: 0 };
+
+export async function routeFor(domain: string, config: Config, resolver: DnsResolver, self: SelfFacts = selfFacts(config)): Promise<Route> {
   const hosted = config.domains[domain];
+  const lane: Lane = hosted ? 'hosted' : 'external';
   const configured = hosted ? hosted.downstream : config.delivery.relay;
-  if (configured.length > 0) return expandHops(configured, resolver);
-  if (hosted) return { ok: false, temporary: true, reason: `no downstream configured for ${domain}` };
-  return mxRoute(domain, resolver);
+  let hops: Hop[];
+  if (configured.length > 0) {
+    const expanded = await expandHops(configured, resolver, lane);
+    if (!expanded.ok) return expanded;
+    hops = expanded.hops;
+  } else if (hosted) {
+    return { ok: false, temporary: true, reason: `4.4.4 no downstream configured for ${domain}` };
+  } else {
+    const mx = decideMx(domain, await resolver.mx(domain));
+    if (!mx.ok) return mx;
+    hops = mx.hosts.map((host) => ({ host, port: 25, ...MX_HOP, maxConnections: config.delivery.maxConnectionsPerDestination, configured: false, lane }));
+  }
+  const candidates: (Hop & Candidate)[] = await Promise.all(hops.map(async (h) => ({ ...h, addresses: await addressesOf(h.host, resolver) })));
+  const decided = decideTargets(domain, candidates, self);
+  if (!decided.ok) return decided;
+  return { ok: true, targets: decided.targets.slice(0, MAX_TARGETS).map(({ addresses: _, ...t }) => t) };
 }
 
 /** Configured hops by priority (stable), with `mx` entries replaced by the hosts of those MX records. */
-async function expandHops(configured: NextHop[], resolver: DnsResolver): Promise<Route> {
+async function expandHops(configured: NextHop[], resolver: DnsResolver, lane: Lane): Promise<{ ok: true; hops: Hop[] } | RouteFailure> {
   const ordered = configured.map((h, i) => ({ h, i })).sort((a, b) => a.h.priority - b.h.priority || a.i - b.i);
   const hops: Hop[] = [];
   const problems: string[] = [];
   for (const { h } of ordered) {
-    const settings = { tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute };
+    const settings = { port: h.port, tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute, configured: true, lane };
     if (h.host) {
-      hops.push({ host: h.host, port: h.port, ...settings });
+      hops.push({ host: h.host, ...settings });
       continue;
     }
-    const mx = await mxHosts(h.mx!, resolver);
-    if (mx.ok) hops.push(...mx.hosts.map((host) => ({ host, port: h.port, ...settings })));
-    else problems.push(mx.reason);
+    const mx = decideMx(h.mx!, await resolver.mx(h.mx!));
+    if (mx.ok) hops.push(...mx.hosts.map((host) => ({ host, ...settings })));
+    else problems.push(mx.reason.replace(/^5\./, '4.'));
   }
   if (hops.length > 0) return { ok: true, hops };
-  return { ok: false, temporary: true, reason: problems.join('; ') || 'no next hop' };
+  // The operator's own next hops: trouble finding them defers, it never bounces customers' mail.
+  return { ok: false, temporary: true, reason: problems.join('; ') || '4.4.4 no next hop' };
 }
 
-async function mxRoute(domain: string, resolver: DnsResolver): Promise<Route> {
-  const mx = await mxHosts(domain, resolver);
-  if (mx.ok) return { ok: true, hops: mx.hosts.map((host) => ({ host, port: 25, ...DEFAULT_HOP })) };
-  return { ok: false, temporary: mx.temporary, reason: mx.reason };
+/** A host's addresses: IPv4 first (the more likely to work from a container), then IPv6. */
+async function addressesOf(host: string, resolver: DnsResolver): Promise<Lookup<string>> {
+  if (isIP(host)) return { ok: true, records: [host] };
+  const [a, aaaa] = await Promise.all([resolver.a(host), resolver.aaaa(host)]);
+  const records = [...(a.ok ? a.records : []), ...(aaaa.ok ? aaaa.records : [])];
+  if (records.length > 0) return { ok: true, records };
+  if (!a.ok && a.kind === 'temperror') return a;
+  if (!aaaa.ok && aaaa.kind === 'temperror') return aaaa;
+  return a.ok ? { ok: false, kind: 'nodata', error: 'no address records' } : a;
 }
 
-type MxHosts = { ok: true; hosts: string[] } | { ok: false; temporary: boolean; reason: string };
-
-async function mxHosts(name: string, resolver: DnsResolver): Promise<MxHosts> {
-  const mx = await resolver.mx(name);
-  if (mx.ok) {
-    const hosts = [...mx.records].sort((a, b) => a.priority - b.priority).map((r) => r.exchange);
-    // A "null MX" (RFC 7505: one record, exchange ".") means the domain takes no mail.
-    if (hosts.length === 1 && (hosts[0] === '' || hosts[0] === '.')) {
-      return { ok: false, temporary: false, reason: `5.1.10 ${name} does not accept mail (null MX)` };
-    }
-    return { ok: true, hosts };
-  }
-  if (mx.kind === 'temperror') return { ok: false, temporary: true, reason: `4.4.3 MX lookup for ${name} failed: ${mx.error}` };
-  if (mx.kind === 'nodata') {
-    const a = await resolver.a(name);
-    if (a.ok) return { ok: true, hosts: [name] };
-    if (a.kind === 'temperror') return { ok: false, temporary: true, reason: `4.4.3 address lookup for ${name} failed: ${a.error}` };
-  }
-  return { ok: false, temporary: false, reason: `5.1.2 ${name}: no such domain or no mail server` };
+/** Our own names and addresses, for loop detection. */
+export function selfFacts(config: Config): SelfFacts {
+  const localAddresses = Object.values(os.networkInterfaces())
+    .flat()
+    .flatMap((i) => (i ? [i.address] : []));
+  const listeners = [config.smtp.listen, ...(config.submission.enabled ? [config.submission.listen] : [])].map((l) => ({ host: l.host, port: l.port }));
+  return { hostnames: [config.hostname], localAddresses, listeners };
 }
 
-/**
- * Per-host connection and rate limits for this process. `acquire` waits for a free connection
- * slot and for the per-minute budget, up to `maxWaitMs`; it returns a release function, or
- * undefined when the wait timed out (the caller defers those recipients).
- */
-export class HostLimiter {
-  private readonly active = new Map<string, number>();
-  private readonly sent = new Map<string, number[]>();
-  private readonly now: () => number;
-
-  constructor(now: () => number = Date.now) {
-    this.now = now;
-  }
-
-  async acquire(hop: Hop, maxWaitMs: number): Promise<(() => void) | undefined> {
-    const key = `${hop.host}:${hop.port}`;
-    const deadline = this.now() + maxWaitMs;
-    for (;;) {
-      const recent = (this.sent.get(key) ?? []).filter((t) => t > this.now() - 60_000);
-      this.sent.set(key, recent);
-      const connections = this.active.get(key) ?? 0;
-      const rateOk = hop.maxPerMinute === 0 || recent.length < hop.maxPerMinute;
-      if (connections < hop.maxConnections && rateOk) {
-        this.active.set(key, connections + 1);
-        recent.push(this.now());
-        let released = false;
-        return () => {
-          if (released) return;
-          released = true;
-          this.active.set(key, (this.active.get(key) ?? 1) - 1);
-        };
-      }
-      if (this.now() >= deadline) return undefined;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/** How a target is named in replies and logs: "name[address]:port", or "address:port" for an IP literal. */
+export function describeTarget(t: Target): string {
+  return isIP(t.host) ? `${t.host}:${t.port}` : `${t.host}[${t.address}]:${t.port}`;
 }

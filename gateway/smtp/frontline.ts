@@ -391,7 +391,7 @@ export class Frontline {
     if (cfg.mode === 'verify') {
       const route = await routeFor(domain, this.#config, this.#resolver);
       probe = route.ok
-        ? await this.#prober.verify(recipient, { hosts: route.hops.map((h) => ({ host: h.host, port: h.port })), ...cfg.verify })
+        ? await this.#prober.verify(recipient, { hosts: route.targets.map((t) => ({ host: t.address, port: t.port })), ...cfg.verify })
         : { status: 'failed' as const, reason: route.reason };
     }
     const d = decideRecipientExists(recipient, cfg, probe);

@@ -10,7 +10,7 @@
 // Redis Cluster (then the key prefix needs a hash tag, "{mailmoat}"). redisOptions/openRedis are
 // the one place where a RedisTarget becomes ioredis options; inline verdicts and the start-up
 // check (redis-check.ts) connect through them too.
-import { Queue, Worker, type Job, type ConnectionOptions } from 'bullmq';
+import { DelayedError, Queue, Worker, type Job, type ConnectionOptions } from 'bullmq';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { hashTag } from '../config/schema.ts';
 
@@ -54,6 +54,20 @@ export class RetryLater extends Error {
   constructor(reason: string, delayMs: number) {
     super(reason);
     this.name = 'RetryLater';
+    this.delayMs = delayMs;
+  }
+}
+
+/**
+ * Thrown by a handler that cannot start yet because a local limit is reached (a per-host or lane
+ * slot): the job goes back to the queue for delayMs without counting as an attempt, and without
+ * holding a worker slot while it waits.
+ */
+export class WaitForSlot extends Error {
+  readonly delayMs: number;
+  constructor(reason: string, delayMs: number) {
+    super(reason);
+    this.name = 'WaitForSlot';
     this.delayMs = delayMs;
   }
 }
@@ -282,13 +296,19 @@ export function startWorkers(
     if (template) templates.push(template);
     const worker = new Worker(
       name,
-      async (job: Job<{ messageId: string }>) => {
+      async (job: Job<{ messageId: string }>, token?: string) => {
         const attempt = job.attemptsMade + 1;
-        await handlers[name]({
-          messageId: job.data.messageId,
-          attempt,
-          isLastAttempt: attempt >= (job.opts.attempts ?? 1),
-        });
+        try {
+          await handlers[name]({
+            messageId: job.data.messageId,
+            attempt,
+            isLastAttempt: attempt >= (job.opts.attempts ?? 1),
+          });
+        } catch (err) {
+          if (!(err instanceof WaitForSlot)) throw err;
+          await job.moveToDelayed(Date.now() + err.delayMs, token);
+          throw new DelayedError();
+        }
       },
       {
         connection,
