@@ -21,7 +21,7 @@ import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { testConfigInput, waitFor } from '../support/gateway.ts';
 import { gatewayProcess, startListenerProbe, type GatewayProcess } from '../support/gateway-process.ts';
 import { attachment, buildMessage, mailDate, text } from '../support/mime.ts';
-import { startMisbehavingPeer, type MisbehavingPeer, type PeerFault } from '../support/misbehaving-peer.ts';
+import { startScriptedPeer, type PeerScript, type ScriptedPeer } from '../support/scripted-peer.ts';
 import { RawSmtp } from '../support/smtp-client.ts';
 
 const MESSAGES = 500;
@@ -49,31 +49,46 @@ const peerRandom = prng(SEED ^ 0x5eed);
 const pick = <T>(items: readonly T[], r = random): T => items[Math.floor(r() * items.length)];
 const chance = (p: number, r = random) => r() < p;
 
-// ---- the internet: DNS zones and remote mail servers on 127.87.0.0/16 port 25 ----
+// ---- the internet: DNS zones and the hosted domains' mailbox server ----
 
-/** Sender domains whose mail cannot be bounced normally; the MX hosts each point at one kind of trouble. */
-const BROKEN_SENDER_DOMAINS: Record<string, { mx?: string; peer?: PeerFault | 'refused'; dns?: 'servfail' | 'hang' | 'nxdomain' }> = {
+/**
+ * Forged sender domains whose bounces cannot be delivered, each broken in one way. A DSN to them
+ * ends failed (no such domain, null MX, an MX that points back at loopback: a loop) or deferred
+ * until the short queue lifetime of the soak ends (the MX host's lookup fails or times out).
+ */
+const BROKEN_SENDER_DOMAINS: Record<string, { mx?: string; mxHost?: 'nxdomain' | 'servfail' | 'hang' | string }> = {
   'nxdomain.test': {}, // the domain itself does not exist
-  'mx-nxhost.test': { mx: 'gone.mx-nxhost.test', dns: 'nxdomain' }, // MX host name does not resolve
-  'mx-servfail.test': { mx: 'mx.mx-servfail.test', dns: 'servfail' },
-  'mx-timeout.test': { mx: 'mx.mx-timeout.test', dns: 'hang' },
-  'mx-refused.test': { mx: 'mx.mx-refused.test', peer: 'refused' },
-  'mx-silent.test': { mx: 'mx.mx-silent.test', peer: 'silent' },
-  'mx-reset.test': { mx: 'mx.mx-reset.test', peer: 'reset-at-connect' },
-  'mx-421.test': { mx: 'mx.mx-421.test', peer: 'greet-421' },
-  'mx-554.test': { mx: 'mx.mx-554.test', peer: 'greet-554' },
-  'mx-middata.test': { mx: 'mx.mx-middata.test', peer: 'reset-mid-data' },
-  'mx-loopback.test': { mx: 'mx.mx-loopback.test' }, // MX host is 127.0.0.1: ourselves
+  'mx-nxhost.test': { mx: 'gone.mx-nxhost.test', mxHost: 'nxdomain' }, // the crash of issue 14
+  'mx-servfail.test': { mx: 'mx.mx-servfail.test', mxHost: 'servfail' },
+  'mx-timeout.test': { mx: 'mx.mx-timeout.test', mxHost: 'hang' },
+  'mx-loopback.test': { mx: 'mx.mx-loopback.test', mxHost: '127.0.0.1' },
+  'mx-private.test': { mx: 'mx.mx-private.test', mxHost: '10.1.2.3' },
   'null-mx.test': { mx: '.' },
 };
-/** Faults of the hosted domains' own mailbox server, drawn per connection (none most of the time). */
-const SINK_FAULTS: PeerFault[] = ['reset-at-connect', 'silent', 'greet-421', 'rcpt-452', 'reset-mid-data', '451-after-dot', 'reset-after-250'];
 const UNKNOWN_USER = 'nobody@example.test';
+
+/** The mailbox server's behaviour on one connection: well-behaved three times in four, else one fault. */
+function sinkScript(): PeerScript {
+  const rcpt = (to: string) => (to.toLowerCase() === UNKNOWN_USER ? `550 5.1.1 <${to}>: no such user` : '250 2.1.5 ok');
+  if (!chance(0.25, peerRandom)) return { rcpt };
+  const faults: PeerScript[] = [
+    { greeting: { reset: true } },
+    { greeting: { hang: true } }, // until the gateway's connect timeout
+    { greeting: '421 4.3.2 Service shutting down, try later' },
+    { rcpt: (to) => (to.toLowerCase() === UNKNOWN_USER ? rcpt(to) : '452 4.2.2 Mailbox full, try again later') },
+    { rcpt, resetInDataAfter: 100 },
+    { rcpt, dot: () => '451 4.3.0 Local problem, try again later' },
+    { rcpt, afterDot: 'reset' }, // stored and acknowledged: must not be sent again
+    { rcpt, ehlo: '250-peer.test\n250-8BITMIME\n250-SIZE 10000000\n250-ENHANCEDSTATUSCODES\n250 HELP' },
+  ];
+  return pick(faults, peerRandom);
+}
 
 interface World {
   dns: FakeDns;
-  sink: MisbehavingPeer;
-  peers: MisbehavingPeer[];
+  sink: ScriptedPeer;
+  /** Port with nothing listening: the first, dead hop of backup.test. */
+  deadPort: number;
 }
 
 async function startWorld(): Promise<World> {
@@ -81,36 +96,24 @@ async function startWorld(): Promise<World> {
     'client.sender.test': { A: ['127.0.0.1'] },
     '1.0.0.127.in-addr.arpa': { PTR: ['client.sender.test'] },
     'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 10 }], TXT: ['v=spf1 ip4:127.0.0.0/8 ~all'] },
-    'mx.sender.test': { A: ['127.87.0.2'] },
+    'mx.sender.test': { A: ['127.0.0.1'] },
+    'mail.named.test': { A: ['127.0.0.1'] },
+    'dead.backup.test': { A: ['127.0.0.1'] },
   });
-  const sink = await startMisbehavingPeer({
-    host: '127.0.0.1',
-    fault: () => (chance(0.25, peerRandom) ? pick(SINK_FAULTS, peerRandom) : 'none'),
-    refuseRecipient: (a) => (a.toLowerCase() === UNKNOWN_USER ? `550 5.1.1 <${a}>: no such user` : undefined),
-  });
-  dns.set('mail.named.test', 'A', ['127.0.0.1']);
-  const peers = [await startMisbehavingPeer({ host: '127.87.0.2', port: 25 })];
-  let address = 10;
   for (const [domain, b] of Object.entries(BROKEN_SENDER_DOMAINS)) {
     if (!b.mx) continue;
     dns.set(domain, 'MX', [{ exchange: b.mx, priority: 10 }]);
-    if (b.mx === '.') continue;
-    if (b.dns === 'servfail') dns.servfail(b.mx);
-    else if (b.dns === 'hang') dns.hang(b.mx);
-    else if (domain === 'mx-loopback.test') dns.set(b.mx, 'A', ['127.0.0.1']);
-    else if (!b.dns) {
-      const host = `127.87.0.${address++}`;
-      dns.set(b.mx, 'A', [host]);
-      const fault = b.peer as PeerFault;
-      if (b.peer !== 'refused') peers.push(await startMisbehavingPeer({ host, port: 25, fault: () => fault }));
-    }
+    if (b.mxHost === 'servfail') dns.servfail(b.mx);
+    else if (b.mxHost === 'hang') dns.hang(b.mx);
+    else if (b.mxHost && b.mxHost !== 'nxdomain') dns.set(b.mx, 'A', [b.mxHost]);
   }
-  return { dns, sink, peers };
+  const sink = await startScriptedPeer(sinkScript);
+  return { dns, sink, deadPort: await freePort() };
 }
 
 // ---- the plan: what each message is and how its client behaves ----
 
-type Kind = 'hosted' | 'named' | 'virus' | 'bounce';
+type Kind = 'hosted' | 'named' | 'backup' | 'virus' | 'bounce';
 type ClientFault = 'none' | 'garbage-command' | 'rset-midway' | 'abort-mid-data' | 'drop-after-ehlo';
 interface Planned {
   marker: string;
@@ -127,10 +130,11 @@ interface Accepted extends Planned {
 function planMessage(n: number): Planned {
   const marker = `soak-${SEED}-${n}`;
   const r = random();
-  const kind: Kind = r < 0.5 ? 'hosted' : r < 0.65 ? 'named' : r < 0.75 ? 'virus' : 'bounce';
+  const kind: Kind = r < 0.45 ? 'hosted' : r < 0.58 ? 'named' : r < 0.66 ? 'backup' : r < 0.76 ? 'virus' : 'bounce';
   const user = () => `user${Math.floor(random() * 8)}`;
   const to =
     kind === 'named' ? [`${user()}@named.test`]
+    : kind === 'backup' ? [`${user()}@backup.test`]
     : kind === 'bounce' ? [UNKNOWN_USER]
     : chance(0.2) ? [`${user()}@example.test`, `extra${n}@example.test`]
     : [`${user()}@example.test`];
@@ -242,7 +246,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     const killAfter = [Math.floor(MESSAGES * (0.2 + random() * 0.15)), Math.floor(MESSAGES * (0.5 + random() * 0.15))];
     const started = Date.now();
     const world = await startWorld();
-    cleanups.push(() => world.dns.close(), () => world.sink.close(), ...world.peers.map((p) => () => p.close()));
+    cleanups.push(() => world.dns.close(), () => world.sink.close());
 
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-soak-'));
     const smtpPort = await freePort();
@@ -250,7 +254,15 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
       smtp: { listen: { host: '127.0.0.1', port: smtpPort }, maxMessageBytes: 200_000, maxRecipients: 5 },
       domains: {
         'example.test': { downstream: [{ host: '127.0.0.1', port: world.sink.port, tls: 'none' }] },
+        // A downstream by name, through the gateway's resolver.
         'named.test': { downstream: [{ host: 'mail.named.test', port: world.sink.port, tls: 'none' }] },
+        // A dead first hop: every delivery moves on to the second.
+        'backup.test': {
+          downstream: [
+            { host: 'dead.backup.test', port: world.deadPort, tls: 'none', priority: 10 },
+            { host: '127.0.0.1', port: world.sink.port, tls: 'none', priority: 20 },
+          ],
+        },
       },
       console: { enabled: false },
       dns: { servers: [world.dns.address], timeoutMs: 300, tries: 1 },
@@ -312,7 +324,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     // What reached the hosted domains' mailbox server, by gateway id and recipient.
     const copies = new Map<string, number>();
     const deliveredMarkers = new Set<string>();
-    for (const m of world.sink.messages) {
+    for (const m of world.sink.accepted) {
       const head = m.data.toString('latin1').split('\r\n\r\n')[0];
       const id = /^X-Mailmoat-ID: (\S+)/im.exec(head)?.[1] ?? 'none';
       const marker = /^X-Soak-Marker: (\S+)/im.exec(head)?.[1];
@@ -333,11 +345,13 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
       } else if (status === 'quarantined') {
         if (counts.some((n) => n !== 0)) problems.push(`${a.id} (${a.marker}) quarantined, but also delivered`);
       } else if (status === 'failed') {
-        if (!events.some((e) => e.kind === 'bounced')) problems.push(`${a.id} (${a.marker}) failed without a DSN to <${a.from}>: ${record?.lastReply}`);
-        if (a.kind !== 'bounce' && counts.some((n) => n > 1)) problems.push(`${a.id} (${a.marker}) failed, and delivered more than once`);
+        // A DSN sent, or withheld on purpose and said so (backscatter rules, rate limit).
+        if (!events.some((e) => e.kind === 'bounced' || e.kind === 'dsn-suppressed')) problems.push(`${a.id} (${a.marker}) failed without a DSN to <${a.from}>: ${record?.lastReply}`);
+        if (counts.some((n) => n > 1)) problems.push(`${a.id} (${a.marker}) failed, and delivered more than once`);
       } else problems.push(`${a.id} (${a.marker}, ${a.kind}) ended as ${status}: ${record?.lastReply ?? ''}`);
-      if (a.kind === 'virus' && status !== 'quarantined') problems.push(`${a.id} (${a.marker}) carries EICAR but ended ${status}`);
-      if (a.kind === 'bounce' && status !== 'failed') problems.push(`${a.id} (${a.marker}) to an unknown user ended ${status}, not failed`);
+      // What each kind should come to: the mailbox server only ever fails temporarily, so hosted mail arrives.
+      const expected = a.kind === 'virus' ? 'quarantined' : a.kind === 'bounce' ? 'failed' : 'delivered';
+      if (status !== expected) problems.push(`${a.id} (${a.marker}, ${a.kind}) ended ${status}, expected ${expected}: ${record?.lastReply ?? ''}`);
     }
     for (const [key, n] of copies) if (n > 1) problems.push(`${key}: ${n} copies at the sink`);
     for (const marker of run.aborted) if (deliveredMarkers.has(marker)) problems.push(`${marker}: the client broke off DATA, yet it was delivered`);
@@ -360,7 +374,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
         `sending ${sentAt - started} ms, drained after ${drainedAt - sentAt} ms; total ${Date.now() - started} ms`,
         `outcomes ${JSON.stringify(outcomes)}`,
         `all messages by status (DSNs included) ${JSON.stringify(dsns)}`,
-        `sink: ${world.sink.messages.length} stored, faults ${JSON.stringify(world.sink.faults)}`,
+        `sink: ${world.sink.connections} connections, ${world.sink.accepted.length} messages stored`,
         `listener probes answered: ${probe.answeredAt.length}; silences outside kills: ${silences.length}`,
       ].join('\n'),
     );
