@@ -192,8 +192,13 @@ export function makeResolver(config: Config): DnsResolver {
   return resolver;
 }
 
+/** The outside lane always leaves the hosted domains at least one delivery slot (and gets at least one). */
+function outsideLaneSize(config: Config): number {
+  return Math.max(1, Math.min(config.delivery.externalConcurrency, config.queue.deliverConcurrency - 1));
+}
+
 export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, logger: Logger): DeliveryDeps {
-  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), slots: new DeliverySlots(config.delivery), dsnWindow: new DsnRateWindow(), logger };
+  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config) }), dsnWindow: new DsnRateWindow(), logger };
 }
 
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {

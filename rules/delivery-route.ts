@@ -107,12 +107,13 @@ function isOurListener(address: string, port: number, self: SelfFacts): boolean 
 
 /** Why delivering to this address would be a loop or a reach inside, or undefined when it is fine. */
 export function loopReason(c: Candidate, address: string, self: SelfFacts): string | undefined {
-  if (isOurListener(address, c.port, self)) return `${c.host}[${address}]:${c.port} is our own SMTP listener`;
+  const host = c.host === address ? address : `${c.host}[${address}]`;
+  if (isOurListener(address, c.port, self)) return `${host}:${c.port} is our own SMTP listener`;
   if (c.configured) return undefined;
   if (self.hostnames.some((n) => n.toLowerCase() === c.host.toLowerCase())) return `${c.host} is our own name`;
-  if (self.localAddresses.some((a) => sameAddress(a, address))) return `${c.host}[${address}] is an address of this machine`;
+  if (self.localAddresses.some((a) => sameAddress(a, address))) return `${host} is an address of this machine`;
   const cls = classifyAddress(address);
-  if (cls !== 'public') return `${c.host}[${address}] is a ${cls} address, not in the transport map`;
+  if (cls !== 'public') return `${host} is a ${cls} address, not in the transport map`;
   return undefined;
 }
 

@@ -316,7 +316,7 @@ export function buildResults(o: Collected & {
       commit: git(['rev-parse', '--short', 'HEAD']),
       uncommittedFiles: git(['status', '--porcelain']).split('\n').filter(Boolean).length,
       roles: 'accept: `mailmoat smtp` alone; full path: `mailmoat start` (one process: SMTP + workers), engines external; PostgreSQL rows: `database.url` set (a database per gateway, `mailmoat migrate` before the roles start)',
-      config: 'shipped defaults (queue.scanConcurrency 4, deliverConcurrency 8)',
+      config: 'shipped defaults (queue.scanConcurrency 4, deliverConcurrency 16)',
       dataDirFilesystem: fsType(os.tmpdir()),
       dnsQueriesAnswered: o.engines.dnsQueries(),
     },

@@ -250,6 +250,7 @@ const delivery = z
     /**
      * Of queue.deliverConcurrency, at most this many deliver to destinations we do not host
      * (bounces, relay, MX): dead or slow outside hosts can never take the hosted domains' share.
+     * Capped at deliverConcurrency - 1, so that the hosted domains always keep a slot.
      */
     externalConcurrency: positiveInt.default(6),
     /** Connections at once to one outside mail host found by MX (Postfix: default_destination_concurrency_limit). */

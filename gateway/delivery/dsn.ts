@@ -39,9 +39,9 @@ export function statusOf(reply: string, kind: DsnFacts['kind']): string {
   return kind === 'delayed' ? '4.0.0' : '5.0.0';
 }
 
-/** Which remote host gave the reply, if our record names it. */
+/** Which remote host gave the reply, if our record names it ("name[address]:port: …" gives the name, RFC 3464 §2.3.5). */
 function remoteMta(reply: string): string | undefined {
-  return /^([A-Za-z0-9.\-[\]:]+):\d+: /.exec(reply)?.[1];
+  return /^([A-Za-z0-9.\-[\]:]+):\d+: /.exec(reply)?.[1]?.replace(/^([^[]+)\[.*\]$/, '$1');
 }
 
 function oneLine(text: string): string {

@@ -74,7 +74,8 @@ function transaction(config: Config, t: Target, envelope: Envelope, message: str
     // 'on', not 'once': nodemailer may emit a second error (a reset after our QUIT), which
     // without a listener would be thrown and end the process.
     conn.on('error', (err: SmtpError) => {
-      if (err.code === 'ETLS' || err.command === 'STARTTLS') tlsFailed = true;
+      // A broken handshake surfaces as a socket error while nodemailer is upgrading.
+      if (err.code === 'ETLS' || err.command === 'STARTTLS' || (conn as unknown as { upgrading?: boolean }).upgrading) tlsFailed = true;
       const tls = tlsFailed ? ' (STARTTLS failed)' : '';
       finish(all(tlsFailed ? 'deferred' : outcomeOf(err.responseCode), `${where}: ${describe(err)}${tls}`), false);
     });
@@ -124,6 +125,7 @@ function outcomeOf(responseCode: number | undefined): DeliveryOutcome {
   return responseCode !== undefined && responseCode >= 500 ? 'failed' : 'deferred';
 }
 
+/** The peer's reply, or our error, on one line (OpenSSL errors span lines). */
 function describe(err: SmtpError): string {
-  return err.response ?? err.message;
+  return (err.response ?? err.message).replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }

@@ -31,7 +31,7 @@ export interface PeerScript {
   dot?: (message: Buffer) => PeerAction;
   /** What happens right after the reply to the final dot (before QUIT): nothing, or a reset. */
   afterDot?: 'reset';
-  /** Every byte we send is delayed by this many ms (a peer that sends one byte a second). */
+  /** Every byte we send after the greeting is delayed by this many ms (a peer that sends one byte a second). */
   byteDelayMs?: number;
 }
 
@@ -68,18 +68,20 @@ export async function startScriptedPeer(initial: PeerScript | (() => PeerScript)
     const s = typeof script === 'function' ? script() : script;
     let queue = Promise.resolve();
     let dead = false;
+    let greeted = false;
 
     const send = (text: string) => {
+      const delay = greeted ? (s.byteDelayMs ?? 0) : 0;
       queue = queue.then(async () => {
         if (dead) return;
-        if (!s.byteDelayMs) {
+        if (!delay) {
           socket.write(text);
           return;
         }
         for (const ch of Buffer.from(text)) {
           if (dead || socket.destroyed) return;
           socket.write(Buffer.from([ch]));
-          await new Promise((r) => setTimeout(r, s.byteDelayMs));
+          await new Promise((r) => setTimeout(r, delay));
         }
       });
     };
@@ -193,6 +195,7 @@ export async function startScriptedPeer(initial: PeerScript | (() => PeerScript)
     });
 
     act(s.greeting ?? '220 peer.test ESMTP scripted');
+    greeted = true;
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -212,5 +215,28 @@ export async function startScriptedPeer(initial: PeerScript | (() => PeerScript)
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * A port where a TCP connect never completes, as behind a firewall that drops SYNs: a listener
+ * with a full accept queue (backlog 0, never accepting), whose kernel then drops new SYNs. Node
+ * always accepts, so the listener is a small python3 process; the queue is filled from here.
+ */
+export async function startBlackholePort(): Promise<{ port: number; close(): Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const py = spawn('python3', ['-c', "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(3600)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    py.once('error', reject);
+    py.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+  });
+  const fillers = Array.from({ length: 3 }, () => net.connect(port, '127.0.0.1').on('error', () => undefined));
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    port,
+    async close() {
+      for (const f of fillers) f.destroy();
+      py.kill();
+    },
   };
 }
