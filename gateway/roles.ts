@@ -27,6 +27,7 @@ import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { DeliverySlots } from './delivery/slots.ts';
 import { DsnRateWindow } from './delivery/notify.ts';
+import { DeliveryRecorder } from './delivery/recorded.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
 import { startRetention } from './retention.ts';
@@ -204,7 +205,17 @@ export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, lo
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {
   const log = logger.child({ role: 'worker' });
   const scanners = makeScanners(config, endpoints);
-  const delivery = deliveryDeps(config, stores, queue, log);
+  // Delivery results survive a store that fails after a 250 (gateway/delivery/recorded.ts).
+  const recorder = new DeliveryRecorder({
+    store: stores.store,
+    logger: log,
+    journalDir: path.join(config.dataDir, 'delivery-journal'),
+    ...(stores.sql.dialect === 'sqlite' ? { reserveFile: path.join(config.dataDir, 'store-reserve') } : {}),
+    retryMs: config.delivery.recordRetryMs,
+    pauseMs: config.delivery.storePauseMs,
+  });
+  await recorder.start();
+  const delivery = { ...deliveryDeps(config, stores, queue, log), recorder };
   const arcKey = config.authentication.arcSeal && { ...config.authentication.arcSeal, privateKey: readFileSync(config.authentication.arcSeal.keyFile, 'utf8') };
   const lists = openListStore(stores.sql);
   // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
@@ -233,6 +244,7 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   return {
     async close(graceMs) {
       await Promise.all([retention.stop(), workers.close(graceMs)]);
+      await recorder.stop();
     },
   };
 }

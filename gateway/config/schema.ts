@@ -239,6 +239,13 @@ const delivery = z
     maxLifetimeMs: positiveInt.default(5 * 86_400_000),
     /** The sender is told once that delivery is delayed after this long (0: never). */
     delayWarningMs: z.number().int().min(0).default(4 * 3600_000),
+    /**
+     * The store failing right after a downstream's 250 (disk full, database restart): the result
+     * is retried in-process this long, the job kept, before it waits in the delivery journal.
+     */
+    recordRetryMs: positiveInt.default(60_000),
+    /** While the store refuses writes delivery pauses: a job checks the store again after this. */
+    storePauseMs: positiveInt.default(15_000),
     connectTimeoutMs: positiveInt.default(30_000),
     /** A connection that sends nothing for this long is dropped (deferred); Postfix waits 300 s per command. */
     socketTimeoutMs: positiveInt.default(300_000),

@@ -20,6 +20,7 @@ import { routeFor, type Target } from './transport.ts';
 import type { DeliverySlots } from './slots.ts';
 import { sendToTarget, type RecipientResult } from './smtp-send.ts';
 import { DsnRateWindow, sendNotification } from './notify.ts';
+import type { DeliveryRecorder } from './recorded.ts';
 import { workerMetrics } from '../metrics.ts';
 
 export interface DeliveryDeps {
@@ -40,6 +41,11 @@ export interface DeliveryDeps {
   now?: () => number;
 }
 
+/** The delivery worker's: results are recorded through the recorder (recorded.ts), never lost to a failing store. */
+export interface DeliveryWorkerDeps extends DeliveryDeps {
+  recorder: DeliveryRecorder;
+}
+
 /** The event kind that marks a message released from quarantine (its delivery ends as 'released'). */
 export const RELEASE_EVENT = 'released';
 const DELAY_WARNED_EVENT = 'delay-warned';
@@ -50,23 +56,27 @@ export const DSN_SUPPRESSED_EVENT = 'dsn-suppressed';
 
 export type { RecipientResult };
 
-export async function handleDeliverJob(deps: DeliveryDeps, job: JobContext): Promise<void> {
-  const { spool, store, config, logger } = deps;
+export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext): Promise<void> {
+  const { spool, store, config, logger, recorder } = deps;
   const now = deps.now ?? Date.now;
   const id = job.messageId;
+  // Nothing is sent unless its result can be recorded: a store that refuses writes pauses delivery.
+  await recorder.beforeAttempt(id, job.attempt);
   const envelope = await spool.readEnvelope(id);
   if (!envelope || !(await spool.hasOutput(id))) {
     logger.debug({ id }, 'delivery job for a message no longer in the spool: already handled');
     return;
   }
   const final = new Set((await store.deliveries(id)).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
-  const pending = envelope.rcptTo.filter((r) => !final.has(r));
+  const inJournal = recorder.doneInJournal(id);
+  const pending = envelope.rcptTo.filter((r) => !final.has(r) && !inJournal.has(r));
   for (const [domain, recipients] of groupBy(pending, domainOf)) {
-    for (const r of await deliverToDomain(deps, envelope, domain, recipients)) {
-      await store.recordDelivery(id, r.recipient, r.outcome, r.reply);
+    const results = await deliverToDomain(deps, envelope, domain, recipients);
+    for (const r of results) {
       workerMetrics.deliveries.inc({ outcome: r.outcome });
       logger.info({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
+    await recorder.record(id, results);
   }
   const deferred = (await store.deliveries(id)).filter((d) => d.outcome === 'deferred');
   if (deferred.length > 0) {
