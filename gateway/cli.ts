@@ -20,6 +20,8 @@ import { testDownstream } from './delivery/smtp-test.ts';
 import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
 import { startMailbox } from './demo/mailbox.ts';
 import { listQuarantine, releaseMessage } from './quarantine.ts';
+import { installProcessGuards } from './containment.ts';
+import { releasePoison } from './poison.ts';
 
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
@@ -30,6 +32,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   migrate [--status]         bring the database schema up to date (PostgreSQL: once, before the roles start)
   migrate --import-sqlite FILE   copy a single machine's mailmoat.sqlite (and its quarantine) into the config's new PostgreSQL database
   queue list [--limit N] | counts | show ID | retry ID | bounce ID | delete ID
+  queue release ID           process a message held as poison once more (from the stage it was held at)
   test-downstream DOMAIN     an SMTP conversation (no message) with each next hop of DOMAIN
   quarantine list [--limit N]
   quarantine show ID
@@ -198,6 +201,13 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', config: C
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // What an error that escaped its promise does: gateway/containment.ts.
+  installProcessGuards(logger, (reason) => {
+    if (stopping) return;
+    stopping = true;
+    logger.fatal({ reason }, 'stopping for a restart');
+    void shutdown().then(() => process.exit(1));
+  });
   try {
     let endpoints: Endpoints;
     if (role === 'start') {
@@ -322,7 +332,7 @@ async function queueCommand(config: Config, sub: string | undefined, id: string 
       if (entries.length === 0) console.log('queue is empty');
       for (const e of entries) {
         const r = e.record;
-        console.log([r.id, r.status, new Date(r.receivedAt).toISOString(), r.mailFrom || '<>', r.rcptTo.join(','), `next: ${e.nextAttempt ?? '-'}`, `job: ${e.job.queue}/${e.job.info?.state ?? 'none'}`, r.lastReply ?? ''].join('\t'));
+        console.log([r.id, r.status === 'held' ? 'held: poison' : r.status, new Date(r.receivedAt).toISOString(), r.mailFrom || '<>', r.rcptTo.join(','), `next: ${e.nextAttempt ?? '-'}`, `job: ${e.job.queue}/${e.job.info?.state ?? 'none'}`, r.lastReply ?? ''].join('\t'));
       }
       return 0;
     }
@@ -338,7 +348,7 @@ async function queueCommand(config: Config, sub: string | undefined, id: string 
       console.log(JSON.stringify({ ...entry, events: await stores.store.events(id), deliveries: await stores.store.deliveries(id) }, null, 2));
       return 0;
     }
-    const ops = { retry: () => retryNow(deps, id), bounce: () => bounceMessage(deps, id, by), delete: () => deleteQueued(deps, id, by) };
+    const ops = { retry: () => retryNow(deps, id), release: () => releasePoison(deps, id, by), bounce: () => bounceMessage(deps, id, by), delete: () => deleteQueued(deps, id, by) };
     const op = ops[sub as keyof typeof ops];
     if (!op) throw new UsageError(`unknown queue command: ${sub}\n${USAGE}`);
     const result = await op();

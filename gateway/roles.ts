@@ -30,6 +30,8 @@ import { DsnRateWindow } from './delivery/notify.ts';
 import { DeliveryRecorder } from './delivery/recorded.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
+import { holdAsPoison, recordFault } from './poison.ts';
+import { testFaultHook } from './test-faults.ts';
 import { startRetention } from './retention.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
@@ -221,12 +223,21 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
   const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.sql), lists };
   const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports };
+  // Reconcile before taking jobs: it evicts local copies (several machines), which a job already
+  // running on this node would then miss (ENOENT mid-scan after Redis lost its data).
+  const requeued = await reconcileSpool({ ...stores, queue, logger: log });
+  if (requeued > 0) log.warn({ requeued }, 'spool entries without a live job were queued again');
+  const poison = { store: stores.store, queue, logger: log };
+  const testFault = testFaultHook(); // undefined outside the crash tests (MAILMOAT_TEST_FAULTS)
   const workers = startWorkers(
     endpoints.redis,
     {
       // A node's copy of a message is only a working copy when the spool is shared (several
       // machines): the next job of this message may run on another node.
-      scan: (job) => handleScanJob(scanDeps, job).finally(() => stores.spool.evictLocal(job.messageId)),
+      scan: async (job) => {
+        await testFault?.(job.messageId);
+        await handleScanJob(scanDeps, job).finally(() => stores.spool.evictLocal(job.messageId));
+      },
       deliver: (job) => handleDeliverJob(delivery, job).finally(() => stores.spool.evictLocal(job.messageId)),
     },
     {
@@ -234,11 +245,11 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
       concurrency: { scan: config.queue.scanConcurrency, deliver: config.queue.deliverConcurrency },
       lockDurationMs: config.queue.lockDurationMs,
       onError: (err) => log.warn({ err }, 'queue worker error'),
-      onJobFault: (queue, id, err) => log.error({ queue, id, err }, 'job failed unexpectedly; it will be retried'),
+      onJobFault: (queue, ctx, reason) => recordFault(poison, queue, ctx, reason),
+      onPoison: (queue, ctx, reason) => holdAsPoison(poison, queue, ctx, reason),
+      faultRetryMs: config.scan.retryDelayMs,
     },
   );
-  const requeued = await reconcileSpool({ ...stores, queue, logger: log });
-  if (requeued > 0) log.warn({ requeued }, 'spool entries without a live job were queued again');
   // Retention (quarantine and message log expiry) runs on every worker; it stops with them.
   const retention = startRetention({ config, store: stores.store, quarantine: stores.quarantine, logger: log }, config.retention.checkEveryMinutes * 60_000);
   return {

@@ -34,6 +34,7 @@ import { registerAuthRoutes } from './routes/auth.ts';
 import { registerQuarantineRoutes } from './routes/quarantine.ts';
 import { registerListRoutes } from './routes/lists.ts';
 import { registerLogRoutes } from './routes/log.ts';
+import { registerPoisonRoutes } from './routes/poison.ts';
 import { registerReportRoutes } from './routes/report.ts';
 import { registerDomainRoutes } from './routes/domains.ts';
 import { registerDashboardRoutes } from './routes/dashboard.ts';
@@ -269,6 +270,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     await registerQuarantineRoutes(scoped, ctx);
     await registerListRoutes(scoped, ctx);
     await registerLogRoutes(scoped, ctx);
+    await registerPoisonRoutes(scoped, ctx);
     await registerReportRoutes(scoped, ctx);
     await registerDashboardRoutes(scoped, ctx);
     await registerDomainRoutes(scoped, ctx);

@@ -11,6 +11,7 @@ import type { DigestStore } from '../gateway/store/digests.ts';
 import type { LearnLog } from '../gateway/store/learnlog.ts';
 import type { ListStore } from '../gateway/store/lists.ts';
 import type { MetadataStore } from '../gateway/store/metadata.ts';
+import type { PoisonOpResult } from '../gateway/poison.ts';
 import type { SmtpTestResult } from '../gateway/delivery/smtp-test.ts';
 
 export interface ConsoleDeps {
@@ -28,6 +29,11 @@ export interface ConsoleDeps {
   release(id: string, by: string): Promise<ReleaseResult>;
   remove(id: string, by: string): Promise<DeleteResult>;
   spamd: SpamTeacher;
+  /** A message held as poison (gateway/poison.ts): processed once more, or deleted. */
+  poison?: {
+    release(id: string, by: string): Promise<PoisonOpResult>;
+    remove(id: string, by: string): Promise<PoisonOpResult>;
+  };
   /** Job counts per queue and state (waiting, active, delayed, failed…). */
   queueCounts(): Promise<Record<string, Record<string, number>>>;
   /** Named checks for /healthz: each resolves with a short detail or throws. */

@@ -19,6 +19,7 @@ import type { JobQueue } from '../gateway/store/queue.ts';
 import { q, type Sql } from '../gateway/store/sql.ts';
 import { buildConsole, consolePublicUrl } from './app.ts';
 import type { ConsoleDeps } from './deps.ts';
+import { deletePoison, releasePoison } from '../gateway/poison.ts';
 import { sendDigests, startDigestScheduler, type DigestDeps } from './lib/digest.ts';
 import { loadOrCreateSecret } from './lib/keys.ts';
 import { smtpConnectionTest } from '../gateway/delivery/smtp-test.ts';
@@ -81,6 +82,10 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     release: a.release,
     remove: a.remove,
     spamd: a.spamd,
+    poison: {
+      release: (id, by) => releasePoison({ store: a.store, queue: a.queue, logger }, id, by),
+      remove: (id, by) => deletePoison({ store: a.store, queue: a.queue, spool: a.spool, logger }, id, by),
+    },
     queueCounts: () => a.queue.counts(),
     healthChecks: {
       database: async () => {

@@ -225,7 +225,10 @@ const queue = z
      * lane slot gives its place up instead of holding it (gateway/delivery/slots.ts).
      */
     deliverConcurrency: positiveInt.default(16),
-    /** How long a worker may hold a job before another worker takes it over (crash recovery). */
+    /**
+     * How long a worker may hold a job before another worker takes it over (crash recovery). A
+     * dead worker's job waits at most this plus a sixth of it (the stalled check, queue.ts).
+     */
     lockDurationMs: positiveInt.default(30_000),
   })
   .strict();

@@ -4,7 +4,8 @@
 // recipient's view of it: attachment rules and HTML settings can differ per recipient's policy.
 //
 // A scanner that fails is reported as failed (the verdict retries the scan), never left out.
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import { openSpoolFile } from '../spool/read.ts';
 import type { Readable } from 'node:stream';
 import { getDomain } from 'tldts';
 import type { Config } from '../config/schema.ts';
@@ -69,7 +70,7 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
   const any = (k: keyof Policy['checks']) => policies.some((p) => p.policy.checks[k]);
   const settings = uniqueSettings(policies.map((p) => p.policy));
 
-  const virus: Promise<VirusScan> = any('virus') ? scanners.virus(createReadStream(file)) : Promise.resolve(skipped('virus check off for every recipient'));
+  const virus: Promise<VirusScan> = any('virus') ? openSpoolFile(file).then(scanners.virus) : Promise.resolve(skipped('virus check off for every recipient'));
   const spam: Promise<SpamScan> = !any('spam') || !config.spamd.enabled
     ? Promise.resolve(skipped(config.spamd.enabled ? 'spam check off for every recipient' : 'spam scanning disabled'))
     : envelope.size > config.spamd.maxBytes
@@ -78,10 +79,10 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
           // spamd sees our trace header too, so it knows which relay handed the message to us.
           scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body])),
         );
-  const facts = any('attachments') ? walkMessage(createReadStream(file), walkLimits(config)).catch(failed) : Promise.resolve(skipped('attachment check off'));
+  const facts = any('attachments') ? openSpoolFile(file).then((input) => walkMessage(input, walkLimits(config))).catch(failed) : Promise.resolve(skipped('attachment check off'));
   const text: Promise<TextScanResult | Failed | Skipped> =
     any('html') || any('urls')
-      ? scanText(createReadStream(file), {
+      ? openSpoolFile(file).then((input) => scanText(input, {
           maxParts: config.mime.maxParts,
           maxHeaderBytes: config.mime.maxHeaderBytes,
           maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
@@ -89,7 +90,7 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
           maxHosts: config.urls.maxHosts,
           disarm: settings,
           registrableDomain,
-        }).catch(failed)
+        })).catch(failed)
       : Promise.resolve(skipped('HTML and URL checks off'));
   const urls: Promise<UrlFacts | Failed | Skipped> = any('urls')
     ? text.then(async (t) => {

@@ -7,7 +7,7 @@
 // inside a check is mailauth's own `temperror` result, reported as such. mailauth reads the whole
 // message into memory (its gatherer stream): bounded by smtp.maxMessageBytes.
 import { readFile } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { openSpoolFile } from '../spool/read.ts';
 import { authenticate, sealMessage } from 'mailauth';
 import type { AuthenticateResult } from 'mailauth';
 import type { MailauthResolver } from '../dns/resolver.ts';
@@ -56,7 +56,7 @@ export async function authenticateMessage(
   o: { resolver: MailauthResolver; authservId: string },
 ): Promise<AuthOutcome> {
   try {
-    const res = await authenticate(createReadStream(file), {
+    const res = await authenticate(await openSpoolFile(file), {
       ip: envelope.clientIp,
       helo: envelope.helo,
       sender: envelope.mailFrom,

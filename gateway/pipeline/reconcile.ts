@@ -20,6 +20,8 @@ export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore;
     // A message accepted but never recorded (crash between commit and the store write) gets its row now.
     if (!(await store.get(id))) await store.recordReceived(envelope);
     const record = await store.get(id);
+    // Held as poison (gateway/poison.ts): it waits for an administrator, not for a worker.
+    if (record?.status === 'held') continue;
     const next = record && ['delivering', 'deferred', 'releasing'].includes(record.status) && (await spool.hasOutput(id)) ? 'deliver' : 'scan';
     await queue.enqueue(next, id);
     await store.addEvent(id, 'requeued', `queued again for ${next} at start-up`);

@@ -67,7 +67,17 @@ const FORWARD_MARKERS = [
 
 export async function extractReported(raw: Buffer, o: ExtractOptions): Promise<Extraction> {
   const out: Extraction = { messages: [], notExtracted: [] };
-  const { root, leaves } = await splitParts(raw);
+  let parts: Awaited<ReturnType<typeof splitParts>>;
+  try {
+    parts = await splitParts(raw);
+  } catch (err) {
+    // A report past the parser's bounds (mailsplit: "Max header size for a MIME node exceeded",
+    // "Max allowed child nodes exceeded") or one it cannot decode is an outcome, not a fault:
+    // rejecting here made the report a poison job, retried until its attempts ran out.
+    out.notExtracted.push({ label: 'report', reason: `cannot be parsed: ${err instanceof Error ? err.message : String(err)}` });
+    return out;
+  }
+  const { root, leaves } = parts;
   const add = (m: ExtractedMessage) => {
     if (out.messages.length >= o.maxMessages) {
       out.notExtracted.push({ label: m.label, reason: `more than ${o.maxMessages} messages in one report` });

@@ -45,6 +45,22 @@ export interface Envelope {
   report?: EnvelopeReport;
 }
 
+/**
+ * How long a commit to the shared store may take before the client gets 451 4.3.0: a hung
+ * database (its connections open, nothing answering) would otherwise hold the session for the
+ * pool's 30 s statement timeout per write. The README promises 5 s, as for Redis.
+ */
+export const SHARED_COMMIT_TIMEOUT_MS = 5_000;
+
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class Spool {
   readonly dir: string;
   readonly incomingDir: string;
@@ -145,13 +161,21 @@ export class Spool {
   private async commitShared(envelope: Envelope, replica: SpoolReplica): Promise<void> {
     const { id } = envelope;
     const incoming = path.join(this.incomingDir, `${id}.eml`);
-    try {
+    const writes = (async () => {
       await replica.put(id, 'body', await fs.readFile(incoming));
       await replica.put(id, 'envelope', Buffer.from(JSON.stringify(envelope)));
+    })();
+    try {
+      await withDeadline(writes, SHARED_COMMIT_TIMEOUT_MS);
     } catch {
-      // Not in the shared store, so not acknowledged: the client gets a 4xx and sends it again;
-      // a body row without its envelope is never listed, but remove it anyway.
-      await replica.remove(id).catch(() => {});
+      // Not in the shared store, so not acknowledged: the client gets a 4xx and sends it again.
+      // The rows are removed once the writes have ended (one still under way may land late), in
+      // the background: a hung database must not hold the reply past the deadline (it took two
+      // query timeouts, 60 s, when this waited). A body row without its envelope is never listed.
+      void writes
+        .catch(() => {})
+        .then(() => replica.remove(id))
+        .catch(() => {});
       throw new SmtpRefusal(replies.spoolWriteFailed());
     } finally {
       await this.discardIncoming(id);

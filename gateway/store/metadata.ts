@@ -22,10 +22,11 @@ export type MessageStatus =
   | 'failed' // delivery failed permanently or gave up
   | 'deleted' // deleted from quarantine
   | 'reported' // issue 8: a spam report to reportspam@/notspam@, learned from, never delivered
-  | 'refused'; // accepted on disk but refused at the end of DATA (e.g. queue down): the client keeps it
+  | 'refused' // accepted on disk but refused at the end of DATA (e.g. queue down): the client keeps it
+  | 'held'; // "held: poison": its processing crashed its worker POISON_FAULTS times; kept in the spool for an administrator (gateway/poison.ts)
 
 /** Statuses of mail still in the gateway's hands: its files are in the spool. */
-export const IN_FLIGHT: readonly MessageStatus[] = ['queued', 'delivering', 'deferred', 'releasing'];
+export const IN_FLIGHT: readonly MessageStatus[] = ['queued', 'delivering', 'deferred', 'releasing', 'held'];
 
 /**
  * Final statuses whose message may have a body in the BlobStore besides quarantined: a failed
@@ -108,7 +109,7 @@ export interface MetadataStore extends MessageQueries {
   transition(id: string, from: MessageStatus[], to: MessageStatus, lastReply?: string): Promise<boolean>;
   get(id: string): Promise<MessageRecord | undefined>;
   list(filter: { status?: MessageStatus; limit: number; offset?: number }): Promise<MessageRecord[]>;
-  /** Messages still in the gateway's hands (queued, delivering, deferred, releasing), oldest first. */
+  /** Messages still in the gateway's hands (queued, delivering, deferred, releasing, held), oldest first. */
   inFlight(limit: number): Promise<MessageRecord[]>;
   countByStatus(): Promise<Record<string, number>>;
   addEvent(id: string, kind: string, detail: string): Promise<void>;

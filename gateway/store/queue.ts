@@ -4,7 +4,11 @@
 //
 // Contract: enqueue resolves only once Redis has the job, and fails fast (it never hangs an SMTP
 // session) when Redis is unreachable. A handler that throws RetryLater is retried after the
-// delay it asks for; a crashed worker's job is taken over by another after lockDurationMs.
+// delay it asks for; a crashed worker's job is taken over by another within lockDurationMs plus
+// one stalled check (stalledIntervalOf). A job that crashed or stalled its worker, or threw
+// something other than RetryLater, POISON_FAULTS times is handed to onPoison instead of being run
+// again: the count lives in Redis with the job (BullMQ's stalledCounter, and job data), not in
+// memory, so it survives the crashes it counts.
 //
 // Adapter: BullMQ 6 on Redis: one server (socket or URL), a master found through Sentinel, or a
 // Redis Cluster (then the key prefix needs a hash tag, "{mailmoat}"). redisOptions/openRedis are
@@ -13,6 +17,7 @@
 import { DelayedError, Queue, Worker, type Job, type ConnectionOptions } from 'bullmq';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { hashTag } from '../config/schema.ts';
+import { runInJobScope } from '../containment.ts';
 
 export type QueueName = 'scan' | 'deliver';
 
@@ -46,6 +51,21 @@ export interface JobContext {
   /** 1 for the first try. */
   attempt: number;
   isLastAttempt: boolean;
+  /** Faults of this job so far: stalls (its worker died or hung) plus unexpected exceptions. */
+  faults: number;
+}
+
+/** Faults (crashes, stalls, unexpected exceptions) after which a message is held as poison. */
+export const POISON_FAULTS = 3;
+
+/**
+ * How often workers look for jobs whose worker died. BullMQ moves a job only on the first check
+ * after its lock expired (a check marks active jobs, the next one moves those without a lock), so
+ * a dead worker's job waits up to lockDuration + this interval: a sixth of the lock keeps that
+ * close to the lock (35 s with the default 30 s), at one small Redis script per interval.
+ */
+export function stalledIntervalOf(lockDurationMs: number): number {
+  return Math.max(500, Math.round(lockDurationMs / 6));
 }
 
 /** Thrown by a handler: try this job again later (the message stays in the spool). */
@@ -84,6 +104,15 @@ export interface JobQueue {
   /** Removes a job unless a worker holds it; returns false then. */
   removeJob(queue: QueueName, jobId: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A job's data in Redis: the message, and the fault counts the processor keeps with it. */
+interface JobData {
+  messageId: string;
+  /** Unexpected exceptions so far. */
+  exceptions?: number;
+  /** Stalls already recorded as faults (BullMQ's stalledCounter at the last run). */
+  stallsSeen?: number;
 }
 
 export interface JobInfo {
@@ -283,8 +312,15 @@ export function startWorkers(
     concurrency: Record<QueueName, number>;
     lockDurationMs: number;
     onError: (err: Error) => void;
-    /** A handler threw something other than RetryLater: the job is retried later, and this is logged. */
-    onJobFault: (queue: QueueName, messageId: string, err: Error) => void;
+    /**
+     * A fault of a job: its worker died or stalled while running it, or its handler threw (or let
+     * escape) something other than RetryLater. Called once per fault, with the fault count so far
+     * (ctx.faults); the job is retried after faultRetryMs, or handed to onPoison.
+     */
+    onJobFault: (queue: QueueName, ctx: JobContext, reason: string) => Promise<void>;
+    /** The job reached POISON_FAULTS: set the message aside; the job then ends without running. */
+    onPoison: (queue: QueueName, ctx: JobContext, reason: string) => Promise<void>;
+    faultRetryMs: number;
   },
 ): WorkerSet {
   assertPrefixFits(target, o.prefix);
@@ -296,18 +332,34 @@ export function startWorkers(
     if (template) templates.push(template);
     const worker = new Worker(
       name,
-      async (job: Job<{ messageId: string }>, token?: string) => {
+      async (job: Job<JobData>, token?: string) => {
         const attempt = job.attemptsMade + 1;
+        const ctx: JobContext = {
+          messageId: job.data.messageId,
+          attempt,
+          isLastAttempt: attempt >= (job.opts.attempts ?? 1),
+          faults: job.stalledCounter + (job.data.exceptions ?? 0),
+        };
+        if (job.stalledCounter > (job.data.stallsSeen ?? 0)) {
+          await job.updateData({ ...job.data, stallsSeen: job.stalledCounter });
+          await o.onJobFault(name, ctx, `its worker died or stalled while processing it (stall ${job.stalledCounter})`);
+        }
+        if (ctx.faults >= POISON_FAULTS) return o.onPoison(name, ctx, `${ctx.faults} faults; the last: a worker died or stalled while processing it`);
         try {
-          await handlers[name]({
-            messageId: job.data.messageId,
-            attempt,
-            isLastAttempt: attempt >= (job.opts.attempts ?? 1),
-          });
+          await runInJobScope({ queue: name, messageId: ctx.messageId }, () => handlers[name](ctx));
         } catch (err) {
-          if (!(err instanceof WaitForSlot)) throw err;
-          await job.moveToDelayed(Date.now() + err.delayMs, token);
-          throw new DelayedError();
+          // Waiting for a delivery slot is no fault: the job steps aside (gateway/delivery/slots.ts).
+          if (err instanceof WaitForSlot) {
+            await job.moveToDelayed(Date.now() + err.delayMs, token);
+            throw new DelayedError();
+          }
+          if (err instanceof RetryLater) throw err;
+          const reason = `unexpected error: ${err instanceof Error ? err.message : String(err)}`;
+          await job.updateData({ ...job.data, exceptions: (job.data.exceptions ?? 0) + 1 });
+          const faulted = { ...ctx, faults: ctx.faults + 1 };
+          await o.onJobFault(name, faulted, reason);
+          if (faulted.faults >= POISON_FAULTS) return o.onPoison(name, faulted, `${faulted.faults} faults; the last: ${reason}`);
+          throw new RetryLater(reason, o.faultRetryMs);
         }
       },
       {
@@ -315,10 +367,11 @@ export function startWorkers(
         prefix: o.prefix,
         concurrency: o.concurrency[name],
         lockDuration: o.lockDurationMs,
-        stalledInterval: o.lockDurationMs,
-        // A worker killed mid-job leaves the job "stalled"; it must be picked up again, not
-        // failed after one stall (BullMQ's default of 1 would turn a crash into a lost message).
-        maxStalledCount: 1000,
+        stalledInterval: stalledIntervalOf(o.lockDurationMs),
+        // A worker killed mid-job leaves the job "stalled"; the processor above holds it as
+        // poison after POISON_FAULTS. BullMQ's own limit (default 1: one crash fails the job and
+        // strands the message) is only a backstop above ours.
+        maxStalledCount: POISON_FAULTS + 2,
         settings: {
           backoffStrategy: (_attempts: number, _type?: string, err?: Error) =>
             err instanceof RetryLater ? err.delayMs : 60_000,
@@ -326,9 +379,9 @@ export function startWorkers(
       },
     );
     worker.on('error', o.onError);
-    // A RetryLater is the expected way to defer; anything else is a fault that must be seen.
-    worker.on('failed', (job, err) => {
-      if (!(err instanceof RetryLater)) o.onJobFault(name, job?.data.messageId ?? '?', err);
+    // Only a failing onJobFault/onPoison (the store down) gets here: BullMQ retries it in 60 s.
+    worker.on('failed', (_job, err) => {
+      if (!(err instanceof RetryLater)) o.onError(err);
     });
     return worker;
   });

@@ -6,7 +6,7 @@ import { field, pageOf } from '../lib/forms.ts';
 import { domainChoices, readFilters, toSearch, visibleRecipients } from './quarantine.ts';
 
 const PAGE_SIZE = 100;
-export const LOG_STATUSES = ['refused', 'queued', 'delivering', 'deferred', 'delivered', 'quarantined', 'releasing', 'released', 'failed', 'deleted'];
+export const LOG_STATUSES = ['refused', 'queued', 'delivering', 'deferred', 'delivered', 'quarantined', 'releasing', 'released', 'failed', 'deleted', 'held'];
 
 export async function registerLogRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   app.get('/log', async (req, reply) => {

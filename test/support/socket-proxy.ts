@@ -32,6 +32,11 @@ export interface TcpProxy {
   /** Drops every open connection and refuses new ones: the engine is gone for this client. */
   cut(): void;
   restore(): void;
+  /**
+   * Forwards nothing more, either way, and holds new connections open without an answer: a hung
+   * engine (stopped with SIGSTOP) whose connections still look alive. restore() ends the stall.
+   */
+  stall(): void;
   close(): Promise<void>;
 }
 
@@ -39,8 +44,16 @@ export interface TcpProxy {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<net.Socket>();
   let up = true;
+  let stalled = false;
+  const held = new Set<net.Socket>();
   const server = net.createServer((client) => {
     if (!up) return client.destroy();
+    if (stalled) {
+      held.add(client);
+      client.on('error', () => {});
+      client.on('close', () => held.delete(client));
+      return;
+    }
     splice(client, net.connect(target), open);
   });
   await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
@@ -55,8 +68,19 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     restore() {
       up = true;
+      if (stalled) {
+        stalled = false;
+        for (const s of open) s.resume();
+        for (const s of held) s.destroy();
+      }
+    },
+    stall() {
+      stalled = true;
+      // Paused sockets read nothing, so nothing is piped on: both directions stop.
+      for (const s of open) s.pause();
     },
     close() {
+      for (const s of held) s.destroy();
       dropAll();
       return new Promise((resolve) => server.close(() => resolve()));
     },

@@ -102,3 +102,23 @@ describe('inlineForward', () => {
     expect(r.kind === 'message' && r.raw.toString()).toBe('From: x@y.example\r\nSubject: hi\r\n\r\nbody\r\n');
   });
 });
+
+describe('extractReported on a report past the MIME parser bounds', () => {
+  it('records "not extracted" for a part whose header block exceeds the limit, instead of rejecting', async () => {
+    const huge = `X-Filler: ${'a'.repeat(300 * 1024)}`;
+    const report = Buffer.from(
+      `${reporterHeaders.join('\r\n')}\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n${huge}\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n`,
+    );
+    const r = await extractReported(report, o);
+    expect(r.messages).toEqual([]);
+    expect(r.notExtracted).toEqual([{ label: 'report', reason: 'cannot be parsed: Max header size for a MIME node exceeded' }]);
+  });
+
+  it('records "not extracted" for a report with more MIME parts than the parser allows', async () => {
+    const parts = Array.from({ length: 1_100 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`).join('');
+    const report = Buffer.from(`${reporterHeaders.join('\r\n')}\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n${parts}--b--\r\n`);
+    const r = await extractReported(report, o);
+    expect(r.messages).toEqual([]);
+    expect(r.notExtracted).toEqual([{ label: 'report', reason: 'cannot be parsed: Max allowed child nodes exceeded' }]);
+  });
+});

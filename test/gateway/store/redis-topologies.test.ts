@@ -21,7 +21,7 @@ async function roundTrip(target: RedisTarget, prefix: string): Promise<string> {
   const workers = startWorkers(
     target,
     { scan: async (job) => seen(job.messageId), deliver: async () => {} },
-    { prefix, concurrency: { scan: 1, deliver: 1 }, lockDurationMs: 5_000, onError: () => {}, onJobFault: () => {} },
+    { prefix, concurrency: { scan: 1, deliver: 1 }, lockDurationMs: 5_000, onError: () => {}, onJobFault: async () => {}, onPoison: async () => {}, faultRetryMs: 1_000 },
   );
   try {
     await queue.enqueue('scan', 'msg-1');
