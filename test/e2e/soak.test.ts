@@ -260,18 +260,21 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     cleanups.push(() => world.dns.close(), () => world.sink.close());
 
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-soak-'));
+    let passed = false; // a failed soak keeps its data dir (store, spool, gateway.log) for a look
+    cleanups.push(() => (passed ? fs.rm(dataDir, { recursive: true, force: true }) : undefined));
     const smtpPort = await freePort();
     const input = testConfigInput(dataDir, world.sink.port, {
       smtp: { listen: { host: '127.0.0.1', port: smtpPort }, maxMessageBytes: 200_000, maxRecipients: 5 },
       domains: {
-        'example.test': { downstream: [{ host: '127.0.0.1', port: world.sink.port, tls: 'none' }] },
+        // Ten connections to the one mailbox server (the default is 5 per host): it stands in for three.
+        'example.test': { downstream: [{ host: '127.0.0.1', port: world.sink.port, tls: 'none', maxConnections: 10 }] },
         // A downstream by name, through the gateway's resolver.
-        'named.test': { downstream: [{ host: 'mail.named.test', port: world.sink.port, tls: 'none' }] },
+        'named.test': { downstream: [{ host: 'mail.named.test', port: world.sink.port, tls: 'none', maxConnections: 10 }] },
         // A dead first hop: every delivery moves on to the second.
         'backup.test': {
           downstream: [
             { host: 'dead.backup.test', port: world.deadPort, tls: 'none', priority: 10 },
-            { host: '127.0.0.1', port: world.sink.port, tls: 'none', priority: 20 },
+            { host: '127.0.0.1', port: world.sink.port, tls: 'none', priority: 20, maxConnections: 10 },
           ],
         },
       },
@@ -392,7 +395,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     const dsns = (await stores.store.countByStatus());
     console.log(
       [
-        `soak seed ${SEED}: ${plan.length} planned, ${run.accepted.length} accepted (250), ${run.aborted.size} broken off in DATA, replies ${JSON.stringify(Object.fromEntries(run.replies))}`,
+        `soak seed ${SEED} in ${dataDir}: ${plan.length} planned, ${run.accepted.length} accepted (250), ${run.aborted.size} broken off in DATA, replies ${JSON.stringify(Object.fromEntries(run.replies))}`,
         `kills ${kills.length} after ${killAfter.join(', ')} accepted; back in ${kills.map((k) => k.answeringAgainAt - k.at).join(', ')} ms`,
         `sending ${sentAt - started} ms, drained after ${drainedAt - sentAt} ms; total ${Date.now() - started} ms`,
         `outcomes ${JSON.stringify(outcomes)}; hosted mail that expired in the queue: ${expiredHosted}`,
@@ -412,5 +415,6 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
       silences,
       queueList: listing.trim().split('\n').slice(0, 10),
     }).toEqual({ crashes: [], problems: [], silences: [], queueList: ['queue is empty'] });
+    passed = true;
   }, 150_000);
 });
