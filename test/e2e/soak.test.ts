@@ -17,11 +17,10 @@ import { openStores, type Stores } from '../../gateway/roles.ts';
 import { freePort } from '../../gateway/services/managed.ts';
 import { IN_FLIGHT } from '../../gateway/store/metadata.ts';
 import { eicarBytes } from '../support/eicar.ts';
-import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { testConfigInput, waitFor } from '../support/gateway.ts';
 import { gatewayProcess, startListenerProbe, type GatewayProcess } from '../support/gateway-process.ts';
 import { attachment, buildMessage, mailDate, text } from '../support/mime.ts';
-import { startScriptedPeer, type PeerScript, type ScriptedPeer } from '../support/scripted-peer.ts';
+import { BROKEN_SENDER_DOMAINS, prng, startWorld, UNKNOWN_USER } from '../support/soak-world.ts';
 import { RawSmtp } from '../support/smtp-client.ts';
 
 const MESSAGES = 500;
@@ -30,88 +29,15 @@ const KILLS = 2;
 /** A listener silent for longer than this, outside a kill, fails the soak. */
 const MAX_SILENCE_MS = 1_000;
 /** The queue lifetime is 15 s: everything is final well within this after the last message was sent. */
-const DRAIN_TIMEOUT_MS = 45_000;
+const DRAIN_TIMEOUT_MS = 40_000;
 const REPO = path.resolve(import.meta.dirname, '../..');
 
-/** mulberry32: small, fast and good enough to draw a test plan from a seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const SEED = Number(process.env.MAILMOAT_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** The plan (messages, client faults, kill points) comes from `random`, drawn before the run; the peers' faults from a stream of their own. */
 const random = prng(SEED);
 const peerRandom = prng(SEED ^ 0x5eed);
 const pick = <T>(items: readonly T[], r = random): T => items[Math.floor(r() * items.length)];
 const chance = (p: number, r = random) => r() < p;
-
-// ---- the internet: DNS zones and the hosted domains' mailbox server ----
-
-/**
- * Forged sender domains whose bounces cannot be delivered, each broken in one way. A DSN to them
- * ends failed (no such domain, null MX, an MX that points back at loopback: a loop) or deferred
- * until the short queue lifetime of the soak ends (the MX host's lookup fails or times out).
- */
-const BROKEN_SENDER_DOMAINS: Record<string, { mx?: string; mxHost?: 'nxdomain' | 'servfail' | 'hang' | string }> = {
-  'nxdomain.test': {}, // the domain itself does not exist
-  'mx-nxhost.test': { mx: 'gone.mx-nxhost.test', mxHost: 'nxdomain' }, // the crash of issue 14
-  'mx-servfail.test': { mx: 'mx.mx-servfail.test', mxHost: 'servfail' },
-  'mx-timeout.test': { mx: 'mx.mx-timeout.test', mxHost: 'hang' },
-  'mx-loopback.test': { mx: 'mx.mx-loopback.test', mxHost: '127.0.0.1' },
-  'mx-private.test': { mx: 'mx.mx-private.test', mxHost: '10.1.2.3' },
-  'null-mx.test': { mx: '.' },
-};
-const UNKNOWN_USER = 'nobody@example.test';
-
-/** The mailbox server's behaviour on one connection: well-behaved three times in four, else one fault. */
-function sinkScript(): PeerScript {
-  const rcpt = (to: string) => (to.toLowerCase() === UNKNOWN_USER ? `550 5.1.1 <${to}>: no such user` : '250 2.1.5 ok');
-  if (!chance(0.25, peerRandom)) return { rcpt };
-  const faults: PeerScript[] = [
-    { greeting: { reset: true } },
-    { greeting: { hang: true } }, // until the gateway's connect timeout
-    { greeting: '421 4.3.2 Service shutting down, try later' },
-    { rcpt: (to) => (to.toLowerCase() === UNKNOWN_USER ? rcpt(to) : '452 4.2.2 Mailbox full, try again later') },
-    { rcpt, resetInDataAfter: 100 },
-    { rcpt, dot: () => '451 4.3.0 Local problem, try again later' },
-    { rcpt, afterDot: 'reset' }, // stored and acknowledged: must not be sent again
-    { rcpt, ehlo: '250-peer.test\n250-8BITMIME\n250-SIZE 10000000\n250-ENHANCEDSTATUSCODES\n250 HELP' },
-  ];
-  return pick(faults, peerRandom);
-}
-
-interface World {
-  dns: FakeDns;
-  sink: ScriptedPeer;
-  /** Port with nothing listening: the first, dead hop of backup.test. */
-  deadPort: number;
-}
-
-async function startWorld(): Promise<World> {
-  const dns = await startFakeDns({
-    'client.sender.test': { A: ['127.0.0.1'] },
-    '1.0.0.127.in-addr.arpa': { PTR: ['client.sender.test'] },
-    'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 10 }], TXT: ['v=spf1 ip4:127.0.0.0/8 ~all'] },
-    'mx.sender.test': { A: ['127.0.0.1'] },
-    'mail.named.test': { A: ['127.0.0.1'] },
-    'dead.backup.test': { A: ['127.0.0.1'] },
-  });
-  for (const [domain, b] of Object.entries(BROKEN_SENDER_DOMAINS)) {
-    if (!b.mx) continue;
-    dns.set(domain, 'MX', [{ exchange: b.mx, priority: 10 }]);
-    if (b.mxHost === 'servfail') dns.servfail(b.mx);
-    else if (b.mxHost === 'hang') dns.hang(b.mx);
-    else if (b.mxHost && b.mxHost !== 'nxdomain') dns.set(b.mx, 'A', [b.mxHost]);
-  }
-  const sink = await startScriptedPeer(sinkScript);
-  return { dns, sink, deadPort: await freePort() };
-}
 
 // ---- the plan: what each message is and how its client behaves ----
 
@@ -256,7 +182,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     // Kill points: one in the first third of the accepted messages, one in the second.
     const killAfter = [Math.floor(MESSAGES * (0.2 + random() * 0.15)), Math.floor(MESSAGES * (0.5 + random() * 0.15))];
     const started = Date.now();
-    const world = await startWorld();
+    const world = await startWorld(peerRandom);
     cleanups.push(() => world.dns.close(), () => world.sink.close());
 
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-soak-'));
@@ -348,6 +274,10 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
 
     const outcomes: Record<string, number> = {};
     let expiredHosted = 0;
+    // A kill between the downstream's 250 and our record of it sends the message again after the
+    // restart: the one duplicate no MTA can rule out (RFC 5321 §6.1 asks for at-least-once; Postfix
+    // has the same window). Allowed only for a message whose delivery job was cut by a kill.
+    const duplicatesAcrossKill = new Set<string>();
     const problems: string[] = [];
     for (const a of run.accepted) {
       const record = await stores.store.get(a.id);
@@ -356,7 +286,9 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
       const counts = a.to.map((r) => copies.get(`${a.id} ${r.toLowerCase()}`) ?? 0);
       const events = await stores.store.events(a.id);
       if (status === 'delivered') {
-        if (counts.some((n) => n !== 1)) problems.push(`${a.id} (${a.marker}) delivered, but the sink holds ${counts.join('/')} copies for ${a.to.join(', ')}`);
+        const cutByKill = events.some((e) => e.kind === 'fault' && /^deliver\b.*died or stalled/.test(e.detail));
+        if (cutByKill && counts.some((n) => n === 2) && counts.every((n) => n === 1 || n === 2)) duplicatesAcrossKill.add(a.id);
+        else if (counts.some((n) => n !== 1)) problems.push(`${a.id} (${a.marker}) delivered, but the sink holds ${counts.join('/')} copies for ${a.to.join(', ')}`);
       } else if (status === 'quarantined') {
         if (counts.some((n) => n !== 0)) problems.push(`${a.id} (${a.marker}) quarantined, but also delivered`);
       } else if (status === 'failed') {
@@ -379,7 +311,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
         problems.push(`${drained}: ${r.id} <${r.mailFrom}> → ${r.rcptTo.join(',')} still ${r.status}; ${last.join(' | ')}`);
       }
     }
-    for (const [key, n] of copies) if (n > 1) problems.push(`${key}: ${n} copies at the sink`);
+    for (const [key, n] of copies) if (n > 1 && !duplicatesAcrossKill.has(key.split(' ')[0])) problems.push(`${key}: ${n} copies at the sink`);
     for (const marker of run.aborted) if (deliveredMarkers.has(marker)) problems.push(`${marker}: the client broke off DATA, yet it was delivered`);
 
     // The listener: every silence longer than MAX_SILENCE_MS must span a kill and end once the restarted process answers.
@@ -398,7 +330,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
         `soak seed ${SEED} in ${dataDir}: ${plan.length} planned, ${run.accepted.length} accepted (250), ${run.aborted.size} broken off in DATA, replies ${JSON.stringify(Object.fromEntries(run.replies))}`,
         `kills ${kills.length} after ${killAfter.join(', ')} accepted; back in ${kills.map((k) => k.answeringAgainAt - k.at).join(', ')} ms`,
         `sending ${sentAt - started} ms, drained after ${drainedAt - sentAt} ms; total ${Date.now() - started} ms`,
-        `outcomes ${JSON.stringify(outcomes)}; hosted mail that expired in the queue: ${expiredHosted}`,
+        `outcomes ${JSON.stringify(outcomes)}; hosted mail that expired in the queue: ${expiredHosted}; sent twice across a kill: ${[...duplicatesAcrossKill].join(', ') || 'none'}`,
         `all messages by status (DSNs included) ${JSON.stringify(dsns)}`,
         `sink: ${world.sink.connections} connections, ${world.sink.accepted.length} messages stored`,
         `listener probes answered: ${probe.answeredAt.length}; silences outside kills: ${silences.length}`,
