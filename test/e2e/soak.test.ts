@@ -288,7 +288,10 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
       if (status === 'delivered') {
         const cutByKill = events.some((e) => e.kind === 'fault' && /^deliver\b.*died or stalled/.test(e.detail));
         if (cutByKill && counts.some((n) => n === 2) && counts.every((n) => n === 1 || n === 2)) duplicatesAcrossKill.add(a.id);
-        else if (counts.some((n) => n !== 1)) problems.push(`${a.id} (${a.marker}) delivered, but the sink holds ${counts.join('/')} copies for ${a.to.join(', ')}`);
+        else if (counts.some((n) => n !== 1)) {
+          const stored = world.storedAt.get(a.id)?.map((t) => `+${t - started}`).join(', ');
+          problems.push(`${a.id} (${a.marker}) delivered, but the sink holds ${counts.join('/')} copies for ${a.to.join(', ')} (stored at ${stored} ms; kills at ${kills.map((k) => `+${k.at - started}`).join(', ')} ms)`);
+        }
       } else if (status === 'quarantined') {
         if (counts.some((n) => n !== 0)) problems.push(`${a.id} (${a.marker}) quarantined, but also delivered`);
       } else if (status === 'failed') {
@@ -328,9 +331,9 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     console.log(
       [
         `soak seed ${SEED} in ${dataDir}: ${plan.length} planned, ${run.accepted.length} accepted (250), ${run.aborted.size} broken off in DATA, replies ${JSON.stringify(Object.fromEntries(run.replies))}`,
-        `kills ${kills.length} after ${killAfter.join(', ')} accepted; back in ${kills.map((k) => k.answeringAgainAt - k.at).join(', ')} ms`,
+        `kills ${kills.length} after ${killAfter.join(', ')} accepted, at ${kills.map((k) => `+${k.at - started}`).join(', ')} ms; back in ${kills.map((k) => k.answeringAgainAt - k.at).join(', ')} ms`,
         `sending ${sentAt - started} ms, drained after ${drainedAt - sentAt} ms; total ${Date.now() - started} ms`,
-        `outcomes ${JSON.stringify(outcomes)}; hosted mail that expired in the queue: ${expiredHosted}; sent twice across a kill: ${[...duplicatesAcrossKill].join(', ') || 'none'}`,
+        `outcomes ${JSON.stringify(outcomes)}; hosted mail that expired in the queue: ${expiredHosted}; sent twice across a kill: ${[...duplicatesAcrossKill].map((id) => `${id} (stored at ${world.storedAt.get(id)?.map((t) => `+${t - started}`).join(', ')} ms)`).join(', ') || 'none'}`,
         `all messages by status (DSNs included) ${JSON.stringify(dsns)}`,
         `sink: ${world.sink.connections} connections, ${world.sink.accepted.length} messages stored`,
         `listener probes answered: ${probe.answeredAt.length}; silences outside kills: ${silences.length}`,

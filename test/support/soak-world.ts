@@ -34,9 +34,9 @@ export const BROKEN_SENDER_DOMAINS: Record<string, { mx?: string; mxHost?: 'nxdo
 export const UNKNOWN_USER = 'nobody@example.test';
 
 /** The mailbox server's behaviour on one connection: well-behaved three times in four, else one fault. */
-function sinkScript(random: () => number): PeerScript {
+function sinkScript(random: () => number, storedAt: Map<string, number[]>): PeerScript {
   const rcpt = (to: string) => (to.toLowerCase() === UNKNOWN_USER ? `550 5.1.1 <${to}>: no such user` : '250 2.1.5 ok');
-  if (random() >= 0.25) return { rcpt };
+  if (random() >= 0.25) return timed({ rcpt }, storedAt);
   const faults: PeerScript[] = [
     { greeting: { reset: true } },
     { greeting: { hang: true } }, // until the gateway's connect timeout
@@ -47,12 +47,27 @@ function sinkScript(random: () => number): PeerScript {
     { rcpt, afterDot: 'reset' }, // stored and acknowledged: must not be sent again
     { rcpt, ehlo: '250-peer.test\n250-8BITMIME\n250-SIZE 10000000\n250-ENHANCEDSTATUSCODES\n250 HELP' },
   ];
-  return faults[Math.floor(random() * faults.length)];
+  return timed(faults[Math.floor(random() * faults.length)]!, storedAt);
+}
+
+/** When each copy of a message (by X-Mailmoat-ID) was stored: to tell a duplicate's story. */
+function timed(script: PeerScript, storedAt: Map<string, number[]>): PeerScript {
+  if (script.dot) return script;
+  return {
+    ...script,
+    dot: (message) => {
+      const id = /^X-Mailmoat-ID: (\S+)/im.exec(message.toString('latin1').split('\r\n\r\n')[0]!)?.[1] ?? 'none';
+      storedAt.set(id, [...(storedAt.get(id) ?? []), Date.now()]);
+      return '250 2.0.0 queued';
+    },
+  };
 }
 
 export interface World {
   dns: FakeDns;
   sink: ScriptedPeer;
+  /** Times at which the sink stored a copy, by X-Mailmoat-ID. */
+  storedAt: Map<string, number[]>;
   /** Port with nothing listening: the first, dead hop of backup.test. */
   deadPort: number;
 }
@@ -74,6 +89,7 @@ export async function startWorld(random: () => number): Promise<World> {
     else if (b.mxHost === 'hang') dns.hang(b.mx);
     else if (b.mxHost && b.mxHost !== 'nxdomain') dns.set(b.mx, 'A', [b.mxHost]);
   }
-  const sink = await startScriptedPeer(() => sinkScript(random));
-  return { dns, sink, deadPort: await freePort() };
+  const storedAt = new Map<string, number[]>();
+  const sink = await startScriptedPeer(() => sinkScript(random, storedAt));
+  return { dns, sink, storedAt, deadPort: await freePort() };
 }
