@@ -2,15 +2,17 @@
 // with the original envelope. Per-recipient results are recorded, so a retry never sends again to
 // a recipient a downstream already accepted. A dead host or a 4xx moves on to the next hop, then
 // the message is retried with backoff until its queue lifetime ends; a 5xx fails that recipient.
-// Failed recipients are reported to the sender in one DSN (never to the null sender). Nothing is
-// removed from the spool before every recipient has a final outcome, and a message that failed
-// keeps its body in the message store, so that nothing is lost.
+// Failed recipients are reported to the sender in one DSN (never to the null sender, and never as
+// backscatter: rules/backscatter.ts). A delivery whose next hop or lane has no free slot gives its
+// worker slot back and waits in the queue (slots.ts). Nothing is removed from the spool before
+// every recipient has a final outcome, and a message that failed keeps its body in the message
+// store, so that nothing is lost.
 import type { Config } from '../config/schema.ts';
 import type { DnsResolver } from '../dns/resolver.ts';
 import type { Logger } from '../log.ts';
 import { readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
-import type { DeliveryOutcome, MetadataStore } from '../store/metadata.ts';
+import type { MetadataStore } from '../store/metadata.ts';
 import { RetryLater, WaitForSlot, type JobContext, type JobQueue } from '../store/queue.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import { decideDeferral } from '../../rules/retry.ts';

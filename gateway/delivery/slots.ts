@@ -9,13 +9,18 @@ import type { Lane, Target } from './transport.ts';
 export type SlotGrant = { ok: true; release: () => void } | { ok: false; reason: string; retryInMs: number };
 
 const RATE_WINDOW_MS = 60_000;
-/** How soon a delivery that found no free slot is tried again (plus up to as much jitter). */
+/** How soon a delivery that found no free slot is tried again (plus jitter). */
 export const SLOT_RETRY_MS = 1_000;
+/** The jitter grows with the queue of waiters, so a thousand messages for one slow host do not poll Redis every second. */
+const MAX_SLOT_RETRY_MS = 30_000;
+const WAITERS_WINDOW_MS = 10_000;
 
 export class DeliverySlots {
   private readonly active = new Map<string, number>();
   private readonly sent = new Map<string, number[]>();
   private readonly lanes: Record<Lane, number> = { hosted: 0, external: 0 };
+  /** Recent refusals per host or lane: roughly how many deliveries wait for it. */
+  private readonly waiters = new Map<string, number[]>();
 
   private readonly externalConcurrency: number;
   private readonly now: () => number;
@@ -32,18 +37,18 @@ export class DeliverySlots {
     const recent = (this.sent.get(key) ?? []).filter((at) => at > now - RATE_WINDOW_MS);
     this.sent.set(key, recent);
     const connections = this.active.get(key) ?? 0;
-    const jitter = () => SLOT_RETRY_MS + Math.floor(Math.random() * SLOT_RETRY_MS);
     if (t.lane === 'external' && this.lanes.external >= this.externalConcurrency) {
-      return { ok: false, reason: `all ${this.externalConcurrency} slots for outside destinations are busy`, retryInMs: jitter() };
+      return { ok: false, reason: `all ${this.externalConcurrency} slots for outside destinations are busy`, retryInMs: this.backoff('lane:external', this.externalConcurrency, now) };
     }
     if (connections >= t.maxConnections) {
-      return { ok: false, reason: `${t.host}:${t.port} has ${connections} connections, its limit`, retryInMs: jitter() };
+      return { ok: false, reason: `${t.host}:${t.port} has ${connections} connections, its limit`, retryInMs: this.backoff(key, t.maxConnections, now) };
     }
     if (t.maxPerMinute > 0 && recent.length >= t.maxPerMinute) {
       return { ok: false, reason: `${t.host}:${t.port} reached ${t.maxPerMinute} messages a minute`, retryInMs: recent[0]! + RATE_WINDOW_MS - now + 50 };
     }
     this.active.set(key, connections + 1);
     this.lanes[t.lane]++;
+    this.waiters.delete(key);
     recent.push(now);
     let released = false;
     return {
@@ -55,5 +60,14 @@ export class DeliverySlots {
         this.lanes[t.lane]--;
       },
     };
+  }
+
+  /** Retry delay for a refused delivery: spread over more time the more deliveries wait per slot. */
+  private backoff(key: string, slots: number, now: number): number {
+    const recent = (this.waiters.get(key) ?? []).filter((at) => at > now - WAITERS_WINDOW_MS);
+    recent.push(now);
+    this.waiters.set(key, recent);
+    const spread = Math.min(MAX_SLOT_RETRY_MS, SLOT_RETRY_MS * Math.max(1, Math.ceil(recent.length / slots)));
+    return SLOT_RETRY_MS + Math.floor(Math.random() * spread);
   }
 }

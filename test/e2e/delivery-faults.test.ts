@@ -4,6 +4,11 @@
 // answers; DSNs go through a relay (also a name) to a collecting peer, where we read what the
 // sender would. Each row states its outcome: delivered once, deferred, or failed with a DSN —
 // and nothing crashes (an uncaught error fails the file) and nothing arrives twice.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../gateway/services/managed.ts';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
@@ -161,5 +166,62 @@ describe('delivery fault matrix', () => {
     await waitForStatus(gw, sent.id!, ['delivered'], 20_000);
     const copies = peer.accepted.filter((m) => m.data.includes(sent.id!));
     expect(copies.map((m) => m.rcptTo)).toEqual([['now@partial.test'], ['later@partial.test']]);
+  });
+});
+
+describe('TLS to a next hop reached by name', () => {
+  let dns: FakeDns;
+  let gw: TestGateway;
+  let server: SMTPServer;
+  const seen: { servername?: string; secure: boolean; rcpt: string[] }[] = [];
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-dlv-tls-'));
+    const cert = path.join(dir, 'c.crt');
+    const key = path.join(dir, 'c.key');
+    const names = ['mbox.required.test', 'mbox.verified.test'];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-keyout', key, '-out', cert, '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`], { stdio: 'ignore' });
+    server = new SMTPServer({
+      key: readFileSync(key),
+      cert: readFileSync(cert),
+      authOptional: true,
+      logger: false,
+      disableReverseLookup: true,
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          seen.push({ servername: (session as { servername?: string }).servername, secure: session.secure, rcpt: session.envelope.rcptTo.map((r) => r.address) });
+          callback();
+        });
+      },
+    });
+    server.on('error', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.server.address() as { port: number }).port;
+    dns = await startFakeDns({ 'mbox.required.test': { A: ['127.0.0.1'] }, 'mbox.verified.test': { A: ['127.0.0.1'] } });
+    gw = await startTestGateway({
+      dns,
+      overrides: {
+        domains: {
+          'required.test': { downstream: [{ host: 'mbox.required.test', port, tls: 'required' }] },
+          'verified.test': { downstream: [{ host: 'mbox.verified.test', port, tls: 'verified' }] },
+        },
+        delivery: DELIVERY,
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await gw?.stop();
+    await new Promise<void>((resolve) => server?.close(() => resolve()));
+    await dns?.close();
+  });
+
+  it('connects to the address and gives the name for SNI: required takes any certificate, verified refuses an untrusted one', async () => {
+    const required = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['a@required.test'] }, plain(['a@required.test'], 'tls required'));
+    const verified = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['a@verified.test'] }, plain(['a@verified.test'], 'tls verified'));
+    await waitForStatus(gw, required.id!, ['delivered'], 20_000);
+    await waitForStatus(gw, verified.id!, ['deferred'], 20_000);
+    expect(seen).toEqual([{ servername: 'mbox.required.test', secure: true, rcpt: ['a@required.test'] }]);
+    expect((await gw.stores.store.get(verified.id!))?.lastReply).toMatch(/mbox\.verified\.test\[127\.0\.0\.1\]:\d+: .*self.signed certificate.*\(STARTTLS failed\)/i);
   });
 });

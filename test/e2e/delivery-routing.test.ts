@@ -69,12 +69,12 @@ describe('bounce routing, loops and backscatter', () => {
 
   it.each([
     ['MX host does not resolve', 'mxgone.test', 'failed', /: 5\.4\.4 no usable address for mxgone\.test: mx\.nowhere\.test: host not found/],
-    ['sender domain does not exist', 'nxdomain.test', 'failed', /: 5\.1\.2 nxdomain\.test: no such domain/],
-    ['null MX', 'nullmx.test', 'failed', /: 5\.1\.10 nullmx\.test does not accept mail \(null MX\)/],
-    ['MX on loopback', 'loopmx.test', 'failed', /: 5\.4\.6 mail for loopmx\.test loops back to myself: mx\.loopmx\.test\[127\.0\.0\.1\]/],
-    ['MX on a private address', 'privmx.test', 'failed', /: 5\.4\.6 .*mx\.privmx\.test\[10\.9\.8\.7\] is a private address, not in the transport map/],
-    ['SERVFAIL', 'servfail.test', 'deferred', /^4\.4\.3 MX lookup for servfail\.test failed/],
-  ] as const)('a bounce to a sender whose %s: the DSN is %s, nothing crashes', async (_name, domain, outcome, reply) => {
+    ['domain does not exist', 'nxdomain.test', 'failed', /: 5\.1\.2 nxdomain\.test: no such domain/],
+    ['domain has a null MX', 'nullmx.test', 'failed', /: 5\.1\.10 nullmx\.test does not accept mail \(null MX\)/],
+    ['MX is on loopback', 'loopmx.test', 'failed', /: 5\.4\.6 mail for loopmx\.test loops back to myself: mx\.loopmx\.test\[127\.0\.0\.1\]/],
+    ['MX is on a private address', 'privmx.test', 'failed', /: 5\.4\.6 .*mx\.privmx\.test\[10\.9\.8\.7\] is a private address, not in the transport map/],
+    ['MX lookup gets SERVFAIL', 'servfail.test', 'deferred', /^4\.4\.3 MX lookup for servfail\.test failed/],
+  ] as const)('a bounce to a sender whose %s (%s): the DSN is %s, nothing crashes', async (_name, domain, outcome, reply) => {
     const id = await send(`bob@${domain}`, 'gone@refuse.test', `bounce ${domain}`);
     await waitForStatus(gw, id, ['failed'], 15_000);
     const dsn = await dsnOf(id);

@@ -122,3 +122,18 @@ describe('DeliverySlots', () => {
     expect(slots.tryAcquire({ ...hop, host: 'mailbox.customer' }).ok).toBe(true);
   });
 });
+
+describe('DeliverySlots backoff', () => {
+  it('spreads the retries of many waiters for one host over more time, up to 31 s', () => {
+    const slots = new DeliverySlots({ externalConcurrency: 5 });
+    const hop = { host: 'slow', port: 25, lane: 'hosted' as const, maxConnections: 1, maxPerMinute: 0 };
+    expect(slots.tryAcquire(hop).ok).toBe(true);
+    const delays = Array.from({ length: 200 }, () => {
+      const r = slots.tryAcquire(hop);
+      return r.ok ? -1 : r.retryInMs;
+    });
+    expect(Math.max(...delays.slice(0, 1))).toBeLessThan(2_000);
+    expect(Math.max(...delays.slice(100))).toBeGreaterThan(2_000);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(31_000);
+  });
+});
