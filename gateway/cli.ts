@@ -348,6 +348,7 @@ async function queueCommand(config: Config, sub: string | undefined, id: string 
       console.log(JSON.stringify({ ...entry, events: await stores.store.events(id), deliveries: await stores.store.deliveries(id) }, null, 2));
       return 0;
     }
+    if (record.status === 'held' && (sub === 'retry' || sub === 'bounce')) throw new UsageError(`${id} is held as poison: release it (process it once more) or delete it`);
     const ops = { retry: () => retryNow(deps, id), release: () => releasePoison(deps, id, by), bounce: () => bounceMessage(deps, id, by), delete: () => deleteQueued(deps, id, by) };
     const op = ops[sub as keyof typeof ops];
     if (!op) throw new UsageError(`unknown queue command: ${sub}\n${USAGE}`);

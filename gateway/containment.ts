@@ -59,12 +59,13 @@ export function runInJobScope<T>(scope: { queue: string; messageId: string }, ha
 export const UNATTRIBUTED_LIMIT = 5;
 
 /**
- * Installs the policy above for this process. `stop` ends the process cleanly (exit code 1)
- * when unattributed exceptions pile up. Returns a function that removes the handlers.
+ * What one escaped error does (the policy above): fails its job, or is logged; `stop` is called
+ * when unattributed exceptions reach UNATTRIBUTED_LIMIT within a minute.
  */
-export function installProcessGuards(logger: Logger, stop: (reason: string) => void): () => void {
+export function escapedErrorHandler(logger: Logger, stop: (reason: string) => void, now: () => number = Date.now) {
   const recent: number[] = [];
-  const escaped = (kind: 'uncaughtException' | 'unhandledRejection') => (raw: unknown) => {
+  let stopped = false;
+  return (kind: 'uncaughtException' | 'unhandledRejection', raw: unknown): void => {
     const err = raw instanceof Error ? raw : new Error(String(raw));
     const job = currentJob();
     if (job) {
@@ -74,16 +75,25 @@ export function installProcessGuards(logger: Logger, stop: (reason: string) => v
     }
     logger.error({ err, kind }, 'an error escaped outside any job');
     if (kind === 'unhandledRejection') return;
-    const now = Date.now();
-    recent.push(now);
-    while (recent.length > 0 && recent[0] < now - 60_000) recent.shift();
-    if (recent.length >= UNATTRIBUTED_LIMIT) {
+    const at = now();
+    recent.push(at);
+    while (recent.length > 0 && recent[0] < at - 60_000) recent.shift();
+    if (recent.length >= UNATTRIBUTED_LIMIT && !stopped) {
+      stopped = true;
       logger.fatal({ count: recent.length }, 'too many unexplained errors within a minute: stopping for a restart');
       stop(`${recent.length} uncaught exceptions within a minute`);
     }
   };
-  const onException = escaped('uncaughtException');
-  const onRejection = escaped('unhandledRejection');
+}
+
+/**
+ * Installs the policy above for this process. `stop` ends the process cleanly (exit code 1)
+ * when unattributed exceptions pile up. Returns a function that removes the handlers.
+ */
+export function installProcessGuards(logger: Logger, stop: (reason: string) => void): () => void {
+  const handle = escapedErrorHandler(logger, stop);
+  const onException = (err: unknown) => handle('uncaughtException', err);
+  const onRejection = (err: unknown) => handle('unhandledRejection', err);
   process.on('uncaughtException', onException);
   process.on('unhandledRejection', onRejection);
   return () => {

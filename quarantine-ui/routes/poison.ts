@@ -8,6 +8,7 @@ import { canActOn, canSee } from '../scope.ts';
 import { MESSAGE_ID } from '../lib/forms.ts';
 
 const OPS = { 'poison-release': 'Processed once more', 'poison-delete': 'Deleted' } as const;
+export const POISON_ACTIONS = Object.keys(OPS) as (keyof typeof OPS)[];
 
 export async function registerPoisonRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   for (const [action, label] of Object.entries(OPS) as [keyof typeof OPS, string][]) {

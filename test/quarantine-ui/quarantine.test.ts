@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, rawMessage, startHarness, type Harness } from './harness.ts';
 import { DIALECTS } from '../support/databases.ts';
 import { ACTIONS } from '../../quarantine-ui/routes/quarantine.ts';
+import { POISON_ACTIONS } from '../../quarantine-ui/routes/poison.ts';
 import { mailDate } from '../support/mime.ts';
 
 const HOSTILE_HTML = `<p>Dear admin</p><script>window.top.pwned = 1</script><img src=x onerror="window.top.pwned=2">
@@ -157,6 +158,12 @@ describe.each(DIALECTS)('quarantine pages on %s', (database) => {
       expect(h.told).toEqual([]);
       expect((await h.audit.list({ actor: 'adminb', limit: 1 })).rows[0]).toMatchObject({ action, messageId: ids.a1, outcome: 'denied' });
     });
+    it.each(POISON_ACTIONS)('POST /messages/:id/%s (a message held as poison) is a 404 and changes nothing', async (action) => {
+      const res = await b.post(`/messages/${ids.a1}/${action}`, {});
+      expect(res.statusCode).toBe(404);
+      expect((await h.store.get(ids.a1))!.status).toBe('quarantined');
+      expect((await h.audit.list({ actor: 'adminb', limit: 1 })).rows[0]).toMatchObject({ action, messageId: ids.a1, outcome: 'denied' });
+    });
     it('bulk actions skip ids outside the scope', async () => {
       const res = await b.post('/quarantine/bulk', { action: 'delete', id: [ids.a1, ids.a2] });
       expect(res.statusCode).toBe(303);
@@ -177,7 +184,7 @@ describe.each(DIALECTS)('quarantine pages on %s', (database) => {
     });
     it('every route with a message id in it is covered above', () => {
       const withId = h.app.consoleRoutes.filter((r) => r.includes('/messages/:id'));
-      const covered = new Set([...gets.map((g) => `GET /messages/:id${g}`), ...ACTIONS.map((x) => `POST /messages/:id/${x}`)]);
+      const covered = new Set([...gets.map((g) => `GET /messages/:id${g}`), ...[...ACTIONS, ...POISON_ACTIONS].map((x) => `POST /messages/:id/${x}`)]);
       expect(withId.length).toBe(covered.size);
       for (const r of withId) expect(covered).toContain(r);
     });
