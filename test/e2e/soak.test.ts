@@ -158,6 +158,17 @@ async function runSession(port: number, gateway: GatewayProcess, plan: Planned[]
 
 // ---- the soak ----
 
+/** Errors the process guard caught (the process survived them, but each is a bug), by message. */
+function escapedErrors(log: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of log.split('\n')) {
+    if (!line.includes('"an error escaped')) continue;
+    const message = /"message":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 120);
+    counts[message] = (counts[message] ?? 0) + 1;
+  }
+  return counts;
+}
+
 /** The line of a crash log that says what was thrown. */
 function crashLine(log: string): string {
   const lines = log.split('\n');
@@ -337,6 +348,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
         `all messages by status (DSNs included) ${JSON.stringify(dsns)}`,
         `sink: ${world.sink.connections} connections, ${world.sink.accepted.length} messages stored`,
         `listener probes answered: ${probe.answeredAt.length}; silences outside kills: ${silences.length}`,
+        `errors that escaped to the process guard: ${JSON.stringify(escapedErrors(gateway.logTail(100_000)))}`,
       ].join('\n'),
     );
     if (problems.length > 0 || gateway.unexpectedExits.length > 0) console.log(`gateway log tail:\n${gateway.logTail(15).split('\n').map((l) => l.slice(0, 400)).join('\n')}`);
