@@ -24,7 +24,7 @@ export function prng(seed: number): () => number {
  */
 export const BROKEN_SENDER_DOMAINS: Record<string, { mx?: string; mxHost?: 'nxdomain' | 'servfail' | 'hang' | string }> = {
   'nxdomain.test': {}, // the domain itself does not exist
-  'mx-nxhost.test': { mx: 'gone.mx-nxhost.test', mxHost: 'nxdomain' }, // the crash of issue 14
+  'mx-nxhost.test': { mx: 'gone.mx-nxhost.test', mxHost: 'nxdomain' }, // MX host name does not resolve: once ended the process
   'mx-servfail.test': { mx: 'mx.mx-servfail.test', mxHost: 'servfail' },
   'mx-timeout.test': { mx: 'mx.mx-timeout.test', mxHost: 'hang' },
   'mx-loopback.test': { mx: 'mx.mx-loopback.test', mxHost: '127.0.0.1' },
