@@ -113,9 +113,8 @@ async function runSession(port: number, gateway: GatewayProcess, plan: Planned[]
     if (gateway.gaveUp) return;
     try {
       client ??= await connect(port, gateway);
-      const c = client;
       if (m.clientFault === 'drop-after-ehlo') {
-        c.close();
+        client.destroy(); // gone without QUIT
         client = await connect(port, gateway);
       }
       if (m.clientFault === 'garbage-command') await client.cmd('XYZZY \x01\x02 nonsense');
