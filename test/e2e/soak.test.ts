@@ -352,15 +352,16 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     );
     if (problems.length > 0 || gateway.unexpectedExits.length > 0) console.log(`gateway log tail:\n${gateway.logTail(15).split('\n').map((l) => l.slice(0, 400)).join('\n')}`);
 
-    expect(kills).toHaveLength(KILLS);
-    expect(run.accepted.length).toBeGreaterThan(MESSAGES * 0.6);
     // One assertion, so that a failing soak shows everything that went wrong at once.
+    const shown = (list: string[]) => (list.length > 30 ? [...list.slice(0, 30), `… and ${list.length - 30} more`] : list);
     expect({
       crashes: gateway.unexpectedExits.map((e) => `exit ${e.code ?? e.signal} at +${e.at - started} ms: ${crashLine(e.logTail)}`),
-      problems,
-      silences,
+      kills: kills.length,
+      mostAccepted: run.accepted.length > MESSAGES * 0.6,
+      problems: shown(problems),
+      silences: shown(silences),
       queueList: listing.trim().split('\n').slice(0, 10),
-    }).toEqual({ crashes: [], problems: [], silences: [], queueList: ['queue is empty'] });
+    }).toEqual({ crashes: [], kills: KILLS, mostAccepted: true, problems: [], silences: [], queueList: ['queue is empty'] });
     passed = true;
   }, 150_000);
 });
