@@ -8,7 +8,7 @@ import { loadConfig, ConfigError } from './config/load.ts';
 import { attachedEndpoints, type Endpoints } from './endpoints.ts';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './log.ts';
-import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
+import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines, syncDomains } from './roles.ts';
 import { describeTarget, openSql, q } from './store/sql.ts';
 import { checkRedisServer, RedisCheckError } from './store/redis-check.ts';
 import { healthListen, startHealthServer } from './health.ts';
@@ -243,6 +243,8 @@ async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fileConfi
     for (const warning of redisCheck.warnings) logger.warn(warning);
     const stores = await openStores(config);
     cleanups.push(() => stores.store.close());
+    const domainSync = await syncDomains(live, stores, logger);
+    cleanups.push(async () => domainSync.stop());
     const queue = openQueue(config, endpoints.redis);
     cleanups.push(() => queue.close());
     // For a load balancer: /healthz while the role can work, /readyz until it starts to stop.

@@ -38,6 +38,9 @@ import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
 import { deleteMessage, releaseMessage } from './quarantine.ts';
 import type { RunningConsole } from '../quarantine-ui/server.ts';
+import type { LiveConfig } from './config/live.ts';
+import { startDomainSync, type DomainSync } from './domains/sync.ts';
+import { openDomainStore } from './store/domains.ts';
 import {
   chooseClamavDatabase,
   startManagedClamd,
@@ -256,6 +259,17 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   };
 }
 
+const domainSyncs = new WeakMap<Config, DomainSync>();
+/**
+ * Hosted domains from the database, merged into the live config now and on every change
+ * (gateway/domains/sync.ts). Start it right after the stores, before the SMTP front listens.
+ */
+export async function syncDomains(live: LiveConfig, stores: Stores, logger: Logger): Promise<DomainSync> {
+  const sync = await startDomainSync({ store: openDomainStore(stores.sql), live, logger, intervalMs: live.current.database.domainsPollMs });
+  domainSyncs.set(live.config, sync);
+  return sync;
+}
+
 /**
  * The quarantine web console (quarantine-ui/): releases go through the spool and the delivery
  * queue like the CLI's, learning goes to spamd (TELL), /healthz checks every engine.
@@ -282,6 +296,7 @@ export async function runConsole(
     release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log }, id, by),
     remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
     spamd,
+    domainSync: domainSyncs.get(config),
     engineChecks: {
       redis: async () => {
         const counts = await queue.counts();
