@@ -26,6 +26,7 @@ import { reloadConfig } from './config/reload.ts';
 import { registerProcess, signalRunning } from './running.ts';
 import { installProcessGuards } from './containment.ts';
 import { releasePoison } from './poison.ts';
+import { domainCommand, DOMAIN_USAGE } from './domains/cli.ts';
 
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
@@ -45,6 +46,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   user list | add NAME --role superadmin|domainadmin|user [--domains a.test,b.test] [--addresses x@a.test]
   user passwd NAME           give a console user a new random password (printed once)
   digest send                send the quarantine digests now
+${DOMAIN_USAGE}
 The config file is --config, else $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's.`;
 
 class UsageError extends Error {}
@@ -57,6 +59,8 @@ function findConfigFile(explicit: string | undefined): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Hosted domains in the database (gateway/domains/cli.ts) parse their own options.
+  if (argv[0] === 'domain') return domainCommand(argv.slice(1), (explicit) => loadConfig(findConfigFile(explicit)));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
