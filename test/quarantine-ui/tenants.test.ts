@@ -88,6 +88,10 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
     expect(list.statusCode).toBe(200);
     expect(list.json().messages.map((m: { id: string }) => m.id)).toEqual([inA]);
     expect((await api(tokenA, 'GET', `/quarantine/${inA}`)).json()).toMatchObject({ id: inA, to: ['alice@a.test'] });
+    expect((await api(tokenA, 'GET', '/log')).json().rows.map((r: { id: string }) => r.id)).toEqual([inA]);
+    const stats = (await api(tokenA, 'GET', '/stats')).json();
+    expect(stats).toEqual({ all: { quarantined: 1 }, domains: { 'a.test': { quarantined: 1 } } });
+    expect((await api(tokenA, 'GET', '/domains')).json().domains.map((d: { name: string }) => d.name)).toEqual(['a.test']);
     for (const [method, url] of [['GET', `/quarantine/${inB}`], ['POST', `/quarantine/${inB}/release`], ['DELETE', `/quarantine/${inB}`], ['GET', '/domains/b.test'], ['PUT', '/domains/b.test/policy']] as const) {
       const r = await api(tokenA, method, url, method === 'PUT' ? { policy: {} } : undefined);
       expect(r.statusCode, `${method} ${url}`).toBe(404);
