@@ -222,8 +222,9 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
         updated_at ${t.int} NOT NULL,
         updated_by TEXT NOT NULL
       )`,
+      // One row (id 1) from the first change on; none: version 0. Not seeded, so that a new
+      // database stays empty for `migrate --import-sqlite`.
       `CREATE TABLE IF NOT EXISTS config_version (id ${t.int} PRIMARY KEY, version ${t.int} NOT NULL)`,
-      'INSERT INTO config_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING',
       `CREATE TABLE IF NOT EXISTS api_tokens (
         id ${t.id},
         name TEXT NOT NULL,
