@@ -53,7 +53,10 @@ export async function startDomainSync(o: { store: DomainStore; live: LiveConfig;
       else log.error({ domain: d.name, errors: check.errors }, `hosted domain ${d.name} in the database is not valid and is left out: ${check.errors.join('; ')}`);
     }
     seen = version;
+    const nothingBefore = Object.keys(stored).length === 0;
     stored = next;
+    // No database domains before or now (a gateway run from its file alone): nothing to swap.
+    if (nothingBefore && Object.keys(next).length === 0) return false;
     apply();
     log.info({ version, domains: Object.keys(next) }, 'hosted domains from the database applied');
     return true;

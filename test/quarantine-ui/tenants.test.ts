@@ -119,6 +119,10 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
     expect((await api(tokenA, 'POST', '/lists', { kind: 'allow', owner: 'b.test', entry: 'x@y.test' })).statusCode).toBe(403);
 
     // Acting on its own message works through the pages' own path.
+    const learned = await api(tokenA, 'POST', `/quarantine/${inA}/learn`, { as: 'spam' });
+    expect(learned.statusCode, learned.body).toBe(200);
+    expect(h.told.map((t) => t.cls)).toEqual(['spam']);
+    expect((await api(tokenA, 'POST', `/quarantine/${inA}/learn`, { as: 'maybe' })).statusCode).toBe(400);
     const released = await api(tokenA, 'POST', `/quarantine/${inA}/release`);
     expect(released.statusCode, released.body).toBe(200);
     expect(h.released).toEqual([inA]);
