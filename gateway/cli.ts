@@ -150,6 +150,34 @@ function buildProgram(exit: { code: number }): Command {
     .command('send')
     .description('send the quarantine digests now')
     .action(async () => done((await handlers.other()).digestSend(await config())));
+  // Hosted domains kept in the database (gateway/domains/cli.ts parses the options itself).
+  const domain = program.command('domain').description('hosted domains: from the config file and from the database (live on every node)');
+  const domainCmd = async (args: string[]) => {
+    const { domainCommand } = await import('./domains/cli.ts');
+    const explicit = program.opts<{ config?: string }>().config;
+    const [c, l] = await Promise.all([handlers.config(), handlers.load()]);
+    return domainCommand(explicit ? [...args, '--config', explicit] : args, (e) => l.loadConfig(c.findConfigFile(e)));
+  };
+  domain.command('list').description('all hosted domains, and where each comes from').action(async () => done(domainCmd(['list'])));
+  domain
+    .command('add')
+    .description('add or replace a domain kept in the database')
+    .argument('<name>', 'the domain')
+    .option('--downstream <host[:port]...>', 'its mailbox servers')
+    .option('--settings <file>', 'settings as under domains.NAME in the config file (YAML)')
+    .option('--admin-may <keys>', 'policy keys its admins may change, e.g. "spam.threshold actions.spam"')
+    .action(async (name: string, o: { downstream?: string[]; settings?: string; adminMay?: string }) =>
+      done(
+        domainCmd([
+          'add',
+          name,
+          ...(o.downstream ?? []).flatMap((d) => ['--downstream', d]),
+          ...(o.settings ? ['--settings', o.settings] : []),
+          ...(o.adminMay ? ['--admin-may', o.adminMay] : []),
+        ]),
+      ),
+    );
+  domain.command('rm').description('remove a domain kept in the database').argument('<name>', 'the domain').action(async (name: string) => done(domainCmd(['rm', name])));
   return program;
 }
 

@@ -39,6 +39,9 @@ import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
 import { deleteMessage, releaseMessage } from './quarantine.ts';
 import { CRITICAL, engineChecks } from './engine-checks.ts';
 import type { RunningConsole } from '../quarantine-ui/server.ts';
+import type { LiveConfig } from './config/live.ts';
+import { startDomainSync, type DomainSync } from './domains/sync.ts';
+import { openDomainStore } from './store/domains.ts';
 import {
   chooseClamavDatabase,
   startManagedClamd,
@@ -261,6 +264,17 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   };
 }
 
+const domainSyncs = new WeakMap<Config, DomainSync>();
+/**
+ * Hosted domains from the database, merged into the live config now and on every change
+ * (gateway/domains/sync.ts). Start it right after the stores, before the SMTP front listens.
+ */
+export async function syncDomains(live: LiveConfig, stores: Stores, logger: Logger): Promise<DomainSync> {
+  const sync = await startDomainSync({ store: openDomainStore(stores.sql), live, logger, intervalMs: live.current.database.domainsPollMs });
+  domainSyncs.set(live.config, sync);
+  return sync;
+}
+
 /**
  * The quarantine web console (quarantine-ui/): releases go through the spool and the delivery
  * queue like the CLI's, learning goes to spamd (TELL), /healthz checks every engine.
@@ -286,6 +300,7 @@ export async function runConsole(
     release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log }, id, by),
     remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
     spamd,
+    domainSync: domainSyncs.get(config),
     // The same checks as every role's health server; a console node fails /healthz for its own faults only.
     engineChecks: engineChecks(config, stores, queue, endpoints),
     healthCritical: CRITICAL.console,

@@ -25,6 +25,9 @@ import { deletePoison, releasePoison } from '../gateway/poison.ts';
 import { sendDigests, startDigestScheduler, type DigestDeps } from './lib/digest.ts';
 import { loadOrCreateSecret } from './lib/keys.ts';
 import { smtpConnectionTest } from '../gateway/delivery/smtp-test.ts';
+import { openDomainStore } from '../gateway/store/domains.ts';
+import { openApiTokenStore } from '../gateway/store/api-tokens.ts';
+import type { DomainSync } from '../gateway/domains/sync.ts';
 
 export interface ConsoleAdapters {
   config: Config;
@@ -42,6 +45,8 @@ export interface ConsoleAdapters {
   engineChecks: Record<string, () => Promise<string>>;
   /** The checks whose failure makes /healthz answer 503 (gateway/engine-checks.ts CRITICAL); absent: all. */
   healthCritical?: readonly string[];
+  /** The process's sync of database domains into its live config (gateway/domains/sync.ts); absent: changes apply at the next start. */
+  domainSync?: DomainSync;
 }
 
 export interface RunningConsole {
@@ -115,6 +120,12 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     healthCritical: a.healthCritical,
     smtpTest: smtpConnectionTest,
     now: Date.now,
+    hostedDomains: {
+      store: openDomainStore(a.sql),
+      fileDomains: () => a.domainSync?.fileDomains() ?? config.domains,
+      refresh: async () => a.domainSync?.refresh(),
+    },
+    tokens: openApiTokenStore(a.sql),
   };
   const app = await buildConsole(deps);
   const digestDeps: DigestDeps = {

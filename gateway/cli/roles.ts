@@ -5,7 +5,7 @@ import { ConfigError } from '../config/load.ts';
 import { installProcessGuards } from '../containment.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import { openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from '../roles.ts';
+import { openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines, syncDomains } from '../roles.ts';
 import { checkRedisServer } from '../store/redis-check.ts';
 import { healthListen, startHealthServer } from '../health.ts';
 import { registry, setScrapeSource } from '../metrics.ts';
@@ -66,6 +66,9 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
     for (const warning of redisCheck.warnings) logger.warn(warning);
     const stores = await openStores(config);
     cleanups.push(() => stores.store.close());
+    // Hosted domains kept in the database, merged over the file's and polled (gateway/domains/sync.ts).
+    const domainSync = await syncDomains(live, stores, logger);
+    cleanups.push(async () => domainSync.stop());
     const queue = openQueue(config, endpoints.redis);
     cleanups.push(() => queue.close());
     // Every role reports the same checks (gateway/engine-checks.ts); /metrics reads them too.

@@ -14,7 +14,8 @@ const positiveInt = z.number().int().positive();
 const hostname = z
   .string()
   .regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'expected a host name');
-const domainName = hostname.transform((d) => d.toLowerCase());
+export const domainNameSchema = hostname.transform((d) => d.toLowerCase());
+const domainName = domainNameSchema;
 
 const listen = z
   .object({
@@ -51,7 +52,8 @@ const nextHop = z
   .strict()
   .refine((h) => (h.host === undefined) !== (h.mx === undefined), { message: 'set exactly one of host or mx' });
 
-const hostedDomain = z
+/** One hosted domain; also what the console, the API and `mailmoat domain` store (gateway/config/hosted-domains.ts). */
+export const hostedDomainSchema = z
   .object({
     /** The domain's own mailbox servers, tried in order. */
     downstream: z.array(nextHop).min(1),
@@ -174,6 +176,11 @@ const database = z
       .optional(),
     /** Connections per process to PostgreSQL. */
     poolSize: positiveInt.default(10),
+    /**
+     * How often every process looks whether hosted domains kept in the database (console, API,
+     * `mailmoat domain`) changed; a change is live on every node within about this long.
+     */
+    domainsPollMs: positiveInt.default(2_000),
   })
   .strict();
 
@@ -475,10 +482,10 @@ export const configSchema = z
     dataDir: z.string().min(1),
     smtp: smtp.default(smtp.parse({})),
     /** Hosted domains: only mail to these is accepted; everything else is a relay attempt. */
-    domains: z.record(domainName, hostedDomain).refine((d) => Object.keys(d).length > 0, {
+    domains: z.record(domainName, hostedDomainSchema).refine((d) => Object.keys(d).length > 0, {
       message: 'at least one hosted domain is required',
     }),
-    database: database.default({ poolSize: 10 }),
+    database: database.default({ poolSize: 10, domainsPollMs: 2_000 }),
     redis: redis.default({ cluster: false, prefix: 'mailmoat' }),
     clamd: clamd.default({ managed: true, timeoutMs: 60_000 }),
     spamd: spamd.default({ managed: true, enabled: true, networkTests: true, timeoutMs: 30_000, maxBytes: 512_000 }),
@@ -522,7 +529,7 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
-export type HostedDomain = z.infer<typeof hostedDomain>;
+export type HostedDomain = z.infer<typeof hostedDomainSchema>;
 export type NextHop = z.infer<typeof nextHop>;
 export type TlsMode = z.infer<typeof tlsMode>;
 export type EngineEndpoint = { managed?: boolean; socket?: string; host?: string; port?: number };
