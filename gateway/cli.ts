@@ -163,7 +163,7 @@ function buildProgram(exit: { code: number }): Command {
     .command('add')
     .description('add or replace a domain kept in the database')
     .argument('<name>', 'the domain')
-    .option('--downstream <host[:port]...>', 'its mailbox servers')
+    .option('--downstream <host:port>', 'a mailbox server (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--settings <file>', 'settings as under domains.NAME in the config file (YAML)')
     .option('--admin-may <keys>', 'policy keys its admins may change, e.g. "spam.threshold actions.spam"')
     .action(async (name: string, o: { downstream?: string[]; settings?: string; adminMay?: string }) =>
