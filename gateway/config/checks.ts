@@ -344,14 +344,5 @@ export const proxySchema = z
   .strict()
   .default({ from: [] });
 
-export const submissionSchema = z
-  .object({
-    /** A second listener for authenticated submission (AUTH only after STARTTLS); needs tls.certificates. */
-    enabled: z.boolean().default(false),
-    listen: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(587) }).strict().default({ host: '127.0.0.1', port: 587 }),
-    /** Failed AUTH attempts in one session before it is closed with 421 4.7.0. */
-    maxAuthFailures: positiveInt.default(3),
-  })
-  .strict()
-  .default({ enabled: false, listen: { host: '127.0.0.1', port: 587 }, maxAuthFailures: 3 });
-export type SubmissionConfig = z.output<typeof submissionSchema>;
+// The submission listeners and the outbound relay: gateway/config/submission.ts.
+export { submissionSchema, type SubmissionConfig } from './submission.ts';

@@ -17,6 +17,8 @@ export const RESTART_KEYS: readonly (readonly string[])[] = [
   ['smtp', 'listen'],
   ['submission', 'enabled'],
   ['submission', 'listen'],
+  ['submission', 'listeners'],
+  ['submission', 'backend'],
   ['redis'],
   ['database'],
   ['clamd'],

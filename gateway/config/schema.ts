@@ -471,6 +471,11 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const noCerts = c.tls.certificates.length === 0;
     if (noCerts && c.submission.enabled) ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
+    if (noCerts && !c.submission.enabled) {
+      c.submission.listeners.forEach((l, i) => {
+        if (l.tls === 'implicit' || l.auth === 'required' || l.requireTls) ctx.addIssue({ code: 'custom', path: ['submission', 'listeners', i, 'tls'], message: 'this listener needs tls.certificates (implicit TLS, AUTH and requireTls all need them)' });
+      });
+    }
     if (noCerts && c.smtp.requireTls) ctx.addIssue({ code: 'custom', path: ['smtp', 'requireTls'], message: 'requireTls needs tls.certificates' });
   });
 

@@ -3,9 +3,10 @@
 // the message is fsync'd in the spool AND its scan job is in the queue; any failure before that is
 // a 4xx reply, and the client keeps responsibility for the message.
 //
-// Listeners: the MX ("smtp": no AUTH, every front-line check) and, when configured, submission
-// (AUTH only after STARTTLS, no DNS checks, may relay); both end in the same receiveMessage, so
-// submitted mail is scanned like any other. Every refusal is recorded for the message log.
+// Listeners: the MX ("smtp": no AUTH, every front-line check) and any number of submission
+// listeners (issue 18: 587/2525 STARTTLS, 465 implicit TLS; AUTH only over TLS, relay networks,
+// HELO and DNSBL checks by choice; may relay); all end in the same receiveMessage, so submitted
+// mail is scanned like any other. Every refusal is recorded for the message log.
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
@@ -30,6 +31,7 @@ import { connectionOf } from './deadlines.ts';
 import { hookFailed, noteLibraryRefusal, refused, toError, tryRecordRefusal, watchDeadlines, type Callback } from './refusals.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
+import type { SubmissionListener } from '../config/submission.ts';
 
 export interface SmtpDeps {
   config: Config;
@@ -52,8 +54,8 @@ export interface SmtpDeps {
 export interface SmtpFront {
   /** Starts the listeners; resolves with the MX port (useful when the config says port 0 in tests). */
   listen(): Promise<number>;
-  /** Bound ports, once listening. */
-  readonly ports: { smtp: number; submission?: number };
+  /** Bound ports, once listening: the MX, the first submission listener, and every submission listener by name. */
+  readonly ports: { smtp: number; submission?: number; listeners: Record<string, number> };
   /** Re-reads the TLS certificate files now (also done by an mtime poll); false when nothing changed. */
   reloadTls(): boolean;
   /** Stops accepting, lets sessions finish for up to `graceMs`, then closes the rest. */
@@ -108,11 +110,11 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
   let tlsConfig = config.tls;
   let tlsStore = tlsConfig.certificates.length > 0 ? createTlsStore(tlsConfig) : undefined;
   const state: ListenerState = { closing: false };
-  const listen = (kind: ListenerKind) => createListener(deps.logger, gens, kind, () => tlsStore, state, config);
-  const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [{ kind: 'smtp', server: listen('smtp'), ...config.smtp.listen }];
-  if (config.submission.enabled) {
-    if (!deps.auth) throw new Error('the submission listener needs an authenticator');
-    servers.push({ kind: 'submission', server: listen('submission'), ...config.submission.listen });
+  const listen = (kind: ListenerKind, spec?: SubmissionListener) => createListener(deps.logger, gens, kind, () => tlsStore, state, config, spec);
+  const servers: { kind: ListenerKind; name?: string; server: SMTPServer; host: string; port: number }[] = [{ kind: 'smtp', server: listen('smtp'), ...config.smtp.listen }];
+  for (const spec of config.submission.listeners) {
+    if (!deps.auth && spec.auth === 'required') throw new Error(`the submission listener ${spec.name} needs an authenticator`);
+    servers.push({ kind: 'submission', name: spec.name, server: listen('submission', spec), host: spec.host, port: spec.port });
   }
   const applyCertificates = (set: CertificateSet) => {
     for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: tlsConfig.minVersion });
@@ -156,19 +158,24 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
     }
   });
   let stopWatching = () => {};
-  const ports: { smtp: number; submission?: number } = { smtp: config.smtp.listen.port };
+  const ports: SmtpFront['ports'] = { smtp: config.smtp.listen.port, listeners: {} };
 
   return {
     ports,
     async listen() {
       for (const s of servers) {
-        ports[s.kind] = await new Promise<number>((resolve, reject) => {
+        const port = await new Promise<number>((resolve, reject) => {
           s.server.server.once('error', reject);
           s.server.listen(s.port, s.host, () => {
             const addr = s.server.server.address();
             resolve(typeof addr === 'object' && addr ? addr.port : s.port);
           });
         });
+        if (s.kind === 'smtp') ports.smtp = port;
+        else {
+          ports.listeners[s.name!] = port;
+          ports.submission ??= port;
+        }
       }
       if (tlsStore) stopWatching = tlsStore.watch(onTlsError);
       return ports.smtp;
@@ -199,9 +206,12 @@ interface ListenerState {
   closing: boolean;
 }
 
-function createListener(logger: Logger, gens: Generations, kind: ListenerKind, tls: () => TlsStore | undefined, state: ListenerState, initial: Config): SMTPServer {
+function createListener(logger: Logger, gens: Generations, kind: ListenerKind, tls: () => TlsStore | undefined, state: ListenerState, initial: Config, spec?: SubmissionListener): SMTPServer {
   const first = tls();
   const submission = kind === 'submission';
+  // AUTH only where the listener takes it, and (below) only once the session is encrypted.
+  const takesAuth = submission && spec?.auth !== 'off';
+  const implicitTls = spec?.tls === 'implicit';
   const tlsOptions: Partial<SMTPServerOptions> = first
     ? {
         key: first.current.key,
@@ -213,9 +223,12 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
   const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
   const server: SMTPServer = new SMTPServer({
     banner: 'mailmoat ESMTP',
-    // An MX takes mail without authentication; AUTH is for the submission listener only.
-    disabledCommands: submission ? [] : ['AUTH'],
-    authOptional: !submission,
+    // An MX takes mail without authentication; AUTH is for the submission listeners only. Whether
+    // a transaction needs it (or a relay network) is decided at MAIL (rules/submission.ts).
+    disabledCommands: takesAuth ? [] : ['AUTH'],
+    authOptional: true,
+    // RFC 8314: port 465 speaks TLS from the first byte.
+    secure: implicitTls,
     authMethods: ['PLAIN', 'LOGIN'],
     authRequiredMessage: formatReply(replies.authRequired()),
     // STARTTLS stays hidden until real certificates are configured: smtp-server would otherwise
@@ -234,7 +247,7 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
       const { deps, frontline } = gens.of(session);
       // Submission: AUTH is neither offered nor accepted before STARTTLS (Postfix smtpd_tls_auth_only).
       if (submission && !session.secure) session.disabledCommands = ['AUTH'];
-      frontline.connect(session, kind).then(
+      frontline.connect(session, kind, spec).then(
         async (r) => {
           smtpMetrics.connections.inc({ listener: kind, outcome: r ? 'refused' : 'accepted' });
           if (r) await refused(deps, session, 'connect', r, null);
@@ -249,7 +262,7 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
       const tap = new WireTap();
       socket.on('data', (chunk: Buffer) => tap.observe(chunk));
       gens.of(session).frontline.attachTap(session.id, tap);
-      if (submission) session.disabledCommands = [];
+      if (takesAuth) session.disabledCommands = [];
       callback();
     },
     onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void) {
@@ -259,7 +272,7 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
         await refused(deps, session, 'auth', r, null);
         return r.code === 421 ? callback(toError(r)) : callback(null, { message: formatReply(r), responseCode: r.code });
       };
-      if (!submission || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return void failed();
+      if (!takesAuth || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return void failed();
       deps.auth.authenticate(auth.username ?? '', auth.password ?? '').then(
         (user) => (user ? callback(null, { user }) : failed()),
         (err: unknown) => {
