@@ -16,7 +16,7 @@ import { DatabaseError, prepareSchema } from './store/migrations.ts';
 import { sqlSpoolReplica } from './spool/replica.ts';
 import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
-import { accountAuthenticator } from './smtp/auth.ts';
+import { submissionAuthenticator } from './smtp/auth.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { createAnalysisPool } from './pipeline/analysis-pool.ts';
@@ -153,8 +153,8 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   const discarded = await stores.spool.discardIncomplete();
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
   const newId = monotonicFactory();
-  // Submission AUTH checks the console's accounts (in the same database as the metadata).
-  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(stores.sql)) : undefined;
+  // Submission AUTH: the console's accounts (in the same database as the metadata) or Dovecot.
+  const auth = config.submission.listeners.length > 0 ? submissionAuthenticator(config.submission.backend, () => openAccountStore(stores.sql)) : undefined;
   const front = createSmtpFront({
     config,
     ...stores,

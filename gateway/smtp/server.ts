@@ -273,7 +273,7 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
         return r.code === 421 ? callback(toError(r)) : callback(null, { message: formatReply(r), responseCode: r.code });
       };
       if (!takesAuth || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return void failed();
-      deps.auth.authenticate(auth.username ?? '', auth.password ?? '').then(
+      deps.auth.authenticate(auth.username ?? '', auth.password ?? '', { ip: session.remoteAddress, secured: true }).then(
         (user) => (user ? callback(null, { user }) : failed()),
         (err: unknown) => {
           logger.error({ err }, 'authentication backend failed');

@@ -1,10 +1,6 @@
 // Issue 18, listeners: several submission listeners at once (587 STARTTLS with strict HELO, 465
 // implicit TLS, 2525 relay for customers' static addresses with the client XBL check), and the
 // first `submission:` shape still working beside them.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
 import { RawSmtp } from '../../support/smtp-client.ts';
@@ -13,17 +9,8 @@ import { mailboxMessages, startTestGateway, waitForStatus, type TestGateway } fr
 import { openAccountStore } from '../../../gateway/store/accounts.ts';
 import { hashPassword } from '../../../gateway/passwords.ts';
 import { configSchema } from '../../../gateway/config/schema.ts';
+import { makeCert } from '../../support/certs.ts';
 
-export function makeCert(names: string[]): { cert: string; key: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-relay-tls-'));
-  const cert = path.join(dir, 'c.crt');
-  const key = path.join(dir, 'c.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-keyout', key, '-out', cert, '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-  ], { stdio: 'ignore' });
-  return { cert, key };
-}
 
 const message = (subject: string, from = 'alice@example.test') => `From: ${from}\r\nTo: bob@elsewhere.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n\r\nhello\r\n`;
 const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
