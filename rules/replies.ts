@@ -236,5 +236,10 @@ export const replies = {
   }),
   authFailed: (): SmtpReply => ({ code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' }),
   authTooManyFailures: (): SmtpReply => ({ code: 421, enhanced: '4.7.0', text: 'Too many failed authentication attempts, closing connection' }),
+  fromHeaderNotOwned: (address: string, user: string): SmtpReply => ({
+    code: 553,
+    enhanced: '5.7.1',
+    text: `From header address ${oneLine(address)} is not owned by user ${oneLine(user, 64)}`,
+  }),
   clientNotRelay: (ip: string): SmtpReply => ({ code: 554, enhanced: '5.7.1', text: `Relay access denied: client [${oneLine(ip, 64)}] may not relay through this port` }),
 } as const;

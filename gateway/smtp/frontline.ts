@@ -45,7 +45,8 @@ import { createSpfChecker, type SpfCheck } from './spf.ts';
 import type { WireTap } from './wiretap.ts';
 import { decideReporter, reportTarget, separateTransaction, type EnvelopeReport } from '../reports/rcpt.ts';
 import type { SubmissionListener } from '../config/submission.ts';
-import { decideSubmissionAccess } from '../../rules/submission.ts';
+import { decideSubmissionAccess, relayNetworkOf } from '../../rules/submission.ts';
+import type { Submitted } from '../spool/spool.ts';
 
 export type ListenerKind = 'smtp' | 'submission';
 
@@ -359,6 +360,15 @@ export class Frontline {
       if (exists) return undo(), exists;
     }
     return null;
+  }
+
+  /** Issue 18: who submitted the transaction, on a submission listener. */
+  submitted(session: SMTPServerSession): Submitted | undefined {
+    const st = this.#states.get(session);
+    if (!st?.submission) return undefined;
+    const user = (session.user as { username?: string } | undefined)?.username;
+    const network = user ? undefined : relayNetworkOf(st.clientIp, st.submission.relayNetworks);
+    return { listener: st.submission.name, ...(user ? { user } : {}), ...(network ? { relayNetwork: network } : {}) };
   }
 
   /** Issue 8: the report this transaction carries, if its recipient is a report address. */

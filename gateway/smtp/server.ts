@@ -32,6 +32,8 @@ import { hookFailed, noteLibraryRefusal, refused, toError, tryRecordRefusal, wat
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
 import type { SubmissionListener } from '../config/submission.ts';
+import type { SubmissionUser } from '../../rules/frontline.ts';
+import { captureHead, decideFromHeader } from './from-header.ts';
 
 export interface SmtpDeps {
   config: Config;
@@ -362,6 +364,8 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   const id = deps.newId();
   // Our trace headers go on top; bare CR/LF are counted (or normalised) on the way to disk.
   const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session), stripNul: frontline.stripsNul() });
+  const submitted = frontline.submitted(session);
+  const head = submitted?.user && config.submission.senders.checkFromHeader ? captureHead(stream) : undefined;
   stream.once('error', (err) => body.destroy(err));
   const { size, oversized } = await spool.receive(id, stream.pipe(body), config.smtp.maxMessageBytes + body.prefixBytes).finally(() => {
     // If the spool gave up early, the rest of DATA must still be read, or the session stalls.
@@ -381,6 +385,12 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     await refused(deps, session, 'data', rejected, null);
     throw new SmtpRefusal(rejected);
   }
+  const from = head ? decideFromHeader(head.head(), session.user as SubmissionUser, config.submission.senders) : undefined;
+  if (from && from.action === 'reject') {
+    await spool.discardIncoming(id);
+    await refused(deps, session, 'data', from.reply, null);
+    throw new SmtpRefusal(from.reply);
+  }
   const envelope: Envelope = {
     id,
     receivedAt: Date.now(),
@@ -396,6 +406,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   // Issue 8: a spam report is spooled like any message, but the worker learns from it instead of delivering it.
   const report = frontline.reportOf(session);
   if (report) envelope.report = report;
+  if (submitted) envelope.submitted = submitted;
   await spool.commit(envelope);
   try {
     await store.recordReceived(envelope);

@@ -43,6 +43,15 @@ export interface Envelope {
   dsn?: EnvelopeDsn;
   /** Issue 8: set when the message is a spam report to a report address (gateway/reports/). */
   report?: EnvelopeReport;
+  /** Issue 18: set when the message came in on a submission listener (outbound: limits, DKIM, no inbound stamps). */
+  submitted?: Submitted;
+}
+
+/** Who submitted an outbound message: an authenticated account, or a client of a relay network. */
+export interface Submitted {
+  listener: string;
+  user?: string;
+  relayNetwork?: string;
 }
 
 export class Spool {

@@ -21,7 +21,7 @@ describe('AUTH through Dovecot', () => {
         submission: {
           listeners: [{ name: 'sub', port: 0 }],
           backend: { type: 'dovecot', socket: dovecot.socket, timeoutMs: 2_000, cacheTtlSec: 60 },
-          senders: { ownership: 'domain' },
+          senders: { ownership: 'domain', checkFromHeader: true },
         },
       },
     });
@@ -54,6 +54,22 @@ describe('AUTH through Dovecot', () => {
       code: 553,
       text: '5.7.1 <ceo@bank.test>: Sender address rejected: not owned by user bob@c.test',
     });
+  });
+
+  it('checkFromHeader: a From header of another domain (or a second From) is refused at the end of DATA with 553 5.7.1', async () => {
+    const send = async (headers: string) => {
+      const c = await RawSmtp.connect(gw.front.ports.listeners.sub!);
+      await c.hello();
+      await c.starttls();
+      await c.cmd('EHLO client.test');
+      await c.cmd(`AUTH PLAIN ${plain('bob@c.test', 'mailbox pw')}`);
+      const r = await c.transaction('bob@c.test', ['carol@example.test'], `${headers}Subject: hi\r\n\r\nhello\r\n.\r\n`);
+      c.close();
+      return r[3]!;
+    };
+    expect((await send('From: "Bob" <bob@c.test>\r\n')).code).toBe(250);
+    expect(await send('From: "Bob" <ceo@bank.test>\r\n')).toMatchObject({ code: 553, text: '5.7.1 From header address ceo@bank.test is not owned by user bob@c.test' });
+    expect((await send('From: bob@c.test\r\nFrom: ceo@bank.test\r\n')).code).toBe(553);
   });
 
   it('Dovecot down: remembered logins still work, anything else is 454 4.7.0 (never 235)', async () => {
