@@ -14,9 +14,10 @@ import { openMetadataStore } from './store/metadata.ts';
 import { describeTarget, openSql, type DatabaseTarget } from './store/sql.ts';
 import { DatabaseError, prepareSchema } from './store/migrations.ts';
 import { sqlSpoolReplica } from './spool/replica.ts';
-import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
+import { openJobQueue, openRedis, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
 import { submissionAuthenticator } from './smtp/auth.ts';
+import { redisOutboundLimits, type OutboundLimits } from './smtp/outbound-limits.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { createAnalysisPool } from './pipeline/analysis-pool.ts';
@@ -119,17 +120,26 @@ export function openQueue(config: Config, redis: RedisTarget): JobQueue {
   // Inline verdicts (gateway/pipeline/inline.ts) share the queue's Redis; opened on first use,
   // closed with the queue.
   let inline: InlineVerdicts | undefined;
+  // Issue 18: the outbound sending limits count in the same Redis (opened on first use).
+  let limitsRedis: ReturnType<typeof openRedis> | undefined;
   const wrapped: JobQueue = Object.assign({}, queue, {
     close: async () => {
       await queue.close();
       await inline?.close();
+      limitsRedis?.disconnect();
     },
   });
   inlineChannels.set(wrapped, (logger) => (inline ??= redisInlineVerdicts(redis, { prefix: config.redis.prefix, logger })));
+  limitChannels.set(wrapped, (logger) => {
+    limitsRedis ??= openRedis(redis, 'client');
+    limitsRedis.on('error', (err) => logger.debug({ err }, 'sending limits: redis error'));
+    return redisOutboundLimits(limitsRedis, config.submission, { prefix: config.redis.prefix, logger });
+  });
   return wrapped;
 }
 
 const inlineChannels = new WeakMap<JobQueue, (logger: Logger) => InlineVerdicts>();
+const limitChannels = new WeakMap<JobQueue, (logger: Logger) => OutboundLimits>();
 /** The inline-verdict channel on a queue's Redis (undefined for a queue not opened by openQueue). */
 export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts | undefined {
   return inlineChannels.get(queue)?.(logger);
@@ -163,6 +173,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
     newId: () => newId(),
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
+    ...(auth && limitChannels.has(queue) ? { limits: limitChannels.get(queue)!(logger) } : {}),
     inline: inlineVerdicts(queue, logger),
     lists: openListStore(stores.sql),
   });

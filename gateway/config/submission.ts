@@ -75,6 +75,45 @@ const backend = z
   })
   .default({ type: 'accounts', service: 'smtp', timeoutMs: 5_000, cacheTtlSec: 60 });
 
+const nonNegativeInt = z.number().int().min(0);
+const caps = z
+  .object({
+    /** Messages (transactions past MAIL) per rolling hour; 0: no limit. */
+    messagesPerHour: nonNegativeInt.default(0),
+    /** Messages per rolling day; 0: no limit. */
+    messagesPerDay: nonNegativeInt.default(0),
+    /** Recipients (accepted RCPTs) per rolling hour; 0: no limit. */
+    recipientsPerHour: nonNegativeInt.default(0),
+  })
+  .strict()
+  .prefault({});
+
+/** Counted in Redis, so every node of a cluster counts together (rate-limiter-flexible). Over a limit: 450 4.7.1. */
+const limits = z
+  .object({
+    /** Per account (a relay-network client counts as its network). */
+    perAccount: caps,
+    /** Per envelope sender domain, whichever account sends. */
+    perDomain: caps,
+  })
+  .strict()
+  .prefault({});
+
+/** Failed AUTH across sessions and nodes: past a count in the window, the account or address is locked out. */
+const authLockout = z
+  .object({
+    /** Failures per username within windowSec before the username is locked; 0: off. */
+    maxFailuresPerAccount: nonNegativeInt.default(5),
+    /** Failures per client address (IPv6: its /64) within windowSec before the address is locked; 0: off. */
+    maxFailuresPerIp: nonNegativeInt.default(20),
+    windowSec: positiveInt.default(900),
+    /** The first lockout; each further one within a day doubles, up to maxLockoutSec. */
+    lockoutSec: positiveInt.default(60),
+    maxLockoutSec: positiveInt.default(3600),
+  })
+  .strict()
+  .prefault({});
+
 export const submissionSchema = z
   .object({
     /** The first shape: one STARTTLS listener at `listen` with AUTH required (kept; named "submission"). */
@@ -87,6 +126,8 @@ export const submissionSchema = z
     senders,
     /** Where AUTH credentials are checked. */
     backend,
+    limits,
+    authLockout,
   })
   .strict()
   .transform((s) => {

@@ -47,6 +47,7 @@ import { decideReporter, reportTarget, separateTransaction, type EnvelopeReport 
 import type { SubmissionListener } from '../config/submission.ts';
 import { decideSubmissionAccess, relayNetworkOf } from '../../rules/submission.ts';
 import type { Submitted } from '../spool/spool.ts';
+import type { OutboundLimits, Sender } from './outbound-limits.ts';
 
 export type ListenerKind = 'smtp' | 'submission';
 
@@ -83,6 +84,8 @@ export interface FrontlineDeps {
   prober?: RecipientProber;
   /** The front line this one replaces after a config reload: its per-client counters carry on. */
   previous?: Frontline;
+  /** Issue 18: sending limits across nodes (Redis), for the submission listeners. */
+  limits?: OutboundLimits;
 }
 
 const NONE: ReadonlySet<SkippableCheck> = new Set();
@@ -102,12 +105,14 @@ export class Frontline {
   readonly #taps = new Map<string, WireTap>();
   readonly #sessions: SessionCounter;
   readonly #rates: { connection?: WindowCounter; message?: WindowCounter; recipient?: WindowCounter };
+  readonly #limits: OutboundLimits | undefined;
 
   constructor(deps: FrontlineDeps) {
     const { config } = deps;
     const checks = config.checks;
     this.#config = config;
     this.#log = deps.logger;
+    this.#limits = deps.limits;
     this.#resolver = deps.resolver;
     this.#global = policyFor(checks);
     const lists = checks.dnsbl.lists;
@@ -288,6 +293,8 @@ export class Frontline {
       const owner = this.#refusal(st, session, 'mail', decideSubmissionSender(address.address, session.user as SubmissionUser, this.#config.submission.senders));
       if (owner) return owner;
     }
+    const limited = submission ? await this.#outbound(st, session, 'mail', (l, who) => l.message(who)) : null;
+    if (limited) return limited;
     if (!this.#skips(st, 'limits')) {
       const rate = this.#refusal(st, session, 'mail', decideRate('message', st.clientIp, this.#rates.message?.hit(st.key) ?? 0, this.#config.checks.limits.messageRate));
       if (rate) return rate;
@@ -347,6 +354,8 @@ export class Frontline {
       if (rate) return rate;
     }
     const undo = () => rateCounted && this.#rates.recipient!.undo(st.key);
+    const limited = st.listener === 'submission' ? await this.#outbound(st, session, 'rcpt', (l, who) => l.recipient(who)) : null;
+    if (limited) return undo(), limited;
     const checked = st.listener === 'smtp' ? await this.#connectionChecks(st, session, recipient, domain) : await this.#submissionChecks(st, session);
     if (checked) return undo(), checked;
     if (report) {
@@ -360,6 +369,17 @@ export class Frontline {
       if (exists) return undo(), exists;
     }
     return null;
+  }
+
+  /** Issue 18: counts a message or recipient against the sending limits of its account and sender domain. */
+  async #outbound(st: SessionState, session: SMTPServerSession, stage: 'mail' | 'rcpt', count: (l: OutboundLimits, who: Sender) => Promise<SmtpReply | null>): Promise<SmtpReply | null> {
+    const submitted = this.submitted(session);
+    if (!this.#limits || !submitted) return null;
+    const sender = st.txn.sender.toLowerCase();
+    const who: Sender = { account: submitted.user ?? `network ${submitted.relayNetwork}`, domain: sender.includes('@') ? domainOf(sender) : '' };
+    const reply = await count(this.#limits, who);
+    if (!reply) return null;
+    return this.#refusal(st, session, stage, { action: 'tempfail', reply, reason: reply.text, check: 'submission.limits' });
   }
 
   /** Issue 18: who submitted the transaction, on a submission listener. */

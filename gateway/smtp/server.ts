@@ -34,6 +34,7 @@ import type { ListSource } from '../pipeline/policy.ts';
 import type { SubmissionListener } from '../config/submission.ts';
 import type { SubmissionUser } from '../../rules/frontline.ts';
 import { captureHead, decideFromHeader } from './from-header.ts';
+import type { OutboundLimits } from './outbound-limits.ts';
 
 export interface SmtpDeps {
   config: Config;
@@ -51,6 +52,8 @@ export interface SmtpDeps {
   /** Issue 5, inline verdicts (gateway/pipeline/inline.ts): the channel to the scan workers, and the allow/block lists. */
   inline?: InlineVerdicts;
   lists?: ListSource;
+  /** Issue 18: sending limits and the AUTH lockout across nodes (Redis). */
+  limits?: OutboundLimits;
 }
 
 export interface SmtpFront {
@@ -82,7 +85,7 @@ interface Generations {
 }
 
 function generation(deps: SmtpDeps, config: Config, previous?: Generation): Generation {
-  const frontline = new Frontline({ config, logger: deps.logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}), ...(previous ? { previous: previous.frontline } : {}) });
+  const frontline = new Frontline({ config, logger: deps.logger, resolver: deps.resolver, ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.prober ? { prober: deps.prober } : {}), ...(previous ? { previous: previous.frontline } : {}) });
   return { config, frontline, deps: { ...deps, config } };
 }
 
@@ -275,13 +278,29 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
         return r.code === 421 ? callback(toError(r)) : callback(null, { message: formatReply(r), responseCode: r.code });
       };
       if (!takesAuth || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return void failed();
-      deps.auth.authenticate(auth.username ?? '', auth.password ?? '', { ip: session.remoteAddress, secured: true }).then(
-        (user) => (user ? callback(null, { user }) : failed()),
-        (err: unknown) => {
-          logger.error({ err }, 'authentication backend failed');
-          callback(toError({ code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' }));
-        },
-      );
+      const username = auth.username ?? '';
+      const ip = session.remoteAddress;
+      const { limits } = deps;
+      const authAuth = deps.auth;
+      void (async () => {
+        // A locked username or address is refused before its password is even looked at: the
+        // right password guessed during a lockout must not get in either.
+        const locked = await limits?.authLocked(ip, username);
+        if (locked) {
+          await refused(deps, session, 'auth', locked, null);
+          return callback(toError(locked));
+        }
+        const user = await authAuth.authenticate(username, auth.password ?? '', { ip, secured: true });
+        if (user) {
+          await limits?.authSucceeded(ip, username);
+          return callback(null, { user });
+        }
+        await limits?.authFailed(ip, username);
+        await failed();
+      })().catch((err: unknown) => {
+        logger.error({ err }, 'authentication backend failed');
+        callback(toError({ code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' }));
+      });
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       if (state.closing) return reply(callback, replies.shuttingDown());
