@@ -23,6 +23,7 @@ import { startMailbox } from './demo/mailbox.ts';
 import { listQuarantine, releaseMessage } from './quarantine.ts';
 import { liveConfig } from './config/live.ts';
 import { reloadConfig } from './config/reload.ts';
+import { dkimCommand } from './dkim-cli.ts';
 import { registerProcess, signalRunning } from './running.ts';
 
 
@@ -42,6 +43,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   user list | add NAME --role superadmin|domainadmin|user [--domains a.test,b.test] [--addresses x@a.test]
   user passwd NAME           give a console user a new random password (printed once)
   digest send                send the quarantine digests now
+  dkim keygen DOMAIN [--selector S]   a DKIM key for outbound mail of DOMAIN; prints the DNS TXT record
 The config file is --config, else $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's.`;
 
 class UsageError extends Error {}
@@ -66,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
       role: { type: 'string' },
       domains: { type: 'string' },
       addresses: { type: 'string' },
+      selector: { type: 'string' },
     },
   });
   const [command, sub, arg] = positionals;
@@ -113,6 +116,8 @@ async function main(argv: string[]): Promise<number> {
       return queueCommand(config, sub, arg, Number(values.limit ?? 100));
     case 'quarantine':
       return quarantineCommand(config, sub, arg, Number(values.limit ?? 50));
+    case 'dkim':
+      return process.stdout.write(await dkimCommand(config, sub, arg, values.selector)), 0;
     default:
       throw new UsageError(`unknown command: ${command}\n${USAGE}`);
   }
