@@ -23,7 +23,7 @@ import { startMailbox } from './demo/mailbox.ts';
 import { listQuarantine, releaseMessage } from './quarantine.ts';
 import { liveConfig } from './config/live.ts';
 import { reloadConfig } from './config/reload.ts';
-import { dkimCommand } from './dkim-cli.ts';
+import { dkimCommand, relayCommand } from './outbound-cli.ts';
 import { registerProcess, signalRunning } from './running.ts';
 
 
@@ -44,6 +44,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   user passwd NAME           give a console user a new random password (printed once)
   digest send                send the quarantine digests now
   dkim keygen DOMAIN [--selector S]   a DKIM key for outbound mail of DOMAIN; prints the DNS TXT record
+  relay lift ACCOUNT         let an account suspended for unusual sending send again
 The config file is --config, else $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's.`;
 
 class UsageError extends Error {}
@@ -118,6 +119,8 @@ async function main(argv: string[]): Promise<number> {
       return quarantineCommand(config, sub, arg, Number(values.limit ?? 50));
     case 'dkim':
       return process.stdout.write(await dkimCommand(config, sub, arg, values.selector)), 0;
+    case 'relay':
+      return process.stdout.write(await relayCommand(config, sub, arg)), 0;
     default:
       throw new UsageError(`unknown command: ${command}\n${USAGE}`);
   }

@@ -18,6 +18,7 @@ import { openJobQueue, openRedis, startWorkers, type JobQueue, type RedisTarget,
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
 import { submissionAuthenticator } from './smtp/auth.ts';
 import { redisOutboundLimits, type OutboundLimits } from './smtp/outbound-limits.ts';
+import { withHijackWatch } from './smtp/hijack.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { createAnalysisPool } from './pipeline/analysis-pool.ts';
@@ -131,15 +132,25 @@ export function openQueue(config: Config, redis: RedisTarget): JobQueue {
   });
   inlineChannels.set(wrapped, (logger) => (inline ??= redisInlineVerdicts(redis, { prefix: config.redis.prefix, logger })));
   limitChannels.set(wrapped, (logger) => {
-    limitsRedis ??= openRedis(redis, 'client');
+    if (limitsRedis) return limitsRedis;
+    limitsRedis = openRedis(redis, 'client');
     limitsRedis.on('error', (err) => logger.debug({ err }, 'sending limits: redis error'));
-    return redisOutboundLimits(limitsRedis, config.submission, { prefix: config.redis.prefix, logger });
+    return limitsRedis;
   });
   return wrapped;
 }
 
 const inlineChannels = new WeakMap<JobQueue, (logger: Logger) => InlineVerdicts>();
-const limitChannels = new WeakMap<JobQueue, (logger: Logger) => OutboundLimits>();
+const limitChannels = new WeakMap<JobQueue, (logger: Logger) => ReturnType<typeof openRedis>>();
+
+/** Issue 18: the sending limits and hijack watch of the submission listeners, counted in the queue's Redis. */
+function outboundLimits(config: Config, stores: Stores, queue: JobQueue, logger: Logger, newId: () => string): OutboundLimits | undefined {
+  const redis = limitChannels.get(queue)?.(logger);
+  if (!redis) return undefined;
+  const o = { prefix: config.redis.prefix, logger };
+  const limits = redisOutboundLimits(redis, config.submission, o);
+  return withHijackWatch(limits, redis, config.submission.hijack, { ...o, notify: { config, spool: stores.spool, store: stores.store, queue, logger }, newId });
+}
 /** The inline-verdict channel on a queue's Redis (undefined for a queue not opened by openQueue). */
 export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts | undefined {
   return inlineChannels.get(queue)?.(logger);
@@ -173,7 +184,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
     newId: () => newId(),
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
-    ...(auth && limitChannels.has(queue) ? { limits: limitChannels.get(queue)!(logger) } : {}),
+    ...(auth && limitChannels.has(queue) ? { limits: outboundLimits(config, stores, queue, logger, () => newId()) } : {}),
     inline: inlineVerdicts(queue, logger),
     lists: openListStore(stores.sql),
   });

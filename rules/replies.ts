@@ -242,6 +242,11 @@ export const replies = {
     enhanced: '4.7.1',
     text: `Sending limit reached: ${oneLine(limit, 200)}; it resets at ${resetsAt.toISOString().replace(/\.\d+Z$/, 'Z')}`,
   }),
+  accountSuspended: (account: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Account ${oneLine(account, 100)} is suspended for unusual sending; your mail administrator can lift it`,
+  }),
   limitsUnavailable: (): SmtpReply => ({ code: 451, enhanced: '4.3.0', text: 'Sending limits cannot be checked right now, try again later' }),
   authLockedOut: (who: string, seconds: number): SmtpReply => ({
     code: 454,

@@ -114,6 +114,26 @@ const authLockout = z
   .strict()
   .prefault({});
 
+/** Issue 18: an account whose sending jumps far above its own baseline is flagged (rules/hijack.ts). */
+const hijack = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** The rolling window counted (messages, distinct recipients). */
+    windowSec: positiveInt.default(3600),
+    /** How many windows before the current one make the baseline (24 × 1 h: the last day). */
+    baselineWindows: positiveInt.max(168).default(24),
+    /** Flagged above factor × baseline... */
+    factor: z.number().min(1).default(10),
+    /** ...and above this many messages (or distinct recipients) in the window. */
+    minimum: positiveInt.default(100),
+    /** Suspend a flagged account (550 5.7.1 at MAIL) until an administrator lifts it (`mailmoat relay lift ACCOUNT`). */
+    suspend: z.boolean().default(false),
+    /** Mail the sender domain's administrator (domains.<d>.policy.adminAddress, else postmaster@<d>). */
+    notifyAdmin: z.boolean().default(true),
+  })
+  .strict()
+  .prefault({});
+
 export const submissionSchema = z
   .object({
     /** The first shape: one STARTTLS listener at `listen` with AUTH required (kept; named "submission"). */
@@ -128,6 +148,7 @@ export const submissionSchema = z
     backend,
     limits,
     authLockout,
+    hijack,
   })
   .strict()
   .transform((s) => {

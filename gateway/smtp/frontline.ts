@@ -354,7 +354,7 @@ export class Frontline {
       if (rate) return rate;
     }
     const undo = () => rateCounted && this.#rates.recipient!.undo(st.key);
-    const limited = st.listener === 'submission' ? await this.#outbound(st, session, 'rcpt', (l, who) => l.recipient(who)) : null;
+    const limited = st.listener === 'submission' ? await this.#outbound(st, session, 'rcpt', (l, who) => l.recipient(who, recipient)) : null;
     if (limited) return undo(), limited;
     const checked = st.listener === 'smtp' ? await this.#connectionChecks(st, session, recipient, domain) : await this.#submissionChecks(st, session);
     if (checked) return undo(), checked;

@@ -23,7 +23,7 @@ export interface OutboundLimits {
   /** At MAIL: one message for the account and the sender domain; the refusal when a limit is reached. */
   message(who: Sender): Promise<SmtpReply | null>;
   /** At RCPT: one recipient. */
-  recipient(who: Sender): Promise<SmtpReply | null>;
+  recipient(who: Sender, recipient?: string): Promise<SmtpReply | null>;
   /** Before the password is checked: the lockout refusal, if the username or address is locked. */
   authLocked(ip: string, username: string): Promise<SmtpReply | null>;
   authFailed(ip: string, username: string): Promise<void>;
