@@ -29,7 +29,7 @@ const tlsMode = z.enum(['none', 'opportunistic', 'required', 'verified']);
 /**
  * One next hop: a host (`host`, `port`) or the MX records of a name (`mx`, looked up through the
  * gateway's resolver). Hops are tried by `priority` (lower first, then in file order); a dead
- * host or a 4xx moves on to the next.
+ * host or a 4xx moves on to the next, and a 5xx too when the next one is marked `backup`.
  */
 const nextHop = z
   .object({
@@ -43,6 +43,8 @@ const nextHop = z
     maxConnections: positiveInt.default(10),
     /** Messages per minute to this host (0: no limit). */
     maxPerMinute: z.number().int().min(0).default(0),
+    /** A backup relay: it also takes what the hop before it refused with a 5xx (issue 18). */
+    backup: z.boolean().default(false),
   })
   .strict()
   .refine((h) => (h.host === undefined) !== (h.mx === undefined), { message: 'set exactly one of host or mx' });

@@ -20,6 +20,7 @@ import { HostLimiter, routeFor, type Hop } from './transport.ts';
 import { sendNotification } from './notify.ts';
 import type { DeliveryRecorder } from './recorded.ts';
 import { workerMetrics } from '../metrics.ts';
+import { onwardRecipients } from '../../rules/backup-hop.ts';
 
 export interface DeliveryDeps {
   config: Config;
@@ -152,11 +153,11 @@ async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: s
   return results;
 }
 
-/** Tries the hops in order; recipients deferred by one hop are offered to the next. */
+/** Tries the hops in order; recipients deferred by one hop (or refused, before a backup hop) are offered to the next. */
 async function deliverToHops(deps: DeliveryDeps, envelope: Envelope, hops: Hop[], recipients: string[]): Promise<RecipientResult[]> {
   const settled: RecipientResult[] = [];
   let deferred: RecipientResult[] = recipients.map((recipient) => ({ recipient, outcome: 'deferred', reply: 'not tried' }));
-  for (const hop of hops) {
+  for (const [i, hop] of hops.entries()) {
     if (deferred.length === 0) break;
     const release = await deps.limiter.acquire(hop, LIMIT_WAIT_MS);
     if (!release) {
@@ -165,8 +166,9 @@ async function deliverToHops(deps: DeliveryDeps, envelope: Envelope, hops: Hop[]
     }
     try {
       const results = await sendTransaction(deps, hop, envelope, deferred.map((r) => r.recipient));
-      settled.push(...results.filter((r) => r.outcome !== 'deferred'));
-      deferred = results.filter((r) => r.outcome === 'deferred');
+      const next = onwardRecipients(results, hops[i + 1]?.backup === true);
+      settled.push(...next.settled);
+      deferred = next.onward.map((r) => (r.outcome === 'failed' ? { ...r, outcome: 'deferred' as const, reply: `${r.reply} (offered to the backup hop)` } : r));
     } finally {
       release();
     }

@@ -11,6 +11,8 @@ export interface Hop {
   tls: TlsMode;
   maxConnections: number;
   maxPerMinute: number;
+  /** Also takes what the hop before refused with a 5xx. */
+  backup?: boolean;
 }
 
 export type Route = { ok: true; hops: Hop[] } | { ok: false; temporary: boolean; reason: string };
@@ -31,7 +33,7 @@ async function expandHops(configured: NextHop[], resolver: DnsResolver): Promise
   const hops: Hop[] = [];
   const problems: string[] = [];
   for (const { h } of ordered) {
-    const settings = { tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute };
+    const settings = { tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute, backup: h.backup };
     if (h.host) {
       hops.push({ host: h.host, port: h.port, ...settings });
       continue;
