@@ -33,7 +33,7 @@ async function expandHops(configured: NextHop[], resolver: DnsResolver): Promise
   const hops: Hop[] = [];
   const problems: string[] = [];
   for (const { h } of ordered) {
-    const settings = { tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute, backup: h.backup };
+    const settings = { tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute, ...(h.backup ? { backup: true } : {}) };
     if (h.host) {
       hops.push({ host: h.host, port: h.port, ...settings });
       continue;
