@@ -44,7 +44,7 @@ const nextHop = z
     /** Messages per minute to this host (0: no limit). */
     maxPerMinute: z.number().int().min(0).default(0),
     /** A backup relay: it also takes what the hop before it refused with a 5xx (issue 18). */
-    backup: z.boolean().default(false),
+    backup: z.boolean().optional(),
   })
   .strict()
   .refine((h) => (h.host === undefined) !== (h.mx === undefined), { message: 'set exactly one of host or mx' });
