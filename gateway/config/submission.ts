@@ -39,6 +39,11 @@ const listener = z
     heloChecks: z.boolean().default(false),
     /** The client DNSBLs of checks.dnsbl.lists (e.g. Spamhaus XBL) on this listener, refused with the list's text. */
     dnsbl: z.boolean().default(false),
+    /**
+     * Only these zones of checks.dnsbl.lists count on this listener (default: all of them). A
+     * customer at home is on a policy list (Spamhaus PBL) by design: give the XBL zone here.
+     */
+    dnsblZones: z.array(z.string().min(1)).optional(),
   })
   .strict();
 export type SubmissionListenerInput = z.input<typeof listener>;

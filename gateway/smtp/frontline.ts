@@ -426,7 +426,9 @@ export class Frontline {
       dnsbl: { ...g.dnsbl, enabled: spec.dnsbl },
     };
     const skip = new Set<SkippableCheck>(['rdns', 'spf', ...(spec.heloChecks ? [] : (['helo'] as const)), ...(spec.dnsbl ? [] : (['dnsbl'] as const))]);
-    const facts = await this.#gather(st, session, union(skip, st.trust?.skip), { helo: spec.heloChecks, dnsbl: spec.dnsbl && this.#sources.dnsbl !== null });
+    const gathered = await this.#gather(st, session, union(skip, st.trust?.skip), { helo: spec.heloChecks, dnsbl: spec.dnsbl && this.#sources.dnsbl !== null });
+    const zones = spec.dnsblZones?.map((z) => z.toLowerCase().replace(/\.$/, ''));
+    const facts = zones ? { ...gathered, dnsbl: gathered.dnsbl.map((f) => ({ ...f, results: f.results.filter((r) => zones.includes(r.list.zone.toLowerCase().replace(/\.$/, ''))) })) } : gathered;
     const result = decideFrontline(facts, policy, { skip, exempt: false });
     this.#count(st, session, result.checks);
     return result.decision.action === 'reject' || result.decision.action === 'tempfail' ? result.decision.reply : null;

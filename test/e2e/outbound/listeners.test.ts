@@ -22,20 +22,22 @@ describe('submission listeners: 587 + 465 + 2525 relay', () => {
     dns = await startFakeDns({
       // 127.0.0.78 is an infected PC: listed in the (fake) XBL with the list's own text.
       '78.0.0.127.xbl.bl.test': { A: ['127.0.0.4'], TXT: ['https://www.spamhaus.org/query/ip/127.0.0.78 (XBL)'] },
+      // 127.0.0.77, the customer's static address, is on a policy list: not counted on the relay port.
+      '77.0.0.127.pbl.bl.test': { A: ['127.0.0.10'], TXT: ['https://www.spamhaus.org/query/ip/127.0.0.77 (PBL)'] },
     });
     gw = await startTestGateway({
       dns,
       domains: { 'example.test': {}, 'elsewhere.test': {} },
       overrides: {
         tls: { certificates: [makeCert(['mx.gateway.test'])] },
-        checks: { trusted: { networks: [] }, rdns: { enabled: false }, spf: { enabled: false }, helo: { enabled: false }, dnsbl: { lists: [{ zone: 'xbl.bl.test', codes: { '127.0.0.4': 'XBL' } }] } },
+        checks: { trusted: { networks: [] }, rdns: { enabled: false }, spf: { enabled: false }, helo: { enabled: false }, dnsbl: { lists: [{ zone: 'xbl.bl.test', codes: { '127.0.0.4': 'XBL' } }, { zone: 'pbl.bl.test', codes: { '127.0.0.10': 'PBL' } }] } },
         submission: {
           enabled: true,
           listen: { host: '127.0.0.1', port: 0 },
           listeners: [
             { name: 'strict', port: 0, heloChecks: true, maxRecipients: 2 },
             { name: 'smtps', port: 0, tls: 'implicit' },
-            { name: 'relay', port: 0, auth: 'off', relayNetworks: ['127.0.0.76/31', '127.0.0.78'], requireTls: false, dnsbl: true },
+            { name: 'relay', port: 0, auth: 'off', relayNetworks: ['127.0.0.76/31', '127.0.0.78'], requireTls: false, dnsbl: true, dnsblZones: ['xbl.bl.test'] },
           ],
         },
       },
@@ -85,7 +87,7 @@ describe('submission listeners: 587 + 465 + 2525 relay', () => {
     expect(good.map((r) => r.code)).toEqual([250, 250, 452]);
   });
 
-  it('2525 relay: a static customer address relays without AUTH; a stranger is refused; an XBL-listed one gets the list’s text', async () => {
+  it('2525 relay: a static customer address relays without AUTH (its PBL listing does not count here); a stranger is refused; an XBL-listed one gets the list’s text', async () => {
     const from = async (ip: string) => {
       const c = await RawSmtp.connect(gw.front.ports.listeners.relay!, { localAddress: ip });
       await c.hello();
