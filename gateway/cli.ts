@@ -150,6 +150,26 @@ function buildProgram(exit: { code: number }): Command {
     .command('send')
     .description('send the quarantine digests now')
     .action(async () => done((await handlers.other()).digestSend(await config())));
+  // Outbound relay: DKIM keys and lifting a hijack suspension (gateway/outbound-cli.ts).
+  const dkim = program.command('dkim').description('DKIM keys for outbound mail');
+  dkim
+    .command('keygen')
+    .description('make a DKIM key for DOMAIN (it becomes the active one) and print the DNS TXT record to publish')
+    .argument('<domain>', 'the sender domain')
+    .option('--selector <selector>', 'the selector (default: one made from today\'s date)')
+    .action(async (d: string, o: { selector?: string }) => {
+      const { dkimCommand } = await import('./outbound-cli.ts');
+      process.stdout.write(await dkimCommand(await config(), 'keygen', d, o.selector));
+    });
+  const relay = program.command('relay').description('the outbound relay\'s accounts');
+  relay
+    .command('lift')
+    .description('let an account suspended for unusual sending send again')
+    .argument('<account>', 'the account')
+    .action(async (account: string) => {
+      const { relayCommand } = await import('./outbound-cli.ts');
+      process.stdout.write(await relayCommand(await config(), 'lift', account));
+    });
   // Hosted domains kept in the database (gateway/domains/cli.ts parses the options itself).
   const domain = program.command('domain').description('hosted domains: from the config file and from the database (live on every node)');
   const domainCmd = async (args: string[]) => {

@@ -14,9 +14,11 @@ import { openMetadataStore } from './store/metadata.ts';
 import { describeTarget, openSql, type DatabaseTarget } from './store/sql.ts';
 import { DatabaseError, prepareSchema } from './store/migrations.ts';
 import { sqlSpoolReplica } from './spool/replica.ts';
-import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
+import { openJobQueue, openRedis, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
-import { accountAuthenticator } from './smtp/auth.ts';
+import { submissionAuthenticator } from './smtp/auth.ts';
+import { redisOutboundLimits, type OutboundLimits } from './smtp/outbound-limits.ts';
+import { withHijackWatch } from './smtp/hijack.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { createAnalysisPool } from './pipeline/analysis-pool.ts';
@@ -130,17 +132,36 @@ export function openQueue(config: Config, redis: RedisTarget): JobQueue {
   // Inline verdicts (gateway/pipeline/inline.ts) share the queue's Redis; opened on first use,
   // closed with the queue.
   let inline: InlineVerdicts | undefined;
+  // Issue 18: the outbound sending limits count in the same Redis (opened on first use).
+  let limitsRedis: ReturnType<typeof openRedis> | undefined;
   const wrapped: JobQueue = Object.assign({}, queue, {
     close: async () => {
       await queue.close();
       await inline?.close();
+      limitsRedis?.disconnect();
     },
   });
   inlineChannels.set(wrapped, (logger) => (inline ??= redisInlineVerdicts(redis, { prefix: config.redis.prefix, logger })));
+  limitChannels.set(wrapped, (logger) => {
+    if (limitsRedis) return limitsRedis;
+    limitsRedis = openRedis(redis, 'client');
+    limitsRedis.on('error', (err) => logger.debug({ err }, 'sending limits: redis error'));
+    return limitsRedis;
+  });
   return wrapped;
 }
 
 const inlineChannels = new WeakMap<JobQueue, (logger: Logger) => InlineVerdicts>();
+const limitChannels = new WeakMap<JobQueue, (logger: Logger) => ReturnType<typeof openRedis>>();
+
+/** Issue 18: the sending limits and hijack watch of the submission listeners, counted in the queue's Redis. */
+function outboundLimits(config: Config, stores: Stores, queue: JobQueue, logger: Logger, newId: () => string): OutboundLimits | undefined {
+  const redis = limitChannels.get(queue)?.(logger);
+  if (!redis) return undefined;
+  const o = { prefix: config.redis.prefix, logger };
+  const limits = redisOutboundLimits(redis, config.submission, o);
+  return withHijackWatch(limits, redis, config.submission.hijack, { ...o, notify: { config, spool: stores.spool, store: stores.store, queue, logger }, newId });
+}
 /** The inline-verdict channel on a queue's Redis (undefined for a queue not opened by openQueue). */
 export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts | undefined {
   return inlineChannels.get(queue)?.(logger);
@@ -164,8 +185,8 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   const discarded = await stores.spool.discardIncomplete();
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
   const newId = monotonicFactory();
-  // Submission AUTH checks the console's accounts (in the same database as the metadata).
-  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(stores.sql)) : undefined;
+  // Submission AUTH: the console's accounts (in the same database as the metadata) or Dovecot.
+  const auth = config.submission.listeners.length > 0 ? submissionAuthenticator(config.submission.backend, () => openAccountStore(stores.sql)) : undefined;
   const front = createSmtpFront({
     config,
     ...stores,
@@ -174,6 +195,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
     newId: () => newId(),
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
+    ...(auth && limitChannels.has(queue) ? { limits: outboundLimits(config, stores, queue, logger, () => newId()) } : {}),
     inline: inlineVerdicts(queue, logger),
     lists: openListStore(stores.sql),
   });

@@ -31,7 +31,7 @@ const tlsMode = z.enum(['none', 'opportunistic', 'required', 'verified']);
 /**
  * One next hop: a host (`host`, `port`) or the MX records of a name (`mx`, looked up through the
  * gateway's resolver). Hops are tried by `priority` (lower first, then in file order); a dead
- * host or a 4xx moves on to the next.
+ * host or a 4xx moves on to the next, and a 5xx too when the next one is marked `backup`.
  */
 const nextHop = z
   .object({
@@ -48,6 +48,8 @@ const nextHop = z
     maxConnections: positiveInt.default(5),
     /** Messages per minute to this host (0: no limit). */
     maxPerMinute: z.number().int().min(0).default(0),
+    /** A backup relay: it also takes what the hop before it refused with a 5xx (issue 18). */
+    backup: z.boolean().optional(),
   })
   .strict()
   .refine((h) => (h.host === undefined) !== (h.mx === undefined), { message: 'set exactly one of host or mx' });
@@ -524,6 +526,11 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const noCerts = c.tls.certificates.length === 0;
     if (noCerts && c.submission.enabled) ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
+    if (noCerts && !c.submission.enabled) {
+      c.submission.listeners.forEach((l, i) => {
+        if (l.tls === 'implicit' || l.auth === 'required' || l.requireTls) ctx.addIssue({ code: 'custom', path: ['submission', 'listeners', i, 'tls'], message: 'this listener needs tls.certificates (implicit TLS, AUTH and requireTls all need them)' });
+      });
+    }
     if (noCerts && c.smtp.requireTls) ctx.addIssue({ code: 'custom', path: ['smtp', 'requireTls'], message: 'requireTls needs tls.certificates' });
     for (const clash of portClashes(configListeners(c))) ctx.addIssue({ code: 'custom', path: clash.key.split('.'), message: clash.message });
   });

@@ -25,6 +25,7 @@ import { DsnRateWindow, sendNotification } from './notify.ts';
 import type { DeliveryRecorder } from './recorded.ts';
 import { laneOf, pipelineMetrics, workerMetrics } from '../metrics.ts';
 import { logSummary, type FinalState } from '../summary.ts';
+import { onwardRecipients } from '../../rules/backup-hop.ts';
 
 export interface DeliveryDeps {
   config: Config;
@@ -194,7 +195,8 @@ async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: s
 }
 
 /**
- * Tries the targets in order; recipients deferred by one are offered to the next. `busy` when the
+ * Tries the targets in order; recipients deferred by one (or refused, before a backup hop) are
+ * offered to the next. `busy` when the
  * first target's slot (per host, or the outside lane) was taken, so that nothing was tried.
  */
 async function deliverToTargets(
@@ -206,7 +208,7 @@ async function deliverToTargets(
   const settled: RecipientResult[] = [];
   let deferred: RecipientResult[] = recipients.map((recipient) => ({ recipient, outcome: 'deferred', reply: 'not tried' }));
   let tried = 0;
-  for (const target of targets) {
+  for (const [i, target] of targets.entries()) {
     if (deferred.length === 0) break;
     const slot = deps.slots.tryAcquire(target);
     if (!slot.ok) {
@@ -217,8 +219,9 @@ async function deliverToTargets(
     tried++;
     try {
       const results = await sendToTarget(deps.config, target, envelope, deps.spool.outputPath(envelope.id), deferred.map((r) => r.recipient));
-      settled.push(...results.filter((r) => r.outcome !== 'deferred'));
-      deferred = results.filter((r) => r.outcome === 'deferred');
+      const next = onwardRecipients(results, targets[i + 1]?.backup === true);
+      settled.push(...next.settled);
+      deferred = next.onward.map((r) => (r.outcome === 'failed' ? { ...r, outcome: 'deferred' as const, reply: `${r.reply} (offered to the backup hop)` } : r));
     } finally {
       slot.release();
     }

@@ -24,6 +24,7 @@ import { arcSealHeaders, isOurAuthResults, type ArcSealKey } from './auth.ts';
 import { sendNotices } from './notify.ts';
 import { removalNote, writeCopy } from './rewrite.ts';
 import { OWN_HEADER_PREFIXES } from './stamp.ts';
+import { dkimSignatureFor, isOutbound } from './dkim.ts';
 import { receivedHeader } from './trace.ts';
 import { workerMetrics } from '../metrics.ts';
 import { logSummary } from '../summary.ts';
@@ -117,7 +118,10 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   const { spec } = g.plan;
   const m = g.members[0];
   const authservId = config.authentication.authservId ?? config.hostname;
-  const authHeaders = spec.authResults && 'headers' in analysis.auth ? analysis.auth.headers : [];
+  // Issue 18: an outbound copy carries no inbound-only headers (our Authentication-Results, the
+  // spam status, warnings meant for a recipient here), and is DKIM-signed instead of ARC-sealed.
+  const outbound = isOutbound(env);
+  const authHeaders = !outbound && spec.authResults && 'headers' in analysis.auth ? analysis.auth.headers : [];
   const findings = m.report.attachments?.status === 'checked' ? m.report.attachments.findings : [];
   const strip = spec.strip.map((part) => {
     const here = findings.filter((f) => f.part === part);
@@ -129,8 +133,8 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
         ['Received', receivedHeader(env, config.hostname)],
         ...authHeaders,
         ['X-Mailmoat-ID', env.id],
-        ...spec.statusHeaders,
-        ...(spec.warning ? [['X-Mailmoat-Warning', spec.warning]] : []),
+        ...(outbound ? [] : spec.statusHeaders),
+        ...(spec.warning && !outbound ? [['X-Mailmoat-Warning', spec.warning]] : []),
       ] as [string, string][],
       removePrefixes: OWN_HEADER_PREFIXES,
       removeIf: (key: string, line: string) => isOurAuthResults(key, line, authservId),
@@ -142,17 +146,20 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   };
   let result: Awaited<ReturnType<typeof writeCopy>> | undefined;
   const input = () => createReadStream(spool.messagePath(env.id));
-  const arc = deps.arcKey && spec.authResults && 'arc' in analysis.auth ? analysis.auth.arc : null;
+  const arc = !outbound && deps.arcKey && spec.authResults && 'arc' in analysis.auth ? analysis.auth.arc : null;
+  const arcKey = deps.arcKey;
+  // Headers made over the finished copy and put on top of it: the ARC set, or a DKIM signature.
+  const sealWith = outbound ? (side: string) => dkimSignatureFor(side, env, config.dataDir) : arcKey && arc ? (side: string) => arcSealHeaders(side, arcKey, arc) : null;
   try {
-    if (deps.arcKey && arc) {
-      // RFC 8617: the seal covers the copy as delivered, so it is made over the finished copy
-      // (written aside first), and the ARC set goes on top of it.
+    if (sealWith) {
+      // RFC 8617 / RFC 6376: the seal or signature covers the copy as delivered, so it is made
+      // over the finished copy (written aside first), and goes on top of it.
       const side = `${spool.outputPath(env.id)}.unsealed`;
       try {
         const ws = createWriteStream(side);
         result = await writeCopy(input(), ws, copySpec);
         await new Promise<void>((resolve, reject) => ws.end((e?: Error | null) => (e ? reject(e) : resolve())));
-        const seal = await arcSealHeaders(side, deps.arcKey, arc);
+        const seal = await sealWith(side);
         await spool.restoreForDelivery(env, async (out) => {
           out.write(seal);
           await pipeline(createReadStream(side), out, { end: false });

@@ -43,10 +43,19 @@ export interface Envelope {
   /** Sent after SMTP AUTH (the submission listener); absent in envelopes written before it was recorded. */
   authenticated?: boolean;
   dsn?: EnvelopeDsn;
-  /** Issue 8: set when the message is a spam report to a report address (gateway/reports/). */
+  /** Set when the message is a spam report to a report address (gateway/reports/). */
   report?: EnvelopeReport;
-  /** Issue 15: the account that authenticated on the submission listener (its mail is the sender's side's: rules/submission.ts). */
+  /** The account that authenticated on a submission listener (its mail is the sender's side's: rules/submission.ts). */
   submittedBy?: string;
+  /** Set when the message came in on a submission listener (outbound: limits, DKIM, no inbound stamps). */
+  submitted?: Submitted;
+}
+
+/** Who submitted an outbound message: an authenticated account, or a client of a relay network. */
+export interface Submitted {
+  listener: string;
+  user?: string;
+  relayNetwork?: string;
 }
 
 /**
