@@ -37,6 +37,8 @@ export interface ConsoleAdapters {
   release: ConsoleDeps['release'];
   remove: ConsoleDeps['remove'];
   spamd: ConsoleDeps['spamd'];
+  /** The learned filter (issue 19): learn buttons teach it, the Learner page snapshots and rolls it back. */
+  learner?: ConsoleDeps['learner'];
   /** Engine checks for /healthz besides the database and the spool disk (redis, clamd, spamd). */
   engineChecks: Record<string, () => Promise<string>>;
 }
@@ -89,6 +91,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     release: a.release,
     remove: a.remove,
     spamd: a.spamd,
+    ...(a.learner ? { learner: a.learner } : {}),
     queueCounts: () => a.queue.counts(),
     healthChecks: {
       database: async () => {
