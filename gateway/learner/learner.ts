@@ -76,9 +76,19 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
    * Applies `change` to fresh copies of the named models and saves them; a model another node
    * wrote meanwhile is reloaded and changed again (one saved before the conflict keeps its step).
    */
-  async function update(names: readonly string[], change: (models: Map<string, Model>) => void): Promise<void> {
+  // This node's own updates run one at a time (they would only conflict with each other);
+  // another node's write in between is caught by the version check and retried.
+  let queue: Promise<unknown> = Promise.resolve();
+  function update(names: readonly string[], change: (models: Map<string, Model>) => void): Promise<void> {
+    const run = queue.then(() => updateNow(names, change));
+    queue = run.catch(() => {});
+    return run;
+  }
+
+  async function updateNow(names: readonly string[], change: (models: Map<string, Model>) => void): Promise<void> {
     const saved = new Set<string>();
-    for (let attempt = 0; attempt < 8; attempt++) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
       const rows = new Map<string, { version: number | null; model: Model }>();
       for (const name of names) {
         const row = await store.load(name);
@@ -97,7 +107,7 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
       }
       if (clean) return;
     }
-    throw new Error('the learner models kept changing under this update (8 attempts)');
+    throw new Error('the learner models kept changing under this update (20 attempts)');
   }
 
   return {

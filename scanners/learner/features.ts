@@ -48,11 +48,15 @@ export function featuresOf(raw: Uint8Array): Uint32Array {
  */
 export function strongestStretches(raw: Uint8Array, weightOf: (slot: number) => number, side: 1 | -1, n = 3): { text: string; weight: number }[] {
   const text = learnerText(raw);
+  const weights = new Float32Array(Math.max(0, text.length - GRAM + 1));
+  for (let i = 0; i < weights.length; i++) weights[i] = weightOf(slotAt(text, i)) * side;
+  // A gram counts when it pushes at least a quarter as hard as the strongest one of this message.
+  const floor = Math.max(1e-6, 0.25 * weights.reduce((a, b) => Math.max(a, b), 0));
   const spans: { from: number; to: number; weight: number }[] = [];
   let cur: { from: number; to: number; weight: number } | null = null;
-  for (let i = 0; i + GRAM <= text.length; i++) {
-    const w = weightOf(slotAt(text, i)) * side;
-    if (w > 0.05) {
+  for (let i = 0; i < weights.length; i++) {
+    const w = weights[i];
+    if (w >= floor) {
       if (cur && i <= cur.to) {
         cur.to = i + GRAM;
         cur.weight += w;

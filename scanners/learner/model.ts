@@ -17,6 +17,13 @@ export const emptyModel = (): Model => ({ weights: new Float32Array(MODEL_DIM), 
 /** Step size per learned message, for binary features (tuned on spam-1, easy-ham-1 and hard-ham-1 only; bench/detect.ts reports on the other groups). */
 export const LEARNING_RATE = 0.01;
 
+/**
+ * One learn event at full weight moves the message's own log-odds by at most this much (tuned like LEARNING_RATE) (a fraction
+ * of it at a lower weight): with thousands of binary features a plain step would move it by ~25,
+ * and a single report could then flip everything that shares its headers.
+ */
+export const MAX_SELF_MOVE = 8;
+
 /** Weights are kept in this range: one message, however often learned, cannot make a 4-gram decisive alone. */
 const WEIGHT_BOUND = 2;
 
@@ -45,7 +52,10 @@ export interface Step {
  */
 export function learnStep(judgedBy: readonly Model[], steps: readonly Step[], features: Uint32Array, label: 0 | 1, weight: number, rate = LEARNING_RATE): { before: number } {
   const before = sigmoid(marginOf(judgedBy, features));
-  const g = rate * weight * (label - before);
+  const totalShare = steps.reduce((a, s) => a + Math.max(0, s.share), 0) * judgedBy.length;
+  const raw = rate * weight * (label - before);
+  const cap = (MAX_SELF_MOVE * weight) / Math.max(1, features.length * Math.max(1e-9, totalShare));
+  const g = Math.max(-cap, Math.min(cap, raw));
   for (const { model, share } of steps) {
     if (share <= 0 || weight <= 0) continue;
     const w = model.weights;
