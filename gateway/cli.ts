@@ -24,6 +24,7 @@ import { listQuarantine, releaseMessage } from './quarantine.ts';
 import { liveConfig } from './config/live.ts';
 import { reloadConfig } from './config/reload.ts';
 import { registerProcess, signalRunning } from './running.ts';
+import { LEARN_USAGE, learnCli } from './learner/cli.ts';
 
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
@@ -42,6 +43,7 @@ const USAGE = `usage: mailmoat <command> [--config FILE]
   user list | add NAME --role superadmin|domainadmin|user [--domains a.test,b.test] [--addresses x@a.test]
   user passwd NAME           give a console user a new random password (printed once)
   digest send                send the quarantine digests now
+${LEARN_USAGE}
 The config file is --config, else $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's.`;
 
 class UsageError extends Error {}
@@ -54,6 +56,8 @@ function findConfigFile(explicit: string | undefined): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Issue 19: the learned filter's command (its own parser and code in gateway/learner/cli.ts).
+  if (argv[0] === 'learn') return learnCli(argv.slice(1), (explicit) => loadConfig(findConfigFile(explicit)));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -11,6 +11,7 @@ import type { LearnerScan } from '../../scanners/types.ts';
 import type { LearnerStore, SnapshotInfo } from '../store/learner-store.ts';
 
 export const GLOBAL_MODEL = '*';
+const THICK_MARGIN = 2;
 
 export interface LearnerOptions {
   guards?: LearnerGuards;
@@ -158,7 +159,12 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
       const working: Model = { weights: model.weights.slice(), trained: model.trained };
       let n = 0;
       for await (const it of items) {
-        learnStep([working], [{ model: working, share: 1 }], featuresOf(it.raw), it.as === 'spam' ? 1 : 0, 1);
+        // A folder of one class at a time: a message already judged right with a margin is not
+        // learned again ("thick threshold"), or the grams every message shares (headers of one
+        // server) would be driven to that class alone.
+        const f = featuresOf(it.raw);
+        const m = marginOf([working], f);
+        if (it.as === 'spam' ? m < THICK_MARGIN : m > -THICK_MARGIN) learnStep([working], [{ model: working, share: 1 }], f, it.as === 'spam' ? 1 : 0, 1);
         n++;
         progress?.(n);
       }
