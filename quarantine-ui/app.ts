@@ -34,6 +34,7 @@ import { registerAuthRoutes } from './routes/auth.ts';
 import { registerQuarantineRoutes } from './routes/quarantine.ts';
 import { registerListRoutes } from './routes/lists.ts';
 import { registerLogRoutes } from './routes/log.ts';
+import { registerLearnerRoutes } from './routes/learner.ts';
 import { registerReportRoutes } from './routes/report.ts';
 import { registerDomainRoutes } from './routes/domains.ts';
 import { registerDashboardRoutes } from './routes/dashboard.ts';
@@ -203,6 +204,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
         flash,
         path: req.routeOptions.url ?? '',
         h: helpers,
+        learner: Boolean(deps.learner),
         productName: 'mailmoat',
       });
       return reply.code(status).type('text/html; charset=utf-8').send(html);
@@ -282,6 +284,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     await registerDashboardRoutes(scoped, ctx);
     await registerDomainRoutes(scoped, ctx);
     await registerAdminRoutes(scoped, ctx);
+    await registerLearnerRoutes(scoped, ctx);
   });
 
   return app;

@@ -1,6 +1,8 @@
 // A console on real stores (SQLite + files, or PostgreSQL, through gateway/store/sql.ts) in a temp dir with fake engines: release/delete
 // use the real compare-and-set transitions but queue nothing, spamd is a scripted teacher. Used
 // through app.inject(), so route tests need no Redis, no browser and no sockets.
+import { createLearner } from '../../gateway/learner/learner.ts';
+import { openLearnerStore } from '../../gateway/store/learner-store.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,7 +69,7 @@ export function rawMessage(o: { from?: string; to?: string; subject?: string; ht
 }
 
 /** `database: 'postgres'`: the console on a fresh database of the run's PostgreSQL, quarantined bodies in it too. */
-export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect } = {}): Promise<Harness> {
+export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect; learner?: boolean } = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-ui-'));
   const config: Config = configSchema.parse({
     hostname: 'mx.gateway.test',
@@ -132,6 +134,7 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
       return { ok: true, summary: 'fake', transcript: [{ ms: 0, dir: 'S', line: '220 fake <script>alert(1)</script>' }] };
     },
     now: () => Date.now(),
+    ...(o.learner ? { learner: createLearner(openLearnerStore(sql)) } : {}),
   };
   const app = await buildConsole(deps);
   await app.ready();
