@@ -47,6 +47,29 @@ const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
 const rocaPct = (scores: number[], labels: boolean[]) => (100 * (1 - rocArea(scores, labels))).toFixed(3);
 const log = (s: string) => console.log(s);
 
+/** The ratio b/a of a logistic regression p(spam) = σ(a·spamd + b·logOdds + c), fitted by gradient descent: how many spamd points one unit of the learner's log-odds is worth. */
+function stack(spamd: number[], logOdds: number[], labels: boolean[]): number {
+  let a = 0.5;
+  let b = 0.5;
+  let c = -2.5;
+  for (let it = 0; it < 3000; it++) {
+    let ga = 0;
+    let gb = 0;
+    let gc = 0;
+    for (let i = 0; i < labels.length; i++) {
+      const p = 1 / (1 + Math.exp(-(a * spamd[i] + b * logOdds[i] + c)));
+      const e = (labels[i] ? 1 : 0) - p;
+      ga += e * spamd[i];
+      gb += e * logOdds[i];
+      gc += e;
+    }
+    a += (0.01 * ga) / labels.length;
+    b += (0.01 * gb) / labels.length;
+    c += (0.01 * gc) / labels.length;
+  }
+  return b / a;
+}
+
 const pool = shuffled(loadCorpus(['spam-2', 'easy-ham-2']), Number(values.seed));
 const spamPool = pool.filter((m) => m.spam);
 const hamPool = pool.filter((m) => !m.spam);
@@ -104,6 +127,8 @@ try {
       const labels = sub.map((x) => x.spam);
       log(`subsample of ${sub.length} (${labels.filter(Boolean).length} spam), spamd with TELL feedback:`);
       log(`| | (1-ROCA)% |\n|---|---|\n| spamd alone | ${rocaPct(r.spamd, labels)} |\n| learner alone | ${rocaPct(r.learner, labels)} |\n| fusion (spamd + learner points) | ${rocaPct(r.fusion, labels)} |`);
+      const fit = stack(r.spamd, r.learner, labels);
+      log(`calibration check: logistic regression of the label on (spamd score, learner log-odds) over this replay gives ${fit.toFixed(2)} spamd points per unit of log-odds (the policy default pointsPerLogOdds is ${DEFAULT_LEARNER_FUSION.pointsPerLogOdds})`);
     }
   }
 
@@ -137,9 +162,12 @@ try {
       await learner.teach(x.raw, { as, reporter: who.reporter, domain: who.domain, trusted: false });
     }
     const out = new Map<string, { spam: boolean; logOdds: number; trained: number }[]>(domains.map((d) => [d, []]));
+    const cpu0 = process.cpuUsage();
     for (const x of held) {
       for (const [d, s] of await learner.score(x.raw, domains)) if (s.status === 'scored') out.get(d)!.push({ spam: x.spam, logOdds: s.logOdds, trained: s.trained });
     }
+    const cpu = process.cpuUsage(cpu0);
+    if (name === 'loop') log(`learner service scoring CPU (models cached, version check in SQLite, strongest signs): ${((cpu.user + cpu.system) / 1000 / held.length).toFixed(3)} ms per message`);
     await sql.close();
     return out;
   }
