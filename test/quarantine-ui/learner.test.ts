@@ -45,6 +45,25 @@ describe('console and the learned filter', () => {
     expect(confirmed).toBeGreaterThan(afterUser);
   });
 
+  it('the scan report shows the learned filter’s probability, its points and the text that drove it', async () => {
+    const id = await h.addMessage({ rcpt: ['alice@a.test'], subject: 'prize' });
+    await h.store.recordVerdict(id, {
+      verdict: 'spam',
+      reason: 'spam score 6.0',
+      subject: 'prize',
+      report: {
+        virus: { status: 'clean' },
+        spam: { status: 'scored', score: 2, threshold: 5, rules: [] },
+        learner: { status: 'scored', logOdds: 4, probability: 0.982, trained: 900, models: ['*', 'a.test'], spamSigns: ['claim your <prize>'], hamSigns: [] },
+        score: { spam: 2, urls: 0, auth: 0, learner: 4, total: 6, threshold: 5, highThreshold: 10 },
+      },
+    });
+    const page = (await admin.get(`/messages/${id}`)).body;
+    expect(page).toContain('<dt>Learned filter</dt>');
+    expect(page).toMatch(/probability of spam <b>98\.2 %<\/b> \(log-odds 4\.00; models global \+ a\.test, 900 learned\): <b>\+4\.0<\/b> points in the spam score/);
+    expect(page).toContain('“claim your &lt;prize&gt;”');
+  });
+
   it('superadmins see the snapshots and roll back with one click; others get no such page', async () => {
     const page = (await root.get('/learner')).body;
     expect(page).toContain('Learned filter');
