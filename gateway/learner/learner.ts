@@ -9,8 +9,33 @@ import { deserializeModel, emptyModel, learnStep, marginOf, serializeModel, sigm
 import { DEFAULT_LEARNER_GUARDS, learnWeight, type LearnerGuards } from '../../rules/learner.ts';
 import type { LearnerScan } from '../../scanners/types.ts';
 import type { LearnerStore, SnapshotInfo } from '../store/learner-store.ts';
+import { OWN_HEADER_PREFIXES } from '../pipeline/stamp.ts';
 
 export const GLOBAL_MODEL = '*';
+
+/**
+ * The message without our own verdict headers (X-Mailmoat-*, X-Spam-*): a user reporting a missed
+ * spam forwards our delivered copy, stamped "X-Spam-Flag: NO"; learned as it is, the filter would
+ * learn our own verdict instead of the message (SpamAssassin's Bayes ignores its headers likewise).
+ */
+export function withoutOwnHeaders(raw: Buffer): Buffer {
+  const head = raw.subarray(0, 64 * 1024).toString('latin1');
+  const end = head.search(/\r?\n\r?\n/);
+  const block = end === -1 ? head : head.slice(0, end);
+  if (!OWN_HEADER_RE.test(block)) return raw;
+  const kept: string[] = [];
+  let dropping = false;
+  for (const line of block.split(/(?<=\n)/)) {
+    if (/^[ \t]/.test(line)) {
+      if (!dropping) kept.push(line);
+      continue;
+    }
+    dropping = OWN_HEADER_PREFIXES.some((p) => line.toLowerCase().startsWith(p));
+    if (!dropping) kept.push(line);
+  }
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(Buffer.byteLength(block, 'latin1'))]);
+}
+const OWN_HEADER_RE = new RegExp(`^(${OWN_HEADER_PREFIXES.join('|')})`, 'im');
 const THICK_MARGIN = 2;
 
 export interface LearnerOptions {
@@ -112,7 +137,8 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
   }
 
   return {
-    async score(raw, domains) {
+    async score(message, domains) {
+      const raw = withoutOwnHeaders(message);
       const features = featuresOf(raw);
       const models = await current([GLOBAL_MODEL, ...domains]);
       const out = new Map<string, LearnerScan>();
@@ -135,7 +161,8 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
       return out;
     },
 
-    async teach(raw, req) {
+    async teach(message, req) {
+      const raw = withoutOwnHeaders(message);
       const sha256 = createHash('sha256').update(raw).digest('hex');
       const domain = req.domain ?? GLOBAL_MODEL;
       const [recent, earlier] = await Promise.all([store.eventsSince(req.reporter, now() - 3_600_000), store.reportsOf(sha256, req.as)]);
@@ -162,7 +189,7 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
         // A folder of one class at a time: a message already judged right with a margin is not
         // learned again ("thick threshold"), or the grams every message shares (headers of one
         // server) would be driven to that class alone.
-        const f = featuresOf(it.raw);
+        const f = featuresOf(withoutOwnHeaders(it.raw));
         const m = marginOf([working], f);
         if (it.as === 'spam' ? m < THICK_MARGIN : m > -THICK_MARGIN) learnStep([working], [{ model: working, share: 1 }], f, it.as === 'spam' ? 1 : 0, 1);
         n++;

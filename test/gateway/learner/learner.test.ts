@@ -2,7 +2,7 @@
 // the score, a domain's reports stay mostly its own, rollback, the poisoning guards, several nodes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadCorpus, shuffled } from '../../../bench/lib/corpus.ts';
-import { createLearner, GLOBAL_MODEL } from '../../../gateway/learner/learner.ts';
+import { createLearner, GLOBAL_MODEL, withoutOwnHeaders } from '../../../gateway/learner/learner.ts';
 import { openLearnerStore } from '../../../gateway/store/learner-store.ts';
 import type { Sql } from '../../../gateway/store/sql.ts';
 import type { LearnerScan } from '../../../scanners/types.ts';
@@ -93,5 +93,14 @@ describe.each(DIALECTS)('learner on %s', (dialect) => {
     const [fromB] = (await b.score(spamOut[0].raw, ['a.test'])).values();
     expect(fromA).toMatchObject({ trained: 20 });
     expect(fromB).toEqual(fromA);
+  });
+});
+
+describe('withoutOwnHeaders', () => {
+  it('drops our verdict headers (folded lines too) from a reported copy, and nothing else', () => {
+    const stamped = Buffer.from('Received: from x\r\nX-Mailmoat-Status: clean; virus=clean;\r\n spam score=1.0\r\nX-Spam-Flag: NO\r\nSubject: win\r\n\r\nX-Spam-Flag: in the body stays\r\n');
+    expect(withoutOwnHeaders(stamped).toString()).toBe('Received: from x\r\nSubject: win\r\n\r\nX-Spam-Flag: in the body stays\r\n');
+    const plain = Buffer.from('Subject: hi\n\nbody\n');
+    expect(withoutOwnHeaders(plain)).toBe(plain);
   });
 });
