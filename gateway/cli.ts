@@ -170,6 +170,30 @@ function buildProgram(exit: { code: number }): Command {
       const { relayCommand } = await import('./outbound-cli.ts');
       process.stdout.write(await relayCommand(await config(), 'lift', account));
     });
+  // The learned filter: bulk training and model snapshots (gateway/learner/cli.ts parses the options itself).
+  const learn = program.command('learn').description('the learned filter: train from mail files, model snapshots and rollback');
+  const learnCmd = async (args: string[]) => {
+    const { learnCli } = await import('./learner/cli.ts');
+    const explicit = program.opts<{ config?: string }>().config;
+    const [c, l] = await Promise.all([handlers.config(), handlers.load()]);
+    return learnCli(explicit ? [...args, '--config', explicit] : args, (e) => l.loadConfig(c.findConfigFile(e)));
+  };
+  for (const kind of ['spam', 'ham'] as const) {
+    learn
+      .command(kind)
+      .description(`train it with ${kind} from mbox files, maildirs, folders or message files (full weight; take a snapshot first)`)
+      .argument('<paths...>', 'files or folders')
+      .option('--domain <domain>', 'the domain model to train (default: the global one)')
+      .action(async (paths: string[], o: { domain?: string }) => done(learnCmd([kind, ...paths, ...(o.domain ? ['--domain', o.domain] : [])])));
+  }
+  learn.command('snapshots').description('the model snapshots').action(async () => done(learnCmd(['snapshots'])));
+  learn
+    .command('snapshot')
+    .description('take a snapshot of a model')
+    .option('--domain <domain>', 'the domain model (default: the global one)')
+    .option('--note <text>', 'a note kept with it')
+    .action(async (o: { domain?: string; note?: string }) => done(learnCmd(['snapshot', ...(o.domain ? ['--domain', o.domain] : []), ...(o.note ? ['--note', o.note] : [])])));
+  learn.command('rollback').description('put a model back as a snapshot holds it (the state before is kept as a snapshot)').argument('<id>', 'snapshot id').action(async (id: string) => done(learnCmd(['rollback', id])));
   // Hosted domains kept in the database (gateway/domains/cli.ts parses the options itself).
   const domain = program.command('domain').description('hosted domains: from the config file and from the database (live on every node)');
   const domainCmd = async (args: string[]) => {

@@ -5,9 +5,13 @@
 //
 // spamd answers EX_OK to TELL even when it learned nothing (unwritable Bayes store, or the
 // message was already learned): only a DidSet naming "local" counts as learned.
+//
+// Issue 19: the same event also teaches mailmoat's own learned filter (gateway/learner/), with
+// the guards' weight; what it did is added to the detail.
 import { createHash } from 'node:crypto';
 import type { LearnClass, LearnLog, LearnOutcome, LearnSource } from './store/learnlog.ts';
 import type { TellOptions } from '../scanners/spamd.ts';
+import type { Learner } from './learner/learner.ts';
 
 export interface SpamTeacher {
   tell(message: Buffer, o: TellOptions): Promise<{ didSet: string[]; didRemove: string[] }>;
@@ -16,6 +20,8 @@ export interface SpamTeacher {
 export interface LearnDeps {
   spamd: SpamTeacher;
   log: LearnLog;
+  /** The learned filter (issue 19); absent: spamd's Bayes alone learns. */
+  learner?: Pick<Learner, 'teach'>;
 }
 
 export interface LearnRequest {
@@ -26,6 +32,10 @@ export interface LearnRequest {
   /** An uploaded file's name (shown back to the person, recorded). */
   name?: string | null;
   maxBytes: number;
+  /** The hosted domain the message was addressed to (the learner's per-domain model); null or absent: the global model. */
+  domain?: string | null;
+  /** An administrator taught it (console admin, CLI): the learner gives it full weight at once. */
+  trusted?: boolean;
 }
 
 export interface LearnResult {
@@ -57,7 +67,9 @@ export function notAMessage(raw: Buffer, maxBytes: number): string | undefined {
 
 export async function learnMessage(deps: LearnDeps, raw: Buffer, req: LearnRequest): Promise<LearnResult> {
   const sha256 = createHash('sha256').update(raw).digest('hex');
-  const finish = async (outcome: LearnOutcome, detail: string): Promise<LearnResult> => {
+  let learned = '';
+  const finish = async (outcome: LearnOutcome, spamdDetail: string): Promise<LearnResult> => {
+    const detail = `${spamdDetail}${learned}`;
     await deps.log.record({
       actor: req.actor,
       source: req.source,
@@ -73,6 +85,16 @@ export async function learnMessage(deps: LearnDeps, raw: Buffer, req: LearnReque
   };
   const problem = notAMessage(raw, req.maxBytes);
   if (problem) return finish('refused', `not learned: ${problem}`);
+  // The learner first, and also for a message spamd learned before: a second reporter's
+  // agreement is what gives a report full weight (rules/learner.ts).
+  if (deps.learner) {
+    try {
+      const t = await deps.learner.teach(raw, { as: req.as, reporter: req.actor, domain: req.domain ?? null, trusted: req.trusted ?? false });
+      learned = `; ${t.detail}`;
+    } catch (err) {
+      learned = `; learned filter failed: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
   if (await deps.log.learnedBefore(sha256, req.as)) return finish('already-learned', `already learned as ${req.as} earlier; nothing to do`);
   try {
     const r = await deps.spamd.tell(raw, { messageClass: req.as, set: ['local'] });

@@ -9,8 +9,14 @@ import { stampMessage } from './pipeline/stamp.ts';
 import { receivedHeader } from './pipeline/trace.ts';
 import { OWN_HEADER_PREFIXES } from './pipeline/scan.ts';
 import { RELEASE_EVENT } from './delivery/deliver.ts';
+import type { Learner } from './learner/learner.ts';
+import { TEXT_BYTES } from '../scanners/learner/features.ts';
+import { domainOf } from '../rules/envelope.ts';
 
-export type QuarantineDeps = CoreDeps;
+export interface QuarantineDeps extends CoreDeps {
+  /** The learned filter (issue 19): a released spam is learned as ham for the recipients' domains. */
+  learner?: Pick<Learner, 'teach'>;
+}
 
 export function listQuarantine(store: MetadataStore, o: { limit: number; offset?: number }): Promise<MessageRecord[]> {
   return store.list({ status: 'quarantined', limit: o.limit, offset: o.offset });
@@ -61,7 +67,38 @@ export async function releaseMessage(deps: QuarantineDeps, id: string, by: strin
     return { ok: false, reason: `release failed: ${(err as Error).message}` };
   }
   logger.info({ id, by }, 'released from quarantine');
+  if (deps.learner && (record.verdict === 'spam' || record.verdict === 'high-spam')) await learnReleaseAsHam(deps, record, by);
   return { ok: true };
+}
+
+/**
+ * A released spam was wanted mail: the learner learns it as ham for each hosted recipient domain,
+ * with one person's weight (rules/learner.ts); an administrator's "learn as not spam" confirms it.
+ * The release stands whatever happens here; a failure is an event on the message.
+ */
+async function learnReleaseAsHam(deps: QuarantineDeps, record: MessageRecord, by: string): Promise<void> {
+  const domains = [...new Set(record.rcptTo.map(domainOf))].filter((d) => deps.config.domains[d]);
+  try {
+    const head = await readHead(deps.quarantine.open(record.id), TEXT_BYTES + 200);
+    for (const domain of domains) {
+      const t = await deps.learner!.teach(head, { as: 'ham', reporter: by, domain, trusted: false });
+      await deps.store.addEvent(record.id, 'learned', `release: ${t.detail}`);
+    }
+  } catch (err) {
+    await deps.store.addEvent(record.id, 'learn-failed', `release not learned as ham: ${(err as Error).message}`).catch(() => {});
+  }
+}
+
+async function readHead(input: Readable, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of input) {
+    chunks.push(c as Buffer);
+    size += (c as Buffer).length;
+    if (size >= n) break;
+  }
+  input.destroy();
+  return Buffer.concat(chunks).subarray(0, n);
 }
 
 export type DeleteResult = { ok: true } | { ok: false; reason: string };

@@ -1,6 +1,8 @@
 // Composition roots: the only place that picks concrete adapters. `start` runs everything on one
 // machine (engines it manages, SMTP front, workers, console, demo mailbox); `smtp`, `worker` and
 // `console` run one role.
+import { createLearner } from './learner/learner.ts';
+import { openLearnerStore } from './store/learner-store.ts';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monotonicFactory } from 'ulid';
@@ -231,7 +233,9 @@ export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, lo
 
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {
   const log = logger.child({ role: 'worker' });
-  const scanners = makeScanners(config, endpoints);
+  // Issue 19: the learned filter, its models in the metadata database (every node sees them).
+  const learner = createLearner(openLearnerStore(stores.sql));
+  const scanners = { ...makeScanners(config, endpoints), learner };
   // Delivery results survive a store that fails after a 250 (gateway/delivery/recorded.ts).
   const recorder = new DeliveryRecorder({
     store: stores.store,
@@ -246,7 +250,7 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const arcKey = config.authentication.arcSeal && { ...config.authentication.arcSeal, privateKey: readFileSync(config.authentication.arcSeal.keyFile, 'utf8') };
   const lists = openListStore(stores.sql);
   // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
-  const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.sql), lists };
+  const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.sql), lists, learner };
   const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports };
   // Reconcile before taking jobs: it evicts local copies (several machines), which a job already
   // running on this node would then miss (ENOENT mid-scan after Redis lost its data).
@@ -310,6 +314,7 @@ export async function runConsole(
   o: { listen?: boolean } = {},
 ): Promise<RunningConsole> {
   const log = logger.child({ role: 'console' });
+  const learner = createLearner(openLearnerStore(stores.sql));
   const spamd = new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs });
   // Loaded here, not at the top: the console pulls in jsdom and friends (~1,000 modules, ~100 MB),
   // which the smtp and worker roles must not carry.
@@ -319,7 +324,8 @@ export async function runConsole(
     logger: log,
     ...stores,
     queue,
-    release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log }, id, by),
+    release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log, learner }, id, by),
+    learner,
     remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
     spamd,
     domainSync: domainSyncs.get(config),

@@ -35,6 +35,7 @@ import { registerQuarantineRoutes } from './routes/quarantine.ts';
 import { registerListRoutes } from './routes/lists.ts';
 import { registerLogRoutes } from './routes/log.ts';
 import { registerPoisonRoutes } from './routes/poison.ts';
+import { registerLearnerRoutes } from './routes/learner.ts';
 import { registerReportRoutes } from './routes/report.ts';
 import { registerDomainRoutes } from './routes/domains.ts';
 import { registerDashboardRoutes } from './routes/dashboard.ts';
@@ -208,6 +209,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
         flash,
         path: req.routeOptions.url ?? '',
         h: helpers,
+        learner: Boolean(deps.learner),
         productName: 'mailmoat',
       });
       return reply.code(status).type('text/html; charset=utf-8').send(html);
@@ -292,6 +294,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     await registerDomainAdminRoutes(scoped, ctx);
     await registerTokenRoutes(scoped, ctx);
     await registerAdminRoutes(scoped, ctx);
+    await registerLearnerRoutes(scoped, ctx);
   });
 
   return app;

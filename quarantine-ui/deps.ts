@@ -4,6 +4,7 @@ import type { Config } from '../gateway/config/schema.ts';
 import type { Logger } from '../gateway/log.ts';
 import type { DeleteResult, ReleaseResult } from '../gateway/quarantine.ts';
 import type { SpamTeacher } from '../gateway/learning.ts';
+import type { Learner } from '../gateway/learner/learner.ts';
 import type { AccountStore } from '../gateway/store/accounts.ts';
 import type { AuditStore } from '../gateway/store/audit.ts';
 import type { BlobStore } from '../gateway/store/blobs.ts';
@@ -51,6 +52,8 @@ export interface ConsoleDeps {
     release(id: string, by: string): Promise<PoisonOpResult>;
     remove(id: string, by: string): Promise<PoisonOpResult>;
   };
+  /** The learned filter; absent: learn buttons teach spamd only, no Learner page. */
+  learner?: Learner;
   /** Job counts per queue and state (waiting, active, delayed, failed…). */
   queueCounts(): Promise<Record<string, Record<string, number>>>;
   /** Named checks for /healthz: each resolves with a short detail or throws. */

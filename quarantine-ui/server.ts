@@ -41,6 +41,8 @@ export interface ConsoleAdapters {
   release: ConsoleDeps['release'];
   remove: ConsoleDeps['remove'];
   spamd: ConsoleDeps['spamd'];
+  /** The learned filter: learn buttons teach it, the Learner page snapshots and rolls it back. */
+  learner?: ConsoleDeps['learner'];
   /** Engine checks for /healthz besides the database and the spool disk (redis, clamd, spamd). */
   engineChecks: Record<string, () => Promise<string>>;
   /** The checks whose failure makes /healthz answer 503 (gateway/engine-checks.ts CRITICAL); absent: all. */
@@ -101,6 +103,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       release: (id, by) => releasePoison({ store: a.store, queue: a.queue, logger }, id, by),
       remove: (id, by) => deletePoison({ store: a.store, queue: a.queue, spool: a.spool, logger }, id, by),
     },
+    ...(a.learner ? { learner: a.learner } : {}),
     queueCounts: () => a.queue.counts(),
     healthChecks: {
       database: async () => {

@@ -3,7 +3,7 @@
 // www.paypal.com but goes to evil-login.example.net", "SpamAssassin score 12.3; strongest signs:
 // …"). These sentences are the verdict's reasons: the message list, the digest, the scan report,
 // the X-Mailmoat-Warning header and a refusal's reply text all show them. Pure.
-import type { AttachmentFindingReport, ListMatch, PhishingLink, ScoreSummary, SpamScan } from '../scanners/types.ts';
+import type { AttachmentFindingReport, LearnerScan, ListMatch, PhishingLink, ScoreSummary, SpamScan } from '../scanners/types.ts';
 
 export const formatScore = (score: number): string => score.toFixed(1);
 
@@ -50,11 +50,19 @@ export function strongestSigns(spam: SpamScan, n = 3): string[] {
     .map((h) => (spam.details ? `${h.description.replace(/\.$/, '')} (+${formatScore(h.score)})` : h.description));
 }
 
+/** The learned filter's part in the score, with the text that drove it ("learned filter +4.2: “click here”, “Dear friend”"). */
+export function learnerReason(points: number, l: LearnerScan | undefined): string {
+  const signs = l?.status === 'scored' ? (points >= 0 ? l.spamSigns : l.hamSigns) : [];
+  const sign = points >= 0 ? '+' : '−';
+  return `learned filter ${sign}${formatScore(Math.abs(points))}${signs.length > 0 ? ` (${points >= 0 ? 'spam-like' : 'like wanted mail'}: ${signs.map((t) => `“${t}”`).join(', ')})` : ''}`;
+}
+
 /** The score and what it is made of, and at what score this class starts. */
-export function spamReason(score: ScoreSummary, spam: SpamScan, cls: 'spam' | 'high-spam'): string {
+export function spamReason(score: ScoreSummary, spam: SpamScan, cls: 'spam' | 'high-spam', learner?: LearnerScan): string {
   const extras = [
     ...(score.urls ? [`links to listed sites +${formatScore(score.urls)}`] : []),
     ...(score.auth ? [`failed DMARC +${formatScore(score.auth)}`] : []),
+    ...(score.learner ? [learnerReason(score.learner, learner)] : []),
   ];
   const what =
     extras.length === 0
@@ -65,6 +73,7 @@ export function spamReason(score: ScoreSummary, spam: SpamScan, cls: 'spam' | 'h
   return `${what}, ${limit}${signs.length > 0 ? `; strongest signs: ${signs.join(', ')}` : ''}`;
 }
 
-export function belowThresholdReason(score: ScoreSummary): string {
-  return `spam score ${formatScore(score.total)}, below ${formatScore(score.threshold)}`;
+export function belowThresholdReason(score: ScoreSummary, learner?: LearnerScan): string {
+  const parts = score.learner ? ` (${[...(score.spam !== null ? [`SpamAssassin ${formatScore(score.spam)}`] : []), learnerReason(score.learner, learner)].join(', ')})` : '';
+  return `spam score ${formatScore(score.total)}${parts}, below ${formatScore(score.threshold)}`;
 }

@@ -7,6 +7,7 @@
 // each of their domains (and rules naming them) may want something else. Recipients whose
 // handling ends up the same are processed together (rules/actions.ts groups them).
 import type { AttachmentRulesOverride } from './attachments.ts';
+import { DEFAULT_LEARNER_FUSION, type LearnerFusion } from './learner.ts';
 
 /**
  * The verdict classes, most severe first. A message that is several things at once is handled by
@@ -54,8 +55,10 @@ export interface ClassAction {
 
 export interface Policy {
   /** Which checks count for this recipient. A check off is reported "skipped", never "clean". */
-  checks: { virus: boolean; spam: boolean; attachments: boolean; html: boolean; auth: boolean; urls: boolean; lists: boolean };
+  checks: { virus: boolean; spam: boolean; attachments: boolean; html: boolean; auth: boolean; urls: boolean; lists: boolean; learner: boolean };
   spam: { threshold: number; highThreshold: number };
+  /** How the learner's log-odds enter the spam score (rules/learner.ts learnerPoints). */
+  learner: LearnerFusion;
   actions: Record<VerdictClass, ClassAction>;
   /** Subject tags per class (used by `tagged` and `strip`), and `cleaned` for a disarmed copy. "" = none. */
   tags: Record<VerdictClass | 'cleaned', string>;
@@ -106,6 +109,7 @@ export type OutagePolicy = 'retry' | 'quarantine' | 'pass';
 export type PolicyPatch = {
   checks?: Partial<Policy['checks']>;
   spam?: Partial<Policy['spam']>;
+  learner?: Partial<Policy['learner']>;
   actions?: Partial<Record<VerdictClass, Partial<ClassAction>>>;
   tags?: Partial<Policy['tags']>;
   attachments?: { rules?: AttachmentRulesOverride; encrypted?: Policy['attachments']['encrypted'] };
@@ -124,8 +128,9 @@ const act = (d: Disposition, o: Partial<ClassAction> = {}): ClassAction => ({ do
  * operator's choice per class (see README "Rules, actions and tags").
  */
 export const DEFAULT_POLICY: Policy = {
-  checks: { virus: true, spam: true, attachments: true, html: true, auth: true, urls: true, lists: true },
+  checks: { virus: true, spam: true, attachments: true, html: true, auth: true, urls: true, lists: true, learner: true },
   spam: { threshold: 5, highThreshold: 10 },
+  learner: DEFAULT_LEARNER_FUSION,
   actions: {
     virus: act('quarantine'),
     blocked: act('quarantine'),

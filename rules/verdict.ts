@@ -2,8 +2,9 @@
 // recipient's policy (rules/policy.ts) to a verdict class. Fail closed: a check that is on and
 // could not look is a retry (the message stays in the spool and is scanned again), never "clean";
 // a limit reached is "unscannable" or "malformed", classes of their own.
-import type { ScanReport, ScoreSummary } from '../scanners/types.ts';
+import type { LearnerScan, ScanReport, ScoreSummary } from '../scanners/types.ts';
 import type { Policy, VerdictClass } from './policy.ts';
+import { learnerPoints } from './learner.ts';
 import {
   allowedReason,
   belowThresholdReason,
@@ -62,10 +63,12 @@ function failures(r: ScanReport, p: Policy): string[] {
   if (p.checks.html) failed('HTML', r.html);
   if (p.checks.auth) failed('authentication', r.auth);
   if (p.checks.urls) failed('URL', r.urls);
+  // The learner's models live in the metadata database: unreadable is a retry like any check.
+  if (p.checks.learner && r.learner?.status === 'error') out.push(`learned filter failed: ${r.learner.reason}`);
   return out;
 }
 
-/** The score the spam classes are decided on: spamd's, plus URL listings, plus DMARC penalties. */
+/** The score the spam classes are decided on: spamd's, plus URL listings, plus DMARC penalties, plus the learned filter's points. */
 export function scoreOf(r: ScanReport, p: Policy): ScoreSummary {
   const spam = p.checks.spam && r.spam.status === 'scored' ? r.spam.score : null;
   const urls = p.checks.urls && r.urls?.status === 'checked' ? r.urls.score : 0;
@@ -75,8 +78,10 @@ export function scoreOf(r: ScanReport, p: Policy): ScoreSummary {
     if (dmarc.policy === 'quarantine') auth = p.auth.dmarcQuarantineScore;
     if (dmarc.policy === 'reject' && p.auth.dmarcReject === 'score') auth = p.auth.dmarcRejectScore;
   }
-  const total = (spam ?? 0) + urls + auth;
-  return { spam, urls, auth, total, threshold: p.spam.threshold, highThreshold: p.spam.highThreshold };
+  const learned = p.checks.learner && r.learner?.status === 'scored' ? r.learner : null;
+  const learner = learned ? learnerPoints(learned.logOdds, learned.trained, p.learner) : 0;
+  const total = Math.round(((spam ?? 0) + urls + auth + learner) * 1000) / 1000;
+  return { spam, urls, auth, ...(learned ? { learner } : {}), total, threshold: p.spam.threshold, highThreshold: p.spam.highThreshold };
 }
 
 function arcExcuses(r: ScanReport, p: Policy): boolean {
@@ -117,16 +122,18 @@ function evidence(r: ScanReport, p: Policy, score: ScoreSummary): [VerdictClass,
     ],
     ['spoofed', spoofed],
     ['phishing', html && p.html.phishingNet ? html.phishing.map(phishingReason) : []],
-    ['high-spam', scored && score.total >= p.spam.highThreshold ? [spamReason(score, spamOf(r, p), 'high-spam')] : []],
+    ['high-spam', scored && score.total >= p.spam.highThreshold ? [spamReason(score, spamOf(r, p), 'high-spam', learnerOf(r, p))] : []],
     // One score, one spam class: above the high threshold it is high-spam only, so that a policy
     // may handle high-spam more mildly than spam (e.g. headers only for one recipient).
-    ['spam', scored && score.total >= p.spam.threshold && score.total < p.spam.highThreshold ? [spamReason(score, spamOf(r, p), 'spam')] : []],
+    ['spam', scored && score.total >= p.spam.threshold && score.total < p.spam.highThreshold ? [spamReason(score, spamOf(r, p), 'spam', learnerOf(r, p))] : []],
   ];
 }
 
 const spamOf = (r: ScanReport, p: Policy): ScanReport['spam'] => (p.checks.spam ? r.spam : { status: 'skipped', reason: 'off' });
 
-const hasScore = (s: ScoreSummary) => s.spam !== null || s.urls !== 0 || s.auth !== 0;
+const learnerOf = (r: ScanReport, p: Policy): LearnerScan | undefined => (p.checks.learner ? r.learner : undefined);
+
+const hasScore = (s: ScoreSummary) => s.spam !== null || s.urls !== 0 || s.auth !== 0 || (s.learner ?? 0) !== 0;
 
 export function classify(r: ScanReport, p: Policy): Classification {
   const failed = failures(r, p);
@@ -148,7 +155,7 @@ export function classify(r: ScanReport, p: Policy): Classification {
       ? 'spam check off for this recipient'
       : r.spam.status === 'skipped'
         ? `not spam-scanned: ${r.spam.reason}`
-        : belowThresholdReason(score);
+        : belowThresholdReason(score, learnerOf(r, p));
   return { kind: 'verdict', class: 'clean', reason, reasons: [reason], classes: [], score };
 }
 

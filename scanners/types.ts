@@ -150,11 +150,32 @@ export interface ListMatch {
   entry: string;
 }
 
+/**
+ * The learned filter's judgement (issue 19) under the global model plus the recipient domain's:
+ * its log-odds of spam and the stretches of text that pushed it most each way.
+ */
+export type LearnerScan =
+  | {
+      status: 'scored';
+      logOdds: number;
+      probability: number;
+      /** Messages the models it was judged by learned from (global + domain). */
+      trained: number;
+      /** The model names used: '*' (global) and the domain's, when it has one. */
+      models: string[];
+      spamSigns: string[];
+      hamSigns: string[];
+    }
+  | Skipped
+  | Failed;
+
 /** The score the spam verdict was taken on: spamd's plus what the other checks added. */
 export interface ScoreSummary {
   spam: number | null;
   urls: number;
   auth: number;
+  /** The learned filter's points (rules/learner.ts learnerPoints); absent or 0: it added nothing. */
+  learner?: number;
   total: number;
   threshold: number;
   highThreshold: number;
@@ -191,6 +212,7 @@ export interface ScanReport {
   html?: HtmlScan;
   auth?: AuthScan;
   urls?: UrlScan;
+  learner?: LearnerScan;
   /** The list entry that decided (allow: spam classes skipped; block: verdict "blocked"); null: none matched. */
   list?: ListMatch | null;
   score?: ScoreSummary;

@@ -70,11 +70,18 @@ export const policyPatchSchema = z
         urls: z.boolean().optional(),
         /** Use the allow/block lists kept in the console. */
         lists: z.boolean().optional(),
+        /** The learned filter (issue 19): its points join the spam score. */
+        learner: z.boolean().optional(),
       })
       .strict()
       .optional(),
     /** Spam thresholds for this level (overrides the top-level `spam` section). */
     spam: z.object({ threshold: score.optional(), highThreshold: score.optional() }).strict().optional(),
+    /** The learned filter's weight in the spam score (rules/learner.ts): points per unit of log-odds, at most ± maxPoints, ramped in over rampExamples learned messages. */
+    learner: z
+      .object({ pointsPerLogOdds: z.number().min(0).max(10).optional(), maxPoints: z.number().min(0).max(50).optional(), rampExamples: z.number().int().min(1).optional() })
+      .strict()
+      .optional(),
     /** Per verdict class: a disposition ("quarantine") or { do, notifyRecipient, notifyAdmin, forwardTo }. */
     actions: classKeys(action)
       .refine((a) => Object.entries(a).every(([c, v]) => v?.do !== 'strip' || c === 'banned'), { message: 'strip is only for banned attachments' })

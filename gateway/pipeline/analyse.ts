@@ -14,7 +14,10 @@ import type { Envelope, Spool } from '../spool/spool.ts';
 import { walkMessage } from '../../scanners/mime-walk.ts';
 import { DEFAULT_ZIP_LIMITS } from '../../scanners/zip-inspect.ts';
 import type { MessageFacts } from '../../scanners/facts.ts';
-import type { AttachmentScan, Failed, Unscannable, HtmlScan, ScanReport, Skipped, SpamScan, UrlScan, VirusScan } from '../../scanners/types.ts';
+import type { AttachmentScan, Failed, Unscannable, HtmlScan, LearnerScan, ScanReport, Skipped, SpamScan, UrlScan, VirusScan } from '../../scanners/types.ts';
+import { TEXT_BYTES } from '../../scanners/learner/features.ts';
+import { domainOf } from '../../rules/envelope.ts';
+import type { Learner } from '../learner/learner.ts';
 import { evaluateAttachments, mergeAttachmentRules } from '../../rules/attachments.ts';
 import { DEFAULT_ATTACHMENT_RULES } from '../../rules/defaults/attachments.ts';
 import { DEFAULT_PHISHING_SAFE_SITES } from '../../rules/defaults/phishing-safe-sites.ts';
@@ -42,6 +45,8 @@ export interface Scanners {
   urls?: UrlChecker;
   /** Worker threads for the HTML and text analysis (analysis-pool.ts); absent: it runs on the event loop, unbudgeted. */
   analysis?: AnalysisPool;
+  /** The learned filter (gateway/learner/learner.ts); absent: reported as not set up, it adds nothing. */
+  learner?: Pick<Learner, 'score'>;
 }
 
 export interface Analysis {
@@ -53,6 +58,8 @@ export interface Analysis {
   urls: UrlFacts | Failed | Skipped | Unscannable;
   /** When the analysis began and ended (epoch ms): the summary line's queue and scan delays. */
   timing: { startedAt: number; finishedAt: number };
+  /** The learner's verdict per recipient domain. */
+  learner: Map<string, LearnerScan> | Failed | Skipped;
 }
 
 
@@ -121,8 +128,27 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
     : scanners.mailauth
       ? ((resolver) => timedScan('auth', () => authenticateMessage(file, envelope, { resolver, authservId })))(scanners.mailauth)
       : Promise.resolve({ scan: failed(new Error('no resolver for mail authentication')), headers: [], arc: null });
-  const [v, s, f, t, a, u] = await Promise.all([virus, spam, facts, text, auth, urls]);
-  return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u, timing: { startedAt, finishedAt: Date.now() } };
+  const learnerDomains = [...new Set(policies.filter((p) => p.policy.checks.learner).map((p) => domainOf(p.recipient)))];
+  const learner: Promise<Map<string, LearnerScan> | Failed | Skipped> =
+    learnerDomains.length === 0
+      ? Promise.resolve(skipped('learned filter off for every recipient'))
+      : !scanners.learner
+        ? Promise.resolve(skipped('learned filter not set up on this node'))
+        : readHead(file, TEXT_BYTES + 200).then((head) => scanners.learner!.score(head, learnerDomains)).catch(failed);
+  const [v, s, f, t, a, u, l] = await Promise.all([virus, spam, facts, text, auth, urls, learner]);
+  return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u, learner: l, timing: { startedAt, finishedAt: Date.now() } };
+}
+
+/** The first `n` bytes of a file (the learner reads no more). */
+async function readHead(file: string, n: number): Promise<Buffer> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
 
 function uniqueSettings(policies: Policy[]): DisarmSettings[] {
@@ -166,6 +192,12 @@ function urlView(a: Analysis, p: Policy): UrlScan {
   return urlScan(a.urls, p.urls.badSiteScore);
 }
 
+function learnerView(a: Analysis, rp: RecipientPolicy): LearnerScan {
+  if (!rp.policy.checks.learner) return skipped('learned filter off');
+  if (!(a.learner instanceof Map)) return a.learner;
+  return a.learner.get(domainOf(rp.recipient)) ?? { status: 'error', reason: 'no learner verdict for this domain' };
+}
+
 /** One recipient's view of the analysis: what rules/verdict.ts classifies. */
 export function reportFor(a: Analysis, rp: RecipientPolicy): ScanReport {
   const p = rp.policy;
@@ -176,6 +208,7 @@ export function reportFor(a: Analysis, rp: RecipientPolicy): ScanReport {
     html: htmlView(a, p),
     auth: !p.checks.auth ? skipped('authentication check off') : 'scan' in a.auth ? a.auth.scan : a.auth,
     urls: urlView(a, p),
+    learner: learnerView(a, rp),
     list: p.checks.lists ? rp.list : null,
     timing: a.timing,
   };

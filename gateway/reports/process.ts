@@ -16,6 +16,7 @@ import { RetryLater } from '../store/queue.ts';
 import type { LearnLog } from '../store/learnlog.ts';
 import type { ListStore } from '../store/lists.ts';
 import { learnMessage, type LearnResult, type SpamTeacher } from '../learning.ts';
+import type { Learner } from '../learner/learner.ts';
 import type { MailauthResolver } from '../dns/resolver.ts';
 import { authenticateMessage } from '../pipeline/auth.ts';
 import { commitGenerated, composeNotice } from '../pipeline/notify.ts';
@@ -25,6 +26,8 @@ import { inDomain, type EnvelopeReport } from './rcpt.ts';
 
 export interface ReportLearning {
   spamd: SpamTeacher;
+  /** The learned filter (issue 19): a report teaches the reporter's domain's model. */
+  learner?: Pick<Learner, 'teach'>;
   learnLog: LearnLog;
   /** For `addSenderToBlockList`. */
   lists?: ListStore;
@@ -65,7 +68,8 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
   const extraction: Extraction = await extractReported(raw, { reporter: env.mailFrom, maxMessages: domainCfg.maxMessages, maxBytes: config.smtp.maxMessageBytes });
   const items: ReportItem[] = [];
   for (const [n, m] of extraction.messages.entries()) {
-    const r = await learnMessage({ spamd: deps.reports.spamd, log: deps.reports.learnLog }, m.raw, {
+    const r = await learnMessage({ spamd: deps.reports.spamd, log: deps.reports.learnLog, ...(deps.reports.learner ? { learner: deps.reports.learner } : {}) }, m.raw, {
+      domain: report.domain,
       as: report.kind,
       actor: env.mailFrom || report.address,
       source: 'reportspam',

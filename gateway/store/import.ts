@@ -57,6 +57,9 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'api_tokens', key: ['id'], unique: true, serial: 'id' },
   { name: 'spool_files', key: ['message_id', 'kind'], unique: true, batch: BODY_BATCH },
   { name: 'quarantine_bodies', key: ['message_id'], unique: true, batch: BODY_BATCH },
+  { name: 'learner_models', key: ['name'], unique: true, batch: BODY_BATCH },
+  { name: 'learner_snapshots', key: ['id'], unique: true, serial: 'id', batch: BODY_BATCH },
+  { name: 'learner_events', key: ['seq'], unique: true, serial: 'seq' },
 ];
 
 

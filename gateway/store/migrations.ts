@@ -239,6 +239,40 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
       )`,
     ],
   },
+  {
+    // The learned filter's models (one global, '*', and one per hosted domain; version for
+    // optimistic updates from several nodes), their snapshots for rollback, and each learn event
+    // (who taught what, with what weight) for the per-reporter guards.
+    name: '0006_learner',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS learner_models (
+        name TEXT PRIMARY KEY,
+        version ${t.int} NOT NULL,
+        updated_at ${t.int} NOT NULL,
+        data ${t.blob} NOT NULL
+      )`,
+      `CREATE TABLE IF NOT EXISTS learner_snapshots (
+        id ${t.id},
+        name TEXT NOT NULL,
+        at ${t.int} NOT NULL,
+        by_whom TEXT NOT NULL,
+        note TEXT NOT NULL,
+        data ${t.blob} NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS learner_snapshots_name ON learner_snapshots (name, id)',
+      `CREATE TABLE IF NOT EXISTS learner_events (
+        seq ${t.id},
+        at ${t.int} NOT NULL,
+        reporter TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        class TEXT NOT NULL,
+        weight DOUBLE PRECISION NOT NULL
+      )`,
+      'CREATE INDEX IF NOT EXISTS learner_events_reporter ON learner_events (reporter, at)',
+      'CREATE INDEX IF NOT EXISTS learner_events_sha ON learner_events (sha256, class)',
+    ],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {

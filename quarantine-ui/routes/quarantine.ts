@@ -247,6 +247,12 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
 }
 
 /** The hosted domains a user can filter by. */
+/** The one hosted domain all of a message's recipients are in, or null (then the global model learns). */
+function learnDomain(ctx: Ctx, m: MessageRecord): string | null {
+  const domains = [...new Set(m.rcptTo.map(domainOf))];
+  return domains.length === 1 && ctx.deps.config.domains[domains[0]] ? domains[0] : null;
+}
+
 export function domainChoices(ctx: Ctx, user: ConsoleUser): string[] {
   const hosted = Object.keys(ctx.deps.config.domains);
   if (user.scope.all) return hosted;
@@ -313,9 +319,15 @@ export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, 
         const cls = action === 'learn-spam' ? 'spam' : 'ham';
         const body = await readBody(ctx, m.id, ctx.deps.config.console.upload.maxFileBytes);
         if (!Buffer.isBuffer(body)) return { ok: false, text: body === 'missing' ? 'The message body is no longer stored.' : 'The message is too large to learn from.' };
-        const r = await learnMessage({ spamd: ctx.deps.spamd, log: ctx.deps.learnLog }, body, {
+        const domain = learnDomain(ctx, m);
+        const r = await learnMessage({ spamd: ctx.deps.spamd, log: ctx.deps.learnLog, ...(ctx.deps.learner ? { learner: ctx.deps.learner } : {}) }, body, {
           as: cls,
           actor: by,
+          // The learner's model for the recipients' domain (one domain: otherwise the global one);
+          // an administrator's button confirms with full weight, a user's counts as one report.
+          // A domain admin confirms for their domain's model; only a superadmin for the global one.
+          domain,
+          trusted: user.account.role === 'superadmin' || (user.account.role !== 'user' && domain !== null),
           source: 'console',
           messageId: m.id,
           maxBytes: ctx.deps.config.console.upload.maxFileBytes,

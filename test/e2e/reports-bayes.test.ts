@@ -65,8 +65,10 @@ describe('the learning loop: reports raise the Bayes score', () => {
 
     const spamLearned = await reportAll('reportspam@example.test', Array.from({ length: 8 }, (_, n) => generated(SPAM_WORDS, 'spam', n)));
     const hamLearned = await reportAll('notspam@example.test', Array.from({ length: 8 }, (_, n) => generated(HAM_WORDS, 'ham', n)));
-    expect(spamLearned.filter((d) => d.endsWith('learned as spam'))).toHaveLength(8);
-    expect(hamLearned.filter((d) => d.endsWith('learned as ham'))).toHaveLength(8);
+    expect(spamLearned.filter((d) => d.includes(': learned as spam; '))).toHaveLength(8);
+    expect(hamLearned.filter((d) => d.includes(': learned as ham; '))).toHaveLength(8);
+    // Issue 19: the same reports taught the learned filter, as one person's reports each.
+    expect(spamLearned.every((d) => d.endsWith('learned filter: learned as spam for example.test, one person\'s report: weight 0.25 until 2 agree or an administrator confirms'))).toBe(true);
 
     const after = await client.symbols(probe);
     const hamAfter = await client.symbols(generated(HAM_WORDS, 'ham', 98));
@@ -75,5 +77,20 @@ describe('the learning loop: reports raise the Bayes score', () => {
     expect(after.rules.some((r) => /^BAYES_(8|9)/.test(r))).toBe(true);
     expect(after.score).toBeGreaterThan(before.score + 1);
     expect(hamAfter.rules.some((r) => /^BAYES_(00|05|20)/.test(r))).toBe(true);
+
+    // Issue 19: a new spam-like and a new ham-like message through the gateway: the scan report
+    // holds the learned filter's judgement (global + example.test models) and what drove it.
+    const learnerOf = async (raw: Buffer) => {
+      const sent = await sendRaw(gw.smtpPort, { from: 'someone@partner.example', to: ['alice@example.test'] }, raw);
+      expect(sent.code, sent.response).toBe(250);
+      await waitForStatus(gw, sent.id!, ['delivered', 'quarantined'], 60_000);
+      return (await gw.stores.store.get(sent.id!))!.report!.learner!;
+    };
+    const spamScan = await learnerOf(generated(SPAM_WORDS, 'spam', 97));
+    const hamScan = await learnerOf(generated(HAM_WORDS, 'ham', 96));
+    expect(spamScan).toMatchObject({ status: 'scored', models: ['*', 'example.test'], trained: 32 });
+    expect(spamScan.status === 'scored' && spamScan.logOdds).toBeGreaterThan(0);
+    expect(spamScan.status === 'scored' && spamScan.spamSigns.length).toBeGreaterThan(0);
+    expect(hamScan.status === 'scored' && hamScan.logOdds).toBeLessThan(0);
   }, 180_000);
 });

@@ -14,6 +14,8 @@ import {
 } from '../support/gateway.ts';
 import { listQuarantine, releaseMessage } from '../../gateway/quarantine.ts';
 import { silentLogger } from '../../gateway/log.ts';
+import { createLearner } from '../../gateway/learner/learner.ts';
+import { openLearnerStore } from '../../gateway/store/learner-store.ts';
 import { mailDate } from '../support/mime.ts';
 import { DIALECTS } from '../support/databases.ts';
 
@@ -132,7 +134,8 @@ describe.each(DIALECTS)('walking skeleton on %s: SMTP in, scan, deliver or quara
   it('releases a quarantined message once: delivered a single time, a second release is refused', async () => {
     const sent = await sendRaw(gw.smtpPort, to('frank@example.test'), message({ subject: 'held', body: `${GTUBE}\r\n` }));
     await waitForStatus(gw, sent.id!, ['quarantined']);
-    const deps = { config: gw.config, ...gw.stores, queue: gw.queue, logger: silentLogger() };
+    const learner = createLearner(openLearnerStore(gw.stores.sql));
+    const deps = { config: gw.config, ...gw.stores, queue: gw.queue, logger: silentLogger(), learner };
     const [first, second] = await Promise.all([releaseMessage(deps, sent.id!, 'test'), releaseMessage(deps, sent.id!, 'test')]);
     expect([first.ok, second.ok].sort()).toEqual([false, true]);
     await waitForStatus(gw, sent.id!, ['released']);
@@ -143,6 +146,11 @@ describe.each(DIALECTS)('walking skeleton on %s: SMTP in, scan, deliver or quara
     expect(copies).toHaveLength(1);
     expect(unfold(splitMessage(copies[0]).head)).toMatch(/X-Mailmoat-Status: released; was quarantined as high-spam/);
     expect((await releaseMessage(deps, sent.id!, 'test')).ok).toBe(false);
+    // Issue 19: a released spam is learned as ham for the recipient's domain, as one person's report.
+    const events = await gw.stores.store.events(sent.id!);
+    expect(events.filter((e) => e.kind === 'learned').map((e) => e.detail)).toEqual([
+      "release: learned filter: learned as ham for example.test, one person's report: weight 0.25 until 2 agree or an administrator confirms",
+    ]);
   });
 });
 

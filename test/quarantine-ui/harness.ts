@@ -1,6 +1,8 @@
 // A console on real stores (SQLite + files, or PostgreSQL, through gateway/store/sql.ts) in a temp dir with fake engines: release/delete
 // use the real compare-and-set transitions but queue nothing, spamd is a scripted teacher. Used
 // through app.inject(), so route tests need no Redis, no browser and no sockets.
+import { createLearner } from '../../gateway/learner/learner.ts';
+import { openLearnerStore } from '../../gateway/store/learner-store.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,7 +78,7 @@ export function rawMessage(o: { from?: string; to?: string; subject?: string; ht
 }
 
 /** `database: 'postgres'`: the console on a fresh database of the run's PostgreSQL, quarantined bodies in it too. */
-export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect } = {}): Promise<Harness> {
+export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect; learner?: boolean } = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-ui-'));
   const config: Config = configSchema.parse({
     hostname: 'mx.gateway.test',
@@ -146,6 +148,7 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     now: () => Date.now(),
     hostedDomains: { store: domainStore, fileDomains: () => domainSync.fileDomains(), refresh: () => domainSync.refresh() },
     tokens: openApiTokenStore(sql),
+    ...(o.learner ? { learner: createLearner(openLearnerStore(sql)) } : {}),
   };
   const app = await buildConsole(deps);
   await app.ready();

@@ -1,0 +1,81 @@
+// The learner's features (issue 19): hashed byte 4-grams of the first TEXT_BYTES bytes of the
+// message as received, headers included — the representation of the TREC spam-track winners
+// (Sculley & Wachman's ROSVM, Cormack's online logistic regression, Goodman & Yih): no parser, no
+// tokenizer to evade with odd MIME, and a cost bounded by TEXT_BYTES whatever the message is.
+// Binary features (a 4-gram present or not), hashed into 2^MODEL_BITS slots. Pure.
+
+/** Slots per model: 2^18 float32 weights = 1 MiB per model in memory (stated in the README). */
+export const MODEL_BITS = 18;
+export const MODEL_DIM = 1 << MODEL_BITS;
+/** How much of the message is read: headers and the start of the body, as the TREC runs did. */
+export const TEXT_BYTES = 3000;
+const GRAM = 4;
+
+/** A "seen" mark per slot, reused across calls (one event loop: no two calls interleave). */
+const seen = new Uint8Array(MODEL_DIM);
+
+/** The slot of the 4-gram starting at `i` (multiplicative hashing of the 4 bytes as one word). */
+const slotAt = (b: Uint8Array, i: number): number => (Math.imul(b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24), 0x9e3779b1) >>> (32 - MODEL_BITS)) >>> 0;
+
+/** The text the learner reads: the first TEXT_BYTES bytes, line ends made LF (CRLF vs LF must not matter). */
+export function learnerText(raw: Uint8Array): Uint8Array {
+  const head = raw.subarray(0, TEXT_BYTES + 200);
+  const out = new Uint8Array(Math.min(head.length, TEXT_BYTES));
+  let n = 0;
+  for (let i = 0; i < head.length && n < out.length; i++) if (head[i] !== 13) out[n++] = head[i];
+  return out.subarray(0, n);
+}
+
+/** The distinct feature slots of a message (sorted order not guaranteed). */
+export function featuresOf(raw: Uint8Array): Uint32Array {
+  const text = learnerText(raw);
+  const out = new Uint32Array(Math.max(0, text.length - GRAM + 1));
+  let n = 0;
+  for (let i = 0; i + GRAM <= text.length; i++) {
+    const s = slotAt(text, i);
+    if (seen[s]) continue;
+    seen[s] = 1;
+    out[n++] = s;
+  }
+  for (let i = 0; i < n; i++) seen[out[i]] = 0;
+  return out.subarray(0, n);
+}
+
+/**
+ * The stretches of text that pushed the score most toward `side`: each 4-gram's weight, adjacent
+ * grams pushing the same way merged into one stretch, the strongest few shown. For the scan report
+ * only (not on the scoring path's budget).
+ */
+export function strongestStretches(raw: Uint8Array, weightOf: (slot: number) => number, side: 1 | -1, n = 3): { text: string; weight: number }[] {
+  const text = learnerText(raw);
+  const weights = new Float32Array(Math.max(0, text.length - GRAM + 1));
+  for (let i = 0; i < weights.length; i++) weights[i] = weightOf(slotAt(text, i)) * side;
+  // A gram counts when it pushes at least a quarter as hard as the strongest one of this message.
+  const floor = Math.max(1e-6, 0.25 * weights.reduce((a, b) => Math.max(a, b), 0));
+  const spans: { from: number; to: number; weight: number }[] = [];
+  let cur: { from: number; to: number; weight: number } | null = null;
+  for (let i = 0; i < weights.length; i++) {
+    const w = weights[i];
+    if (w >= floor) {
+      if (cur && i <= cur.to) {
+        cur.to = i + GRAM;
+        cur.weight += w;
+      } else {
+        cur = { from: i, to: i + GRAM, weight: w };
+        spans.push(cur);
+      }
+    } else if (cur && i >= cur.to) cur = null;
+  }
+  const seenText = new Set<string>();
+  return spans
+    .sort((a, b) => b.weight - a.weight)
+    .map((s) => ({ text: printable(text.subarray(s.from, s.to)), weight: s.weight }))
+    .filter((s) => s.text.length >= 3 && !seenText.has(s.text) && seenText.add(s.text))
+    .slice(0, n);
+}
+
+/** Bytes as a short, single-line, printable string (what a reader of the scan report sees). */
+function printable(b: Uint8Array): string {
+  const s = Buffer.from(b).toString('latin1').replace(/\s+/g, ' ').replace(/[^\x20-\x7e\xa0-\xff]/g, '?').trim();
+  return s.length > 40 ? `${s.slice(0, 39)}…` : s;
+}
