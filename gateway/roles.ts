@@ -32,6 +32,7 @@ import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { DeliveryRecorder } from './delivery/recorded.ts';
 import { DeliverySlots } from './delivery/slots.ts';
+import { ConnectionPool } from './delivery/connection-pool.ts';
 import { DsnRateWindow } from './delivery/notify.ts';
 import { createResolver, type DnsResolver } from './dns/resolver.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
@@ -228,7 +229,8 @@ function outsideLaneSize(config: Config): number {
 }
 
 export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, logger: Logger): DeliveryDeps {
-  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config) }), dsnWindow: new DsnRateWindow(), logger };
+  const connections = new ConnectionPool({ idleMs: config.delivery.reuseIdleMs, maxMessages: config.delivery.reuseMaxMessages, maxIdle: config.queue.deliverConcurrency });
+  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config) }), connections, dsnWindow: new DsnRateWindow(), logger };
 }
 
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {
@@ -285,6 +287,7 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
     async close(graceMs) {
       await Promise.all([retention.stop(), workers.close(graceMs)]);
       await recorder.stop();
+      delivery.connections?.close();
       await scanners.analysis?.close();
     },
   };

@@ -9,6 +9,7 @@ import type { FsyncProbe } from './disk.ts';
 import type { ProfileSummary } from './profile.ts';
 import type { BigMessageRun, Cell, LatencyRun, Scenario } from './scenarios.ts';
 import { round, summarize, type Summary } from './stats.ts';
+import { cpuPerMessageLine, issueTargets, renderIssueTargets } from './issue-targets.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 
@@ -90,6 +91,9 @@ const WHAT: Record<Scenario, string> = {
   'full-split-pg': 'full path, spamd off, smtp + worker processes, PostgreSQL',
   'full-spamd': 'full path with spamd → smtp-sink',
   'spamd-alone': 'spamd alone (SPAMC loop)',
+  'postfix-accept': 'peer: accept, → Postfix (queued, on hold)',
+  postfix: 'peer: Postfix relay → smtp-sink',
+  haraka: 'peer: Haraka (smtp_forward) → smtp-sink',
 };
 
 /** The cluster-storage rows (informational, no target) and the one-machine row each is shown next to. */
@@ -146,14 +150,14 @@ function rows(cells: Cell[]): Row[] {
       return xs.length ? toMB(Math.max(...xs)) : null;
     };
     const cpu: Record<string, number> = {};
-    for (const name of ['mailmoat', 'redis', 'clamd', 'spamd', 'postgres', 'load']) {
+    for (const name of ['mailmoat', 'postfix', 'haraka', 'redis', 'clamd', 'spamd', 'postgres', 'load']) {
       const m = median(g(name).map((u) => u.cpuPercentOfOneCore));
       if (m !== null && (m > 0 || name === 'mailmoat')) cpu[name] = round(m, 0);
     }
     const perMsg: Record<string, number> = {};
-    for (const name of ['mailmoat', 'redis', 'clamd', 'spamd', 'postgres']) {
+    for (const name of ['mailmoat', 'postfix', 'haraka', 'redis', 'clamd', 'spamd', 'postgres']) {
       const m = median(ok.map((c) => c.cpuMsPerMessage[name]).filter((x) => x !== undefined && Number.isFinite(x)));
-      if (m !== null && (m > 0.05 || name === 'mailmoat')) perMsg[name] = round(m, 1);
+      if (m !== null && (m > 0.05 || name === 'mailmoat' || name === 'postfix' || name === 'haraka')) perMsg[name] = round(m, 1);
     }
     out.push({
       scenario,
@@ -343,6 +347,8 @@ export function buildResults(o: Collected & {
       packages: m.packages.slice(0, 12),
     })),
     targets: targets(rs, lat, bigS, peaks),
+    issueTargets: issueTargets(rs, o.cells, lat.find((l) => l.target.startsWith('accept'))?.p99Ms),
+    cpuPerMessage: cpuPerMessageLine(rs),
     profiles: o.profiles,
     skipped: o.skipped,
     notMeasured: o.notMeasured,
@@ -458,6 +464,9 @@ export function renderMarkdown(r: Results): string {
   }
   L.push('');
   L.push(`Counts per run: ${Object.entries(r.plan.counts).map(([k, v]) => `${k} ${Object.entries(v).map(([s, n]) => `${n}×${s}`).join('/')}`).join('; ')}. ClamAV database: ${r.engines.clamavDatabase.replace(REPO_ROOT + '/', '')}. spamd: ${r.engines.spamd}. DNS queries answered by the bench's resolver: ${r.gateway.dnsQueriesAnswered}.`);
+  L.push('');
+  // Last, so that it is what the console shows at the end of the run.
+  L.push(...renderIssueTargets(r.issueTargets, r.cpuPerMessage));
   L.push('');
   return L.join('\n');
 }

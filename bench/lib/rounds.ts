@@ -5,8 +5,10 @@
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { summarizeProfile } from './profile.ts';
+import { runSource } from './postfix.ts';
 import { fsyncProbe, postgresCommitProbe, sqliteCommitProbe } from './disk.ts';
 import { gatewayHasDatabaseUrl } from './gateway.ts';
+import { harakaBin, postfixPresent, startHaraka, startPostfix, type PeerServer, type PostfixInstance } from './peers.ts';
 import type { Collected, MemoryReport, Plan, ProfileRun } from './report.ts';
 import {
   acceptCell,
@@ -14,6 +16,8 @@ import {
   ceilingCell,
   drain,
   fullCell,
+  peerRelayCell,
+  postfixAcceptCell,
   latencyRun,
   spamdCell,
   startPhase,
@@ -33,6 +37,8 @@ export interface RoundContext {
   data: Collected;
   /** Gateways kept running across rounds, by phase name (stopped at the end or on SIGINT). */
   phases: Map<string, Phase>;
+  /** The peers (Postfix, Haraka), started in the first round and kept like the phases. */
+  peers?: { postfixAccept?: PostfixInstance; postfixRelay?: PostfixInstance; haraka?: PeerServer };
 }
 
 export function emptyCollected(): Collected {
@@ -91,9 +97,49 @@ interface PhaseOptions {
 }
 
 export async function stopPhases(ctx: RoundContext): Promise<void> {
-  const all = [...ctx.phases.values()];
+  const all = [...ctx.phases.values(), ...Object.values(ctx.peers ?? {})];
   ctx.phases.clear();
+  ctx.peers = undefined;
   await Promise.all(all.map((p) => p.stop().catch(() => {})));
+}
+
+/**
+ * The peers' rows (issue 16), 2 KB at each session count: Postfix accepting (hold), Postfix and
+ * Haraka end to end. Started once; one that cannot start is recorded and its rows left out.
+ */
+async function peerRows(ctx: RoundContext, round: number): Promise<void> {
+  const { bench, plan, data } = ctx;
+  const m = ctx.messages.sized[0];
+  if (!ctx.peers) {
+    ctx.peers = {};
+    const start = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await f();
+      } catch (err) {
+        data.phaseErrors.push(`round ${round}, ${what}: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      }
+    };
+    if (postfixPresent()) {
+      ctx.peers.postfixAccept = await start('postfix (accept)', () => startPostfix(bench.runDir, 'accept'));
+      ctx.peers.postfixRelay = await start('postfix (relay)', () => startPostfix(bench.runDir, 'relay'));
+    } else data.notMeasured.push('the Postfix rows: /usr/sbin/postfix is missing');
+    const bin = harakaBin();
+    if (bin) ctx.peers.haraka = await start('haraka', () => startHaraka(bench.runDir, bin));
+    else data.notMeasured.push('the Haraka rows: the Haraka devDependency is not installed (npm install)');
+    // Warm-up, as for the gateways: processes spawned, connections to the sink cached, JIT.
+    for (const peer of [ctx.peers.postfixAccept, ctx.peers.postfixRelay, ctx.peers.haraka]) {
+      if (peer) await runSource({ port: peer.port, sessions: 5, count: plan.warmUp, file: m.file, timeoutMs: 30_000 });
+    }
+    await ctx.peers.postfixAccept?.clear();
+  }
+  const { postfixAccept, postfixRelay, haraka } = ctx.peers;
+  const count = plan.counts.accept['2 KB'];
+  for (const sessions of plan.sessions) {
+    if (postfixAccept) note(ctx, await postfixAcceptCell(postfixAccept, m, sessions, count, round, plan.capMs.accept));
+    if (postfixRelay) note(ctx, await peerRelayCell(postfixRelay, 'postfix', m, sessions, count, round, plan.capMs.full));
+    if (haraka) note(ctx, await peerRelayCell(haraka, 'haraka', m, sessions, count, round, plan.capMs.full));
+  }
 }
 
 function maxRate(cells: Cell[], scenario: string, round: number): number {
@@ -145,6 +191,7 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
     data.big.push(b);
     bench.log(`${messages.big.label} message: ${(b.elapsedMs / 1000).toFixed(1)} s, RSS ${mb(b.baselineRssBytes)} → ${mb(b.peakRssBytes)} MB (+${mb(b.growthBytes)})${b.ok ? '' : `  FAILED: ${b.error}`}`);
   });
+  await peerRows(ctx, round);
   if (plan.split) {
     // The same path with SMTP and the workers in two processes: two event loops for two cores.
     await phase(ctx, 'full-split', round, { roles: ['smtp', 'worker'], spamd: false, warmUp: plan.warmUp }, async (p) => {

@@ -12,10 +12,13 @@ import { runSource, startSink, type Sink } from './postfix.ts';
 import { UsageSampler, rssOf, type Usage } from './proc.ts';
 import { openLoop, type OpenLoopResult } from './smtp-client.ts';
 import { spamdLoop } from './spamd-loop.ts';
+import type { PeerServer, PostfixInstance } from './peers.ts';
 import { percentile, round } from './stats.ts';
 
 /** `-pg`: the same as without, on the cluster storage (database.url: a PostgreSQL database of the phase's own). */
-export type Scenario = 'ceiling' | 'accept' | 'accept-pg' | 'full' | 'full-split' | 'full-split-pg' | 'full-spamd' | 'spamd-alone';
+export type Scenario = 'ceiling' | 'accept' | 'accept-pg' | 'full' | 'full-split' | 'full-split-pg' | 'full-spamd' | 'spamd-alone' | PeerScenario;
+/** The peers (peers.ts): Postfix accepting (on hold), Postfix relaying, Haraka relaying (smtp_forward). */
+export type PeerScenario = 'postfix-accept' | 'postfix' | 'haraka';
 
 export interface TestMessage {
   label: string;
@@ -260,6 +263,41 @@ export async function fullCell(b: Bench, p: Phase, scenario: 'full' | 'full-spli
   const done = p.sink.messages() - c0;
   const error = r.error ?? (arrived ? undefined : `${done} of ${count} delivered within ${Math.round(capMs / 1000)} s`);
   return cell(scenario, m, sessions, round, count, done, elapsedMs, r.ok && arrived, error, usage, { acceptRate: round1((count * 1000) / r.elapsedMs) });
+}
+
+// ---------------------------------------------------------------- the peers: → postfix / haraka → smtp-sink
+
+/** Postfix's process tree (master and its daemons) as "postfix", Haraka's as "haraka". */
+const peerGroup = (peer: PeerServer) => (peer.name.startsWith('postfix') ? 'postfix' : 'haraka');
+
+/** End to end through a peer: counted at its sink, like fullCell. */
+export async function peerRelayCell(peer: PeerServer, scenario: 'postfix' | 'haraka', m: TestMessage, sessions: number, count: number, round: number, capMs: number): Promise<Cell> {
+  const c0 = peer.sink.messages();
+  const load: number[] = [peer.sink.pid];
+  const sampler = new UsageSampler(() => ({ [peerGroup(peer)]: peer.pids(), load }));
+  sampler.start();
+  const t0 = performance.now();
+  const r = await runSource({ port: peer.port, sessions, count, file: m.file, timeoutMs: capMs, onSpawn: (pid) => load.push(pid) });
+  const arrived = await peer.sink.waitFor(c0 + count, Math.max(1000, capMs - (performance.now() - t0)));
+  const elapsedMs = performance.now() - t0;
+  const usage = sampler.stop();
+  const done = peer.sink.messages() - c0;
+  const error = r.error ?? (arrived ? undefined : `${done} of ${count} relayed within ${Math.round(capMs / 1000)} s`);
+  return cell(scenario, m, sessions, round, count, done, elapsedMs, r.ok && arrived, error, usage, { acceptRate: round1((count * 1000) / r.elapsedMs) });
+}
+
+/** Postfix accepting only: every message is spooled and put on hold; counted in the hold queue, which is emptied after. */
+export async function postfixAcceptCell(peer: PostfixInstance, m: TestMessage, sessions: number, count: number, round: number, capMs: number): Promise<Cell> {
+  await peer.clear();
+  const load: number[] = [];
+  const sampler = new UsageSampler(() => ({ postfix: peer.pids(), load }));
+  sampler.start();
+  const r = await runSource({ port: peer.port, sessions, count, file: m.file, timeoutMs: capMs, onSpawn: (pid) => load.push(pid) });
+  const usage = sampler.stop();
+  // cleanup has written (and fsync'd) the queue file before smtpd's 250, so the count is final.
+  const done = peer.held();
+  await peer.clear();
+  return cell('postfix-accept', m, sessions, round, count, done, r.elapsedMs, r.ok && done === count, r.error, usage);
 }
 
 /** After a cell that did not finish: let the queue drain so the next cell counts only its own. */

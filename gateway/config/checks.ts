@@ -217,7 +217,7 @@ const protocol = z
     nulBytes: z.enum(['reject', 'strip', 'accept']).default('reject'),
     /** Commands sent ahead of the reply where RFC 2920 forbids it (554 5.5.0, like Postfix 3.9 smtpd_forbid_unauth_pipelining). */
     pipelining: z.enum(['reject', 'ignore']).default('reject'),
-    /** Extra wait before the greeting (postscreen's greet pause); a client talking first gets 421. 0: smtp-server's fixed 100 ms only. */
+    /** Extra wait before the greeting (postscreen's greet pause); a client talking first gets 421 (not from trusted networks). 0: greet at once (gateway/smtp/greeting.ts removes smtp-server's fixed 100 ms). */
     greetPauseMs: nonNegativeInt.max(30_000).default(0),
   })
   .strict()

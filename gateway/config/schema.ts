@@ -299,6 +299,14 @@ const delivery = z
      */
     transactionTimeoutMs: positiveInt.default(600_000),
     /**
+     * A downstream connection whose message was accepted waits this long for the next message to
+     * the same host, which is sent after RSET (0: a new connection per message). Postfix
+     * smtp_connection_cache_time_limit; gateway/delivery/connection-pool.ts.
+     */
+    reuseIdleMs: z.number().int().min(0).default(5_000),
+    /** Messages per downstream connection, then QUIT (Postfix smtp_connection_reuse_count_limit). */
+    reuseMaxMessages: positiveInt.default(100),
+    /**
      * Of queue.deliverConcurrency, at most this many deliver to destinations we do not host
      * (bounces, relay, MX): dead or slow outside hosts can never take the hosted domains' share.
      * Capped at deliverConcurrency - 1, so that the hosted domains always keep a slot.

@@ -20,6 +20,7 @@ import { decideDsn } from '../../rules/backscatter.ts';
 import { countReceived, hopCountFailure, type SelfFacts } from '../../rules/delivery-route.ts';
 import { routeFor, type Target } from './transport.ts';
 import type { DeliverySlots } from './slots.ts';
+import type { ConnectionPool } from './connection-pool.ts';
 import { sendToTarget, type RecipientResult } from './smtp-send.ts';
 import { DsnRateWindow, sendNotification } from './notify.ts';
 import type { DeliveryRecorder } from './recorded.ts';
@@ -37,6 +38,8 @@ export interface DeliveryDeps {
   resolver: DnsResolver;
   /** Per-host and per-lane delivery slots of this process. */
   slots: DeliverySlots;
+  /** Idle downstream connections kept for the next message (connection-pool.ts); none: a connection per message. */
+  connections?: ConnectionPool;
   /** DSNs sent per sender domain, for delivery.maxDsnPerDomainPerHour. */
   dsnWindow: DsnRateWindow;
   /** Our names and addresses for loop detection; default: this machine's (transport.ts selfFacts). */
@@ -218,7 +221,7 @@ async function deliverToTargets(
     }
     tried++;
     try {
-      const results = await sendToTarget(deps.config, target, envelope, deps.spool.outputPath(envelope.id), deferred.map((r) => r.recipient));
+      const results = await sendToTarget(deps.config, target, envelope, deps.spool.outputPath(envelope.id), deferred.map((r) => r.recipient), deps.connections);
       const next = onwardRecipients(results, targets[i + 1]?.backup === true);
       settled.push(...next.settled);
       deferred = next.onward.map((r) => (r.outcome === 'failed' ? { ...r, outcome: 'deferred' as const, reply: `${r.reply} (offered to the backup hop)` } : r));

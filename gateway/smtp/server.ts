@@ -27,6 +27,7 @@ import { createTlsStore, type CertificateSet, type TlsStore } from './tls.ts';
 import { onReload, snapshot } from '../config/live.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { WireTap } from './wiretap.ts';
+import { installImmediateGreeting } from './greeting.ts';
 import { connectionOf } from './deadlines.ts';
 import { hookFailed, noteLibraryRefusal, refused, toError, tryRecordRefusal, watchDeadlines, type Callback } from './refusals.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
@@ -103,6 +104,7 @@ function listenerOptions(config: Config): Partial<SMTPServerOptions> {
 }
 
 export function createSmtpFront(deps: SmtpDeps): SmtpFront {
+  installImmediateGreeting();
   const { logger } = deps;
   const config = snapshot(deps.config);
   let current = generation(deps, config);

@@ -10,8 +10,9 @@
 //      default-src 'none'` (no scripts, opaque origin, no network except images when allowed).
 //   3. The page embeds it in <iframe sandbox> without allow-scripts/allow-same-origin.
 // The sanitiser's output is sent as a whole document and never concatenated into another page.
-import { JSDOM } from 'jsdom';
-import createDOMPurify from 'dompurify';
+import { createRequire } from 'node:module';
+import type { JSDOM as JsdomClass } from 'jsdom';
+import type createDOMPurifyFn from 'dompurify';
 import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
 import { displayBlock } from './text.ts';
 import { htmlBoundExceeded } from '../../scanners/html-bounds.ts';
@@ -94,11 +95,21 @@ export async function parseForView(raw: Buffer): Promise<{ view: MessageView; ht
   };
 }
 
+// jsdom and DOMPurify (about 700 module files, ~100 MB) are loaded at the first preview, not with
+// the console: under `mailmoat start` the console shares its process with SMTP and the scan
+// workers, which must not carry them (issue 16). Both are CommonJS, so a synchronous require.
+const require = createRequire(import.meta.url);
+const jsdom = (): typeof JsdomClass => (require('jsdom') as { JSDOM: typeof JsdomClass }).JSDOM;
+
 // One jsdom window for the process; DOMPurify on it is synchronous, so per-call hooks added and
 // removed around one sanitize() call cannot interleave with another call.
-let purifier: ReturnType<typeof createDOMPurify> | undefined;
+let purifier: ReturnType<typeof createDOMPurifyFn> | undefined;
 function purify() {
-  purifier ??= createDOMPurify(new JSDOM('').window as unknown as Parameters<typeof createDOMPurify>[0]);
+  if (!purifier) {
+    const createDOMPurify = require('dompurify') as typeof createDOMPurifyFn;
+    const JSDOM = jsdom();
+    purifier = createDOMPurify(new JSDOM('').window as unknown as Parameters<typeof createDOMPurifyFn>[0]);
+  }
   return purifier;
 }
 
@@ -262,6 +273,7 @@ const hostOf = (s: string): string | null => {
 
 /** Links in the HTML with their visible text; a text that names another host is flagged. */
 export function extractLinks(html: string): LinkInfo[] {
+  const JSDOM = jsdom();
   const dom = new JSDOM(''); // parse without scripts or resources: jsdom does neither by default
   const doc = new dom.window.DOMParser().parseFromString(html, 'text/html');
   const out: LinkInfo[] = [];

@@ -8,6 +8,7 @@ import { mailboxMessages, startTestGateway, waitForStatus, type TestGateway } fr
 
 const NO_DNS_CHECKS = { helo: { enabled: false }, rdns: { enabled: false }, spf: { enabled: false }, trusted: { networks: [] } };
 const ip = (n: number) => `127.0.0.${n}`;
+const TRUSTED = '127.0.0.250';
 
 /** The published smuggling end-of-data variants (SEC Consult 2023, Postfix/Sendmail/Exim advisories). */
 const SMUGGLING: [string, string][] = [
@@ -104,7 +105,10 @@ describe('SMTP smuggling with bareLineEndings: normalize', () => {
 describe('pipelining (RFC 2920) and early talkers', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway({ domains: { 'example.test': {} }, overrides: { checks: { ...NO_DNS_CHECKS, protocol: { greetPauseMs: 300 } }, smtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: 200_000, maxRecipients: 5, maxCommandLength: 600 } } });
+    gw = await startTestGateway({
+      domains: { 'example.test': {} },
+      overrides: { checks: { ...NO_DNS_CHECKS, trusted: { networks: [TRUSTED] }, protocol: { greetPauseMs: 300 } }, smtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: 200_000, maxRecipients: 5, maxCommandLength: 600 } },
+    });
   });
   afterAll(() => gw?.stop());
 
@@ -156,12 +160,38 @@ describe('pipelining (RFC 2920) and early talkers', () => {
     expect((await gw.stores.store.refusals({ limit: 50 })).some((x) => x.clientIp === ip(31) && x.stage === 'connect' && x.reply.includes('You talk too soon'))).toBe(true);
   });
 
+  it('a client of a trusted network is not held by the greet pause: talking first is not refused', async () => {
+    const c = await RawSmtp.connect(gw.smtpPort, { localAddress: TRUSTED, early: 'EHLO relay.good.test\r\n' });
+    expect((await c.reply()).code).toBe(220);
+    expect((await c.reply()).code).toBe(250);
+    c.close();
+  });
+
   it('a command line over smtp.maxCommandLength → 421', async () => {
     const c = await RawSmtp.connect(gw.smtpPort);
     await c.hello();
     const r = await c.cmd(`MAIL FROM:<${'a'.repeat(700)}@good.test>`);
     c.close();
     expect(r).toMatchObject({ code: 421, text: 'Error: Command line too long' });
+  });
+});
+
+describe('greetPauseMs 0 (the default): the greeting is sent at once', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ domains: { 'example.test': {} }, overrides: { checks: NO_DNS_CHECKS } });
+  });
+  afterAll(() => gw?.stop());
+
+  // smtp-server's own fixed 100 ms pre-greeting delay would answer this client "421 You talk too
+  // soon" (gateway/smtp/greeting.ts removes it); with no pause configured it is served.
+  it('a client that sends EHLO right after connecting gets the greeting, then 250, and its message is accepted', async () => {
+    const c = await RawSmtp.connect(gw.smtpPort, { localAddress: ip(32), early: 'EHLO mail.good.test\r\n' });
+    expect((await c.reply()).code).toBe(220);
+    expect((await c.reply()).code).toBe(250);
+    const replies = await c.transaction('alice@good.test', ['alice@example.test'], 'Subject: eager\r\n\r\nhi\r\n.\r\n');
+    expect(replies.map((r) => r.code)).toEqual([250, 250, 354, 250]);
+    c.close();
   });
 });
 

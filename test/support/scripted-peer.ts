@@ -23,6 +23,8 @@ export interface PeerScript {
   starttls?: PeerAction;
   mail?: (from: string) => PeerAction;
   rcpt?: (to: string) => PeerAction;
+  /** Reply to RSET, default "250 2.0.0 ok" (a reused connection is reset before its next message). */
+  rset?: PeerAction;
   /** Reply to DATA, default "354 go ahead". */
   data?: PeerAction;
   /** Reset after this many bytes of message content (mid-DATA). */
@@ -43,7 +45,11 @@ export interface ScriptedPeer {
   readonly commands: string[];
   /** Messages whose final dot we answered with 2xx: recipients and content. */
   readonly accepted: { rcptTo: string[]; mailFrom: string; data: Buffer }[];
-  /** Changes the script for the next connections; a function draws one per connection (random faults). */
+  /**
+   * Changes the script for the next connections, and for the next transaction (from MAIL on) of
+   * the open ones: a real server's answers change under a connection that stays open too. A
+   * function draws one script per connection (random faults) and is not re-applied mid-connection.
+   */
   setScript(script: PeerScript | (() => PeerScript)): void;
   close(): Promise<void>;
 }
@@ -65,7 +71,7 @@ export async function startScriptedPeer(initial: PeerScript | (() => PeerScript)
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined); // a client reset is part of the game
-    const s = typeof script === 'function' ? script() : script;
+    let s = typeof script === 'function' ? script() : script;
     let queue = Promise.resolve();
     let dead = false;
     let greeted = false;
@@ -128,6 +134,7 @@ export async function startScriptedPeer(initial: PeerScript | (() => PeerScript)
           return ok;
         }
         case 'MAIL':
+          if (typeof script !== 'function') s = script;
           envelope = { mailFrom: address, rcptTo: [] };
           accepted = [];
           return act(s.mail?.(address) ?? '250 2.1.0 ok');
@@ -145,7 +152,7 @@ export async function startScriptedPeer(initial: PeerScript | (() => PeerScript)
           return act(reply);
         }
         case 'RSET':
-          return act('250 2.0.0 ok');
+          return act(s.rset ?? '250 2.0.0 ok');
         case 'NOOP':
           return act('250 2.0.0 ok');
         case 'QUIT':
