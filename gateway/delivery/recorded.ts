@@ -64,6 +64,8 @@ export class DeliveryRecorder {
   private paused = false;
   private replaying: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  /** The reserve being made: concurrent attempts wait for it rather than race on its temp file. */
+  private reserving: Promise<void> | undefined;
 
   private readonly o: RecorderOptions;
 
@@ -98,7 +100,7 @@ export class DeliveryRecorder {
   async beforeAttempt(id: string, attempt: number): Promise<void> {
     try {
       await this.replay();
-      if (this.o.reserveFile) await ensureReserve(this.o.reserveFile);
+      if (this.o.reserveFile) await this.ensureReserve(this.o.reserveFile);
       await this.o.store.addEvent(id, ATTEMPT_EVENT, `attempt ${attempt}`);
     } catch (err) {
       throw this.pause(err);
@@ -107,6 +109,10 @@ export class DeliveryRecorder {
       this.paused = false;
       this.o.logger.info('the store takes writes again: delivery resumed');
     }
+  }
+
+  private ensureReserve(file: string): Promise<void> {
+    return (this.reserving ??= ensureReserve(file).finally(() => (this.reserving = undefined)));
   }
 
   /** Recipients of a message whose final outcome only the journal knows (empty after a replay). */

@@ -7,6 +7,7 @@ import type { Spool } from '../spool/spool.ts';
 import type { MetadataStore } from '../store/metadata.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import { QUARANTINED_EVENT } from './act.ts';
+import { logSummary } from '../summary.ts';
 import type { JobQueue } from '../store/queue.ts';
 
 export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore; quarantine: BlobStore; queue: JobQueue; logger: Logger }): Promise<number> {
@@ -22,7 +23,19 @@ export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore;
     const record = await store.get(id);
     // Held as poison (gateway/poison.ts): it waits for an administrator, not for a worker.
     if (record?.status === 'held') continue;
-    const next = record && ['delivering', 'deferred', 'releasing'].includes(record.status) && (await spool.hasOutput(id)) ? 'deliver' : 'scan';
+    const hasBody = await spool.hasBody(id);
+    const hasOutput = await spool.hasOutput(id);
+    if (!hasBody && !hasOutput) {
+      await discardUncommitted(deps, id);
+      continue;
+    }
+    let next: 'scan' | 'deliver' = record && ['delivering', 'deferred', 'releasing'].includes(record.status) && hasOutput ? 'deliver' : 'scan';
+    // Only an output copy and still "queued": a message we generated (a DSN, a notice), cut by a
+    // crash before its move to delivering. It has no body to scan; it is sent as it was written.
+    if (!hasBody && record?.status === 'queued') {
+      await store.transition(id, ['queued'], 'delivering', 'generated message: its commit was finished at start-up');
+      next = 'deliver';
+    }
     await queue.enqueue(next, id);
     await store.addEvent(id, 'requeued', `queued again for ${next} at start-up`);
     logger.info({ id, queue: next }, 'requeued from spool');
@@ -33,6 +46,21 @@ export async function reconcileSpool(deps: { spool: Spool; store: MetadataStore;
   const orphans = await spool.sweepSharedOrphans();
   if (orphans > 0) logger.warn({ orphans }, 'removed shared spool files of messages that were never committed');
   return requeued;
+}
+
+/**
+ * An envelope with neither body nor output copy: a commit cut by a crash (an older version wrote
+ * the envelope before moving the body in). Its 250 was never sent, so the client still holds the
+ * message: it is refused (not queued: a scan could only fail), and its leftovers are removed.
+ */
+async function discardUncommitted(deps: { spool: Spool; store: MetadataStore; logger: Logger }, id: string): Promise<void> {
+  await deps.spool.remove(id);
+  await deps.spool.discardIncoming(id);
+  const reason = 'never committed: its envelope was in the spool without its body (a crash during the commit, before any reply)';
+  deps.logger.warn({ id }, 'discarded a half-committed message found at start-up');
+  if (!(await deps.store.transition(id, ['queued'], 'refused', reason))) return;
+  await deps.store.addEvent(id, 'refused', reason);
+  await logSummary(deps, id, 'refused');
 }
 
 /**

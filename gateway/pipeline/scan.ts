@@ -25,6 +25,7 @@ import type { InlineVerdicts } from './inline.ts';
 import { recipientPolicies, type ListSource } from './policy.ts';
 import { giveUpReport, handleReport, type ReportLearning } from '../reports/process.ts';
 import { logSummary } from '../summary.ts';
+import { holdAsPoison } from '../poison.ts';
 
 export type { Scanners };
 export { OWN_HEADER_PREFIXES } from './act.ts';
@@ -53,6 +54,10 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
   if (!envelope) {
     logger.debug({ id }, 'scan job for a message no longer in the spool: already handled');
     return;
+  }
+  if (!(await spool.hasBody(id))) {
+    // Nothing to scan, now or on a retry: an administrator decides (never left "queued" silently).
+    return holdAsPoison(deps, 'scan', job, 'its body is missing from the spool');
   }
   try {
     if (envelope.report) {

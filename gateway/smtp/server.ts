@@ -384,11 +384,22 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
 async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
   const { spool, store, queue, config, logger } = deps;
   const id = deps.newId();
+  // Before the first await: a client that drops mid-DATA makes smtp-server destroy this stream at
+  // any moment, with an error only if someone listens; unheard, it would escape the session.
+  let dropped: Error | undefined;
+  let body: BodyGuard | undefined;
+  stream.once('error', (err) => {
+    dropped = err;
+    body?.destroy(err);
+  });
   // Our trace headers go on top; bare CR/LF are counted (or normalised) on the way to disk.
-  const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session), stripNul: frontline.stripsNul() });
+  body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session), stripNul: frontline.stripsNul() });
   const submitted = frontline.submitted(session);
   const head = submitted?.user && config.submission.senders.checkFromHeader ? captureHead(stream) : undefined;
-  stream.once('error', (err) => body.destroy(err));
+  if (dropped || stream.destroyed) throw Object.assign(new SmtpRefusal(replies.spoolWriteFailed()), { cause: dropped });
+  // The spool's pipeline listens on the body only once its file is open; a drop before that must
+  // not escape as an 'error' event. The pipeline still fails with it (the stream stays errored).
+  body.on('error', () => {});
   const { size, oversized } = await spool.receive(id, stream.pipe(body), config.smtp.maxMessageBytes + body.prefixBytes).finally(() => {
     // If the spool gave up early, the rest of DATA must still be read, or the session stalls.
     if (!stream.readableEnded) {

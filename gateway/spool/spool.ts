@@ -160,8 +160,10 @@ export class Spool {
     if (this.replica) return this.commitShared(envelope, this.replica);
     const { id } = envelope;
     try {
-      await writeFileDurably(this.envelopePath(id), JSON.stringify(envelope));
+      // Body first, envelope last: a crash between the two leaves a body without an envelope
+      // (never listed, never acknowledged), not an envelope whose body is missing.
       await fs.rename(path.join(this.incomingDir, `${id}.eml`), this.messagePath(id));
+      await writeFileDurably(this.envelopePath(id), JSON.stringify(envelope));
       await syncDir(this.dir);
     } catch (err) {
       // Not committed, so not acknowledged: remove every trace, the body in incoming/ included.
@@ -243,6 +245,11 @@ export class Spool {
     else await fs.rm(this.outputPath(id), { force: true });
     wrote = (await writeIfChanged(this.envelopePath(id), envelope)) || wrote;
     if (wrote) await syncDir(this.dir);
+  }
+
+  /** Whether the received body is in the (local working copy of the) spool; call readEnvelope first. */
+  async hasBody(id: string): Promise<boolean> {
+    return exists(this.messagePath(id));
   }
 
   /** Writes the scanned copy: produced into a temp file, fsync'd, renamed, so delivery never sees half of it. */

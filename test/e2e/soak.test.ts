@@ -27,7 +27,7 @@ const MESSAGES = 500;
 const SESSIONS = 20;
 const KILLS = 2;
 /** A listener silent for longer than this, outside a kill, fails the soak. */
-const MAX_SILENCE_MS = 1_000;
+const MAX_SILENCE_MS = 3_000; // a probe every 200 ms; more than this outside a kill is a listener that stopped answering, not a loaded machine
 /** The queue lifetime is 25 s: everything is final within this after the last message was sent. */
 const DRAIN_TIMEOUT_MS = 45_000;
 const REPO = path.resolve(import.meta.dirname, '../..');
