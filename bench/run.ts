@@ -3,11 +3,14 @@
 // every throughput is reported as a ratio to a ceiling measured in the same round, with medians
 // and min–max over rounds. Never part of `npm test`.
 //
-//   node bench/run.ts [--quick] [--rounds N] [--scale X] [--profile | --no-profile] [--keep]
+//   node bench/run.ts [--quick] [--rounds N] [--scale X] [--profile | --no-profile] [--keep] [--no-detect]
 //                     [--clamav-db DIR] [--log-level LEVEL] [--out DIR] [--gateway DIR]
 //
 // --gateway DIR measures another checkout's gateway/cli.ts (e.g. a `git worktree` of an older
 // commit, with a node_modules symlink), against the same engines and load tools.
+// A full run ends with the learned filter's detection figures (bench/detect.ts, about 12 minutes
+// on 2 cores); --no-detect leaves them out, --quick never runs them.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -89,6 +92,7 @@ async function main(): Promise<number> {
       'log-level': { type: 'string', default: 'info' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench/results') },
       gateway: { type: 'string' },
+      'no-detect': { type: 'boolean', default: false },
     },
   });
   let plan = values.quick ? QUICK : FULL;
@@ -183,6 +187,11 @@ async function main(): Promise<number> {
     console.log('\n' + md);
     log(`results: ${join(values.out!, `${base}.md`)} and ${base}.json`);
     succeeded = ctx.data.phaseErrors.length === 0;
+    if (plan.mode !== 'quick' && !values['no-detect'] && !values.gateway) {
+      log('detection: the learned filter against spamd on the SpamAssassin corpus (bench/detect.ts)');
+      const detect = spawnSync(process.execPath, [join(REPO_ROOT, 'bench/detect.ts')], { stdio: 'inherit' });
+      if (detect.status !== 0) log(`detection: bench/detect.ts ended with ${detect.status ?? detect.signal}`);
+    }
     return 0;
   } finally {
     clearInterval(loadTimer);
