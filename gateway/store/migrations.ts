@@ -208,6 +208,13 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
     name: '0004_submitted_by',
     statements: () => ['ALTER TABLE messages ADD COLUMN submitted_by TEXT'],
   },
+  {
+    // The ledger (gateway/ledger/): the envelope as received, DSN parameters included, is kept
+    // with the record so that a release never rebuilds it (a rebuilt one lost RET/NOTIFY/ORCPT);
+    // an event's structured fields, so that code reads fields, not its display text.
+    name: '0005_ledger',
+    statements: () => ['ALTER TABLE messages ADD COLUMN envelope TEXT', 'ALTER TABLE message_events ADD COLUMN data TEXT'],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {
