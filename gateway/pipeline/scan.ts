@@ -23,6 +23,7 @@ import { deliverGroup, dropRefused, quarantineGroup, splitOff, type Links } from
 import type { ArcSealKey } from './auth.ts';
 import type { InlineVerdicts } from './inline.ts';
 import { recipientPolicies, type ListSource } from './policy.ts';
+import { openLedger } from '../ledger/ledger.ts';
 import { giveUpReport, handleReport, type ReportLearning } from '../reports/process.ts';
 
 export type { Scanners };
@@ -147,7 +148,7 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   }
   const mine = groups[0].members.map((m) => m.recipient);
   const split = children.length > 0 || earlier.length > 0;
-  if (split) await store.setRecipients(env.id, mine);
+  if (split) await openLedger(deps).narrow(env.id, mine);
   for (const c of earlier) {
     const row = await store.get(c);
     const childEnv = row?.status === 'queued' ? await spool.readEnvelope(c) : undefined;
@@ -185,9 +186,7 @@ async function tempfailInline(deps: ScanDeps, envelope: Envelope, reason: string
   const refused = await deps.inline.refuse(envelope.id, reply).catch(() => false);
   if (!refused) return false;
   const text = `${reply.code} ${reply.enhanced} ${reply.text}`;
-  await deps.store.transition(envelope.id, ['queued'], 'refused', text);
-  await deps.store.addEvent(envelope.id, 'refused', `refused at SMTP time: ${text} (${reason})`);
-  await deps.spool.remove(envelope.id);
+  await openLedger(deps).refuse(envelope.id, text, { why: reason });
   await deps.inline.announce(envelope.id).catch(() => {});
   deps.logger.warn({ id: envelope.id, reason }, 'scanner unavailable: inline session answered 451 4.7.1');
   return true;
