@@ -30,12 +30,16 @@ import { lastOf, toStored, type LedgerEvent } from './events.ts';
 export type LedgerSpool = Pick<Spool, 'remove' | 'restoreForDelivery' | 'readEnvelope' | 'hasOutput' | 'messagePath' | 'outputPath' | 'committedIds' | 'evictLocal'>;
 export type LedgerQueue = Pick<JobQueue, 'enqueue' | 'hasJob' | 'removeJob'>;
 
+/**
+ * The store is always needed; the spool, queue and blob store only by the verbs that touch them
+ * (a console that only deletes quarantined mail has no spool): a verb missing one throws.
+ */
 export interface LedgerDeps {
   store: MetadataStore;
-  spool: LedgerSpool;
-  queue: LedgerQueue;
+  spool?: LedgerSpool;
+  queue?: LedgerQueue;
   /** Bodies kept after the spool: quarantined, failed, reported, released. */
-  quarantine: BlobStore;
+  quarantine?: BlobStore;
   logger: Logger;
   /** Called once a verb has moved a message into a final state (the place for its summary line). */
   onFinal?: (id: string, status: MessageStatus) => void;
@@ -79,14 +83,33 @@ export function narrowDsn(dsn: EnvelopeDsn, rcptTo: string[]): EnvelopeDsn {
 }
 
 export function openLedger(deps: LedgerDeps) {
-  const { store, spool, queue, quarantine, logger } = deps;
+  const { store, logger } = deps;
+  const missing = (port: string) => new Error(`the ledger was opened without the ${port} this verb needs`);
+  const ports = {
+    get spool(): LedgerSpool {
+      if (!deps.spool) throw missing('spool');
+      return deps.spool;
+    },
+    get queue(): LedgerQueue {
+      if (!deps.queue) throw missing('queue');
+      return deps.queue;
+    },
+    get quarantine(): BlobStore {
+      if (!deps.quarantine) throw missing('blob store');
+      return deps.quarantine;
+    },
+  };
 
   /** One store transaction: the move (if any) by compare-and-set, with its verdict and events. */
-  async function step(id: string, move: Move | null, o: { lastReply?: string; verdict?: Verdict; rcptTo?: string[]; events?: LedgerEvent[] } = {}): Promise<boolean> {
+  async function step(
+    id: string,
+    move: Move | null,
+    o: { lastReply?: string; verdict?: Verdict; rcptTo?: string[]; events?: LedgerEvent[]; onlyFrom?: MessageStatus } = {},
+  ): Promise<boolean> {
     const m = move ? MOVES[move] : null;
     const done = await store.step({
       id,
-      ...(m ? { from: m.from, to: m.to } : {}),
+      ...(m ? { from: o.onlyFrom ? [o.onlyFrom] : m.from, to: m.to } : {}),
       lastReply: o.lastReply,
       verdict: o.verdict,
       rcptTo: o.rcptTo,
@@ -102,9 +125,10 @@ export function openLedger(deps: LedgerDeps) {
     return done;
   }
 
+  /** The move from the status the caller read, and only from it (compare-and-set on what it saw). */
   async function moveFrom(id: string, move: Move, current: MessageStatus, o: Parameters<typeof step>[2] = {}): Promise<boolean> {
     if (!(MOVES[move].from as readonly MessageStatus[]).includes(current)) throw new IllegalMove(`${move}: not from ${current}`);
-    return step(id, move, o);
+    return step(id, move, { ...o, onlyFrom: current });
   }
 
   return {
@@ -118,7 +142,7 @@ export function openLedger(deps: LedgerDeps) {
     /** Accepted over SMTP: the spool entry is committed; its row, then its scan job. */
     async accept(envelope: Envelope): Promise<void> {
       await store.recordReceived(envelope);
-      await queue.enqueue('scan', envelope.id);
+      await ports.queue.enqueue('scan', envelope.id);
     },
 
     /** A recipient group split off into a message of its own (its spool entry already committed). */
@@ -136,28 +160,28 @@ export function openLedger(deps: LedgerDeps) {
     /** Scanned, its copy written to the spool: delivering, then its delivery job. */
     async planDeliver(id: string, verdict: Verdict, events: LedgerEvent[] = []): Promise<void> {
       await step(id, 'planDeliver', { verdict, events });
-      await queue.enqueue('deliver', id);
+      await ports.queue.enqueue('deliver', id);
     },
 
     /** Held in the quarantine: body kept, verdict and event, spool cleared, then the status. */
     async planQuarantine(id: string, verdict: Verdict, e: Extract<LedgerEvent, { kind: 'quarantined' }>): Promise<void> {
-      await quarantine.put(id, spool.messagePath(id));
+      await ports.quarantine.put(id, ports.spool.messagePath(id));
       await step(id, null, { verdict, events: [e] });
-      await spool.remove(id);
+      await ports.spool.remove(id);
       await step(id, 'planQuarantine');
     },
 
     /** A spam report learned from: its body kept for the console (when there is one), never delivered. */
     async planReport(id: string, verdict: Verdict, keepBody: boolean): Promise<void> {
-      if (keepBody) await quarantine.put(id, spool.messagePath(id));
+      if (keepBody) await ports.quarantine.put(id, ports.spool.messagePath(id));
       await step(id, 'planReport', { verdict, lastReply: verdict.reason.slice(0, 500) });
-      await spool.remove(id);
+      await ports.spool.remove(id);
     },
 
     /** Refused with an SMTP reply while the client waited: the client keeps it, we keep only its record. */
     async refuse(id: string, reply: string, o: { verdict?: Verdict; why?: string } = {}): Promise<boolean> {
       const done = await step(id, 'refuse', { verdict: o.verdict, lastReply: reply, events: [{ kind: 'refused', reply, ...(o.why ? { why: o.why } : {}) }] });
-      await spool.remove(id);
+      await ports.spool.remove(id);
       return done;
     },
 
@@ -167,10 +191,10 @@ export function openLedger(deps: LedgerDeps) {
      */
     async submitGenerated(envelope: Envelope, produce: (out: Writable) => Promise<void>, verdict: Verdict, what: string): Promise<boolean> {
       if (await store.get(envelope.id)) return false;
-      await spool.restoreForDelivery(envelope, produce);
+      await ports.spool.restoreForDelivery(envelope, produce);
       await store.recordReceived(envelope);
       await step(envelope.id, 'submitGenerated', { verdict, events: [{ kind: 'generated', what }] });
-      await queue.enqueue('deliver', envelope.id);
+      await ports.queue.enqueue('deliver', envelope.id);
       return true;
     },
 
@@ -189,7 +213,7 @@ export function openLedger(deps: LedgerDeps) {
       const failed = results.filter((d) => d.outcome === 'failed');
       let status: MessageStatus;
       if (failed.length > 0) {
-        await quarantine.put(id, spool.outputPath(id));
+        await ports.quarantine.put(id, ports.spool.outputPath(id));
         await bounce(failed);
         await step(id, 'finishFailed', { lastReply: `${failed[0].recipient}: ${failed[0].reply}`, events: [{ kind: 'failed', results: failed.map(({ recipient, reply }) => ({ recipient, reply })) }] });
         status = 'failed';
@@ -199,7 +223,7 @@ export function openLedger(deps: LedgerDeps) {
         await step(id, move, { lastReply: results.at(-1)?.reply, events: [{ kind: 'delivered', results: results.map(({ recipient, reply }) => ({ recipient, reply })) }] });
         status = MOVES[move].to;
       }
-      await spool.remove(id);
+      await ports.spool.remove(id);
       return status;
     },
 
@@ -213,12 +237,12 @@ export function openLedger(deps: LedgerDeps) {
       if (!record) return { ok: false, reason: 'no such message' };
       if (!(await step(id, 'release'))) return { ok: false, reason: `not in quarantine (status: ${record.status})` };
       try {
-        await spool.restoreForDelivery(envelopeOf(record), (out) => produce(out, record));
+        await ports.spool.restoreForDelivery(envelopeOf(record), (out) => produce(out, record));
         await step(id, null, { events: [{ kind: 'released', by }] });
-        await queue.enqueue('deliver', id, { jobId: jobIdFor(id, 'deliver', true) });
+        await ports.queue.enqueue('deliver', id, { jobId: jobIdFor(id, 'deliver', true) });
       } catch (err) {
         await step(id, 'unrelease');
-        await spool.remove(id);
+        await ports.spool.remove(id);
         logger.error({ id, err }, 'release failed');
         return { ok: false, reason: `release failed: ${(err as Error).message}` };
       }
@@ -231,7 +255,7 @@ export function openLedger(deps: LedgerDeps) {
       if (!record) return { ok: false, reason: 'no such message' };
       if (!(await step(id, 'deleteQuarantined', { events: [{ kind: 'deleted', by, from: 'quarantine' }] }))) return { ok: false, reason: `not in quarantine (status: ${record.status})` };
       try {
-        await quarantine.delete(id);
+        await ports.quarantine.delete(id);
       } catch (err) {
         // The status already says deleted; a body left behind is only disk space, never delivered.
         logger.error({ id, err }, 'deleting the quarantined body failed');
@@ -249,7 +273,7 @@ export function openLedger(deps: LedgerDeps) {
       const record = await store.get(id);
       if (!record || (from === 'poison hold' && record.status !== 'held')) return false;
       if (!(await moveFrom(id, move, record.status, { lastReply: reply, events: [{ kind: 'deleted', by, from }] }))) return false;
-      await spool.remove(id);
+      await ports.spool.remove(id);
       return true;
     },
 
@@ -262,11 +286,11 @@ export function openLedger(deps: LedgerDeps) {
       const e: LedgerEvent = { kind: 'expired', days, wasQuarantined: m.status === 'quarantined' };
       if (m.status === 'quarantined') {
         if (!(await step(m.id, 'expireQuarantined', { lastReply: `expired after ${days} days` }))) return 'skipped';
-        await quarantine.delete(m.id);
+        await ports.quarantine.delete(m.id);
         await store.addEventOnce(m.id, e.kind, toStored(e).detail);
         return 'expired';
       }
-      await quarantine.delete(m.id);
+      await ports.quarantine.delete(m.id);
       return (await store.addEventOnce(m.id, e.kind, toStored(e).detail)) ? 'removed' : 'skipped';
     },
 
@@ -287,9 +311,9 @@ export function openLedger(deps: LedgerDeps) {
       const q: QueueName = MOVES[move].to === 'queued' ? 'scan' : 'deliver';
       const jobId = jobIdFor(id, q, history.some((e) => e.kind === 'released'));
       // The held job ended: a job of the same id starts with no faults counted.
-      if ((await queue.hasJob(q, jobId)) && !(await queue.removeJob(q, jobId))) return { ok: false, reason: 'a worker holds its old job right now; try again in a moment' };
+      if ((await ports.queue.hasJob(q, jobId)) && !(await ports.queue.removeJob(q, jobId))) return { ok: false, reason: 'a worker holds its old job right now; try again in a moment' };
       if (!(await step(id, move, { lastReply: `released from the poison hold by ${by}` }))) return { ok: false, reason: 'its state changed meanwhile' };
-      await queue.enqueue(q, id, { jobId });
+      await ports.queue.enqueue(q, id, { jobId });
       await step(id, null, { events: [{ kind: 'poison-released', by, queue: q }] });
       return { ok: true, detail: `released: queued for ${q} again` };
     },
@@ -301,7 +325,7 @@ export function openLedger(deps: LedgerDeps) {
 
     /** Reconciliation: a spooled message without a job gets one again. */
     async requeue(id: string, q: QueueName): Promise<void> {
-      await queue.enqueue(q, id);
+      await ports.queue.enqueue(q, id);
       await step(id, null, { events: [{ kind: 'requeued', queue: q }] });
     },
   };
