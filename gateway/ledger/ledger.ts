@@ -189,7 +189,7 @@ export function openLedger(deps: LedgerDeps) {
      * A message the gateway wrote (DSN, notice, digest): spooled with its envelope, recorded as
      * delivering in one step, then queued. Returns false when it exists already (ids are derived).
      */
-    async submitGenerated(envelope: Envelope, produce: (out: Writable) => Promise<void>, verdict: Verdict, what: string): Promise<boolean> {
+    async submitGenerated(envelope: Envelope, produce: (out: Writable) => Promise<void>, verdict: Verdict | undefined, what: string): Promise<boolean> {
       if (await store.get(envelope.id)) return false;
       await ports.spool.restoreForDelivery(envelope, produce);
       await store.recordReceived(envelope);

@@ -20,6 +20,7 @@ import type { MailauthResolver } from '../dns/resolver.ts';
 import { authenticateMessage } from '../pipeline/auth.ts';
 import { commitGenerated, composeNotice } from '../pipeline/notify.ts';
 import { retryDelay } from '../../rules/retry.ts';
+import { openLedger } from '../ledger/ledger.ts';
 import { addressOf, extractReported, headerBlock, type Extraction } from './extract.ts';
 import { inDomain, type EnvelopeReport } from './rcpt.ts';
 
@@ -99,16 +100,8 @@ export async function giveUpReport(deps: Omit<ReportDeps, 'reports'>, env: Envel
 
 /** Records the outcome, keeps the report's body for the console (what could not be extracted too) and clears the spool. */
 async function finish(deps: Omit<ReportDeps, 'reports'>, env: Envelope, raw: Buffer, subject: string | null, verdict: string, reason: string): Promise<void> {
-  const { store, spool, quarantine } = deps;
-  if (raw.length > 0) await quarantine.put(env.id, spool.messagePath(env.id));
-  await store.recordVerdict(env.id, {
-    verdict,
-    reason,
-    report: { virus: { status: 'skipped', reason: 'a spam report: learned from, never delivered' }, spam: { status: 'skipped', reason: 'a spam report: learned from, never delivered' } },
-    subject,
-  });
-  await store.transition(env.id, ['queued'], 'reported', reason.slice(0, 500));
-  await spool.remove(env.id);
+  const skipped = { status: 'skipped' as const, reason: 'a spam report: learned from, never delivered' };
+  await openLedger(deps).planReport(env.id, { verdict, reason, report: { virus: skipped, spam: skipped }, subject }, raw.length > 0);
 }
 
 async function alignedDkim(deps: ReportDeps, file: string, env: Envelope, domain: string): Promise<{ ok: boolean; why: string }> {

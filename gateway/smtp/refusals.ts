@@ -1,5 +1,6 @@
 // Refusals of the SMTP front as the client, the log, the metrics and the message log see them, and
 // the session deadlines that end in one (rules/deadlines.ts, ./deadlines.ts).
+import type { Ledger } from '../ledger/ledger.ts';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -73,9 +74,9 @@ export function hookFailed(deps: RefusalDeps, callback: Callback, err: unknown, 
   callback(toError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, please try again later' }));
 }
 
-export async function tryRecordRefusal(store: MetadataStore, id: string): Promise<void> {
+export async function tryRecordRefusal(ledger: Pick<Ledger, 'refuse'>, id: string): Promise<void> {
   try {
-    await store.transition(id, ['queued'], 'refused', `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
+    await ledger.refuse(id, `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
   } catch {
     // the store itself may be what failed; the client's retry is what matters
   }
