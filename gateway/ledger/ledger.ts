@@ -45,6 +45,15 @@ export interface LedgerDeps {
   onFinal?: (id: string, status: MessageStatus) => void;
 }
 
+/**
+ * The one place every message passes when it reaches a final state (delivered, released, failed,
+ * refused, deleted, reported, quarantined), whichever verb took it there: the place for its
+ * one-line summary in the log. A ledger opened with `onFinal` calls that instead.
+ */
+export function messageSettled(logger: Logger, id: string, status: MessageStatus): void {
+  logger.debug({ id, status }, 'message settled');
+}
+
 export type Verdict = NonNullable<LedgerStep['verdict']>;
 
 /** A move refused by the table (a bug in the caller), never written. */
@@ -117,7 +126,7 @@ export function openLedger(deps: LedgerDeps) {
     });
     if (done && m && FINAL.includes(m.to)) {
       try {
-        deps.onFinal?.(id, m.to);
+        (deps.onFinal ?? ((i: string, st: MessageStatus) => messageSettled(logger, i, st)))(id, m.to);
       } catch (err) {
         logger.error({ id, err }, 'onFinal hook failed');
       }
@@ -143,6 +152,35 @@ export function openLedger(deps: LedgerDeps) {
     async accept(envelope: Envelope): Promise<void> {
       await store.recordReceived(envelope);
       await ports.queue.enqueue('scan', envelope.id);
+    },
+
+    /**
+     * The accept failed before the client got its 250: not ours, so the spool entry goes first
+     * (a later reconciliation would otherwise deliver a copy of a message the client sends
+     * again), then the record says refused if the store still takes it (it may be what failed).
+     */
+    async abandonAccept(id: string, reply: string): Promise<void> {
+      await ports.spool.remove(id);
+      try {
+        await step(id, 'refuse', { lastReply: reply, events: [{ kind: 'refused', reply, why: 'not queued' }] });
+      } catch (err) {
+        logger.warn({ id, err }, 'could not record the refusal of an unqueued message');
+      }
+    },
+
+    /** A message to scan (again) on its own: a scan job (its status stays queued). */
+    async rescan(id: string): Promise<void> {
+      await ports.queue.enqueue('scan', id);
+    },
+
+    /** Reconciliation: a committed spool entry the store never recorded (crash between the two) gets its row. */
+    async adopt(envelope: Envelope): Promise<void> {
+      await store.recordReceived(envelope);
+    },
+
+    /** Reconciliation: spool files of a message whose record is already settled are leftovers. */
+    async clearLeftover(id: string): Promise<void> {
+      await ports.spool.remove(id);
     },
 
     /** A recipient group split off into a message of its own (its spool entry already committed). */

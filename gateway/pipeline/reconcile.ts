@@ -30,14 +30,14 @@ export async function reconcileSpool(deps: ReconcileDeps): Promise<number> {
     const envelope = await spool.readEnvelope(id);
     if (!envelope) continue;
     // A message accepted but never recorded (crash between commit and the store write) gets its row now.
-    if (!(await store.get(id))) await store.recordReceived(envelope);
+    if (!(await store.get(id))) await ledger.adopt(envelope);
     const record = await store.get(id);
     // Held as poison (gateway/poison.ts): it waits for an administrator, not for a worker.
     if (record?.status === 'held') continue;
     if (record && !IN_SPOOL.includes(record.status)) {
       // Its record already says where it went (a crash before a verb cleared the spool): what is
       // left in the spool is a leftover, never a message to process again.
-      await spool.remove(id);
+      await ledger.clearLeftover(id);
       logger.warn({ id, status: record.status }, 'removed spool files left by a crash after the message was settled');
       continue;
     }

@@ -138,7 +138,7 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
     // Recipients this job has no verdict for (a child from an earlier, interrupted run of a
     // parent whose envelope was narrowed since): the message gets a scan job of its own.
     deps.logger.warn({ id: env.id }, 'message without a verdict for all its recipients: scanning it on its own');
-    await deps.queue.enqueue('scan', env.id);
+    await openLedger(deps).rescan(env.id);
     return;
   }
   const groups = groupPlans(ownPlans as RecipientPlan[]);

@@ -1,6 +1,5 @@
 // Refusals of the SMTP front as the client, the log, the metrics and the message log see them, and
 // the session deadlines that end in one (rules/deadlines.ts, ./deadlines.ts).
-import type { Ledger } from '../ledger/ledger.ts';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -72,14 +71,6 @@ export function noteLibraryRefusal(deps: RefusalDeps, session: SMTPServerSession
 export function hookFailed(deps: RefusalDeps, callback: Callback, err: unknown, stage: string): void {
   deps.logger.error({ err, stage }, 'front-line check failed; answering 451');
   callback(toError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, please try again later' }));
-}
-
-export async function tryRecordRefusal(ledger: Pick<Ledger, 'refuse'>, id: string): Promise<void> {
-  try {
-    await ledger.refuse(id, `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
-  } catch {
-    // the store itself may be what failed; the client's retry is what matters
-  }
 }
 
 /** Deadlines for one connection: on expiry 421 4.4.2 and close (smtp-server closes after any 421). */

@@ -28,7 +28,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { WireTap } from './wiretap.ts';
 import { connectionOf } from './deadlines.ts';
 import { openLedger } from '../ledger/ledger.ts';
-import { hookFailed, noteLibraryRefusal, refused, toError, tryRecordRefusal, watchDeadlines, type Callback } from './refusals.ts';
+import { hookFailed, noteLibraryRefusal, refused, toError, watchDeadlines, type Callback } from './refusals.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
 
@@ -391,11 +391,8 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   try {
     await ledger.accept(envelope);
   } catch (err) {
-    // Not acknowledged, so not ours: remove it, or a later reconciliation would deliver a copy
-    // of a message the client is going to send again.
     logger.error({ id, err }, 'could not queue the message; refusing it with 451');
-    await spool.remove(id);
-    await tryRecordRefusal(ledger, id);
+    await ledger.abandonAccept(id, `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
     throw new SmtpRefusal(replies.queueUnavailable());
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
