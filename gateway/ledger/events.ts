@@ -25,7 +25,12 @@ export type LedgerEvent =
   | { kind: 'generated'; what: string }
   | { kind: 'fault'; queue: QueueName; faults: number; reason: string }
   | { kind: 'held-poison'; queue: QueueName; faults: number; was: MessageStatus; reason: string }
-  | { kind: 'poison-released'; by: string; queue: QueueName };
+  | { kind: 'poison-released'; by: string; queue: QueueName }
+  | { kind: 'scan-deferred'; reason: string }
+  /** What the spam-report handler did (gateway/reports/): its sentence is all there is to it. */
+  | { kind: ReportNoteKind; text: string };
+
+export type ReportNoteKind = 'report-refused' | 'report-trusted' | 'learned' | 'not-extracted' | 'learn-failed' | 'block-skipped' | 'blocked-sender' | 'acknowledged';
 
 export type EventKind = LedgerEvent['kind'];
 
@@ -72,6 +77,10 @@ export function describe(e: LedgerEvent): string {
       return `held after its ${e.queue} job faulted ${e.faults} times; was ${e.was}; ${e.reason}`;
     case 'poison-released':
       return `by ${e.by}: queued for ${e.queue} again`;
+    case 'scan-deferred':
+      return e.reason;
+    default:
+      return e.text;
   }
 }
 

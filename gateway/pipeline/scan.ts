@@ -85,7 +85,7 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   if (retry && retry.c.kind === 'retry') {
     if (await tempfailInline(deps, envelope, retry.c.reason)) return;
     if (!job.isLastAttempt) {
-      await store.addEvent(id, 'scan-deferred', retry.c.reason);
+      await openLedger(deps).note(id, { kind: 'scan-deferred', reason: retry.c.reason });
       logger.warn({ id, attempt: job.attempt, reason: retry.c.reason }, 'scan deferred');
       throw new RetryLater(retry.c.reason, retryDelay(job.attempt, config.scan));
     }

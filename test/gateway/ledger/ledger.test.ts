@@ -219,6 +219,28 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     expect(await status(d.id)).toBe('failed');
   });
 
+  it('abandonAccept: the spool entry goes even when the store refuses the refusal record', async () => {
+    const env = envelope(`A${++n}${dialect}`);
+    await spool.accept(env, 'body');
+    await store.recordReceived(env);
+    await ledger.abandonAccept(env.id, '451 4.3.0 queue unavailable');
+    expect(await spool.committedIds()).toEqual([]);
+    expect(await status(env.id)).toBe('refused');
+    const other = envelope(`B${++n}${dialect}`);
+    await spool.accept(other, 'body');
+    const broken = openLedger({ store: { ...store, step: () => Promise.reject(new Error('store down')) }, spool, queue, logger: silentLogger() });
+    await broken.abandonAccept(other.id, '451 4.3.0 queue unavailable');
+    expect(await spool.committedIds()).toEqual([]);
+  });
+
+  it('a verb that needs a port the ledger was opened without throws, before writing anything', async () => {
+    const env = await accepted();
+    const storeOnly = openLedger({ store, logger: silentLogger() });
+    await expect(storeOnly.planQuarantine(env.id, verdict('banned'), { kind: 'quarantined', reason: 'r', policySaidReject: false })).rejects.toThrow(/without the blob store/);
+    expect(await status(env.id)).toBe('queued');
+    expect(await store.events(env.id)).toEqual([]);
+  });
+
   it('submitGenerated: delivering with a delivery job, once per id', async () => {
     const env = { ...envelope(`G${++n}${dialect}`), mailFrom: '' };
     const produce = async (out: NodeJS.WritableStream) => void out.write('a notice\r\n');
