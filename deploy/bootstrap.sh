@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 packages="redis-server clamav-daemon spamassassin spamd swaks"
 case "${1:-}" in
   # chromium: the console's browser tests; postgresql: the PostgreSQL adapters and the cluster
-  # test (a private cluster is started by the test run).
-  --test) packages="$packages chromium postgresql" ;;
+  # test (a private cluster is started by the test run); dovecot-core: the submission AUTH backend
+  # test (a private dovecot with a passwd-file is started by it).
+  --test) packages="$packages chromium postgresql dovecot-core" ;;
   # postfix: only its smtp-source and smtp-sink; postgresql: the cluster-storage rows.
   --bench) packages="$packages postfix postgresql" ;;
 esac

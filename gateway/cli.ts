@@ -1,437 +1,239 @@
-// mailmoat's command line: the roles (start, smtp, worker), config checking and quarantine
-// operations. Errors an administrator can act on (a broken config, an unknown id) end in one
-// clear line on stderr and exit code 1, never in a stack trace.
-import { existsSync } from 'node:fs';
+// mailmoat's command line: the roles (start, smtp, worker, console), config checking, the queue
+// and the quarantine. Arguments are parsed by commander: every command has its own --help, and
+// `mailmoat --version` prints the version. Exit codes: 0 done, 1 an error an administrator can act
+// on (a broken config, an unknown id, an engine that cannot be reached), 2 wrong arguments (an
+// unknown command or option, a missing argument). Either is one line on stderr, never a stack
+// trace; only a bug (an error nobody expected) prints one. The handlers live in gateway/cli/.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { loadConfig, ConfigError } from './config/load.ts';
-import { attachedEndpoints, type Endpoints } from './endpoints.ts';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Config } from './config/schema.ts';
-import { createLogger, type Logger } from './log.ts';
-import { databaseTarget, deliveryDeps, makeResolver, openQueue, openStores, runConsole, runSmtp, runWorkers, startEngines } from './roles.ts';
-import { describeTarget, openSql, q } from './store/sql.ts';
-import { checkRedisServer, RedisCheckError } from './store/redis-check.ts';
-import { healthListen, startHealthServer } from './health.ts';
-import { registry } from './metrics.ts';
-import { DatabaseError, migrate, migrationStatus } from './store/migrations.ts';
-import { importDatabase } from './store/import.ts';
-import { CliError, digestCommand, userCommand } from '../quarantine-ui/cli.ts';
-import { decide } from '../quarantine-ui/lib/rights.ts';
-import { testDownstream } from './delivery/smtp-test.ts';
-import { bounceMessage, deleteQueued, listQueue, queueEntry, retryNow } from './delivery/queue-ops.ts';
-import { startMailbox } from './demo/mailbox.ts';
-import { listQuarantine, releaseMessage } from './quarantine.ts';
-import { liveConfig } from './config/live.ts';
-import { reloadConfig } from './config/reload.ts';
-import { registerProcess, signalRunning } from './running.ts';
-import { installProcessGuards } from './containment.ts';
-import { releasePoison } from './poison.ts';
 
+// The handlers (and the stores, queue and engines they open) are loaded when a command runs, so
+// that `--help`, `--version` and a wrong argument answer at once.
+const handlers = {
+  config: () => import('./cli/config.ts'),
+  load: () => import('./config/load.ts'),
+  log: () => import('./log.ts'),
+  migrate: () => import('./cli/migrate.ts'),
+  roles: () => import('./cli/roles.ts'),
+  queue: () => import('./cli/queue.ts'),
+  quarantine: () => import('./cli/quarantine.ts'),
+  users: () => import('../quarantine-ui/cli.ts'),
+  other: () => import('./cli/other.ts'),
+};
+type QuarantineFilter = import('./cli/quarantine.ts').QuarantineFilter;
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '..');
-const USAGE = `usage: mailmoat <command> [--config FILE]
-  start                      run everything on this machine (engines, SMTP, workers, demo mailbox)
-  smtp | worker | console    run one role (engines must already be running)
-  reload                     reload the config file in the running processes of this data dir (as SIGHUP does)
-  check-config [FILE]        validate a config file and print the effective settings
-  migrate [--status]         bring the database schema up to date (PostgreSQL: once, before the roles start)
-  migrate --import-sqlite FILE   copy a single machine's mailmoat.sqlite (and its quarantine) into the config's new PostgreSQL database
-  queue list [--limit N] | counts | show ID | retry ID | bounce ID | delete ID
-  queue release ID           process a message held as poison once more (from the stage it was held at)
-  test-downstream DOMAIN     an SMTP conversation (no message) with each next hop of DOMAIN
-  quarantine list [--limit N]
-  quarantine show ID
-  quarantine release ID
-  user list | add NAME --role superadmin|domainadmin|user [--domains a.test,b.test] [--addresses x@a.test]
-  user passwd NAME           give a console user a new random password (printed once)
-  digest send                send the quarantine digests now
-The config file is --config, else $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's.`;
+const VERSION = (JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')) as { version: string }).version;
 
-class UsageError extends Error {}
+/** A positive whole number for --limit. */
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number above 0');
+  return n;
+}
 
-function findConfigFile(explicit: string | undefined): string {
-  const candidates = [explicit, process.env.MAILMOAT_CONFIG, '/etc/mailmoat/mailmoat.yaml'].filter(Boolean) as string[];
-  if (explicit || process.env.MAILMOAT_CONFIG) return candidates[0];
-  if (existsSync(candidates[0])) return candidates[0];
-  return path.join(REPO_ROOT, 'deploy/demo.yaml');
+function buildProgram(exit: { code: number }): Command {
+  const program = new Command('mailmoat')
+    .description('mailmoat: an inbound SMTP filtering gateway')
+    .version(VERSION, '-V, --version', 'print the version')
+    .option('-c, --config <file>', 'the config file (default: $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo\'s)')
+    .showSuggestionAfterError(true)
+    // Inherited by every command added below: commander never exits the process itself (main
+    // picks the exit code), and its errors are one line in the same voice as ours.
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`mailmoat: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`) })
+    .addHelpText('after', '\nEvery command has its own help: mailmoat <command> --help');
+  const configFile = async () => (await handlers.config()).findConfigFile(program.opts<{ config?: string }>().config);
+  const config = async (): Promise<Config> => (await handlers.load()).loadConfig(await configFile());
+  const done = async (p: Promise<number> | number) => void (exit.code = await p);
+
+  for (const [role, text] of [
+    ['start', 'run everything on this machine (engines, SMTP, workers, console, demo mailbox)'],
+    ['smtp', 'run the SMTP front line (engines must already be running)'],
+    ['worker', 'run the scan and delivery workers'],
+    ['console', 'run the quarantine web console'],
+  ] as const) {
+    program.command(role).description(text).action(async () => {
+      const file = await configFile();
+      const c = (await handlers.load()).loadConfig(file);
+      const { createLogger } = await handlers.log();
+      return done((await handlers.roles()).runRoles(role, c, createLogger({ level: c.log.level, format: c.log.format }), file));
+    });
+  }
+  program
+    .command('reload')
+    .description('reload the config file in the running processes of this data dir (as SIGHUP does)')
+    // The file is validated first: a broken one is refused here, before any process is told.
+    .action(async () => done((await handlers.roles()).reloadCommand(await config())));
+  program
+    .command('check-config')
+    .description('validate a config file and print the effective settings')
+    .argument('[file]', 'the file to check (default: the --config file)')
+    .option('--changed', 'print only the settings that differ from the defaults (like postconf -n)')
+    .action(async (file: string | undefined, o: { changed?: boolean }) => done((await handlers.config()).checkConfig(file ?? (await configFile()), o)));
+  program
+    .command('migrate')
+    .description('bring the database schema up to date (PostgreSQL: once, before the roles start)')
+    .option('--status', 'list applied and pending migrations (exit 2 when some are pending)')
+    .option('--import-sqlite <file>', "copy a single machine's mailmoat.sqlite (and its quarantine) into the config's new PostgreSQL database")
+    .action(async (o: { status?: boolean; importSqlite?: string }) => done((await handlers.migrate()).migrateCommand(await config(), o.status === true, o.importSqlite)));
+  program
+    .command('test-downstream')
+    .description('an SMTP conversation (no message) with each next hop of a hosted domain')
+    .argument('<domain>', 'a hosted domain')
+    .action(async (domain: string) => done((await handlers.other()).testDownstreamCommand(await config(), domain)));
+
+  const queue = program.command('queue').description('mail still in the gateway\'s hands: list, show, retry, flush, bounce, delete');
+  queue
+    .command('list')
+    .description('messages not yet in a final state, oldest first (tab-separated)')
+    .option('--limit <n>', 'at most this many', count, 100)
+    .option('--json', 'JSON for scripts')
+    .action(async (o: { limit: number; json?: boolean }) => done((await handlers.queue()).queueList(await config(), o)));
+  queue.command('counts').description('messages by status and jobs by state (JSON)').action(async () => done((await handlers.queue()).queueCounts(await config())));
+  queue
+    .command('show')
+    .description('one message: envelope, verdict, scan report, events, deliveries')
+    .argument('<id>', 'message id')
+    .option('--json', 'the raw record, for scripts')
+    .action(async (id: string, o: { json?: boolean }) => done((await handlers.queue()).queueShow(await config(), id, o)));
+  for (const [op, text] of [
+    ['retry', 'try a deferred message now'],
+    ['bounce', 'give up on its pending recipients and return it to the sender with a DSN'],
+    ['delete', 'remove it from the queue without delivering or bouncing (its record stays)'],
+    ['release', 'a message held as poison: process it once more from the stage it was held at (fault count reset)'],
+  ] as const) {
+    queue.command(op).description(text).argument('<id>', 'message id').action(async (id: string) => done((await handlers.queue()).queueOp(await config(), op, id)));
+  }
+  queue
+    .command('flush')
+    .description('try every deferred message now (like postqueue -f), or only those for one domain (postqueue -s)')
+    .option('--domain <domain>', 'only messages with a pending recipient in this domain')
+    .action(async (o: { domain?: string }) => done((await handlers.queue()).queueFlush(await config(), o)));
+
+  const quarantine = program.command('quarantine').description('quarantined messages: list, show, release, delete');
+  quarantine
+    .command('list')
+    .description('quarantined messages, newest first (tab-separated)')
+    .option('--limit <n>', 'at most this many', count, 50)
+    .option('--domain <domain>', 'with a recipient in this domain')
+    .option('--class <class>', 'of this verdict class (virus, spam, high-spam, banned, phishing, unscannable, …)')
+    .option('--since <when>', 'received since a date (2026-12-01, 2026-12-01T08:00) or an age (30m, 12h, 7d)')
+    .option('--sender <text>', 'whose envelope sender contains this')
+    .option('--json', 'JSON for scripts')
+    .action(async (o: QuarantineFilter) => done((await handlers.quarantine()).quarantineList(await config(), o)));
+  quarantine
+    .command('show')
+    .description('one message: envelope, verdict, scan report as text, events')
+    .argument('<id>', 'message id')
+    .option('--json', 'the raw record, for scripts')
+    .action(async (id: string, o: { json?: boolean }) => done((await handlers.quarantine()).quarantineShow(await config(), id, o)));
+  quarantine.command('release').description('deliver it to its recipients (as a superadmin would)').argument('<id>', 'message id').action(async (id: string) => done((await handlers.quarantine()).quarantineRelease(await config(), id)));
+  quarantine.command('delete').description('delete its body (its record and events stay)').argument('<id>', 'message id').action(async (id: string) => done((await handlers.quarantine()).quarantineDelete(await config(), id)));
+
+  const user = program.command('user').description('console accounts');
+  user.command('list').description('every console account').action(async () => done((await handlers.users()).userCommand('list', undefined, {}, await config())));
+  user
+    .command('add')
+    .description('create a console account (its password is printed once)')
+    .argument('<name>', 'user name')
+    .addOption(new Option('--role <role>', 'its role').choices(['superadmin', 'domainadmin', 'user']).makeOptionMandatory())
+    .option('--domains <list>', 'domains a domainadmin manages (a.test,b.test)')
+    .option('--addresses <list>', 'addresses a user sees (x@a.test,y@a.test)')
+    .action(async (name: string, o: Record<string, string>) => done((await handlers.users()).userCommand('add', name, o, await config())));
+  user.command('passwd').description('give a console user a new random password (printed once)').argument('<name>', 'user name').action(async (name: string) => done((await handlers.users()).userCommand('passwd', name, {}, await config())));
+
+  program
+    .command('digest')
+    .description('quarantine digests')
+    .command('send')
+    .description('send the quarantine digests now')
+    .action(async () => done((await handlers.other()).digestSend(await config())));
+  // Outbound relay: DKIM keys and lifting a hijack suspension (gateway/outbound-cli.ts).
+  const dkim = program.command('dkim').description('DKIM keys for outbound mail');
+  dkim
+    .command('keygen')
+    .description('make a DKIM key for DOMAIN (it becomes the active one) and print the DNS TXT record to publish')
+    .argument('<domain>', 'the sender domain')
+    .option('--selector <selector>', 'the selector (default: one made from today\'s date)')
+    .action(async (d: string, o: { selector?: string }) => {
+      const { dkimCommand } = await import('./outbound-cli.ts');
+      process.stdout.write(await dkimCommand(await config(), 'keygen', d, o.selector));
+    });
+  const relay = program.command('relay').description('the outbound relay\'s accounts');
+  relay
+    .command('lift')
+    .description('let an account suspended for unusual sending send again')
+    .argument('<account>', 'the account')
+    .action(async (account: string) => {
+      const { relayCommand } = await import('./outbound-cli.ts');
+      process.stdout.write(await relayCommand(await config(), 'lift', account));
+    });
+  // Hosted domains kept in the database (gateway/domains/cli.ts parses the options itself).
+  const domain = program.command('domain').description('hosted domains: from the config file and from the database (live on every node)');
+  const domainCmd = async (args: string[]) => {
+    const { domainCommand } = await import('./domains/cli.ts');
+    const explicit = program.opts<{ config?: string }>().config;
+    const [c, l] = await Promise.all([handlers.config(), handlers.load()]);
+    return domainCommand(explicit ? [...args, '--config', explicit] : args, (e) => l.loadConfig(c.findConfigFile(e)));
+  };
+  domain.command('list').description('all hosted domains, and where each comes from').action(async () => done(domainCmd(['list'])));
+  domain
+    .command('add')
+    .description('add or replace a domain kept in the database')
+    .argument('<name>', 'the domain')
+    .option('--downstream <host:port>', 'a mailbox server (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--settings <file>', 'settings as under domains.NAME in the config file (YAML)')
+    .option('--admin-may <keys>', 'policy keys its admins may change, e.g. "spam.threshold actions.spam"')
+    .action(async (name: string, o: { downstream?: string[]; settings?: string; adminMay?: string }) =>
+      done(
+        domainCmd([
+          'add',
+          name,
+          ...(o.downstream ?? []).flatMap((d) => ['--downstream', d]),
+          ...(o.settings ? ['--settings', o.settings] : []),
+          ...(o.adminMay ? ['--admin-may', o.adminMay] : []),
+        ]),
+      ),
+    );
+  domain.command('rm').description('remove a domain kept in the database').argument('<name>', 'the domain').action(async (name: string) => done(domainCmd(['rm', name])));
+  return program;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      limit: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      status: { type: 'boolean' },
-      'import-sqlite': { type: 'string' },
-      role: { type: 'string' },
-      domains: { type: 'string' },
-      addresses: { type: 'string' },
-    },
-  });
-  const [command, sub, arg] = positionals;
-  if (!command || values.help) {
-    console.log(USAGE);
-    return command ? 0 : 1;
+  const exit = { code: 0 };
+  const program = buildProgram(exit);
+  // Commander reports wrong arguments itself (one line); we choose the exit code and let nothing
+  // call process.exit behind our back.
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return 2;
   }
-  if (command === 'check-config') return checkConfig(sub ?? findConfigFile(values.config));
-  if (command === 'migrate') return migrateCommand(loadConfig(findConfigFile(values.config)), values.status === true, values['import-sqlite']);
-  const configFile = findConfigFile(values.config);
-  const config = loadConfig(configFile);
-  const logger = createLogger({ level: config.log.level });
-  switch (command) {
-    case 'start':
-    case 'smtp':
-    case 'worker':
-    case 'console':
-      return runRoles(command, config, logger, configFile);
-    case 'reload':
-      // The file was validated above: a broken one is refused here, before any process is told.
-      return reloadCommand(config);
-    case 'user':
-      return userCommand(sub, arg, values, config);
-    case 'digest':
-      return digestCommand(sub, async (fn) => {
-        // Digests need the delivery queue only; the scanner endpoints are never used here.
-        const endpoints = attachedEndpoints(config);
-        const stores = await openStores(config);
-        const queue = openQueue(config, endpoints.redis);
-        try {
-          const running = await runConsole(config, stores, queue, endpoints, createLogger({ level: 'warn' }), { listen: false });
-          try {
-            return await fn(running);
-          } finally {
-            await running.close();
-          }
-        } finally {
-          await queue.close();
-          await stores.store.close();
-        }
-      });
-    case 'test-downstream':
-      return testDownstreamCommand(config, sub);
-    case 'queue':
-      return queueCommand(config, sub, arg, Number(values.limit ?? 100));
-    case 'quarantine':
-      return quarantineCommand(config, sub, arg, Number(values.limit ?? 50));
-    default:
-      throw new UsageError(`unknown command: ${command}\n${USAGE}`);
-  }
-}
-
-/**
- * `mailmoat migrate`: applies pending schema migrations (or, with --status, lists them; with
- * --import-sqlite FILE, also copies a single machine's database and quarantine into the config's
- * new PostgreSQL database, gateway/store/import.ts).
- */
-async function migrateCommand(config: Config, statusOnly: boolean, importSqlite?: string): Promise<number> {
-  const target = databaseTarget(config);
-  if (importSqlite !== undefined) {
-    if (statusOnly) throw new UsageError('migrate: --status and --import-sqlite do not go together');
-    if (!('postgres' in target)) {
-      throw new UsageError(`migrate --import-sqlite: the config's database is SQLite (${target.sqlite}); set database.url to the new PostgreSQL database to import into`);
-    }
-    const file = path.resolve(importSqlite);
-    if (!existsSync(file)) throw new UsageError(`migrate --import-sqlite: no such file: ${file}`);
-  }
-  const sql = await openSql(target);
   try {
-    if (statusOnly) {
-      const { applied, pending } = await migrationStatus(sql);
-      console.log(`${describeTarget(target)}: ${applied.length} applied${applied.length ? ` (${applied.join(', ')})` : ''}, ${pending.length} pending${pending.length ? ` (${pending.join(', ')})` : ''}`);
-      return pending.length ? 2 : 0;
-    }
-    const applied = await migrate(sql);
-    console.log(`${describeTarget(target)}: ${applied.length ? `applied ${applied.join(', ')}` : 'already up to date'}`);
-    if (importSqlite === undefined) return 0;
-    const file = path.resolve(importSqlite);
-    const quarantineDir = path.join(path.dirname(file), 'quarantine');
-    const source = await openSql({ sqlite: file }).catch((err: unknown) => {
-      throw new DatabaseError(`cannot open ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    });
-    try {
-      // An older single-machine file is brought up to date first, as its own start would do.
-      const sourceApplied = await migrate(source).catch((err: unknown) => {
-        throw new DatabaseError(`cannot migrate ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      });
-      if (sourceApplied.length) console.log(`${file}: applied ${sourceApplied.join(', ')}`);
-      const result = await importDatabase(source, sql, { quarantineDir }).catch((err: unknown) => {
-        if (err instanceof DatabaseError) throw err;
-        throw new DatabaseError(`cannot import ${file} into ${describeTarget(target)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      });
-      console.log(`imported ${file} into ${describeTarget(target)}:`);
-      for (const [table, n] of Object.entries(result.rows)) console.log(`  ${table}: ${n}`);
-      console.log(`  quarantine files: ${result.quarantineFiles} (from ${quarantineDir})`);
-      for (const m of result.missingQuarantineFiles) console.log(`  missing quarantine file: ${m.file} (message ${m.messageId} is imported without its body)`);
-      return 0;
-    } finally {
-      await source.close();
-    }
+    await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
-    if (err instanceof DatabaseError) throw err;
-    throw new DatabaseError(`cannot migrate ${describeTarget(target)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  } finally {
-    await sql.close();
-  }
-}
-
-/** The effective settings may be pasted into a ticket: passwords (fields or in URLs) are never printed. */
-function hideSecrets(key: string, value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  if (/password|secret/i.test(key)) return '[hidden]';
-  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(value)) {
-    const url = new URL(value);
-    url.password = '***';
-    return url.toString();
-  }
-  return value;
-}
-
-function checkConfig(file: string): number {
-  const config = loadConfig(file);
-  console.log(`${file}: OK`);
-  console.log(JSON.stringify(config, hideSecrets, 2));
-  return 0;
-}
-
-async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fileConfig: Config, logger: Logger, configFile: string): Promise<number> {
-  // SIGHUP and `mailmoat reload` re-read the config file (gateway/config/reload.ts); every role
-  // reads it through `config`, which always shows the newest good one.
-  const live = liveConfig(fileConfig);
-  const config = live.config;
-  const onHup = () => void (stopping || reloadConfig(configFile, live, logger));
-  process.on('SIGHUP', onHup);
-  let unregister = () => {};
-  try {
-    unregister = registerProcess(fileConfig.dataDir, role);
-  } catch (err) {
-    logger.warn({ err }, 'cannot write a pid file: `mailmoat reload` will not find this process (SIGHUP still reloads)');
-  }
-  const cleanups: (() => Promise<unknown>)[] = [async () => unregister()];
-  const shutdown = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => logger.warn({ err }, 'error during shutdown'));
-  };
-  let stopping = false;
-  const onSignal = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    void shutdown().then(() => process.exit(0));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  // What an error that escaped its promise does: gateway/containment.ts.
-  installProcessGuards(logger, (reason) => {
-    if (stopping) return;
-    stopping = true;
-    logger.fatal({ reason }, 'stopping for a restart');
-    void shutdown().then(() => process.exit(1));
-  });
-  try {
-    let endpoints: Endpoints;
-    if (role === 'start') {
-      const engines = await startEngines(config, logger);
-      cleanups.push(() => engines.stop());
-      endpoints = engines.endpoints;
-    } else {
-      endpoints = attachedEndpoints(config);
+    if (err instanceof CommanderError) {
+      // --help and --version are not errors (exit code 0): commander has printed what was asked.
+      // A command group without its subcommand prints its help with exit code 1: wrong arguments.
+      return err.exitCode === 0 ? 0 : 2;
     }
-    // A Redis that may evict keys would silently lose queued messages: refuse to start on it.
-    const redisCheck = await checkRedisServer(endpoints.redis, { prefix: config.redis.prefix });
-    for (const warning of redisCheck.warnings) logger.warn(warning);
-    const stores = await openStores(config);
-    cleanups.push(() => stores.store.close());
-    const queue = openQueue(config, endpoints.redis);
-    cleanups.push(() => queue.close());
-    // For a load balancer: /healthz while the role can work, /readyz until it starts to stop.
-    let smtpOpen = false;
-    const healthAt = healthListen(config, role);
-    const health =
-      healthAt &&
-      (await startHealthServer({
-        listen: healthAt,
-        role,
-        logger,
-        metrics: registry,
-        checks: {
-          redis: async () => {
-            const counts = await queue.counts();
-            return `${(counts.scan.waiting ?? 0) + (counts.deliver.waiting ?? 0)} jobs waiting`;
-          },
-          database: () => stores.sql.one(q`SELECT 1`).then(() => stores.sql.dialect),
-          ...(role === 'smtp' || role === 'start'
-            ? {
-                smtp: () => {
-                  if (!smtpOpen) throw new Error('SMTP listener not open');
-                },
-              }
-            : {}),
-        },
-      }));
-    if (health) cleanups.push(() => health.close());
-    if (role === 'start' && config.demo) {
-      const { listen, dir } = config.demo.mailbox;
-      const mailbox = await startMailbox({ dir, host: listen.host, port: listen.port });
-      cleanups.push(() => mailbox.close());
-      logger.info({ port: mailbox.port, dir }, 'demo mailbox listening');
-    }
-    if (role === 'start' || role === 'worker') {
-      const workers = await runWorkers(config, stores, queue, endpoints, logger);
-      cleanups.push(() => workers.close());
-    }
-    if (role === 'start' || role === 'smtp') {
-      const front = await runSmtp(config, stores, queue, logger);
-      cleanups.push(() => front.close());
-      smtpOpen = true;
-      if (role === 'start') printWelcome(config, front.port);
-    }
-    if (role === 'console' || (role === 'start' && config.console.enabled)) {
-      const ui = await runConsole(config, stores, queue, endpoints, logger);
-      cleanups.push(() => ui.close());
-      // stdout, not the log: the first admin password is shown once and never written to a log
-      console.log(`Quarantine console: ${ui.url}`);
-      if (ui.firstAdmin) {
-        console.log(`  First start: log in as "${ui.firstAdmin.username}" with the password ${ui.firstAdmin.password}`);
-        console.log('  (shown only now; change it under "Your account", or reset it with: mailmoat user passwd admin)');
-      } else {
-        console.log('  Log in with your console account (forgot the admin password? mailmoat user passwd admin)');
-      }
-    }
-    // Runs first at shutdown (cleanups run in reverse): /readyz fails, and an SMTP node waits for
-    // the balancer to notice before its listener closes, so no new client is cut off.
-    if (health) {
-      cleanups.push(async () => {
-        health.setDraining();
-        if (role === 'smtp' || role === 'start') await new Promise((resolve) => setTimeout(resolve, config.health.drainDelayMs));
-      });
-    }
-    return await new Promise<number>(() => {}); // runs until a signal
-  } catch (err) {
-    await shutdown();
     throw err;
   }
-}
-
-/** `mailmoat reload`: SIGHUP to every running process of the config's data dir. */
-function reloadCommand(config: Config): number {
-  const outcomes = signalRunning(config.dataDir, 'SIGHUP');
-  for (const o of outcomes) console.log(`${o.role} (pid ${o.pid}): ${o.outcome === 'signalled' ? 'told to reload' : `${o.outcome}, its stale pid file removed`}`);
-  if (!outcomes.some((o) => o.outcome === 'signalled')) throw new UsageError(`reload: no running mailmoat process found in ${config.dataDir}/run`);
-  return 0;
-}
-
-function printWelcome(config: Config, port: number): void {
-  const domain = Object.keys(config.domains)[0];
-  const host = config.smtp.listen.host;
-  console.log(`
-mailmoat is running. SMTP on ${host}:${port}, hosted domain(s): ${Object.keys(config.domains).join(', ')}
-Send a test message:
-  swaks --server ${host}:${port} --to alice@${domain} --from bob@sender.test --body "hello"
-Send the EICAR test virus (it is quarantined):
-  printf '%s' 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > /tmp/eicar.com
-  swaks --server ${host}:${port} --to alice@${domain} --from bob@sender.test --attach /tmp/eicar.com
-${config.demo ? `Delivered mail lands in ${config.demo.mailbox.dir}/<recipient>/` : ''}
-Quarantine:  ./bin/mailmoat quarantine list      Stop: Ctrl-C
-`);
-}
-
-async function testDownstreamCommand(config: Config, domain: string | undefined): Promise<number> {
-  if (!domain || !config.domains[domain.toLowerCase()]) {
-    throw new UsageError(`test-downstream: name one of the hosted domains (${Object.keys(config.domains).join(', ')})`);
-  }
-  const result = await testDownstream(domain.toLowerCase(), config, makeResolver(config));
-  for (const hop of result.hops) {
-    console.log(`== ${hop.host}:${hop.port}: ${hop.ok ? 'OK' : 'FAILED'}: ${hop.summary}`);
-    for (const line of hop.transcript) console.log(`${String(line.ms).padStart(6)} ms ${line.dir} ${line.line}`);
-  }
-  console.log(result.summary);
-  return result.ok ? 0 : 1;
-}
-
-async function queueCommand(config: Config, sub: string | undefined, id: string | undefined, limit: number): Promise<number> {
-  const stores = await openStores(config);
-  const queue = openQueue(config, attachedEndpoints(config).redis);
-  const deps = deliveryDeps(config, stores, queue, createLogger({ level: 'warn' }));
-  const by = `cli:${process.env.USER ?? 'root'}`;
-  try {
-    if (sub === 'list') {
-      const entries = await listQueue(deps, limit);
-      if (entries.length === 0) console.log('queue is empty');
-      for (const e of entries) {
-        const r = e.record;
-        console.log([r.id, r.status === 'held' ? 'held: poison' : r.status, new Date(r.receivedAt).toISOString(), r.mailFrom || '<>', r.rcptTo.join(','), `next: ${e.nextAttempt ?? '-'}`, `job: ${e.job.queue}/${e.job.info?.state ?? 'none'}`, r.lastReply ?? ''].join('\t'));
-      }
-      return 0;
-    }
-    if (sub === 'counts') {
-      console.log(JSON.stringify({ messages: await stores.store.countByStatus(), jobs: await queue.counts() }, null, 2));
-      return 0;
-    }
-    if (!id) throw new UsageError(`queue ${sub ?? ''}: missing message id\n${USAGE}`);
-    const record = await stores.store.get(id);
-    if (!record) throw new UsageError(`no message with id ${id}`);
-    if (sub === 'show') {
-      const entry = await queueEntry(deps, record);
-      console.log(JSON.stringify({ ...entry, events: await stores.store.events(id), deliveries: await stores.store.deliveries(id) }, null, 2));
-      return 0;
-    }
-    if (record.status === 'held' && (sub === 'retry' || sub === 'bounce')) throw new UsageError(`${id} is held as poison: release it (process it once more) or delete it`);
-    const ops = { retry: () => retryNow(deps, id), release: () => releasePoison(deps, id, by), bounce: () => bounceMessage(deps, id, by), delete: () => deleteQueued(deps, id, by) };
-    const op = ops[sub as keyof typeof ops];
-    if (!op) throw new UsageError(`unknown queue command: ${sub}\n${USAGE}`);
-    const result = await op();
-    if (!result.ok) throw new UsageError(`cannot ${sub} ${id}: ${result.reason}`);
-    console.log(`${id}: ${result.detail}`);
-    return 0;
-  } finally {
-    await queue.close();
-    await stores.store.close();
-  }
-}
-
-async function quarantineCommand(config: Config, sub: string | undefined, id: string | undefined, limit: number): Promise<number> {
-  const stores = await openStores(config);
-  try {
-    if (sub === 'list') {
-      const rows = await listQuarantine(stores.store, { limit });
-      if (rows.length === 0) console.log('quarantine is empty');
-      for (const r of rows) {
-        console.log([r.id, new Date(r.receivedAt).toISOString(), r.verdict, r.mailFrom || '<>', r.rcptTo.join(','), JSON.stringify(r.subject ?? ''), r.reason].join('\t'));
-      }
-      return 0;
-    }
-    if (!id) throw new UsageError(`quarantine ${sub ?? ''}: missing message id\n${USAGE}`);
-    const record = await stores.store.get(id);
-    if (!record) throw new UsageError(`no message with id ${id}`);
-    if (sub === 'show') {
-      console.log(JSON.stringify({ ...record, events: await stores.store.events(id), deliveries: await stores.store.deliveries(id) }, null, 2));
-      return 0;
-    }
-    if (sub === 'release') {
-      // The command line acts as the superadmin: the same release-rights decision as the console.
-      const right = decide(config, record, 'superadmin', 'release');
-      if (!right.allowed) throw new UsageError(`cannot release ${id}: ${right.reason}`);
-      const queue = openQueue(config, attachedEndpoints(config).redis);
-      try {
-        const result = await releaseMessage({ config, ...stores, queue, logger: createLogger({ level: 'warn' }) }, id, `cli:${process.env.USER ?? 'root'}`);
-        if (!result.ok) throw new UsageError(`cannot release ${id}: ${result.reason}`);
-        console.log(`${id} released: queued for delivery to ${record.rcptTo.join(', ')}`);
-        return 0;
-      } finally {
-        await queue.close();
-      }
-    }
-    throw new UsageError(`unknown quarantine command: ${sub}\n${USAGE}`);
-  } finally {
-    await stores.store.close();
-  }
+  return exit.code;
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (err: unknown) => {
+  async (err: unknown) => {
+    // One line for what the user can act on; a stack trace only for a bug.
+    const [{ ConfigError }, { UsageError }, { CliError }, { DatabaseError }, { RedisCheckError }] = await Promise.all([
+      handlers.load(),
+      import('./cli/errors.ts'),
+      handlers.users(),
+      import('./store/migrations.ts'),
+      import('./store/redis-check.ts'),
+    ]);
     if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError || err instanceof DatabaseError || err instanceof RedisCheckError) console.error(`mailmoat: ${err.message}`);
     else console.error('mailmoat: fatal:', err);
     process.exit(1);

@@ -31,6 +31,8 @@ export interface HealthServerOptions {
   /** Shown in every answer: smtp, worker, console, start. */
   role: string;
   checks: Record<string, HealthCheck>;
+  /** The checks whose failure answers 503; the others are reported with "critical": false. Absent: all. */
+  critical?: readonly string[];
   logger: Logger;
   /** A check that has not answered by then fails. Keep it below HAProxy's `timeout check`. */
   checkTimeoutMs?: number;
@@ -48,6 +50,7 @@ export interface HealthServer {
 
 interface CheckResult {
   ok: boolean;
+  critical?: false;
   detail: string;
   ms: number;
 }
@@ -62,7 +65,7 @@ export async function startHealthServer(o: HealthServerOptions): Promise<HealthS
   // a monitoring system probing at once do not multiply the load on Redis and the database).
   let running: Promise<Record<string, CheckResult>> | undefined;
   const runChecks = () => {
-    running ??= runAll(o.checks, timeoutMs).finally(() => (running = undefined));
+    running ??= runAll(o.checks, timeoutMs, o.critical).finally(() => (running = undefined));
     return running;
   };
 
@@ -88,7 +91,7 @@ export async function startHealthServer(o: HealthServerOptions): Promise<HealthS
     if (path === '/readyz' && draining) return send(res, req, 503, { status: 'draining', role: o.role });
     runChecks().then(
       (checks) => {
-        const ok = Object.values(checks).every((c) => c.ok);
+        const ok = Object.values(checks).every((c) => c.ok || c.critical === false);
         if (!ok) o.logger.debug({ checks }, 'health check failing');
         send(res, req, ok ? 200 : 503, { status: ok ? 'ok' : 'fail', role: o.role, checks });
       },
@@ -126,10 +129,10 @@ export async function startHealthServer(o: HealthServerOptions): Promise<HealthS
   };
 }
 
-async function runAll(checks: Record<string, HealthCheck>, timeoutMs: number): Promise<Record<string, CheckResult>> {
+async function runAll(checks: Record<string, HealthCheck>, timeoutMs: number, critical?: readonly string[]): Promise<Record<string, CheckResult>> {
   const names = Object.keys(checks);
   const results = await Promise.all(names.map((name) => runOne(checks[name], timeoutMs)));
-  return Object.fromEntries(names.map((name, i) => [name, results[i]]));
+  return Object.fromEntries(names.map((name, i) => [name, critical && !critical.includes(name) ? { ...results[i], critical: false as const } : results[i]]));
 }
 
 async function runOne(check: HealthCheck, timeoutMs: number): Promise<CheckResult> {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { monotonicFactory } from 'ulid';
 import type { Config } from './config/schema.ts';
 import type { Stores } from './deps.ts';
-import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdPort, type Endpoints } from './endpoints.ts';
+import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdAddress, type Endpoints } from './endpoints.ts';
 import type { Logger } from './log.ts';
 import { Spool } from './spool/spool.ts';
 import { fileBlobStore, sqlBlobStore } from './store/blobs.ts';
@@ -14,9 +14,11 @@ import { openMetadataStore } from './store/metadata.ts';
 import { describeTarget, openSql, type DatabaseTarget } from './store/sql.ts';
 import { DatabaseError, prepareSchema } from './store/migrations.ts';
 import { sqlSpoolReplica } from './spool/replica.ts';
-import { openJobQueue, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
+import { openJobQueue, openRedis, startWorkers, type JobQueue, type RedisTarget, type WorkerSet } from './store/queue.ts';
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
-import { accountAuthenticator } from './smtp/auth.ts';
+import { submissionAuthenticator } from './smtp/auth.ts';
+import { redisOutboundLimits, type OutboundLimits } from './smtp/outbound-limits.ts';
+import { withHijackWatch } from './smtp/hijack.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { createAnalysisPool } from './pipeline/analysis-pool.ts';
@@ -37,7 +39,11 @@ import { startRetention } from './retention.ts';
 import { ClamdClient } from '../scanners/clamd.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
 import { deleteMessage, releaseMessage } from './quarantine.ts';
+import { CRITICAL, engineChecks } from './engine-checks.ts';
 import type { RunningConsole } from '../quarantine-ui/server.ts';
+import type { LiveConfig } from './config/live.ts';
+import { startDomainSync, type DomainSync } from './domains/sync.ts';
+import { openDomainStore } from './store/domains.ts';
 import {
   chooseClamavDatabase,
   startManagedClamd,
@@ -97,10 +103,7 @@ export async function startEngines(config: Config, logger: Logger): Promise<{ en
         databaseDir: config.clamd.databaseDir ?? chooseClamavDatabase({ logger, fallbackDir: path.join(REPO_ROOT, 'deploy/clamav-test-db') }),
         logger,
       }).then((s) => (started.push(s), { socketPath: s.socketPath })),
-    configuredEngine(config.spamd) ??
-      startManagedSpamd({ dir: engineDir('spamd'), port: managedSpamdPort(config), logger, allowTell: true }).then(
-        (s) => (started.push(s), { host: s.host, port: s.port }),
-      ),
+    configuredEngine(config.spamd) ?? (config.spamd.enabled ? startManagedSpamdFor(config, logger).then((s) => (started.push(s), managedSpamdAddress(config))) : managedSpamdAddress(config)),
   ]).catch(async (err: unknown) => {
     await Promise.all(started.map((s) => s.stop()));
     throw err;
@@ -113,6 +116,13 @@ export async function startEngines(config: Config, logger: Logger): Promise<{ en
   };
 }
 
+/** The managed spamd where managedSpamdAddress says (spamd.enabled false: none is started at all). */
+function startManagedSpamdFor(config: Config, logger: Logger): Promise<ManagedService> {
+  const common = { dir: managedEngineDir(config, 'spamd'), logger, allowTell: true, networkTests: config.spamd.networkTests };
+  const address = managedSpamdAddress(config);
+  return 'port' in address ? startManagedSpamd({ ...common, port: address.port }) : startManagedSpamd(common);
+}
+
 export function openQueue(config: Config, redis: RedisTarget): JobQueue {
   const queue = openJobQueue(redis, {
     prefix: config.redis.prefix,
@@ -122,17 +132,36 @@ export function openQueue(config: Config, redis: RedisTarget): JobQueue {
   // Inline verdicts (gateway/pipeline/inline.ts) share the queue's Redis; opened on first use,
   // closed with the queue.
   let inline: InlineVerdicts | undefined;
+  // Issue 18: the outbound sending limits count in the same Redis (opened on first use).
+  let limitsRedis: ReturnType<typeof openRedis> | undefined;
   const wrapped: JobQueue = Object.assign({}, queue, {
     close: async () => {
       await queue.close();
       await inline?.close();
+      limitsRedis?.disconnect();
     },
   });
   inlineChannels.set(wrapped, (logger) => (inline ??= redisInlineVerdicts(redis, { prefix: config.redis.prefix, logger })));
+  limitChannels.set(wrapped, (logger) => {
+    if (limitsRedis) return limitsRedis;
+    limitsRedis = openRedis(redis, 'client');
+    limitsRedis.on('error', (err) => logger.debug({ err }, 'sending limits: redis error'));
+    return limitsRedis;
+  });
   return wrapped;
 }
 
 const inlineChannels = new WeakMap<JobQueue, (logger: Logger) => InlineVerdicts>();
+const limitChannels = new WeakMap<JobQueue, (logger: Logger) => ReturnType<typeof openRedis>>();
+
+/** Issue 18: the sending limits and hijack watch of the submission listeners, counted in the queue's Redis. */
+function outboundLimits(config: Config, stores: Stores, queue: JobQueue, logger: Logger, newId: () => string): OutboundLimits | undefined {
+  const redis = limitChannels.get(queue)?.(logger);
+  if (!redis) return undefined;
+  const o = { prefix: config.redis.prefix, logger };
+  const limits = redisOutboundLimits(redis, config.submission, o);
+  return withHijackWatch(limits, redis, config.submission.hijack, { ...o, notify: { config, spool: stores.spool, store: stores.store, queue, logger }, newId });
+}
 /** The inline-verdict channel on a queue's Redis (undefined for a queue not opened by openQueue). */
 export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts | undefined {
   return inlineChannels.get(queue)?.(logger);
@@ -156,8 +185,8 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   const discarded = await stores.spool.discardIncomplete();
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
   const newId = monotonicFactory();
-  // Submission AUTH checks the console's accounts (in the same database as the metadata).
-  const auth = config.submission.enabled ? accountAuthenticator(openAccountStore(stores.sql)) : undefined;
+  // Submission AUTH: the console's accounts (in the same database as the metadata) or Dovecot.
+  const auth = config.submission.listeners.length > 0 ? submissionAuthenticator(config.submission.backend, () => openAccountStore(stores.sql)) : undefined;
   const front = createSmtpFront({
     config,
     ...stores,
@@ -166,6 +195,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
     newId: () => newId(),
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
+    ...(auth && limitChannels.has(queue) ? { limits: outboundLimits(config, stores, queue, logger, () => newId()) } : {}),
     inline: inlineVerdicts(queue, logger),
     lists: openListStore(stores.sql),
   });
@@ -256,6 +286,17 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   };
 }
 
+const domainSyncs = new WeakMap<Config, DomainSync>();
+/**
+ * Hosted domains from the database, merged into the live config now and on every change
+ * (gateway/domains/sync.ts). Start it right after the stores, before the SMTP front listens.
+ */
+export async function syncDomains(live: LiveConfig, stores: Stores, logger: Logger): Promise<DomainSync> {
+  const sync = await startDomainSync({ store: openDomainStore(stores.sql), live, logger, intervalMs: live.current.database.domainsPollMs });
+  domainSyncs.set(live.config, sync);
+  return sync;
+}
+
 /**
  * The quarantine web console (quarantine-ui/): releases go through the spool and the delivery
  * queue like the CLI's, learning goes to spamd (TELL), /healthz checks every engine.
@@ -270,7 +311,6 @@ export async function runConsole(
 ): Promise<RunningConsole> {
   const log = logger.child({ role: 'console' });
   const spamd = new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs });
-  const clamd = new ClamdClient(endpoints.clamd, { timeoutMs: 5_000 });
   // Loaded here, not at the top: the console pulls in jsdom and friends (~1,000 modules, ~100 MB),
   // which the smtp and worker roles must not carry.
   const { startConsole } = await import('../quarantine-ui/server.ts');
@@ -282,21 +322,10 @@ export async function runConsole(
     release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log }, id, by),
     remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
     spamd,
-    engineChecks: {
-      redis: async () => {
-        const counts = await queue.counts();
-        return `${Object.values(counts).reduce((n, states) => n + (states.waiting ?? 0) + (states.delayed ?? 0), 0)} jobs waiting`;
-      },
-      clamd: async () => {
-        await clamd.ping();
-        return 'PONG';
-      },
-      spamd: async () => {
-        if (!config.spamd.enabled) return 'disabled';
-        await new SpamdClient(endpoints.spamd, { timeoutMs: 3_000 }).ping();
-        return 'PONG';
-      },
-    },
+    domainSync: domainSyncs.get(config),
+    // The same checks as every role's health server; a console node fails /healthz for its own faults only.
+    engineChecks: engineChecks(config, stores, queue, endpoints),
+    healthCritical: CRITICAL.console,
   }, o);
 }
 

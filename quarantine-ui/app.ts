@@ -42,6 +42,9 @@ import { registerAdminRoutes } from './routes/admin.ts';
 import { registerMonitoringRoutes } from './routes/monitoring.ts';
 import { registerDigestRoutes } from './routes/digest.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
+import { registerDomainAdminRoutes } from './routes/domain-admin.ts';
+import { registerTokenRoutes } from './routes/tokens.ts';
+import { registerApi } from './api/index.ts';
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -164,7 +167,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const m of methods) if (m !== 'HEAD') routes.push(`${m} ${route.url}`);
-    if (!methods.includes('POST')) return;
+    // The API authenticates by bearer token only, never by cookie: no CSRF to guard against there.
+    if (!methods.includes('POST') || route.url.startsWith('/api/')) return;
     const existing = route.preValidation ? (Array.isArray(route.preValidation) ? route.preValidation : [route.preValidation]) : [];
     route.preValidation = [app.csrfProtection, ...existing];
   });
@@ -188,7 +192,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
-    req.log.info({ method: req.method, route: req.routeOptions.url, status: reply.statusCode, user: req.user?.account.username, ms: Math.round(reply.elapsedTime) }, 'request');
+    req.log.debug({ method: req.method, route: req.routeOptions.url, status: reply.statusCode, user: req.user?.account.username, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
   const ctx: Ctx = {
@@ -262,6 +266,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
   await registerAuthRoutes(app, ctx);
   await registerDigestRoutes(app, ctx);
   await registerMonitoringRoutes(app, ctx);
+  // Token-authenticated REST API and its OpenAPI document (api/index.ts).
+  await registerApi(app, ctx);
 
   // Logged in.
   await app.register(async (scoped) => {
@@ -283,6 +289,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     await registerReportRoutes(scoped, ctx);
     await registerDashboardRoutes(scoped, ctx);
     await registerDomainRoutes(scoped, ctx);
+    await registerDomainAdminRoutes(scoped, ctx);
+    await registerTokenRoutes(scoped, ctx);
     await registerAdminRoutes(scoped, ctx);
   });
 

@@ -14,6 +14,18 @@ import type { MetadataStore } from '../gateway/store/metadata.ts';
 import type { ReleaseRequestStore } from '../gateway/store/release-requests.ts';
 import type { PoisonOpResult } from '../gateway/poison.ts';
 import type { SmtpTestResult } from '../gateway/delivery/smtp-test.ts';
+import type { HostedDomain } from '../gateway/config/schema.ts';
+import type { DomainStore } from '../gateway/store/domains.ts';
+import type { ApiTokenStore } from '../gateway/store/api-tokens.ts';
+
+/** Hosted domains kept in the database (gateway/domains/): the store, the file's domains, and "apply now". */
+export interface HostedDomainsPort {
+  store: DomainStore;
+  /** The config file's domains (a database domain replaces the file's of the same name). */
+  fileDomains(): Record<string, HostedDomain>;
+  /** Applies the database's domains to this process now (the other processes poll). */
+  refresh(): Promise<unknown>;
+}
 
 export interface ConsoleDeps {
   config: Config;
@@ -43,6 +55,11 @@ export interface ConsoleDeps {
   queueCounts(): Promise<Record<string, Record<string, number>>>;
   /** Named checks for /healthz: each resolves with a short detail or throws. */
   healthChecks: Record<string, () => Promise<string>>;
+  /** Checks whose failure answers 503; the others are reported with "critical": false. Absent: all. */
+  healthCritical?: readonly string[];
   smtpTest(target: { host: string; port: number }, o: { domain: string; helo: string; timeoutMs: number }): Promise<SmtpTestResult>;
   now(): number;
+  hostedDomains: HostedDomainsPort;
+  /** Bearer tokens of the REST API (quarantine-ui/api/). */
+  tokens: ApiTokenStore;
 }

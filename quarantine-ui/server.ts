@@ -27,6 +27,9 @@ import { loadOrCreateSecret } from './lib/keys.ts';
 import { smtpConnectionTest } from '../gateway/delivery/smtp-test.ts';
 import { openLedger } from '../gateway/ledger/ledger.ts';
 import type { Writable } from 'node:stream';
+import { openDomainStore } from '../gateway/store/domains.ts';
+import { openApiTokenStore } from '../gateway/store/api-tokens.ts';
+import type { DomainSync } from '../gateway/domains/sync.ts';
 
 export interface ConsoleAdapters {
   config: Config;
@@ -42,6 +45,10 @@ export interface ConsoleAdapters {
   spamd: ConsoleDeps['spamd'];
   /** Engine checks for /healthz besides the database and the spool disk (redis, clamd, spamd). */
   engineChecks: Record<string, () => Promise<string>>;
+  /** The checks whose failure makes /healthz answer 503 (gateway/engine-checks.ts CRITICAL); absent: all. */
+  healthCritical?: readonly string[];
+  /** The process's sync of database domains into its live config (gateway/domains/sync.ts); absent: changes apply at the next start. */
+  domainSync?: DomainSync;
 }
 
 export interface RunningConsole {
@@ -112,8 +119,15 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       },
       ...a.engineChecks,
     },
+    healthCritical: a.healthCritical,
     smtpTest: smtpConnectionTest,
     now: Date.now,
+    hostedDomains: {
+      store: openDomainStore(a.sql),
+      fileDomains: () => a.domainSync?.fileDomains() ?? config.domains,
+      refresh: async () => a.domainSync?.refresh(),
+    },
+    tokens: openApiTokenStore(a.sql),
   };
   const app = await buildConsole(deps);
   const digestDeps: DigestDeps = {

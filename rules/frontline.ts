@@ -307,12 +307,24 @@ export interface SubmissionUser {
   addresses: string[];
 }
 
-/** Like Postfix reject_sender_login_mismatch: a user sends as its own addresses, a domain admin as its domains. */
-export function decideSubmissionSender(sender: string, user: SubmissionUser): Decision {
-  if (sender === '' || user.role === 'superadmin') return ACCEPT;
+export interface SenderOwnership {
+  /** address: the account's own addresses; domain: any address of the account's domains. */
+  ownership: 'address' | 'domain';
+  /** Whether a superadmin may send as anyone. */
+  superadminAnySender: boolean;
+}
+
+/**
+ * Like Postfix reject_sender_login_mismatch: a user sends as its own addresses, a domain admin (or,
+ * by option, any account) as its domains. A superadmin is exempt only when configured: a stolen
+ * superadmin login must not become an open relay for any sender address.
+ */
+export function decideSubmissionSender(sender: string, user: SubmissionUser, o: SenderOwnership = { ownership: 'address', superadminAnySender: false }): Decision {
+  if (sender === '' || (user.role === 'superadmin' && o.superadminAnySender)) return ACCEPT;
   const s = sender.toLowerCase();
   const domain = s.slice(s.lastIndexOf('@') + 1);
-  const owned = user.addresses.includes(s) || user.username === s || (user.role === 'domainadmin' && user.domains.includes(domain));
+  const ownDomain = user.domains.includes(domain) && (user.role === 'domainadmin' || o.ownership === 'domain');
+  const owned = user.addresses.includes(s) || user.username.toLowerCase() === s || ownDomain;
   return owned
     ? ACCEPT
     : { action: 'reject', reply: replies.senderNotOwned(sender, user.username), reason: `${user.username} may not send as ${sender}`, check: 'submission.sender' };

@@ -236,4 +236,27 @@ export const replies = {
   }),
   authFailed: (): SmtpReply => ({ code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' }),
   authTooManyFailures: (): SmtpReply => ({ code: 421, enhanced: '4.7.0', text: 'Too many failed authentication attempts, closing connection' }),
+  /** Issue 18: a per-account or per-domain sending limit (RFC 3463 4.7.1: delivery not authorized, try later). */
+  sendingLimit: (limit: string, resetsAt: Date): SmtpReply => ({
+    code: 450,
+    enhanced: '4.7.1',
+    text: `Sending limit reached: ${oneLine(limit, 200)}; it resets at ${resetsAt.toISOString().replace(/\.\d+Z$/, 'Z')}`,
+  }),
+  accountSuspended: (account: string): SmtpReply => ({
+    code: 550,
+    enhanced: '5.7.1',
+    text: `Account ${oneLine(account, 100)} is suspended for unusual sending; your mail administrator can lift it`,
+  }),
+  limitsUnavailable: (): SmtpReply => ({ code: 451, enhanced: '4.3.0', text: 'Sending limits cannot be checked right now, try again later' }),
+  authLockedOut: (who: string, seconds: number): SmtpReply => ({
+    code: 454,
+    enhanced: '4.7.0',
+    text: `Too many failed logins for ${oneLine(who, 100)}; try again in ${seconds} s`,
+  }),
+  fromHeaderNotOwned: (address: string, user: string): SmtpReply => ({
+    code: 553,
+    enhanced: '5.7.1',
+    text: `From header address ${oneLine(address)} is not owned by user ${oneLine(user, 64)}`,
+  }),
+  clientNotRelay: (ip: string): SmtpReply => ({ code: 554, enhanced: '5.7.1', text: `Relay access denied: client [${oneLine(ip, 64)}] may not relay through this port` }),
 } as const;

@@ -195,4 +195,6 @@ export interface ScanReport {
   list?: ListMatch | null;
   score?: ScoreSummary;
   outcome?: PolicyOutcome;
+  /** When the scan began and ended (epoch ms), for the message's summary line (gateway/summary.ts). */
+  timing?: { startedAt: number; finishedAt: number };
 }

@@ -13,8 +13,6 @@
 // { action: <string> }.
 import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
-import { VERDICT_CLASSES } from '../../rules/policy.ts';
-import { SUBMISSION_REFUSE_DEFAULT } from '../../rules/submission.ts';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
@@ -346,23 +344,5 @@ export const proxySchema = z
   .strict()
   .default({ from: [] });
 
-/** Every class but clean may be refused for authenticated senders. */
-const REFUSABLE_CLASSES = VERDICT_CLASSES.filter((c) => c !== 'clean');
-
-export const submissionSchema = z
-  .object({
-    /** A second listener for authenticated submission (AUTH only after STARTTLS); needs tls.certificates. */
-    enabled: z.boolean().default(false),
-    listen: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(587) }).strict().default({ host: '127.0.0.1', port: 587 }),
-    /** Failed AUTH attempts in one session before it is closed with 421 4.7.0. */
-    maxAuthFailures: positiveInt.default(3),
-    /**
-     * Verdict classes refused in session (554 with the reason) for mail an authenticated user
-     * submitted, whatever the recipients' policies say (rules/submission.ts): the sender is the
-     * one who can fix it. [] leaves submitted mail to the recipients' policies.
-     */
-    refuse: z.array(z.enum(REFUSABLE_CLASSES)).default([...SUBMISSION_REFUSE_DEFAULT]),
-  })
-  .strict()
-  .default({ enabled: false, listen: { host: '127.0.0.1', port: 587 }, maxAuthFailures: 3, refuse: [...SUBMISSION_REFUSE_DEFAULT] });
-export type SubmissionConfig = z.output<typeof submissionSchema>;
+// The submission listeners and the outbound relay: gateway/config/submission.ts.
+export { submissionSchema, type SubmissionConfig } from './submission.ts';

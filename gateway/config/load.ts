@@ -37,7 +37,7 @@ export function parseConfig(text: string, file: string): Config {
   return resolvePaths(result.data, path.dirname(path.resolve(file)));
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+export function describeIssue(issue: z.core.$ZodIssue): string {
   const key = issue.path.length > 0 ? formatPath(issue.path) : '(top level)';
   if (issue.code === 'unrecognized_keys') {
     const where = issue.path.length > 0 ? `${key}.` : '';

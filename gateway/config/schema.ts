@@ -3,6 +3,7 @@
 // default on a mail server). Relative paths are resolved against the config file's folder.
 import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
+import { configListeners, portClashes } from './ports.ts';
 import { checksSchema, domainChecksSchema, proxySchema, recipientsSchema, submissionSchema, tlsSchema } from './checks.ts';
 import { contentPolicyKeys, domainPolicyKeys } from './policy.ts';
 import { reportsSchema } from './reports.ts';
@@ -13,7 +14,8 @@ const positiveInt = z.number().int().positive();
 const hostname = z
   .string()
   .regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'expected a host name');
-const domainName = hostname.transform((d) => d.toLowerCase());
+export const domainNameSchema = hostname.transform((d) => d.toLowerCase());
+const domainName = domainNameSchema;
 
 const listen = z
   .object({
@@ -29,7 +31,7 @@ const tlsMode = z.enum(['none', 'opportunistic', 'required', 'verified']);
 /**
  * One next hop: a host (`host`, `port`) or the MX records of a name (`mx`, looked up through the
  * gateway's resolver). Hops are tried by `priority` (lower first, then in file order); a dead
- * host or a 4xx moves on to the next.
+ * host or a 4xx moves on to the next, and a 5xx too when the next one is marked `backup`.
  */
 const nextHop = z
   .object({
@@ -46,11 +48,14 @@ const nextHop = z
     maxConnections: positiveInt.default(5),
     /** Messages per minute to this host (0: no limit). */
     maxPerMinute: z.number().int().min(0).default(0),
+    /** A backup relay: it also takes what the hop before it refused with a 5xx (issue 18). */
+    backup: z.boolean().optional(),
   })
   .strict()
   .refine((h) => (h.host === undefined) !== (h.mx === undefined), { message: 'set exactly one of host or mx' });
 
-const hostedDomain = z
+/** One hosted domain; also what the console, the API and `mailmoat domain` store (gateway/config/hosted-domains.ts). */
+export const hostedDomainSchema = z
   .object({
     /** The domain's own mailbox servers, tried in order. */
     downstream: z.array(nextHop).min(1),
@@ -173,6 +178,11 @@ const database = z
       .optional(),
     /** Connections per process to PostgreSQL. */
     poolSize: positiveInt.default(10),
+    /**
+     * How often every process looks whether hosted domains kept in the database (console, API,
+     * `mailmoat domain`) changed; a change is live on every node within about this long.
+     */
+    domainsPollMs: positiveInt.default(2_000),
   })
   .strict();
 
@@ -186,6 +196,12 @@ const clamd = engineEndpoint({
 const spamd = engineEndpoint({
   /** false: no spam scanning at all; every status header says "spam not scanned (disabled)". */
   enabled: z.boolean().default(true),
+  /**
+   * A managed spamd's DNS and network tests (RBL, URIBL; Razor/Pyzor when installed), on as
+   * SpamAssassin runs by default. false: spamd -L, for machines without DNS (the demo, the tests).
+   * A spamd that is not managed is configured by its own admin (Debian: /etc/default/spamd).
+   */
+  networkTests: z.boolean().default(true),
   timeoutMs: positiveInt.default(30_000),
   /** Larger messages are not sent to spamd (like spamc's 500 KB default); the status header says so. */
   maxBytes: positiveInt.default(512_000),
@@ -468,13 +484,13 @@ export const configSchema = z
     dataDir: z.string().min(1),
     smtp: smtp.default(smtp.parse({})),
     /** Hosted domains: only mail to these is accepted; everything else is a relay attempt. */
-    domains: z.record(domainName, hostedDomain).refine((d) => Object.keys(d).length > 0, {
+    domains: z.record(domainName, hostedDomainSchema).refine((d) => Object.keys(d).length > 0, {
       message: 'at least one hosted domain is required',
     }),
-    database: database.default({ poolSize: 10 }),
+    database: database.default({ poolSize: 10, domainsPollMs: 2_000 }),
     redis: redis.default({ cluster: false, prefix: 'mailmoat' }),
     clamd: clamd.default({ managed: true, timeoutMs: 60_000 }),
-    spamd: spamd.default({ managed: true, enabled: true, timeoutMs: 30_000, maxBytes: 512_000 }),
+    spamd: spamd.default({ managed: true, enabled: true, networkTests: true, timeoutMs: 30_000, maxBytes: 512_000 }),
     spam: spam.default({ threshold: 5, highThreshold: 10, subjectTag: '{Spam?}' }),
     queue: queue.default(queue.parse({})),
     delivery: delivery.default(delivery.parse({})),
@@ -488,7 +504,14 @@ export const configSchema = z
     proxy: proxySchema,
     /** The authenticated submission listener. */
     submission: submissionSchema,
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+        /** json: one object a line (log shippers); text: one grep-able line an entry. Unset: text on a terminal or under journald, else json (gateway/log.ts). */
+        format: z.enum(['json', 'text']).optional(),
+      })
+      .strict()
+      .default({ level: 'info' }),
     /** The quarantine web console (quarantine-ui/). */
     console: consoleSection.default(consoleSection.parse({})),
     /** Health endpoints for a load balancer (gateway/health.ts). */
@@ -503,11 +526,17 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const noCerts = c.tls.certificates.length === 0;
     if (noCerts && c.submission.enabled) ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
+    if (noCerts && !c.submission.enabled) {
+      c.submission.listeners.forEach((l, i) => {
+        if (l.tls === 'implicit' || l.auth === 'required' || l.requireTls) ctx.addIssue({ code: 'custom', path: ['submission', 'listeners', i, 'tls'], message: 'this listener needs tls.certificates (implicit TLS, AUTH and requireTls all need them)' });
+      });
+    }
     if (noCerts && c.smtp.requireTls) ctx.addIssue({ code: 'custom', path: ['smtp', 'requireTls'], message: 'requireTls needs tls.certificates' });
+    for (const clash of portClashes(configListeners(c))) ctx.addIssue({ code: 'custom', path: clash.key.split('.'), message: clash.message });
   });
 
 export type Config = z.infer<typeof configSchema>;
-export type HostedDomain = z.infer<typeof hostedDomain>;
+export type HostedDomain = z.infer<typeof hostedDomainSchema>;
 export type NextHop = z.infer<typeof nextHop>;
 export type TlsMode = z.infer<typeof tlsMode>;
 export type EngineEndpoint = { managed?: boolean; socket?: string; host?: string; port?: number };

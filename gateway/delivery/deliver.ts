@@ -23,9 +23,10 @@ import type { DeliverySlots } from './slots.ts';
 import { sendToTarget, type RecipientResult } from './smtp-send.ts';
 import { DsnRateWindow, sendNotification } from './notify.ts';
 import type { DeliveryRecorder } from './recorded.ts';
-import { workerMetrics } from '../metrics.ts';
+import { laneOf, pipelineMetrics, workerMetrics } from '../metrics.ts';
 import { openLedger } from '../ledger/ledger.ts';
 import { hasEvent, type EventKind } from '../ledger/events.ts';
+import { onwardRecipients } from '../../rules/backup-hop.ts';
 
 export interface DeliveryDeps {
   config: Config;
@@ -73,10 +74,13 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   const inJournal = recorder.doneInJournal(id);
   const pending = envelope.rcptTo.filter((r) => !final.has(r) && !inJournal.has(r));
   for (const [domain, recipients] of groupBy(pending, domainOf)) {
+    const stopTimer = pipelineMetrics.delivery.startTimer(laneOf(config.domains, domain));
     const results = await deliverToDomain(deps, envelope, domain, recipients);
+    stopTimer({ outcome: results.every((r) => r.outcome === 'delivered') ? 'delivered' : results.some((r) => r.outcome === 'deferred') ? 'deferred' : 'failed' });
     for (const r of results) {
       workerMetrics.deliveries.inc({ outcome: r.outcome });
-      logger.info({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
+      // A deferral is news (the message stays queued); a final outcome is in the summary line.
+      logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
     await recorder.record(id, results);
   }
@@ -106,12 +110,11 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
  * clear it from the spool. Also used by the queue operations (bounce, delete by an admin).
  */
 export async function finishMessage(deps: DeliveryDeps, id: string): Promise<void> {
-  const { spool, logger } = deps;
+  const { spool } = deps;
   const envelope = await spool.readEnvelope(id);
-  const status = await ledgerOf(deps).finish(id, async (failed) => {
+  await ledgerOf(deps).finish(id, async (failed) => {
     if (envelope) await notifySender(deps, envelope, 'failed', failed);
   });
-  logger.info({ id, status }, 'message done');
 }
 
 /**
@@ -177,7 +180,8 @@ async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: s
 }
 
 /**
- * Tries the targets in order; recipients deferred by one are offered to the next. `busy` when the
+ * Tries the targets in order; recipients deferred by one (or refused, before a backup hop) are
+ * offered to the next. `busy` when the
  * first target's slot (per host, or the outside lane) was taken, so that nothing was tried.
  */
 async function deliverToTargets(
@@ -189,7 +193,7 @@ async function deliverToTargets(
   const settled: RecipientResult[] = [];
   let deferred: RecipientResult[] = recipients.map((recipient) => ({ recipient, outcome: 'deferred', reply: 'not tried' }));
   let tried = 0;
-  for (const target of targets) {
+  for (const [i, target] of targets.entries()) {
     if (deferred.length === 0) break;
     const slot = deps.slots.tryAcquire(target);
     if (!slot.ok) {
@@ -200,8 +204,9 @@ async function deliverToTargets(
     tried++;
     try {
       const results = await sendToTarget(deps.config, target, envelope, deps.spool.outputPath(envelope.id), deferred.map((r) => r.recipient));
-      settled.push(...results.filter((r) => r.outcome !== 'deferred'));
-      deferred = results.filter((r) => r.outcome === 'deferred');
+      const next = onwardRecipients(results, targets[i + 1]?.backup === true);
+      settled.push(...next.settled);
+      deferred = next.onward.map((r) => (r.outcome === 'failed' ? { ...r, outcome: 'deferred' as const, reply: `${r.reply} (offered to the backup hop)` } : r));
     } finally {
       slot.release();
     }

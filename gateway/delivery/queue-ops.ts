@@ -76,3 +76,24 @@ export async function deleteQueued(deps: DeliveryDeps, id: string, by: string): 
   if (!(await openLedger({ ...deps, quarantine: deps.keep }).deleteSpooled(id, by, 'queue'))) return { ok: false, reason: 'its state changed meanwhile' };
   return { ok: true, detail: 'deleted; its record is kept' };
 }
+
+/**
+ * Tries every deferred message now (`postqueue -f`), or only those with a recipient still pending
+ * in `domain` (`postqueue -s`). A message a worker holds right now is counted as skipped.
+ */
+export async function flushDeferred(deps: DeliveryDeps, o: { domain?: string; limit?: number } = {}): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }> {
+  const flushed: string[] = [];
+  const skipped: { id: string; reason: string }[] = [];
+  const domain = o.domain?.toLowerCase();
+  for (const record of await deps.store.inFlight(o.limit ?? 100_000)) {
+    if (record.status !== 'deferred') continue;
+    if (domain) {
+      const done = new Set((await deps.store.deliveries(record.id)).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
+      if (!record.rcptTo.some((r) => !done.has(r) && r.toLowerCase().endsWith(`@${domain}`))) continue;
+    }
+    const result = await retryNow(deps, record.id);
+    if (result.ok) flushed.push(record.id);
+    else skipped.push({ id: record.id, reason: result.reason });
+  }
+  return { flushed, skipped };
+}

@@ -22,6 +22,8 @@ export interface Hop {
   configured: boolean;
   /** The lane whose slots it uses: the hosted domains' downstreams, or everything else. */
   lane: Lane;
+  /** Also takes what the hop before refused with a 5xx. */
+  backup?: boolean;
 }
 
 export type Lane = 'hosted' | 'external';
@@ -64,7 +66,7 @@ async function expandHops(configured: NextHop[], resolver: DnsResolver, lane: La
   const hops: Hop[] = [];
   const problems: string[] = [];
   for (const { h } of ordered) {
-    const settings = { port: h.port, tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute, configured: true, lane };
+    const settings = { port: h.port, tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute, configured: true, lane, ...(h.backup ? { backup: true } : {}) };
     if (h.host) {
       hops.push({ host: h.host, ...settings });
       continue;

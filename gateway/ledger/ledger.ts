@@ -23,7 +23,8 @@ import type { Envelope, EnvelopeDsn, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { LedgerStep, MessageRecord, MessageStatus, MetadataStore } from '../store/metadata.ts';
 import type { JobQueue, QueueName } from '../store/queue.ts';
-import { MOVES, FINAL, releaseHoldMove, type Move } from './states.ts';
+import { MOVES, SUMMARISED, releaseHoldMove, type Move } from './states.ts';
+import { logSummary, type FinalState } from '../summary.ts';
 import { lastOf, toStored, type LedgerEvent } from './events.ts';
 
 /** The parts of the spool the ledger uses (a fake in tests implements the same). */
@@ -41,17 +42,11 @@ export interface LedgerDeps {
   /** Bodies kept after the spool: quarantined, failed, reported, released. */
   quarantine?: BlobStore;
   logger: Logger;
-  /** Called once a verb has moved a message into a final state (the place for its summary line). */
-  onFinal?: (id: string, status: MessageStatus) => void;
-}
-
-/**
- * The one place every message passes when it reaches a final state (delivered, released, failed,
- * refused, deleted, reported, quarantined), whichever verb took it there: the place for its
- * one-line summary in the log. A ledger opened with `onFinal` calls that instead.
- */
-export function messageSettled(logger: Logger, id: string, status: MessageStatus): void {
-  logger.debug({ id, status }, 'message settled');
+  /**
+   * Called once a verb has moved a message to where its handling ends (states.ts SUMMARISED);
+   * default: its one summary line in the log (gateway/summary.ts).
+   */
+  onFinal?: (id: string, state: FinalState) => Promise<void> | void;
 }
 
 export type Verdict = NonNullable<LedgerStep['verdict']>;
@@ -124,13 +119,9 @@ export function openLedger(deps: LedgerDeps) {
       rcptTo: o.rcptTo,
       events: o.events?.map(toStored),
     });
-    if (done && m && FINAL.includes(m.to)) {
-      try {
-        (deps.onFinal ?? ((i: string, st: MessageStatus) => messageSettled(logger, i, st)))(id, m.to);
-      } catch (err) {
-        logger.error({ id, err }, 'onFinal hook failed');
-      }
-    }
+    const summarised = done && move ? SUMMARISED[move] : undefined;
+    // Never throws (logSummary logs its own failure): the message has already reached its state.
+    if (summarised) await (deps.onFinal ?? ((i: string, st: FinalState) => logSummary({ store, logger }, i, st)))(id, summarised);
     return done;
   }
 
@@ -149,8 +140,9 @@ export function openLedger(deps: LedgerDeps) {
     },
 
     /** Accepted over SMTP: the spool entry is committed; its row, then its scan job. */
-    async accept(envelope: Envelope): Promise<void> {
+    async accept(envelope: Envelope, recorded?: () => void): Promise<void> {
       await store.recordReceived(envelope);
+      recorded?.();
       await ports.queue.enqueue('scan', envelope.id);
     },
 
@@ -162,7 +154,7 @@ export function openLedger(deps: LedgerDeps) {
     async abandonAccept(id: string, reply: string): Promise<void> {
       await ports.spool.remove(id);
       try {
-        await step(id, 'refuse', { lastReply: reply, events: [{ kind: 'refused', reply, why: 'not queued' }] });
+        await step(id, 'abandon', { lastReply: reply, events: [{ kind: 'refused', reply, why: 'not queued' }] });
       } catch (err) {
         logger.warn({ id, err }, 'could not record the refusal of an unqueued message');
       }

@@ -2,6 +2,7 @@
 // through a ledger verb (ledger.ts), and every verb's move is a row here: a move not in this
 // table is a bug, refused before anything is written (illegalMove).
 import type { MessageStatus } from '../store/metadata.ts';
+import type { FinalState } from '../summary.ts';
 
 export type { MessageStatus };
 
@@ -29,6 +30,8 @@ export const MOVES = {
   planReport: { from: ['queued'], to: 'reported' },
   /** Refused with an SMTP reply while the client waited (inline verdict, queue down, scanner down). */
   refuse: { from: ['queued'], to: 'refused' },
+  /** The accept failed before the 250 (store or queue down): the client keeps the message. */
+  abandon: { from: ['queued'], to: 'refused' },
   /** Reconciliation: a quarantine that a crash interrupted after the spool was cleared. */
   finishQuarantine: { from: ['queued'], to: 'quarantined' },
   /** A message the gateway writes itself goes straight to delivery: we wrote it, nothing to scan. */
@@ -50,6 +53,19 @@ export const MOVES = {
 } as const satisfies Record<string, { from: readonly MessageStatus[]; to: MessageStatus }>;
 
 export type Move = keyof typeof MOVES;
+
+/**
+ * The moves that end with the message's one summary line in the log (gateway/summary.ts), and
+ * the state it names: where the gateway's handling of a message ends (or, held, pauses for a person).
+ */
+export const SUMMARISED: Partial<Record<Move, FinalState>> = {
+  planQuarantine: 'quarantined',
+  refuse: 'refused',
+  finishDelivered: 'delivered',
+  finishReleased: 'released',
+  finishFailed: 'bounced',
+  hold: 'held',
+};
 
 /** Whether some verb may move a message from `from` to `to`. */
 export function isLegal(from: MessageStatus, to: MessageStatus): boolean {

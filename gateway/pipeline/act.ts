@@ -24,6 +24,7 @@ import { arcSealHeaders, isOurAuthResults, type ArcSealKey } from './auth.ts';
 import { sendNotices } from './notify.ts';
 import { removalNote, writeCopy } from './rewrite.ts';
 import { OWN_HEADER_PREFIXES } from './stamp.ts';
+import { dkimSignatureFor, isOutbound } from './dkim.ts';
 import { receivedHeader } from './trace.ts';
 import { workerMetrics } from '../metrics.ts';
 import { narrowDsn, openLedger } from '../ledger/ledger.ts';
@@ -83,9 +84,6 @@ async function notices(deps: ActDeps, env: Envelope, g: PlanGroup, outcome: stri
   return sendNotices(deps, { about: env, subject, class: m.class, outcome, reasons: m.reasons, recipients: g.members.map((x) => x.recipient) }, { recipients: notify, admins, forwards });
 }
 
-/** The event that records a quarantine decision (written before the status changes). */
-export const QUARANTINED_EVENT = 'quarantined';
-
 /** Holds the message in the quarantine for its group. */
 export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup, links: Links, why?: string): Promise<void> {
   const { spool, logger } = deps;
@@ -97,7 +95,7 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   const action = fallback ? 'quarantine (reject: accepted before the verdict)' : 'quarantine';
   await openLedger(deps).planQuarantine(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject }, { kind: 'quarantined', reason, policySaidReject: fallback });
   workerMetrics.scanned.inc({ verdict: m.class, action: 'quarantine' });
-  logger.info({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
+  logger.debug({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
 }
 
 /** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
@@ -108,7 +106,10 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   const { spec } = g.plan;
   const m = g.members[0];
   const authservId = config.authentication.authservId ?? config.hostname;
-  const authHeaders = spec.authResults && 'headers' in analysis.auth ? analysis.auth.headers : [];
+  // Issue 18: an outbound copy carries no inbound-only headers (our Authentication-Results, the
+  // spam status, warnings meant for a recipient here), and is DKIM-signed instead of ARC-sealed.
+  const outbound = isOutbound(env);
+  const authHeaders = !outbound && spec.authResults && 'headers' in analysis.auth ? analysis.auth.headers : [];
   const findings = m.report.attachments?.status === 'checked' ? m.report.attachments.findings : [];
   const strip = spec.strip.map((part) => {
     const here = findings.filter((f) => f.part === part);
@@ -120,8 +121,8 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
         ['Received', receivedHeader(env, config.hostname)],
         ...authHeaders,
         ['X-Mailmoat-ID', env.id],
-        ...spec.statusHeaders,
-        ...(spec.warning ? [['X-Mailmoat-Warning', spec.warning]] : []),
+        ...(outbound ? [] : spec.statusHeaders),
+        ...(spec.warning && !outbound ? [['X-Mailmoat-Warning', spec.warning]] : []),
       ] as [string, string][],
       removePrefixes: OWN_HEADER_PREFIXES,
       removeIf: (key: string, line: string) => isOurAuthResults(key, line, authservId),
@@ -133,17 +134,20 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   };
   let result: Awaited<ReturnType<typeof writeCopy>> | undefined;
   const input = () => createReadStream(spool.messagePath(env.id));
-  const arc = deps.arcKey && spec.authResults && 'arc' in analysis.auth ? analysis.auth.arc : null;
+  const arc = !outbound && deps.arcKey && spec.authResults && 'arc' in analysis.auth ? analysis.auth.arc : null;
+  const arcKey = deps.arcKey;
+  // Headers made over the finished copy and put on top of it: the ARC set, or a DKIM signature.
+  const sealWith = outbound ? (side: string) => dkimSignatureFor(side, env, config.dataDir) : arcKey && arc ? (side: string) => arcSealHeaders(side, arcKey, arc) : null;
   try {
-    if (deps.arcKey && arc) {
-      // RFC 8617: the seal covers the copy as delivered, so it is made over the finished copy
-      // (written aside first), and the ARC set goes on top of it.
+    if (sealWith) {
+      // RFC 8617 / RFC 6376: the seal or signature covers the copy as delivered, so it is made
+      // over the finished copy (written aside first), and goes on top of it.
       const side = `${spool.outputPath(env.id)}.unsealed`;
       try {
         const ws = createWriteStream(side);
         result = await writeCopy(input(), ws, copySpec);
         await new Promise<void>((resolve, reject) => ws.end((e?: Error | null) => (e ? reject(e) : resolve())));
-        const seal = await arcSealHeaders(side, deps.arcKey, arc);
+        const seal = await sealWith(side);
         await spool.restoreForDelivery(env, async (out) => {
           out.write(seal);
           await pipeline(createReadStream(side), out, { end: false });
@@ -168,7 +172,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   if (report.attachments?.status === 'checked' && result && result.stripped.length > 0) report.attachments = { ...report.attachments, stripped: result.stripped };
   await openLedger(deps).planDeliver(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null }, result?.stripped.length ? [{ kind: 'stripped', parts: result.stripped }] : []);
   workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
-  logger.info({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
+  logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
 }
 
 /** The message was refused at SMTP time: nothing is kept but its record. */
@@ -181,7 +185,7 @@ export async function dropRefused(deps: ActDeps, env: Envelope, plans: Recipient
   const sent = await notices(deps, env, g, 'refused', subject, { forwards: false });
   await openLedger(deps).refuse(env.id, text, { verdict: { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject } });
   workerMetrics.scanned.inc({ verdict: plans[0].class, action: 'refuse' });
-  logger.info({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
+  logger.debug({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
 }
 
 /** A copy of the spooled message under a new id with some of its recipients (a policy group). */

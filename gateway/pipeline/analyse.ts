@@ -29,6 +29,7 @@ import type { RecipientPolicy } from './policy.ts';
 import { receivedHeader } from './trace.ts';
 import type { MailauthResolver } from '../dns/resolver.ts';
 import type { HtmlBounds } from '../../scanners/html-bounds.ts';
+import { timedScan } from '../metrics.ts';
 
 export { registrableDomain };
 
@@ -50,6 +51,8 @@ export interface Analysis {
   text: TextScanResult | Failed | Skipped | Unscannable;
   auth: AuthOutcome | Skipped;
   urls: UrlFacts | Failed | Skipped | Unscannable;
+  /** When the analysis began and ended (epoch ms): the summary line's queue and scan delays. */
+  timing: { startedAt: number; finishedAt: number };
 }
 
 
@@ -77,23 +80,24 @@ export interface AnalyseDeps {
 
 export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: RecipientPolicy[]): Promise<Analysis> {
   const { config, spool, scanners } = deps;
+  const startedAt = Date.now();
   const file = spool.messagePath(envelope.id);
   const any = (k: keyof Policy['checks']) => policies.some((p) => p.policy.checks[k]);
   const settings = uniqueSettings(policies.map((p) => p.policy));
 
-  const virus: Promise<VirusScan> = any('virus') ? openSpoolFile(file).then(scanners.virus) : Promise.resolve(skipped('virus check off for every recipient'));
+  const virus: Promise<VirusScan> = any('virus') ? timedScan('clamd', () => openSpoolFile(file).then(scanners.virus)) : Promise.resolve(skipped('virus check off for every recipient'));
   const spam: Promise<SpamScan> = !any('spam') || !config.spamd.enabled
     ? Promise.resolve(skipped(config.spamd.enabled ? 'spam check off for every recipient' : 'spam scanning disabled'))
     : envelope.size > config.spamd.maxBytes
       ? Promise.resolve(skipped(`larger than ${config.spamd.maxBytes} bytes`))
       : fs.readFile(file).then((body) =>
           // spamd sees our trace header too, so it knows which relay handed the message to us.
-          scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body])),
+          timedScan('spamd', () => scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body]))),
         );
-  const facts = any('attachments') ? openSpoolFile(file).then((input) => walkMessage(input, walkLimits(config))).catch(failed) : Promise.resolve(skipped('attachment check off'));
+  const facts = any('attachments') ? timedScan('mime', () => openSpoolFile(file).then((input) => walkMessage(input, walkLimits(config)))).catch(failed) : Promise.resolve(skipped('attachment check off'));
   const text: Promise<TextScanResult | Failed | Skipped | Unscannable> =
     any('html') || any('urls')
-      ? runTextScan(scanners, file, {
+      ? timedScan('html', () => runTextScan(scanners, file, {
           maxParts: config.mime.maxParts,
           maxHeaderBytes: config.mime.maxHeaderBytes,
           maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
@@ -101,24 +105,24 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
           maxHosts: config.urls.maxHosts,
           disarm: settings,
           htmlBounds: htmlBounds(config),
-        })
+        }))
       : Promise.resolve(skipped('HTML and URL checks off'));
   const urls: Promise<UrlFacts | Failed | Skipped | Unscannable> = any('urls')
     ? text.then(async (t) => {
         if ('status' in t) return t;
         // Without a configured checker: the bad-sites list only, no DNS.
         const checker = scanners.urls ?? createUrlChecker({ config: config.urls, resolver: null, registrableDomain });
-        return checker.check(t.hosts, t.truncated).catch(failed);
+        return timedScan('urls', () => checker.check(t.hosts, t.truncated)).catch(failed);
       })
     : Promise.resolve(skipped('URL check off'));
   const authservId = config.authentication.authservId ?? config.hostname;
   const auth: Promise<AuthOutcome | Skipped> = !any('auth')
     ? Promise.resolve(skipped('authentication check off'))
     : scanners.mailauth
-      ? authenticateMessage(file, envelope, { resolver: scanners.mailauth, authservId })
+      ? ((resolver) => timedScan('auth', () => authenticateMessage(file, envelope, { resolver, authservId })))(scanners.mailauth)
       : Promise.resolve({ scan: failed(new Error('no resolver for mail authentication')), headers: [], arc: null });
   const [v, s, f, t, a, u] = await Promise.all([virus, spam, facts, text, auth, urls]);
-  return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u };
+  return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u, timing: { startedAt, finishedAt: Date.now() } };
 }
 
 function uniqueSettings(policies: Policy[]): DisarmSettings[] {
@@ -173,5 +177,6 @@ export function reportFor(a: Analysis, rp: RecipientPolicy): ScanReport {
     auth: !p.checks.auth ? skipped('authentication check off') : 'scan' in a.auth ? a.auth.scan : a.auth,
     urls: urlView(a, p),
     list: p.checks.lists ? rp.list : null,
+    timing: a.timing,
   };
 }

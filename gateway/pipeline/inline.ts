@@ -157,7 +157,8 @@ export async function refuseIfInlineVerdict(deps: InlineDeps, envelope: Pick<Env
     return;
   }
   if (reply) {
-    logger.info({ id: envelope.id, reply: `${reply.code} ${reply.enhanced} ${reply.text}` }, 'message refused by inline verdict');
+    // The worker that decided writes the message's summary line (gateway/summary.ts).
+    logger.debug({ id: envelope.id, reply: `${reply.code} ${reply.enhanced} ${reply.text}` }, 'message refused by inline verdict');
     throw new SmtpRefusal(reply);
   }
 }

@@ -1,4 +1,5 @@
-// A spamd that mailmoat starts itself, listening on 127.0.0.1 only.
+// A spamd that mailmoat starts itself: on a unix socket in its folder (no TCP port that a second
+// instance or Debian's own spamd could collide with), or on 127.0.0.1:port when a port is given.
 //
 // Learning as root: spamd refuses to let its children run as root. Without -u they switch their
 // effective uid to "nobody" per connection; with -u the whole child drops to that user. Either
@@ -8,18 +9,22 @@
 // through every parent directory, failing loudly at start-up instead of silently never learning.
 import { chmodSync, chownSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { SpamdClient } from '../../scanners/spamd.ts';
+import { SpamdClient, type SpamdAddress } from '../../scanners/spamd.ts';
 import type { Logger } from '../log.ts';
 import { makeServiceDir, startSupervised, type SupervisedService } from './supervisor.ts';
 
 export interface ManagedSpamdOptions {
   dir: string;
-  port: number;
+  /** Listen on 127.0.0.1:port; without it, on the unix socket <dir>/spamd.sock. */
+  port?: number;
   logger: Logger;
   /** Accept TELL (learning from the console's "report spam/ham"). */
   allowTell?: boolean;
-  /** -L: no DNS or network tests. Default true (offline machines, tests); production may want false. */
-  localOnly?: boolean;
+  /**
+   * DNS and network tests (RBLs, URIBLs, Razor/Pyzor/DCC when installed), as SpamAssassin runs by
+   * default. Default false (-L): the tests and the demo have no DNS, and a test with none only times out.
+   */
+  networkTests?: boolean;
   /** Defaults to /usr/sbin/spamd. */
   binary?: string;
   readyTimeoutMs?: number;
@@ -34,21 +39,25 @@ interface Account {
 }
 
 const HOST = '127.0.0.1';
+export const MANAGED_SPAMD_SOCKET = 'spamd.sock';
 // A dedicated account if the distribution made one, else the universal fallback.
 const CANDIDATE_USERS = ['debian-spamd', 'spamd', 'nobody'];
 
-export async function startManagedSpamd(o: ManagedSpamdOptions): Promise<SupervisedService & { host: string; port: number }> {
+export async function startManagedSpamd(o: ManagedSpamdOptions & { port?: undefined }): Promise<SupervisedService & { socketPath: string }>;
+export async function startManagedSpamd(o: ManagedSpamdOptions & { port: number }): Promise<SupervisedService & { host: string; port: number }>;
+export async function startManagedSpamd(o: ManagedSpamdOptions): Promise<SupervisedService & SpamdAddress> {
   const dir = resolve(o.dir);
+  const address: SpamdAddress = o.port === undefined ? { socketPath: join(dir, MANAGED_SPAMD_SOCKET) } : { host: HOST, port: o.port };
   const stateDir = join(dir, 'state');
   await makeServiceDir(dir);
   await makeServiceDir(stateDir);
   const account = process.getuid?.() === 0 ? prepareForRoot(dir, stateDir) : undefined;
   const args = [
-    ...(o.localOnly ?? true ? ['-L'] : []),
+    ...(o.networkTests ? [] : ['-L']),
     // No per-user preference files: all users share the site config and this Bayes store.
     '-x',
-    '--listen', `${HOST}:${o.port}`,
-    '-A', HOST,
+    // The socket belongs to the user mailmoat runs as (spamd creates it before dropping to -u).
+    ...('socketPath' in address ? ['--socketpath', address.socketPath, '--socketmode', '0660'] : ['--listen', `${HOST}:${address.port}`, '-A', HOST]),
     '-r', join(dir, 'spamd-daemon.pid'),
     // Two children keep memory low (each is a full Perl interpreter with the rule set).
     '-m', '2', '--min-children', '1', '--min-spare', '1', '--max-spare', '2',
@@ -60,7 +69,7 @@ export async function startManagedSpamd(o: ManagedSpamdOptions): Promise<Supervi
     ...(o.allowTell ? ['--allow-tell'] : []),
     ...(o.extraConfig ?? []).map((line) => `--cf=${line}`),
   ];
-  const probeClient = new SpamdClient({ host: HOST, port: o.port }, { timeoutMs: 2000 });
+  const probeClient = new SpamdClient(address, { timeoutMs: 2000 });
   const service = await startSupervised({
     name: 'spamd',
     command: o.binary ?? '/usr/sbin/spamd',
@@ -73,8 +82,8 @@ export async function startManagedSpamd(o: ManagedSpamdOptions): Promise<Supervi
     readyTimeoutMs: o.readyTimeoutMs ?? 60_000,
     logger: o.logger,
   });
-  o.logger.info({ service: 'spamd', user: account?.name ?? 'current user', bayes: stateDir }, 'spamd Bayes store');
-  return Object.assign(service, { host: HOST, port: o.port });
+  o.logger.info({ service: 'spamd', user: account?.name ?? 'current user', bayes: stateDir, networkTests: o.networkTests ?? false }, 'spamd Bayes store');
+  return Object.assign(service, address);
 }
 
 /** Hands the state dir to the unprivileged account and proves that account can reach it. */

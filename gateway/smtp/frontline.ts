@@ -44,6 +44,10 @@ import { createRecipientProber, type RecipientProber } from './probe.ts';
 import { createSpfChecker, type SpfCheck } from './spf.ts';
 import type { WireTap } from './wiretap.ts';
 import { decideReporter, reportTarget, separateTransaction, type EnvelopeReport } from '../reports/rcpt.ts';
+import type { SubmissionListener } from '../config/submission.ts';
+import { decideSubmissionAccess, relayNetworkOf } from '../../rules/submission-access.ts';
+import type { Submitted } from '../spool/spool.ts';
+import type { OutboundLimits, Sender } from './outbound-limits.ts';
 
 export type ListenerKind = 'smtp' | 'submission';
 
@@ -59,6 +63,8 @@ interface Transaction {
 
 interface SessionState {
   listener: ListenerKind;
+  /** The submission listener's own settings (issue 18). */
+  submission?: SubmissionListener;
   clientIp: string;
   key: string;
   counted: boolean;
@@ -78,6 +84,8 @@ export interface FrontlineDeps {
   prober?: RecipientProber;
   /** The front line this one replaces after a config reload: its per-client counters carry on. */
   previous?: Frontline;
+  /** Issue 18: sending limits across nodes (Redis), for the submission listeners. */
+  limits?: OutboundLimits;
 }
 
 const NONE: ReadonlySet<SkippableCheck> = new Set();
@@ -97,12 +105,14 @@ export class Frontline {
   readonly #taps = new Map<string, WireTap>();
   readonly #sessions: SessionCounter;
   readonly #rates: { connection?: WindowCounter; message?: WindowCounter; recipient?: WindowCounter };
+  readonly #limits: OutboundLimits | undefined;
 
   constructor(deps: FrontlineDeps) {
     const { config } = deps;
     const checks = config.checks;
     this.#config = config;
     this.#log = deps.logger;
+    this.#limits = deps.limits;
     this.#resolver = deps.resolver;
     this.#global = policyFor(checks);
     const lists = checks.dnsbl.lists;
@@ -199,8 +209,9 @@ export class Frontline {
 
   // ---- connect ----------------------------------------------------------------------------
 
-  async connect(session: SMTPServerSession, listener: ListenerKind): Promise<SmtpReply | null> {
+  async connect(session: SMTPServerSession, listener: ListenerKind, submission?: SubmissionListener): Promise<SmtpReply | null> {
     const st = this.#state(session, listener);
+    if (submission) st.submission = submission;
     smtpMetrics.sessions.inc({ listener });
     if (st.trust) this.#log.debug({ session: session.id, client: st.clientIp, trust: st.trust.by }, 'trusted client');
     if (!this.#skips(st, 'limits')) {
@@ -218,6 +229,8 @@ export class Frontline {
       if (this.#wanted.dnsbl && !this.#skips(st, 'dnsbl')) void st.facts.clientDnsbl();
       const pause = this.#config.checks.protocol.greetPauseMs;
       if (pause > 0 && !this.#skips(st, 'pipelining')) await new Promise((r) => setTimeout(r, pause));
+    } else if (submission?.dnsbl && this.#sources.dnsbl && !this.#skips(st, 'dnsbl')) {
+      void st.facts.clientDnsbl();
     }
     return null;
   }
@@ -262,20 +275,26 @@ export class Frontline {
     await Promise.resolve(); // the wire tap sees the read that carried this command first
     const refuse = (d: Decision) => this.#refusal(st, session, 'mail', d);
     const submission = st.listener === 'submission';
-    if ((submission || this.#config.smtp.requireTls) && !session.secure) {
+    if (submission) {
+      const spec = st.submission!;
+      const access = decideSubmissionAccess({ clientIp: st.clientIp, secure: Boolean(session.secure), authenticated: Boolean(session.user) }, spec);
+      if (access.action !== 'accept') return refuse(access);
+      for (const note of access.notes ?? []) this.#log.info({ session: session.id, client: st.clientIp, listener: spec.name, note }, 'relay without AUTH');
+    } else if (this.#config.smtp.requireTls && !session.secure) {
       return refuse({ action: 'reject', reply: replies.tlsRequired(), reason: 'MAIL before STARTTLS', check: 'tls.required' });
     }
-    if (submission && !session.user) return refuse({ action: 'reject', reply: replies.authRequired(), reason: 'MAIL before AUTH', check: 'auth.required' });
     const protocol = this.#protocol(st, session, 'mail');
     if (protocol) return protocol;
     const syntax =
       this.#refusal(st, session, 'mail', checkAddress('sender', address.address, { requireFqdn: this.#config.checks.requireFqdnAddresses })) ??
       this.#refusal(st, session, 'mail', checkParameters(address.args, KNOWN_MAIL_PARAMETERS));
     if (syntax) return syntax;
-    if (submission) {
-      const owner = this.#refusal(st, session, 'mail', decideSubmissionSender(address.address, session.user as SubmissionUser));
+    if (submission && session.user) {
+      const owner = this.#refusal(st, session, 'mail', decideSubmissionSender(address.address, session.user as SubmissionUser, this.#config.submission.senders));
       if (owner) return owner;
     }
+    const limited = submission ? await this.#outbound(st, session, 'mail', (l, who) => l.message(who)) : null;
+    if (limited) return limited;
     if (!this.#skips(st, 'limits')) {
       const rate = this.#refusal(st, session, 'mail', decideRate('message', st.clientIp, this.#rates.message?.hit(st.key) ?? 0, this.#config.checks.limits.messageRate));
       if (rate) return rate;
@@ -302,7 +321,7 @@ export class Frontline {
     const domain = domainOf(recipient);
     const hosted = this.#config.domains[domain];
     const accepted = session.envelope.rcptTo.length;
-    const maxRecipients = this.#config.smtp.maxRecipients;
+    const maxRecipients = st.submission?.maxRecipients ?? this.#config.smtp.maxRecipients;
     // Authenticated submission may relay (delivery routes other domains by MX or the relay hosts).
     const envelopeReply =
       st.listener === 'submission'
@@ -335,10 +354,10 @@ export class Frontline {
       if (rate) return rate;
     }
     const undo = () => rateCounted && this.#rates.recipient!.undo(st.key);
-    if (st.listener === 'smtp') {
-      const checked = await this.#connectionChecks(st, session, recipient, domain);
-      if (checked) return undo(), checked;
-    }
+    const limited = st.listener === 'submission' ? await this.#outbound(st, session, 'rcpt', (l, who) => l.recipient(who, recipient)) : null;
+    if (limited) return undo(), limited;
+    const checked = st.listener === 'smtp' ? await this.#connectionChecks(st, session, recipient, domain) : await this.#submissionChecks(st, session);
+    if (checked) return undo(), checked;
     if (report) {
       // Never delivered downstream, so never verified there.
       st.txn.report = report;
@@ -350,6 +369,26 @@ export class Frontline {
       if (exists) return undo(), exists;
     }
     return null;
+  }
+
+  /** Issue 18: counts a message or recipient against the sending limits of its account and sender domain. */
+  async #outbound(st: SessionState, session: SMTPServerSession, stage: 'mail' | 'rcpt', count: (l: OutboundLimits, who: Sender) => Promise<SmtpReply | null>): Promise<SmtpReply | null> {
+    const submitted = this.submitted(session);
+    if (!this.#limits || !submitted) return null;
+    const sender = st.txn.sender.toLowerCase();
+    const who: Sender = { account: submitted.user ?? `network ${submitted.relayNetwork}`, domain: sender.includes('@') ? domainOf(sender) : '' };
+    const reply = await count(this.#limits, who);
+    if (!reply) return null;
+    return this.#refusal(st, session, stage, { action: 'tempfail', reply, reason: reply.text, check: 'submission.limits' });
+  }
+
+  /** Issue 18: who submitted the transaction, on a submission listener. */
+  submitted(session: SMTPServerSession): Submitted | undefined {
+    const st = this.#states.get(session);
+    if (!st?.submission) return undefined;
+    const user = (session.user as { username?: string } | undefined)?.username;
+    const network = user ? undefined : relayNetworkOf(st.clientIp, st.submission.relayNetworks);
+    return { listener: st.submission.name, ...(user ? { user } : {}), ...(network ? { relayNetwork: network } : {}) };
   }
 
   /** Issue 8: the report this transaction carries, if its recipient is a report address. */
@@ -374,12 +413,33 @@ export class Frontline {
     return result.decision.action === 'reject' || result.decision.action === 'tempfail' ? result.decision.reply : null;
   }
 
+  /** Issue 18: the MX port's HELO checks and client DNSBLs, when the submission listener asks for them. */
+  async #submissionChecks(st: SessionState, session: SMTPServerSession): Promise<SmtpReply | null> {
+    const spec = st.submission;
+    if (!spec || (!spec.heloChecks && !spec.dnsbl)) return null;
+    const g = this.#global;
+    const policy: FrontlinePolicy = {
+      ...g,
+      helo: { ...g.helo, enabled: spec.heloChecks },
+      rdns: { ...g.rdns, enabled: false },
+      spf: { ...g.spf, enabled: false },
+      dnsbl: { ...g.dnsbl, enabled: spec.dnsbl },
+    };
+    const skip = new Set<SkippableCheck>(['rdns', 'spf', ...(spec.heloChecks ? [] : (['helo'] as const)), ...(spec.dnsbl ? [] : (['dnsbl'] as const))]);
+    const gathered = await this.#gather(st, session, union(skip, st.trust?.skip), { helo: spec.heloChecks, dnsbl: spec.dnsbl && this.#sources.dnsbl !== null });
+    const zones = spec.dnsblZones?.map((z) => z.toLowerCase().replace(/\.$/, ''));
+    const facts = zones ? { ...gathered, dnsbl: gathered.dnsbl.map((f) => ({ ...f, results: f.results.filter((r) => zones.includes(r.list.zone.toLowerCase().replace(/\.$/, ''))) })) } : gathered;
+    const result = decideFrontline(facts, policy, { skip, exempt: false });
+    this.#count(st, session, result.checks);
+    return result.decision.action === 'reject' || result.decision.action === 'tempfail' ? result.decision.reply : null;
+  }
+
   #count(st: SessionState, session: SMTPServerSession, outcomes: CheckOutcome[]): void {
     for (const { name, decision } of outcomes) this.#note(st, session, 'rcpt', decision.action === 'accept' ? name : decision.check, decision, true);
   }
 
-  async #gather(st: SessionState, session: SMTPServerSession, skip: ReadonlySet<SkippableCheck>): Promise<FrontlineFacts> {
-    const want = (name: 'helo' | 'rdns' | 'dnsbl' | 'spf') => this.#wanted[name] && !skip.has(name);
+  async #gather(st: SessionState, session: SMTPServerSession, skip: ReadonlySet<SkippableCheck>, force: Partial<Record<'helo' | 'dnsbl', boolean>> = {}): Promise<FrontlineFacts> {
+    const want = (name: 'helo' | 'rdns' | 'dnsbl' | 'spf') => (this.#wanted[name] || Boolean(force[name as 'helo'])) && !skip.has(name);
     const helo = session.hostNameAppearsAs || '';
     const { dnsbl } = this.#config.checks;
     const senderDomain = st.txn.sender.includes('@') ? domainOf(st.txn.sender) : '';
@@ -477,7 +537,7 @@ export class Frontline {
     const st = this.#state(session);
     st.authFailures++;
     const d: Decision =
-      st.authFailures >= this.#config.submission.maxAuthFailures
+      st.authFailures >= (st.submission?.maxAuthFailures ?? 3)
         ? { action: 'tempfail', reply: replies.authTooManyFailures(), reason: `${st.authFailures} failed AUTH attempts`, check: 'auth.failures' }
         : { action: 'reject', reply: replies.authFailed(), reason: 'AUTH failed', check: 'auth.failed' };
     this.#note(st, session, 'auth', d.check, d);

@@ -3,9 +3,10 @@
 // the message is fsync'd in the spool AND its scan job is in the queue; any failure before that is
 // a 4xx reply, and the client keeps responsibility for the message.
 //
-// Listeners: the MX ("smtp": no AUTH, every front-line check) and, when configured, submission
-// (AUTH only after STARTTLS, no DNS checks, may relay); both end in the same receiveMessage, so
-// submitted mail is scanned like any other. Every refusal is recorded for the message log.
+// Listeners: the MX ("smtp": no AUTH, every front-line check) and any number of submission
+// listeners (issue 18: 587/2525 STARTTLS, 465 implicit TLS; AUTH only over TLS, relay networks,
+// HELO and DNSBL checks by choice; may relay); all end in the same receiveMessage, so submitted
+// mail is scanned like any other. Every refusal is recorded for the message log.
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
@@ -31,6 +32,10 @@ import { openLedger } from '../ledger/ledger.ts';
 import { hookFailed, noteLibraryRefusal, refused, toError, watchDeadlines, type Callback } from './refusals.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
+import type { SubmissionListener } from '../config/submission.ts';
+import type { SubmissionUser } from '../../rules/frontline.ts';
+import { captureHead, decideFromHeader } from './from-header.ts';
+import type { OutboundLimits } from './outbound-limits.ts';
 
 export interface SmtpDeps {
   config: Config;
@@ -48,13 +53,15 @@ export interface SmtpDeps {
   /** Issue 5, inline verdicts (gateway/pipeline/inline.ts): the channel to the scan workers, and the allow/block lists. */
   inline?: InlineVerdicts;
   lists?: ListSource;
+  /** Issue 18: sending limits and the AUTH lockout across nodes (Redis). */
+  limits?: OutboundLimits;
 }
 
 export interface SmtpFront {
   /** Starts the listeners; resolves with the MX port (useful when the config says port 0 in tests). */
   listen(): Promise<number>;
-  /** Bound ports, once listening. */
-  readonly ports: { smtp: number; submission?: number };
+  /** Bound ports, once listening: the MX, the first submission listener, and every submission listener by name. */
+  readonly ports: { smtp: number; submission?: number; listeners: Record<string, number> };
   /** Re-reads the TLS certificate files now (also done by an mtime poll); false when nothing changed. */
   reloadTls(): boolean;
   /** Stops accepting, lets sessions finish for up to `graceMs`, then closes the rest. */
@@ -79,7 +86,7 @@ interface Generations {
 }
 
 function generation(deps: SmtpDeps, config: Config, previous?: Generation): Generation {
-  const frontline = new Frontline({ config, logger: deps.logger, resolver: deps.resolver, ...(deps.prober ? { prober: deps.prober } : {}), ...(previous ? { previous: previous.frontline } : {}) });
+  const frontline = new Frontline({ config, logger: deps.logger, resolver: deps.resolver, ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.prober ? { prober: deps.prober } : {}), ...(previous ? { previous: previous.frontline } : {}) });
   return { config, frontline, deps: { ...deps, config } };
 }
 
@@ -109,11 +116,11 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
   let tlsConfig = config.tls;
   let tlsStore = tlsConfig.certificates.length > 0 ? createTlsStore(tlsConfig) : undefined;
   const state: ListenerState = { closing: false };
-  const listen = (kind: ListenerKind) => createListener(deps.logger, gens, kind, () => tlsStore, state, config);
-  const servers: { kind: ListenerKind; server: SMTPServer; host: string; port: number }[] = [{ kind: 'smtp', server: listen('smtp'), ...config.smtp.listen }];
-  if (config.submission.enabled) {
-    if (!deps.auth) throw new Error('the submission listener needs an authenticator');
-    servers.push({ kind: 'submission', server: listen('submission'), ...config.submission.listen });
+  const listen = (kind: ListenerKind, spec?: SubmissionListener) => createListener(deps.logger, gens, kind, () => tlsStore, state, config, spec);
+  const servers: { kind: ListenerKind; name?: string; server: SMTPServer; host: string; port: number }[] = [{ kind: 'smtp', server: listen('smtp'), ...config.smtp.listen }];
+  for (const spec of config.submission.listeners) {
+    if (!deps.auth && spec.auth === 'required') throw new Error(`the submission listener ${spec.name} needs an authenticator`);
+    servers.push({ kind: 'submission', name: spec.name, server: listen('submission', spec), host: spec.host, port: spec.port });
   }
   const applyCertificates = (set: CertificateSet) => {
     for (const { server } of servers) server.updateSecureContext({ key: set.key, cert: set.cert, minVersion: tlsConfig.minVersion });
@@ -157,19 +164,24 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
     }
   });
   let stopWatching = () => {};
-  const ports: { smtp: number; submission?: number } = { smtp: config.smtp.listen.port };
+  const ports: SmtpFront['ports'] = { smtp: config.smtp.listen.port, listeners: {} };
 
   return {
     ports,
     async listen() {
       for (const s of servers) {
-        ports[s.kind] = await new Promise<number>((resolve, reject) => {
+        const port = await new Promise<number>((resolve, reject) => {
           s.server.server.once('error', reject);
           s.server.listen(s.port, s.host, () => {
             const addr = s.server.server.address();
             resolve(typeof addr === 'object' && addr ? addr.port : s.port);
           });
         });
+        if (s.kind === 'smtp') ports.smtp = port;
+        else {
+          ports.listeners[s.name!] = port;
+          ports.submission ??= port;
+        }
       }
       if (tlsStore) stopWatching = tlsStore.watch(onTlsError);
       return ports.smtp;
@@ -200,9 +212,12 @@ interface ListenerState {
   closing: boolean;
 }
 
-function createListener(logger: Logger, gens: Generations, kind: ListenerKind, tls: () => TlsStore | undefined, state: ListenerState, initial: Config): SMTPServer {
+function createListener(logger: Logger, gens: Generations, kind: ListenerKind, tls: () => TlsStore | undefined, state: ListenerState, initial: Config, spec?: SubmissionListener): SMTPServer {
   const first = tls();
   const submission = kind === 'submission';
+  // AUTH only where the listener takes it, and (below) only once the session is encrypted.
+  const takesAuth = submission && spec?.auth !== 'off';
+  const implicitTls = spec?.tls === 'implicit';
   const tlsOptions: Partial<SMTPServerOptions> = first
     ? {
         key: first.current.key,
@@ -213,10 +228,14 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
     : {};
   const reply = (cb: Callback, r: SmtpReply | null) => cb(r ? toError(r) : null);
   const server: SMTPServer = new SMTPServer({
-    banner: 'mailmoat ESMTP',
-    // An MX takes mail without authentication; AUTH is for the submission listener only.
-    disabledCommands: submission ? [] : ['AUTH'],
-    authOptional: !submission,
+    // smtp-server writes "<hostname> ESMTP" itself; the banner is only what follows it.
+    banner: 'mailmoat',
+    // An MX takes mail without authentication; AUTH is for the submission listeners only. Whether
+    // a transaction needs it (or a relay network) is decided at MAIL (rules/submission-access.ts).
+    disabledCommands: takesAuth ? [] : ['AUTH'],
+    authOptional: true,
+    // RFC 8314: port 465 speaks TLS from the first byte.
+    secure: implicitTls,
     authMethods: ['PLAIN', 'LOGIN'],
     authRequiredMessage: formatReply(replies.authRequired()),
     // STARTTLS stays hidden until real certificates are configured: smtp-server would otherwise
@@ -235,7 +254,7 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
       const { deps, frontline } = gens.of(session);
       // Submission: AUTH is neither offered nor accepted before STARTTLS (Postfix smtpd_tls_auth_only).
       if (submission && !session.secure) session.disabledCommands = ['AUTH'];
-      frontline.connect(session, kind).then(
+      frontline.connect(session, kind, spec).then(
         async (r) => {
           smtpMetrics.connections.inc({ listener: kind, outcome: r ? 'refused' : 'accepted' });
           if (r) await refused(deps, session, 'connect', r, null);
@@ -250,7 +269,7 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
       const tap = new WireTap();
       socket.on('data', (chunk: Buffer) => tap.observe(chunk));
       gens.of(session).frontline.attachTap(session.id, tap);
-      if (submission) session.disabledCommands = [];
+      if (takesAuth) session.disabledCommands = [];
       callback();
     },
     onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void) {
@@ -260,14 +279,30 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
         await refused(deps, session, 'auth', r, null);
         return r.code === 421 ? callback(toError(r)) : callback(null, { message: formatReply(r), responseCode: r.code });
       };
-      if (!submission || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return void failed();
-      deps.auth.authenticate(auth.username ?? '', auth.password ?? '').then(
-        (user) => (user ? callback(null, { user }) : failed()),
-        (err: unknown) => {
-          logger.error({ err }, 'authentication backend failed');
-          callback(toError({ code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' }));
-        },
-      );
+      if (!takesAuth || !deps.auth || !session.secure || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) return void failed();
+      const username = auth.username ?? '';
+      const ip = session.remoteAddress;
+      const { limits } = deps;
+      const authAuth = deps.auth;
+      void (async () => {
+        // A locked username or address is refused before its password is even looked at: the
+        // right password guessed during a lockout must not get in either.
+        const locked = await limits?.authLocked(ip, username);
+        if (locked) {
+          await refused(deps, session, 'auth', locked, null);
+          return callback(toError(locked));
+        }
+        const user = await authAuth.authenticate(username, auth.password ?? '', { ip, secured: true });
+        if (user) {
+          await limits?.authSucceeded(ip, username);
+          return callback(null, { user });
+        }
+        await limits?.authFailed(ip, username);
+        await failed();
+      })().catch((err: unknown) => {
+        logger.error({ err }, 'authentication backend failed');
+        callback(toError({ code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' }));
+      });
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       if (state.closing) return reply(callback, replies.shuttingDown());
@@ -350,6 +385,8 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   const id = deps.newId();
   // Our trace headers go on top; bare CR/LF are counted (or normalised) on the way to disk.
   const body = new BodyGuard({ prefix: await frontline.dataHeaders(session), normalize: frontline.normalizes(session), stripNul: frontline.stripsNul() });
+  const submitted = frontline.submitted(session);
+  const head = submitted?.user && config.submission.senders.checkFromHeader ? captureHead(stream) : undefined;
   stream.once('error', (err) => body.destroy(err));
   const { size, oversized } = await spool.receive(id, stream.pipe(body), config.smtp.maxMessageBytes + body.prefixBytes).finally(() => {
     // If the spool gave up early, the rest of DATA must still be read, or the session stalls.
@@ -369,6 +406,12 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     await refused(deps, session, 'data', rejected, null);
     throw new SmtpRefusal(rejected);
   }
+  const from = head ? decideFromHeader(head.head(), session.user as SubmissionUser, config.submission.senders) : undefined;
+  if (from && from.action === 'reject') {
+    await spool.discardIncoming(id);
+    await refused(deps, session, 'data', from.reply, null);
+    throw new SmtpRefusal(from.reply);
+  }
   const envelope: Envelope = {
     id,
     receivedAt: Date.now(),
@@ -379,6 +422,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
     size,
     tls: Boolean(session.secure),
+    authenticated: Boolean(sessionUser(session)),
     dsn: dsnParameters(session),
   };
   const user = sessionUser(session);
@@ -386,19 +430,37 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   // Issue 8: a spam report is spooled like any message, but the worker learns from it instead of delivering it.
   const report = frontline.reportOf(session);
   if (report) envelope.report = report;
-  await spool.commit(envelope);
-  const ledger = openLedger({ store, spool, queue, logger });
+  if (submitted) envelope.submitted = submitted;
   try {
-    await ledger.accept(envelope);
+    await spool.commit(envelope);
   } catch (err) {
-    logger.error({ id, err }, 'could not queue the message; refusing it with 451');
+    throw notStored(deps, id, spool.shared ? 'database' : 'spool', err);
+  }
+  const ledger = openLedger({ store, spool, queue, logger });
+  let failing: 'database' | 'queue' = 'database';
+  try {
+    await ledger.accept(envelope, () => (failing = 'queue'));
+  } catch (err) {
     await ledger.abandonAccept(id, `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
-    throw new SmtpRefusal(replies.queueUnavailable());
+    throw notStored(deps, id, failing, Object.assign(new SmtpRefusal(replies.queueUnavailable()), { cause: err }));
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
   if (!report) await refuseIfInlineVerdict(deps, envelope);
   logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
   return id;
+}
+
+/**
+ * A message that could not be stored gets a 4xx, and the operator a log line and a count that name
+ * the store that failed (whichever it is: the spool's disk, the database, Redis).
+ */
+function notStored(deps: SmtpDeps, id: string, store: 'spool' | 'database' | 'queue', err: unknown): SmtpRefusal {
+  const refusal = err instanceof SmtpRefusal ? err : new SmtpRefusal(replies.spoolWriteFailed());
+  const reply = `${refusal.reply.code} ${formatReply(refusal.reply)}`;
+  smtpMetrics.storeFailures.inc({ store });
+  smtpMetrics.refusals.inc({ stage: 'data', code: String(refusal.reply.code) });
+  deps.logger.error({ id, store, err: err instanceof SmtpRefusal ? (err.cause ?? err) : err, reply }, `could not store the message (${store}); refused with ${refusal.reply.code}`);
+  return refusal;
 }
 
 const sessionUser = (session: SMTPServerSession): string | undefined => (session.user as { username?: string } | undefined)?.username;

@@ -40,11 +40,22 @@ export interface Envelope {
   rcptTo: string[];
   size: number;
   tls: boolean;
+  /** Sent after SMTP AUTH (the submission listener); absent in envelopes written before it was recorded. */
+  authenticated?: boolean;
   dsn?: EnvelopeDsn;
-  /** Issue 8: set when the message is a spam report to a report address (gateway/reports/). */
+  /** Set when the message is a spam report to a report address (gateway/reports/). */
   report?: EnvelopeReport;
-  /** Issue 15: the account that authenticated on the submission listener (its mail is the sender's side's: rules/submission.ts). */
+  /** The account that authenticated on a submission listener (its mail is the sender's side's: rules/submission.ts). */
   submittedBy?: string;
+  /** Set when the message came in on a submission listener (outbound: limits, DKIM, no inbound stamps). */
+  submitted?: Submitted;
+}
+
+/** Who submitted an outbound message: an authenticated account, or a client of a relay network. */
+export interface Submitted {
+  listener: string;
+  user?: string;
+  relayNetwork?: string;
 }
 
 /**
@@ -73,6 +84,11 @@ export class Spool {
     this.dir = dir;
     this.incomingDir = path.join(dir, 'incoming');
     this.replica = o.replica;
+  }
+
+  /** Committed to the shared store (the database) rather than to this directory. */
+  get shared(): boolean {
+    return this.replica !== undefined;
   }
 
   async init(): Promise<void> {
@@ -169,7 +185,7 @@ export class Spool {
     })();
     try {
       await withDeadline(writes, SHARED_COMMIT_TIMEOUT_MS);
-    } catch {
+    } catch (err) {
       // Not in the shared store, so not acknowledged: the client gets a 4xx and sends it again.
       // The rows are removed once the writes have ended (one still under way may land late), in
       // the background: a hung database must not hold the reply past the deadline (it took two
@@ -178,7 +194,7 @@ export class Spool {
         .catch(() => {})
         .then(() => replica.remove(id))
         .catch(() => {});
-      throw new SmtpRefusal(replies.spoolWriteFailed());
+      throw Object.assign(new SmtpRefusal(replies.spoolWriteFailed()), { cause: err });
     } finally {
       await this.discardIncoming(id);
     }
@@ -353,7 +369,7 @@ const ORPHAN_AGE_MS = 60 * 60_000;
 function storageRefusal(err: unknown): SmtpRefusal {
   if (err instanceof SmtpRefusal) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  return new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed());
+  return Object.assign(new SmtpRefusal(code === 'ENOSPC' || code === 'EDQUOT' ? replies.spoolFull() : replies.spoolWriteFailed()), { cause: err });
 }
 
 /** Writes `data` to a temp file, fsyncs it and renames it into place (`tmp` unique when writers may race). */

@@ -52,6 +52,9 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'digest_tokens', key: ['id'], unique: true },
   { name: 'digest_runs', key: ['day'], unique: true },
   { name: 'release_requests', key: ['id'], unique: true, serial: 'id' },
+  { name: 'hosted_domains', key: ['name'], unique: true },
+  { name: 'config_version', key: ['id'], unique: true },
+  { name: 'api_tokens', key: ['id'], unique: true, serial: 'id' },
   { name: 'spool_files', key: ['message_id', 'kind'], unique: true, batch: BODY_BATCH },
   { name: 'quarantine_bodies', key: ['message_id'], unique: true, batch: BODY_BATCH },
 ];

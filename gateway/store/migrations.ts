@@ -209,10 +209,41 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
     statements: () => ['ALTER TABLE messages ADD COLUMN submitted_by TEXT'],
   },
   {
+    // Hosted domains kept in the database (console, API, `mailmoat domain`): settings as written
+    // in the file's domains.<name> (JSON), and the policy keys its domain admins may change.
+    // config_version is bumped in the same transaction as every change; each process polls it
+    // (gateway/domains/sync.ts). API tokens: only a SHA-256 of each token is stored.
+    name: '0005_hosted_domains',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS hosted_domains (
+        name TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        admin_may TEXT NOT NULL DEFAULT '[]',
+        updated_at ${t.int} NOT NULL,
+        updated_by TEXT NOT NULL
+      )`,
+      // One row (id 1) from the first change on; none: version 0. Not seeded, so that a new
+      // database stays empty for `migrate --import-sqlite`.
+      `CREATE TABLE IF NOT EXISTS config_version (id ${t.int} PRIMARY KEY, version ${t.int} NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS api_tokens (
+        id ${t.id},
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('superadmin', 'domainadmin')),
+        domains TEXT NOT NULL DEFAULT '[]',
+        created_by ${t.int} NOT NULL,
+        created_by_name TEXT NOT NULL,
+        created_at ${t.int} NOT NULL,
+        last_used_at ${t.int},
+        revoked_at ${t.int}
+      )`,
+    ],
+  },
+  {
     // The ledger (gateway/ledger/): the envelope as received, DSN parameters included, is kept
     // with the record so that a release never rebuilds it (a rebuilt one lost RET/NOTIFY/ORCPT);
     // an event's structured fields, so that code reads fields, not its display text.
-    name: '0005_ledger',
+    name: '0006_ledger',
     statements: () => ['ALTER TABLE messages ADD COLUMN envelope TEXT', 'ALTER TABLE message_events ADD COLUMN data TEXT'],
   },
 ];

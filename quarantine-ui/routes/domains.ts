@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Ctx, ConsoleUser } from '../app.ts';
 import { field } from '../lib/forms.ts';
 import type { SmtpTestResult } from '../../gateway/delivery/smtp-test.ts';
+import { viewDomains } from '../../gateway/domains/manage.ts';
 
 function visibleDomains(ctx: Ctx, user: ConsoleUser): string[] {
   const hosted = Object.keys(ctx.deps.config.domains).sort();
@@ -20,16 +21,18 @@ export async function registerDomainRoutes(app: FastifyInstance, ctx: Ctx): Prom
     const names = visibleDomains(ctx, user);
     const counts = new Map<string, Record<string, number>>();
     for (const d of names) counts.set(d, await ctx.deps.store.statusCounts({ domains: [d], addresses: [] }));
+    const sources = new Map((await viewDomains(ctx.deps.hostedDomains.store, ctx.deps.hostedDomains.fileDomains())).map((v) => [v.name, v] as const));
     return ctx.render(req, reply, 'domains', {
       title: 'Domains',
       domains: names.map((d) => {
         // Read loosely: the per-domain settings grow with the gateway (recipients, checks, policy, rules).
         const hosted = config.domains[d] as unknown as Record<string, unknown> & { downstream: { host?: string; mx?: string; port: number; priority?: number; tls?: string }[] };
         const overrides = Object.fromEntries(Object.entries(hosted).filter(([k, v]) => k !== 'downstream' && v !== undefined && !(Array.isArray(v) && v.length === 0)));
-        return { name: d, downstream: hosted.downstream, counts: counts.get(d)!, overrides };
+        return { name: d, downstream: hosted.downstream, counts: counts.get(d)!, overrides, source: sources.get(d)?.source ?? 'file', inFile: sources.get(d)?.inFile ?? true };
       }),
       spam: config.spam,
       test,
+      superadmin: user.account.role === 'superadmin',
     }, status);
   };
 

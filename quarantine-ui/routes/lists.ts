@@ -28,7 +28,8 @@ interface ListForm {
 }
 
 export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
-  const hosted = Object.keys(ctx.deps.config.domains);
+  // Read per request: hosted domains change while the console runs (gateway/domains/sync.ts).
+  const hostedNow = () => Object.keys(ctx.deps.config.domains);
 
   /** The lists page: the user's lists, the add form (refilled after a refused entry) and its error. */
   const listsPage = async (req: FastifyRequest, reply: FastifyReply, form: ListForm, error?: string) => {
@@ -42,7 +43,7 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
         title: 'Allow and block lists',
         allow: rows.filter((r) => r.kind === 'allow'),
         block: rows.filter((r) => r.kind === 'block'),
-        owners: manageableOwners(user.account, hosted),
+        owners: manageableOwners(user.account, hostedNow()),
         form,
         ...(error ? { error } : {}),
       },
@@ -65,7 +66,7 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
       return listsPage(req, reply, { kind, owner, entry, comment }, error);
     };
     if (!owner || !mayManageOwner(user.account, owner)) return again('You cannot manage lists for that owner.');
-    if (owner !== '*' && !hosted.includes(owner.includes('@') ? domainOf(owner) : owner)) return again(`${owner} is not in a hosted domain.`);
+    if (owner !== '*' && !hostedNow().includes(owner.includes('@') ? domainOf(owner) : owner)) return again(`${owner} is not in a hosted domain.`);
     const r = await ctx.deps.lists.add({
       kind,
       scope: owner === '*' ? 'global' : owner.includes('@') ? 'user' : 'domain',

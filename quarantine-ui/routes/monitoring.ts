@@ -80,8 +80,10 @@ export async function registerMonitoringRoutes(app: FastifyInstance, ctx: Ctx): 
     if (!allowed(req.ip)) return ctx.notFound(req, reply);
     const names = Object.keys(ctx.deps.healthChecks);
     const results = await Promise.all(names.map((n) => timed(ctx.deps.healthChecks[n]!)));
-    const checks = Object.fromEntries(names.map((n, i) => [n, results[i]]));
-    const ok = results.every((r) => r.ok);
+    // A console node leaves rotation for its own faults only (gateway/engine-checks.ts).
+    const critical = ctx.deps.healthCritical ?? names;
+    const checks = Object.fromEntries(names.map((n, i) => [n, critical.includes(n) ? results[i] : { ...results[i], critical: false }]));
+    const ok = names.every((n, i) => results[i]!.ok || !critical.includes(n));
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'fail', checks });
   });
 }

@@ -292,6 +292,22 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     );
     expect(row.verdict).toBe('blocked');
   });
+  it('a domain added with `mailmoat domain add` is accepted by every SMTP node within seconds, and refused again after `domain rm`', async () => {
+    const [smtpA, smtpB, consoleA] = ['smtp-a', 'smtp-b', 'console-a'].map((n) => nodes.get(n)!);
+    await start(smtpB); // stopped by the test before
+    const send = (node: Node, n: number) =>
+      sendRaw(node.port, { from: 'sender@remote.test', to: ['carol@new.test'] }, message(n).replace('To: alice@example.test', 'To: carol@new.test'));
+    for (const node of [smtpA, smtpB]) expect((await send(node, 900)).code).toBe(554);
+    await cli(consoleA, 'domain', 'add', 'new.test', '--downstream', `127.0.0.1:${sink.port}`);
+    for (const [i, node] of [smtpA, smtpB].entries()) {
+      await waitFor(async () => ((await send(node, 901 + i)).code === 250 ? true : undefined), { timeoutMs: 10_000, what: `${node.name} to accept mail for new.test` });
+    }
+    await waitFor(async () => ((await readdir(path.join(dir, 'sink', 'carol@new.test')).catch(() => [])).length >= 2 ? true : undefined), { what: 'mail for new.test at its downstream' });
+    await cli(consoleA, 'domain', 'rm', 'new.test');
+    for (const node of [smtpA, smtpB]) {
+      await waitFor(async () => ((await send(node, 910)).code === 554 ? true : undefined), { timeoutMs: 10_000, what: `${node.name} to refuse new.test again` });
+    }
+  });
 });
 
 /** fetch with a cookie jar and the console's CSRF tokens. */

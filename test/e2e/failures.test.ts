@@ -3,8 +3,9 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { configSchema } from '../../gateway/config/schema.ts';
-import { silentLogger } from '../../gateway/log.ts';
+import { metricValue } from '../../gateway/metrics.ts';
 import { openQueue, openStores, runSmtp, type Stores } from '../../gateway/roles.ts';
 import type { JobQueue } from '../../gateway/store/queue.ts';
 import { mailboxMessages, sendRaw, startTestGateway, testConfigInput, waitFor, type TestGateway } from '../support/gateway.ts';
@@ -14,7 +15,15 @@ import { mailDate } from '../support/mime.ts';
 import { migrate } from '../../gateway/store/migrations.ts';
 import { openSql } from '../../gateway/store/sql.ts';
 
+/** A logger whose JSON lines a test reads: what an operator finds in the journal. */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
 describe('Redis unreachable', () => {
+  const log = capturingLogger();
   let stores: Stores;
   let queue: JobQueue;
   let front: Awaited<ReturnType<typeof runSmtp>>;
@@ -23,7 +32,7 @@ describe('Redis unreachable', () => {
     const config = configSchema.parse(testConfigInput(dataDir, 9, { redis: { socket: path.join(dataDir, 'no-redis.sock') } }));
     stores = await openStores(config);
     queue = openQueue(config, { socketPath: config.redis.socket! });
-    front = await runSmtp(config, stores, queue, silentLogger());
+    front = await runSmtp(config, stores, queue, log.logger);
   });
   afterAll(async () => {
     await front?.close(500);
@@ -31,10 +40,15 @@ describe('Redis unreachable', () => {
     stores?.store.close();
   });
 
-  it('answers 451 4.3.0 at the end of DATA and keeps no copy that could be delivered later', async () => {
+  it('answers 451 4.3.0 at the end of DATA and keeps no copy that could be delivered later; logs and counts it', async () => {
+    const before = await metricValue('mailmoat_smtp_store_failures_total', { store: 'queue' });
     const sent = await sendRaw(front.port, { from: 'bob@sender.test', to: ['alice@example.test'] }, 'Subject: x\r\n\r\nbody\r\n');
     expect(sent.code).toBe(451);
     expect(sent.response).toMatch(/^451 4\.3\.0 Queue temporarily unavailable/);
+    expect(await metricValue('mailmoat_smtp_store_failures_total', { store: 'queue' })).toBe(before + 1);
+    expect(log.lines.filter((l) => l.store === 'queue')).toEqual([
+      expect.objectContaining({ level: 50, msg: 'could not store the message (queue); refused with 451', reply: expect.stringMatching(/^451 4\.3\.0 /), err: expect.anything() }),
+    ]);
     expect(await stores.spool.committedIds()).toEqual([]);
     const [row] = await stores.store.list({ limit: 1 });
     expect(row).toMatchObject({ status: 'refused', lastReply: expect.stringContaining('451 4.3.0') });
@@ -42,6 +56,7 @@ describe('Redis unreachable', () => {
 });
 
 describe('PostgreSQL unreachable (several machines: database.url)', () => {
+  const log = capturingLogger();
   let gw: TestGateway;
   let proxy: TcpProxy;
   let database: TestDatabase;
@@ -56,7 +71,7 @@ describe('PostgreSQL unreachable (several machines: database.url)', () => {
     proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port) });
     const proxied = new URL(direct);
     proxied.port = String(proxy.port);
-    gw = await startTestGateway({ overrides: { database: { url: proxied.toString(), poolSize: 4 } } });
+    gw = await startTestGateway({ overrides: { database: { url: proxied.toString(), poolSize: 4 } }, logger: log.logger });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -64,15 +79,21 @@ describe('PostgreSQL unreachable (several machines: database.url)', () => {
     await database?.drop();
   });
 
-  it('answers 451 4.3.0 while the database is away, delivers nothing it did not accept, and recovers', async () => {
+  it('answers 451 4.3.0 while the database is away (logged and counted), delivers nothing it did not accept, and recovers', async () => {
     const first = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, message(1));
     expect(first.code).toBe(250);
     await waitFor(async () => ((await delivered()).includes('1') ? true : undefined), { what: 'message 1 delivered' });
 
     proxy.cut();
+    const failuresBefore = await metricValue('mailmoat_smtp_store_failures_total', { store: 'database' });
     const during = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, message(2));
     expect(during.code).toBe(451);
     expect(during.response).toMatch(/^451 4\.3\.0 /);
+    // The operator sees why: one error line naming the database, and the count on /metrics.
+    expect(await metricValue('mailmoat_smtp_store_failures_total', { store: 'database' })).toBe(failuresBefore + 1);
+    expect(log.lines.filter((l) => l.store === 'database')).toEqual([
+      expect.objectContaining({ level: 50, msg: 'could not store the message (database); refused with 451', id: expect.any(String), err: expect.anything() }),
+    ]);
 
     proxy.restore();
     const after = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, message(3));

@@ -260,7 +260,7 @@ describe('submission listener', () => {
     c.close();
   });
 
-  it('a real client (nodemailer, requireTLS + AUTH) submits; the mail is scanned like any other', async () => {
+  it('a real client (nodemailer, requireTLS + AUTH) submits; the mail is scanned like any other and stamped ESMTPSA (RFC 3848)', async () => {
     const transport = createTransport({
       host: '127.0.0.1',
       port,
@@ -276,16 +276,17 @@ describe('submission listener', () => {
       await expect(transport.sendMail({ envelope: { from: 'alice@example.test', to: ['carol@example.test'] }, raw: withEicar('eicar') })).rejects.toMatchObject({ responseCode: 554 });
       await waitForStatus(gw, cleanId, ['delivered']);
       const delivered = (await mailboxMessages(gw, 'carol@example.test')).map((m) => m.toString('latin1'));
-      expect(delivered.some((m) => m.includes('Subject: submitted') && /\swith ESMTPS[A]? id /.test(m))).toBe(true);
+      expect(delivered.some((m) => m.includes('Subject: submitted') && /\swith ESMTPSA id /.test(m))).toBe(true);
       expect(delivered.some((m) => m.includes('Subject: eicar'))).toBe(false);
     } finally {
       transport.close();
     }
   });
 
-  it('the MX listener still takes no AUTH', async () => {
+  it('the MX listener still takes no AUTH; its greeting names ESMTP once', async () => {
     const c = await RawSmtp.connect(gw.smtpPort);
-    const ehlo = await c.hello();
+    expect((await c.reply()).text).toBe(`${gw.config.hostname} ESMTP mailmoat`);
+    const ehlo = await c.cmd('EHLO mail.good.test');
     expect(ehlo.lines.join('\n')).not.toMatch(/AUTH/);
     c.close();
   });

@@ -75,7 +75,7 @@ describe('a message that kills its worker', () => {
     const list = await run(NODE, [CLI, 'queue', 'list'], { env });
     const line = list.stdout.split('\n').find((l) => l.startsWith(sent.id!));
     expect(line).toContain('held: poison');
-    const show = JSON.parse((await run(NODE, [CLI, 'queue', 'show', sent.id!], { env })).stdout) as { events: { kind: string; detail: string }[] };
+    const show = JSON.parse((await run(NODE, [CLI, 'queue', 'show', sent.id!, '--json'], { env })).stdout) as { events: { kind: string; detail: string }[] };
     expect(show.events.filter((e) => e.kind === 'fault')).toHaveLength(3);
     expect(show.events.find((e) => e.kind === 'held-poison')?.detail).toMatch(/scan job faulted 3 times/);
     // Held: never retried, never delivered, the body still in the spool.

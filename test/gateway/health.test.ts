@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHealthServer, type HealthCheck, type HealthServer } from '../../gateway/health.ts';
 import { silentLogger } from '../../gateway/log.ts';
+import { CRITICAL } from '../../gateway/engine-checks.ts';
 import { Counter, Registry } from 'prom-client';
 
 let server: HealthServer | undefined;
@@ -9,7 +10,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(checks: Record<string, HealthCheck>, o: { checkTimeoutMs?: number; metrics?: Registry } = {}): Promise<string> {
+async function start(checks: Record<string, HealthCheck>, o: { checkTimeoutMs?: number; metrics?: Registry; critical?: readonly string[] } = {}): Promise<string> {
   server = await startHealthServer({ listen: { host: '127.0.0.1', port: 0 }, role: 'smtp', checks, logger: silentLogger(), ...o });
   return `http://127.0.0.1:${server.port}`;
 }
@@ -44,6 +45,19 @@ describe('health endpoints', () => {
     expect(body.checks.database.detail).toContain('connect ECONNREFUSED 10.0.0.9:5432');
     expect(text).not.toContain('s3cret');
     expect((await get(`${base}/readyz`)).status).toBe(503);
+  });
+
+  it('a failing check outside the role\'s critical ones is reported but keeps the node in rotation', async () => {
+    const clamdDown = async () => {
+      throw new Error('connect ENOENT /run/clamd.sock');
+    };
+    const consoleNode = await start({ database: async () => 'sqlite', clamd: clamdDown }, { critical: CRITICAL.console });
+    const { status, body } = await get(`${consoleNode}/healthz`);
+    expect(status).toBe(200);
+    expect(body.checks.clamd).toMatchObject({ ok: false, critical: false, detail: 'connect ENOENT /run/clamd.sock' });
+    await server!.close();
+    const worker = await start({ database: async () => 'sqlite', clamd: clamdDown }, { critical: CRITICAL.worker });
+    expect((await get(`${worker}/healthz`)).status).toBe(503);
   });
 
   it('fails a check that does not answer in time', async () => {

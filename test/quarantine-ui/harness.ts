@@ -20,6 +20,11 @@ import { openReleaseRequestStore, type ReleaseRequestStore } from '../../gateway
 import { migrate } from '../../gateway/store/migrations.ts';
 import { openSql, type Dialect } from '../../gateway/store/sql.ts';
 import { createTestDatabase } from '../support/databases.ts';
+import { liveConfig, type LiveConfig } from '../../gateway/config/live.ts';
+import { startDomainSync, type DomainSync } from '../../gateway/domains/sync.ts';
+import { openDomainStore } from '../../gateway/store/domains.ts';
+import { openApiTokenStore } from '../../gateway/store/api-tokens.ts';
+import type { Sql } from '../../gateway/store/sql.ts';
 import type { ScanReport } from '../../scanners/types.ts';
 import { buildConsole } from '../../quarantine-ui/app.ts';
 import type { ConsoleDeps } from '../../quarantine-ui/deps.ts';
@@ -40,6 +45,10 @@ export interface Harness {
   learnLog: LearnLog;
   digests: DigestStore;
   requests: ReleaseRequestStore;
+  sql: Sql;
+  /** The console's config is live: database domains are merged into it (gateway/domains/sync.ts). */
+  live: LiveConfig;
+  domainSync: DomainSync;
   /** Notices the console sent (deps.notify). */
   notices: { to: string; subject: string; text: string }[];
   released: string[];
@@ -94,8 +103,11 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
   const told: { cls: string; size: number }[] = [];
   const h: Partial<Harness> & { spamdDidSet: string[] } = { spamdDidSet: ['local'] };
   const logger = silentLogger();
+  const live = liveConfig(config);
+  const domainStore = openDomainStore(sql);
+  const domainSync = await startDomainSync({ store: domainStore, live, logger, intervalMs: config.database.domainsPollMs });
   const deps: ConsoleDeps = {
-    config,
+    config: live.config,
     logger,
     store,
     quarantine: blobs,
@@ -132,6 +144,8 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
       return { ok: true, summary: 'fake', transcript: [{ ms: 0, dir: 'S', line: '220 fake <script>alert(1)</script>' }] };
     },
     now: () => Date.now(),
+    hostedDomains: { store: domainStore, fileDomains: () => domainSync.fileDomains(), refresh: () => domainSync.refresh() },
+    tokens: openApiTokenStore(sql),
   };
   const app = await buildConsole(deps);
   await app.ready();
@@ -147,6 +161,9 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     learnLog,
     digests,
     requests,
+    sql,
+    live,
+    domainSync,
     notices,
     released,
     told,
@@ -174,6 +191,7 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     },
     async close() {
       await app.close();
+      domainSync.stop();
       await store.close(); // closes the shared database too
       await database.drop();
     },

@@ -1,5 +1,6 @@
 // Lists, message log, report-spam upload, domains, dashboard, monitoring, users and digests,
 // through app.inject on real stores.
+import { CRITICAL } from '../../gateway/engine-checks.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, rawMessage, startHarness, type Harness } from './harness.ts';
 import { checkToken, issueToken, sendDigests } from '../../quarantine-ui/lib/digest.ts';
@@ -245,6 +246,25 @@ describe('console pages', () => {
       expect(health.statusCode).toBe(503);
       expect(health.json().checks.clamd).toMatchObject({ ok: false, detail: 'connect ENOENT /run/clamd.sock' });
       delete h.deps.healthChecks.clamd;
+    });
+    it('a console node leaves rotation for its own faults only: clamd down is reported, /healthz stays 200', async () => {
+      h.deps.healthChecks.clamd = async () => {
+        throw new Error('connect ENOENT /run/clamd.sock');
+      };
+      h.deps.healthCritical = CRITICAL.console;
+      try {
+        const health = await h.app.inject({ method: 'GET', url: '/healthz', remoteAddress: '127.0.0.1' });
+        expect(health.statusCode).toBe(200);
+        expect(health.json().checks.clamd).toMatchObject({ ok: false, critical: false });
+        h.deps.healthChecks.database = async () => {
+          throw new Error('database is locked');
+        };
+        expect((await h.app.inject({ method: 'GET', url: '/healthz', remoteAddress: '127.0.0.1' })).statusCode).toBe(503);
+      } finally {
+        delete h.deps.healthChecks.clamd;
+        h.deps.healthChecks.database = async () => 'ok';
+        h.deps.healthCritical = undefined;
+      }
     });
   });
 

@@ -205,4 +205,13 @@ describe('submission sender', () => {
     expect(decideSubmissionSender('x@a.test', admin).action).toBe('accept');
     expect(decideSubmissionSender('x@b.test', admin)).toMatchObject({ reply: { code: 553, enhanced: '5.7.1', text: '<x@b.test>: Sender address rejected: not owned by user admin' } });
   });
+  it('a superadmin is exempt only when configured; ownership "domain" lets an account use its whole domain', () => {
+    const root = { username: 'root', role: 'superadmin' as const, domains: [], addresses: [] };
+    expect(decideSubmissionSender('ceo@bank.test', root).action).toBe('reject');
+    expect(decideSubmissionSender('ceo@bank.test', root, { ownership: 'address', superadminAnySender: true }).action).toBe('accept');
+    const mailbox = { username: 'bob@c.test', role: 'user' as const, domains: ['c.test'], addresses: ['bob@c.test'] };
+    expect(decideSubmissionSender('sales@c.test', mailbox).action).toBe('reject');
+    expect(decideSubmissionSender('sales@c.test', mailbox, { ownership: 'domain', superadminAnySender: false }).action).toBe('accept');
+    expect(decideSubmissionSender('sales@d.test', mailbox, { ownership: 'domain', superadminAnySender: false }).action).toBe('reject');
+  });
 });

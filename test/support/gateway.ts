@@ -7,7 +7,7 @@ import path from 'node:path';
 import { inject } from 'vitest';
 import { createTransport } from 'nodemailer';
 import { configSchema, type Config } from '../../gateway/config/schema.ts';
-import { silentLogger, createLogger } from '../../gateway/log.ts';
+import { silentLogger, createLogger, type Logger } from '../../gateway/log.ts';
 import { openQueue, openStores, runSmtp, runWorkers, type Stores } from '../../gateway/roles.ts';
 import { attachedEndpoints, type Endpoints } from '../../gateway/endpoints.ts';
 import { startMailbox, type MailboxHooks } from '../../gateway/demo/mailbox.ts';
@@ -17,6 +17,9 @@ import type { SmtpFront } from '../../gateway/smtp/server.ts';
 import { migrate } from '../../gateway/store/migrations.ts';
 import { openSql, type Dialect } from '../../gateway/store/sql.ts';
 import { createTestDatabase } from './databases.ts';
+import { liveConfig } from '../../gateway/config/live.ts';
+import { startDomainSync, type DomainSync } from '../../gateway/domains/sync.ts';
+import { openDomainStore } from '../../gateway/store/domains.ts';
 
 export interface TestGateway {
   config: Config;
@@ -28,6 +31,8 @@ export interface TestGateway {
   stores: Stores;
   queue: JobQueue;
   endpoints: Endpoints;
+  /** With liveDomainsPollMs: the sync of database domains into this gateway's live config. */
+  domainSync?: DomainSync;
   stopWorkers(): Promise<void>;
   startWorkers(): Promise<void>;
   stop(): Promise<void>;
@@ -63,6 +68,10 @@ export async function startTestGateway(
     dns?: { address: string };
     /** 'postgres': metadata, quarantine and the spool's shared copy in a fresh database of the run's PostgreSQL (migrated). */
     database?: Dialect;
+    /** The gateway's logger (default silent, or debug on stdout with MAILMOAT_TEST_LOG): a test that reads the log passes its own. */
+    logger?: Logger;
+    /** Runs on a live config with hosted domains from the database merged in, polled this often (gateway/domains/sync.ts). */
+    liveDomainsPollMs?: number;
   } = {},
 ): Promise<TestGateway> {
   const dataDir = o.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'mailmoat-gw-'));
@@ -80,12 +89,14 @@ export async function startTestGateway(
   }
   const databaseUrl = database && { database: { url: (database.target as { postgres: string }).postgres, poolSize: 4 } };
   const input = testConfigInput(dataDir, mailbox.port, { ...(domains ? { domains } : {}), ...dns, ...databaseUrl, ...o.overrides });
-  const config = configSchema.parse(input);
+  const live = liveConfig(configSchema.parse(input));
+  const config = o.liveDomainsPollMs === undefined ? live.current : live.config;
   const configFile = path.join(dataDir, 'mailmoat.json.yaml');
   await fs.writeFile(configFile, JSON.stringify(input)); // JSON is YAML: for child-process roles
-  const logger = process.env.MAILMOAT_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger();
+  const logger = o.logger ?? (process.env.MAILMOAT_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger());
   const endpoints = attachedEndpoints(config); // as configured: a test may point an engine elsewhere
   const stores = await openStores(config);
+  const domainSync = o.liveDomainsPollMs === undefined ? undefined : await startDomainSync({ store: openDomainStore(stores.sql), live, logger, intervalMs: o.liveDomainsPollMs });
   const queue = openQueue(config, endpoints.redis);
   let workers: WorkerSet | undefined = await runWorkers(config, stores, queue, endpoints, logger);
   const front: SmtpFront & { port: number } = await runSmtp(config, stores, queue, logger);
@@ -98,6 +109,7 @@ export async function startTestGateway(
     stores,
     queue,
     endpoints,
+    domainSync,
     async stopWorkers() {
       await workers?.close();
       workers = undefined;
@@ -110,6 +122,7 @@ export async function startTestGateway(
       await workers?.close();
       await queue.close();
       await mailbox.close();
+      domainSync?.stop();
       await stores.store.close(); // closes the shared database connection
       await database?.drop();
     },

@@ -43,8 +43,8 @@ export interface ScriptedPeer {
   readonly commands: string[];
   /** Messages whose final dot we answered with 2xx: recipients and content. */
   readonly accepted: { rcptTo: string[]; mailFrom: string; data: Buffer }[];
-  /** Changes the script for the next connections. */
-  setScript(script: PeerScript): void;
+  /** Changes the script for the next connections; a function draws one per connection (random faults). */
+  setScript(script: PeerScript | (() => PeerScript)): void;
   close(): Promise<void>;
 }
 
@@ -55,7 +55,7 @@ function toWire(reply: string): string {
   return lines.map((line, i) => (i < lines.length - 1 ? line.replace(/^(\d{3})[ -]/, '$1-') : line)).join(CRLF) + CRLF;
 }
 
-export async function startScriptedPeer(initial: PeerScript = {}, host = '127.0.0.1'): Promise<ScriptedPeer> {
+export async function startScriptedPeer(initial: PeerScript | (() => PeerScript) = {}, host = '127.0.0.1'): Promise<ScriptedPeer> {
   let script = initial;
   const sockets = new Set<net.Socket>();
   const state = { connections: 0, commands: [] as string[], accepted: [] as ScriptedPeer['accepted'] };
@@ -65,7 +65,7 @@ export async function startScriptedPeer(initial: PeerScript = {}, host = '127.0.
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined); // a client reset is part of the game
-    const s = script;
+    const s = typeof script === 'function' ? script() : script;
     let queue = Promise.resolve();
     let dead = false;
     let greeted = false;

@@ -138,6 +138,11 @@ export class RawSmtp {
     return out;
   }
 
+  /** Drops the connection without QUIT, as a client that dies does. */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
   close(): void {
     if (!this.#closed) this.#socket.end('QUIT\r\n');
     setTimeout(() => this.#socket.destroy(), 200).unref();

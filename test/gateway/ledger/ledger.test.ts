@@ -12,8 +12,9 @@ import { lastOf } from '../../../gateway/ledger/events.ts';
 import { reconcileSpool } from '../../../gateway/pipeline/reconcile.ts';
 import type { Envelope } from '../../../gateway/spool/spool.ts';
 import { fileBlobStore, type BlobStore } from '../../../gateway/store/blobs.ts';
-import { openMetadataStore, type MessageStatus, type MetadataStore } from '../../../gateway/store/metadata.ts';
+import { openMetadataStore, type MetadataStore } from '../../../gateway/store/metadata.ts';
 import { silentLogger } from '../../../gateway/log.ts';
+import type { FinalState } from '../../../gateway/summary.ts';
 import { DIALECTS, openTestSql } from '../../support/databases.ts';
 import { MemorySpool } from '../../support/fake-spool.ts';
 import { MemoryQueue } from '../../support/fake-queue.ts';
@@ -47,7 +48,7 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
   let queue: MemoryQueue;
   let blobs: BlobStore;
   let blobDir: string;
-  let finals: [string, MessageStatus][];
+  let finals: [string, FinalState][];
   let ledger: Ledger;
   let n = 0;
 
@@ -59,7 +60,7 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     blobDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-ledger-blobs-'));
     blobs = fileBlobStore(blobDir);
     finals = [];
-    ledger = openLedger({ store, spool, queue, quarantine: blobs, logger: silentLogger(), onFinal: (id, s) => finals.push([id, s]) });
+    ledger = openLedger({ store, spool, queue, quarantine: blobs, logger: silentLogger(), onFinal: (id, s) => void finals.push([id, s]) });
   });
   afterEach(async () => {
     await db.close();
@@ -150,6 +151,7 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     const bounced: string[] = [];
     expect(await ledger.finish(env.id, async (failed) => void bounced.push(...failed.map((f) => f.recipient)))).toBe('failed');
     expect(bounced).toEqual(['alice@example.test']);
+    expect(finals.at(-1)).toEqual([env.id, 'bounced']);
     expect(await readAll(blobs.open(env.id))).toContain('X-Mailmoat-ID');
     await ledger.defer(env.id, { kind: 'deferred', nextAttempt: '2026-12-05T00:00:00.000Z', recipients: 1, reply: 'late' });
     expect(await status(env.id)).toBe('failed');

@@ -17,6 +17,8 @@ import { openAuditStore } from '../../../gateway/store/audit.ts';
 import { fileBlobStore, sqlBlobStore } from '../../../gateway/store/blobs.ts';
 import { openDigestStore } from '../../../gateway/store/digests.ts';
 import { openReleaseRequestStore } from '../../../gateway/store/release-requests.ts';
+import { openDomainStore } from '../../../gateway/store/domains.ts';
+import { openApiTokenStore } from '../../../gateway/store/api-tokens.ts';
 import { IMPORTED_TABLES, importDatabase, type ImportResult } from '../../../gateway/store/import.ts';
 import { openLearnLog } from '../../../gateway/store/learnlog.ts';
 import { openListStore } from '../../../gateway/store/lists.ts';
@@ -119,6 +121,8 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   await digests.addToken({ id: 'tok1', messageId: 'm2quarantined', recipient: 'carol@example.test', expiresAt: T0 + 10 * 24 * HOUR });
   await digests.claimRun('2026-11-24');
   await openReleaseRequestStore(sql, now).create({ messageId: 'm1', requester: 'alice', recipient: 'alice@a.test', note: 'please' });
+  await openDomainStore(sql, now).put({ name: 'db.test', settings: { downstream: [{ host: '10.0.0.8' }] }, adminMay: ['spam'], by: 'root' });
+  await openApiTokenStore(sql, now).create({ name: 'panel', role: 'superadmin', domains: [], createdBy: 1, createdByName: 'root' });
   return { dir, file, quarantineDir, sql, adminHash, maxListId: global.row.id, maxAccountId: carol.id };
 }
 
@@ -187,6 +191,9 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
       digest_tokens: 1,
       digest_runs: 1,
       release_requests: 1,
+      hosted_domains: 1,
+      config_version: 1,
+      api_tokens: 1,
       spool_files: 0,
       quarantine_bodies: 0,
     });
@@ -303,9 +310,9 @@ describe('importDatabase refuses', () => {
     const migrated = await openTestSql('sqlite');
     try {
       await expect(importDatabase(migrated.sql, unmigrated)).rejects.toThrow(
-        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by); run "mailmoat migrate" on it first`),
+        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains); run "mailmoat migrate" on it first`),
       );
-      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by\)/);
+      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains\)/);
     } finally {
       await unmigrated.close();
       await empty.drop();
@@ -338,7 +345,7 @@ describe('mailmoat migrate --import-sqlite', () => {
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       const lines = r.out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by$/);
+      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains$/);
       expect(lines[1]).toMatch(new RegExp(`^imported ${src.file} into postgres://.*:$`));
       expect(lines.slice(2)).toEqual([
         '  messages: 4',
@@ -354,6 +361,9 @@ describe('mailmoat migrate --import-sqlite', () => {
         '  digest_tokens: 1',
         '  digest_runs: 1',
         '  release_requests: 1',
+        '  hosted_domains: 1',
+        '  config_version: 1',
+        '  api_tokens: 1',
         '  spool_files: 0',
         '  quarantine_bodies: 0',
         `  quarantine files: 2 (from ${src.quarantineDir})`,
