@@ -132,8 +132,6 @@ export function openLedger(deps: LedgerDeps) {
   }
 
   return {
-    step,
-
     /** An event that changes no status (a fault, a delay warning, a suppressed DSN…). */
     note(id: string, e: LedgerEvent): Promise<boolean> {
       return step(id, null, { events: [e] });
