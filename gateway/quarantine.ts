@@ -8,13 +8,13 @@ import type { MessageRecord, MetadataStore } from './store/metadata.ts';
 import { stampMessage } from './pipeline/stamp.ts';
 import { receivedHeader } from './pipeline/trace.ts';
 import { OWN_HEADER_PREFIXES } from './pipeline/scan.ts';
-import { RELEASE_EVENT } from './delivery/deliver.ts';
 import type { Learner } from './learner/learner.ts';
 import { TEXT_BYTES } from '../scanners/learner/features.ts';
 import { domainOf } from '../rules/envelope.ts';
+import { envelopeOf, openLedger } from './ledger/ledger.ts';
 
 export interface QuarantineDeps extends CoreDeps {
-  /** The learned filter (issue 19): a released spam is learned as ham for the recipients' domains. */
+  /** The learned filter: a released spam is learned as ham for the recipients' domains. */
   learner?: Pick<Learner, 'teach'>;
 }
 
@@ -29,43 +29,23 @@ export function openQuarantined(quarantine: BlobStore, id: string): Readable {
 export type ReleaseResult = { ok: true } | { ok: false; reason: string };
 
 export async function releaseMessage(deps: QuarantineDeps, id: string, by: string): Promise<ReleaseResult> {
-  const { store, spool, quarantine, queue, config, logger } = deps;
-  const record = await store.get(id);
+  const { quarantine, config, logger } = deps;
+  const record = await deps.store.get(id);
   if (!record) return { ok: false, reason: 'no such message' };
-  if (!(await store.transition(id, ['quarantined'], 'releasing'))) {
-    return { ok: false, reason: `not in quarantine (status: ${record.status})` };
-  }
-  const envelope = {
-    id,
-    receivedAt: record.receivedAt,
-    clientIp: record.clientIp,
-    clientHostname: null,
-    helo: record.helo,
-    mailFrom: record.mailFrom,
-    rcptTo: record.rcptTo,
-    size: record.size,
-    tls: false,
-  };
-  try {
-    await spool.restoreForDelivery(envelope, async (out) => {
-      await stampMessage(quarantine.open(id), out, {
-        prepend: [
-          ['Received', receivedHeader(envelope, config.hostname)],
-          ['X-Mailmoat-ID', id],
-          ['X-Mailmoat-Status', `released; was quarantined as ${record.verdict ?? 'unknown'} (${record.reason ?? ''}); released by ${by}`],
-        ],
-        removePrefixes: OWN_HEADER_PREFIXES,
-        subjectTag: null,
-      });
+  const result = await openLedger(deps).release(id, by, async (out, record) => {
+    // Only the copy is made here; its envelope is the one the message was received with (ledger).
+    const envelope = envelopeOf(record);
+    await stampMessage(quarantine.open(id), out, {
+      prepend: [
+        ['Received', receivedHeader(envelope, config.hostname)],
+        ['X-Mailmoat-ID', id],
+        ['X-Mailmoat-Status', `released; was quarantined as ${record.verdict ?? 'unknown'} (${record.reason ?? ''}); released by ${by}`],
+      ],
+      removePrefixes: OWN_HEADER_PREFIXES,
+      subjectTag: null,
     });
-    await store.addEvent(id, RELEASE_EVENT, `released by ${by}`);
-    await queue.enqueue('deliver', id, { jobId: `${id}-release` });
-  } catch (err) {
-    await store.transition(id, ['releasing'], 'quarantined');
-    await spool.remove(id);
-    logger.error({ id, err }, 'release failed');
-    return { ok: false, reason: `release failed: ${(err as Error).message}` };
-  }
+  });
+  if (!result.ok) return result;
   logger.info({ id, by }, 'released from quarantine');
   if (deps.learner && (record.verdict === 'spam' || record.verdict === 'high-spam')) await learnReleaseAsHam(deps, record, by);
   return { ok: true };
@@ -109,19 +89,8 @@ export type DeleteResult = { ok: true } | { ok: false; reason: string };
  * and its events stay, so the message log still shows what happened and who did it.
  */
 export async function deleteMessage(deps: Pick<QuarantineDeps, 'store' | 'quarantine' | 'logger'>, id: string, by: string): Promise<DeleteResult> {
-  const { store, quarantine, logger } = deps;
-  const record = await store.get(id);
-  if (!record) return { ok: false, reason: 'no such message' };
-  if (!(await store.transition(id, ['quarantined'], 'deleted'))) {
-    return { ok: false, reason: `not in quarantine (status: ${record.status})` };
-  }
-  await store.addEvent(id, 'deleted', `deleted by ${by}`);
-  try {
-    await quarantine.delete(id);
-  } catch (err) {
-    // The status already says deleted; a body left behind is only disk space, never delivered.
-    logger.error({ id, err }, 'deleting the quarantined body failed');
-  }
-  logger.info({ id, by }, 'deleted from quarantine');
+  const result = await openLedger(deps).deleteQuarantined(id, by);
+  if (!result.ok) return result;
+  deps.logger.info({ id, by }, 'deleted from quarantine');
   return { ok: true };
 }

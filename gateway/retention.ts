@@ -7,7 +7,8 @@
 import type { Config } from './config/schema.ts';
 import type { Logger } from './log.ts';
 import type { BlobStore } from './store/blobs.ts';
-import { EXPIRED_EVENT, type MessageRecord, type MetadataStore } from './store/metadata.ts';
+import type { MetadataStore } from './store/metadata.ts';
+import { openLedger } from './ledger/ledger.ts';
 
 const DAY_MS = 86_400_000;
 /** Messages (or refusals) handled per store call, so that no query or transaction is unbounded. */
@@ -41,7 +42,7 @@ export async function expireOnce(deps: RetentionDeps, now = Date.now(), signal?:
       let handled = 0;
       for (const m of batch) {
         try {
-          const outcome = await expireMessage(deps, m, quarantineDays);
+          const outcome = await openLedger(deps).expire(m, quarantineDays);
           if (outcome === 'expired') counts.expired++;
           if (outcome === 'removed') counts.keptRemoved++;
           handled++;
@@ -64,25 +65,6 @@ export async function expireOnce(deps: RetentionDeps, now = Date.now(), signal?:
   }
   if (Object.values(counts).some((n) => n > 0)) deps.logger.info({ ...counts, quarantineDays, logDays }, 'retention: expired old messages');
   return counts;
-}
-
-/**
- * A quarantined message: quarantined → deleted (a compare-and-set: a message being released, or
- * expired by another process, is left alone), then its body is removed and the event written.
- * Another final status: its kept body, if any, is removed, then the event is written. The event
- * comes last and once, so a crash in between is finished by the next pass.
- */
-async function expireMessage(deps: RetentionDeps, m: MessageRecord, days: number): Promise<'expired' | 'removed' | 'skipped'> {
-  const { store, quarantine } = deps;
-  if (m.status === 'quarantined') {
-    const detail = `expired after ${days} days`;
-    if (!(await store.transition(m.id, ['quarantined'], 'deleted', detail))) return 'skipped';
-    await quarantine.delete(m.id);
-    await store.addEventOnce(m.id, EXPIRED_EVENT, `${detail} in quarantine`);
-    return 'expired';
-  }
-  await quarantine.delete(m.id);
-  return (await store.addEventOnce(m.id, EXPIRED_EVENT, `no copy kept after ${days} days`)) ? 'removed' : 'skipped';
 }
 
 /**

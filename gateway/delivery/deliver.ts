@@ -25,7 +25,8 @@ import { sendToTarget, type RecipientResult } from './smtp-send.ts';
 import { DsnRateWindow, sendNotification } from './notify.ts';
 import type { DeliveryRecorder } from './recorded.ts';
 import { laneOf, pipelineMetrics, workerMetrics } from '../metrics.ts';
-import { logSummary, type FinalState } from '../summary.ts';
+import { openLedger } from '../ledger/ledger.ts';
+import { hasEvent, type EventKind } from '../ledger/events.ts';
 import { onwardRecipients } from '../../rules/backup-hop.ts';
 
 export interface DeliveryDeps {
@@ -53,13 +54,11 @@ export interface DeliveryWorkerDeps extends DeliveryDeps {
   recorder: DeliveryRecorder;
 }
 
-/** The event kind that marks a message released from quarantine (its delivery ends as 'released'). */
-export const RELEASE_EVENT = 'released';
-const DELAY_WARNED_EVENT = 'delay-warned';
-/** Written each time a retry is scheduled; its text starts with "next attempt <ISO time>". */
-export const DEFERRED_EVENT = 'deferred';
+/** The ledger of a delivery: the body of a failed message is kept in `keep`. */
+const ledgerOf = (deps: DeliveryDeps) => openLedger({ ...deps, quarantine: deps.keep });
+
 /** Written when a DSN is withheld (backscatter rules, rate limit); its text says why. */
-export const DSN_SUPPRESSED_EVENT = 'dsn-suppressed';
+export const DSN_SUPPRESSED_EVENT: EventKind = 'dsn-suppressed';
 
 export type { RecipientResult };
 
@@ -91,15 +90,15 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   const deferred = (await store.deliveries(id)).filter((d) => d.outcome === 'deferred');
   if (deferred.length > 0) {
     const decision = decideDeferral(
-      { receivedAt: envelope.receivedAt, now: now(), attempt: job.attempt, alreadyWarned: (await store.events(id)).some((e) => e.kind === DELAY_WARNED_EVENT) },
+      { receivedAt: envelope.receivedAt, now: now(), attempt: job.attempt, alreadyWarned: hasEvent(await store.events(id), 'delay-warned') },
       config.delivery,
     );
     if (decision.action === 'retry' && !job.isLastAttempt) {
-      await store.transition(id, ['delivering', 'releasing', 'deferred'], 'deferred', deferred[0].reply);
-      await store.addEvent(id, DEFERRED_EVENT, `next attempt ${new Date(now() + decision.delayMs).toISOString()}: ${deferred.length} recipient(s), ${deferred[0].reply}`);
+      const ledger = ledgerOf(deps);
+      await ledger.defer(id, { kind: 'deferred', nextAttempt: new Date(now() + decision.delayMs).toISOString(), recipients: deferred.length, reply: deferred[0].reply });
       if (decision.warnSender) {
         await notifySender(deps, envelope, 'delayed', deferred);
-        await store.addEvent(id, DELAY_WARNED_EVENT, `delay warning sent to <${envelope.mailFrom}>`);
+        await ledger.note(id, { kind: 'delay-warned', sender: envelope.mailFrom });
       }
       throw new RetryLater(`${deferred.length} recipient(s) deferred: ${deferred[0].reply}`, decision.delayMs);
     }
@@ -114,24 +113,11 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
  * clear it from the spool. Also used by the queue operations (bounce, delete by an admin).
  */
 export async function finishMessage(deps: DeliveryDeps, id: string): Promise<void> {
-  const { spool, store, keep } = deps;
+  const { spool } = deps;
   const envelope = await spool.readEnvelope(id);
-  const results = await store.deliveries(id);
-  const failed = results.filter((d) => d.outcome === 'failed');
-  let state: FinalState = 'bounced';
-  if (failed.length > 0) {
-    await keep.put(id, spool.outputPath(id));
+  await ledgerOf(deps).finish(id, async (failed) => {
     if (envelope) await notifySender(deps, envelope, 'failed', failed);
-    await store.transition(id, ['delivering', 'releasing', 'deferred'], 'failed', `${failed[0].recipient}: ${failed[0].reply}`);
-    await store.addEvent(id, 'failed', failed.map((f) => `${f.recipient}: ${f.reply}`).join('; '));
-  } else {
-    const wasReleased = (await store.events(id)).some((e) => e.kind === RELEASE_EVENT);
-    state = wasReleased ? 'released' : 'delivered';
-    await store.transition(id, ['delivering', 'releasing', 'deferred'], state, results.at(-1)?.reply);
-    await store.addEvent(id, 'delivered', results.map((r) => `${r.recipient}: ${r.reply}`).join('; '));
-  }
-  await spool.remove(id);
-  await logSummary(deps, id, state);
+  });
 }
 
 /**
@@ -158,15 +144,14 @@ async function notifySender(deps: DeliveryDeps, envelope: Envelope, kind: 'faile
     sentLastHour: deps.dsnWindow.countLastHour(envelope.mailFrom, now),
     perHourLimit: deps.config.delivery.maxDsnPerDomainPerHour,
   });
-  const about = recipients.map((r) => r.recipient).join(', ');
   if (!decision.send) {
-    await deps.store.addEvent(envelope.id, DSN_SUPPRESSED_EVENT, `no ${kind === 'failed' ? 'bounce' : 'delay notice'} to <${envelope.mailFrom}> for ${about}: ${decision.reason}`);
+    await ledgerOf(deps).note(envelope.id, { kind: 'dsn-suppressed', notice: kind === 'failed' ? 'bounce' : 'delay notice', sender: envelope.mailFrom, recipients: recipients.map((r) => r.recipient), reason: decision.reason });
     deps.logger.info({ id: envelope.id, sender: envelope.mailFrom, reason: decision.reason }, 'DSN suppressed');
     return;
   }
   deps.dsnWindow.note(envelope.mailFrom, now);
   const id = await sendNotification(deps, envelope, kind, recipients.map((r) => ({ ...r, originalRecipient: envelope.dsn?.recipients?.[r.recipient]?.orcpt })));
-  await deps.store.addEvent(envelope.id, kind === 'failed' ? 'bounced' : 'delay-notice', `DSN ${id} to <${envelope.mailFrom}> for ${about}`);
+  await ledgerOf(deps).note(envelope.id, { kind: kind === 'failed' ? 'bounced' : 'delay-notice', dsnId: id, sender: envelope.mailFrom, recipients: recipients.map((r) => r.recipient) });
 }
 
 function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {

@@ -3,7 +3,9 @@
 // right now is left alone (the operation says so); a deleted message keeps its record.
 import { IN_FLIGHT, type MessageRecord } from '../store/metadata.ts';
 import type { JobInfo, QueueName } from '../store/queue.ts';
-import { DEFERRED_EVENT, RELEASE_EVENT, finishMessage, type DeliveryDeps } from './deliver.ts';
+import { finishMessage, type DeliveryDeps } from './deliver.ts';
+import { hasEvent, lastOf } from '../ledger/events.ts';
+import { jobIdFor, openLedger } from '../ledger/ledger.ts';
 
 export interface QueueEntry {
   record: MessageRecord;
@@ -16,14 +18,12 @@ export type OpResult = { ok: true; detail: string } | { ok: false; reason: strin
 /** Which job carries a message now: a scan while queued, else its delivery (or its release's). */
 async function jobOf(deps: DeliveryDeps, record: MessageRecord): Promise<{ queue: QueueName; id: string }> {
   if (record.status === 'queued') return { queue: 'scan', id: record.id };
-  const released = (await deps.store.events(record.id)).some((e) => e.kind === RELEASE_EVENT);
-  return { queue: 'deliver', id: released ? `${record.id}-release` : record.id };
+  return { queue: 'deliver', id: jobIdFor(record.id, 'deliver', hasEvent(await deps.store.events(record.id), 'released')) };
 }
 
 async function nextAttemptOf(deps: DeliveryDeps, record: MessageRecord): Promise<string | null> {
   if (record.status !== 'deferred') return null;
-  const last = (await deps.store.events(record.id)).filter((e) => e.kind === DEFERRED_EVENT).at(-1);
-  return last ? (/^next attempt (\S+Z)/.exec(last.detail)?.[1] ?? null) : null;
+  return lastOf(await deps.store.events(record.id), 'deferred')?.nextAttempt ?? null;
 }
 
 export async function queueEntry(deps: DeliveryDeps, record: MessageRecord): Promise<QueueEntry> {
@@ -62,7 +62,7 @@ export async function bounceMessage(deps: DeliveryDeps, id: string, by: string):
   const done = new Set((await deps.store.deliveries(id)).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
   const pending = record.rcptTo.filter((r) => !done.has(r));
   for (const r of pending) await deps.store.recordDelivery(id, r, 'failed', `5.3.0 returned to sender by the administrator (${by})`);
-  await deps.store.addEvent(id, 'bounced-by-admin', `by ${by}`);
+  await openLedger({ ...deps, quarantine: deps.keep }).note(id, { kind: 'bounced-by-admin', by });
   await finishMessage(deps, id);
   return { ok: true, detail: `${pending.length} recipient(s) returned to <${record.mailFrom}>` };
 }
@@ -73,9 +73,7 @@ export async function deleteQueued(deps: DeliveryDeps, id: string, by: string): 
   if ('ok' in record) return record;
   const job = await jobOf(deps, record);
   if (!(await deps.queue.removeJob(job.queue, job.id))) return { ok: false, reason: 'a worker is processing it right now; try again in a moment' };
-  await deps.store.transition(id, [...IN_FLIGHT], 'deleted', `deleted from the queue by ${by}`);
-  await deps.store.addEvent(id, 'deleted', `deleted from the queue by ${by}`);
-  await deps.spool.remove(id);
+  if (!(await openLedger({ ...deps, quarantine: deps.keep }).deleteSpooled(id, by, 'queue'))) return { ok: false, reason: 'its state changed meanwhile' };
   return { ok: true, detail: 'deleted; its record is kept' };
 }
 

@@ -202,7 +202,19 @@ export function isDiskFull(err: unknown): boolean {
   return e?.errcode === 13 || e?.code === 'ENOSPC' || e?.code === 'EDQUOT' || /database or disk is full/.test(e?.message ?? '');
 }
 
-async function ensureReserve(file: string): Promise<void> {
+/** Reserves being written: concurrent first attempts share one write (each writing the same temp file raced to ENOENT at the rename, pausing delivery). */
+const reserving = new Map<string, Promise<void>>();
+
+function ensureReserve(file: string): Promise<void> {
+  let p = reserving.get(file);
+  if (!p) {
+    p = makeReserve(file).finally(() => reserving.delete(file));
+    reserving.set(file, p);
+  }
+  return p;
+}
+
+async function makeReserve(file: string): Promise<void> {
   if ((await fs.stat(file).then((s) => s.size, () => -1)) === RESERVE_BYTES) return;
   const tmp = `${file}.tmp`;
   try {

@@ -27,7 +27,7 @@ import { OWN_HEADER_PREFIXES } from './stamp.ts';
 import { dkimSignatureFor, isOutbound } from './dkim.ts';
 import { receivedHeader } from './trace.ts';
 import { workerMetrics } from '../metrics.ts';
-import { logSummary } from '../summary.ts';
+import { narrowDsn, openLedger } from '../ledger/ledger.ts';
 
 export { OWN_HEADER_PREFIXES };
 
@@ -84,35 +84,23 @@ async function notices(deps: ActDeps, env: Envelope, g: PlanGroup, outcome: stri
   return sendNotices(deps, { about: env, subject, class: m.class, outcome, reasons: m.reasons, recipients: g.members.map((x) => x.recipient) }, { recipients: notify, admins, forwards });
 }
 
-/** The event that records a quarantine decision (written before the status changes). */
-export const QUARANTINED_EVENT = 'quarantined';
-
 /** Holds the message in the quarantine for its group. */
 export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup, links: Links, why?: string): Promise<void> {
-  const { spool, store, quarantine, logger } = deps;
-  const file = spool.messagePath(env.id);
-  await quarantine.put(env.id, file);
-  const subject = await readSubject(file);
+  const { spool, logger } = deps;
+  const subject = await readSubject(spool.messagePath(env.id));
   const m = g.members[0];
   const reason = why ?? m.reason;
   const fallback = g.plan.kind === 'reject';
   const sent = await notices(deps, env, g, 'quarantined', subject, { forwards: true });
   const action = fallback ? 'quarantine (reject: accepted before the verdict)' : 'quarantine';
-  await store.recordVerdict(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject });
-  await store.addEvent(env.id, QUARANTINED_EVENT, fallback ? `${reason} (policy says reject, but the message had been accepted)` : reason);
-  // The spool is cleared before the status says "quarantined": a release may start the moment it
-  // does, and restores the message into the spool under the same id. A crash in between leaves
-  // the row "queued" with its body in the quarantine; reconciliation finishes it (reconcile.ts).
-  await spool.remove(env.id);
-  await store.transition(env.id, ['queued'], 'quarantined');
+  await openLedger(deps).planQuarantine(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject }, { kind: 'quarantined', reason, policySaidReject: fallback });
   workerMetrics.scanned.inc({ verdict: m.class, action: 'quarantine' });
   logger.debug({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
-  await logSummary(deps, env.id, 'quarantined');
 }
 
 /** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
 export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
-  const { spool, store, queue, config, logger } = deps;
+  const { spool, config, logger } = deps;
   const pool = deps.scanners?.analysis;
   if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
   const { spec } = g.plan;
@@ -182,41 +170,31 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   const sent = await notices(deps, env, g, outcome, result?.subject ?? null, { forwards: true });
   const report = groupReport(g, g.members[0].action.do, links, sent);
   if (report.attachments?.status === 'checked' && result && result.stripped.length > 0) report.attachments = { ...report.attachments, stripped: result.stripped };
-  await store.recordVerdict(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null });
-  await store.transition(env.id, ['queued'], 'delivering');
-  if (result?.stripped.length) await store.addEvent(env.id, 'stripped', `attachments removed: parts ${result.stripped.join(', ')}`);
-  await queue.enqueue('deliver', env.id);
+  await openLedger(deps).planDeliver(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null }, result?.stripped.length ? [{ kind: 'stripped', parts: result.stripped }] : []);
   workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
   logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
 }
 
 /** The message was refused at SMTP time: nothing is kept but its record. */
 export async function dropRefused(deps: ActDeps, env: Envelope, plans: RecipientPlan[], reply: SmtpReply): Promise<void> {
-  const { spool, store, logger } = deps;
+  const { spool, logger } = deps;
   const text = `${reply.code} ${reply.enhanced} ${reply.text}`;
   const g: PlanGroup = { plan: plans[0].plan, members: plans };
   const subject = await readSubject(spool.messagePath(env.id)).catch(() => null);
   // A refused message is not kept anywhere: notices, but no forwarded copies.
   const sent = await notices(deps, env, g, 'refused', subject, { forwards: false });
-  await store.recordVerdict(env.id, { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject });
-  await store.transition(env.id, ['queued'], 'refused', text);
-  await store.addEvent(env.id, 'refused', `refused at SMTP time: ${text}`);
-  await spool.remove(env.id);
+  await openLedger(deps).refuse(env.id, text, { verdict: { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject } });
   workerMetrics.scanned.inc({ verdict: plans[0].class, action: 'refuse' });
   logger.debug({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
-  await logSummary(deps, env.id, 'refused');
 }
 
 /** A copy of the spooled message under a new id with some of its recipients (a policy group). */
 export async function splitOff(deps: ActDeps, parent: Envelope, childId: string, rcptTo: string[]): Promise<Envelope> {
-  const { spool, store } = deps;
-  const dsnRecipients = parent.dsn?.recipients && Object.fromEntries(Object.entries(parent.dsn.recipients).filter(([r]) => rcptTo.includes(r)));
-  const child: Envelope = { ...parent, id: childId, rcptTo, ...(parent.dsn ? { dsn: { ...parent.dsn, recipients: dsnRecipients } } : {}) };
+  const { spool } = deps;
+  const child: Envelope = { ...parent, id: childId, rcptTo, ...(parent.dsn ? { dsn: narrowDsn(parent.dsn, rcptTo) } : {}) };
   await spool.discardIncoming(childId);
   await spool.receive(childId, createReadStream(spool.messagePath(parent.id)), Number.MAX_SAFE_INTEGER);
   await spool.commit(child);
-  await store.recordReceived(child);
-  await store.addEvent(childId, 'split', `split from ${parent.id} for ${rcptTo.join(', ')}: their policy handles it differently`);
-  await store.addEvent(parent.id, 'split', `${rcptTo.join(', ')} split off into ${childId}`);
+  await openLedger(deps).split(parent, child);
   return child;
 }

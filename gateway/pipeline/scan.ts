@@ -23,8 +23,8 @@ import { deliverGroup, dropRefused, quarantineGroup, splitOff, type Links } from
 import type { ArcSealKey } from './auth.ts';
 import type { InlineVerdicts } from './inline.ts';
 import { recipientPolicies, type ListSource } from './policy.ts';
+import { openLedger } from '../ledger/ledger.ts';
 import { giveUpReport, handleReport, type ReportLearning } from '../reports/process.ts';
-import { logSummary } from '../summary.ts';
 import { holdAsPoison } from '../poison.ts';
 
 export type { Scanners };
@@ -90,7 +90,7 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   if (retry && retry.c.kind === 'retry') {
     if (await tempfailInline(deps, envelope, retry.c.reason)) return;
     if (!job.isLastAttempt) {
-      await store.addEvent(id, 'scan-deferred', retry.c.reason);
+      await openLedger(deps).note(id, { kind: 'scan-deferred', reason: retry.c.reason });
       logger.warn({ id, attempt: job.attempt, reason: retry.c.reason }, 'scan deferred');
       throw new RetryLater(retry.c.reason, retryDelay(job.attempt, config.scan));
     }
@@ -143,7 +143,7 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
     // Recipients this job has no verdict for (a child from an earlier, interrupted run of a
     // parent whose envelope was narrowed since): the message gets a scan job of its own.
     deps.logger.warn({ id: env.id }, 'message without a verdict for all its recipients: scanning it on its own');
-    await deps.queue.enqueue('scan', env.id);
+    await openLedger(deps).rescan(env.id);
     return;
   }
   const groups = groupPlans(ownPlans as RecipientPlan[]);
@@ -153,7 +153,7 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   }
   const mine = groups[0].members.map((m) => m.recipient);
   const split = children.length > 0 || earlier.length > 0;
-  if (split) await store.setRecipients(env.id, mine);
+  if (split) await openLedger(deps).narrow(env.id, mine);
   for (const c of earlier) {
     const row = await store.get(c);
     const childEnv = row?.status === 'queued' ? await spool.readEnvelope(c) : undefined;
@@ -191,11 +191,8 @@ async function tempfailInline(deps: ScanDeps, envelope: Envelope, reason: string
   const refused = await deps.inline.refuse(envelope.id, reply).catch(() => false);
   if (!refused) return false;
   const text = `${reply.code} ${reply.enhanced} ${reply.text}`;
-  await deps.store.transition(envelope.id, ['queued'], 'refused', text);
-  await deps.store.addEvent(envelope.id, 'refused', `refused at SMTP time: ${text} (${reason})`);
-  await deps.spool.remove(envelope.id);
+  await openLedger(deps).refuse(envelope.id, text, { why: reason });
   await deps.inline.announce(envelope.id).catch(() => {});
   deps.logger.warn({ id: envelope.id, reason }, 'scanner unavailable: inline session answered 451 4.7.1');
-  await logSummary(deps, envelope.id, 'refused');
   return true;
 }

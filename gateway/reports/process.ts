@@ -21,6 +21,7 @@ import type { MailauthResolver } from '../dns/resolver.ts';
 import { authenticateMessage } from '../pipeline/auth.ts';
 import { commitGenerated, composeNotice } from '../pipeline/notify.ts';
 import { retryDelay } from '../../rules/retry.ts';
+import { openLedger } from '../ledger/ledger.ts';
 import { addressOf, extractReported, headerBlock, type Extraction } from './extract.ts';
 import { inDomain, type EnvelopeReport } from './rcpt.ts';
 
@@ -57,11 +58,11 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
     if (!dkim.ok) {
       const reason = `${what} refused: ${report.by}, and ${dkim.why}; nothing learned`;
       await finish(deps, env, raw, subject, 'report-refused', reason);
-      await store.addEvent(env.id, 'report-refused', reason);
+      await openLedger(deps).note(env.id, { kind: 'report-refused', text: reason });
       logger.warn({ id: env.id, from: env.mailFrom, to: report.address, reason }, 'spam report refused');
       return;
     }
-    await store.addEvent(env.id, 'report-trusted', `DKIM pass: ${dkim.why}`);
+    await openLedger(deps).note(env.id, { kind: 'report-trusted', text: `DKIM pass: ${dkim.why}` });
   }
 
   const domainCfg = config.domains[report.domain]!.reports;
@@ -85,7 +86,7 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
     if (report.kind === 'spam' && domainCfg.addSenderToBlockList && r.outcome !== 'refused') await blockSender(deps, env, report, m.raw, n);
   }
   for (const x of extraction.notExtracted) items.push({ label: x.label, outcome: 'not-extracted', detail: x.reason });
-  for (const it of items) await store.addEvent(env.id, it.outcome === 'learned' || it.outcome === 'already-learned' ? 'learned' : it.outcome === 'not-extracted' ? 'not-extracted' : 'learn-failed', `${it.label}: ${it.detail}`);
+  for (const it of items) await openLedger(deps).note(env.id, { kind: it.outcome === 'learned' || it.outcome === 'already-learned' ? 'learned' : it.outcome === 'not-extracted' ? 'not-extracted' : 'learn-failed', text: `${it.label}: ${it.detail}` });
 
   const learned = items.filter((i) => i.outcome === 'learned' || i.outcome === 'already-learned').length;
   const summary = `${what} from ${env.mailFrom || '(unknown)'} (${report.by}): ${learned} of ${extraction.messages.length} message(s) learned as ${report.kind}${extraction.notExtracted.length ? `, ${extraction.notExtracted.length} part(s) could not be extracted` : ''}`;
@@ -97,22 +98,14 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
 /** Out of attempts (or an error nobody expected, on the last one): recorded as failed, never quarantined (a release would deliver it to the report address). */
 export async function giveUpReport(deps: Omit<ReportDeps, 'reports'>, env: Envelope, reason: string): Promise<void> {
   const raw = await fs.readFile(deps.spool.messagePath(env.id)).catch(() => Buffer.alloc(0));
-  await deps.store.addEvent(env.id, 'learn-failed', `gave up: ${reason}`);
+  await openLedger(deps).note(env.id, { kind: 'learn-failed', text: `gave up: ${reason}` });
   await finish(deps, env, raw, reportSubject(raw), 'report', `spam report not learned: ${reason}`);
 }
 
 /** Records the outcome, keeps the report's body for the console (what could not be extracted too) and clears the spool. */
 async function finish(deps: Omit<ReportDeps, 'reports'>, env: Envelope, raw: Buffer, subject: string | null, verdict: string, reason: string): Promise<void> {
-  const { store, spool, quarantine } = deps;
-  if (raw.length > 0) await quarantine.put(env.id, spool.messagePath(env.id));
-  await store.recordVerdict(env.id, {
-    verdict,
-    reason,
-    report: { virus: { status: 'skipped', reason: 'a spam report: learned from, never delivered' }, spam: { status: 'skipped', reason: 'a spam report: learned from, never delivered' } },
-    subject,
-  });
-  await store.transition(env.id, ['queued'], 'reported', reason.slice(0, 500));
-  await spool.remove(env.id);
+  const skipped = { status: 'skipped' as const, reason: 'a spam report: learned from, never delivered' };
+  await openLedger(deps).planReport(env.id, { verdict, reason, report: { virus: skipped, spam: skipped }, subject }, raw.length > 0);
 }
 
 async function alignedDkim(deps: ReportDeps, file: string, env: Envelope, domain: string): Promise<{ ok: boolean; why: string }> {
@@ -133,11 +126,11 @@ async function blockSender(deps: ReportDeps, env: Envelope, report: EnvelopeRepo
   const from = addressOf(headerBlock(raw).find((l) => /^from:/i.test(l))?.slice(5));
   if (!from) return;
   if (inDomain(from, report.domain)) {
-    await deps.store.addEvent(env.id, 'block-skipped', `message ${n + 1}: sender ${from} is in ${report.domain}; not blocked`);
+    await openLedger(deps).note(env.id, { kind: 'block-skipped', text: `message ${n + 1}: sender ${from} is in ${report.domain}; not blocked` });
     return;
   }
   const r = await lists.add({ kind: 'block', scope: 'user', owner: reporter, entry: from, comment: `reported as spam (message ${env.id})`, createdBy: `reportspam:${reporter}` });
-  await deps.store.addEvent(env.id, r.ok ? 'blocked-sender' : 'block-skipped', r.ok ? `${from} added to the block list of ${reporter}` : `${from} not blocked: ${r.error}`);
+  await openLedger(deps).note(env.id, { kind: r.ok ? 'blocked-sender' : 'block-skipped', text: r.ok ? `${from} added to the block list of ${reporter}` : `${from} not blocked: ${r.error}` });
 }
 
 async function acknowledge(deps: ReportDeps, env: Envelope, report: EnvelopeReport, subject: string | null, items: ReportItem[]): Promise<void> {
@@ -172,7 +165,7 @@ async function acknowledge(deps: ReportDeps, env: Envelope, report: EnvelopeRepo
       out.write(message);
     },
   });
-  await deps.store.addEvent(env.id, 'acknowledged', `acknowledgement ${id} sent to ${env.mailFrom}`);
+  await openLedger(deps).note(env.id, { kind: 'acknowledged', text: `acknowledgement ${id} sent to ${env.mailFrom}` });
 }
 
 function reportSubject(raw: Buffer): string | null {

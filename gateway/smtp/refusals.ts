@@ -73,14 +73,6 @@ export function hookFailed(deps: RefusalDeps, callback: Callback, err: unknown, 
   callback(toError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, please try again later' }));
 }
 
-export async function tryRecordRefusal(store: MetadataStore, id: string): Promise<void> {
-  try {
-    await store.transition(id, ['queued'], 'refused', `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
-  } catch {
-    // the store itself may be what failed; the client's retry is what matters
-  }
-}
-
 /** Deadlines for one connection: on expiry 421 4.4.2 and close (smtp-server closes after any 421). */
 export function watchDeadlines(deps: RefusalDeps & { config: Config }, server: SMTPServer, conn: ConnectionInternals): void {
   const { config } = deps;

@@ -29,7 +29,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { WireTap } from './wiretap.ts';
 import { installImmediateGreeting } from './greeting.ts';
 import { connectionOf } from './deadlines.ts';
-import { hookFailed, noteLibraryRefusal, refused, toError, tryRecordRefusal, watchDeadlines, type Callback } from './refusals.ts';
+import { openLedger } from '../ledger/ledger.ts';
+import { hookFailed, noteLibraryRefusal, refused, toError, watchDeadlines, type Callback } from './refusals.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
 import type { SubmissionListener } from '../config/submission.ts';
@@ -448,16 +449,12 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   } catch (err) {
     throw notStored(deps, id, spool.shared ? 'database' : 'spool', err);
   }
+  const ledger = openLedger({ store, spool, queue, logger });
   let failing: 'database' | 'queue' = 'database';
   try {
-    await store.recordReceived(envelope);
-    failing = 'queue';
-    await queue.enqueue('scan', id);
+    await ledger.accept(envelope, () => (failing = 'queue'));
   } catch (err) {
-    // Not acknowledged, so not ours: remove it, or a later reconciliation would deliver a copy
-    // of a message the client is going to send again.
-    await spool.remove(id);
-    await tryRecordRefusal(store, id);
+    await ledger.abandonAccept(id, `${replies.queueUnavailable().code} ${formatReply(replies.queueUnavailable())}`);
     throw notStored(deps, id, failing, Object.assign(new SmtpRefusal(replies.queueUnavailable()), { cause: err }));
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.

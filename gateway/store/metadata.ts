@@ -6,6 +6,7 @@
 // Adapter: SQL through gateway/store/sql.ts, on SQLite (one machine: the SMTP, worker and CLI
 // processes share its file) or PostgreSQL (several machines). The tables are in migrations.ts.
 import type { ScanReport } from '../../scanners/types.ts';
+import type { Envelope } from '../spool/spool.ts';
 import { messageQueries, type MessageQueries } from './message-queries.ts';
 import { q, type Sql } from './sql.ts';
 
@@ -58,6 +59,12 @@ export interface MessageRecord {
   updatedAt: number;
   /** The account that submitted it on the submission listener (authenticated), or null. */
   submittedBy: string | null;
+  /**
+   * The envelope as received, DSN parameters included (gateway/ledger/): null for a row written
+   * before it was kept (migration 0005). Its recipients are those of the message as received;
+   * `rcptTo` above is narrowed when recipients are split off.
+   */
+  envelope: Envelope | null;
 }
 
 export interface NewMessage {
@@ -69,12 +76,38 @@ export interface NewMessage {
   rcptTo: string[];
   size: number;
   submittedBy?: string;
+  /** With the fields of an Envelope (tls, dsn, …) it is kept whole as the record's envelope. */
+  tls?: boolean;
 }
 
 export interface MessageEvent {
   at: number;
   kind: string;
   detail: string;
+  /** The event's structured fields (gateway/ledger/events.ts); null for events written without them. */
+  data: Record<string, unknown> | null;
+}
+
+/** An event to write: its kind, its display text, and its fields. */
+export interface NewEvent {
+  kind: string;
+  detail: string;
+  data?: Record<string, unknown>;
+}
+
+/**
+ * One step of a message's life, written in one transaction (gateway/ledger/ is its only caller):
+ * when `to` is given, the status changes by compare-and-set from `from`, and if it does not,
+ * nothing else is written either.
+ */
+export interface LedgerStep {
+  id: string;
+  from?: readonly MessageStatus[];
+  to?: MessageStatus;
+  lastReply?: string;
+  verdict?: { verdict: string; reason: string; report: ScanReport; subject: string | null };
+  rcptTo?: string[];
+  events?: NewEvent[];
 }
 
 export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
@@ -115,7 +148,9 @@ export interface MetadataStore extends MessageQueries {
   /** Messages still in the gateway's hands (queued, delivering, deferred, releasing, held), oldest first. */
   inFlight(limit: number): Promise<MessageRecord[]>;
   countByStatus(): Promise<Record<string, number>>;
-  addEvent(id: string, kind: string, detail: string): Promise<void>;
+  addEvent(id: string, kind: string, detail: string, data?: Record<string, unknown>): Promise<void>;
+  /** Writes one step of a message's life in one transaction; false when its compare-and-set failed. */
+  step(s: LedgerStep): Promise<boolean>;
   events(id: string): Promise<MessageEvent[]>;
   /** Per-recipient delivery outcome; a recipient recorded 'delivered' is never sent again. */
   recordDelivery(id: string, recipient: string, outcome: DeliveryOutcome, reply: string): Promise<void>;
@@ -162,6 +197,7 @@ interface Row {
   last_reply: string | null;
   updated_at: number;
   submitted_by: string | null;
+  envelope: string | null;
 }
 
 /** The store on an opened, migrated database (sql.ts openSql, migrations.ts). */
@@ -170,8 +206,9 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
   return {
     ...messageQueries(sql, toRecord as (row: never) => MessageRecord),
     async recordReceived(m) {
-      await sql.run(q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at, submitted_by)
-        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()}, ${m.submittedBy ?? null})
+      const envelope = m.tls === undefined ? null : JSON.stringify(m);
+      await sql.run(q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at, submitted_by, envelope)
+        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()}, ${m.submittedBy ?? null}, ${envelope})
         ON CONFLICT (id) DO NOTHING`);
     },
     async recordVerdict(id, v) {
@@ -205,11 +242,30 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       const rows = await sql.all<{ status: string; n: number }>(q`SELECT status, COUNT(*) AS n FROM messages GROUP BY status`);
       return Object.fromEntries(rows.map((r) => [r.status, r.n]));
     },
-    async addEvent(id, kind, detail) {
-      await sql.run(q`INSERT INTO message_events (message_id, at, kind, detail) VALUES (${id}, ${now()}, ${kind}, ${detail})`);
+    async addEvent(id, kind, detail, data) {
+      await sql.run(insertEvent(id, now(), { kind, detail, data }));
     },
-    events(id) {
-      return sql.all<MessageEvent>(q`SELECT at, kind, detail FROM message_events WHERE message_id = ${id} ORDER BY seq`);
+    step(s) {
+      return sql.transaction(async (tx) => {
+        if (s.to !== undefined) {
+          if (!s.from || s.from.length === 0) return false;
+          const changed = await tx.run(q`UPDATE messages SET status = ${s.to}, last_reply = COALESCE(${s.lastReply ?? null}, last_reply), updated_at = ${now()}
+            WHERE id = ${s.id} AND status IN (${q.join([...s.from])})`);
+          if (changed !== 1) return false;
+        }
+        const v = s.verdict;
+        if (v) {
+          await tx.run(q`UPDATE messages SET verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}, updated_at = ${now()}
+            WHERE id = ${s.id}`);
+        }
+        if (s.rcptTo) await tx.run(q`UPDATE messages SET rcpt_to = ${JSON.stringify(s.rcptTo)}, updated_at = ${now()} WHERE id = ${s.id}`);
+        for (const e of s.events ?? []) await tx.run(insertEvent(s.id, now(), e));
+        return true;
+      });
+    },
+    async events(id) {
+      const rows = await sql.all<Omit<MessageEvent, 'data'> & { data: string | null }>(q`SELECT at, kind, detail, data FROM message_events WHERE message_id = ${id} ORDER BY seq`);
+      return rows.map((r) => ({ ...r, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
     },
     async recordDelivery(id, recipient, outcome, reply) {
       await sql.run(q`INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (${id}, ${recipient}, ${outcome}, ${reply}, ${now()})
@@ -287,5 +343,10 @@ function toRecord(r: Row): MessageRecord {
     lastReply: r.last_reply,
     updatedAt: r.updated_at,
     submittedBy: r.submitted_by ?? null,
+    envelope: r.envelope ? (JSON.parse(r.envelope) as Envelope) : null,
   };
+}
+
+function insertEvent(id: string, at: number, e: NewEvent) {
+  return q`INSERT INTO message_events (message_id, at, kind, detail, data) VALUES (${id}, ${at}, ${e.kind}, ${e.detail}, ${e.data ? JSON.stringify(e.data) : null})`;
 }

@@ -273,6 +273,13 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
       'CREATE INDEX IF NOT EXISTS learner_events_sha ON learner_events (sha256, class)',
     ],
   },
+  {
+    // The ledger (gateway/ledger/): the envelope as received, DSN parameters included, is kept
+    // with the record so that a release never rebuilds it (a rebuilt one lost RET/NOTIFY/ORCPT);
+    // an event's structured fields, so that code reads fields, not its display text.
+    name: '0007_ledger',
+    statements: () => ['ALTER TABLE messages ADD COLUMN envelope TEXT', 'ALTER TABLE message_events ADD COLUMN data TEXT'],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {

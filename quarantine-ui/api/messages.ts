@@ -63,7 +63,7 @@ export async function registerMessageApi(api: FastifyInstance, ctx: Ctx): Promis
       clientIp: m.clientIp,
       helo: m.helo,
       report: m.report,
-      events: (await store.events(m.id)).map((e) => ({ ...e, detail: hide(e.detail) })),
+      events: (await store.events(m.id)).map((e) => ({ at: e.at, kind: e.kind, detail: hide(e.detail) })), // not `data`: its fields (recipients) are not redacted for the scope
       deliveries: (await store.deliveries(m.id)).filter((d) => recipientInScope(d.recipient, user.scope)),
       rights: rightsOf(ctx.deps.config, m, user.account.role),
     };

@@ -164,7 +164,7 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     }
     // Another tenant's recipients and their servers' replies stay out of the history.
     const hide = (text: string) => redactForScope(text, m, user.scope);
-    const events = (await store.events(m.id)).map((e) => ({ ...e, detail: hide(e.detail) }));
+    const events = (await store.events(m.id)).map((e) => ({ at: e.at, kind: e.kind, detail: hide(e.detail) })); // not `data`: its fields (recipients) are not redacted for the scope
     const deliveries = (await store.deliveries(m.id)).filter((d) => recipientInScope(d.recipient, user.scope));
     const audit = user.account.role === 'user' ? [] : (await ctx.deps.audit.list({ messageId: m.id, limit: 50 })).rows.map((a) => ({ ...a, detail: hide(a.detail) }));
     const rights = rightsOf(config, m, user.account.role);

@@ -11,6 +11,7 @@ const record: MessageRecord = {
   clientIp: '192.0.2.7',
   helo: 'evil\r\nmailmoat[1]: 01JOTHER: state=delivered',
   submittedBy: null,
+  envelope: null,
   mailFrom: 'bob@sender.test',
   rcptTo: ['alice@example.test', 'carol@example.test'],
   size: 2345,

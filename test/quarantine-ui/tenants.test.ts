@@ -1,6 +1,8 @@
 // Hosted domains and policy managed live (console pages and the REST API), API tokens scoped like
 // the roles, the OpenAPI document. Over the console harness on SQLite and PostgreSQL.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openLedger } from '../../gateway/ledger/ledger.ts';
+import { silentLogger } from '../../gateway/log.ts';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { DIALECTS } from '../support/databases.ts';
 
@@ -91,6 +93,22 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
     expect(page.body).toContain('policy.spam.highThreshold');
     expect((await a.get('/domains/b.test/policy')).statusCode).toBe(404);
     expect((await h.audit.list({ action: 'policy-edit', limit: 1 })).rows[0]).toMatchObject({ actor: 'admin-a', target: 'b.test', outcome: 'denied' });
+  });
+
+  it('the API’s message history shows another tenant’s recipients in no field (event fields included)', async () => {
+    const id = await h.addMessage({ rcpt: ['alice@a.test', 'hidden@b.test'], status: 'delivered' });
+    await openLedger({ store: h.store, logger: silentLogger() }).note(id, {
+      kind: 'delivered',
+      results: [
+        { recipient: 'alice@a.test', reply: '250 ok' },
+        { recipient: 'hidden@b.test', reply: '250 Stored as SECRET-B-42' },
+      ],
+    });
+    const res = await api(await tokenOf('admin-a'), 'GET', `/quarantine/${id}`);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).toContain('alice@a.test: 250 ok');
+    expect(res.body).not.toContain('hidden@b.test');
+    expect(res.body).not.toContain('SECRET-B-42');
   });
 
   it('tokens are scoped like the roles: a.test’s token gets 404 on b.test’s message, domain and list entry, audited; no cookie works', async () => {
