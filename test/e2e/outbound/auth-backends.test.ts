@@ -20,7 +20,7 @@ describe('AUTH through Dovecot', () => {
         tls: { certificates: [makeCert(['mx.gateway.test'])] },
         submission: {
           listeners: [{ name: 'sub', port: 0 }],
-          backend: { type: 'dovecot', socket: dovecot.socket, timeoutMs: 2_000, cacheTtlSec: 60 },
+          backend: { type: 'dovecot', socket: dovecot.socket, timeoutMs: 10_000, cacheTtlSec: 60 },
           senders: { ownership: 'domain', checkFromHeader: true },
         },
       },
