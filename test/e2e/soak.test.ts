@@ -20,7 +20,8 @@ import { eicarBytes } from '../support/eicar.ts';
 import { testConfigInput, waitFor } from '../support/gateway.ts';
 import { gatewayProcess, startListenerProbe, type GatewayProcess } from '../support/gateway-process.ts';
 import { attachment, buildMessage, mailDate, text } from '../support/mime.ts';
-import { BROKEN_SENDER_DOMAINS, prng, startWorld, UNKNOWN_USER } from '../support/soak-world.ts';
+import { BROKEN_SENDER_DOMAINS, startWorld, UNKNOWN_USER } from '../support/soak-world.ts';
+import { prng } from '../support/prng.ts';
 import { RawSmtp } from '../support/smtp-client.ts';
 
 const MESSAGES = 500;

@@ -8,18 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disarmHtml } from '../../scanners/html-disarm.ts';
 import { SVG_ALLOWED } from '../../scanners/html-foreign.ts';
 import { FUZZ_TOKENS, MXSS_PAYLOADS } from './fixtures/mxss-payloads.ts';
+import { prng } from '../support/prng.ts';
 
-/** mulberry32: a small seeded PRNG, so a failing fuzz case is found again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // MAILMOAT_FUZZ_SEED / MAILMOAT_FUZZ_N run a longer or other fuzz by hand.
 const SEED = Number(process.env.MAILMOAT_FUZZ_SEED ?? 20261204);

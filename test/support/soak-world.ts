@@ -5,17 +5,6 @@ import { freePort } from '../../gateway/services/managed.ts';
 import { startFakeDns, type FakeDns } from './fake-dns.ts';
 import { startScriptedPeer, type PeerScript, type ScriptedPeer } from './scripted-peer.ts';
 
-/** mulberry32: small, fast and good enough to draw a test plan from a seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Forged sender domains whose bounces cannot be delivered, each broken in one way. A DSN to them
