@@ -194,7 +194,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     const killAfter = [Math.floor(MESSAGES * (0.2 + random() * 0.15)), Math.floor(MESSAGES * (0.5 + random() * 0.15))];
     const started = Date.now();
     const world = await startWorld(peerRandom);
-    cleanups.push(() => world.dns.close(), () => world.sink.close());
+    cleanups.push(() => world.close());
 
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-soak-'));
     let passed = false; // a failed soak keeps its data dir (store, spool, gateway.log) for a look

@@ -1,7 +1,7 @@
 // The soak's internet (test/e2e/soak.test.ts): a fake DNS with the forged sender domains that
 // bounces go to, each broken in one way, and the hosted domains' mailbox server, a scripted peer
 // that misbehaves at random on one connection in four. Plus the seeded generator behind it all.
-import { freePort } from '../../gateway/services/managed.ts';
+import net from 'node:net';
 import { startFakeDns, type FakeDns } from './fake-dns.ts';
 import { startScriptedPeer, type PeerScript, type ScriptedPeer } from './scripted-peer.ts';
 
@@ -57,8 +57,13 @@ export interface World {
   sink: ScriptedPeer;
   /** Times at which the sink stored a copy, by X-Mailmoat-ID. */
   storedAt: Map<string, number[]>;
-  /** Port with nothing listening: the first, dead hop of backup.test. */
+  /**
+   * The first, dead hop of backup.test: a listener that resets every connection. Held open for the
+   * whole soak, so that no other server can take its port (a merely closed port was once reused by
+   * a parallel test's mailbox, which then "delivered" backup.test's mail).
+   */
   deadPort: number;
+  close(): Promise<void>;
 }
 
 /** The fake DNS and the mailbox server; `random` draws the mailbox server's faults. */
@@ -80,5 +85,11 @@ export async function startWorld(random: () => number): Promise<World> {
   }
   const storedAt = new Map<string, number[]>();
   const sink = await startScriptedPeer(() => sinkScript(random, storedAt));
-  return { dns, sink, storedAt, deadPort: await freePort() };
+  const dead = net.createServer((socket) => socket.resetAndDestroy());
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  const deadPort = (dead.address() as net.AddressInfo).port;
+  const close = async () => {
+    await Promise.all([dns.close(), sink.close(), new Promise<void>((resolve) => dead.close(() => resolve()))]);
+  };
+  return { dns, sink, storedAt, deadPort, close };
 }
