@@ -228,8 +228,12 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
         const rows = await sql.all<{ subject: string }>(q`SELECT subject FROM messages WHERE status = 'quarantined' AND verdict = 'virus'`);
         return rows.length === virusNumbers.length ? rows : undefined;
       },
-      { timeoutMs: 30_000, what: 'the viruses in the quarantine' },
-    );
+      { timeoutMs: 60_000, what: 'the viruses in the quarantine' },
+    ).catch(async (err: Error) => {
+      const rows = await sql.all<{ subject: string; status: string; verdict: string | null }>(q`SELECT subject, status, verdict FROM messages WHERE subject LIKE 'cluster message %'`);
+      const wanted = new Set(virusNumbers.map((x) => `cluster message ${x}`));
+      throw new Error(`${err.message}: ${JSON.stringify(rows.filter((r) => wanted.has(r.subject) || r.verdict === 'virus'))}\n${tail(worker2)}`);
+    });
     expect(quarantined.map((r) => r.subject).sort()).toEqual(virusNumbers.map((x) => `cluster message ${x}`).sort());
     // Nothing is left in the shared spool once every message is delivered or quarantined.
     await waitFor(async () => ((await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM spool_files`))!.n === 0 ? true : undefined), {
@@ -243,7 +247,7 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     expect(scraped).toMatch(/mailmoat_messages_scanned_total\{verdict="[a-z-]+",action="deliver"\} [1-9]/);
     const duplicates = [...seen.values()].filter((c) => c > 1).length;
     console.log(`cluster load: ${accepted.size} accepted, ${cleanNumbers.length} delivered, ${virusNumbers.length} quarantined, ${duplicates} delivered twice (at-least-once after kill -9)`);
-  });
+  }, 240_000);
 
   it('shows the same quarantine on the console of either node, with one login, releases through any node, and applies list changes on every node', async () => {
     const [consoleA, consoleB, smtpA] = ['console-a', 'console-b', 'smtp-a'].map((n) => nodes.get(n)!);
