@@ -205,7 +205,7 @@ describe('seed providers, each with the README worked example', () => {
     expect(listener.relayNetworks).toEqual(['198.51.100.17', '203.0.113.0/28']);
     listener.relayNetworks = ['127.0.0.17', '127.0.0.32/28'];
     // The relay hosts keep their names (resolved by the fake DNS); only the ports are the peers'.
-    const relay = ((example.delivery as Obj).relay as Obj[]).map((h, i) => ({ ...h, port: [relay1, relay2][i]!.port }));
+    const relay: Obj[] = ((example.delivery as Obj).relay as Obj[]).map((h, i) => ({ ...h, port: [relay1, relay2][i]!.port }));
     expect(relay.map((h) => [h.host, h.backup])).toEqual([['relay1.example.net', undefined], ['relay2.example.net', true]]);
     (example.delivery as Obj).relay = relay;
     const { gw } = await world({ example, zone: { 'relay1.example.net': { A: ['127.0.0.1'] }, 'relay2.example.net': { A: ['127.0.0.1'] } } });
