@@ -2,7 +2,10 @@
 // DNS (the `_mta-sts` TXT record, the MX and the policy host's address) and a local HTTPS server
 // holding the policy, its certificate trusted through the process's default CA list (Node's
 // tls.setDefaultCACertificates), its port given by `delivery.mtaSts.policyPort` (443 otherwise).
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SMTPServer } from 'smtp-server';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +16,9 @@ import { startTestGateway, waitForStatus, type TestGateway } from '../../support
 import { makeCert } from '../../support/certs.ts';
 import { configSchema, type Config } from '../../../gateway/config/schema.ts';
 import { createResolver, type DnsResolver } from '../../../gateway/dns/resolver.ts';
-import { routeFor } from '../../../gateway/delivery/transport.ts';
+import { routeFor, type Target } from '../../../gateway/delivery/transport.ts';
+import { sendToTarget } from '../../../gateway/delivery/smtp-send.ts';
+import type { Envelope } from '../../../gateway/spool/spool.ts';
 import { clearStsCache } from '../../../gateway/delivery/mta-sts.ts';
 import { openAccountStore } from '../../../gateway/store/accounts.ts';
 import { hashPassword } from '../../../gateway/passwords.ts';
@@ -33,10 +38,12 @@ describe('MTA-STS', () => {
   let config: Config;
   let resolver: DnsResolver;
   const defaultCAs = tls.getCACertificates('default');
+  // The MX host's certificate, trusted like the policy host's (a real CA would sign both).
+  const mxCert = makeCert(['mx1.enforce.test']);
 
   beforeAll(async () => {
     const cert = makeCert(POLICY_HOSTS);
-    tls.setDefaultCACertificates([...defaultCAs, readFileSync(cert.cert, 'utf8')]);
+    tls.setDefaultCACertificates([...defaultCAs, readFileSync(cert.cert, 'utf8'), readFileSync(mxCert.cert, 'utf8')]);
     server = https.createServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (req, res) => {
       const host = String(req.headers.host);
       fetched.push(`${host}${req.url}`);
@@ -134,6 +141,48 @@ describe('MTA-STS', () => {
     dns.set('cached.test', 'MX', [{ exchange: 'mx.evil.test', priority: 10 }]);
     const r = await route('cached.test');
     expect(r).toMatchObject({ ok: false, temporary: true, reason: expect.stringMatching(/^4\.7\.5 MTA-STS policy of cached\.test/) });
+  });
+
+  it('enforce with a matching MX: delivered over STARTTLS with the certificate verified for the MX name; an untrusted one defers, never plaintext', async () => {
+    const r = await route('enforce.test');
+    if (!r.ok) throw new Error(r.reason);
+    const mx1 = r.targets[0]!;
+    expect([mx1.host, mx1.tls]).toEqual(['mx1.enforce.test', 'verified']);
+    const received: { secure: boolean; servername?: string }[] = [];
+    const mxServer = (c: { cert: string; key: string }) =>
+      new SMTPServer({
+        cert: readFileSync(c.cert),
+        key: readFileSync(c.key),
+        authOptional: true,
+        logger: false,
+        disableReverseLookup: true,
+        onData(stream, session, callback) {
+          stream.resume();
+          stream.on('end', () => {
+            received.push({ secure: session.secure, servername: (session as { servername?: string }).servername });
+            callback();
+          });
+        },
+      });
+    const good = mxServer(mxCert);
+    const rogue = mxServer(makeCert(['mx1.enforce.test'])); // same name, not signed by anyone we trust
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-sts-'));
+    const file = path.join(dir, 'm.eml');
+    writeFileSync(file, 'From: a@hosted.test\r\nTo: b@enforce.test\r\nSubject: sts\r\n\r\nhello\r\n');
+    const envelope = { id: 'sts1', mailFrom: 'a@hosted.test', rcptTo: ['b@enforce.test'] } as Envelope;
+    try {
+      const ports = await Promise.all([good, rogue].map((srv) => new Promise<number>((res) => srv.listen(0, '127.0.0.1', () => res((srv.server.address() as AddressInfo).port)))));
+      // The route's target, reached on loopback (a real MX has a public address; our loop guard keeps DNS-found hosts off loopback).
+      const at = (port: number): Target => ({ ...mx1, address: '127.0.0.1', port });
+      const delivered = await sendToTarget(config, at(ports[0]!), envelope, file, ['b@enforce.test']);
+      expect(delivered[0]!.outcome).toBe('delivered');
+      expect(received).toEqual([{ secure: true, servername: 'mx1.enforce.test' }]);
+      const refused = await sendToTarget(config, at(ports[1]!), envelope, file, ['b@enforce.test']);
+      expect(refused[0]).toMatchObject({ outcome: 'deferred', reply: expect.stringMatching(/self.signed certificate.*\(STARTTLS failed\)/i) });
+      expect(received).toHaveLength(1);
+    } finally {
+      await Promise.all([good, rogue].map((srv) => new Promise<void>((res) => srv.close(() => res()))));
+    }
   });
 
   describe('through a gateway', () => {
