@@ -20,7 +20,7 @@ import { openJobQueue, openRedis, startWorkers, type JobQueue, type RedisTarget,
 import { createSmtpFront, type SmtpFront } from './smtp/server.ts';
 import { submissionAuthenticator } from './smtp/auth.ts';
 import { redisOutboundLimits, type OutboundLimits } from './smtp/outbound-limits.ts';
-import { withHijackWatch } from './smtp/hijack.ts';
+import { watchOutboundSpam, withHijackWatch } from './smtp/hijack.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { createAnalysisPool } from './pipeline/analysis-pool.ts';
@@ -165,6 +165,15 @@ function outboundLimits(config: Config, stores: Stores, queue: JobQueue, logger:
   const limits = redisOutboundLimits(redis, config.submission, o);
   return withHijackWatch(limits, redis, config.submission.hijack, { ...o, notify: { config, spool: stores.spool, store: stores.store, queue, logger }, newId });
 }
+/** Issue 18: the scan side of hijack detection (a rising outbound spam share), in the queue's Redis. */
+function outboundSpamWatch(config: Config, stores: Stores, queue: JobQueue, logger: Logger) {
+  const cfg = config.submission.hijack;
+  if (!cfg.enabled || config.submission.listeners.length === 0) return undefined;
+  const redis = limitChannels.get(queue)?.(logger);
+  if (!redis) return undefined;
+  const newId = monotonicFactory();
+  return watchOutboundSpam(redis, cfg, { prefix: config.redis.prefix, logger, notify: { config, spool: stores.spool, store: stores.store, queue, logger }, newId: () => newId() });
+}
 /** The inline-verdict channel on a queue's Redis (undefined for a queue not opened by openQueue). */
 export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts | undefined {
   return inlineChannels.get(queue)?.(logger);
@@ -253,7 +262,7 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const lists = openListStore(stores.sql);
   // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
   const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.sql), lists, learner };
-  const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports };
+  const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports, outboundSpam: outboundSpamWatch(config, stores, queue, log) };
   // Reconcile before taking jobs: it evicts local copies (several machines), which a job already
   // running on this node would then miss (ENOENT mid-scan after Redis lost its data).
   const requeued = await reconcileSpool({ ...stores, queue, logger: log });

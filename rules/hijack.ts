@@ -22,3 +22,19 @@ export function decideHijack(current: number, history: readonly number[], p: Hij
   const threshold = Math.max(p.minimum, p.factor * baseline);
   return { flagged: current > threshold, baseline, threshold };
 }
+
+export interface SpamSharePolicy {
+  /** Flag when at least this share (0–1) of the account's scanned outbound mail in the window is spam... */
+  spamShare: number;
+  /** ...and at least this many of its messages were (one spam in two messages is not yet a pattern). */
+  spamMinimum: number;
+}
+
+/**
+ * A stolen account sends spam: its outbound mail, scanned as inbound, turns from ham to spam.
+ * `spam`, `scanned`: the account's spam-classed and scanned messages in the current window.
+ */
+export function decideSpamShare(spam: number, scanned: number, p: SpamSharePolicy): { flagged: boolean; share: number } {
+  const share = scanned > 0 ? spam / scanned : 0;
+  return { flagged: spam >= p.spamMinimum && share >= p.spamShare, share };
+}

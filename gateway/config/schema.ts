@@ -326,6 +326,23 @@ const delivery = z
      * recipient domain's MX records through the gateway's resolver.
      */
     relay: z.array(nextHop).default([]),
+    /**
+     * MTA-STS (RFC 8461) for domains reached by MX: a destination publishing `enforce` gets mail
+     * only at the MX hosts its policy names, over TLS verified for that name (else deferred 4.7.5).
+     * gateway/delivery/mta-sts.ts, rules/mta-sts.ts.
+     */
+    mtaSts: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The policy fetch (HTTPS) gives up after this; with no cached policy, the domain counts as having none. */
+        timeoutMs: positiveInt.default(10_000),
+        /** A failed fetch is not tried again for this long (a cached valid policy stays in force meanwhile). */
+        failureRetrySec: positiveInt.default(3600),
+        /** The policy host's HTTPS port: 443 (RFC 8461 §3.3). Another value is only for tests against a local HTTPS server. */
+        policyPort: z.number().int().min(1).max(65535).default(443),
+      })
+      .strict()
+      .prefault({}),
     /** RET=FULL bounces carry the whole original message only up to this size, else headers. */
     returnFullMaxBytes: positiveInt.default(256 * 1024),
   })

@@ -136,6 +136,12 @@ const hijack = z
     factor: z.number().min(1).default(10),
     /** ...and above this many messages (or distinct recipients) in the window. */
     minimum: positiveInt.default(100),
+    /**
+     * Also flagged when its outbound spam share rises: at least `spamShare` of its messages scanned
+     * in the window were classed spam or high-spam, and at least `spamMinimum` of them. 0: off.
+     */
+    spamShare: z.number().min(0).max(1).default(0.5),
+    spamMinimum: positiveInt.default(20),
     /** Suspend a flagged account (550 5.7.1 at MAIL) until an administrator lifts it (`mailmoat relay lift ACCOUNT`). */
     suspend: z.boolean().default(false),
     /** Mail the sender domain's administrator (domains.<d>.policy.adminAddress, else postmaster@<d>). */

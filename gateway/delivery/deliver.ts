@@ -164,6 +164,7 @@ async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: s
   const loop = hopCountFailure(countReceived((await readHeaderBlock(deps.spool.outputPath(envelope.id))).toString('latin1')), deps.config.delivery.maxReceivedHeaders);
   if (loop) return recipients.map((recipient) => ({ recipient, outcome: 'failed', reply: loop }));
   const route = await routeFor(domain, deps.config, deps.resolver, deps.self);
+  if (route.ok && route.notes) deps.logger.warn({ id: envelope.id, domain, notes: route.notes }, 'delivery route');
   if (!route.ok) {
     return recipients.map((recipient) => ({ recipient, outcome: route.temporary ? 'deferred' : 'failed', reply: route.reason }));
   }

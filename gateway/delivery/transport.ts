@@ -10,6 +10,8 @@ import { isIP } from 'node:net';
 import type { Config, NextHop, TlsMode } from '../config/schema.ts';
 import type { DnsResolver } from '../dns/resolver.ts';
 import { decideMx, decideTargets, type Candidate, type Lookup, type RouteFailure, type SelfFacts } from '../../rules/delivery-route.ts';
+import { applyStsPolicy } from '../../rules/mta-sts.ts';
+import { stsPolicyFor } from './mta-sts.ts';
 
 export interface Hop {
   /** The host name (for TLS SNI and certificate checks, and in replies), or an IP literal. */
@@ -31,7 +33,8 @@ export type Lane = 'hosted' | 'external';
 /** One address of a hop: what a connection is made to. */
 export type Target = Hop & { address: string };
 
-export type Route = { ok: true; targets: Target[] } | RouteFailure;
+/** `notes`: what the log should say about the route (an MTA-STS policy in testing mode that would refuse a host, a fetch that failed). */
+export type Route = { ok: true; targets: Target[]; notes?: string[] } | RouteFailure;
 
 /** Connections tried per domain at most (Postfix smtp_mx_address_limit), so a long MX list cannot hold a slot for long. */
 const MAX_TARGETS = 5;
@@ -43,6 +46,7 @@ export async function routeFor(domain: string, config: Config, resolver: DnsReso
   const lane: Lane = hosted ? 'hosted' : 'external';
   const configured = hosted ? hosted.downstream : config.delivery.relay;
   let hops: Hop[];
+  const notes: string[] = [];
   if (configured.length > 0) {
     const expanded = await expandHops(configured, resolver, lane);
     if (!expanded.ok) return expanded;
@@ -53,11 +57,17 @@ export async function routeFor(domain: string, config: Config, resolver: DnsReso
     const mx = decideMx(domain, await resolver.mx(domain));
     if (!mx.ok) return mx;
     hops = mx.hosts.map((host) => ({ host, port: 25, ...MX_HOP, maxConnections: config.delivery.maxConnectionsPerDestination, configured: false, lane }));
+    const sts = await stsPolicyFor(domain, resolver, config.delivery.mtaSts);
+    const stsDecision = applyStsPolicy(domain, sts.policy, hops);
+    if (!stsDecision.ok) return stsDecision;
+    hops = stsDecision.hops;
+    if (sts.note) notes.push(sts.note);
+    if (stsDecision.wouldRefuse.length > 0) notes.push(`MTA-STS policy of ${domain} (testing) does not name ${stsDecision.wouldRefuse.join(', ')}; delivered anyway`);
   }
   const candidates: (Hop & Candidate)[] = await Promise.all(hops.map(async (h) => ({ ...h, addresses: await addressesOf(h.host, resolver) })));
   const decided = decideTargets(domain, candidates, self);
   if (!decided.ok) return decided;
-  return { ok: true, targets: decided.targets.slice(0, MAX_TARGETS).map(({ addresses: _, ...t }) => t) };
+  return { ok: true, targets: decided.targets.slice(0, MAX_TARGETS).map(({ addresses: _, ...t }) => t), ...(notes.length > 0 ? { notes } : {}) };
 }
 
 /** Configured hops by priority (stable), with `mx` entries replaced by the hosts of those MX records. */

@@ -45,6 +45,8 @@ export interface ScanDeps {
   arcKey?: ArcSealKey | null;
   /** Issue 8: learning from spam reports (reportspam@); absent: a report is retried, then recorded as not learned. */
   reports?: ReportLearning;
+  /** Issue 18: each submitted message's verdict (spam or not) for hijack detection (gateway/smtp/hijack.ts watchOutboundSpam). */
+  outboundSpam?: (who: { account: string; domain: string }, spam: boolean) => Promise<void>;
 }
 
 export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<void> {
@@ -102,6 +104,12 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
     return planFor(v, DEFAULT_PHISHING_SAFE_SITES);
   });
 
+  if (envelope.submittedBy !== undefined && deps.outboundSpam) {
+    const spam = plans.some((p) => p.classes.some((c) => c.class === 'spam' || c.class === 'high-spam'));
+    const domain = envelope.mailFrom.slice(envelope.mailFrom.lastIndexOf('@') + 1).toLowerCase();
+    // Advisory: a failure is logged, never a reason to hold or retry the message.
+    await deps.outboundSpam({ account: envelope.submittedBy, domain }, spam).catch((err: unknown) => logger.error({ id, err }, 'hijack detection failed'));
+  }
   const refusal = inlineRefusal(plans);
   if (deps.inline) {
     let refused = false;

@@ -9,7 +9,7 @@ import type { SubmissionConfig } from '../config/submission.ts';
 import type { Logger } from '../log.ts';
 import { registry } from '../metrics.ts';
 import { commitGenerated, composeNotice, type NotifyDeps } from '../pipeline/notify.ts';
-import { decideHijack } from '../../rules/hijack.ts';
+import { decideHijack, decideSpamShare } from '../../rules/hijack.ts';
 import { replies, type SmtpReply } from '../../rules/replies.ts';
 import type { OutboundLimits, Sender } from './outbound-limits.ts';
 
@@ -17,7 +17,8 @@ export const hijackMetrics = {
   flagged: new Counter({ name: 'mailmoat_outbound_hijack_flags_total', help: 'Accounts flagged for sending far above their own baseline, by measure', labelNames: ['measure'] as const, registers: [registry] }),
 };
 
-type Measure = 'messages' | 'recipients';
+type Measure = 'messages' | 'recipients' | 'spam';
+type HijackOptions = { prefix: string; logger: Logger; notify: NotifyDeps; newId: () => string; now?: () => number };
 const suspendedKey = (prefix: string, account: string) => `${prefix}:hj:suspended:${account.toLowerCase()}`;
 
 /** Lifts a suspension; false when the account was not suspended. */
@@ -30,7 +31,7 @@ export function withHijackWatch(
   limits: OutboundLimits,
   redis: Redis | Cluster,
   cfg: SubmissionConfig['hijack'],
-  o: { prefix: string; logger: Logger; notify: NotifyDeps; newId: () => string; now?: () => number },
+  o: HijackOptions,
 ): OutboundLimits {
   if (!cfg.enabled) return limits;
   const now = o.now ?? Date.now;
@@ -53,29 +54,8 @@ export function withHijackWatch(
     );
     const d = decideHijack(count, history, cfg);
     if (!d.flagged) return;
-    // Once per account, measure and window, whichever node sees it first.
-    const first = await redis.set(`${o.prefix}:hj:flag:${measure}:${who.account.toLowerCase()}:${window}`, '1', 'EX', cfg.windowSec * 2, 'NX');
-    if (first !== 'OK') return;
-    await flag(who, measure, count, d.baseline);
-  };
-
-  const flag = async (who: Sender, measure: Measure, count: number, baseline: number): Promise<void> => {
-    hijackMetrics.flagged.inc({ measure });
-    const what = `${count} ${measure === 'messages' ? 'messages' : 'distinct recipients'} in ${cfg.windowSec} s, against a baseline of ${baseline.toFixed(1)}`;
-    o.logger.warn({ account: who.account, domain: who.domain, measure, count, baseline, suspended: cfg.suspend }, 'possible account hijack: sending far above its baseline');
-    if (cfg.suspend) await redis.set(suspendedKey(o.prefix, who.account), JSON.stringify({ at: now(), why: what }));
-    if (!cfg.notifyAdmin || !who.domain) return;
-    const to = o.notify.config.domains[who.domain]?.policy?.adminAddress ?? `postmaster@${who.domain}`;
-    const id = o.newId();
-    const text = [
-      `This is the mail gateway at ${o.notify.config.hostname}.`,
-      '',
-      `The account ${who.account} sent ${what}.`,
-      'Its password may have been stolen.',
-      cfg.suspend ? `The account is suspended: it cannot send until an administrator runs \`mailmoat relay lift ${who.account}\`.` : 'It can still send: change its password if this was not expected.',
-    ].join('\n');
-    const body = await composeNotice(o.notify.config, { id, to, subject: `Unusual sending by ${who.account}`, text });
-    await commitGenerated(o.notify, { id, rcptTo: [to], verdict: 'notice', reason: `possible hijack of ${who.account}`, subject: `Unusual sending by ${who.account}`, about: who.account, size: body.length, produce: async (out) => void out.write(body) });
+    const what = `${count} ${measure === 'messages' ? 'messages' : 'distinct recipients'} in ${cfg.windowSec} s, against a baseline of ${d.baseline.toFixed(1)}`;
+    await flagOnce(redis, cfg, o, who, measure, window, what, { count, baseline: d.baseline });
   };
 
   // Detection is advisory: its own failure is logged and never refuses mail (the limits fail closed).
@@ -96,5 +76,51 @@ export function withHijackWatch(
       if (!refusal && recipient) await safely(observe(who, 'recipients', recipient));
       return refusal;
     },
+  };
+}
+
+/**
+ * Flags an account once per measure and window, whichever node sees it first: the metric, a
+ * warning, the suspension (by option) and a mail to the sender domain's administrator.
+ */
+async function flagOnce(redis: Redis | Cluster, cfg: SubmissionConfig['hijack'], o: HijackOptions, who: Pick<Sender, 'account' | 'domain'>, measure: Measure, window: number, what: string, facts: Record<string, number>): Promise<void> {
+  const first = await redis.set(`${o.prefix}:hj:flag:${measure}:${who.account.toLowerCase()}:${window}`, '1', 'EX', cfg.windowSec * 2, 'NX');
+  if (first !== 'OK') return;
+  hijackMetrics.flagged.inc({ measure });
+  o.logger.warn({ account: who.account, domain: who.domain, measure, ...facts, suspended: cfg.suspend }, `possible account hijack: ${measure === 'spam' ? 'its outbound mail turned to spam' : 'sending far above its baseline'}`);
+  if (cfg.suspend) await redis.set(suspendedKey(o.prefix, who.account), JSON.stringify({ at: (o.now ?? Date.now)(), why: what }));
+  if (!cfg.notifyAdmin || !who.domain) return;
+  const to = o.notify.config.domains[who.domain]?.policy?.adminAddress ?? `postmaster@${who.domain}`;
+  const id = o.newId();
+  const text = [
+    `This is the mail gateway at ${o.notify.config.hostname}.`,
+    '',
+    `The account ${who.account} sent ${what}.`,
+    'Its password may have been stolen.',
+    cfg.suspend ? `The account is suspended: it cannot send until an administrator runs \`mailmoat relay lift ${who.account}\`.` : 'It can still send: change its password if this was not expected.',
+  ].join('\n');
+  const body = await composeNotice(o.notify.config, { id, to, subject: `Unusual sending by ${who.account}`, text });
+  await commitGenerated(o.notify, { id, rcptTo: [to], verdict: 'notice', reason: `possible hijack of ${who.account}`, subject: `Unusual sending by ${who.account}`, about: who.account, size: body.length, produce: async (out) => void out.write(body) });
+}
+
+/**
+ * The scan side of hijack detection (issue 18 point 4, "or whose outbound spam score rises"): each
+ * submitted message's verdict counts per account and window; a spam share past the policy
+ * (rules/hijack.ts decideSpamShare) flags the account. Undefined when detection is off.
+ */
+export function watchOutboundSpam(redis: Redis | Cluster, cfg: SubmissionConfig['hijack'], o: HijackOptions): ((who: Pick<Sender, 'account' | 'domain'>, spam: boolean) => Promise<void>) | undefined {
+  if (!cfg.enabled || cfg.spamShare === 0) return undefined;
+  const now = o.now ?? Date.now;
+  return async (who, spam) => {
+    const window = Math.floor(now() / 1000 / cfg.windowSec);
+    const key = (what: string) => `${o.prefix}:hj:${what}:${who.account.toLowerCase()}:${window}`;
+    const tx = redis.multi().incr(key('scanned')).expire(key('scanned'), cfg.windowSec * 2);
+    if (spam) tx.incr(key('spam')).expire(key('spam'), cfg.windowSec * 2);
+    await tx.exec();
+    const [scanned, spamCount] = (await redis.mget(key('scanned'), key('spam'))).map((v) => Number(v ?? 0));
+    const d = decideSpamShare(spamCount!, scanned!, cfg);
+    if (!d.flagged) return;
+    const what = `${spamCount} spam of ${scanned} messages scanned in ${cfg.windowSec} s (${Math.round(d.share * 100)} %)`;
+    await flagOnce(redis, cfg, o, who, 'spam', window, what, { spam: spamCount!, scanned: scanned! });
   };
 }

@@ -47,6 +47,27 @@ interface Cap {
 const HOUR = 3600;
 const DAY = 86_400;
 
+/** How long a limiter waits for a connection still being set up (start-up, a reconnect) before failing closed. */
+const READY_WAIT_MS = 2_000;
+
+/**
+ * Resolves once the client is ready, or after `ms` (then the limiter's rejectIfRedisNotReady fails
+ * closed). Without it the first AUTH after a start, on a loaded machine, met a client still
+ * connecting and got 454 although Redis was fine.
+ */
+function untilReady(redis: Redis | Cluster, ms: number): Promise<void> {
+  if (redis.status === 'ready' || redis.status === 'end' || redis.status === 'close') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+  });
+}
+
 export function redisOutboundLimits(redis: Redis | Cluster, cfg: Pick<SubmissionConfig, 'limits' | 'authLockout'>, o: { prefix: string; logger: Logger }): OutboundLimits {
   const make = (name: string, points: number, duration: number) => new RateLimiterRedis({ storeClient: redis, keyPrefix: `${o.prefix}:rl:${name}`, points, duration, rejectIfRedisNotReady: true });
   const caps = (kind: 'messages' | 'recipients'): Cap[] => {
@@ -67,6 +88,7 @@ export function redisOutboundLimits(redis: Redis | Cluster, cfg: Pick<Submission
   const recipientCaps = caps('recipients');
 
   const consume = async (list: Cap[], who: Sender): Promise<SmtpReply | null> => {
+    await untilReady(redis, READY_WAIT_MS);
     let refusal: SmtpReply | null = null;
     for (const cap of list) {
       const key = cap.scope === 'account' ? who.account : who.domain;
@@ -99,6 +121,7 @@ export function redisOutboundLimits(redis: Redis | Cluster, cfg: Pick<Submission
     message: (who) => consume(messageCaps, who),
     recipient: (who) => consume(recipientCaps, who),
     async authLocked(ip, username) {
+      await untilReady(redis, READY_WAIT_MS);
       const keys = keysOf(ip, username);
       for (const by of ['ip', 'account'] as const) {
         const limiter = failures[by];
@@ -110,6 +133,7 @@ export function redisOutboundLimits(redis: Redis | Cluster, cfg: Pick<Submission
     },
     async authFailed(ip, username) {
       outboundMetrics.authFailures.inc();
+      await untilReady(redis, READY_WAIT_MS);
       const keys = keysOf(ip, username);
       for (const by of ['account', 'ip'] as const) {
         const limiter = failures[by];
@@ -126,6 +150,7 @@ export function redisOutboundLimits(redis: Redis | Cluster, cfg: Pick<Submission
     async authSucceeded(_ip, username) {
       // A right password ends the username's run of failures (not the address's: one address may
       // try many usernames, one of them its own).
+      await untilReady(redis, READY_WAIT_MS);
       await failures.account?.delete(username.toLowerCase()).catch(() => undefined);
     },
   };
