@@ -104,11 +104,12 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
     return planFor(v, DEFAULT_PHISHING_SAFE_SITES);
   });
 
-  if (envelope.submittedBy !== undefined && deps.outboundSpam) {
+  const account = envelope.submitted?.user;
+  if (account !== undefined && deps.outboundSpam) {
     const spam = plans.some((p) => p.classes.some((c) => c.class === 'spam' || c.class === 'high-spam'));
     const domain = envelope.mailFrom.slice(envelope.mailFrom.lastIndexOf('@') + 1).toLowerCase();
     // Advisory: a failure is logged, never a reason to hold or retry the message.
-    await deps.outboundSpam({ account: envelope.submittedBy, domain }, spam).catch((err: unknown) => logger.error({ id, err }, 'hijack detection failed'));
+    await deps.outboundSpam({ account, domain }, spam).catch((err: unknown) => logger.error({ id, err }, 'hijack detection failed'));
   }
   const refusal = inlineRefusal(plans);
   if (deps.inline) {

@@ -382,7 +382,7 @@ export class Frontline {
     return this.#refusal(st, session, stage, { action: 'tempfail', reply, reason: reply.text, check: 'submission.limits' });
   }
 
-  /** Issue 18: who submitted the transaction, on a submission listener. */
+  /** Who submitted the transaction, on a submission listener. */
   submitted(session: SMTPServerSession): Submitted | undefined {
     const st = this.#states.get(session);
     if (!st?.submission) return undefined;

@@ -435,11 +435,8 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
     size,
     tls: Boolean(session.secure),
-    authenticated: Boolean(sessionUser(session)),
     dsn: dsnParameters(session),
   };
-  const user = sessionUser(session);
-  if (user) envelope.submittedBy = user;
   // Issue 8: a spam report is spooled like any message, but the worker learns from it instead of delivering it.
   const report = frontline.reportOf(session);
   if (report) envelope.report = report;

@@ -40,14 +40,14 @@ export interface Envelope {
   rcptTo: string[];
   size: number;
   tls: boolean;
-  /** Sent after SMTP AUTH (the submission listener); absent in envelopes written before it was recorded. */
-  authenticated?: boolean;
   dsn?: EnvelopeDsn;
   /** Set when the message is a spam report to a report address (gateway/reports/). */
   report?: EnvelopeReport;
-  /** The account that authenticated on a submission listener (its mail is the sender's side's: rules/submission.ts). */
-  submittedBy?: string;
-  /** Set when the message came in on a submission listener (outbound: limits, DKIM, no inbound stamps). */
+  /**
+   * Set when the message came in on a submission listener: the one record of who submitted it
+   * (outbound: limits, DKIM, no inbound stamps; `user`, when authenticated, makes its mail the
+   * sender's side's: rules/submission.ts, the console's scope, ESMTPSA).
+   */
   submitted?: Submitted;
 }
 

@@ -75,7 +75,8 @@ export interface NewMessage {
   mailFrom: string;
   rcptTo: string[];
   size: number;
-  submittedBy?: string;
+  /** Who submitted it (submission listener); its user is kept as the record's submittedBy. */
+  submitted?: { user?: string };
   /** With the fields of an Envelope (tls, dsn, …) it is kept whole as the record's envelope. */
   tls?: boolean;
 }
@@ -208,7 +209,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
     async recordReceived(m) {
       const envelope = m.tls === undefined ? null : JSON.stringify(m);
       await sql.run(q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at, submitted_by, envelope)
-        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()}, ${m.submittedBy ?? null}, ${envelope})
+        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()}, ${m.submitted?.user ?? null}, ${envelope})
         ON CONFLICT (id) DO NOTHING`);
     },
     async recordVerdict(id, v) {

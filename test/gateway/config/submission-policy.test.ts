@@ -14,7 +14,7 @@ describe('submission.refuse', () => {
   it('by default refuses virus and banned for an authenticated sender, keeping the other actions and the notices; no SPF/DMARC check', async () => {
     const config = parseConfig(BASE, 'mailmoat.yaml');
     expect(config.submission.refuse).toEqual(['virus', 'banned']);
-    const submitted = await recipientPolicies(config, { ...envelope, submittedBy: 'alice@example.test' }, undefined);
+    const submitted = await recipientPolicies(config, { ...envelope, submitted: { listener: 'submission', user: 'alice@example.test' } }, undefined);
     for (const { policy } of submitted) {
       expect(policy.actions.virus.do).toBe('reject');
       expect(policy.actions.banned.do).toBe('reject');
@@ -35,9 +35,9 @@ describe('submission.refuse', () => {
 
   it('takes other classes, or none; clean cannot be refused', async () => {
     const none = parseConfig(`${BASE}submission: { refuse: [] }\n`, 'mailmoat.yaml');
-    expect((await recipientPolicies(none, { ...envelope, submittedBy: 'a' }, undefined))[0]!.policy.actions.virus.do).toBe('quarantine');
+    expect((await recipientPolicies(none, { ...envelope, submitted: { listener: 'submission', user: 'a' } }, undefined))[0]!.policy.actions.virus.do).toBe('quarantine');
     const spam = parseConfig(`${BASE}submission: { refuse: [high-spam] }\n`, 'mailmoat.yaml');
-    const [p] = await recipientPolicies(spam, { ...envelope, submittedBy: 'a' }, undefined);
+    const [p] = await recipientPolicies(spam, { ...envelope, submitted: { listener: 'submission', user: 'a' } }, undefined);
     expect([p!.policy.actions['high-spam'].do, p!.policy.actions.virus.do]).toEqual(['reject', 'quarantine']);
     expect(() => parseConfig(`${BASE}submission: { refuse: [clean] }\n`, 'mailmoat.yaml')).toThrow(ConfigError);
   });
