@@ -47,10 +47,10 @@ export function engineChecks(config: Config, stores: Pick<Stores, 'sql' | 'spool
 
 /** The checks whose failure makes a role's /healthz answer 503 (the others are reported only). */
 export const CRITICAL: Record<Role, readonly string[]> = {
-  start: ['redis', 'database', 'spool', 'clamd', 'spamd', 'smtp'],
+  start: ['redis', 'database', 'spool', 'clamd', 'spamd', 'smtp', 'console'],
   smtp: ['redis', 'database', 'spool', 'smtp'],
   worker: ['redis', 'database', 'spool', 'clamd', 'spamd'],
-  console: ['database', 'spool'],
+  console: ['database', 'spool', 'console'],
 };
 
 /** The engines behind mailmoat_engine_up. */

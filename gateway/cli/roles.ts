@@ -79,7 +79,10 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
     });
     cleanups.push(async () => setScrapeSource(undefined));
     // For a load balancer: /healthz while the role can work, /readyz until it starts to stop.
+    // Not ready before the role's own listener is: a balancer (or a test) that sees 200 connects to it.
     let smtpOpen = false;
+    let consoleOpen = false;
+    const servesConsole = role === 'console' || (role === 'start' && config.console.enabled);
     const healthAt = healthListen(config, role);
     const health =
       healthAt &&
@@ -95,6 +98,13 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
             ? {
                 smtp: () => {
                   if (!smtpOpen) throw new Error('SMTP listener not open');
+                },
+              }
+            : {}),
+          ...(servesConsole
+            ? {
+                console: () => {
+                  if (!consoleOpen) throw new Error('console listener not open');
                 },
               }
             : {}),
@@ -117,9 +127,10 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
       smtpOpen = true;
       if (role === 'start') printWelcome(config, front.port);
     }
-    if (role === 'console' || (role === 'start' && config.console.enabled)) {
+    if (servesConsole) {
       const ui = await runConsole(config, stores, queue, endpoints, logger);
       cleanups.push(() => ui.close());
+      consoleOpen = true;
       // stdout, not the log: the first admin password is shown once and never written to a log
       console.log(`Quarantine console: ${ui.url}`);
       if (ui.firstAdmin) {
