@@ -1,7 +1,6 @@
 // The targets of issue 16 (mailmoat against its peers, same run), printed last: each figure with
 // what the issue measured before ("today"), the target, and what this run measured.
-import type { Cell } from './scenarios.ts';
-import type { Row } from './report.ts';
+import type { Cell, Row } from './scenarios.ts';
 import { round, summarize, type Summary } from './stats.ts';
 
 export interface IssueTarget {

@@ -7,7 +7,7 @@ import type { Engines } from './engines.ts';
 import { getGatewayRoot } from './gateway.ts';
 import type { FsyncProbe } from './disk.ts';
 import type { ProfileSummary } from './profile.ts';
-import type { BigMessageRun, Cell, LatencyRun, Scenario } from './scenarios.ts';
+import type { BigMessageRun, Cell, LatencyRun, Row, Scenario } from './scenarios.ts';
 import { round, summarize, type Summary } from './stats.ts';
 import { cpuPerMessageLine, issueTargets, renderIssueTargets } from './issue-targets.ts';
 
@@ -51,29 +51,6 @@ export interface MemoryReport {
   packages: { name: string; files: number }[];
 }
 
-export interface Row {
-  scenario: Scenario;
-  what: string;
-  size: string;
-  sessions: number;
-  runs: number;
-  failedRuns: number;
-  rate: Summary | null;
-  ratioToCeiling: Summary | null;
-  ratioToSpamdAlone?: Summary | null;
-  /** Max over runs, MB. */
-  mailmoatPeakRssMB: number | null;
-  redisPeakRssMB: number | null;
-  /** Medians over runs, % of one core. */
-  cpu: Record<string, number>;
-  machineBusyPercent: number | null;
-  /** CPU ms per finished message per process group (median over runs). */
-  cpuMsPerMessage: Record<string, number>;
-  /** CPU of processes that are not the bench's, % of one core (median over runs). */
-  othersCpuPercent: number | null;
-  loadavg1mMax: number | null;
-  errors: string[];
-}
 
 export interface Target {
   id: string;

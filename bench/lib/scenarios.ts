@@ -13,7 +13,7 @@ import { UsageSampler, rssOf, type Usage } from './proc.ts';
 import { openLoop, type OpenLoopResult } from './smtp-client.ts';
 import { spamdLoop } from './spamd-loop.ts';
 import type { PeerServer, PostfixInstance } from './peers.ts';
-import { percentile, round } from './stats.ts';
+import { percentile, round, type Summary } from './stats.ts';
 
 /** `-pg`: the same as without, on the cluster storage (database.url: a PostgreSQL database of the phase's own). */
 export type Scenario = 'ceiling' | 'accept' | 'accept-pg' | 'full' | 'full-split' | 'full-split-pg' | 'full-spamd' | 'spamd-alone' | PeerScenario;
@@ -412,4 +412,29 @@ export async function bigMessageRun(b: Bench, p: Phase, m: TestMessage, round: n
     growthBytes: peak - baseline,
     usage,
   };
+}
+
+/** One row of the results: a scenario's figures over its runs (report.ts renders it; issue-targets.ts reads it). */
+export interface Row {
+  scenario: Scenario;
+  what: string;
+  size: string;
+  sessions: number;
+  runs: number;
+  failedRuns: number;
+  rate: Summary | null;
+  ratioToCeiling: Summary | null;
+  ratioToSpamdAlone?: Summary | null;
+  /** Max over runs, MB. */
+  mailmoatPeakRssMB: number | null;
+  redisPeakRssMB: number | null;
+  /** Medians over runs, % of one core. */
+  cpu: Record<string, number>;
+  machineBusyPercent: number | null;
+  /** CPU ms per finished message per process group (median over runs). */
+  cpuMsPerMessage: Record<string, number>;
+  /** CPU of processes that are not the bench's, % of one core (median over runs). */
+  othersCpuPercent: number | null;
+  loadavg1mMax: number | null;
+  errors: string[];
 }
