@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
 import { EICAR } from '../support/eicar.ts';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
-import { mailboxMessages, sendRaw, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
+import { mailboxMessages, sendRaw, sendWith, startTestGateway, waitForStatus, type SendResult, type TestGateway } from '../support/gateway.ts';
 import { Client, PASSWORD } from '../quarantine-ui/harness.ts';
 import { openAccountStore } from '../../gateway/store/accounts.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
@@ -79,7 +79,7 @@ describe('outbound: mail from an authenticated sender', () => {
   });
 
   /** Submits as alice@a.test over STARTTLS + AUTH PLAIN (nodemailer); a refusal comes back as a result. */
-  async function submit(to: string[], raw: string): Promise<{ code: number; response: string; id?: string }> {
+  function submit(to: string[], raw: string): Promise<SendResult> {
     const transport = createTransport({
       host: '127.0.0.1',
       port: gw.front.ports.submission!,
@@ -88,16 +88,7 @@ describe('outbound: mail from an authenticated sender', () => {
       tls: { rejectUnauthorized: false },
       auth: { user: 'alice@a.test', pass: PASSWORD },
     });
-    try {
-      const info = await transport.sendMail({ envelope: { from: 'alice@a.test', to }, raw });
-      const response = String(info.response);
-      return { code: Number(response.slice(0, 3)), response, id: /queued as (\S+)/.exec(response)?.[1] };
-    } catch (err) {
-      const e = err as { responseCode?: number; response?: string; message: string };
-      return { code: e.responseCode ?? 0, response: e.response ?? e.message };
-    } finally {
-      transport.close();
-    }
+    return sendWith(transport, { envelope: { from: 'alice@a.test', to }, raw });
   }
 
   let refusedId = '';

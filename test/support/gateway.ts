@@ -5,7 +5,7 @@ import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { createTransport } from 'nodemailer';
+import { createTransport, type SendMailOptions, type Transporter } from 'nodemailer';
 import { configSchema, type Config } from '../../gateway/config/schema.ts';
 import { silentLogger, createLogger, type Logger } from '../../gateway/log.ts';
 import { openQueue, openStores, runSmtp, runWorkers, type Stores } from '../../gateway/roles.ts';
@@ -145,8 +145,13 @@ export async function sendRaw(
   o: { name?: string; localAddress?: string; dsn?: { id?: string; return?: 'headers' | 'full'; notify?: string[]; recipient?: string } } = {},
 ): Promise<SendResult> {
   const transport = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: o.name ?? 'client.sender.test', ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
+  return sendWith(transport, { envelope, raw, ...(o.dsn ? { dsn: o.dsn } : {}) });
+}
+
+/** One message through a nodemailer transport (closed afterwards); a refusal comes back as a result, not a throw. */
+export async function sendWith(transport: Transporter, mail: SendMailOptions): Promise<SendResult> {
   try {
-    const info = await transport.sendMail({ envelope, raw, ...(o.dsn ? { dsn: o.dsn } : {}) });
+    const info = await transport.sendMail(mail);
     const response = String(info.response);
     return { code: Number(response.slice(0, 3)), response, id: /queued as (\S+)/.exec(response)?.[1] };
   } catch (err) {

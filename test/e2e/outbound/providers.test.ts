@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
 import { RawSmtp } from '../../support/smtp-client.ts';
 import { startFakeDns, type FakeDns, type FakeZone } from '../../support/fake-dns.ts';
-import { mailboxMessages, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../../support/gateway.ts';
+import { mailboxMessages, sendWith, startTestGateway, waitFor, waitForStatus, type SendResult, type TestGateway } from '../../support/gateway.ts';
 import { startScriptedPeer, type ScriptedPeer } from '../../support/scripted-peer.ts';
 import { startDovecot, type PrivateDovecot } from '../../support/dovecot.ts';
 import { openAccountStore } from '../../../gateway/store/accounts.ts';
@@ -75,18 +75,9 @@ async function tlsSession(port: number, o: { helo?: string; auth?: [string, stri
 }
 
 /** Submits with nodemailer (STARTTLS or implicit TLS, AUTH); a refusal comes back as a result. */
-async function submit(port: number, o: { secure?: boolean; user: string; pass: string; from: string; to: string[]; raw: string }): Promise<{ code: number; response: string; id?: string }> {
+function submit(port: number, o: { secure?: boolean; user: string; pass: string; from: string; to: string[]; raw: string }): Promise<SendResult> {
   const t = createTransport({ host: '127.0.0.1', port, secure: o.secure ?? false, requireTLS: !o.secure, tls: { rejectUnauthorized: false }, auth: { user: o.user, pass: o.pass }, name: 'pc1.customer.test' });
-  try {
-    const info = await t.sendMail({ envelope: { from: o.from, to: o.to }, raw: o.raw });
-    const response = String(info.response);
-    return { code: Number(response.slice(0, 3)), response, id: /queued as (\S+)/.exec(response)?.[1] };
-  } catch (err) {
-    const e = err as { responseCode?: number; response?: string; message: string };
-    return { code: e.responseCode ?? 0, response: e.response ?? e.message };
-  } finally {
-    t.close();
-  }
+  return sendWith(t, { envelope: { from: o.from, to: o.to }, raw: o.raw });
 }
 
 async function addAccount(gw: TestGateway, username: string, password: string): Promise<void> {
