@@ -47,6 +47,14 @@ function buildProgram(exit: { code: number }): Command {
   const configFile = async () => (await handlers.config()).findConfigFile(program.opts<{ config?: string }>().config);
   const config = async (): Promise<Config> => (await handlers.load()).loadConfig(await configFile());
   const done = async (p: Promise<number> | number) => void (exit.code = await p);
+  // Command groups that parse their own options (learn, domain): given the arguments, --config
+  // passed on, and the loader of the config file.
+  type OwnParser = (argv: string[], loadConfig: (explicit: string | undefined) => Config) => Promise<number>;
+  const handOver = async (run: OwnParser, args: string[]) => {
+    const explicit = program.opts<{ config?: string }>().config;
+    const [c, l] = await Promise.all([handlers.config(), handlers.load()]);
+    return run(explicit ? [...args, '--config', explicit] : args, (e) => l.loadConfig(c.findConfigFile(e)));
+  };
 
   for (const [role, text] of [
     ['start', 'run everything on this machine (engines, SMTP, workers, console, demo mailbox)'],
@@ -172,12 +180,7 @@ function buildProgram(exit: { code: number }): Command {
     });
   // The learned filter: bulk training and model snapshots (gateway/learner/cli.ts parses the options itself).
   const learn = program.command('learn').description('the learned filter: train from mail files, model snapshots and rollback');
-  const learnCmd = async (args: string[]) => {
-    const { learnCli } = await import('./learner/cli.ts');
-    const explicit = program.opts<{ config?: string }>().config;
-    const [c, l] = await Promise.all([handlers.config(), handlers.load()]);
-    return learnCli(explicit ? [...args, '--config', explicit] : args, (e) => l.loadConfig(c.findConfigFile(e)));
-  };
+  const learnCmd = async (args: string[]) => handOver((await import('./learner/cli.ts')).learnCli, args);
   for (const kind of ['spam', 'ham'] as const) {
     learn
       .command(kind)
@@ -196,12 +199,7 @@ function buildProgram(exit: { code: number }): Command {
   learn.command('rollback').description('put a model back as a snapshot holds it (the state before is kept as a snapshot)').argument('<id>', 'snapshot id').action(async (id: string) => done(learnCmd(['rollback', id])));
   // Hosted domains kept in the database (gateway/domains/cli.ts parses the options itself).
   const domain = program.command('domain').description('hosted domains: from the config file and from the database (live on every node)');
-  const domainCmd = async (args: string[]) => {
-    const { domainCommand } = await import('./domains/cli.ts');
-    const explicit = program.opts<{ config?: string }>().config;
-    const [c, l] = await Promise.all([handlers.config(), handlers.load()]);
-    return domainCommand(explicit ? [...args, '--config', explicit] : args, (e) => l.loadConfig(c.findConfigFile(e)));
-  };
+  const domainCmd = async (args: string[]) => handOver((await import('./domains/cli.ts')).domainCommand, args);
   domain.command('list').description('all hosted domains, and where each comes from').action(async () => done(domainCmd(['list'])));
   domain
     .command('add')
