@@ -1,7 +1,6 @@
 // Starting the console: opens its stores on the process's metadata database, creates the first
-// superadmin on first start, builds the Fastify app, listens, and runs the daily digests.
+// superadmin on first start, builds the Fastify app, listens, and runs the digests and notices.
 // gateway/roles.ts (runConsole) calls this with the concrete adapters.
-import { randomBytes } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { monotonicFactory } from 'ulid';
@@ -24,6 +23,7 @@ import type { ConsoleDeps } from './deps.ts';
 import { deletePoison, releasePoison } from '../gateway/poison.ts';
 import { sendDigests, startDigestScheduler, type DigestDeps } from './lib/digest.ts';
 import { loadOrCreateSecret } from './lib/keys.ts';
+import { sendGenerated, type GeneratedMail, type Submit } from './lib/mail-out.ts';
 import { smtpConnectionTest } from '../gateway/delivery/smtp-test.ts';
 import { openLedger } from '../gateway/ledger/ledger.ts';
 import type { Writable } from 'node:stream';
@@ -61,6 +61,8 @@ export interface RunningConsole {
   firstAdmin?: { username: string; password: string };
   /** Sends the digests now (the `mailmoat digest` command and tests). */
   sendDigests: () => Promise<{ sent: number; recipients: string[] }>;
+  /** Sends one mail from the console (text, optionally HTML) through the generated-message path (lib/mail-out.ts). */
+  sendMail: (m: GeneratedMail) => Promise<string>;
   close(): Promise<void>;
 }
 
@@ -82,6 +84,8 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     }
   }
   const newId = monotonicFactory();
+  const submit: Submit = (envelope, raw, subject) => submitGenerated(a, newId(), envelope, raw, subject);
+  const sendMail = (m: GeneratedMail) => sendGenerated({ config, submit }, m);
   const deps: ConsoleDeps = {
     config,
     logger,
@@ -94,8 +98,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     digests,
     requests: openReleaseRequestStore(a.sql),
     async notify(to, subject, text) {
-      const from = config.console.digest.from ?? `quarantine@${config.hostname}`;
-      await submitGenerated(a, newId(), { from: '', to: [to] }, plainNotice(config.hostname, from, to, subject, text), subject);
+      await sendMail({ to, subject, text });
     },
     secret,
     release: a.release,
@@ -142,7 +145,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     publicUrl: consolePublicUrl(config),
     logger: logger.child({ role: 'digest' }),
     now: Date.now,
-    submit: (envelope, raw, subject) => submitGenerated(a, newId(), envelope, raw, subject),
+    submit,
   };
   const scheduler = config.console.digest.enabled ? startDigestScheduler(digestDeps) : undefined;
   let port = config.console.listen.port;
@@ -160,28 +163,13 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     port,
     firstAdmin,
     sendDigests: () => sendDigests(digestDeps),
+    sendMail,
     async close() {
       scheduler?.stop();
       // The database connection belongs to the role that opened the stores; it closes it.
       await app.close();
     },
   };
-}
-
-/** A plain-text notice from the console to one address (fixed header values: nothing from mail in them). */
-function plainNotice(hostname: string, from: string, to: string, subject: string, text: string): Buffer {
-  const head = [
-    `From: mailmoat quarantine <${from}>`,
-    `To: <${to}>`,
-    `Subject: ${subject}`,
-    `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`,
-    `Message-ID: <notice.${randomBytes(8).toString('hex')}@${hostname}>`,
-    'Auto-Submitted: auto-generated',
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    'Content-Transfer-Encoding: 8bit',
-  ];
-  return Buffer.from(`${head.join('\r\n')}\r\n\r\n${text}\r\n`, 'utf8');
 }
 
 /**

@@ -101,7 +101,15 @@ export interface Policy {
   outage: { virus: OutagePolicy; spam: OutagePolicy };
   /** Where notifyAdmin goes; null: postmaster@<recipient domain>. */
   adminAddress: string | null;
+  /**
+   * Quarantine digests to every recipient with held mail (quarantine-ui/lib/digest.ts): none, one
+   * a day, or a notice within a minute of the hold. Read per recipient domain, not per rule.
+   */
+  digest: DigestMode;
 }
+
+export const DIGEST_MODES = ['off', 'daily', 'notice'] as const;
+export type DigestMode = (typeof DIGEST_MODES)[number];
 
 /** Partial at every level: a layer of policy (config, domain, rule). Lists replace, except attachments.rules, which accumulate. */
 export type OutagePolicy = 'retry' | 'quarantine' | 'pass';
@@ -118,6 +126,7 @@ export type PolicyPatch = {
   urls?: Partial<Policy['urls']>;
   outage?: Partial<Policy['outage']>;
   adminAddress?: string | null;
+  digest?: DigestMode;
 };
 
 const act = (d: Disposition, o: Partial<ClassAction> = {}): ClassAction => ({ do: d, notifyRecipient: false, notifyAdmin: false, forwardTo: [], ...o });
@@ -165,6 +174,7 @@ export const DEFAULT_POLICY: Policy = {
   outage: { virus: 'retry', spam: 'retry' },
   urls: { badSiteScore: 5 },
   adminAddress: null,
+  digest: 'daily',
 };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -8,7 +8,7 @@
 // here; unknown keys are refused like everywhere else in the file.
 import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
-import { DISPOSITIONS, VERDICT_CLASSES, type PolicyPatch } from '../../rules/policy.ts';
+import { DIGEST_MODES, DISPOSITIONS, VERDICT_CLASSES, type PolicyPatch } from '../../rules/policy.ts';
 import type { PolicyRule } from '../../rules/rulesets.ts';
 
 const positiveInt = z.number().int().positive();
@@ -141,6 +141,8 @@ export const policyPatchSchema = z
       .optional(),
     /** Where notifyAdmin goes; default postmaster@<recipient domain>. */
     adminAddress: email.nullable().optional(),
+    /** Quarantine digests to every recipient with held mail: off | daily | notice (within a minute of the hold). */
+    digest: z.enum(DIGEST_MODES).optional(),
   })
   .strict();
 

@@ -431,7 +431,7 @@ const consoleSection = z
       .default(['127.0.0.0/8', '::1']),
     digest: z
       .object({
-        /** Send each end user a daily list of their quarantined messages. */
+        /** Send quarantine digests and notices (to whom and how often: policy.digest, per domain). */
         enabled: z.boolean().default(true),
         /** Hour of the day (UTC) at which the digests go out. */
         hourUtc: z.number().int().min(0).max(23).default(7),
@@ -439,9 +439,16 @@ const consoleSection = z
         linkTtlHours: positiveInt.default(72),
         /** Sender address of the digests. Default: quarantine@<hostname>. */
         from: z.string().email().optional(),
+        /**
+         * Notice mode (policy.digest: notice): holds of one recipient are gathered this long after
+         * the first, then sent as one notice; with noticeCheckMs the notice leaves within a minute.
+         */
+        noticeBatchMs: positiveInt.default(30_000),
+        /** How often each console looks for held mail to notify (one console per interval sends: digest_runs). */
+        noticeCheckMs: positiveInt.default(15_000),
       })
       .strict()
-      .default({ enabled: true, hourUtc: 7, linkTtlHours: 72 }),
+      .default({ enabled: true, hourUtc: 7, linkTtlHours: 72, noticeBatchMs: 30_000, noticeCheckMs: 15_000 }),
   })
   .strict();
 

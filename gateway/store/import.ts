@@ -51,6 +51,7 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'learn_log', key: ['seq'], unique: true, serial: 'seq' },
   { name: 'digest_tokens', key: ['id'], unique: true },
   { name: 'digest_runs', key: ['day'], unique: true },
+  { name: 'digest_listed', key: ['recipient', 'message_id'], unique: true },
   { name: 'release_requests', key: ['id'], unique: true, serial: 'id' },
   { name: 'hosted_domains', key: ['name'], unique: true },
   { name: 'config_version', key: ['id'], unique: true },

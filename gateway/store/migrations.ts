@@ -280,6 +280,21 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
     name: '0007_ledger',
     statements: () => ['ALTER TABLE messages ADD COLUMN envelope TEXT', 'ALTER TABLE message_events ADD COLUMN data TEXT'],
   },
+  {
+    // Digests for every recipient: a link does one thing (release, allow, block, not-spam, login),
+    // covered by its HMAC; digest_listed claims (recipient, message) once, so that two consoles
+    // running the digest or a notice at the same moment never list a message twice.
+    name: '0008_digest_actions',
+    statements: (t) => [
+      "ALTER TABLE digest_tokens ADD COLUMN action TEXT NOT NULL DEFAULT 'release'",
+      `CREATE TABLE IF NOT EXISTS digest_listed (
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        at ${t.int} NOT NULL,
+        PRIMARY KEY (recipient, message_id)
+      )`,
+    ],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {

@@ -1,24 +1,32 @@
-// Quarantine digests: once a day each end user gets a plain-text e-mail listing the messages
-// quarantined for their addresses since the last digest, each with a release link.
+// Quarantine digests for every recipient with held mail (no console account needed). Per hosted
+// domain (policy.digest, rules/digest.ts): off, a daily digest at console.digest.hourUtc, or a
+// notice that gathers a recipient's holds for console.digest.noticeBatchMs and leaves within a
+// minute. Each listed message carries links (release or request release, allow sender, block
+// sender, not spam), and each mail one link that opens the recipient's quarantine without a password.
 //
 // A link is `<publicUrl>d/<token id>.<HMAC>`: the token id (128 random bits) names a row that
-// binds ONE message to ONE recipient with an expiry; the HMAC (key derived from the console
-// secret) covers id, message, recipient and expiry, so a copy of the database alone cannot mint
-// links. Opening the link shows a confirmation page (mail scanners that pre-fetch links must not
-// release anything); the POST uses the token once (compare-and-set) and releases the message.
-// A message that also went to other recipients gets no link: one recipient must not release
-// mail for another. A message of a class the recipient may not release (rules/release-rights.ts:
-// a virus, by default) gets a "request release" link instead, to the same page, which then offers
-// only the request.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// binds ONE action on ONE message to ONE recipient with an expiry; the HMAC (key derived from the
+// console secret) covers action, id, message, recipient and expiry, so a copy of the database
+// alone cannot mint links. Opening the link shows a confirmation page (mail scanners that
+// pre-fetch links must not act); the POST uses the token once (compare-and-set) and acts.
+// A message that also went to other recipients gets no release link: one recipient must not
+// release mail for another. A message of a class the recipient may not release
+// (rules/release-rights.ts: a virus, by default) gets a "request release" link instead.
+//
+// Several consoles: a day's run and each notice interval are claimed once in digest_runs, and
+// each (recipient, message) is claimed once in digest_listed, so no message is listed twice.
 import type { Config } from '../../gateway/config/schema.ts';
 import type { Logger } from '../../gateway/log.ts';
 import type { AccountStore } from '../../gateway/store/accounts.ts';
-import type { DigestStore, ReleaseToken } from '../../gateway/store/digests.ts';
+import type { DigestStore } from '../../gateway/store/digests.ts';
 import type { MessageRecord, MetadataStore } from '../../gateway/store/metadata.ts';
-import { deriveKey } from './keys.ts';
-import { decide } from './rights.ts';
-import { displayText, formatTime } from './text.ts';
+import { digestMode, noticeDue } from '../../rules/digest.ts';
+import { domainOf } from '../../rules/envelope.ts';
+import type { DigestMode } from '../../rules/policy.ts';
+import { composeDigest } from './digest-mail.ts';
+import { sendGenerated, type Submit } from './mail-out.ts';
+
+export { checkToken, issueToken, type TokenCheck } from './digest-links.ts';
 
 export interface DigestDeps {
   config: Config;
@@ -30,130 +38,122 @@ export interface DigestDeps {
   logger: Logger;
   now(): number;
   /** Hands a generated message to the gateway for delivery (it appears in the message log). */
-  submit(envelope: { from: string; to: string[] }, raw: Buffer, subject: string): Promise<string>;
+  submit: Submit;
 }
 
-const LOOKBACK_MS = 7 * 24 * 3600_000;
+const DAILY_LOOKBACK_MS = 7 * 24 * 3600_000;
+/** Notices look back a day: a console down for longer leaves older holds to the quarantine page. */
+const NOTICE_LOOKBACK_MS = 24 * 3600_000;
+/** Messages in one mail; the rest are listed by the next run. */
 const MAX_LISTED = 200;
-
-function sign(secret: Buffer, t: Pick<ReleaseToken, 'id' | 'messageId' | 'recipient' | 'expiresAt'>): string {
-  return createHmac('sha256', deriveKey(secret, 'digest-links'))
-    .update(`mailmoat-release\n${t.id}\n${t.messageId}\n${t.recipient.toLowerCase()}\n${t.expiresAt}`)
-    .digest('base64url');
-}
-
-export async function issueToken(deps: Pick<DigestDeps, 'digests' | 'secret' | 'config' | 'now'>, messageId: string, recipient: string): Promise<string> {
-  const t = {
-    id: randomBytes(16).toString('base64url'),
-    messageId,
-    recipient: recipient.toLowerCase(),
-    expiresAt: deps.now() + deps.config.console.digest.linkTtlHours * 3600_000,
-  };
-  await deps.digests.addToken(t);
-  return `${t.id}.${sign(deps.secret, t)}`;
-}
-
-export type TokenCheck = { ok: true; token: ReleaseToken } | { ok: false; reason: string };
-
-/** Checks a link's token: signature, existence, expiry and single use (without using it). */
-export async function checkToken(deps: Pick<DigestDeps, 'digests' | 'secret' | 'now'>, value: string): Promise<TokenCheck> {
-  const m = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(value);
-  const token = m ? await deps.digests.getToken(m[1]!) : undefined;
-  if (!m || !token) return { ok: false, reason: 'This link is not valid.' };
-  const expected = Buffer.from(sign(deps.secret, token));
-  const given = Buffer.from(m[2]!);
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, reason: 'This link is not valid.' };
-  if (token.usedAt !== null) return { ok: false, reason: 'This link has been used already.' };
-  if (token.expiresAt <= deps.now()) return { ok: false, reason: 'This link has expired.' };
-  return { ok: true, token };
-}
+/** Quarantined messages read per run (pages of PAGE). */
+const PAGE = 1000;
+const MAX_PAGES = 50;
 
 export interface DigestRunResult {
   sent: number;
   recipients: string[];
 }
 
-/** Sends one digest per end-user address that has messages not listed in an earlier digest. */
-export async function sendDigests(deps: DigestDeps): Promise<DigestRunResult> {
-  const result: DigestRunResult = { sent: 0, recipients: [] };
-  const from = deps.config.console.digest.from ?? `quarantine@${deps.config.hostname}`;
-  for (const account of await deps.accounts.list()) {
-    if (account.role !== 'user' || account.disabled) continue;
-    for (const address of account.addresses) {
-      const { rows } = await deps.store.searchMessages({
-        scope: { domains: [], addresses: [address] },
-        statuses: ['quarantined'],
-        from: deps.now() - LOOKBACK_MS,
-        limit: MAX_LISTED,
-      });
-      const listed = await deps.digests.alreadySent(address, rows.map((r) => r.id));
-      const fresh = rows.filter((r) => !listed.has(r.id));
-      if (fresh.length === 0) continue;
-      const raw = await composeDigest(deps, from, address, fresh);
-      try {
-        await deps.submit({ from: '', to: [address] }, raw.message, raw.subject);
-        result.sent++;
-        result.recipients.push(address);
-      } catch (err) {
-        deps.logger.error({ err, address }, 'quarantine digest could not be queued');
+/** The quarantined messages of every recipient whose domain is in `mode`, received since `since`. */
+async function heldByRecipient(deps: DigestDeps, mode: DigestMode, since: number): Promise<Map<string, MessageRecord[]>> {
+  const { config } = deps;
+  const domains = Object.keys(config.domains).filter((d) => digestMode(config.policy, config.domains[d]) === mode);
+  const held = new Map<string, MessageRecord[]>();
+  if (domains.length === 0) return held;
+  const inMode = new Set(domains);
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const { rows } = await deps.store.searchMessages({ scope: { domains, addresses: [] }, statuses: ['quarantined'], from: since, limit: PAGE, offset: page * PAGE });
+    for (const m of rows) {
+      for (const r of new Set(m.rcptTo.map((x) => x.toLowerCase()))) {
+        if (!inMode.has(domainOf(r))) continue;
+        held.set(r, [...(held.get(r) ?? []), m]);
       }
+    }
+    if (rows.length < PAGE) break;
+  }
+  return held;
+}
+
+/** Lists the messages not yet listed to this recipient (claimed, so once across consoles) in one mail. */
+async function sendTo(deps: DigestDeps, kind: 'digest' | 'notice', recipient: string, rows: MessageRecord[]): Promise<boolean> {
+  const listed = await deps.digests.alreadySent(recipient, rows.map((r) => r.id));
+  const fresh = rows.filter((r) => !listed.has(r.id)).slice(0, MAX_LISTED);
+  if (fresh.length === 0) return false;
+  const claimed = new Set(await deps.digests.claimListing(recipient, fresh.map((r) => r.id)));
+  const mine = fresh.filter((r) => claimed.has(r.id));
+  if (mine.length === 0) return false;
+  try {
+    const mail = await composeDigest(deps, kind, recipient, mine);
+    await sendGenerated(deps, mail);
+    return true;
+  } catch (err) {
+    await deps.digests.releaseListing(recipient, mine.map((r) => r.id));
+    deps.logger.error({ err, recipient, kind }, 'quarantine digest could not be queued');
+    return false;
+  }
+}
+
+async function sendAll(deps: DigestDeps, kind: 'digest' | 'notice', held: Map<string, MessageRecord[]>): Promise<DigestRunResult> {
+  const result: DigestRunResult = { sent: 0, recipients: [] };
+  for (const [recipient, rows] of [...held].sort(([a], [b]) => a.localeCompare(b))) {
+    if (await sendTo(deps, kind, recipient, rows)) {
+      result.sent++;
+      result.recipients.push(recipient);
     }
   }
   return result;
 }
 
-async function composeDigest(deps: DigestDeps, from: string, address: string, rows: MessageRecord[]): Promise<{ message: Buffer; subject: string }> {
-  const base = deps.publicUrl;
-  const lines: string[] = [
-    `Messages for ${address} held in quarantine by ${deps.config.hostname}:`,
-    '',
-  ];
-  for (const m of rows) {
-    const own = m.rcptTo.every((r) => r.toLowerCase() === address.toLowerCase());
-    // Token rows are written for every listed message (they also mark it as listed).
-    const token = await issueToken(deps, m.id, address);
-    lines.push(
-      `* ${formatTime(m.receivedAt)}  from ${displayText(m.mailFrom || '<>', 120)}`,
-      `  Subject: ${displayText(m.subject ?? '(none)', 150)}`,
-      `  Held because: ${displayText(m.reason ?? m.verdict ?? 'unknown', 150)}`,
-      !own
-        ? '  (also addressed to other people: ask your administrator to release it)'
-        : decide(deps.config, m, 'user', 'release').allowed
-          ? `  Release it: ${base}d/${token}`
-          : `  Request release (an administrator decides): ${base}d/${token}`,
-      '',
-    );
-  }
-  lines.push(
-    `Release and request links work once and expire after ${deps.config.console.digest.linkTtlHours} hours.`,
-    `Log in to see and manage your quarantine: ${base}`,
-  );
-  const subject = `Quarantine digest: ${rows.length} message(s) held for ${address}`;
-  const date = new Date(deps.now()).toUTCString().replace('GMT', '+0000');
-  const head = [
-    `From: mailmoat quarantine <${from}>`,
-    `To: <${address}>`,
-    `Subject: ${subject}`,
-    `Date: ${date}`,
-    `Message-ID: <digest.${randomBytes(8).toString('hex')}@${deps.config.hostname}>`,
-    'Auto-Submitted: auto-generated',
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    'Content-Transfer-Encoding: 8bit',
-  ];
-  return { subject, message: Buffer.from(`${head.join('\r\n')}\r\n\r\n${lines.join('\r\n')}\r\n`, 'utf8') };
+/** Sends one digest per recipient (in daily-mode domains) that has messages not listed in an earlier digest. */
+export async function sendDigests(deps: DigestDeps): Promise<DigestRunResult> {
+  return sendAll(deps, 'digest', await heldByRecipient(deps, 'daily', deps.now() - DAILY_LOOKBACK_MS));
 }
 
-/** Runs the digest once a day at console.digest.hourUtc; several consoles run it once (claimRun). */
-export function startDigestScheduler(deps: DigestDeps, everyMs = 5 * 60_000): { stop(): void } {
-  const tick = async () => {
+/** Sends a notice to each recipient (in notice-mode domains) whose oldest unlisted hold is noticeBatchMs old. */
+export async function sendNotices(deps: DigestDeps): Promise<DigestRunResult> {
+  const now = deps.now();
+  const held = await heldByRecipient(deps, 'notice', now - NOTICE_LOOKBACK_MS);
+  const due = new Map<string, MessageRecord[]>();
+  for (const [recipient, rows] of held) {
+    const listed = await deps.digests.alreadySent(recipient, rows.map((r) => r.id));
+    const fresh = rows.filter((r) => !listed.has(r.id));
+    if (noticeDue(fresh.map((r) => r.receivedAt), now, deps.config.console.digest.noticeBatchMs)) due.set(recipient, fresh);
+  }
+  return sendAll(deps, 'notice', due);
+}
+
+/**
+ * The daily digest at console.digest.hourUtc (checked every `dailyEveryMs`) and the notices
+ * (every console.digest.noticeCheckMs). With several consoles each day and each notice interval
+ * is claimed by one of them; a run still going when the next tick comes is not started twice.
+ */
+export function startDigestScheduler(deps: DigestDeps, o: { dailyEveryMs?: number } = {}): { stop(): void } {
+  const { noticeCheckMs } = deps.config.console.digest;
+  const guarded = (what: string, fn: () => Promise<void>) => {
+    let running = false;
+    return () => {
+      if (running) return;
+      running = true;
+      fn()
+        .catch((err: unknown) => deps.logger.error({ err }, `${what} failed`))
+        .finally(() => (running = false));
+    };
+  };
+  const daily = guarded('digest run', async () => {
     const now = new Date(deps.now());
     if (now.getUTCHours() < deps.config.console.digest.hourUtc) return;
     if (!(await deps.digests.claimRun(now.toISOString().slice(0, 10)))) return;
+    await deps.digests.pruneRuns('notice:', now.getTime() - 24 * 3600_000);
     const r = await sendDigests(deps);
     deps.logger.info({ sent: r.sent }, 'quarantine digests queued');
-  };
-  const timer = setInterval(() => void tick().catch((err: unknown) => deps.logger.error({ err }, 'digest run failed')), everyMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+  });
+  const notices = guarded('digest notices', async () => {
+    if (!(await deps.digests.claimRun(`notice:${Math.floor(deps.now() / noticeCheckMs)}`))) return;
+    const r = await sendNotices(deps);
+    if (r.sent > 0) deps.logger.info({ sent: r.sent }, 'quarantine notices queued');
+  });
+  const timers = [setInterval(daily, o.dailyEveryMs ?? 5 * 60_000), setInterval(notices, noticeCheckMs)];
+  for (const t of timers) t.unref();
+  return { stop: () => timers.forEach(clearInterval) };
 }

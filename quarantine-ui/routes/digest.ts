@@ -1,78 +1,94 @@
-// Release links from quarantine digests: no login, the signed single-use token is the authority,
-// and only for the one message and recipient it was issued for. GET shows what would be released
-// (safe for link scanners); POST (with a CSRF token) releases — or, for a class the recipient may
-// not release (lib/rights.ts), asks the domain's administrators to (routes/requests.ts). A release
-// post for such a class (a forged form) is refused with 403 and audited.
+// Links from quarantine digests and notices: no login, the signed single-use token is the
+// authority, and only for the one action, message and recipient it was issued for
+// (lib/digest-links.ts). GET shows what the link would do (safe for link scanners that pre-fetch);
+// POST (with a CSRF token) uses the token once (compare-and-set) and acts:
+//   release  — releases, or for a class the recipient may not release (lib/rights.ts) asks the
+//              domain's administrators to (routes/requests.ts); a release post for such a class
+//              (a forged form) is refused with 403 and audited;
+//   allow / block — puts the sender on the recipient's own allow or block list;
+//   notspam  — learns the message as not spam (one user's report) and releases it where allowed;
+//   login    — logs the recipient in to their quarantine, creating their end-user account on
+//              first use (routes/digest-login.ts).
+// A link used twice, or expired, gets a page that says so (410).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../app.ts';
-import { checkToken } from '../lib/digest.ts';
+import type { LinkAction, ReleaseToken } from '../../gateway/store/digests.ts';
+import type { MessageRecord } from '../../gateway/store/metadata.ts';
+import { linksFor } from '../../rules/digest.ts';
+import { checkToken } from '../lib/digest-links.ts';
 import { field } from '../lib/forms.ts';
 import { decide } from '../lib/rights.ts';
-import { requestRelease } from './requests.ts';
+import { actOnMessage } from './digest-actions.ts';
+import { loginByLink } from './digest-login.ts';
 
-const TITLE = 'Release from quarantine';
+export const LINK_TITLES: Record<LinkAction, string> = {
+  release: 'Release from quarantine',
+  allow: 'Always allow this sender',
+  block: 'Block this sender',
+  notspam: 'Not spam',
+  login: 'Open your quarantine',
+};
+
+export interface LinkCheck {
+  token: ReleaseToken;
+  value: string;
+  m: MessageRecord | null;
+  releasable: { allowed: true } | { allowed: false; reason: string };
+  /** For release and not-spam: may this link release (the recipient is the only one)? */
+  own: boolean;
+}
 
 export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const deps = { digests: ctx.deps.digests, secret: ctx.deps.secret, now: ctx.deps.now };
 
-  const check = async (req: FastifyRequest, reply: FastifyReply) => {
+  const refuse = async (req: FastifyRequest, reply: FastifyReply, action: LinkAction | null, messageId: string | null, detail: string, error: string, status: number) => {
+    await ctx.deps.audit.record({ actor: 'digest-link', action: `digest-${action ?? 'link'}`, messageId, target: null, ip: req.ip, outcome: 'denied', detail });
+    void ctx.render(req, reply, 'digest', { title: action ? LINK_TITLES[action] : 'Quarantine link', error, value: null, m: null }, status);
+    return undefined;
+  };
+
+  const check = async (req: FastifyRequest, reply: FastifyReply): Promise<LinkCheck | undefined> => {
     const value = (req.params as { token: string }).token;
     const c = await checkToken(deps, value);
-    const m = c.ok ? await ctx.deps.store.get(c.token.messageId) : undefined;
-    // The link is bound to one recipient: it only works while every recipient is that one.
-    const bound = c.ok && m && m.rcptTo.every((r) => r.toLowerCase() === c.token.recipient);
-    if (!c.ok || !m || !bound) {
-      await ctx.deps.audit.record({ actor: 'digest-link', action: 'digest-release', messageId: c.ok ? c.token.messageId : null, target: null, ip: req.ip, outcome: 'denied', detail: c.ok ? 'message gone or not bound to the recipient' : c.reason });
-      void ctx.render(req, reply, 'digest', { title: TITLE, error: c.ok ? 'This message cannot be released with this link.' : c.reason, value: null, m: null }, c.ok ? 404 : 410);
-      return undefined;
+    if (!c.ok) return refuse(req, reply, null, null, c.reason, `${c.reason} Use a newer digest, or ask your administrator.`, 410);
+    const { token } = c;
+    if (token.action === 'login') return { token, value, m: null, own: true, releasable: { allowed: false, reason: '' } };
+    const m = (await ctx.deps.store.get(token.messageId)) ?? null;
+    // The link is bound to one recipient of this message; releasing needs every recipient to be that one.
+    const addressed = m?.rcptTo.some((r) => r.toLowerCase() === token.recipient) ?? false;
+    const choice = m && linksFor({ recipient: token.recipient, rcptTo: m.rcptTo, mailFrom: m.mailFrom, userMayRelease: decide(ctx.deps.config, m, 'user', 'release').allowed });
+    if (!m || !addressed || (token.action === 'release' && choice?.release === 'none')) {
+      return refuse(req, reply, token.action, token.messageId, 'message gone or not bound to the recipient', 'This link cannot be used for this message.', 404);
     }
-    return { token: c.token, m, value, right: decide(ctx.deps.config, m, 'user', 'release') };
+    const right = decide(ctx.deps.config, m, 'user', 'release');
+    return { token, value, m, own: choice!.release !== 'none', releasable: right.allowed ? { allowed: true } : { allowed: false, reason: right.reason } };
   };
 
   app.get('/d/:token', async (req, reply) => {
     const r = await check(req, reply);
     if (!r) return reply;
+    const { action } = r.token;
+    const releaseGone = (action === 'release' || action === 'notspam') && r.m && r.m.status !== 'quarantined';
     return ctx.render(req, reply, 'digest', {
-      title: TITLE,
+      title: LINK_TITLES[action],
+      action,
+      recipient: r.token.recipient,
       m: r.m,
       value: r.value,
-      requestOnly: !r.right.allowed,
-      refusal: r.right.allowed ? null : r.right.reason,
-      error: r.m.status === 'quarantined' ? null : `This message is no longer in quarantine (${r.m.status}).`,
+      requestOnly: action === 'release' && !r.releasable.allowed,
+      refusal: r.releasable.allowed ? null : r.releasable.reason,
+      willRelease: action === 'notspam' && r.own && r.releasable.allowed && !releaseGone,
+      error: action === 'release' && releaseGone ? `This message is no longer in quarantine (${r.m!.status}).` : null,
     });
   });
 
   app.post('/d/:token', { config: { rateLimit: { max: 30, timeWindow: 60_000 } } }, async (req, reply) => {
     const r = await check(req, reply);
     if (!r) return reply;
-    const actor = `digest:${r.token.recipient}`;
-    const audit = (action: string, outcome: 'ok' | 'denied' | 'failed', detail: string) =>
-      ctx.deps.audit.record({ actor, action, messageId: r.m.id, target: null, ip: req.ip, outcome, detail });
+    if (r.token.action === 'login') return loginByLink(ctx, req, reply, r.token);
     const asking = field(req.body as Record<string, unknown>, 'action', 20) === 'request';
-    if (!asking && !r.right.allowed) {
-      await audit('digest-release', 'denied', r.right.reason);
-      return ctx.render(req, reply, 'digest', { title: TITLE, m: r.m, value: null, error: `${r.right.reason} Use the link to ask for its release instead.` }, 403);
-    }
-    if (asking && r.right.allowed) {
-      return ctx.render(req, reply, 'digest', { title: TITLE, m: r.m, value: r.value, error: 'You may release this message yourself; there is nothing to ask.' }, 409);
-    }
-    if (r.m.status !== 'quarantined' || !(await ctx.deps.digests.useToken(r.token.id))) {
-      await audit(asking ? 'release-request' : 'digest-release', 'denied', 'not quarantined or link used');
-      return ctx.render(req, reply, 'digest', { title: TITLE, m: r.m, value: null, error: 'This message is no longer in quarantine, or the link has been used.' }, 409);
-    }
-    if (asking) {
-      const note = field(req.body as Record<string, unknown>, 'note', 500).trim();
-      const asked = await requestRelease(ctx, { requester: actor, recipient: r.token.recipient, m: r.m, note, audit: (outcome, detail) => audit('release-request', outcome, detail) });
-      return ctx.render(req, reply, 'digest', { title: TITLE, m: r.m, value: null, asked: asked.ok ? asked.text : null, error: asked.ok ? null : asked.text }, asked.ok ? 200 : asked.status);
-    }
-    const result = await ctx.deps.release(r.m.id, actor);
-    await audit('digest-release', result.ok ? 'ok' : 'failed', result.ok ? '' : result.reason);
-    return ctx.render(req, reply, 'digest', {
-      title: TITLE,
-      m: r.m,
-      value: null,
-      done: result.ok,
-      error: result.ok ? null : `The message could not be released: ${result.reason}`,
-    });
+    const note = field(req.body as Record<string, unknown>, 'note', 500).trim();
+    const out = await actOnMessage(ctx, req, r as LinkCheck & { m: MessageRecord }, { asking, note });
+    return ctx.render(req, reply, 'digest', { title: LINK_TITLES[r.token.action], action: r.token.action, m: r.m, value: out.retry ? r.value : null, ...out.page }, out.status);
   });
 }

@@ -1,6 +1,7 @@
-// The DigestStore contract on both adapters (node:sqlite and PostgreSQL): a release token works
-// once and only before it expires, a day's digest run is claimed once, and both stay
-// compare-and-sets when several callers (processes, machines) race for them.
+// The DigestStore contract on both adapters (node:sqlite and PostgreSQL): a link token works
+// once and only before it expires, a day's digest run is claimed once, a message is claimed for
+// one recipient's listing once, and all stay compare-and-sets when several callers (processes,
+// machines) race for them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDigestStore, type DigestStore } from '../../../gateway/store/digests.ts';
 import { openSql, type Sql } from '../../../gateway/store/sql.ts';
@@ -31,7 +32,7 @@ describe.each(DIALECTS)('DigestStore on %s', (dialect) => {
   it('adds a token and reads it back, recipient in lower case', async () => {
     clock = T0 + 3;
     await store.addToken({ id: 'tok-1', messageId: 'm-1', recipient: 'Alice@A.Test', expiresAt: T0 + DAY });
-    expect(await store.getToken('tok-1')).toEqual({ id: 'tok-1', messageId: 'm-1', recipient: 'alice@a.test', createdAt: T0 + 3, expiresAt: T0 + DAY, usedAt: null });
+    expect(await store.getToken('tok-1')).toEqual({ id: 'tok-1', action: 'release', messageId: 'm-1', recipient: 'alice@a.test', createdAt: T0 + 3, expiresAt: T0 + DAY, usedAt: null });
     expect(await store2.getToken('tok-1')).toEqual(await store.getToken('tok-1'));
     expect(await store.getToken('nope')).toBeUndefined();
     await expect(store.addToken({ id: 'tok-1', messageId: 'm-2', recipient: 'x@a.test', expiresAt: T0 + DAY })).rejects.toThrow();
@@ -101,5 +102,36 @@ describe.each(DIALECTS)('DigestStore on %s', (dialect) => {
     const ids = Array.from({ length: 1300 }, (_, i) => `long-${i}`);
     for (const i of [0, 499, 500, 999, 1000, 1299]) await store.addToken({ id: `lt-${i}`, messageId: ids[i]!, recipient: 'dan@d.test', expiresAt: T0 + DAY });
     expect(await store.alreadySent('dan@d.test', ids)).toEqual(new Set(['long-0', 'long-499', 'long-500', 'long-999', 'long-1000', 'long-1299']));
+  });
+
+  it('a token keeps its action', async () => {
+    clock = T0;
+    await store.addToken({ id: 'act-1', action: 'block', messageId: 'm-1', recipient: 'alice@a.test', expiresAt: T0 + DAY });
+    await store.addToken({ id: 'act-2', action: 'login', messageId: '', recipient: 'alice@a.test', expiresAt: T0 + DAY });
+    expect((await store2.getToken('act-1'))?.action).toBe('block');
+    expect(await store2.getToken('act-2')).toMatchObject({ action: 'login', messageId: '' });
+  });
+
+  it('a message is claimed for one recipient once, even when two connections race; a claim given back can be taken again', async () => {
+    clock = T0;
+    const ids = ['c-1', 'c-2', 'c-3', 'c-4'];
+    const [a, b] = await Promise.all([store.claimListing('Eve@E.test', ids), store2.claimListing('eve@e.test', [...ids].reverse())]);
+    expect([...a, ...b].sort()).toEqual(ids);
+    expect(await store.claimListing('eve@e.test', ids)).toEqual([]);
+    expect(await store.claimListing('frank@e.test', ['c-1'])).toEqual(['c-1']); // another recipient: its own claim
+    expect(await store.alreadySent('eve@e.test', ['c-1', 'c-9'])).toEqual(new Set(['c-1']));
+    await store.releaseListing('eve@e.test', ['c-2']);
+    expect(await store2.claimListing('eve@e.test', ids)).toEqual(['c-2']);
+  });
+
+  it('old notice-interval claims are pruned, day claims kept', async () => {
+    clock = T0;
+    expect(await store.claimRun('notice:1')).toBe(true);
+    clock = T0 + DAY;
+    expect(await store.claimRun('notice:2')).toBe(true);
+    await store.pruneRuns('notice:', T0 + 1);
+    expect(await store.claimRun('notice:1')).toBe(true);
+    expect(await store.claimRun('notice:2')).toBe(false);
+    expect(await store.claimRun('2026-11-24')).toBe(false);
   });
 });

@@ -120,6 +120,7 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   const digests = openDigestStore(sql, now);
   await digests.addToken({ id: 'tok1', messageId: 'm2quarantined', recipient: 'carol@example.test', expiresAt: T0 + 10 * 24 * HOUR });
   await digests.claimRun('2026-11-24');
+  await digests.claimListing('carol@example.test', ['m2quarantined']);
   await openReleaseRequestStore(sql, now).create({ messageId: 'm1', requester: 'alice', recipient: 'alice@a.test', note: 'please' });
   await openDomainStore(sql, now).put({ name: 'db.test', settings: { downstream: [{ host: '10.0.0.8' }] }, adminMay: ['spam'], by: 'root' });
   await openApiTokenStore(sql, now).create({ name: 'panel', role: 'superadmin', domains: [], createdBy: 1, createdByName: 'root' });
@@ -190,6 +191,7 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
       learn_log: 1,
       digest_tokens: 1,
       digest_runs: 1,
+      digest_listed: 1,
       release_requests: 1,
       hosted_domains: 1,
       config_version: 1,
@@ -313,9 +315,9 @@ describe('importDatabase refuses', () => {
     const migrated = await openTestSql('sqlite');
     try {
       await expect(importDatabase(migrated.sql, unmigrated)).rejects.toThrow(
-        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger); run "mailmoat migrate" on it first`),
+        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions); run "mailmoat migrate" on it first`),
       );
-      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger\)/);
+      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions\)/);
     } finally {
       await unmigrated.close();
       await empty.drop();
@@ -348,7 +350,7 @@ describe('mailmoat migrate --import-sqlite', () => {
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       const lines = r.out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger$/);
+      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions$/);
       expect(lines[1]).toMatch(new RegExp(`^imported ${src.file} into postgres://.*:$`));
       expect(lines.slice(2)).toEqual([
         '  messages: 4',
@@ -363,6 +365,7 @@ describe('mailmoat migrate --import-sqlite', () => {
         '  learn_log: 1',
         '  digest_tokens: 1',
         '  digest_runs: 1',
+        '  digest_listed: 1',
         '  release_requests: 1',
         '  hosted_domains: 1',
         '  config_version: 1',

@@ -1,0 +1,50 @@
+// The "open your quarantine" link of a digest: a recipient logs in without a password. Accounts
+// are created on first use, not by hand: the end-user account named after the address, seeing
+// that one address. It has no password (an unusable hash: verifyPassword refuses it), so the
+// link (or an administrator setting a password) is the only way in.
+//
+// Only an end-user account named exactly after the address is ever logged into: a link must not
+// open an administrator's account, nor a hand-made account that sees other addresses too.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Ctx } from '../app.ts';
+import type { Account } from '../../gateway/store/accounts.ts';
+import type { ReleaseToken } from '../../gateway/store/digests.ts';
+import { startSession } from './auth.ts';
+
+/** Not a scrypt string: no password matches it. */
+const NO_PASSWORD = '!digest-link-only';
+
+async function accountFor(ctx: Ctx, address: string): Promise<{ account: Account; created: boolean } | { error: string }> {
+  const { accounts } = ctx.deps;
+  let account = await accounts.byName(address);
+  let created = false;
+  if (!account) {
+    try {
+      account = await accounts.create({ username: address, role: 'user', addresses: [address], passwordHash: NO_PASSWORD });
+      created = true;
+    } catch {
+      // Another link for the same address won the race: use what it created.
+      account = await accounts.byName(address);
+    }
+  }
+  if (!account) return { error: 'Your account could not be created; try again.' };
+  if (account.disabled) return { error: 'Your account has been disabled; ask your administrator.' };
+  if (account.role !== 'user' || !account.addresses.includes(address)) return { error: 'This address belongs to an administrator account: log in with its password.' };
+  return { account, created };
+}
+
+export async function loginByLink(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, token: ReleaseToken): Promise<FastifyReply> {
+  const actor = `digest:${token.recipient}`;
+  if (!(await ctx.deps.digests.useToken(token.id))) {
+    return ctx.render(req, reply, 'digest', { title: 'Open your quarantine', action: 'login', m: null, value: null, error: 'This link has been used already.' }, 410);
+  }
+  const found = await accountFor(ctx, token.recipient);
+  if ('error' in found) {
+    await ctx.deps.audit.record({ actor, action: 'login', messageId: null, target: token.recipient, ip: req.ip, outcome: 'denied', detail: `digest link: ${found.error}` });
+    return ctx.render(req, reply, 'digest', { title: 'Open your quarantine', action: 'login', m: null, value: null, error: found.error }, 403);
+  }
+  if (found.created) await ctx.deps.audit.record({ actor, action: 'user-create', messageId: null, target: token.recipient, ip: req.ip, outcome: 'ok', detail: 'end-user account created on first use of a digest link' });
+  await startSession(ctx, req, found.account.id);
+  await ctx.deps.audit.record({ actor: found.account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: 'digest link' });
+  return reply.redirect('/quarantine', 303);
+}
