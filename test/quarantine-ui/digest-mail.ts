@@ -22,9 +22,21 @@ export function block(d: ReadDigest, subject: string): string {
   return d.text.slice(at).split('\n\n')[0]!;
 }
 
-/** The path ("/d/<token>") of the link with this label in a block of text, or undefined. */
+/** The URL of the link with this label in a block of text, or undefined. */
 export function linkIn(text: string, label: string): string | undefined {
   const line = text.split('\n').find((l) => l.trim().startsWith(`${label}: `));
-  const m = line && /https?:\/\/[^/\s]+(\/d\/\S+)/.exec(line);
-  return m ? m[1] : undefined;
+  const m = line && /https?:\/\/[^/\s]+\/d\/\S+/.exec(line);
+  return m ? m[0] : undefined;
+}
+
+/** The path ("/d/<token>") of the link with this label. */
+export function pathIn(text: string, label: string): string | undefined {
+  const u = linkIn(text, label);
+  return u === undefined ? undefined : new URL(u).pathname;
+}
+
+/** The digests in a list of delivered messages (the demo mailbox's files), parsed. */
+export async function digestsIn(raws: Buffer[]): Promise<ReadDigest[]> {
+  const all = await Promise.all(raws.map((r) => readDigest(r)));
+  return all.filter((d) => /^Quarantine (digest|notice):/.test(d.subject));
 }

@@ -4,7 +4,7 @@ import { CRITICAL } from '../../gateway/engine-checks.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, rawMessage, startHarness, type Harness } from './harness.ts';
 import { checkToken, issueToken, sendDigests } from '../../quarantine-ui/lib/digest.ts';
-import { block, linkIn, readDigest } from './digest-mail.ts';
+import { block, linkIn, pathIn, readDigest } from './digest-mail.ts';
 import { horizontalBars, stackedBars, VERDICT_COLORS } from '../../quarantine-ui/lib/charts.ts';
 import { silentLogger } from '../../gateway/log.ts';
 
@@ -322,7 +322,7 @@ describe('console pages', () => {
       expect(mail.text).toContain('Subject: digest me');
       expect(block(mail, 'digest shared')).toMatch(/also addressed to other people/i);
       expect(linkIn(block(mail, 'digest shared'), 'Release it')).toBeUndefined();
-      const links = [linkIn(block(mail, 'digest me'), 'Release it')!.slice('/d/'.length)];
+      const links = [pathIn(block(mail, 'digest me'), 'Release it')!.slice('/d/'.length)];
       // a second run lists nothing new
       expect((await sendDigests(deps)).sent).toBe(0);
 

@@ -6,7 +6,7 @@ import { Client, fakeId, rawMessage, startHarness, type Harness } from './harnes
 import { DIALECTS } from '../support/databases.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { sendDigests } from '../../quarantine-ui/lib/digest.ts';
-import { block, linkIn, readDigest } from './digest-mail.ts';
+import { block, linkIn, pathIn, readDigest } from './digest-mail.ts';
 
 const DOWN = [{ host: '127.0.0.1', port: 1 }];
 
@@ -157,8 +157,8 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
     });
     const mail = await readDigest(sent.find((m) => /^To: <?dora@a\.test>?\r?$/m.test(m))!);
     expect(linkIn(block(mail, 'digest virus'), 'Release it')).toBeUndefined();
-    const requestLink = linkIn(block(mail, 'digest virus'), 'Request release (an administrator decides)')!.slice(1);
-    expect(linkIn(block(mail, 'digest spam'), 'Release it')).toMatch(/^\/d\/\S+$/);
+    const requestLink = pathIn(block(mail, 'digest virus'), 'Request release (an administrator decides)')!.slice(1);
+    expect(linkIn(block(mail, 'digest spam'), 'Release it')).toMatch(/^https:\/\/console\.example\.test\/d\/\S+$/);
     const anon = new Client(h.app);
     const page = await anon.get(`/${requestLink}`);
     expect(page.body).toContain('Request release');
