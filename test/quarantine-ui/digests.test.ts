@@ -2,13 +2,14 @@
 // without an account gets an HTML + text digest whose subject and sender are escaped; each link
 // (release, allow, block, not spam, open my quarantine) shows a confirmation page on GET, acts once
 // on POST and refuses a second use or an expired link; the magic link creates the end-user account
-// once; notice mode sends soon after the hold, batching; two schedulers send once.
+// once; notice mode sends soon after the hold, batching; two schedulers send once; a domain admin
+// sets the mode within the bounds the superadmin gave.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../gateway/log.ts';
 import { openDigestStore } from '../../gateway/store/digests.ts';
 import { DIALECTS } from '../support/databases.ts';
 import { waitFor } from '../support/gateway.ts';
-import { issueToken, sendDigests, startDigestScheduler, type DigestDeps } from '../../quarantine-ui/lib/digest.ts';
+import { issueToken, sendDigests, sendNotices, startDigestScheduler, type DigestDeps } from '../../quarantine-ui/lib/digest.ts';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { block, pathIn, readDigest, type ReadDigest } from './digest-mail.ts';
 
@@ -223,5 +224,28 @@ describe.each(DIALECTS)('digests for every recipient on %s', (dialect) => {
     const second = { ...deps, digests: openDigestStore(h.sql) };
     await Promise.all([sendDigests(deps), sendDigests(second), sendDigests(deps)]);
     expect(sent.filter((s) => s.to[0] === 'twice@a.test')).toHaveLength(1);
+  });
+
+  it('a domain admin switches their domain to notices where the superadmin allowed policy.digest, and only then', async () => {
+    await h.addAccount('root', 'superadmin');
+    await h.addAccount('admin-live', 'domainadmin', { domains: ['live.test'] });
+    const root = new Client(h.app);
+    await root.login('root');
+    const added = await root.post('/domains/new', { name: 'live.test', settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold' }, { csrfFrom: '/domains/new' });
+    expect(added.statusCode, added.body).toBe(303);
+    const admin = new Client(h.app);
+    await admin.login('admin-live');
+    const refused = await admin.post('/domains/live.test/policy', { policy: 'digest: notice\n' }, { csrfFrom: '/domains/live.test/policy' });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.body).toContain('policy.digest');
+    expect(h.deps.config.domains['live.test']!.policy?.digest).toBeUndefined();
+    expect((await root.post('/domains/live.test/edit', { settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold digest' }, { csrfFrom: '/domains/live.test/edit' })).statusCode).toBe(303);
+    const ok = await admin.post('/domains/live.test/policy', { policy: 'digest: notice\n' }, { csrfFrom: '/domains/live.test/policy' });
+    expect(ok.statusCode, ok.body).toBe(303);
+    expect(h.deps.config.domains['live.test']!.policy?.digest).toBe('notice');
+    const t = Date.now();
+    await h.addMessage({ rcpt: ['someone@live.test'], subject: 'live notice' });
+    expect((await sendDigests(deps)).recipients).not.toContain('someone@live.test');
+    expect((await sendNotices({ ...deps, now: () => t + 60_000 })).recipients).toEqual(['someone@live.test']);
   });
 });
