@@ -69,6 +69,8 @@ describe('a digest notice in a browser', () => {
     const page = await context.newPage();
     await page.goto(linkIn(notice.text, 'Open your quarantine (no password needed)')!);
     expect(await page.locator('main').innerText()).toContain(RCPT);
+    // The confirmation page, as opened from the mail on a phone: nothing wider than the viewport.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await page.click('button:text-is("Open my quarantine")');
     await page.waitForURL(/\/quarantine$/);
     expect(await page.locator('main').innerText()).toContain(subject);
@@ -77,6 +79,8 @@ describe('a digest notice in a browser', () => {
     const notSpam = linkIn(block(notice, subject), 'Not spam (learn and release)')!;
     await page.goto(notSpam);
     expect(await page.locator('main').innerText()).toContain(subject);
+    // Its content fits a phone (the header of a logged-in page is the layout's).
+    expect(await page.evaluate(() => Math.max(...[...document.querySelectorAll('main *')].map((e) => e.getBoundingClientRect().right)))).toBeLessThanOrEqual(390);
     expect((await gw.stores.store.get(sent.id!))!.status).toBe('quarantined');
     await page.click('button:text-is("Not spam")');
     await expect.poll(() => page.locator('.flash.ok').innerText(), POLL).toContain('has been released');
