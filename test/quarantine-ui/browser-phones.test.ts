@@ -6,13 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { PASSWORD, startHarness, type Harness } from './harness.ts';
-import { DEMO_USERS, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
+import { DEMO_USERS, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
 
 type Who = DemoRole | 'anonymous';
 const EVERYONE: Who[] = ['superadmin', 'domainadmin', 'user'];
 const ADMINS: Who[] = ['superadmin', 'domainadmin'];
 
-/** Every page of the console and who may open it; `{message}`, `{domain}`, `{digest}` come from the demo data. */
+/** Every page of the console and who may open it; `{message}`, `{domain}`, `{digest}` come from the demo data (demoUrl). */
 const PAGES: { path: string; as: Who[] }[] = [
   { path: '/login', as: ['anonymous'] },
   { path: '/d/{digest}', as: ['anonymous'] },
@@ -46,7 +46,7 @@ describe('the console at phone and laptop widths', () => {
   const pages = new Map<Who, Page>();
   const contexts: BrowserContext[] = [];
 
-  const url = (p: string) => base + p.replace('{message}', ids.message).replace('{domain}', ids.domain).replace('{digest}', ids.digest);
+  const url = (p: string) => demoUrl(base, p, ids);
 
   async function logIn(context: BrowserContext, who: DemoRole): Promise<Page> {
     const page = await context.newPage();
@@ -195,7 +195,7 @@ describe('the console at phone and laptop widths', () => {
     expect(await row.evaluate((tr) => getComputedStyle(tr).display)).toBe('table-row');
   });
 
-  it('the message preview fits the phone’s width', async () => {
+  it('the message preview fits the phone’s width, and a plain text message’s long lines wrap inside it', async () => {
     const page = pages.get('user')!;
     await page.setViewportSize(PHONE);
     await page.goto(url('/messages/{message}'));
@@ -203,5 +203,10 @@ describe('the console at phone and laptop widths', () => {
     expect(frame!.x).toBeGreaterThanOrEqual(0);
     expect(frame!.x + frame!.width).toBeLessThanOrEqual(PHONE.width);
     expect(frame!.width).toBeGreaterThan(300);
+    await page.goto(url('/messages/{plain}'));
+    const preview = page.frame({ url: /\/preview$/ })!;
+    await expect.poll(() => preview.locator('body').innerText()).toContain('Genuine replica watches');
+    const text = await preview.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: document.documentElement.clientWidth }));
+    expect(text.scroll).toBeLessThanOrEqual(text.width);
   });
 });

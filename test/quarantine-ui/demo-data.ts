@@ -16,9 +16,10 @@ export type DemoRole = keyof typeof DEMO_USERS;
 export const LONG_ADDRESS = 'newsletter-bounces+a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6@mailer.very-long-marketing-domain.example';
 export const LONG_SUBJECT = 'Re:Fwd:Re:URGENT_ACTION_REQUIRED_your_mailbox_storage_is_almost_full_verify_your_account_now_to_avoid_suspension';
 
-/** What the pages' URLs need: the message to open, the domain to edit, a digest link's token. */
+/** What the pages' URLs need: the message to open (HTML; `plain`: text only), the domain to edit, a digest link's token. */
 export interface DemoIds {
   message: string;
+  plain: string;
   domain: string;
   digest: string;
 }
@@ -47,6 +48,11 @@ function fullReport(score: number): ScanReport {
   };
 }
 
+/** A page's URL: `{message}`, `{plain}`, `{domain}` and `{digest}` in `path` are filled in from the demo data. */
+export function demoUrl(base: string, path: string, ids: DemoIds): string {
+  return base + path.replace(/\{(message|plain|domain|digest)\}/g, (_, key: keyof DemoIds) => encodeURIComponent(ids[key]));
+}
+
 export async function seedDemo(h: Harness): Promise<DemoIds> {
   await h.addAccount(DEMO_USERS.superadmin, 'superadmin');
   await h.addAccount(DEMO_USERS.domainadmin, 'domainadmin', { domains: ['a.test'] });
@@ -67,7 +73,13 @@ export async function seedDemo(h: Harness): Promise<DemoIds> {
   await h.store.addEvent(message, 'scanned', 'high-spam: spam score 1005.8 >= 10');
   await h.store.addEvent(message, 'quarantined', 'held for alice@a.test');
   await h.store.recordVerdict(message, { verdict: 'high-spam', reason: 'spam score 1005.8 >= 10', report: fullReport(1004.1), subject: LONG_SUBJECT });
-  await h.addMessage({ rcpt: ['alice@a.test', 'bob@a.test'], from: 'offers@deals.example', subject: 'Cheap watches, 90% off this week only', score: 11.2 });
+  const plain = await h.addMessage({
+    rcpt: ['alice@a.test', 'bob@a.test'],
+    from: 'offers@deals.example',
+    subject: 'Cheap watches, 90% off this week only',
+    score: 11.2,
+    body: 'Genuine replica watches from $49.\r\nOrder now: https://deals.example/watches?campaign=autumn-2026&utm_source=newsletter&utm_medium=email&utm_content=very-long-tracking-parameter-that-never-breaks\r\n',
+  });
   await h.addMessage({ rcpt: ['bob@a.test'], from: 'billing@invoices.example', subject: 'Invoice 2026-1193 (attachment)', verdict: 'virus' });
   await h.addMessage({ rcpt: ['carol@a.test'], from: 'news@shop.example', subject: 'Our autumn catalogue', score: 10.4 });
   await h.addMessage({ rcpt: ['alice@a.test'], from: 'friend@pals.example', subject: 'Lunch on Friday?', status: 'delivered', score: 0.3 });
@@ -83,5 +95,5 @@ export async function seedDemo(h: Harness): Promise<DemoIds> {
   await h.deps.tokens.create({ name: 'customer panel of a.test', role: 'domainadmin', domains: ['a.test'], createdBy: root.id, createdByName: DEMO_USERS.superadmin });
   if (h.deps.learner) await h.deps.learner.snapshot('*', DEMO_USERS.superadmin, 'before the spring training');
   const digest = await issueToken(h.deps, message, 'alice@a.test');
-  return { message, domain: 'a.test', digest };
+  return { message, plain, domain: 'a.test', digest };
 }

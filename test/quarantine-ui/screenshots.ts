@@ -11,7 +11,7 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PASSWORD, startHarness } from './harness.ts';
-import { DEMO_USERS, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
+import { DEMO_USERS, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
 
 interface Shot {
   name: string;
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     const ids: DemoIds = await seedDemo(h);
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
-    const url = (p: string) => base + p.replace('{message}', ids.message).replace('{domain}', ids.domain).replace('{digest}', ids.digest);
+    const url = (p: string) => demoUrl(base, p, ids);
     browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
     const pages = new Map<string, Page>();
     const pageOf = async (who: Shot['as']): Promise<Page> => {
