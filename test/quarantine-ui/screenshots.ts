@@ -30,9 +30,8 @@ const SHOTS: Shot[] = [
   { name: 'dashboard', path: '/dashboard', as: 'superadmin' },
   { name: 'quarantine', path: '/quarantine', as: 'domainadmin' },
   { name: 'message', path: '/messages/{message}', as: 'domainadmin' },
-  { name: 'message-preview', path: '/messages/{message}', as: 'domainadmin', scrollTo: '#preview' },
   { name: 'message-log', path: '/log', as: 'domainadmin' },
-  { name: 'lists', path: '/lists', as: 'user' },
+  { name: 'domains', path: '/domains', as: 'superadmin' },
   { name: 'menu', path: '/quarantine', as: 'superadmin', width: 390, menu: true },
 ];
 const WIDTHS = [
