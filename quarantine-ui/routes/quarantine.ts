@@ -275,7 +275,8 @@ export function previewCsp(remoteImages: boolean): string {
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function plainDocument(text: string): string {
-  return `<!doctype html><html><head><meta charset="utf-8"></head><body><pre>${escapeHtml(text)}</pre></body></html>`;
+  // Long lines (tracking links) wrap: on a phone the frame is 340 px wide. The preview's own CSP allows inline style.
+  return `<!doctype html><html><head><meta charset="utf-8"></head><body><pre style="white-space: pre-wrap; overflow-wrap: anywhere">${escapeHtml(text)}</pre></body></html>`;
 }
 
 type ActionResult = { ok: boolean; text: string; forbidden?: boolean };
