@@ -7,9 +7,7 @@
 //
 // Script execution is detected from outside the page: every payload would call a local "beacon"
 // HTTP server, which records each hit (a sandboxed frame cannot set globals we could read).
-//
-// MAILMOAT_SCREENSHOTS=1 also writes docs/screenshots/*.png for the README.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +28,6 @@ const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.
 const PASSWORD = 'browser test password';
 /** The machine may be busy with other test files: page loads get time. */
 const POLL = { timeout: 15_000, interval: 100 };
-const SHOTS = process.env.MAILMOAT_SCREENSHOTS ? path.resolve(import.meta.dirname, '../../docs/screenshots') : null;
 const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 function mail(o: { from?: string; to?: string; subject: string; body?: string; html?: string; extra?: string }): string {
@@ -74,18 +71,11 @@ describe('the console in a browser', () => {
     const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
     const page = await context.newPage();
     await page.goto(`${base}login`);
-    if (username === 'admina') await shot(page, 'login');
     await page.fill('input[name=username]', username);
     await page.fill('input[name=password]', PASSWORD);
     await page.click('button[type=submit]');
     await page.waitForURL(/\/(dashboard|quarantine)$/);
     return { context, page };
-  }
-
-  async function shot(page: Page, name: string): Promise<void> {
-    if (!SHOTS) return;
-    mkdirSync(SHOTS, { recursive: true });
-    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
   }
 
   beforeAll(async () => {
@@ -158,12 +148,6 @@ describe('the console in a browser', () => {
     await page.waitForURL(new RegExp(`/messages/${id}$`));
     const preview = page.frameLocator('iframe.preview');
     await expect.poll(() => preview.locator('body').innerText(), POLL).toContain('this is the journey one mail');
-    if (SHOTS) {
-      // an off-screen sandboxed frame is not painted: bring it into view before the full-page shot
-      await page.locator('iframe.preview').scrollIntoViewIfNeeded();
-      await page.waitForTimeout(300);
-    }
-    await shot(page, 'message');
     await page.click('button:text-is("Release")');
     await expect.poll(() => page.locator('.flash.ok').innerText(), POLL).toContain('Released');
     await waitForStatus(gw, id, ['released']);
@@ -190,7 +174,6 @@ describe('the console in a browser', () => {
     await waitForStatus(gw, first, ['released']);
     await page.goto(`${base}lists`);
     expect(await page.locator('td.mono', { hasText: 'friend@pals.test' }).count()).toBe(1);
-    await shot(page, 'lists');
     // The same GTUBE mail from the allowed sender now passes the spam verdict.
     const next = await send(mail({ from: 'Friend <friend@pals.test>', subject: 'journey two, again' }), 'friend@pals.test');
     await waitForStatus(gw, next, ['delivered', 'quarantined']);
@@ -213,7 +196,6 @@ describe('the console in a browser', () => {
     expect(text).toMatch(/watches-2\.eml\s+learned/);
     expect(text).toMatch(/not-mail\.eml\s+refused/);
     expect((await ui.deps.learnLog.recent({ actor: 'admina', limit: 3 })).map((r) => r.outcome).sort()).toEqual(['learned', 'learned', 'refused']);
-    await shot(page, 'report-spam');
   });
 
   it('a quarantined message carrying script, onerror and javascript: payloads executes nothing', async () => {
@@ -318,18 +300,14 @@ describe('the console in a browser', () => {
     await page.click('form.filters button[type=submit]');
     expect(await page.locator('tbody tr').count()).toBeGreaterThanOrEqual(2);
     await page.goto(`${base}log`);
-    await shot(page, 'message-log');
     await page.goto(`${base}domains`);
     await page.click('button:text-is("Test SMTP connection")');
     await expect.poll(() => page.locator('pre.transcript').innerText(), POLL).toContain('RCPT TO:<postmaster@example.test>');
     expect(await page.locator('p.good').innerText()).toContain('Passed');
-    await shot(page, 'domains-smtp-test');
     await page.goto(`${base}dashboard`);
     expect(await page.locator('svg.chart').count()).toBeGreaterThanOrEqual(3);
     expect(await page.locator('svg.chart rect').count()).toBeGreaterThan(3);
-    await shot(page, 'dashboard');
     await page.goto(`${base}quarantine`);
-    await shot(page, 'quarantine');
   });
 
   it('sends a quarantine digest whose one-click link releases the message once', async () => {
