@@ -66,14 +66,16 @@ export function openStatsStore(sql: Sql, now: () => number = Date.now): StatsSto
     async series(scope, o) {
       if (!scope.all && scope.domains.length === 0) return [];
       const where = scope.all ? q`1 = 1` : q`domain IN (${q.join(scope.domains.map((d) => d.toLowerCase()))})`;
-      return sql.all<StatRow>(q`SELECT domain, (hour / ${o.bucketMs}) * ${o.bucketMs} AS hour, kind, CAST(sum(n) AS BIGINT) AS n
+      // node:sqlite binds a JS number as REAL: the cast keeps the division an integer one.
+      const bucket = q`CAST(${o.bucketMs} AS BIGINT)`;
+      return sql.all<StatRow>(q`SELECT domain, (hour / ${bucket}) * ${bucket} AS hour, kind, CAST(sum(n) AS BIGINT) AS n
         FROM stats_hourly WHERE hour >= ${o.since} AND hour < ${o.until} AND ${where}
         GROUP BY 1, 2, 3 ORDER BY 2, 1, 3`);
     },
     async compact(at) {
       const cutoff = Math.floor((at - ROLLUP_AFTER_MS) / DAY_MS) * DAY_MS;
       return sql.transaction(async (tx) => {
-        const taken = await tx.all<StatRow>(q`DELETE FROM stats_hourly WHERE hour < ${cutoff} AND hour % ${DAY_MS} <> 0 RETURNING domain, hour, kind, n`);
+        const taken = await tx.all<StatRow>(q`DELETE FROM stats_hourly WHERE hour < ${cutoff} AND hour % CAST(${DAY_MS} AS BIGINT) <> 0 RETURNING domain, hour, kind, n`);
         const days = new Map<string, StatRow>();
         for (const r of taken) {
           const day = Math.floor(Number(r.hour) / DAY_MS) * DAY_MS;
