@@ -25,6 +25,7 @@ import { openListStore } from '../../../gateway/store/lists.ts';
 import { openMetadataStore, type MetadataStore } from '../../../gateway/store/metadata.ts';
 import { DatabaseError, migrate } from '../../../gateway/store/migrations.ts';
 import { openSql, q, type Sql } from '../../../gateway/store/sql.ts';
+import { openStatsStore } from '../../../gateway/store/stats.ts';
 import { createTestDatabase, openTestSql, type TestDatabase } from '../../support/databases.ts';
 import { testConfigInput } from '../../support/gateway.ts';
 
@@ -123,6 +124,9 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   await openReleaseRequestStore(sql, now).create({ messageId: 'm1', requester: 'alice', recipient: 'alice@a.test', note: 'please' });
   await openDomainStore(sql, now).put({ name: 'db.test', settings: { downstream: [{ host: '10.0.0.8' }] }, adminMay: ['spam'], by: 'root' });
   await openApiTokenStore(sql, now).create({ name: 'panel', role: 'superadmin', domains: [], createdBy: 1, createdByName: 'root' });
+  const stats = openStatsStore(sql, now);
+  await stats.add([{ domain: 'example.test', hour: T0 - (T0 % HOUR), kind: 'received', n: 3 }, { domain: '', hour: T0 - (T0 % HOUR), kind: 'refused', n: 1 }]);
+  await stats.claimSummaryRun('2026-11-24');
   return { dir, file, quarantineDir, sql, adminHash, maxListId: global.row.id, maxAccountId: carol.id };
 }
 
@@ -199,6 +203,8 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
       learner_models: 0,
       learner_snapshots: 0,
       learner_events: 0,
+      stats_hourly: 2,
+      daily_summary_runs: 1,
     });
     expect(result.quarantineFiles).toBe(2);
     expect(result.missingQuarantineFiles).toEqual([{ messageId: 'm3nofile', file: path.join(src.quarantineDir, 'm3nofile.eml') }]);
@@ -372,6 +378,8 @@ describe('mailmoat migrate --import-sqlite', () => {
         '  learner_models: 0',
         '  learner_snapshots: 0',
         '  learner_events: 0',
+        '  stats_hourly: 2',
+        '  daily_summary_runs: 1',
         `  quarantine files: 2 (from ${src.quarantineDir})`,
         `  missing quarantine file: ${path.join(src.quarantineDir, 'm3nofile.eml')} (message m3nofile is imported without its body)`,
       ]);
