@@ -62,6 +62,7 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'learner_events', key: ['seq'], unique: true, serial: 'seq' },
   { name: 'stats_hourly', key: ['domain', 'hour', 'kind'], unique: true },
   { name: 'daily_summary_runs', key: ['day'], unique: true },
+  { name: 'daily_summary_optout', key: ['account_id'], unique: true },
 ];
 
 

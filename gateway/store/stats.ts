@@ -44,6 +44,9 @@ export interface StatsStore {
   compact(now: number): Promise<{ rolledUp: number; purged: number }>;
   /** Claims the daily summary of a day ("2026-12-04"); false when another process already did. */
   claimSummaryRun(day: string): Promise<boolean>;
+  /** The accounts that turned the daily summary off. */
+  summaryOptOuts(): Promise<Set<number>>;
+  setSummaryOptOut(accountId: number, off: boolean): Promise<void>;
 }
 
 /** Rows per INSERT statement (both databases bound the number of parameters). */
@@ -91,6 +94,16 @@ export function openStatsStore(sql: Sql, now: () => number = Date.now): StatsSto
     },
     async claimSummaryRun(day) {
       return (await sql.run(q`INSERT INTO daily_summary_runs (day, at) VALUES (${day}, ${now()}) ON CONFLICT (day) DO NOTHING`)) === 1;
+    },
+    async summaryOptOuts() {
+      return new Set((await sql.all<{ account_id: number }>(q`SELECT account_id FROM daily_summary_optout`)).map((r) => Number(r.account_id)));
+    },
+    async setSummaryOptOut(accountId, off) {
+      await sql.run(
+        off
+          ? q`INSERT INTO daily_summary_optout (account_id, at) VALUES (${accountId}, ${now()}) ON CONFLICT (account_id) DO NOTHING`
+          : q`DELETE FROM daily_summary_optout WHERE account_id = ${accountId}`,
+      );
     },
   };
 }

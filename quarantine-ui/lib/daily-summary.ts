@@ -2,7 +2,8 @@
 // gets the numbers of the day before for their domains, and every superadmin one for all
 // domains: mail in, spam, viruses, refused at SMTP, held, delivered, deferred, failed, the
 // messages in quarantine now, the top spam senders, and a link to the console. HTML with a text
-// part. It goes to accounts whose username is a mail address (a console account has no other).
+// part. It goes to accounts whose username is a mail address (a console account has no other),
+// unless the account turned it off (on the Numbers page: routes/stats.ts).
 //
 // Once per day for the whole cluster: every console runs the scheduler, and the first to claim
 // the day (one INSERT … ON CONFLICT DO NOTHING in daily_summary_runs) sends; the others see the
@@ -75,6 +76,7 @@ function textPart(s: Summary, hostname: string, link: string): string {
     '',
     `Console: ${link}`,
     `Numbers over time: ${link}stats?range=30d`,
+    `You get this mail as an administrator of these domains; turn it off on the Numbers page: ${link}stats`,
   ].join('\r\n');
 }
 
@@ -88,6 +90,7 @@ function htmlPart(s: Summary, hostname: string, link: string): string {
 <p>In quarantine now: <b>${s.held}</b></p>
 <h2>Top spam senders</h2>${senders}
 <p><a href="${esc(link)}">Open the console</a> · <a href="${esc(link)}stats?range=30d">Numbers over time</a></p>
+<p>You get this mail as an administrator of these domains; turn it off on the <a href="${esc(link)}stats">Numbers page</a>.</p>
 </body></html>`;
 }
 
@@ -95,8 +98,9 @@ function htmlPart(s: Summary, hostname: string, link: string): string {
 export async function sendDailySummaries(deps: DailySummaryDeps, at = dayBefore(deps.now())): Promise<{ sent: number; recipients: string[] }> {
   const result = { sent: 0, recipients: [] as string[] };
   const from = deps.config.console.digest.from ?? `quarantine@${deps.config.hostname}`;
+  const off = await deps.stats.summaryOptOuts();
   for (const account of await deps.accounts.list()) {
-    if (account.disabled || account.role === 'user' || !ADDRESS.test(account.username)) continue;
+    if (account.disabled || account.role === 'user' || !ADDRESS.test(account.username) || off.has(account.id)) continue;
     if (account.role === 'domainadmin' && account.domains.length === 0) continue;
     const to = account.username;
     try {

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Ctx } from '../app.ts';
 import type { StatsScope } from '../../gateway/store/stats.ts';
+import { field } from '../lib/forms.ts';
 import { stackedBars } from '../lib/charts.ts';
 import { byBucket, byDomain, KIND_COLUMNS, OTHER_DOMAIN, RANGES, windowOf, type RangeKey } from '../lib/numbers.ts';
 
@@ -32,8 +33,10 @@ export async function registerStatsRoutes(app: FastifyInstance, ctx: Ctx): Promi
     const span = `${RANGES[range].label}, UTC`;
     const chart = (title: string, keys: string[]) =>
       stackedBars({ title: `${title} (${span})`, buckets: buckets.map((b) => ({ label: b.label, values: b.counts })), categories: pick(keys) });
+    const summaryOn = ctx.deps.stats ? !(await ctx.deps.stats.summaryOptOuts()).has(account.id) : false;
     return ctx.render(req, reply, 'stats', {
       title: 'Numbers',
+      summary: ctx.deps.config.console.dailySummary.enabled && ctx.deps.stats ? { on: summaryOn, mailable: /@/.test(account.username) } : null,
       available: Boolean(ctx.deps.stats),
       range,
       ranges: Object.entries(RANGES).map(([key, r]) => ({ key, label: r.label })),
@@ -48,5 +51,19 @@ export async function registerStatsRoutes(app: FastifyInstance, ctx: Ctx): Promi
       verdicts: chart('Spam and viruses', ['spam', 'virus']),
       outcomes: chart('Delivered, deferred and failed', ['delivered', 'deferred', 'failed']),
     });
+  });
+
+  // The daily summary mail (lib/daily-summary.ts): each admin turns their own on or off.
+  app.post('/stats/daily-summary', async (req, reply) => {
+    const user = ctx.user(req);
+    const on = field(req.body as Record<string, unknown>, 'on', 5) === '1';
+    if (user.account.role === 'user' || !ctx.deps.stats) {
+      await ctx.audit(req, { action: 'daily-summary', outcome: 'denied', detail: user.account.role === 'user' ? 'end users get no daily summary' : 'not available in this console' });
+      return ctx.notFound(req, reply);
+    }
+    await ctx.deps.stats.setSummaryOptOut(user.account.id, !on);
+    await ctx.audit(req, { action: 'daily-summary', target: user.account.username, detail: on ? 'on' : 'off' });
+    ctx.flash(req, 'ok', on ? 'You will get the daily summary mail.' : 'You will no longer get the daily summary mail.');
+    return reply.redirect('/stats', 303);
   });
 }

@@ -67,6 +67,9 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     const hash = await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 });
     await ui.deps.accounts.create({ username: 'root@example.test', role: 'superadmin', passwordHash: hash });
     await ui.deps.accounts.create({ username: 'admin@example.test', role: 'domainadmin', domains: ['example.test'], passwordHash: hash });
+    // An admin who turned the daily summary off (the Numbers page's button: numbers.test.ts).
+    const quiet = await ui.deps.accounts.create({ username: 'quiet@example.test', role: 'domainadmin', domains: ['example.test'], passwordHash: hash });
+    await ui.deps.stats!.setSummaryOptOut(quiet.id, true);
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     const context = await browser.newContext();
     root = await context.newPage();
@@ -149,6 +152,7 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     expect(rootParsed!.text).toContain('slow.test: mail in 2, spam 0, virus 0, refused at SMTP 0, held 0, delivered 2, deferred 2');
     await new Promise((r) => setTimeout(r, 1_000));
     expect(await summaryOf('admin@example.test')).toHaveLength(1);
+    expect(await summaryOf('quiet@example.test')).toHaveLength(0);
   });
 
   it('fits the numbers and queue pages on a 390 px wide screen', async () => {

@@ -64,6 +64,21 @@ describe('numbers page', () => {
     expect((await admin.get('/stats?domain=')).statusCode).toBe(404);
   });
 
+  it('lets an admin turn the daily summary mail off and on again (CSRF, audited)', async () => {
+    const admin = new Client(h.app);
+    await admin.login('admin-a');
+    const id = (await h.accounts.byName('admin-a'))!.id;
+    expect((await admin.get('/stats')).body).toContain('data-summary="on"');
+    expect((await admin.post('/stats/daily-summary', { on: '0' }, { csrf: false })).statusCode).toBe(403);
+    expect((await h.deps.stats!.summaryOptOuts()).has(id)).toBe(false);
+    expect((await admin.post('/stats/daily-summary', { on: '0' }, { csrfFrom: '/stats' })).statusCode).toBe(303);
+    expect((await h.deps.stats!.summaryOptOuts()).has(id)).toBe(true);
+    expect((await admin.get('/stats')).body).toContain('data-summary="off"');
+    await admin.post('/stats/daily-summary', { on: '1' }, { csrfFrom: '/stats' });
+    expect((await h.deps.stats!.summaryOptOuts()).has(id)).toBe(false);
+    expect((await h.audit.list({ action: 'daily-summary', limit: 2 })).rows.map((r) => r.detail)).toEqual(['on', 'off']);
+  });
+
   it('keeps a domain admin out of another domain’s queue actions (404, audited)', async () => {
     const id = await h.addMessage({ rcpt: ['bob@b.test'], status: 'delivered' });
     await h.store.transition(id, ['delivered'], 'deferred');
@@ -72,6 +87,7 @@ describe('numbers page', () => {
     const queue = await admin.get('/queue');
     expect(queue.statusCode).toBe(200);
     expect(queue.body).not.toContain(id);
+    expect((await admin.post(`/queue/${id}/retry`, {}, { csrf: false })).statusCode).toBe(403);
     const retry = await admin.post(`/queue/${id}/retry`, {}, { csrfFrom: '/queue' });
     expect(retry.statusCode).toBe(404);
     expect((await h.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({ actor: 'admin-a', messageId: id, outcome: 'denied' });

@@ -127,6 +127,7 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   const stats = openStatsStore(sql, now);
   await stats.add([{ domain: 'example.test', hour: T0 - (T0 % HOUR), kind: 'received', n: 3 }, { domain: '', hour: T0 - (T0 % HOUR), kind: 'refused', n: 1 }]);
   await stats.claimSummaryRun('2026-11-24');
+  await stats.setSummaryOptOut(carol.id, true);
   return { dir, file, quarantineDir, sql, adminHash, maxListId: global.row.id, maxAccountId: carol.id };
 }
 
@@ -205,6 +206,7 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
       learner_events: 0,
       stats_hourly: 2,
       daily_summary_runs: 1,
+      daily_summary_optout: 1,
     });
     expect(result.quarantineFiles).toBe(2);
     expect(result.missingQuarantineFiles).toEqual([{ messageId: 'm3nofile', file: path.join(src.quarantineDir, 'm3nofile.eml') }]);
@@ -380,6 +382,7 @@ describe('mailmoat migrate --import-sqlite', () => {
         '  learner_events: 0',
         '  stats_hourly: 2',
         '  daily_summary_runs: 1',
+        '  daily_summary_optout: 1',
         `  quarantine files: 2 (from ${src.quarantineDir})`,
         `  missing quarantine file: ${path.join(src.quarantineDir, 'm3nofile.eml')} (message m3nofile is imported without its body)`,
       ]);
