@@ -20,6 +20,8 @@ const FLUSH_MS = 5_000;
 /** Keys held while the database cannot be written: about a day of 50 busy domains. */
 const MAX_KEYS = 50_000;
 const COMPACT_EVERY_MS = HOUR_MS;
+/** The first roll-up a minute after start, so that a node restarted more often than hourly still does it. */
+const FIRST_COMPACT_MS = 60_000;
 
 const dropped = new Counter({
   name: 'mailmoat_stats_dropped_total',
@@ -46,7 +48,7 @@ export function openStatsCounter(o: { store: StatsStore; hostedDomains: () => Re
   const now = o.now ?? Date.now;
   let pending = new Map<string, StatRow>();
   let running: Promise<void> = Promise.resolve();
-  let lastCompact = now();
+  let lastCompact = now() - COMPACT_EVERY_MS + FIRST_COMPACT_MS;
   let warned = false;
 
   const merge = (rows: Iterable<StatRow>) => {

@@ -135,6 +135,16 @@ describe.each(['sqlite', 'postgres'] as const)('counters on %s', (dialect) => {
       expect(after).toEqual([{ domain: 'a.test', hour: tenDaysAgo, kind: 'spam', n: 1 + 2 + 6 + 24 }]);
       expect(Number(before[0]!.n)).toBe(33);
       expect(await store.compact(now)).toEqual({ rolledUp: 0, purged: 0 });
+      // A write that fails keeps its counts for the next flush: none is lost, none counted twice.
+      let failures = 1;
+      const flaky = { ...store, add: (rows: StatRow[]) => (failures-- > 0 ? Promise.reject(new Error('database away')) : store.add(rows)) };
+      const node = openStatsCounter({ store: flaky, hostedDomains: hosted, flushMs: 60_000 });
+      node.count('failed', ['x@a.test']);
+      await node.flush();
+      node.count('failed', ['x@a.test']);
+      await node.close();
+      const failed = await store.series({ domains: ['a.test'] }, { since: 0, until: now + HOUR_MS, bucketMs: DAY_MS });
+      expect(failed.filter((r) => r.kind === 'failed').map((r) => Number(r.n))).toEqual([2]);
     } finally {
       await sql.close();
       await database.drop();
