@@ -40,8 +40,13 @@ export interface StatsCounter {
 
 /** The domains a message is counted under: each hosted one once, or '' when it has none. */
 export function statDomains(hosted: Record<string, unknown>, recipients: readonly string[]): string[] {
-  const domains = new Set(recipients.map((r) => domainOf(r)).map((d) => (Object.hasOwn(hosted, d) ? d : '')));
-  return domains.size > 0 ? [...domains] : [''];
+  const domains: string[] = [];
+  for (const r of recipients) {
+    const d = domainOf(r);
+    const key = Object.hasOwn(hosted, d) ? d : '';
+    if (!domains.includes(key)) domains.push(key);
+  }
+  return domains.length > 0 ? domains : [''];
 }
 
 export function openStatsCounter(o: { store: StatsStore; hostedDomains: () => Record<string, unknown>; logger?: Logger; flushMs?: number; now?: () => number }): StatsCounter {
@@ -51,14 +56,15 @@ export function openStatsCounter(o: { store: StatsStore; hostedDomains: () => Re
   let lastCompact = now() - COMPACT_EVERY_MS + FIRST_COMPACT_MS;
   let warned = false;
 
+  const add = (domain: string, hour: number, kind: StatKind, n: number) => {
+    const key = `${domain}\n${hour}\n${kind}`;
+    const row = pending.get(key);
+    if (row) row.n += n;
+    else if (pending.size < MAX_KEYS) pending.set(key, { domain, hour, kind, n });
+    else dropped.inc(n);
+  };
   const merge = (rows: Iterable<StatRow>) => {
-    for (const r of rows) {
-      const key = `${r.domain}\n${r.hour}\n${r.kind}`;
-      const row = pending.get(key);
-      if (row) row.n += r.n;
-      else if (pending.size < MAX_KEYS) pending.set(key, { ...r });
-      else dropped.inc(r.n);
-    }
+    for (const r of rows) add(r.domain, r.hour, r.kind, r.n);
   };
 
   async function write(): Promise<void> {
@@ -84,7 +90,7 @@ export function openStatsCounter(o: { store: StatsStore; hostedDomains: () => Re
   return {
     count(kind, recipients) {
       const hour = Math.floor(now() / HOUR_MS) * HOUR_MS;
-      merge(statDomains(o.hostedDomains(), recipients).map((domain) => ({ domain, hour, kind, n: 1 })));
+      for (const domain of statDomains(o.hostedDomains(), recipients)) add(domain, hour, kind, 1);
     },
     flush,
     async close() {
