@@ -13,14 +13,14 @@ import { createTestDatabase } from '../support/databases.ts';
 /** The big number of one kind on the Numbers page. */
 const shown = (html: string, kind: string) => Number(new RegExp(`data-kind="${kind}">(\\d+)<`).exec(html)?.[1]);
 
-describe('numbers page', () => {
+describe.each(['sqlite', 'postgres'] as const)('numbers page on %s', (dialect) => {
   let h: Harness;
   const now = Date.now();
   const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
   const row = (domain: string, ago: number, kind: StatRow['kind'], n: number): StatRow => ({ domain, hour: hour - ago, kind, n });
 
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ database: dialect });
     await h.addAccount('root', 'superadmin');
     await h.addAccount('admin-a', 'domainadmin', { domains: ['a.test'] });
     await openStatsStore(h.sql).add([
