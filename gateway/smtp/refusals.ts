@@ -43,7 +43,7 @@ export async function record(deps: RefusalDeps, session: SMTPServerSession, stag
   };
   deps.logger.info(entry, 'refused');
   // Counted for the recipient's domain; a refusal at DATA for the transaction's recipients.
-  deps.stats?.count('refused', recipient ? [recipient] : (session.envelope?.rcptTo ?? []).map((r) => r.address));
+  deps.stats?.count('refused', recipient ? [recipient] : stage === 'data' ? (session.envelope?.rcptTo ?? []).map((r) => r.address) : []);
   try {
     await deps.store.recordRefusal(entry);
   } catch (err) {
