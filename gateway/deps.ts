@@ -6,6 +6,7 @@ import type { Spool } from './spool/spool.ts';
 import type { BlobStore } from './store/blobs.ts';
 import type { MetadataStore } from './store/metadata.ts';
 import type { Sql } from './store/sql.ts';
+import type { StatsCounter } from './stats.ts';
 import type { JobQueue } from './store/queue.ts';
 
 /** Where messages live: the spool, their metadata, quarantined bodies. */
@@ -13,6 +14,8 @@ export interface MessageStores {
   spool: Spool;
   store: MetadataStore;
   quarantine: BlobStore;
+  /** The numbers over time (stats.ts); absent: nothing is counted (tests that build their own deps). */
+  stats?: StatsCounter;
 }
 
 /** What every role opens from the config alone: the message stores and the database they share. */

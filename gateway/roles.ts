@@ -13,6 +13,8 @@ import type { Logger } from './log.ts';
 import { Spool } from './spool/spool.ts';
 import { fileBlobStore, sqlBlobStore } from './store/blobs.ts';
 import { openMetadataStore } from './store/metadata.ts';
+import { openStatsStore } from './store/stats.ts';
+import { openStatsCounter } from './stats.ts';
 import { describeTarget, openSql, type DatabaseTarget } from './store/sql.ts';
 import { DatabaseError, prepareSchema } from './store/migrations.ts';
 import { sqlSpoolReplica } from './spool/replica.ts';
@@ -73,7 +75,7 @@ export function databaseTarget(config: Config): DatabaseTarget {
  * machines (database.url): metadata and quarantined bodies in PostgreSQL, and every accepted
  * message copied there before its 250 (the local spool is then a working copy; gateway/spool/).
  */
-export async function openStores(config: Config): Promise<Stores> {
+export async function openStores(config: Config, logger?: Logger): Promise<Stores> {
   const target = databaseTarget(config);
   const sql = await openSql(target);
   try {
@@ -86,11 +88,15 @@ export async function openStores(config: Config): Promise<Stores> {
   const shared = sql.dialect === 'postgres';
   const spool = new Spool(path.join(config.dataDir, 'spool'), shared ? { replica: sqlSpoolReplica(sql) } : {});
   await spool.init();
+  const store = openMetadataStore(sql);
+  // The counts still in memory are written before the shared connection closes (store.close()).
+  const stats = openStatsCounter({ store: openStatsStore(sql), hostedDomains: () => config.domains, logger });
   return {
     sql,
     spool,
-    store: openMetadataStore(sql),
+    store: { ...store, close: () => stats.close().finally(() => store.close()) },
     quarantine: shared ? sqlBlobStore(sql) : fileBlobStore(path.join(config.dataDir, 'quarantine')),
+    stats,
   };
 }
 

@@ -46,6 +46,8 @@ import { registerRequestRoutes } from './routes/requests.ts';
 import { registerDomainAdminRoutes } from './routes/domain-admin.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerApi } from './api/index.ts';
+import { registerStatsRoutes } from './routes/stats.ts';
+import { registerQueueRoutes } from './routes/queue.ts';
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -295,6 +297,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     await registerTokenRoutes(scoped, ctx);
     await registerAdminRoutes(scoped, ctx);
     await registerLearnerRoutes(scoped, ctx);
+    await registerStatsRoutes(scoped, ctx);
+    await registerQueueRoutes(scoped, ctx);
   });
 
   return app;

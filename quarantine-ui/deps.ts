@@ -18,6 +18,8 @@ import type { SmtpTestResult } from '../gateway/delivery/smtp-test.ts';
 import type { HostedDomain } from '../gateway/config/schema.ts';
 import type { DomainStore } from '../gateway/store/domains.ts';
 import type { ApiTokenStore } from '../gateway/store/api-tokens.ts';
+import type { StatsStore } from '../gateway/store/stats.ts';
+import type { OpResult } from '../gateway/delivery/queue-ops.ts';
 
 /** Hosted domains kept in the database (gateway/domains/): the store, the file's domains, and "apply now". */
 export interface HostedDomainsPort {
@@ -65,4 +67,11 @@ export interface ConsoleDeps {
   hostedDomains: HostedDomainsPort;
   /** Bearer tokens of the REST API (quarantine-ui/api/). */
   tokens: ApiTokenStore;
+  /** The numbers over time (gateway/store/stats.ts); absent: the Numbers page says so. */
+  stats?: StatsStore;
+  /** `mailmoat queue retry|flush` for the queue page (gateway/delivery/queue-ops.ts); absent: no buttons. */
+  queueOps?: {
+    retry(id: string): Promise<OpResult>;
+    flush(o: { domain?: string }): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }>;
+  };
 }

@@ -30,6 +30,9 @@ import type { Writable } from 'node:stream';
 import { openDomainStore } from '../gateway/store/domains.ts';
 import { openApiTokenStore } from '../gateway/store/api-tokens.ts';
 import type { DomainSync } from '../gateway/domains/sync.ts';
+import { openStatsStore } from '../gateway/store/stats.ts';
+import { flushDeferred, retryNow } from '../gateway/delivery/queue-ops.ts';
+import { runDailySummary, startDailySummaryScheduler, type DailySummaryDeps } from './lib/daily-summary.ts';
 
 export interface ConsoleAdapters {
   config: Config;
@@ -63,6 +66,8 @@ export interface RunningConsole {
   sendDigests: () => Promise<{ sent: number; recipients: string[] }>;
   /** Sends one mail from the console (text, optionally HTML) through the generated-message path (lib/mail-out.ts). */
   sendMail: (m: GeneratedMail) => Promise<string>;
+  /** One tick of the daily summary scheduler (claim the day before, then send), at `now` if given (tests). */
+  runDailySummary: (now?: number) => Promise<{ sent: number; recipients: string[] } | null>;
   close(): Promise<void>;
 }
 
@@ -134,6 +139,11 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       refresh: async () => a.domainSync?.refresh(),
     },
     tokens: openApiTokenStore(a.sql),
+    stats: openStatsStore(a.sql),
+    queueOps: {
+      retry: (id) => retryNow({ store: a.store, queue: a.queue }, id),
+      flush: (o) => flushDeferred({ store: a.store, queue: a.queue }, o),
+    },
   };
   const app = await buildConsole(deps);
   const digestDeps: DigestDeps = {
@@ -148,6 +158,8 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     submit,
   };
   const scheduler = config.console.digest.enabled ? startDigestScheduler(digestDeps) : undefined;
+  const summaryDeps: DailySummaryDeps = { ...digestDeps, stats: deps.stats!, logger: logger.child({ role: 'daily-summary' }) };
+  const summaries = config.console.dailySummary.enabled ? startDailySummaryScheduler(summaryDeps) : undefined;
   let port = config.console.listen.port;
   if (o.listen !== false) {
     await app.listen({ host: config.console.listen.host, port });
@@ -155,7 +167,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     port = typeof address === 'object' && address ? address.port : port;
     logger.info({ host: config.console.listen.host, port }, 'console listening');
     // Without a configured public URL, links point at the port actually bound (port 0 in tests).
-    if (!config.console.publicUrl) digestDeps.publicUrl = consolePublicUrl({ ...config, console: { ...config.console, listen: { ...config.console.listen, port } } });
+    if (!config.console.publicUrl) summaryDeps.publicUrl = digestDeps.publicUrl = consolePublicUrl({ ...config, console: { ...config.console, listen: { ...config.console.listen, port } } });
   }
   return {
     deps,
@@ -164,8 +176,10 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     firstAdmin,
     sendDigests: () => sendDigests(digestDeps),
     sendMail,
+    runDailySummary: (now) => runDailySummary(now === undefined ? summaryDeps : { ...summaryDeps, now: () => now }),
     async close() {
       scheduler?.stop();
+      summaries?.stop();
       // The database connection belongs to the role that opened the stores; it closes it.
       await app.close();
     },

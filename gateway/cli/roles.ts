@@ -64,7 +64,7 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
     // A Redis that may evict keys would silently lose queued messages: refuse to start on it.
     const redisCheck = await checkRedisServer(endpoints.redis, { prefix: config.redis.prefix });
     for (const warning of redisCheck.warnings) logger.warn(warning);
-    const stores = await openStores(config);
+    const stores = await openStores(config, logger);
     cleanups.push(() => stores.store.close());
     // Hosted domains kept in the database, merged over the file's and polled (gateway/domains/sync.ts).
     const domainSync = await syncDomains(live, stores, logger);

@@ -449,6 +449,19 @@ const consoleSection = z
       })
       .strict()
       .default({ enabled: true, hourUtc: 7, linkTtlHours: 72, noticeBatchMs: 30_000, noticeCheckMs: 15_000 }),
+    /**
+     * A mail each day to each domain admin (their domains' numbers of the day before) and each
+     * superadmin (every domain), sent by one console of the cluster (quarantine-ui/lib/daily-summary.ts).
+     * It goes to accounts whose username is a mail address.
+     */
+    dailySummary: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Hour of the day (UTC) after which the summary of the day before goes out. */
+        hourUtc: z.number().int().min(0).max(23).default(6),
+      })
+      .strict()
+      .default({ enabled: true, hourUtc: 6 }),
   })
   .strict();
 

@@ -25,6 +25,7 @@ import { sendToTarget, type RecipientResult } from './smtp-send.ts';
 import { DsnRateWindow, sendNotification } from './notify.ts';
 import type { DeliveryRecorder } from './recorded.ts';
 import { laneOf, pipelineMetrics, workerMetrics } from '../metrics.ts';
+import { countDelivery, type StatsCounter } from '../stats.ts';
 import { openLedger } from '../ledger/ledger.ts';
 import { hasEvent, type EventKind } from '../ledger/events.ts';
 import { onwardRecipients } from '../../rules/backup-hop.ts';
@@ -47,6 +48,8 @@ export interface DeliveryDeps {
   self?: SelfFacts;
   logger: Logger;
   now?: () => number;
+  /** The numbers over time (gateway/stats.ts): delivered, deferred and failed per domain. */
+  stats?: StatsCounter;
 }
 
 /** The delivery worker's: results are recorded through the recorder (recorded.ts), never lost to a failing store. */
@@ -73,7 +76,9 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
     logger.debug({ id }, 'delivery job for a message no longer in the spool: already handled');
     return;
   }
-  const final = new Set((await store.deliveries(id)).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
+  const earlier = await store.deliveries(id);
+  const final = new Set(earlier.filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
+  const deferredBefore = new Set(earlier.filter((d) => d.outcome === 'deferred').map((d) => d.recipient));
   const inJournal = recorder.doneInJournal(id);
   const pending = envelope.rcptTo.filter((r) => !final.has(r) && !inJournal.has(r));
   for (const [domain, recipients] of groupBy(pending, domainOf)) {
@@ -86,6 +91,7 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
       logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
     await recorder.record(id, results);
+    countDelivery(deps.stats, results, deferredBefore);
   }
   const deferred = (await store.deliveries(id)).filter((d) => d.outcome === 'deferred');
   if (deferred.length > 0) {
@@ -104,6 +110,7 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
     }
     const reason = decision.action === 'give-up' ? decision.reason : `gave up after ${job.attempt} attempts`;
     for (const d of deferred) await store.recordDelivery(id, d.recipient, 'failed', `${reason}; last reply: ${d.reply}`);
+    deps.stats?.count('failed', deferred.map((d) => d.recipient));
   }
   await finishMessage(deps, id);
 }

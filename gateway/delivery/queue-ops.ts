@@ -15,27 +15,30 @@ export interface QueueEntry {
 
 export type OpResult = { ok: true; detail: string } | { ok: false; reason: string };
 
+/** What listing, retrying and flushing need (the console has no delivery worker of its own). */
+export type QueueViewDeps = Pick<DeliveryDeps, 'store' | 'queue'>;
+
 /** Which job carries a message now: a scan while queued, else its delivery (or its release's). */
-async function jobOf(deps: DeliveryDeps, record: MessageRecord): Promise<{ queue: QueueName; id: string }> {
+async function jobOf(deps: QueueViewDeps, record: MessageRecord): Promise<{ queue: QueueName; id: string }> {
   if (record.status === 'queued') return { queue: 'scan', id: record.id };
   return { queue: 'deliver', id: jobIdFor(record.id, 'deliver', hasEvent(await deps.store.events(record.id), 'released')) };
 }
 
-async function nextAttemptOf(deps: DeliveryDeps, record: MessageRecord): Promise<string | null> {
+async function nextAttemptOf(deps: QueueViewDeps, record: MessageRecord): Promise<string | null> {
   if (record.status !== 'deferred') return null;
   return lastOf(await deps.store.events(record.id), 'deferred')?.nextAttempt ?? null;
 }
 
-export async function queueEntry(deps: DeliveryDeps, record: MessageRecord): Promise<QueueEntry> {
+export async function queueEntry(deps: QueueViewDeps, record: MessageRecord): Promise<QueueEntry> {
   const job = await jobOf(deps, record);
   return { record, job: { ...job, info: await deps.queue.jobInfo(job.queue, job.id) }, nextAttempt: await nextAttemptOf(deps, record) };
 }
 
-export async function listQueue(deps: DeliveryDeps, limit: number): Promise<QueueEntry[]> {
+export async function listQueue(deps: QueueViewDeps, limit: number): Promise<QueueEntry[]> {
   return Promise.all((await deps.store.inFlight(limit)).map((r) => queueEntry(deps, r)));
 }
 
-async function inQueue(deps: DeliveryDeps, id: string): Promise<MessageRecord | OpResult> {
+async function inQueue(deps: QueueViewDeps, id: string): Promise<MessageRecord | OpResult> {
   const record = await deps.store.get(id);
   if (!record) return { ok: false, reason: 'no such message' };
   if (!IN_FLIGHT.includes(record.status)) {
@@ -44,7 +47,7 @@ async function inQueue(deps: DeliveryDeps, id: string): Promise<MessageRecord | 
   return record;
 }
 
-export async function retryNow(deps: DeliveryDeps, id: string): Promise<OpResult> {
+export async function retryNow(deps: QueueViewDeps, id: string): Promise<OpResult> {
   const record = await inQueue(deps, id);
   if ('ok' in record) return record;
   const job = await jobOf(deps, record);
@@ -81,7 +84,7 @@ export async function deleteQueued(deps: DeliveryDeps, id: string, by: string): 
  * Tries every deferred message now (`postqueue -f`), or only those with a recipient still pending
  * in `domain` (`postqueue -s`). A message a worker holds right now is counted as skipped.
  */
-export async function flushDeferred(deps: DeliveryDeps, o: { domain?: string; limit?: number } = {}): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }> {
+export async function flushDeferred(deps: QueueViewDeps, o: { domain?: string; limit?: number } = {}): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }> {
   const flushed: string[] = [];
   const skipped: { id: string; reason: string }[] = [];
   const domain = o.domain?.toLowerCase();

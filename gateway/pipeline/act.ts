@@ -27,6 +27,7 @@ import { OWN_HEADER_PREFIXES } from './stamp.ts';
 import { dkimSignatureFor, isOutbound } from './dkim.ts';
 import { receivedHeader } from './trace.ts';
 import { workerMetrics } from '../metrics.ts';
+import { verdictKind } from '../stats.ts';
 import { narrowDsn, openLedger } from '../ledger/ledger.ts';
 
 export { OWN_HEADER_PREFIXES };
@@ -72,6 +73,14 @@ export async function readSubject(file: string): Promise<string | null> {
   return m ? m[1].replace(/\r?\n[ \t]+/g, ' ').trim() : null;
 }
 
+/** The numbers over time (gateway/stats.ts): the verdict, and what became of the group. */
+function countVerdict(deps: ActDeps, verdictClass: string, g: PlanGroup, outcome?: 'quarantined' | 'refused'): void {
+  const recipients = g.members.map((x) => x.recipient);
+  const kind = verdictKind(verdictClass);
+  if (kind) deps.stats?.count(kind, recipients);
+  if (outcome) deps.stats?.count(outcome, recipients);
+}
+
 const WITHHELD = ['quarantine', 'reject', 'strip'];
 
 async function notices(deps: ActDeps, env: Envelope, g: PlanGroup, outcome: string, subject: string | null, o: { forwards: boolean }): Promise<string[]> {
@@ -95,6 +104,7 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   const action = fallback ? 'quarantine (reject: accepted before the verdict)' : 'quarantine';
   await openLedger(deps).planQuarantine(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject }, { kind: 'quarantined', reason, policySaidReject: fallback });
   workerMetrics.scanned.inc({ verdict: m.class, action: 'quarantine' });
+  countVerdict(deps, m.class, g, 'quarantined');
   logger.debug({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
 }
 
@@ -172,6 +182,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   if (report.attachments?.status === 'checked' && result && result.stripped.length > 0) report.attachments = { ...report.attachments, stripped: result.stripped };
   await openLedger(deps).planDeliver(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null }, result?.stripped.length ? [{ kind: 'stripped', parts: result.stripped }] : []);
   workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
+  countVerdict(deps, m.class, g);
   logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
 }
 
@@ -185,6 +196,7 @@ export async function dropRefused(deps: ActDeps, env: Envelope, plans: Recipient
   const sent = await notices(deps, env, g, 'refused', subject, { forwards: false });
   await openLedger(deps).refuse(env.id, text, { verdict: { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject } });
   workerMetrics.scanned.inc({ verdict: plans[0].class, action: 'refuse' });
+  countVerdict(deps, plans[0].class, g, 'refused');
   logger.debug({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');
 }
 

@@ -4,6 +4,7 @@ import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { MetadataStore } from '../store/metadata.ts';
+import type { StatsCounter } from '../stats.ts';
 import { smtpMetrics } from '../metrics.ts';
 import { formatReply, replies, type SmtpReply } from '../../rules/replies.ts';
 import { SessionDeadlines, watchConnection, type ConnectionInternals } from './deadlines.ts';
@@ -11,6 +12,7 @@ import { SessionDeadlines, watchConnection, type ConnectionInternals } from './d
 export interface RefusalDeps {
   store: MetadataStore;
   logger: Logger;
+  stats?: StatsCounter;
 }
 
 export type Callback = (err?: Error | null, message?: string) => void;
@@ -40,6 +42,8 @@ export async function record(deps: RefusalDeps, session: SMTPServerSession, stag
     reply,
   };
   deps.logger.info(entry, 'refused');
+  // Counted for the recipient's domain; a refusal at DATA for the transaction's recipients.
+  deps.stats?.count('refused', recipient ? [recipient] : stage === 'data' ? (session.envelope?.rcptTo ?? []).map((r) => r.address) : []);
   try {
     await deps.store.recordRefusal(entry);
   } catch (err) {

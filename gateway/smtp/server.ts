@@ -30,6 +30,7 @@ import { WireTap } from './wiretap.ts';
 import { installImmediateGreeting } from './greeting.ts';
 import { connectionOf } from './deadlines.ts';
 import { openLedger } from '../ledger/ledger.ts';
+import type { StatsCounter } from '../stats.ts';
 import { hookFailed, noteLibraryRefusal, refused, toError, watchDeadlines, type Callback } from './refusals.ts';
 import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
 import type { ListSource } from '../pipeline/policy.ts';
@@ -56,6 +57,8 @@ export interface SmtpDeps {
   lists?: ListSource;
   /** Issue 18: sending limits and the AUTH lockout across nodes (Redis). */
   limits?: OutboundLimits;
+  /** The numbers over time (gateway/stats.ts): accepted and refused mail per domain. */
+  stats?: StatsCounter;
 }
 
 export interface SmtpFront {
@@ -346,6 +349,7 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
       receiveMessage(deps, frontline, stream, session).then(
         (id) => {
           smtpMetrics.accepted.inc({ listener: kind });
+          deps.stats?.count('received', session.envelope.rcptTo.map((r) => r.address));
           callback(null, formatReply(replies.queued(id)));
         },
         (err: unknown) => {

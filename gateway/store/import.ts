@@ -61,6 +61,9 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'learner_models', key: ['name'], unique: true, batch: BODY_BATCH },
   { name: 'learner_snapshots', key: ['id'], unique: true, serial: 'id', batch: BODY_BATCH },
   { name: 'learner_events', key: ['seq'], unique: true, serial: 'seq' },
+  { name: 'stats_hourly', key: ['domain', 'hour', 'kind'], unique: true },
+  { name: 'daily_summary_runs', key: ['day'], unique: true },
+  { name: 'daily_summary_optout', key: ['account_id'], unique: true },
 ];
 
 

@@ -72,7 +72,7 @@ export interface MessageQueries {
   searchMessages(s: MessageSearch): Promise<{ rows: MessageRecord[]; total: number }>;
   searchLog(s: LogSearch): Promise<{ rows: LogRow[]; total: number }>;
   hourlyCounts(scope: RecipientScope, since: number): Promise<HourCount[]>;
-  topSenders(scope: RecipientScope, o: { since: number; verdicts: string[]; limit: number }): Promise<{ sender: string; n: number }[]>;
+  topSenders(scope: RecipientScope, o: { since: number; until?: number; verdicts: string[]; limit: number }): Promise<{ sender: string; n: number }[]>;
   topViruses(scope: RecipientScope, o: { since: number; limit: number }): Promise<{ name: string; n: number }[]>;
   statusCounts(scope: RecipientScope): Promise<Record<string, number>>;
 }
@@ -227,7 +227,7 @@ export function messageQueries(sql: Sql, toRecord: (row: never) => MessageRecord
     async topSenders(scope, o) {
       if (o.verdicts.length === 0) return [];
       return sql.all<{ sender: string; n: number }>(q`SELECT lower(m.mail_from) AS sender, count(*) AS n FROM messages m
-         WHERE m.received_at >= ${o.since} AND m.verdict IN (${q.join(o.verdicts)}) AND ${inScope(scope)}
+         WHERE m.received_at >= ${o.since} AND m.received_at < ${o.until ?? Number.MAX_SAFE_INTEGER} AND m.verdict IN (${q.join(o.verdicts)}) AND ${inScope(scope)}
          GROUP BY 1 ORDER BY n DESC, sender LIMIT ${o.limit}`);
     },
 

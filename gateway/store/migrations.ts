@@ -295,6 +295,32 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
       )`,
     ],
   },
+  {
+    // Numbers over time (gateway/stats.ts): one row per hosted domain ('' for mail no hosted
+    // domain can own), hour and counter kind, added to by UPSERT from every node; rows older
+    // than a week are rolled up into one row per day (its 00:00 hour). The daily summary mail's
+    // runs: one row per day, claimed by the one console that sends it; and who turned it off.
+    name: '0011_stats',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS stats_hourly (
+        domain TEXT NOT NULL,
+        hour ${t.int} NOT NULL,
+        kind TEXT NOT NULL,
+        n ${t.int} NOT NULL,
+        PRIMARY KEY (domain, hour, kind)
+      )`,
+      'CREATE INDEX IF NOT EXISTS stats_hourly_hour ON stats_hourly (hour)',
+      `CREATE TABLE IF NOT EXISTS daily_summary_runs (
+        day TEXT PRIMARY KEY,
+        at ${t.int} NOT NULL
+      )`,
+      // Console accounts that turned the daily summary off (a row: off).
+      `CREATE TABLE IF NOT EXISTS daily_summary_optout (
+        account_id ${t.int} PRIMARY KEY,
+        at ${t.int} NOT NULL
+      )`,
+    ],
+  },
 ];
 
 function migrator(sql: Sql): Migrator {

@@ -25,6 +25,7 @@ import { openListStore } from '../../../gateway/store/lists.ts';
 import { openMetadataStore, type MetadataStore } from '../../../gateway/store/metadata.ts';
 import { DatabaseError, migrate } from '../../../gateway/store/migrations.ts';
 import { openSql, q, type Sql } from '../../../gateway/store/sql.ts';
+import { openStatsStore } from '../../../gateway/store/stats.ts';
 import { createTestDatabase, openTestSql, type TestDatabase } from '../../support/databases.ts';
 import { testConfigInput } from '../../support/gateway.ts';
 
@@ -124,6 +125,10 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   await openReleaseRequestStore(sql, now).create({ messageId: 'm1', requester: 'alice', recipient: 'alice@a.test', note: 'please' });
   await openDomainStore(sql, now).put({ name: 'db.test', settings: { downstream: [{ host: '10.0.0.8' }] }, adminMay: ['spam'], by: 'root' });
   await openApiTokenStore(sql, now).create({ name: 'panel', role: 'superadmin', domains: [], createdBy: 1, createdByName: 'root' });
+  const stats = openStatsStore(sql, now);
+  await stats.add([{ domain: 'example.test', hour: T0 - (T0 % HOUR), kind: 'received', n: 3 }, { domain: '', hour: T0 - (T0 % HOUR), kind: 'refused', n: 1 }]);
+  await stats.claimSummaryRun('2026-11-24');
+  await stats.setSummaryOptOut(carol.id, true);
   return { dir, file, quarantineDir, sql, adminHash, maxListId: global.row.id, maxAccountId: carol.id };
 }
 
@@ -201,6 +206,9 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
       learner_models: 0,
       learner_snapshots: 0,
       learner_events: 0,
+      stats_hourly: 2,
+      daily_summary_runs: 1,
+      daily_summary_optout: 1,
     });
     expect(result.quarantineFiles).toBe(2);
     expect(result.missingQuarantineFiles).toEqual([{ messageId: 'm3nofile', file: path.join(src.quarantineDir, 'm3nofile.eml') }]);
@@ -315,9 +323,9 @@ describe('importDatabase refuses', () => {
     const migrated = await openTestSql('sqlite');
     try {
       await expect(importDatabase(migrated.sql, unmigrated)).rejects.toThrow(
-        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions); run "mailmoat migrate" on it first`),
+        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0011_stats); run "mailmoat migrate" on it first`),
       );
-      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions\)/);
+      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0011_stats\)/);
     } finally {
       await unmigrated.close();
       await empty.drop();
@@ -350,7 +358,7 @@ describe('mailmoat migrate --import-sqlite', () => {
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       const lines = r.out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions$/);
+      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0011_stats$/);
       expect(lines[1]).toMatch(new RegExp(`^imported ${src.file} into postgres://.*:$`));
       expect(lines.slice(2)).toEqual([
         '  messages: 4',
@@ -375,6 +383,9 @@ describe('mailmoat migrate --import-sqlite', () => {
         '  learner_models: 0',
         '  learner_snapshots: 0',
         '  learner_events: 0',
+        '  stats_hourly: 2',
+        '  daily_summary_runs: 1',
+        '  daily_summary_optout: 1',
         `  quarantine files: 2 (from ${src.quarantineDir})`,
         `  missing quarantine file: ${path.join(src.quarantineDir, 'm3nofile.eml')} (message m3nofile is imported without its body)`,
       ]);
