@@ -46,7 +46,9 @@ export function ldapDirectory(cfg: LdapConfig): Directory {
   const attributes = [cfg.mailAttribute, cfg.groupAttribute];
 
   async function connect(): Promise<Client> {
-    const client = new Client({ url: cfg.url, timeout: cfg.timeoutMs, connectTimeout: cfg.connectTimeoutMs, tlsOptions });
+    // ldapts speaks TLS from the first byte whenever tlsOptions are given, so only for ldaps://.
+    const ldaps = cfg.url.toLowerCase().startsWith('ldaps:');
+    const client = new Client({ url: cfg.url, timeout: cfg.timeoutMs, connectTimeout: cfg.connectTimeoutMs, ...(ldaps ? { tlsOptions } : {}) });
     if (cfg.startTls) await client.startTLS(tlsOptions);
     return client;
   }
