@@ -162,6 +162,18 @@ describe('LDAP logins (service account search, group search)', () => {
     await h.accounts.update(alice!.id, { disabled: true });
     expect(await loginFails(h, 'alice', 'alice directory password')).toContain('This account has been disabled');
   });
+
+  it('the users page marks directory accounts and gives them no local password', async () => {
+    const admin = new Client(h.app);
+    await admin.login('admin');
+    const page = await admin.get('/users');
+    expect(page.body).toMatch(/<b>carol<\/b>[^<]*<span class="badge"[^>]*>LDAP<\/span>/);
+    const carol = (await h.accounts.byName('carol'))!;
+    expect(page.body).not.toContain(`/users/${carol.id}/reset-password`);
+    const forced = await admin.post(`/users/${carol.id}/reset-password`, {}, { csrfFrom: '/users' });
+    expect(forced.statusCode).toBe(400);
+    expect(forced.body).toContain('carol logs in through LDAP: change the password there.');
+  });
 });
 
 describe('LDAP logins (direct bind with a DN template)', () => {
