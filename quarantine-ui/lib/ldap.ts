@@ -8,19 +8,13 @@
 // through RFC 4514 escaping; "*)(uid=*" is a name with odd characters, not a wildcard.
 import { readFileSync } from 'node:fs';
 import { Client, Filter, InvalidCredentialsError, type Entry } from 'ldapts';
-import type { LdapConfig, SecretSource } from '../../gateway/config/console-auth.ts';
+import type { LdapConfig } from '../../gateway/config/console-auth.ts';
+import { readSecret } from './secrets.ts';
 
 export type DirectoryAnswer =
   | { kind: 'ok'; dn: string; groups: string[]; mail: string[] }
   | { kind: 'invalid'; detail: string }
   | { kind: 'unavailable'; detail: string };
-
-/** A secret from its file or environment variable; throws naming where it looked (not the secret). */
-export function readSecret(source: SecretSource, key: string): string {
-  const value = source.file ? readFileSync(source.file, 'utf8').trim() : (process.env[source.env!] ?? '').trim();
-  if (!value) throw new Error(`${key}: the secret in ${source.file ? `file ${source.file}` : `environment variable ${source.env}`} is empty or missing`);
-  return value;
-}
 
 /** RFC 4514 §2.4: a value as one attribute value of a DN. */
 export function escapeDnValue(value: string): string {

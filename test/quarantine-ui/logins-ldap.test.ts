@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, PASSWORD, startHarness, type Harness } from './harness.ts';
 import { SERVICE_DN, SERVICE_PASSWORD, SUFFIX, startSlapd, type PrivateSlapd } from '../support/slapd.ts';
 import { DIRECTORY_UNAVAILABLE, WRONG_PASSWORD } from '../../quarantine-ui/lib/login.ts';
+import { ldapDirectory } from '../../quarantine-ui/lib/ldap.ts';
+import { consoleAuthSchema } from '../../gateway/config/console-auth.ts';
 
 const PEOPLE = [
   { uid: 'alice', password: 'alice directory password', mail: ['alice@a.test'] },
@@ -204,5 +206,15 @@ describe('LDAP logins (direct bind with a DN template)', () => {
     expect(await loginFails(h, 'root', 'root directory passworx')).toContain(WRONG_PASSWORD);
     // DN syntax typed as the name is a name: unescaped, "alice,x" is no DN at all, and "root+cn=root" another RDN
     for (const name of ['alice,x', 'root+cn=root', '#root', 'root\\']) expect(await loginFails(h, name, 'root directory password')).toContain(WRONG_PASSWORD);
+  });
+});
+
+describe('LDAP login settings', () => {
+  it('a missing service password stops the console at start, naming the key and not the secret', () => {
+    const auth = consoleAuthSchema.parse({ ldap: { url: 'ldap://127.0.0.1:1', baseDN: SUFFIX, search: { bindDN: SERVICE_DN, password: { file: '/nonexistent/ldap.secret' } } } });
+    expect(() => ldapDirectory(auth.ldap!)).toThrow('console.auth.ldap.search.password: cannot read the secret\'s file /nonexistent/ldap.secret (ENOENT)');
+    delete process.env.MM_TEST_EMPTY_SECRET;
+    const env = consoleAuthSchema.parse({ ldap: { url: 'ldap://127.0.0.1:1', baseDN: SUFFIX, search: { bindDN: SERVICE_DN, password: { env: 'MM_TEST_EMPTY_SECRET' } } } });
+    expect(() => ldapDirectory(env.ldap!)).toThrow("console.auth.ldap.search.password: the secret's environment variable MM_TEST_EMPTY_SECRET is empty or missing");
   });
 });
