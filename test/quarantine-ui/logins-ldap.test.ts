@@ -178,7 +178,7 @@ describe('LDAP logins (service account search, group search)', () => {
   });
 });
 
-describe('LDAP logins (direct bind with a DN template)', () => {
+describe('LDAP logins (direct bind with a DN template, groups from memberOf)', () => {
   let slapd: PrivateSlapd;
   let h: Harness;
   beforeAll(async () => {
@@ -187,7 +187,8 @@ describe('LDAP logins (direct bind with a DN template)', () => {
       config: {
         console: {
           auth: {
-            ldap: { url: slapd.url, bindDN: `uid={username},ou=people,${SUFFIX}`, baseDN: SUFFIX, groupSearch: {}, timeoutMs: 2000, connectTimeoutMs: 1000 },
+            // groups from the person's memberOf values (the default groupAttribute), as with AD
+            ldap: { url: slapd.url, bindDN: `uid={username},ou=people,${SUFFIX}`, baseDN: SUFFIX, timeoutMs: 2000, connectTimeoutMs: 1000 },
             roleMapping: ROLE_MAPPING,
           },
         },
@@ -199,10 +200,13 @@ describe('LDAP logins (direct bind with a DN template)', () => {
     await slapd?.close();
   });
 
-  it('binds as the person, reads their groups, and refuses a wrong password and a DN typed as the name', async () => {
+  it('binds as the person, reads their groups from memberOf, and refuses a wrong password and a DN typed as the name', async () => {
     const root = new Client(h.app);
     expect((await root.login('root', 'root directory password')).statusCode).toBe(303);
     expect(await h.accounts.byName('root')).toMatchObject({ role: 'superadmin', authSource: 'ldap' });
+    const alice = new Client(h.app);
+    expect((await alice.login('alice', 'alice directory password')).statusCode).toBe(303);
+    expect(await h.accounts.byName('alice')).toMatchObject({ role: 'domainadmin', domains: ['a.test', 'b.test'] });
     expect(await loginFails(h, 'root', 'root directory passworx')).toContain(WRONG_PASSWORD);
     // DN syntax typed as the name is a name: unescaped, "alice,x" is no DN at all, and "root+cn=root" another RDN
     for (const name of ['alice,x', 'root+cn=root', '#root', 'root\\']) expect(await loginFails(h, name, 'root directory password')).toContain(WRONG_PASSWORD);

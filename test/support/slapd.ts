@@ -3,15 +3,20 @@
 // database in a temporary directory, loaded with slapadd, listening on 127.0.0.1 only.
 // The tree: dc=example,dc=test with ou=people (inetOrgPerson, clear-text userPassword: slapd
 // compares it as is) and ou=groups (groupOfNames), and a service account allowed to search.
+// The memberof overlay is on, as Active Directory has it: the groups are added through slapd after
+// it starts (slapadd bypasses overlays), so each person's entry gets its memberOf values.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Client } from 'ldapts';
 
 export const SUFFIX = 'dc=example,dc=test';
 export const SERVICE_DN = `cn=mailmoat,${SUFFIX}`;
 export const SERVICE_PASSWORD = 'service account password';
+const ROOT_DN = `cn=root,${SUFFIX}`;
+const ROOT_PASSWORD = 'root password of the test directory';
 
 export interface LdapPerson {
   uid: string;
@@ -28,14 +33,13 @@ export interface PrivateSlapd {
   close(): Promise<void>;
 }
 
-function ldif(people: LdapPerson[], groups: Record<string, string[]>): string {
+function ldif(people: LdapPerson[]): string {
   const entries = [
     `dn: ${SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example`,
     `dn: ${SERVICE_DN}\nobjectClass: person\ncn: mailmoat\nsn: service\nuserPassword: ${SERVICE_PASSWORD}`,
     `dn: ou=people,${SUFFIX}\nobjectClass: organizationalUnit\nou: people`,
     `dn: ou=groups,${SUFFIX}\nobjectClass: organizationalUnit\nou: groups`,
     ...people.map((p) => [`dn: uid=${p.uid},ou=people,${SUFFIX}`, 'objectClass: inetOrgPerson', `uid: ${p.uid}`, `cn: ${p.uid}`, `sn: ${p.uid}`, `userPassword: ${p.password}`, ...(p.mail ?? []).map((m) => `mail: ${m}`)].join('\n')),
-    ...Object.entries(groups).map(([cn, members]) => [`dn: cn=${cn},ou=groups,${SUFFIX}`, 'objectClass: groupOfNames', `cn: ${cn}`, ...members.map((uid) => `member: uid=${uid},ou=people,${SUFFIX}`)].join('\n')),
   ];
   return `${entries.join('\n\n')}\n`;
 }
@@ -69,16 +73,20 @@ export async function startSlapd(people: LdapPerson[], groups: Record<string, st
       `pidfile ${dir}/slapd.pid`,
       'modulepath /usr/lib/ldap',
       'moduleload back_mdb',
+      'moduleload memberof',
       'database mdb',
       `suffix "${SUFFIX}"`,
+      `rootdn "${ROOT_DN}"`,
+      `rootpw "${ROOT_PASSWORD}"`,
       `directory ${dir}/db`,
       'maxsize 10485760',
       'access to attrs=userPassword by anonymous auth by * none',
       `access to * by dn.exact="${SERVICE_DN}" read by users read by * none`,
+      'overlay memberof',
       '',
     ].join('\n'),
   );
-  writeFileSync(path.join(dir, 'data.ldif'), ldif(people, groups));
+  writeFileSync(path.join(dir, 'data.ldif'), ldif(people));
   const added = spawnSync('slapadd', ['-f', conf, '-l', path.join(dir, 'data.ldif')], { encoding: 'utf8' });
   if (added.status !== 0) throw new Error(`slapadd failed: ${added.stderr}`);
   const port = await freePort();
@@ -100,6 +108,15 @@ export async function startSlapd(people: LdapPerson[], groups: Record<string, st
     await exited;
   };
   await start();
+  const root = new Client({ url: `ldap://127.0.0.1:${port}`, timeout: 5000 });
+  try {
+    await root.bind(ROOT_DN, ROOT_PASSWORD);
+    for (const [cn, members] of Object.entries(groups)) {
+      await root.add(`cn=${cn},ou=groups,${SUFFIX}`, { objectClass: 'groupOfNames', cn, member: members.map((uid) => `uid=${uid},ou=people,${SUFFIX}`) });
+    }
+  } finally {
+    await root.unbind();
+  }
   return {
     url: `ldap://127.0.0.1:${port}`,
     port,
