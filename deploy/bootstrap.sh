@@ -12,8 +12,9 @@ packages="redis-server clamav-daemon spamassassin spamd swaks"
 case "${1:-}" in
   # chromium: the console's browser tests; postgresql: the PostgreSQL adapters and the cluster
   # test (a private cluster is started by the test run); dovecot-core: the submission AUTH backend
-  # test (a private dovecot with a passwd-file is started by it).
-  --test) packages="$packages chromium postgresql dovecot-core" ;;
+  # test (a private dovecot with a passwd-file is started by it); slapd, ldap-utils: the console's
+  # LDAP login tests (a private slapd with its own slapd.conf, loaded with slapadd).
+  --test) packages="$packages chromium postgresql dovecot-core slapd ldap-utils" ;;
   # postfix: only its smtp-source and smtp-sink; postgresql: the cluster-storage rows.
   --bench) packages="$packages postfix postgresql" ;;
 esac
@@ -31,7 +32,9 @@ if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Postfix asks no mail configuration questions: its daemon is never used.
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  # The packages' own services (Debian's redis, clamd, spamd, PostgreSQL cluster, Postfix) are not
+  # slapd makes no directory of its own (the tests start a private one): no admin password to ask.
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+  # The packages' own services (Debian's redis, clamd, spamd, PostgreSQL cluster, Postfix, slapd) are not
   # started by their install: invoke-rc.d asks policy-rc.d first, and 101 means "not allowed".
   policy=/usr/sbin/policy-rc.d
   created_policy=""

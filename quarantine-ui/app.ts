@@ -31,6 +31,7 @@ import { deriveKey } from './lib/keys.ts';
 import { displayText, formatBytes, formatTime } from './lib/text.ts';
 import { scopeOf } from './scope.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
+import { registerOidcRoutes } from './routes/oidc.ts';
 import { registerQuarantineRoutes } from './routes/quarantine.ts';
 import { registerListRoutes } from './routes/lists.ts';
 import { registerLogRoutes } from './routes/log.ts';
@@ -268,6 +269,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
 
   // Public: login, digest links, monitoring (IP-restricted).
   await registerAuthRoutes(app, ctx);
+  await registerOidcRoutes(app, ctx);
   await registerDigestRoutes(app, ctx);
   await registerMonitoringRoutes(app, ctx);
   // Token-authenticated REST API and its OpenAPI document (api/index.ts).

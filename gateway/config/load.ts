@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
+import { resolveConsoleAuthPaths } from './console-auth.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -80,5 +81,6 @@ function resolvePaths(config: Config, base: string): Config {
       arcSeal: config.authentication.arcSeal && { ...config.authentication.arcSeal, keyFile: abs(config.authentication.arcSeal.keyFile) },
     },
     tls: { ...config.tls, certificates: config.tls.certificates.map((c) => ({ ...c, cert: abs(c.cert), key: abs(c.key) })) },
+    console: { ...config.console, auth: resolveConsoleAuthPaths(config.console.auth, base) },
   };
 }

@@ -8,6 +8,7 @@ import { checksSchema, domainChecksSchema, proxySchema, recipientsSchema, submis
 import { contentPolicyKeys, domainPolicyKeys } from './policy.ts';
 import { reportsSchema } from './reports.ts';
 import { releaseRightsSchema } from './release-rights.ts';
+import { consoleAuthSchema } from './console-auth.ts';
 
 const port = z.number().int().min(1).max(65535);
 const positiveInt = z.number().int().positive();
@@ -462,6 +463,8 @@ const consoleSection = z
       })
       .strict()
       .default({ enabled: true, hourUtc: 6 }),
+    /** Logins from LDAP/AD and OpenID Connect, and their group → role mapping (console-auth.ts). */
+    auth: consoleAuthSchema.default({ roleMapping: [] }),
   })
   .strict();
 

@@ -15,6 +15,16 @@ import { q, type Sql } from './sql.ts';
 export type Role = 'superadmin' | 'domainadmin' | 'user';
 export const ROLES: readonly Role[] = ['superadmin', 'domainadmin', 'user'];
 
+/** Where an account logs in: its own password here, an LDAP directory, or an OpenID Connect provider. */
+export type AuthSource = 'local' | 'ldap' | 'oidc';
+
+/** The directory's name for the person behind an external account. */
+export interface ExternalIdentity {
+  source: Exclude<AuthSource, 'local'>;
+  /** LDAP: the entry's DN (lower case); OIDC: the subject. */
+  id: string;
+}
+
 export interface Account {
   id: number;
   username: string;
@@ -25,6 +35,7 @@ export interface Account {
   addresses: string[];
   disabled: boolean;
   createdAt: number;
+  authSource: AuthSource;
 }
 
 export interface NewAccount {
@@ -58,6 +69,10 @@ export interface AccountStore {
   setPasswordHash(id: number, hash: string): Promise<void>;
   /** Disabling also ends every session of the account. */
   update(id: number, changes: { role?: Role; domains?: string[]; addresses?: string[]; disabled?: boolean }): Promise<void>;
+  /** The account linked to an external identity. */
+  byExternal(identity: ExternalIdentity): Promise<Account | undefined>;
+  /** An account that logs in only through the identity's source: it has no usable password. */
+  createExternal(a: Omit<NewAccount, 'passwordHash'>, identity: ExternalIdentity): Promise<Account>;
   createSession(accountId: number, ttlMs: number): Promise<Session>;
   /** The session if it exists and has not expired. */
   getSession(id: string): Promise<Session | undefined>;
@@ -80,6 +95,7 @@ interface Row {
   addresses: string;
   disabled: number;
   created_at: number;
+  auth_source: AuthSource;
 }
 
 const toAccount = (r: Row): Account => ({
@@ -90,7 +106,11 @@ const toAccount = (r: Row): Account => ({
   addresses: JSON.parse(r.addresses) as string[],
   disabled: r.disabled === 1,
   createdAt: r.created_at,
+  authSource: r.auth_source,
 });
+
+/** No scrypt hash has this form, so verifyPassword() refuses every password for it. */
+const NO_PASSWORD = '!external';
 
 export const USERNAME = /^[a-z0-9][a-z0-9._@+-]{0,63}$/;
 
@@ -100,20 +120,31 @@ const lower = (xs: string[] | undefined) => [...new Set((xs ?? []).map((x) => x.
 const failureKey = (username: string) => username.trim().toLowerCase().slice(0, 100);
 
 export function openAccountStore(sql: Sql, now: () => number = Date.now): AccountStore {
-  const cols = q`id, username, role, domains, addresses, disabled, created_at`;
+  const cols = q`id, username, role, domains, addresses, disabled, created_at, auth_source`;
   const endSessions = (db: Sql, id: number) => db.run(q`DELETE FROM console_sessions WHERE account_id = ${id}`);
+  // ON CONFLICT without a target: a taken username and an identity linked already both refuse.
+  const insert = async (a: Omit<NewAccount, 'passwordHash'>, passwordHash: string, identity: ExternalIdentity | null) => {
+    const username = a.username.trim().toLowerCase();
+    if (!USERNAME.test(username)) throw new Error(`invalid username: ${JSON.stringify(a.username)}`);
+    const r = await sql.one<Row>(
+      q`INSERT INTO console_accounts (username, role, domains, addresses, password_hash, created_at, auth_source, external_id)
+        VALUES (${username}, ${a.role}, ${JSON.stringify(lower(a.domains))}, ${JSON.stringify(lower(a.addresses))}, ${passwordHash}, ${now()}, ${identity?.source ?? 'local'}, ${identity?.id ?? null})
+        ON CONFLICT DO NOTHING
+        RETURNING ${cols}`,
+    );
+    if (!r) throw new Error(`username ${username} exists already`);
+    return toAccount(r);
+  };
   return {
-    async create(a) {
-      const username = a.username.trim().toLowerCase();
-      if (!USERNAME.test(username)) throw new Error(`invalid username: ${JSON.stringify(a.username)}`);
-      const r = await sql.one<Row>(
-        q`INSERT INTO console_accounts (username, role, domains, addresses, password_hash, created_at)
-          VALUES (${username}, ${a.role}, ${JSON.stringify(lower(a.domains))}, ${JSON.stringify(lower(a.addresses))}, ${a.passwordHash}, ${now()})
-          ON CONFLICT (username) DO NOTHING
-          RETURNING ${cols}`,
-      );
-      if (!r) throw new Error(`username ${username} exists already`);
-      return toAccount(r);
+    create(a) {
+      return insert(a, a.passwordHash, null);
+    },
+    createExternal(a, identity) {
+      return insert(a, NO_PASSWORD, identity);
+    },
+    async byExternal(identity) {
+      const r = await sql.one<Row>(q`SELECT ${cols} FROM console_accounts WHERE auth_source = ${identity.source} AND external_id = ${identity.id}`);
+      return r && toAccount(r);
     },
     async get(id) {
       const r = await sql.one<Row>(q`SELECT ${cols} FROM console_accounts WHERE id = ${id}`);

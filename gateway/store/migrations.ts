@@ -296,6 +296,18 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
     ],
   },
   {
+    // Console accounts from an external login (quarantine-ui/lib/login.ts): where the account logs
+    // in ('local', 'ldap', 'oidc') and the directory's name for the person (LDAP entry DN, OIDC
+    // subject), so that a returning person finds their account even after a rename, and no
+    // second person of the same username can take it over.
+    name: '0009_external_logins',
+    statements: () => [
+      "ALTER TABLE console_accounts ADD COLUMN auth_source TEXT NOT NULL DEFAULT 'local'",
+      'ALTER TABLE console_accounts ADD COLUMN external_id TEXT',
+      'CREATE UNIQUE INDEX IF NOT EXISTS console_accounts_external ON console_accounts (auth_source, external_id)',
+    ],
+  },
+  {
     // Numbers over time (gateway/stats.ts): one row per hosted domain ('' for mail no hosted
     // domain can own), hour and counter kind, added to by UPSERT from every node; rows older
     // than a week are rolled up into one row per day (its 00:00 hour). The daily summary mail's

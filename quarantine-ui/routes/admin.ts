@@ -88,6 +88,8 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
     admin.post('/users/:id/reset-password', async (req, reply) => {
       const account = await accounts.get(Number((req.params as { id: string }).id));
       if (!account) return ctx.notFound(req, reply);
+      // A directory or sign-on account never logs in with a password kept here.
+      if (account.authSource !== 'local') return usersPage(req, reply, { error: `${account.username} logs in through ${account.authSource.toUpperCase()}: change the password there.` }, 400);
       const password = randomPassword();
       await accounts.setPasswordHash(account.id, await hashPassword(password));
       await ctx.audit(req, { action: 'user-reset-password', target: account.username });

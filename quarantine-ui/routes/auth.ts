@@ -6,9 +6,11 @@
 // session id.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../app.ts';
-import { dummyHash, hashPassword, verifyPassword } from '../../gateway/passwords.ts';
+import { hashPassword, verifyPassword } from '../../gateway/passwords.ts';
 import { field } from '../lib/forms.ts';
 import { loginThrottle } from '../../rules/login-throttle.ts';
+import { authenticate } from '../lib/login.ts';
+import { ldapDirectory } from '../lib/ldap.ts';
 
 export const MIN_PASSWORD = 10;
 
@@ -27,10 +29,13 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
   const { accounts } = ctx.deps;
   const cfg = ctx.deps.config.console.login;
   const windowMs = cfg.windowMinutes * 60_000;
+  const ldap = ctx.deps.config.console.auth.ldap;
+  const directory = ldap && ldapDirectory(ldap);
+  const oidcLabel = ctx.deps.config.console.auth.oidc?.label;
 
   app.get('/login', async (req, reply) => {
     if (req.user) return reply.redirect('/', 303);
-    return ctx.render(req, reply, 'login', { title: 'Log in', next: safeNext((req.query as Record<string, string>).next), username: '' });
+    return ctx.render(req, reply, 'login', { title: 'Log in', next: safeNext((req.query as Record<string, string>).next), username: '', oidcLabel });
   });
 
   app.post(
@@ -54,24 +59,24 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
       const next = safeNext(field(body, 'next', 2000));
       const refuse = async (message: string, detail: string) => {
         await ctx.audit(req, { action: 'login', target: username, outcome: 'denied', detail });
-        return ctx.render(req, reply, 'login', { title: 'Log in', next, username, error: message }, 401);
+        return ctx.render(req, reply, 'login', { title: 'Log in', next, username, error: message, oidcLabel }, 401);
       };
       if (!username || !password) return refuse('Enter your username and password.', 'empty form');
       const now = ctx.deps.now();
       const throttle = loginThrottle({ now, ...(await accounts.loginFailureStats(username, req.ip, now - windowMs)), maxFailures: cfg.maxFailuresPerUser, windowMs });
       if (!throttle.allowed) return refuse(throttle.reason, `too many failures for this username (back-off ${Math.ceil(throttle.retryAfterMs / 1000)} s)`);
-      const account = await accounts.byName(username);
-      const hash = (account && (await accounts.passwordHash(account.id))) ?? (await dummyHash());
-      const ok = await verifyPassword(password, hash);
-      if (!account || !ok || account.disabled) {
-        await accounts.recordLoginFailure(username, req.ip);
-        return refuse('Wrong username or password.', !account ? 'unknown user' : account.disabled ? 'account disabled' : 'wrong password');
+      // Local password first, then the LDAP directory (lib/login.ts); throttled alike.
+      const result = await authenticate({ accounts, directory, auth: ctx.deps.config.console.auth }, username, password);
+      if (!result.ok) {
+        if (result.failure) await accounts.recordLoginFailure(username, req.ip);
+        return refuse(result.message, result.detail);
       }
+      const account = result.account;
       // Only this address's failures: a login elsewhere must not give an attacker fresh tries.
       await accounts.clearLoginFailures(username, req.ip);
       await startSession(ctx, req, account.id);
       req.user = null; // the audit entry below names the user explicitly
-      await ctx.deps.audit.record({ actor: account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: '' });
+      await ctx.deps.audit.record({ actor: account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: result.detail });
       return reply.redirect(next, 303);
     },
   );
@@ -100,6 +105,7 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
       await ctx.audit(req, { action: 'password-change', target: user.account.username, outcome: 'denied', detail: error });
       return ctx.render(req, reply, 'account', { title: 'Your account', error }, 400);
     };
+    if (user.account.authSource !== 'local') return fail('Your password is kept by your directory or sign-on provider; change it there.');
     if (!(await verifyPassword(current, (await accounts.passwordHash(user.account.id)) ?? ''))) return fail('The current password is wrong.');
     if (next.length < MIN_PASSWORD) return fail(`The new password must have at least ${MIN_PASSWORD} characters.`);
     if (next !== again) return fail('The two new passwords differ.');

@@ -34,6 +34,7 @@ describe.each(DIALECTS)('AccountStore on %s', (dialect) => {
       addresses: ['alice@example.test', 'b@example.test'],
       disabled: false,
       createdAt: T0 + 1,
+      authSource: 'local',
     });
     expect(await store.get(a.id)).toEqual(a);
     const d = await store.create({ username: 'dadmin', role: 'domainadmin', domains: ['Z.test', 'a.test', ''], passwordHash: 'h2' });
@@ -49,6 +50,19 @@ describe.each(DIALECTS)('AccountStore on %s', (dialect) => {
     await store.create({ username: 'unique1', role: 'superadmin', passwordHash: 'first' });
     await expect(store.create({ username: 'UNIQUE1', role: 'user', passwordHash: 'second' })).rejects.toThrow(/unique1 exists already/);
     expect(await store.passwordHash((await store.byName('unique1'))!.id)).toBe('first');
+  });
+
+  it('links an external account to one identity: found by it, without a usable password, never twice', async () => {
+    const ldap = { source: 'ldap', id: 'uid=ext1,ou=people,dc=example,dc=test' } as const;
+    const a = await store.createExternal({ username: 'Ext1', role: 'domainadmin', domains: ['a.test'] }, ldap);
+    expect(a).toMatchObject({ username: 'ext1', authSource: 'ldap', role: 'domainadmin', domains: ['a.test'] });
+    expect(await store.byExternal(ldap)).toEqual(a);
+    expect(await store.byExternal({ source: 'oidc', id: ldap.id })).toBeUndefined();
+    expect(await store.passwordHash(a.id)).toBe('!external');
+    // the same identity under another name, and another identity under the same name
+    await expect(store.createExternal({ username: 'ext1-again', role: 'user' }, ldap)).rejects.toThrow(/exists already/);
+    await expect(store.createExternal({ username: 'EXT1', role: 'user' }, { source: 'oidc', id: 'subject-1' })).rejects.toThrow(/ext1 exists already/);
+    expect(await store.byName('ext1-again')).toBeUndefined();
   });
 
   it('finds an account by name whatever its case, lists in username order and counts', async () => {

@@ -323,9 +323,9 @@ describe('importDatabase refuses', () => {
     const migrated = await openTestSql('sqlite');
     try {
       await expect(importDatabase(migrated.sql, unmigrated)).rejects.toThrow(
-        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0011_stats); run "mailmoat migrate" on it first`),
+        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0011_stats); run "mailmoat migrate" on it first`),
       );
-      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0011_stats\)/);
+      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0011_stats\)/);
     } finally {
       await unmigrated.close();
       await empty.drop();
@@ -358,7 +358,7 @@ describe('mailmoat migrate --import-sqlite', () => {
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       const lines = r.out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0011_stats$/);
+      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0011_stats$/);
       expect(lines[1]).toMatch(new RegExp(`^imported ${src.file} into postgres://.*:$`));
       expect(lines.slice(2)).toEqual([
         '  messages: 4',
