@@ -46,6 +46,7 @@ import { registerRequestRoutes } from './routes/requests.ts';
 import { registerDomainAdminRoutes } from './routes/domain-admin.ts';
 import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerApi } from './api/index.ts';
+import { registerTotpRoutes } from './routes/totp.ts';
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -266,6 +267,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
 
   // Public: login, digest links, monitoring (IP-restricted).
   await registerAuthRoutes(app, ctx);
+  // The second factor at login, the account pages that set it up, and the gate for required roles.
+  await registerTotpRoutes(app, ctx);
   await registerDigestRoutes(app, ctx);
   await registerMonitoringRoutes(app, ctx);
   // Token-authenticated REST API and its OpenAPI document (api/index.ts).

@@ -18,6 +18,7 @@ import type { SmtpTestResult } from '../gateway/delivery/smtp-test.ts';
 import type { HostedDomain } from '../gateway/config/schema.ts';
 import type { DomainStore } from '../gateway/store/domains.ts';
 import type { ApiTokenStore } from '../gateway/store/api-tokens.ts';
+import type { TotpStore } from '../gateway/store/totp.ts';
 
 /** Hosted domains kept in the database (gateway/domains/): the store, the file's domains, and "apply now". */
 export interface HostedDomainsPort {
@@ -65,4 +66,6 @@ export interface ConsoleDeps {
   hostedDomains: HostedDomainsPort;
   /** Bearer tokens of the REST API (quarantine-ui/api/). */
   tokens: ApiTokenStore;
+  /** The second factor (TOTP) of local accounts and their recovery codes (routes/totp.ts). */
+  totp: TotpStore;
 }

@@ -29,6 +29,7 @@ import { openLedger } from '../gateway/ledger/ledger.ts';
 import type { Writable } from 'node:stream';
 import { openDomainStore } from '../gateway/store/domains.ts';
 import { openApiTokenStore } from '../gateway/store/api-tokens.ts';
+import { openTotpStore } from '../gateway/store/totp.ts';
 import type { DomainSync } from '../gateway/domains/sync.ts';
 
 export interface ConsoleAdapters {
@@ -131,6 +132,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       refresh: async () => a.domainSync?.refresh(),
     },
     tokens: openApiTokenStore(a.sql),
+    totp: openTotpStore(a.sql),
   };
   const app = await buildConsole(deps);
   const digestDeps: DigestDeps = {

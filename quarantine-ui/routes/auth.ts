@@ -9,6 +9,7 @@ import type { Ctx } from '../app.ts';
 import { dummyHash, hashPassword, verifyPassword } from '../../gateway/passwords.ts';
 import { field } from '../lib/forms.ts';
 import { loginThrottle } from '../../rules/login-throttle.ts';
+import { askForSecondFactor } from './totp.ts';
 
 export const MIN_PASSWORD = 10;
 
@@ -67,6 +68,8 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
         await accounts.recordLoginFailure(username, req.ip);
         return refuse('Wrong username or password.', !account ? 'unknown user' : account.disabled ? 'account disabled' : 'wrong password');
       }
+      const secondStep = await askForSecondFactor(ctx, req, reply, account, next);
+      if (secondStep) return secondStep; // no session and no failures cleared before the code (routes/totp.ts)
       // Only this address's failures: a login elsewhere must not give an attacker fresh tries.
       await accounts.clearLoginFailures(username, req.ip);
       await startSession(ctx, req, account.id);
