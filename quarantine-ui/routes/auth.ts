@@ -68,8 +68,8 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
         await accounts.recordLoginFailure(username, req.ip);
         return refuse('Wrong username or password.', !account ? 'unknown user' : account.disabled ? 'account disabled' : 'wrong password');
       }
-      const secondStep = await askForSecondFactor(ctx, req, reply, account, next);
-      if (secondStep) return secondStep; // no session and no failures cleared before the code (routes/totp.ts)
+      // With TOTP on: no session and no failures cleared before the code (routes/totp.ts).
+      if (await askForSecondFactor(ctx, req, reply, account, next)) return reply;
       // Only this address's failures: a login elsewhere must not give an attacker fresh tries.
       await accounts.clearLoginFailures(username, req.ip);
       await startSession(ctx, req, account.id);

@@ -99,15 +99,17 @@ function totpCtx(ctx: Ctx): TotpCtx {
 
 /**
  * The hook after a correct local password (routes/auth.ts): with TOTP on, the login waits for the
- * code and this answers (a redirect to /login/totp); otherwise undefined and the login goes on.
+ * code, this has answered (a redirect to /login/totp) and says true; false: the login goes on.
+ * (A boolean, not the reply: a reply is a thenable, and an async function would await it.)
  */
-export async function askForSecondFactor(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, account: Account, next: string): Promise<FastifyReply | undefined> {
+export async function askForSecondFactor(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, account: Account, next: string): Promise<boolean> {
   const rec = await ctx.deps.totp.get(account.id);
   const step = secondStep({ role: account.role, requiredFor: ctx.deps.config.console.requireTotpFor, enrolled: Boolean(rec && rec.enabledAt !== null), external: false });
-  if (step !== 'code') return undefined;
+  if (step !== 'code') return false;
   req.session.regenerate();
   req.session.set('totpPending', { accountId: account.id, until: ctx.deps.now() + PENDING_MS, next });
-  return reply.redirect('/login/totp', 303);
+  void reply.redirect('/login/totp', 303);
+  return true;
 }
 
 export async function registerTotpRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {

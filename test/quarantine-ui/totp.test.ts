@@ -92,10 +92,14 @@ describe('TOTP for local accounts', () => {
     time.next();
     const { secret } = await enrol(c, time.now);
     time.next();
+    const bobId = (await h.accounts.byName('bob'))!.id;
+    const sessions = async () => Number((await h.sql.one<{ n: number }>(q`SELECT count(*) AS n FROM console_sessions WHERE account_id = ${bobId}`))!.n);
+    expect(await sessions()).toBe(1); // c's
     const d = new Client(h.app);
     const res = await d.login('bob');
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe('/login/totp');
+    expect(await sessions()).toBe(1); // none made for d
     // half logged in: anonymous everywhere
     expect((await d.get('/quarantine')).headers.location).toBe('/login?next=%2Fquarantine');
     expect((await d.get('/account')).headers.location).toBe('/login');
@@ -116,6 +120,7 @@ describe('TOTP for local accounts', () => {
     expect(ok.statusCode).toBe(303);
     expect(ok.headers.location).toBe('/');
     expect(d.cookies.get('mailmoat')).not.toBe(before);
+    expect(await sessions()).toBe(2);
     expect((await d.get('/quarantine')).statusCode).toBe(200);
     const rows = (await h.audit.list({ actor: 'bob', limit: 20 })).rows.map((r) => `${r.action}:${r.outcome}:${r.detail}`);
     expect(rows).toEqual(expect.arrayContaining(['totp-code:denied:wrong code', 'login:ok:password and code']));
@@ -203,6 +208,22 @@ describe('TOTP for local accounts', () => {
     const e = new Client(h.app, '198.51.100.10');
     await e.login('frank');
     expect((await e.post('/login/totp', { code: code(secret, time.now) }, { csrfFrom: '/login/totp' })).statusCode).toBe(303);
+  });
+
+  it('does not give fresh tries for giving the password again', async () => {
+    const daveSecret = totpKeys(h.deps.secret).open((await h.accounts.byName('dave'))!.id, (await h.deps.totp.get((await h.accounts.byName('dave'))!.id))!.sealed);
+    time.next(3);
+    const ip = '198.51.100.20';
+    const d = new Client(h.app, ip);
+    await d.login('dave');
+    for (let i = 0; i < 3; i++) expect((await d.post('/login/totp', { code: '000000' }, { csrfFrom: '/login/totp' })).statusCode).toBe(401);
+    const again = new Client(h.app, ip);
+    expect((await again.login('dave')).headers.location).toBe('/login/totp');
+    expect((await again.post('/login/totp', { code: '000000' }, { csrfFrom: '/login/totp' })).statusCode).toBe(401);
+    const right = await again.post('/login/totp', { code: code(daveSecret, time.now) }, { csrfFrom: '/login/totp' });
+    expect(right.statusCode).toBe(401);
+    expect(right.body).toContain('Too many failed logins');
+    await h.accounts.clearLoginFailures('dave');
   });
 
   it('forgets a half login after five minutes', async () => {
