@@ -1,11 +1,22 @@
 // The second factor (TOTP) of local console accounts, through app.inject on real stores: enrolment
 // confirmed by a code, login in two steps with no session in between, replay and the ±1 step window
 // (driven by the console's clock, deps.now), recovery codes used once, the throttle, turning it off,
-// a superadmin's reset, the roles that must have it, CSRF, and the secrets at rest.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// a superadmin's reset (and `mailmoat user totp-reset`), the roles that must have it, CSRF, and the
+// secrets at rest.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Secret, TOTP } from 'otpauth';
 import { Client, PASSWORD, startHarness, type Harness } from './harness.ts';
-import { q } from '../../gateway/store/sql.ts';
+import { configSchema } from '../../gateway/config/schema.ts';
+import { databaseTarget } from '../../gateway/roles.ts';
+import { openAccountStore } from '../../gateway/store/accounts.ts';
+import { openAuditStore } from '../../gateway/store/audit.ts';
+import { migrate } from '../../gateway/store/migrations.ts';
+import { openSql, q } from '../../gateway/store/sql.ts';
+import { openTotpStore } from '../../gateway/store/totp.ts';
+import { CliError, userCommand } from '../../quarantine-ui/cli.ts';
 import { totpKeys } from '../../quarantine-ui/lib/totp.ts';
 
 const STEP = 30_000;
@@ -406,5 +417,35 @@ describe('TOTP required for superadmins (console.requireTotpFor)', () => {
     // own reset from the users page: the session stays, but only the enrolment page opens
     expect((await c.post(`/users/${root.id}/totp-reset`, {}, { csrfFrom: '/users' })).statusCode).toBe(303);
     expect((await c.get('/quarantine')).headers.location).toBe('/account/totp');
+  });
+});
+
+describe('mailmoat user totp-reset', () => {
+  it("removes a user's second factor from the command line (the last superadmin lost the phone and the codes): audited, sessions ended", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-totp-cli-'));
+    const config = configSchema.parse({ hostname: 'mx.gateway.test', dataDir: dir, domains: { 'a.test': { downstream: [{ host: '127.0.0.1', port: 1 }] } }, redis: { socket: '/nonexistent' }, clamd: { socket: '/nonexistent' }, spamd: { socket: '/nonexistent' } });
+    const sql = await openSql(databaseTarget(config));
+    const printed: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((s: string) => void printed.push(s));
+    try {
+      await migrate(sql);
+      const accounts = openAccountStore(sql);
+      const root = await accounts.create({ username: 'root', role: 'superadmin', passwordHash: 'x' });
+      await accounts.createSession(root.id, 3_600_000);
+      const totp = openTotpStore(sql);
+      await totp.begin(root.id, 'v1.sealed');
+      await totp.enable(root.id, 1, ['h']);
+      expect(await userCommand('totp-reset', 'root', {}, config)).toBe(0);
+      expect(printed).toEqual(['two-step login of root removed; their sessions were ended']);
+      expect(await totp.get(root.id)).toBeUndefined();
+      expect(await sql.one(q`SELECT id FROM console_sessions WHERE account_id = ${root.id}`)).toBeUndefined();
+      expect((await openAuditStore(sql).list({ action: 'totp-reset', limit: 5 })).rows).toMatchObject([{ target: 'root', outcome: 'ok', ip: '-' }]);
+      await expect(userCommand('totp-reset', 'root', {}, config)).rejects.toThrow(new CliError('root has no two-step login'));
+      await expect(userCommand('totp-reset', 'nobody', {}, config)).rejects.toThrow(new CliError('no console user nobody'));
+    } finally {
+      log.mockRestore();
+      await sql.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
