@@ -9,7 +9,7 @@ import type { Ctx } from '../app.ts';
 import { dummyHash, hashPassword, verifyPassword } from '../../gateway/passwords.ts';
 import { field } from '../lib/forms.ts';
 import { loginThrottle } from '../../rules/login-throttle.ts';
-import { askForSecondFactor } from './totp.ts';
+import { askForSecondFactor } from './totp-hook.ts';
 
 export const MIN_PASSWORD = 10;
 

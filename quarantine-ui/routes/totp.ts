@@ -2,7 +2,8 @@
 // whose role requires it (console.requireTotpFor) on the enrolment page until it is set up.
 // Decisions (rules/second-factor.ts says when a second factor is due):
 //   - After the right password an account with TOTP on gets NO session: only a note in the
-//     encrypted cookie ("this browser gave the password of account N", valid PENDING_MS). Every
+//     encrypted cookie ("this browser gave the password of account N", valid PENDING_MS; set by
+//     routes/totp-hook.ts, the password login's hook). Every
 //     page and the API see an anonymous visitor until the code is right; then a new session id.
 //   - Codes: ±1 time step; each step accepted once per account (replay: the newest step used is
 //     kept, store/totp.ts). A recovery code works once.
@@ -22,28 +23,8 @@ import { asTotpCode, matchStep, totpKeys, type TotpKeys } from '../lib/totp.ts';
 import { startSession } from './auth.ts';
 import { registerTotpAccountRoutes } from './totp-account.ts';
 
-declare module '@fastify/secure-session' {
-  interface SessionData {
-    /** A login that passed the password and waits for the second factor (no session yet). */
-    totpPending: { accountId: number; until: number; next: string };
-    /** The session came from an identity provider (LDAP, OIDC): no local second factor is asked (markExternalLogin). */
-    externalLogin: boolean;
-  }
-}
-
-/** Long enough to open an authenticator app; short, because the password alone was given. */
-export const PENDING_MS = 5 * 60_000;
-
 /** The routes a user who must set TOTP up may still reach (and logout, static files). */
 const DURING_ENROLMENT = new Set(['/account/totp', '/account/totp/begin', '/account/totp/confirm', '/logout', '/static/:file', '/favicon.ico']);
-
-/**
- * For the LDAP/OIDC login paths: call after startSession. TOTP is for local accounts; without this
- * mark a required role is asked to set it up (fail closed).
- */
-export function markExternalLogin(req: FastifyRequest): void {
-  req.session.set('externalLogin', true);
-}
 
 export type SecondFactorUse = { ok: true; kind: 'code' | 'recovery code' } | { ok: false; detail: string };
 
@@ -95,21 +76,6 @@ function totpCtx(ctx: Ctx): TotpCtx {
       return secondStep({ role: user.account.role, requiredFor, enrolled: Boolean(rec && rec.enabledAt !== null), external: req.session.get('externalLogin') === true }) === 'enrol';
     },
   };
-}
-
-/**
- * The hook after a correct local password (routes/auth.ts): with TOTP on, the login waits for the
- * code, this has answered (a redirect to /login/totp) and says true; false: the login goes on.
- * (A boolean, not the reply: a reply is a thenable, and an async function would await it.)
- */
-export async function askForSecondFactor(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, account: Account, next: string): Promise<boolean> {
-  const rec = await ctx.deps.totp.get(account.id);
-  const step = secondStep({ role: account.role, requiredFor: ctx.deps.config.console.requireTotpFor, enrolled: Boolean(rec && rec.enabledAt !== null), external: false });
-  if (step !== 'code') return false;
-  req.session.regenerate();
-  req.session.set('totpPending', { accountId: account.id, until: ctx.deps.now() + PENDING_MS, next });
-  void reply.redirect('/login/totp', 303);
-  return true;
 }
 
 export async function registerTotpRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
