@@ -151,6 +151,7 @@ function buildProgram(exit: { code: number }): Command {
     .option('--addresses <list>', 'addresses a user sees (x@a.test,y@a.test)')
     .action(async (name: string, o: Record<string, string>) => done((await handlers.users()).userCommand('add', name, o, await config())));
   user.command('passwd').description('give a console user a new random password (printed once)').argument('<name>', 'user name').action(async (name: string) => done((await handlers.users()).userCommand('passwd', name, {}, await config())));
+  user.command('totp-reset').description("remove a console user's two-step login (TOTP) and end their sessions").argument('<name>', 'user name').action(async (name: string) => done((await handlers.users()).userCommand('totp-reset', name, {}, await config())));
 
   program
     .command('digest')

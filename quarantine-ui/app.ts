@@ -49,6 +49,7 @@ import { registerTokenRoutes } from './routes/tokens.ts';
 import { registerApi } from './api/index.ts';
 import { registerStatsRoutes } from './routes/stats.ts';
 import { registerQueueRoutes } from './routes/queue.ts';
+import { registerTotpRoutes } from './routes/totp.ts';
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -270,6 +271,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
   // Public: login, digest links, monitoring (IP-restricted).
   await registerAuthRoutes(app, ctx);
   await registerOidcRoutes(app, ctx);
+  // The second factor at login, the account pages that set it up, and the gate for required roles.
+  await registerTotpRoutes(app, ctx);
   await registerDigestRoutes(app, ctx);
   await registerMonitoringRoutes(app, ctx);
   // Token-authenticated REST API and its OpenAPI document (api/index.ts).

@@ -1,11 +1,13 @@
 // `mailmoat user …` and `mailmoat digest send`: console accounts from the command line (for the
-// first domain admins, and for a forgotten admin password) and digests on demand. Passwords are
+// first domain admins, for a forgotten admin password, and for a superadmin who lost the phone with
+// their second factor and its recovery codes) and digests on demand. Passwords are
 // generated, printed once on stdout and never logged.
 import type { Config } from '../gateway/config/schema.ts';
 import { hashPassword, randomPassword } from '../gateway/passwords.ts';
 import { ROLES, USERNAME, type Role } from '../gateway/store/accounts.ts';
 import { openAccountStore } from '../gateway/store/accounts.ts';
 import { openAuditStore } from '../gateway/store/audit.ts';
+import { openTotpStore } from '../gateway/store/totp.ts';
 import { prepareSchema } from '../gateway/store/migrations.ts';
 import { openSql } from '../gateway/store/sql.ts';
 import { databaseTarget } from '../gateway/roles.ts';
@@ -65,6 +67,15 @@ export async function userCommand(sub: string | undefined, name: string | undefi
       await accounts.clearLoginFailures(account.username);
       await audit.record({ actor, action: 'user-reset-password', messageId: null, target: name, ip: '-', outcome: 'ok', detail: '' });
       console.log(`new password for ${name}: ${password}`);
+      return 0;
+    }
+    if (sub === 'totp-reset') {
+      const account = await accounts.byName(name);
+      if (!account) throw new CliError(`no console user ${name}`);
+      if (!(await openTotpStore(sql).remove(account.id))) throw new CliError(`${name} has no two-step login`);
+      await accounts.deleteSessionsOf(account.id);
+      await audit.record({ actor, action: 'totp-reset', messageId: null, target: name, ip: '-', outcome: 'ok', detail: 'second factor removed; sessions ended' });
+      console.log(`two-step login of ${name} removed; their sessions were ended`);
       return 0;
     }
     throw new CliError(`unknown user command: ${sub}`);

@@ -20,6 +20,7 @@ import type { DomainStore } from '../gateway/store/domains.ts';
 import type { ApiTokenStore } from '../gateway/store/api-tokens.ts';
 import type { StatsStore } from '../gateway/store/stats.ts';
 import type { OpResult } from '../gateway/delivery/queue-ops.ts';
+import type { TotpStore } from '../gateway/store/totp.ts';
 
 /** Hosted domains kept in the database (gateway/domains/): the store, the file's domains, and "apply now". */
 export interface HostedDomainsPort {
@@ -74,4 +75,6 @@ export interface ConsoleDeps {
     retry(id: string): Promise<OpResult>;
     flush(o: { domain?: string }): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }>;
   };
+  /** The second factor (TOTP) of local accounts and their recovery codes (routes/totp.ts). */
+  totp: TotpStore;
 }

@@ -29,6 +29,7 @@ import { openLedger } from '../gateway/ledger/ledger.ts';
 import type { Writable } from 'node:stream';
 import { openDomainStore } from '../gateway/store/domains.ts';
 import { openApiTokenStore } from '../gateway/store/api-tokens.ts';
+import { openTotpStore } from '../gateway/store/totp.ts';
 import type { DomainSync } from '../gateway/domains/sync.ts';
 import { openStatsStore } from '../gateway/store/stats.ts';
 import { flushDeferred, retryNow } from '../gateway/delivery/queue-ops.ts';
@@ -144,6 +145,7 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
       retry: (id) => retryNow({ store: a.store, queue: a.queue }, id),
       flush: (o) => flushDeferred({ store: a.store, queue: a.queue }, o),
     },
+    totp: openTotpStore(a.sql),
   };
   const app = await buildConsole(deps);
   const digestDeps: DigestDeps = {

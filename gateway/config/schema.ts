@@ -400,6 +400,12 @@ const consoleSection = z
     trustProxy: z.union([z.boolean(), z.array(z.string())]).default(false),
     /** A login lasts this long, then the user logs in again. */
     sessionTtlMinutes: positiveInt.default(480),
+    /**
+     * Roles whose local accounts must use a second factor (TOTP, RFC 6238), e.g. [superadmin]: such
+     * a user without it is sent to set it up right after the password and can do nothing else until
+     * done. Anyone may turn it on for themselves on their account page.
+     */
+    requireTotpFor: z.array(z.enum(['superadmin', 'domainadmin', 'user'])).default([]),
     /** Who may release, download or preview each verdict class (gateway/config/release-rights.ts); per domain: domains.<d>.releaseRights. */
     releaseRights: releaseRightsSchema.default({}),
     login: z

@@ -46,6 +46,8 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'list_entries', key: ['id'], unique: true, serial: 'id' },
   { name: 'console_accounts', key: ['id'], unique: true, serial: 'id' },
   { name: 'console_sessions', key: ['id'], unique: true },
+  { name: 'console_totp', key: ['account_id'], unique: true },
+  { name: 'console_recovery_codes', key: ['account_id', 'code_hash'], unique: true },
   { name: 'console_login_failures', key: ['username', 'at'], unique: false },
   { name: 'console_audit', key: ['seq'], unique: true, serial: 'seq' },
   { name: 'learn_log', key: ['seq'], unique: true, serial: 'seq' },

@@ -308,6 +308,29 @@ const MIGRATIONS: { name: string; statements: (t: Types, dialect: Dialect) => st
     ],
   },
   {
+    // A second factor (TOTP, RFC 6238) for local console accounts. The secret is stored sealed
+    // (AES-256-GCM under a key derived from the console's secret file, quarantine-ui/lib/totp.ts):
+    // a copy of the database alone yields no secret. enabled_at NULL: enrolment begun, not yet
+    // confirmed with a code. last_step: the newest time step accepted, so that a code is accepted
+    // once (RFC 6238 §5.2). Recovery codes are stored as keyed hashes and used once each.
+    name: '0010_totp',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS console_totp (
+        account_id ${t.int} PRIMARY KEY REFERENCES console_accounts (id) ON DELETE CASCADE,
+        secret TEXT NOT NULL,
+        enabled_at ${t.int},
+        last_step ${t.int} NOT NULL DEFAULT 0,
+        created_at ${t.int} NOT NULL
+      )`,
+      `CREATE TABLE IF NOT EXISTS console_recovery_codes (
+        account_id ${t.int} NOT NULL REFERENCES console_accounts (id) ON DELETE CASCADE,
+        code_hash TEXT NOT NULL,
+        used_at ${t.int},
+        PRIMARY KEY (account_id, code_hash)
+      )`,
+    ],
+  },
+  {
     // Numbers over time (gateway/stats.ts): one row per hosted domain ('' for mail no hosted
     // domain can own), hour and counter kind, added to by UPSERT from every node; rows older
     // than a week are rolled up into one row per day (its 00:00 hour). The daily summary mail's

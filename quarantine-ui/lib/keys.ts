@@ -1,6 +1,7 @@
 // The console's secret: one random 32-byte master key in a file (mode 0600), created on first
-// start. Every console node of a cluster must share the file. The session-cookie key and the
-// digest-link key are derived from it (HKDF), so one secret can never be used for two purposes.
+// start. Every console node of a cluster must share the file. The session-cookie key, the
+// digest-link key and the keys of the second factor (TOTP secrets sealed at rest, recovery-code
+// hashes) are derived from it (HKDF), so one secret can never be used for two purposes.
 import { hkdfSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,6 +28,6 @@ function parseSecret(text: string, file: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
-export function deriveKey(master: Buffer, purpose: 'session-cookie' | 'digest-links'): Buffer {
+export function deriveKey(master: Buffer, purpose: 'session-cookie' | 'digest-links' | 'totp-secrets' | 'recovery-codes'): Buffer {
   return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `mailmoat console ${purpose}`, 32));
 }

@@ -35,7 +35,7 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
     });
 
     const usersPage = async (req: FastifyRequest, reply: FastifyReply, data: Record<string, unknown> = {}, status = 200) =>
-      ctx.render(req, reply, 'users', { title: 'Users', accounts: await accounts.list(), roles: ROLES, hosted, created: null, error: null, ...data }, status);
+      ctx.render(req, reply, 'users', { title: 'Users', accounts: await accounts.list(), totpOn: await ctx.deps.totp.enabledAccounts(), roles: ROLES, hosted, created: null, error: null, ...data }, status);
 
     admin.get('/users', async (req, reply) => usersPage(req, reply));
 

@@ -11,6 +11,7 @@ import { field } from '../lib/forms.ts';
 import { loginThrottle } from '../../rules/login-throttle.ts';
 import { authenticate } from '../lib/login.ts';
 import { ldapDirectory } from '../lib/ldap.ts';
+import { askForSecondFactor } from './totp-hook.ts';
 
 export const MIN_PASSWORD = 10;
 
@@ -72,6 +73,8 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
         return refuse(result.message, result.detail);
       }
       const account = result.account;
+      // With TOTP on: no session and no failures cleared before the code (routes/totp.ts).
+      if (await askForSecondFactor(ctx, req, reply, account, next)) return reply;
       // Only this address's failures: a login elsewhere must not give an attacker fresh tries.
       await accounts.clearLoginFailures(username, req.ip);
       await startSession(ctx, req, account.id);

@@ -26,7 +26,7 @@ const COMMANDS = [
   'start', 'smtp', 'worker', 'console', 'reload', 'check-config', 'migrate', 'test-downstream',
   'queue', 'queue list', 'queue counts', 'queue show', 'queue retry', 'queue bounce', 'queue delete', 'queue flush',
   'quarantine', 'quarantine list', 'quarantine show', 'quarantine release', 'quarantine delete',
-  'user', 'user list', 'user add', 'user passwd', 'digest', 'digest send',
+  'user', 'user list', 'user add', 'user passwd', 'user totp-reset', 'digest', 'digest send',
 ];
 
 describe('mailmoat help, version and wrong arguments', () => {

@@ -27,6 +27,7 @@ import { startDomainSync, type DomainSync } from '../../gateway/domains/sync.ts'
 import { openDomainStore } from '../../gateway/store/domains.ts';
 import { openApiTokenStore } from '../../gateway/store/api-tokens.ts';
 import { openStatsStore } from '../../gateway/store/stats.ts';
+import { openTotpStore } from '../../gateway/store/totp.ts';
 import type { Sql } from '../../gateway/store/sql.ts';
 import type { ScanReport } from '../../scanners/types.ts';
 import { buildConsole } from '../../quarantine-ui/app.ts';
@@ -150,6 +151,7 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     hostedDomains: { store: domainStore, fileDomains: () => domainSync.fileDomains(), refresh: () => domainSync.refresh() },
     tokens: openApiTokenStore(sql),
     stats: openStatsStore(sql),
+    totp: openTotpStore(sql),
     ...(o.learner ? { learner: createLearner(openLearnerStore(sql)) } : {}),
   };
   const app = await buildConsole(deps);

@@ -19,6 +19,7 @@ import { openDigestStore } from '../../../gateway/store/digests.ts';
 import { openReleaseRequestStore } from '../../../gateway/store/release-requests.ts';
 import { openDomainStore } from '../../../gateway/store/domains.ts';
 import { openApiTokenStore } from '../../../gateway/store/api-tokens.ts';
+import { openTotpStore } from '../../../gateway/store/totp.ts';
 import { IMPORTED_TABLES, importDatabase, type ImportResult } from '../../../gateway/store/import.ts';
 import { openLearnLog } from '../../../gateway/store/learnlog.ts';
 import { openListStore } from '../../../gateway/store/lists.ts';
@@ -107,6 +108,10 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   const carol = await accounts.create({ username: 'carol', role: 'user', addresses: ['carol@example.test'], passwordHash: await hashPassword('carol password') });
   await sql.run(q`DELETE FROM console_accounts WHERE id = ${gone.id}`); // a hole in the ids
   await accounts.createSession(admin.id, 100 * 365 * 24 * HOUR); // still valid whenever the test runs
+  const totp = openTotpStore(sql, now);
+  await totp.begin(admin.id, 'v1.sealed-secret');
+  await totp.enable(admin.id, 59_000_000, ['hash-1', 'hash-2']);
+  await totp.useRecoveryCode(admin.id, 'hash-2');
 
   const lists = openListStore(sql, now);
   await lists.add({ kind: 'allow', scope: 'user', owner: 'carol@example.test', entry: 'friend@partner.test', createdBy: 'carol' });
@@ -191,6 +196,8 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
       list_entries: 3,
       console_accounts: 2,
       console_sessions: 1,
+      console_totp: 1,
+      console_recovery_codes: 2,
       console_login_failures: 510,
       console_audit: 2,
       learn_log: 1,
@@ -232,6 +239,10 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
     expect(await after.getSession(session.id)).toMatchObject({ accountId: admin!.id });
     expect(await after.loginFailuresSince('admin', 0)).toBe(255);
     expect(await after.loginFailuresSince('mallory', 0)).toBe(255);
+    // the second factor comes along: the sealed secret, the last step used, the unused recovery code
+    expect(await openTotpStore(dst).get(admin!.id)).toEqual(await openTotpStore(src.sql).get(admin!.id));
+    expect(await openTotpStore(dst).get(admin!.id)).toMatchObject({ sealed: 'v1.sealed-secret', lastStep: 59_000_000 });
+    expect(await openTotpStore(dst).recoveryCodesLeft(admin!.id)).toBe(1);
   });
 
   it('keeps the allow and block lists', async () => {
@@ -323,9 +334,9 @@ describe('importDatabase refuses', () => {
     const migrated = await openTestSql('sqlite');
     try {
       await expect(importDatabase(migrated.sql, unmigrated)).rejects.toThrow(
-        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0011_stats); run "mailmoat migrate" on it first`),
+        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats); run "mailmoat migrate" on it first`),
       );
-      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0011_stats\)/);
+      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats\)/);
     } finally {
       await unmigrated.close();
       await empty.drop();
@@ -358,7 +369,7 @@ describe('mailmoat migrate --import-sqlite', () => {
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       const lines = r.out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0011_stats$/);
+      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats$/);
       expect(lines[1]).toMatch(new RegExp(`^imported ${src.file} into postgres://.*:$`));
       expect(lines.slice(2)).toEqual([
         '  messages: 4',
@@ -368,6 +379,8 @@ describe('mailmoat migrate --import-sqlite', () => {
         '  list_entries: 3',
         '  console_accounts: 2',
         '  console_sessions: 1',
+        '  console_totp: 1',
+        '  console_recovery_codes: 2',
         '  console_login_failures: 510',
         '  console_audit: 2',
         '  learn_log: 1',
