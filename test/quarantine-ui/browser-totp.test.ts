@@ -73,6 +73,7 @@ describe('two-step login in a browser', () => {
     await shot(page, 'totp-recovery-codes-390');
     await page.click('text=I have saved them: continue');
     await page.waitForURL(/\/dashboard$/);
+    await page.click('header .menu-button'); // at 390 px Log out is in the menu
     await page.click('button:text-is("Log out")');
     await page.waitForURL(/\/login$/);
 
