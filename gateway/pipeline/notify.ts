@@ -13,6 +13,7 @@ import type { VerdictClass } from '../../rules/policy.ts';
 import { OWN_HEADER_PREFIXES, stampMessage } from './stamp.ts';
 import { receivedHeader } from './trace.ts';
 import { commitGenerated, type NotifyDeps } from '../delivery/generated.ts';
+import type { Notice } from '../smtp/ports.ts';
 
 export { commitGenerated, type NotifyDeps };
 
@@ -45,6 +46,12 @@ export function composeNotice(config: Config, o: { id: string; to: string; subje
     headers: { 'Auto-Submitted': 'auto-generated', 'X-Mailmoat-ID': o.id },
   });
   return mail.compile().build();
+}
+
+/** A notice from the gateway to an administrator (the SMTP front's NoticeSender port), committed like any generated message. */
+export async function sendNotice(deps: NotifyDeps, id: string, n: Notice): Promise<void> {
+  const body = await composeNotice(deps.config, { id, to: n.to, subject: n.subject, text: n.text });
+  await commitGenerated(deps, { id, rcptTo: [n.to], verdict: 'notice', reason: n.reason, subject: n.subject, about: n.about, size: body.length, produce: async (out) => void out.write(body) });
 }
 
 function describe(f: NoticeFacts, admin: boolean, hostname: string): string {

@@ -17,7 +17,7 @@ import type { LearnLog } from '../store/learnlog.ts';
 import type { ListStore } from '../store/lists.ts';
 import { learnMessage, type LearnResult, type SpamTeacher } from '../learning.ts';
 import type { Learner } from '../learner/learner.ts';
-import type { MailauthResolver } from '../dns/resolver.ts';
+import type { MailauthResolver } from '../../core/dns.ts';
 import { authenticateMessage } from '../pipeline/auth.ts';
 import { commitGenerated, composeNotice } from '../pipeline/notify.ts';
 import { retryDelay } from '../../rules/retry.ts';
