@@ -46,7 +46,7 @@ export interface ReportItem {
 }
 
 export async function handleReport(deps: ReportDeps, env: Envelope & { report: EnvelopeReport }, job: JobContext): Promise<void> {
-  const { config, spool, store, logger } = deps;
+  const { config, spool, logger } = deps;
   const { report } = env;
   const file = spool.messagePath(env.id);
   const raw = await fs.readFile(file);

@@ -10,7 +10,7 @@ import type { SubmissionConfig } from '../config/submission.ts';
 import type { Logger } from '../log.ts';
 import { registry } from '../metrics.ts';
 import { decideHijack, decideSpamShare } from '../../rules/hijack.ts';
-import { replies, type SmtpReply } from '../../rules/replies.ts';
+import { replies } from '../../rules/replies.ts';
 import type { OutboundLimits, Sender } from './outbound-limits.ts';
 import type { NoticeSender } from './ports.ts';
 
