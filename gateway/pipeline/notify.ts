@@ -13,7 +13,6 @@ import type { VerdictClass } from '../../rules/policy.ts';
 import { OWN_HEADER_PREFIXES, stampMessage } from './stamp.ts';
 import { receivedHeader } from './trace.ts';
 import { commitGenerated, type NotifyDeps } from '../delivery/generated.ts';
-import type { Notice } from '../smtp/ports.ts';
 
 export { commitGenerated, type NotifyDeps };
 
@@ -48,8 +47,11 @@ export function composeNotice(config: Config, o: { id: string; to: string; subje
   return mail.compile().build();
 }
 
-/** A notice from the gateway to an administrator (the SMTP front's NoticeSender port), committed like any generated message. */
-export async function sendNotice(deps: NotifyDeps, id: string, n: Notice): Promise<void> {
+/**
+ * A notice from the gateway to an administrator, committed like any generated message. The SMTP
+ * front's NoticeSender (gateway/smtp/ports.ts), wired in gateway/roles.ts.
+ */
+export async function sendNotice(deps: NotifyDeps, id: string, n: { to: string; subject: string; text: string; reason: string; about: string }): Promise<void> {
   const body = await composeNotice(deps.config, { id, to: n.to, subject: n.subject, text: n.text });
   await commitGenerated(deps, { id, rcptTo: [n.to], verdict: 'notice', reason: n.reason, subject: n.subject, about: n.about, size: body.length, produce: async (out) => void out.write(body) });
 }

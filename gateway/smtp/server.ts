@@ -34,7 +34,8 @@ import { hookFailed, noteLibraryRefusal, refused, toError, watchDeadlines, type 
 import type { InlineVerdictGate } from './ports.ts';
 import type { SubmissionListener } from '../config/submission.ts';
 import type { SubmissionUser } from '../../rules/frontline.ts';
-import { captureHead, decideFromHeader } from './from-header.ts';
+import { captureHead } from './from-header.ts';
+import { decideFromHeader } from '../../rules/from-header.ts';
 import type { OutboundLimits } from './outbound-limits.ts';
 
 export interface SmtpDeps {
