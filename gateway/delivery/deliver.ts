@@ -8,7 +8,7 @@
 // every recipient has a final outcome, and a message that failed keeps its body in the message
 // store, so that nothing is lost.
 import type { Config } from '../config/schema.ts';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import type { Logger } from '../log.ts';
 import { readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';

@@ -30,7 +30,7 @@ import { AnalysisLimit, type AnalysisPool } from './analysis-pool.ts';
 import { createUrlChecker, type UrlChecker } from './urls.ts';
 import type { RecipientPolicy } from './policy.ts';
 import { receivedHeader } from './trace.ts';
-import type { MailauthResolver } from '../dns/resolver.ts';
+import type { MailauthResolver } from '../../core/dns.ts';
 import type { HtmlBounds } from '../../scanners/html-bounds.ts';
 import { timedScan } from '../metrics.ts';
 

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { openSpoolFile } from '../spool/read.ts';
 import { authenticate, sealMessage } from 'mailauth';
 import type { AuthenticateResult } from 'mailauth';
-import type { MailauthResolver } from '../dns/resolver.ts';
+import type { MailauthResolver } from '../../core/dns.ts';
 import type { Envelope } from '../spool/spool.ts';
 import type { AuthScan } from '../../scanners/types.ts';
 

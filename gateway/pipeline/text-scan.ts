@@ -192,7 +192,9 @@ export async function scanText(input: Readable, o: TextScanOptions): Promise<Tex
       await close();
     }
     await close();
-  } catch (err) {
+  } catch {
+    // What the message contains never throws: a part the splitter cannot follow ends the scan with
+    // what was read so far. Only a failing input (the spool file) is an error.
     if (inputError) throw inputError;
     input.unpipe(splitter);
     input.destroy();
