@@ -15,6 +15,7 @@
 import { Worker } from 'node:worker_threads';
 import type { DisarmOptions, DisarmResult } from '../../scanners/html-disarm.ts';
 import type { AnalysisTask, WorkerReply } from './analysis-worker.ts';
+import type { MessageSource, MimePassResult, PlainMimePassOptions } from './mime-pass.ts';
 import type { TextScanOptions, TextScanResult } from './text-scan.ts';
 
 /** A bound of the analysis was hit: the outcome is "unscannable", never a retry, never clean. */
@@ -22,6 +23,8 @@ export class AnalysisLimit extends Error {}
 
 export interface AnalysisPool {
   scanTextFile(file: string, options: Omit<TextScanOptions, 'registrableDomain'>): Promise<TextScanResult>;
+  /** The one MIME pass (mime-pass.ts: walk and text scan) over a message's bytes or its file. */
+  mimePass(source: MessageSource, options: PlainMimePassOptions): Promise<MimePassResult>;
   disarmHtml(html: string, options: Partial<DisarmOptions>): Promise<DisarmResult>;
   close(): Promise<void>;
 }
@@ -119,6 +122,7 @@ export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
 
   return {
     scanTextFile: (file, options) => submit<TextScanResult>({ name: 'scanTextFile', file, options }),
+    mimePass: (source, options) => submit<MimePassResult>({ name: 'mimePass', source, options }),
     disarmHtml: (html, options) => submit<DisarmResult>({ name: 'disarmHtml', html, options: plainDisarmOptions(options) }),
     async close() {
       closed = true;
