@@ -15,7 +15,17 @@ import { startEngines } from './lib/engines.ts';
 import { setGatewayRoot } from './lib/gateway.ts';
 import { asSourceFile, makeMessage, wireBytes } from './lib/messages.ts';
 import { summarizeProfile } from './lib/profile.ts';
+import { readMemoryReports } from './lib/rounds.ts';
 import { fullCell, startPhase, warmUp, type Bench, type TestMessage } from './lib/scenarios.ts';
+import { readFileSync } from 'node:fs';
+
+/** utime and stime of a process (its threads included), ms: how much of its CPU is the kernel's (fsync, open, rename). */
+function cpuSplit(pid: number): { user: number; system: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  const tick = 1000 / 100; // CLK_TCK is 100 on Linux
+  return { user: Number(rest[11]) * tick, system: Number(rest[12]) * tick };
+}
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 
@@ -52,7 +62,11 @@ async function main(): Promise<number> {
       const rates: number[] = [];
       const cpus: number[] = [];
       for (let i = 1; i <= Number(values.runs); i++) {
+        const pid = p.gateways[0].pid;
+        const before = cpuSplit(pid);
         const c = await fullCell(b, p, 'full', m, sessions, count, i, 120_000);
+        const after = cpuSplit(pid);
+        log(`  user ${((after.user - before.user) / c.done).toFixed(2)} ms/msg, system ${((after.system - before.system) / c.done).toFixed(2)} ms/msg`);
         const g = c.usage.groups.mailmoat;
         rates.push(c.rate);
         cpus.push(c.cpuMsPerMessage.mailmoat);
@@ -64,6 +78,10 @@ async function main(): Promise<number> {
       log(`median: ${med(rates)} msg/s, ${med(cpus)} ms CPU/msg; load now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     } finally {
       await p.stop();
+    }
+    for (const r of readMemoryReports(join(runDir, 'memory'))) {
+      const mb = (x: number) => `${(x / 1048576).toFixed(0)} MB`;
+      log(`memory ${r.role}: peak rss ${mb(r.peak.rss)} (anon ${mb(r.peak.rssAnon)}, file ${mb(r.peak.rssFile)}), heap ${mb(r.peak.heapUsed)}/${mb(r.peak.heapTotal)}, external ${mb(r.peak.external)}, buffers ${mb(r.peak.arrayBuffers)}; ${r.modules} modules: ${r.packages.slice(0, 12).map((x) => `${x.name} ${x.files}`).join(', ')}`);
     }
     if (values.profile) {
       const dir = join(REPO_ROOT, 'var/bench/profiles', `full-path-${new Date().toISOString().replace(/[:.]/g, '-')}`);
