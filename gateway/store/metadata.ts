@@ -109,6 +109,8 @@ export interface LedgerStep {
   verdict?: { verdict: string; reason: string; report: ScanReport; subject: string | null };
   rcptTo?: string[];
   events?: NewEvent[];
+  /** Delivery outcomes written with the step (as recordDelivery writes them), so that the last results and the final status are one commit. */
+  deliveries?: { recipient: string; outcome: DeliveryOutcome; reply: string }[];
 }
 
 export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
@@ -260,6 +262,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
             WHERE id = ${s.id}`);
         }
         if (s.rcptTo) await tx.run(q`UPDATE messages SET rcpt_to = ${JSON.stringify(s.rcptTo)}, updated_at = ${now()} WHERE id = ${s.id}`);
+        for (const d of s.deliveries ?? []) await tx.run(upsertDelivery(s.id, d.recipient, d.outcome, d.reply, now()));
         for (const e of s.events ?? []) await tx.run(insertEvent(s.id, now(), e));
         return true;
       });
@@ -269,9 +272,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       return rows.map((r) => ({ ...r, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
     },
     async recordDelivery(id, recipient, outcome, reply) {
-      await sql.run(q`INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (${id}, ${recipient}, ${outcome}, ${reply}, ${now()})
-        ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
-        WHERE deliveries.outcome <> 'delivered'`);
+      await sql.run(upsertDelivery(id, recipient, outcome, reply, now()));
     },
     deliveries(id) {
       return sql.all<DeliveryRecord>(q`SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ${id} ORDER BY recipient`);
@@ -325,6 +326,13 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       return sql.close();
     },
   };
+}
+
+/** A recipient's outcome; one recorded 'delivered' is never downgraded (it is never sent again). */
+function upsertDelivery(id: string, recipient: string, outcome: DeliveryOutcome, reply: string, at: number) {
+  return q`INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (${id}, ${recipient}, ${outcome}, ${reply}, ${at})
+        ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
+        WHERE deliveries.outcome <> 'delivered'`;
 }
 
 function toRecord(r: Row): MessageRecord {
