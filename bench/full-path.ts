@@ -58,6 +58,7 @@ async function main(): Promise<number> {
   try {
     const p = await startPhase(b, 'full', { roles: ['start'], spamd: false });
     try {
+      log(`RSS after start: ${p.rssAtStart.map((r) => `${r.role} ${(r.bytes / 1048576).toFixed(0)} MB`).join(', ')}`);
       await warmUp(p, m, 30, true);
       const rates: number[] = [];
       const cpus: number[] = [];
@@ -74,7 +75,11 @@ async function main(): Promise<number> {
           `run ${i}: ${c.rate} msg/s (accept ${c.acceptRate}), ${c.cpuMsPerMessage.mailmoat} ms CPU/msg (gateway), peak RSS ${(g.kernelPeakRssBytes / 1048576).toFixed(0)} MB, load ${c.usage.machine.loadavg1mStart}→${c.usage.machine.loadavg1mEnd}, others ${c.usage.machine.othersPercentOfOneCore}%${c.ok ? '' : ` FAILED ${c.error}`}`,
         );
       }
-      const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const med = (xs: number[]) => {
+        const s = [...xs].sort((a, b) => a - b);
+        const m = Math.floor(s.length / 2);
+        return s.length % 2 ? s[m] : Math.round(((s[m - 1] + s[m]) / 2) * 100) / 100;
+      };
       log(`median: ${med(rates)} msg/s, ${med(cpus)} ms CPU/msg; load now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     } finally {
       await p.stop();
