@@ -1,11 +1,14 @@
-// The analysis of one spooled message: every scanner a recipient's policy asks for, in parallel,
-// each reading the spool file itself (streams, not buffers; spamd and mailauth take the message
-// whole, bounded by spamd.maxBytes and smtp.maxMessageBytes). Then `reportFor` gives each
-// recipient's view of it: attachment rules and HTML settings can differ per recipient's policy.
+// The analysis of one spooled message: every scanner a recipient's policy asks for, in parallel.
+// A small message (READ_ONCE_BYTES) is read from the spool once and every analyser takes that
+// buffer (clamd, spamd, mailauth, the learner, then the rewrite); a larger one is streamed from
+// the file by each, so that it is never held twice (spamd and mailauth take the message whole,
+// bounded by spamd.maxBytes and smtp.maxMessageBytes). The MIME walk and the text scan share one
+// pass (mime-pass.ts). Then `reportFor` gives each recipient's view of it: attachment rules and
+// HTML settings can differ per recipient's policy.
 //
 // A scanner that fails is reported as failed (the verdict retries the scan), never left out.
-// The HTML and text analysis runs in worker threads (analysis-pool.ts) with a time budget; a
-// bound it hits (HTML nesting, time, memory) is "unscannable" — a retry would hit it again.
+// The MIME pass runs in worker threads (analysis-pool.ts) with a time budget; a bound it hits
+// (HTML nesting, time, memory) is "unscannable" — a retry would hit it again.
 import { promises as fs } from 'node:fs';
 import { openSpoolFile } from '../spool/read.ts';
 import type { Readable } from 'node:stream';
