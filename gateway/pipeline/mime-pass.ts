@@ -1,8 +1,7 @@
 // One MIME pass over a message for every analyser that reads its structure: the walk (part facts
 // for the attachment rules: types, names, sizes, zip listings) and the text scan (hosts for the
 // URL checks, the HTML disarm prediction) take the same splitter's chunks, so the message is
-// split and its parts numbered once instead of once per analyser (issue 16: the split, not the
-// analysers, was most of the per-message cost of a small message).
+// split and its parts numbered once instead of once per analyser.
 //
 // Each consumer keeps the outcome it had with a splitter of its own: a bound the walk hits ends
 // the walk ("malformed") while the text scan goes on to the end; a structure the splitter refuses
