@@ -51,12 +51,13 @@ export function toAuthScan(res: AuthenticateResult, header: string): AuthScan & 
 }
 
 export async function authenticateMessage(
-  file: string,
+  /** The spool file, or the message already read (mailauth takes a Buffer whole, as it gathers a stream). */
+  message: string | Buffer,
   envelope: Envelope,
   o: { resolver: MailauthResolver; authservId: string },
 ): Promise<AuthOutcome> {
   try {
-    const res = await authenticate(await openSpoolFile(file), {
+    const res = await authenticate(typeof message === 'string' ? await openSpoolFile(message) : message, {
       ip: envelope.clientIp,
       helo: envelope.helo,
       sender: envelope.mailFrom,
