@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Ctx } from '../app.ts';
 import { IN_FLIGHT } from '../../gateway/store/metadata.ts';
-import { STAT_KINDS } from '../../gateway/store/stats.ts';
+import { DAY_MS, STAT_KINDS } from '../../gateway/store/stats.ts';
 import { byBucket, numbersScope, RANGES, readNumbers, type Counts, type RangeKey } from '../lib/numbers.ts';
 import { flushQueue, readQueue, retryQueued, type QueueAudit } from '../lib/queue-view.ts';
 import { ApiError } from './index.ts';
@@ -104,7 +104,7 @@ export async function registerNumbersApi(api: FastifyInstance, ctx: Ctx): Promis
     const series = (buckets: typeof n.buckets) => buckets.map((b) => ({ start: b.start, counts: full(b.counts) }));
     return {
       range: query.range,
-      bucket: n.window.bucketMs === RANGES['1d'].bucketMs ? 'hour' : 'day',
+      bucket: n.window.bucketMs < DAY_MS ? 'hour' : 'day',
       since: n.window.since,
       until: n.window.until,
       domain: allowed.domain ?? null,
@@ -141,7 +141,8 @@ export async function registerNumbersApi(api: FastifyInstance, ctx: Ctx): Promis
       const r = await retryQueued(ctx.deps, ctx.user(req), (req.params as { id: string }).id);
       await audit(req, r.audit);
       if (r.status === 'notFound') throw new ApiError(404, 'not found');
-      if (r.status === 'denied') throw new ApiError(r.text === 'not available in this console' ? 503 : 403, r.text);
+      if (r.status === 'denied') throw new ApiError(403, r.text);
+      if (r.status === 'unavailable') throw new ApiError(503, r.text);
       if (r.status === 'failed') throw new ApiError(409, r.text);
       return { ok: true, text: r.text };
     },

@@ -106,19 +106,21 @@ export const mayFlushDomain = (account: Account, domain: string): boolean => acc
 
 /**
  * "Retry now" for one message. notFound: missing, or outside the user's scope (the same answer);
- * denied: visible but some recipient is another tenant's, or no queue here.
+ * denied: visible, but some recipient is another tenant's (a retry acts on the whole message);
+ * unavailable: this console has no queue operations; failed: the job could not be hurried.
  */
-export async function retryQueued(deps: Deps, user: QueueUser, id: string): Promise<{ status: 'notFound' | 'denied' | 'failed' | 'ok'; message?: MessageRecord; text: string; audit: QueueAudit }> {
+export async function retryQueued(deps: Deps, user: QueueUser, id: string): Promise<{ status: 'notFound' | 'denied' | 'unavailable' | 'failed' | 'ok'; message?: MessageRecord; text: string; audit: QueueAudit }> {
   const m = MESSAGE_ID.test(id) && user.account.role !== 'user' ? await deps.store.get(id) : undefined;
   if (!m || !canSee(m, user.scope)) {
     const detail = m ? 'message outside the user’s scope' : 'no such message';
     return { status: 'notFound', text: detail, audit: { action: 'queue-retry', messageId: id.slice(0, 64), outcome: 'denied', detail } };
   }
-  const denied = !canActOn(m, user.scope) ? 'recipients outside the user’s scope' : !deps.queueOps ? 'not available in this console' : null;
-  const result = denied ? { ok: false as const, reason: denied } : await deps.queueOps!.retry(m.id);
-  const status = denied ? 'denied' : result.ok ? 'ok' : 'failed';
+  const refuse = (status: 'denied' | 'unavailable', text: string) => ({ status, message: m, text, audit: { action: 'queue-retry' as const, messageId: m.id, outcome: 'denied' as const, detail: text } });
+  if (!canActOn(m, user.scope)) return refuse('denied', 'recipients outside the user’s scope');
+  if (!deps.queueOps) return refuse('unavailable', 'not available in this console');
+  const result = await deps.queueOps.retry(m.id);
   const text = result.ok ? result.detail : result.reason;
-  return { status, message: m, text, audit: { action: 'queue-retry', messageId: m.id, outcome: status === 'ok' ? 'ok' : status, detail: text } };
+  return { status: result.ok ? 'ok' : 'failed', message: m, text, audit: { action: 'queue-retry', messageId: m.id, outcome: result.ok ? 'ok' : 'failed', detail: text } };
 }
 
 /** Flush every deferred message (superadmin), or those waiting for one of the user's domains. */

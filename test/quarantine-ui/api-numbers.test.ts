@@ -19,16 +19,21 @@ describe.each(DIALECTS)('the API’s numbers and queue (%s)', (dialect) => {
   let bull: Queue;
   const target = { socketPath: inject('services').redisSocket };
   const prefix = `apinum${process.pid}${dialect}`;
-  const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  // The console's clock is frozen for each test, so that an hour turning mid-test moves no window.
+  let now = 0;
+  let hour = 0;
   const row = (domain: string, ago: number, kind: StatRow['kind'], n: number): StatRow => ({ domain, hour: hour - ago, kind, n });
 
   beforeEach(async () => {
+    now = Date.now();
+    hour = Math.floor(now / HOUR_MS) * HOUR_MS;
     queue = openJobQueue(target, { prefix, attempts: { scan: 3, deliver: 3 } });
     bull = new Queue('deliver', { connection: { path: target.socketPath }, prefix });
     await bull.obliterate({ force: true });
     h = await startHarness({
       database: dialect,
       deps: {
+        now: () => now,
         queueCounts: () => queue.counts(),
         queueOps: { retry: (id) => retryNow({ store: h.store, queue }, id), flush: (o) => flushDeferred({ store: h.store, queue }, o) },
       },
@@ -153,8 +158,23 @@ describe.each(DIALECTS)('the API’s numbers and queue (%s)', (dialect) => {
       [inA, 'ok'],
     ]);
 
+    // A message also to b.test: a.test's token sees it but may not hurry it (a retry acts on all).
+    const shared = await h.addMessage({ rcpt: ['carol@a.test', 'dave@b.test'], status: 'delivered' });
+    await h.store.transition(shared, ['delivered'], 'deferred');
+    const mixed = await api(tokenA, 'POST', `/queue/${shared}/retry`);
+    expect(mixed.statusCode).toBe(403);
+    expect((await h.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({ messageId: shared, outcome: 'denied', detail: 'recipients outside the user’s scope (API)' });
+    expect((await api(tokenA, 'GET', '/queue')).json().deferred.find((d: { id: string }) => d.id === shared)).toMatchObject({ canRetry: false });
+
     const flushed = await api(tokenA, 'POST', '/queue/flush', { domain: 'a.test' });
-    expect(flushed.json()).toEqual({ ok: true, flushed: [], skipped: [{ id: inA, reason: 'nothing to hurry: the deliver job is waiting' }] });
+    expect(flushed.json()).toEqual({
+      ok: true,
+      flushed: [],
+      skipped: [
+        { id: inA, reason: 'nothing to hurry: the deliver job is waiting' },
+        { id: shared, reason: 'nothing to hurry: the deliver job is gone' },
+      ],
+    });
     const rootFlush = await api(await tokenOf('root', { role: 'superadmin' }), 'POST', '/queue/flush');
     expect(rootFlush.statusCode, rootFlush.body).toBe(200);
     expect(rootFlush.json().flushed).toEqual([inB]);
