@@ -25,10 +25,10 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../gateway/log.ts';
 import { freePort, startManagedSpamd } from '../gateway/services/managed.ts';
 import { SpamdClient, scanSpam } from '../scanners/spamd.ts';
-import { featuresOf } from '../scanners/learner/features.ts';
+import { MODEL_DIM, featuresOf } from '../scanners/learner/features.ts';
 import { emptyModel, marginOf, type Model } from '../scanners/learner/model.ts';
-import { learnAndRehearse, type Example } from '../scanners/learner/replay.ts';
-import { createLearner } from '../gateway/learner/learner.ts';
+import { REPLAY_EXAMPLES, learnAndRehearse, type Example } from '../scanners/learner/replay.ts';
+import { createLearner, GLOBAL_MODEL, replayRow } from '../gateway/learner/learner.ts';
 import { openLearnerStore } from '../gateway/store/learner-store.ts';
 import { openSql } from '../gateway/store/sql.ts';
 import { migrate } from '../gateway/store/migrations.ts';
@@ -183,6 +183,11 @@ try {
       await learner.teach(x.raw, { as, reporter: who.reporter, domain: who.domain, trusted });
     }
     const teachCpu = process.cpuUsage(teachCpu0);
+    if (name === 'loop') {
+      const store = openLearnerStore(sql, now);
+      const size = async (row: string) => `${(((await store.load(row))?.data.length ?? 0) / 1024).toFixed(0)} KiB`;
+      log(`stored sizes after the loop: global model ${await size(GLOBAL_MODEL)}, a.test model ${await size('a.test')}, a.test rehearsal buffer ${await size(replayRow('a.test'))} (${REPLAY_EXAMPLES} reports at most); in memory a model is ${(MODEL_DIM * 4) / 1024 / 1024} MiB`);
+    }
     if (name === 'loop') log(`learner service teaching CPU (guards, step, rehearsal, models and buffer saved to SQLite): ${((teachCpu.user + teachCpu.system) / 1000 / reports.length).toFixed(1)} ms per report`);
     const out = new Map<string, { spam: boolean; logOdds: number; trained: number }[]>(domains.map((d) => [d, []]));
     const cpu0 = process.cpuUsage();
