@@ -91,9 +91,10 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
       // A deferral is news (the message stays queued); a final outcome is in the summary line.
       logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
-    if (byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results))) return;
-    await recorder.record(id, results);
+    const finished = byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results));
+    if (!finished) await recorder.record(id, results);
     countDelivery(deps.stats, results, deferredBefore);
+    if (finished) return;
   }
   const deferred = (await store.deliveries(id)).filter((d) => d.outcome === 'deferred');
   if (deferred.length > 0) {
