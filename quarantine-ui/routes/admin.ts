@@ -24,7 +24,8 @@ function parseScope(text: string, kind: 'domain' | 'address', hosted: string[]):
 }
 
 export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
-  const hosted = Object.keys(ctx.deps.config.domains);
+  // Read per request: domains added in the console or by the API are hosted from then on (live config).
+  const hosted = () => Object.keys(ctx.deps.config.domains);
   const { accounts } = ctx.deps;
 
   await app.register(async (admin) => {
@@ -35,7 +36,7 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
     });
 
     const usersPage = async (req: FastifyRequest, reply: FastifyReply, data: Record<string, unknown> = {}, status = 200) =>
-      ctx.render(req, reply, 'users', { title: 'Users', accounts: await accounts.list(), totpOn: await ctx.deps.totp.enabledAccounts(), roles: ROLES, hosted, created: null, error: null, ...data }, status);
+      ctx.render(req, reply, 'users', { title: 'Users', accounts: await accounts.list(), totpOn: await ctx.deps.totp.enabledAccounts(), roles: ROLES, hosted: hosted(), created: null, error: null, ...data }, status);
 
     admin.get('/users', async (req, reply) => usersPage(req, reply));
 
@@ -43,8 +44,8 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
       const body = req.body as Record<string, unknown>;
       const username = field(body, 'username', 64).trim().toLowerCase();
       const role = field(body, 'role', 20) as Role;
-      const domains = parseScope(field(body, 'domains', 5000), 'domain', hosted);
-      const addresses = parseScope(field(body, 'addresses', 5000), 'address', hosted);
+      const domains = parseScope(field(body, 'domains', 5000), 'domain', hosted());
+      const addresses = parseScope(field(body, 'addresses', 5000), 'address', hosted());
       const fail = async (error: string) => {
         await ctx.audit(req, { action: 'user-create', target: username, outcome: 'denied', detail: error });
         return usersPage(req, reply, { error }, 400);
@@ -67,8 +68,8 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
       if (!account) return ctx.notFound(req, reply);
       const body = req.body as Record<string, unknown>;
       const role = field(body, 'role', 20) as Role;
-      const domains = parseScope(field(body, 'domains', 5000), 'domain', hosted);
-      const addresses = parseScope(field(body, 'addresses', 5000), 'address', hosted);
+      const domains = parseScope(field(body, 'domains', 5000), 'domain', hosted());
+      const addresses = parseScope(field(body, 'addresses', 5000), 'address', hosted());
       const disabled = field(body, 'disabled', 5) === '1';
       const error = !ROLES.includes(role) ? 'Choose a role.'
         : !domains.ok ? domains.error

@@ -14,7 +14,7 @@ import { removeDomain, saveDomain, savePolicy, viewDomain, type ChangeResult } f
 import { parseAdminMay } from '../../rules/policy-bounds.ts';
 
 /** What a new domain's form starts with: the smallest valid settings, to be edited. */
-const NEW_DOMAIN_TEMPLATE = 'downstream:\n  - host: mail.example.net\n    port: 25\nrecipients:\n  check: any\n';
+const NEW_DOMAIN_TEMPLATE = 'downstream:\n  - host: mail.example.net\n    port: 25\nrecipients:\n  mode: any\n';
 
 export async function registerDomainAdminRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const port = ctx.deps.hostedDomains;
