@@ -9,7 +9,8 @@ import { GLOBAL_MODEL } from '../../gateway/learner/learner.ts';
 export async function registerLearnerRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const learner = ctx.deps.learner;
   if (!learner) return;
-  const hosted = Object.keys(ctx.deps.config.domains);
+  // Read per request: domains added in the console or by the API have models from then on (live config).
+  const hosted = () => Object.keys(ctx.deps.config.domains);
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
       if (ctx.user(req).account.role === 'superadmin') return;
@@ -21,14 +22,14 @@ export async function registerLearnerRoutes(app: FastifyInstance, ctx: Ctx): Pro
       ctx.render(req, reply, 'learner', {
         title: 'Learned filter',
         snapshots: (await learner.snapshots(100)).map((s) => ({ ...s, model: s.name === GLOBAL_MODEL ? 'global' : s.name })),
-        models: ['global', ...hosted],
+        models: ['global', ...hosted()],
       }),
     );
 
     admin.post('/learner/snapshot', async (req, reply) => {
       const body = req.body as Record<string, unknown>;
       const model = field(body, 'model', 255);
-      if (model !== 'global' && !hosted.includes(model)) return ctx.notFound(req, reply);
+      if (model !== 'global' && !hosted().includes(model)) return ctx.notFound(req, reply);
       const note = field(body, 'note', 200).trim() || 'taken in the console';
       const by = ctx.user(req).account.username;
       const id = await learner.snapshot(model === 'global' ? GLOBAL_MODEL : model, by, note);
