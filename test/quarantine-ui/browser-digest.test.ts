@@ -9,11 +9,9 @@ import { chromium, type Browser } from 'playwright-core';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { mailDate } from '../support/mime.ts';
 import { block, digestsIn, linkIn } from './digest-mail.ts';
-import { silentLogger } from '../../gateway/log.ts';
-import { deleteMessage, releaseMessage } from '../../gateway/quarantine.ts';
-import { SpamdClient } from '../../scanners/spamd.ts';
-import { startConsole, type RunningConsole } from '../../quarantine-ui/server.ts';
+import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import type { Config } from '../../gateway/config/schema.ts';
+import { startTestConsole } from '../support/console.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const POLL = { timeout: 15_000, interval: 100 };
@@ -27,21 +25,11 @@ describe('a digest notice in a browser', () => {
 
   beforeAll(async () => {
     gw = await startTestGateway({ domains: { 'example.test': { policy: { digest: 'notice' } } } });
-    const logger = silentLogger();
     const config: Config = {
       ...gw.config,
       console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: true, hourUtc: 23, noticeBatchMs: 200, noticeCheckMs: 200 } },
     };
-    ui = await startConsole({
-      config,
-      logger,
-      ...gw.stores,
-      queue: gw.queue,
-      release: (id, by) => releaseMessage({ config, ...gw.stores, queue: gw.queue, logger }, id, by),
-      remove: (id, by) => deleteMessage({ ...gw.stores, logger }, id, by),
-      spamd: new SpamdClient(gw.endpoints.spamd, { timeoutMs: 20_000 }),
-      engineChecks: {},
-    });
+    ui = await startTestConsole(gw, config);
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
   });
 

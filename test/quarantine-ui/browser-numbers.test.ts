@@ -11,12 +11,9 @@ import { simpleParser } from 'mailparser';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { startScriptedPeer, type ScriptedPeer } from '../support/scripted-peer.ts';
 import { mailDate } from '../support/mime.ts';
-import { silentLogger } from '../../gateway/log.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
-import { deleteMessage, releaseMessage } from '../../gateway/quarantine.ts';
-import { SpamdClient } from '../../scanners/spamd.ts';
-import { startConsole, type RunningConsole } from '../../quarantine-ui/server.ts';
-import type { Config } from '../../gateway/config/schema.ts';
+import { type RunningConsole } from '../../quarantine-ui/server.ts';
+import { startTestConsole, testConsoleConfig } from '../support/console.ts';
 
 const PASSWORD = 'numbers test password';
 const POLL = { timeout: 15_000, interval: 100 };
@@ -35,18 +32,8 @@ describe('numbers, queue and daily summary on a running gateway', () => {
   let root: Page;
 
   async function consoleOn(): Promise<RunningConsole> {
-    const logger = silentLogger();
-    const config: Config = { ...gw.config, console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false }, dailySummary: { enabled: false, hourUtc: 6 } } };
-    return startConsole({
-      config,
-      logger,
-      ...gw.stores,
-      queue: gw.queue,
-      release: (id, by) => releaseMessage({ config, ...gw.stores, queue: gw.queue, logger }, id, by),
-      remove: (id, by) => deleteMessage({ ...gw.stores, logger }, id, by),
-      spamd: new SpamdClient(gw.endpoints.spamd, { timeoutMs: 20_000 }),
-      engineChecks: {},
-    });
+    const config = testConsoleConfig(gw, { dailySummary: { enabled: false, hourUtc: 6 } });
+    return startTestConsole(gw, config);
   }
 
   async function deferred(subject: string): Promise<string> {

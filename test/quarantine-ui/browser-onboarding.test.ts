@@ -14,13 +14,12 @@ import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, typ
 import { mailDate } from '../support/mime.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
-import { deleteMessage, releaseMessage } from '../../gateway/quarantine.ts';
 import { liveConfig } from '../../gateway/config/live.ts';
 import { startDomainSync, type DomainSync } from '../../gateway/domains/sync.ts';
 import { openDomainStore } from '../../gateway/store/domains.ts';
-import { SpamdClient } from '../../scanners/spamd.ts';
-import { startConsole, type RunningConsole } from '../../quarantine-ui/server.ts';
+import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import type { Config } from '../../gateway/config/schema.ts';
+import { startTestConsole } from '../support/console.ts';
 
 const PASSWORD = 'onboarding test password';
 const DOMAIN = 'newcustomer.test';
@@ -47,17 +46,7 @@ describe('a provider onboards a customer domain in the console', () => {
     const live = liveConfig({ ...gw.config, console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false }, dailySummary: { enabled: false, hourUtc: 6 } } });
     sync = await startDomainSync({ store: openDomainStore(gw.stores.sql), live, logger, intervalMs: POLL_MS });
     const config: Config = live.config;
-    ui = await startConsole({
-      config,
-      logger,
-      ...gw.stores,
-      queue: gw.queue,
-      release: (id, by) => releaseMessage({ config, ...gw.stores, queue: gw.queue, logger }, id, by),
-      remove: (id, by) => deleteMessage({ ...gw.stores, logger }, id, by),
-      spamd: new SpamdClient(gw.endpoints.spamd, { timeoutMs: 20_000 }),
-      engineChecks: {},
-      domainSync: sync,
-    });
+    ui = await startTestConsole(gw, config, { domainSync: sync });
     await ui.deps.accounts.create({ username: 'root@provider.test', role: 'superadmin', passwordHash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }) });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
     root = await (await browser.newContext()).newPage();

@@ -14,15 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { EICAR } from '../support/eicar.ts';
-import { silentLogger } from '../../gateway/log.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
-import { deleteMessage } from '../../gateway/quarantine.ts';
-import { releaseMessage } from '../../gateway/quarantine.ts';
-import { SpamdClient } from '../../scanners/spamd.ts';
-import { startConsole, type RunningConsole } from '../../quarantine-ui/server.ts';
-import type { Config } from '../../gateway/config/schema.ts';
+import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import { mailDate } from '../support/mime.ts';
 import { block, digestsIn, linkIn } from './digest-mail.ts';
+import { startTestConsole, testConsoleConfig } from '../support/console.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const PASSWORD = 'browser test password';
@@ -80,18 +76,8 @@ describe('the console in a browser', () => {
 
   beforeAll(async () => {
     gw = await startTestGateway();
-    const logger = silentLogger();
-    const config: Config = { ...gw.config, console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false } } };
-    ui = await startConsole({
-      config,
-      logger,
-      ...gw.stores,
-      queue: gw.queue,
-      release: (id, by) => releaseMessage({ config, ...gw.stores, queue: gw.queue, logger }, id, by),
-      remove: (id, by) => deleteMessage({ ...gw.stores, logger }, id, by),
-      spamd: new SpamdClient(gw.endpoints.spamd, { timeoutMs: 20_000 }),
-      engineChecks: {},
-    });
+    const config = testConsoleConfig(gw);
+    ui = await startTestConsole(gw, config);
     base = ui.url;
     const hash = await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 });
     await ui.deps.accounts.create({ username: 'admina', role: 'domainadmin', domains: ['example.test'], passwordHash: hash });
