@@ -1,0 +1,79 @@
+// The console features of issue 20 together (digest links, identity-provider logins, TOTP, the
+// numbers): what a hostile user or a careless mix of accounts could do across them.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueToken } from '../../quarantine-ui/lib/digest.ts';
+import { Client, startHarness, type Harness } from './harness.ts';
+import { clock, code, enrol } from './totp-helpers.ts';
+
+describe('digest links, TOTP and identity-provider accounts together', () => {
+  let h: Harness;
+  let time: ReturnType<typeof clock>;
+  const link = async (recipient: string, action: 'login' | 'release' | 'allow' = 'login', messageId = '') =>
+    `/d/${await issueToken({ config: h.deps.config, digests: h.digests, secret: h.deps.secret, now: Date.now }, messageId, recipient, action)}`;
+
+  beforeAll(async () => {
+    h = await startHarness({ config: { console: { requireTotpFor: ['user'] } } });
+    time = clock(h);
+  });
+  afterAll(async () => h?.close());
+
+  it('a magic link to an end user who turned TOTP on asks for the code before there is any session', async () => {
+    await h.addMessage({ rcpt: ['tess@a.test'], subject: 'held for tess' });
+    const first = new Client(h.app);
+    const l1 = await link('tess@a.test');
+    expect((await first.post(l1, {}, { csrfFrom: l1 })).headers.location).toBe('/quarantine');
+    // requireTotpFor includes user: the link's session can only set TOTP up.
+    expect((await first.get('/quarantine')).headers.location).toBe('/account/totp');
+    const { secret } = await enrol(first, time.now);
+    time.next();
+
+    const thief = new Client(h.app); // someone who got hold of a later digest
+    const l2 = await link('tess@a.test');
+    const res = await thief.post(l2, {}, { csrfFrom: l2 });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/login/totp');
+    const q = await thief.get('/quarantine');
+    expect(q.statusCode).toBe(303);
+    expect(q.headers.location).toMatch(/^\/login/);
+    // With the code the owner gets in.
+    const ok = await thief.post('/login/totp', { code: code(secret, time.now) }, { csrfFrom: '/login/totp' });
+    expect(ok.headers.location).toBe('/quarantine');
+    expect((await thief.get('/quarantine')).body).toContain('held for tess');
+  });
+
+  it('a magic link never opens an LDAP or OIDC account, nor a hand-made account that sees other addresses', async () => {
+    await h.accounts.createExternal({ username: 'olly@a.test', role: 'user', addresses: ['olly@a.test'] }, { source: 'oidc', id: 'sub-olly' });
+    await h.accounts.createExternal({ username: 'lara@a.test', role: 'user', addresses: ['lara@a.test'] }, { source: 'ldap', id: 'uid=lara,dc=a,dc=test' });
+    await h.addAccount('shared@a.test', 'user', { addresses: ['shared@a.test', 'ceo@a.test'] });
+    await h.addMessage({ rcpt: ['ceo@a.test'], subject: 'for the ceo only' });
+    for (const address of ['olly@a.test', 'lara@a.test', 'shared@a.test']) {
+      const c = new Client(h.app);
+      const l = await link(address);
+      const res = await c.post(l, {}, { csrfFrom: l });
+      expect(res.statusCode, address).toBe(403);
+      const q = await c.get('/quarantine');
+      expect(q.statusCode, address).toBe(303);
+      expect(q.headers.location, address).toMatch(/^\/login/);
+    }
+    const denied = (await h.audit.list({ action: 'login', limit: 50 })).rows.filter((r) => r.outcome === 'denied' && r.actor.startsWith('digest:'));
+    expect(denied.map((r) => r.target).sort()).toEqual(['lara@a.test', 'olly@a.test', 'shared@a.test']);
+  });
+
+  it('the links of a recipient whose account an administrator disabled do nothing', async () => {
+    await h.addAccount('gone@a.test', 'user', { addresses: ['gone@a.test'] });
+    const account = (await h.accounts.byName('gone@a.test'))!;
+    const id = await h.addMessage({ rcpt: ['gone@a.test'], subject: 'held for gone', from: 'friend@sender.test' });
+    await h.accounts.update(account.id, { disabled: true });
+    const release = await link('gone@a.test', 'release', id);
+    const allow = await link('gone@a.test', 'allow', id);
+    for (const l of [release, allow]) {
+      const c = new Client(h.app);
+      expect((await c.get(l)).statusCode, l).toBe(403);
+      const res = await c.post(l, {}, { csrfFrom: '/login' });
+      expect(res.statusCode, l).toBe(403);
+      expect(res.body).toContain('disabled');
+    }
+    expect(h.released).not.toContain(id);
+    expect((await h.lists.list({ addresses: ['gone@a.test'], all: true })).filter((e) => e.owner === 'gone@a.test')).toEqual([]);
+  });
+});
