@@ -1,6 +1,7 @@
 // The console features of issue 20 together (digest links, identity-provider logins, TOTP, the
 // numbers): what a hostile user or a careless mix of accounts could do across them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { q } from '../../gateway/store/sql.ts';
 import { issueToken } from '../../quarantine-ui/lib/digest.ts';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { clock, code, enrol } from './totp-helpers.ts';
@@ -75,5 +76,33 @@ describe('digest links, TOTP and identity-provider accounts together', () => {
     }
     expect(h.released).not.toContain(id);
     expect((await h.lists.list({ addresses: ['gone@a.test'], all: true })).filter((e) => e.owner === 'gone@a.test')).toEqual([]);
+  });
+});
+
+describe('TOTP for accounts of an identity provider', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => h?.close());
+
+  it('an OIDC or LDAP account cannot set up a local second factor that its logins would never ask for', async () => {
+    for (const source of ['oidc', 'ldap'] as const) {
+      const address = `${source}-person@a.test`;
+      const c = new Client(h.app);
+      const l = `/d/${await issueToken({ config: h.deps.config, digests: h.digests, secret: h.deps.secret, now: Date.now }, '', address, 'login')}`;
+      expect((await c.post(l, {}, { csrfFrom: l })).statusCode).toBe(303);
+      // The same account as if the provider's first login had made it (its session goes on).
+      const account = (await h.accounts.byName(address))!;
+      await h.sql.run(q`UPDATE console_accounts SET auth_source = ${source}, external_id = ${`id-${source}`} WHERE id = ${account.id}`);
+      const page = await c.get('/account/totp');
+      expect(page.statusCode).toBe(200);
+      expect(page.body).not.toContain('action="/account/totp/begin"');
+      expect(page.body).toContain('set up there');
+      const res = await c.post('/account/totp/begin', {}, { csrfFrom: '/account/totp' });
+      expect(res.statusCode).toBe(303);
+      expect(await h.deps.totp.get(account.id)).toBeUndefined();
+      expect((await c.get('/account/totp')).body).toContain('set up two-step login there');
+    }
   });
 });
