@@ -10,13 +10,11 @@
 // mailbox is the first factor only.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../app.ts';
-import type { Account } from '../../gateway/store/accounts.ts';
+import { LINK_ONLY_PASSWORD, type Account } from '../../gateway/store/accounts.ts';
 import type { ReleaseToken } from '../../gateway/store/digests.ts';
 import { startSession } from './auth.ts';
 import { askForSecondFactor } from './totp-hook.ts';
 
-/** Not a scrypt string: no password matches it. */
-const NO_PASSWORD = '!digest-link-only';
 
 async function accountFor(ctx: Ctx, address: string): Promise<{ account: Account; created: boolean } | { error: string }> {
   const { accounts } = ctx.deps;
@@ -24,7 +22,7 @@ async function accountFor(ctx: Ctx, address: string): Promise<{ account: Account
   let created = false;
   if (!account) {
     try {
-      account = await accounts.create({ username: address, role: 'user', addresses: [address], passwordHash: NO_PASSWORD });
+      account = await accounts.create({ username: address, role: 'user', addresses: [address], passwordHash: LINK_ONLY_PASSWORD });
       created = true;
     } catch {
       // Another link for the same address won the race: use what it created.

@@ -1,6 +1,10 @@
 // The console features of issue 20 together (digest links, identity-provider logins, TOTP, the
 // numbers): what a hostile user or a careless mix of accounts could do across them.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVICE_DN, SERVICE_PASSWORD, SUFFIX, startSlapd, type PrivateSlapd } from '../support/slapd.ts';
 import { q } from '../../gateway/store/sql.ts';
 import { issueToken } from '../../quarantine-ui/lib/digest.ts';
 import { Client, startHarness, type Harness } from './harness.ts';
@@ -104,5 +108,50 @@ describe('TOTP for accounts of an identity provider', () => {
       expect(await h.deps.totp.get(account.id)).toBeUndefined();
       expect((await c.get('/account/totp')).body).toContain('set up two-step login there');
     }
+  });
+});
+
+describe('a directory whose login name is the mail address, with digests', () => {
+  let slapd: PrivateSlapd;
+  let h: Harness;
+  beforeAll(async () => {
+    slapd = await startSlapd([{ uid: 'pat', password: 'pat directory password', mail: ['pat@a.test'] }], { 'mail-users': ['pat'] });
+    const secretFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'mm-secret-')), 'ldap-password');
+    writeFileSync(secretFile, `${SERVICE_PASSWORD}\n`, { mode: 0o600 });
+    h = await startHarness({
+      config: {
+        console: {
+          auth: {
+            ldap: { url: slapd.url, search: { bindDN: SERVICE_DN, password: { file: secretFile } }, baseDN: `ou=people,${SUFFIX}`, userFilter: '(mail={username})', groupSearch: { baseDN: `ou=groups,${SUFFIX}` }, timeoutMs: 2000, connectTimeoutMs: 1000 },
+            roleMapping: [{ group: `cn=mail-users,ou=groups,${SUFFIX}`, role: 'user' }],
+          },
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await slapd?.close();
+  });
+
+  it('the account a digest link made does not lock the directory person of that name out: their login takes it over', async () => {
+    await h.addMessage({ rcpt: ['pat@a.test'], subject: 'held for pat' });
+    const viaLink = new Client(h.app);
+    const l = `/d/${await issueToken({ config: h.deps.config, digests: h.digests, secret: h.deps.secret, now: Date.now }, '', 'pat@a.test', 'login')}`;
+    expect((await viaLink.post(l, {}, { csrfFrom: l })).headers.location).toBe('/quarantine');
+    expect(await h.accounts.byName('pat@a.test')).toMatchObject({ authSource: 'local' });
+
+    const pat = new Client(h.app);
+    const res = await pat.login('pat@a.test', 'pat directory password');
+    expect(res.statusCode, res.body).toBe(303);
+    expect((await pat.get('/quarantine')).body).toContain('held for pat');
+    expect(await h.accounts.byName('pat@a.test')).toMatchObject({ authSource: 'ldap', role: 'user', addresses: ['pat@a.test'] });
+    expect((await h.accounts.list()).filter((a) => a.username === 'pat@a.test')).toHaveLength(1);
+    // The link's session has ended, and a later link no longer opens the directory's account.
+    expect((await viaLink.get('/quarantine')).headers.location).toMatch(/^\/login/);
+    const later = `/d/${await issueToken({ config: h.deps.config, digests: h.digests, secret: h.deps.secret, now: Date.now }, '', 'pat@a.test', 'login')}`;
+    expect((await new Client(h.app).post(later, {}, { csrfFrom: later })).statusCode).toBe(403);
+    // A wrong password is still wrong.
+    expect((await new Client(h.app).login('pat@a.test', 'not the password')).statusCode).toBe(401);
   });
 });
