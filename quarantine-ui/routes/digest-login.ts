@@ -12,12 +12,14 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../app.ts';
 import { LINK_ONLY_PASSWORD, type Account } from '../../gateway/store/accounts.ts';
 import type { ReleaseToken } from '../../gateway/store/digests.ts';
+import { loginLinkPossible } from '../lib/digest-links.ts';
 import { startSession } from './auth.ts';
 import { askForSecondFactor } from './totp-hook.ts';
 
 
 async function accountFor(ctx: Ctx, address: string): Promise<{ account: Account; created: boolean } | { error: string }> {
   const { accounts } = ctx.deps;
+  if (!loginLinkPossible(address)) return { error: 'This address cannot have a console account of its own; ask your administrator to release your mail.' };
   let account = await accounts.byName(address);
   let created = false;
   if (!account) {

@@ -6,7 +6,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_DN, SERVICE_PASSWORD, SUFFIX, startSlapd, type PrivateSlapd } from '../support/slapd.ts';
 import { q } from '../../gateway/store/sql.ts';
-import { issueToken } from '../../quarantine-ui/lib/digest.ts';
+import { silentLogger } from '../../gateway/log.ts';
+import { issueToken, sendDigests } from '../../quarantine-ui/lib/digest.ts';
+import { pathIn, readDigest } from './digest-mail.ts';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { clock, code, enrol } from './totp-helpers.ts';
 
@@ -80,6 +82,38 @@ describe('digest links, TOTP and identity-provider accounts together', () => {
     }
     expect(h.released).not.toContain(id);
     expect((await h.lists.list({ addresses: ['gone@a.test'], all: true })).filter((e) => e.owner === 'gone@a.test')).toEqual([]);
+  });
+});
+
+describe('digests to addresses that cannot be a console username', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => h?.close());
+
+  it("a digest to o'brien@… or a 65-character address offers no login link, and a link for one says why instead of \"try again\"", async () => {
+    const long = `${'x'.repeat(58)}@a.test`;
+    const sent: { to: string; raw: Buffer }[] = [];
+    for (const address of ["o'brien@a.test", long]) await h.addMessage({ rcpt: [address], subject: `held for ${address}` });
+    await sendDigests({
+      config: h.deps.config, store: h.store, accounts: h.accounts, digests: h.digests, secret: h.deps.secret, publicUrl: 'https://console.example.test/', logger: silentLogger(), now: Date.now,
+      submit: async (env, raw) => (sent.push({ to: env.to[0]!, raw }), 'X'),
+    });
+    for (const address of ["o'brien@a.test", long]) {
+      const mail = sent.find((s) => s.to === address);
+      expect(mail, address).toBeDefined();
+      const d = await readDigest(mail!.raw);
+      expect(pathIn(d.text, 'Release it'), address).toBeDefined();
+      expect(pathIn(d.text, 'Open your quarantine (no password needed)'), address).toBeUndefined();
+      const c = new Client(h.app);
+      const l = `/d/${await issueToken({ config: h.deps.config, digests: h.digests, secret: h.deps.secret, now: Date.now }, '', address, 'login')}`;
+      const res = await c.post(l, {}, { csrfFrom: l });
+      expect(res.statusCode, address).toBe(403);
+      expect(res.body).not.toContain('try again');
+      expect(res.body).toContain('cannot have a console account');
+      expect(await h.accounts.byName(address)).toBeUndefined();
+    }
   });
 });
 
