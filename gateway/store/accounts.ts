@@ -75,7 +75,8 @@ export interface AccountStore {
   createExternal(a: Omit<NewAccount, 'passwordHash'>, identity: ExternalIdentity): Promise<Account>;
   /**
    * Links a local end-user account that only digest links log into (LINK_ONLY_PASSWORD) to an
-   * external identity of the same name, ending its sessions; false when there is no such account.
+   * external identity of the same name, ending its sessions; false when there is no such account
+   * (or it is disabled: an administrator's "no" stands).
    */
   adoptLinkOnly(username: string, identity: ExternalIdentity): Promise<boolean>;
   createSession(accountId: number, ttlMs: number): Promise<Session>;
@@ -153,7 +154,7 @@ export function openAccountStore(sql: Sql, now: () => number = Date.now): Accoun
       return sql.transaction(async (tx) => {
         const r = await tx.one<{ id: number }>(
           q`UPDATE console_accounts SET auth_source = ${identity.source}, external_id = ${identity.id}, password_hash = ${NO_PASSWORD}
-            WHERE username = ${username.trim().toLowerCase()} AND auth_source = 'local' AND role = 'user' AND password_hash = ${LINK_ONLY_PASSWORD}
+            WHERE username = ${username.trim().toLowerCase()} AND auth_source = 'local' AND role = 'user' AND disabled = 0 AND password_hash = ${LINK_ONLY_PASSWORD}
             RETURNING id`,
         );
         if (r) await endSessions(tx, r.id);

@@ -149,7 +149,13 @@ describe('a directory whose login name is the mail address, with digests', () =>
   let slapd: PrivateSlapd;
   let h: Harness;
   beforeAll(async () => {
-    slapd = await startSlapd([{ uid: 'pat', password: 'pat directory password', mail: ['pat@a.test'] }], { 'mail-users': ['pat'] });
+    slapd = await startSlapd(
+      [
+        { uid: 'pat', password: 'pat directory password', mail: ['pat@a.test'] },
+        { uid: 'quin', password: 'quin directory password', mail: ['quin@a.test'] },
+      ],
+      { 'mail-users': ['pat', 'quin'] },
+    );
     const secretFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'mm-secret-')), 'ldap-password');
     writeFileSync(secretFile, `${SERVICE_PASSWORD}\n`, { mode: 0o600 });
     h = await startHarness({
@@ -187,5 +193,16 @@ describe('a directory whose login name is the mail address, with digests', () =>
     expect((await new Client(h.app).post(later, {}, { csrfFrom: later })).statusCode).toBe(403);
     // A wrong password is still wrong.
     expect((await new Client(h.app).login('pat@a.test', 'not the password')).statusCode).toBe(401);
+  });
+
+  it('a digest-link account an administrator disabled is not taken over by the directory login', async () => {
+    const l = `/d/${await issueToken({ config: h.deps.config, digests: h.digests, secret: h.deps.secret, now: Date.now }, '', 'quin@a.test', 'login')}`;
+    expect((await new Client(h.app).post(l, {}, { csrfFrom: l })).statusCode).toBe(303);
+    await h.accounts.update((await h.accounts.byName('quin@a.test'))!.id, { disabled: true });
+    const quin = new Client(h.app);
+    const res = await quin.login('quin@a.test', 'quin directory password');
+    expect(res.statusCode).toBe(401);
+    expect((await quin.get('/quarantine')).headers.location).toMatch(/^\/login/);
+    expect(await h.accounts.byName('quin@a.test')).toMatchObject({ authSource: 'local', disabled: true });
   });
 });
