@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIALECTS } from '../support/databases.ts';
 import { SERVICE_DN, SERVICE_PASSWORD, SUFFIX, startSlapd, type PrivateSlapd } from '../support/slapd.ts';
 import { q } from '../../gateway/store/sql.ts';
 import { silentLogger } from '../../gateway/log.ts';
@@ -145,7 +146,7 @@ describe('TOTP for accounts of an identity provider', () => {
   });
 });
 
-describe('a directory whose login name is the mail address, with digests', () => {
+describe.each(DIALECTS)('a directory whose login name is the mail address, with digests, on %s', (dialect) => {
   let slapd: PrivateSlapd;
   let h: Harness;
   beforeAll(async () => {
@@ -159,6 +160,7 @@ describe('a directory whose login name is the mail address, with digests', () =>
     const secretFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'mm-secret-')), 'ldap-password');
     writeFileSync(secretFile, `${SERVICE_PASSWORD}\n`, { mode: 0o600 });
     h = await startHarness({
+      database: dialect,
       config: {
         console: {
           auth: {
