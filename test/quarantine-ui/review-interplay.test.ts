@@ -116,6 +116,21 @@ describe('digests to addresses that cannot be a console username', () => {
       expect(await h.accounts.byName(address)).toBeUndefined();
     }
   });
+
+  it('a recipient whose account an administrator disabled gets no digest (its links would do nothing)', async () => {
+    await h.addAccount('off@a.test', 'user', { addresses: ['off@a.test'] });
+    await h.accounts.update((await h.accounts.byName('off@a.test'))!.id, { disabled: true });
+    await h.addMessage({ rcpt: ['off@a.test'], subject: 'held for off' });
+    await h.addMessage({ rcpt: ['on@a.test'], subject: 'held for on' });
+    const sent: string[] = [];
+    const run = await sendDigests({
+      config: h.deps.config, store: h.store, accounts: h.accounts, digests: h.digests, secret: h.deps.secret, publicUrl: 'https://console.example.test/', logger: silentLogger(), now: Date.now,
+      submit: async (env) => (sent.push(env.to[0]!), 'X'),
+    });
+    expect(sent).toContain('on@a.test');
+    expect(sent).not.toContain('off@a.test');
+    expect(run.recipients).not.toContain('off@a.test');
+  });
 });
 
 describe('TOTP for accounts of an identity provider', () => {
