@@ -41,7 +41,7 @@ export async function registerQueueRoutes(app: FastifyInstance, ctx: Ctx): Promi
     else for (const m of records) counts[m.status] = (counts[m.status] ?? 0) + 1;
     const deferred = records.filter((m) => m.status === 'deferred');
     const destinations = new Map<string, Destination>();
-    const shown: { m: MessageRecord; pending: { recipient: string; reply: string }[]; canRetry: boolean }[] = [];
+    const shown: { m: MessageRecord; pending: { recipient: string; reply: string }[]; reply: string; canRetry: boolean }[] = [];
     for (const m of deferred) {
       const pending = (await store.deliveries(m.id)).filter((d) => d.outcome === 'deferred' && recipientInScope(d.recipient, user.scope));
       for (const d of pending) {
@@ -53,7 +53,9 @@ export async function registerQueueRoutes(app: FastifyInstance, ctx: Ctx): Promi
         destinations.set(domain, dest);
       }
       for (const domain of new Set(pending.map((d) => domainOf(d.recipient)))) destinations.get(domain)!.messages++;
-      if (shown.length < DEFERRED_SHOWN) shown.push({ m, pending, canRetry: canActOn(m, user.scope) && Boolean(ctx.deps.queueOps) });
+      // The message's last reply may be another tenant's remote server speaking of its recipients.
+      const reply = pending[0]?.reply ?? (superadmin ? (m.lastReply ?? '') : '');
+      if (shown.length < DEFERRED_SHOWN) shown.push({ m, pending, reply, canRetry: canActOn(m, user.scope) && Boolean(ctx.deps.queueOps) });
     }
     let jobs: Record<string, Record<string, number>> | null = null;
     let jobsError: string | null = null;

@@ -223,3 +223,26 @@ describe.each(DIALECTS)('a directory whose login name is the mail address, with 
     expect(await h.accounts.byName('quin@a.test')).toMatchObject({ authSource: 'local', disabled: true });
   });
 });
+
+describe('the queue page between two tenants', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+    await h.addAccount('admin-a', 'domainadmin', { domains: ['a.test'] });
+  });
+  afterAll(async () => h?.close());
+
+  it("a domain admin does not see another domain's remote reply on a message deferred only for that domain", async () => {
+    const id = await h.addMessage({ rcpt: ['al@a.test', 'ceo@b.test'], status: 'delivered' });
+    const secret = '452 4.2.2 <ceo@b.test>: mailbox full (b.test internal note)';
+    await h.store.recordDelivery(id, 'al@a.test', 'delivered', '250 2.0.0 ok');
+    await h.store.recordDelivery(id, 'ceo@b.test', 'deferred', secret);
+    await h.store.transition(id, ['delivered'], 'deferred', secret);
+    const admin = new Client(h.app);
+    await admin.login('admin-a');
+    const page = await admin.get('/queue');
+    expect(page.statusCode).toBe(200);
+    expect(page.body).not.toContain('mailbox full');
+    expect(page.body).not.toContain('ceo@b.test');
+  });
+});
