@@ -89,8 +89,10 @@ export async function provision(
   const name = username.trim().toLowerCase();
   if (!USERNAME.test(name)) return refuse(`Your login name "${name.slice(0, 64)}" cannot be used as a console username. Ask your administrator.`, 'unusable username');
   // A digest link made an end-user account of this name (login name = mail address): it becomes
-  // this person's, with the role and addresses their groups give (its old sessions end).
-  if (await o.accounts.adoptLinkOnly(name, identity)) {
+  // this person's when the provider gives them that address too (a login name alone may be
+  // chosen by its holder), with the role and addresses their groups give (its old sessions end).
+  const ownsName = mail.some((m) => m.trim().toLowerCase() === name);
+  if (ownsName && (await o.accounts.adoptLinkOnly(name, identity))) {
     const adopted = (await o.accounts.byExternal(identity))!;
     await o.accounts.update(adopted.id, wanted);
     return { ok: true, account: (await o.accounts.get(adopted.id))!, detail: `${how}; digest-link account taken over` };

@@ -169,8 +169,10 @@ describe.each(DIALECTS)('a directory whose login name is the mail address, with 
       [
         { uid: 'pat', password: 'pat directory password', mail: ['pat@a.test'] },
         { uid: 'quin', password: 'quin directory password', mail: ['quin@a.test'] },
+        // a login name that looks like someone else's address, with a mailbox of their own
+        { uid: 'vic@a.test', password: 'mallory directory password', mail: ['mallory@a.test'] },
       ],
-      { 'mail-users': ['pat', 'quin'] },
+      { 'mail-users': ['pat', 'quin', 'vic@a.test'] },
     );
     const secretFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'mm-secret-')), 'ldap-password');
     writeFileSync(secretFile, `${SERVICE_PASSWORD}\n`, { mode: 0o600 });
@@ -179,7 +181,7 @@ describe.each(DIALECTS)('a directory whose login name is the mail address, with 
       config: {
         console: {
           auth: {
-            ldap: { url: slapd.url, search: { bindDN: SERVICE_DN, password: { file: secretFile } }, baseDN: `ou=people,${SUFFIX}`, userFilter: '(mail={username})', groupSearch: { baseDN: `ou=groups,${SUFFIX}` }, timeoutMs: 2000, connectTimeoutMs: 1000 },
+            ldap: { url: slapd.url, search: { bindDN: SERVICE_DN, password: { file: secretFile } }, baseDN: `ou=people,${SUFFIX}`, userFilter: '(|(mail={username})(uid={username}))', groupSearch: { baseDN: `ou=groups,${SUFFIX}` }, timeoutMs: 2000, connectTimeoutMs: 1000 },
             roleMapping: [{ group: `cn=mail-users,ou=groups,${SUFFIX}`, role: 'user' }],
           },
         },
@@ -210,6 +212,15 @@ describe.each(DIALECTS)('a directory whose login name is the mail address, with 
     expect((await new Client(h.app).post(later, {}, { csrfFrom: later })).statusCode).toBe(403);
     // A wrong password is still wrong.
     expect((await new Client(h.app).login('pat@a.test', 'not the password')).statusCode).toBe(401);
+  });
+
+  it('a directory login name alone does not take over a digest-link account: the directory must give that address', async () => {
+    const l = `/d/${await issueToken({ config: h.deps.config, digests: h.digests, secret: h.deps.secret, now: Date.now }, '', 'vic@a.test', 'login')}`;
+    expect((await new Client(h.app).post(l, {}, { csrfFrom: l })).statusCode).toBe(303);
+    const mallory = new Client(h.app);
+    expect((await mallory.login('vic@a.test', 'mallory directory password')).statusCode).toBe(401);
+    expect((await mallory.get('/quarantine')).headers.location).toMatch(/^\/login/);
+    expect(await h.accounts.byName('vic@a.test')).toMatchObject({ authSource: 'local', addresses: ['vic@a.test'] });
   });
 
   it('a digest-link account an administrator disabled is not taken over by the directory login', async () => {
