@@ -49,6 +49,21 @@ describe('digest links, TOTP and identity-provider accounts together', () => {
     expect((await thief.get('/quarantine')).body).toContain('held for tess');
   });
 
+  it('a digest link still works in a browser whose session must set TOTP up first (the link, not the session, is its authority)', async () => {
+    const id = await h.addMessage({ rcpt: ['uma@a.test'], subject: 'held for uma' });
+    const c = new Client(h.app);
+    const l1 = await link('uma@a.test');
+    expect((await c.post(l1, {}, { csrfFrom: l1 })).statusCode).toBe(303);
+    expect((await c.get('/quarantine')).headers.location).toBe('/account/totp');
+    const release = await link('uma@a.test', 'release', id);
+    const page = await c.get(release);
+    expect(page.statusCode).toBe(200);
+    expect((await c.post(release, {}, { csrfFrom: release })).statusCode).toBe(200);
+    expect(h.released).toContain(id);
+    // and the session itself is still held at the enrolment page
+    expect((await c.get('/quarantine')).headers.location).toBe('/account/totp');
+  });
+
   it('a magic link never opens an LDAP or OIDC account, nor a hand-made account that sees other addresses', async () => {
     await h.accounts.createExternal({ username: 'olly@a.test', role: 'user', addresses: ['olly@a.test'] }, { source: 'oidc', id: 'sub-olly' });
     await h.accounts.createExternal({ username: 'lara@a.test', role: 'user', addresses: ['lara@a.test'] }, { source: 'ldap', id: 'uid=lara,dc=a,dc=test' });
