@@ -10,6 +10,7 @@ import { q } from '../../gateway/store/sql.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { issueToken, sendDigests } from '../../quarantine-ui/lib/digest.ts';
 import { pathIn, readDigest } from './digest-mail.ts';
+import { sendDailySummaries } from '../../quarantine-ui/lib/daily-summary.ts';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { clock, code, enrol } from './totp-helpers.ts';
 
@@ -270,5 +271,25 @@ describe('the queue page between two tenants', () => {
     expect(page.statusCode).toBe(200);
     expect(page.body).not.toContain('mailbox full');
     expect(page.body).not.toContain('ceo@b.test');
+  });
+});
+
+describe('the daily summary mail and the Numbers page agree on who gets it', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+    await h.addAccount('ops@localhost', 'domainadmin', { domains: ['a.test'] });
+  });
+  afterAll(async () => h?.close());
+
+  it('an admin whose username is no deliverable address is told no summary goes to them, and none is sent', async () => {
+    const c = new Client(h.app);
+    await c.login('ops@localhost');
+    const page = await c.get('/stats');
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('so none is sent to you');
+    const sent: string[] = [];
+    await sendDailySummaries({ config: h.deps.config, store: h.store, accounts: h.accounts, stats: h.deps.stats!, publicUrl: 'https://console.example.test/', logger: silentLogger(), now: Date.now, submit: async (env) => (sent.push(env.to[0]!), 'X') });
+    expect(sent).toEqual([]);
   });
 });
