@@ -3,7 +3,8 @@
 // "flush" (every deferred message, or one destination's) through the same operations as
 // `mailmoat queue retry|flush` (gateway/delivery/queue-ops.ts). A domain admin sees the messages
 // of their domains and may retry those whose every recipient is theirs, and flush their own
-// domains; another domain's message or domain is a 404, audited. Job counts (Redis) and flushing
+// domains (skipping messages still pending for another tenant, as retry does); another domain's
+// message or domain is a 404, audited. Job counts (Redis) and flushing
 // everything are the superadmin's: there is one queue for every tenant.
 import type { FastifyInstance } from 'fastify';
 import type { Ctx } from '../app.ts';
@@ -111,7 +112,7 @@ export async function registerQueueRoutes(app: FastifyInstance, ctx: Ctx): Promi
       ctx.flash(req, 'error', 'Not done: the queue cannot be flushed from this console.');
       return reply.redirect('/queue', 303);
     }
-    const { flushed, skipped } = await ctx.deps.queueOps.flush(domain ? { domain } : {});
+    const { flushed, skipped } = await ctx.deps.queueOps.flush({ ...(domain ? { domain } : {}), ...(superadmin ? {} : { within: user.account.domains }) });
     await ctx.audit(req, { action: 'queue-flush', target: domain || '*', outcome: 'ok', detail: `${flushed.length} tried again now, ${skipped.length} skipped` });
     ctx.flash(req, 'ok', `${flushed.length} deferred message(s)${domain ? ` for ${domain}` : ''} tried again now${skipped.length ? `, ${skipped.length} skipped (a worker holds them right now)` : ''}.`);
     return reply.redirect('/queue', 303);

@@ -5,6 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIALECTS } from '../support/databases.ts';
+import { MemoryQueue } from '../support/fake-queue.ts';
+import { flushDeferred, retryNow } from '../../gateway/delivery/queue-ops.ts';
+import { jobIdFor } from '../../gateway/ledger/ledger.ts';
 import { SERVICE_DN, SERVICE_PASSWORD, SUFFIX, startSlapd, type PrivateSlapd } from '../support/slapd.ts';
 import { q } from '../../gateway/store/sql.ts';
 import { silentLogger } from '../../gateway/log.ts';
@@ -271,6 +274,33 @@ describe('the queue page between two tenants', () => {
     expect(page.statusCode).toBe(200);
     expect(page.body).not.toContain('mailbox full');
     expect(page.body).not.toContain('ceo@b.test');
+  });
+
+  it("a domain admin's flush of their domain does not hurry a message still pending for another tenant (as retry does not)", async () => {
+    const queue = new MemoryQueue();
+    h.deps.queueOps = { retry: (id) => retryNow({ store: h.store, queue }, id), flush: (o) => flushDeferred({ store: h.store, queue }, o) };
+    const deferred = async (rcpt: string[]) => {
+      const id = await h.addMessage({ rcpt, status: 'delivered' });
+      for (const r of rcpt) await h.store.recordDelivery(id, r, 'deferred', '451 4.7.1 try later');
+      await h.store.transition(id, ['delivered'], 'deferred', '451 4.7.1 try later');
+      await queue.enqueue('deliver', id, { jobId: jobIdFor(id, 'deliver', false) });
+      return id;
+    };
+    const own = await deferred(['only@a.test']);
+    const shared = await deferred(['al2@a.test', 'cfo@b.test']);
+    const admin = new Client(h.app);
+    await admin.login('admin-a');
+    expect((await admin.post(`/queue/${shared}/retry`, {}, { csrfFrom: '/queue' })).statusCode).toBe(303);
+    expect((await h.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({ messageId: shared, outcome: 'denied' });
+    expect((await admin.post('/queue/flush', { domain: 'a.test' }, { csrfFrom: '/queue' })).statusCode).toBe(303);
+    expect((await h.audit.list({ action: 'queue-flush', limit: 1 })).rows[0]).toMatchObject({ actor: 'admin-a', target: 'a.test', outcome: 'ok', detail: '1 tried again now, 0 skipped' });
+    // the superadmin's flush of a.test takes both
+    await h.addAccount('root', 'superadmin');
+    const root = new Client(h.app);
+    await root.login('root');
+    await root.post('/queue/flush', { domain: 'a.test' }, { csrfFrom: '/queue' });
+    expect((await h.audit.list({ action: 'queue-flush', limit: 1 })).rows[0]).toMatchObject({ actor: 'root', detail: '2 tried again now, 0 skipped' });
+    expect(own).toBeTruthy();
   });
 });
 
