@@ -216,9 +216,8 @@ async function writeMessages(dir: string, bigBytes: number): Promise<{ sized: Te
 async function sweepAbandonedRunDirs(logger: ReturnType<typeof createLogger>): Promise<void> {
   for (const name of readdirSync(tmpdir()).filter((n) => n.startsWith(RUN_DIR_PREFIX))) {
     const dir = join(tmpdir(), name);
-    let owner = 0;
     try {
-      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8').trim());
+      const owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8').trim());
       if (statSync(`/proc/${owner}`)) continue; // still running
     } catch {
       // no owner file or owner gone

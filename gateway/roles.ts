@@ -27,16 +27,19 @@ import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
 import { createAnalysisPool } from './pipeline/analysis-pool.ts';
 import { registrableDomain } from './pipeline/analyse.ts';
-import { redisInlineVerdicts, type InlineVerdicts } from './pipeline/inline.ts';
+import { redisInlineVerdicts, refuseIfInlineVerdict, type InlineVerdicts } from './pipeline/inline.ts';
+import { sendNotice } from './pipeline/notify.ts';
+import type { InlineVerdictGate, NoticeSender } from './smtp/ports.ts';
 import { createUrlChecker } from './pipeline/urls.ts';
-import { openListStore } from './store/lists.ts';
+import { openListStore, type ListStore } from './store/lists.ts';
 import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { DeliveryRecorder } from './delivery/recorded.ts';
 import { DeliverySlots } from './delivery/slots.ts';
 import { ConnectionPool } from './delivery/connection-pool.ts';
 import { DsnRateWindow } from './delivery/notify.ts';
-import { createResolver, type DnsResolver } from './dns/resolver.ts';
+import { createResolver } from './dns/resolver.ts';
+import type { DnsResolver } from '../core/dns.ts';
 import { reconcileSpool } from './pipeline/reconcile.ts';
 import { holdAsPoison, recordFault } from './poison.ts';
 import { testFaultHook } from './test-faults.ts';
@@ -169,7 +172,7 @@ function outboundLimits(config: Config, stores: Stores, queue: JobQueue, logger:
   if (!redis) return undefined;
   const o = { prefix: config.redis.prefix, logger };
   const limits = redisOutboundLimits(redis, config.submission, o);
-  return withHijackWatch(limits, redis, config.submission.hijack, { ...o, notify: { config, spool: stores.spool, store: stores.store, queue, logger }, newId });
+  return withHijackWatch(limits, redis, config.submission.hijack, { ...o, config, sendNotice: adminNotices(config, stores, queue, logger, newId) });
 }
 /** Issue 18: the scan side of hijack detection (a rising outbound spam share), in the queue's Redis. */
 function outboundSpamWatch(config: Config, stores: Stores, queue: JobQueue, logger: Logger) {
@@ -178,11 +181,22 @@ function outboundSpamWatch(config: Config, stores: Stores, queue: JobQueue, logg
   const redis = limitChannels.get(queue)?.(logger);
   if (!redis) return undefined;
   const newId = monotonicFactory();
-  return watchOutboundSpam(redis, cfg, { prefix: config.redis.prefix, logger, notify: { config, spool: stores.spool, store: stores.store, queue, logger }, newId: () => newId() });
+  return watchOutboundSpam(redis, cfg, { prefix: config.redis.prefix, logger, config, sendNotice: adminNotices(config, stores, queue, logger, () => newId()) });
+}
+/** Issue 18: the hijack watch's mails to administrators, committed by the pipeline's notifier (gateway/smtp/ports.ts NoticeSender). */
+function adminNotices(config: Config, stores: Stores, queue: JobQueue, logger: Logger, newId: () => string): NoticeSender {
+  const deps = { config, spool: stores.spool, store: stores.store, queue, logger };
+  return (notice) => sendNotice(deps, newId(), notice);
 }
 /** The inline-verdict channel on a queue's Redis (undefined for a queue not opened by openQueue). */
 export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts | undefined {
   return inlineChannels.get(queue)?.(logger);
+}
+
+/** Issue 5: the SMTP front's InlineVerdictGate (gateway/smtp/ports.ts) on the queue's inline channel and the allow/block lists. */
+function inlineVerdictGate(queue: JobQueue, lists: ListStore, logger: Logger): InlineVerdictGate {
+  const inline = inlineVerdicts(queue, logger);
+  return (config, envelope) => refuseIfInlineVerdict({ config, logger, inline, lists }, envelope);
 }
 
 export function makeScanners(config: Config, endpoints: Endpoints): Scanners {
@@ -205,17 +219,17 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   const newId = monotonicFactory();
   // Submission AUTH: the console's accounts (in the same database as the metadata) or Dovecot.
   const auth = config.submission.listeners.length > 0 ? submissionAuthenticator(config.submission.backend, () => openAccountStore(stores.sql)) : undefined;
+  const smtpLogger = logger.child({ role: 'smtp' });
   const front = createSmtpFront({
     config,
     ...stores,
     queue,
-    logger: logger.child({ role: 'smtp' }),
+    logger: smtpLogger,
     newId: () => newId(),
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
     ...(auth && limitChannels.has(queue) ? { limits: outboundLimits(config, stores, queue, logger, () => newId()) } : {}),
-    inline: inlineVerdicts(queue, logger),
-    lists: openListStore(stores.sql),
+    inlineVerdict: inlineVerdictGate(queue, openListStore(stores.sql), smtpLogger),
   });
   const port = await front.listen();
   logger.info({ host: config.smtp.listen.host, port, submission: front.ports.submission }, 'SMTP listening');

@@ -1,5 +1,5 @@
 // Connection-time decisions: HELO/EHLO, reverse DNS and DNSBL/DNSWL. Pure functions: the SMTP
-// adapter gathers the facts (DNS answers through gateway/dns/resolver.ts, list results through
+// adapter gathers the facts (DNS answers through the resolver port of core/dns.ts, list results through
 // scanners/dnsbl.ts), passes them in with the policy, and applies the decision. No sockets, no
 // DNS, no clock in here.
 //
@@ -7,9 +7,9 @@
 // has its own explicit policy for it (see the defaults below and the reasons given there).
 // When to apply a decision is the adapter's business; issue 4 asks for DNSBL rejects at RCPT
 // time, so that postmaster@ stays reachable.
-import type { DnsResult, MxRecord } from '../gateway/dns/resolver.ts';
+import type { DnsResult, MxRecord } from '../core/dns.ts';
 import type { DnsblResult } from '../scanners/dnsbl.ts';
-import { canonicalIp, parseIp, sameIp } from '../gateway/dns/ip.ts';
+import { canonicalIp, parseIp, sameIp } from '../core/ip.ts';
 import { replies, type SmtpReply } from './replies.ts';
 
 /** What one failed check does. 'ignore' keeps a note for the log and moves on. */

@@ -6,7 +6,6 @@
 // When: every check is gathered once per session or transaction but applied at RCPT time (like
 // Postfix's smtpd_delay_reject=yes), with the policy of the recipient's domain. That keeps
 // postmaster@ reachable, lets domains differ, and tells the sender which recipient was refused.
-import type { ChecksConfig, DomainChecksConfig, RecipientsConfig, SkippableCheck, CheckPolicyInput, DnsErrorPolicyInput } from '../gateway/config/checks.ts';
 import { ipInAny, matchesEntry } from './lists.ts';
 import {
   ACCEPT,
@@ -24,7 +23,7 @@ import {
   type RdnsFacts,
   type RdnsPolicy,
 } from './connection.ts';
-import { canonicalIp } from '../gateway/dns/ip.ts';
+import { canonicalIp } from '../core/ip.ts';
 import { replies } from './replies.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -42,6 +41,55 @@ export interface SpfPolicy {
   temperror: CheckPolicy<'tempfail' | 'score' | 'ignore'>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The settings these decisions read, as plain types. gateway/config/checks.ts validates the config
+// file into this shape (tsc holds its schema's output to these types where the SMTP front passes
+// it in), so the policy needs nothing from the config loader.
+
+/** Names of the checks a trusted network or sender may skip. */
+export const SKIPPABLE = ['helo', 'rdns', 'dnsbl', 'spf', 'limits', 'pipelining', 'bareLineEndings'] as const;
+export type SkippableCheck = (typeof SKIPPABLE)[number];
+
+/** What a DNS error does: "auto" (see dnsErrorAction) or an explicit policy, never a reject. */
+export type DnsErrorSetting = 'auto' | CheckPolicy<'tempfail' | 'score' | 'ignore'>;
+type HeloSettings = Omit<HeloPolicy, 'dnsError'> & { enabled: boolean; ourNames: string[]; dnsError: DnsErrorSetting };
+type RdnsSettings = Omit<RdnsPolicy, 'dnsError'> & { enabled: boolean; dnsError: DnsErrorSetting };
+
+/** `checks.trusted`: who skips which checks. */
+export interface TrustSettings {
+  networks: string[];
+  senders: string[];
+  skip: SkippableCheck[];
+}
+
+/** The global `checks` section, as far as the front line's decisions read it. */
+export interface ChecksSettings {
+  helo: HeloSettings;
+  rdns: RdnsSettings;
+  spf: SpfPolicy;
+  dnsbl: DnsblPolicy;
+  score: { rejectAt: number | null };
+  exemptRecipients: string[];
+  trusted: TrustSettings;
+}
+
+/** `domains.<d>.checks`: any key given replaces the global value for mail to that domain. */
+export interface DomainChecksSettings {
+  helo?: Partial<HeloSettings>;
+  rdns?: Partial<RdnsSettings>;
+  spf?: Partial<SpfPolicy>;
+  dnsbl?: Partial<DnsblPolicy> & { enabled?: boolean };
+  score?: { rejectAt?: number | null };
+  exemptRecipients?: string[];
+}
+
+/** `domains.<d>.recipients`, as far as decideRecipientExists reads it. */
+export interface RecipientSettings {
+  mode: 'any' | 'list' | 'verify';
+  list: string[];
+  delimiter: string;
+}
+
 export interface FrontlinePolicy {
   helo: HeloPolicy & { enabled: boolean; ourNames: string[] };
   rdns: RdnsPolicy & { enabled: boolean };
@@ -55,13 +103,13 @@ export interface FrontlinePolicy {
  * "auto" for a DNS error: tempfail when any check it protects would reject (we must not let
  * through what we would have refused), otherwise ignore (the worst it could cost is a score).
  */
-function dnsErrorAction(p: DnsErrorPolicyInput, guarded: CheckPolicyInput[]): CheckPolicy<'tempfail' | 'score' | 'ignore'> {
+function dnsErrorAction(p: DnsErrorSetting, guarded: CheckPolicy[]): CheckPolicy<'tempfail' | 'score' | 'ignore'> {
   if (p !== 'auto') return p;
   return guarded.some((g) => g.action === 'reject' || g.action === 'tempfail') ? { action: 'tempfail' } : { action: 'ignore' };
 }
 
 /** The global checks with a domain's overrides on top (any key given for the domain wins). */
-export function policyFor(global: ChecksConfig, domain?: DomainChecksConfig): FrontlinePolicy {
+export function policyFor(global: ChecksSettings, domain?: DomainChecksSettings): FrontlinePolicy {
   const o = domain ?? {};
   const helo = { ...global.helo, ...defined(o.helo ?? {}) };
   const rdns = { ...global.rdns, ...defined(o.rdns ?? {}) };
@@ -93,7 +141,7 @@ export interface Trust {
 }
 
 /** Trust by client network (known at connect). */
-export function trustByNetwork(clientIp: string, trusted: ChecksConfig['trusted']): Trust | null {
+export function trustByNetwork(clientIp: string, trusted: TrustSettings): Trust | null {
   const hit = trusted.networks.find((n) => ipInAny(clientIp, [n]));
   return hit === undefined ? null : { skip: new Set(trusted.skip), by: `network ${hit}` };
 }
@@ -102,7 +150,7 @@ export function trustByNetwork(clientIp: string, trusted: ChecksConfig['trusted'
  * Trust by envelope sender. MAIL FROM is whatever the client typed, so a sender entry counts only
  * when SPF says the client may send for that domain (RFC 7208 "pass").
  */
-export function trustBySender(sender: string, spf: SpfResultName | undefined, trusted: ChecksConfig['trusted']): Trust | null {
+export function trustBySender(sender: string, spf: SpfResultName | undefined, trusted: TrustSettings): Trust | null {
   if (spf !== 'pass' || sender === '') return null;
   const hit = trusted.senders.find((e) => matchesEntry(e, { sender, clientIp: '' }));
   return hit === undefined ? null : { skip: new Set(trusted.skip), by: `sender ${hit} (SPF pass)` };
@@ -230,7 +278,7 @@ export function baseAddress(recipient: string, delimiter: string): string {
   return `${cut > 0 ? local.slice(0, cut) : local}${r.slice(at)}`;
 }
 
-export function decideRecipientExists(recipient: string, cfg: RecipientsConfig, probe?: ProbeResult): Decision {
+export function decideRecipientExists(recipient: string, cfg: RecipientSettings, probe?: ProbeResult): Decision {
   if (cfg.mode === 'any') return ACCEPT;
   if (cfg.mode === 'list') {
     const base = baseAddress(recipient, cfg.delimiter);

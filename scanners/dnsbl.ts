@@ -12,8 +12,8 @@
 // Lists are queried in parallel; each lookup has its own deadline in the resolver, so a slow list
 // only makes its own result an error. What to do with any of this is decided in rules/connection.ts.
 import { domainToASCII } from 'node:url';
-import type { DnsResolver } from '../gateway/dns/resolver.ts';
-import { parseIp, reversedLabels } from '../gateway/dns/ip.ts';
+import type { DnsResolver } from '../core/dns.ts';
+import { parseIp, reversedLabels } from '../core/ip.ts';
 
 export interface DnsblList {
   /** e.g. "zen.spamhaus.org", "dbl.spamhaus.org", "list.dnswl.org". */

@@ -46,7 +46,7 @@ export const DEFAULT_WALK_LIMITS: WalkLimits = {
 
 export { splitterOptions } from './splitter.ts';
 
-interface WalkContext {
+export interface WalkContext {
   limits: WalkLimits;
   budget: { nodes: number };
   depthOffset: number;
@@ -184,47 +184,79 @@ function malformedReason(err: Error & { code?: string }): string {
   return `MIME structure could not be parsed: ${err.message}`;
 }
 
+/**
+ * The walk's side of a pass over a splitter's chunks: fed by its own splitter (walk below) or by
+ * the one pass that also feeds the text scan (gateway/pipeline/mime-pass.ts), so that a message
+ * is split once for every analyser. `take` throws when a bound is hit; `fail` then says why.
+ */
+export class WalkConsumer {
+  readonly facts: MessageFacts = { outcome: { status: 'ok' }, parts: [], nodeCount: 0, maxDepth: 0, bytes: 0 };
+  readonly ctx: WalkContext;
+  numberer = new PartNumberer();
+  leaf: Leaf | undefined;
+
+  constructor(ctx: WalkContext) {
+    this.ctx = ctx;
+  }
+
+  async close(): Promise<void> {
+    const done = this.leaf ? await this.leaf.finish() : undefined;
+    this.leaf = undefined;
+    if (!done) return;
+    this.facts.parts.push(done.part);
+    if (done.nested) merge(this.facts, done.part, done.nested);
+  }
+
+  async take(obj: SplitterChunk): Promise<void> {
+    if (obj.type === 'node') {
+      await this.close();
+      this.numberer.see(obj);
+      checkNode(obj, this.ctx, this.facts);
+      if (!obj.multipart && !obj.messageNode) this.leaf = new Leaf(obj, this.numberer.idOf(obj), this.ctx);
+      return;
+    }
+    this.facts.bytes += obj.value.length;
+    if (obj.type === 'body' && this.leaf && obj.node === this.leaf.node) await this.leaf.write(obj.value);
+    else await this.close();
+  }
+
+  async end(): Promise<MessageFacts> {
+    await this.close();
+    return this.facts;
+  }
+
+  /** The walk stopped early: a bound, or a structure the splitter refuses. */
+  fail(err: Error): MessageFacts {
+    this.leaf?.nested?.input.destroy(new Error('outer walk stopped'));
+    this.facts.outcome = { status: 'malformed', reason: malformedReason(err) } satisfies MessageOutcome;
+    return this.facts;
+  }
+}
+
+/** A walk consumer with the given limits (defaults for the rest), for a shared pass. */
+export function walkConsumer(limits: Partial<WalkLimits> = {}): WalkConsumer {
+  return new WalkConsumer({ limits: { ...DEFAULT_WALK_LIMITS, ...limits }, budget: { nodes: 0 }, depthOffset: 0 });
+}
+
 async function walk(input: Readable, ctx: WalkContext): Promise<MessageFacts> {
-  const facts: MessageFacts = { outcome: { status: 'ok' }, parts: [], nodeCount: 0, maxDepth: 0, bytes: 0 };
+  const w = new WalkConsumer(ctx);
   const splitter = createSplitter(ctx.limits);
-  const numberer = new PartNumberer();
   let inputError: Error | undefined;
   input.on('error', (e) => {
     inputError = e;
     splitter.destroy(e);
   });
   input.pipe(splitter);
-  let leaf: Leaf | undefined;
-  const close = async () => {
-    const done = leaf ? await leaf.finish() : undefined;
-    leaf = undefined;
-    if (!done) return;
-    facts.parts.push(done.part);
-    if (done.nested) merge(facts, done.part, done.nested);
-  };
   try {
-    for await (const obj of splitter as AsyncIterable<SplitterChunk>) {
-      if (obj.type === 'node') {
-        await close();
-        numberer.see(obj);
-        checkNode(obj, ctx, facts);
-        if (!obj.multipart && !obj.messageNode) leaf = new Leaf(obj, numberer.idOf(obj), ctx);
-        continue;
-      }
-      facts.bytes += obj.value.length;
-      if (obj.type === 'body' && leaf && obj.node === leaf.node) await leaf.write(obj.value);
-      else await close();
-    }
-    await close();
+    for await (const obj of splitter as AsyncIterable<SplitterChunk>) await w.take(obj);
+    return await w.end();
   } catch (err) {
     if (inputError) throw inputError;
     input.unpipe(splitter);
     input.destroy();
     splitter.destroy();
-    leaf?.nested?.input.destroy(new Error('outer walk stopped'));
-    facts.outcome = { status: 'malformed', reason: malformedReason(err as Error) } satisfies MessageOutcome;
+    return w.fail(err as Error);
   }
-  return facts;
 }
 
 /** Walks a message from a stream and returns its facts. Rejects only on input stream errors. */

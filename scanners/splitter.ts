@@ -58,7 +58,14 @@ class RepairedSplitter extends Splitter {
   }
 }
 
+/**
+ * Splitters made by this process (this thread): what a test reads to see that one message is
+ * split once per analysis, not once per analyser (gateway/pipeline/mime-pass.ts).
+ */
+export const splitterStats = { created: 0 };
+
 /** A mailsplit Splitter with the header-block repair above. */
 export function createSplitter(limits: SplitterLimits, extra: { ignoreEmbedded?: boolean } = {}): Splitter {
+  splitterStats.created++;
   return new RepairedSplitter({ ...splitterOptions(limits), ...extra });
 }

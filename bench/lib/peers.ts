@@ -136,7 +136,7 @@ export async function startPostfix(runDir: string, kind: 'relay' | 'accept'): Pr
   } catch (err) {
     await stop();
     const log = existsSync(main.maillog_file) ? readFileSync(main.maillog_file, 'utf8').split('\n').slice(-5).join(' | ') : '';
-    throw new Error(`postfix (${kind}) did not start: ${err instanceof Error ? err.message : String(err)} ${log}`);
+    throw new Error(`postfix (${kind}) did not start: ${err instanceof Error ? err.message : String(err)} ${log}`, { cause: err });
   }
   return {
     name: `postfix-${kind}`,

@@ -17,7 +17,7 @@ deb="$out/mailmoat_${version}_${arch}.deb"
 # its npm packages, the package's own files. Untracked files count (a build of work in progress).
 list_inputs() {
   git ls-files --cached --others --exclude-standard -- \
-    bin gateway rules scanners quarantine-ui package.json package-lock.json .npmrc \
+    bin core gateway rules scanners quarantine-ui package.json package-lock.json .npmrc \
     deploy/clamav-test-db deploy/demo.yaml deploy/debian deploy/systemd deploy/cluster README.md |
     while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done
 }
@@ -34,7 +34,7 @@ root="$work/root"
 app="$root/usr/lib/mailmoat"
 mkdir -p "$app" "$root/usr/bin" "$root/etc/mailmoat" "$root/etc/logrotate.d" "$root/lib/systemd/system" \
   "$root/usr/share/doc/mailmoat/examples" "$root/DEBIAN"
-printf '%s\n' "$inputs" | grep -E '^(bin|gateway|rules|scanners|quarantine-ui|deploy/clamav-test-db)/|^(package\.json|package-lock\.json|\.npmrc|deploy/demo\.yaml)$' |
+printf '%s\n' "$inputs" | grep -E '^(bin|core|gateway|rules|scanners|quarantine-ui|deploy/clamav-test-db)/|^(package\.json|package-lock\.json|\.npmrc|deploy/demo\.yaml)$' |
   tar -cf - -T - | tar -xf - -C "$app"
 # The production npm packages, Node 24 among them, exactly as the lockfile says.
 (cd "$app" && npm ci --omit=dev --prefer-offline --no-audit --no-fund --loglevel=error >&2)

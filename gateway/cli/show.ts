@@ -21,7 +21,6 @@ export function humanSize(bytes: number): string {
 
 /** Untrusted text, one line, no terminal escapes. */
 export function safe(text: string | null | undefined): string {
-  // eslint-disable-next-line no-control-regex
   return String(text ?? '').replace(/[\x00-\x1f\x7f\x9b]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 

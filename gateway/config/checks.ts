@@ -13,6 +13,7 @@
 // { action: <string> }.
 import { z } from 'zod';
 import { parseListEntry } from '../../rules/lists.ts';
+import { SKIPPABLE } from '../../rules/frontline.ts';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
@@ -33,8 +34,6 @@ const policyObject = <A extends readonly [string, ...string[]]>(actions: A) =>
 export const checkPolicy = policyObject(ACTIONS);
 /** What a DNS error does: never a reject (we do not know). auto: tempfail when the check would reject, else ignore. */
 const dnsErrorPolicy = z.union([z.literal('auto'), policyObject(['tempfail', 'score', 'ignore'] as const)]);
-export type CheckPolicyInput = z.output<typeof checkPolicy>;
-export type DnsErrorPolicyInput = z.output<typeof dnsErrorPolicy>;
 
 const networkEntry = z.string().refine((e) => {
   const p = parseListEntry(e);
@@ -44,10 +43,6 @@ const senderEntry = z.string().refine((e) => {
   const p = parseListEntry(e);
   return p.ok && ['address', 'domain-exact', 'domain'].includes(p.entry.type);
 }, 'expected an address, *@domain or domain');
-
-/** Names of the checks a trusted network or sender may skip. */
-export const SKIPPABLE = ['helo', 'rdns', 'dnsbl', 'spf', 'limits', 'pipelining', 'bareLineEndings'] as const;
-export type SkippableCheck = (typeof SKIPPABLE)[number];
 
 // ---- HELO / rDNS / SPF: the global shape has defaults, the per-domain shape is all-optional ----
 

@@ -8,7 +8,7 @@
 // every recipient has a final outcome, and a message that failed keeps its body in the message
 // store, so that nothing is lost.
 import type { Config } from '../config/schema.ts';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import type { Logger } from '../log.ts';
 import { readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
@@ -81,7 +81,8 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   const deferredBefore = new Set(earlier.filter((d) => d.outcome === 'deferred').map((d) => d.recipient));
   const inJournal = recorder.doneInJournal(id);
   const pending = envelope.rcptTo.filter((r) => !final.has(r) && !inJournal.has(r));
-  for (const [domain, recipients] of groupBy(pending, domainOf)) {
+  const byDomain = groupBy(pending, domainOf);
+  for (const [domain, recipients] of byDomain) {
     const stopTimer = pipelineMetrics.delivery.startTimer(laneOf(config.domains, domain));
     const results = await deliverToDomain(deps, envelope, domain, recipients);
     stopTimer({ outcome: results.every((r) => r.outcome === 'delivered') ? 'delivered' : results.some((r) => r.outcome === 'deferred') ? 'deferred' : 'failed' });
@@ -90,6 +91,7 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
       // A deferral is news (the message stays queued); a final outcome is in the summary line.
       logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
+    if (byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results))) return;
     await recorder.record(id, results);
     countDelivery(deps.stats, results, deferredBefore);
   }
@@ -113,6 +115,22 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
     deps.stats?.count('failed', deferred.map((d) => d.recipient));
   }
   await finishMessage(deps, id);
+}
+
+/**
+ * Everything pending was delivered in this attempt: the results and the final status in one
+ * commit (ledger finishAllDelivered). If that cannot be written (the store refuses writes right
+ * after the downstream's 250), the results take the recorder's path (its journal keeps them),
+ * then the usual finish: a delivered recipient is never sent the message again either way.
+ */
+async function finishedInOneStep(deps: DeliveryWorkerDeps, id: string, results: RecipientResult[]): Promise<boolean> {
+  if (results.length === 0 || results.some((r) => r.outcome !== 'delivered')) return false;
+  try {
+    return await ledgerOf(deps).finishAllDelivered(id, results);
+  } catch (err) {
+    deps.logger.warn({ id, err }, 'could not record the delivery and the final state in one step; recording them apart');
+    return false;
+  }
 }
 
 /**

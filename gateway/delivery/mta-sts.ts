@@ -9,7 +9,7 @@
 // and the failure is remembered for `failureRetrySec`.
 import https from 'node:https';
 import { parsePolicy } from 'mailauth/lib/mta-sts.js';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import type { StsPolicy } from '../../rules/mta-sts.ts';
 
 export interface MtaStsOptions {

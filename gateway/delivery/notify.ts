@@ -5,11 +5,10 @@ import { promises as fs } from 'node:fs';
 import { ulid } from 'ulid';
 import { domainOf } from '../../rules/envelope.ts';
 import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
-import { commitGenerated } from './generated.ts';
+import { commitGenerated, type NotifyDeps } from './generated.ts';
 import { buildDsn, type DsnRecipient } from './dsn.ts';
-import type { DeliveryDeps } from './deliver.ts';
 
-export async function sendNotification(deps: DeliveryDeps, about: Envelope, kind: 'failed' | 'delayed', recipients: DsnRecipient[]): Promise<string> {
+export async function sendNotification(deps: NotifyDeps & { now?: () => number }, about: Envelope, kind: 'failed' | 'delayed', recipients: DsnRecipient[]): Promise<string> {
   const { config, spool } = deps;
   const now = (deps.now ?? Date.now)();
   const original = spool.outputPath(about.id);

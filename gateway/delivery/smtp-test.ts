@@ -4,7 +4,7 @@
 // The server's words are untrusted text: the page escapes them; here they are only clipped.
 import net from 'node:net';
 import type { Config } from '../config/schema.ts';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import { describeTarget, routeFor } from './transport.ts';
 
 export interface TranscriptLine {

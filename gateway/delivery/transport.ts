@@ -8,7 +8,7 @@
 import os from 'node:os';
 import { isIP } from 'node:net';
 import type { Config, NextHop, TlsMode } from '../config/schema.ts';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import { decideMx, decideTargets, type Candidate, type Lookup, type RouteFailure, type SelfFacts } from '../../rules/delivery-route.ts';
 import { applyStsPolicy } from '../../rules/mta-sts.ts';
 import { stsPolicyFor } from './mta-sts.ts';

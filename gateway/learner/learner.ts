@@ -2,16 +2,21 @@
 // (gateway/store/learner-store.ts), scored on the scan path and taught on every learn event
 // (reportspam@/notspam@, the console's buttons, a release, `mailmoat learn`), with the guards of
 // rules/learner.ts. Models are cached per node and reloaded when their version changes, so every
-// node scores with what any node learned. Memory: at most `cacheModels` models of 1 MiB each.
+// node scores with what any node learned. Memory: at most `cacheModels` models of 1 MiB each; a
+// learn event also reads and writes its model's rehearsal buffer (scanners/learner/replay.ts: the
+// last 256 reports as hashed slots, ~1 MiB stored), never read on the scan path.
 import { createHash } from 'node:crypto';
 import { featuresOf, strongestStretches } from '../../scanners/learner/features.ts';
 import { deserializeModel, emptyModel, learnStep, marginOf, serializeModel, sigmoid, type Model } from '../../scanners/learner/model.ts';
+import { deserializeReplay, learnAndRehearse, serializeReplay, type Example } from '../../scanners/learner/replay.ts';
 import { DEFAULT_LEARNER_GUARDS, learnWeight, type LearnerGuards } from '../../rules/learner.ts';
 import type { LearnerScan } from '../../scanners/types.ts';
 import type { LearnerStore, SnapshotInfo } from '../store/learner-store.ts';
 import { OWN_HEADER_PREFIXES } from '../pipeline/stamp.ts';
 
 export const GLOBAL_MODEL = '*';
+/** Where a model's rehearsal buffer (scanners/learner/replay.ts) is stored: a row of its own, read only when learning. */
+export const replayRow = (model: string): string => `${model}#replay`;
 
 /**
  * The message without our own verdict headers (X-Mailmoat-*, X-Spam-*): a user reporting a missed
@@ -104,14 +109,17 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
    */
   // This node's own updates run one at a time (they would only conflict with each other);
   // another node's write in between is caught by the version check and retried.
+  // `replayOf` names the model whose rehearsal buffer the change reads and returns (saved with
+  // the models, under the same version check).
+  type Change = (models: Map<string, Model>, replay: Example[]) => Example[] | void;
   let queue: Promise<unknown> = Promise.resolve();
-  function update(names: readonly string[], change: (models: Map<string, Model>) => void): Promise<void> {
-    const run = queue.then(() => updateNow(names, change));
+  function update(names: readonly string[], change: Change, replayOf?: string): Promise<void> {
+    const run = queue.then(() => updateNow(names, change, replayOf));
     queue = run.catch(() => {});
     return run;
   }
 
-  async function updateNow(names: readonly string[], change: (models: Map<string, Model>) => void): Promise<void> {
+  async function updateNow(names: readonly string[], change: Change, replayOf?: string): Promise<void> {
     const saved = new Set<string>();
     for (let attempt = 0; attempt < 20; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
@@ -120,7 +128,9 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
         const row = await store.load(name);
         rows.set(name, row ? { version: row.version, model: deserializeModel(row.data) } : { version: null, model: emptyModel() });
       }
-      change(new Map([...rows].map(([n, r]) => [n, r.model])));
+      const replayRowName = replayOf === undefined ? undefined : replayRow(replayOf);
+      const stored = replayRowName === undefined ? undefined : await store.load(replayRowName);
+      const replay = change(new Map([...rows].map(([n, r]) => [n, r.model])), stored ? deserializeReplay(stored.data) : []);
       let clean = true;
       for (const [name, r] of rows) {
         if (saved.has(name)) continue;
@@ -130,6 +140,10 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
         }
         saved.add(name);
         cache.set(name, { version: (r.version ?? 0) + 1, model: r.model });
+      }
+      if (replayRowName !== undefined && replay && !saved.has(replayRowName)) {
+        if (await store.save(replayRowName, stored?.version ?? null, serializeReplay(replay))) saved.add(replayRowName);
+        else clean = false;
       }
       if (clean) return;
     }
@@ -172,11 +186,16 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
       const features = featuresOf(raw);
       const label = req.as === 'spam' ? 1 : 0;
       const names = domain === GLOBAL_MODEL ? [GLOBAL_MODEL] : [GLOBAL_MODEL, domain];
-      await update(names, (models) => {
-        const judgedBy = [...models.values()];
-        const steps = domain === GLOBAL_MODEL ? [{ model: models.get(GLOBAL_MODEL)!, share: 1 }] : [{ model: models.get(domain)!, share: 1 }, { model: models.get(GLOBAL_MODEL)!, share: guards.globalShare }];
-        learnStep(judgedBy, steps, features, label, w.weight);
-      });
+      await update(
+        names,
+        (models, replay) => {
+          const judgedBy = [...models.values()];
+          const steps = domain === GLOBAL_MODEL ? [{ model: models.get(GLOBAL_MODEL)!, share: 1 }] : [{ model: models.get(domain)!, share: 1 }, { model: models.get(GLOBAL_MODEL)!, share: guards.globalShare }];
+          // One step, then the model's recent reports, this one included, until each is learned (TONE).
+          return learnAndRehearse(replay, judgedBy, steps, { key: sha256.slice(0, 16), label, weight: w.weight, features });
+        },
+        domain,
+      );
       return { weight: w.weight, detail: `learned filter: learned as ${req.as}${domain === GLOBAL_MODEL ? '' : ` for ${domain}`}, ${w.why}` };
     },
 
@@ -214,11 +233,17 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
       if (!snap) throw new Error(`no learner snapshot ${id}`);
       const restored = deserializeModel(snap.data);
       const before = await this.snapshot(snap.name, by, `before rollback to snapshot ${id}`);
-      await update([snap.name], (models) => {
-        const m = models.get(snap.name)!;
-        m.weights.set(restored.weights);
-        m.trained = restored.trained;
-      });
+      // The rehearsal buffer is emptied: rehearsing it would learn again what was just undone.
+      await update(
+        [snap.name],
+        (models) => {
+          const m = models.get(snap.name)!;
+          m.weights.set(restored.weights);
+          m.trained = restored.trained;
+          return [];
+        },
+        snap.name,
+      );
       return `model ${snap.name === GLOBAL_MODEL ? 'global' : snap.name} rolled back to snapshot ${id} (${new Date(snap.at).toISOString()}); the state before is snapshot ${before}`;
     },
   };

@@ -108,7 +108,7 @@ export function openLedger(deps: LedgerDeps) {
   async function step(
     id: string,
     move: Move | null,
-    o: { lastReply?: string; verdict?: Verdict; rcptTo?: string[]; events?: LedgerEvent[]; onlyFrom?: MessageStatus } = {},
+    o: { lastReply?: string; verdict?: Verdict; rcptTo?: string[]; events?: LedgerEvent[]; onlyFrom?: MessageStatus; deliveries?: LedgerStep['deliveries'] } = {},
   ): Promise<boolean> {
     const m = move ? MOVES[move] : null;
     const done = await store.step({
@@ -118,6 +118,7 @@ export function openLedger(deps: LedgerDeps) {
       verdict: o.verdict,
       rcptTo: o.rcptTo,
       events: o.events?.map(toStored),
+      ...(o.deliveries ? { deliveries: o.deliveries } : {}),
     });
     const summarised = done && move ? SUMMARISED[move] : undefined;
     // Never throws (logSummary logs its own failure): the message has already reached its state.
@@ -253,6 +254,27 @@ export function openLedger(deps: LedgerDeps) {
       }
       await ports.spool.remove(id);
       return status;
+    },
+
+    /**
+     * `finish` for the common case, in one commit instead of two: this attempt delivered to every
+     * recipient still pending and no recipient has failed. The attempt's delivery rows, the status
+     * and its event are one transaction, then the spool is cleared. Returns false, having written
+     * nothing, when that is not the case (or the status is no longer delivering): the caller then
+     * records the results and finishes the usual way.
+     */
+    async finishAllDelivered(id: string, results: { recipient: string; reply: string }[]): Promise<boolean> {
+      const fresh = new Set(results.map((r) => r.recipient));
+      const earlier = (await store.deliveries(id)).filter((d) => !fresh.has(d.recipient));
+      if (earlier.some((d) => d.outcome !== 'delivered')) return false;
+      const released = (await store.events(id)).some((e) => e.kind === 'released');
+      const move: Move = released ? 'finishReleased' : 'finishDelivered';
+      // The order finish() reads them in (by recipient).
+      const all = [...earlier, ...results].map(({ recipient, reply }) => ({ recipient, reply })).sort((a, b) => (a.recipient < b.recipient ? -1 : a.recipient > b.recipient ? 1 : 0));
+      const deliveries = results.map((r) => ({ recipient: r.recipient, outcome: 'delivered' as const, reply: r.reply }));
+      if (!(await step(id, move, { lastReply: all.at(-1)?.reply, deliveries, events: [{ kind: 'delivered', results: all }] }))) return false;
+      await ports.spool.remove(id);
+      return true;
     },
 
     /**

@@ -10,6 +10,7 @@
 // sides saying so. The parent keeps its first group; its row's recipients are narrowed to it, so
 // that releasing it from quarantine never delivers to recipients who got their copy elsewhere.
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CoreDeps } from '../deps.ts';
 import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
@@ -143,7 +144,8 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
     limits: { maxParts: config.mime.maxParts, maxHeaderBytes: config.mime.maxHeaderBytes },
   };
   let result: Awaited<ReturnType<typeof writeCopy>> | undefined;
-  const input = () => createReadStream(spool.messagePath(env.id));
+  // The bytes the analysis read once (a split-off child's spool copy is the same bytes).
+  const input = () => (analysis.body ? Readable.from([analysis.body], { objectMode: false }) : createReadStream(spool.messagePath(env.id)));
   const arc = !outbound && deps.arcKey && spec.authResults && 'arc' in analysis.auth ? analysis.auth.arc : null;
   const arcKey = deps.arcKey;
   // Headers made over the finished copy and put on top of it: the ARC set, or a DKIM signature.

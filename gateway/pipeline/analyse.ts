@@ -1,11 +1,14 @@
-// The analysis of one spooled message: every scanner a recipient's policy asks for, in parallel,
-// each reading the spool file itself (streams, not buffers; spamd and mailauth take the message
-// whole, bounded by spamd.maxBytes and smtp.maxMessageBytes). Then `reportFor` gives each
-// recipient's view of it: attachment rules and HTML settings can differ per recipient's policy.
+// The analysis of one spooled message: every scanner a recipient's policy asks for, in parallel.
+// A small message (READ_ONCE_BYTES) is read from the spool once and every analyser takes that
+// buffer (clamd, spamd, mailauth, the learner, then the rewrite); a larger one is streamed from
+// the file by each, so that it is never held twice (spamd and mailauth take the message whole,
+// bounded by spamd.maxBytes and smtp.maxMessageBytes). The MIME walk and the text scan share one
+// pass (mime-pass.ts). Then `reportFor` gives each recipient's view of it: attachment rules and
+// HTML settings can differ per recipient's policy.
 //
 // A scanner that fails is reported as failed (the verdict retries the scan), never left out.
-// The HTML and text analysis runs in worker threads (analysis-pool.ts) with a time budget; a
-// bound it hits (HTML nesting, time, memory) is "unscannable" — a retry would hit it again.
+// The MIME pass runs in worker threads (analysis-pool.ts) with a time budget; a bound it hits
+// (HTML nesting, time, memory) is "unscannable" — a retry would hit it again.
 import { promises as fs } from 'node:fs';
 import { openSpoolFile } from '../spool/read.ts';
 import type { Readable } from 'node:stream';
@@ -25,19 +28,21 @@ import { disarmSettings, type DisarmSettings } from '../../rules/actions.ts';
 import { urlScan, type UrlFacts } from '../../rules/urls.ts';
 import type { Policy } from '../../rules/policy.ts';
 import { authenticateMessage, type AuthOutcome } from './auth.ts';
-import { disarmKey, registrableDomain, scanText, type TextScanOptions, type TextScanResult } from './text-scan.ts';
+import { disarmKey, registrableDomain, type TextScanOptions, type TextScanResult } from './text-scan.ts';
+import { mimePass, sourceStream, type MessageSource, type MimePassResult } from './mime-pass.ts';
 import { AnalysisLimit, type AnalysisPool } from './analysis-pool.ts';
 import { createUrlChecker, type UrlChecker } from './urls.ts';
 import type { RecipientPolicy } from './policy.ts';
 import { receivedHeader } from './trace.ts';
-import type { MailauthResolver } from '../dns/resolver.ts';
+import type { MailauthResolver } from '../../core/dns.ts';
 import type { HtmlBounds } from '../../scanners/html-bounds.ts';
 import { timedScan } from '../metrics.ts';
 
 export { registrableDomain };
 
 export interface Scanners {
-  virus(input: Readable): Promise<VirusScan>;
+  /** A small message comes as the buffer every analyser shares, a large one as a stream of its spool file. */
+  virus(input: Readable | Buffer): Promise<VirusScan>;
   spam(message: Buffer): Promise<SpamScan>;
   /** Mail authentication on the gateway's resolver; absent: the auth check cannot run (a policy asking for it retries). */
   mailauth?: MailauthResolver;
@@ -60,6 +65,8 @@ export interface Analysis {
   timing: { startedAt: number; finishedAt: number };
   /** The learner's verdict per recipient domain. */
   learner: Map<string, LearnerScan> | Failed | Skipped;
+  /** The message as read once (up to READ_ONCE_BYTES), for the rewrite; absent: read it from the spool. */
+  body?: Buffer;
 }
 
 
@@ -67,12 +74,6 @@ const skipped = (reason: string): Skipped => ({ status: 'skipped', reason });
 const failed = (err: unknown): Failed => ({ status: 'error', reason: (err as Error)?.message ?? String(err) });
 
 export const htmlBounds = (config: Config): HtmlBounds => ({ maxDepth: config.mime.maxHtmlDepth, maxElements: config.mime.maxHtmlElements });
-
-/** The text scan, in a worker thread when there is a pool; a bound of the analysis hit is "unscannable". */
-function runTextScan(scanners: Scanners, file: string, options: Omit<TextScanOptions, 'registrableDomain'>): Promise<TextScanResult | Failed | Unscannable> {
-  const run = scanners.analysis ? scanners.analysis.scanTextFile(file, options) : openSpoolFile(file).then((input) => scanText(input, { ...options, registrableDomain }));
-  return run.catch((err: unknown) => (err instanceof AnalysisLimit ? { status: 'unscannable', reason: err.message } : failed(err)));
-}
 
 export function walkLimits(config: Config) {
   const m = config.mime;
@@ -85,35 +86,81 @@ export interface AnalyseDeps {
   scanners: Scanners;
 }
 
+/**
+ * Messages up to this size are read from the spool once, into one buffer that every analyser
+ * shares (clamd, spamd, mailauth, the MIME pass, the learner, then the rewrite); larger ones are
+ * streamed from the file by each, so that a big message is never held twice.
+ */
+export const READ_ONCE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The walk and the text scan in one MIME pass (mime-pass.ts), in a worker thread when there is a
+ * pool. A bound of the analysis hit (time, memory) is "unscannable" for the text scan, as it was
+ * on its own; the walk, which never had a budget, then runs alone on the event loop, so that its
+ * facts are what they always were.
+ */
+function runMimePass(
+  scanners: Scanners,
+  source: MessageSource,
+  o: { walk?: ReturnType<typeof walkLimits>; text?: Omit<TextScanOptions, 'registrableDomain'> },
+): { facts: Promise<MessageFacts | Failed | Skipped>; text: Promise<TextScanResult | Failed | Skipped | Unscannable> } {
+  if (!o.walk && !o.text) return { facts: Promise.resolve(skipped('attachment check off')), text: Promise.resolve(skipped('HTML and URL checks off')) };
+  const options = { ...(o.walk ? { walk: o.walk } : {}), ...(o.text ? { text: o.text } : {}) };
+  const pass: Promise<MimePassResult> = timedScan(o.text ? 'html' : 'mime', () =>
+    scanners.analysis
+      ? scanners.analysis.mimePass(source, options)
+      : mimePass(sourceStream(source), { ...(o.walk ? { walk: o.walk } : {}), ...(o.text ? { text: { ...o.text, registrableDomain } } : {}) }),
+  );
+  const walkAlone = (): Promise<MessageFacts | Failed> => timedScan('mime', () => walkMessage(sourceStream(source), o.walk)).catch(failed);
+  const facts: Promise<MessageFacts | Failed | Skipped> = !o.walk
+    ? Promise.resolve(skipped('attachment check off'))
+    : pass.then((r) => r.facts ?? failed(new Error('the MIME pass returned no walk')), (err: unknown) => (scanners.analysis ? walkAlone() : failed(err)));
+  const text: Promise<TextScanResult | Failed | Skipped | Unscannable> = !o.text
+    ? Promise.resolve(skipped('HTML and URL checks off'))
+    : pass.then(
+        (r) => r.text ?? failed(new Error('the MIME pass returned no text scan')),
+        (err: unknown) => (err instanceof AnalysisLimit ? { status: 'unscannable' as const, reason: err.message } : failed(err)),
+      );
+  return { facts, text };
+}
+
 export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: RecipientPolicy[]): Promise<Analysis> {
   const { config, spool, scanners } = deps;
   const startedAt = Date.now();
   const file = spool.messagePath(envelope.id);
   const any = (k: keyof Policy['checks']) => policies.some((p) => p.policy.checks[k]);
   const settings = uniqueSettings(policies.map((p) => p.policy));
+  // One read for every analyser (a small message); a large one is streamed from the file by each.
+  const body = envelope.size <= READ_ONCE_BYTES ? await fs.readFile(file) : null;
+  const source: MessageSource = body ? { bytes: body } : { file };
 
-  const virus: Promise<VirusScan> = any('virus') ? timedScan('clamd', () => openSpoolFile(file).then(scanners.virus)) : Promise.resolve(skipped('virus check off for every recipient'));
+  const virus: Promise<VirusScan> = any('virus') ? timedScan('clamd', async () => scanners.virus(body ?? (await openSpoolFile(file)))) : Promise.resolve(skipped('virus check off for every recipient'));
   const spam: Promise<SpamScan> = !any('spam') || !config.spamd.enabled
     ? Promise.resolve(skipped(config.spamd.enabled ? 'spam check off for every recipient' : 'spam scanning disabled'))
     : envelope.size > config.spamd.maxBytes
       ? Promise.resolve(skipped(`larger than ${config.spamd.maxBytes} bytes`))
-      : fs.readFile(file).then((body) =>
+      : (body ? Promise.resolve(body) : fs.readFile(file)).then((message) =>
           // spamd sees our trace header too, so it knows which relay handed the message to us.
-          timedScan('spamd', () => scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), body]))),
+          timedScan('spamd', () => scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), message]))),
         );
-  const facts = any('attachments') ? timedScan('mime', () => openSpoolFile(file).then((input) => walkMessage(input, walkLimits(config)))).catch(failed) : Promise.resolve(skipped('attachment check off'));
-  const text: Promise<TextScanResult | Failed | Skipped | Unscannable> =
-    any('html') || any('urls')
-      ? timedScan('html', () => runTextScan(scanners, file, {
-          maxParts: config.mime.maxParts,
-          maxHeaderBytes: config.mime.maxHeaderBytes,
-          maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
-          maxTextPartBytes: config.mime.maxTextPartBytes,
-          maxHosts: config.urls.maxHosts,
-          disarm: settings,
-          htmlBounds: htmlBounds(config),
-        }))
-      : Promise.resolve(skipped('HTML and URL checks off'));
+  const mime = runMimePass(scanners, source, {
+    ...(any('attachments') ? { walk: walkLimits(config) } : {}),
+    ...(any('html') || any('urls')
+      ? {
+          text: {
+            maxParts: config.mime.maxParts,
+            maxHeaderBytes: config.mime.maxHeaderBytes,
+            maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
+            maxTextPartBytes: config.mime.maxTextPartBytes,
+            maxHosts: config.urls.maxHosts,
+            disarm: settings,
+            htmlBounds: htmlBounds(config),
+          },
+        }
+      : {}),
+  });
+  const facts = mime.facts;
+  const text = mime.text;
   const urls: Promise<UrlFacts | Failed | Skipped | Unscannable> = any('urls')
     ? text.then(async (t) => {
         if ('status' in t) return t;
@@ -126,7 +173,7 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
   const auth: Promise<AuthOutcome | Skipped> = !any('auth')
     ? Promise.resolve(skipped('authentication check off'))
     : scanners.mailauth
-      ? ((resolver) => timedScan('auth', () => authenticateMessage(file, envelope, { resolver, authservId })))(scanners.mailauth)
+      ? ((resolver) => timedScan('auth', () => authenticateMessage(body ?? file, envelope, { resolver, authservId })))(scanners.mailauth)
       : Promise.resolve({ scan: failed(new Error('no resolver for mail authentication')), headers: [], arc: null });
   const learnerDomains = [...new Set(policies.filter((p) => p.policy.checks.learner).map((p) => domainOf(p.recipient)))];
   const learner: Promise<Map<string, LearnerScan> | Failed | Skipped> =
@@ -134,9 +181,9 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
       ? Promise.resolve(skipped('learned filter off for every recipient'))
       : !scanners.learner
         ? Promise.resolve(skipped('learned filter not set up on this node'))
-        : readHead(file, TEXT_BYTES + 200).then((head) => scanners.learner!.score(head, learnerDomains)).catch(failed);
+        : (body ? Promise.resolve(body.subarray(0, TEXT_BYTES + 200)) : readHead(file, TEXT_BYTES + 200)).then((head) => scanners.learner!.score(head, learnerDomains)).catch(failed);
   const [v, s, f, t, a, u, l] = await Promise.all([virus, spam, facts, text, auth, urls, learner]);
-  return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u, learner: l, timing: { startedAt, finishedAt: Date.now() } };
+  return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u, learner: l, timing: { startedAt, finishedAt: Date.now() }, ...(body ? { body } : {}) };
 }
 
 /** The first `n` bytes of a file (the learner reads no more). */

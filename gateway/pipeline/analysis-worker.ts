@@ -5,15 +5,23 @@
 import { parentPort } from 'node:worker_threads';
 import { disarmHtml, type DisarmOptions } from '../../scanners/html-disarm.ts';
 import { registrableDomain, scanTextFile, type TextScanOptions } from './text-scan.ts';
+import { mimePass, sourceStream, type MessageSource, type PlainMimePassOptions } from './mime-pass.ts';
+
+export type { MessageSource, PlainMimePassOptions };
 
 export type AnalysisTask =
   | { name: 'scanTextFile'; file: string; options: Omit<TextScanOptions, 'registrableDomain'> }
-  | { name: 'disarmHtml'; html: string; options: Omit<Partial<DisarmOptions>, 'registrableDomain'> };
+  | { name: 'disarmHtml'; html: string; options: Omit<Partial<DisarmOptions>, 'registrableDomain'> }
+  | { name: 'mimePass'; source: MessageSource; options: PlainMimePassOptions };
 
 export type WorkerReply = { ready: true } | { id: number; ok: unknown } | { id: number; error: string };
 
 function run(task: AnalysisTask): unknown {
   if (task.name === 'scanTextFile') return scanTextFile(task.file, { ...task.options, registrableDomain });
+  if (task.name === 'mimePass') {
+    const { text, ...rest } = task.options;
+    return mimePass(sourceStream(task.source), { ...rest, ...(text ? { text: { ...text, registrableDomain } } : {}) });
+  }
   return disarmHtml(task.html, { ...task.options, registrableDomain });
 }
 

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { openSpoolFile } from '../spool/read.ts';
 import { authenticate, sealMessage } from 'mailauth';
 import type { AuthenticateResult } from 'mailauth';
-import type { MailauthResolver } from '../dns/resolver.ts';
+import type { MailauthResolver } from '../../core/dns.ts';
 import type { Envelope } from '../spool/spool.ts';
 import type { AuthScan } from '../../scanners/types.ts';
 
@@ -51,12 +51,13 @@ export function toAuthScan(res: AuthenticateResult, header: string): AuthScan & 
 }
 
 export async function authenticateMessage(
-  file: string,
+  /** The spool file, or the message already read (mailauth takes a Buffer whole, as it gathers a stream). */
+  message: string | Buffer,
   envelope: Envelope,
   o: { resolver: MailauthResolver; authservId: string },
 ): Promise<AuthOutcome> {
   try {
-    const res = await authenticate(await openSpoolFile(file), {
+    const res = await authenticate(typeof message === 'string' ? await openSpoolFile(message) : message, {
       ip: envelope.clientIp,
       helo: envelope.helo,
       sender: envelope.mailFrom,

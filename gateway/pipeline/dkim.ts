@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { dkimSign } from 'mailauth';
 import type { Envelope } from '../spool/spool.ts';
-import { fromAddresses } from '../smtp/from-header.ts';
+import { fromAddresses } from '../../rules/from-header.ts';
 
 export interface DkimKey {
   domain: string;

@@ -47,6 +47,15 @@ export function composeNotice(config: Config, o: { id: string; to: string; subje
   return mail.compile().build();
 }
 
+/**
+ * A notice from the gateway to an administrator, committed like any generated message. The SMTP
+ * front's NoticeSender (gateway/smtp/ports.ts), wired in gateway/roles.ts.
+ */
+export async function sendNotice(deps: NotifyDeps, id: string, n: { to: string; subject: string; text: string; reason: string; about: string }): Promise<void> {
+  const body = await composeNotice(deps.config, { id, to: n.to, subject: n.subject, text: n.text });
+  await commitGenerated(deps, { id, rcptTo: [n.to], verdict: 'notice', reason: n.reason, subject: n.subject, about: n.about, size: body.length, produce: async (out) => void out.write(body) });
+}
+
 function describe(f: NoticeFacts, admin: boolean, hostname: string): string {
   const lines = [
     `This is the mail gateway at ${hostname}.`,

@@ -80,7 +80,7 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
 }
 
 async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<void> {
-  const { config, store, logger } = deps;
+  const { config, logger } = deps;
   const id = envelope.id;
   const policies = await recipientPolicies(config, envelope, deps.lists);
   const analysis = await analyse(deps, envelope, policies);

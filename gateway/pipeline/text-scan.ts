@@ -154,51 +154,82 @@ function safeDecoder(charset: string): InstanceType<typeof TextDecoder> {
   }
 }
 
+/**
+ * The text scan's side of a pass over a splitter's chunks (its own splitter in scanText, or the
+ * one pass shared with the MIME walk, mime-pass.ts). A chunk it cannot handle ends its part of
+ * the pass: the result is what was found up to there, as when the splitter refuses a structure.
+ */
+export class TextConsumer {
+  readonly o: TextScanOptions;
+  c: Collector;
+  numberer = new PartNumberer();
+  leaf: Leaf | undefined;
+
+  constructor(o: TextScanOptions) {
+    this.o = o;
+    this.c = new Collector(o);
+  }
+
+  async close(): Promise<void> {
+    const l = this.leaf;
+    this.leaf = undefined;
+    if (l) await this.c.finish(l);
+  }
+
+  async take(obj: SplitterChunk): Promise<void> {
+    const o = this.o;
+    if (obj.type === 'node') {
+      await this.close();
+      this.numberer.see(obj);
+      const leafNode = !obj.multipart && !obj.messageNode;
+      // Every HTML leaf, as the rewrite disarms every one; plain text only when it is a body, not an attached file.
+      const html = leafNode && obj.contentType === 'text/html';
+      const body = leafNode && (obj.contentType === 'text/plain' || !obj.contentType) && obj.disposition !== 'attachment';
+      if (html || body) this.leaf = { node: obj, id: this.numberer.idOf(obj), html: obj.contentType === 'text/html', chunks: [], size: 0 };
+      return;
+    }
+    const leaf = this.leaf;
+    if (obj.type === 'body' && leaf && obj.node === leaf.node) {
+      leaf.size += obj.value.length;
+      const cap = leaf.html ? o.maxHtmlPartBytes : o.maxTextPartBytes * 4;
+      if (leaf.size <= cap) leaf.chunks.push(obj.value);
+      return;
+    }
+    await this.close();
+  }
+
+  async end(): Promise<TextScanResult> {
+    await this.close();
+    return this.result();
+  }
+
+  result(): TextScanResult {
+    return { hosts: [...this.c.hosts], truncated: this.c.truncated, html: this.c.html };
+  }
+}
+
 /** Reads the message once; never throws for what the message contains (rejects on input errors). */
 export async function scanText(input: Readable, o: TextScanOptions): Promise<TextScanResult> {
-  const c = new Collector(o);
+  const t = new TextConsumer(o);
   const splitter = createSplitter(o);
-  const numberer = new PartNumberer();
   let inputError: Error | undefined;
   input.on('error', (e) => {
     inputError = e;
     splitter.destroy(e);
   });
   input.pipe(splitter);
-  let leaf: Leaf | undefined;
-  const close = async () => {
-    const l = leaf;
-    leaf = undefined;
-    if (l) await c.finish(l);
-  };
   try {
-    for await (const obj of splitter as AsyncIterable<SplitterChunk>) {
-      if (obj.type === 'node') {
-        await close();
-        numberer.see(obj);
-        const leafNode = !obj.multipart && !obj.messageNode;
-        // Every HTML leaf, as the rewrite disarms every one; plain text only when it is a body, not an attached file.
-        const html = leafNode && obj.contentType === 'text/html';
-        const body = leafNode && (obj.contentType === 'text/plain' || !obj.contentType) && obj.disposition !== 'attachment';
-        if (html || body) leaf = { node: obj, id: numberer.idOf(obj), html: obj.contentType === 'text/html', chunks: [], size: 0 };
-        continue;
-      }
-      if (obj.type === 'body' && leaf && obj.node === leaf.node) {
-        leaf.size += obj.value.length;
-        const cap = leaf.html ? o.maxHtmlPartBytes : o.maxTextPartBytes * 4;
-        if (leaf.size <= cap) leaf.chunks.push(obj.value);
-        continue;
-      }
-      await close();
-    }
-    await close();
-  } catch (err) {
+    for await (const obj of splitter as AsyncIterable<SplitterChunk>) await t.take(obj);
+    return await t.end();
+  } catch {
+    // What the message contains never throws: a part the splitter cannot follow ends the scan with
+    // what was read so far. Only a failing input (the spool file) is an error.
     if (inputError) throw inputError;
     input.unpipe(splitter);
     input.destroy();
     splitter.destroy();
   }
-  return { hosts: [...c.hosts], truncated: c.truncated, html: c.html };
+  return t.result();
 }
 
 /** scanText of a spooled file: what a worker thread runs (analysis-pool.ts). */

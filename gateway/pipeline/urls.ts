@@ -6,7 +6,7 @@
 // library finds them). Lookups run in parallel, bounded by urls.maxHosts per message.
 import { readFileSync } from 'node:fs';
 import { createDnsblChecker, type DnsblChecker, type DnsblList } from '../../scanners/dnsbl.ts';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import type { UrlsConfig } from '../config/policy.ts';
 import { DEFAULT_BAD_SITES } from '../../rules/defaults/bad-sites.ts';
 import { badSiteEntry, type UrlFacts } from '../../rules/urls.ts';

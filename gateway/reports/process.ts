@@ -17,7 +17,7 @@ import type { LearnLog } from '../store/learnlog.ts';
 import type { ListStore } from '../store/lists.ts';
 import { learnMessage, type LearnResult, type SpamTeacher } from '../learning.ts';
 import type { Learner } from '../learner/learner.ts';
-import type { MailauthResolver } from '../dns/resolver.ts';
+import type { MailauthResolver } from '../../core/dns.ts';
 import { authenticateMessage } from '../pipeline/auth.ts';
 import { commitGenerated, composeNotice } from '../pipeline/notify.ts';
 import { retryDelay } from '../../rules/retry.ts';
@@ -46,7 +46,7 @@ export interface ReportItem {
 }
 
 export async function handleReport(deps: ReportDeps, env: Envelope & { report: EnvelopeReport }, job: JobContext): Promise<void> {
-  const { config, spool, store, logger } = deps;
+  const { config, spool, logger } = deps;
   const { report } = env;
   const file = spool.messagePath(env.id);
   const raw = await fs.readFile(file);

@@ -3,7 +3,7 @@
 // input is known (PTR and client DNSBL at connect, SPF at MAIL FROM), and awaited only where a
 // decision needs it (RCPT). Lookups never reject (the resolver's contract), so a started promise
 // that nobody awaits (the client left) costs nothing but the query.
-import type { DnsResolver, DnsResult } from '../dns/resolver.ts';
+import type { DnsResolver, DnsResult } from '../../core/dns.ts';
 import type { DnsblChecker } from '../../scanners/dnsbl.ts';
 import { confirmedPtrName, parseHelo, rdnsForwardLookups, type DnsblFacts, type HeloFacts, type RdnsFacts, type RdnsPolicy } from '../../rules/connection.ts';
 import type { SpfCheck, SpfChecker } from './spf.ts';

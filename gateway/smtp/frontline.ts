@@ -9,9 +9,8 @@
 // endings, pipelining). Checks are enforced at RCPT (see rules/frontline.ts for why).
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
-import type { SkippableCheck } from '../config/checks.ts';
 import type { Logger } from '../log.ts';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import { smtpMetrics } from '../metrics.ts';
 import { createDnsblChecker } from '../../scanners/dnsbl.ts';
 import { checkAddress, checkParameters, KNOWN_MAIL_PARAMETERS, KNOWN_RCPT_PARAMETERS } from '../../rules/address.ts';
@@ -31,6 +30,7 @@ import {
   type CheckOutcome,
   type FrontlineFacts,
   type FrontlinePolicy,
+  type SkippableCheck,
   type SubmissionUser,
   type Trust,
 } from '../../rules/frontline.ts';

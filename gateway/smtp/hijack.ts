@@ -5,20 +5,21 @@
 // (550 5.7.1 at MAIL) until an administrator lifts it (`mailmoat relay lift ACCOUNT`).
 import type { Cluster, Redis } from 'ioredis';
 import { Counter } from 'prom-client';
+import type { Config } from '../config/schema.ts';
 import type { SubmissionConfig } from '../config/submission.ts';
 import type { Logger } from '../log.ts';
 import { registry } from '../metrics.ts';
-import { commitGenerated, composeNotice, type NotifyDeps } from '../pipeline/notify.ts';
 import { decideHijack, decideSpamShare } from '../../rules/hijack.ts';
-import { replies, type SmtpReply } from '../../rules/replies.ts';
+import { replies } from '../../rules/replies.ts';
 import type { OutboundLimits, Sender } from './outbound-limits.ts';
+import type { NoticeSender } from './ports.ts';
 
 export const hijackMetrics = {
   flagged: new Counter({ name: 'mailmoat_outbound_hijack_flags_total', help: 'Accounts flagged for sending far above their own baseline, by measure', labelNames: ['measure'] as const, registers: [registry] }),
 };
 
 type Measure = 'messages' | 'recipients' | 'spam';
-type HijackOptions = { prefix: string; logger: Logger; notify: NotifyDeps; newId: () => string; now?: () => number };
+type HijackOptions = { prefix: string; logger: Logger; config: Pick<Config, 'hostname' | 'domains'>; sendNotice: NoticeSender; now?: () => number };
 const suspendedKey = (prefix: string, account: string) => `${prefix}:hj:suspended:${account.toLowerCase()}`;
 
 /** Lifts a suspension; false when the account was not suspended. */
@@ -90,17 +91,15 @@ async function flagOnce(redis: Redis | Cluster, cfg: SubmissionConfig['hijack'],
   o.logger.warn({ account: who.account, domain: who.domain, measure, ...facts, suspended: cfg.suspend }, `possible account hijack: ${measure === 'spam' ? 'its outbound mail turned to spam' : 'sending far above its baseline'}`);
   if (cfg.suspend) await redis.set(suspendedKey(o.prefix, who.account), JSON.stringify({ at: (o.now ?? Date.now)(), why: what }));
   if (!cfg.notifyAdmin || !who.domain) return;
-  const to = o.notify.config.domains[who.domain]?.policy?.adminAddress ?? `postmaster@${who.domain}`;
-  const id = o.newId();
+  const to = o.config.domains[who.domain]?.policy?.adminAddress ?? `postmaster@${who.domain}`;
   const text = [
-    `This is the mail gateway at ${o.notify.config.hostname}.`,
+    `This is the mail gateway at ${o.config.hostname}.`,
     '',
     `The account ${who.account} sent ${what}.`,
     'Its password may have been stolen.',
     cfg.suspend ? `The account is suspended: it cannot send until an administrator runs \`mailmoat relay lift ${who.account}\`.` : 'It can still send: change its password if this was not expected.',
   ].join('\n');
-  const body = await composeNotice(o.notify.config, { id, to, subject: `Unusual sending by ${who.account}`, text });
-  await commitGenerated(o.notify, { id, rcptTo: [to], verdict: 'notice', reason: `possible hijack of ${who.account}`, subject: `Unusual sending by ${who.account}`, about: who.account, size: body.length, produce: async (out) => void out.write(body) });
+  await o.sendNotice({ to, subject: `Unusual sending by ${who.account}`, text, reason: `possible hijack of ${who.account}`, about: who.account });
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Logger } from '../log.ts';
 import type { Spool, Envelope, EnvelopeDsn } from '../spool/spool.ts';
 import type { MetadataStore } from '../store/metadata.ts';
 import type { JobQueue } from '../store/queue.ts';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import { smtpMetrics } from '../metrics.ts';
 import { decideSender } from '../../rules/envelope.ts';
 import { SmtpRefusal, formatReply, replies, type SmtpReply } from '../../rules/replies.ts';
@@ -32,11 +32,11 @@ import { connectionOf } from './deadlines.ts';
 import { openLedger } from '../ledger/ledger.ts';
 import type { StatsCounter } from '../stats.ts';
 import { hookFailed, noteLibraryRefusal, refused, toError, watchDeadlines, type Callback } from './refusals.ts';
-import { refuseIfInlineVerdict, type InlineVerdicts } from '../pipeline/inline.ts';
-import type { ListSource } from '../pipeline/policy.ts';
+import type { InlineVerdictGate } from './ports.ts';
 import type { SubmissionListener } from '../config/submission.ts';
 import type { SubmissionUser } from '../../rules/frontline.ts';
-import { captureHead, decideFromHeader } from './from-header.ts';
+import { captureHead } from './from-header.ts';
+import { decideFromHeader } from '../../rules/from-header.ts';
 import type { OutboundLimits } from './outbound-limits.ts';
 
 export interface SmtpDeps {
@@ -52,9 +52,8 @@ export interface SmtpDeps {
   auth?: SubmissionAuth;
   /** Recipient verification probes (default: real SMTP probes to the downstream). */
   prober?: RecipientProber;
-  /** Issue 5, inline verdicts (gateway/pipeline/inline.ts): the channel to the scan workers, and the allow/block lists. */
-  inline?: InlineVerdicts;
-  lists?: ListSource;
+  /** Issue 5, inline verdicts: absent, every stored message is accepted without waiting for its scan. */
+  inlineVerdict?: InlineVerdictGate;
   /** Issue 18: sending limits and the AUTH lockout across nodes (Redis). */
   limits?: OutboundLimits;
   /** The numbers over time (gateway/stats.ts): accepted and refused mail per domain. */
@@ -459,7 +458,7 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
     throw notStored(deps, id, failing, Object.assign(new SmtpRefusal(replies.queueUnavailable()), { cause: err }));
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
-  if (!report) await refuseIfInlineVerdict(deps, envelope);
+  if (!report) await deps.inlineVerdict?.(config, envelope);
   logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
   return id;
 }

@@ -2,7 +2,7 @@
 // under a deadline of its own (mailauth keeps none). Every failure mode ends in an SPF result:
 // a DNS problem or an exception is "temperror", never "pass" or "none".
 import { spf } from 'mailauth/lib/spf/index.js';
-import type { DnsResolver } from '../dns/resolver.ts';
+import type { DnsResolver } from '../../core/dns.ts';
 import type { SpfFacts, SpfResultName } from '../../rules/frontline.ts';
 
 export interface SpfCheck extends SpfFacts {

@@ -109,6 +109,8 @@ export interface LedgerStep {
   verdict?: { verdict: string; reason: string; report: ScanReport; subject: string | null };
   rcptTo?: string[];
   events?: NewEvent[];
+  /** Delivery outcomes written with the step (as recordDelivery writes them), so that the last results and the final status are one commit. */
+  deliveries?: { recipient: string; outcome: DeliveryOutcome; reply: string }[];
 }
 
 export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
@@ -206,12 +208,12 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
   const records = async (query: ReturnType<typeof q>) => (await sql.all<Row>(query)).map(toRecord);
   return {
     ...messageQueries(sql, toRecord as (row: never) => MessageRecord),
-    async recordReceived(m) {
-      const envelope = m.tls === undefined ? null : JSON.stringify(m);
-      await sql.run(q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at, submitted_by, envelope)
-        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${now()}, ${m.submitted?.user ?? null}, ${envelope})
-        ON CONFLICT (id) DO NOTHING`);
-    },
+    recordReceived: groupCommit(async (batch: NewMessage[]) => {
+      if (batch.length === 1) return void (await sql.run(insertReceived(batch[0], now())));
+      await sql.transaction(async (tx) => {
+        for (const m of batch) await tx.run(insertReceived(m, now()));
+      });
+    }),
     async recordVerdict(id, v) {
       await sql.run(q`UPDATE messages SET verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}, updated_at = ${now()}
         WHERE id = ${id}`);
@@ -260,6 +262,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
             WHERE id = ${s.id}`);
         }
         if (s.rcptTo) await tx.run(q`UPDATE messages SET rcpt_to = ${JSON.stringify(s.rcptTo)}, updated_at = ${now()} WHERE id = ${s.id}`);
+        for (const d of s.deliveries ?? []) await tx.run(upsertDelivery(s.id, d.recipient, d.outcome, d.reply, now()));
         for (const e of s.events ?? []) await tx.run(insertEvent(s.id, now(), e));
         return true;
       });
@@ -269,9 +272,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       return rows.map((r) => ({ ...r, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
     },
     async recordDelivery(id, recipient, outcome, reply) {
-      await sql.run(q`INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (${id}, ${recipient}, ${outcome}, ${reply}, ${now()})
-        ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
-        WHERE deliveries.outcome <> 'delivered'`);
+      await sql.run(upsertDelivery(id, recipient, outcome, reply, now()));
     },
     deliveries(id) {
       return sql.all<DeliveryRecord>(q`SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ${id} ORDER BY recipient`);
@@ -325,6 +326,55 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       return sql.close();
     },
   };
+}
+
+function insertReceived(m: NewMessage, at: number) {
+  const envelope = m.tls === undefined ? null : JSON.stringify(m);
+  return q`INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_to, size, status, updated_at, submitted_by, envelope)
+        VALUES (${m.id}, ${m.receivedAt}, ${m.clientIp}, ${m.helo}, ${m.mailFrom}, ${JSON.stringify(m.rcptTo)}, ${m.size}, 'queued', ${at}, ${m.submitted?.user ?? null}, ${envelope})
+        ON CONFLICT (id) DO NOTHING`;
+}
+
+/** Rows written together at most (a bound on one transaction's size). */
+const GROUP_COMMIT_MAX = 256;
+
+/**
+ * Group commit: records asked for while one commit is under way (concurrent SMTP sessions
+ * accepting at the same moment) are written together in the next transaction, so that N sessions
+ * cost one commit, one WAL fsync, instead of N. Every caller still resolves only after the commit
+ * that holds its row (a 250 still waits for it); a failed commit rejects every caller in it.
+ */
+export function groupCommit<T>(write: (batch: T[]) => Promise<void>): (item: T) => Promise<void> {
+  const waiting: { item: T; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  let writing = false;
+  const drain = async () => {
+    while (waiting.length > 0) {
+      const batch = waiting.splice(0, GROUP_COMMIT_MAX);
+      try {
+        await write(batch.map((b) => b.item));
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
+    }
+    writing = false;
+  };
+  return (item) =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ item, resolve, reject });
+      if (writing) return;
+      writing = true;
+      // One turn of the event loop first: node:sqlite commits synchronously, so without it the
+      // sessions whose spool commits complete in the same poll phase would each commit alone.
+      setImmediate(() => void drain());
+    });
+}
+
+/** A recipient's outcome; one recorded 'delivered' is never downgraded (it is never sent again). */
+function upsertDelivery(id: string, recipient: string, outcome: DeliveryOutcome, reply: string, at: number) {
+  return q`INSERT INTO deliveries (message_id, recipient, outcome, reply, at) VALUES (${id}, ${recipient}, ${outcome}, ${reply}, ${at})
+        ON CONFLICT (message_id, recipient) DO UPDATE SET outcome = excluded.outcome, reply = excluded.reply, at = excluded.at
+        WHERE deliveries.outcome <> 'delivered'`;
 }
 
 function toRecord(r: Row): MessageRecord {

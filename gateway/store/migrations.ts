@@ -362,7 +362,7 @@ function migrator(sql: Sql): Migrator {
   const migrations: Record<string, Migration> = {};
   for (const m of MIGRATIONS) {
     migrations[m.name] = {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         for (const statement of m.statements(TYPES[sql.dialect], sql.dialect)) await q.raw(statement).execute(db);
       },
     };

@@ -17,8 +17,8 @@ export type DatabaseTarget = { sqlite: string } | { postgres: string; poolSize?:
 
 export interface Sql {
   readonly dialect: Dialect;
-  /** The Kysely instance, for migrations and for queries built with Kysely's builder. */
-  readonly kysely: Kysely<any>;
+  /** The Kysely instance, for migrations. No schema type: the schema is the migrations' SQL and queries are raw SQL (`q`). */
+  readonly kysely: Kysely<unknown>;
   all<T>(query: Query): Promise<T[]>;
   one<T>(query: Query): Promise<T | undefined>;
   /** Runs a statement; resolves to the number of rows it changed. */
@@ -29,7 +29,7 @@ export interface Sql {
 }
 
 export async function openSql(target: DatabaseTarget): Promise<Sql> {
-  if ('sqlite' in target) return wrap('sqlite', new Kysely<any>({ dialect: new ImmediateSqliteDialect({ database: openSqliteFile(target.sqlite) }) }));
+  if ('sqlite' in target) return wrap('sqlite', new Kysely<unknown>({ dialect: new ImmediateSqliteDialect({ database: openSqliteFile(target.sqlite) }) }));
   const pool = new pg.Pool({
     connectionString: target.postgres,
     max: target.poolSize ?? 10,
@@ -46,7 +46,7 @@ export async function openSql(target: DatabaseTarget): Promise<Sql> {
   // of the pool, where nothing listens (its query still fails, and the pool drops the client).
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
-  return wrap('postgres', new Kysely<any>({ dialect: new PostgresDialect({ pool }) }));
+  return wrap('postgres', new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }));
 }
 
 /** A safe form of a database target for logs: the PostgreSQL password is never shown. */
@@ -57,8 +57,8 @@ export function describeTarget(target: DatabaseTarget): string {
   return u.toString();
 }
 
-function wrap(dialect: Dialect, kysely: Kysely<any>): Sql {
-  const make = (db: Kysely<any>, inTx: boolean): Sql => ({
+function wrap(dialect: Dialect, kysely: Kysely<unknown>): Sql {
+  const make = (db: Kysely<unknown>, inTx: boolean): Sql => ({
     dialect,
     kysely: db,
     async all<T>(query: Query) {

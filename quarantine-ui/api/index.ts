@@ -17,6 +17,7 @@ import type { ApiToken } from '../../gateway/store/api-tokens.ts';
 import { scopeOf } from '../scope.ts';
 import { registerMessageApi } from './messages.ts';
 import { registerSettingsApi } from './settings.ts';
+import { registerNumbersApi } from './numbers.ts';
 
 /** The console user a token acts as, or undefined when its maker can no longer give it rights. */
 export function tokenUser(token: ApiToken, maker: Account | undefined): ConsoleUser | undefined {
@@ -42,7 +43,7 @@ export async function registerApi(app: FastifyInstance, ctx: Ctx): Promise<void>
   await app.register(async (api) => {
     await api.register(fastifySwagger, {
       openapi: {
-        info: { title: 'mailmoat API', version: '1', description: 'Quarantine, lists, domains, policy, message log and stats of a mailmoat gateway. Authenticate with an API token made in the console (API tokens page): Authorization: Bearer mmt_…' },
+        info: { title: 'mailmoat API', version: '1', description: 'Quarantine, lists, domains, policy, message log, numbers over time and the queue of a mailmoat gateway. Authenticate with an API token made in the console (API tokens page): Authorization: Bearer mmt_…' },
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
         security: [{ bearer: [] }],
       },
@@ -60,6 +61,7 @@ export async function registerApi(app: FastifyInstance, ctx: Ctx): Promise<void>
         v1.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not found' }));
         await registerMessageApi(v1, ctx);
         await registerSettingsApi(v1, ctx);
+        await registerNumbersApi(v1, ctx);
       },
       { prefix: '/api/v1' },
     );

@@ -32,7 +32,11 @@ const niceMax = (n: number): number => {
   return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= n)!;
 };
 
-/** Stacked bars, one per bucket (e.g. hour), with a legend. */
+/**
+ * Stacked bars, one per bucket (e.g. hour), with a legend. Drawn twice: a wide picture, and a
+ * narrow one with larger text and fewer bucket labels that console.css shows instead on a phone,
+ * where the wide one scaled down to the screen would have text of 3-4 px.
+ */
 export function stackedBars(o: {
   title: string;
   buckets: { label: string; values: Record<string, number> }[];
@@ -40,25 +44,49 @@ export function stackedBars(o: {
   width?: number;
   height?: number;
 }): string {
-  const width = o.width ?? 1000;
-  const height = o.height ?? 300;
-  const left = 40;
+  return (
+    drawStackedBars(o, { cls: 'wide', width: o.width ?? 1000, height: o.height ?? 300, font: 11, maxLabels: 24 }) +
+    drawStackedBars(o, { cls: 'narrow', width: 360, height: 240, font: 12, maxLabels: 8 })
+  );
+}
+
+function drawStackedBars(
+  o: { title: string; buckets: { label: string; values: Record<string, number> }[]; categories: Category[] },
+  size: { cls: string; width: number; height: number; font: number; maxLabels: number },
+): string {
+  const { width, height, font } = size;
+  const left = 4 + font * 3.3;
   const bottom = 40;
-  const top = 52;
+  const right = 10;
+  // the legend wraps onto as many rows as it needs; the plot starts below it
+  const legend: { c: Category; x: number; y: number }[] = [];
+  let lx = left;
+  let ly = 6;
+  for (const c of o.categories) {
+    const w = font * 2.2 + c.label.length * font * 0.57;
+    if (lx + w > width - right && lx > left) {
+      lx = left;
+      ly += font + 7;
+    }
+    legend.push({ c, x: lx, y: ly });
+    lx += w;
+  }
+  const top = ly + font + 30;
   const plotH = height - top - bottom;
-  const plotW = width - left - 10;
+  const plotW = width - left - right;
   const totals = o.buckets.map((b) => o.categories.reduce((s, c) => s + (b.values[c.key] ?? 0), 0));
   const max = niceMax(Math.max(0, ...totals));
   const bw = plotW / Math.max(1, o.buckets.length);
   const y = (v: number) => top + plotH - (v / max) * plotH;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(o.title)}">`);
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="chart ${size.cls}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(o.title)}">`);
   parts.push(`<title>${esc(o.title)}</title>`);
   for (const f of [0, 0.5, 1]) {
     const v = Math.round(max * f);
-    parts.push(`<line x1="${left}" x2="${width - 10}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${left - 4}" y="${y(v) + 4}" text-anchor="end" font-size="11" fill="#555">${v}</text>`);
+    parts.push(`<line x1="${left}" x2="${width - right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
+    parts.push(`<text x="${left - 4}" y="${y(v) + 4}" text-anchor="end" font-size="${font}" fill="#555">${v}</text>`);
   }
+  const labelEvery = Math.ceil(o.buckets.length / size.maxLabels);
   o.buckets.forEach((b, i) => {
     let acc = 0;
     const x = left + i * bw + 1;
@@ -70,20 +98,12 @@ export function stackedBars(o: {
       parts.push(`<rect x="${x.toFixed(1)}" y="${y0.toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${c.color}"><title>${esc(`${b.label}: ${n} ${c.label}`)}</title></rect>`);
       acc += n;
     }
-    if (o.buckets.length <= 24 || i % Math.ceil(o.buckets.length / 24) === 0) {
-      parts.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${height - bottom + 14}" text-anchor="middle" font-size="10" fill="#555">${esc(b.label)}</text>`);
+    if (i % labelEvery === 0) {
+      parts.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${height - bottom + 14}" text-anchor="middle" font-size="${font - 1}" fill="#555">${esc(b.label)}</text>`);
     }
   });
-  let lx = left;
-  let ly = 6;
-  for (const c of o.categories) {
-    const w = 24 + c.label.length * 6.2;
-    if (lx + w > width - 10) {
-      lx = left;
-      ly += 18;
-    }
-    parts.push(`<rect x="${lx}" y="${ly}" width="10" height="10" fill="${c.color}"/><text x="${lx + 14}" y="${ly + 9}" font-size="11" fill="#333">${esc(c.label)}</text>`);
-    lx += w;
+  for (const { c, x, y: ty } of legend) {
+    parts.push(`<rect x="${x}" y="${ty}" width="${font - 1}" height="${font - 1}" fill="${c.color}"/><text x="${x + font + 3}" y="${ty + font - 2}" font-size="${font}" fill="#333">${esc(c.label)}</text>`);
   }
   parts.push('</svg>');
   return parts.join('');

@@ -1,6 +1,8 @@
-// The Numbers page and the daily summary read the same counters (gateway/store/stats.ts): the
-// windows offered (1 day by hour, 7 and 30 days by day, UTC), and the rows as buckets and totals.
-import { DAY_MS, HOUR_MS, type StatKind, type StatRow } from '../../gateway/store/stats.ts';
+// The Numbers page, the API and the daily summary read the same counters (gateway/store/stats.ts):
+// the windows offered (1 day by hour, 7 and 30 days by day, UTC), whose numbers a user may read,
+// and the rows as buckets and totals.
+import type { Account } from '../../gateway/store/accounts.ts';
+import { DAY_MS, HOUR_MS, type StatKind, type StatRow, type StatsScope, type StatsStore } from '../../gateway/store/stats.ts';
 import type { Category } from './charts.ts';
 
 export const RANGES = {
@@ -73,3 +75,24 @@ export function byDomain(rows: StatRow[]): { domains: { domain: string; counts: 
 
 /** How the '' domain is shown. */
 export const OTHER_DOMAIN = '(no hosted recipient)';
+
+/**
+ * Whose numbers a user reads: a superadmin every domain (and '', mail no hosted domain owns), a
+ * domain admin only theirs; `asked` narrows to one domain ('*' or undefined: all of them). Another
+ * domain is refused with the same answer as one that does not exist; end users have no numbers.
+ */
+export function numbersScope(account: Account, hosted: string[], asked: string | undefined): { denied: string } | { scope: StatsScope; domain: string | undefined; mine: string[] } {
+  const all = account.role === 'superadmin';
+  const mine = all ? [...[...hosted].sort(), ''] : account.domains;
+  if (account.role === 'user') return { denied: 'end users have no numbers page' };
+  if (asked !== undefined && asked !== '*' && !mine.includes(asked)) return { denied: 'domain outside the user’s scope' };
+  const domain = asked === '*' ? undefined : asked;
+  return { scope: domain !== undefined ? { domains: [domain] } : all ? { all: true } : { domains: mine }, domain, mine };
+}
+
+/** The one query behind the page and the API: a range's rows, as buckets and as domain totals. */
+export async function readNumbers(stats: StatsStore | undefined, scope: StatsScope, range: RangeKey, now: number) {
+  const window = windowOf(range, now);
+  const rows = stats ? await stats.series(scope, window) : [];
+  return { window, rows, buckets: byBucket(rows, window), ...byDomain(rows) };
+}

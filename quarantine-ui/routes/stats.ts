@@ -1,14 +1,12 @@
 // Numbers over time (gateway/stats.ts counts them): 1 day by hour, 7 and 30 days by day, for all
-// the user's domains or one of them. A superadmin sees every domain (and '' : mail no hosted
-// domain owns, e.g. refusals before RCPT); a domain admin only theirs: another domain is a 404,
-// audited, the same answer as a domain that does not exist. End users have no numbers page.
+// the user's domains or one of them (who sees what: lib/numbers.ts numbersScope, shared with the
+// API). Another domain is a 404, audited, the same answer as a domain that does not exist.
 import type { FastifyInstance } from 'fastify';
 import type { Ctx } from '../app.ts';
-import type { StatsScope } from '../../gateway/store/stats.ts';
 import { field } from '../lib/forms.ts';
 import { stackedBars } from '../lib/charts.ts';
 import { summaryMailable } from '../lib/daily-summary.ts';
-import { byBucket, byDomain, KIND_COLUMNS, OTHER_DOMAIN, RANGES, windowOf, type RangeKey } from '../lib/numbers.ts';
+import { KIND_COLUMNS, numbersScope, OTHER_DOMAIN, RANGES, readNumbers, type RangeKey } from '../lib/numbers.ts';
 
 const pick = (keys: string[]) => KIND_COLUMNS.filter((c) => keys.includes(c.key));
 
@@ -19,18 +17,13 @@ export async function registerStatsRoutes(app: FastifyInstance, ctx: Ctx): Promi
     const range: RangeKey = typeof query.range === 'string' && Object.hasOwn(RANGES, query.range) ? (query.range as RangeKey) : '1d';
     const asked = typeof query.domain === 'string' ? query.domain.slice(0, 253).toLowerCase() : undefined;
     const { account } = user;
-    const all = account.role === 'superadmin';
-    const mine = all ? [...Object.keys(ctx.deps.config.domains).sort(), ''] : account.domains;
-    if (account.role === 'user' || (asked !== undefined && asked !== '*' && !mine.includes(asked))) {
-      await ctx.audit(req, { action: 'stats-view', target: asked ?? null, outcome: 'denied', detail: account.role === 'user' ? 'end users have no numbers page' : 'domain outside the user’s scope' });
+    const allowed = numbersScope(account, Object.keys(ctx.deps.config.domains), asked);
+    if ('denied' in allowed) {
+      await ctx.audit(req, { action: 'stats-view', target: asked ?? null, outcome: 'denied', detail: allowed.denied });
       return ctx.notFound(req, reply);
     }
-    const domain = asked === '*' ? undefined : asked;
-    const scope: StatsScope = domain !== undefined ? { domains: [domain] } : all ? { all: true } : { domains: mine };
-    const w = windowOf(range, ctx.deps.now());
-    const rows = ctx.deps.stats ? await ctx.deps.stats.series(scope, w) : [];
-    const buckets = byBucket(rows, w);
-    const { domains, total } = byDomain(rows);
+    const { domain, mine } = allowed;
+    const { buckets, domains, total } = await readNumbers(ctx.deps.stats, allowed.scope, range, ctx.deps.now());
     const span = `${RANGES[range].label}, UTC`;
     const chart = (title: string, keys: string[]) =>
       stackedBars({ title: `${title} (${span})`, buckets: buckets.map((b) => ({ label: b.label, values: b.counts })), categories: pick(keys) });

@@ -48,9 +48,10 @@ export interface Step {
 /**
  * One online step of logistic regression for `label` (1 spam, 0 ham) with `weight` in [0, 1] (the
  * guards' weight for this event): each model moves by rate·weight·share·(label − p) on the
- * message's features, p taken under the sum of all the models it is judged by.
+ * message's features, p taken under the sum of all the models it is judged by. A rehearsal
+ * (replay.ts) passes `counts` false: `trained` counts distinct messages, not steps.
  */
-export function learnStep(judgedBy: readonly Model[], steps: readonly Step[], features: Uint32Array, label: 0 | 1, weight: number, rate = LEARNING_RATE): { before: number } {
+export function learnStep(judgedBy: readonly Model[], steps: readonly Step[], features: Uint32Array, label: 0 | 1, weight: number, rate = LEARNING_RATE, counts = true): { before: number } {
   const before = sigmoid(marginOf(judgedBy, features));
   const totalShare = steps.reduce((a, s) => a + Math.max(0, s.share), 0) * judgedBy.length;
   const raw = rate * weight * (label - before);
@@ -65,7 +66,7 @@ export function learnStep(judgedBy: readonly Model[], steps: readonly Step[], fe
       const v = w[s] + d;
       w[s] = v > WEIGHT_BOUND ? WEIGHT_BOUND : v < -WEIGHT_BOUND ? -WEIGHT_BOUND : v;
     }
-    model.trained += 1;
+    if (counts) model.trained += 1;
   }
   return { before };
 }

@@ -90,10 +90,10 @@ describe('mailmoat quarantine and show', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(new RegExp(`^Message ${virus}\\n  Status:     quarantined\\n  Received:   \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d [+-]\\d\\d:\\d\\d from 127\\.0\\.0\\.1 \\(HELO client\\.sender\\.test\\)`));
     expect(r.out).toContain('  Sender:     <bob@sender.test>');
-    expect(r.out).toMatch(/  Size:       \d+(\.\d)? (B|kB)\n/);
-    expect(r.out).toMatch(/Scan report:\n  virus +infected: \S*Eicar\S*\n  spam +score [\d.-]+ \(threshold \d+\)/);
-    expect(r.out).toMatch(/    eicar\.txt  application\/octet-stream  \d+ B/);
-    expect(r.out).toMatch(/Events:\n  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d  quarantined/);
+    expect(r.out).toMatch(/ {2}Size: {7}\d+(\.\d)? (B|kB)\n/);
+    expect(r.out).toMatch(/Scan report:\n {2}virus +infected: \S*Eicar\S*\n {2}spam +score [\d.-]+ \(threshold \d+\)/);
+    expect(r.out).toMatch(/ {4}eicar\.txt {2}application\/octet-stream {2}\d+ B/);
+    expect(r.out).toMatch(/Events:\n {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d {2}quarantined/);
     expect(r.out).not.toMatch(/"receivedAt"|\b1[789]\d{11}\b/); // no raw JSON, no epoch milliseconds
     const json = await mailmoat(['quarantine', 'show', virus, '--json', '--config', gw.configFile]);
     expect(json.code).toBe(0);

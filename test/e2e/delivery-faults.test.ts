@@ -40,7 +40,6 @@ interface Row {
   connections?: number;
 }
 
-const ok = '250 2.0.0 queued';
 const rows: Row[] = [
   { name: 'host name that does not resolve', special: 'nxdomain', expect: 'deferred', reply: /^4\.4\.4 .*mailhost\.nowhere\.test: host not found/ },
   { name: 'DNS timeout', special: 'dns-timeout', expect: 'deferred', reply: /^4\.4\.4 .*lookup failed: .*ETIMEOUT/ },

@@ -12,7 +12,7 @@ import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { mailboxMessages, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { EICAR } from '../support/eicar.ts';
 import { metricValue } from '../../gateway/metrics.ts';
-import { reversedLabels } from '../../gateway/dns/ip.ts';
+import { reversedLabels } from '../../core/ip.ts';
 import { openAccountStore } from '../../gateway/store/accounts.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
 

@@ -72,7 +72,6 @@ describe('the learning loop: reports raise the Bayes score', () => {
 
     const after = await client.symbols(probe);
     const hamAfter = await client.symbols(generated(HAM_WORDS, 'ham', 98));
-    // eslint-disable-next-line no-console
     console.log(`spamd score of a new spam-like message: ${before.score} before, ${after.score} after (${after.rules.filter((r) => r.startsWith('BAYES_')).join(',')}); a new ham-like one: ${hamAfter.score} (${hamAfter.rules.filter((r) => r.startsWith('BAYES_')).join(',')})`);
     expect(after.rules.some((r) => /^BAYES_(8|9)/.test(r))).toBe(true);
     expect(after.score).toBeGreaterThan(before.score + 1);

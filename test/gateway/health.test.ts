@@ -15,7 +15,14 @@ async function start(checks: Record<string, HealthCheck>, o: { checkTimeoutMs?: 
   return `http://127.0.0.1:${server.port}`;
 }
 
-async function get(url: string, method = 'GET'): Promise<{ status: number; body: any; text: string }> {
+/** The /healthz answer as the tests read it. */
+interface Health {
+  status: string;
+  role: string;
+  checks: Record<string, { ok: boolean; critical?: boolean; detail: string }>;
+}
+
+async function get(url: string, method = 'GET'): Promise<{ status: number; body: Health; text: string }> {
   const res = await fetch(url, { method });
   const text = await res.text();
   return { status: res.status, text, body: text ? JSON.parse(text) : undefined };

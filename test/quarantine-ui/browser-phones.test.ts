@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { PASSWORD, startHarness, type Harness } from './harness.ts';
-import { DEMO_USERS, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
+import { Secret, TOTP } from 'otpauth';
+import { DEMO_CONFIG, DEMO_USERS, TOTP_USER, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
 
 type Who = DemoRole | 'anonymous';
 const EVERYONE: Who[] = ['superadmin', 'domainadmin', 'user'];
@@ -24,6 +25,8 @@ const PAGES: { path: string; as: Who[] }[] = [
   { path: '/lists', as: EVERYONE },
   { path: '/report', as: EVERYONE },
   { path: '/account', as: EVERYONE },
+  // alice is half-way through setting it up (the QR code), the others have it off
+  { path: '/account/totp', as: EVERYONE },
   { path: '/domains', as: ADMINS },
   { path: '/domains/{domain}/policy', as: ADMINS },
   { path: '/domains/{domain}/edit', as: ['superadmin'] },
@@ -32,6 +35,9 @@ const PAGES: { path: string; as: Who[] }[] = [
   { path: '/users', as: ['superadmin'] },
   { path: '/audit', as: ['superadmin'] },
   { path: '/learner', as: ['superadmin'] },
+  { path: '/stats', as: ADMINS },
+  { path: '/stats?range=30d&domain={domain}', as: ADMINS },
+  { path: '/queue', as: ADMINS },
 ];
 
 const PHONE = { width: 390, height: 844 };
@@ -90,7 +96,7 @@ describe('the console at phone and laptop widths', () => {
     );
 
   beforeAll(async () => {
-    h = await startHarness({ learner: true });
+    h = await startHarness({ learner: true, config: DEMO_CONFIG });
     ids = await seedDemo(h);
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
@@ -123,6 +129,59 @@ describe('the console at phone and laptop widths', () => {
       }),
     );
     expect(problems.sort()).toEqual([]);
+  });
+
+  /** Problems of the page at each width: status, overflow. */
+  async function fits(page: Page, label: string): Promise<string[]> {
+    const problems: string[] = [];
+    for (const size of [PHONE, TABLET, LAPTOP]) {
+      await page.setViewportSize(size);
+      const o = await overflow(page);
+      if (o.excess > 0) problems.push(`${label} at ${size.width} px: ${o.excess} px too wide (${o.culprits.join(', ')})`);
+    }
+    return problems;
+  }
+
+  it('the login page with its single sign-on button, and the two-step login’s code page and “on” state, fit every width', async () => {
+    const page = await (await newContext()).newPage();
+    await page.goto(url('/login'));
+    expect(await page.locator('p.sso a').innerText()).toBe('Log in with Example Corp single sign-on');
+    const problems = await fits(page, '/login');
+    await page.setViewportSize(PHONE);
+    await page.fill('input[name=username]', TOTP_USER);
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/login\/totp/);
+    problems.push(...(await fits(page, '/login/totp')));
+    await page.setViewportSize(PHONE);
+    await page.fill('input[name=code]', TOTP.generate({ secret: Secret.fromBase32(ids.totpSecret) }));
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/(dashboard|quarantine)$/);
+    await page.goto(url('/account/totp'));
+    expect(await page.locator('main').innerText()).toContain('Two-step login is on');
+    problems.push(...(await fits(page, '/account/totp (on)')));
+    expect(problems).toEqual([]);
+  });
+
+  it('the charts of the Numbers page have readable text at 390 px, and one drawing each at every width', async () => {
+    const page = pages.get('domainadmin')!;
+    await page.setViewportSize(PHONE);
+    await page.goto(url('/stats'));
+    /** For each chart shown: the height of its smallest text on screen, and its right edge. */
+    const charts = () =>
+      page.locator('svg.chart').evaluateAll((svgs) =>
+        svgs
+          .filter((s) => s.getBoundingClientRect().width > 0)
+          .map((s) => ({ smallestText: Math.min(...[...s.querySelectorAll('text')].map((t) => t.getBoundingClientRect().height)), right: s.getBoundingClientRect().right, window: window.innerWidth })),
+      );
+    const phone = await charts();
+    expect(phone).toHaveLength(3);
+    for (const c of phone) {
+      expect(c.smallestText).toBeGreaterThanOrEqual(10);
+      expect(c.right).toBeLessThanOrEqual(c.window);
+    }
+    await page.setViewportSize(LAPTOP);
+    expect(await charts()).toHaveLength(3);
   });
 
   it('at 390 px the navigation is behind a menu button that opens it: every link and Log out are on screen', async () => {

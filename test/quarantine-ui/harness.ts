@@ -80,7 +80,7 @@ export function rawMessage(o: { from?: string; to?: string; subject?: string; ht
 }
 
 /** `database: 'postgres'`: the console on a fresh database of the run's PostgreSQL, quarantined bodies in it too. */
-export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect; learner?: boolean } = {}): Promise<Harness> {
+export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect; learner?: boolean; deps?: Partial<ConsoleDeps> } = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-ui-'));
   const config: Config = configSchema.parse({
     hostname: 'mx.gateway.test',
@@ -153,6 +153,7 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     stats: openStatsStore(sql),
     totp: openTotpStore(sql),
     ...(o.learner ? { learner: createLearner(openLearnerStore(sql)) } : {}),
+    ...o.deps,
   };
   const app = await buildConsole(deps);
   await app.ready();

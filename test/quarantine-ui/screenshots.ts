@@ -11,12 +11,13 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PASSWORD, startHarness } from './harness.ts';
-import { DEMO_USERS, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
+import { DEMO_CONFIG, DEMO_USERS, TOTP_USER, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
 
 interface Shot {
   name: string;
   path: string;
-  as: DemoRole | 'anonymous';
+  /** half-login: TOTP_USER after the password, before the code (/login/totp). */
+  as: DemoRole | 'anonymous' | 'half-login';
   /** Only at this width (default: both). */
   width?: number;
   /** Open the phone menu first. */
@@ -32,6 +33,13 @@ const SHOTS: Shot[] = [
   { name: 'message', path: '/messages/{message}', as: 'domainadmin' },
   { name: 'message-log', path: '/log', as: 'domainadmin' },
   { name: 'domains', path: '/domains', as: 'superadmin' },
+  { name: 'numbers', path: '/stats', as: 'superadmin', width: 1280 },
+  // on a phone the totals fill the first screen: show the charts
+  { name: 'numbers', path: '/stats', as: 'superadmin', width: 390, scrollTo: 'main .card:has(svg.chart) >> nth=0' },
+  { name: 'queue', path: '/queue', as: 'superadmin' },
+  { name: 'totp-setup', path: '/account/totp', as: 'user' },
+  { name: 'login-totp', path: '/login/totp', as: 'half-login' },
+  { name: 'digest-link', path: '/d/{digest}', as: 'anonymous' },
   { name: 'menu', path: '/quarantine', as: 'superadmin', width: 390, menu: true },
 ];
 const WIDTHS = [
@@ -42,7 +50,7 @@ const OUT = path.resolve(import.meta.dirname, '../../docs/screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars'];
 
 async function main(): Promise<void> {
-  const h = await startHarness({ learner: true });
+  const h = await startHarness({ learner: true, config: DEMO_CONFIG });
   let browser: Browser | undefined;
   try {
     const ids: DemoIds = await seedDemo(h);
@@ -57,10 +65,10 @@ async function main(): Promise<void> {
       page = await (await browser!.newContext({ viewport: WIDTHS[0] })).newPage();
       if (who !== 'anonymous') {
         await page.goto(url('/login'));
-        await page.fill('input[name=username]', DEMO_USERS[who]);
+        await page.fill('input[name=username]', who === 'half-login' ? TOTP_USER : DEMO_USERS[who]);
         await page.fill('input[name=password]', PASSWORD);
         await page.click('button[type=submit]');
-        await page.waitForURL(/\/(dashboard|quarantine)$/);
+        await page.waitForURL(who === 'half-login' ? /\/login\/totp$/ : /\/(dashboard|quarantine)$/);
       }
       pages.set(who, page);
       return page;

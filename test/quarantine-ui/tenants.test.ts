@@ -183,7 +183,11 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
       '/api/v1/quarantine/{id}',
       '/api/v1/quarantine/{id}/learn',
       '/api/v1/quarantine/{id}/release',
+      '/api/v1/queue',
+      '/api/v1/queue/flush',
+      '/api/v1/queue/{id}/retry',
       '/api/v1/stats',
+      '/api/v1/stats/history',
     ]);
     expect(doc.paths['/api/v1/quarantine/{id}/learn'].post.requestBody.content['application/json'].schema.properties.as.enum).toEqual(['spam', 'ham']);
     // The reader: its scripts are files of the console's origin (the console's CSP allows no inline script).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DnsResult } from '../../gateway/dns/resolver.ts';
+import type { DnsResult } from '../../core/dns.ts';
 import type { DnsblList, DnsblResult } from '../../scanners/dnsbl.ts';
 import {
   combineDecisions,

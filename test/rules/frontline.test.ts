@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checksSchema } from '../../gateway/config/checks.ts';
 import { recipientsSchema } from '../../gateway/config/checks.ts';
-import type { DnsResult } from '../../gateway/dns/resolver.ts';
+import type { DnsResult } from '../../core/dns.ts';
 import {
   baseAddress,
   clientKey,

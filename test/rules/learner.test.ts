@@ -31,26 +31,42 @@ const lenient = layerPolicy(DEFAULT_POLICY, [{ checks: { attachments: false, htm
 describe('fusion', () => {
   it('adds the learner’s log-odds as points, bounded, ramped in while the models are young; an empty learner adds nothing', () => {
     expect(learnerPoints(0, 0, DEFAULT_LEARNER_FUSION)).toBe(0);
-    expect(learnerPoints(3, 1000, DEFAULT_LEARNER_FUSION)).toBe(3 * DEFAULT_LEARNER_FUSION.pointsPerLogOdds);
+    expect(learnerPoints(1.5, 1000, DEFAULT_LEARNER_FUSION)).toBe(1.5 * DEFAULT_LEARNER_FUSION.pointsPerLogOdds);
     expect(learnerPoints(100, 1000, DEFAULT_LEARNER_FUSION)).toBe(DEFAULT_LEARNER_FUSION.maxPoints);
     expect(learnerPoints(-100, 1000, DEFAULT_LEARNER_FUSION)).toBe(-DEFAULT_LEARNER_FUSION.maxPoints);
-    expect(learnerPoints(4, DEFAULT_LEARNER_FUSION.rampExamples / 2, DEFAULT_LEARNER_FUSION)).toBe(2 * DEFAULT_LEARNER_FUSION.pointsPerLogOdds);
+    expect(learnerPoints(1, DEFAULT_LEARNER_FUSION.rampExamples / 2, DEFAULT_LEARNER_FUSION)).toBe(0.5 * DEFAULT_LEARNER_FUSION.pointsPerLogOdds);
+  });
+
+  it('is calibrated and monotonic: more spam-like log-odds or a higher spamd score never lower the total', () => {
+    // One unit of log-odds is worth pointsPerLogOdds spamd points (fitted on the tune split).
+    expect(DEFAULT_LEARNER_FUSION.pointsPerLogOdds).toBe(4);
+    let last = -Infinity;
+    for (let lo = -6; lo <= 6; lo += 0.05) {
+      const p = learnerPoints(lo, 1000, DEFAULT_LEARNER_FUSION);
+      expect(p).toBeGreaterThanOrEqual(last);
+      last = p;
+    }
+    const total = (spamd: number, lo: number) => {
+      const c = classify(report(spamd, learned(lo)), lenient);
+      return c.kind === 'verdict' ? c.score!.total : NaN;
+    };
+    for (const lo of [-3, -0.5, 0, 0.5, 3]) for (const spamd of [0, 2.5, 5]) expect(total(spamd + 1, lo)).toBeGreaterThan(total(spamd, lo));
   });
 
   it('a message spamd lets through is spam once the learner is sure, and the reason says what the learner saw', () => {
-    const c = classify(report(2, learned(4)), lenient);
+    const c = classify(report(2, learned(1)), lenient);
     expect(c).toMatchObject({ kind: 'verdict', class: 'spam', score: { spam: 2, learner: 4, total: 6 } });
     expect(c.kind === 'verdict' && c.reason).toBe('spam score 6.0 (SpamAssassin 2.0, learned filter +4.0 (spam-like: “FREE VIAGRA”)), 5.0 or more is spam');
   });
 
   it('the learner can also pull a false positive back below the threshold, and says why', () => {
-    const c = classify(report(6, learned(-3)), lenient);
+    const c = classify(report(6, learned(-0.75)), lenient);
     expect(c).toMatchObject({ kind: 'verdict', class: 'clean', reason: 'spam score 3.0 (SpamAssassin 6.0, learned filter −3.0 (like wanted mail: “project meeting”)), below 5.0' });
   });
 
   it('off in the policy, the learner counts for nothing; unreadable models are a retry, not a silent pass', () => {
     const off = layerPolicy(lenient, [{ checks: { learner: false } }]);
-    expect(classify(report(2, learned(4)), off)).toMatchObject({ class: 'clean', score: { total: 2 } });
+    expect(classify(report(2, learned(1)), off)).toMatchObject({ class: 'clean', score: { total: 2 } });
     expect(classify(report(2, { status: 'error', reason: 'database down' }), lenient)).toEqual({ kind: 'retry', reason: 'learned filter failed: database down' });
   });
 });

@@ -75,7 +75,7 @@ export class MemorySpool implements LedgerSpool, Pick<Spool, 'sweepSharedOrphans
   }
 
   /** Nothing is received into this spool over SMTP, so there is never a partial body to drop. */
-  async discardIncoming(id: string): Promise<void> {
+  async discardIncoming(_id: string): Promise<void> {
     this.check('discardIncoming');
   }
 

@@ -2,7 +2,6 @@
 // generated in the test run (no binary fixtures in the repo, nothing that trips a real scanner).
 
 import { Readable } from 'node:stream';
-import { crc32, deflateRawSync } from 'node:zlib';
 
 export type Encoding = '7bit' | '8bit' | 'binary' | 'base64' | 'quoted-printable';
 

@@ -13,7 +13,7 @@ import { RawSmtp } from '../../support/smtp-client.ts';
 import { startFakeDns, type FakeDns, type FakeZone } from '../../support/fake-dns.ts';
 import { mailboxMessages, sendWith, startTestGateway, waitFor, waitForStatus, type SendResult, type TestGateway } from '../../support/gateway.ts';
 import { startScriptedPeer, type ScriptedPeer } from '../../support/scripted-peer.ts';
-import { startDovecot, type PrivateDovecot } from '../../support/dovecot.ts';
+import { startDovecot } from '../../support/dovecot.ts';
 import { openAccountStore } from '../../../gateway/store/accounts.ts';
 import { hashPassword } from '../../../gateway/passwords.ts';
 import { makeCert } from '../../support/certs.ts';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createResolver, type DnsResolver } from '../../../gateway/dns/resolver.ts';
-import { canonicalIp, ptrName, reversedLabels, sameIp } from '../../../gateway/dns/ip.ts';
+import { createResolver } from '../../../gateway/dns/resolver.ts';
+import type { DnsResolver } from '../../../core/dns.ts';
+import { canonicalIp, ptrName, reversedLabels, sameIp } from '../../../core/ip.ts';
 import { startFakeDns, type FakeDns } from '../../support/fake-dns.ts';
 import { spf } from 'mailauth/lib/spf/index.js';
 

@@ -2,7 +2,8 @@
 // the score, a domain's reports stay mostly its own, rollback, the poisoning guards, several nodes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadCorpus, shuffled } from '../../../bench/lib/corpus.ts';
-import { createLearner, GLOBAL_MODEL, withoutOwnHeaders } from '../../../gateway/learner/learner.ts';
+import { createLearner, GLOBAL_MODEL, replayRow, withoutOwnHeaders } from '../../../gateway/learner/learner.ts';
+import { deserializeReplay, REPLAY_EXAMPLES } from '../../../scanners/learner/replay.ts';
 import { openLearnerStore } from '../../../gateway/store/learner-store.ts';
 import type { Sql } from '../../../gateway/store/sql.ts';
 import type { LearnerScan } from '../../../scanners/types.ts';
@@ -62,6 +63,26 @@ describe.each(DIALECTS)('learner on %s', (dialect) => {
     expect(own).toBeGreaterThan(1);
     expect(other).toBeGreaterThan(0);
     expect(other).toBeLessThan(own * 0.3);
+  });
+
+  it('a domain’s reports are rehearsed from a bounded buffer of its own; a rollback empties it, so what was undone is not learned again', async () => {
+    const store = openLearnerStore(db.sql);
+    const learner = createLearner(store);
+    const before = await learner.snapshot('a.test', 'admin', 'empty');
+    for (const [i, m] of train.entries()) await learner.teach(m.raw, { as: m.spam ? 'spam' : 'ham', reporter: `u${i % 10}@a.test`, domain: 'a.test', trusted: false });
+    const buffer = deserializeReplay((await store.load(replayRow('a.test')))!.data);
+    expect(buffer.length).toBe(Math.min(train.length, REPLAY_EXAMPLES));
+    expect(buffer.every((e) => e.weight === 0.25)).toBe(true);
+    expect(buffer.some((e) => e.replays > 0)).toBe(true);
+    expect(await store.load(replayRow(GLOBAL_MODEL))).toBeUndefined(); // the global model takes its share, no buffer of its own
+    const [scan] = (await learner.score(spamOut[0].raw, ['a.test'])).values();
+    expect(scan).toMatchObject({ trained: 2 * train.length }); // repeats are not counted as messages
+
+    await learner.rollback(before, 'admin');
+    expect(deserializeReplay((await store.load(replayRow('a.test')))!.data)).toEqual([]);
+    // One more report after the rollback rehearses only itself.
+    await learner.teach(spamOut[1].raw, { as: 'spam', reporter: 'late@a.test', domain: 'a.test', trusted: false });
+    expect(deserializeReplay((await store.load(replayRow('a.test')))!.data).map((e) => e.weight)).toEqual([0.25]);
   });
 
   it('one reporter flipping ham to spam moves other ham less than it could: its weight is a quarter, repeats count once, its rate is capped', async () => {

@@ -145,6 +145,31 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     expect(finals.at(-1)).toEqual([env.id, 'delivered']);
   });
 
+  it('finishAllDelivered: the last results, the status and its event in one commit; refused (nothing written) when a recipient failed or the move is illegal', async () => {
+    const env = await delivering(['alice@example.test', 'carol@example.test']);
+    await store.recordDelivery(env.id, 'alice@example.test', 'delivered', '250 first');
+    const commits = { n: 0 };
+    const counted: MetadataStore = { ...store, step: (s) => (commits.n++, store.step(s)), recordDelivery: (...a) => (commits.n++, store.recordDelivery(...a)) };
+    const one = openLedger({ store: counted, spool, queue, quarantine: blobs, logger: silentLogger(), onFinal: (id, st) => void finals.push([id, st]) });
+    expect(await one.finishAllDelivered(env.id, [{ recipient: 'carol@example.test', reply: '250 second' }])).toBe(true);
+    expect(commits.n).toBe(1);
+    expect(await status(env.id)).toBe('delivered');
+    expect((await store.deliveries(env.id)).map((d) => [d.recipient, d.outcome])).toEqual([['alice@example.test', 'delivered'], ['carol@example.test', 'delivered']]);
+    expect(lastOf(await store.events(env.id), 'delivered')?.results).toEqual([{ recipient: 'alice@example.test', reply: '250 first' }, { recipient: 'carol@example.test', reply: '250 second' }]);
+    expect((await store.get(env.id))?.lastReply).toBe('250 second');
+    expect(await spool.committedIds()).toEqual([]);
+    expect(finals.at(-1)).toEqual([env.id, 'delivered']);
+
+    const failed = await delivering(['alice@example.test', 'carol@example.test']);
+    await store.recordDelivery(failed.id, 'alice@example.test', 'failed', '550 5.1.1 unknown');
+    expect(await ledger.finishAllDelivered(failed.id, [{ recipient: 'carol@example.test', reply: '250 ok' }])).toBe(false);
+    expect(await status(failed.id)).toBe('delivering');
+    expect((await store.deliveries(failed.id)).map((d) => d.recipient)).toEqual(['alice@example.test']);
+    const q = await quarantined();
+    expect(await ledger.finishAllDelivered(q.id, [{ recipient: 'alice@example.test', reply: '250 ok' }])).toBe(false);
+    expect(await store.deliveries(q.id)).toEqual([]); // the refused move wrote no delivery row either
+  });
+
   it('finish with a failed recipient: its copy kept, bounced, failed; defer from a final state is refused', async () => {
     const env = await delivering();
     await store.recordDelivery(env.id, 'alice@example.test', 'failed', '550 5.1.1 unknown');

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScanReport } from '../../../scanners/types.ts';
 import { openMetadataStore, type MetadataStore } from '../../../gateway/store/metadata.ts';
+import type { Sql } from '../../../gateway/store/sql.ts';
 import { DIALECTS, openTestSql } from '../../support/databases.ts';
 
 const HOUR = 3_600_000;
@@ -45,6 +46,29 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
     expect(m).toMatchObject({ id: 'm1', receivedAt: T0, rcptTo: ['alice@a.test'], status: 'queued', verdict: 'spam', subject: 'Cheap Pills' });
     expect(m?.report?.spam).toEqual({ status: 'scored', score: 7.5, threshold: 5, rules: [] });
     expect(await store.get('nope')).toBeUndefined();
+  });
+
+  it('group commit: messages accepted at the same moment are recorded in one transaction, each caller answered after it', async () => {
+    const own = await openTestSql(dialect);
+    try {
+      const commits = { transactions: 0, alone: 0 };
+      const counted = { ...own.sql, transaction: ((fn) => (commits.transactions++, own.sql.transaction(fn))) as Sql['transaction'], run: ((query) => (commits.alone++, own.sql.run(query))) as Sql['run'] };
+      const grouped = openMetadataStore(counted);
+      const accept = (id: string) => grouped.recordReceived({ id, receivedAt: T0, clientIp: '192.0.2.1', helo: 'mx.sender.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@a.test'], size: 100 });
+      const ids = Array.from({ length: 20 }, (_, i) => `gc${i}`);
+      await Promise.all(ids.map(accept));
+      expect(commits).toEqual({ transactions: 1, alone: 0 });
+      for (const id of ids) expect((await grouped.get(id))?.status).toBe('queued');
+      // One at a time: a plain insert, no transaction around it.
+      await accept('gc-alone');
+      expect(commits).toEqual({ transactions: 1, alone: 1 });
+      // A commit that fails rejects every caller whose row it held.
+      await own.close();
+      const failed = await Promise.allSettled(['x1', 'x2', 'x3'].map(accept));
+      expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    } finally {
+      await own.close().catch(() => {});
+    }
   });
 
   it('transition is a compare-and-set that exactly one of many concurrent callers wins', async () => {

@@ -1,5 +1,5 @@
-// IP address helpers for DNS work: canonical forms, reverse (in-addr.arpa / ip6.arpa) labels for PTR
-// and DNSBL queries. Pure functions over strings, no I/O, so rules/ may use them too.
+// IP address helpers: canonical forms, reverse (in-addr.arpa / ip6.arpa) labels for PTR and DNSBL
+// queries. Pure functions over strings, no I/O, on the bottom floor so every other floor may use them.
 import { isIPv4, isIPv6 } from 'node:net';
 
 export type ParsedIp = { version: 4; bytes: number[] } | { version: 6; bytes: number[] };

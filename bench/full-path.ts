@@ -1,0 +1,120 @@
+// `node bench/full-path.ts`: one scenario of the bench, the full path without spamd (smtp-source →
+// `mailmoat start` → smtp-sink, 2 KB, 50 sessions), repeated, for working on the gateway's CPU per
+// message (issue 16). Prints per run msg/s, CPU ms per message of the gateway process (all its
+// threads: the figure least moved by other load), its peak RSS and the 1-minute load average;
+// with --profile, one more run under --cpu-prof and its top self-time functions.
+//
+//   node bench/full-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../gateway/log.ts';
+import { startEngines } from './lib/engines.ts';
+import { setGatewayRoot } from './lib/gateway.ts';
+import { asSourceFile, makeMessage, wireBytes } from './lib/messages.ts';
+import { summarizeProfile } from './lib/profile.ts';
+import { readMemoryReports } from './lib/rounds.ts';
+import { fullCell, startPhase, warmUp, type Bench, type TestMessage } from './lib/scenarios.ts';
+import { readFileSync } from 'node:fs';
+
+/** utime and stime of a process (its threads included), ms: how much of its CPU is the kernel's (fsync, open, rename). */
+function cpuSplit(pid: number): { user: number; system: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  const tick = 1000 / 100; // CLK_TCK is 100 on Linux
+  return { user: Number(rest[11]) * tick, system: Number(rest[12]) * tick };
+}
+
+const REPO_ROOT = resolve(import.meta.dirname, '..');
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '3' },
+      count: { type: 'string', default: '300' },
+      sessions: { type: 'string', default: '50' },
+      size: { type: 'string', default: '2' },
+      profile: { type: 'boolean', default: false },
+      gateway: { type: 'string' },
+    },
+  });
+  if (values.gateway) setGatewayRoot(resolve(values.gateway));
+  const count = Number(values.count);
+  const sessions = Number(values.sessions);
+  const logger = createLogger({ name: 'bench', level: 'warn' });
+  const runDir = join(tmpdir(), `mailmoat-fullpath-${process.pid}`);
+  await rm(runDir, { recursive: true, force: true });
+  await mkdir(runDir, { recursive: true, mode: 0o711 });
+  const log = (line: string) => console.log(line);
+  const engines = await startEngines({ dir: join(runDir, 'engines'), clamavDb: join(REPO_ROOT, 'deploy/clamav-test-db'), logger });
+  const kind = values.size === '50' ? 'medium' : 'small';
+  const lines = makeMessage(kind, kind === 'small' ? 2048 : 51_200);
+  const file = join(runDir, 'message.txt');
+  await writeFile(file, asSourceFile(lines));
+  const m: TestMessage = { label: `${values.size} KB`, bytes: kind === 'small' ? 2048 : 51_200, file, wire: wireBytes(lines) };
+  const b: Bench = { engines, runDir, logLevel: 'warn', log };
+  try {
+    const p = await startPhase(b, 'full', { roles: ['start'], spamd: false });
+    try {
+      log(`RSS after start: ${p.rssAtStart.map((r) => `${r.role} ${(r.bytes / 1048576).toFixed(0)} MB`).join(', ')}`);
+      await warmUp(p, m, 30, true);
+      const rates: number[] = [];
+      const cpus: number[] = [];
+      for (let i = 1; i <= Number(values.runs); i++) {
+        const pid = p.gateways[0].pid;
+        const before = cpuSplit(pid);
+        const c = await fullCell(b, p, 'full', m, sessions, count, i, 120_000);
+        const after = cpuSplit(pid);
+        log(`  user ${((after.user - before.user) / c.done).toFixed(2)} ms/msg, system ${((after.system - before.system) / c.done).toFixed(2)} ms/msg`);
+        const g = c.usage.groups.mailmoat;
+        rates.push(c.rate);
+        cpus.push(c.cpuMsPerMessage.mailmoat);
+        log(
+          `run ${i}: ${c.rate} msg/s (accept ${c.acceptRate}), ${c.cpuMsPerMessage.mailmoat} ms CPU/msg (gateway), peak RSS ${(g.kernelPeakRssBytes / 1048576).toFixed(0)} MB, load ${c.usage.machine.loadavg1mStart}→${c.usage.machine.loadavg1mEnd}, others ${c.usage.machine.othersPercentOfOneCore}%${c.ok ? '' : ` FAILED ${c.error}`}`,
+        );
+      }
+      const med = (xs: number[]) => {
+        const s = [...xs].sort((a, b) => a - b);
+        const m = Math.floor(s.length / 2);
+        return s.length % 2 ? s[m] : Math.round(((s[m - 1] + s[m]) / 2) * 100) / 100;
+      };
+      log(`median: ${med(rates)} msg/s, ${med(cpus)} ms CPU/msg; load now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    } finally {
+      await p.stop();
+    }
+    for (const r of readMemoryReports(join(runDir, 'memory'))) {
+      const mb = (x: number) => `${(x / 1048576).toFixed(0)} MB`;
+      log(`memory ${r.role}: peak rss ${mb(r.peak.rss)} (anon ${mb(r.peak.rssAnon)}, file ${mb(r.peak.rssFile)}), heap ${mb(r.peak.heapUsed)}/${mb(r.peak.heapTotal)}, external ${mb(r.peak.external)}, buffers ${mb(r.peak.arrayBuffers)}; ${r.modules} modules: ${r.packages.slice(0, process.env.ALL_PACKAGES ? 500 : 12).map((x) => `${x.name} ${x.files}`).join(', ')}`);
+    }
+    if (values.profile) {
+      const dir = join(REPO_ROOT, 'var/bench/profiles', `full-path-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      const pb: Bench = { ...b, cpuProfDir: dir };
+      const p2 = await startPhase(pb, 'profile', { roles: ['start'], spamd: false });
+      let window = { fromUs: 0, toUs: 0 };
+      try {
+        await warmUp(p2, m, 30, true);
+        const from = Number(process.hrtime.bigint() / 1000n);
+        const c = await fullCell(pb, p2, 'full', m, sessions, count, 0, 120_000);
+        window = { fromUs: from, toUs: Number(process.hrtime.bigint() / 1000n) };
+        log(`profiled run: ${c.rate} msg/s, ${c.cpuMsPerMessage.mailmoat} ms CPU/msg`);
+      } finally {
+        await p2.stop();
+      }
+      for (const f of existsSync(dir) ? readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')) : []) {
+        const s = summarizeProfile(join(dir, f), window, 15);
+        log(`\n${f}: busy ${s.busyMs.toFixed(0)} ms, gc ${s.gcMs.toFixed(0)} ms, idle ${s.idleMs.toFixed(0)} ms`);
+        for (const l of s.topFunctions) log(`  ${l.selfMs.toFixed(0).padStart(6)} ms ${l.busyPercent.toFixed(1).padStart(5)}%  ${l.name}  ${l.where}`);
+        log('  by origin:');
+        for (const l of s.byOrigin.slice(0, 12)) log(`  ${l.selfMs.toFixed(0).padStart(6)} ms ${l.busyPercent.toFixed(1).padStart(5)}%  ${l.name}`);
+      }
+    }
+  } finally {
+    await engines.stop();
+    await rm(runDir, { recursive: true, force: true });
+  }
+  return 0;
+}
+
+process.exitCode = await main();

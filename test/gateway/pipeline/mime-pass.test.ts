@@ -1,0 +1,123 @@
+// One MIME pass per message (gateway/pipeline/mime-pass.ts): the walk (attachment rules) and the
+// text scan (URLs, HTML disarm prediction) take the chunks of one splitter. What a verdict is
+// made of must not move: over a seeded corpus of ordinary, odd and broken messages the shared pass
+// gives exactly the facts and text findings that each analyser gave with a splitter of its own,
+// and the analysis of a message splits it once (it split it twice before, and read it five times).
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../gateway/config/load.ts';
+import { analyse, reportFor, walkLimits, type Scanners } from '../../../gateway/pipeline/analyse.ts';
+import { createAnalysisPool } from '../../../gateway/pipeline/analysis-pool.ts';
+import { mimePass } from '../../../gateway/pipeline/mime-pass.ts';
+import { recipientPolicies } from '../../../gateway/pipeline/policy.ts';
+import { registrableDomain, scanText } from '../../../gateway/pipeline/text-scan.ts';
+import type { Envelope, Spool } from '../../../gateway/spool/spool.ts';
+import { walkMessage } from '../../../scanners/mime-walk.ts';
+import { splitterStats } from '../../../scanners/splitter.ts';
+import { prng } from '../../support/prng.ts';
+import { FAKE_PE, attachment, buildMessage, html, nested, text, toStream, zip, type PartSpec } from '../../support/mime.ts';
+
+// Small bounds, so that the corpus hits them: part count, nesting, header bytes.
+const WALK = { maxParts: 12, maxDepth: 4, maxHeaderBytes: 2048, maxArchiveBytes: 1 << 20 };
+const SETTINGS = { remoteImages: 'placeholder' as const, phishingNet: true, phishingSafeSites: [] };
+const TEXT = { maxParts: 12, maxHeaderBytes: 2048, maxHtmlPartBytes: 4096, maxTextPartBytes: 2048, maxHosts: 5, disarm: [SETTINGS], registrableDomain };
+const PHISH = '<p onclick="x()">pay <a href="https://evil.test/login">https://www.bank.test/</a> <img src="https://track.test/p.gif"></p>\r\n';
+
+function corpus(): { name: string; msg: Buffer }[] {
+  const r = prng(16);
+  const int = (n: number) => Math.floor(r() * n);
+  const leaves: PartSpec[] = [
+    text('see www.one.test and https://two.test/x\r\n'),
+    html(PHISH),
+    { contentType: 'text/html; charset=iso-8859-1', encoding: 'base64', body: Buffer.from('<a href="http://caf\xe9.test/">caf\xe9</a>', 'latin1') },
+    { contentType: 'text/html', encoding: '7bit', body: `<div>${'<p>x</p>'.repeat(900)}</div>` },
+    attachment('setup.exe', FAKE_PE),
+    attachment('invoice.zip', zip([{ name: 'a/b.js', data: Buffer.from('alert(1)') }])),
+    { contentType: 'message/rfc822', body: buildMessage({ multipart: 'mixed', parts: [html(PHISH), attachment('x.exe', FAKE_PE)] }, ['Subject: inner', 'MIME-Version: 1.0']) },
+  ];
+  const some = () => Array.from({ length: 1 + int(4) }, () => leaves[int(leaves.length)]);
+  const out: { name: string; msg: Buffer }[] = [
+    { name: 'too many parts', msg: buildMessage({ multipart: 'mixed', parts: Array.from({ length: 20 }, () => text('www.many.test')) }) },
+    { name: 'nested too deep, HTML at the bottom', msg: buildMessage(nested(6, html(PHISH))) },
+    { name: 'a header block past its bound', msg: buildMessage(text('x'), [`Subject: ${'y'.repeat(3000)}`, 'MIME-Version: 1.0']) },
+    { name: 'no MIME at all', msg: Buffer.from('Subject: hi\r\n\r\nvisit www.plain.test\r\n') },
+  ];
+  for (let i = 0; i < 150; i++) {
+    const root: PartSpec = r() < 0.5 ? { multipart: (['mixed', 'alternative', 'related'] as const)[int(3)], parts: some() } : { multipart: 'mixed', parts: [{ multipart: 'alternative', parts: some() }, ...some()] };
+    let msg = buildMessage(root);
+    const lines = msg.toString('latin1').split('\r\n');
+    switch (int(5)) {
+      case 0: lines.splice(int(lines.length), 1); break; // a line lost
+      case 1: { const b = lines.flatMap((l, j) => (l === '' ? [j] : [])); if (b.length) lines.splice(b[int(b.length)], 1); break; } // a header block without its end
+      case 2: lines.splice(int(lines.length), 0, `--${/boundary="?([^";\r\n]+)/.exec(msg.toString('latin1'))?.[1] ?? 'x'}`); break; // a stray delimiter
+      case 3: msg = msg.subarray(0, int(msg.length)); break; // cut short
+      default: break;
+    }
+    if (!msg.equals(Buffer.from(lines.join('\r\n'), 'latin1')) && lines.length > 1) msg = Buffer.from(lines.join('\r\n'), 'latin1');
+    out.push({ name: `seeded #${i}`, msg });
+  }
+  return out;
+}
+
+describe('one MIME pass for the walk and the text scan', () => {
+  const messages = corpus();
+
+  it('gives the facts and text findings each analyser gave alone, over a seeded corpus of 154 messages', async () => {
+    let malformed = 0;
+    for (const { name, msg } of messages) {
+      const alone = { facts: await walkMessage(toStream(msg, 700), WALK), text: await scanText(toStream(msg, 700), TEXT) };
+      const shared = await mimePass(Readable.from([msg]), { walk: WALK, text: TEXT });
+      expect(shared, name).toEqual(alone);
+      if (alone.facts.outcome.status !== 'ok') malformed++;
+    }
+    // The corpus reaches the bounds and the broken structures, not only the happy path.
+    expect(malformed).toBeGreaterThan(5);
+  });
+
+  it('gives the same in a worker thread, from the bytes read once', async () => {
+    const pool = createAnalysisPool({ threads: 1, timeMs: 10_000 });
+    try {
+      const { registrableDomain: _fn, ...plain } = TEXT;
+      for (const { name, msg } of messages.slice(0, 30)) {
+        const inThread = await pool.mimePass({ bytes: msg }, { walk: WALK, text: plain });
+        expect(inThread, name).toEqual(await mimePass(Readable.from([msg]), { walk: WALK, text: TEXT }));
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('the analysis of a message', () => {
+  const config = parseConfig('hostname: mx.example.test\ndataDir: data\ndomains:\n  example.test:\n    downstream: [{ host: 10.0.0.5 }]\nspamd:\n  enabled: false\n  host: 127.0.0.1\n  port: 1\n', 'mailmoat.yaml');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-mime-pass-'));
+
+  it('splits the message once for the attachment, HTML and URL checks, and reads it once for clamd', async () => {
+    const msg = buildMessage({ multipart: 'mixed', parts: [{ multipart: 'alternative', parts: [text('www.one.test'), html(PHISH)] }, attachment('setup.exe', FAKE_PE)] });
+    const file = path.join(dir, 'm1');
+    writeFileSync(file, msg);
+    const envelope: Envelope = { id: 'm1', receivedAt: Date.now(), clientIp: '192.0.2.1', clientHostname: null, helo: 'a.test', mailFrom: 'a@sender.test', rcptTo: ['b@example.test'], size: msg.length, tls: false };
+    const seenByClamd: Buffer[] = [];
+    const scanners: Scanners = {
+      async virus(input) {
+        seenByClamd.push(Buffer.isBuffer(input) ? input : Buffer.concat(await input.toArray()));
+        return { status: 'clean' };
+      },
+      spam: () => Promise.reject(new Error('spamd is off')),
+    };
+    const policies = await recipientPolicies(config, envelope, undefined);
+    const before = splitterStats.created;
+    const analysis = await analyse({ config, spool: { messagePath: () => file } as unknown as Spool, scanners }, envelope, policies);
+    expect(splitterStats.created - before).toBe(1);
+    expect(seenByClamd).toEqual([msg]);
+    const report = reportFor(analysis, policies[0]);
+    expect(report.attachments).toMatchObject({ status: 'checked', findings: expect.arrayContaining([expect.objectContaining({ part: '2', class: 'banned' })]) });
+    expect(report.html).toMatchObject({ status: 'checked', phishing: [{ part: '1.2', shown: 'www.bank.test', real: 'evil.test' }] });
+    // The rewrite gets the same bytes, not another read of the file.
+    expect(analysis.body).toEqual(msg);
+    expect(walkLimits(config).maxParts).toBe(config.mime.maxParts);
+  });
+});
