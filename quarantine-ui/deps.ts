@@ -73,7 +73,7 @@ export interface ConsoleDeps {
   /** `mailmoat queue retry|flush` for the queue page (gateway/delivery/queue-ops.ts); absent: no buttons. */
   queueOps?: {
     retry(id: string): Promise<OpResult>;
-    flush(o: { domain?: string }): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }>;
+    flush(o: { domain?: string; within?: readonly string[] }): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }>;
   };
   /** The second factor (TOTP) of local accounts and their recovery codes (routes/totp.ts). */
   totp: TotpStore;

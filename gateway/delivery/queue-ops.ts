@@ -83,16 +83,23 @@ export async function deleteQueued(deps: DeliveryDeps, id: string, by: string): 
 /**
  * Tries every deferred message now (`postqueue -f`), or only those with a recipient still pending
  * in `domain` (`postqueue -s`). A message a worker holds right now is counted as skipped.
+ * `within` (a domain admin's flush): only messages whose every pending recipient is in those
+ * domains, as for retrying one message: one tenant does not hurry another's deliveries.
  */
-export async function flushDeferred(deps: QueueViewDeps, o: { domain?: string; limit?: number } = {}): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }> {
+export async function flushDeferred(
+  deps: QueueViewDeps,
+  o: { domain?: string; within?: readonly string[]; limit?: number } = {},
+): Promise<{ flushed: string[]; skipped: { id: string; reason: string }[] }> {
   const flushed: string[] = [];
   const skipped: { id: string; reason: string }[] = [];
   const domain = o.domain?.toLowerCase();
   for (const record of await deps.store.inFlight(o.limit ?? 100_000)) {
     if (record.status !== 'deferred') continue;
-    if (domain) {
+    if (domain || o.within) {
       const done = new Set((await deps.store.deliveries(record.id)).filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
-      if (!record.rcptTo.some((r) => !done.has(r) && r.toLowerCase().endsWith(`@${domain}`))) continue;
+      const pending = record.rcptTo.filter((r) => !done.has(r)).map((r) => r.toLowerCase());
+      if (domain && !pending.some((r) => r.endsWith(`@${domain}`))) continue;
+      if (o.within && !pending.every((r) => o.within!.some((d) => r.endsWith(`@${d.toLowerCase()}`)))) continue;
     }
     const result = await retryNow(deps, record.id);
     if (result.ok) flushed.push(record.id);

@@ -73,6 +73,12 @@ export interface AccountStore {
   byExternal(identity: ExternalIdentity): Promise<Account | undefined>;
   /** An account that logs in only through the identity's source: it has no usable password. */
   createExternal(a: Omit<NewAccount, 'passwordHash'>, identity: ExternalIdentity): Promise<Account>;
+  /**
+   * Links a local end-user account that only digest links log into (LINK_ONLY_PASSWORD) to an
+   * external identity of the same name, ending its sessions; false when there is no such account
+   * (or it is disabled: an administrator's "no" stands).
+   */
+  adoptLinkOnly(username: string, identity: ExternalIdentity): Promise<boolean>;
   createSession(accountId: number, ttlMs: number): Promise<Session>;
   /** The session if it exists and has not expired. */
   getSession(id: string): Promise<Session | undefined>;
@@ -111,6 +117,8 @@ const toAccount = (r: Row): Account => ({
 
 /** No scrypt hash has this form, so verifyPassword() refuses every password for it. */
 const NO_PASSWORD = '!external';
+/** The end-user account a digest link created on first use: no password, the link is the way in. */
+export const LINK_ONLY_PASSWORD = '!digest-link-only';
 
 export const USERNAME = /^[a-z0-9][a-z0-9._@+-]{0,63}$/;
 
@@ -141,6 +149,17 @@ export function openAccountStore(sql: Sql, now: () => number = Date.now): Accoun
     },
     createExternal(a, identity) {
       return insert(a, NO_PASSWORD, identity);
+    },
+    async adoptLinkOnly(username, identity) {
+      return sql.transaction(async (tx) => {
+        const r = await tx.one<{ id: number }>(
+          q`UPDATE console_accounts SET auth_source = ${identity.source}, external_id = ${identity.id}, password_hash = ${NO_PASSWORD}
+            WHERE username = ${username.trim().toLowerCase()} AND auth_source = 'local' AND role = 'user' AND disabled = 0 AND password_hash = ${LINK_ONLY_PASSWORD}
+            RETURNING id`,
+        );
+        if (r) await endSessions(tx, r.id);
+        return Boolean(r);
+      });
     },
     async byExternal(identity) {
       const r = await sql.one<Row>(q`SELECT ${cols} FROM console_accounts WHERE auth_source = ${identity.source} AND external_id = ${identity.id}`);

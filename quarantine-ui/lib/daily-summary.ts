@@ -31,6 +31,11 @@ export interface DailySummaryDeps {
 }
 
 const ADDRESS = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
+
+/** Whether the summary can be mailed to this account: at its username, when that is an address (one rule for the mail and the Numbers page). */
+export function summaryMailable(account: Pick<Account, 'username'>): boolean {
+  return ADDRESS.test(account.username);
+}
 const TOP_SENDERS = 5;
 
 interface Summary {
@@ -98,7 +103,7 @@ export async function sendDailySummaries(deps: DailySummaryDeps, at = dayBefore(
   const result = { sent: 0, recipients: [] as string[] };
   const off = await deps.stats.summaryOptOuts();
   for (const account of await deps.accounts.list()) {
-    if (account.disabled || account.role === 'user' || !ADDRESS.test(account.username) || off.has(account.id)) continue;
+    if (account.disabled || account.role === 'user' || !summaryMailable(account) || off.has(account.id)) continue;
     if (account.role === 'domainadmin' && account.domains.length === 0) continue;
     const to = account.username;
     try {

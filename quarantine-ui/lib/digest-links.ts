@@ -5,6 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../../gateway/config/schema.ts';
 import type { DigestStore, LinkAction, ReleaseToken } from '../../gateway/store/digests.ts';
+import { USERNAME } from '../../gateway/store/accounts.ts';
 import { deriveKey } from './keys.ts';
 
 interface LinkDeps {
@@ -31,6 +32,15 @@ export async function issueToken(deps: LinkDeps & { config: Config }, messageId:
   };
   await deps.digests.addToken(t);
   return `${t.id}.${sign(deps.secret, t)}`;
+}
+
+/**
+ * Whether the open-my-quarantine link can work for an address: it logs into the end-user account
+ * named after it, and a console username is shorter and plainer than a mail address may be
+ * (o'brien@…, 65+ characters). No link is better than one that fails after a click.
+ */
+export function loginLinkPossible(address: string): boolean {
+  return USERNAME.test(address.toLowerCase());
 }
 
 export type TokenCheck = { ok: true; token: ReleaseToken } | { ok: false; reason: string };

@@ -6,7 +6,7 @@ import type { MessageRecord } from '../../gateway/store/metadata.ts';
 import { linksFor } from '../../rules/digest.ts';
 import type { Config } from '../../gateway/config/schema.ts';
 import type { DigestStore } from '../../gateway/store/digests.ts';
-import { issueToken } from './digest-links.ts';
+import { issueToken, loginLinkPossible } from './digest-links.ts';
 import { escapeHtml, type GeneratedMail } from './mail-out.ts';
 import { decide } from './rights.ts';
 import { displayText, formatTime } from './text.ts';
@@ -58,7 +58,7 @@ async function entryFor(deps: TokenDeps, recipient: string, m: MessageRecord): P
 export async function composeDigest(deps: TokenDeps, kind: 'digest' | 'notice', recipient: string, rows: MessageRecord[]): Promise<GeneratedMail> {
   const entries: Entry[] = [];
   for (const m of rows) entries.push(await entryFor(deps, recipient, m));
-  const login = `${deps.publicUrl}d/${await issueToken(deps, '', recipient, 'login')}`;
+  const login = loginLinkPossible(recipient) ? `${deps.publicUrl}d/${await issueToken(deps, '', recipient, 'login')}` : null;
   const host = deps.config.hostname;
   const ttl = deps.config.console.digest.linkTtlHours;
   const title = kind === 'digest' ? 'Quarantine digest' : 'Quarantine notice';
@@ -74,7 +74,7 @@ export async function composeDigest(deps: TokenDeps, kind: 'digest' | 'notice', 
     for (const l of e.links) text.push(`  ${l.label}: ${l.url}`);
     text.push('');
   }
-  text.push(outro, `${loginLabel}: ${login}`);
+  text.push(outro, ...(login ? [`${loginLabel}: ${login}`] : []));
 
   const x = escapeHtml;
   const items = entries.map(
@@ -92,7 +92,6 @@ ${e.note ? `<p><em>${x(e.note)}</em></p>\n` : ''}<p>${e.links.map((l) => `<a hre
 ${items.join('\n')}
 </ul>
 <p>${x(outro)}</p>
-<p><a href="${x(login)}">${x(loginLabel)}</a></p>
-</body></html>`;
+${login ? `<p><a href="${x(login)}">${x(loginLabel)}</a></p>\n` : ''}</body></html>`;
   return { to: recipient, subject, text: text.join('\n'), html };
 }

@@ -11,7 +11,8 @@
 // pre-fetch links must not act); the POST uses the token once (compare-and-set) and acts.
 // A message that also went to other recipients gets no release link: one recipient must not
 // release mail for another. A message of a class the recipient may not release
-// (rules/release-rights.ts: a virus, by default) gets a "request release" link instead.
+// (rules/release-rights.ts: a virus, by default) gets a "request release" link instead. A
+// recipient whose console account is disabled gets none.
 //
 // Several consoles: a day's run and each notice interval are claimed once in digest_runs, and
 // each (recipient, message) is claimed once in digest_listed, so no message is listed twice.
@@ -77,6 +78,8 @@ async function heldByRecipient(deps: DigestDeps, mode: DigestMode, since: number
 
 /** Lists the messages not yet listed to this recipient (claimed, so once across consoles) in one mail. */
 async function sendTo(deps: DigestDeps, kind: 'digest' | 'notice', recipient: string, rows: MessageRecord[]): Promise<boolean> {
+  // A disabled account's links are refused (routes/digest.ts): no mail full of dead links.
+  if ((await deps.accounts.byName(recipient))?.disabled) return false;
   const listed = await deps.digests.alreadySent(recipient, rows.map((r) => r.id));
   const fresh = rows.filter((r) => !listed.has(r.id)).slice(0, MAX_LISTED);
   if (fresh.length === 0) return false;

@@ -3,7 +3,8 @@
 // OIDC provider, created or brought up to date from their groups at every login (JIT).
 //
 // Order, and why:
-//   - A local account of that name is checked against its own password only. The directory is
+//   - A local account of that name is checked against its own password only (except an end-user
+//     account a digest link made, which has none: the directory's person of that name takes it). The directory is
 //     not asked: a directory person cannot take over a local account by sharing its name, and a
 //     local superadmin logs in while the directory is down (break-glass).
 //   - An LDAP account (or an unknown name) is checked against the directory. A directory that
@@ -12,7 +13,7 @@
 // Group → role is rules/role-mapping.ts; a person whose groups map to nothing is refused.
 import type { ConsoleAuthConfig } from '../../gateway/config/console-auth.ts';
 import { dummyHash, verifyPassword } from '../../gateway/passwords.ts';
-import { USERNAME, type Account, type AccountStore, type ExternalIdentity } from '../../gateway/store/accounts.ts';
+import { LINK_ONLY_PASSWORD, USERNAME, type Account, type AccountStore, type ExternalIdentity } from '../../gateway/store/accounts.ts';
 import { grantFromGroups } from '../../rules/role-mapping.ts';
 import type { Directory } from './ldap.ts';
 
@@ -36,7 +37,7 @@ export async function authenticate(
 ): Promise<LoginResult> {
   const account = await o.accounts.byName(username);
   const wrong = (detail: string): LoginResult => ({ ok: false, message: WRONG_PASSWORD, detail, failure: true });
-  if (!account || account.authSource === 'ldap') {
+  if (!account || account.authSource === 'ldap' || (o.directory && (await linkOnly(o.accounts, account)))) {
     if (o.directory) return fromDirectory(o, o.directory, username, password);
     if (account) return wrong('directory account, but no directory is configured');
   }
@@ -87,6 +88,15 @@ export async function provision(
   }
   const name = username.trim().toLowerCase();
   if (!USERNAME.test(name)) return refuse(`Your login name "${name.slice(0, 64)}" cannot be used as a console username. Ask your administrator.`, 'unusable username');
+  // A digest link made an end-user account of this name (login name = mail address): it becomes
+  // this person's when the provider gives them that address too (a login name alone may be
+  // chosen by its holder), with the role and addresses their groups give (its old sessions end).
+  const ownsName = mail.some((m) => m.trim().toLowerCase() === name);
+  if (ownsName && (await o.accounts.adoptLinkOnly(name, identity))) {
+    const adopted = (await o.accounts.byExternal(identity))!;
+    await o.accounts.update(adopted.id, wanted);
+    return { ok: true, account: (await o.accounts.get(adopted.id))!, detail: `${how}; digest-link account taken over` };
+  }
   if (await o.accounts.byName(name)) {
     return refuse(`An account named "${name}" exists already and is not linked to this login. Ask your administrator.`, 'username taken by an unlinked account');
   }
@@ -97,6 +107,11 @@ export async function provision(
     const again = await o.accounts.byExternal(identity);
     return again ? { ok: true, account: again, detail: how } : refuse(`An account named "${name}" exists already and is not linked to this login. Ask your administrator.`, 'username taken');
   }
+}
+
+/** A local end-user account that only digest links log into: the directory may check its name. */
+async function linkOnly(accounts: AccountStore, account: Account): Promise<boolean> {
+  return account.authSource === 'local' && account.role === 'user' && (await accounts.passwordHash(account.id)) === LINK_ONLY_PASSWORD;
 }
 
 const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);

@@ -45,7 +45,8 @@ export interface QueueView {
   truncated: boolean;
   oldest: { id: string; at: number; age: number; status: string } | null;
   destinations: Destination[];
-  shown: { m: MessageRecord; pending: { recipient: string; reply: string }[]; canRetry: boolean }[];
+  /** reply: the newest remote reply of the user's pending recipients (a superadmin: else the message's last). */
+  shown: { m: MessageRecord; pending: { recipient: string; reply: string }[]; reply: string; canRetry: boolean }[];
   deferredTotal: number;
   canFlush: boolean;
   jobs: Record<string, Record<string, number>> | null;
@@ -76,7 +77,9 @@ export async function readQueue(deps: Deps, user: QueueUser): Promise<{ denied: 
       destinations.set(domain, dest);
     }
     for (const domain of new Set(pending.map((d) => domainOf(d.recipient)))) destinations.get(domain)!.messages++;
-    if (shown.length < DEFERRED_SHOWN) shown.push({ m, pending: pending.map((d) => ({ recipient: d.recipient, reply: d.reply })), canRetry: canActOn(m, user.scope) && Boolean(deps.queueOps) });
+    // The message's last reply may be another tenant's remote server speaking of its recipients.
+    const reply = pending[0]?.reply ?? (superadmin ? (m.lastReply ?? '') : '');
+    if (shown.length < DEFERRED_SHOWN) shown.push({ m, pending: pending.map((d) => ({ recipient: d.recipient, reply: d.reply })), reply, canRetry: canActOn(m, user.scope) && Boolean(deps.queueOps) });
   }
   let jobs: QueueView['jobs'] = null;
   let jobsError: string | null = null;
@@ -135,6 +138,7 @@ export async function flushQueue(
     return { status: 'notFound', flushed: [], skipped: [], audit: { action: 'queue-flush', target, outcome: 'denied', detail: domain ? 'domain outside the user’s scope' : 'only a superadmin flushes the whole queue' } };
   }
   if (!deps.queueOps) return { status: 'unavailable', flushed: [], skipped: [], audit: { action: 'queue-flush', target, outcome: 'failed', detail: 'not available in this console' } };
-  const { flushed, skipped } = await deps.queueOps.flush(domain ? { domain } : {});
+  // A domain admin's flush skips messages still pending for another tenant, as retry does.
+  const { flushed, skipped } = await deps.queueOps.flush({ ...(domain ? { domain } : {}), ...(user.account.role === 'superadmin' ? {} : { within: user.account.domains }) });
   return { status: 'ok', flushed, skipped, audit: { action: 'queue-flush', target, outcome: 'ok', detail: `${flushed.length} tried again now, ${skipped.length} skipped` } };
 }

@@ -9,7 +9,8 @@
 //   notspam  — learns the message as not spam (one user's report) and releases it where allowed;
 //   login    — logs the recipient in to their quarantine, creating their end-user account on
 //              first use (routes/digest-login.ts).
-// A link used twice, or expired, gets a page that says so (410).
+// A link used twice, or expired, gets a page that says so (410); a link of a recipient whose
+// account is disabled, 403.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../app.ts';
 import type { LinkAction, ReleaseToken } from '../../gateway/store/digests.ts';
@@ -52,6 +53,11 @@ export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Prom
     const c = await checkToken(deps, value);
     if (!c.ok) return refuse(req, reply, null, null, c.reason, `${c.reason} Use a newer digest, or ask your administrator.`, 410);
     const { token } = c;
+    // An administrator who disables a recipient's account ends what that person does here: the
+    // links in their mailbox act for them as much as a session would.
+    if ((await ctx.deps.accounts.byName(token.recipient))?.disabled) {
+      return refuse(req, reply, token.action, token.messageId || null, 'the recipient’s account is disabled', 'Your account has been disabled; ask your administrator.', 403);
+    }
     if (token.action === 'login') return { token, value, m: null, own: true, releasable: { allowed: false, reason: '' } };
     const m = (await ctx.deps.store.get(token.messageId)) ?? null;
     // The link is bound to one recipient of this message; releasing needs every recipient to be that one.

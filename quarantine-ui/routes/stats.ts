@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Ctx } from '../app.ts';
 import { field } from '../lib/forms.ts';
 import { stackedBars } from '../lib/charts.ts';
+import { summaryMailable } from '../lib/daily-summary.ts';
 import { KIND_COLUMNS, numbersScope, OTHER_DOMAIN, RANGES, readNumbers, type RangeKey } from '../lib/numbers.ts';
 
 const pick = (keys: string[]) => KIND_COLUMNS.filter((c) => keys.includes(c.key));
@@ -29,7 +30,7 @@ export async function registerStatsRoutes(app: FastifyInstance, ctx: Ctx): Promi
     const summaryOn = ctx.deps.stats ? !(await ctx.deps.stats.summaryOptOuts()).has(account.id) : false;
     return ctx.render(req, reply, 'stats', {
       title: 'Numbers',
-      summary: ctx.deps.config.console.dailySummary.enabled && ctx.deps.stats ? { on: summaryOn, mailable: /@/.test(account.username) } : null,
+      summary: ctx.deps.config.console.dailySummary.enabled && ctx.deps.stats ? { on: summaryOn, mailable: summaryMailable(account) } : null,
       available: Boolean(ctx.deps.stats),
       range,
       ranges: Object.entries(RANGES).map(([key, r]) => ({ key, label: r.label })),

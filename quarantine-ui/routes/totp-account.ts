@@ -31,7 +31,7 @@ export async function registerTotpAccountRoutes(app: FastifyInstance, ctx: Ctx, 
     const rec = await totp.get(account.id);
     const base = { title: 'Two-step login', required: await t.mustEnrol(req), error: null, ...data };
     if (rec && rec.enabledAt !== null) return ctx.render(req, reply, 'account-totp', { ...base, state: 'on', since: rec.enabledAt, left: await totp.recoveryCodesLeft(account.id) }, status);
-    if (!rec) return ctx.render(req, reply, 'account-totp', { ...base, state: 'off' }, status);
+    if (!rec) return ctx.render(req, reply, 'account-totp', { ...base, state: account.authSource === 'local' ? 'off' : 'external' }, status);
     const secret = t.keys.open(account.id, rec.sealed);
     const uri = otpauthUri(secret, issuer, account.username);
     return ctx.render(req, reply, 'account-totp', { ...base, state: 'pending', secret: groupSecret(secret), qr: await qrDataUrl(uri) }, status);
@@ -49,6 +49,13 @@ export async function registerTotpAccountRoutes(app: FastifyInstance, ctx: Ctx, 
   // change what the user is about to scan.
   app.post('/account/totp/begin', { onRequest: requireUser }, async (req, reply) => {
     const { account } = ctx.user(req);
+    // Logins through a directory or sign-on provider never ask for a code here (rules/second-factor.ts):
+    // a second factor set up for them would only look like protection.
+    if (account.authSource !== 'local') {
+      await ctx.audit(req, { action: 'totp-enrol', target: account.username, outcome: 'denied', detail: `${account.authSource} account: its provider's second factor applies` });
+      ctx.flash(req, 'error', 'Your logins go through your directory or sign-on provider: set up two-step login there.');
+      return reply.redirect('/account/totp', 303);
+    }
     if (!(await totp.begin(account.id, t.keys.seal(account.id, newTotpSecret())))) ctx.flash(req, 'error', 'Two-step login is on already.');
     return reply.redirect('/account/totp', 303);
   });

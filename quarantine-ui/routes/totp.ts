@@ -23,8 +23,11 @@ import { asTotpCode, matchStep, totpKeys, type TotpKeys } from '../lib/totp.ts';
 import { startSession } from './auth.ts';
 import { registerTotpAccountRoutes } from './totp-account.ts';
 
-/** The routes a user who must set TOTP up may still reach (and logout, static files). */
-const DURING_ENROLMENT = new Set(['/account/totp', '/account/totp/begin', '/account/totp/confirm', '/logout', '/static/:file', '/favicon.ico']);
+/**
+ * The routes a user who must set TOTP up may still reach (and logout, static files, and digest
+ * links: their token is their authority, the session adds nothing, and they work without one).
+ */
+const DURING_ENROLMENT = new Set(['/account/totp', '/account/totp/begin', '/account/totp/confirm', '/logout', '/static/:file', '/favicon.ico', '/d/:token']);
 
 export type SecondFactorUse = { ok: true; kind: 'code' | 'recovery code' } | { ok: false; detail: string };
 
