@@ -15,7 +15,7 @@
 //     onRequest hook refuses anonymous requests before their bodies are read.
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fastifySecureSession from '@fastify/secure-session';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyHelmet from '@fastify/helmet';
@@ -23,10 +23,8 @@ import fastifyFormbody from '@fastify/formbody';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { Eta } from 'eta';
-import type { Account } from '../gateway/store/accounts.ts';
-import type { AuditOutcome } from '../gateway/store/audit.ts';
-import type { RecipientScope } from '../gateway/store/metadata.ts';
 import type { ConsoleDeps } from './deps.ts';
+import { consolePublicUrl, type Ctx } from './ctx.ts';
 import { deriveKey } from './lib/keys.ts';
 import { displayText, formatBytes, formatTime } from './lib/text.ts';
 import { scopeOf } from './scope.ts';
@@ -59,36 +57,6 @@ declare module '@fastify/secure-session' {
   }
 }
 
-export interface ConsoleUser {
-  account: Account;
-  scope: RecipientScope;
-  sessionId: string;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    user: ConsoleUser | null;
-    /** Release requests waiting for this administrator (the navigation's badge). */
-    pendingRequests: number;
-  }
-  interface FastifyInstance {
-    /** Every route of the console as "METHOD /path" (for the route-by-route isolation tests). */
-    consoleRoutes: string[];
-  }
-}
-
-export interface Ctx {
-  deps: ConsoleDeps;
-  /** Renders a page with the layout, the user, a fresh CSRF token and pending flash messages. */
-  render(req: FastifyRequest, reply: FastifyReply, view: string, data?: Record<string, unknown>, status?: number): FastifyReply;
-  audit(req: FastifyRequest, e: { action: string; messageId?: string | null; target?: string | null; outcome?: AuditOutcome; detail?: string }): Promise<void>;
-  flash(req: FastifyRequest, kind: 'ok' | 'error', text: string): void;
-  /** A 404 page; the same whether the thing does not exist or belongs to another tenant. */
-  notFound(req: FastifyRequest, reply: FastifyReply): FastifyReply;
-  /** The user of a logged-in route (the auth hook guarantees one). */
-  user(req: FastifyRequest): ConsoleUser;
-}
-
 const VIEWS = path.join(import.meta.dirname, 'views');
 const STATIC = path.join(import.meta.dirname, 'static');
 const STATIC_FILES: Record<string, string> = { 'console.css': 'text/css; charset=utf-8', 'console.js': 'text/javascript; charset=utf-8' };
@@ -104,14 +72,6 @@ export const CONSOLE_CSP = {
   baseUri: ["'none'"],
   connectSrc: ["'self'"],
 };
-
-/** The URL people reach the console at: console.publicUrl, else the listen address over http. */
-export function consolePublicUrl(config: ConsoleDeps['config']): string {
-  const c = config.console;
-  if (c.publicUrl) return c.publicUrl.endsWith('/') ? c.publicUrl : `${c.publicUrl}/`;
-  const host = ['0.0.0.0', '::'].includes(c.listen.host) ? config.hostname : c.listen.host.includes(':') ? `[${c.listen.host}]` : c.listen.host;
-  return `http://${host}:${c.listen.port}/`;
-}
 
 export function cookieSettings(publicUrl: string): { name: string; secure: boolean } {
   const https = new URL(publicUrl).protocol === 'https:';

@@ -6,7 +6,7 @@
 // Part of the MetadataStore (metadata.ts), on either SQL dialect: the JSON columns (recipients, the
 // scan report) are read with each dialect's JSON functions (`jsonOf` below), everything else is
 // common SQL. mm_domain() is the address-domain function both databases have (sql.ts, migrations.ts).
-import type { MessageRecord, MessageStatus } from './metadata.ts';
+import type { MessageRecord, MessageStatus } from './message-record.ts';
 import { q, type Dialect, type Query, type Sql } from './sql.ts';
 
 /** Whose mail a query may see: everything, or the recipients in these domains or addresses. */

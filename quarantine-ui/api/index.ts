@@ -11,13 +11,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import type { Ctx, ConsoleUser } from '../app.ts';
+import type { Ctx, ConsoleUser } from '../ctx.ts';
 import type { Account } from '../../gateway/store/accounts.ts';
 import type { ApiToken } from '../../gateway/store/api-tokens.ts';
 import { scopeOf } from '../scope.ts';
 import { registerMessageApi } from './messages.ts';
 import { registerSettingsApi } from './settings.ts';
 import { registerNumbersApi } from './numbers.ts';
+import { ApiError } from './errors.ts';
 
 /** The console user a token acts as, or undefined when its maker can no longer give it rights. */
 export function tokenUser(token: ApiToken, maker: Account | undefined): ConsoleUser | undefined {
@@ -27,16 +28,6 @@ export function tokenUser(token: ApiToken, maker: Account | undefined): ConsoleU
   if (token.role === 'domainadmin' && domains.length === 0) return undefined;
   const account: Account = { ...maker, username: `${maker.username}/token:${token.name}`, role: token.role, domains, addresses: [] };
   return { account, scope: scopeOf(account), sessionId: '' };
-}
-
-export class ApiError extends Error {
-  readonly statusCode: number;
-  readonly details: string[] | undefined;
-  constructor(statusCode: number, message: string, details?: string[]) {
-    super(message);
-    this.statusCode = statusCode;
-    this.details = details;
-  }
 }
 
 export async function registerApi(app: FastifyInstance, ctx: Ctx): Promise<void> {
@@ -81,8 +72,3 @@ async function authenticate(ctx: Ctx, req: FastifyRequest, reply: FastifyReply):
   return undefined;
 }
 
-/** A 404 that looks the same for "missing" and "another tenant's", with its audit row. */
-export async function apiNotFound(ctx: Ctx, req: FastifyRequest, e: { action: string; messageId?: string; target?: string; detail: string }): Promise<never> {
-  await ctx.audit(req, { action: e.action, messageId: e.messageId ?? null, target: e.target ?? null, outcome: 'denied', detail: `${e.detail} (API)` });
-  throw new ApiError(404, 'not found');
-}

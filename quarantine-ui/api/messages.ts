@@ -2,14 +2,14 @@
 // go through the console's own `perform` (routes/quarantine.ts), so rights, scope and audit are
 // those of the pages.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import type { MessageRecord } from '../../gateway/store/metadata.ts';
 import { MESSAGE_ID } from '../lib/forms.ts';
 import { canActOn, canSee, recipientInScope, redactForScope } from '../scope.ts';
 import { perform, readFilters, toSearch, visibleRecipients, VERDICTS, type MessageAction } from '../routes/quarantine.ts';
 import { LOG_STATUSES } from '../routes/log.ts';
 import { rightsOf } from '../lib/rights.ts';
-import { ApiError, apiNotFound } from './index.ts';
+import { ApiError, apiNotFound } from './errors.ts';
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', description: 'message id (ULID)' } } } as const;
 const paging = {

@@ -3,12 +3,12 @@
 // rows are the pages' own, marked "(API)". Another tenant's message or domain is the same 404 as
 // a missing one.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { IN_FLIGHT } from '../../gateway/store/metadata.ts';
 import { DAY_MS, STAT_KINDS } from '../../gateway/store/stats.ts';
 import { byBucket, numbersScope, RANGES, readNumbers, type Counts, type RangeKey } from '../lib/numbers.ts';
 import { flushQueue, readQueue, retryQueued, type QueueAudit } from '../lib/queue-view.ts';
-import { ApiError } from './index.ts';
+import { ApiError } from './errors.ts';
 
 const integer = { type: 'integer' } as const;
 const counts = { type: 'object', description: 'received: accepted with a 250; refused: at SMTP time; spam, virus: verdicts; quarantined: held; delivered, deferred (once per message), failed: what the downstream answered', required: [...STAT_KINDS], properties: Object.fromEntries(STAT_KINDS.map((k) => [k, integer])) } as const;

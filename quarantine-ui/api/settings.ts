@@ -2,12 +2,12 @@
 // token within the keys its domain's adminMay names). Domain settings are JSON with the shape of
 // the config file's domains.<name>, validated by the file's schema: an error names the key.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { removeDomain, saveDomain, savePolicy, viewDomain, viewDomains, type ChangeResult } from '../../gateway/domains/manage.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import { mayManageOwner } from '../scope.ts';
 import { visibleLists } from '../routes/lists.ts';
-import { ApiError, apiNotFound } from './index.ts';
+import { ApiError, apiNotFound } from './errors.ts';
 
 const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', description: 'hosted domain' } } } as const;
 const settingsDoc = 'As under domains.<name> in the config file (downstream, recipients, checks, policy, rules, reports, releaseRights); see the README.';

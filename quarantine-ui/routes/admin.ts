@@ -1,7 +1,7 @@
 // Superadmin pages: console users (create, change role and scope, disable, reset password) and
 // the audit log. To anyone else these pages do not exist (404, audited).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { ROLES, USERNAME, type Role } from '../../gateway/store/accounts.ts';
 import { hashPassword, randomPassword } from '../../gateway/passwords.ts';
 import { parseListEntry } from '../../rules/lists.ts';

@@ -5,7 +5,7 @@
 // A successful login throws away the old session contents (and its CSRF secret) and issues a new
 // session id.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { hashPassword, verifyPassword } from '../../gateway/passwords.ts';
 import { field } from '../lib/forms.ts';
 import { loginThrottle } from '../../rules/login-throttle.ts';

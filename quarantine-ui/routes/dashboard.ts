@@ -2,7 +2,7 @@
 // top viruses) and the queue, all scoped to the user's domains (the queue only for superadmins:
 // it is one queue for everybody).
 import type { FastifyInstance } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { horizontalBars, stackedBars, VERDICT_COLORS } from '../lib/charts.ts';
 
 const HOUR = 3600_000;

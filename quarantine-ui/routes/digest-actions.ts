@@ -3,13 +3,23 @@
 // acts once however often, and from however many consoles, it is posted; each is audited as
 // "digest:<recipient>".
 import type { FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { learnMessage } from '../../gateway/learning.ts';
+import type { ReleaseToken } from '../../gateway/store/digests.ts';
 import type { MessageRecord } from '../../gateway/store/metadata.ts';
 import { domainOf } from '../../rules/envelope.ts';
-import type { LinkCheck } from './digest.ts';
 import { readBody } from './quarantine.ts';
 import { requestRelease } from './requests.ts';
+
+/** A digest link found valid by its route (routes/digest.ts), with what it may do. */
+export interface LinkCheck {
+  token: ReleaseToken;
+  value: string;
+  m: MessageRecord | null;
+  releasable: { allowed: true } | { allowed: false; reason: string };
+  /** For release and not-spam: may this link release (the recipient is the only one)? */
+  own: boolean;
+}
 
 export interface ActionOutcome {
   status: number;

@@ -9,7 +9,7 @@
 // gets in). An account with TOTP on still asks for the code (routes/totp-hook.ts): a digest in a
 // mailbox is the first factor only.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { LINK_ONLY_PASSWORD, type Account } from '../../gateway/store/accounts.ts';
 import type { ReleaseToken } from '../../gateway/store/digests.ts';
 import { loginLinkPossible } from '../lib/digest-links.ts';

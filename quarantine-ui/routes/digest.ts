@@ -12,14 +12,14 @@
 // A link used twice, or expired, gets a page that says so (410); a link of a recipient whose
 // account is disabled, 403.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
-import type { LinkAction, ReleaseToken } from '../../gateway/store/digests.ts';
+import type { Ctx } from '../ctx.ts';
+import type { LinkAction } from '../../gateway/store/digests.ts';
 import type { MessageRecord } from '../../gateway/store/metadata.ts';
 import { linksFor } from '../../rules/digest.ts';
 import { checkToken } from '../lib/digest-links.ts';
 import { field } from '../lib/forms.ts';
 import { decide } from '../lib/rights.ts';
-import { actOnMessage } from './digest-actions.ts';
+import { actOnMessage, type LinkCheck } from './digest-actions.ts';
 import { loginByLink } from './digest-login.ts';
 
 export const LINK_TITLES: Record<LinkAction, string> = {
@@ -29,15 +29,6 @@ export const LINK_TITLES: Record<LinkAction, string> = {
   notspam: 'Not spam',
   login: 'Open your quarantine',
 };
-
-export interface LinkCheck {
-  token: ReleaseToken;
-  value: string;
-  m: MessageRecord | null;
-  releasable: { allowed: true } | { allowed: false; reason: string };
-  /** For release and not-spam: may this link release (the recipient is the only one)? */
-  own: boolean;
-}
 
 export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const deps = { digests: ctx.deps.digests, secret: ctx.deps.secret, now: ctx.deps.now };

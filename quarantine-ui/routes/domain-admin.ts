@@ -7,7 +7,7 @@
 // A domain outside the user's reach, or a page for superadmins asked by someone else, is the
 // same 404 as a domain that does not exist, and an audit row.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { field } from '../lib/forms.ts';
 import { readYaml, writeYaml } from '../lib/yaml-form.ts';
 import { removeDomain, saveDomain, savePolicy, viewDomain, type ChangeResult } from '../../gateway/domains/manage.ts';

@@ -1,7 +1,7 @@
 // Hosted domains: their downstream hosts and policy, and the SMTP connection test to each
 // downstream host with its transcript. Superadmins see every domain, domain admins their own.
 import type { FastifyInstance } from 'fastify';
-import type { Ctx, ConsoleUser } from '../app.ts';
+import type { Ctx, ConsoleUser } from '../ctx.ts';
 import { field } from '../lib/forms.ts';
 import type { SmtpTestResult } from '../../gateway/delivery/smtp-test.ts';
 import { viewDomains } from '../../gateway/domains/manage.ts';

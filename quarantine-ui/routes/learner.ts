@@ -2,7 +2,7 @@
 // per-domain models, taking one, and one-click rollback to any of them (the state before a
 // rollback is itself kept as a snapshot, so a rollback can be undone).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { field } from '../lib/forms.ts';
 import { GLOBAL_MODEL } from '../../gateway/learner/learner.ts';
 

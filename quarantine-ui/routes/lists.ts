@@ -2,7 +2,7 @@
 // validated by rules/lists.ts; the gateway reads the same table, so an entry works on the next
 // message. An entry id outside the user's scope is a 404, like a message id.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx, ConsoleUser } from '../app.ts';
+import type { Ctx, ConsoleUser } from '../ctx.ts';
 import type { ListRow } from '../../gateway/store/lists.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import { manageableOwners, mayManageOwner } from '../scope.ts';

@@ -1,7 +1,7 @@
 // The message log: every message the gateway saw, and every transaction it refused during SMTP
 // (with the reply the client got), newest first, searchable. The page admins use most.
 import type { FastifyInstance } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { field, pageOf } from '../lib/forms.ts';
 import { domainChoices, readFilters, toSearch, visibleRecipients } from './quarantine.ts';
 

@@ -3,7 +3,7 @@
 // answers 503 when one of them fails, naming it.
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { ipInAny } from '../../rules/lists.ts';
 import { registry as processRegistry } from '../../gateway/metrics.ts';
 

@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oidc from 'openid-client';
 import type { OidcConfig } from '../../gateway/config/console-auth.ts';
-import { consolePublicUrl, type Ctx } from '../app.ts';
+import { consolePublicUrl, type Ctx } from '../ctx.ts';
 import { readSecret } from '../lib/secrets.ts';
 import { provision } from '../lib/login.ts';
 import { safeNext, startSession } from './auth.ts';

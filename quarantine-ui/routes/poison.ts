@@ -3,7 +3,7 @@
 // users see the state in the message log but cannot act: what crashed a worker is an operator's
 // matter, and a release runs the message through the workers again.
 import type { FastifyInstance } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { canActOn, canSee } from '../scope.ts';
 import { MESSAGE_ID } from '../lib/forms.ts';
 

@@ -7,7 +7,7 @@
 // downloading and previewing also need the release right for the message's class
 // (lib/rights.ts): a refusal is a 403 with the reason, and an audit row.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx, ConsoleUser } from '../app.ts';
+import type { Ctx, ConsoleUser } from '../ctx.ts';
 import type { MessageRecord, MessageSearch } from '../../gateway/store/metadata.ts';
 import { learnMessage } from '../../gateway/learning.ts';
 import { domainOf } from '../../rules/envelope.ts';

@@ -5,7 +5,7 @@
 // decided in lib/queue-view.ts, shared with the API; another domain's message or domain is a 404,
 // audited.
 import type { FastifyInstance } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { field } from '../lib/forms.ts';
 import { flushQueue, mayFlushDomain, readQueue, retryQueued } from '../lib/queue-view.ts';
 

@@ -2,7 +2,7 @@
 // message with its full headers. Each one is learned as spam through gateway/learning.ts (the
 // same code the reportspam@ address will use), recorded, and the page says what happened to it.
 import type { FastifyInstance } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { learnMessage, type LearnResult } from '../../gateway/learning.ts';
 import { field } from '../lib/forms.ts';
 

@@ -4,7 +4,7 @@
 // once, through the same release path as the Release button — or deny it, and the user is told (in
 // the console, and by mail when the console can send mail). Every step is in the audit log.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { consolePublicUrl, type Ctx, type ConsoleUser } from '../app.ts';
+import { consolePublicUrl, type Ctx, type ConsoleUser } from '../ctx.ts';
 import type { MessageRecord } from '../../gateway/store/metadata.ts';
 import type { ReleaseRequest } from '../../gateway/store/release-requests.ts';
 import { canActOn, canSee, recipientInScope } from '../scope.ts';

@@ -2,7 +2,7 @@
 // the user's domains or one of them (who sees what: lib/numbers.ts numbersScope, shared with the
 // API). Another domain is a 404, audited, the same answer as a domain that does not exist.
 import type { FastifyInstance } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { field } from '../lib/forms.ts';
 import { stackedBars } from '../lib/charts.ts';
 import { summaryMailable } from '../lib/daily-summary.ts';

@@ -2,7 +2,7 @@
 // a domain admin (a domain admin token for some of their own domains), shown once, revocable.
 // A token acts with at most its maker's rights at the time of each request (api/auth.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx, ConsoleUser } from '../app.ts';
+import type { Ctx, ConsoleUser } from '../ctx.ts';
 import type { ApiToken, TokenRole } from '../../gateway/store/api-tokens.ts';
 import { field } from '../lib/forms.ts';
 

@@ -8,12 +8,27 @@
 //   - Enrolment, disabling and a reset end the account's other sessions (a session opened before
 //     with the password alone must not outlive the change).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import { verifyPassword } from '../../gateway/passwords.ts';
 import { field } from '../lib/forms.ts';
-import { groupSecret, matchStep, newRecoveryCodes, newTotpSecret, otpauthUri, qrDataUrl } from '../lib/totp.ts';
+import { groupSecret, matchStep, newRecoveryCodes, newTotpSecret, otpauthUri, qrDataUrl, type TotpKeys } from '../lib/totp.ts';
+import type { Account } from '../../gateway/store/accounts.ts';
+import type { AuditOutcome } from '../../gateway/store/audit.ts';
 import { startSession } from './auth.ts';
-import type { TotpCtx } from './totp.ts';
+
+export type SecondFactorUse = { ok: true; kind: 'code' | 'recovery code' } | { ok: false; detail: string };
+
+/** What the second-factor routes share: the keys, the throttle, checking (and using up) a code. */
+export interface TotpCtx {
+  keys: TotpKeys;
+  /** The throttle's refusal for this username from this address, or null when it may try. */
+  throttled(username: string, ip: string): Promise<string | null>;
+  /** Checks a current code or a recovery code of an account with TOTP on, and uses it up. */
+  use(account: Account, text: string): Promise<SecondFactorUse>;
+  auditAs(req: FastifyRequest, actor: string, action: string, outcome: AuditOutcome, target: string | null, detail?: string): Promise<void>;
+  /** Whether this logged-in user may only set TOTP up. */
+  mustEnrol(req: FastifyRequest): Promise<boolean>;
+}
 
 export async function registerTotpAccountRoutes(app: FastifyInstance, ctx: Ctx, t: TotpCtx): Promise<void> {
   const { accounts, totp } = ctx.deps;

@@ -3,7 +3,7 @@
 //   - askForSecondFactor: the password login's hook, after the password was found right.
 // Accounts of an identity provider (LDAP, OIDC: account.authSource) follow its policy, not ours.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
+import type { Ctx } from '../ctx.ts';
 import type { Account } from '../../gateway/store/accounts.ts';
 import { secondStep } from '../../rules/second-factor.ts';
 

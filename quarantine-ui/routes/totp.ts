@@ -13,35 +13,19 @@
 //   - Audited: every failed code, a recovery code used, and (routes/totp-account.ts) enrolment,
 //     disabling, new recovery codes, a superadmin's reset.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Ctx } from '../app.ts';
-import type { Account } from '../../gateway/store/accounts.ts';
-import type { AuditOutcome } from '../../gateway/store/audit.ts';
+import type { Ctx } from '../ctx.ts';
 import { secondStep } from '../../rules/second-factor.ts';
 import { loginThrottle } from '../../rules/login-throttle.ts';
 import { field } from '../lib/forms.ts';
-import { asTotpCode, matchStep, totpKeys, type TotpKeys } from '../lib/totp.ts';
+import { asTotpCode, matchStep, totpKeys } from '../lib/totp.ts';
 import { startSession } from './auth.ts';
-import { registerTotpAccountRoutes } from './totp-account.ts';
+import { registerTotpAccountRoutes, type TotpCtx } from './totp-account.ts';
 
 /**
  * The routes a user who must set TOTP up may still reach (and logout, static files, and digest
  * links: their token is their authority, the session adds nothing, and they work without one).
  */
 const DURING_ENROLMENT = new Set(['/account/totp', '/account/totp/begin', '/account/totp/confirm', '/logout', '/static/:file', '/favicon.ico', '/d/:token']);
-
-export type SecondFactorUse = { ok: true; kind: 'code' | 'recovery code' } | { ok: false; detail: string };
-
-/** What the second-factor routes share: the keys, the throttle, checking (and using up) a code. */
-export interface TotpCtx {
-  keys: TotpKeys;
-  /** The throttle's refusal for this username from this address, or null when it may try. */
-  throttled(username: string, ip: string): Promise<string | null>;
-  /** Checks a current code or a recovery code of an account with TOTP on, and uses it up. */
-  use(account: Account, text: string): Promise<SecondFactorUse>;
-  auditAs(req: FastifyRequest, actor: string, action: string, outcome: AuditOutcome, target: string | null, detail?: string): Promise<void>;
-  /** Whether this logged-in user may only set TOTP up. */
-  mustEnrol(req: FastifyRequest): Promise<boolean>;
-}
 
 function totpCtx(ctx: Ctx): TotpCtx {
   const { accounts, totp } = ctx.deps;
