@@ -80,6 +80,13 @@ const oidcSchema = z
     groupsClaim: z.string().min(1).default('groups'),
     /** The claim that names the console account (lower-cased); its subject links it. */
     usernameClaim: z.string().min(1).default('preferred_username'),
+    /**
+     * An end user sees the mail of the `email` claim's address, so by default only a provider that
+     * says `email_verified: true` vouches for it (a provider letting people type any address would
+     * otherwise open someone else's quarantine). true: also trust an `email` sent without
+     * `email_verified` — for providers that never send it (Entra ID) and check addresses themselves.
+     */
+    trustEmailWithoutVerifiedClaim: z.boolean().default(false),
     /** The login page's button text. */
     label: z.string().min(1).max(60).default('Log in with single sign-on'),
     /** Per request to the provider; a slower one counts as unavailable. */

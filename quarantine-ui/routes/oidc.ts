@@ -110,7 +110,8 @@ export async function registerOidcRoutes(app: FastifyInstance, ctx: Ctx): Promis
     }
     const subject = String(claims.sub);
     const username = claimStrings(claims[cfg.usernameClaim])[0] ?? '';
-    const mail = claims.email_verified === false ? [] : claimStrings(claims.email);
+    const vouched = claims.email_verified === true || (claims.email_verified === undefined && cfg.trustEmailWithoutVerifiedClaim);
+    const mail = vouched ? claimStrings(claims.email) : [];
     const result = await provision({ accounts: ctx.deps.accounts, auth: ctx.deps.config.console.auth }, { source: 'oidc', id: subject }, username, claimStrings(claims[cfg.groupsClaim]), mail);
     if (!result.ok) return refuse(req, reply, { message: result.message, detail: result.detail, target: username || subject });
     await startSession(ctx, req, result.account.id);

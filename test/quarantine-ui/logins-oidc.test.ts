@@ -18,9 +18,12 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable
 const CLIENT_SECRET = 'a client secret for the test provider';
 
 /** What the provider knows about each person who logs in on its development login page. */
-const PEOPLE: Record<string, { groups: string[]; email?: string }> = {
-  carol: { groups: ['staff', 'mail-admins-a'], email: 'carol@a.test' },
-  dave: { groups: ['sales'], email: 'dave@b.test' },
+const PEOPLE: Record<string, { groups: string[]; email?: string; verified?: boolean }> = {
+  carol: { groups: ['staff', 'mail-admins-a'], email: 'carol@a.test', verified: true },
+  dave: { groups: ['sales'], email: 'dave@b.test', verified: true },
+  frank: { groups: ['mail-users'], email: 'frank@a.test', verified: true },
+  // a provider that lets people type their address and does not say it checked it
+  erin: { groups: ['mail-users'], email: 'alice@a.test' },
 };
 
 async function freePort(): Promise<number> {
@@ -40,7 +43,7 @@ async function startProvider(redirectUri: string): Promise<{ issuer: string; clo
     clients: [{ client_id: 'mailmoat', client_secret: CLIENT_SECRET, redirect_uris: [redirectUri], token_endpoint_auth_method: 'client_secret_post' }],
     async findAccount(_ctx: unknown, id: string) {
       const person = PEOPLE[id] ?? { groups: [] };
-      return { accountId: id, claims: async () => ({ sub: `subject-${id}`, preferred_username: id, email: person.email, email_verified: true, groups: person.groups }) };
+      return { accountId: id, claims: async () => ({ sub: `subject-${id}`, preferred_username: id, email: person.email, ...(person.verified === undefined ? {} : { email_verified: person.verified }), groups: person.groups }) };
     },
     claims: { openid: ['sub'], profile: ['preferred_username'], email: ['email', 'email_verified'], groups: ['groups'] },
     pkce: { required: () => true },
@@ -72,7 +75,7 @@ describe('single sign-on with OpenID Connect in a browser', () => {
           publicUrl: base,
           auth: {
             oidc: { issuer: idp.issuer, clientId: 'mailmoat', clientSecret: { file: secretFile }, scopes: ['openid', 'profile', 'email', 'groups'], timeoutMs: 5000 },
-            roleMapping: [{ group: 'mail-admins-a', role: 'domainadmin', domains: ['a.test'] }],
+            roleMapping: [{ group: 'mail-admins-a', role: 'domainadmin', domains: ['a.test'] }, { group: 'mail-users', role: 'user' }],
           },
         },
       },
@@ -151,6 +154,20 @@ describe('single sign-on with OpenID Connect in a browser', () => {
     const row = (await h.audit.list({ action: 'login', limit: 1 })).rows[0];
     expect(row).toMatchObject({ target: 'dave', outcome: 'denied' });
     expect(row!.detail).toContain('groups: sales');
+    await context.close();
+  });
+
+  it('an end user gets the address the provider vouched for; an email without email_verified opens nobody’s quarantine', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signOn(page, 'frank');
+    expect(await h.accounts.byName('frank')).toMatchObject({ role: 'user', addresses: ['frank@a.test'], authSource: 'oidc' });
+    await context.clearCookies();
+    await signOn(page, 'erin');
+    expect(await page.locator('[role=alert]').innerText()).toContain('no mail address');
+    expect(await h.accounts.byName('erin')).toBeUndefined();
+    await page.goto(`${base}messages/${inA}`);
+    expect(new URL(page.url()).pathname).toBe('/login');
     await context.close();
   });
 
