@@ -2,7 +2,9 @@
 // private slapd (test/support/slapd.ts) with a certificate for "localhost" from test/support/certs.ts
 // (self-signed: the certificate is its own CA), on ldaps:// and with StartTLS on ldap://. A
 // certificate the console cannot trust, or one for another name, makes the directory
-// "unavailable": the password is never sent and nobody logs in.
+// "unavailable": the password is never sent and nobody logs in. A relay between console and
+// directory (tap) shows which bytes went out.
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { SUFFIX, startSlapd, type PrivateSlapd } from '../support/slapd.ts';
@@ -13,6 +15,27 @@ import { DIRECTORY_UNAVAILABLE } from '../../quarantine-ui/lib/login.ts';
 const PEOPLE = [{ uid: 'root', password: 'root directory password' }];
 const GROUPS = { 'mail-root': ['root'] };
 const ROLE_MAPPING = [{ group: `cn=mail-root,ou=groups,${SUFFIX}`, role: 'superadmin' }];
+
+const PASSWORD_BYTES = Buffer.from('root directory password');
+
+/** A TCP relay to 127.0.0.1:port that keeps every byte the console sent: was the password among them? */
+async function tap(port: number) {
+  const sent: Buffer[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) (sockets.add(s), s.on('error', () => undefined), s.on('close', () => (client.destroy(), upstream.destroy())));
+    client.on('data', (b: Buffer) => (sent.push(b), upstream.write(b)));
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    passwordSent: () => Buffer.concat(sent).includes(PASSWORD_BYTES),
+    bytesSent: () => Buffer.concat(sent).length,
+    close: () => (sockets.forEach((s) => s.destroy()), new Promise((r) => server.close(r))),
+  };
+}
 
 interface Console {
   h: Harness;
@@ -70,20 +93,33 @@ describe('LDAP logins over TLS', () => {
     await slapdByAddress?.close();
   });
 
-  it('ldaps:// with the directory\'s CA in tls.caFile logs in', async () => {
-    await loginWorks(await open({ url: `ldaps://localhost:${slapd.ldapsPort}`, tls: { caFile: good.cert } }));
+  it('ldaps:// with the directory\'s CA in tls.caFile logs in, the password only inside TLS', async () => {
+    const t = await tap(slapd.ldapsPort!);
+    await loginWorks(await open({ url: `ldaps://localhost:${t.port}`, tls: { caFile: good.cert } }));
+    expect(t.passwordSent()).toBe(false); // only inside TLS
+    await t.close();
   });
 
-  it('ldap:// with startTls and the CA logs in', async () => {
-    await loginWorks(await open({ url: `ldap://localhost:${slapd.port}`, startTls: true, tls: { caFile: good.cert } }));
+  it('ldap:// with startTls and the CA logs in, the password only after the upgrade', async () => {
+    const t = await tap(slapd.port);
+    await loginWorks(await open({ url: `ldap://localhost:${t.port}`, startTls: true, tls: { caFile: good.cert } }));
+    expect(t.passwordSent()).toBe(false); // only after the upgrade
+    await t.close();
   });
 
   it('ldaps:// to a certificate the system does not trust is "unavailable", never a login', async () => {
-    await refusedAsUnavailable(await open({ url: `ldaps://localhost:${slapd.ldapsPort}` }), /^ldap unavailable: [a-z ]+: self-signed certificate/);
+    const t = await tap(slapd.ldapsPort!);
+    await refusedAsUnavailable(await open({ url: `ldaps://localhost:${t.port}` }), /^ldap unavailable: [a-z ]+: self-signed certificate/);
+    expect(t.bytesSent()).toBeGreaterThan(0); // a TLS hello went out…
+    expect(t.passwordSent()).toBe(false); // …and nothing after it
+    await t.close();
   });
 
   it('StartTLS to a certificate the system does not trust is "unavailable" before any bind', async () => {
-    await refusedAsUnavailable(await open({ url: `ldap://localhost:${slapd.port}`, startTls: true }), /^ldap unavailable: [a-z ]+: self-signed certificate/);
+    const t = await tap(slapd.port);
+    await refusedAsUnavailable(await open({ url: `ldap://localhost:${t.port}`, startTls: true }), /^ldap unavailable: [a-z ]+: self-signed certificate/);
+    expect(t.passwordSent()).toBe(false);
+    await t.close();
   });
 
   it('a trusted certificate for another host name is "unavailable", over ldaps:// and StartTLS; by its own name it works', async () => {
@@ -101,7 +137,11 @@ describe('LDAP logins over TLS', () => {
     const c = await open({ url: `ldaps://localhost:${slapdByAddress.ldapsPort}`, tls: { rejectUnauthorized: false } });
     expect(c.logs).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('console.auth.ldap.tls.rejectUnauthorized is false') }));
     await loginWorks(c);
-    const plain = await open({ url: `ldap://localhost:${slapd.port}` });
+    const t = await tap(slapd.port);
+    const plain = await open({ url: `ldap://localhost:${t.port}` });
+    await loginWorks(plain);
+    expect(t.passwordSent()).toBe(true); // what the warning says, and proof that tap() sees a password
+    await t.close();
     expect(plain.logs).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('plain ldap:// without startTls sends every console password to the directory in clear') }));
   });
 });
