@@ -7,6 +7,7 @@
 // Injection: the typed name goes into filters only through RFC 4515 escaping and into a DN only
 // through RFC 4514 escaping; "*)(uid=*" is a name with odd characters, not a wildcard.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Client, Filter, InvalidCredentialsError, type Entry } from 'ldapts';
 import type { LdapConfig } from '../../gateway/config/console-auth.ts';
 import { readSecret } from './secrets.ts';
@@ -33,17 +34,28 @@ export interface Directory {
   authenticate(username: string, password: string): Promise<DirectoryAnswer>;
 }
 
+/** What an admin must hear at start: settings under which a directory password can be read or phished on the way. */
+export function ldapTransportWarnings(cfg: LdapConfig): string[] {
+  const tls = cfg.url.toLowerCase().startsWith('ldaps:') || cfg.startTls;
+  if (!tls) return ['console.auth.ldap: plain ldap:// without startTls sends every console password to the directory in clear'];
+  if (!cfg.tls.rejectUnauthorized) return ["console.auth.ldap.tls.rejectUnauthorized is false: the directory's certificate is not checked, so anyone on the path can pose as the directory and read console passwords"];
+  return [];
+}
+
 export function ldapDirectory(cfg: LdapConfig): Directory {
   // Read at start: a missing secret file is a start-up error, not a failed login at 3 a.m.
   const servicePassword = cfg.search ? readSecret(cfg.search.password, 'console.auth.ldap.search.password') : undefined;
   const tlsOptions = { rejectUnauthorized: cfg.tls.rejectUnauthorized, ...(cfg.tls.caFile ? { ca: readFileSync(cfg.tls.caFile) } : {}) };
   const attributes = [cfg.mailAttribute, cfg.groupAttribute];
+  const urlHost = new URL(cfg.url).hostname.replace(/^\[(.*)\]$/, '$1');
 
   async function connect(): Promise<Client> {
     // ldapts speaks TLS from the first byte whenever tlsOptions are given, so only for ldaps://.
     const ldaps = cfg.url.toLowerCase().startsWith('ldaps:');
     const client = new Client({ url: cfg.url, timeout: cfg.timeoutMs, connectTimeout: cfg.connectTimeoutMs, ...(ldaps ? { tlsOptions } : {}) });
-    if (cfg.startTls) await client.startTLS(tlsOptions);
+    // ldapts hands StartTLS no host name, so Node would check the certificate against "localhost":
+    // a directory's own certificate fails and one for "localhost" passes. Name the url's host.
+    if (cfg.startTls) await client.startTLS({ ...tlsOptions, host: urlHost, ...(isIP(urlHost) ? {} : { servername: urlHost }) });
     return client;
   }
 

@@ -10,7 +10,7 @@ import { hashPassword, verifyPassword } from '../../gateway/passwords.ts';
 import { field } from '../lib/forms.ts';
 import { loginThrottle } from '../../rules/login-throttle.ts';
 import { authenticate } from '../lib/login.ts';
-import { ldapDirectory } from '../lib/ldap.ts';
+import { ldapDirectory, ldapTransportWarnings } from '../lib/ldap.ts';
 import { askForSecondFactor } from './totp-hook.ts';
 
 export const MIN_PASSWORD = 10;
@@ -32,6 +32,7 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
   const windowMs = cfg.windowMinutes * 60_000;
   const ldap = ctx.deps.config.console.auth.ldap;
   const directory = ldap && ldapDirectory(ldap);
+  for (const warning of ldap ? ldapTransportWarnings(ldap) : []) ctx.deps.logger.warn(warning);
   const oidcLabel = ctx.deps.config.console.auth.oidc?.label;
 
   app.get('/login', async (req, reply) => {

@@ -5,6 +5,8 @@
 // compares it as is) and ou=groups (groupOfNames), and a service account allowed to search.
 // The memberof overlay is on, as Active Directory has it: the groups are added through slapd after
 // it starts (slapadd bypasses overlays), so each person's entry gets its memberOf values.
+// With `tls` (a certificate from test/support/certs.ts) it also listens on ldaps:// and accepts
+// StartTLS on ldap://; slapd runs as the test's user, so it can read the key file.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -27,6 +29,8 @@ export interface LdapPerson {
 export interface PrivateSlapd {
   url: string;
   port: number;
+  /** The ldaps:// port (on 127.0.0.1, which "localhost" names); only with `tls`. */
+  ldapsPort?: number;
   stop(): Promise<void>;
   /** Starts it again on the same port and data. */
   start(): Promise<void>;
@@ -60,7 +64,7 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
-export async function startSlapd(people: LdapPerson[], groups: Record<string, string[]>): Promise<PrivateSlapd> {
+export async function startSlapd(people: LdapPerson[], groups: Record<string, string[]>, tls?: { cert: string; key: string }): Promise<PrivateSlapd> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mm-ldap-'));
   mkdirSync(path.join(dir, 'db'));
   const conf = path.join(dir, 'slapd.conf');
@@ -71,6 +75,7 @@ export async function startSlapd(people: LdapPerson[], groups: Record<string, st
       'include /etc/ldap/schema/cosine.schema',
       'include /etc/ldap/schema/inetorgperson.schema',
       `pidfile ${dir}/slapd.pid`,
+      ...(tls ? [`TLSCertificateFile ${tls.cert}`, `TLSCertificateKeyFile ${tls.key}`, `TLSCACertificateFile ${tls.cert}`] : []),
       'modulepath /usr/lib/ldap',
       'moduleload back_mdb',
       'moduleload memberof',
@@ -90,13 +95,15 @@ export async function startSlapd(people: LdapPerson[], groups: Record<string, st
   const added = spawnSync('slapadd', ['-f', conf, '-l', path.join(dir, 'data.ldif')], { encoding: 'utf8' });
   if (added.status !== 0) throw new Error(`slapadd failed: ${added.stderr}`);
   const port = await freePort();
+  const ldapsPort = tls ? await freePort() : undefined;
+  const urls = [`ldap://127.0.0.1:${port}/`, ...(ldapsPort ? [`ldaps://127.0.0.1:${ldapsPort}/`] : [])];
   let child: ChildProcess | undefined;
 
   const start = async () => {
     // -d 0: stay in the foreground (the test owns the process) without debug output.
-    child = spawn('slapd', ['-f', conf, '-h', `ldap://127.0.0.1:${port}/`, '-d', '0'], { stdio: 'ignore' });
+    child = spawn('slapd', ['-f', conf, '-h', urls.join(' '), '-d', '0'], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
-    while (!(await listening(port))) {
+    while (!(await listening(port)) || (ldapsPort && !(await listening(ldapsPort)))) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`slapd did not start on port ${port}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -120,6 +127,7 @@ export async function startSlapd(people: LdapPerson[], groups: Record<string, st
   return {
     url: `ldap://127.0.0.1:${port}`,
     port,
+    ldapsPort,
     start,
     stop,
     async close() {
