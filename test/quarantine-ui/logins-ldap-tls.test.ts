@@ -24,8 +24,18 @@ async function tap(port: number) {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(port, '127.0.0.1');
-    for (const s of [client, upstream]) (sockets.add(s), s.on('error', () => undefined), s.on('close', () => (client.destroy(), upstream.destroy())));
-    client.on('data', (b: Buffer) => (sent.push(b), upstream.write(b)));
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (b: Buffer) => {
+      sent.push(b);
+      upstream.write(b);
+    });
     upstream.pipe(client);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
