@@ -224,6 +224,8 @@ try {
     log(`| before: spamd alone | ${pct(before.tpr)} | ${pct(before.fpr)} |`);
   }
   log(`| after: learner alone (p ≥ 0.5) | ${pct(learnerAlone.tpr)} | ${pct(learnerAlone.fpr)} |`);
+  const aloneBest = tprAtFpr(loop.map((r) => ({ spam: r.spam, score: r.logOdds })), 0.005);
+  log(`| after: learner alone, threshold set for FPR ≤ 0.5 % | ${pct(aloneBest.tpr)} | ${pct(aloneBest.fpr)} |`);
   if (client) {
     const after = rates(fused(loop), THRESHOLD);
     log(`| after: fusion (spamd + learner points ≥ ${THRESHOLD}) | ${pct(after.tpr)} | ${pct(after.fpr)} |`);

@@ -40,6 +40,19 @@ export function withoutOwnHeaders(raw: Buffer): Buffer {
   }
   return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(Buffer.byteLength(block, 'latin1'))]);
 }
+/**
+ * The bytes of a message the learner may read: the scan path (pipeline/analyse.ts) passes this
+ * much of the message and every learn event cuts the whole message to it, so the two see the same
+ * bytes. It covers withoutOwnHeaders's reach: with less, a message whose upstream X-Spam-* headers
+ * come first would lose those lines' length from its scan-time head but not from its learn-time
+ * copy, and be scored on features other than the ones it was learned by.
+ */
+export const LEARNER_HEAD_BYTES = 64 * 1024;
+
+/** The learner's features of a message, the same on the scan path (given its first LEARNER_HEAD_BYTES) and on every learn event (given all of it). */
+export const learnerInput = (raw: Buffer): Buffer => withoutOwnHeaders(raw.subarray(0, LEARNER_HEAD_BYTES));
+export const learnerFeatures = (raw: Buffer): Uint32Array => featuresOf(learnerInput(raw));
+
 const OWN_HEADER_RE = new RegExp(`^(${OWN_HEADER_PREFIXES.join('|')})`, 'im');
 const THICK_MARGIN = 2;
 
@@ -152,7 +165,7 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
 
   return {
     async score(message, domains) {
-      const raw = withoutOwnHeaders(message);
+      const raw = learnerInput(message);
       const features = featuresOf(raw);
       const models = await current([GLOBAL_MODEL, ...domains]);
       const out = new Map<string, LearnerScan>();
@@ -183,7 +196,7 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
       const w = learnWeight({ reporter: req.reporter, trusted: req.trusted, recentByReporter: recent, earlier }, guards);
       await store.recordEvent({ reporter: req.reporter, domain, sha256, class: req.as, weight: w.weight });
       if (w.weight <= 0) return { weight: 0, detail: `learned filter: ${w.why}` };
-      const features = featuresOf(raw);
+      const features = learnerFeatures(message);
       const label = req.as === 'spam' ? 1 : 0;
       const names = domain === GLOBAL_MODEL ? [GLOBAL_MODEL] : [GLOBAL_MODEL, domain];
       await update(
@@ -208,7 +221,7 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
         // A folder of one class at a time: a message already judged right with a margin is not
         // learned again ("thick threshold"), or the grams every message shares (headers of one
         // server) would be driven to that class alone.
-        const f = featuresOf(withoutOwnHeaders(it.raw));
+        const f = learnerFeatures(it.raw);
         const m = marginOf([working], f);
         if (it.as === 'spam' ? m < THICK_MARGIN : m > -THICK_MARGIN) learnStep([working], [{ model: working, share: 1 }], f, it.as === 'spam' ? 1 : 0, 1);
         n++;

@@ -18,9 +18,8 @@ import { walkMessage } from '../../scanners/mime-walk.ts';
 import { DEFAULT_ZIP_LIMITS } from '../../scanners/zip-inspect.ts';
 import type { MessageFacts } from '../../scanners/facts.ts';
 import type { AttachmentScan, Failed, Unscannable, HtmlScan, LearnerScan, ScanReport, Skipped, SpamScan, UrlScan, VirusScan } from '../../scanners/types.ts';
-import { TEXT_BYTES } from '../../scanners/learner/features.ts';
 import { domainOf } from '../../rules/envelope.ts';
-import type { Learner } from '../learner/learner.ts';
+import { LEARNER_HEAD_BYTES, type Learner } from '../learner/learner.ts';
 import { evaluateAttachments, mergeAttachmentRules } from '../../rules/attachments.ts';
 import { DEFAULT_ATTACHMENT_RULES } from '../../rules/defaults/attachments.ts';
 import { DEFAULT_PHISHING_SAFE_SITES } from '../../rules/defaults/phishing-safe-sites.ts';
@@ -181,7 +180,7 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
       ? Promise.resolve(skipped('learned filter off for every recipient'))
       : !scanners.learner
         ? Promise.resolve(skipped('learned filter not set up on this node'))
-        : (body ? Promise.resolve(body.subarray(0, TEXT_BYTES + 200)) : readHead(file, TEXT_BYTES + 200)).then((head) => scanners.learner!.score(head, learnerDomains)).catch(failed);
+        : (body ? Promise.resolve(body.subarray(0, LEARNER_HEAD_BYTES)) : readHead(file, LEARNER_HEAD_BYTES)).then((head) => scanners.learner!.score(head, learnerDomains)).catch(failed);
   const [v, s, f, t, a, u, l] = await Promise.all([virus, spam, facts, text, auth, urls, learner]);
   return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u, learner: l, timing: { startedAt, finishedAt: Date.now() }, ...(body ? { body } : {}) };
 }

@@ -15,7 +15,7 @@ const GRAM = 4;
 const seen = new Uint8Array(MODEL_DIM);
 
 /** The slot of the 4-gram starting at `i` (multiplicative hashing of the 4 bytes as one word). */
-const slotAt = (b: Uint8Array, i: number): number => (Math.imul(b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24), 0x9e3779b1) >>> (32 - MODEL_BITS)) >>> 0;
+const slotAt = (b: Uint8Array, i: number, seed = 0): number => (Math.imul((b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) ^ seed, 0x9e3779b1) >>> (32 - MODEL_BITS)) >>> 0;
 
 /** The text the learner reads: the first TEXT_BYTES bytes, line ends made LF (CRLF vs LF must not matter). */
 export function learnerText(raw: Uint8Array): Uint8Array {
@@ -27,15 +27,23 @@ export function learnerText(raw: Uint8Array): Uint8Array {
 }
 
 /** The distinct feature slots of a message (sorted order not guaranteed). */
-export function featuresOf(raw: Uint8Array): Uint32Array {
-  const text = learnerText(raw);
-  const out = new Uint32Array(Math.max(0, text.length - GRAM + 1));
+export const featuresOf = (raw: Uint8Array): Uint32Array => gramsOf([{ bytes: learnerText(raw), seed: 0 }]);
+
+/**
+ * The distinct slots of the 4-grams of several stretches of text, each hashed in its own
+ * namespace (`seed`; 0 is the one featuresOf uses), so the same 4-gram in two stretches is two
+ * features. bench/learner-features.ts compares other views of a message with it.
+ */
+export function gramsOf(segments: readonly { bytes: Uint8Array; seed: number }[]): Uint32Array {
+  const out = new Uint32Array(segments.reduce((a, g) => a + Math.max(0, g.bytes.length - GRAM + 1), 0));
   let n = 0;
-  for (let i = 0; i + GRAM <= text.length; i++) {
-    const s = slotAt(text, i);
-    if (seen[s]) continue;
-    seen[s] = 1;
-    out[n++] = s;
+  for (const { bytes, seed } of segments) {
+    for (let i = 0; i + GRAM <= bytes.length; i++) {
+      const s = slotAt(bytes, i, seed);
+      if (seen[s]) continue;
+      seen[s] = 1;
+      out[n++] = s;
+    }
   }
   for (let i = 0; i < n; i++) seen[out[i]] = 0;
   return out.subarray(0, n);

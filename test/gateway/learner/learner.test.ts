@@ -2,7 +2,7 @@
 // the score, a domain's reports stay mostly its own, rollback, the poisoning guards, several nodes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadCorpus, shuffled } from '../../../bench/lib/corpus.ts';
-import { createLearner, GLOBAL_MODEL, replayRow, withoutOwnHeaders } from '../../../gateway/learner/learner.ts';
+import { createLearner, GLOBAL_MODEL, LEARNER_HEAD_BYTES, learnerFeatures, replayRow, withoutOwnHeaders } from '../../../gateway/learner/learner.ts';
 import { deserializeReplay, REPLAY_EXAMPLES } from '../../../scanners/learner/replay.ts';
 import { openLearnerStore } from '../../../gateway/store/learner-store.ts';
 import type { Sql } from '../../../gateway/store/sql.ts';
@@ -105,6 +105,17 @@ describe.each(DIALECTS)('learner on %s', (dialect) => {
     expect(rise).toBeLessThan(unguardedRise * 0.75);
   });
 
+  it('a message an administrator taught as spam scores at scan time (its first LEARNER_HEAD_BYTES, as analyse.ts passes them) as the learn event left it, even with a long upstream X-Spam-Status first', async () => {
+    const learner = createLearner(openLearnerStore(db.sql));
+    const upstream = `X-Spam-Status: No, score=-2.1 required=5.0 tests=${Array.from({ length: 60 }, (_, i) => `RULE_NUMBER_${i}`).join(',\r\n\t')}\r\n`;
+    const raw = Buffer.concat([Buffer.from(upstream), spamOut[0].raw, Buffer.alloc(80_000, 'spam text ')]);
+    await learner.teach(raw, { as: 'spam', reporter: 'admin', domain: null, trusted: true });
+    const whole = odds((await learner.score(raw, ['a.test'])).get('a.test'));
+    const scanned = odds((await learner.score(raw.subarray(0, LEARNER_HEAD_BYTES), ['a.test'])).get('a.test'));
+    expect(whole).toBeGreaterThan(4);
+    expect(scanned).toBe(whole);
+  });
+
   it('two nodes: what one learns the other scores with, and concurrent learning loses no step', async () => {
     const a = createLearner(openLearnerStore(db.sql));
     const b = createLearner(openLearnerStore(db.sql));
@@ -123,5 +134,19 @@ describe('withoutOwnHeaders', () => {
     expect(withoutOwnHeaders(stamped).toString()).toBe('Received: from x\r\nSubject: win\r\n\r\nX-Spam-Flag: in the body stays\r\n');
     const plain = Buffer.from('Subject: hi\n\nbody\n');
     expect(withoutOwnHeaders(plain)).toBe(plain);
+  });
+});
+
+describe('scan-time and learn-time features', () => {
+  it('are identical for the same message: the scan path’s head (LEARNER_HEAD_BYTES, as analyse.ts reads it) and the whole message a report carries', () => {
+    // An upstream SpamAssassin's X-Spam-Status can run to a kilobyte; it comes first, and it is dropped before learning.
+    const upstream = `X-Spam-Status: No, score=-2.1 required=5.0 tests=${Array.from({ length: 60 }, (_, i) => `RULE_NUMBER_${i}`).join(',\r\n\t')}\r\n`;
+    const messages = [...corpus.slice(0, 20).map((m) => m.raw), ...corpus.slice(0, 5).map((m) => Buffer.concat([Buffer.from(upstream), m.raw, Buffer.alloc(80_000, 'spam text ')]))];
+    for (const raw of messages) {
+      const scanned = learnerFeatures(raw.subarray(0, LEARNER_HEAD_BYTES));
+      const learned = learnerFeatures(raw);
+      expect([...scanned].sort()).toEqual([...learned].sort());
+      expect(learned.length).toBeGreaterThan(500);
+    }
   });
 });
