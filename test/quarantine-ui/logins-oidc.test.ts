@@ -13,6 +13,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import Provider from 'oidc-provider';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { PROVIDER_UNAVAILABLE } from '../../quarantine-ui/routes/oidc.ts';
+import { freePort } from '../support/ports.ts';
 
 const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const CLIENT_SECRET = 'a client secret for the test provider';
@@ -25,14 +26,6 @@ const PEOPLE: Record<string, { groups: string[]; email?: string; verified?: bool
   // a provider that lets people type their address and does not say it checked it
   erin: { groups: ['mail-users'], email: 'alice@a.test' },
 };
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function startProvider(redirectUri: string): Promise<{ issuer: string; close(): Promise<void> }> {
   let handle: http.RequestListener = (_req, res) => res.end();

@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'ldapts';
+import { freePort } from './ports.ts';
 
 export const SUFFIX = 'dc=example,dc=test';
 export const SERVICE_DN = `cn=mailmoat,${SUFFIX}`;
@@ -46,14 +47,6 @@ function ldif(people: LdapPerson[]): string {
     ...people.map((p) => [`dn: uid=${p.uid},ou=people,${SUFFIX}`, 'objectClass: inetOrgPerson', `uid: ${p.uid}`, `cn: ${p.uid}`, `sn: ${p.uid}`, `userPassword: ${p.password}`, ...(p.mail ?? []).map((m) => `mail: ${m}`)].join('\n')),
   ];
   return `${entries.join('\n\n')}\n`;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 async function listening(port: number): Promise<boolean> {
