@@ -25,7 +25,7 @@ import { redisOutboundLimits, type OutboundLimits } from './smtp/outbound-limits
 import { watchOutboundSpam, withHijackWatch } from './smtp/hijack.ts';
 import { openAccountStore } from './store/accounts.ts';
 import { handleScanJob, type Scanners } from './pipeline/scan.ts';
-import { createAnalysisPool } from './pipeline/analysis-pool.ts';
+import { createAnalysisPool, defaultAnalysisThreads } from './pipeline/analysis-pool.ts';
 import { registrableDomain } from './pipeline/analyse.ts';
 import { redisInlineVerdicts, refuseIfInlineVerdict, type InlineVerdicts } from './pipeline/inline.ts';
 import { sendNotice } from './pipeline/notify.ts';
@@ -208,7 +208,7 @@ export function makeScanners(config: Config, endpoints: Endpoints): Scanners {
     mailauth: makeResolver(config).forMailauth(),
     urls: createUrlChecker({ config: config.urls, resolver: makeResolver(config), registrableDomain }),
     // HTML parsing off the event loop that serves SMTP and renews job locks, with a time budget.
-    analysis: createAnalysisPool({ threads: config.scan.analysisThreads, timeMs: config.scan.analysisTimeMs }),
+    analysis: createAnalysisPool({ threads: config.scan.analysisThreads ?? defaultAnalysisThreads(), timeMs: config.scan.analysisTimeMs }),
   };
 }
 

@@ -2,7 +2,7 @@
 // with a config file written for the run. Whatever stages the pipeline has when the bench runs
 // are what gets measured; nothing here knows them.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -124,7 +124,10 @@ export interface StartOptions {
 }
 
 export async function startGateway(o: StartOptions): Promise<GatewayProcess> {
-  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=${o.role}-${Date.now()}.cpuprofile`] : [];
+  // The V8 flags bin/mailmoat runs the gateway with (a checkout from before they existed has none).
+  const flagsFile = join(gatewayRoot, 'bin/node-flags');
+  const nodeArgs = existsSync(flagsFile) ? readFileSync(flagsFile, 'utf8').split(/\s+/).filter(Boolean) : [];
+  if (o.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=${o.role}-${Date.now()}.cpuprofile`);
   if (o.cpuProfDir) await mkdir(o.cpuProfDir, { recursive: true });
   if (o.memoryDir) {
     await mkdir(o.memoryDir, { recursive: true });

@@ -361,8 +361,8 @@ const scanRetry = z
      * is ended and the message is unscannable ("analysis time limit"), never retried.
      */
     analysisTimeMs: positiveInt.default(20_000),
-    /** Worker threads for that analysis (per worker process). */
-    analysisThreads: positiveInt.max(64).default(2),
+    /** Worker threads for that analysis (per worker process); default: the cores less one, 1 to 2 (analysis-pool.ts). */
+    analysisThreads: positiveInt.max(64).optional(),
   })
   .strict();
 

@@ -12,6 +12,7 @@
 //
 // Hand-written on node:worker_threads rather than piscina: ~100 lines, and no new dependency
 // in the shared install for what is one task type with a hard kill.
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DisarmOptions, DisarmResult } from '../../scanners/html-disarm.ts';
 import type { AnalysisTask, WorkerReply } from './analysis-worker.ts';
@@ -32,7 +33,22 @@ export interface AnalysisPool {
 export interface AnalysisPoolOptions {
   threads: number;
   timeMs: number;
+  /** A thread idle this long ends (its ~50 MB go back); the next task starts one again. Default IDLE_MS. */
+  idleMs?: number;
 }
+
+/**
+ * Threads when the config names none: one fewer than the cores (the event loop needs one),
+ * at least 1, at most 2. Each thread costs ~50 MB to exist; on 2 cores a second thread only
+ * competes with the event loop for the same CPU, while a message whose analysis runs long (up to
+ * scan.analysisTimeMs) holds up the others' analysis behind it.
+ */
+export function defaultAnalysisThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(2, cores - 1));
+}
+
+/** Long enough that a steady trickle keeps its threads; a quiet gateway gives their memory back. */
+const IDLE_MS = 60_000;
 
 /** A parse tree of a 4 MB HTML part stays well under this; a memory bomb ends only its thread. */
 const ANALYSIS_HEAP_MB = 1024;
@@ -57,6 +73,7 @@ interface Slot {
   ready: boolean;
   running?: Task;
   timer?: NodeJS.Timeout;
+  idle?: NodeJS.Timeout;
 }
 
 /** The options a thread gets: plain data only (functions do not cross threads). */
@@ -82,9 +99,16 @@ export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
 
   const retire = (slot: Slot, err: Error) => {
     if (!slots.delete(slot)) return;
+    clearTimeout(slot.idle);
     settle(slot, { err });
     void slot.worker.terminate();
     dispatch();
+  };
+
+  /** Out of the pool first, so that its exit is no failure of a task. */
+  const endIdle = (slot: Slot) => {
+    if (slot.running || !slots.delete(slot)) return;
+    void slot.worker.terminate();
   };
 
   const spawn = () => {
@@ -95,8 +119,12 @@ export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
       if ('ready' in m) slot.ready = true;
       else if ('error' in m) settle(slot, { err: new Error(m.error) });
       else settle(slot, { ok: m.ok });
-      if (!slot.running) worker.unref(); // an idle thread never keeps the process alive
       dispatch();
+      if (!slot.running) {
+        worker.unref(); // an idle thread never keeps the process alive
+        clearTimeout(slot.idle);
+        slot.idle = setTimeout(() => endIdle(slot), o.idleMs ?? IDLE_MS).unref();
+      }
     });
     worker.on('error', (err: Error & { code?: string }) => {
       const limit = err.code === 'ERR_WORKER_OUT_OF_MEMORY';
@@ -111,6 +139,7 @@ export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
       if (waiting.length === 0) return;
       if (!slot.ready || slot.running) continue;
       const t = waiting.shift()!;
+      clearTimeout(slot.idle);
       slot.running = t;
       slot.worker.ref();
       slot.timer = setTimeout(() => retire(slot, new AnalysisLimit(`analysis time limit (${o.timeMs} ms)`)), o.timeMs);
@@ -137,7 +166,10 @@ export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
       for (const t of waiting.splice(0)) t.reject(new Error('analysis pool closed'));
       const all = [...slots];
       slots.clear();
-      for (const s of all) settle(s, { err: new Error('analysis pool closed') });
+      for (const s of all) {
+        clearTimeout(s.idle);
+        settle(s, { err: new Error('analysis pool closed') });
+      }
       await Promise.all(all.map((s) => s.worker.terminate()));
     },
   };

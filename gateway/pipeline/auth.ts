@@ -8,7 +8,7 @@
 // message into memory (its gatherer stream): bounded by smtp.maxMessageBytes.
 import { readFile } from 'node:fs/promises';
 import { openSpoolFile } from '../spool/read.ts';
-import { authenticate, sealMessage } from 'mailauth';
+import { authenticate, sealMessage } from './mailauth-core.ts';
 import type { AuthenticateResult } from 'mailauth';
 import type { MailauthResolver } from '../../core/dns.ts';
 import type { Envelope } from '../spool/spool.ts';

@@ -9,7 +9,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { dkimSign } from 'mailauth';
+import { dkimSign } from './mailauth-core.ts';
 import type { Envelope } from '../spool/spool.ts';
 import { fromAddresses } from '../../rules/from-header.ts';
 

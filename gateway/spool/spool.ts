@@ -339,11 +339,7 @@ export class Spool {
   }
 
   private async removeLocal(id: string): Promise<void> {
-    await Promise.all(
-      [this.messagePath(id), this.outputPath(id), `${this.outputPath(id)}.tmp`, this.envelopePath(id)].map((f) =>
-        fs.rm(f, { force: true }),
-      ),
-    );
+    await Promise.all([this.messagePath(id), this.outputPath(id), `${this.outputPath(id)}.tmp`, this.envelopePath(id)].map(unlinkIfPresent));
   }
 
   /**
@@ -411,6 +407,13 @@ async function writeIfChanged(file: string, data: Buffer): Promise<boolean> {
   if (current?.equals(data)) return false;
   await writeFileDurably(file, data, `${file}.${process.pid}-${++fetchSeq}.tmp`);
   return true;
+}
+
+/** fs.rm({ force }) without its lstat first: these are files, four per message on the hot path. */
+async function unlinkIfPresent(file: string): Promise<void> {
+  await fs.unlink(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -5,6 +5,8 @@ import { createLogger, type LogFormat } from '../../gateway/log.ts';
 import { EICAR } from '../support/eicar.ts';
 import { attachment, buildMessage, text as textPart } from '../support/mime.ts';
 import { sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
+import { pipelineMetrics, workerMetrics } from '../../gateway/metrics.ts';
+import { existsSync } from 'node:fs';
 
 const message = (subject: string, body: string) =>
   `From: Bob <bob@sender.test>\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nDate: Fri, 4 Dec 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\n\r\n${body}\r\n`;
@@ -55,6 +57,49 @@ describe.each(['json', 'text'] as const)('summary line (%s)', (format) => {
       // syslog-like: ISO time, level, program[pid]
       expect(text).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z INFO mailmoat\\[${process.pid}\\]: ${id}: `));
     }
+  });
+
+  // One recipient domain: the delivery rows and the final status are one commit (ledger
+  // finishAllDelivered); the message must leave what the two-step finish leaves.
+  it('a message delivered to one domain in one step leaves one summary line, its delivery rows, its delivered event, its metrics, and no spool files', async () => {
+    const countOf = async (metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown>; metricName?: string }[] }> }, labels: Record<string, string>, name?: string) =>
+      (await metric.get()).values.filter((v) => (!name || v.metricName === name) && Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((n, v) => n + v.value, 0);
+    const endToEndBefore = await countOf(pipelineMetrics.endToEnd, { state: 'delivered' }, 'mailmoat_message_duration_seconds_count');
+    const attemptsBefore = await countOf(workerMetrics.deliveries, { outcome: 'delivered' });
+    const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test', 'dave@example.test'] }, message('one step', 'Both at example.test.'), { name: 'mail.sender.test' });
+    expect(sent.code).toBe(250);
+    const id = sent.id!;
+    await waitForStatus(gw, id, ['delivered']);
+    const found = await waitFor(() => (summariesOf(log.lines, id, format).length ? summariesOf(log.lines, id, format) : undefined), { what: 'summary line' });
+    await new Promise((r) => setTimeout(r, 200)); // a second line would have come by now
+    expect(summariesOf(log.lines, id, format)).toHaveLength(1);
+    const text = format === 'json' ? (found[0] as { msg: string }).msg : (found[0] as string);
+    expect(text).toMatch(
+      new RegExp(
+        `${id}: state=delivered from=<bob@sender\\.test>, client=127\\.0\\.0\\.1, helo=mail\\.sender\\.test, ` +
+          `to=<alice@example\\.test> status=sent \\(127\\.0\\.0\\.1:\\d+: 250 [^)]*\\), to=<dave@example\\.test> status=sent \\(127\\.0\\.0\\.1:\\d+: 250 [^)]*\\), ` +
+          `class=clean score=-?[\\d.]+, delays=[\\d.]+/[\\d.]+/[\\d.]+/[\\d.]+, size=\\d+( role=worker)?$`,
+      ),
+    );
+    // The message log: both recipients' rows, one 'delivered' event naming both, after the attempt.
+    const rows = await gw.stores.store.deliveries(id);
+    expect(rows.map((d) => [d.recipient, d.outcome])).toEqual([
+      ['alice@example.test', 'delivered'],
+      ['dave@example.test', 'delivered'],
+    ]);
+    const events = await gw.stores.store.events(id);
+    const kinds = events.map((e) => e.kind);
+    expect(kinds.filter((k) => k === 'delivered')).toHaveLength(1);
+    expect(kinds.indexOf('delivered')).toBeGreaterThan(kinds.lastIndexOf('delivery-attempt'));
+    const delivered = events.find((e) => e.kind === 'delivered')!;
+    expect(delivered.detail).toContain('alice@example.test');
+    expect(delivered.detail).toContain('dave@example.test');
+    expect((await gw.stores.store.get(id))?.lastReply).toMatch(/250/);
+    // Metrics as the summary counts them, and the spool cleared.
+    expect(await countOf(pipelineMetrics.endToEnd, { state: 'delivered' }, 'mailmoat_message_duration_seconds_count')).toBe(endToEndBefore + 1);
+    expect(await countOf(workerMetrics.deliveries, { outcome: 'delivered' })).toBe(attemptsBefore + 2);
+    expect(existsSync(gw.stores.spool.messagePath(id))).toBe(false);
+    expect(existsSync(gw.stores.spool.outputPath(id))).toBe(false);
   });
 
   it('a quarantined virus leaves one summary line with class=virus and status=quarantined', async () => {

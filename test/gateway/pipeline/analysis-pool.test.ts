@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AnalysisLimit, createAnalysisPool } from '../../../gateway/pipeline/analysis-pool.ts';
+import { AnalysisLimit, createAnalysisPool, defaultAnalysisThreads } from '../../../gateway/pipeline/analysis-pool.ts';
 import { disarmKey, registrableDomain, scanText } from '../../../gateway/pipeline/text-scan.ts';
 import { htmlBoundExceeded } from '../../../scanners/html-bounds.ts';
 import { buildMessage, html, text, toStream } from '../../support/mime.ts';
@@ -75,5 +75,26 @@ describe('the analysis pool', () => {
     expect((err as Error).message).toBe('analysis time limit (1500 ms)');
     const light = await tight.scanTextFile(file('light.eml', buildMessage(text('www.after.test'))), OPTIONS);
     expect(light.hosts).toEqual(['www.after.test']);
+  });
+});
+
+describe('the pool\'s size and idle threads', () => {
+  it('uses the cores less one for the event loop, 1 to 2 threads', () => {
+    expect([1, 2, 3, 4, 16].map((cores) => defaultAnalysisThreads(cores))).toEqual([1, 1, 2, 2, 2]);
+  });
+
+  it('ends a thread left idle (its memory goes back) and starts one again for the next message', async () => {
+    const idle = createAnalysisPool({ threads: 1, timeMs: 10_000, idleMs: 200 });
+    try {
+      const threadIds = async () => (await import('node:fs/promises')).readdir(`/proc/${process.pid}/task`);
+      const before = (await threadIds()).length;
+      expect((await idle.scanTextFile(file('first.eml', buildMessage(text('www.first.test'))), OPTIONS)).hosts).toEqual(['www.first.test']);
+      const withThread = (await threadIds()).length;
+      expect(withThread).toBeGreaterThan(before);
+      await expect.poll(async () => (await threadIds()).length, { timeout: 5_000, interval: 100 }).toBeLessThan(withThread);
+      expect((await idle.scanTextFile(file('second.eml', buildMessage(text('www.second.test'))), OPTIONS)).hosts).toEqual(['www.second.test']);
+    } finally {
+      await idle.close();
+    }
   });
 });

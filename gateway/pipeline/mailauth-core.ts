@@ -1,0 +1,44 @@
+// mailauth without BIMI. Its entry point (lib/mailauth.js) loads the BIMI module at the top, and
+// with it undici, @postalsys/vmc (@peculiar/asn1-*), joi's schemas and fast-xml-parser: about
+// 11 MB of resident memory and ~300 modules in every process that authenticates, for a check we
+// never run (disableBimi: fetching logos over HTTP has no place on the mail path). Here the entry
+// point is loaded once more with its two BIMI modules replaced by ones that throw, so a call that
+// reached them would be an error result (the scan is retried), never a silent pass. Everything
+// else (DKIM, SPF, DMARC, ARC, the sealer) is mailauth's own code, shared with any other copy.
+import Module, { createRequire } from 'node:module';
+import type * as Mailauth from 'mailauth';
+
+const require = createRequire(import.meta.url);
+
+function refusing(file: string): Module {
+  const refuse = () => {
+    throw new Error('BIMI is not loaded in mailmoat (disableBimi)');
+  };
+  const m = new Module(file);
+  m.filename = file;
+  m.loaded = true;
+  m.exports = { bimi: refuse, validateVMC: refuse, validateSvg: refuse };
+  return m;
+}
+
+function loadWithoutBimi(): typeof Mailauth {
+  const entry = require.resolve('mailauth');
+  const bimi = [require.resolve('mailauth/lib/bimi/index.js'), require.resolve('mailauth/lib/bimi/validate-svg.js')];
+  const saved = [entry, ...bimi].map((f) => [f, require.cache[f]] as const);
+  try {
+    delete require.cache[entry];
+    for (const f of bimi) require.cache[f] = refusing(f);
+    return require(entry) as typeof Mailauth;
+  } finally {
+    // Whoever requires mailauth itself afterwards gets the whole of it, as published.
+    for (const [f, m] of saved) {
+      if (m) require.cache[f] = m;
+      else delete require.cache[f];
+    }
+  }
+}
+
+const mailauth = loadWithoutBimi();
+export const authenticate: typeof Mailauth.authenticate = mailauth.authenticate;
+export const sealMessage: typeof Mailauth.sealMessage = mailauth.sealMessage;
+export const dkimSign: typeof Mailauth.dkimSign = mailauth.dkimSign;
