@@ -23,7 +23,13 @@ function refusing(file: string): Module {
 
 function loadWithoutBimi(): typeof Mailauth {
   const entry = require.resolve('mailauth');
-  const bimi = [require.resolve('mailauth/lib/bimi/index.js'), require.resolve('mailauth/lib/bimi/validate-svg.js')];
+  let bimi: string[];
+  try {
+    bimi = [require.resolve('mailauth/lib/bimi/index.js'), require.resolve('mailauth/lib/bimi/validate-svg.js')];
+  } catch {
+    // A mailauth release that moved its BIMI files: the whole of it, as published (heavier, same results).
+    return require(entry) as typeof Mailauth;
+  }
   const saved = [entry, ...bimi].map((f) => [f, require.cache[f]] as const);
   try {
     delete require.cache[entry];
