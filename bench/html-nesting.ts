@@ -7,8 +7,19 @@ import { Readable } from 'node:stream';
 import { extractUrls } from '../scanners/html-disarm.ts';
 import { registrableDomain, scanText } from '../gateway/pipeline/text-scan.ts';
 
-const levels = process.argv.slice(2).map(Number).filter((n) => n > 0);
-const OPTIONS = { maxParts: 500, maxHeaderBytes: 256 * 1024, maxHtmlPartBytes: 4 << 20, maxTextPartBytes: 1 << 20, maxHosts: 50, disarm: [{ remoteImages: 'keep' as const, phishingNet: true, phishingSafeSites: [] }], registrableDomain };
+const levels = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
+const OPTIONS = {
+  maxParts: 500,
+  maxHeaderBytes: 256 * 1024,
+  maxHtmlPartBytes: 4 << 20,
+  maxTextPartBytes: 1 << 20,
+  maxHosts: 50,
+  disarm: [{ remoteImages: 'keep' as const, phishingNet: true, phishingSafeSites: [] }],
+  registrableDomain,
+};
 
 for (const n of levels.length ? levels : [20_000, 100_000]) {
   const html = `<html><body>${'<div>'.repeat(n)}x${'</div>'.repeat(n)}</body></html>`;
@@ -20,5 +31,7 @@ for (const n of levels.length ? levels : [20_000, 100_000]) {
   extractUrls(html, { html: true, max: 51, maxHtmlChars: 4 << 20 });
   const beforeMs = performance.now() - t;
   const finding = [...after.html.values()][0]?.findings[0]?.detail;
-  console.log(`${n} nested <div> (${(msg.length / 1e6).toFixed(2)} MB): before ${(beforeMs / 1000).toFixed(2)} s (URL extraction alone), after ${afterMs.toFixed(0)} ms for the whole text scan → ${finding}`);
+  console.log(
+    `${n} nested <div> (${(msg.length / 1e6).toFixed(2)} MB): before ${(beforeMs / 1000).toFixed(2)} s (URL extraction alone), after ${afterMs.toFixed(0)} ms for the whole text scan → ${finding}`,
+  );
 }

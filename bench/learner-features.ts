@@ -17,7 +17,14 @@ import { DEFAULT_LEARNER_GUARDS } from '../rules/learner.ts';
 import { learnerView } from './lib/learner-view.ts';
 import { loadCorpus, rocArea, shuffled, type CorpusGroup } from './lib/corpus.ts';
 
-const { values } = parseArgs({ options: { split: { type: 'string', default: 'tune' }, seed: { type: 'string', default: '19' }, reports: { type: 'string', default: '400' }, heldout: { type: 'string', default: '250' } } });
+const { values } = parseArgs({
+  options: {
+    split: { type: 'string', default: 'tune' },
+    seed: { type: 'string', default: '19' },
+    reports: { type: 'string', default: '400' },
+    heldout: { type: 'string', default: '250' },
+  },
+});
 if (values.split !== 'report' && values.split !== 'tune') throw new Error('--split is report or tune');
 const GROUPS: CorpusGroup[] = values.split === 'tune' ? ['spam-1', 'easy-ham-1', 'hard-ham-1'] : ['spam-2', 'easy-ham-2'];
 const REPORTS = Number(values.reports);
@@ -26,16 +33,30 @@ const HEAD_SEED = 0x68656164;
 
 const VIEWS: Record<string, (raw: Buffer) => Uint32Array> = {
   [`raw: first ${TEXT_BYTES} raw bytes (current)`]: featuresOf,
-  [`raw ${TEXT_BYTES} bytes + decoded body text (own namespace)`]: (raw) => gramsOf([{ bytes: learnerText(raw), seed: 0 }, { bytes: learnerView(raw, 'selected').body, seed: BODY_SEED }]),
+  [`raw ${TEXT_BYTES} bytes + decoded body text (own namespace)`]: (raw) =>
+    gramsOf([
+      { bytes: learnerText(raw), seed: 0 },
+      { bytes: learnerView(raw, 'selected').body, seed: BODY_SEED },
+    ]),
   'selected headers + decoded body text': (raw) => {
     const v = learnerView(raw, 'selected');
-    return gramsOf([{ bytes: v.head, seed: HEAD_SEED }, { bytes: v.body, seed: BODY_SEED }]);
+    return gramsOf([
+      { bytes: v.head, seed: HEAD_SEED },
+      { bytes: v.body, seed: BODY_SEED },
+    ]);
   },
   'all headers but Received/DKIM/Message-ID/Date + decoded body text': (raw) => {
     const v = learnerView(raw, 'all');
-    return gramsOf([{ bytes: v.head, seed: HEAD_SEED }, { bytes: v.body, seed: BODY_SEED }]);
+    return gramsOf([
+      { bytes: v.head, seed: HEAD_SEED },
+      { bytes: v.body, seed: BODY_SEED },
+    ]);
   },
-  [`raw header block (≤ ${TEXT_BYTES} bytes) + decoded body text`]: (raw) => gramsOf([{ bytes: rawHeaderBlock(raw), seed: HEAD_SEED }, { bytes: learnerView(raw, 'selected').body, seed: BODY_SEED }]),
+  [`raw header block (≤ ${TEXT_BYTES} bytes) + decoded body text`]: (raw) =>
+    gramsOf([
+      { bytes: rawHeaderBlock(raw), seed: HEAD_SEED },
+      { bytes: learnerView(raw, 'selected').body, seed: BODY_SEED },
+    ]),
 };
 
 /** The header block as received (line ends made LF), at most TEXT_BYTES. */
@@ -53,8 +74,12 @@ const heldHam = hamPool.slice(-Math.min(Number(values.heldout), hamPool.length -
 const reports = shuffled([...spamPool.slice(0, REPORTS), ...hamPool.slice(0, REPORTS)], 5);
 const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
 
-console.log(`# learner features — SpamAssassin corpus, ${values.split} split (${GROUPS.join(' + ')}): ${spamPool.length} spam, ${hamPool.length} ham, seed ${values.seed}`);
-console.log(`report loop: ${REPORTS} + ${REPORTS} reports at weight ${DEFAULT_LEARNER_GUARDS.userWeight} (domain model + global share ${DEFAULT_LEARNER_GUARDS.globalShare}), held-out ${heldSpam.length} spam + ${heldHam.length} ham\n`);
+console.log(
+  `# learner features — SpamAssassin corpus, ${values.split} split (${GROUPS.join(' + ')}): ${spamPool.length} spam, ${hamPool.length} ham, seed ${values.seed}`,
+);
+console.log(
+  `report loop: ${REPORTS} + ${REPORTS} reports at weight ${DEFAULT_LEARNER_GUARDS.userWeight} (domain model + global share ${DEFAULT_LEARNER_GUARDS.globalShare}), held-out ${heldSpam.length} spam + ${heldHam.length} ham\n`,
+);
 console.log('| features | replay (1-ROCA)% | loop TPR / FPR at p ≥ 0.5 | loop TPR at FPR ≤ 0.5 % | features CPU ms/msg |\n|---|---|---|---|---|');
 for (const [name, features] of Object.entries(VIEWS)) {
   // Replay.
@@ -70,13 +95,28 @@ for (const [name, features] of Object.entries(VIEWS)) {
     scores.push(marginOf([m], f));
     buffer = learnAndRehearse(buffer, [m], [{ model: m, share: 1 }], { key: String(i), label: x.spam ? 1 : 0, weight: 1, features: f });
   }
-  const roca = (100 * (1 - rocArea(scores, pool.map((x) => x.spam)))).toFixed(3);
+  const roca = (
+    100 *
+    (1 -
+      rocArea(
+        scores,
+        pool.map((x) => x.spam),
+      ))
+  ).toFixed(3);
   // Report loop.
   const global = emptyModel();
   const domain = emptyModel();
   let rb: Example[] = [];
   for (const [i, x] of reports.entries()) {
-    rb = learnAndRehearse(rb, [global, domain], [{ model: domain, share: 1 }, { model: global, share: DEFAULT_LEARNER_GUARDS.globalShare }], { key: String(i), label: x.spam ? 1 : 0, weight: DEFAULT_LEARNER_GUARDS.userWeight, features: features(x.raw) });
+    rb = learnAndRehearse(
+      rb,
+      [global, domain],
+      [
+        { model: domain, share: 1 },
+        { model: global, share: DEFAULT_LEARNER_GUARDS.globalShare },
+      ],
+      { key: String(i), label: x.spam ? 1 : 0, weight: DEFAULT_LEARNER_GUARDS.userWeight, features: features(x.raw) },
+    );
   }
   const spamOdds = heldSpam.map((x) => marginOf([global, domain], features(x.raw)));
   const hamOdds = heldHam.map((x) => marginOf([global, domain], features(x.raw))).sort((a, b) => b - a);

@@ -36,7 +36,11 @@ const FULL: Plan = {
   rounds: 3,
   sessions: [10, 50],
   // spamd takes about a second of CPU for a 50 KB message: that size once, at 50 sessions.
-  spamdRuns: [['2 KB', 10], ['2 KB', 50], ['50 KB', 50]],
+  spamdRuns: [
+    ['2 KB', 10],
+    ['2 KB', 50],
+    ['50 KB', 50],
+  ],
   split: true,
   counts: {
     ceiling: { '2 KB': 1000, '50 KB': 500 },
@@ -55,7 +59,10 @@ const QUICK: Plan = {
   mode: 'quick',
   rounds: 1,
   sessions: [10, 50],
-  spamdRuns: [['2 KB', 10], ['2 KB', 50]],
+  spamdRuns: [
+    ['2 KB', 10],
+    ['2 KB', 50],
+  ],
   // The two-process row runs here too: it is the counterpart of the PostgreSQL full-path row.
   split: true,
   counts: {

@@ -45,7 +45,7 @@ export function canonicalIp(input: string): string | undefined {
   for (let i = 0; i < 16; i += 2) groups.push(((parsed.bytes[i] ?? 0) << 8) | (parsed.bytes[i + 1] ?? 0));
   // RFC 5952 §4.2: compress the longest run (of at least two) of zero groups, the first one on a tie.
   let best = { at: -1, len: 0 };
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > best.len) best = { at: i, len: j - i };

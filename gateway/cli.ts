@@ -37,12 +37,20 @@ function buildProgram(exit: { code: number }): Command {
   const program = new Command('mailmoat')
     .description('mailmoat: an inbound SMTP filtering gateway')
     .version(VERSION, '-V, --version', 'print the version')
-    .option('-c, --config <file>', 'the config file (default: $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo\'s)')
+    .option('-c, --config <file>', "the config file (default: $MAILMOAT_CONFIG, else /etc/mailmoat/mailmoat.yaml, else the demo's)")
     .showSuggestionAfterError(true)
     // Inherited by every command added below: commander never exits the process itself (main
     // picks the exit code), and its errors are one line in the same voice as ours.
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`mailmoat: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`) })
+    .configureOutput({
+      outputError: (text, write) =>
+        write(
+          `mailmoat: ${text
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()}\n`,
+        ),
+    })
     .addHelpText('after', '\nEvery command has its own help: mailmoat <command> --help');
   const configFile = async () => (await handlers.config()).findConfigFile(program.opts<{ config?: string }>().config);
   const config = async (): Promise<Config> => (await handlers.load()).loadConfig(await configFile());
@@ -62,12 +70,15 @@ function buildProgram(exit: { code: number }): Command {
     ['worker', 'run the scan and delivery workers'],
     ['console', 'run the quarantine web console'],
   ] as const) {
-    program.command(role).description(text).action(async () => {
-      const file = await configFile();
-      const c = (await handlers.load()).loadConfig(file);
-      const { createLogger } = await handlers.log();
-      return done((await handlers.roles()).runRoles(role, c, createLogger({ level: c.log.level, format: c.log.format }), file));
-    });
+    program
+      .command(role)
+      .description(text)
+      .action(async () => {
+        const file = await configFile();
+        const c = (await handlers.load()).loadConfig(file);
+        const { createLogger } = await handlers.log();
+        return done((await handlers.roles()).runRoles(role, c, createLogger({ level: c.log.level, format: c.log.format }), file));
+      });
   }
   program
     .command('reload')
@@ -85,21 +96,26 @@ function buildProgram(exit: { code: number }): Command {
     .description('bring the database schema up to date (PostgreSQL: once, before the roles start)')
     .option('--status', 'list applied and pending migrations (exit 2 when some are pending)')
     .option('--import-sqlite <file>', "copy a single machine's mailmoat.sqlite (and its quarantine) into the config's new PostgreSQL database")
-    .action(async (o: { status?: boolean; importSqlite?: string }) => done((await handlers.migrate()).migrateCommand(await config(), o.status === true, o.importSqlite)));
+    .action(async (o: { status?: boolean; importSqlite?: string }) =>
+      done((await handlers.migrate()).migrateCommand(await config(), o.status === true, o.importSqlite)),
+    );
   program
     .command('test-downstream')
     .description('an SMTP conversation (no message) with each next hop of a hosted domain')
     .argument('<domain>', 'a hosted domain')
     .action(async (domain: string) => done((await handlers.other()).testDownstreamCommand(await config(), domain)));
 
-  const queue = program.command('queue').description('mail still in the gateway\'s hands: list, show, retry, flush, bounce, delete');
+  const queue = program.command('queue').description("mail still in the gateway's hands: list, show, retry, flush, bounce, delete");
   queue
     .command('list')
     .description('messages not yet in a final state, oldest first (tab-separated)')
     .option('--limit <n>', 'at most this many', count, 100)
     .option('--json', 'JSON for scripts')
     .action(async (o: { limit: number; json?: boolean }) => done((await handlers.queue()).queueList(await config(), o)));
-  queue.command('counts').description('messages by status and jobs by state (JSON)').action(async () => done((await handlers.queue()).queueCounts(await config())));
+  queue
+    .command('counts')
+    .description('messages by status and jobs by state (JSON)')
+    .action(async () => done((await handlers.queue()).queueCounts(await config())));
   queue
     .command('show')
     .description('one message: envelope, verdict, scan report, events, deliveries')
@@ -112,7 +128,11 @@ function buildProgram(exit: { code: number }): Command {
     ['delete', 'remove it from the queue without delivering or bouncing (its record stays)'],
     ['release', 'a message held as poison: process it once more from the stage it was held at (fault count reset)'],
   ] as const) {
-    queue.command(op).description(text).argument('<id>', 'message id').action(async (id: string) => done((await handlers.queue()).queueOp(await config(), op, id)));
+    queue
+      .command(op)
+      .description(text)
+      .argument('<id>', 'message id')
+      .action(async (id: string) => done((await handlers.queue()).queueOp(await config(), op, id)));
   }
   queue
     .command('flush')
@@ -137,11 +157,22 @@ function buildProgram(exit: { code: number }): Command {
     .argument('<id>', 'message id')
     .option('--json', 'the raw record, for scripts')
     .action(async (id: string, o: { json?: boolean }) => done((await handlers.quarantine()).quarantineShow(await config(), id, o)));
-  quarantine.command('release').description('deliver it to its recipients (as a superadmin would)').argument('<id>', 'message id').action(async (id: string) => done((await handlers.quarantine()).quarantineRelease(await config(), id)));
-  quarantine.command('delete').description('delete its body (its record and events stay)').argument('<id>', 'message id').action(async (id: string) => done((await handlers.quarantine()).quarantineDelete(await config(), id)));
+  quarantine
+    .command('release')
+    .description('deliver it to its recipients (as a superadmin would)')
+    .argument('<id>', 'message id')
+    .action(async (id: string) => done((await handlers.quarantine()).quarantineRelease(await config(), id)));
+  quarantine
+    .command('delete')
+    .description('delete its body (its record and events stay)')
+    .argument('<id>', 'message id')
+    .action(async (id: string) => done((await handlers.quarantine()).quarantineDelete(await config(), id)));
 
   const user = program.command('user').description('console accounts');
-  user.command('list').description('every console account').action(async () => done((await handlers.users()).userCommand('list', undefined, {}, await config())));
+  user
+    .command('list')
+    .description('every console account')
+    .action(async () => done((await handlers.users()).userCommand('list', undefined, {}, await config())));
   user
     .command('add')
     .description('create a console account (its password is printed once)')
@@ -150,8 +181,16 @@ function buildProgram(exit: { code: number }): Command {
     .option('--domains <list>', 'domains a domainadmin manages (a.test,b.test)')
     .option('--addresses <list>', 'addresses a user sees (x@a.test,y@a.test)')
     .action(async (name: string, o: Record<string, string>) => done((await handlers.users()).userCommand('add', name, o, await config())));
-  user.command('passwd').description('give a console user a new random password (printed once)').argument('<name>', 'user name').action(async (name: string) => done((await handlers.users()).userCommand('passwd', name, {}, await config())));
-  user.command('totp-reset').description("remove a console user's two-step login (TOTP) and end their sessions").argument('<name>', 'user name').action(async (name: string) => done((await handlers.users()).userCommand('totp-reset', name, {}, await config())));
+  user
+    .command('passwd')
+    .description('give a console user a new random password (printed once)')
+    .argument('<name>', 'user name')
+    .action(async (name: string) => done((await handlers.users()).userCommand('passwd', name, {}, await config())));
+  user
+    .command('totp-reset')
+    .description("remove a console user's two-step login (TOTP) and end their sessions")
+    .argument('<name>', 'user name')
+    .action(async (name: string) => done((await handlers.users()).userCommand('totp-reset', name, {}, await config())));
 
   program
     .command('digest')
@@ -165,12 +204,12 @@ function buildProgram(exit: { code: number }): Command {
     .command('keygen')
     .description('make a DKIM key for DOMAIN (it becomes the active one) and print the DNS TXT record to publish')
     .argument('<domain>', 'the sender domain')
-    .option('--selector <selector>', 'the selector (default: one made from today\'s date)')
+    .option('--selector <selector>', "the selector (default: one made from today's date)")
     .action(async (d: string, o: { selector?: string }) => {
       const { dkimCommand } = await import('./outbound-cli.ts');
       process.stdout.write(await dkimCommand(await config(), 'keygen', d, o.selector));
     });
-  const relay = program.command('relay').description('the outbound relay\'s accounts');
+  const relay = program.command('relay').description("the outbound relay's accounts");
   relay
     .command('lift')
     .description('let an account suspended for unusual sending send again')
@@ -190,18 +229,30 @@ function buildProgram(exit: { code: number }): Command {
       .option('--domain <domain>', 'the domain model to train (default: the global one)')
       .action(async (paths: string[], o: { domain?: string }) => done(learnCmd([kind, ...paths, ...(o.domain ? ['--domain', o.domain] : [])])));
   }
-  learn.command('snapshots').description('the model snapshots').action(async () => done(learnCmd(['snapshots'])));
+  learn
+    .command('snapshots')
+    .description('the model snapshots')
+    .action(async () => done(learnCmd(['snapshots'])));
   learn
     .command('snapshot')
     .description('take a snapshot of a model')
     .option('--domain <domain>', 'the domain model (default: the global one)')
     .option('--note <text>', 'a note kept with it')
-    .action(async (o: { domain?: string; note?: string }) => done(learnCmd(['snapshot', ...(o.domain ? ['--domain', o.domain] : []), ...(o.note ? ['--note', o.note] : [])])));
-  learn.command('rollback').description('put a model back as a snapshot holds it (the state before is kept as a snapshot)').argument('<id>', 'snapshot id').action(async (id: string) => done(learnCmd(['rollback', id])));
+    .action(async (o: { domain?: string; note?: string }) =>
+      done(learnCmd(['snapshot', ...(o.domain ? ['--domain', o.domain] : []), ...(o.note ? ['--note', o.note] : [])])),
+    );
+  learn
+    .command('rollback')
+    .description('put a model back as a snapshot holds it (the state before is kept as a snapshot)')
+    .argument('<id>', 'snapshot id')
+    .action(async (id: string) => done(learnCmd(['rollback', id])));
   // Hosted domains kept in the database (gateway/domains/cli.ts parses the options itself).
   const domain = program.command('domain').description('hosted domains: from the config file and from the database (live on every node)');
   const domainCmd = async (args: string[]) => handOver((await import('./domains/cli.ts')).domainCommand, args);
-  domain.command('list').description('all hosted domains, and where each comes from').action(async () => done(domainCmd(['list'])));
+  domain
+    .command('list')
+    .description('all hosted domains, and where each comes from')
+    .action(async () => done(domainCmd(['list'])));
   domain
     .command('add')
     .description('add or replace a domain kept in the database')
@@ -220,7 +271,11 @@ function buildProgram(exit: { code: number }): Command {
         ]),
       ),
     );
-  domain.command('rm').description('remove a domain kept in the database').argument('<name>', 'the domain').action(async (name: string) => done(domainCmd(['rm', name])));
+  domain
+    .command('rm')
+    .description('remove a domain kept in the database')
+    .argument('<name>', 'the domain')
+    .action(async (name: string) => done(domainCmd(['rm', name])));
   return program;
 }
 
@@ -257,7 +312,8 @@ main(process.argv.slice(2)).then(
       import('./store/migrations.ts'),
       import('./store/redis-check.ts'),
     ]);
-    if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError || err instanceof DatabaseError || err instanceof RedisCheckError) console.error(`mailmoat: ${err.message}`);
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof CliError || err instanceof DatabaseError || err instanceof RedisCheckError)
+      console.error(`mailmoat: ${err.message}`);
     else console.error('mailmoat: fatal:', err);
     process.exit(1);
   },

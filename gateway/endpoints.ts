@@ -15,8 +15,7 @@ export interface Endpoints {
 }
 
 /** The folder of a managed engine: its config, socket, pid file and log. */
-export const managedEngineDir = (config: Config, name: 'redis' | 'clamd' | 'spamd'): string =>
-  path.join(config.dataDir, 'engines', name);
+export const managedEngineDir = (config: Config, name: 'redis' | 'clamd' | 'spamd'): string => path.join(config.dataDir, 'engines', name);
 
 /** The Redis the config names (url, url + cluster, sentinel or socket); undefined: a managed one. */
 export function configuredRedis(config: Config): RedisTarget | undefined {
@@ -74,7 +73,9 @@ export async function unservedManagedScanners(config: Config, endpoints: Endpoin
   for (const s of scanners) {
     if (!s.managed || (await answers(s.address))) continue;
     const where = 'socketPath' in s.address ? s.address.socketPath : `${s.address.host}:${s.address.port}`;
-    problems.push(`${s.name}: managed: true, but no ${s.name} listens at ${where}; only \`mailmoat start\` runs managed engines: set ${s.name}.socket or ${s.name}.host/port to the ${s.name} this node runs (Debian: ${s.name === 'clamd' ? 'clamav-daemon, /run/clamav/clamd.ctl' : 'spamd, 127.0.0.1:783'})`);
+    problems.push(
+      `${s.name}: managed: true, but no ${s.name} listens at ${where}; only \`mailmoat start\` runs managed engines: set ${s.name}.socket or ${s.name}.host/port to the ${s.name} this node runs (Debian: ${s.name === 'clamd' ? 'clamav-daemon, /run/clamav/clamd.ctl' : 'spamd, 127.0.0.1:783'})`,
+    );
   }
   return problems;
 }

@@ -16,7 +16,12 @@ export type Role = 'start' | 'smtp' | 'worker' | 'console';
 export type EngineCheck = () => Promise<string>;
 
 /** redis, database, spool (free space), clamd, spamd: each resolves with a short detail or throws why not. */
-export function engineChecks(config: Config, stores: Pick<Stores, 'sql' | 'spool'>, queue: Pick<JobQueue, 'counts'>, endpoints: Pick<Endpoints, 'clamd' | 'spamd'>): Record<string, EngineCheck> {
+export function engineChecks(
+  config: Config,
+  stores: Pick<Stores, 'sql' | 'spool'>,
+  queue: Pick<JobQueue, 'counts'>,
+  endpoints: Pick<Endpoints, 'clamd' | 'spamd'>,
+): Record<string, EngineCheck> {
   return {
     redis: async () => {
       const counts = await queue.counts();

@@ -151,7 +151,15 @@ const ENGINE_CHECK_MS = 2_000;
 function answers(check: () => Promise<unknown>): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ENGINE_CHECK_MS)));
-  return Promise.race([Promise.resolve().then(check).then(() => true, () => false), timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    Promise.resolve()
+      .then(check)
+      .then(
+        () => true,
+        () => false,
+      ),
+    timeout,
+  ]).finally(() => clearTimeout(timer));
 }
 
 export const scrapeMetrics = {

@@ -15,7 +15,10 @@ export async function dkimCommand(config: Config, sub: string | undefined, domai
   if (sub !== 'keygen' || !domain) throw new Error('usage: mailmoat dkim keygen DOMAIN [--selector S]');
   const r = await generateDkimKey(config.dataDir, domain, selector ?? defaultSelector());
   // A TXT string is at most 255 octets (RFC 1035 §3.3.14): the 2048-bit key is split into several.
-  const chunks = r.txt.match(/.{1,250}/g)!.map((c) => `"${c}"`).join(' ');
+  const chunks = r.txt
+    .match(/.{1,250}/g)!
+    .map((c) => `"${c}"`)
+    .join(' ');
   return [`key written to ${r.keyFile} (now the active key of ${domain})`, 'publish this DNS record:', `${r.name}. IN TXT ( ${chunks} )`, ''].join('\n');
 }
 

@@ -52,13 +52,7 @@ import type { RunningConsole } from '../quarantine-ui/server.ts';
 import type { LiveConfig } from './config/live.ts';
 import { startDomainSync, type DomainSync } from './domains/sync.ts';
 import { openDomainStore } from './store/domains.ts';
-import {
-  chooseClamavDatabase,
-  startManagedClamd,
-  startManagedRedis,
-  startManagedSpamd,
-  type ManagedService,
-} from './services/managed.ts';
+import { chooseClamavDatabase, startManagedClamd, startManagedRedis, startManagedSpamd, type ManagedService } from './services/managed.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 /** BullMQ needs an attempt count; far more than a 5-day lifetime at the maximal backoff needs. */
@@ -68,9 +62,7 @@ export type { Stores } from './deps.ts';
 
 /** Where the metadata lives: PostgreSQL when the config names one (several machines), else SQLite under dataDir. */
 export function databaseTarget(config: Config): DatabaseTarget {
-  return config.database.url
-    ? { postgres: config.database.url, poolSize: config.database.poolSize }
-    : { sqlite: path.join(config.dataDir, 'mailmoat.sqlite') };
+  return config.database.url ? { postgres: config.database.url, poolSize: config.database.poolSize } : { sqlite: path.join(config.dataDir, 'mailmoat.sqlite') };
 }
 
 /**
@@ -108,14 +100,17 @@ export async function startEngines(config: Config, logger: Logger): Promise<{ en
   const engineDir = (name: 'redis' | 'clamd' | 'spamd') => managedEngineDir(config, name);
   const started: ManagedService[] = [];
   const [redis, clamd, spamd] = await Promise.all([
-    configuredRedis(config) ? Promise.resolve(configuredRedis(config)!) : startManagedRedis({ dir: engineDir('redis'), logger }).then((s) => (started.push(s), { socketPath: s.socketPath })),
+    configuredRedis(config)
+      ? Promise.resolve(configuredRedis(config)!)
+      : startManagedRedis({ dir: engineDir('redis'), logger }).then((s) => (started.push(s), { socketPath: s.socketPath })),
     configuredEngine(config.clamd) ??
       startManagedClamd({
         dir: engineDir('clamd'),
         databaseDir: config.clamd.databaseDir ?? chooseClamavDatabase({ logger, fallbackDir: path.join(REPO_ROOT, 'deploy/clamav-test-db') }),
         logger,
       }).then((s) => (started.push(s), { socketPath: s.socketPath })),
-    configuredEngine(config.spamd) ?? (config.spamd.enabled ? startManagedSpamdFor(config, logger).then((s) => (started.push(s), managedSpamdAddress(config))) : managedSpamdAddress(config)),
+    configuredEngine(config.spamd) ??
+      (config.spamd.enabled ? startManagedSpamdFor(config, logger).then((s) => (started.push(s), managedSpamdAddress(config))) : managedSpamdAddress(config)),
   ]).catch(async (err: unknown) => {
     await Promise.all(started.map((s) => s.stop()));
     throw err;
@@ -258,8 +253,22 @@ function outsideLaneSize(config: Config): number {
 }
 
 export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, logger: Logger): DeliveryDeps {
-  const connections = new ConnectionPool({ idleMs: config.delivery.reuseIdleMs, maxMessages: config.delivery.reuseMaxMessages, maxIdle: config.queue.deliverConcurrency });
-  return { config, ...stores, keep: stores.quarantine, queue, resolver: makeResolver(config), slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config) }), connections, dsnWindow: new DsnRateWindow(), logger };
+  const connections = new ConnectionPool({
+    idleMs: config.delivery.reuseIdleMs,
+    maxMessages: config.delivery.reuseMaxMessages,
+    maxIdle: config.queue.deliverConcurrency,
+  });
+  return {
+    config,
+    ...stores,
+    keep: stores.quarantine,
+    queue,
+    resolver: makeResolver(config),
+    slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config) }),
+    connections,
+    dsnWindow: new DsnRateWindow(),
+    logger,
+  };
 }
 
 export async function runWorkers(config: Config, stores: Stores, queue: JobQueue, endpoints: Endpoints, logger: Logger): Promise<WorkerSet> {
@@ -282,7 +291,18 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
   const lists = openListStore(stores.sql);
   // Issue 8: spam reports (reportspam@) are learned by the worker through gateway/learning.ts.
   const reports = { spamd: new SpamdClient(endpoints.spamd, { timeoutMs: config.spamd.timeoutMs }), learnLog: openLearnLog(stores.sql), lists, learner };
-  const scanDeps = { config, ...stores, queue, scanners, logger: log, lists, inline: inlineVerdicts(queue, log), arcKey, reports, outboundSpam: outboundSpamWatch(config, stores, queue, log) };
+  const scanDeps = {
+    config,
+    ...stores,
+    queue,
+    scanners,
+    logger: log,
+    lists,
+    inline: inlineVerdicts(queue, log),
+    arcKey,
+    reports,
+    outboundSpam: outboundSpamWatch(config, stores, queue, log),
+  };
   // Reconcile before taking jobs: it evicts local copies (several machines), which a job already
   // running on this node would then miss (ENOENT mid-scan after Redis lost its data).
   const requeued = await reconcileSpool({ ...stores, queue, logger: log });
@@ -351,19 +371,21 @@ export async function runConsole(
   // Loaded here, not at the top: the console pulls in jsdom and friends (~1,000 modules, ~100 MB),
   // which the smtp and worker roles must not carry.
   const { startConsole } = await import('../quarantine-ui/server.ts');
-  return startConsole({
-    config,
-    logger: log,
-    ...stores,
-    queue,
-    release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log, learner }, id, by),
-    learner,
-    remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
-    spamd,
-    domainSync: domainSyncs.get(config),
-    // The same checks as every role's health server; a console node fails /healthz for its own faults only.
-    engineChecks: engineChecks(config, stores, queue, endpoints),
-    healthCritical: CRITICAL.console,
-  }, o);
+  return startConsole(
+    {
+      config,
+      logger: log,
+      ...stores,
+      queue,
+      release: (id, by) => releaseMessage({ config, ...stores, queue, logger: log, learner }, id, by),
+      learner,
+      remove: (id, by) => deleteMessage({ ...stores, logger: log }, id, by),
+      spamd,
+      domainSync: domainSyncs.get(config),
+      // The same checks as every role's health server; a console node fails /healthz for its own faults only.
+      engineChecks: engineChecks(config, stores, queue, endpoints),
+      healthCritical: CRITICAL.console,
+    },
+    o,
+  );
 }
-

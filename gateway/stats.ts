@@ -49,7 +49,13 @@ export function statDomains(hosted: Record<string, unknown>, recipients: readonl
   return domains.length > 0 ? domains : [''];
 }
 
-export function openStatsCounter(o: { store: StatsStore; hostedDomains: () => Record<string, unknown>; logger?: Logger; flushMs?: number; now?: () => number }): StatsCounter {
+export function openStatsCounter(o: {
+  store: StatsStore;
+  hostedDomains: () => Record<string, unknown>;
+  logger?: Logger;
+  flushMs?: number;
+  now?: () => number;
+}): StatsCounter {
   const now = o.now ?? Date.now;
   let pending = new Map<string, StatRow>();
   let running: Promise<void> = Promise.resolve();
@@ -110,7 +116,11 @@ export function verdictKind(verdictClass: string): StatKind | undefined {
  * the first time (none of its recipients deferred before), so that a message retried for days
  * counts once.
  */
-export function countDelivery(stats: StatsCounter | undefined, results: readonly { recipient: string; outcome: 'delivered' | 'deferred' | 'failed' }[], deferredBefore: ReadonlySet<string>): void {
+export function countDelivery(
+  stats: StatsCounter | undefined,
+  results: readonly { recipient: string; outcome: 'delivered' | 'deferred' | 'failed' }[],
+  deferredBefore: ReadonlySet<string>,
+): void {
   if (!stats) return;
   for (const outcome of ['delivered', 'failed'] as const) {
     const hit = results.filter((r) => r.outcome === outcome).map((r) => r.recipient);

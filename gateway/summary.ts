@@ -40,7 +40,8 @@ export interface MessageSummary {
 
 const DELIVERY_STATUS: Record<DeliveryRecord['outcome'], string> = { delivered: 'sent', failed: 'bounced', deferred: 'deferred' };
 
-const seconds = (ms: number | null | undefined): number | null => (ms === null || ms === undefined || !Number.isFinite(ms) ? null : Math.max(0, Math.round(ms / 10) / 100));
+const seconds = (ms: number | null | undefined): number | null =>
+  ms === null || ms === undefined || !Number.isFinite(ms) ? null : Math.max(0, Math.round(ms / 10) / 100);
 
 /** The facts of a summary from the message's row and its per-recipient results (pure). */
 export function summarise(record: MessageRecord, deliveries: DeliveryRecord[], state: FinalState, finishedAt: number): MessageSummary {

@@ -114,7 +114,7 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
       const b = req.body as Record<string, unknown> | undefined;
       const t = b?._csrf as { value?: unknown } | string | undefined;
       const v = typeof t === 'object' && t !== null ? t.value : t;
-      return typeof v === 'string' ? v : (req.headers['x-csrf-token'] as string | undefined) ?? '';
+      return typeof v === 'string' ? v : ((req.headers['x-csrf-token'] as string | undefined) ?? '');
     },
   });
   await app.register(fastifyFormbody, { bodyLimit: cfg.upload.maxFileBytes + 64 * 1024 });
@@ -157,7 +157,10 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
-    req.log.debug({ method: req.method, route: req.routeOptions.url, status: reply.statusCode, user: req.user?.account.username, ms: Math.round(reply.elapsedTime) }, 'request');
+    req.log.debug(
+      { method: req.method, route: req.routeOptions.url, status: reply.statusCode, user: req.user?.account.username, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
   });
 
   const ctx: Ctx = {
@@ -204,18 +207,27 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
   app.setErrorHandler(async (err: Error & { code?: string; statusCode?: number }, req, reply) => {
     if (err.code === 'FST_CSRF_INVALID_TOKEN' || err.code === 'FST_CSRF_MISSING_SECRET') {
       await ctx.audit(req, { action: 'csrf', outcome: 'denied', target: `${req.method} ${req.url.split('?')[0]}`, detail: err.code });
-      return ctx.render(req, reply, 'error', {
-        title: 'Form expired',
-        message: 'This form was not sent from a current console page (its security token is missing or out of date). Go back, reload the page and try again.',
-      }, 403);
+      return ctx.render(
+        req,
+        reply,
+        'error',
+        {
+          title: 'Form expired',
+          message: 'This form was not sent from a current console page (its security token is missing or out of date). Go back, reload the page and try again.',
+        },
+        403,
+      );
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'console error');
     const message =
-      status === 429 ? 'Too many attempts. Wait a few minutes and try again.'
-      : status === 413 ? 'The upload is larger than allowed.'
-      : status === 500 ? 'Something went wrong on the server; it has been logged.'
-      : 'The request could not be handled.';
+      status === 429
+        ? 'Too many attempts. Wait a few minutes and try again.'
+        : status === 413
+          ? 'The upload is larger than allowed.'
+          : status === 500
+            ? 'Something went wrong on the server; it has been logged.'
+            : 'The request could not be handled.';
     return ctx.render(req, reply, 'error', { title: status === 429 ? 'Slow down' : 'Error', message }, status);
   });
   app.setNotFoundHandler((req, reply) => ctx.notFound(req, reply));
@@ -225,7 +237,10 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     const file = (req.params as { file: string }).file;
     const type = STATIC_FILES[file];
     if (!type) return ctx.notFound(req, reply);
-    return reply.type(type).header('cache-control', 'public, max-age=3600').send(readFileSync(path.join(STATIC, file)));
+    return reply
+      .type(type)
+      .header('cache-control', 'public, max-age=3600')
+      .send(readFileSync(path.join(STATIC, file)));
   });
 
   // Public: login, digest links, monitoring (IP-restricted).

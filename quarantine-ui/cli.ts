@@ -17,7 +17,13 @@ type WithConsole = <T>(fn: (c: RunningConsole) => Promise<T>) => Promise<T>;
 
 export class CliError extends Error {}
 
-const list = (s: string | boolean | undefined) => (typeof s === 'string' ? s.split(/[\s,]+/).map((x) => x.trim().toLowerCase()).filter(Boolean) : []);
+const list = (s: string | boolean | undefined) =>
+  typeof s === 'string'
+    ? s
+        .split(/[\s,]+/)
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean)
+    : [];
 
 export async function digestCommand(sub: string | undefined, withConsole: WithConsole): Promise<number> {
   if (sub !== 'send') throw new CliError('usage: mailmoat digest send');
@@ -29,7 +35,12 @@ export async function digestCommand(sub: string | undefined, withConsole: WithCo
 }
 
 /** Console accounts, straight on the database: no engine has to run for these. */
-export async function userCommand(sub: string | undefined, name: string | undefined, options: Record<string, string | boolean | undefined>, config: Config): Promise<number> {
+export async function userCommand(
+  sub: string | undefined,
+  name: string | undefined,
+  options: Record<string, string | boolean | undefined>,
+  config: Config,
+): Promise<number> {
   // The same database and schema rules as the roles (gateway/roles.ts openStores).
   const sql = await openSql(databaseTarget(config));
   try {
@@ -38,7 +49,8 @@ export async function userCommand(sub: string | undefined, name: string | undefi
     const audit = openAuditStore(sql);
     const actor = `cli:${process.env.USER ?? 'root'}`;
     if (sub === 'list') {
-      for (const a of await accounts.list()) console.log([a.username, a.role, [...a.domains, ...a.addresses].join(','), a.disabled ? 'disabled' : ''].join('\t'));
+      for (const a of await accounts.list())
+        console.log([a.username, a.role, [...a.domains, ...a.addresses].join(','), a.disabled ? 'disabled' : ''].join('\t'));
       return 0;
     }
     if (!name) throw new CliError(`user ${sub ?? ''}: missing user name`);
@@ -74,7 +86,15 @@ export async function userCommand(sub: string | undefined, name: string | undefi
       if (!account) throw new CliError(`no console user ${name}`);
       if (!(await openTotpStore(sql).remove(account.id))) throw new CliError(`${name} has no two-step login`);
       await accounts.deleteSessionsOf(account.id);
-      await audit.record({ actor, action: 'totp-reset', messageId: null, target: name, ip: '-', outcome: 'ok', detail: 'second factor removed; sessions ended' });
+      await audit.record({
+        actor,
+        action: 'totp-reset',
+        messageId: null,
+        target: name,
+        ip: '-',
+        outcome: 'ok',
+        detail: 'second factor removed; sessions ended',
+      });
       console.log(`two-step login of ${name} removed; their sessions were ended`);
       return 0;
     }

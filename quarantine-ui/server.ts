@@ -170,7 +170,11 @@ export async function startConsole(a: ConsoleAdapters, o: { listen?: boolean } =
     port = typeof address === 'object' && address ? address.port : port;
     logger.info({ host: config.console.listen.host, port }, 'console listening');
     // Without a configured public URL, links point at the port actually bound (port 0 in tests).
-    if (!config.console.publicUrl) summaryDeps.publicUrl = digestDeps.publicUrl = consolePublicUrl({ ...config, console: { ...config.console, listen: { ...config.console.listen, port } } });
+    if (!config.console.publicUrl)
+      summaryDeps.publicUrl = digestDeps.publicUrl = consolePublicUrl({
+        ...config,
+        console: { ...config.console, listen: { ...config.console.listen, port } },
+      });
   }
   return {
     deps,

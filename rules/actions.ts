@@ -198,8 +198,8 @@ export function refusalReply(v: Pick<RecipientVerdict, 'class' | 'reason' | 'sco
     case 'spam':
       return { code: 550, enhanced: '5.7.1', text: `Message refused as spam (score ${formatScore(v.score.total)})` };
     case 'blocked':
-      return { code: 550, enhanced: '5.7.1', text: 'Message refused: the sender is blocked by the recipient\'s policy' };
+      return { code: 550, enhanced: '5.7.1', text: "Message refused: the sender is blocked by the recipient's policy" };
     case 'clean':
-      return { code: 550, enhanced: '5.7.1', text: 'Message refused by the recipient\'s policy' };
+      return { code: 550, enhanced: '5.7.1', text: "Message refused by the recipient's policy" };
   }
 }

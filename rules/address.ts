@@ -47,11 +47,7 @@ function domainProblem(domain: string): string | undefined {
  * `address` as smtp-server hands it over (without <>, IDN domains possibly in Unicode). The null
  * sender "" and the domainless recipient "postmaster" (RFC 5321 §4.1.1.3) are always accepted.
  */
-export function checkAddress(
-  role: 'sender' | 'recipient',
-  address: string,
-  policy: AddressPolicy = DEFAULT_ADDRESS_POLICY,
-): Decision {
+export function checkAddress(role: 'sender' | 'recipient', address: string, policy: AddressPolicy = DEFAULT_ADDRESS_POLICY): Decision {
   if ((role === 'sender' && address === '') || (role === 'recipient' && address.toLowerCase() === 'postmaster')) {
     return { action: 'accept' };
   }

@@ -128,7 +128,11 @@ export function analyseName(name: string): NameAnalysis {
   let effective = name.normalize('NFKC').replace(new RegExp(`${BIDI.source}|${INVISIBLE.source}|${CONTROL.source}`, 'gu'), '');
   effective = trimTrailing(trimTrailing(effective).replace(CLSID, '')).toLowerCase();
   const base = effective.split(/[\\/]/).pop() ?? effective;
-  const extensions = base.split('.').slice(1).map((e) => e.trim()).filter((e) => e !== '');
+  const extensions = base
+    .split('.')
+    .slice(1)
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   return { effective: base, extensions, hiding };
 }
 

@@ -131,10 +131,7 @@ export interface HeloFacts {
   dns?: { a: DnsResult<string>; aaaa: DnsResult<string>; mx?: DnsResult<MxRecord> };
 }
 
-export type ParsedHelo =
-  | { kind: 'name'; name: string }
-  | { kind: 'literal'; address: string }
-  | { kind: 'invalid'; why: string };
+export type ParsedHelo = { kind: 'name'; name: string } | { kind: 'literal'; address: string } | { kind: 'invalid'; why: string };
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 
@@ -187,15 +184,12 @@ function nameChecks(name: string, facts: HeloFacts, policy: HeloPolicy): Decisio
   const ours = facts.ourHostnames.some((h) => h.toLowerCase().replace(/\.$/, '') === name);
   return firstFailure([
     // before the FQDN check, so that "localhost" is told it is reserved, not merely short
-    () => (policy.reservedSuffixes.some((s) => isUnder(name, s))
-      ? applyCheck(policy.reservedName, 'helo.reserved', replies.heloReserved(helo), `HELO ${helo} is a reserved name`)
-      : undefined),
-    () => (name.includes('.')
-      ? undefined
-      : applyCheck(policy.notFqdn, 'helo.fqdn', replies.heloNotFqdn(helo), `HELO ${helo} is a single label`)),
-    () => (ours && !fromUs(facts)
-      ? applyCheck(policy.forgedSelf, 'helo.self', replies.heloForgedSelf(helo), `HELO ${helo} claims our name`)
-      : undefined),
+    () =>
+      policy.reservedSuffixes.some((s) => isUnder(name, s))
+        ? applyCheck(policy.reservedName, 'helo.reserved', replies.heloReserved(helo), `HELO ${helo} is a reserved name`)
+        : undefined,
+    () => (name.includes('.') ? undefined : applyCheck(policy.notFqdn, 'helo.fqdn', replies.heloNotFqdn(helo), `HELO ${helo} is a single label`)),
+    () => (ours && !fromUs(facts) ? applyCheck(policy.forgedSelf, 'helo.self', replies.heloForgedSelf(helo), `HELO ${helo} claims our name`) : undefined),
   ]);
 }
 
@@ -272,11 +266,7 @@ export interface RdnsFacts {
 }
 
 /** What the adapter must look up after the PTR: each name with A for IPv4 clients, AAAA for IPv6. */
-export function rdnsForwardLookups(
-  clientIp: string,
-  ptr: DnsResult<string>,
-  policy: RdnsPolicy = DEFAULT_RDNS_POLICY,
-): { name: string; type: 'a' | 'aaaa' }[] {
+export function rdnsForwardLookups(clientIp: string, ptr: DnsResult<string>, policy: RdnsPolicy = DEFAULT_RDNS_POLICY): { name: string; type: 'a' | 'aaaa' }[] {
   if (!ptr.ok) return [];
   const type = parseIp(clientIp)?.version === 6 ? 'aaaa' : 'a';
   return ptr.records.slice(0, policy.maxPtrNames).map((name) => ({ name, type }));

@@ -11,7 +11,12 @@ export interface RecipientFacts {
 
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  return at < 0
+    ? ''
+    : address
+        .slice(at + 1)
+        .toLowerCase()
+        .replace(/\.$/, '');
 }
 
 /** Only hosted domains are accepted: anything else is a relay attempt (never an open relay). */

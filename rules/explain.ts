@@ -24,7 +24,14 @@ export const phishingReason = (l: PhishingLink): string => `a link shows ${l.sho
 
 /** An attachment finding: what the file is, where it sits, and what is wrong with it. */
 export function findingReason(f: AttachmentFindingReport): string {
-  const verdict = f.class === 'malformed' ? 'is malformed' : f.class === 'unscannable' ? 'could not be fully scanned' : f.class === 'encrypted' ? 'is encrypted, so it cannot be scanned' : 'is not allowed';
+  const verdict =
+    f.class === 'malformed'
+      ? 'is malformed'
+      : f.class === 'unscannable'
+        ? 'could not be fully scanned'
+        : f.class === 'encrypted'
+          ? 'is encrypted, so it cannot be scanned'
+          : 'is not allowed';
   if (f.part === null) return f.class === 'malformed' ? `the message structure is broken: ${f.reason}` : `the message could not be fully scanned: ${f.reason}`;
   // A finding about an archive itself names the archive (the last of its path), not "part N".
   const path = f.filename === null ? (f.archivePath ?? []).slice(0, -1) : (f.archivePath ?? []);
@@ -35,19 +42,22 @@ export function findingReason(f: AttachmentFindingReport): string {
 
 export const unscannableHtmlReason = (part: string, detail: string): string => `the HTML of message part ${part} could not be checked: ${detail}`;
 export const virusUnscannableReason = (why: string): string => `the virus scanner could not scan all of it: ${why}`;
-export const scannerDownReason = (which: 'virus' | 'spam', why: string): string => `not scanned for ${which === 'virus' ? 'viruses' : 'spam'}: ${which} scanner unavailable (${why})`;
+export const scannerDownReason = (which: 'virus' | 'spam', why: string): string =>
+  `not scanned for ${which === 'virus' ? 'viruses' : 'spam'}: ${which} scanner unavailable (${why})`;
 
 /** SpamAssassin's strongest signs as their descriptions, highest score first. */
 export function strongestSigns(spam: SpamScan, n = 3): string[] {
   if (spam.status !== 'scored') return [];
   // Without descriptions (an older report, a custom spamd report template) the rule names are all there is.
   const hits = spam.details ?? spam.rules.map((rule) => ({ rule, score: 0, description: rule }));
-  return [...hits]
-    // SpamAssassin says "No description available." for test rules: nothing a reader can use.
-    .filter((h) => (h.score > 0 && !/^no description available/i.test(h.description)) || !spam.details)
-    .sort((a, b) => b.score - a.score)
-    .slice(0, n)
-    .map((h) => (spam.details ? `${h.description.replace(/\.$/, '')} (+${formatScore(h.score)})` : h.description));
+  return (
+    [...hits]
+      // SpamAssassin says "No description available." for test rules: nothing a reader can use.
+      .filter((h) => (h.score > 0 && !/^no description available/i.test(h.description)) || !spam.details)
+      .sort((a, b) => b.score - a.score)
+      .slice(0, n)
+      .map((h) => (spam.details ? `${h.description.replace(/\.$/, '')} (+${formatScore(h.score)})` : h.description))
+  );
 }
 
 /** The learned filter's part in the score, with the text that drove it ("learned filter +4.2: “click here”, “Dear friend”"). */
@@ -74,6 +84,8 @@ export function spamReason(score: ScoreSummary, spam: SpamScan, cls: 'spam' | 'h
 }
 
 export function belowThresholdReason(score: ScoreSummary, learner?: LearnerScan): string {
-  const parts = score.learner ? ` (${[...(score.spam !== null ? [`SpamAssassin ${formatScore(score.spam)}`] : []), learnerReason(score.learner, learner)].join(', ')})` : '';
+  const parts = score.learner
+    ? ` (${[...(score.spam !== null ? [`SpamAssassin ${formatScore(score.spam)}`] : []), learnerReason(score.learner, learner)].join(', ')})`
+    : '';
   return `spam score ${formatScore(score.total)}${parts}, below ${formatScore(score.threshold)}`;
 }

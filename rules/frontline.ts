@@ -128,8 +128,7 @@ export function policyFor(global: ChecksSettings, domain?: DomainChecksSettings)
   };
 }
 
-const defined = <T extends object>(o: T): Partial<T> =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 // ---------------------------------------------------------------------------------------------
 // Trust and exemptions
@@ -227,11 +226,7 @@ export interface FrontlineDecision {
  * reject wins, then a tempfail, then the summed scores against rejectAt. An exempt recipient gets
  * the checks' notes but never their refusal.
  */
-export function decideFrontline(
-  facts: FrontlineFacts,
-  policy: FrontlinePolicy,
-  o: { skip: ReadonlySet<SkippableCheck>; exempt: boolean },
-): FrontlineDecision {
+export function decideFrontline(facts: FrontlineFacts, policy: FrontlinePolicy, o: { skip: ReadonlySet<SkippableCheck>; exempt: boolean }): FrontlineDecision {
   const checks: CheckOutcome[] = [];
   const run = (name: SkippableCheck, enabled: boolean, decide: () => Decision | undefined) => {
     if (!enabled || o.skip.has(name)) return;
@@ -240,9 +235,7 @@ export function decideFrontline(
   };
   run('helo', policy.helo.enabled, () => (facts.helo ? decideHelo(facts.helo, policy.helo) : undefined));
   run('rdns', policy.rdns.enabled, () => (facts.rdns ? decideRdns(facts.rdns, policy.rdns) : undefined));
-  run('dnsbl', policy.dnsbl.enabled, () =>
-    facts.dnsbl.length > 0 ? combineDecisions(facts.dnsbl.map((f) => decideDnsbl(f, policy.dnsbl))) : undefined,
-  );
+  run('dnsbl', policy.dnsbl.enabled, () => (facts.dnsbl.length > 0 ? combineDecisions(facts.dnsbl.map((f) => decideDnsbl(f, policy.dnsbl))) : undefined));
   run('spf', policy.spf.enabled, () => (facts.spf ? decideSpf(facts.spf, policy.spf) : undefined));
   let decision = combineDecisions(checks.map((c) => c.decision));
   if (decision.action === 'score' && policy.rejectAt !== null && decision.score >= policy.rejectAt) {
@@ -284,11 +277,18 @@ export function decideRecipientExists(recipient: string, cfg: RecipientSettings,
     const base = baseAddress(recipient, cfg.delimiter);
     const local = base.slice(0, base.lastIndexOf('@'));
     const known = cfg.list.some((e) => (e.includes('@') ? e.toLowerCase() === base : e.toLowerCase() === local));
-    return known ? ACCEPT : { action: 'reject', reply: replies.userUnknown(recipient), reason: `${recipient} not in the recipient list`, check: 'recipient.list' };
+    return known
+      ? ACCEPT
+      : { action: 'reject', reply: replies.userUnknown(recipient), reason: `${recipient} not in the recipient list`, check: 'recipient.list' };
   }
   if (!probe || probe.status === 'failed') {
     const why = probe ? probe.reason : 'not verified';
-    return { action: 'tempfail', reply: replies.recipientUnverified(recipient, why), reason: `probe for ${recipient} failed: ${why}`, check: 'recipient.verify' };
+    return {
+      action: 'tempfail',
+      reply: replies.recipientUnverified(recipient, why),
+      reason: `probe for ${recipient} failed: ${why}`,
+      check: 'recipient.verify',
+    };
   }
   if (probe.status === 'exists') return ACCEPT;
   return {
@@ -324,7 +324,12 @@ export function decideRate(kind: 'connection' | 'message' | 'recipient', clientI
 export function decideConnections(clientIp: string, current: number, max: number): Decision {
   if (max === 0 || current <= max) return ACCEPT;
   const ip = canonicalIp(clientIp) ?? clientIp;
-  return { action: 'tempfail', reply: replies.tooManyConnections(ip, max), reason: `${current} connections from ${ip} (max ${max})`, check: 'limits.connections' };
+  return {
+    action: 'tempfail',
+    reply: replies.tooManyConnections(ip, max),
+    reason: `${current} connections from ${ip} (max ${max})`,
+    check: 'limits.connections',
+  };
 }
 
 /**
@@ -367,7 +372,11 @@ export interface SenderOwnership {
  * by option, any account) as its domains. A superadmin is exempt only when configured: a stolen
  * superadmin login must not become an open relay for any sender address.
  */
-export function decideSubmissionSender(sender: string, user: SubmissionUser, o: SenderOwnership = { ownership: 'address', superadminAnySender: false }): Decision {
+export function decideSubmissionSender(
+  sender: string,
+  user: SubmissionUser,
+  o: SenderOwnership = { ownership: 'address', superadminAnySender: false },
+): Decision {
   if (sender === '' || (user.role === 'superadmin' && o.superadminAnySender)) return ACCEPT;
   const s = sender.toLowerCase();
   const domain = s.slice(s.lastIndexOf('@') + 1);
@@ -375,5 +384,10 @@ export function decideSubmissionSender(sender: string, user: SubmissionUser, o: 
   const owned = user.addresses.includes(s) || user.username.toLowerCase() === s || ownDomain;
   return owned
     ? ACCEPT
-    : { action: 'reject', reply: replies.senderNotOwned(sender, user.username), reason: `${user.username} may not send as ${sender}`, check: 'submission.sender' };
+    : {
+        action: 'reject',
+        reply: replies.senderNotOwned(sender, user.username),
+        reason: `${user.username} may not send as ${sender}`,
+        check: 'submission.sender',
+      };
 }

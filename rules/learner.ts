@@ -32,7 +32,8 @@ export interface LearnEventFacts {
  */
 export function learnWeight(f: LearnEventFacts, g: LearnerGuards): { weight: number; why: string } {
   const left = Math.max(0, 1 - f.earlier.weight);
-  if (f.trusted) return { weight: left, why: left < 1 ? `confirmed by an administrator (weight ${fmt(left)}, topped up to 1)` : 'taught by an administrator (full weight)' };
+  if (f.trusted)
+    return { weight: left, why: left < 1 ? `confirmed by an administrator (weight ${fmt(left)}, topped up to 1)` : 'taught by an administrator (full weight)' };
   if (f.recentByReporter >= g.perReporterPerHour) return { weight: 0, why: `not learned: ${f.reporter} reached ${g.perReporterPerHour} reports in an hour` };
   if (f.earlier.reporters.includes(f.reporter)) return { weight: 0, why: `not learned again: ${f.reporter} reported this message before` };
   const distinct = f.earlier.reporters.length + 1;
@@ -40,7 +41,10 @@ export function learnWeight(f: LearnEventFacts, g: LearnerGuards): { weight: num
   const weight = Math.max(0, Math.min(left, target - f.earlier.weight));
   return {
     weight,
-    why: distinct >= g.quorum ? `${distinct} people reported it: full weight` : `one person's report: weight ${fmt(weight)} until ${g.quorum} agree or an administrator confirms`,
+    why:
+      distinct >= g.quorum
+        ? `${distinct} people reported it: full weight`
+        : `one person's report: weight ${fmt(weight)} until ${g.quorum} agree or an administrator confirms`,
   };
 }
 

@@ -79,7 +79,9 @@ export function parseListEntry(input: string): ParsedEntry {
   if (ip) return { ok: true, entry: { type: 'ip', value: formatIp(ip) } };
   const at = text.lastIndexOf('@');
   if (at === -1) {
-    return validDomain(text) ? { ok: true, entry: { type: 'domain', value: text } } : { ok: false, error: `not a valid domain, address or IP: ${input.trim()}` };
+    return validDomain(text)
+      ? { ok: true, entry: { type: 'domain', value: text } }
+      : { ok: false, error: `not a valid domain, address or IP: ${input.trim()}` };
   }
   const local = text.slice(0, at);
   const domain = text.slice(at + 1);
@@ -192,11 +194,17 @@ function formatIp(ip: Ip): string {
   // RFC 5952: compress the longest run (length ≥ 2) of zero groups, the first one on a tie.
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));

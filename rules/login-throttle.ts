@@ -30,7 +30,11 @@ export function loginThrottle(f: LoginFailureFacts): LoginThrottle {
   if (mine.count === 0) return { allowed: true };
   if (mine.count >= f.maxFailures) {
     const minutes = Math.ceil(f.windowMs / 60_000);
-    return { allowed: false, retryAfterMs: f.windowMs, reason: `Too many failed logins for this username from your address. Wait ${minutes} minutes and try again.` };
+    return {
+      allowed: false,
+      retryAfterMs: f.windowMs,
+      reason: `Too many failed logins for this username from your address. Wait ${minutes} minutes and try again.`,
+    };
   }
   // This address has failed for the username: it waits the longer of its own back-off and the
   // username's (when failures come from many addresses at once).
@@ -39,5 +43,9 @@ export function loginThrottle(f: LoginFailureFacts): LoginThrottle {
   const until = Math.max(...waits);
   if (until <= f.now) return { allowed: true };
   const seconds = Math.ceil((until - f.now) / 1000);
-  return { allowed: false, retryAfterMs: until - f.now, reason: `Too many failed logins for this username. Wait ${seconds} second${seconds === 1 ? '' : 's'} and try again.` };
+  return {
+    allowed: false,
+    retryAfterMs: until - f.now,
+    reason: `Too many failed logins for this username. Wait ${seconds} second${seconds === 1 ? '' : 's'} and try again.`,
+  };
 }

@@ -24,8 +24,7 @@ export function mxMatchesPolicy(host: string, patterns: readonly string[]): bool
 }
 
 export type StsDecision<H> =
-  | { ok: true; hops: H[]; /** Hosts a testing policy would refuse (for the log). */ wouldRefuse: string[] }
-  | { ok: false; temporary: true; reason: string };
+  { ok: true; hops: H[]; /** Hosts a testing policy would refuse (for the log). */ wouldRefuse: string[] } | { ok: false; temporary: true; reason: string };
 
 /**
  * The MX hops to try under a domain's policy. enforce: only matching hosts, each with TLS

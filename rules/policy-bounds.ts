@@ -12,7 +12,9 @@ export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
   if (isDeepStrictEqual(a, b)) return [];
   if ((isObject(a) || a === undefined) && (isObject(b) || b === undefined) && (isObject(a) || isObject(b))) {
     const keys = [...new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])].sort();
-    return keys.flatMap((k) => changedPaths((a as Record<string, unknown> | undefined)?.[k], (b as Record<string, unknown> | undefined)?.[k], prefix ? `${prefix}.${k}` : k));
+    return keys.flatMap((k) =>
+      changedPaths((a as Record<string, unknown> | undefined)?.[k], (b as Record<string, unknown> | undefined)?.[k], prefix ? `${prefix}.${k}` : k),
+    );
   }
   return [prefix || '(all)'];
 }
@@ -28,13 +30,23 @@ export function decidePolicyChange(before: unknown, after: unknown, adminMay: re
   return {
     allowed: false,
     key: `policy.${refused}`,
-    reason: adminMay.length === 0 ? `policy.${refused}: the superadmin has not let domain admins change this domain's policy` : `policy.${refused}: domain admins may change only ${adminMay.map((k) => `policy.${k}`).join(', ')}`,
+    reason:
+      adminMay.length === 0
+        ? `policy.${refused}: the superadmin has not let domain admins change this domain's policy`
+        : `policy.${refused}: domain admins may change only ${adminMay.map((k) => `policy.${k}`).join(', ')}`,
   };
 }
 
 /** An entry of the allowed-keys list: dotted names of letters, digits and dashes. */
 export function parseAdminMay(text: string): { ok: true; keys: string[] } | { ok: false; error: string } {
-  const keys = [...new Set(text.split(/[\s,]+/).map((k) => k.trim().replace(/^policy\./, '')).filter(Boolean))];
+  const keys = [
+    ...new Set(
+      text
+        .split(/[\s,]+/)
+        .map((k) => k.trim().replace(/^policy\./, ''))
+        .filter(Boolean),
+    ),
+  ];
   const bad = keys.find((k) => !/^[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*$/.test(k));
   return bad === undefined ? { ok: true, keys } : { ok: false, error: `"${bad}" is not a policy key (e.g. spam.threshold, actions.spam)` };
 }

@@ -14,18 +14,7 @@ import { DEFAULT_LEARNER_FUSION, type LearnerFusion } from './learner.ts';
  * the strictest action among all its classes (rules/actions.ts strictestAction); among classes with
  * that action, the first of this list names the verdict (a virus that is also spam is a virus).
  */
-export const VERDICT_CLASSES = [
-  'virus',
-  'blocked',
-  'malformed',
-  'banned',
-  'unscannable',
-  'spoofed',
-  'phishing',
-  'high-spam',
-  'spam',
-  'clean',
-] as const;
+export const VERDICT_CLASSES = ['virus', 'blocked', 'malformed', 'banned', 'unscannable', 'spoofed', 'phishing', 'high-spam', 'spam', 'clean'] as const;
 export type VerdictClass = (typeof VERDICT_CLASSES)[number];
 
 /**

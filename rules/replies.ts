@@ -258,5 +258,9 @@ export const replies = {
     enhanced: '5.7.1',
     text: `From header address ${oneLine(address)} is not owned by user ${oneLine(user, 64)}`,
   }),
-  clientNotRelay: (ip: string): SmtpReply => ({ code: 554, enhanced: '5.7.1', text: `Relay access denied: client [${oneLine(ip, 64)}] may not relay through this port` }),
+  clientNotRelay: (ip: string): SmtpReply => ({
+    code: 554,
+    enhanced: '5.7.1',
+    text: `Relay access denied: client [${oneLine(ip, 64)}] may not relay through this port`,
+  }),
 } as const;

@@ -19,9 +19,7 @@ export interface LifetimePolicy extends RetryPolicy {
   delayWarningMs: number;
 }
 
-export type DeferralDecision =
-  | { action: 'retry'; delayMs: number; warnSender: boolean }
-  | { action: 'give-up'; reason: string };
+export type DeferralDecision = { action: 'retry'; delayMs: number; warnSender: boolean } | { action: 'give-up'; reason: string };
 
 /** What to do with recipients still deferred after `attempt` tries of a message received at `receivedAt`. */
 export function decideDeferral(f: { receivedAt: number; now: number; attempt: number; alreadyWarned: boolean }, policy: LifetimePolicy): DeferralDecision {

@@ -14,9 +14,7 @@ export interface RoleRule {
   domains: string[];
 }
 
-export type RoleGrant =
-  | { ok: true; role: MappedRole; domains: string[]; addresses: string[]; matched: string[] }
-  | { ok: false; reason: string };
+export type RoleGrant = { ok: true; role: MappedRole; domains: string[]; addresses: string[]; matched: string[] } | { ok: false; reason: string };
 
 const RANK: Record<MappedRole, number> = { user: 1, domainadmin: 2, superadmin: 3 };
 
@@ -26,7 +24,10 @@ const RANK: Record<MappedRole, number> = { user: 1, domainadmin: 2, superadmin: 
  * as "cn=mail admins,ou=groups").
  */
 export function normalizeGroup(group: string): string {
-  return group.trim().toLowerCase().replace(/\s*([,=+])\s*/g, '$1');
+  return group
+    .trim()
+    .toLowerCase()
+    .replace(/\s*([,=+])\s*/g, '$1');
 }
 
 const ADDRESS = /^[^\s@<>(),;:"]+@[a-z0-9-]+(\.[a-z0-9-]+)+$/;
@@ -38,7 +39,8 @@ export function grantFromGroups(groups: readonly string[], mailAddresses: readon
     return { ok: false, reason: 'none of your groups gives access to this console' };
   }
   const role = matched.reduce<MappedRole>((best, r) => (RANK[r.role] > RANK[best] ? r.role : best), 'user');
-  const domains = role === 'domainadmin' ? [...new Set(matched.filter((r) => r.role === 'domainadmin').flatMap((r) => r.domains.map((d) => d.toLowerCase())))].sort() : [];
+  const domains =
+    role === 'domainadmin' ? [...new Set(matched.filter((r) => r.role === 'domainadmin').flatMap((r) => r.domains.map((d) => d.toLowerCase())))].sort() : [];
   const addresses = [...new Set(mailAddresses.map((a) => a.trim().toLowerCase()).filter((a) => ADDRESS.test(a)))].sort();
   // A user sees the mail of their own addresses only: with none, there is nothing to show.
   if (role === 'user' && addresses.length === 0) {

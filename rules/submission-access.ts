@@ -29,6 +29,7 @@ export function decideSubmissionAccess(facts: SubmissionAccessFacts, policy: Sub
   if (facts.authenticated) return { action: 'accept' };
   if (network !== undefined) return { action: 'accept', notes: [`relay network ${network}`] };
   // A relay-only listener (auth: off) tells a stranger that relaying is not for them, not to log in.
-  if (policy.auth === 'off') return { action: 'reject', reply: replies.clientNotRelay(facts.clientIp), reason: `client ${facts.clientIp} not in the relay networks`, check: 'relay' };
+  if (policy.auth === 'off')
+    return { action: 'reject', reply: replies.clientNotRelay(facts.clientIp), reason: `client ${facts.clientIp} not in the relay networks`, check: 'relay' };
   return { action: 'reject', reply: replies.authRequired(), reason: 'MAIL before AUTH', check: 'auth.required' };
 }

@@ -132,7 +132,10 @@ export function parseScanReply(reply: Buffer): VirusScan {
   const text = reply.toString('utf8');
   // A reply cut short (clamd died mid-write) must not pass as "OK".
   if (!text.endsWith('\0')) return { status: 'error', reason: `incomplete clamd reply ${quote(text)}` };
-  const lines = text.split('\0').map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split('\0')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   if (lines.length === 0) return { status: 'error', reason: 'empty clamd reply' };
   const found: string[] = [];
   let ok = false;
@@ -167,18 +170,12 @@ function isLimitSignature(sig: string): boolean {
  * Opens one connection, lets `send` write the request, and collects every byte clamd sends
  * until the connection closes (clamd closes after each command outside IDSESSION). Never rejects.
  */
-function exchange(
-  address: ClamdAddress,
-  timeoutMs: number,
-  send: (s: net.Socket, stopped: () => boolean) => Promise<void>,
-): Promise<Exchange> {
+function exchange(address: ClamdAddress, timeoutMs: number, send: (s: net.Socket, stopped: () => boolean) => Promise<void>): Promise<Exchange> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const ex: Exchange = { reply: Buffer.alloc(0), error: undefined, timedOut: false, overflow: false };
-    const socket = 'socketPath' in address
-      ? net.connect({ path: address.socketPath })
-      : net.connect({ host: address.host, port: address.port });
+    const socket = 'socketPath' in address ? net.connect({ path: address.socketPath }) : net.connect({ host: address.host, port: address.port });
     const writes = absorbPeerGoneWrites(socket);
     const timer = setTimeout(() => {
       ex.timedOut = true;
@@ -193,7 +190,9 @@ function exchange(
       }
       chunks.push(chunk);
     });
-    socket.on('error', (err) => { ex.error ??= err; });
+    socket.on('error', (err) => {
+      ex.error ??= err;
+    });
     socket.on('close', () => {
       clearTimeout(timer);
       ex.error ??= writes.failed();
@@ -201,7 +200,9 @@ function exchange(
       resolve(ex);
     });
     // Stop sending once clamd has spoken (it only speaks early when it gives up) or a write failed.
-    socket.once('connect', () => { void send(socket, () => size > 0 || writes.failed() !== undefined); });
+    socket.once('connect', () => {
+      void send(socket, () => size > 0 || writes.failed() !== undefined);
+    });
   });
 }
 
@@ -220,15 +221,17 @@ function absorbPeerGoneWrites(socket: net.Socket): { failed: () => Error | undef
     _write: (chunk: unknown, encoding: BufferEncoding, cb: Callback) => void;
     _writev?: (chunks: unknown[], cb: Callback) => void;
   };
-  const guard = (cb: Callback): Callback => (err) => {
-    const code = (err as NodeJS.ErrnoException | null | undefined)?.code;
-    if (err && (code === 'EPIPE' || code === 'ECONNRESET')) {
-      failure ??= err;
-      cb();
-      return;
-    }
-    cb(err);
-  };
+  const guard =
+    (cb: Callback): Callback =>
+    (err) => {
+      const code = (err as NodeJS.ErrnoException | null | undefined)?.code;
+      if (err && (code === 'EPIPE' || code === 'ECONNRESET')) {
+        failure ??= err;
+        cb();
+        return;
+      }
+      cb(err);
+    };
   const write = target._write;
   target._write = (chunk, encoding, cb) => write.call(socket, chunk, encoding, guard(cb));
   const writev = target._writev;
@@ -241,12 +244,7 @@ function absorbPeerGoneWrites(socket: net.Socket): { failed: () => Error | undef
  * We yield to the event loop between frames: Node writes synchronously while the kernel buffer
  * has room and would otherwise push megabytes after clamd has already given up and answered.
  */
-async function sendInstream(
-  socket: net.Socket,
-  input: Readable | Buffer,
-  limit: number | undefined,
-  stopped: () => boolean,
-): Promise<SendOutcome> {
+async function sendInstream(socket: net.Socket, input: Readable | Buffer, limit: number | undefined, stopped: () => boolean): Promise<SendOutcome> {
   if (!(await writeAll(socket, Buffer.from('zINSTREAM\0')))) return 'peer-closed';
   let total = 0;
   for await (const chunk of chunksOf(input)) {

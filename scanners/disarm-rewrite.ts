@@ -75,7 +75,11 @@ async function runThrough(stream: Transform, input: Buffer): Promise<Buffer> {
 }
 
 const has8bit = (b: Buffer) => b.some((x) => x > 0x7f);
-const longLines = (b: Buffer) => b.toString('latin1').split('\n').some((l) => l.length > 998);
+const longLines = (b: Buffer) =>
+  b
+    .toString('latin1')
+    .split('\n')
+    .some((l) => l.length > 998);
 
 /** Keeps the part's transfer encoding unless the new bytes cannot travel in it (RFC 5322 §2.1.1). */
 function transferEncoding(node: MimeNode, bytes: Buffer): string | false {
@@ -168,7 +172,12 @@ export class HtmlPartDisarmer extends Transform {
       return null;
     }
     const disarm = this.o.runDisarm ?? disarmHtml;
-    const r = await disarm(text, { ...this.o, maxHtmlChars: this.o.maxHtmlPartBytes, maxNesting: this.o.htmlBounds.maxDepth, outputCharset: codec.switched ? codec.charset : undefined });
+    const r = await disarm(text, {
+      ...this.o,
+      maxHtmlChars: this.o.maxHtmlPartBytes,
+      maxNesting: this.o.htmlBounds.maxDepth,
+      outputCharset: codec.switched ? codec.charset : undefined,
+    });
     if (r.unscannable) this.report.findings.push({ part: p.id, kind: 'unscannable-html', detail: r.unscannable });
     if (!r.changed) return null;
     this.report.changed = true;

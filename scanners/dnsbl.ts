@@ -95,7 +95,10 @@ export function classifyAnswers(answers: string[], list: DnsblList): DnsblOutcom
 
 /** TXT records are the list's own words; keep them to one printable line of bounded size. */
 function cleanReason(records: string[]): string | undefined {
-  const text = records.join(' / ').replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  const text = records
+    .join(' / ')
+    .replace(/[\x00-\x1f\x7f]+/g, ' ')
+    .trim();
   if (text === '') return undefined;
   return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX - 1)}…` : text;
 }
@@ -132,8 +135,7 @@ function validateList(list: DnsblList): void {
 
 export function createDnsblChecker(o: { resolver: DnsResolver; lists: DnsblList[] }): DnsblChecker {
   o.lists.forEach(validateList);
-  const run = (kind: DnsblList['kind'], subject: string) =>
-    Promise.all(o.lists.filter((l) => l.kind === kind).map((l) => checkOne(o.resolver, l, subject)));
+  const run = (kind: DnsblList['kind'], subject: string) => Promise.all(o.lists.filter((l) => l.kind === kind).map((l) => checkOne(o.resolver, l, subject)));
   return {
     checkIp: (ip) => run('ip', ip),
     checkDomain: (domain) => run('domain', domain),

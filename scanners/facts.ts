@@ -6,15 +6,7 @@
 // part we did not look at must not read as a clean part (reliability-notes: bounds every parser needs).
 
 /** What the first bytes of a file say it is, whatever its name claims. */
-export type DetectedKind =
-  | 'executable'
-  | 'script'
-  | 'shortcut'
-  | 'archive'
-  | 'compound'
-  | 'document'
-  | 'image'
-  | 'disk-image';
+export type DetectedKind = 'executable' | 'script' | 'shortcut' | 'archive' | 'compound' | 'document' | 'image' | 'disk-image';
 
 export interface DetectedType {
   kind: DetectedKind;

@@ -79,15 +79,24 @@ function describe(el: Element): string {
 /** Elements that run code or redirect the reader: removed outright. */
 function removeActive(ctx: Ctx): void {
   const { $ } = ctx;
-  const kinds: [string, HtmlFindingKind][] = [['script', 'script'], ['object, embed, applet', 'object']];
+  const kinds: [string, HtmlFindingKind][] = [
+    ['script', 'script'],
+    ['object, embed, applet', 'object'],
+  ];
   for (const [sel, kind] of kinds) {
-    $(sel).each((_, el) => {
-      if (isElement(el)) add(ctx, kind, `removed ${describe(el)}`);
-    }).remove();
+    $(sel)
+      .each((_, el) => {
+        if (isElement(el)) add(ctx, kind, `removed ${describe(el)}`);
+      })
+      .remove();
   }
-  $('meta[http-equiv="refresh" i]').each((_, el) => add(ctx, 'meta-refresh', `removed refresh to ${short(el.attribs.content ?? '', 80)}`)).remove();
+  $('meta[http-equiv="refresh" i]')
+    .each((_, el) => add(ctx, 'meta-refresh', `removed refresh to ${short(el.attribs.content ?? '', 80)}`))
+    .remove();
   // <base href> re-points every relative link, a way around link checks.
-  $('base').each((_, el) => add(ctx, 'js-url', `removed <base href="${short(el.attribs.href ?? '', 60)}">`)).remove();
+  $('base')
+    .each((_, el) => add(ctx, 'js-url', `removed <base href="${short(el.attribs.href ?? '', 60)}">`))
+    .remove();
   // SVG animation can set href to javascript: after parsing.
   $('animate, set, animateMotion, animateTransform').each((_, el) => {
     const target = (el.attribs.attributeName ?? el.attribs.attributename ?? '').toLowerCase();
@@ -122,7 +131,23 @@ function neutraliseForms(ctx: Ctx): void {
   });
 }
 
-const URL_ATTRS = ['href', 'src', 'action', 'formaction', 'xlink:href', 'background', 'lowsrc', 'dynsrc', 'poster', 'data', 'codebase', 'cite', 'longdesc', 'manifest', 'ping'];
+const URL_ATTRS = [
+  'href',
+  'src',
+  'action',
+  'formaction',
+  'xlink:href',
+  'background',
+  'lowsrc',
+  'dynsrc',
+  'poster',
+  'data',
+  'codebase',
+  'cite',
+  'longdesc',
+  'manifest',
+  'ping',
+];
 
 /** on* handlers, script/data URLs in URL attributes, and style attributes. */
 function cleanAttributes(ctx: Ctx, el: Element): void {
@@ -230,8 +255,10 @@ function setMetaCharset($: CheerioAPI, charset: string): void {
 
 // Elements that never nest (void) or close themselves when a sibling opens (optional end tags).
 const NON_NESTING = new Set(
-  ('area base br col embed hr img input link meta param source track wbr p li dt dd tr td th option optgroup ' +
-    'rb rt rp thead tbody tfoot colgroup caption html head body').split(' '),
+  (
+    'area base br col embed hr img input link meta param source track wbr p li dt dd tr td th option optgroup ' +
+    'rb rt rp thead tbody tfoot colgroup caption html head body'
+  ).split(' '),
 );
 
 /**

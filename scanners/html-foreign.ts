@@ -17,10 +17,26 @@ const HTML_NS = 'http://www.w3.org/1999/xhtml';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /** SVG elements that draw and nothing else. */
-export const SVG_ALLOWED = new Set(
-  ['svg', 'g', 'a', 'defs', 'path', 'rect', 'circle', 'ellipse', 'line', 'polyline', 'polygon', 'text', 'tspan',
-    'lineargradient', 'radialgradient', 'stop', 'clippath', 'symbol'],
-);
+export const SVG_ALLOWED = new Set([
+  'svg',
+  'g',
+  'a',
+  'defs',
+  'path',
+  'rect',
+  'circle',
+  'ellipse',
+  'line',
+  'polyline',
+  'polygon',
+  'text',
+  'tspan',
+  'lineargradient',
+  'radialgradient',
+  'stop',
+  'clippath',
+  'symbol',
+]);
 
 /**
  * HTML elements whose content one parser reads as text and another as markup (scripting on or off,

@@ -35,14 +35,26 @@ const SIGNATURES: readonly Signature[] = [
   { offset: 0, bytes: ascii('ITSF'), kind: 'script', format: 'chm', description: 'Compiled HTML Help (CHM)' },
   { offset: 0, bytes: ascii('REGEDIT4'), kind: 'script', format: 'reg', description: 'Windows registry script' },
   // "Windows Registry Editor" in UTF-16LE after a BOM.
-  { offset: 0, bytes: [0xff, 0xfe, 0x57, 0x00, 0x69, 0x00, 0x6e, 0x00, 0x64, 0x00], kind: 'script', format: 'reg', description: 'Windows registry script (UTF-16)' },
+  {
+    offset: 0,
+    bytes: [0xff, 0xfe, 0x57, 0x00, 0x69, 0x00, 0x6e, 0x00, 0x64, 0x00],
+    kind: 'script',
+    format: 'reg',
+    description: 'Windows registry script (UTF-16)',
+  },
   { offset: 0, bytes: ascii('Windows Registry Editor'), kind: 'script', format: 'reg', description: 'Windows registry script' },
   // Shell link: header size 0x4C then the LinkCLSID {00021401-0000-0000-C000-000000000046}.
   { offset: 0, bytes: [0x4c, 0, 0, 0, 0x01, 0x14, 0x02, 0x00], kind: 'shortcut', format: 'lnk', description: 'Windows shortcut (LNK)' },
   { offset: 0, bytes: ascii('[InternetShortcut]'), kind: 'shortcut', format: 'url', description: 'Internet shortcut (.url)', caseless: true },
   { offset: 0, bytes: ascii('[Shell]'), kind: 'shortcut', format: 'scf', description: 'Shell command file (.scf)', caseless: true },
   // OLE2 compound file: .msi .msp and legacy Office (.doc .xls .ppt .msg) share it.
-  { offset: 0, bytes: [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1], kind: 'compound', format: 'ole', description: 'OLE2 compound file (MSI installer or legacy Office)' },
+  {
+    offset: 0,
+    bytes: [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1],
+    kind: 'compound',
+    format: 'ole',
+    description: 'OLE2 compound file (MSI installer or legacy Office)',
+  },
   { offset: 0, bytes: [0x50, 0x4b, 0x03, 0x04], kind: 'archive', format: 'zip', description: 'zip archive' },
   { offset: 0, bytes: [0x50, 0x4b, 0x05, 0x06], kind: 'archive', format: 'zip', description: 'zip archive (empty)' },
   { offset: 0, bytes: [0x50, 0x4b, 0x07, 0x08], kind: 'archive', format: 'zip', description: 'zip archive (spanned)' },

@@ -143,10 +143,7 @@ export function decodeWords(input: string): string {
     const between = input.slice(last, m.index);
     if (!(prevWordEnd === last && /^\s*$/.test(between))) out += between;
     const [, charset, enc, text] = m;
-    const bytes =
-      enc.toLowerCase() === 'b'
-        ? Buffer.from(text, 'base64')
-        : Uint8Array.from(percentDecode(text.replace(/_/g, ' ').replace(/=/g, '%')));
+    const bytes = enc.toLowerCase() === 'b' ? Buffer.from(text, 'base64') : Uint8Array.from(percentDecode(text.replace(/_/g, ' ').replace(/=/g, '%')));
     out += decodeBytes(bytes, charset);
     last = prevWordEnd = m.index + m[0].length;
   }

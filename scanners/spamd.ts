@@ -92,7 +92,11 @@ export class SpamdClient {
     const res = await this.request('SYMBOLS', this.#userHeader(), message);
     const verdict = parseSpamHeader(res.headers.get('spam'));
     // Rule names are ASCII; latin1 keeps any odd byte visible instead of throwing.
-    const rules = res.body.toString('latin1').split(',').map((r) => r.trim()).filter((r) => r.length > 0);
+    const rules = res.body
+      .toString('latin1')
+      .split(',')
+      .map((r) => r.trim())
+      .filter((r) => r.length > 0);
     return { ...verdict, rules };
   }
 
@@ -171,7 +175,9 @@ export class SpamdClient {
         else resolve(Buffer.concat(chunks));
       });
       // The half-close tells spamd the request is complete (Content-length says the same).
-      socket.once('connect', () => { socket.end(request); });
+      socket.once('connect', () => {
+        socket.end(request);
+      });
     });
   }
 }
@@ -180,11 +186,7 @@ export class SpamdClient {
  * The spam scan adapter for the scan report: above `maxBytes` the message is skipped, as spamc
  * does (SpamAssassin is slow on big messages and spam is small); every failure becomes `error`.
  */
-export async function scanSpam(
-  client: Pick<SpamdClient, 'report' | 'symbols'>,
-  message: Buffer,
-  o: { maxBytes: number },
-): Promise<SpamScan> {
+export async function scanSpam(client: Pick<SpamdClient, 'report' | 'symbols'>, message: Buffer, o: { maxBytes: number }): Promise<SpamScan> {
   if (message.length > o.maxBytes) {
     return { status: 'skipped', reason: `message is ${message.length} bytes, above the spam scan limit of ${o.maxBytes}` };
   }
@@ -238,7 +240,10 @@ export function encodeRequest(verb: string, headers: [string, string][], body: B
 export function parseResponse(raw: Buffer): SpamdResponse {
   if (raw.length === 0) throw new SpamdError('spamd closed the connection without an answer');
   const firstEnd = raw.indexOf('\n');
-  const statusLine = raw.subarray(0, firstEnd === -1 ? raw.length : firstEnd).toString('latin1').replace(/\r$/, '');
+  const statusLine = raw
+    .subarray(0, firstEnd === -1 ? raw.length : firstEnd)
+    .toString('latin1')
+    .replace(/\r$/, '');
   const m = /^SPAMD\/(\d+\.\d+) +(\d+) *(.*)$/.exec(statusLine);
   if (!m) throw new SpamdError(`unexpected answer from spamd: ${quote(statusLine)}`);
   const code = Number(m[2]);
@@ -259,7 +264,10 @@ function splitHeaders(rest: Buffer): { headers: Map<string, string>; body: Buffe
   let at = 0;
   while (at < rest.length) {
     const nl = rest.indexOf('\n', at);
-    const line = rest.subarray(at, nl === -1 ? rest.length : nl).toString('latin1').replace(/\r$/, '');
+    const line = rest
+      .subarray(at, nl === -1 ? rest.length : nl)
+      .toString('latin1')
+      .replace(/\r$/, '');
     at = nl === -1 ? rest.length : nl + 1;
     if (line === '') return { headers, body: rest.subarray(at), complete: true };
     const colon = line.indexOf(':');
@@ -277,7 +285,10 @@ function parseSpamHeader(value: string | undefined): { isSpam: boolean; score: n
 }
 
 function listHeader(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+  return (value ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
 }
 
 /** A CR or LF in a header value would let a caller inject protocol lines. */

@@ -4,22 +4,26 @@
 
 // ISO 3166 country-code TLDs (IANA root zone): a bare "name.xx" in text is a domain when xx is one.
 const CC_TLDS = new Set(
-  ('ac ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bm bn bo br bs bt bw by bz ca cc cd cf cg ch ' +
+  (
+    'ac ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bm bn bo br bs bt bw by bz ca cc cd cf cg ch ' +
     'ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee eg er es et eu fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm ' +
     'gn gp gq gr gs gt gu gw gy hk hm hn hr ht hu id ie il im in io iq ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb ' +
     'lc li lk lr ls lt lu lv ly ma mc md me mg mh mk ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc ne nf ng ni nl no np nr nu ' +
     'nz om pa pe pf pg ph pk pl pm pn pr ps pt pw py qa re ro rs ru rw sa sb sc sd se sg sh si sk sl sm sn so sr ss st su sv sx sy ' +
-    'sz tc td tf tg th tj tk tl tm tn to tr tt tv tw tz ua ug uk us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw').split(' '),
+    'sz tc td tf tg th tj tk tl tm tn to tr tt tv tw tz ua ug uk us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw'
+  ).split(' '),
 );
 
 // Generic TLDs common in mail. Not the whole root zone: "file.pdf" or "Mr.Smith" must not read as a
 // domain. ".zip" and ".mov" are left out on purpose: as bare words they are file names far more often.
 const G_TLDS = new Set(
-  ('com net org edu gov mil int info biz name pro mobi asia tel travel jobs aero coop museum app dev page xyz online site top ' +
+  (
+    'com net org edu gov mil int info biz name pro mobi asia tel travel jobs aero coop museum app dev page xyz online site top ' +
     'shop store tech club vip live email cloud link click website space fun icu win bid loan work today news blog bank money ' +
     'finance support help services solutions company center digital network media agency global world life group systems ' +
     'software security login account secure services host press design studio cc ltd inc llc gmbh amazon google apple microsoft ' +
-    'paypal bond cfd sbs rest beauty hair skin quest buzz monster cyou lol mom ink one best').split(' '),
+    'paypal bond cfd sbs rest beauty hair skin quest buzz monster cyou lol mom ink one best'
+  ).split(' '),
 );
 
 // Second-level labels under which a ccTLD registers names (co.uk, com.au, ne.jp, gob.mx…).
@@ -49,7 +53,10 @@ export function normaliseHost(host: string): string | null {
  * b.github.io look alike); callers with a PSL library inject their own (DisarmOptions).
  */
 export function registrableDomain(host: string): string {
-  const h = host.toLowerCase().replace(/\.$/, '').replace(/^www\./, '');
+  const h = host
+    .toLowerCase()
+    .replace(/\.$/, '')
+    .replace(/^www\./, '');
   if (IPV4.test(h) || h.includes(':') || h.startsWith('[')) return h;
   const labels = h.split('.');
   if (labels.length <= 2) return h;

@@ -20,7 +20,10 @@ export function loadCorpus(groups: readonly CorpusGroup[], limit = Infinity): Co
   const out: CorpusMessage[] = [];
   for (const group of groups) {
     const dir = join(dataDir(), group);
-    const names = readdirSync(dir).filter((n) => n.endsWith('.txt')).sort().slice(0, limit);
+    const names = readdirSync(dir)
+      .filter((n) => n.endsWith('.txt'))
+      .sort()
+      .slice(0, limit);
     for (const name of names) out.push({ group, name, spam: group.startsWith('spam'), raw: readFileSync(join(dir, name)) });
   }
   return out;
@@ -49,14 +52,15 @@ export function rocArea(scores: readonly number[], spam: readonly boolean[]): nu
   const idx = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b]);
   let rankSum = 0;
   let nPos = 0;
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
     const rank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) if (spam[idx[k]]) {
-      rankSum += rank;
-      nPos++;
-    }
+    for (let k = i; k <= j; k++)
+      if (spam[idx[k]]) {
+        rankSum += rank;
+        nPos++;
+      }
     i = j + 1;
   }
   const nNeg = idx.length - nPos;

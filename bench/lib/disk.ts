@@ -50,11 +50,23 @@ export function sqliteCommitProbe(dir: string, commits = 100): FsyncProbe {
   const times: number[] = [];
   try {
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
-    db.exec('CREATE TABLE m (id TEXT PRIMARY KEY, received_at INTEGER, client_ip TEXT, helo TEXT, mail_from TEXT, rcpt_to TEXT, size INTEGER, status TEXT, updated_at INTEGER)');
+    db.exec(
+      'CREATE TABLE m (id TEXT PRIMARY KEY, received_at INTEGER, client_ip TEXT, helo TEXT, mail_from TEXT, rcpt_to TEXT, size INTEGER, status TEXT, updated_at INTEGER)',
+    );
     const insert = db.prepare('INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     for (let i = 0; i < commits; i++) {
       const t0 = performance.now();
-      insert.run(`01BENCH${String(i).padStart(19, '0')}`, Date.now(), '127.0.0.1', 'client.sender.test', 'alice@sender.test', '["user@bench.test"]', 2048, 'queued', Date.now());
+      insert.run(
+        `01BENCH${String(i).padStart(19, '0')}`,
+        Date.now(),
+        '127.0.0.1',
+        'client.sender.test',
+        'alice@sender.test',
+        '["user@bench.test"]',
+        2048,
+        'queued',
+        Date.now(),
+      );
       times.push(performance.now() - t0);
     }
   } finally {

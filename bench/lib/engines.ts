@@ -43,9 +43,7 @@ export async function startEngines(o: { dir: string; clamavDb: string; logger: L
     startManagedPostgres({ dir: join(o.dir, 'postgres'), port: postgresPort, logger: o.logger }),
   ]);
   const stopAll = async () => {
-    await Promise.allSettled(
-      started.map((s) => (s.status === 'fulfilled' ? ('stop' in s.value ? s.value.stop() : s.value.close()) : undefined)),
-    );
+    await Promise.allSettled(started.map((s) => (s.status === 'fulfilled' ? ('stop' in s.value ? s.value.stop() : s.value.close()) : undefined)));
   };
   const failures = started.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error)?.message ?? s.reason)] : []));
   if (failures.length > 0) {
@@ -76,7 +74,10 @@ export async function startEngines(o: { dir: string; clamavDb: string; logger: L
 
 function postgresVersion(): string {
   try {
-    return execFileSync(join(postgresBinDir(), 'postgres'), ['--version'], { encoding: 'utf8' }).trim().replace(/^postgres \(PostgreSQL\) /, '').split(' ')[0];
+    return execFileSync(join(postgresBinDir(), 'postgres'), ['--version'], { encoding: 'utf8' })
+      .trim()
+      .replace(/^postgres \(PostgreSQL\) /, '')
+      .split(' ')[0];
   } catch {
     return '?';
   }

@@ -94,11 +94,17 @@ export async function writeGatewayConfig(o: GatewayConfigOptions): Promise<strin
  */
 export async function migrateGateway(configFile: string, logFile: string): Promise<void> {
   const out = await new Promise<string>((res, rej) => {
-    execFile(NODE, [join(gatewayRoot, 'gateway/cli.ts'), 'migrate', '--config', configFile], { cwd: gatewayRoot, timeout: 60_000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const text = `${stdout}${stderr}`;
-      if (err) rej(new Error(`mailmoat migrate failed (${err.code ?? err.signal ?? err.message}): ${text.trim().split('\n').slice(-5).join(' | ').slice(0, 500)}`));
-      else res(text);
-    });
+    execFile(
+      NODE,
+      [join(gatewayRoot, 'gateway/cli.ts'), 'migrate', '--config', configFile],
+      { cwd: gatewayRoot, timeout: 60_000, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const text = `${stdout}${stderr}`;
+        if (err)
+          rej(new Error(`mailmoat migrate failed (${err.code ?? err.signal ?? err.message}): ${text.trim().split('\n').slice(-5).join(' | ').slice(0, 500)}`));
+        else res(text);
+      },
+    );
   });
   await writeFile(logFile, out);
 }
@@ -140,9 +146,7 @@ export async function startGateway(o: StartOptions): Promise<GatewayProcess> {
     env: { ...process.env, ...(o.memoryDir ? { MAILMOAT_BENCH_MEMORY_DIR: o.memoryDir } : {}) },
   });
   closeSync(log);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    child.once('exit', (code, signal) => res({ code, signal })),
-  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, signal) => res({ code, signal })));
   const gone = () =>
     child.exitCode !== null || child.signalCode !== null ? `mailmoat ${o.role} exited at start (${o.logFile}):\n${logTail(o.logFile)}` : undefined;
   if (o.smtpPort) {
@@ -170,7 +174,12 @@ export async function startGateway(o: StartOptions): Promise<GatewayProcess> {
 
 function logTail(file: string): string {
   try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-8).map((l) => `  ${l.slice(0, 300)}`).join('\n');
+    return readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(-8)
+      .map((l) => `  ${l.slice(0, 300)}`)
+      .join('\n');
   } catch {
     return '  (no log)';
   }

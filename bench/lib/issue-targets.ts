@@ -23,7 +23,8 @@ function perRound(cells: Cell[], of: Cell['scenario'], base: Cell['scenario'], s
   return s && { median: round(s.median, 2), min: round(s.min, 2), max: round(s.max, 2), n: s.n };
 }
 
-const show = (s: Summary | null | undefined, unit = '') => (!s ? 'n/a' : s.n > 1 && s.min !== s.max ? `${s.median}${unit} (${s.min}–${s.max})` : `${s.median}${unit}`);
+const show = (s: Summary | null | undefined, unit = '') =>
+  !s ? 'n/a' : s.n > 1 && s.min !== s.max ? `${s.median}${unit} (${s.min}–${s.max})` : `${s.median}${unit}`;
 
 export function issueTargets(rows: Row[], cells: Cell[], acceptP99: Summary | null | undefined): IssueTarget[] {
   const row = (sc: Cell['scenario'], sessions = 50) => rows.find((r) => r.scenario === sc && r.size === '2 KB' && r.sessions === sessions);
@@ -32,16 +33,48 @@ export function issueTargets(rows: Row[], cells: Cell[], acceptP99: Summary | nu
   const acc50 = perRound(cells, 'accept', 'postfix-accept', 50);
   const acc10 = perRound(cells, 'accept', 'postfix-accept', 10);
   const spamd = row('full-spamd')?.ratioToSpamdAlone;
-  const startPeaks = rows.filter((r) => (r.scenario === 'full' || r.scenario === 'full-spamd') && r.mailmoatPeakRssMB !== null).map((r) => r.mailmoatPeakRssMB!);
+  const startPeaks = rows
+    .filter((r) => (r.scenario === 'full' || r.scenario === 'full-spamd') && r.mailmoatPeakRssMB !== null)
+    .map((r) => r.mailmoatPeakRssMB!);
   const rss = startPeaks.length ? Math.max(...startPeaks) : null;
   const at = (s: Summary | null | undefined, ok: (x: number) => boolean) => (s ? ok(s.median) : null);
   return [
-    { figure: 'gateway CPU per message, full path, 2 KB, spamd off (50 sessions)', today: '11–18 ms', target: '≤ 4 ms', measured: cpu === undefined ? 'n/a' : `${cpu} ms`, pass: cpu === undefined ? null : cpu <= 4 },
-    { figure: 'full path msg/s ÷ Postfix end-to-end msg/s (2 KB, 50 sessions)', today: '0.14', target: '≥ 0.5', measured: show(full), pass: at(full, (x) => x >= 0.5) },
-    { figure: 'accept msg/s ÷ Postfix accept msg/s (smtp role, 50 sessions)', today: '0.69', target: '≥ 1.0', measured: show(acc50), pass: at(acc50, (x) => x >= 1) },
+    {
+      figure: 'gateway CPU per message, full path, 2 KB, spamd off (50 sessions)',
+      today: '11–18 ms',
+      target: '≤ 4 ms',
+      measured: cpu === undefined ? 'n/a' : `${cpu} ms`,
+      pass: cpu === undefined ? null : cpu <= 4,
+    },
+    {
+      figure: 'full path msg/s ÷ Postfix end-to-end msg/s (2 KB, 50 sessions)',
+      today: '0.14',
+      target: '≥ 0.5',
+      measured: show(full),
+      pass: at(full, (x) => x >= 0.5),
+    },
+    {
+      figure: 'accept msg/s ÷ Postfix accept msg/s (smtp role, 50 sessions)',
+      today: '0.69',
+      target: '≥ 1.0',
+      measured: show(acc50),
+      pass: at(acc50, (x) => x >= 1),
+    },
     { figure: 'the same at 10 sessions', today: '0.09', target: '≥ 1.0', measured: show(acc10), pass: at(acc10, (x) => x >= 1) },
-    { figure: 'full path with spamd ÷ spamd alone (2 KB, 50 sessions)', today: '0.56', target: '≥ 0.9', measured: show(spamd), pass: at(spamd, (x) => x >= 0.9) },
-    { figure: 'peak RSS of the `start` process (engines excluded)', today: '~600 MB', target: '≤ 250 MB', measured: rss === null ? 'n/a' : `${rss} MB`, pass: rss === null ? null : rss <= 250 },
+    {
+      figure: 'full path with spamd ÷ spamd alone (2 KB, 50 sessions)',
+      today: '0.56',
+      target: '≥ 0.9',
+      measured: show(spamd),
+      pass: at(spamd, (x) => x >= 0.9),
+    },
+    {
+      figure: 'peak RSS of the `start` process (engines excluded)',
+      today: '~600 MB',
+      target: '≤ 250 MB',
+      measured: rss === null ? 'n/a' : `${rss} MB`,
+      pass: rss === null ? null : rss <= 250,
+    },
     { figure: 'accept p99 at half the max rate', today: '35 ms', target: '≤ 25 ms', measured: show(acceptP99, ' ms'), pass: at(acceptP99, (x) => x <= 25) },
   ];
 }
@@ -60,8 +93,14 @@ export function cpuPerMessageLine(rows: Row[]): string {
 }
 
 export function renderIssueTargets(targets: IssueTarget[], cpuLine: string): string[] {
-  const L = ['**Targets** (issue 16: mailmoat against Postfix and spamd, same run; medians over rounds):', '', '| figure | today | target | measured | |', '|---|---|---|---|---|'];
-  for (const t of targets) L.push(`| ${t.figure} | ${t.today} | ${t.target} | ${t.measured} | ${t.pass === null ? 'not measured' : t.pass ? 'met' : '**missed**'} |`);
+  const L = [
+    '**Targets** (issue 16: mailmoat against Postfix and spamd, same run; medians over rounds):',
+    '',
+    '| figure | today | target | measured | |',
+    '|---|---|---|---|---|',
+  ];
+  for (const t of targets)
+    L.push(`| ${t.figure} | ${t.today} | ${t.target} | ${t.measured} | ${t.pass === null ? 'not measured' : t.pass ? 'met' : '**missed**'} |`);
   L.push('', cpuLine);
   return L;
 }

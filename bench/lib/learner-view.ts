@@ -18,7 +18,16 @@ const HEADER_CHARS = 200;
 /** "selected": who sent it and how. */
 const SELECTED_HEADERS = new Set(['subject', 'from', 'reply-to', 'content-type', 'x-mailer', 'user-agent', 'list-id']);
 /** "all": every header but these (per message or per relay, not about what the message says). */
-const NOISE_HEADERS = new Set(['received', 'dkim-signature', 'domainkey-signature', 'message-id', 'date', 'arc-seal', 'arc-message-signature', 'x-google-dkim-signature']);
+const NOISE_HEADERS = new Set([
+  'received',
+  'dkim-signature',
+  'domainkey-signature',
+  'message-id',
+  'date',
+  'arc-seal',
+  'arc-message-signature',
+  'x-google-dkim-signature',
+]);
 /** Nested multiparts followed at most. */
 const MAX_DEPTH = 4;
 

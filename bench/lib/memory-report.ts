@@ -33,7 +33,16 @@ if (dir) {
     const packages = new Map<string, number>();
     for (const url of loaded) {
       const nm = url.lastIndexOf('/node_modules/');
-      const key = nm < 0 ? (url.startsWith('node:') ? 'node:' : '(project)') : url.slice(nm + 14).split('/').slice(0, url.slice(nm + 14).startsWith('@') ? 2 : 1).join('/');
+      const key =
+        nm < 0
+          ? url.startsWith('node:')
+            ? 'node:'
+            : '(project)'
+          : url
+              .slice(nm + 14)
+              .split('/')
+              .slice(0, url.slice(nm + 14).startsWith('@') ? 2 : 1)
+              .join('/');
       packages.set(key, (packages.get(key) ?? 0) + 1);
     }
     const report = {

@@ -55,7 +55,12 @@ function prose(rand: () => number, bytes: number): string[] {
 }
 
 function htmlBody(rand: () => number, bytes: number): string[] {
-  const out = ['<!DOCTYPE html>', '<html><head><meta charset="utf-8"><title>Update</title>', '<style>p { font-family: sans-serif; } .x { color: #333 }</style></head>', '<body>'];
+  const out = [
+    '<!DOCTYPE html>',
+    '<html><head><meta charset="utf-8"><title>Update</title>',
+    '<style>p { font-family: sans-serif; } .x { color: #333 }</style></head>',
+    '<body>',
+  ];
   let total = out.join('\r\n').length;
   let i = 0;
   while (total < bytes) {

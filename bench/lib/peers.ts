@@ -117,7 +117,12 @@ export async function startPostfix(runDir: string, kind: 'relay' | 'accept'): Pr
     default_process_limit: '200',
     ...(kind === 'accept' ? { smtpd_end_of_data_restrictions: 'check_client_access static:HOLD' } : {}),
   };
-  writeFileSync(join(etc, 'main.cf'), Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
+  writeFileSync(
+    join(etc, 'main.cf'),
+    Object.entries(main)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n') + '\n',
+  );
   writeFileSync(join(etc, 'master.cf'), MASTER_CF(port));
   const masterPid = () => {
     try {

@@ -38,12 +38,18 @@ export interface SourceOptions {
  */
 export function runSource(o: SourceOptions): Promise<SourceRun> {
   const args = [
-    '-s', String(o.sessions),
-    '-m', String(o.count),
-    '-F', o.file,
-    '-f', 'alice@sender.test',
-    '-t', 'user@bench.test',
-    '-M', 'client.sender.test',
+    '-s',
+    String(o.sessions),
+    '-m',
+    String(o.count),
+    '-F',
+    o.file,
+    '-f',
+    'alice@sender.test',
+    '-t',
+    'user@bench.test',
+    '-M',
+    'client.sender.test',
     `127.0.0.1:${o.port}`,
   ];
   return new Promise((resolve) => {

@@ -29,7 +29,9 @@ function readProc(pid: number): ProcSample | undefined {
 }
 
 function allPids(): number[] {
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
 }
 
 /** Kernel-recorded peak RSS (VmHWM) of one process, in bytes; 0 when it is gone. */

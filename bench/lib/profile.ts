@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { getGatewayRoot } from './gateway.ts';
 
-
 interface CallFrame {
   functionName: string;
   url: string;
@@ -121,7 +120,13 @@ export function summarizeProfile(file: string, window?: { fromUs: number; toUs: 
     idleMs: Math.round(idleUs / 1000),
     busyMs: Math.round((totalUs - idleUs) / 1000),
     gcMs: Math.round(gcUs / 1000),
-    topFunctions: [...fn.values()].sort((a, b) => b.us - a.us).slice(0, top).map((f) => line(f.name, f.where, f.us)),
-    byOrigin: [...origin.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([o, us]) => line(o, '', us)),
+    topFunctions: [...fn.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, top)
+      .map((f) => line(f.name, f.where, f.us)),
+    byOrigin: [...origin.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([o, us]) => line(o, '', us)),
   };
 }

@@ -51,7 +51,6 @@ export interface MemoryReport {
   packages: { name: string; files: number }[];
 }
 
-
 export interface Target {
   id: string;
   text: string;
@@ -216,7 +215,12 @@ function targets(rs: Row[], lat: ReturnType<typeof latencySummary>, big: ReturnT
     { id: 'rss', text: 'peak RSS of mailmoat ≤ 250 MB (all runs)', measured: peak === null ? 'n/a' : `${peak} MB`, pass: peak === null ? null : peak <= 250 },
     big.bytes >= 30_000_000
       ? { id: 'growth', text: 'RSS growth for one 30 MB message ≤ 64 MB', measured: fmt(big.growthMB, ' MB'), pass: check(big.growthMB, (x) => x <= 64) }
-      : { id: 'growth', text: 'RSS growth for one 30 MB message ≤ 64 MB', measured: `${fmt(big.growthMB, ' MB')} for ${round(big.bytes / 1e6, 0)} MB (quick mode)`, pass: null },
+      : {
+          id: 'growth',
+          text: 'RSS growth for one 30 MB message ≤ 64 MB',
+          measured: `${fmt(big.growthMB, ' MB')} for ${round(big.bytes / 1e6, 0)} MB (quick mode)`,
+          pass: null,
+        },
     { id: 'accept-p99', text: 'accept p99 (end of DATA → reply) ≤ 25 ms at half the max rate', measured: fmt(p99, ' ms'), pass: check(p99, (x) => x <= 25) },
   ];
 }
@@ -255,16 +259,18 @@ export interface Collected {
   startupMs: number;
 }
 
-export function buildResults(o: Collected & {
-  plan: Plan;
-  memory: MemoryReport[];
-  skipped: string[];
-  loadTimeline: [number, number][];
-  profiles: ProfileRun[];
-  engines: Engines;
-  clamavDb: string;
-  startedAt: number;
-}) {
+export function buildResults(
+  o: Collected & {
+    plan: Plan;
+    memory: MemoryReport[];
+    skipped: string[];
+    loadTimeline: [number, number][];
+    profiles: ProfileRun[];
+    engines: Engines;
+    clamavDb: string;
+    startedAt: number;
+  },
+) {
   const rs = rows(o.cells);
   const lat = latencySummary(o.latency);
   const bigS = bigSummary(o.big);
@@ -296,7 +302,8 @@ export function buildResults(o: Collected & {
       rssAtStartMB: o.rssAtStart.map((r) => ({ phase: r.phase, role: r.role, mb: toMB(r.bytes) })),
       commit: git(['rev-parse', '--short', 'HEAD']),
       uncommittedFiles: git(['status', '--porcelain']).split('\n').filter(Boolean).length,
-      roles: 'accept: `mailmoat smtp` alone; full path: `mailmoat start` (one process: SMTP + workers), engines external; PostgreSQL rows: `database.url` set (a database per gateway, `mailmoat migrate` before the roles start)',
+      roles:
+        'accept: `mailmoat smtp` alone; full path: `mailmoat start` (one process: SMTP + workers), engines external; PostgreSQL rows: `database.url` set (a database per gateway, `mailmoat migrate` before the roles start)',
       config: 'shipped defaults (queue.scanConcurrency 4, deliverConcurrency 16)',
       dataDirFilesystem: fsType(os.tmpdir()),
       dnsQueriesAnswered: o.engines.dnsQueries(),
@@ -338,22 +345,30 @@ export type Results = ReturnType<typeof buildResults>;
 
 export function renderMarkdown(r: Results): string {
   const L: string[] = [];
-  L.push(`# mailmoat bench — ${r.generatedAt.slice(0, 16).replace('T', ' ')} UTC (${r.mode}, ${r.roundsDone} of ${r.plan.rounds} round${r.plan.rounds > 1 ? 's' : ''}, ${r.durationSeconds} s)`);
+  L.push(
+    `# mailmoat bench — ${r.generatedAt.slice(0, 16).replace('T', ' ')} UTC (${r.mode}, ${r.roundsDone} of ${r.plan.rounds} round${r.plan.rounds > 1 ? 's' : ''}, ${r.durationSeconds} s)`,
+  );
   L.push('');
   L.push(
     `Machine: ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryMB} MB, Linux ${r.machine.kernel}, Node ${r.machine.node}. ` +
       `Load (1 min) during the run: median ${r.machine.loadavg1m.median ?? 'n/a'}, max ${r.machine.loadavg1m.max ?? 'n/a'}. ` +
       `On the data dir's disk (${r.gateway.dataDirFilesystem}), a 2 KB write + fsync + directory fsync takes p50 ${fmt(r.machine.fsync2KB.p50Ms, ' ms')}, p99 ${fmt(r.machine.fsync2KB.p99Ms, ' ms')}; ` +
       `one SQLite commit with the store's settings (WAL, synchronous FULL) p50 ${fmt(r.machine.sqliteCommit.p50Ms, ' ms')}, p99 ${fmt(r.machine.sqliteCommit.p99Ms, ' ms')}` +
-      (r.machine.postgresCommit.p50Ms ? `; one PostgreSQL commit (a 2 KB row, client round trip included) p50 ${fmt(r.machine.postgresCommit.p50Ms, ' ms')}, p99 ${fmt(r.machine.postgresCommit.p99Ms, ' ms')}` : '') +
+      (r.machine.postgresCommit.p50Ms
+        ? `; one PostgreSQL commit (a 2 KB row, client round trip included) p50 ${fmt(r.machine.postgresCommit.p50Ms, ' ms')}, p99 ${fmt(r.machine.postgresCommit.p99Ms, ' ms')}`
+        : '') +
       '. ' +
       `RSS of the gateway once listening, before any mail: ${r.gateway.rssAtStartMB.map((x) => `${x.role}${x.phase.endsWith('-pg') ? ' (PostgreSQL)' : ''} ${x.mb} MB`).join(', ')}. ` +
       `Gateway ${r.gateway.commit ? `at ${r.gateway.commit}${r.gateway.uncommittedFiles ? ` + ${r.gateway.uncommittedFiles} uncommitted files` : ''}` : `from ${r.gateway.checkout} (not a git checkout)`}; ${r.gateway.roles}.`,
   );
   L.push('');
-  L.push('Rates are medians over rounds (min–max); each ratio is to the ceiling of the same size and concurrency measured in the same round (mean of its runs at the start and the end of the round). New connection per message throughout.');
+  L.push(
+    'Rates are medians over rounds (min–max); each ratio is to the ceiling of the same size and concurrency measured in the same round (mean of its runs at the start and the end of the round). New connection per message throughout.',
+  );
   L.push('');
-  L.push('"CPU ms per message" is CPU time (all threads) per finished message: the figure that moves least with other load. "CPU % of a core" is over the run, per process group (load = smtp-source/smtp-sink); "others" is CPU (% of a core) used by processes that are not the bench\'s: other work on a shared machine.');
+  L.push(
+    '"CPU ms per message" is CPU time (all threads) per finished message: the figure that moves least with other load. "CPU % of a core" is over the run, per process group (load = smtp-source/smtp-sink); "others" is CPU (% of a core) used by processes that are not the bench\'s: other work on a shared machine.',
+  );
   L.push('');
   if (r.rows.some((row) => COUNTERPART[row.scenario])) {
     L.push(
@@ -362,13 +377,22 @@ export function renderMarkdown(r: Results): string {
     );
     L.push('');
   }
-  L.push('| run | size | sessions | msgs/s | × ceiling | CPU ms per message | CPU % of a core | mailmoat peak RSS | Redis peak RSS | others | machine busy | load max |');
+  L.push(
+    '| run | size | sessions | msgs/s | × ceiling | CPU ms per message | CPU % of a core | mailmoat peak RSS | Redis peak RSS | others | machine busy | load max |',
+  );
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of r.rows) {
     const ratio = row.scenario === 'full-spamd' ? `${fmt(row.ratioToCeiling)}; × spamd alone ${fmt(row.ratioToSpamdAlone)}` : fmt(row.ratioToCeiling);
-    const cpu = Object.entries(row.cpu).map(([k, v]) => `${k} ${v}`).join(', ');
+    const cpu = Object.entries(row.cpu)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
     const fails = row.failedRuns ? ` ⚠ ${row.failedRuns}/${row.runs} failed` : '';
-    const perMsg = row.scenario === 'ceiling' ? '–' : Object.entries(row.cpuMsPerMessage).map(([k, v]) => `${k} ${v}`).join(', ');
+    const perMsg =
+      row.scenario === 'ceiling'
+        ? '–'
+        : Object.entries(row.cpuMsPerMessage)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ');
     L.push(
       `| ${row.what} | ${row.size} | ${row.sessions} | ${fmt(row.rate)}${fails} | ${row.scenario === 'ceiling' ? '1' : ratio} | ${perMsg} | ${cpu} | ${row.mailmoatPeakRssMB ?? '–'}${row.mailmoatPeakRssMB === null ? '' : ' MB'} | ${row.redisPeakRssMB ?? '–'}${row.redisPeakRssMB === null ? '' : ' MB'} | ${row.othersCpuPercent ?? '–'} | ${row.machineBusyPercent ?? '–'} % | ${row.loadavg1mMax ?? '–'} |`,
     );
@@ -379,7 +403,9 @@ export function renderMarkdown(r: Results): string {
   L.push('| target | offered msgs/s | p50 | p90 | p99 | max | failed | mailmoat CPU % |');
   L.push('|---|---|---|---|---|---|---|---|');
   for (const l of r.latency) {
-    L.push(`| ${l.target} | ${fmt(l.offeredRate)} | ${fmt(l.p50Ms, ' ms')} | ${fmt(l.p90Ms, ' ms')} | ${fmt(l.p99Ms, ' ms')} | ${fmt(l.maxMs, ' ms')} | ${l.failed} | ${l.mailmoatCpuPercent ?? '–'} |`);
+    L.push(
+      `| ${l.target} | ${fmt(l.offeredRate)} | ${fmt(l.p50Ms, ' ms')} | ${fmt(l.p90Ms, ' ms')} | ${fmt(l.p99Ms, ' ms')} | ${fmt(l.maxMs, ' ms')} | ${l.failed} | ${l.mailmoatCpuPercent ?? '–'} |`,
+    );
   }
   L.push('');
   const b = r.bigMessage;
@@ -390,11 +416,16 @@ export function renderMarkdown(r: Results): string {
   if (r.memory.length) {
     L.push('**What the memory is**, per gateway process at its highest RSS (V8\'s view, sampled each second; "modules" = files loaded):');
     L.push('');
-    L.push('| phase | role | RSS (own / mapped files) | JS heap used / total | external (array buffers) | own memory outside the JS heap | modules | packages with most files loaded |');
+    L.push(
+      '| phase | role | RSS (own / mapped files) | JS heap used / total | external (array buffers) | own memory outside the JS heap | modules | packages with most files loaded |',
+    );
     L.push('|---|---|---|---|---|---|---|---|');
     for (const m of r.memory) {
       L.push(
-        `| ${m.phase} | ${m.role} | ${m.rssMB} MB (${m.rssAnonMB} / ${m.rssFileMB}) | ${m.heapUsedMB} / ${m.heapTotalMB} MB | ${m.externalMB} MB (${m.arrayBuffersMB}) | ${Math.max(0, m.rssAnonMB - m.heapTotalMB - m.externalMB)} MB | ${m.modules} | ${m.packages.slice(0, 8).map((p) => `${p.name} ${p.files}`).join(', ')} |`,
+        `| ${m.phase} | ${m.role} | ${m.rssMB} MB (${m.rssAnonMB} / ${m.rssFileMB}) | ${m.heapUsedMB} / ${m.heapTotalMB} MB | ${m.externalMB} MB (${m.arrayBuffersMB}) | ${Math.max(0, m.rssAnonMB - m.heapTotalMB - m.externalMB)} MB | ${m.modules} | ${m.packages
+          .slice(0, 8)
+          .map((p) => `${p.name} ${p.files}`)
+          .join(', ')} |`,
       );
     }
     L.push('');
@@ -440,7 +471,18 @@ export function renderMarkdown(r: Results): string {
     L.push(`Left out to stay within the time budget: ${r.skipped.join('; ')}.`);
   }
   L.push('');
-  L.push(`Counts per run: ${Object.entries(r.plan.counts).map(([k, v]) => `${k} ${Object.entries(v).map(([s, n]) => `${n}×${s}`).join('/')}`).join('; ')}. ClamAV database: ${r.engines.clamavDatabase.replace(REPO_ROOT + '/', '')}. spamd: ${r.engines.spamd}. DNS queries answered by the bench's resolver: ${r.gateway.dnsQueriesAnswered}.`);
+  L.push(
+    `Counts per run: ${Object.entries(r.plan.counts)
+      .map(
+        ([k, v]) =>
+          `${k} ${Object.entries(v)
+            .map(([s, n]) => `${n}×${s}`)
+            .join('/')}`,
+      )
+      .join(
+        '; ',
+      )}. ClamAV database: ${r.engines.clamavDatabase.replace(REPO_ROOT + '/', '')}. spamd: ${r.engines.spamd}. DNS queries answered by the bench's resolver: ${r.gateway.dnsQueriesAnswered}.`,
+  );
   L.push('');
   // Last, so that it is what the console shows at the end of the run.
   L.push(...renderIssueTargets(r.issueTargets, r.cpuPerMessage));

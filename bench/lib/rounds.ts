@@ -153,7 +153,7 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
   data.sqlite.push(sqliteCommitProbe(bench.runDir));
   // The cluster rows need a gateway with cluster storage; an older checkout (--gateway) has none.
   const cluster = await gatewayHasDatabaseUrl();
-  if (!cluster && round === 1) data.notMeasured.push('the PostgreSQL rows: this gateway\'s config has no database.url');
+  if (!cluster && round === 1) data.notMeasured.push("the PostgreSQL rows: this gateway's config has no database.url");
   if (cluster) {
     try {
       data.postgres.push(await postgresCommitProbe(bench.engines.postgres.url));
@@ -185,11 +185,21 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
     });
   }
   await phase(ctx, 'full', round, { roles: ['start'], spamd: false, warmUp: plan.warmUp }, async (p) => {
-    await fullCells(ctx, p, 'full', messages.sized.flatMap((m) => plan.sessions.map((sessions) => ({ m, sessions }))), plan.counts.full, plan.capMs.full, round);
+    await fullCells(
+      ctx,
+      p,
+      'full',
+      messages.sized.flatMap((m) => plan.sessions.map((sessions) => ({ m, sessions }))),
+      plan.counts.full,
+      plan.capMs.full,
+      round,
+    );
     await latencyAtHalf(ctx, p, 'full', 'full path, no spamd (start role)', round, true);
     const b = await bigMessageRun(bench, p, messages.big, round, plan.capMs.big);
     data.big.push(b);
-    bench.log(`${messages.big.label} message: ${(b.elapsedMs / 1000).toFixed(1)} s, RSS ${mb(b.baselineRssBytes)} → ${mb(b.peakRssBytes)} MB (+${mb(b.growthBytes)})${b.ok ? '' : `  FAILED: ${b.error}`}`);
+    bench.log(
+      `${messages.big.label} message: ${(b.elapsedMs / 1000).toFixed(1)} s, RSS ${mb(b.baselineRssBytes)} → ${mb(b.peakRssBytes)} MB (+${mb(b.growthBytes)})${b.ok ? '' : `  FAILED: ${b.error}`}`,
+    );
   });
   await peerRows(ctx, round);
   if (plan.split) {
@@ -218,7 +228,15 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
   await ceilings();
 }
 
-async function fullCells(ctx: RoundContext, p: Phase, scenario: 'full' | 'full-spamd', runs: { m: TestMessage; sessions: number }[], counts: Record<string, number>, capMs: number, round: number): Promise<void> {
+async function fullCells(
+  ctx: RoundContext,
+  p: Phase,
+  scenario: 'full' | 'full-spamd',
+  runs: { m: TestMessage; sessions: number }[],
+  counts: Record<string, number>,
+  capMs: number,
+  round: number,
+): Promise<void> {
   for (const { m, sessions } of runs) {
     const c = await fullCell(ctx.bench, p, scenario, m, sessions, counts[m.label], round, capMs);
     note(ctx, c);
@@ -247,13 +265,31 @@ export async function profileMissed(ctx: RoundContext, missed: string[]): Promis
   const want = (...ids: string[]) => ids.some((id) => missed.includes(id));
   const runs: { id: string; name: string; roles: ('start' | 'smtp')[]; spamd: boolean; body: (b: Bench, p: Phase) => Promise<Cell> }[] = [];
   if (want('accept', 'accept-p99')) {
-    runs.push({ id: 'accept', name: 'accept, 2 KB × 50 sessions (mailmoat smtp)', roles: ['smtp'], spamd: true, body: (b, p) => acceptCell(b, p, m, 50, plan.counts.accept['2 KB'], 0, plan.capMs.accept) });
+    runs.push({
+      id: 'accept',
+      name: 'accept, 2 KB × 50 sessions (mailmoat smtp)',
+      roles: ['smtp'],
+      spamd: true,
+      body: (b, p) => acceptCell(b, p, m, 50, plan.counts.accept['2 KB'], 0, plan.capMs.accept),
+    });
   }
   if (want('full')) {
-    runs.push({ id: 'full', name: 'full path without spamd, 2 KB × 50 sessions (mailmoat start)', roles: ['start'], spamd: false, body: (b, p) => fullCell(b, p, 'full', m, 50, plan.counts.full['2 KB'], 0, plan.capMs.full) });
+    runs.push({
+      id: 'full',
+      name: 'full path without spamd, 2 KB × 50 sessions (mailmoat start)',
+      roles: ['start'],
+      spamd: false,
+      body: (b, p) => fullCell(b, p, 'full', m, 50, plan.counts.full['2 KB'], 0, plan.capMs.full),
+    });
   }
   if (want('full-spamd')) {
-    runs.push({ id: 'full-spamd', name: 'full path with spamd, 2 KB × 50 sessions (mailmoat start)', roles: ['start'], spamd: true, body: (b, p) => fullCell(b, p, 'full-spamd', m, 50, plan.counts.spamd['2 KB'], 0, plan.capMs.spamd) });
+    runs.push({
+      id: 'full-spamd',
+      name: 'full path with spamd, 2 KB × 50 sessions (mailmoat start)',
+      roles: ['start'],
+      spamd: true,
+      body: (b, p) => fullCell(b, p, 'full-spamd', m, 50, plan.counts.spamd['2 KB'], 0, plan.capMs.spamd),
+    });
   }
   const out: ProfileRun[] = [];
   const nowUs = () => Number(process.hrtime.bigint() / 1000n);

@@ -88,7 +88,19 @@ export async function ceilingCell(b: Bench, m: TestMessage, sessions: number, co
   return cell('ceiling', m, sessions, round, count, done, r.elapsedMs, r.ok && done === count, r.error, usage);
 }
 
-function cell(scenario: Scenario, m: TestMessage, sessions: number, roundNo: number, count: number, done: number, elapsedMs: number, ok: boolean, error: string | undefined, usage: Usage, extra: Partial<Cell> = {}): Cell {
+function cell(
+  scenario: Scenario,
+  m: TestMessage,
+  sessions: number,
+  roundNo: number,
+  count: number,
+  done: number,
+  elapsedMs: number,
+  ok: boolean,
+  error: string | undefined,
+  usage: Usage,
+  extra: Partial<Cell> = {},
+): Cell {
   return {
     scenario,
     size: m.label,
@@ -102,7 +114,7 @@ function cell(scenario: Scenario, m: TestMessage, sessions: number, roundNo: num
     ...(error ? { error: error.slice(0, 500) } : {}),
     ...extra,
     cpuMsPerMessage: Object.fromEntries(
-      Object.entries(usage.groups).map(([g, u]) => [g, done > 0 ? round((u.cpuPercentOfOneCore / 100) * usage.machine.durationMs / done, 2) : NaN]),
+      Object.entries(usage.groups).map(([g, u]) => [g, done > 0 ? round(((u.cpuPercentOfOneCore / 100) * usage.machine.durationMs) / done, 2) : NaN]),
     ),
     usage,
   };
@@ -235,7 +247,16 @@ function committedInSpool(dir: string): number {
 
 // ---------------------------------------------------------------- accept: smtp-source → mailmoat smtp
 
-export async function acceptCell(b: Bench, p: Phase, m: TestMessage, sessions: number, count: number, round: number, capMs: number, scenario: 'accept' | 'accept-pg' = 'accept'): Promise<Cell> {
+export async function acceptCell(
+  b: Bench,
+  p: Phase,
+  m: TestMessage,
+  sessions: number,
+  count: number,
+  round: number,
+  capMs: number,
+  scenario: 'accept' | 'accept-pg' = 'accept',
+): Promise<Cell> {
   const before = await p.committed();
   const load: number[] = [];
   const sampler = new UsageSampler(groups(b, { mailmoat: p.gateways.map((g) => g.pid), load }, p));
@@ -249,7 +270,16 @@ export async function acceptCell(b: Bench, p: Phase, m: TestMessage, sessions: n
 
 // ---------------------------------------------------------------- full path: … → mailmoat → smtp-sink
 
-export async function fullCell(b: Bench, p: Phase, scenario: 'full' | 'full-split' | 'full-split-pg' | 'full-spamd', m: TestMessage, sessions: number, count: number, round: number, capMs: number): Promise<Cell> {
+export async function fullCell(
+  b: Bench,
+  p: Phase,
+  scenario: 'full' | 'full-split' | 'full-split-pg' | 'full-spamd',
+  m: TestMessage,
+  sessions: number,
+  count: number,
+  round: number,
+  capMs: number,
+): Promise<Cell> {
   const c0 = p.sink.messages();
   const load: number[] = [p.sink.pid];
   const sampler = new UsageSampler(groups(b, { mailmoat: p.gateways.map((g) => g.pid), load }, p));
@@ -271,7 +301,15 @@ export async function fullCell(b: Bench, p: Phase, scenario: 'full' | 'full-spli
 const peerGroup = (peer: PeerServer) => (peer.name.startsWith('postfix') ? 'postfix' : 'haraka');
 
 /** End to end through a peer: counted at its sink, like fullCell. */
-export async function peerRelayCell(peer: PeerServer, scenario: 'postfix' | 'haraka', m: TestMessage, sessions: number, count: number, round: number, capMs: number): Promise<Cell> {
+export async function peerRelayCell(
+  peer: PeerServer,
+  scenario: 'postfix' | 'haraka',
+  m: TestMessage,
+  sessions: number,
+  count: number,
+  round: number,
+  capMs: number,
+): Promise<Cell> {
   const c0 = peer.sink.messages();
   const load: number[] = [peer.sink.pid];
   const sampler = new UsageSampler(() => ({ [peerGroup(peer)]: peer.pids(), load }));
@@ -314,7 +352,14 @@ export async function spamdCell(b: Bench, m: TestMessage, sessions: number, coun
   );
   const sampler = new UsageSampler(groups(b, {}));
   sampler.start();
-  const r = await spamdLoop({ spamd: b.engines.spamd, message: Buffer.concat([received, m.wire]), count, concurrency: sessions, timeoutMs: 60_000, budgetMs: capMs });
+  const r = await spamdLoop({
+    spamd: b.engines.spamd,
+    message: Buffer.concat([received, m.wire]),
+    count,
+    concurrency: sessions,
+    timeoutMs: 60_000,
+    budgetMs: capMs,
+  });
   const usage = sampler.stop();
   const ok = r.ok === count;
   const error = r.firstError ?? (ok ? undefined : `${r.ok} of ${count} scored within ${Math.round(capMs / 1000)} s`);
@@ -340,7 +385,16 @@ export interface LatencyRun {
   usage: Usage;
 }
 
-export async function latencyRun(b: Bench, p: Phase, target: string, m: TestMessage, rate: number, durationMs: number, maxInFlight: number, roundNo: number): Promise<LatencyRun> {
+export async function latencyRun(
+  b: Bench,
+  p: Phase,
+  target: string,
+  m: TestMessage,
+  rate: number,
+  durationMs: number,
+  maxInFlight: number,
+  roundNo: number,
+): Promise<LatencyRun> {
   const count = Math.max(20, Math.round((rate * durationMs) / 1000));
   const sampler = new UsageSampler(groups(b, { mailmoat: p.gateways.map((g) => g.pid) }));
   sampler.start();

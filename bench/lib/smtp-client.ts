@@ -109,7 +109,14 @@ export interface OpenLoopResult {
 }
 
 /** Starts message i at t0 + i/rate, at most maxInFlight open at once, `count` in all. */
-export async function openLoop(o: { port: number; rate: number; count: number; maxInFlight: number; body: Buffer; timeoutMs: number }): Promise<OpenLoopResult> {
+export async function openLoop(o: {
+  port: number;
+  rate: number;
+  count: number;
+  maxInFlight: number;
+  body: Buffer;
+  timeoutMs: number;
+}): Promise<OpenLoopResult> {
   const t0 = performance.now();
   const results: Promise<void>[] = [];
   const latencies: number[] = [];

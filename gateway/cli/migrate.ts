@@ -18,7 +18,9 @@ export async function migrateCommand(config: Config, statusOnly: boolean, import
   if (importSqlite !== undefined) {
     if (statusOnly) throw new UsageError('migrate: --status and --import-sqlite do not go together');
     if (!('postgres' in target)) {
-      throw new UsageError(`migrate --import-sqlite: the config's database is SQLite (${target.sqlite}); set database.url to the new PostgreSQL database to import into`);
+      throw new UsageError(
+        `migrate --import-sqlite: the config's database is SQLite (${target.sqlite}); set database.url to the new PostgreSQL database to import into`,
+      );
     }
     const file = path.resolve(importSqlite);
     if (!existsSync(file)) throw new UsageError(`migrate --import-sqlite: no such file: ${file}`);
@@ -27,7 +29,9 @@ export async function migrateCommand(config: Config, statusOnly: boolean, import
   try {
     if (statusOnly) {
       const { applied, pending } = await migrationStatus(sql);
-      console.log(`${describeTarget(target)}: ${applied.length} applied${applied.length ? ` (${applied.join(', ')})` : ''}, ${pending.length} pending${pending.length ? ` (${pending.join(', ')})` : ''}`);
+      console.log(
+        `${describeTarget(target)}: ${applied.length} applied${applied.length ? ` (${applied.join(', ')})` : ''}, ${pending.length} pending${pending.length ? ` (${pending.join(', ')})` : ''}`,
+      );
       return pending.length ? 2 : 0;
     }
     const applied = await migrate(sql);

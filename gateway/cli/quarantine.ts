@@ -63,7 +63,17 @@ export function quarantineList(config: Config, o: QuarantineFilter): Promise<num
     }
     if (rows.length === 0) console.log('quarantine is empty');
     for (const r of rows) {
-      console.log([r.id, new Date(r.receivedAt).toISOString(), r.verdict, safe(r.mailFrom) || '<>', r.rcptTo.map(safe).join(','), JSON.stringify(r.subject ?? ''), safe(r.reason)].join('\t'));
+      console.log(
+        [
+          r.id,
+          new Date(r.receivedAt).toISOString(),
+          r.verdict,
+          safe(r.mailFrom) || '<>',
+          r.rcptTo.map(safe).join(','),
+          JSON.stringify(r.subject ?? ''),
+          safe(r.reason),
+        ].join('\t'),
+      );
     }
     return 0;
   });

@@ -35,7 +35,18 @@ export function queueList(config: Config, o: { limit: number; json?: boolean }):
     for (const e of entries) {
       const r = e.record;
       // Tab-separated for cut/awk; the receive time stays ISO (UTC) so that lines sort and parse.
-      console.log([r.id, r.status === 'held' ? 'held: poison' : r.status, new Date(r.receivedAt).toISOString(), safe(r.mailFrom) || '<>', r.rcptTo.map(safe).join(','), `next: ${e.nextAttempt ?? '-'}`, `job: ${e.job.queue}/${e.job.info?.state ?? 'none'}`, safe(r.lastReply ?? '')].join('\t'));
+      console.log(
+        [
+          r.id,
+          r.status === 'held' ? 'held: poison' : r.status,
+          new Date(r.receivedAt).toISOString(),
+          safe(r.mailFrom) || '<>',
+          r.rcptTo.map(safe).join(','),
+          `next: ${e.nextAttempt ?? '-'}`,
+          `job: ${e.job.queue}/${e.job.info?.state ?? 'none'}`,
+          safe(r.lastReply ?? ''),
+        ].join('\t'),
+      );
     }
     return 0;
   });
@@ -56,7 +67,10 @@ export function queueShow(config: Config, id: string, o: { json?: boolean }): Pr
     const events = await stores.store.events(id);
     const deliveries = await stores.store.deliveries(id);
     if (o.json) console.log(JSON.stringify({ ...entry, events, deliveries }, null, 2));
-    else console.log(showMessage({ record, events, deliveries, queue: { job: `${entry.job.queue}/${entry.job.info?.state ?? 'none'}`, nextAttempt: entry.nextAttempt } }));
+    else
+      console.log(
+        showMessage({ record, events, deliveries, queue: { job: `${entry.job.queue}/${entry.job.info?.state ?? 'none'}`, nextAttempt: entry.nextAttempt } }),
+      );
     return 0;
   });
 }
@@ -66,8 +80,14 @@ export function queueOp(config: Config, op: 'retry' | 'bounce' | 'delete' | 'rel
   return withQueue(config, async (deps, stores) => {
     const record = await stores.store.get(id);
     if (!record) throw new UsageError(`no message with id ${id}`);
-    if (record.status === 'held' && (op === 'retry' || op === 'bounce')) throw new UsageError(`${id} is held as poison: release it (process it once more) or delete it`);
-    const ops = { retry: () => retryNow(deps, id), release: () => releasePoison(deps, id, by()), bounce: () => bounceMessage(deps, id, by()), delete: () => deleteQueued(deps, id, by()) };
+    if (record.status === 'held' && (op === 'retry' || op === 'bounce'))
+      throw new UsageError(`${id} is held as poison: release it (process it once more) or delete it`);
+    const ops = {
+      retry: () => retryNow(deps, id),
+      release: () => releasePoison(deps, id, by()),
+      bounce: () => bounceMessage(deps, id, by()),
+      delete: () => deleteQueued(deps, id, by()),
+    };
     const result = await ops[op]();
     if (!result.ok) throw new UsageError(`cannot ${op} ${id}: ${result.reason}`);
     console.log(`${id}: ${result.detail}`);
@@ -81,7 +101,9 @@ export function queueFlush(config: Config, o: { domain?: string }): Promise<numb
     const { flushed, skipped } = await flushDeferred(deps, { domain: o.domain });
     for (const id of flushed) console.log(`${id}: tried again now`);
     for (const s of skipped) console.log(`${s.id}: skipped: ${s.reason}`);
-    console.log(`${flushed.length} deferred message(s)${o.domain ? ` for ${o.domain}` : ''} tried again now${skipped.length ? `, ${skipped.length} skipped` : ''} (${localTime(Date.now())})`);
+    console.log(
+      `${flushed.length} deferred message(s)${o.domain ? ` for ${o.domain}` : ''} tried again now${skipped.length ? `, ${skipped.length} skipped` : ''} (${localTime(Date.now())})`,
+    );
     return 0;
   });
 }

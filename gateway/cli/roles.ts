@@ -158,7 +158,8 @@ export async function runRoles(role: 'start' | 'smtp' | 'worker' | 'console', fi
 /** `mailmoat reload`: SIGHUP to every running process of the config's data dir. */
 export function reloadCommand(config: Config): number {
   const outcomes = signalRunning(config.dataDir, 'SIGHUP');
-  for (const o of outcomes) console.log(`${o.role} (pid ${o.pid}): ${o.outcome === 'signalled' ? 'told to reload' : `${o.outcome}, its stale pid file removed`}`);
+  for (const o of outcomes)
+    console.log(`${o.role} (pid ${o.pid}): ${o.outcome === 'signalled' ? 'told to reload' : `${o.outcome}, its stale pid file removed`}`);
   if (!outcomes.some((o) => o.outcome === 'signalled')) throw new UsageError(`reload: no running mailmoat process found in ${config.dataDir}/run`);
   return 0;
 }

@@ -21,7 +21,9 @@ export function humanSize(bytes: number): string {
 
 /** Untrusted text, one line, no terminal escapes. */
 export function safe(text: string | null | undefined): string {
-  return String(text ?? '').replace(/[\x00-\x1f\x7f\x9b]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return String(text ?? '').replace(/[\x00-\x1f\x7f\x9b]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 type Entry = { status: string; reason?: string };
@@ -41,7 +43,8 @@ export function reportLines(report: ScanReport): string[] {
     else {
       const structure = a.structure.status === 'ok' ? '' : `, ${a.structure.status}: ${safe(a.structure.reason)}`;
       add('attachments', `${a.parts} part(s), ${a.files.length} file(s)${structure}${a.findings.length ? '' : ', nothing found'}`);
-      for (const f of a.files) lines.push(`    ${safe(f.filename ?? `(part ${f.part})`)}  ${safe(f.contentType)}  ${humanSize(f.size)}${f.detected ? `  (${safe(f.detected)})` : ''}`);
+      for (const f of a.files)
+        lines.push(`    ${safe(f.filename ?? `(part ${f.part})`)}  ${safe(f.contentType)}  ${humanSize(f.size)}${f.detected ? `  (${safe(f.detected)})` : ''}`);
       for (const f of a.findings) lines.push(`    ! ${safe(f.archivePath?.join(' > ') ?? f.filename ?? `part ${f.part}`)}: ${f.class} (${safe(f.reason)})`);
       if (a.stripped?.length) lines.push(`    removed from the delivered copy: parts ${a.stripped.join(', ')}`);
     }
@@ -50,7 +53,10 @@ export function reportLines(report: ScanReport): string[] {
   if (h) {
     if (h.status !== 'checked') add('html', reasonOf(h));
     else {
-      add('html', `${h.parts} part(s)${h.dangerous ? ', dangerous' : ''}${h.changed ? ', disarmed' : ''}${h.findings.length + h.phishing.length ? '' : ', nothing found'}`);
+      add(
+        'html',
+        `${h.parts} part(s)${h.dangerous ? ', dangerous' : ''}${h.changed ? ', disarmed' : ''}${h.findings.length + h.phishing.length ? '' : ', nothing found'}`,
+      );
       for (const f of h.findings) lines.push(`    ! ${f.kind}: ${safe(f.detail)}`);
       for (const p of h.phishing) lines.push(`    ! phishing link: shows ${safe(p.shown)}, goes to ${safe(p.real)}`);
     }
@@ -60,7 +66,10 @@ export function reportLines(report: ScanReport): string[] {
     if (au.status !== 'checked') add('auth', reasonOf(au));
     else {
       const dkim = au.dkim.length ? au.dkim.map((d) => (d.domain ? `${d.result} (${safe(d.domain)})` : d.result)).join(', ') : 'none';
-      add('auth', `spf=${au.spf.result} dkim=${dkim} dmarc=${au.dmarc ? `${au.dmarc.result} (${safe(au.dmarc.domain)})` : 'none'}${au.arc ? ` arc=${au.arc.result}` : ''}`);
+      add(
+        'auth',
+        `spf=${au.spf.result} dkim=${dkim} dmarc=${au.dmarc ? `${au.dmarc.result} (${safe(au.dmarc.domain)})` : 'none'}${au.arc ? ` arc=${au.arc.result}` : ''}`,
+      );
     }
   }
   const u = report.urls;
@@ -77,7 +86,10 @@ export function reportLines(report: ScanReport): string[] {
     add('score', `${sc.total} (spam ${sc.spam ?? '-'}, urls ${sc.urls}, auth ${sc.auth}; threshold ${sc.threshold}, high ${sc.highThreshold})`);
   }
   if (report.outcome) {
-    add('outcome', `${report.outcome.class}: ${safe(report.outcome.action)}${report.outcome.rules.length ? ` (rules: ${report.outcome.rules.map(safe).join(', ')})` : ''}`);
+    add(
+      'outcome',
+      `${report.outcome.class}: ${safe(report.outcome.action)}${report.outcome.rules.length ? ` (rules: ${report.outcome.rules.map(safe).join(', ')})` : ''}`,
+    );
     for (const r of report.outcome.reasons) lines.push(`    ${safe(r)}`);
   }
   return lines;

@@ -334,7 +334,14 @@ export const proxySchema = z
      * Load balancer addresses that send a PROXY protocol v1 header (HAProxy send-proxy; v2 is not
      * supported, so not AWS NLB): every check then sees the real client address. Exact addresses, no CIDR.
      */
-    from: z.array(z.string().refine((e) => { const p = parseListEntry(e); return p.ok && p.entry.type === 'ip'; }, 'expected an IP address')).default([]),
+    from: z
+      .array(
+        z.string().refine((e) => {
+          const p = parseListEntry(e);
+          return p.ok && p.entry.type === 'ip';
+        }, 'expected an IP address'),
+      )
+      .default([]),
   })
   .strict()
   .default({ from: [] });

@@ -14,7 +14,10 @@ const secretSource = z
     /** A file holding the secret (surrounding whitespace is ignored). Keep it mode 0600. */
     file: z.string().min(1).optional(),
     /** The name of an environment variable holding the secret. */
-    env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+    env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+      .optional(),
   })
   .strict()
   .refine((s) => (s.file === undefined) !== (s.env === undefined), { message: 'set exactly one of file or env' });
@@ -44,7 +47,10 @@ const ldapSchema = z
      * Search, then bind: a service account finds the user's entry under baseDN with userFilter
      * (needed for Active Directory, where the DN is not built from the login name).
      */
-    search: z.object({ bindDN: z.string().min(1), password: secretSource }).strict().optional(),
+    search: z
+      .object({ bindDN: z.string().min(1), password: secretSource })
+      .strict()
+      .optional(),
     /** Where users (and, without groupSearch.baseDN, groups) are looked for. */
     baseDN: z.string().min(1),
     /** `{username}` is replaced by the typed name, escaped (RFC 4515). AD: "(sAMAccountName={username})". */
@@ -54,7 +60,10 @@ const ldapSchema = z
     /** The attribute of the user's entry that lists their groups' DNs (AD and the memberOf overlay). */
     groupAttribute: z.string().min(1).default('memberOf'),
     /** Also look groups up: entries under baseDN matching filter (`{dn}`: the user's DN, `{username}`), e.g. groupOfNames. */
-    groupSearch: z.object({ baseDN: z.string().min(1).optional(), filter: z.string().min(1).default('(member={dn})') }).strict().optional(),
+    groupSearch: z
+      .object({ baseDN: z.string().min(1).optional(), filter: z.string().min(1).default('(member={dn})') })
+      .strict()
+      .optional(),
     /** Per LDAP operation; a slower directory counts as unavailable. */
     timeoutMs: positiveInt.default(5_000),
     connectTimeoutMs: positiveInt.default(3_000),
@@ -71,7 +80,10 @@ const oidcSchema = z
     issuer: z
       .string()
       .url()
-      .refine((u) => { const x = new URL(u); return x.protocol === 'https:' || (x.protocol === 'http:' && LOOPBACK.has(x.hostname)); }, 'expected an https:// URL (http:// only on loopback)'),
+      .refine((u) => {
+        const x = new URL(u);
+        return x.protocol === 'https:' || (x.protocol === 'http:' && LOOPBACK.has(x.hostname));
+      }, 'expected an https:// URL (http:// only on loopback)'),
     clientId: z.string().min(1),
     /** Absent: a public client (PKCE only). The redirect URL to register is <console.publicUrl>auth/oidc/callback. */
     clientSecret: secretSource.optional(),
@@ -102,7 +114,14 @@ const roleRule = z
     group: z.string().min(1),
     role: z.enum(['superadmin', 'domainadmin', 'user']),
     /** The domains a domainadmin manages. */
-    domains: z.array(z.string().min(1).transform((d) => d.toLowerCase())).default([]),
+    domains: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .transform((d) => d.toLowerCase()),
+      )
+      .default([]),
   })
   .strict()
   .refine((r) => r.role !== 'domainadmin' || r.domains.length > 0, { message: 'a domainadmin rule needs domains' });

@@ -13,8 +13,16 @@ import type { PolicyRule } from '../../rules/rulesets.ts';
 
 const positiveInt = z.number().int().positive();
 const score = z.number().finite();
-const email = z.string().email().transform((s) => s.toLowerCase());
-const domainList = z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z0-9-]+$/i, 'expected a domain name').transform((s) => s.toLowerCase()));
+const email = z
+  .string()
+  .email()
+  .transform((s) => s.toLowerCase());
+const domainList = z.array(
+  z
+    .string()
+    .regex(/^[a-z0-9.-]+\.[a-z0-9-]+$/i, 'expected a domain name')
+    .transform((s) => s.toLowerCase()),
+);
 
 const action = z
   .union([
@@ -47,7 +55,10 @@ const attachmentRules = z
     /** Inner extensions of a double extension ("invoice.pdf.exe"). */
     decoyExtensions: listPatch.optional(),
     /** Content kinds refused whatever the name (executable, script, shortcut, disk-image…). */
-    bannedKinds: z.object({ add: z.array(kinds).optional(), remove: z.array(kinds).optional() }).strict().optional(),
+    bannedKinds: z
+      .object({ add: z.array(kinds).optional(), remove: z.array(kinds).optional() })
+      .strict()
+      .optional(),
     /** Content-Type name and Content-Disposition filename that disagree: ban, or ignore. */
     nameMismatch: z.enum(['ban', 'ignore']).optional(),
     /** RAR, 7z, CAB… (not opened): unscannable, or judged by name only (ignore). */
@@ -79,7 +90,11 @@ export const policyPatchSchema = z
     spam: z.object({ threshold: score.optional(), highThreshold: score.optional() }).strict().optional(),
     /** The learned filter's weight in the spam score (rules/learner.ts): points per unit of log-odds, at most ± maxPoints, ramped in over rampExamples learned messages. */
     learner: z
-      .object({ pointsPerLogOdds: z.number().min(0).max(10).optional(), maxPoints: z.number().min(0).max(50).optional(), rampExamples: z.number().int().min(1).optional() })
+      .object({
+        pointsPerLogOdds: z.number().min(0).max(10).optional(),
+        maxPoints: z.number().min(0).max(50).optional(),
+        rampExamples: z.number().int().min(1).optional(),
+      })
       .strict()
       .optional(),
     /** Per verdict class: a disposition ("quarantine") or { do, notifyRecipient, notifyAdmin, forwardTo }. */
@@ -87,7 +102,10 @@ export const policyPatchSchema = z
       .refine((a) => Object.entries(a).every(([c, v]) => v?.do !== 'strip' || c === 'banned'), { message: 'strip is only for banned attachments' })
       .optional(),
     /** Subject tags per class ("" for none), and `cleaned` for a copy whose HTML was disarmed. */
-    tags: classKeys(z.string().max(64)).extend({ cleaned: z.string().max(64).optional() }).strict().optional(),
+    tags: classKeys(z.string().max(64))
+      .extend({ cleaned: z.string().max(64).optional() })
+      .strict()
+      .optional(),
     attachments: z
       .object({
         /** Changes to the default attachment rules. */

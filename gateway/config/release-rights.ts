@@ -23,5 +23,7 @@ const classRights = z
   .strict();
 
 export const releaseRightsSchema = z
-  .object(Object.fromEntries(RIGHTS_CLASSES.map((c) => [c, classRights.optional()])) as Record<(typeof RIGHTS_CLASSES)[number], z.ZodOptional<typeof classRights>>)
+  .object(
+    Object.fromEntries(RIGHTS_CLASSES.map((c) => [c, classRights.optional()])) as Record<(typeof RIGHTS_CLASSES)[number], z.ZodOptional<typeof classRights>>,
+  )
   .strict() as unknown as z.ZodType<RightsPatch>;

@@ -37,7 +37,8 @@ export const RESTART_KEYS: readonly (readonly string[])[] = [
   ['retention', 'checkEveryMinutes'],
 ];
 
-const get = (o: unknown, path: readonly string[]): unknown => path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+const get = (o: unknown, path: readonly string[]): unknown =>
+  path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
 
 function put<T>(o: T, path: readonly string[], value: unknown): T {
   const [head, ...rest] = path as [string, ...string[]];

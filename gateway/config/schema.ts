@@ -12,9 +12,7 @@ import { consoleAuthSchema } from './console-auth.ts';
 
 const port = z.number().int().min(1).max(65535);
 const positiveInt = z.number().int().positive();
-const hostname = z
-  .string()
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'expected a host name');
+const hostname = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'expected a host name');
 export const domainNameSchema = hostname.transform((d) => d.toLowerCase());
 const domainName = domainNameSchema;
 
@@ -153,13 +151,18 @@ const redis = z
   .superRefine((r, ctx) => {
     const ways = (['url', 'socket', 'sentinel'] as const).filter((k) => r[k] !== undefined);
     if (ways.length > 1) {
-      for (const k of ways.slice(1)) ctx.addIssue({ code: 'custom', path: [k], message: `set only one of url, socket or sentinel (${ways.join(' and ')} are set)` });
+      for (const k of ways.slice(1))
+        ctx.addIssue({ code: 'custom', path: [k], message: `set only one of url, socket or sentinel (${ways.join(' and ')} are set)` });
     }
     if (r.cluster) {
       if (r.url === undefined) ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'cluster: true needs url (any one node of the cluster)' });
       else if (/^rediss?:\/\/[^/]*\/[1-9]/.test(r.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'a Redis Cluster has only database 0' });
       if (hashTag(r.prefix) === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['prefix'], message: `a Redis Cluster needs a hash tag in the prefix so that all keys land in one slot, e.g. "{${r.prefix.replace(/[{}]/g, '') || 'mailmoat'}}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prefix'],
+          message: `a Redis Cluster needs a hash tag in the prefix so that all keys land in one slot, e.g. "{${r.prefix.replace(/[{}]/g, '') || 'mailmoat'}}"`,
+        });
       }
     }
   });
@@ -283,7 +286,11 @@ const delivery = z
     /** A message still undelivered after this long is returned to its sender (Postfix: 5 days). */
     maxLifetimeMs: positiveInt.default(5 * 86_400_000),
     /** The sender is told once that delivery is delayed after this long (0: never). */
-    delayWarningMs: z.number().int().min(0).default(4 * 3600_000),
+    delayWarningMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(4 * 3600_000),
     /**
      * The store failing right after a downstream's 250 (disk full, database restart): the result
      * is retried in-process this long, the job kept, before it waits in the delivery journal.
@@ -434,7 +441,12 @@ const consoleSection = z
     previewMaxBytes: positiveInt.default(10 * 1024 * 1024),
     /** Client addresses/networks that may read /metrics and /healthz. */
     monitoringAllow: z
-      .array(z.string().refine((e) => { const p = parseListEntry(e); return p.ok && (p.entry.type === 'ip' || p.entry.type === 'cidr'); }, 'expected an IP address or network (CIDR)'))
+      .array(
+        z.string().refine((e) => {
+          const p = parseListEntry(e);
+          return p.ok && (p.entry.type === 'ip' || p.entry.type === 'cidr');
+        }, 'expected an IP address or network (CIDR)'),
+      )
       .default(['127.0.0.0/8', '::1']),
     digest: z
       .object({
@@ -579,10 +591,16 @@ export const configSchema = z
   .strict()
   .superRefine((c, ctx) => {
     const noCerts = c.tls.certificates.length === 0;
-    if (noCerts && c.submission.enabled) ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
+    if (noCerts && c.submission.enabled)
+      ctx.addIssue({ code: 'custom', path: ['submission', 'enabled'], message: 'the submission listener needs tls.certificates (AUTH only after STARTTLS)' });
     if (noCerts && !c.submission.enabled) {
       c.submission.listeners.forEach((l, i) => {
-        if (l.tls === 'implicit' || l.auth === 'required' || l.requireTls) ctx.addIssue({ code: 'custom', path: ['submission', 'listeners', i, 'tls'], message: 'this listener needs tls.certificates (implicit TLS, AUTH and requireTls all need them)' });
+        if (l.tls === 'implicit' || l.auth === 'required' || l.requireTls)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['submission', 'listeners', i, 'tls'],
+            message: 'this listener needs tls.certificates (implicit TLS, AUTH and requireTls all need them)',
+          });
       });
     }
     if (noCerts && c.smtp.requireTls) ctx.addIssue({ code: 'custom', path: ['smtp', 'requireTls'], message: 'requireTls needs tls.certificates' });

@@ -20,7 +20,10 @@ const network = z.string().refine((e) => {
 const listener = z
   .object({
     /** A name for logs, metrics and the bound-ports list. Default: "submission-<port>". */
-    name: z.string().regex(/^[a-z0-9_-]+$/i, 'expected letters, digits, - and _').optional(),
+    name: z
+      .string()
+      .regex(/^[a-z0-9_-]+$/i, 'expected letters, digits, - and _')
+      .optional(),
     host: z.string().default('127.0.0.1'),
     /** 0 picks a free port (tests). */
     port: z.number().int().min(0).max(65535),
@@ -154,7 +157,10 @@ export const submissionSchema = z
   .object({
     /** The first shape: one STARTTLS listener at `listen` with AUTH required (kept; named "submission"). */
     enabled: z.boolean().default(false),
-    listen: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(587) }).strict().default({ host: '127.0.0.1', port: 587 }),
+    listen: z
+      .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(587) })
+      .strict()
+      .default({ host: '127.0.0.1', port: 587 }),
     /** Failed AUTH attempts in one session before 421 4.7.0 (the first shape's listener). */
     maxAuthFailures: positiveInt.default(3),
     /** More listeners (587, 465, 2525, a relay port), each with its own rules. */
@@ -174,9 +180,7 @@ export const submissionSchema = z
   })
   .strict()
   .transform((s) => {
-    const first: SubmissionListener[] = s.enabled
-      ? [{ ...listener.parse({ ...s.listen, maxAuthFailures: s.maxAuthFailures }), name: 'submission' }]
-      : [];
+    const first: SubmissionListener[] = s.enabled ? [{ ...listener.parse({ ...s.listen, maxAuthFailures: s.maxAuthFailures }), name: 'submission' }] : [];
     const named = s.listeners.map((l) => ({ ...l, name: l.name ?? `submission-${l.port}` }));
     return { ...s, listeners: [...first, ...named] as SubmissionListener[] };
   })
@@ -185,7 +189,12 @@ export const submissionSchema = z
     s.listeners.forEach((l, i) => {
       if (seen.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `two listeners are named ${l.name}` });
       seen.add(l.name);
-      if (l.auth === 'off' && l.relayNetworks.length === 0) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'relayNetworks'], message: 'a listener without AUTH needs relayNetworks (else nobody may send)' });
+      if (l.auth === 'off' && l.relayNetworks.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listeners', i, 'relayNetworks'],
+          message: 'a listener without AUTH needs relayNetworks (else nobody may send)',
+        });
     });
   })
   .prefault({});

@@ -85,7 +85,9 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   for (const [domain, recipients] of byDomain) {
     const stopTimer = pipelineMetrics.delivery.startTimer(laneOf(config.domains, domain));
     const results = await deliverToDomain(deps, envelope, domain, recipients);
-    stopTimer({ outcome: results.every((r) => r.outcome === 'delivered') ? 'delivered' : results.some((r) => r.outcome === 'deferred') ? 'deferred' : 'failed' });
+    stopTimer({
+      outcome: results.every((r) => r.outcome === 'delivered') ? 'delivered' : results.some((r) => r.outcome === 'deferred') ? 'deferred' : 'failed',
+    });
     for (const r of results) {
       workerMetrics.deliveries.inc({ outcome: r.outcome });
       // A deferral is news (the message stays queued); a final outcome is in the summary line.
@@ -104,7 +106,12 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
     );
     if (decision.action === 'retry' && !job.isLastAttempt) {
       const ledger = ledgerOf(deps);
-      await ledger.defer(id, { kind: 'deferred', nextAttempt: new Date(now() + decision.delayMs).toISOString(), recipients: deferred.length, reply: deferred[0].reply });
+      await ledger.defer(id, {
+        kind: 'deferred',
+        nextAttempt: new Date(now() + decision.delayMs).toISOString(),
+        recipients: deferred.length,
+        reply: deferred[0].reply,
+      });
       if (decision.warnSender) {
         await notifySender(deps, envelope, 'delayed', deferred);
         await ledger.note(id, { kind: 'delay-warned', sender: envelope.mailFrom });
@@ -113,7 +120,10 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
     }
     const reason = decision.action === 'give-up' ? decision.reason : `gave up after ${job.attempt} attempts`;
     for (const d of deferred) await store.recordDelivery(id, d.recipient, 'failed', `${reason}; last reply: ${d.reply}`);
-    deps.stats?.count('failed', deferred.map((d) => d.recipient));
+    deps.stats?.count(
+      'failed',
+      deferred.map((d) => d.recipient),
+    );
   }
   await finishMessage(deps, id);
 }
@@ -171,13 +181,29 @@ async function notifySender(deps: DeliveryDeps, envelope: Envelope, kind: 'faile
     perHourLimit: deps.config.delivery.maxDsnPerDomainPerHour,
   });
   if (!decision.send) {
-    await ledgerOf(deps).note(envelope.id, { kind: 'dsn-suppressed', notice: kind === 'failed' ? 'bounce' : 'delay notice', sender: envelope.mailFrom, recipients: recipients.map((r) => r.recipient), reason: decision.reason });
+    await ledgerOf(deps).note(envelope.id, {
+      kind: 'dsn-suppressed',
+      notice: kind === 'failed' ? 'bounce' : 'delay notice',
+      sender: envelope.mailFrom,
+      recipients: recipients.map((r) => r.recipient),
+      reason: decision.reason,
+    });
     deps.logger.info({ id: envelope.id, sender: envelope.mailFrom, reason: decision.reason }, 'DSN suppressed');
     return;
   }
   deps.dsnWindow.note(envelope.mailFrom, now);
-  const id = await sendNotification(deps, envelope, kind, recipients.map((r) => ({ ...r, originalRecipient: envelope.dsn?.recipients?.[r.recipient]?.orcpt })));
-  await ledgerOf(deps).note(envelope.id, { kind: kind === 'failed' ? 'bounced' : 'delay-notice', dsnId: id, sender: envelope.mailFrom, recipients: recipients.map((r) => r.recipient) });
+  const id = await sendNotification(
+    deps,
+    envelope,
+    kind,
+    recipients.map((r) => ({ ...r, originalRecipient: envelope.dsn?.recipients?.[r.recipient]?.orcpt })),
+  );
+  await ledgerOf(deps).note(envelope.id, {
+    kind: kind === 'failed' ? 'bounced' : 'delay-notice',
+    dsnId: id,
+    sender: envelope.mailFrom,
+    recipients: recipients.map((r) => r.recipient),
+  });
 }
 
 function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
@@ -187,7 +213,10 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 }
 
 async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: string, recipients: string[]): Promise<RecipientResult[]> {
-  const loop = hopCountFailure(countReceived((await readHeaderBlock(deps.spool.outputPath(envelope.id))).toString('latin1')), deps.config.delivery.maxReceivedHeaders);
+  const loop = hopCountFailure(
+    countReceived((await readHeaderBlock(deps.spool.outputPath(envelope.id))).toString('latin1')),
+    deps.config.delivery.maxReceivedHeaders,
+  );
   if (loop) return recipients.map((recipient) => ({ recipient, outcome: 'failed', reply: loop }));
   const route = await routeFor(domain, deps.config, deps.resolver, deps.self);
   if (route.ok && route.notes) deps.logger.warn({ id: envelope.id, domain, notes: route.notes }, 'delivery route');
@@ -233,7 +262,14 @@ async function deliverToTargets(
     }
     tried++;
     try {
-      const results = await sendToTarget(deps.config, target, envelope, deps.spool.outputPath(envelope.id), deferred.map((r) => r.recipient), deps.connections);
+      const results = await sendToTarget(
+        deps.config,
+        target,
+        envelope,
+        deps.spool.outputPath(envelope.id),
+        deferred.map((r) => r.recipient),
+        deps.connections,
+      );
       const next = onwardRecipients(results, targets[i + 1]?.backup === true);
       settled.push(...next.settled);
       deferred = next.onward.map((r) => (r.outcome === 'failed' ? { ...r, outcome: 'deferred' as const, reply: `${r.reply} (offered to the backup hop)` } : r));

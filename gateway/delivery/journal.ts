@@ -81,7 +81,11 @@ export class DeliveryJournal {
 
   /** The recipients of a message that the journal knows a final outcome for. */
   recipientsDone(id: string): Set<string> {
-    return new Set(this.pending().filter((p) => p.fact.id === id).map((p) => p.fact.recipient));
+    return new Set(
+      this.pending()
+        .filter((p) => p.fact.id === id)
+        .map((p) => p.fact.recipient),
+    );
   }
 
   /** Writes a fact durably; resolves to its `clear`. Throws when no slot is free or the write fails. */
@@ -118,7 +122,9 @@ export class DeliveryJournal {
 
 function bootId(): string {
   try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/[^\w-]/g, '');
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')
+      .trim()
+      .replace(/[^\w-]/g, '');
   } catch {
     return 'boot'; // no /proc: a file is then an orphan only when its process is gone
   }
@@ -126,7 +132,10 @@ function bootId(): string {
 
 /** This process's file: reused (with its facts) if a worker of this process had it, else pre-allocated. */
 async function openOwn(file: string): Promise<JournalFile> {
-  const size = await fs.stat(file).then((s) => s.size, () => -1);
+  const size = await fs.stat(file).then(
+    (s) => s.size,
+    () => -1,
+  );
   if (size === SLOT_BYTES * SLOTS) return openExisting(file);
   const tmp = `${file}.tmp`;
   const handle = await fs.open(tmp, 'w');

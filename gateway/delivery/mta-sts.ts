@@ -74,7 +74,17 @@ async function fetchPolicyText(domain: string, resolver: DnsResolver, o: MtaStsO
   if (!address) throw new Error(`${host} has no address`);
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: address, port: o.policyPort, servername: host, headers: { host }, path: '/.well-known/mta-sts.txt', method: 'GET', rejectUnauthorized: true, agent: false, timeout: o.timeoutMs },
+      {
+        host: address,
+        port: o.policyPort,
+        servername: host,
+        headers: { host },
+        path: '/.well-known/mta-sts.txt',
+        method: 'GET',
+        rejectUnauthorized: true,
+        agent: false,
+        timeout: o.timeoutMs,
+      },
       (res) => {
         if (res.statusCode !== 200) {
           res.resume();

@@ -8,7 +8,12 @@ import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
 import { commitGenerated, type NotifyDeps } from './generated.ts';
 import { buildDsn, type DsnRecipient } from './dsn.ts';
 
-export async function sendNotification(deps: NotifyDeps & { now?: () => number }, about: Envelope, kind: 'failed' | 'delayed', recipients: DsnRecipient[]): Promise<string> {
+export async function sendNotification(
+  deps: NotifyDeps & { now?: () => number },
+  about: Envelope,
+  kind: 'failed' | 'delayed',
+  recipients: DsnRecipient[],
+): Promise<string> {
   const { config, spool } = deps;
   const now = (deps.now ?? Date.now)();
   const original = spool.outputPath(about.id);

@@ -80,9 +80,12 @@ export class DeliveryRecorder {
     } catch (err) {
       this.o.logger.warn({ err }, 'delivery journal not replayed yet: the store refuses writes; retrying');
     }
-    this.timer = setInterval(() => {
-      if (this.journal && this.journal.pending().length > 0) this.replay().catch(() => {});
-    }, Math.min(REPLAY_EVERY_MS, this.o.pauseMs));
+    this.timer = setInterval(
+      () => {
+        if (this.journal && this.journal.pending().length > 0) this.replay().catch(() => {});
+      },
+      Math.min(REPLAY_EVERY_MS, this.o.pauseMs),
+    );
     this.timer.unref();
   }
 
@@ -171,14 +174,16 @@ export class DeliveryRecorder {
 
   /** One replay at a time: facts to the store, then out of the journal. Throws if the store refuses. */
   private replay(): Promise<void> {
-    const run = this.replaying.catch(() => {}).then(async () => {
-      const journal = await this.openJournal();
-      for (const { fact, clear } of journal.pending()) {
-        await this.o.store.recordDelivery(fact.id, fact.recipient, fact.outcome, fact.reply);
-        await clear();
-        this.o.logger.info({ id: fact.id, rcpt: fact.recipient, outcome: fact.outcome }, 'delivery result replayed from the journal');
-      }
-    });
+    const run = this.replaying
+      .catch(() => {})
+      .then(async () => {
+        const journal = await this.openJournal();
+        for (const { fact, clear } of journal.pending()) {
+          await this.o.store.recordDelivery(fact.id, fact.recipient, fact.outcome, fact.reply);
+          await clear();
+          this.o.logger.info({ id: fact.id, rcpt: fact.recipient, outcome: fact.outcome }, 'delivery result replayed from the journal');
+        }
+      });
     this.replaying = run;
     return run;
   }
@@ -215,7 +220,13 @@ function ensureReserve(file: string): Promise<void> {
 }
 
 async function makeReserve(file: string): Promise<void> {
-  if ((await fs.stat(file).then((s) => s.size, () => -1)) === RESERVE_BYTES) return;
+  if (
+    (await fs.stat(file).then(
+      (s) => s.size,
+      () => -1,
+    )) === RESERVE_BYTES
+  )
+    return;
   const tmp = `${file}.tmp`;
   try {
     const handle = await fs.open(tmp, 'w');
@@ -234,7 +245,10 @@ async function makeReserve(file: string): Promise<void> {
 }
 
 async function releaseReserve(file: string): Promise<boolean> {
-  const existed = await fs.stat(file).then(() => true, () => false);
+  const existed = await fs.stat(file).then(
+    () => true,
+    () => false,
+  );
   await fs.rm(file, { force: true });
   return existed;
 }

@@ -38,7 +38,11 @@ export class DeliverySlots {
     this.sent.set(key, recent);
     const connections = this.active.get(key) ?? 0;
     if (t.lane === 'external' && this.lanes.external >= this.externalConcurrency) {
-      return { ok: false, reason: `all ${this.externalConcurrency} slots for outside destinations are busy`, retryInMs: this.backoff('lane:external', this.externalConcurrency, now) };
+      return {
+        ok: false,
+        reason: `all ${this.externalConcurrency} slots for outside destinations are busy`,
+        retryInMs: this.backoff('lane:external', this.externalConcurrency, now),
+      };
     }
     if (connections >= t.maxConnections) {
       return { ok: false, reason: `${t.host}:${t.port} has ${connections} connections, its limit`, retryInMs: this.backoff(key, t.maxConnections, now) };

@@ -39,7 +39,14 @@ function tlsOptions(t: Target, plaintextFallback: boolean) {
  * first); when it fails before the downstream accepted MAIL FROM (typically: the peer had closed
  * it), nothing of the message was sent, so it is tried once more on a new connection.
  */
-export async function sendToTarget(config: Config, t: Target, envelope: Envelope, message: string, recipients: string[], pool?: ConnectionPool): Promise<RecipientResult[]> {
+export async function sendToTarget(
+  config: Config,
+  t: Target,
+  envelope: Envelope,
+  message: string,
+  recipients: string[],
+  pool?: ConnectionPool,
+): Promise<RecipientResult[]> {
   const first = await attempt(config, t, envelope, message, recipients, false, pool);
   if (t.tls === 'opportunistic' && first.tlsFailed) return (await attempt(config, t, envelope, message, recipients, true, pool)).results;
   return first.results;
@@ -47,7 +54,15 @@ export async function sendToTarget(config: Config, t: Target, envelope: Envelope
 
 type Attempt = { results: RecipientResult[]; tlsFailed: boolean; beforeMail: boolean };
 
-async function attempt(config: Config, t: Target, envelope: Envelope, message: string, recipients: string[], plaintext: boolean, pool: ConnectionPool | undefined): Promise<Attempt> {
+async function attempt(
+  config: Config,
+  t: Target,
+  envelope: Envelope,
+  message: string,
+  recipients: string[],
+  plaintext: boolean,
+  pool: ConnectionPool | undefined,
+): Promise<Attempt> {
   const key = poolKey(t, plaintext);
   const idle = pool?.enabled ? pool.take(key) : undefined;
   if (idle) {

@@ -62,7 +62,8 @@ export async function routeFor(domain: string, config: Config, resolver: DnsReso
     if (!stsDecision.ok) return stsDecision;
     hops = stsDecision.hops;
     if (sts.note) notes.push(sts.note);
-    if (stsDecision.wouldRefuse.length > 0) notes.push(`MTA-STS policy of ${domain} (testing) does not name ${stsDecision.wouldRefuse.join(', ')}; delivered anyway`);
+    if (stsDecision.wouldRefuse.length > 0)
+      notes.push(`MTA-STS policy of ${domain} (testing) does not name ${stsDecision.wouldRefuse.join(', ')}; delivered anyway`);
   }
   const candidates: (Hop & Candidate)[] = await Promise.all(hops.map(async (h) => ({ ...h, addresses: await addressesOf(h.host, resolver) })));
   const decided = decideTargets(domain, candidates, self);
@@ -76,7 +77,15 @@ async function expandHops(configured: NextHop[], resolver: DnsResolver, lane: La
   const hops: Hop[] = [];
   const problems: string[] = [];
   for (const { h } of ordered) {
-    const settings = { port: h.port, tls: h.tls, maxConnections: h.maxConnections, maxPerMinute: h.maxPerMinute, configured: true, lane, ...(h.backup ? { backup: true } : {}) };
+    const settings = {
+      port: h.port,
+      tls: h.tls,
+      maxConnections: h.maxConnections,
+      maxPerMinute: h.maxPerMinute,
+      configured: true,
+      lane,
+      ...(h.backup ? { backup: true } : {}),
+    };
     if (h.host) {
       hops.push({ host: h.host, ...settings });
       continue;

@@ -43,7 +43,9 @@ export async function domainCommand(argv: string[], loadConfig: (explicit: strin
     const store = openDomainStore(sql);
     if (sub === 'list') {
       for (const d of await viewDomains(store, config.domains)) {
-        const hops = ((d.settings.downstream ?? []) as { host?: string; mx?: string; port?: number }[]).map((h) => (h.host ? `${h.host}:${h.port ?? 25}` : `MX of ${h.mx}`));
+        const hops = ((d.settings.downstream ?? []) as { host?: string; mx?: string; port?: number }[]).map((h) =>
+          h.host ? `${h.host}:${h.port ?? 25}` : `MX of ${h.mx}`,
+        );
         const source = d.source === 'database' ? (d.inFile ? 'database (over the file)' : 'database') : 'file';
         console.log(`${d.name}\t${source}\t${hops.join(', ')}${d.adminMay.length ? `\tadmins may change: ${d.adminMay.join(' ')}` : ''}`);
       }
@@ -58,9 +60,19 @@ export async function domainCommand(argv: string[], loadConfig: (explicit: strin
       if (!adminMay.ok) throw new DomainCommandError(`domain add: --admin-may: ${adminMay.error}`);
       result = await saveDomain(store, name!, settingsFrom(values.settings, values.downstream), adminMay.keys, by);
     }
-    await openAuditStore(sql).record({ actor: by, action: sub === 'rm' ? 'domain-remove' : 'domain-put', messageId: null, target: name!, ip: '', outcome: result.ok ? 'ok' : 'failed', detail: result.ok ? `${result.detail} (command line)` : result.errors.join('; ') });
+    await openAuditStore(sql).record({
+      actor: by,
+      action: sub === 'rm' ? 'domain-remove' : 'domain-put',
+      messageId: null,
+      target: name!,
+      ip: '',
+      outcome: result.ok ? 'ok' : 'failed',
+      detail: result.ok ? `${result.detail} (command line)` : result.errors.join('; '),
+    });
     if (!result.ok) throw new DomainCommandError(`domain ${sub} ${name}: refused:\n  ${result.errors.join('\n  ')}`);
-    console.log(`${result.name}: ${sub === 'rm' ? result.detail : 'saved'}; running processes apply it within ${Math.ceil(config.database.domainsPollMs / 1000)} s`);
+    console.log(
+      `${result.name}: ${sub === 'rm' ? result.detail : 'saved'}; running processes apply it within ${Math.ceil(config.database.domainsPollMs / 1000)} s`,
+    );
     return 0;
   } finally {
     await sql.close();

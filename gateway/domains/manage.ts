@@ -15,7 +15,9 @@ const POLICY_KEYS = new Set(Object.keys(policyPatchSchema.shape));
 
 /** The keys a superadmin may hand to domain admins: dotted names under the policy section. */
 export function checkAdminMay(keys: readonly string[]): string[] {
-  return keys.filter((k) => !POLICY_KEYS.has(k.split('.')[0]!)).map((k) => `adminMay: "${k}" is not a key of the policy section (${[...POLICY_KEYS].join(', ')})`);
+  return keys
+    .filter((k) => !POLICY_KEYS.has(k.split('.')[0]!))
+    .map((k) => `adminMay: "${k}" is not a key of the policy section (${[...POLICY_KEYS].join(', ')})`);
 }
 
 /** Where a domain's settings come from now: the database row, else the file (as running). */
@@ -59,7 +61,13 @@ export async function saveDomain(store: DomainStore, name: string, settings: unk
  * Replaces a domain's `policy` section. A domain admin may change only what the domain's
  * adminMay names (compared after validation, so "quarantine" and { do: quarantine } are equal).
  */
-export async function savePolicy(store: DomainStore, current: DomainView, policy: unknown, role: 'superadmin' | 'domainadmin', by: string): Promise<ChangeResult> {
+export async function savePolicy(
+  store: DomainStore,
+  current: DomainView,
+  policy: unknown,
+  role: 'superadmin' | 'domainadmin',
+  by: string,
+): Promise<ChangeResult> {
   const settings: Record<string, unknown> = { ...current.settings, policy: policy ?? {} };
   const next = checkHostedDomain(current.name, settings);
   if (!next.ok) return { ok: false, errors: next.errors, status: 400 };
@@ -77,7 +85,12 @@ export async function savePolicy(store: DomainStore, current: DomainView, policy
 /** Removes a domain's database copy; a domain of the config file stays (as the file has it). */
 export async function removeDomain(store: DomainStore, name: string, fileDomains: Record<string, HostedDomain>): Promise<ChangeResult> {
   const removed = await store.remove(name);
-  if (!removed) return { ok: false, errors: [Object.hasOwn(fileDomains, name.toLowerCase()) ? `${name} is defined in the config file; remove it there` : `no such domain: ${name}`], status: 404 };
+  if (!removed)
+    return {
+      ok: false,
+      errors: [Object.hasOwn(fileDomains, name.toLowerCase()) ? `${name} is defined in the config file; remove it there` : `no such domain: ${name}`],
+      status: 404,
+    };
   const back = Object.hasOwn(fileDomains, name.toLowerCase()) ? '; the config file’s settings of this domain apply again' : '';
   return { ok: true, name: name.toLowerCase(), detail: `removed from the database${back}` };
 }

@@ -50,7 +50,8 @@ export async function startDomainSync(o: { store: DomainStore; live: LiveConfig;
     for (const d of await o.store.list()) {
       const check = checkHostedDomain(d.name, d.settings);
       if (check.ok) next[check.name] = check.domain;
-      else log.error({ domain: d.name, errors: check.errors }, `hosted domain ${d.name} in the database is not valid and is left out: ${check.errors.join('; ')}`);
+      else
+        log.error({ domain: d.name, errors: check.errors }, `hosted domain ${d.name} in the database is not valid and is left out: ${check.errors.join('; ')}`);
     }
     seen = version;
     const nothingBefore = Object.keys(stored).length === 0;

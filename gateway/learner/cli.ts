@@ -52,7 +52,8 @@ export async function learnCli(argv: string[], loadConfig: (explicit: string | u
         if (rest.length === 0) throw new CliError(`usage:\n${LEARN_USAGE}`);
         return await train(learner, sub, rest, domain, config.smtp.maxMessageBytes, out);
       case 'snapshots':
-        for (const s of await learner.snapshots(50)) out.log(`${s.id}\t${new Date(s.at).toISOString()}\t${s.name === GLOBAL_MODEL ? 'global' : s.name}\t${s.by}\t${s.note}`);
+        for (const s of await learner.snapshots(50))
+          out.log(`${s.id}\t${new Date(s.at).toISOString()}\t${s.name === GLOBAL_MODEL ? 'global' : s.name}\t${s.by}\t${s.note}`);
         return 0;
       case 'snapshot':
         out.log(`snapshot ${await learner.snapshot(domain ?? GLOBAL_MODEL, 'cli', values.note ?? 'taken from the command line')}`);
@@ -121,7 +122,9 @@ async function train(learner: Learner, as: 'spam' | 'ham', paths: string[], doma
   }
   const n = await learner.teachMany(items(), domain, () => {});
   out.progress('\n');
-  out.log(`learned ${n} message(s) as ${as} into the ${domain ? `${domain} model` : 'global model'} in ${((Date.now() - started) / 1000).toFixed(1)} s${refused ? `; ${refused} skipped (not messages)` : ''}`);
+  out.log(
+    `learned ${n} message(s) as ${as} into the ${domain ? `${domain} model` : 'global model'} in ${((Date.now() - started) / 1000).toFixed(1)} s${refused ? `; ${refused} skipped (not messages)` : ''}`,
+  );
   return refused > 0 && n === 0 ? 1 : 0;
 }
 

@@ -203,7 +203,13 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
         names,
         (models, replay) => {
           const judgedBy = [...models.values()];
-          const steps = domain === GLOBAL_MODEL ? [{ model: models.get(GLOBAL_MODEL)!, share: 1 }] : [{ model: models.get(domain)!, share: 1 }, { model: models.get(GLOBAL_MODEL)!, share: guards.globalShare }];
+          const steps =
+            domain === GLOBAL_MODEL
+              ? [{ model: models.get(GLOBAL_MODEL)!, share: 1 }]
+              : [
+                  { model: models.get(domain)!, share: 1 },
+                  { model: models.get(GLOBAL_MODEL)!, share: guards.globalShare },
+                ];
           // One step, then the model's recent reports, this one included, until each is learned (TONE).
           return learnAndRehearse(replay, judgedBy, steps, { key: sha256.slice(0, 16), label, weight: w.weight, features });
         },

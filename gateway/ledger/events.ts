@@ -30,7 +30,8 @@ export type LedgerEvent =
   /** What the spam-report handler did (gateway/reports/): its sentence is all there is to it. */
   | { kind: ReportNoteKind; text: string };
 
-export type ReportNoteKind = 'report-refused' | 'report-trusted' | 'learned' | 'not-extracted' | 'learn-failed' | 'block-skipped' | 'blocked-sender' | 'acknowledged';
+export type ReportNoteKind =
+  'report-refused' | 'report-trusted' | 'learned' | 'not-extracted' | 'learn-failed' | 'block-skipped' | 'blocked-sender' | 'acknowledged';
 
 export type EventKind = LedgerEvent['kind'];
 
@@ -64,7 +65,11 @@ export function describe(e: LedgerEvent): string {
     case 'released':
       return `released by ${e.by}`;
     case 'deleted':
-      return e.from === 'quarantine' ? `deleted by ${e.by}` : e.from === 'queue' ? `deleted from the queue by ${e.by}` : `deleted while held as poison, by ${e.by}`;
+      return e.from === 'quarantine'
+        ? `deleted by ${e.by}`
+        : e.from === 'queue'
+          ? `deleted from the queue by ${e.by}`
+          : `deleted while held as poison, by ${e.by}`;
     case 'expired':
       return e.wasQuarantined ? `expired after ${e.days} days in quarantine` : `no copy kept after ${e.days} days`;
     case 'requeued':

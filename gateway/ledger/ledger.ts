@@ -28,7 +28,10 @@ import { logSummary, type FinalState } from '../summary.ts';
 import { lastOf, toStored, type LedgerEvent } from './events.ts';
 
 /** The parts of the spool the ledger uses (a fake in tests implements the same). */
-export type LedgerSpool = Pick<Spool, 'remove' | 'discardIncoming' | 'restoreForDelivery' | 'readEnvelope' | 'hasOutput' | 'messagePath' | 'outputPath' | 'committedIds' | 'evictLocal'>;
+export type LedgerSpool = Pick<
+  Spool,
+  'remove' | 'discardIncoming' | 'restoreForDelivery' | 'readEnvelope' | 'hasOutput' | 'messagePath' | 'outputPath' | 'committedIds' | 'evictLocal'
+>;
 export type LedgerQueue = Pick<JobQueue, 'enqueue' | 'hasJob' | 'removeJob'>;
 
 /**
@@ -108,7 +111,14 @@ export function openLedger(deps: LedgerDeps) {
   async function step(
     id: string,
     move: Move | null,
-    o: { lastReply?: string; verdict?: Verdict; rcptTo?: string[]; events?: LedgerEvent[]; onlyFrom?: MessageStatus; deliveries?: LedgerStep['deliveries'] } = {},
+    o: {
+      lastReply?: string;
+      verdict?: Verdict;
+      rcptTo?: string[];
+      events?: LedgerEvent[];
+      onlyFrom?: MessageStatus;
+      deliveries?: LedgerStep['deliveries'];
+    } = {},
   ): Promise<boolean> {
     const m = move ? MOVES[move] : null;
     const done = await store.step({
@@ -244,12 +254,18 @@ export function openLedger(deps: LedgerDeps) {
       if (failed.length > 0) {
         await ports.quarantine.put(id, ports.spool.outputPath(id));
         await bounce(failed);
-        await step(id, 'finishFailed', { lastReply: `${failed[0].recipient}: ${failed[0].reply}`, events: [{ kind: 'failed', results: failed.map(({ recipient, reply }) => ({ recipient, reply })) }] });
+        await step(id, 'finishFailed', {
+          lastReply: `${failed[0].recipient}: ${failed[0].reply}`,
+          events: [{ kind: 'failed', results: failed.map(({ recipient, reply }) => ({ recipient, reply })) }],
+        });
         status = 'failed';
       } else {
         const released = (await store.events(id)).some((e) => e.kind === 'released');
         const move: Move = released ? 'finishReleased' : 'finishDelivered';
-        await step(id, move, { lastReply: results.at(-1)?.reply, events: [{ kind: 'delivered', results: results.map(({ recipient, reply }) => ({ recipient, reply })) }] });
+        await step(id, move, {
+          lastReply: results.at(-1)?.reply,
+          events: [{ kind: 'delivered', results: results.map(({ recipient, reply }) => ({ recipient, reply })) }],
+        });
         status = MOVES[move].to;
       }
       await ports.spool.remove(id);
@@ -270,7 +286,9 @@ export function openLedger(deps: LedgerDeps) {
       const released = (await store.events(id)).some((e) => e.kind === 'released');
       const move: Move = released ? 'finishReleased' : 'finishDelivered';
       // The order finish() reads them in (by recipient).
-      const all = [...earlier, ...results].map(({ recipient, reply }) => ({ recipient, reply })).sort((a, b) => (a.recipient < b.recipient ? -1 : a.recipient > b.recipient ? 1 : 0));
+      const all = [...earlier, ...results]
+        .map(({ recipient, reply }) => ({ recipient, reply }))
+        .sort((a, b) => (a.recipient < b.recipient ? -1 : a.recipient > b.recipient ? 1 : 0));
       const deliveries = results.map((r) => ({ recipient: r.recipient, outcome: 'delivered' as const, reply: r.reply }));
       if (!(await step(id, move, { lastReply: all.at(-1)?.reply, deliveries, events: [{ kind: 'delivered', results: all }] }))) return false;
       await ports.spool.remove(id);
@@ -303,7 +321,8 @@ export function openLedger(deps: LedgerDeps) {
     async deleteQuarantined(id: string, by: string): Promise<OpResult> {
       const record = await store.get(id);
       if (!record) return { ok: false, reason: 'no such message' };
-      if (!(await step(id, 'deleteQuarantined', { events: [{ kind: 'deleted', by, from: 'quarantine' }] }))) return { ok: false, reason: `not in quarantine (status: ${record.status})` };
+      if (!(await step(id, 'deleteQuarantined', { events: [{ kind: 'deleted', by, from: 'quarantine' }] })))
+        return { ok: false, reason: `not in quarantine (status: ${record.status})` };
       try {
         await ports.quarantine.delete(id);
       } catch (err) {
@@ -348,7 +367,10 @@ export function openLedger(deps: LedgerDeps) {
     async hold(id: string, q: QueueName, faults: number, reason: string): Promise<boolean> {
       const record = await store.get(id);
       if (!record || !(MOVES.hold.from as readonly MessageStatus[]).includes(record.status)) return false;
-      return moveFrom(id, 'hold', record.status, { lastReply: `poison: ${reason}`, events: [{ kind: 'held-poison', queue: q, faults, was: record.status, reason }] });
+      return moveFrom(id, 'hold', record.status, {
+        lastReply: `poison: ${reason}`,
+        events: [{ kind: 'held-poison', queue: q, faults, was: record.status, reason }],
+      });
     },
 
     /** A held message processed once more from the stage it was held at, with a fresh job. */
@@ -359,9 +381,14 @@ export function openLedger(deps: LedgerDeps) {
       const history = await store.events(id);
       const move = releaseHoldMove(lastOf(history, 'held-poison')?.was ?? legacyHeldFrom(history));
       const q: QueueName = MOVES[move].to === 'queued' ? 'scan' : 'deliver';
-      const jobId = jobIdFor(id, q, history.some((e) => e.kind === 'released'));
+      const jobId = jobIdFor(
+        id,
+        q,
+        history.some((e) => e.kind === 'released'),
+      );
       // The held job ended: a job of the same id starts with no faults counted.
-      if ((await ports.queue.hasJob(q, jobId)) && !(await ports.queue.removeJob(q, jobId))) return { ok: false, reason: 'a worker holds its old job right now; try again in a moment' };
+      if ((await ports.queue.hasJob(q, jobId)) && !(await ports.queue.removeJob(q, jobId)))
+        return { ok: false, reason: 'a worker holds its old job right now; try again in a moment' };
       if (!(await step(id, move, { lastReply: `released from the poison hold by ${by}` }))) return { ok: false, reason: 'its state changed meanwhile' };
       await ports.queue.enqueue(q, id, { jobId });
       await step(id, null, { events: [{ kind: 'poison-released', by, queue: q }] });

@@ -91,7 +91,11 @@ async function notices(deps: ActDeps, env: Envelope, g: PlanGroup, outcome: stri
   const forwards = o.forwards ? g.members.flatMap((m) => m.action.forwardTo) : [];
   if (notify.length + admins.length + forwards.length === 0) return [];
   const m = g.members[0];
-  return sendNotices(deps, { about: env, subject, class: m.class, outcome, reasons: m.reasons, recipients: g.members.map((x) => x.recipient) }, { recipients: notify, admins, forwards });
+  return sendNotices(
+    deps,
+    { about: env, subject, class: m.class, outcome, reasons: m.reasons, recipients: g.members.map((x) => x.recipient) },
+    { recipients: notify, admins, forwards },
+  );
 }
 
 /** Holds the message in the quarantine for its group. */
@@ -103,7 +107,11 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   const fallback = g.plan.kind === 'reject';
   const sent = await notices(deps, env, g, 'quarantined', subject, { forwards: true });
   const action = fallback ? 'quarantine (reject: accepted before the verdict)' : 'quarantine';
-  await openLedger(deps).planQuarantine(env.id, { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject }, { kind: 'quarantined', reason, policySaidReject: fallback });
+  await openLedger(deps).planQuarantine(
+    env.id,
+    { verdict: m.class, reason, report: groupReport(g, action, links, sent), subject },
+    { kind: 'quarantined', reason, policySaidReject: fallback },
+  );
   workerMetrics.scanned.inc({ verdict: m.class, action: 'quarantine' });
   countVerdict(deps, m.class, g, 'quarantined');
   logger.debug({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
@@ -124,7 +132,10 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   const findings = m.report.attachments?.status === 'checked' ? m.report.attachments.findings : [];
   const strip = spec.strip.map((part) => {
     const here = findings.filter((f) => f.part === part);
-    return { part, note: removalNote({ filename: here[0]?.archivePath?.[0] ?? here[0]?.filename ?? null, reasons: here.map((f) => f.reason), messageId: env.id }) };
+    return {
+      part,
+      note: removalNote({ filename: here[0]?.archivePath?.[0] ?? here[0]?.filename ?? null, reasons: here.map((f) => f.reason), messageId: env.id }),
+    };
   });
   const copySpec = {
     stamp: {
@@ -140,7 +151,13 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
       subjectTag: spec.subjectTag,
     },
     strip,
-    disarm: spec.disarm && { ...spec.disarm, registrableDomain, maxHtmlPartBytes: config.mime.maxHtmlPartBytes, htmlBounds: htmlBounds(config), runDisarm: pool && ((html: string, o: Partial<DisarmOptions>) => pool.disarmHtml(html, o)) },
+    disarm: spec.disarm && {
+      ...spec.disarm,
+      registrableDomain,
+      maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
+      htmlBounds: htmlBounds(config),
+      runDisarm: pool && ((html: string, o: Partial<DisarmOptions>) => pool.disarmHtml(html, o)),
+    },
     limits: { maxParts: config.mime.maxParts, maxHeaderBytes: config.mime.maxHeaderBytes },
   };
   let result: Awaited<ReturnType<typeof writeCopy>> | undefined;
@@ -149,7 +166,11 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   const arc = !outbound && deps.arcKey && spec.authResults && 'arc' in analysis.auth ? analysis.auth.arc : null;
   const arcKey = deps.arcKey;
   // Headers made over the finished copy and put on top of it: the ARC set, or a DKIM signature.
-  const sealWith = outbound ? (side: string) => dkimSignatureFor(side, env, config.dataDir) : arcKey && arc ? (side: string) => arcSealHeaders(side, arcKey, arc) : null;
+  const sealWith = outbound
+    ? (side: string) => dkimSignatureFor(side, env, config.dataDir)
+    : arcKey && arc
+      ? (side: string) => arcSealHeaders(side, arcKey, arc)
+      : null;
   try {
     if (sealWith) {
       // RFC 8617 / RFC 6376: the seal or signature covers the copy as delivered, so it is made
@@ -175,14 +196,25 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   } catch (err) {
     // A copy we cannot write (a structure the splitter refuses) is held, never sent as it came.
     logger.warn({ id: env.id, err }, 'could not write the delivered copy; holding the message');
-    await quarantineGroup(deps, env, { ...g, plan: { kind: 'quarantine', class: 'unscannable' } }, links, `could not write the delivered copy: ${(err as Error).message}`);
+    await quarantineGroup(
+      deps,
+      env,
+      { ...g, plan: { kind: 'quarantine', class: 'unscannable' } },
+      links,
+      `could not write the delivered copy: ${(err as Error).message}`,
+    );
     return;
   }
   const outcome = spec.strip.length > 0 ? 'delivered with attachments removed' : spec.subjectTag ? `delivered tagged ${spec.subjectTag}` : 'delivered';
   const sent = await notices(deps, env, g, outcome, result?.subject ?? null, { forwards: true });
   const report = groupReport(g, g.members[0].action.do, links, sent);
-  if (report.attachments?.status === 'checked' && result && result.stripped.length > 0) report.attachments = { ...report.attachments, stripped: result.stripped };
-  await openLedger(deps).planDeliver(env.id, { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null }, result?.stripped.length ? [{ kind: 'stripped', parts: result.stripped }] : []);
+  if (report.attachments?.status === 'checked' && result && result.stripped.length > 0)
+    report.attachments = { ...report.attachments, stripped: result.stripped };
+  await openLedger(deps).planDeliver(
+    env.id,
+    { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null },
+    result?.stripped.length ? [{ kind: 'stripped', parts: result.stripped }] : [],
+  );
   workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
   countVerdict(deps, m.class, g);
   logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
@@ -196,7 +228,9 @@ export async function dropRefused(deps: ActDeps, env: Envelope, plans: Recipient
   const subject = await readSubject(spool.messagePath(env.id)).catch(() => null);
   // A refused message is not kept anywhere: notices, but no forwarded copies.
   const sent = await notices(deps, env, g, 'refused', subject, { forwards: false });
-  await openLedger(deps).refuse(env.id, text, { verdict: { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject } });
+  await openLedger(deps).refuse(env.id, text, {
+    verdict: { verdict: plans[0].class, reason: plans[0].reason, report: groupReport(g, 'refused', {}, sent), subject },
+  });
   workerMetrics.scanned.inc({ verdict: plans[0].class, action: 'refuse' });
   countVerdict(deps, plans[0].class, g, 'refused');
   logger.debug({ id: env.id, verdict: plans[0].class, reply: text }, 'message refused by inline verdict');

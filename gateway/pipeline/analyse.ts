@@ -68,7 +68,6 @@ export interface Analysis {
   body?: Buffer;
 }
 
-
 const skipped = (reason: string): Skipped => ({ status: 'skipped', reason });
 const failed = (err: unknown): Failed => ({ status: 'error', reason: (err as Error)?.message ?? String(err) });
 
@@ -113,7 +112,10 @@ function runMimePass(
   const walkAlone = (): Promise<MessageFacts | Failed> => timedScan('mime', () => walkMessage(sourceStream(source), o.walk)).catch(failed);
   const facts: Promise<MessageFacts | Failed | Skipped> = !o.walk
     ? Promise.resolve(skipped('attachment check off'))
-    : pass.then((r) => r.facts ?? failed(new Error('the MIME pass returned no walk')), (err: unknown) => (scanners.analysis ? walkAlone() : failed(err)));
+    : pass.then(
+        (r) => r.facts ?? failed(new Error('the MIME pass returned no walk')),
+        (err: unknown) => (scanners.analysis ? walkAlone() : failed(err)),
+      );
   const text: Promise<TextScanResult | Failed | Skipped | Unscannable> = !o.text
     ? Promise.resolve(skipped('HTML and URL checks off'))
     : pass.then(
@@ -133,15 +135,18 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
   const body = envelope.size <= READ_ONCE_BYTES ? await fs.readFile(file) : null;
   const source: MessageSource = body ? { bytes: body } : { file };
 
-  const virus: Promise<VirusScan> = any('virus') ? timedScan('clamd', async () => scanners.virus(body ?? (await openSpoolFile(file)))) : Promise.resolve(skipped('virus check off for every recipient'));
-  const spam: Promise<SpamScan> = !any('spam') || !config.spamd.enabled
-    ? Promise.resolve(skipped(config.spamd.enabled ? 'spam check off for every recipient' : 'spam scanning disabled'))
-    : envelope.size > config.spamd.maxBytes
-      ? Promise.resolve(skipped(`larger than ${config.spamd.maxBytes} bytes`))
-      : (body ? Promise.resolve(body) : fs.readFile(file)).then((message) =>
-          // spamd sees our trace header too, so it knows which relay handed the message to us.
-          timedScan('spamd', () => scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), message]))),
-        );
+  const virus: Promise<VirusScan> = any('virus')
+    ? timedScan('clamd', async () => scanners.virus(body ?? (await openSpoolFile(file))))
+    : Promise.resolve(skipped('virus check off for every recipient'));
+  const spam: Promise<SpamScan> =
+    !any('spam') || !config.spamd.enabled
+      ? Promise.resolve(skipped(config.spamd.enabled ? 'spam check off for every recipient' : 'spam scanning disabled'))
+      : envelope.size > config.spamd.maxBytes
+        ? Promise.resolve(skipped(`larger than ${config.spamd.maxBytes} bytes`))
+        : (body ? Promise.resolve(body) : fs.readFile(file)).then((message) =>
+            // spamd sees our trace header too, so it knows which relay handed the message to us.
+            timedScan('spamd', () => scanners.spam(Buffer.concat([Buffer.from(`Received: ${receivedHeader(envelope, config.hostname)}\r\n`), message]))),
+          );
   const mime = runMimePass(scanners, source, {
     ...(any('attachments') ? { walk: walkLimits(config) } : {}),
     ...(any('html') || any('urls')
@@ -180,7 +185,9 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
       ? Promise.resolve(skipped('learned filter off for every recipient'))
       : !scanners.learner
         ? Promise.resolve(skipped('learned filter not set up on this node'))
-        : (body ? Promise.resolve(body.subarray(0, LEARNER_HEAD_BYTES)) : readHead(file, LEARNER_HEAD_BYTES)).then((head) => scanners.learner!.score(head, learnerDomains)).catch(failed);
+        : (body ? Promise.resolve(body.subarray(0, LEARNER_HEAD_BYTES)) : readHead(file, LEARNER_HEAD_BYTES))
+            .then((head) => scanners.learner!.score(head, learnerDomains))
+            .catch(failed);
   const [v, s, f, t, a, u, l] = await Promise.all([virus, spam, facts, text, auth, urls, learner]);
   return { virus: v, spam: s, facts: f, text: t, auth: a, urls: u, learner: l, timing: { startedAt, finishedAt: Date.now() }, ...(body ? { body } : {}) };
 }

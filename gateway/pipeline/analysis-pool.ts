@@ -79,7 +79,9 @@ interface Slot {
 /** The options a thread gets: plain data only (functions do not cross threads). */
 function plainDisarmOptions(o: Partial<DisarmOptions>): Omit<Partial<DisarmOptions>, 'registrableDomain'> {
   const { remoteImages, phishingNet, phishingSafeSites, maxHtmlChars, maxNesting, outputCharset } = o;
-  return Object.fromEntries(Object.entries({ remoteImages, phishingNet, phishingSafeSites, maxHtmlChars, maxNesting, outputCharset }).filter(([, v]) => v !== undefined));
+  return Object.fromEntries(
+    Object.entries({ remoteImages, phishingNet, phishingSafeSites, maxHtmlChars, maxNesting, outputCharset }).filter(([, v]) => v !== undefined),
+  );
 }
 
 export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
@@ -112,7 +114,9 @@ export function createAnalysisPool(o: AnalysisPoolOptions): AnalysisPool {
   };
 
   const spawn = () => {
-    const worker = new Worker(new URL('./analysis-worker.ts', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: ANALYSIS_HEAP_MB, maxYoungGenerationSizeMb: ANALYSIS_YOUNG_MB } });
+    const worker = new Worker(new URL('./analysis-worker.ts', import.meta.url), {
+      resourceLimits: { maxOldGenerationSizeMb: ANALYSIS_HEAP_MB, maxYoungGenerationSizeMb: ANALYSIS_YOUNG_MB },
+    });
     const slot: Slot = { worker, ready: false };
     slots.add(slot);
     worker.on('message', (m: WorkerReply) => {

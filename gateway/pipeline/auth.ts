@@ -35,7 +35,9 @@ function headerPairs(block: string): [string, string][] {
 
 /** Reads mailauth's result into our plain report. Exported for tests. */
 export function toAuthScan(res: AuthenticateResult, header: string): AuthScan & { status: 'checked' } {
-  const spf = res.spf ? { result: res.spf.status.result, domain: res.spf.domain ?? '', ...(res.spf.status.comment ? { comment: res.spf.status.comment } : {}) } : { result: 'none', domain: '' };
+  const spf = res.spf
+    ? { result: res.spf.status.result, domain: res.spf.domain ?? '', ...(res.spf.status.comment ? { comment: res.spf.status.comment } : {}) }
+    : { result: 'none', domain: '' };
   const dkim = (res.dkim.results ?? []).map((r) => ({
     result: r.status.result,
     domain: r.signingDomain ?? '',

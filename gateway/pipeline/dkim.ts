@@ -32,7 +32,13 @@ export async function generateDkimKey(dataDir: string, domain: string, selector:
   const keyFile = path.join(dir, `${selector}.key`);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   // A selector names one key for ever: overwriting it would break the signatures of mail in flight.
-  if (await fs.stat(keyFile).then(() => true, () => false)) throw new Error(`${keyFile} exists already: choose a new selector to rotate`);
+  if (
+    await fs.stat(keyFile).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new Error(`${keyFile} exists already: choose a new selector to rotate`);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   await fs.writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
   await fs.writeFile(path.join(dir, 'active'), `${selector}\n`);
@@ -43,7 +49,9 @@ export async function generateDkimKey(dataDir: string, domain: string, selector:
 /** The active key of a domain, or null when it has none. A key named but unreadable is an error. */
 export async function activeDkimKey(dataDir: string, domain: string): Promise<DkimKey | null> {
   const dir = domainDir(dataDir, domain);
-  const selector = (await fs.readFile(path.join(dir, 'active'), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? '' : Promise.reject(err)))).trim();
+  const selector = (
+    await fs.readFile(path.join(dir, 'active'), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? '' : Promise.reject(err)))
+  ).trim();
   if (!selector) return null;
   if (!SELECTOR.test(selector)) throw new Error(`${dir}/active: not a selector: ${selector}`);
   const privateKey = await fs.readFile(path.join(dir, `${selector}.key`), 'utf8');

@@ -144,7 +144,10 @@ export interface InlineDeps {
  * policy may refuse, and throws SmtpRefusal when the worker refused it. Any failure here (Redis
  * gone) accepts the message as usual: it is safely queued already.
  */
-export async function refuseIfInlineVerdict(deps: InlineDeps, envelope: Pick<Envelope, 'id' | 'mailFrom' | 'clientIp' | 'rcptTo' | 'submitted'>): Promise<void> {
+export async function refuseIfInlineVerdict(
+  deps: InlineDeps,
+  envelope: Pick<Envelope, 'id' | 'mailFrom' | 'clientIp' | 'rcptTo' | 'submitted'>,
+): Promise<void> {
   const { config, inline, logger } = deps;
   if (!inline || !config.inline.enabled) return;
   let reply: SmtpReply | null;

@@ -16,7 +16,6 @@ import { commitGenerated, type NotifyDeps } from '../delivery/generated.ts';
 
 export { commitGenerated, type NotifyDeps };
 
-
 export interface NoticeFacts {
   /** The message the notice is about. */
   about: Envelope;
@@ -30,8 +29,8 @@ export interface NoticeFacts {
 }
 
 /** Bidi and control characters in untrusted text would reorder or hide what the notice says. */
-const visible = (s: string) => s.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-
+const visible = (s: string) =>
+  s.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 export function composeNotice(config: Config, o: { id: string; to: string; subject: string; text: string }): Promise<Buffer> {
   const mail = new MailComposer({
@@ -53,7 +52,16 @@ export function composeNotice(config: Config, o: { id: string; to: string; subje
  */
 export async function sendNotice(deps: NotifyDeps, id: string, n: { to: string; subject: string; text: string; reason: string; about: string }): Promise<void> {
   const body = await composeNotice(deps.config, { id, to: n.to, subject: n.subject, text: n.text });
-  await commitGenerated(deps, { id, rcptTo: [n.to], verdict: 'notice', reason: n.reason, subject: n.subject, about: n.about, size: body.length, produce: async (out) => void out.write(body) });
+  await commitGenerated(deps, {
+    id,
+    rcptTo: [n.to],
+    verdict: 'notice',
+    reason: n.reason,
+    subject: n.subject,
+    about: n.about,
+    size: body.length,
+    produce: async (out) => void out.write(body),
+  });
 }
 
 function describe(f: NoticeFacts, admin: boolean, hostname: string): string {
@@ -75,11 +83,7 @@ function describe(f: NoticeFacts, admin: boolean, hostname: string): string {
 }
 
 /** Notice to each recipient, report to each admin address, copy to each forward address; returns the ids sent. */
-export async function sendNotices(
-  deps: NotifyDeps,
-  f: NoticeFacts,
-  to: { recipients: string[]; admins: string[]; forwards: string[] },
-): Promise<string[]> {
+export async function sendNotices(deps: NotifyDeps, f: NoticeFacts, to: { recipients: string[]; admins: string[]; forwards: string[] }): Promise<string[]> {
   const { config, spool } = deps;
   const sent: string[] = [];
   const subjectLine = `[mailmoat] ${f.outcome}: ${visible(f.subject ?? '(no subject)').slice(0, 120)}`;

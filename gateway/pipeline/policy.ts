@@ -31,7 +31,11 @@ function named(rules: readonly PolicyRule[], where: string): PolicyRule[] {
   return rules.map((r, i) => ({ ...r, name: r.name ?? `${where}[${i}]` }));
 }
 
-export async function recipientPolicies(config: Config, envelope: Pick<Envelope, 'mailFrom' | 'clientIp' | 'rcptTo' | 'submitted'>, lists: ListSource | undefined): Promise<RecipientPolicy[]> {
+export async function recipientPolicies(
+  config: Config,
+  envelope: Pick<Envelope, 'mailFrom' | 'clientIp' | 'rcptTo' | 'submitted'>,
+  lists: ListSource | undefined,
+): Promise<RecipientPolicy[]> {
   const base = basePolicy(config);
   const globalRules = named(config.rules, 'rules');
   const policies: RecipientPolicy[] = [];
@@ -42,7 +46,8 @@ export async function recipientPolicies(config: Config, envelope: Pick<Envelope,
     const resolved = resolvePolicy({ base, domainPolicy: hosted?.policy, rules }, { sender: envelope.mailFrom, recipient, clientIp: envelope.clientIp });
     // Issue 15: an authenticated sender is told in session about what it can fix.
     const policy = envelope.submitted?.user !== undefined ? submittedPolicy(resolved.policy, config.submission.refuse) : resolved.policy;
-    const decision = policy.checks.lists && lists ? decideLists(await lists.forRecipient(recipient), { sender: envelope.mailFrom, clientIp: envelope.clientIp }) : null;
+    const decision =
+      policy.checks.lists && lists ? decideLists(await lists.forRecipient(recipient), { sender: envelope.mailFrom, clientIp: envelope.clientIp }) : null;
     policies.push({ recipient, policy, rules: resolved.rules, list: decision && { kind: decision.kind, scope: decision.scope, entry: decision.entry } });
   }
   return policies;

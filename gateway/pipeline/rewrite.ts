@@ -36,7 +36,15 @@ export interface CopyResult {
 }
 
 /** Content headers a replaced part loses: what it was must not survive into the note. */
-const CONTENT_HEADERS = ['content-type', 'content-disposition', 'content-transfer-encoding', 'content-id', 'content-location', 'content-description', 'content-md5'];
+const CONTENT_HEADERS = [
+  'content-type',
+  'content-disposition',
+  'content-transfer-encoding',
+  'content-id',
+  'content-location',
+  'content-description',
+  'content-md5',
+];
 
 class PartEditor extends Transform {
   spec: CopySpec;

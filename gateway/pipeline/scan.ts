@@ -100,7 +100,17 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   }
   const plans: RecipientPlan[] = verdicts.map(({ rp, report, c }) => {
     if (c.kind !== 'verdict') throw new Error('unreachable');
-    const v = { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: c.class, reason: c.reason, reasons: c.reasons, classes: c.classes, score: c.score };
+    const v = {
+      recipient: rp.recipient,
+      policy: rp.policy,
+      rules: rp.rules,
+      report,
+      class: c.class,
+      reason: c.reason,
+      reasons: c.reasons,
+      classes: c.classes,
+      score: c.score,
+    };
     return planFor(v, DEFAULT_PHISHING_SAFE_SITES);
   });
 
@@ -158,7 +168,14 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   const groups = groupPlans(ownPlans as RecipientPlan[]);
   const children: Envelope[] = [];
   for (const [i, g] of groups.slice(1).entries()) {
-    children.push(await splitOff(deps, env, `${env.id}-${earlier.length + i + 2}`, g.members.map((m) => m.recipient)));
+    children.push(
+      await splitOff(
+        deps,
+        env,
+        `${env.id}-${earlier.length + i + 2}`,
+        g.members.map((m) => m.recipient),
+      ),
+    );
   }
   const mine = groups[0].members.map((m) => m.recipient);
   const split = children.length > 0 || earlier.length > 0;
@@ -170,7 +187,10 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   }
   for (const child of children) await processEnvelope(deps, child, analysis, plans, { splitFrom: env.id });
   const self = { ...env, rcptTo: mine };
-  await act(deps, self, groups[0], analysis, { ...links, ...(split ? { splitInto: [...earlier, ...children.map((c) => c.id)].filter((v, i, a) => a.indexOf(v) === i) } : {}) });
+  await act(deps, self, groups[0], analysis, {
+    ...links,
+    ...(split ? { splitInto: [...earlier, ...children.map((c) => c.id)].filter((v, i, a) => a.indexOf(v) === i) } : {}),
+  });
 }
 
 function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
@@ -184,7 +204,20 @@ async function hold(deps: ScanDeps, env: Envelope, reason: string, analysis?: An
   const members: RecipientPlan[] = policies.map((rp) => {
     const report = analysis ? reportFor(analysis, rp) : { virus: { status: 'error' as const, reason }, spam: { status: 'error' as const, reason } };
     const score = { spam: null, urls: 0, auth: 0, total: 0, threshold: rp.policy.spam.threshold, highThreshold: rp.policy.spam.highThreshold };
-    return { recipient: rp.recipient, policy: rp.policy, rules: rp.rules, report, class: 'unscannable', reason, reasons: [reason], classes: [{ class: 'unscannable', reasons: [reason] }], score, statusHeaders: [], action: { do: 'quarantine', notifyRecipient: false, notifyAdmin: false, forwardTo: [] }, plan: { kind: 'quarantine', class: 'unscannable' } };
+    return {
+      recipient: rp.recipient,
+      policy: rp.policy,
+      rules: rp.rules,
+      report,
+      class: 'unscannable',
+      reason,
+      reasons: [reason],
+      classes: [{ class: 'unscannable', reasons: [reason] }],
+      score,
+      statusHeaders: [],
+      action: { do: 'quarantine', notifyRecipient: false, notifyAdmin: false, forwardTo: [] },
+      plan: { kind: 'quarantine', class: 'unscannable' },
+    };
   });
   await quarantineGroup(deps, env, { plan: { kind: 'quarantine', class: 'unscannable' }, members }, {}, reason);
 }

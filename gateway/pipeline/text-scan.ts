@@ -132,7 +132,12 @@ class Collector {
 
   predict(part: string, text: string, s: DisarmSettings): void {
     const scan = this.html.get(disarmKey(s))!;
-    const options: Partial<DisarmOptions> = { ...s, registrableDomain: this.o.registrableDomain, maxHtmlChars: this.o.maxHtmlPartBytes, maxNesting: this.bounds.maxDepth };
+    const options: Partial<DisarmOptions> = {
+      ...s,
+      registrableDomain: this.o.registrableDomain,
+      maxHtmlChars: this.o.maxHtmlPartBytes,
+      maxNesting: this.bounds.maxDepth,
+    };
     const r = disarmHtml(text, options);
     if (r.unscannable) scan.findings.push({ part, kind: 'unscannable-html', detail: r.unscannable });
     if (!r.changed) return;

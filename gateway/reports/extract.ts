@@ -120,8 +120,22 @@ export async function extractReported(raw: Buffer, o: ExtractOptions): Promise<E
   } else if (leaves.some((l) => l.contentType === 'text/html')) {
     // An HTML-only body may hold a forward, but rebuilding headers from markup would be guessing.
     const html = leaves.find((l) => l.contentType === 'text/html')!;
-    if (FORWARD_MARKERS.some((re) => re.test(decodeText(html).replace(/<[^>]*>/g, '\n').split(/\r?\n/).map((s) => s.trim()).join('\n'))) || /forwarded message|original message/i.test(decodeText(html))) {
-      out.notExtracted.push({ label: 'inline forward', reason: 'an HTML-only inline forward: its headers cannot be read reliably (forward it as an attachment)' });
+    if (
+      FORWARD_MARKERS.some((re) =>
+        re.test(
+          decodeText(html)
+            .replace(/<[^>]*>/g, '\n')
+            .split(/\r?\n/)
+            .map((s) => s.trim())
+            .join('\n'),
+        ),
+      ) ||
+      /forwarded message|original message/i.test(decodeText(html))
+    ) {
+      out.notExtracted.push({
+        label: 'inline forward',
+        reason: 'an HTML-only inline forward: its headers cannot be read reliably (forward it as an attachment)',
+      });
       return out;
     }
   }
@@ -163,7 +177,8 @@ export function inlineForward(text: string): InlineResult {
     const l = rest[i]!;
     if (l.trim() === '') break;
     if (/^[ \t]/.test(l) && headers.length > 0) headers[headers.length - 1] += `\r\n${l}`;
-    else if (/^\*([A-Za-z-]+):\*/.test(l)) headers.push(l.replace(/^\*([A-Za-z-]+):\*\s*/, '$1: ')); // Outlook's bold "*From:*"
+    else if (/^\*([A-Za-z-]+):\*/.test(l))
+      headers.push(l.replace(/^\*([A-Za-z-]+):\*\s*/, '$1: ')); // Outlook's bold "*From:*"
     else if (/^[!-9;-~]+:/.test(l)) headers.push(l);
     else break;
   }
@@ -269,4 +284,5 @@ function stripTrace(raw: Buffer): Buffer {
   return Buffer.concat([Buffer.from(kept.join('\r\n'), 'latin1'), raw.subarray(Buffer.byteLength(text.slice(0, end), 'latin1'))]);
 }
 
-const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 120);
+const printable = (s: string) =>
+  s.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 120);

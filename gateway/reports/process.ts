@@ -66,18 +66,26 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
   }
 
   const domainCfg = config.domains[report.domain]!.reports;
-  const extraction: Extraction = await extractReported(raw, { reporter: env.mailFrom, maxMessages: domainCfg.maxMessages, maxBytes: config.smtp.maxMessageBytes });
+  const extraction: Extraction = await extractReported(raw, {
+    reporter: env.mailFrom,
+    maxMessages: domainCfg.maxMessages,
+    maxBytes: config.smtp.maxMessageBytes,
+  });
   const items: ReportItem[] = [];
   for (const [n, m] of extraction.messages.entries()) {
-    const r = await learnMessage({ spamd: deps.reports.spamd, log: deps.reports.learnLog, ...(deps.reports.learner ? { learner: deps.reports.learner } : {}) }, m.raw, {
-      domain: report.domain,
-      as: report.kind,
-      actor: env.mailFrom || report.address,
-      source: 'reportspam',
-      messageId: env.id,
-      name: m.label,
-      maxBytes: config.smtp.maxMessageBytes,
-    });
+    const r = await learnMessage(
+      { spamd: deps.reports.spamd, log: deps.reports.learnLog, ...(deps.reports.learner ? { learner: deps.reports.learner } : {}) },
+      m.raw,
+      {
+        domain: report.domain,
+        as: report.kind,
+        actor: env.mailFrom || report.address,
+        source: 'reportspam',
+        messageId: env.id,
+        name: m.label,
+        maxBytes: config.smtp.maxMessageBytes,
+      },
+    );
     // spamd could not be reached: try the whole report again later (what was learned is recognised by its hash).
     if (r.outcome === 'failed' && r.detail.startsWith('spamd could not learn it') && !job.isLastAttempt) {
       throw new RetryLater(r.detail, retryDelay(job.attempt, config.scan));
@@ -86,7 +94,11 @@ export async function handleReport(deps: ReportDeps, env: Envelope & { report: E
     if (report.kind === 'spam' && domainCfg.addSenderToBlockList && r.outcome !== 'refused') await blockSender(deps, env, report, m.raw, n);
   }
   for (const x of extraction.notExtracted) items.push({ label: x.label, outcome: 'not-extracted', detail: x.reason });
-  for (const it of items) await openLedger(deps).note(env.id, { kind: it.outcome === 'learned' || it.outcome === 'already-learned' ? 'learned' : it.outcome === 'not-extracted' ? 'not-extracted' : 'learn-failed', text: `${it.label}: ${it.detail}` });
+  for (const it of items)
+    await openLedger(deps).note(env.id, {
+      kind: it.outcome === 'learned' || it.outcome === 'already-learned' ? 'learned' : it.outcome === 'not-extracted' ? 'not-extracted' : 'learn-failed',
+      text: `${it.label}: ${it.detail}`,
+    });
 
   const learned = items.filter((i) => i.outcome === 'learned' || i.outcome === 'already-learned').length;
   const summary = `${what} from ${env.mailFrom || '(unknown)'} (${report.by}): ${learned} of ${extraction.messages.length} message(s) learned as ${report.kind}${extraction.notExtracted.length ? `, ${extraction.notExtracted.length} part(s) could not be extracted` : ''}`;
@@ -112,9 +124,14 @@ async function alignedDkim(deps: ReportDeps, file: string, env: Envelope, domain
   if (!deps.mailauth) return { ok: false, why: 'DKIM could not be checked (no resolver)' };
   const auth = await authenticateMessage(file, env, { resolver: deps.mailauth, authservId: deps.config.hostname });
   if (auth.scan.status !== 'checked') return { ok: false, why: `DKIM could not be checked (${auth.scan.reason ?? 'error'})` };
-  const aligned = auth.scan.dkim.find((d) => d.result === 'pass' && (d.domain === domain || d.domain.endsWith(`.${domain}`) || domain.endsWith(`.${d.domain}`)));
+  const aligned = auth.scan.dkim.find(
+    (d) => d.result === 'pass' && (d.domain === domain || d.domain.endsWith(`.${domain}`) || domain.endsWith(`.${d.domain}`)),
+  );
   if (aligned) return { ok: true, why: `signature of ${aligned.domain} (selector ${aligned.selector})` };
-  const seen = auth.scan.dkim.filter((d) => d.result !== 'none').map((d) => `${d.domain || '?'}=${d.result}`).join(', ');
+  const seen = auth.scan.dkim
+    .filter((d) => d.result !== 'none')
+    .map((d) => `${d.domain || '?'}=${d.result}`)
+    .join(', ');
   return { ok: false, why: `no passing DKIM signature of ${domain}${seen ? ` (${seen})` : ' (unsigned)'}` };
 }
 
@@ -123,14 +140,28 @@ async function blockSender(deps: ReportDeps, env: Envelope, report: EnvelopeRepo
   const lists = deps.reports.lists;
   const reporter = env.mailFrom.toLowerCase();
   if (!lists || !inDomain(reporter, report.domain)) return;
-  const from = addressOf(headerBlock(raw).find((l) => /^from:/i.test(l))?.slice(5));
+  const from = addressOf(
+    headerBlock(raw)
+      .find((l) => /^from:/i.test(l))
+      ?.slice(5),
+  );
   if (!from) return;
   if (inDomain(from, report.domain)) {
     await openLedger(deps).note(env.id, { kind: 'block-skipped', text: `message ${n + 1}: sender ${from} is in ${report.domain}; not blocked` });
     return;
   }
-  const r = await lists.add({ kind: 'block', scope: 'user', owner: reporter, entry: from, comment: `reported as spam (message ${env.id})`, createdBy: `reportspam:${reporter}` });
-  await openLedger(deps).note(env.id, { kind: r.ok ? 'blocked-sender' : 'block-skipped', text: r.ok ? `${from} added to the block list of ${reporter}` : `${from} not blocked: ${r.error}` });
+  const r = await lists.add({
+    kind: 'block',
+    scope: 'user',
+    owner: reporter,
+    entry: from,
+    comment: `reported as spam (message ${env.id})`,
+    createdBy: `reportspam:${reporter}`,
+  });
+  await openLedger(deps).note(env.id, {
+    kind: r.ok ? 'blocked-sender' : 'block-skipped',
+    text: r.ok ? `${from} added to the block list of ${reporter}` : `${from} not blocked: ${r.error}`,
+  });
 }
 
 async function acknowledge(deps: ReportDeps, env: Envelope, report: EnvelopeReport, subject: string | null, items: ReportItem[]): Promise<void> {
@@ -153,7 +184,12 @@ async function acknowledge(deps: ReportDeps, env: Envelope, report: EnvelopeRepo
     `Report id: ${env.id}`,
   ];
   const text = lines.join('\n');
-  const message = await composeNotice(config, { id, to: env.mailFrom, subject: `Your ${report.kind === 'spam' ? 'spam' : 'not-spam'} report: ${learned} message(s) learned`, text });
+  const message = await composeNotice(config, {
+    id,
+    to: env.mailFrom,
+    subject: `Your ${report.kind === 'spam' ? 'spam' : 'not-spam'} report: ${learned} message(s) learned`,
+    text,
+  });
   await commitGenerated(deps, {
     id,
     rcptTo: [env.mailFrom],
@@ -173,4 +209,5 @@ function reportSubject(raw: Buffer): string | null {
   return l ? l.slice(8).trim() : null;
 }
 
-const visible = (s: string) => s.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+const visible = (s: string) =>
+  s.replace(/[\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

@@ -65,7 +65,12 @@ export function decideReporter(config: Config, target: ReportTarget, f: Reporter
     if (f.spf === 'pass') return { ok: true, trust: 'spf', by: `SPF pass for ${f.sender}` };
     return { ok: true, trust: 'dkim-pending', by: `sender ${f.sender} (SPF ${f.spf ?? 'not checked'}; needs a passing DKIM signature of ${target.domain})` };
   }
-  const reason = f.sender === '' ? 'the null sender cannot report' : ours ? 'reports from senders of this domain are not trusted by config' : `${f.sender} is not a user of ${target.domain}`;
+  const reason =
+    f.sender === ''
+      ? 'the null sender cannot report'
+      : ours
+        ? 'reports from senders of this domain are not trusted by config'
+        : `${f.sender} is not a user of ${target.domain}`;
   return {
     ok: false,
     reason,

@@ -27,9 +27,7 @@ export interface ManagedClamdOptions {
 
 const DEFAULT_MAX_BYTES = 100 * 1024 * 1024;
 
-export async function startManagedClamd(
-  o: ManagedClamdOptions,
-): Promise<SupervisedService & { socketPath: string; maxStreamBytes: number }> {
+export async function startManagedClamd(o: ManagedClamdOptions): Promise<SupervisedService & { socketPath: string; maxStreamBytes: number }> {
   await makeServiceDir(o.dir);
   await makeServiceDir(join(o.dir, 'tmp'));
   const socketPath = join(o.dir, 'clamd.sock');

@@ -24,7 +24,11 @@ export interface ManagedPostgresOptions {
 /** The newest PostgreSQL server binaries Debian installed (/usr/lib/postgresql/<major>/bin). */
 export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
-  const majors = existsSync(root) ? readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a)) : [];
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .filter((d) => /^\d+$/.test(d))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   const found = majors.map((m) => join(root, m, 'bin')).find((d) => existsSync(join(d, 'postgres')));
   if (!found) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql (Debian package "postgresql")');
   return found;

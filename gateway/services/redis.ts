@@ -21,16 +21,25 @@ export async function startManagedRedis(o: ManagedRedisOptions): Promise<Supervi
   assertSocketPathFits(socketPath);
   const binary = o.binary ?? 'redis-server';
   const args = [
-    '--port', '0',
-    '--unixsocket', socketPath,
-    '--unixsocketperm', '700',
-    '--dir', o.dir,
-    '--appendonly', 'yes',
-    '--appendfsync', 'everysec',
+    '--port',
+    '0',
+    '--unixsocket',
+    socketPath,
+    '--unixsocketperm',
+    '700',
+    '--dir',
+    o.dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'everysec',
     // AOF is the durability mechanism; RDB snapshots would only add fork pauses.
-    '--save', '',
-    '--maxmemory-policy', 'noeviction',
-    '--daemonize', 'no',
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+    '--daemonize',
+    'no',
   ];
   const service = await startSupervised({
     name: 'redis',

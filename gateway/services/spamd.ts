@@ -58,11 +58,21 @@ export async function startManagedSpamd(o: ManagedSpamdOptions): Promise<Supervi
     '-x',
     // The socket belongs to the user mailmoat runs as (spamd creates it before dropping to -u).
     ...('socketPath' in address ? ['--socketpath', address.socketPath, '--socketmode', '0660'] : ['--listen', `${HOST}:${address.port}`, '-A', HOST]),
-    '-r', join(dir, 'spamd-daemon.pid'),
+    '-r',
+    join(dir, 'spamd-daemon.pid'),
     // Two children keep memory low (each is a full Perl interpreter with the rule set).
-    '-m', '2', '--min-children', '1', '--min-spare', '1', '--max-spare', '2',
-    '-s', 'stderr',
-    '-H', stateDir,
+    '-m',
+    '2',
+    '--min-children',
+    '1',
+    '--min-spare',
+    '1',
+    '--max-spare',
+    '2',
+    '-s',
+    'stderr',
+    '-H',
+    stateDir,
     `--cf=bayes_path ${join(stateDir, 'bayes')}`,
     '--cf=bayes_file_mode 0600',
     ...(account ? ['-u', account.name] : []),
@@ -92,7 +102,7 @@ function prepareForRoot(dir: string, stateDir: string): Account {
   chownSync(stateDir, account.uid, account.gid);
   chmodSync(stateDir, 0o700);
   // Search (x) permission only: the account may pass through, not list or write.
-  chmodSync(dir, statSync(dir).mode & 0o7777 | 0o711);
+  chmodSync(dir, (statSync(dir).mode & 0o7777) | 0o711);
   const blocked = firstUntraversable(dirname(stateDir), account);
   if (blocked) {
     throw new Error(
@@ -105,7 +115,9 @@ function prepareForRoot(dir: string, stateDir: string): Account {
 }
 
 function findAccount(): Account {
-  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':'));
+  const passwd = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((l) => l.split(':'));
   for (const name of CANDIDATE_USERS) {
     const row = passwd.find((f) => f[0] === name);
     if (row && Number(row[2]) !== 0) return { name, uid: Number(row[2]), gid: Number(row[3]) };

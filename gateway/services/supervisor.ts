@@ -195,7 +195,9 @@ class Supervisor implements SupervisedService {
       { service: spec.name, restartInMs: delay, logTail: logTail([spec.logFile, ...(spec.extraLogFiles ?? [])], 1500) },
       `${spec.name} ${reason}; restarting`,
     );
-    this.#timer = setTimeout(() => { void this.#restart(); }, delay);
+    this.#timer = setTimeout(() => {
+      void this.#restart();
+    }, delay);
   }
 
   async #restart(): Promise<void> {
@@ -218,10 +220,7 @@ class Supervisor implements SupervisedService {
     const deadline = this.#spec.stopTimeoutMs ?? 10_000;
     // The deadline timer is cancelled once the process is gone, so it cannot hold the event loop.
     const cancel = new AbortController();
-    const inTime = await Promise.race([
-      run.exited.then(() => true),
-      sleep(deadline, false, { signal: cancel.signal }).catch(() => true),
-    ]);
+    const inTime = await Promise.race([run.exited.then(() => true), sleep(deadline, false, { signal: cancel.signal }).catch(() => true)]);
     cancel.abort();
     if (!inTime) {
       this.#spec.logger.warn({ service: this.name, daemonPid: run.pid }, `${this.name} ignored SIGTERM for ${deadline} ms; killing it`);

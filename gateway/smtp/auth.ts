@@ -68,6 +68,7 @@ export function cachedAuthenticator(inner: SubmissionAuth, ttlSec: number, o: { 
 
 /** The authenticator the config asks for (the composition root picks it). */
 export function submissionAuthenticator(cfg: SubmissionConfig['backend'], accounts: () => AccountStore): SubmissionAuth {
-  const inner = cfg.type === 'dovecot' ? dovecotAuthenticator({ socket: cfg.socket!, service: cfg.service, timeoutMs: cfg.timeoutMs }) : accountAuthenticator(accounts());
+  const inner =
+    cfg.type === 'dovecot' ? dovecotAuthenticator({ socket: cfg.socket!, service: cfg.service, timeoutMs: cfg.timeoutMs }) : accountAuthenticator(accounts());
   return cachedAuthenticator(inner, cfg.cacheTtlSec);
 }

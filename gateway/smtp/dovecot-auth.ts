@@ -20,7 +20,12 @@ export type DovecotAnswer = { ok: true; user: string } | { ok: false; reason?: s
 /** TAB and LF end fields and lines in the protocol: a value carrying them could forge parameters. */
 const clean = (v: string) => v.replace(/[\t\r\n\0]/g, '');
 
-export function dovecotAuthenticate(o: DovecotAuthOptions, username: string, password: string, client: { ip?: string; secured?: boolean } = {}): Promise<DovecotAnswer> {
+export function dovecotAuthenticate(
+  o: DovecotAuthOptions,
+  username: string,
+  password: string,
+  client: { ip?: string; secured?: boolean } = {},
+): Promise<DovecotAnswer> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(o.socket);
     let buffer = '';
@@ -41,7 +46,14 @@ export function dovecotAuthenticate(o: DovecotAuthOptions, username: string, pas
     const resp = Buffer.from(`\0${username}\0${password}`).toString('base64');
     // no-penalty: Dovecot's own failure penalty (growing delays per client address) would turn into
     // timeouts here; the gateway's lockout (auth-limits.ts) counts failures across nodes instead.
-    const params = [`service=${clean(o.service)}`, 'nologin', 'no-penalty', ...(client.secured ? ['secured'] : []), ...(client.ip ? [`rip=${clean(client.ip)}`] : []), `resp=${resp}`];
+    const params = [
+      `service=${clean(o.service)}`,
+      'nologin',
+      'no-penalty',
+      ...(client.secured ? ['secured'] : []),
+      ...(client.ip ? [`rip=${clean(client.ip)}`] : []),
+      `resp=${resp}`,
+    ];
     sock.on('data', (chunk: Buffer) => {
       buffer += chunk.toString('utf8');
       if (buffer.length > 65_536) return finish(new Error('dovecot auth: answer too long'));

@@ -145,7 +145,11 @@ export class Frontline {
       const before = previous && previous.#config.checks.limits[`${name}Rate`];
       return previous && before?.max === r.max && before.windowSec === r.windowSec ? previous.#rates[name] : new WindowCounter(r);
     };
-    this.#rates = { connection: counter('connection', limits.connectionRate), message: counter('message', limits.messageRate), recipient: counter('recipient', limits.recipientRate) };
+    this.#rates = {
+      connection: counter('connection', limits.connectionRate),
+      message: counter('message', limits.messageRate),
+      recipient: counter('recipient', limits.recipientRate),
+    };
   }
 
   policyFor(domain: string): FrontlinePolicy {
@@ -197,7 +201,16 @@ export class Frontline {
       smtpMetrics.decisions.inc({ check, action });
     }
     const base = { session: session.id, client: st.clientIp, stage, check, action };
-    if (d.action !== 'accept') this.#log.info({ ...base, reason: d.reason, reply: d.action === 'score' ? undefined : `${d.reply.code} ${d.reply.enhanced}`, score: d.action === 'score' ? d.score : undefined }, 'check decision');
+    if (d.action !== 'accept')
+      this.#log.info(
+        {
+          ...base,
+          reason: d.reason,
+          reply: d.action === 'score' ? undefined : `${d.reply.code} ${d.reply.enhanced}`,
+          score: d.action === 'score' ? d.score : undefined,
+        },
+        'check decision',
+      );
     for (const note of d.notes ?? []) this.#log.info({ ...base, note }, 'check note');
   }
 
@@ -220,7 +233,12 @@ export class Frontline {
       const max = this.#config.checks.limits.connectionsPerClient;
       const refusal =
         this.#refusal(st, session, 'connect', decideConnections(st.clientIp, open, max)) ??
-        this.#refusal(st, session, 'connect', decideRate('connection', st.clientIp, this.#rates.connection?.hit(st.key) ?? 0, this.#config.checks.limits.connectionRate));
+        this.#refusal(
+          st,
+          session,
+          'connect',
+          decideRate('connection', st.clientIp, this.#rates.connection?.hit(st.key) ?? 0, this.#config.checks.limits.connectionRate),
+        );
       if (refusal) return refusal;
     }
     if (listener === 'smtp') {
@@ -258,7 +276,12 @@ export class Frontline {
     if (pipelining && protocol.pipelining === 'reject' && !this.#skips(st, 'pipelining')) {
       st.tainted = pipelining;
       const reply = replies.pipelining(pipelining.split(' ')[0]!);
-      return this.#refusal(st, session, stage, { action: 'reject', reply, reason: `client did not wait for the reply to ${pipelining}`, check: 'protocol.pipelining' });
+      return this.#refusal(st, session, stage, {
+        action: 'reject',
+        reply,
+        reason: `client did not wait for the reply to ${pipelining}`,
+        check: 'protocol.pipelining',
+      });
     }
     if (findings?.bareLfInCommand && protocol.bareLineEndings === 'reject' && !this.#skips(st, 'bareLineEndings')) {
       const reply = replies.bareLineEnding('LF', 'command');
@@ -290,13 +313,23 @@ export class Frontline {
       this.#refusal(st, session, 'mail', checkParameters(address.args, KNOWN_MAIL_PARAMETERS));
     if (syntax) return syntax;
     if (submission && session.user) {
-      const owner = this.#refusal(st, session, 'mail', decideSubmissionSender(address.address, session.user as SubmissionUser, this.#config.submission.senders));
+      const owner = this.#refusal(
+        st,
+        session,
+        'mail',
+        decideSubmissionSender(address.address, session.user as SubmissionUser, this.#config.submission.senders),
+      );
       if (owner) return owner;
     }
     const limited = submission ? await this.#outbound(st, session, 'mail', (l, who) => l.message(who)) : null;
     if (limited) return limited;
     if (!this.#skips(st, 'limits')) {
-      const rate = this.#refusal(st, session, 'mail', decideRate('message', st.clientIp, this.#rates.message?.hit(st.key) ?? 0, this.#config.checks.limits.messageRate));
+      const rate = this.#refusal(
+        st,
+        session,
+        'mail',
+        decideRate('message', st.clientIp, this.#rates.message?.hit(st.key) ?? 0, this.#config.checks.limits.messageRate),
+      );
       if (rate) return rate;
     }
     if (!submission && this.#wanted.spf && !this.#skips(st, 'spf')) {
@@ -336,15 +369,30 @@ export class Frontline {
     // Issue 8: a report address (reportspam@, notspam@) is taken here, only from the domain's own users.
     const target = hosted ? reportTarget(this.#config, recipient) : undefined;
     if (st.txn.report || (target && accepted > 0)) {
-      return refuse({ action: 'tempfail', reply: separateTransaction(), reason: `${recipient}: a report address shares a transaction with other recipients`, check: 'reports.separate' });
+      return refuse({
+        action: 'tempfail',
+        reply: separateTransaction(),
+        reason: `${recipient}: a report address shares a transaction with other recipients`,
+        check: 'reports.separate',
+      });
     }
     let report: EnvelopeReport | undefined;
     if (target) {
       const sender = st.txn.sender;
-      const ours = st.listener === 'smtp' && !st.trust && sender.includes('@') && domainOf(sender) !== '' && (domainOf(sender) === domain || domainOf(sender).endsWith(`.${domain}`));
+      const ours =
+        st.listener === 'smtp' &&
+        !st.trust &&
+        sender.includes('@') &&
+        domainOf(sender) !== '' &&
+        (domainOf(sender) === domain || domainOf(sender).endsWith(`.${domain}`));
       const spf = ours ? await (st.txn.spf ?? (st.txn.spf = st.facts.spf(sender, session.hostNameAppearsAs || ''))) : undefined;
       const user = (session.user as { username?: string } | undefined)?.username;
-      const d = decideReporter(this.#config, target, { sender, ...(user ? { user } : {}), ...(st.trust ? { trustedNetwork: st.trust.by } : {}), ...(spf ? { spf: spf.result } : {}) });
+      const d = decideReporter(this.#config, target, {
+        sender,
+        ...(user ? { user } : {}),
+        ...(st.trust ? { trustedNetwork: st.trust.by } : {}),
+        ...(spf ? { spf: spf.result } : {}),
+      });
       if (!d.ok) return refuse({ action: 'reject', reply: d.reply, reason: `${recipient}: ${d.reason}`, check: 'reports.untrusted' });
       report = { ...target, trust: d.trust, by: d.by };
     }
@@ -355,9 +403,9 @@ export class Frontline {
     }
     const undo = () => rateCounted && this.#rates.recipient!.undo(st.key);
     const limited = st.listener === 'submission' ? await this.#outbound(st, session, 'rcpt', (l, who) => l.recipient(who, recipient)) : null;
-    if (limited) return undo(), limited;
+    if (limited) return (undo(), limited);
     const checked = st.listener === 'smtp' ? await this.#connectionChecks(st, session, recipient, domain) : await this.#submissionChecks(st, session);
-    if (checked) return undo(), checked;
+    if (checked) return (undo(), checked);
     if (report) {
       // Never delivered downstream, so never verified there.
       st.txn.report = report;
@@ -366,13 +414,18 @@ export class Frontline {
     }
     if (hosted && hosted.recipients.mode !== 'any') {
       const exists = await this.#recipientExists(st, session, recipient, domain);
-      if (exists) return undo(), exists;
+      if (exists) return (undo(), exists);
     }
     return null;
   }
 
   /** Issue 18: counts a message or recipient against the sending limits of its account and sender domain. */
-  async #outbound(st: SessionState, session: SMTPServerSession, stage: 'mail' | 'rcpt', count: (l: OutboundLimits, who: Sender) => Promise<SmtpReply | null>): Promise<SmtpReply | null> {
+  async #outbound(
+    st: SessionState,
+    session: SMTPServerSession,
+    stage: 'mail' | 'rcpt',
+    count: (l: OutboundLimits, who: Sender) => Promise<SmtpReply | null>,
+  ): Promise<SmtpReply | null> {
     const submitted = this.submitted(session);
     if (!this.#limits || !submitted) return null;
     const sender = st.txn.sender.toLowerCase();
@@ -428,7 +481,12 @@ export class Frontline {
     const skip = new Set<SkippableCheck>(['rdns', 'spf', ...(spec.heloChecks ? [] : (['helo'] as const)), ...(spec.dnsbl ? [] : (['dnsbl'] as const))]);
     const gathered = await this.#gather(st, session, union(skip, st.trust?.skip), { helo: spec.heloChecks, dnsbl: spec.dnsbl && this.#sources.dnsbl !== null });
     const zones = spec.dnsblZones?.map((z) => z.toLowerCase().replace(/\.$/, ''));
-    const facts = zones ? { ...gathered, dnsbl: gathered.dnsbl.map((f) => ({ ...f, results: f.results.filter((r) => zones.includes(r.list.zone.toLowerCase().replace(/\.$/, ''))) })) } : gathered;
+    const facts = zones
+      ? {
+          ...gathered,
+          dnsbl: gathered.dnsbl.map((f) => ({ ...f, results: f.results.filter((r) => zones.includes(r.list.zone.toLowerCase().replace(/\.$/, ''))) })),
+        }
+      : gathered;
     const result = decideFrontline(facts, policy, { skip, exempt: false });
     this.#count(st, session, result.checks);
     return result.decision.action === 'reject' || result.decision.action === 'tempfail' ? result.decision.reply : null;
@@ -438,7 +496,12 @@ export class Frontline {
     for (const { name, decision } of outcomes) this.#note(st, session, 'rcpt', decision.action === 'accept' ? name : decision.check, decision, true);
   }
 
-  async #gather(st: SessionState, session: SMTPServerSession, skip: ReadonlySet<SkippableCheck>, force: Partial<Record<'helo' | 'dnsbl', boolean>> = {}): Promise<FrontlineFacts> {
+  async #gather(
+    st: SessionState,
+    session: SMTPServerSession,
+    skip: ReadonlySet<SkippableCheck>,
+    force: Partial<Record<'helo' | 'dnsbl', boolean>> = {},
+  ): Promise<FrontlineFacts> {
     const want = (name: 'helo' | 'rdns' | 'dnsbl' | 'spf') => (this.#wanted[name] || Boolean(force[name as 'helo'])) && !skip.has(name);
     const helo = session.hostNameAppearsAs || '';
     const { dnsbl } = this.#config.checks;
@@ -514,9 +577,17 @@ export class Frontline {
     const policy = this.#config.checks.protocol.bareLineEndings;
     const reason = `message has ${body.bareLf} bare LF and ${body.bareCr} bare CR`;
     if (policy === 'reject' && !this.#skips(st, 'bareLineEndings')) {
-      return this.#refusal(st, session, 'data', { action: 'reject', reply: replies.bareLineEnding(kind, 'message'), reason, check: 'protocol.bare-line-ending' });
+      return this.#refusal(st, session, 'data', {
+        action: 'reject',
+        reply: replies.bareLineEnding(kind, 'message'),
+        reason,
+        check: 'protocol.bare-line-ending',
+      });
     }
-    this.#note(st, session, 'data', 'protocol.bare-line-ending', { action: 'accept', notes: [`${reason}: ${policy === 'normalize' ? 'normalised to CRLF' : 'accepted'}`] });
+    this.#note(st, session, 'data', 'protocol.bare-line-ending', {
+      action: 'accept',
+      notes: [`${reason}: ${policy === 'normalize' ? 'normalised to CRLF' : 'accepted'}`],
+    });
     return null;
   }
 

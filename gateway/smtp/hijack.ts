@@ -15,7 +15,12 @@ import type { OutboundLimits, Sender } from './outbound-limits.ts';
 import type { NoticeSender } from './ports.ts';
 
 export const hijackMetrics = {
-  flagged: new Counter({ name: 'mailmoat_outbound_hijack_flags_total', help: 'Accounts flagged for sending far above their own baseline, by measure', labelNames: ['measure'] as const, registers: [registry] }),
+  flagged: new Counter({
+    name: 'mailmoat_outbound_hijack_flags_total',
+    help: 'Accounts flagged for sending far above their own baseline, by measure',
+    labelNames: ['measure'] as const,
+    registers: [registry],
+  }),
 };
 
 type Measure = 'messages' | 'recipients' | 'spam';
@@ -28,12 +33,7 @@ export async function liftSuspension(redis: Redis | Cluster, prefix: string, acc
 }
 
 /** The sending limits with hijack detection around them: a suspended account is refused first; what passes is counted. */
-export function withHijackWatch(
-  limits: OutboundLimits,
-  redis: Redis | Cluster,
-  cfg: SubmissionConfig['hijack'],
-  o: HijackOptions,
-): OutboundLimits {
+export function withHijackWatch(limits: OutboundLimits, redis: Redis | Cluster, cfg: SubmissionConfig['hijack'], o: HijackOptions): OutboundLimits {
   if (!cfg.enabled) return limits;
   const now = o.now ?? Date.now;
   const key = (measure: Measure, account: string, window: number) => `${o.prefix}:hj:${measure}:${account.toLowerCase()}:${window}`;
@@ -84,11 +84,23 @@ export function withHijackWatch(
  * Flags an account once per measure and window, whichever node sees it first: the metric, a
  * warning, the suspension (by option) and a mail to the sender domain's administrator.
  */
-async function flagOnce(redis: Redis | Cluster, cfg: SubmissionConfig['hijack'], o: HijackOptions, who: Pick<Sender, 'account' | 'domain'>, measure: Measure, window: number, what: string, facts: Record<string, number>): Promise<void> {
+async function flagOnce(
+  redis: Redis | Cluster,
+  cfg: SubmissionConfig['hijack'],
+  o: HijackOptions,
+  who: Pick<Sender, 'account' | 'domain'>,
+  measure: Measure,
+  window: number,
+  what: string,
+  facts: Record<string, number>,
+): Promise<void> {
   const first = await redis.set(`${o.prefix}:hj:flag:${measure}:${who.account.toLowerCase()}:${window}`, '1', 'EX', cfg.windowSec * 2, 'NX');
   if (first !== 'OK') return;
   hijackMetrics.flagged.inc({ measure });
-  o.logger.warn({ account: who.account, domain: who.domain, measure, ...facts, suspended: cfg.suspend }, `possible account hijack: ${measure === 'spam' ? 'its outbound mail turned to spam' : 'sending far above its baseline'}`);
+  o.logger.warn(
+    { account: who.account, domain: who.domain, measure, ...facts, suspended: cfg.suspend },
+    `possible account hijack: ${measure === 'spam' ? 'its outbound mail turned to spam' : 'sending far above its baseline'}`,
+  );
   if (cfg.suspend) await redis.set(suspendedKey(o.prefix, who.account), JSON.stringify({ at: (o.now ?? Date.now)(), why: what }));
   if (!cfg.notifyAdmin || !who.domain) return;
   const to = o.config.domains[who.domain]?.policy?.adminAddress ?? `postmaster@${who.domain}`;
@@ -97,7 +109,9 @@ async function flagOnce(redis: Redis | Cluster, cfg: SubmissionConfig['hijack'],
     '',
     `The account ${who.account} sent ${what}.`,
     'Its password may have been stolen.',
-    cfg.suspend ? `The account is suspended: it cannot send until an administrator runs \`mailmoat relay lift ${who.account}\`.` : 'It can still send: change its password if this was not expected.',
+    cfg.suspend
+      ? `The account is suspended: it cannot send until an administrator runs \`mailmoat relay lift ${who.account}\`.`
+      : 'It can still send: change its password if this was not expected.',
   ].join('\n');
   await o.sendNotice({ to, subject: `Unusual sending by ${who.account}`, text, reason: `possible hijack of ${who.account}`, about: who.account });
 }
@@ -107,13 +121,20 @@ async function flagOnce(redis: Redis | Cluster, cfg: SubmissionConfig['hijack'],
  * submitted message's verdict counts per account and window; a spam share past the policy
  * (rules/hijack.ts decideSpamShare) flags the account. Undefined when detection is off.
  */
-export function watchOutboundSpam(redis: Redis | Cluster, cfg: SubmissionConfig['hijack'], o: HijackOptions): ((who: Pick<Sender, 'account' | 'domain'>, spam: boolean) => Promise<void>) | undefined {
+export function watchOutboundSpam(
+  redis: Redis | Cluster,
+  cfg: SubmissionConfig['hijack'],
+  o: HijackOptions,
+): ((who: Pick<Sender, 'account' | 'domain'>, spam: boolean) => Promise<void>) | undefined {
   if (!cfg.enabled || cfg.spamShare === 0) return undefined;
   const now = o.now ?? Date.now;
   return async (who, spam) => {
     const window = Math.floor(now() / 1000 / cfg.windowSec);
     const key = (what: string) => `${o.prefix}:hj:${what}:${who.account.toLowerCase()}:${window}`;
-    const tx = redis.multi().incr(key('scanned')).expire(key('scanned'), cfg.windowSec * 2);
+    const tx = redis
+      .multi()
+      .incr(key('scanned'))
+      .expire(key('scanned'), cfg.windowSec * 2);
     if (spam) tx.incr(key('spam')).expire(key('spam'), cfg.windowSec * 2);
     await tx.exec();
     const [scanned, spamCount] = (await redis.mget(key('scanned'), key('spam'))).map((v) => Number(v ?? 0));

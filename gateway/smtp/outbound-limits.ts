@@ -31,8 +31,18 @@ export interface OutboundLimits {
 }
 
 export const outboundMetrics = {
-  limited: new Counter({ name: 'mailmoat_outbound_limited_total', help: 'Outbound transactions or recipients refused by a sending limit', labelNames: ['limit'] as const, registers: [registry] }),
-  authLockouts: new Counter({ name: 'mailmoat_auth_lockouts_total', help: 'AUTH lockouts started, by what was locked (account, ip)', labelNames: ['by'] as const, registers: [registry] }),
+  limited: new Counter({
+    name: 'mailmoat_outbound_limited_total',
+    help: 'Outbound transactions or recipients refused by a sending limit',
+    labelNames: ['limit'] as const,
+    registers: [registry],
+  }),
+  authLockouts: new Counter({
+    name: 'mailmoat_auth_lockouts_total',
+    help: 'AUTH lockouts started, by what was locked (account, ip)',
+    labelNames: ['by'] as const,
+    registers: [registry],
+  }),
   authFailures: new Counter({ name: 'mailmoat_auth_failures_total', help: 'Failed AUTH attempts on the submission listeners', registers: [registry] }),
 };
 
@@ -68,14 +78,25 @@ function untilReady(redis: Redis | Cluster, ms: number): Promise<void> {
   });
 }
 
-export function redisOutboundLimits(redis: Redis | Cluster, cfg: Pick<SubmissionConfig, 'limits' | 'authLockout'>, o: { prefix: string; logger: Logger }): OutboundLimits {
-  const make = (name: string, points: number, duration: number) => new RateLimiterRedis({ storeClient: redis, keyPrefix: `${o.prefix}:rl:${name}`, points, duration, rejectIfRedisNotReady: true });
+export function redisOutboundLimits(
+  redis: Redis | Cluster,
+  cfg: Pick<SubmissionConfig, 'limits' | 'authLockout'>,
+  o: { prefix: string; logger: Logger },
+): OutboundLimits {
+  const make = (name: string, points: number, duration: number) =>
+    new RateLimiterRedis({ storeClient: redis, keyPrefix: `${o.prefix}:rl:${name}`, points, duration, rejectIfRedisNotReady: true });
   const caps = (kind: 'messages' | 'recipients'): Cap[] => {
     const list: Cap[] = [];
     for (const scope of ['account', 'domain'] as const) {
       const c = scope === 'account' ? cfg.limits.perAccount : cfg.limits.perDomain;
       const add = (points: number, duration: number, per: string) => {
-        if (points > 0) list.push({ scope, label: `${scope}.${kind}PerHour`.replace('Hour', per === 'day' ? 'Day' : 'Hour'), limiter: make(`${scope}:${kind}:${per}`, points, duration), describe: (key) => `${scope} ${key}: ${points} ${kind} per ${per}` });
+        if (points > 0)
+          list.push({
+            scope,
+            label: `${scope}.${kind}PerHour`.replace('Hour', per === 'day' ? 'Day' : 'Hour'),
+            limiter: make(`${scope}:${kind}:${per}`, points, duration),
+            describe: (key) => `${scope} ${key}: ${points} ${kind} per ${per}`,
+          });
       };
       if (kind === 'messages') {
         add(c.messagesPerHour, HOUR, 'hour');
@@ -127,7 +148,8 @@ export function redisOutboundLimits(redis: Redis | Cluster, cfg: Pick<Submission
         const limiter = failures[by];
         const res = limiter ? await limiter.get(keys[by]).catch(() => 'error' as const) : null;
         if (res === 'error') return { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' };
-        if (res && res.consumedPoints > limiter!.points) return replies.authLockedOut(by === 'ip' ? `your address ${ip}` : username, Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
+        if (res && res.consumedPoints > limiter!.points)
+          return replies.authLockedOut(by === 'ip' ? `your address ${ip}` : username, Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
       }
       return null;
     },

@@ -25,13 +25,27 @@ export function toError(reply: SmtpReply): Error & { responseCode: number } {
 }
 
 /** Logs a refusal, counts it and records it for the message log; a store failure must not change the reply. */
-export function refused(deps: RefusalDeps, session: SMTPServerSession, stage: string, reply: SmtpReply, recipient: string | null, mailFrom?: string): Promise<void> {
+export function refused(
+  deps: RefusalDeps,
+  session: SMTPServerSession,
+  stage: string,
+  reply: SmtpReply,
+  recipient: string | null,
+  mailFrom?: string,
+): Promise<void> {
   smtpMetrics.refusals.inc({ stage, code: String(reply.code) });
   return record(deps, session, stage, `${reply.code} ${wireText(reply)}`, recipient, mailFrom);
 }
 
 /** Never rejects: a refusal that cannot be recorded is logged, and the reply goes out as it would have. */
-export async function record(deps: RefusalDeps, session: SMTPServerSession, stage: string, reply: string, recipient: string | null, mailFrom?: string): Promise<void> {
+export async function record(
+  deps: RefusalDeps,
+  session: SMTPServerSession,
+  stage: string,
+  reply: string,
+  recipient: string | null,
+  mailFrom?: string,
+): Promise<void> {
   const entry = {
     at: Date.now(),
     clientIp: session.remoteAddress,

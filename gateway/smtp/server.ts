@@ -9,7 +9,14 @@
 // mail is scanned like any other. Every refusal is recorded for the message log.
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Spool, Envelope, EnvelopeDsn } from '../spool/spool.ts';
@@ -89,7 +96,14 @@ interface Generations {
 }
 
 function generation(deps: SmtpDeps, config: Config, previous?: Generation): Generation {
-  const frontline = new Frontline({ config, logger: deps.logger, resolver: deps.resolver, ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.prober ? { prober: deps.prober } : {}), ...(previous ? { previous: previous.frontline } : {}) });
+  const frontline = new Frontline({
+    config,
+    logger: deps.logger,
+    resolver: deps.resolver,
+    ...(deps.limits ? { limits: deps.limits } : {}),
+    ...(deps.prober ? { prober: deps.prober } : {}),
+    ...(previous ? { previous: previous.frontline } : {}),
+  });
   return { config, frontline, deps: { ...deps, config } };
 }
 
@@ -121,7 +135,9 @@ export function createSmtpFront(deps: SmtpDeps): SmtpFront {
   let tlsStore = tlsConfig.certificates.length > 0 ? createTlsStore(tlsConfig) : undefined;
   const state: ListenerState = { closing: false };
   const listen = (kind: ListenerKind, spec?: SubmissionListener) => createListener(deps.logger, gens, kind, () => tlsStore, state, config, spec);
-  const servers: { kind: ListenerKind; name?: string; server: SMTPServer; host: string; port: number }[] = [{ kind: 'smtp', server: listen('smtp'), ...config.smtp.listen }];
+  const servers: { kind: ListenerKind; name?: string; server: SMTPServer; host: string; port: number }[] = [
+    { kind: 'smtp', server: listen('smtp'), ...config.smtp.listen },
+  ];
   for (const spec of config.submission.listeners) {
     if (!deps.auth && spec.auth === 'required') throw new Error(`the submission listener ${spec.name} needs an authenticator`);
     servers.push({ kind: 'submission', name: spec.name, server: listen('submission', spec), host: spec.host, port: spec.port });
@@ -216,7 +232,15 @@ interface ListenerState {
   closing: boolean;
 }
 
-function createListener(logger: Logger, gens: Generations, kind: ListenerKind, tls: () => TlsStore | undefined, state: ListenerState, initial: Config, spec?: SubmissionListener): SMTPServer {
+function createListener(
+  logger: Logger,
+  gens: Generations,
+  kind: ListenerKind,
+  tls: () => TlsStore | undefined,
+  state: ListenerState,
+  initial: Config,
+  spec?: SubmissionListener,
+): SMTPServer {
   const first = tls();
   const submission = kind === 'submission';
   // AUTH only where the listener takes it, and (below) only once the session is encrypted.
@@ -276,7 +300,11 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
       if (takesAuth) session.disabledCommands = [];
       callback();
     },
-    onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void) {
+    onAuth(
+      auth: SMTPServerAuthentication,
+      session: SMTPServerSession,
+      callback: (err: Error | null | undefined, response?: { user?: unknown; message?: string; responseCode?: number }) => void,
+    ) {
       const { deps, frontline } = gens.of(session);
       const failed = async () => {
         const r = frontline.authFailed(session)!;
@@ -348,7 +376,10 @@ function createListener(logger: Logger, gens: Generations, kind: ListenerKind, t
       receiveMessage(deps, frontline, stream, session).then(
         (id) => {
           smtpMetrics.accepted.inc({ listener: kind });
-          deps.stats?.count('received', session.envelope.rcptTo.map((r) => r.address));
+          deps.stats?.count(
+            'received',
+            session.envelope.rcptTo.map((r) => r.address),
+          );
           callback(null, formatReply(replies.queued(id)));
         },
         (err: unknown) => {
@@ -472,7 +503,10 @@ function notStored(deps: SmtpDeps, id: string, store: 'spool' | 'database' | 'qu
   const reply = `${refusal.reply.code} ${formatReply(refusal.reply)}`;
   smtpMetrics.storeFailures.inc({ store });
   smtpMetrics.refusals.inc({ stage: 'data', code: String(refusal.reply.code) });
-  deps.logger.error({ id, store, err: err instanceof SmtpRefusal ? (err.cause ?? err) : err, reply }, `could not store the message (${store}); refused with ${refusal.reply.code}`);
+  deps.logger.error(
+    { id, store, err: err instanceof SmtpRefusal ? (err.cause ?? err) : err, reply },
+    `could not store the message (${store}); refused with ${refusal.reply.code}`,
+  );
   return refusal;
 }
 

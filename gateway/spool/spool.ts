@@ -350,7 +350,10 @@ export class Spool {
   async committedIds(): Promise<string[]> {
     if (this.replica) return this.replica.ids();
     const names = await fs.readdir(this.dir);
-    return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)).sort();
+    return names
+      .filter((n) => n.endsWith('.json'))
+      .map((n) => n.slice(0, -'.json'.length))
+      .sort();
   }
 
   /** Bodies left in incoming/ by a crash mid-DATA were never acknowledged: discard them. */

@@ -86,7 +86,12 @@ export function openDigestStore(sql: Sql, now: () => number = Date.now): DigestS
       // One INSERT per message: of two consoles claiming at once, only one row goes in.
       const won: string[] = [];
       for (const id of new Set(ids)) {
-        if ((await sql.run(q`INSERT INTO digest_listed (recipient, message_id, at) VALUES (${recipient.toLowerCase()}, ${id}, ${now()}) ON CONFLICT DO NOTHING`)) === 1) won.push(id);
+        if (
+          (await sql.run(
+            q`INSERT INTO digest_listed (recipient, message_id, at) VALUES (${recipient.toLowerCase()}, ${id}, ${now()}) ON CONFLICT DO NOTHING`,
+          )) === 1
+        )
+          won.push(id);
       }
       return won;
     },

@@ -44,7 +44,8 @@ const toDomain = (r: Row): StoredDomain => ({
 });
 
 export function openDomainStore(sql: Sql, now: () => number = Date.now): DomainStore {
-  const bump = (tx: Sql) => tx.run(q`INSERT INTO config_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = config_version.version + 1`);
+  const bump = (tx: Sql) =>
+    tx.run(q`INSERT INTO config_version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = config_version.version + 1`);
   return {
     async list() {
       return (await sql.all<Row>(q`SELECT name, settings, admin_may, updated_at, updated_by FROM hosted_domains ORDER BY name`)).map(toDomain);

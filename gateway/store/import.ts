@@ -68,7 +68,6 @@ export const IMPORTED_TABLES: readonly TableSpec[] = [
   { name: 'daily_summary_optout', key: ['account_id'], unique: true },
 ];
 
-
 export interface ImportOptions {
   /** The single machine's quarantine folder (`<dataDir>/quarantine`): its bodies go into quarantine_bodies. */
   quarantineDir?: string;
@@ -89,10 +88,15 @@ export interface ImportResult {
  * precondition does not hold; nothing is written then.
  */
 export async function importDatabase(from: Sql, to: Sql, o: ImportOptions = {}): Promise<ImportResult> {
-  for (const [which, sql] of [['source', from], ['target', to]] as const) {
+  for (const [which, sql] of [
+    ['source', from],
+    ['target', to],
+  ] as const) {
     const { pending } = await migrationStatus(sql);
     if (pending.length > 0) {
-      throw new DatabaseError(`the ${which} database's schema is not up to date (pending migrations: ${pending.join(', ')}); run "mailmoat migrate" on it first`);
+      throw new DatabaseError(
+        `the ${which} database's schema is not up to date (pending migrations: ${pending.join(', ')}); run "mailmoat migrate" on it first`,
+      );
     }
   }
   // The source is read in one transaction too: one consistent state (on SQLite it also keeps any
@@ -125,7 +129,9 @@ async function checkEmpty(dst: Sql): Promise<void> {
 }
 
 async function checkDrained(src: Sql): Promise<void> {
-  const rows = await src.all<{ status: string; n: number }>(q`SELECT status, count(*) AS n FROM messages WHERE status IN (${q.join(IN_FLIGHT)}) GROUP BY status ORDER BY status`);
+  const rows = await src.all<{ status: string; n: number }>(
+    q`SELECT status, count(*) AS n FROM messages WHERE status IN (${q.join(IN_FLIGHT)}) GROUP BY status ORDER BY status`,
+  );
   const total = rows.reduce((sum, r) => sum + Number(r.n), 0);
   if (total > 0) {
     throw new DatabaseError(
@@ -203,7 +209,9 @@ async function copyQuarantineFiles(src: Sql, dst: Sql, dir: string): Promise<{ c
         throw new DatabaseError(`cannot read the quarantined body ${file}: ${(err as Error).message}`, { cause: err });
       }
       // A body the source database held already (quarantine_bodies, copied above) wins.
-      copied += await dst.run(q`INSERT INTO quarantine_bodies (message_id, data, stored_at) VALUES (${id}, ${data}, ${storedAt}) ON CONFLICT (message_id) DO NOTHING`);
+      copied += await dst.run(
+        q`INSERT INTO quarantine_bodies (message_id, data, stored_at) VALUES (${id}, ${data}, ${storedAt}) ON CONFLICT (message_id) DO NOTHING`,
+      );
     }
     if (page.length < BATCH) return { copied, missing };
     after = page.at(-1)!.id;

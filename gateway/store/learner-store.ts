@@ -49,7 +49,9 @@ export function openLearnerStore(sql: Sql, now: () => number = Date.now): Learne
     async versions(names) {
       const out = new Map<string, number>();
       if (names.length === 0) return out;
-      const rows = await sql.all<{ name: string; version: number }>(q`SELECT name, version FROM learner_models WHERE name IN (${q.join(names.map((n) => q`${n}`))})`);
+      const rows = await sql.all<{ name: string; version: number }>(
+        q`SELECT name, version FROM learner_models WHERE name IN (${q.join(names.map((n) => q`${n}`))})`,
+      );
       for (const r of rows) out.set(r.name, Number(r.version));
       return out;
     },
@@ -59,12 +61,22 @@ export function openLearnerStore(sql: Sql, now: () => number = Date.now): Learne
     },
     async save(name, expected, data) {
       if (expected === null) {
-        return (await sql.run(q`INSERT INTO learner_models (name, version, updated_at, data) VALUES (${name}, 1, ${now()}, ${data}) ON CONFLICT (name) DO NOTHING`)) === 1;
+        return (
+          (await sql.run(
+            q`INSERT INTO learner_models (name, version, updated_at, data) VALUES (${name}, 1, ${now()}, ${data}) ON CONFLICT (name) DO NOTHING`,
+          )) === 1
+        );
       }
-      return (await sql.run(q`UPDATE learner_models SET version = ${expected + 1}, updated_at = ${now()}, data = ${data} WHERE name = ${name} AND version = ${expected}`)) === 1;
+      return (
+        (await sql.run(
+          q`UPDATE learner_models SET version = ${expected + 1}, updated_at = ${now()}, data = ${data} WHERE name = ${name} AND version = ${expected}`,
+        )) === 1
+      );
     },
     async snapshot(name, by, note, data) {
-      const r = await sql.one<{ id: number }>(q`INSERT INTO learner_snapshots (name, at, by_whom, note, data) VALUES (${name}, ${now()}, ${by}, ${note.slice(0, 500)}, ${data}) RETURNING id`);
+      const r = await sql.one<{ id: number }>(
+        q`INSERT INTO learner_snapshots (name, at, by_whom, note, data) VALUES (${name}, ${now()}, ${by}, ${note.slice(0, 500)}, ${data}) RETURNING id`,
+      );
       return Number(r!.id);
     },
     async snapshots(limit) {
@@ -82,14 +94,18 @@ export function openLearnerStore(sql: Sql, now: () => number = Date.now): Learne
       return { id: Number(r.id), name: r.name, at: Number(r.at), by: r.by_whom, note: r.note, bytes: data.length, data };
     },
     async recordEvent(e) {
-      await sql.run(q`INSERT INTO learner_events (at, reporter, domain, sha256, class, weight) VALUES (${now()}, ${e.reporter}, ${e.domain}, ${e.sha256}, ${e.class}, ${e.weight})`);
+      await sql.run(
+        q`INSERT INTO learner_events (at, reporter, domain, sha256, class, weight) VALUES (${now()}, ${e.reporter}, ${e.domain}, ${e.sha256}, ${e.class}, ${e.weight})`,
+      );
     },
     async eventsSince(reporter, since) {
       const r = await sql.one<{ n: number }>(q`SELECT COUNT(*) AS n FROM learner_events WHERE reporter = ${reporter} AND at >= ${since}`);
       return Number(r?.n ?? 0);
     },
     async reportsOf(sha256, cls) {
-      const rows = await sql.all<{ reporter: string; weight: number }>(q`SELECT reporter, weight FROM learner_events WHERE sha256 = ${sha256} AND class = ${cls}`);
+      const rows = await sql.all<{ reporter: string; weight: number }>(
+        q`SELECT reporter, weight FROM learner_events WHERE sha256 = ${sha256} AND class = ${cls}`,
+      );
       return { reporters: [...new Set(rows.map((r) => r.reporter))], weight: rows.reduce((s, r) => s + Number(r.weight), 0) };
     },
   };

@@ -71,7 +71,10 @@ export function openListStore(sql: Sql, now: () => number = Date.now): ListStore
       const owner = e.scope === 'global' ? '' : e.owner.trim().toLowerCase();
       if (e.scope !== 'global' && owner === '') return { ok: false, error: 'missing owner' };
       const text = entryText(parsed.entry);
-      const comment = (e.comment ?? '').replace(/[\x00-\x1f\x7f]/g, ' ').trim().slice(0, 200);
+      const comment = (e.comment ?? '')
+        .replace(/[\x00-\x1f\x7f]/g, ' ')
+        .trim()
+        .slice(0, 200);
       const r = await sql.one<Row>(
         q`INSERT INTO list_entries (kind, scope, owner, entry, comment, created_by, created_at)
           VALUES (${e.kind}, ${e.scope}, ${owner}, ${text}, ${comment}, ${e.createdBy}, ${now()})

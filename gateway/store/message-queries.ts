@@ -132,7 +132,9 @@ export function messageQueries(sql: Sql, toRecord: (row: never) => MessageRecord
     if (s.clientIp) w.push(q`(m.client_ip = ${s.clientIp} OR m.client_ip LIKE ${`${s.clientIp.replace(/[\\%_]/g, '')}%`})`);
     if (s.q) {
       const p = like(s.q);
-      w.push(q`(lower(coalesce(m.subject, '')) LIKE ${p} ESCAPE '\\' OR lower(m.mail_from) LIKE ${p} ESCAPE '\\' OR ${ownRecipient(q`lower(r.value) LIKE ${p} ESCAPE '\\'`)} OR lower(m.id) LIKE ${p} ESCAPE '\\')`);
+      w.push(
+        q`(lower(coalesce(m.subject, '')) LIKE ${p} ESCAPE '\\' OR lower(m.mail_from) LIKE ${p} ESCAPE '\\' OR ${ownRecipient(q`lower(r.value) LIKE ${p} ESCAPE '\\'`)} OR lower(m.id) LIKE ${p} ESCAPE '\\')`,
+      );
     }
     if (s.id) w.push(q`m.id = ${s.id}`);
     if (s.from !== undefined) w.push(q`m.received_at >= ${s.from}`);
@@ -146,7 +148,9 @@ export function messageQueries(sql: Sql, toRecord: (row: never) => MessageRecord
     async searchMessages(s) {
       const where = messageWhere(s);
       const total = (await sql.one<{ n: number }>(q`SELECT count(*) AS n FROM messages m WHERE ${where}`))!.n;
-      const rows = await sql.all<never>(q`SELECT m.* FROM messages m WHERE ${where} ORDER BY m.received_at DESC, m.id DESC LIMIT ${s.limit} OFFSET ${s.offset ?? 0}`);
+      const rows = await sql.all<never>(
+        q`SELECT m.* FROM messages m WHERE ${where} ORDER BY m.received_at DESC, m.id DESC LIMIT ${s.limit} OFFSET ${s.offset ?? 0}`,
+      );
       return { rows: rows.map(toRecord), total };
     },
 
@@ -162,7 +166,9 @@ export function messageQueries(sql: Sql, toRecord: (row: never) => MessageRecord
       if (s.clientIp) rw.push(q`(x.client_ip = ${s.clientIp} OR x.client_ip LIKE ${`${s.clientIp.replace(/[\\%_]/g, '')}%`})`);
       if (s.q) {
         const p = like(s.q);
-        rw.push(q`(lower(coalesce(x.mail_from, '')) LIKE ${p} ESCAPE '\\' OR lower(coalesce(x.recipient, '')) LIKE ${p} ESCAPE '\\' OR lower(x.reply) LIKE ${p} ESCAPE '\\' OR x.client_ip LIKE ${p} ESCAPE '\\')`);
+        rw.push(
+          q`(lower(coalesce(x.mail_from, '')) LIKE ${p} ESCAPE '\\' OR lower(coalesce(x.recipient, '')) LIKE ${p} ESCAPE '\\' OR lower(x.reply) LIKE ${p} ESCAPE '\\' OR x.client_ip LIKE ${p} ESCAPE '\\')`,
+        );
       }
       if (s.id) rw.push(q`'r' || x.seq = ${s.id}`);
       if (s.from !== undefined) rw.push(q`x.at >= ${s.from}`);

@@ -231,7 +231,9 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       });
     },
     async events(id) {
-      const rows = await sql.all<Omit<MessageEvent, 'data'> & { data: string | null }>(q`SELECT at, kind, detail, data FROM message_events WHERE message_id = ${id} ORDER BY seq`);
+      const rows = await sql.all<Omit<MessageEvent, 'data'> & { data: string | null }>(
+        q`SELECT at, kind, detail, data FROM message_events WHERE message_id = ${id} ORDER BY seq`,
+      );
       return rows.map((r) => ({ ...r, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
     },
     async recordDelivery(id, recipient, outcome, reply) {

@@ -387,7 +387,8 @@ export async function migrationStatus(sql: Sql): Promise<MigrationStatus> {
 export async function migrate(sql: Sql): Promise<string[]> {
   const { error, results = [] } = await migrator(sql).migrateToLatest();
   const failed = results.find((r) => r.status === 'Error');
-  if (error) throw new Error(`migration ${failed?.migrationName ?? '(none)'} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  if (error)
+    throw new Error(`migration ${failed?.migrationName ?? '(none)'} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 

@@ -373,8 +373,7 @@ export function startWorkers(
         // strands the message) is only a backstop above ours.
         maxStalledCount: POISON_FAULTS + 2,
         settings: {
-          backoffStrategy: (_attempts: number, _type?: string, err?: Error) =>
-            err instanceof RetryLater ? err.delayMs : 60_000,
+          backoffStrategy: (_attempts: number, _type?: string, err?: Error) => (err instanceof RetryLater ? err.delayMs : 60_000),
         },
       },
     );

@@ -72,7 +72,10 @@ async function inspect(client: Redis | Cluster, target: RedisTarget, where: stri
   }
   const cluster = isClusterTarget(target);
   const servers: { node: Redis; where: string }[] = cluster
-    ? (client as Cluster).nodes('master').map((node) => ({ node, where: `${node.options.host}:${node.options.port} (a master of the Redis Cluster found through ${describeRedisTarget({ url: target.url })})` }))
+    ? (client as Cluster).nodes('master').map((node) => ({
+        node,
+        where: `${node.options.host}:${node.options.port} (a master of the Redis Cluster found through ${describeRedisTarget({ url: target.url })})`,
+      }))
     : [{ node: client as Redis, where }];
   if (servers.length === 0) throw new RedisCheckError(`Redis at ${where} has no reachable master node`);
 

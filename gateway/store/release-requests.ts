@@ -99,7 +99,9 @@ export function openReleaseRequestStore(sql: Sql, now: () => number = Date.now):
     },
     async list(scope, o) {
       const status = o.status ? q`status = ${o.status}` : q`1 = 1`;
-      const rows = await sql.all<Row>(q`SELECT * FROM release_requests WHERE ${scopeWhere(scope)} AND ${status} ORDER BY created_at DESC, id DESC LIMIT ${o.limit}`);
+      const rows = await sql.all<Row>(
+        q`SELECT * FROM release_requests WHERE ${scopeWhere(scope)} AND ${status} ORDER BY created_at DESC, id DESC LIMIT ${o.limit}`,
+      );
       return rows.map(toRequest);
     },
     async countPending(scope) {
@@ -111,10 +113,16 @@ export function openReleaseRequestStore(sql: Sql, now: () => number = Date.now):
       return rows.map(toRequest);
     },
     async decide(id, status, by, answer) {
-      return (await sql.run(q`UPDATE release_requests SET status = ${status}, decided_at = ${now()}, decided_by = ${by}, answer = ${answer.slice(0, 500)} WHERE id = ${id} AND status = 'pending'`)) === 1;
+      return (
+        (await sql.run(
+          q`UPDATE release_requests SET status = ${status}, decided_at = ${now()}, decided_by = ${by}, answer = ${answer.slice(0, 500)} WHERE id = ${id} AND status = 'pending'`,
+        )) === 1
+      );
     },
     async reopen(id) {
-      await sql.run(q`UPDATE release_requests SET status = 'pending', decided_at = NULL, decided_by = NULL, answer = '' WHERE id = ${id} AND status = 'approved'`);
+      await sql.run(
+        q`UPDATE release_requests SET status = 'pending', decided_at = NULL, decided_by = NULL, answer = '' WHERE id = ${id} AND status = 'approved'`,
+      );
     },
   };
 }

@@ -39,7 +39,9 @@ export async function openSql(target: DatabaseTarget): Promise<Sql> {
     query_timeout: 30_000,
     statement_timeout: 30_000,
     // Epoch milliseconds and counts are BIGINT; they fit in a double, and the stores want numbers.
-    types: { getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) } as never,
+    types: {
+      getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')),
+    } as never,
   });
   // A connection lost under a client (PostgreSQL restart, failover) must not crash the process:
   // pg emits 'error' on the pool for an idle client, and on the client itself for one checked out
@@ -94,7 +96,10 @@ export function blobToBuffer(data: Uint8Array): Buffer {
 
 /** The lower-cased domain of an address (after the last "@"); PostgreSQL has the same function from migrations.ts. */
 function addressDomain(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '');
+  return address
+    .slice(address.lastIndexOf('@') + 1)
+    .toLowerCase()
+    .replace(/\.$/, '');
 }
 
 /**
@@ -129,7 +134,7 @@ function nodeSqliteFacade(db: DatabaseSync) {
     return entry;
   };
   type Params = ReadonlyArray<unknown>;
-  const args = (p: Params) => p.map((v) => (typeof v === 'boolean' ? Number(v) : v ?? null)) as never[];
+  const args = (p: Params) => p.map((v) => (typeof v === 'boolean' ? Number(v) : (v ?? null))) as never[];
   return {
     close: () => db.close(),
     prepare(text: string) {

@@ -78,7 +78,9 @@ export function openStatsStore(sql: Sql, now: () => number = Date.now): StatsSto
     async compact(at) {
       const cutoff = Math.floor((at - ROLLUP_AFTER_MS) / DAY_MS) * DAY_MS;
       return sql.transaction(async (tx) => {
-        const taken = await tx.all<StatRow>(q`DELETE FROM stats_hourly WHERE hour < ${cutoff} AND hour % CAST(${DAY_MS} AS BIGINT) <> 0 RETURNING domain, hour, kind, n`);
+        const taken = await tx.all<StatRow>(
+          q`DELETE FROM stats_hourly WHERE hour < ${cutoff} AND hour % CAST(${DAY_MS} AS BIGINT) <> 0 RETURNING domain, hour, kind, n`,
+        );
         const days = new Map<string, StatRow>();
         for (const r of taken) {
           const day = Math.floor(Number(r.hour) / DAY_MS) * DAY_MS;

@@ -78,17 +78,24 @@ export function openTotpStore(sql: Sql, now: () => number = Date.now): TotpStore
     },
     async enable(accountId, step, recoveryHashes) {
       return sql.transaction(async (tx) => {
-        const changed = await tx.run(q`UPDATE console_totp SET enabled_at = ${now()}, last_step = ${step} WHERE account_id = ${accountId} AND enabled_at IS NULL`);
+        const changed = await tx.run(
+          q`UPDATE console_totp SET enabled_at = ${now()}, last_step = ${step} WHERE account_id = ${accountId} AND enabled_at IS NULL`,
+        );
         if (changed === 0) return false;
         await insertCodes(tx, accountId, recoveryHashes);
         return true;
       });
     },
     async useStep(accountId, step) {
-      return (await sql.run(q`UPDATE console_totp SET last_step = ${step} WHERE account_id = ${accountId} AND enabled_at IS NOT NULL AND last_step < ${step}`)) === 1;
+      return (
+        (await sql.run(q`UPDATE console_totp SET last_step = ${step} WHERE account_id = ${accountId} AND enabled_at IS NOT NULL AND last_step < ${step}`)) === 1
+      );
     },
     async useRecoveryCode(accountId, hash) {
-      return (await sql.run(q`UPDATE console_recovery_codes SET used_at = ${now()} WHERE account_id = ${accountId} AND code_hash = ${hash} AND used_at IS NULL`)) === 1;
+      return (
+        (await sql.run(q`UPDATE console_recovery_codes SET used_at = ${now()} WHERE account_id = ${accountId} AND code_hash = ${hash} AND used_at IS NULL`)) ===
+        1
+      );
     },
     async replaceRecoveryCodes(accountId, hashes) {
       await sql.transaction((tx) => insertCodes(tx, accountId, hashes));
@@ -104,7 +111,9 @@ export function openTotpStore(sql: Sql, now: () => number = Date.now): TotpStore
       });
     },
     async enabledAccounts() {
-      return (await sql.all<{ account_id: number }>(q`SELECT account_id FROM console_totp WHERE enabled_at IS NOT NULL ORDER BY account_id`)).map((r) => Number(r.account_id));
+      return (await sql.all<{ account_id: number }>(q`SELECT account_id FROM console_totp WHERE enabled_at IS NOT NULL ORDER BY account_id`)).map((r) =>
+        Number(r.account_id),
+      );
     },
   };
 }

@@ -34,7 +34,12 @@ export async function registerApi(app: FastifyInstance, ctx: Ctx): Promise<void>
   await app.register(async (api) => {
     await api.register(fastifySwagger, {
       openapi: {
-        info: { title: 'mailmoat API', version: '1', description: 'Quarantine, lists, domains, policy, message log, numbers over time and the queue of a mailmoat gateway. Authenticate with an API token made in the console (API tokens page): Authorization: Bearer mmt_…' },
+        info: {
+          title: 'mailmoat API',
+          version: '1',
+          description:
+            'Quarantine, lists, domains, policy, message log, numbers over time and the queue of a mailmoat gateway. Authenticate with an API token made in the console (API tokens page): Authorization: Bearer mmt_…',
+        },
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
         security: [{ bearer: [] }],
       },
@@ -65,10 +70,14 @@ async function authenticate(ctx: Ctx, req: FastifyRequest, reply: FastifyReply):
   const token = m ? await ctx.deps.tokens.verify(m[1]!) : undefined;
   const user = token && tokenUser(token, await ctx.deps.accounts.get(token.createdBy));
   if (!user) {
-    await ctx.audit(req, { action: 'api-auth', target: `${req.method} ${req.url.split('?')[0]}`, outcome: 'denied', detail: !m ? 'no bearer token' : token ? 'the token’s maker has no such rights any more' : 'unknown or revoked token' });
+    await ctx.audit(req, {
+      action: 'api-auth',
+      target: `${req.method} ${req.url.split('?')[0]}`,
+      outcome: 'denied',
+      detail: !m ? 'no bearer token' : token ? 'the token’s maker has no such rights any more' : 'unknown or revoked token',
+    });
     return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid API token is required (Authorization: Bearer …)' });
   }
   req.user = user;
   return undefined;
 }
-

@@ -44,30 +44,61 @@ export async function registerMessageApi(api: FastifyInstance, ctx: Ctx): Promis
   const summary = (m: MessageRecord, req: FastifyRequest) => {
     const user = ctx.user(req);
     const rcpt = visibleRecipients(m, user);
-    return { id: m.id, receivedAt: m.receivedAt, from: m.mailFrom, to: rcpt.shown, otherRecipients: rcpt.hidden, subject: m.subject, size: m.size, status: m.status, verdict: m.verdict, reason: m.reason ? redactForScope(m.reason, m, user.scope) : null, canAct: canActOn(m, user.scope) };
+    return {
+      id: m.id,
+      receivedAt: m.receivedAt,
+      from: m.mailFrom,
+      to: rcpt.shown,
+      otherRecipients: rcpt.hidden,
+      subject: m.subject,
+      size: m.size,
+      status: m.status,
+      verdict: m.verdict,
+      reason: m.reason ? redactForScope(m.reason, m, user.scope) : null,
+      canAct: canActOn(m, user.scope),
+    };
   };
 
-  api.get('/quarantine', { schema: { tags: ['quarantine'], summary: 'Quarantined messages the token may see, newest first', querystring: { ...searchQuery, properties: { ...searchQuery.properties, verdict: { type: 'string', enum: VERDICTS } } } } }, async (req) => {
-    const query = req.query as Record<string, unknown> & { limit: number; offset: number };
-    const { rows, total } = await store.searchMessages({ ...toSearch(readFilters(query), ctx.user(req)), statuses: ['quarantined'], limit: query.limit, offset: query.offset });
-    return { total, messages: rows.map((m) => summary(m, req)) };
-  });
+  api.get(
+    '/quarantine',
+    {
+      schema: {
+        tags: ['quarantine'],
+        summary: 'Quarantined messages the token may see, newest first',
+        querystring: { ...searchQuery, properties: { ...searchQuery.properties, verdict: { type: 'string', enum: VERDICTS } } },
+      },
+    },
+    async (req) => {
+      const query = req.query as Record<string, unknown> & { limit: number; offset: number };
+      const { rows, total } = await store.searchMessages({
+        ...toSearch(readFilters(query), ctx.user(req)),
+        statuses: ['quarantined'],
+        limit: query.limit,
+        offset: query.offset,
+      });
+      return { total, messages: rows.map((m) => summary(m, req)) };
+    },
+  );
 
-  api.get('/quarantine/:id', { schema: { tags: ['quarantine'], summary: 'One message: envelope, verdict, scan report, history, rights', params: idParams } }, async (req) => {
-    const user = ctx.user(req);
-    const m = await load(req, 'view');
-    await ctx.audit(req, { action: 'view', messageId: m.id, detail: 'API' });
-    const hide = (text: string) => redactForScope(text, m, user.scope);
-    return {
-      ...summary(m, req),
-      clientIp: m.clientIp,
-      helo: m.helo,
-      report: m.report,
-      events: (await store.events(m.id)).map((e) => ({ at: e.at, kind: e.kind, detail: hide(e.detail) })), // not `data`: its fields (recipients) are not redacted for the scope
-      deliveries: (await store.deliveries(m.id)).filter((d) => recipientInScope(d.recipient, user.scope)),
-      rights: rightsOf(ctx.deps.config, m, user.account.role),
-    };
-  });
+  api.get(
+    '/quarantine/:id',
+    { schema: { tags: ['quarantine'], summary: 'One message: envelope, verdict, scan report, history, rights', params: idParams } },
+    async (req) => {
+      const user = ctx.user(req);
+      const m = await load(req, 'view');
+      await ctx.audit(req, { action: 'view', messageId: m.id, detail: 'API' });
+      const hide = (text: string) => redactForScope(text, m, user.scope);
+      return {
+        ...summary(m, req),
+        clientIp: m.clientIp,
+        helo: m.helo,
+        report: m.report,
+        events: (await store.events(m.id)).map((e) => ({ at: e.at, kind: e.kind, detail: hide(e.detail) })), // not `data`: its fields (recipients) are not redacted for the scope
+        deliveries: (await store.deliveries(m.id)).filter((d) => recipientInScope(d.recipient, user.scope)),
+        rights: rightsOf(ctx.deps.config, m, user.account.role),
+      };
+    },
+  );
 
   const act = (action: MessageAction) => async (req: FastifyRequest) => {
     const m = await load(req, action);
@@ -76,8 +107,23 @@ export async function registerMessageApi(api: FastifyInstance, ctx: Ctx): Promis
     if (!r.ok) throw new ApiError(409, r.text);
     return { ok: true, text: r.text };
   };
-  api.post('/quarantine/:id/release', { schema: { tags: ['quarantine'], summary: 'Release a message to its recipients (needs the release right for its class)', params: idParams, response: { 200: actionResult } } }, act('release'));
-  api.delete('/quarantine/:id', { schema: { tags: ['quarantine'], summary: 'Delete a quarantined message', params: idParams, response: { 200: actionResult } } }, act('delete'));
+  api.post(
+    '/quarantine/:id/release',
+    {
+      schema: {
+        tags: ['quarantine'],
+        summary: 'Release a message to its recipients (needs the release right for its class)',
+        params: idParams,
+        response: { 200: actionResult },
+      },
+    },
+    act('release'),
+  );
+  api.delete(
+    '/quarantine/:id',
+    { schema: { tags: ['quarantine'], summary: 'Delete a quarantined message', params: idParams, response: { 200: actionResult } } },
+    act('delete'),
+  );
   api.post(
     '/quarantine/:id/learn',
     {
@@ -92,13 +138,37 @@ export async function registerMessageApi(api: FastifyInstance, ctx: Ctx): Promis
     async (req) => act((req.body as { as: 'spam' | 'ham' }).as === 'spam' ? 'learn-spam' : 'learn-ham')(req),
   );
 
-  api.get('/log', { schema: { tags: ['log'], summary: 'The message log: every message and SMTP refusal, newest first', querystring: { ...searchQuery, properties: { ...searchQuery.properties, status: { type: 'string', enum: LOG_STATUSES } } } } }, async (req) => {
-    const user = ctx.user(req);
-    const query = req.query as Record<string, unknown> & { limit: number; offset: number; status?: string };
-    const s = toSearch(readFilters(query), user);
-    const { rows, total } = await store.searchLog({ scope: s.scope, domain: s.domain, recipient: s.recipient, sender: s.sender, q: s.q, from: s.from, to: s.to, status: query.status, limit: query.limit, offset: query.offset });
-    return { total, rows: rows.map((r) => ({ ...r, recipients: r.kind === 'message' ? visibleRecipients({ rcptTo: r.recipients }, user).shown : r.recipients })) };
-  });
+  api.get(
+    '/log',
+    {
+      schema: {
+        tags: ['log'],
+        summary: 'The message log: every message and SMTP refusal, newest first',
+        querystring: { ...searchQuery, properties: { ...searchQuery.properties, status: { type: 'string', enum: LOG_STATUSES } } },
+      },
+    },
+    async (req) => {
+      const user = ctx.user(req);
+      const query = req.query as Record<string, unknown> & { limit: number; offset: number; status?: string };
+      const s = toSearch(readFilters(query), user);
+      const { rows, total } = await store.searchLog({
+        scope: s.scope,
+        domain: s.domain,
+        recipient: s.recipient,
+        sender: s.sender,
+        q: s.q,
+        from: s.from,
+        to: s.to,
+        status: query.status,
+        limit: query.limit,
+        offset: query.offset,
+      });
+      return {
+        total,
+        rows: rows.map((r) => ({ ...r, recipients: r.kind === 'message' ? visibleRecipients({ rcptTo: r.recipients }, user).shown : r.recipients })),
+      };
+    },
+  );
 
   api.get('/stats', { schema: { tags: ['stats'], summary: 'Messages by status, for the token’s domains (all, and per domain)' } }, async (req) => {
     const user = ctx.user(req);

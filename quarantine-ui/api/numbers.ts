@@ -11,8 +11,18 @@ import { flushQueue, readQueue, retryQueued, type QueueAudit } from '../lib/queu
 import { ApiError } from './errors.ts';
 
 const integer = { type: 'integer' } as const;
-const counts = { type: 'object', description: 'received: accepted with a 250; refused: at SMTP time; spam, virus: verdicts; quarantined: held; delivered, deferred (once per message), failed: what the downstream answered', required: [...STAT_KINDS], properties: Object.fromEntries(STAT_KINDS.map((k) => [k, integer])) } as const;
-const bucket = { type: 'object', required: ['start', 'counts'], properties: { start: { ...integer, description: 'start of the hour or day, epoch ms UTC' }, counts } } as const;
+const counts = {
+  type: 'object',
+  description:
+    'received: accepted with a 250; refused: at SMTP time; spam, virus: verdicts; quarantined: held; delivered, deferred (once per message), failed: what the downstream answered',
+  required: [...STAT_KINDS],
+  properties: Object.fromEntries(STAT_KINDS.map((k) => [k, integer])),
+} as const;
+const bucket = {
+  type: 'object',
+  required: ['start', 'counts'],
+  properties: { start: { ...integer, description: 'start of the hour or day, epoch ms UTC' }, counts },
+} as const;
 const historySchema = {
   tags: ['stats'],
   summary: 'Counts over time (1 day by hour, 7 and 30 days by day, UTC), for the token’s domains together and per domain',
@@ -21,7 +31,11 @@ const historySchema = {
     additionalProperties: false,
     properties: {
       range: { type: 'string', enum: Object.keys(RANGES), default: '1d' },
-      domain: { type: 'string', maxLength: 253, description: 'one hosted domain of the token; "" (superadmin) is mail no hosted domain owns; absent or "*": all' },
+      domain: {
+        type: 'string',
+        maxLength: 253,
+        description: 'one hosted domain of the token; "" (superadmin) is mail no hosted domain owns; absent or "*": all',
+      },
     },
   },
   response: {
@@ -39,7 +53,11 @@ const historySchema = {
         domains: {
           type: 'array',
           description: 'domains with counts in the window ("": no hosted recipient)',
-          items: { type: 'object', required: ['domain', 'total', 'buckets'], properties: { domain: { type: 'string' }, total: counts, buckets: { type: 'array', items: bucket } } },
+          items: {
+            type: 'object',
+            required: ['domain', 'total', 'buckets'],
+            properties: { domain: { type: 'string' }, total: counts, buckets: { type: 'array', items: bucket } },
+          },
         },
       },
     },
@@ -60,7 +78,10 @@ const queueSchema = {
         oldest: { type: ['object', 'null'], properties: { id: { type: 'string' }, receivedAt: integer, ageMs: integer, status: { type: 'string' } } },
         destinations: {
           type: 'array',
-          items: { type: 'object', properties: { domain: { type: 'string' }, messages: integer, recipients: integer, oldest: integer, lastError: { type: 'string' }, lastAt: integer } },
+          items: {
+            type: 'object',
+            properties: { domain: { type: 'string' }, messages: integer, recipients: integer, oldest: integer, lastError: { type: 'string' }, lastAt: integer },
+          },
         },
         deferred: {
           type: 'array',
@@ -78,7 +99,11 @@ const queueSchema = {
         },
         deferredTotal: integer,
         canRetry: { type: 'boolean', description: 'false: this console cannot retry or flush' },
-        jobs: { type: ['object', 'null'], additionalProperties: { type: 'object', additionalProperties: integer }, description: 'jobs per queue and state (superadmin tokens; null otherwise or when Redis did not answer)' },
+        jobs: {
+          type: ['object', 'null'],
+          additionalProperties: { type: 'object', additionalProperties: integer },
+          description: 'jobs per queue and state (superadmin tokens; null otherwise or when Redis did not answer)',
+        },
         jobsError: { type: 'string' },
       },
     },
@@ -88,7 +113,8 @@ const queueSchema = {
 const actionResult = { type: 'object', properties: { ok: { type: 'boolean' }, text: { type: 'string' } } } as const;
 
 export async function registerNumbersApi(api: FastifyInstance, ctx: Ctx): Promise<void> {
-  const audit = (req: FastifyRequest, a: QueueAudit | { action: string; target: string | null; outcome: 'denied'; detail: string }) => ctx.audit(req, { ...a, detail: `${a.detail} (API)` });
+  const audit = (req: FastifyRequest, a: QueueAudit | { action: string; target: string | null; outcome: 'denied'; detail: string }) =>
+    ctx.audit(req, { ...a, detail: `${a.detail} (API)` });
   const full = (c: Counts) => Object.fromEntries(STAT_KINDS.map((k) => [k, c[k] ?? 0]));
 
   api.get('/stats/history', { schema: historySchema }, async (req) => {
@@ -110,7 +136,16 @@ export async function registerNumbersApi(api: FastifyInstance, ctx: Ctx): Promis
       domain: allowed.domain ?? null,
       total: full(n.total),
       buckets: series(n.buckets),
-      domains: n.domains.map((d) => ({ domain: d.domain, total: full(d.counts), buckets: series(byBucket(n.rows.filter((r) => r.domain === d.domain), n.window)) })),
+      domains: n.domains.map((d) => ({
+        domain: d.domain,
+        total: full(d.counts),
+        buckets: series(
+          byBucket(
+            n.rows.filter((r) => r.domain === d.domain),
+            n.window,
+          ),
+        ),
+      })),
     };
   });
 
@@ -136,7 +171,14 @@ export async function registerNumbersApi(api: FastifyInstance, ctx: Ctx): Promis
 
   api.post(
     '/queue/:id/retry',
-    { schema: { tags: ['queue'], summary: 'Try a deferred or waiting message now (every recipient must be the token’s)', params: { type: 'object', required: ['id'], properties: { id: { type: 'string', description: 'message id (ULID)' } } }, response: { 200: actionResult } } },
+    {
+      schema: {
+        tags: ['queue'],
+        summary: 'Try a deferred or waiting message now (every recipient must be the token’s)',
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', description: 'message id (ULID)' } } },
+        response: { 200: actionResult },
+      },
+    },
     async (req) => {
       const r = await retryQueued(ctx.deps, ctx.user(req), (req.params as { id: string }).id);
       await audit(req, r.audit);
@@ -154,8 +196,21 @@ export async function registerNumbersApi(api: FastifyInstance, ctx: Ctx): Promis
       schema: {
         tags: ['queue'],
         summary: 'Try every deferred message now (superadmin token), or those waiting for one of the token’s domains',
-        body: { type: ['object', 'null'], additionalProperties: false, properties: { domain: { type: 'string', maxLength: 253, description: 'a destination domain; absent: all (superadmin)' } } },
-        response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, flushed: { type: 'array', items: { type: 'string' } }, skipped: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, reason: { type: 'string' } } } } } } },
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { domain: { type: 'string', maxLength: 253, description: 'a destination domain; absent: all (superadmin)' } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              ok: { type: 'boolean' },
+              flushed: { type: 'array', items: { type: 'string' } },
+              skipped: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, reason: { type: 'string' } } } },
+            },
+          },
+        },
       },
     },
     async (req) => {

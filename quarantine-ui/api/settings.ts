@@ -34,10 +34,17 @@ export async function registerSettingsApi(api: FastifyInstance, ctx: Ctx): Promi
     return d ?? apiNotFound(ctx, req, { action, target: name.slice(0, 255), detail: 'domain outside the user’s scope or not hosted' });
   }
   const superOnly = async (req: FastifyRequest, action: string) => {
-    if (!isSuper(req)) await apiNotFound(ctx, req, { action, target: (req.params as { name?: string }).name?.slice(0, 255) ?? '', detail: 'only superadmin tokens change domains' });
+    if (!isSuper(req))
+      await apiNotFound(ctx, req, {
+        action,
+        target: (req.params as { name?: string }).name?.slice(0, 255) ?? '',
+        detail: 'only superadmin tokens change domains',
+      });
   };
 
-  api.get('/lists', { schema: { tags: ['lists'], summary: 'Allow and block list entries the token may see' } }, async (req) => ({ entries: await visibleLists(ctx, ctx.user(req)) }));
+  api.get('/lists', { schema: { tags: ['lists'], summary: 'Allow and block list entries the token may see' } }, async (req) => ({
+    entries: await visibleLists(ctx, ctx.user(req)),
+  }));
 
   api.post(
     '/lists',
@@ -49,7 +56,12 @@ export async function registerSettingsApi(api: FastifyInstance, ctx: Ctx): Promi
           type: 'object',
           required: ['kind', 'owner', 'entry'],
           additionalProperties: false,
-          properties: { kind: { type: 'string', enum: ['allow', 'block'] }, owner: { type: 'string', maxLength: 320 }, entry: { type: 'string', maxLength: 400 }, comment: { type: 'string', maxLength: 200 } },
+          properties: {
+            kind: { type: 'string', enum: ['allow', 'block'] },
+            owner: { type: 'string', maxLength: 320 },
+            entry: { type: 'string', maxLength: 400 },
+            comment: { type: 'string', maxLength: 200 },
+          },
         },
       },
     },
@@ -59,28 +71,55 @@ export async function registerSettingsApi(api: FastifyInstance, ctx: Ctx): Promi
       const owner = b.owner.trim().toLowerCase();
       const hosted = Object.keys(ctx.deps.config.domains);
       if (!mayManageOwner(user.account, owner) || (owner !== '*' && !hosted.includes(owner.includes('@') ? domainOf(owner) : owner))) {
-        await ctx.audit(req, { action: `list-add-${b.kind}`, target: `${owner}: ${b.entry}`.slice(0, 400), outcome: 'denied', detail: 'owner outside the user’s scope (API)' });
+        await ctx.audit(req, {
+          action: `list-add-${b.kind}`,
+          target: `${owner}: ${b.entry}`.slice(0, 400),
+          outcome: 'denied',
+          detail: 'owner outside the user’s scope (API)',
+        });
         throw new ApiError(403, `you cannot manage lists of ${owner}`);
       }
-      const r = await ctx.deps.lists.add({ kind: b.kind, scope: owner === '*' ? 'global' : owner.includes('@') ? 'user' : 'domain', owner: owner === '*' ? '' : owner, entry: b.entry, comment: b.comment ?? '', createdBy: user.account.username });
+      const r = await ctx.deps.lists.add({
+        kind: b.kind,
+        scope: owner === '*' ? 'global' : owner.includes('@') ? 'user' : 'domain',
+        owner: owner === '*' ? '' : owner,
+        entry: b.entry,
+        comment: b.comment ?? '',
+        createdBy: user.account.username,
+      });
       if (!r.ok) throw new ApiError(400, r.error);
       await ctx.audit(req, { action: `list-add-${b.kind}`, target: `${owner}: ${r.row.text}`, detail: 'API' });
       return reply.code(201).send(r.row);
     },
   );
 
-  api.delete('/lists/:id', { schema: { tags: ['lists'], summary: 'Remove a list entry', params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } } } }, async (req) => {
-    const id = (req.params as { id: number }).id;
-    const row = await ctx.deps.lists.get(id);
-    if (!row || !mayManageOwner(ctx.user(req).account, row.scope === 'global' ? '*' : row.owner)) return apiNotFound(ctx, req, { action: 'list-remove', target: `entry ${id}`, detail: row ? 'entry outside the user’s scope' : 'no such entry' });
-    await ctx.deps.lists.remove(row.id);
-    await ctx.audit(req, { action: `list-remove-${row.kind}`, target: `${row.scope === 'global' ? '*' : row.owner}: ${row.text}`, detail: 'API' });
-    return { ok: true };
-  });
+  api.delete(
+    '/lists/:id',
+    {
+      schema: {
+        tags: ['lists'],
+        summary: 'Remove a list entry',
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } },
+      },
+    },
+    async (req) => {
+      const id = (req.params as { id: number }).id;
+      const row = await ctx.deps.lists.get(id);
+      if (!row || !mayManageOwner(ctx.user(req).account, row.scope === 'global' ? '*' : row.owner))
+        return apiNotFound(ctx, req, { action: 'list-remove', target: `entry ${id}`, detail: row ? 'entry outside the user’s scope' : 'no such entry' });
+      await ctx.deps.lists.remove(row.id);
+      await ctx.audit(req, { action: `list-remove-${row.kind}`, target: `${row.scope === 'global' ? '*' : row.owner}: ${row.text}`, detail: 'API' });
+      return { ok: true };
+    },
+  );
 
-  api.get('/domains', { schema: { tags: ['domains'], summary: 'Hosted domains the token may see, with their settings and where they come from (file or database)' } }, async (req) => ({
-    domains: (await viewDomains(port.store, port.fileDomains())).filter((d) => canSeeDomain(req, d.name)),
-  }));
+  api.get(
+    '/domains',
+    { schema: { tags: ['domains'], summary: 'Hosted domains the token may see, with their settings and where they come from (file or database)' } },
+    async (req) => ({
+      domains: (await viewDomains(port.store, port.fileDomains())).filter((d) => canSeeDomain(req, d.name)),
+    }),
+  );
 
   api.get('/domains/:name', { schema: { tags: ['domains'], summary: 'One hosted domain', params: nameParams } }, async (req) => domainFor(req, 'domain-view'));
 
@@ -97,7 +136,11 @@ export async function registerSettingsApi(api: FastifyInstance, ctx: Ctx): Promi
           additionalProperties: false,
           properties: {
             settings: { type: 'object', description: settingsDoc, additionalProperties: true },
-            adminMay: { type: 'array', items: { type: 'string' }, description: 'policy keys the domain’s admins may change, e.g. ["spam.threshold", "actions.spam"]' },
+            adminMay: {
+              type: 'array',
+              items: { type: 'string' },
+              description: 'policy keys the domain’s admins may change, e.g. ["spam.threshold", "actions.spam"]',
+            },
           },
         },
       },
@@ -110,16 +153,24 @@ export async function registerSettingsApi(api: FastifyInstance, ctx: Ctx): Promi
     },
   );
 
-  api.delete('/domains/:name', { schema: { tags: ['domains'], summary: 'Remove a hosted domain kept in the database (superadmin token)', params: nameParams } }, async (req) => {
-    await superOnly(req, 'domain-remove');
-    const name = (req.params as { name: string }).name.toLowerCase();
-    return done(req, 'domain-remove', name, await removeDomain(port.store, name, port.fileDomains()));
-  });
+  api.delete(
+    '/domains/:name',
+    { schema: { tags: ['domains'], summary: 'Remove a hosted domain kept in the database (superadmin token)', params: nameParams } },
+    async (req) => {
+      await superOnly(req, 'domain-remove');
+      const name = (req.params as { name: string }).name.toLowerCase();
+      return done(req, 'domain-remove', name, await removeDomain(port.store, name, port.fileDomains()));
+    },
+  );
 
-  api.get('/domains/:name/policy', { schema: { tags: ['policy'], summary: 'A domain’s policy and the keys its admins may change', params: nameParams } }, async (req) => {
-    const d = await domainFor(req, 'policy-view');
-    return { policy: d.settings.policy ?? {}, adminMay: d.adminMay };
-  });
+  api.get(
+    '/domains/:name/policy',
+    { schema: { tags: ['policy'], summary: 'A domain’s policy and the keys its admins may change', params: nameParams } },
+    async (req) => {
+      const d = await domainFor(req, 'policy-view');
+      return { policy: d.settings.policy ?? {}, adminMay: d.adminMay };
+    },
+  );
 
   api.put(
     '/domains/:name/policy',
@@ -128,12 +179,23 @@ export async function registerSettingsApi(api: FastifyInstance, ctx: Ctx): Promi
         tags: ['policy'],
         summary: 'Replace a domain’s policy (a domain admin token: only the keys adminMay names may differ)',
         params: nameParams,
-        body: { type: 'object', required: ['policy'], additionalProperties: false, properties: { policy: { type: 'object', additionalProperties: true, description: 'as under domains.<name>.policy in the config file' } } },
+        body: {
+          type: 'object',
+          required: ['policy'],
+          additionalProperties: false,
+          properties: { policy: { type: 'object', additionalProperties: true, description: 'as under domains.<name>.policy in the config file' } },
+        },
       },
     },
     async (req) => {
       const d = await domainFor(req, 'policy-edit');
-      const r = await savePolicy(port.store, d, (req.body as { policy: unknown }).policy, isSuper(req) ? 'superadmin' : 'domainadmin', ctx.user(req).account.username);
+      const r = await savePolicy(
+        port.store,
+        d,
+        (req.body as { policy: unknown }).policy,
+        isSuper(req) ? 'superadmin' : 'domainadmin',
+        ctx.user(req).account.username,
+      );
       return done(req, 'policy-edit', d.name, r);
     },
   );

@@ -79,7 +79,9 @@ function drawStackedBars(
   const bw = plotW / Math.max(1, o.buckets.length);
   const y = (v: number) => top + plotH - (v / max) * plotH;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="chart ${size.cls}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(o.title)}">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" class="chart ${size.cls}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(o.title)}">`,
+  );
   parts.push(`<title>${esc(o.title)}</title>`);
   for (const f of [0, 0.5, 1]) {
     const v = Math.round(max * f);
@@ -95,15 +97,21 @@ function drawStackedBars(
       if (n <= 0) continue;
       const y0 = y(acc + n);
       const h = y(acc) - y0;
-      parts.push(`<rect x="${x.toFixed(1)}" y="${y0.toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${c.color}"><title>${esc(`${b.label}: ${n} ${c.label}`)}</title></rect>`);
+      parts.push(
+        `<rect x="${x.toFixed(1)}" y="${y0.toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${c.color}"><title>${esc(`${b.label}: ${n} ${c.label}`)}</title></rect>`,
+      );
       acc += n;
     }
     if (i % labelEvery === 0) {
-      parts.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${height - bottom + 14}" text-anchor="middle" font-size="${font - 1}" fill="#555">${esc(b.label)}</text>`);
+      parts.push(
+        `<text x="${(x + bw / 2).toFixed(1)}" y="${height - bottom + 14}" text-anchor="middle" font-size="${font - 1}" fill="#555">${esc(b.label)}</text>`,
+      );
     }
   });
   for (const { c, x, y: ty } of legend) {
-    parts.push(`<rect x="${x}" y="${ty}" width="${font - 1}" height="${font - 1}" fill="${c.color}"/><text x="${x + font + 3}" y="${ty + font - 2}" font-size="${font}" fill="#333">${esc(c.label)}</text>`);
+    parts.push(
+      `<rect x="${x}" y="${ty}" width="${font - 1}" height="${font - 1}" fill="${c.color}"/><text x="${x + font + 3}" y="${ty + font - 2}" font-size="${font}" fill="#333">${esc(c.label)}</text>`,
+    );
   }
   parts.push('</svg>');
   return parts.join('');
@@ -116,7 +124,9 @@ export function horizontalBars(o: { title: string; items: { label: string; n: nu
   const labelW = 230;
   const height = Math.max(1, o.items.length) * row + 30;
   const max = Math.max(1, ...o.items.map((i) => i.n));
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(o.title)}"><title>${esc(o.title)}</title>`];
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(o.title)}"><title>${esc(o.title)}</title>`,
+  ];
   if (o.items.length === 0) {
     parts.push(`<text x="8" y="24" font-size="12" fill="#777">${esc(o.empty ?? 'nothing yet')}</text>`);
   }

@@ -87,7 +87,9 @@ function textPart(s: Summary, hostname: string, link: string): string {
 function htmlPart(s: Summary, hostname: string, link: string): string {
   const head = `<tr><th>Domain</th>${KIND_COLUMNS.map((k) => `<th>${esc(k.label)}</th>`).join('')}</tr>`;
   const row = (label: string, c: Counts) => `<tr><td>${esc(label)}</td>${KIND_COLUMNS.map((k) => `<td align="right">${c[k.key] ?? 0}</td>`).join('')}</tr>`;
-  const senders = s.senders.length ? `<ol>${s.senders.map((x) => `<li>${esc(displayText(x.sender || '<>', 200))} (${x.n})</li>`).join('')}</ol>` : '<p>none</p>';
+  const senders = s.senders.length
+    ? `<ol>${s.senders.map((x) => `<li>${esc(displayText(x.sender || '<>', 200))} (${x.n})</li>`).join('')}</ol>`
+    : '<p>none</p>';
   return `<!doctype html><html><body>
 <h1>Mail at ${esc(hostname)} on ${esc(s.day)} (UTC)</h1>
 <table border="1" cellpadding="4" cellspacing="0"><thead>${head}</thead><tbody>${row('All', s.total)}${s.domains.map((d) => row(d.label, d.counts)).join('')}</tbody></table>

@@ -57,4 +57,3 @@ export async function checkToken(deps: LinkDeps, value: string): Promise<TokenCh
   if (token.expiresAt <= deps.now()) return { ok: false, reason: 'This link has expired.' };
   return { ok: true, token };
 }
-

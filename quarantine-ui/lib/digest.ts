@@ -64,7 +64,13 @@ async function heldByRecipient(deps: DigestDeps, mode: DigestMode, since: number
   if (domains.length === 0) return held;
   const inMode = new Set(domains);
   for (let page = 0; page < MAX_PAGES; page++) {
-    const { rows } = await deps.store.searchMessages({ scope: { domains, addresses: [] }, statuses: ['quarantined'], from: since, limit: PAGE, offset: page * PAGE });
+    const { rows } = await deps.store.searchMessages({
+      scope: { domains, addresses: [] },
+      statuses: ['quarantined'],
+      from: since,
+      limit: PAGE,
+      offset: page * PAGE,
+    });
     for (const m of rows) {
       for (const r of new Set(m.rcptTo.map((x) => x.toLowerCase()))) {
         if (!inMode.has(domainOf(r))) continue;
@@ -80,10 +86,18 @@ async function heldByRecipient(deps: DigestDeps, mode: DigestMode, since: number
 async function sendTo(deps: DigestDeps, kind: 'digest' | 'notice', recipient: string, rows: MessageRecord[]): Promise<boolean> {
   // A disabled account's links are refused (routes/digest.ts): no mail full of dead links.
   if ((await deps.accounts.byName(recipient))?.disabled) return false;
-  const listed = await deps.digests.alreadySent(recipient, rows.map((r) => r.id));
+  const listed = await deps.digests.alreadySent(
+    recipient,
+    rows.map((r) => r.id),
+  );
   const fresh = rows.filter((r) => !listed.has(r.id)).slice(0, MAX_LISTED);
   if (fresh.length === 0) return false;
-  const claimed = new Set(await deps.digests.claimListing(recipient, fresh.map((r) => r.id)));
+  const claimed = new Set(
+    await deps.digests.claimListing(
+      recipient,
+      fresh.map((r) => r.id),
+    ),
+  );
   const mine = fresh.filter((r) => claimed.has(r.id));
   if (mine.length === 0) return false;
   try {
@@ -91,7 +105,10 @@ async function sendTo(deps: DigestDeps, kind: 'digest' | 'notice', recipient: st
     await sendGenerated(deps, mail);
     return true;
   } catch (err) {
-    await deps.digests.releaseListing(recipient, mine.map((r) => r.id));
+    await deps.digests.releaseListing(
+      recipient,
+      mine.map((r) => r.id),
+    );
     deps.logger.error({ err, recipient, kind }, 'quarantine digest could not be queued');
     return false;
   }
@@ -119,9 +136,19 @@ export async function sendNotices(deps: DigestDeps): Promise<DigestRunResult> {
   const held = await heldByRecipient(deps, 'notice', now - NOTICE_LOOKBACK_MS);
   const due = new Map<string, MessageRecord[]>();
   for (const [recipient, rows] of held) {
-    const listed = await deps.digests.alreadySent(recipient, rows.map((r) => r.id));
+    const listed = await deps.digests.alreadySent(
+      recipient,
+      rows.map((r) => r.id),
+    );
     const fresh = rows.filter((r) => !listed.has(r.id));
-    if (noticeDue(fresh.map((r) => r.receivedAt), now, deps.config.console.digest.noticeBatchMs)) due.set(recipient, fresh);
+    if (
+      noticeDue(
+        fresh.map((r) => r.receivedAt),
+        now,
+        deps.config.console.digest.noticeBatchMs,
+      )
+    )
+      due.set(recipient, fresh);
   }
   return sendAll(deps, 'notice', due);
 }

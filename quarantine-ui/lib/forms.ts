@@ -18,7 +18,11 @@ export function field(body: Body, name: string, max = 1000): string {
 export function fields(body: Body, name: string, max = 200, limit = 500): string[] {
   const v = body?.[name];
   const list = Array.isArray(v) ? v : v === undefined ? [] : [v];
-  return list.map(raw).filter((x): x is string => typeof x === 'string').slice(0, limit).map((x) => x.slice(0, max));
+  return list
+    .map(raw)
+    .filter((x): x is string => typeof x === 'string')
+    .slice(0, limit)
+    .map((x) => x.slice(0, max));
 }
 
 /** A date "YYYY-MM-DD" as the UTC epoch ms of that day's start (or of the next day with endOfDay). */

@@ -13,9 +13,7 @@ import type { LdapConfig } from '../../gateway/config/console-auth.ts';
 import { readSecret } from './secrets.ts';
 
 export type DirectoryAnswer =
-  | { kind: 'ok'; dn: string; groups: string[]; mail: string[] }
-  | { kind: 'invalid'; detail: string }
-  | { kind: 'unavailable'; detail: string };
+  { kind: 'ok'; dn: string; groups: string[]; mail: string[] } | { kind: 'invalid'; detail: string } | { kind: 'unavailable'; detail: string };
 
 /** RFC 4514 §2.4: a value as one attribute value of a DN. */
 export function escapeDnValue(value: string): string {
@@ -28,7 +26,8 @@ export function escapeDnValue(value: string): string {
 
 const fill = (template: string, values: Record<string, string>) => template.replace(/\{(username|dn)\}/g, (_m, k: string) => Filter.escape(values[k] ?? ''));
 
-const strings = (v: Entry[string] | undefined): string[] => (v === undefined ? [] : (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x))));
+const strings = (v: Entry[string] | undefined): string[] =>
+  v === undefined ? [] : (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
 
 export interface Directory {
   authenticate(username: string, password: string): Promise<DirectoryAnswer>;
@@ -38,7 +37,10 @@ export interface Directory {
 export function ldapTransportWarnings(cfg: LdapConfig): string[] {
   const tls = cfg.url.toLowerCase().startsWith('ldaps:') || cfg.startTls;
   if (!tls) return ['console.auth.ldap: plain ldap:// without startTls sends every console password to the directory in clear'];
-  if (!cfg.tls.rejectUnauthorized) return ["console.auth.ldap.tls.rejectUnauthorized is false: the directory's certificate is not checked, so anyone on the path can pose as the directory and read console passwords"];
+  if (!cfg.tls.rejectUnauthorized)
+    return [
+      "console.auth.ldap.tls.rejectUnauthorized is false: the directory's certificate is not checked, so anyone on the path can pose as the directory and read console passwords",
+    ];
   return [];
 }
 

@@ -23,7 +23,8 @@ export type LoginResult =
   | { ok: false; message: string; detail: string; failure: boolean };
 
 export const WRONG_PASSWORD = 'Wrong username or password.';
-export const DIRECTORY_UNAVAILABLE = 'The directory that checks your password is unavailable. Try again in a few minutes; if it persists, tell your administrator.';
+export const DIRECTORY_UNAVAILABLE =
+  'The directory that checks your password is unavailable. Try again in a few minutes; if it persists, tell your administrator.';
 
 /** What the login page says when a person's groups give no access (also for OIDC). */
 export function noAccessMessage(reason: string): string {
@@ -51,7 +52,12 @@ export async function authenticate(
   return { ok: true, account, detail: 'local password' };
 }
 
-async function fromDirectory(o: { accounts: AccountStore; auth: ConsoleAuthConfig }, directory: Directory, username: string, password: string): Promise<LoginResult> {
+async function fromDirectory(
+  o: { accounts: AccountStore; auth: ConsoleAuthConfig },
+  directory: Directory,
+  username: string,
+  password: string,
+): Promise<LoginResult> {
   // The scrypt time of a local login is spent here too, so that timing does not tell local names apart.
   const [answer] = await Promise.all([directory.authenticate(username, password), dummyHash().then((h) => verifyPassword(password, h))]);
   if (answer.kind === 'unavailable') return { ok: false, message: DIRECTORY_UNAVAILABLE, detail: `ldap unavailable: ${answer.detail}`, failure: false };
@@ -87,7 +93,8 @@ export async function provision(
     return { ok: true, account: (await o.accounts.get(linked.id))!, detail: `${how}; role updated from ${linked.role}` };
   }
   const name = username.trim().toLowerCase();
-  if (!USERNAME.test(name)) return refuse(`Your login name "${name.slice(0, 64)}" cannot be used as a console username. Ask your administrator.`, 'unusable username');
+  if (!USERNAME.test(name))
+    return refuse(`Your login name "${name.slice(0, 64)}" cannot be used as a console username. Ask your administrator.`, 'unusable username');
   // A digest link made an end-user account of this name (login name = mail address): it becomes
   // this person's when the provider gives them that address too (a login name alone may be
   // chosen by its holder), with the role and addresses their groups give (its old sessions end).
@@ -98,14 +105,19 @@ export async function provision(
     return { ok: true, account: (await o.accounts.get(adopted.id))!, detail: `${how}; digest-link account taken over` };
   }
   if (await o.accounts.byName(name)) {
-    return refuse(`An account named "${name}" exists already and is not linked to this login. Ask your administrator.`, 'username taken by an unlinked account');
+    return refuse(
+      `An account named "${name}" exists already and is not linked to this login. Ask your administrator.`,
+      'username taken by an unlinked account',
+    );
   }
   try {
     return { ok: true, account: await o.accounts.createExternal({ username: name, ...wanted }, identity), detail: `${how}; account created` };
   } catch {
     // Two first logins at once: the other one created it.
     const again = await o.accounts.byExternal(identity);
-    return again ? { ok: true, account: again, detail: how } : refuse(`An account named "${name}" exists already and is not linked to this login. Ask your administrator.`, 'username taken');
+    return again
+      ? { ok: true, account: again, detail: how }
+      : refuse(`An account named "${name}" exists already and is not linked to this login. Ask your administrator.`, 'username taken');
   }
 }
 

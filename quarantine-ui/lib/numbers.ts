@@ -69,7 +69,9 @@ export function byDomain(rows: StatRow[]): { domains: { domain: string; counts: 
     map.set(r.domain, c);
     add(total, r.kind, r.n);
   }
-  const domains = [...map].map(([domain, counts]) => ({ domain, counts })).sort((a, b) => (a.domain === '') !== (b.domain === '') ? (a.domain === '' ? 1 : -1) : a.domain.localeCompare(b.domain));
+  const domains = [...map]
+    .map(([domain, counts]) => ({ domain, counts }))
+    .sort((a, b) => ((a.domain === '') !== (b.domain === '') ? (a.domain === '' ? 1 : -1) : a.domain.localeCompare(b.domain)));
   return { domains, total };
 }
 
@@ -81,7 +83,11 @@ export const OTHER_DOMAIN = '(no hosted recipient)';
  * domain admin only theirs; `asked` narrows to one domain ('*' or undefined: all of them). Another
  * domain is refused with the same answer as one that does not exist; end users have no numbers.
  */
-export function numbersScope(account: Account, hosted: string[], asked: string | undefined): { denied: string } | { scope: StatsScope; domain: string | undefined; mine: string[] } {
+export function numbersScope(
+  account: Account,
+  hosted: string[],
+  asked: string | undefined,
+): { denied: string } | { scope: StatsScope; domain: string | undefined; mine: string[] } {
   const all = account.role === 'superadmin';
   const mine = all ? [...[...hosted].sort(), ''] : account.domains;
   if (account.role === 'user') return { denied: 'end users have no numbers page' };

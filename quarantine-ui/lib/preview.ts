@@ -64,7 +64,13 @@ export async function parseForView(raw: Buffer): Promise<{ view: MessageView; ht
   const headerBlock = headerBlockOf(raw);
   const headers = parsed.headerLines.map((h) => {
     const colon = h.line.indexOf(':');
-    return { name: h.line.slice(0, colon), value: h.line.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' ').trim() };
+    return {
+      name: h.line.slice(0, colon),
+      value: h.line
+        .slice(colon + 1)
+        .replace(/\r?\n[ \t]+/g, ' ')
+        .trim(),
+    };
   });
   const html = typeof parsed.html === 'string' ? parsed.html : null;
   const attachments = parsed.attachments ?? [];
@@ -114,8 +120,31 @@ function purify() {
 }
 
 const FORBID_TAGS = [
-  'script', 'noscript', 'form', 'input', 'button', 'textarea', 'select', 'option', 'iframe', 'frame', 'frameset',
-  'object', 'embed', 'applet', 'base', 'link', 'meta', 'svg', 'math', 'video', 'audio', 'source', 'track', 'portal', 'template',
+  'script',
+  'noscript',
+  'form',
+  'input',
+  'button',
+  'textarea',
+  'select',
+  'option',
+  'iframe',
+  'frame',
+  'frameset',
+  'object',
+  'embed',
+  'applet',
+  'base',
+  'link',
+  'meta',
+  'svg',
+  'math',
+  'video',
+  'audio',
+  'source',
+  'track',
+  'portal',
+  'template',
 ];
 const FORBID_ATTR = ['srcset', 'action', 'formaction', 'ping', 'target', 'integrity', 'http-equiv'];
 const DATA_IMAGE = /^data:image\/(png|gif|jpeg|webp);base64,[a-z0-9+/=\s]+$/i;
@@ -187,7 +216,11 @@ export function cleanCss(css: string, o: { remoteImages: boolean }): string {
   for (const m of s.matchAll(CSS_FETCH)) {
     if (m.index < from) continue;
     const end = closingParen(s, m.index + m[0].length - 1);
-    const inner = s.slice(m.index + m[0].length, end - 1).trim().replace(/^(["'])(.*)\1$/s, '$2').trim();
+    const inner = s
+      .slice(m.index + m[0].length, end - 1)
+      .trim()
+      .replace(/^(["'])(.*)\1$/s, '$2')
+      .trim();
     const keep = o.remoteImages && /^url\s*\($/i.test(m[0]) && (/^https?:\/\/[^\s"'()]+$/i.test(inner) || DATA_IMAGE.test(inner));
     out += s.slice(from, m.index) + (keep ? `url('${inner}')` : 'none');
     from = end;

@@ -79,7 +79,13 @@ export async function readQueue(deps: Deps, user: QueueUser): Promise<{ denied: 
     for (const domain of new Set(pending.map((d) => domainOf(d.recipient)))) destinations.get(domain)!.messages++;
     // The message's last reply may be another tenant's remote server speaking of its recipients.
     const reply = pending[0]?.reply ?? (superadmin ? (m.lastReply ?? '') : '');
-    if (shown.length < DEFERRED_SHOWN) shown.push({ m, pending: pending.map((d) => ({ recipient: d.recipient, reply: d.reply })), reply, canRetry: canActOn(m, user.scope) && Boolean(deps.queueOps) });
+    if (shown.length < DEFERRED_SHOWN)
+      shown.push({
+        m,
+        pending: pending.map((d) => ({ recipient: d.recipient, reply: d.reply })),
+        reply,
+        canRetry: canActOn(m, user.scope) && Boolean(deps.queueOps),
+      });
   }
   let jobs: QueueView['jobs'] = null;
   let jobsError: string | null = null;
@@ -105,25 +111,40 @@ export async function readQueue(deps: Deps, user: QueueUser): Promise<{ denied: 
   };
 }
 
-export const mayFlushDomain = (account: Account, domain: string): boolean => account.role === 'superadmin' || (account.role === 'domainadmin' && account.domains.includes(domain));
+export const mayFlushDomain = (account: Account, domain: string): boolean =>
+  account.role === 'superadmin' || (account.role === 'domainadmin' && account.domains.includes(domain));
 
 /**
  * "Retry now" for one message. notFound: missing, or outside the user's scope (the same answer);
  * denied: visible, but some recipient is another tenant's (a retry acts on the whole message);
  * unavailable: this console has no queue operations; failed: the job could not be hurried.
  */
-export async function retryQueued(deps: Deps, user: QueueUser, id: string): Promise<{ status: 'notFound' | 'denied' | 'unavailable' | 'failed' | 'ok'; message?: MessageRecord; text: string; audit: QueueAudit }> {
+export async function retryQueued(
+  deps: Deps,
+  user: QueueUser,
+  id: string,
+): Promise<{ status: 'notFound' | 'denied' | 'unavailable' | 'failed' | 'ok'; message?: MessageRecord; text: string; audit: QueueAudit }> {
   const m = MESSAGE_ID.test(id) && user.account.role !== 'user' ? await deps.store.get(id) : undefined;
   if (!m || !canSee(m, user.scope)) {
     const detail = m ? 'message outside the user’s scope' : 'no such message';
     return { status: 'notFound', text: detail, audit: { action: 'queue-retry', messageId: id.slice(0, 64), outcome: 'denied', detail } };
   }
-  const refuse = (status: 'denied' | 'unavailable', text: string) => ({ status, message: m, text, audit: { action: 'queue-retry' as const, messageId: m.id, outcome: 'denied' as const, detail: text } });
+  const refuse = (status: 'denied' | 'unavailable', text: string) => ({
+    status,
+    message: m,
+    text,
+    audit: { action: 'queue-retry' as const, messageId: m.id, outcome: 'denied' as const, detail: text },
+  });
   if (!canActOn(m, user.scope)) return refuse('denied', 'recipients outside the user’s scope');
   if (!deps.queueOps) return refuse('unavailable', 'not available in this console');
   const result = await deps.queueOps.retry(m.id);
   const text = result.ok ? result.detail : result.reason;
-  return { status: result.ok ? 'ok' : 'failed', message: m, text, audit: { action: 'queue-retry', messageId: m.id, outcome: result.ok ? 'ok' : 'failed', detail: text } };
+  return {
+    status: result.ok ? 'ok' : 'failed',
+    message: m,
+    text,
+    audit: { action: 'queue-retry', messageId: m.id, outcome: result.ok ? 'ok' : 'failed', detail: text },
+  };
 }
 
 /** Flush every deferred message (superadmin), or those waiting for one of the user's domains. */
@@ -135,10 +156,34 @@ export async function flushQueue(
   const target = domain || '*';
   const allowed = user.account.role !== 'user' && (domain === '' ? user.account.role === 'superadmin' : mayFlushDomain(user.account, domain));
   if (!allowed) {
-    return { status: 'notFound', flushed: [], skipped: [], audit: { action: 'queue-flush', target, outcome: 'denied', detail: domain ? 'domain outside the user’s scope' : 'only a superadmin flushes the whole queue' } };
+    return {
+      status: 'notFound',
+      flushed: [],
+      skipped: [],
+      audit: {
+        action: 'queue-flush',
+        target,
+        outcome: 'denied',
+        detail: domain ? 'domain outside the user’s scope' : 'only a superadmin flushes the whole queue',
+      },
+    };
   }
-  if (!deps.queueOps) return { status: 'unavailable', flushed: [], skipped: [], audit: { action: 'queue-flush', target, outcome: 'failed', detail: 'not available in this console' } };
+  if (!deps.queueOps)
+    return {
+      status: 'unavailable',
+      flushed: [],
+      skipped: [],
+      audit: { action: 'queue-flush', target, outcome: 'failed', detail: 'not available in this console' },
+    };
   // A domain admin's flush skips messages still pending for another tenant, as retry does.
-  const { flushed, skipped } = await deps.queueOps.flush({ ...(domain ? { domain } : {}), ...(user.account.role === 'superadmin' ? {} : { within: user.account.domains }) });
-  return { status: 'ok', flushed, skipped, audit: { action: 'queue-flush', target, outcome: 'ok', detail: `${flushed.length} tried again now, ${skipped.length} skipped` } };
+  const { flushed, skipped } = await deps.queueOps.flush({
+    ...(domain ? { domain } : {}),
+    ...(user.account.role === 'superadmin' ? {} : { within: user.account.domains }),
+  });
+  return {
+    status: 'ok',
+    flushed,
+    skipped,
+    audit: { action: 'queue-flush', target, outcome: 'ok', detail: `${flushed.length} tried again now, ${skipped.length} skipped` },
+  };
 }

@@ -16,4 +16,3 @@ export function readSecret(source: SecretSource, key: string): string {
   if (!value) throw new Error(`${key}: the secret's ${where} is empty or missing`);
   return value;
 }
-

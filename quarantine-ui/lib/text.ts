@@ -59,7 +59,10 @@ export function displayBlock(value: string, max = 200_000): string {
 
 export function formatTime(ms: number | null | undefined): string {
   if (!ms) return '';
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
 }
 
 export function formatBytes(n: number): string {

@@ -55,7 +55,9 @@ export function totpKeys(master: Buffer): TotpKeys {
       }
     },
     hashRecoveryCode(accountId, code) {
-      return createHmac('sha256', codeKey).update(`${accountId}:${normalizeRecoveryCode(code)}`).digest('hex');
+      return createHmac('sha256', codeKey)
+        .update(`${accountId}:${normalizeRecoveryCode(code)}`)
+        .digest('hex');
     },
   };
 }
@@ -105,5 +107,9 @@ export function newRecoveryCodes(n = RECOVERY_CODES): string[] {
 
 /** A recovery code as typed: case, spaces and dashes do not matter, and I/L read as 1, O as 0 (Crockford). */
 export function normalizeRecoveryCode(text: string): string {
-  return text.toLowerCase().replace(/[\s-]+/g, '').replace(/[il]/g, '1').replace(/o/g, '0');
+  return text
+    .toLowerCase()
+    .replace(/[\s-]+/g, '')
+    .replace(/[il]/g, '1')
+    .replace(/o/g, '0');
 }

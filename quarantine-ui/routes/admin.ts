@@ -12,7 +12,14 @@ const PAGE_SIZE = 100;
 
 /** "a.test, b.test" or one per line → validated, hosted domains; or an error naming the bad one. */
 function parseScope(text: string, kind: 'domain' | 'address', hosted: string[]): { ok: true; values: string[] } | { ok: false; error: string } {
-  const values = [...new Set(text.split(/[\s,;]+/).map((v) => v.trim().toLowerCase()).filter(Boolean))];
+  const values = [
+    ...new Set(
+      text
+        .split(/[\s,;]+/)
+        .map((v) => v.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  ];
   for (const v of values) {
     const p = parseListEntry(v);
     const type = kind === 'domain' ? 'domain' : 'address';
@@ -36,7 +43,22 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
     });
 
     const usersPage = async (req: FastifyRequest, reply: FastifyReply, data: Record<string, unknown> = {}, status = 200) =>
-      ctx.render(req, reply, 'users', { title: 'Users', accounts: await accounts.list(), totpOn: await ctx.deps.totp.enabledAccounts(), roles: ROLES, hosted: hosted(), created: null, error: null, ...data }, status);
+      ctx.render(
+        req,
+        reply,
+        'users',
+        {
+          title: 'Users',
+          accounts: await accounts.list(),
+          totpOn: await ctx.deps.totp.enabledAccounts(),
+          roles: ROLES,
+          hosted: hosted(),
+          created: null,
+          error: null,
+          ...data,
+        },
+        status,
+      );
 
     admin.get('/users', async (req, reply) => usersPage(req, reply));
 
@@ -71,17 +93,25 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
       const domains = parseScope(field(body, 'domains', 5000), 'domain', hosted());
       const addresses = parseScope(field(body, 'addresses', 5000), 'address', hosted());
       const disabled = field(body, 'disabled', 5) === '1';
-      const error = !ROLES.includes(role) ? 'Choose a role.'
-        : !domains.ok ? domains.error
-        : !addresses.ok ? addresses.error
-        : account.id === ctx.user(req).account.id && (disabled || role !== 'superadmin') ? 'You cannot disable or demote yourself.'
-        : null;
+      const error = !ROLES.includes(role)
+        ? 'Choose a role.'
+        : !domains.ok
+          ? domains.error
+          : !addresses.ok
+            ? addresses.error
+            : account.id === ctx.user(req).account.id && (disabled || role !== 'superadmin')
+              ? 'You cannot disable or demote yourself.'
+              : null;
       if (error || !domains.ok || !addresses.ok) {
         await ctx.audit(req, { action: 'user-update', target: account.username, outcome: 'denied', detail: error ?? '' });
         return usersPage(req, reply, { error }, 400);
       }
       await accounts.update(account.id, { role, domains: domains.values, addresses: addresses.values, disabled });
-      await ctx.audit(req, { action: 'user-update', target: account.username, detail: `${role}${disabled ? ' disabled' : ''} ${[...domains.values, ...addresses.values].join(' ')}` });
+      await ctx.audit(req, {
+        action: 'user-update',
+        target: account.username,
+        detail: `${role}${disabled ? ' disabled' : ''} ${[...domains.values, ...addresses.values].join(' ')}`,
+      });
       ctx.flash(req, 'ok', `${account.username} updated; their sessions were ended.`);
       return reply.redirect('/users', 303);
     });
@@ -90,7 +120,8 @@ export async function registerAdminRoutes(app: FastifyInstance, ctx: Ctx): Promi
       const account = await accounts.get(Number((req.params as { id: string }).id));
       if (!account) return ctx.notFound(req, reply);
       // A directory or sign-on account never logs in with a password kept here.
-      if (account.authSource !== 'local') return usersPage(req, reply, { error: `${account.username} logs in through ${account.authSource.toUpperCase()}: change the password there.` }, 400);
+      if (account.authSource !== 'local')
+        return usersPage(req, reply, { error: `${account.username} logs in through ${account.authSource.toUpperCase()}: change the password there.` }, 400);
       const password = randomPassword();
       await accounts.setPasswordHash(account.id, await hashPassword(password));
       await ctx.audit(req, { action: 'user-reset-password', target: account.username });

@@ -49,7 +49,9 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
           timeWindow: windowMs,
           // A synchronous callback: the audit write is not waited for, and a failure is logged.
           onExceeded: (req: FastifyRequest) => {
-            ctx.audit(req, { action: 'login', outcome: 'denied', detail: 'rate limit per client address' }).catch((err: unknown) => req.log.error({ err }, 'could not write the audit log'));
+            ctx
+              .audit(req, { action: 'login', outcome: 'denied', detail: 'rate limit per client address' })
+              .catch((err: unknown) => req.log.error({ err }, 'could not write the audit log'));
           },
         },
       },
@@ -65,7 +67,12 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
       };
       if (!username || !password) return refuse('Enter your username and password.', 'empty form');
       const now = ctx.deps.now();
-      const throttle = loginThrottle({ now, ...(await accounts.loginFailureStats(username, req.ip, now - windowMs)), maxFailures: cfg.maxFailuresPerUser, windowMs });
+      const throttle = loginThrottle({
+        now,
+        ...(await accounts.loginFailureStats(username, req.ip, now - windowMs)),
+        maxFailures: cfg.maxFailuresPerUser,
+        windowMs,
+      });
       if (!throttle.allowed) return refuse(throttle.reason, `too many failures for this username (back-off ${Math.ceil(throttle.retryAfterMs / 1000)} s)`);
       // Local password first, then the LDAP directory (lib/login.ts); throttled alike.
       const result = await authenticate({ accounts, directory, auth: ctx.deps.config.console.auth }, username, password);
@@ -80,7 +87,15 @@ export async function registerAuthRoutes(app: FastifyInstance, ctx: Ctx): Promis
       await accounts.clearLoginFailures(username, req.ip);
       await startSession(ctx, req, account.id);
       req.user = null; // the audit entry below names the user explicitly
-      await ctx.deps.audit.record({ actor: account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: result.detail });
+      await ctx.deps.audit.record({
+        actor: account.username,
+        action: 'login',
+        messageId: null,
+        target: null,
+        ip: req.ip,
+        outcome: 'ok',
+        detail: result.detail,
+      });
       return reply.redirect(next, 303);
     },
   );

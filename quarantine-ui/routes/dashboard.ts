@@ -45,8 +45,18 @@ export async function registerDashboardRoutes(app: FastifyInstance, ctx: Ctx): P
     return ctx.render(req, reply, 'dashboard', {
       title: 'Dashboard',
       hourly: stackedBars({ title: 'Messages per hour by verdict (last 24 hours, UTC)', buckets, categories: VERDICT_COLORS }),
-      senders: horizontalBars({ title: 'Top spam senders (24 hours)', items: senders.map((s) => ({ label: s.sender || '<>', n: s.n })), color: '#d9534f', empty: 'no spam in the last 24 hours' }),
-      viruses: horizontalBars({ title: 'Top viruses (24 hours)', items: viruses.map((v) => ({ label: v.name, n: v.n })), color: '#8e44ad', empty: 'no viruses in the last 24 hours' }),
+      senders: horizontalBars({
+        title: 'Top spam senders (24 hours)',
+        items: senders.map((s) => ({ label: s.sender || '<>', n: s.n })),
+        color: '#d9534f',
+        empty: 'no spam in the last 24 hours',
+      }),
+      viruses: horizontalBars({
+        title: 'Top viruses (24 hours)',
+        items: viruses.map((v) => ({ label: v.name, n: v.n })),
+        color: '#8e44ad',
+        empty: 'no viruses in the last 24 hours',
+      }),
       queue: queue && horizontalBars({ title: 'Queue', items: queue, color: '#2c7be5' }),
       queueError,
       totals,

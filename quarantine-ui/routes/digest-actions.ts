@@ -31,7 +31,12 @@ export interface ActionOutcome {
 const RELEASED = 'The message has been released and is on its way to your mailbox.';
 const USED = 'This link has been used already.';
 
-export async function actOnMessage(ctx: Ctx, req: FastifyRequest, r: LinkCheck & { m: MessageRecord }, o: { asking: boolean; note: string }): Promise<ActionOutcome> {
+export async function actOnMessage(
+  ctx: Ctx,
+  req: FastifyRequest,
+  r: LinkCheck & { m: MessageRecord },
+  o: { asking: boolean; note: string },
+): Promise<ActionOutcome> {
   const { token, m } = r;
   const actor = `digest:${token.recipient}`;
   const audit = (action: string, outcome: 'ok' | 'denied' | 'failed', detail: string) =>
@@ -44,13 +49,20 @@ export async function actOnMessage(ctx: Ctx, req: FastifyRequest, r: LinkCheck &
         await audit('digest-release', 'denied', r.releasable.reason);
         return { status: 403, page: { error: `${r.releasable.reason} Use the link to ask for its release instead.` } };
       }
-      if (o.asking && r.releasable.allowed) return { status: 409, retry: true, page: { error: 'You may release this message yourself; there is nothing to ask.' } };
+      if (o.asking && r.releasable.allowed)
+        return { status: 409, retry: true, page: { error: 'You may release this message yourself; there is nothing to ask.' } };
       if (m.status !== 'quarantined' || !(await use())) {
         await audit(o.asking ? 'release-request' : 'digest-release', 'denied', 'not quarantined or link used');
         return { status: 409, page: { error: 'This message is no longer in quarantine, or the link has been used.' } };
       }
       if (o.asking) {
-        const asked = await requestRelease(ctx, { requester: actor, recipient: token.recipient, m, note: o.note, audit: (outcome, detail) => audit('release-request', outcome, detail) });
+        const asked = await requestRelease(ctx, {
+          requester: actor,
+          recipient: token.recipient,
+          m,
+          note: o.note,
+          audit: (outcome, detail) => audit('release-request', outcome, detail),
+        });
         return { status: asked.ok ? 200 : asked.status, page: asked.ok ? { asked: asked.text } : { error: asked.text } };
       }
       const result = await ctx.deps.release(m.id, actor);
@@ -61,10 +73,22 @@ export async function actOnMessage(ctx: Ctx, req: FastifyRequest, r: LinkCheck &
     case 'block': {
       if (!m.mailFrom) return { status: 409, page: { error: 'The null sender <> cannot be put on a list.' } };
       if (!(await use())) return { status: 410, page: { error: USED } };
-      const added = await ctx.deps.lists.add({ kind: token.action, scope: 'user', owner: token.recipient, entry: m.mailFrom, comment: `from a digest, message ${m.id}`, createdBy: actor });
+      const added = await ctx.deps.lists.add({
+        kind: token.action,
+        scope: 'user',
+        owner: token.recipient,
+        entry: m.mailFrom,
+        comment: `from a digest, message ${m.id}`,
+        createdBy: actor,
+      });
       await audit(`list-add-${token.action}`, added.ok ? 'ok' : 'failed', added.ok ? m.mailFrom : added.error);
       if (!added.ok) return { status: 400, page: { error: `${m.mailFrom} could not be added: ${added.error}` } };
-      return { status: 200, page: { done: `${m.mailFrom} is now on your ${token.action} list.${token.action === 'allow' ? ' Its next messages are not held as spam.' : ' Its next messages to you are held.'}` } };
+      return {
+        status: 200,
+        page: {
+          done: `${m.mailFrom} is now on your ${token.action} list.${token.action === 'allow' ? ' Its next messages are not held as spam.' : ' Its next messages to you are held.'}`,
+        },
+      };
     }
     case 'notspam': {
       if (!(await use())) return { status: 410, page: { error: USED } };
@@ -93,7 +117,11 @@ export async function actOnMessage(ctx: Ctx, req: FastifyRequest, r: LinkCheck &
         await audit('digest-release', result.ok ? 'ok' : 'failed', result.ok ? 'not spam' : result.reason);
         notes.push(result.ok ? RELEASED : `The message could not be released: ${result.reason}`);
       } else if (m.status === 'quarantined') {
-        notes.push(r.own ? `${r.releasable.allowed ? '' : r.releasable.reason} It stays in quarantine; an administrator can release it.` : 'It also went to other people, so it stays in quarantine; an administrator can release it.');
+        notes.push(
+          r.own
+            ? `${r.releasable.allowed ? '' : r.releasable.reason} It stays in quarantine; an administrator can release it.`
+            : 'It also went to other people, so it stays in quarantine; an administrator can release it.',
+        );
       }
       return { status: ok ? 200 : 502, page: { done: notes.join(' ') } };
     }

@@ -16,7 +16,6 @@ import { loginLinkPossible } from '../lib/digest-links.ts';
 import { startSession } from './auth.ts';
 import { askForSecondFactor } from './totp-hook.ts';
 
-
 async function accountFor(ctx: Ctx, address: string): Promise<{ account: Account; created: boolean } | { error: string }> {
   const { accounts } = ctx.deps;
   if (!loginLinkPossible(address)) return { error: 'This address cannot have a console account of its own; ask your administrator to release your mail.' };
@@ -33,7 +32,8 @@ async function accountFor(ctx: Ctx, address: string): Promise<{ account: Account
   }
   if (!account) return { error: 'Your account could not be created; try again.' };
   if (account.disabled) return { error: 'Your account has been disabled; ask your administrator.' };
-  if (account.role !== 'user' || account.addresses.length !== 1 || account.addresses[0] !== address) return { error: 'This address belongs to an account that sees more than this mailbox: log in with its password.' };
+  if (account.role !== 'user' || account.addresses.length !== 1 || account.addresses[0] !== address)
+    return { error: 'This address belongs to an account that sees more than this mailbox: log in with its password.' };
   if (account.authSource !== 'local') return { error: 'This address belongs to an account of your directory or sign-on provider: log in through it.' };
   return { account, created };
 }
@@ -41,16 +41,47 @@ async function accountFor(ctx: Ctx, address: string): Promise<{ account: Account
 export async function loginByLink(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, token: ReleaseToken): Promise<FastifyReply> {
   const actor = `digest:${token.recipient}`;
   if (!(await ctx.deps.digests.useToken(token.id))) {
-    return ctx.render(req, reply, 'digest', { title: 'Open your quarantine', action: 'login', m: null, value: null, error: 'This link has been used already.' }, 410);
+    return ctx.render(
+      req,
+      reply,
+      'digest',
+      { title: 'Open your quarantine', action: 'login', m: null, value: null, error: 'This link has been used already.' },
+      410,
+    );
   }
   const found = await accountFor(ctx, token.recipient);
   if ('error' in found) {
-    await ctx.deps.audit.record({ actor, action: 'login', messageId: null, target: token.recipient, ip: req.ip, outcome: 'denied', detail: `digest link: ${found.error}` });
+    await ctx.deps.audit.record({
+      actor,
+      action: 'login',
+      messageId: null,
+      target: token.recipient,
+      ip: req.ip,
+      outcome: 'denied',
+      detail: `digest link: ${found.error}`,
+    });
     return ctx.render(req, reply, 'digest', { title: 'Open your quarantine', action: 'login', m: null, value: null, error: found.error }, 403);
   }
-  if (found.created) await ctx.deps.audit.record({ actor, action: 'user-create', messageId: null, target: token.recipient, ip: req.ip, outcome: 'ok', detail: 'end-user account created on first use of a digest link' });
+  if (found.created)
+    await ctx.deps.audit.record({
+      actor,
+      action: 'user-create',
+      messageId: null,
+      target: token.recipient,
+      ip: req.ip,
+      outcome: 'ok',
+      detail: 'end-user account created on first use of a digest link',
+    });
   if (await askForSecondFactor(ctx, req, reply, found.account, '/quarantine')) return reply;
   await startSession(ctx, req, found.account.id);
-  await ctx.deps.audit.record({ actor: found.account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: 'digest link' });
+  await ctx.deps.audit.record({
+    actor: found.account.username,
+    action: 'login',
+    messageId: null,
+    target: null,
+    ip: req.ip,
+    outcome: 'ok',
+    detail: 'digest link',
+  });
   return reply.redirect('/quarantine', 303);
 }

@@ -33,7 +33,15 @@ export const LINK_TITLES: Record<LinkAction, string> = {
 export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const deps = { digests: ctx.deps.digests, secret: ctx.deps.secret, now: ctx.deps.now };
 
-  const refuse = async (req: FastifyRequest, reply: FastifyReply, action: LinkAction | null, messageId: string | null, detail: string, error: string, status: number) => {
+  const refuse = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    action: LinkAction | null,
+    messageId: string | null,
+    detail: string,
+    error: string,
+    status: number,
+  ) => {
     await ctx.deps.audit.record({ actor: 'digest-link', action: `digest-${action ?? 'link'}`, messageId, target: null, ip: req.ip, outcome: 'denied', detail });
     void ctx.render(req, reply, 'digest', { title: action ? LINK_TITLES[action] : 'Quarantine link', error, value: null, m: null }, status);
     return undefined;
@@ -47,13 +55,23 @@ export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Prom
     // An administrator who disables a recipient's account ends what that person does here: the
     // links in their mailbox act for them as much as a session would.
     if ((await ctx.deps.accounts.byName(token.recipient))?.disabled) {
-      return refuse(req, reply, token.action, token.messageId || null, 'the recipient’s account is disabled', 'Your account has been disabled; ask your administrator.', 403);
+      return refuse(
+        req,
+        reply,
+        token.action,
+        token.messageId || null,
+        'the recipient’s account is disabled',
+        'Your account has been disabled; ask your administrator.',
+        403,
+      );
     }
     if (token.action === 'login') return { token, value, m: null, own: true, releasable: { allowed: false, reason: '' } };
     const m = (await ctx.deps.store.get(token.messageId)) ?? null;
     // The link is bound to one recipient of this message; releasing needs every recipient to be that one.
     const addressed = m?.rcptTo.some((r) => r.toLowerCase() === token.recipient) ?? false;
-    const choice = m && linksFor({ recipient: token.recipient, rcptTo: m.rcptTo, mailFrom: m.mailFrom, userMayRelease: decide(ctx.deps.config, m, 'user', 'release').allowed });
+    const choice =
+      m &&
+      linksFor({ recipient: token.recipient, rcptTo: m.rcptTo, mailFrom: m.mailFrom, userMayRelease: decide(ctx.deps.config, m, 'user', 'release').allowed });
     if (!m || !addressed || (token.action === 'release' && choice?.release === 'none')) {
       return refuse(req, reply, token.action, token.messageId, 'message gone or not bound to the recipient', 'This link cannot be used for this message.', 404);
     }
@@ -86,6 +104,12 @@ export async function registerDigestRoutes(app: FastifyInstance, ctx: Ctx): Prom
     const asking = field(req.body as Record<string, unknown>, 'action', 20) === 'request';
     const note = field(req.body as Record<string, unknown>, 'note', 500).trim();
     const out = await actOnMessage(ctx, req, r as LinkCheck & { m: MessageRecord }, { asking, note });
-    return ctx.render(req, reply, 'digest', { title: LINK_TITLES[r.token.action], action: r.token.action, m: r.m, value: out.retry ? r.value : null, ...out.page }, out.status);
+    return ctx.render(
+      req,
+      reply,
+      'digest',
+      { title: LINK_TITLES[r.token.action], action: r.token.action, m: r.m, value: out.retry ? r.value : null, ...out.page },
+      out.status,
+    );
   });
 }

@@ -25,14 +25,23 @@ export async function registerDomainAdminRoutes(app: FastifyInstance, ctx: Ctx):
     return ctx.notFound(req, reply);
   }
 
-  const editPage = (req: FastifyRequest, reply: FastifyReply, form: { name: string; yaml: string; adminMay: string; isNew: boolean }, errors: string[] = [], status = 200) =>
-    ctx.render(req, reply, 'domain-edit', { title: form.isNew ? 'Add a domain' : `Domain ${form.name}`, form, errors }, status);
+  const editPage = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    form: { name: string; yaml: string; adminMay: string; isNew: boolean },
+    errors: string[] = [],
+    status = 200,
+  ) => ctx.render(req, reply, 'domain-edit', { title: form.isNew ? 'Add a domain' : `Domain ${form.name}`, form, errors }, status);
 
   /** Applies a change on this node at once, audits it, and tells the user. */
   async function finish(req: FastifyRequest, reply: FastifyReply, action: string, r: ChangeResult & { ok: true }) {
     await port.refresh();
     await ctx.audit(req, { action, target: r.name, detail: r.detail });
-    ctx.flash(req, 'ok', `${r.name}: ${action === 'domain-remove' ? 'removed' : 'saved'}; every node applies it within ${Math.ceil(ctx.deps.config.database.domainsPollMs / 1000)} s.`);
+    ctx.flash(
+      req,
+      'ok',
+      `${r.name}: ${action === 'domain-remove' ? 'removed' : 'saved'}; every node applies it within ${Math.ceil(ctx.deps.config.database.domainsPollMs / 1000)} s.`,
+    );
     return reply.redirect('/domains', 303);
   }
 
@@ -107,7 +116,9 @@ export async function registerDomainAdminRoutes(app: FastifyInstance, ctx: Ctx):
     const yaml = field(req.body as Record<string, unknown>, 'policy', 100_000);
     const policy = readYaml(yaml, `domains["${name}"].policy`);
     const role = isSuper(req) ? 'superadmin' : 'domainadmin';
-    const r: ChangeResult = policy.ok ? await savePolicy(port.store, domain, policy.value, role, ctx.user(req).account.username) : { ok: false, errors: [policy.error], status: 400 };
+    const r: ChangeResult = policy.ok
+      ? await savePolicy(port.store, domain, policy.value, role, ctx.user(req).account.username)
+      : { ok: false, errors: [policy.error], status: 400 };
     if (r.ok) return finish(req, reply, 'policy-edit', r);
     await ctx.audit(req, { action: 'policy-edit', target: name, outcome: r.status === 403 ? 'denied' : 'failed', detail: r.errors.join('; ') });
     return policyPage(req, reply, name, yaml, domain.adminMay, r.errors, r.status);

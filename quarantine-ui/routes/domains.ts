@@ -16,24 +16,46 @@ function visibleDomains(ctx: Ctx, user: ConsoleUser): string[] {
 export async function registerDomainRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const { config } = ctx.deps;
 
-  const page = async (req: Parameters<Ctx['render']>[0], reply: Parameters<Ctx['render']>[1], test: { domain: string; host: string; result: SmtpTestResult } | null, status = 200) => {
+  const page = async (
+    req: Parameters<Ctx['render']>[0],
+    reply: Parameters<Ctx['render']>[1],
+    test: { domain: string; host: string; result: SmtpTestResult } | null,
+    status = 200,
+  ) => {
     const user = ctx.user(req);
     const names = visibleDomains(ctx, user);
     const counts = new Map<string, Record<string, number>>();
     for (const d of names) counts.set(d, await ctx.deps.store.statusCounts({ domains: [d], addresses: [] }));
     const sources = new Map((await viewDomains(ctx.deps.hostedDomains.store, ctx.deps.hostedDomains.fileDomains())).map((v) => [v.name, v] as const));
-    return ctx.render(req, reply, 'domains', {
-      title: 'Domains',
-      domains: names.map((d) => {
-        // Read loosely: the per-domain settings grow with the gateway (recipients, checks, policy, rules).
-        const hosted = config.domains[d] as unknown as Record<string, unknown> & { downstream: { host?: string; mx?: string; port: number; priority?: number; tls?: string }[] };
-        const overrides = Object.fromEntries(Object.entries(hosted).filter(([k, v]) => k !== 'downstream' && v !== undefined && !(Array.isArray(v) && v.length === 0)));
-        return { name: d, downstream: hosted.downstream, counts: counts.get(d)!, overrides, source: sources.get(d)?.source ?? 'file', inFile: sources.get(d)?.inFile ?? true };
-      }),
-      spam: config.spam,
-      test,
-      superadmin: user.account.role === 'superadmin',
-    }, status);
+    return ctx.render(
+      req,
+      reply,
+      'domains',
+      {
+        title: 'Domains',
+        domains: names.map((d) => {
+          // Read loosely: the per-domain settings grow with the gateway (recipients, checks, policy, rules).
+          const hosted = config.domains[d] as unknown as Record<string, unknown> & {
+            downstream: { host?: string; mx?: string; port: number; priority?: number; tls?: string }[];
+          };
+          const overrides = Object.fromEntries(
+            Object.entries(hosted).filter(([k, v]) => k !== 'downstream' && v !== undefined && !(Array.isArray(v) && v.length === 0)),
+          );
+          return {
+            name: d,
+            downstream: hosted.downstream,
+            counts: counts.get(d)!,
+            overrides,
+            source: sources.get(d)?.source ?? 'file',
+            inFile: sources.get(d)?.inFile ?? true,
+          };
+        }),
+        spam: config.spam,
+        test,
+        superadmin: user.account.role === 'superadmin',
+      },
+      status,
+    );
   };
 
   app.get('/domains', async (req, reply) => {
@@ -54,7 +76,12 @@ export async function registerDomainRoutes(app: FastifyInstance, ctx: Ctx): Prom
       return ctx.notFound(req, reply);
     }
     const result = await ctx.deps.smtpTest(host, { domain, helo: config.hostname, timeoutMs: 10_000 });
-    await ctx.audit(req, { action: 'smtp-test', target: `${domain} → ${host.host}:${host.port}`, outcome: result.ok ? 'ok' : 'failed', detail: result.summary });
+    await ctx.audit(req, {
+      action: 'smtp-test',
+      target: `${domain} → ${host.host}:${host.port}`,
+      outcome: result.ok ? 'ok' : 'failed',
+      detail: result.summary,
+    });
     return page(req, reply, { domain, host: `${host.host}:${host.port}`, result });
   });
 }

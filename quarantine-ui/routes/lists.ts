@@ -87,7 +87,12 @@ export async function registerListRoutes(app: FastifyInstance, ctx: Ctx): Promis
     const id = /^\d{1,12}$/.test(raw) ? Number(raw) : NaN;
     const row = Number.isFinite(id) ? await ctx.deps.lists.get(id) : undefined;
     if (!row || !mayManageOwner(user.account, ownerOf(row))) {
-      await ctx.audit(req, { action: 'list-remove', target: `entry ${raw.slice(0, 20)}`, outcome: 'denied', detail: row ? 'entry outside the user’s scope' : 'no such entry' });
+      await ctx.audit(req, {
+        action: 'list-remove',
+        target: `entry ${raw.slice(0, 20)}`,
+        outcome: 'denied',
+        detail: row ? 'entry outside the user’s scope' : 'no such entry',
+      });
       return ctx.notFound(req, reply);
     }
     await ctx.deps.lists.remove(row.id);

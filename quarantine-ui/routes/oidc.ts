@@ -66,7 +66,13 @@ export async function registerOidcRoutes(app: FastifyInstance, ctx: Ctx): Promis
       req.log.warn({ err }, 'OIDC discovery failed');
       return refuse(req, reply, { message: PROVIDER_UNAVAILABLE, detail: `oidc unavailable: ${(err as Error).message}`, status: 503 });
     }
-    const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier(), next: safeNext((req.query as Record<string, string>).next), at: ctx.deps.now() };
+    const pending = {
+      state: oidc.randomState(),
+      nonce: oidc.randomNonce(),
+      verifier: oidc.randomPKCECodeVerifier(),
+      next: safeNext((req.query as Record<string, string>).next),
+      at: ctx.deps.now(),
+    };
     req.session.set('oidc', pending);
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
@@ -84,19 +90,35 @@ export async function registerOidcRoutes(app: FastifyInstance, ctx: Ctx): Promis
     req.session.set('oidc', undefined); // one answer per start, whatever it is
     const query = req.query as Record<string, string | undefined>;
     if (!pending || ctx.deps.now() - pending.at > PENDING_MS) {
-      return refuse(req, reply, { message: 'This sign-on was not started in this browser, or took too long. Start again.', detail: 'oidc: no sign-on pending in this session', status: 400 });
+      return refuse(req, reply, {
+        message: 'This sign-on was not started in this browser, or took too long. Start again.',
+        detail: 'oidc: no sign-on pending in this session',
+        status: 400,
+      });
     }
     if (query.state !== pending.state) {
-      return refuse(req, reply, { message: 'This sign-on answer does not belong to the sign-on started in this browser. Start again.', detail: 'oidc: state mismatch', status: 400 });
+      return refuse(req, reply, {
+        message: 'This sign-on answer does not belong to the sign-on started in this browser. Start again.',
+        detail: 'oidc: state mismatch',
+        status: 400,
+      });
     }
     if (query.error) {
-      return refuse(req, reply, { message: 'The sign-on provider did not log you in. Start again.', detail: `oidc: provider answered ${String(query.error).slice(0, 100)}` });
+      return refuse(req, reply, {
+        message: 'The sign-on provider did not log you in. Start again.',
+        detail: `oidc: provider answered ${String(query.error).slice(0, 100)}`,
+      });
     }
     let claims: Record<string, unknown>;
     try {
       const config = await provider();
       const callback = new URL(`auth/oidc/callback${req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''}`, base);
-      const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce, idTokenExpected: true });
+      const tokens = await oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: pending.verifier,
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+        idTokenExpected: true,
+      });
       claims = { ...tokens.claims() };
       // Providers often put groups and names in the userinfo answer only; its subject must match the ID token's.
       if (config.serverMetadata().userinfo_endpoint) claims = { ...(await oidc.fetchUserInfo(config, tokens.access_token, String(claims.sub))), ...claims };
@@ -104,19 +126,37 @@ export async function registerOidcRoutes(app: FastifyInstance, ctx: Ctx): Promis
       // A provider that cannot be reached is an outage; any other error is a refused answer.
       const outage = err instanceof TypeError || (err as { name?: string }).name === 'TimeoutError' || (err as { code?: string }).code === 'OAUTH_TIMEOUT';
       req.log.warn({ err }, 'OIDC code exchange failed');
-      return refuse(req, reply, outage
-        ? { message: PROVIDER_UNAVAILABLE, detail: `oidc unavailable: ${(err as Error).message}`, status: 503 }
-        : { message: 'The sign-on answer could not be verified. Start again.', detail: `oidc: ${(err as Error).message}`, status: 400 });
+      return refuse(
+        req,
+        reply,
+        outage
+          ? { message: PROVIDER_UNAVAILABLE, detail: `oidc unavailable: ${(err as Error).message}`, status: 503 }
+          : { message: 'The sign-on answer could not be verified. Start again.', detail: `oidc: ${(err as Error).message}`, status: 400 },
+      );
     }
     const subject = String(claims.sub);
     const username = claimStrings(claims[cfg.usernameClaim])[0] ?? '';
     const vouched = claims.email_verified === true || (claims.email_verified === undefined && cfg.trustEmailWithoutVerifiedClaim);
     const mail = vouched ? claimStrings(claims.email) : [];
-    const result = await provision({ accounts: ctx.deps.accounts, auth: ctx.deps.config.console.auth }, { source: 'oidc', id: subject }, username, claimStrings(claims[cfg.groupsClaim]), mail);
+    const result = await provision(
+      { accounts: ctx.deps.accounts, auth: ctx.deps.config.console.auth },
+      { source: 'oidc', id: subject },
+      username,
+      claimStrings(claims[cfg.groupsClaim]),
+      mail,
+    );
     if (!result.ok) return refuse(req, reply, { message: result.message, detail: result.detail, target: username || subject });
     await startSession(ctx, req, result.account.id);
     req.user = null; // the audit entry below names the user explicitly
-    await ctx.deps.audit.record({ actor: result.account.username, action: 'login', messageId: null, target: null, ip: req.ip, outcome: 'ok', detail: result.detail });
+    await ctx.deps.audit.record({
+      actor: result.account.username,
+      action: 'login',
+      messageId: null,
+      target: null,
+      ip: req.ip,
+      outcome: 'ok',
+      detail: result.detail,
+    });
     return reply.redirect(pending.next, 303);
   });
 }

@@ -20,9 +20,23 @@ export async function registerPoisonRoutes(app: FastifyInstance, ctx: Ctx): Prom
         await ctx.audit(req, { action, messageId: id.slice(0, 64), outcome: 'denied', detail: m ? 'message outside the user’s scope' : 'no such message' });
         return ctx.notFound(req, reply);
       }
-      const denied = user.account.role === 'user' ? 'only an administrator can act on a message held as poison' : !canActOn(m, user.scope) ? 'recipients outside the user’s scope' : !ctx.deps.poison ? 'not available in this console' : null;
-      const result = denied ? { ok: false as const, reason: denied } : await (action === 'poison-release' ? ctx.deps.poison!.release(m.id, user.account.username) : ctx.deps.poison!.remove(m.id, user.account.username));
-      await ctx.audit(req, { action, messageId: m.id, outcome: denied ? 'denied' : result.ok ? 'ok' : 'failed', detail: result.ok ? result.detail : result.reason });
+      const denied =
+        user.account.role === 'user'
+          ? 'only an administrator can act on a message held as poison'
+          : !canActOn(m, user.scope)
+            ? 'recipients outside the user’s scope'
+            : !ctx.deps.poison
+              ? 'not available in this console'
+              : null;
+      const result = denied
+        ? { ok: false as const, reason: denied }
+        : await (action === 'poison-release' ? ctx.deps.poison!.release(m.id, user.account.username) : ctx.deps.poison!.remove(m.id, user.account.username));
+      await ctx.audit(req, {
+        action,
+        messageId: m.id,
+        outcome: denied ? 'denied' : result.ok ? 'ok' : 'failed',
+        detail: result.ok ? result.detail : result.reason,
+      });
       ctx.flash(req, result.ok ? 'ok' : 'error', result.ok ? `${label}: ${result.detail}` : `Not done: ${result.reason}`);
       return reply.redirect(`/messages/${m.id}`, 303);
     });

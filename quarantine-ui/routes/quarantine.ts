@@ -101,7 +101,12 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     const user = ctx.user(req);
     const filters = readFilters(req.query);
     const page = pageOf(field(req.query as Record<string, unknown>, 'page'));
-    const { rows, total } = await store.searchMessages({ ...toSearch(filters, user), statuses: ['quarantined'], limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
+    const { rows, total } = await store.searchMessages({
+      ...toSearch(filters, user),
+      statuses: ['quarantined'],
+      limit: PAGE_SIZE,
+      offset: (page - 1) * PAGE_SIZE,
+    });
     return ctx.render(req, reply, 'quarantine', {
       title: 'Quarantine',
       rows: rows.map((m) => ({ m, rcpt: visibleRecipients(m, user), canAct: canActOn(m, user.scope) })),
@@ -135,7 +140,12 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     for (const id of ids) {
       const record = MESSAGE_ID.test(id) ? await store.get(id) : undefined;
       if (!record || !canSee(record, user.scope)) {
-        await ctx.audit(req, { action, messageId: id, outcome: 'denied', detail: record ? 'message outside the user’s scope (bulk)' : 'no such message (bulk)' });
+        await ctx.audit(req, {
+          action,
+          messageId: id,
+          outcome: 'denied',
+          detail: record ? 'message outside the user’s scope (bulk)' : 'no such message (bulk)',
+        });
         failed.push(`${id}: not found`);
         continue;
       }
@@ -166,7 +176,8 @@ export async function registerQuarantineRoutes(app: FastifyInstance, ctx: Ctx): 
     const hide = (text: string) => redactForScope(text, m, user.scope);
     const events = (await store.events(m.id)).map((e) => ({ at: e.at, kind: e.kind, detail: hide(e.detail) })); // not `data`: its fields (recipients) are not redacted for the scope
     const deliveries = (await store.deliveries(m.id)).filter((d) => recipientInScope(d.recipient, user.scope));
-    const audit = user.account.role === 'user' ? [] : (await ctx.deps.audit.list({ messageId: m.id, limit: 50 })).rows.map((a) => ({ ...a, detail: hide(a.detail) }));
+    const audit =
+      user.account.role === 'user' ? [] : (await ctx.deps.audit.list({ messageId: m.id, limit: 50 })).rows.map((a) => ({ ...a, detail: hide(a.detail) }));
     const rights = rightsOf(config, m, user.account.role);
     const requests = (await ctx.deps.requests.forMessage(m.id)).filter((r) => recipientInScope(r.recipient, user.scope));
     return ctx.render(req, reply, 'message', {
@@ -319,7 +330,8 @@ export async function perform(ctx: Ctx, req: FastifyRequest, user: ConsoleUser, 
       case 'learn-ham': {
         const cls = action === 'learn-spam' ? 'spam' : 'ham';
         const body = await readBody(ctx, m.id, ctx.deps.config.console.upload.maxFileBytes);
-        if (!Buffer.isBuffer(body)) return { ok: false, text: body === 'missing' ? 'The message body is no longer stored.' : 'The message is too large to learn from.' };
+        if (!Buffer.isBuffer(body))
+          return { ok: false, text: body === 'missing' ? 'The message body is no longer stored.' : 'The message is too large to learn from.' };
         const domain = learnDomain(ctx, m);
         const r = await learnMessage({ spamd: ctx.deps.spamd, log: ctx.deps.learnLog, ...(ctx.deps.learner ? { learner: ctx.deps.learner } : {}) }, body, {
           as: cls,
@@ -359,7 +371,13 @@ async function addSenderToLists(ctx: Ctx, req: FastifyRequest, user: ConsoleUser
       createdBy: user.account.username,
     });
     notes.push(r.ok ? `${m.mailFrom} added to the ${kind} list of ${owner}` : `${owner}: ${r.error}`);
-    await ctx.audit(req, { action: `list-add-${kind}`, messageId: m.id, target: `${owner}: ${m.mailFrom}`, outcome: r.ok ? 'ok' : 'failed', detail: r.ok ? '' : r.error });
+    await ctx.audit(req, {
+      action: `list-add-${kind}`,
+      messageId: m.id,
+      target: `${owner}: ${m.mailFrom}`,
+      outcome: r.ok ? 'ok' : 'failed',
+      detail: r.ok ? '' : r.error,
+    });
   }
   return notes.join('; ');
 }

@@ -29,12 +29,19 @@ export async function registerQueueRoutes(app: FastifyInstance, ctx: Ctx): Promi
   });
 
   app.post('/queue/flush', async (req, reply) => {
-    const domain = field(req.body as Record<string, unknown>, 'domain', 253).trim().toLowerCase();
+    const domain = field(req.body as Record<string, unknown>, 'domain', 253)
+      .trim()
+      .toLowerCase();
     const r = await flushQueue(ctx.deps, ctx.user(req), domain);
     await ctx.audit(req, r.audit);
     if (r.status === 'notFound') return ctx.notFound(req, reply);
     if (r.status === 'unavailable') ctx.flash(req, 'error', 'Not done: the queue cannot be flushed from this console.');
-    else ctx.flash(req, 'ok', `${r.flushed.length} deferred message(s)${domain ? ` for ${domain}` : ''} tried again now${r.skipped.length ? `, ${r.skipped.length} skipped (a worker holds them right now)` : ''}.`);
+    else
+      ctx.flash(
+        req,
+        'ok',
+        `${r.flushed.length} deferred message(s)${domain ? ` for ${domain}` : ''} tried again now${r.skipped.length ? `, ${r.skipped.length} skipped (a worker holds them right now)` : ''}.`,
+      );
     return reply.redirect('/queue', 303);
   });
 }

@@ -19,14 +19,20 @@ export async function registerReportRoutes(app: FastifyInstance, ctx: Ctx): Prom
   const cfg = ctx.deps.config.console.upload;
 
   const page = async (req: Parameters<Ctx['render']>[0], reply: Parameters<Ctx['render']>[1], data: Record<string, unknown> = {}, status = 200) =>
-    ctx.render(req, reply, 'report', {
-      title: 'Report spam',
-      maxFileBytes: cfg.maxFileBytes,
-      maxFiles: cfg.maxFiles,
-      recent: await ctx.deps.learnLog.recent({ actor: ctx.user(req).account.username, limit: 20 }),
-      results: null,
-      ...data,
-    }, status);
+    ctx.render(
+      req,
+      reply,
+      'report',
+      {
+        title: 'Report spam',
+        maxFileBytes: cfg.maxFileBytes,
+        maxFiles: cfg.maxFiles,
+        recent: await ctx.deps.learnLog.recent({ actor: ctx.user(req).account.username, limit: 20 }),
+        results: null,
+        ...data,
+      },
+      status,
+    );
 
   app.get('/report', async (req, reply) => page(req, reply));
 
@@ -38,7 +44,11 @@ export async function registerReportRoutes(app: FastifyInstance, ctx: Ctx): Prom
     for (const p of parts) {
       const buf = await p.toBuffer();
       if (!p.filename && buf.length === 0) continue; // the empty file input of a form sent without files
-      inputs.push(p.file.truncated ? { name: p.filename, source: 'upload', raw: null, note: `larger than ${cfg.maxFileBytes} bytes` } : { name: p.filename, source: 'upload', raw: buf });
+      inputs.push(
+        p.file.truncated
+          ? { name: p.filename, source: 'upload', raw: null, note: `larger than ${cfg.maxFileBytes} bytes` }
+          : { name: p.filename, source: 'upload', raw: buf },
+      );
     }
     const pasted = field(body, 'raw', cfg.maxFileBytes + 1);
     const truncated = (body.raw as { valueTruncated?: boolean } | undefined)?.valueTruncated === true;
@@ -53,7 +63,17 @@ export async function registerReportRoutes(app: FastifyInstance, ctx: Ctx): Prom
     const results: { name: string; result: LearnResult | { outcome: 'refused'; detail: string } }[] = [];
     for (const input of inputs) {
       if (!input.raw) {
-        await ctx.deps.learnLog.record({ actor: user.account.username, source: input.source, messageId: null, name: input.name, sha256: '', size: 0, class: 'spam', outcome: 'refused', detail: `not learned: ${input.note}` });
+        await ctx.deps.learnLog.record({
+          actor: user.account.username,
+          source: input.source,
+          messageId: null,
+          name: input.name,
+          sha256: '',
+          size: 0,
+          class: 'spam',
+          outcome: 'refused',
+          detail: `not learned: ${input.note}`,
+        });
         results.push({ name: input.name, result: { outcome: 'refused', detail: `not learned: it is ${input.note}` } });
         continue;
       }

@@ -18,7 +18,10 @@ export type RequestOutcome = { ok: true; text: string } | { ok: false; status: n
  * An end user's request for one message (from the console or a digest link). Only where the user
  * could act on the message but the release right is refused: otherwise there is nothing to ask.
  */
-export async function requestRelease(ctx: Ctx, o: { requester: string; recipient: string; m: MessageRecord; note: string; audit(outcome: 'ok' | 'denied', detail: string): Promise<void> }): Promise<RequestOutcome> {
+export async function requestRelease(
+  ctx: Ctx,
+  o: { requester: string; recipient: string; m: MessageRecord; note: string; audit(outcome: 'ok' | 'denied', detail: string): Promise<void> },
+): Promise<RequestOutcome> {
   const { m } = o;
   if (m.status !== 'quarantined') {
     await o.audit('denied', `not in quarantine (${m.status})`);
@@ -47,7 +50,12 @@ export async function registerRequestRoutes(app: FastifyInstance, ctx: Ctx): Pro
     const id = (req.params as { id: string }).id;
     const m = MESSAGE_ID.test(id) ? await store.get(id) : undefined;
     if (!m || !canSee(m, user.scope)) {
-      await ctx.audit(req, { action: 'release-request', messageId: id.slice(0, 120), outcome: 'denied', detail: m ? 'message outside the user’s scope' : 'no such message' });
+      await ctx.audit(req, {
+        action: 'release-request',
+        messageId: id.slice(0, 120),
+        outcome: 'denied',
+        detail: m ? 'message outside the user’s scope' : 'no such message',
+      });
       return ctx.notFound(req, reply);
     }
     const audit = (outcome: 'ok' | 'denied', detail: string) => ctx.audit(req, { action: 'release-request', messageId: m.id, outcome, detail });
@@ -56,7 +64,13 @@ export async function registerRequestRoutes(app: FastifyInstance, ctx: Ctx): Pro
       return ctx.render(req, reply, 'error', { title: 'Not allowed', message: 'Only the recipient of a message can ask for its release.' }, 403);
     }
     const recipient = m.rcptTo.find((r) => recipientInScope(r, user.scope))!.toLowerCase();
-    const r = await requestRelease(ctx, { requester: user.account.username, recipient, m, note: field(req.body as Record<string, unknown>, 'note', 500).trim(), audit });
+    const r = await requestRelease(ctx, {
+      requester: user.account.username,
+      recipient,
+      m,
+      note: field(req.body as Record<string, unknown>, 'note', 500).trim(),
+      audit,
+    });
     ctx.flash(req, r.ok ? 'ok' : 'error', r.text);
     return reply.redirect(`/messages/${m.id}`, 303);
   });
@@ -64,15 +78,14 @@ export async function registerRequestRoutes(app: FastifyInstance, ctx: Ctx): Pro
   app.get('/requests', async (req, reply) => {
     const user = ctx.user(req);
     const admin = user.account.role !== 'user';
-    const [pending, recent] = await Promise.all([
-      requests.list(user.scope, { status: 'pending', limit: 200 }),
-      requests.list(user.scope, { limit: 50 }),
-    ]);
+    const [pending, recent] = await Promise.all([requests.list(user.scope, { status: 'pending', limit: 200 }), requests.list(user.scope, { limit: 50 })]);
     const withMessage = async (list: ReleaseRequest[]) =>
-      Promise.all(list.map(async (r) => {
-        const m = await store.get(r.messageId);
-        return { r, m: m ?? null, canApprove: admin && !!m && canActOn(m, user.scope) && decide(ctx.deps.config, m, user.account.role, 'release').allowed };
-      }));
+      Promise.all(
+        list.map(async (r) => {
+          const m = await store.get(r.messageId);
+          return { r, m: m ?? null, canApprove: admin && !!m && canActOn(m, user.scope) && decide(ctx.deps.config, m, user.account.role, 'release').allowed };
+        }),
+      );
     return ctx.render(req, reply, 'requests', {
       title: admin ? 'Release requests' : 'Your release requests',
       admin,
@@ -82,22 +95,35 @@ export async function registerRequestRoutes(app: FastifyInstance, ctx: Ctx): Pro
   });
 
   /** The request, if it exists, is pending and this administrator may answer it; else an answer page. */
-  async function answerable(req: FastifyRequest, reply: FastifyReply, user: ConsoleUser, action: string): Promise<{ r: ReleaseRequest; m: MessageRecord } | undefined> {
+  async function answerable(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    user: ConsoleUser,
+    action: string,
+  ): Promise<{ r: ReleaseRequest; m: MessageRecord } | undefined> {
     const rid = Number.parseInt((req.params as { rid: string }).rid, 10);
     const r = Number.isSafeInteger(rid) ? await requests.get(rid) : undefined;
     const m = r && (await store.get(r.messageId));
     const target = `request ${Number.isSafeInteger(rid) ? rid : '?'}`;
     if (!r || !m || user.account.role === 'user' || !recipientInScope(r.recipient, user.scope)) {
-      await ctx.audit(req, { action, target, messageId: r?.messageId ?? null, outcome: 'denied', detail: !r || !m ? 'no such request' : 'request outside the user’s scope' });
+      await ctx.audit(req, {
+        action,
+        target,
+        messageId: r?.messageId ?? null,
+        outcome: 'denied',
+        detail: !r || !m ? 'no such request' : 'request outside the user’s scope',
+      });
       void ctx.notFound(req, reply);
       return undefined;
     }
     const right = decide(ctx.deps.config, m, user.account.role, 'release');
     const refusal = !canActOn(m, user.scope)
       ? 'This message also went to recipients outside your domains: only an administrator of all of them can answer.'
-      : !right.allowed ? right.reason
-      : r.status !== 'pending' ? `This request has been answered already (${r.status}).`
-      : null;
+      : !right.allowed
+        ? right.reason
+        : r.status !== 'pending'
+          ? `This request has been answered already (${r.status}).`
+          : null;
     if (refusal) {
       await ctx.audit(req, { action, target, messageId: m.id, outcome: 'denied', detail: refusal });
       void ctx.render(req, reply, 'error', { title: 'Not allowed', message: refusal }, r.status !== 'pending' ? 409 : 403);
@@ -129,7 +155,13 @@ export async function registerRequestRoutes(app: FastifyInstance, ctx: Ctx): Pro
     }
     const released = await ctx.deps.release(m.id, `${by} (request of ${r.requester})`);
     if (!released.ok) await requests.reopen(r.id);
-    await ctx.audit(req, { action: 'release-request-approve', target, messageId: m.id, outcome: released.ok ? 'ok' : 'failed', detail: released.ok ? `released for ${r.recipient}` : released.reason });
+    await ctx.audit(req, {
+      action: 'release-request-approve',
+      target,
+      messageId: m.id,
+      outcome: released.ok ? 'ok' : 'failed',
+      detail: released.ok ? `released for ${r.recipient}` : released.reason,
+    });
     ctx.flash(req, released.ok ? 'ok' : 'error', released.ok ? `Approved: the message is on its way to ${r.recipient}.` : `Not released: ${released.reason}`);
     return reply.redirect('/requests', 303);
   });

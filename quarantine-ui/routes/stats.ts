@@ -39,7 +39,11 @@ export async function registerStatsRoutes(app: FastifyInstance, ctx: Ctx): Promi
       columns: KIND_COLUMNS,
       total,
       buckets: [...buckets].reverse(),
-      bucketTime: (start: number) => new Date(start).toISOString().slice(0, range === '1d' ? 13 : 10).replace('T', ' ') + (range === '1d' ? ':00' : ''),
+      bucketTime: (start: number) =>
+        new Date(start)
+          .toISOString()
+          .slice(0, range === '1d' ? 13 : 10)
+          .replace('T', ' ') + (range === '1d' ? ':00' : ''),
       domains: domain === undefined ? domains.map((d) => ({ ...d, label: d.domain === '' ? OTHER_DOMAIN : d.domain })) : [],
       arriving: chart('Mail in and refused at SMTP', ['received', 'refused']),
       verdicts: chart('Spam and viruses', ['spam', 'virus']),
@@ -52,7 +56,11 @@ export async function registerStatsRoutes(app: FastifyInstance, ctx: Ctx): Promi
     const user = ctx.user(req);
     const on = field(req.body as Record<string, unknown>, 'on', 5) === '1';
     if (user.account.role === 'user' || !ctx.deps.stats) {
-      await ctx.audit(req, { action: 'daily-summary', outcome: 'denied', detail: user.account.role === 'user' ? 'end users get no daily summary' : 'not available in this console' });
+      await ctx.audit(req, {
+        action: 'daily-summary',
+        outcome: 'denied',
+        detail: user.account.role === 'user' ? 'end users get no daily summary' : 'not available in this console',
+      });
       return ctx.notFound(req, reply);
     }
     await ctx.deps.stats.setSummaryOptOut(user.account.id, !on);

@@ -30,17 +30,34 @@ export async function registerTokenRoutes(app: FastifyInstance, ctx: Ctx): Promi
     const body = req.body as Record<string, unknown>;
     const name = field(body, 'name', 100).trim();
     const role: TokenRole = user.account.role === 'superadmin' && field(body, 'role', 20) === 'superadmin' ? 'superadmin' : 'domainadmin';
-    const asked = [...new Set(field(body, 'domains', 2000).toLowerCase().split(/[\s,]+/).filter(Boolean))];
+    const asked = [
+      ...new Set(
+        field(body, 'domains', 2000)
+          .toLowerCase()
+          .split(/[\s,]+/)
+          .filter(Boolean),
+      ),
+    ];
     const allowed = user.account.role === 'superadmin' ? Object.keys(ctx.deps.config.domains) : user.account.domains;
     const domains = role === 'superadmin' ? [] : asked.length ? asked : user.account.role === 'domainadmin' ? [...allowed] : [];
     const outside = domains.filter((d) => !allowed.includes(d));
-    const error = !name ? 'Give the token a name (what uses it).' : outside.length ? `Not your domain${outside.length > 1 ? 's' : ''}: ${outside.join(', ')}` : role === 'domainadmin' && domains.length === 0 ? 'Name at least one domain.' : undefined;
+    const error = !name
+      ? 'Give the token a name (what uses it).'
+      : outside.length
+        ? `Not your domain${outside.length > 1 ? 's' : ''}: ${outside.join(', ')}`
+        : role === 'domainadmin' && domains.length === 0
+          ? 'Name at least one domain.'
+          : undefined;
     if (error) {
       await ctx.audit(req, { action: 'token-create', target: name || '(no name)', outcome: outside.length ? 'denied' : 'failed', detail: error });
       return page(req, reply, { error }, 400);
     }
     const { token, secret } = await ctx.deps.tokens.create({ name, role, domains, createdBy: user.account.id, createdByName: user.account.username });
-    await ctx.audit(req, { action: 'token-create', target: `${token.id}: ${name}`, detail: role === 'superadmin' ? 'superadmin token' : `domain admin token for ${domains.join(', ')}` });
+    await ctx.audit(req, {
+      action: 'token-create',
+      target: `${token.id}: ${name}`,
+      detail: role === 'superadmin' ? 'superadmin token' : `domain admin token for ${domains.join(', ')}`,
+    });
     return page(req, reply, { created: { name, secret } });
   });
 

@@ -45,7 +45,8 @@ export async function registerTotpAccountRoutes(app: FastifyInstance, ctx: Ctx, 
     const { account } = ctx.user(req);
     const rec = await totp.get(account.id);
     const base = { title: 'Two-step login', required: await t.mustEnrol(req), error: null, ...data };
-    if (rec && rec.enabledAt !== null) return ctx.render(req, reply, 'account-totp', { ...base, state: 'on', since: rec.enabledAt, left: await totp.recoveryCodesLeft(account.id) }, status);
+    if (rec && rec.enabledAt !== null)
+      return ctx.render(req, reply, 'account-totp', { ...base, state: 'on', since: rec.enabledAt, left: await totp.recoveryCodesLeft(account.id) }, status);
     if (!rec) return ctx.render(req, reply, 'account-totp', { ...base, state: account.authSource === 'local' ? 'off' : 'external' }, status);
     const secret = t.keys.open(account.id, rec.sealed);
     const uri = otpauthUri(secret, issuer, account.username);
@@ -67,7 +68,12 @@ export async function registerTotpAccountRoutes(app: FastifyInstance, ctx: Ctx, 
     // Logins through a directory or sign-on provider never ask for a code here (rules/second-factor.ts):
     // a second factor set up for them would only look like protection.
     if (account.authSource !== 'local') {
-      await ctx.audit(req, { action: 'totp-enrol', target: account.username, outcome: 'denied', detail: `${account.authSource} account: its provider's second factor applies` });
+      await ctx.audit(req, {
+        action: 'totp-enrol',
+        target: account.username,
+        outcome: 'denied',
+        detail: `${account.authSource} account: its provider's second factor applies`,
+      });
       ctx.flash(req, 'error', 'Your logins go through your directory or sign-on provider: set up two-step login there.');
       return reply.redirect('/account/totp', 303);
     }
@@ -93,7 +99,11 @@ export async function registerTotpAccountRoutes(app: FastifyInstance, ctx: Ctx, 
   });
 
   /** Checks the answer to "prove it is you" on the disable and new-codes forms; audits a failure. */
-  const confirmed = async (req: FastifyRequest, action: string, o: { password: boolean }): Promise<{ ok: true; how: string } | { ok: false; error: string }> => {
+  const confirmed = async (
+    req: FastifyRequest,
+    action: string,
+    o: { password: boolean },
+  ): Promise<{ ok: true; how: string } | { ok: false; error: string }> => {
     const { account } = ctx.user(req);
     const body = req.body as Record<string, unknown>;
     const code = field(body, 'code', 100);
@@ -150,8 +160,17 @@ export async function registerTotpAccountRoutes(app: FastifyInstance, ctx: Ctx, 
     if (!account) return ctx.notFound(req, reply);
     const removed = await totp.remove(account.id);
     if (account.id !== me.id) await accounts.deleteSessionsOf(account.id);
-    await ctx.audit(req, { action: 'totp-reset', target: account.username, outcome: removed ? 'ok' : 'failed', detail: removed ? 'second factor removed; sessions ended' : 'had no second factor' });
-    ctx.flash(req, removed ? 'ok' : 'error', removed ? `Two-step login of ${account.username} removed; their sessions were ended.` : `${account.username} had no two-step login.`);
+    await ctx.audit(req, {
+      action: 'totp-reset',
+      target: account.username,
+      outcome: removed ? 'ok' : 'failed',
+      detail: removed ? 'second factor removed; sessions ended' : 'had no second factor',
+    });
+    ctx.flash(
+      req,
+      removed ? 'ok' : 'error',
+      removed ? `Two-step login of ${account.username} removed; their sessions were ended.` : `${account.username} had no two-step login.`,
+    );
     return reply.redirect('/users', 303);
   });
 }

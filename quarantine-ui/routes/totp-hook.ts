@@ -24,7 +24,12 @@ export const PENDING_MS = 5 * 60_000;
  */
 export async function askForSecondFactor(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, account: Account, next: string): Promise<boolean> {
   const rec = await ctx.deps.totp.get(account.id);
-  const step = secondStep({ role: account.role, requiredFor: ctx.deps.config.console.requireTotpFor, enrolled: Boolean(rec && rec.enabledAt !== null), external: account.authSource !== 'local' });
+  const step = secondStep({
+    role: account.role,
+    requiredFor: ctx.deps.config.console.requireTotpFor,
+    enrolled: Boolean(rec && rec.enabledAt !== null),
+    external: account.authSource !== 'local',
+  });
   if (step !== 'code') return false;
   req.session.regenerate();
   req.session.set('totpPending', { accountId: account.id, until: ctx.deps.now() + PENDING_MS, next });

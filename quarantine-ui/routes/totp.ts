@@ -60,7 +60,14 @@ function totpCtx(ctx: Ctx): TotpCtx {
       const requiredFor = ctx.deps.config.console.requireTotpFor;
       if (!user || !requiredFor.includes(user.account.role)) return false;
       const rec = await totp.get(user.account.id);
-      return secondStep({ role: user.account.role, requiredFor, enrolled: Boolean(rec && rec.enabledAt !== null), external: user.account.authSource !== 'local' }) === 'enrol';
+      return (
+        secondStep({
+          role: user.account.role,
+          requiredFor,
+          enrolled: Boolean(rec && rec.enabledAt !== null),
+          external: user.account.authSource !== 'local',
+        }) === 'enrol'
+      );
     },
   };
 }
@@ -76,7 +83,13 @@ export async function registerTotpRoutes(app: FastifyInstance, ctx: Ctx): Promis
     if (!(await t.mustEnrol(req))) return;
     if (req.method === 'GET' || req.method === 'HEAD') return reply.redirect('/account/totp', 303);
     await ctx.audit(req, { action: 'totp-required', outcome: 'denied', target: req.url.split('?')[0], detail: 'two-step login not set up yet' });
-    return ctx.render(req, reply, 'error', { title: 'Set up two-step login first', message: 'Your role requires two-step login. Set it up on your account page before doing anything else.' }, 403);
+    return ctx.render(
+      req,
+      reply,
+      'error',
+      { title: 'Set up two-step login first', message: 'Your role requires two-step login. Set it up on your account page before doing anything else.' },
+      403,
+    );
   });
 
   /** The pending login of this browser, if it has not expired and its account can still log in. */
@@ -106,7 +119,9 @@ export async function registerTotpRoutes(app: FastifyInstance, ctx: Ctx): Promis
           max: login.maxPerIp,
           timeWindow: login.windowMinutes * 60_000,
           onExceeded: (req: FastifyRequest) => {
-            ctx.audit(req, { action: 'totp-code', outcome: 'denied', detail: 'rate limit per client address' }).catch((err: unknown) => req.log.error({ err }, 'could not write the audit log'));
+            ctx
+              .audit(req, { action: 'totp-code', outcome: 'denied', detail: 'rate limit per client address' })
+              .catch((err: unknown) => req.log.error({ err }, 'could not write the audit log'));
           },
         },
       },

@@ -15,7 +15,8 @@ const GRAM = 4;
 const seen = new Uint8Array(MODEL_DIM);
 
 /** The slot of the 4-gram starting at `i` (multiplicative hashing of the 4 bytes as one word). */
-const slotAt = (b: Uint8Array, i: number, seed = 0): number => (Math.imul((b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) ^ seed, 0x9e3779b1) >>> (32 - MODEL_BITS)) >>> 0;
+const slotAt = (b: Uint8Array, i: number, seed = 0): number =>
+  (Math.imul((b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) ^ seed, 0x9e3779b1) >>> (32 - MODEL_BITS)) >>> 0;
 
 /** The text the learner reads: the first TEXT_BYTES bytes, line ends made LF (CRLF vs LF must not matter). */
 export function learnerText(raw: Uint8Array): Uint8Array {
@@ -84,6 +85,10 @@ export function strongestStretches(raw: Uint8Array, weightOf: (slot: number) => 
 
 /** Bytes as a short, single-line, printable string (what a reader of the scan report sees). */
 function printable(b: Uint8Array): string {
-  const s = Buffer.from(b).toString('latin1').replace(/\s+/g, ' ').replace(/[^\x20-\x7e\xa0-\xff]/g, '?').trim();
+  const s = Buffer.from(b)
+    .toString('latin1')
+    .replace(/\s+/g, ' ')
+    .replace(/[^\x20-\x7e\xa0-\xff]/g, '?')
+    .trim();
   return s.length > 40 ? `${s.slice(0, 39)}…` : s;
 }

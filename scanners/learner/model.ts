@@ -51,7 +51,15 @@ export interface Step {
  * message's features, p taken under the sum of all the models it is judged by. A rehearsal
  * (replay.ts) passes `counts` false: `trained` counts distinct messages, not steps.
  */
-export function learnStep(judgedBy: readonly Model[], steps: readonly Step[], features: Uint32Array, label: 0 | 1, weight: number, rate = LEARNING_RATE, counts = true): { before: number } {
+export function learnStep(
+  judgedBy: readonly Model[],
+  steps: readonly Step[],
+  features: Uint32Array,
+  label: 0 | 1,
+  weight: number,
+  rate = LEARNING_RATE,
+  counts = true,
+): { before: number } {
   const before = sigmoid(marginOf(judgedBy, features));
   const totalShare = steps.reduce((a, s) => a + Math.max(0, s.share), 0) * judgedBy.length;
   const raw = rate * weight * (label - before);

@@ -48,7 +48,8 @@ export function remember(buffer: Example[], ex: Example, limit = REPLAY_EXAMPLES
 }
 
 /** Inside the margin: not yet learned well enough (TONE's "mistake", with a thick threshold). */
-export const insideMargin = (margin: number, label: 0 | 1, weight: number): boolean => (label === 1 ? margin < REPLAY_MARGIN * weight : margin > -REPLAY_MARGIN * weight);
+export const insideMargin = (margin: number, label: 0 | 1, weight: number): boolean =>
+  label === 1 ? margin < REPLAY_MARGIN * weight : margin > -REPLAY_MARGIN * weight;
 
 /**
  * TONE passes over the buffer: each example still inside the margin under `judgedBy` is learned

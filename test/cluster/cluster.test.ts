@@ -105,7 +105,10 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
 
   const tail = (node: Node) => {
     try {
-      return readFileSync(path.join(dir, `${node.name}.log`), 'utf8').split('\n').slice(-15).join('\n');
+      return readFileSync(path.join(dir, `${node.name}.log`), 'utf8')
+        .split('\n')
+        .slice(-15)
+        .join('\n');
     } catch {
       return '';
     }
@@ -122,7 +125,21 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
       `Message-ID: <cluster-${n}@remote.test>`,
       'MIME-Version: 1.0',
       ...(o.virus
-        ? ['Content-Type: multipart/mixed; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'see attached', '--b', 'Content-Type: application/octet-stream; name="eicar.com"', 'Content-Transfer-Encoding: base64', '', eicarBytes().toString('base64'), '--b--', '']
+        ? [
+            'Content-Type: multipart/mixed; boundary="b"',
+            '',
+            '--b',
+            'Content-Type: text/plain',
+            '',
+            'see attached',
+            '--b',
+            'Content-Type: application/octet-stream; name="eicar.com"',
+            'Content-Transfer-Encoding: base64',
+            '',
+            eicarBytes().toString('base64'),
+            '--b--',
+            '',
+          ]
         : ['Content-Type: text/plain', '', `body of message ${n}`, '']),
     ].join('\r\n');
 
@@ -144,7 +161,14 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     sql = await openSql(db.target);
     sink = await startMailbox({ dir: path.join(dir, 'sink'), host: '127.0.0.1', port: 0 });
     await writeFile(keyFile(), `${'ab'.repeat(32)}\n`, { mode: 0o600 });
-    for (const [name, role] of [['smtp-a', 'smtp'], ['smtp-b', 'smtp'], ['worker-1', 'worker'], ['worker-2', 'worker'], ['console-a', 'console'], ['console-b', 'console']] as const) {
+    for (const [name, role] of [
+      ['smtp-a', 'smtp'],
+      ['smtp-b', 'smtp'],
+      ['worker-1', 'worker'],
+      ['worker-2', 'worker'],
+      ['console-a', 'console'],
+      ['console-b', 'console'],
+    ] as const) {
       await makeNode(name, role);
     }
   });
@@ -188,7 +212,9 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     await stop(smtpB, 'SIGKILL');
     await rm(path.join(smtpB.dataDir, 'spool'), { recursive: true, force: true });
     // What was accepted is unscanned and only in the shared store now.
-    const waiting = await sql.all<{ id: string }>(q`SELECT m.id FROM messages m JOIN spool_files f ON f.message_id = m.id AND f.kind = 'envelope' WHERE m.status = 'queued'`);
+    const waiting = await sql.all<{ id: string }>(
+      q`SELECT m.id FROM messages m JOIN spool_files f ON f.message_id = m.id AND f.kind = 'envelope' WHERE m.status = 'queued'`,
+    );
     expect(waiting).toHaveLength(11);
 
     // 2. A replacement B, two workers; load through both SMTP nodes; kill -9 one worker and stop B mid-load.
@@ -230,7 +256,9 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
       },
       { timeoutMs: 60_000, what: 'the viruses in the quarantine' },
     ).catch(async (err: Error) => {
-      const rows = await sql.all<{ subject: string; status: string; verdict: string | null }>(q`SELECT subject, status, verdict FROM messages WHERE subject LIKE 'cluster message %'`);
+      const rows = await sql.all<{ subject: string; status: string; verdict: string | null }>(
+        q`SELECT subject, status, verdict FROM messages WHERE subject LIKE 'cluster message %'`,
+      );
       const wanted = new Set(virusNumbers.map((x) => `cluster message ${x}`));
       throw new Error(`${err.message}: ${JSON.stringify(rows.filter((r) => wanted.has(r.subject) || r.verdict === 'virus'))}\n${tail(worker2)}`);
     });
@@ -246,7 +274,9 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     expect(delivered).toBeGreaterThan(0);
     expect(scraped).toMatch(/mailmoat_messages_scanned_total\{verdict="[a-z-]+",action="deliver"\} [1-9]/);
     const duplicates = [...seen.values()].filter((c) => c > 1).length;
-    console.log(`cluster load: ${accepted.size} accepted, ${cleanNumbers.length} delivered, ${virusNumbers.length} quarantined, ${duplicates} delivered twice (at-least-once after kill -9)`);
+    console.log(
+      `cluster load: ${accepted.size} accepted, ${cleanNumbers.length} delivered, ${virusNumbers.length} quarantined, ${duplicates} delivered twice (at-least-once after kill -9)`,
+    );
   }, 240_000);
 
   it('shows the same quarantine on the console of either node, with one login, releases through any node, and applies list changes on every node', async () => {
@@ -268,15 +298,22 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
 
     // A release on console B goes through the shared spool to whichever worker takes it.
     const held = (await sql.all<{ id: string; subject: string }>(q`SELECT id, subject FROM messages WHERE status = 'quarantined' ORDER BY id`))[0]!;
-    const release = await browser.post(`http://127.0.0.1:${consoleB.port}/messages/${held.id}/release`, {}, `http://127.0.0.1:${consoleB.port}/messages/${held.id}`);
+    const release = await browser.post(
+      `http://127.0.0.1:${consoleB.port}/messages/${held.id}/release`,
+      {},
+      `http://127.0.0.1:${consoleB.port}/messages/${held.id}`,
+    );
     expect(release.status).toBe(303);
     const number = Number(/cluster message (\d+)/.exec(held.subject)![1]);
     await waitFor(async () => ((await arrived()).has(number) ? true : undefined), { timeoutMs: 30_000, what: `released message ${number} at the sink` });
     // The sink has it a moment before the worker records the outcome.
-    await waitFor(async () => ((await sql.one<{ status: string }>(q`SELECT status FROM messages WHERE id = ${held.id}`))?.status === 'released' ? true : undefined), {
-      timeoutMs: 30_000,
-      what: `message ${held.id} recorded as released`,
-    });
+    await waitFor(
+      async () => ((await sql.one<{ status: string }>(q`SELECT status FROM messages WHERE id = ${held.id}`))?.status === 'released' ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        what: `message ${held.id} recorded as released`,
+      },
+    );
 
     // A block entry added on console B is used by the workers at once.
     const added = await browser.post(
@@ -304,12 +341,20 @@ describe('a cluster: 2 smtp, 2 worker and 2 console nodes on PostgreSQL and a sh
     for (const node of [smtpA, smtpB]) expect((await send(node, 900)).code).toBe(554);
     await cli(consoleA, 'domain', 'add', 'new.test', '--downstream', `127.0.0.1:${sink.port}`);
     for (const [i, node] of [smtpA, smtpB].entries()) {
-      await waitFor(async () => ((await send(node, 901 + i)).code === 250 ? true : undefined), { timeoutMs: 10_000, what: `${node.name} to accept mail for new.test` });
+      await waitFor(async () => ((await send(node, 901 + i)).code === 250 ? true : undefined), {
+        timeoutMs: 10_000,
+        what: `${node.name} to accept mail for new.test`,
+      });
     }
-    await waitFor(async () => ((await readdir(path.join(dir, 'sink', 'carol@new.test')).catch(() => [])).length >= 2 ? true : undefined), { what: 'mail for new.test at its downstream' });
+    await waitFor(async () => ((await readdir(path.join(dir, 'sink', 'carol@new.test')).catch(() => [])).length >= 2 ? true : undefined), {
+      what: 'mail for new.test at its downstream',
+    });
     await cli(consoleA, 'domain', 'rm', 'new.test');
     for (const node of [smtpA, smtpB]) {
-      await waitFor(async () => ((await send(node, 910)).code === 554 ? true : undefined), { timeoutMs: 10_000, what: `${node.name} to refuse new.test again` });
+      await waitFor(async () => ((await send(node, 910)).code === 554 ? true : undefined), {
+        timeoutMs: 10_000,
+        what: `${node.name} to refuse new.test again`,
+      });
     }
   });
 });

@@ -23,10 +23,34 @@ const mailmoat = (args: string[]) =>
 const VERSION = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
 const COMMANDS = [
-  'start', 'smtp', 'worker', 'console', 'reload', 'check-config', 'migrate', 'test-downstream',
-  'queue', 'queue list', 'queue counts', 'queue show', 'queue retry', 'queue bounce', 'queue delete', 'queue flush',
-  'quarantine', 'quarantine list', 'quarantine show', 'quarantine release', 'quarantine delete',
-  'user', 'user list', 'user add', 'user passwd', 'user totp-reset', 'digest', 'digest send',
+  'start',
+  'smtp',
+  'worker',
+  'console',
+  'reload',
+  'check-config',
+  'migrate',
+  'test-downstream',
+  'queue',
+  'queue list',
+  'queue counts',
+  'queue show',
+  'queue retry',
+  'queue bounce',
+  'queue delete',
+  'queue flush',
+  'quarantine',
+  'quarantine list',
+  'quarantine show',
+  'quarantine release',
+  'quarantine delete',
+  'user',
+  'user list',
+  'user add',
+  'user passwd',
+  'user totp-reset',
+  'digest',
+  'digest send',
 ];
 
 describe('mailmoat help, version and wrong arguments', () => {
@@ -53,7 +77,10 @@ describe('mailmoat help, version and wrong arguments', () => {
     [['frobnicate'], "mailmoat: unknown command 'frobnicate'"],
     [['quarantine', 'show'], "mailmoat: missing required argument 'id'"],
     [['quarantine', 'list', '--limit', 'many'], "mailmoat: option '--limit <n>' argument 'many' is invalid. expected a whole number above 0"],
-    [['user', 'add', 'ops', '--role', 'king'], "mailmoat: option '--role <role>' argument 'king' is invalid. Allowed choices are superadmin, domainadmin, user."],
+    [
+      ['user', 'add', 'ops', '--role', 'king'],
+      "mailmoat: option '--role <role>' argument 'king' is invalid. Allowed choices are superadmin, domainadmin, user.",
+    ],
   ])('%j: one line on stderr, exit 2, no stack trace', async (args, line) => {
     const r = await mailmoat(args);
     expect(r.code).toBe(2);
@@ -69,7 +96,11 @@ describe('mailmoat quarantine and show', () => {
   beforeAll(async () => {
     gw = await startTestGateway({ domains: { 'example.test': {}, 'other.test': {} } });
     const send = async (from: string, to: string, name: string, content: string) => {
-      const sent = await sendRaw(gw.smtpPort, { from, to: [to] }, buildMessage({ multipart: 'mixed', parts: [text('see attached\r\n'), attachment(name, content)] }));
+      const sent = await sendRaw(
+        gw.smtpPort,
+        { from, to: [to] },
+        buildMessage({ multipart: 'mixed', parts: [text('see attached\r\n'), attachment(name, content)] }),
+      );
       await waitForStatus(gw, sent.id!, ['quarantined']);
       return sent.id!;
     };
@@ -82,13 +113,20 @@ describe('mailmoat quarantine and show', () => {
   const list = async (...filters: string[]) => {
     const r = await mailmoat(['quarantine', 'list', ...filters, '--config', gw.configFile]);
     expect(r.code, r.err).toBe(0);
-    return r.out.trim().split('\n').map((l) => l.split('\t')[0]);
+    return r.out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t')[0]);
   };
 
   it('show is for people: local time, sizes, the scan report as text; --json for scripts', async () => {
     const r = await mailmoat(['quarantine', 'show', virus, '--config', gw.configFile]);
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(new RegExp(`^Message ${virus}\\n  Status:     quarantined\\n  Received:   \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d [+-]\\d\\d:\\d\\d from 127\\.0\\.0\\.1 \\(HELO client\\.sender\\.test\\)`));
+    expect(r.out).toMatch(
+      new RegExp(
+        `^Message ${virus}\\n  Status:     quarantined\\n  Received:   \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d [+-]\\d\\d:\\d\\d from 127\\.0\\.0\\.1 \\(HELO client\\.sender\\.test\\)`,
+      ),
+    );
     expect(r.out).toContain('  Sender:     <bob@sender.test>');
     expect(r.out).toMatch(/ {2}Size: {7}\d+(\.\d)? (B|kB)\n/);
     expect(r.out).toMatch(/Scan report:\n {2}virus +infected: \S*Eicar\S*\n {2}spam +score [\d.-]+ \(threshold \d+\)/);
@@ -108,7 +146,10 @@ describe('mailmoat quarantine and show', () => {
     expect(await list('--since', '1h')).toEqual(expect.arrayContaining([virus, banned]));
     expect(await list('--since', '2099-01-01')).toEqual(['quarantine is empty']);
     const bad = await mailmoat(['quarantine', 'list', '--since', 'yesterday-ish', '--config', gw.configFile]);
-    expect(bad).toMatchObject({ code: 1, err: 'mailmoat: --since: expected a date (2026-12-01, 2026-12-01T08:00) or an age (30m, 12h, 7d), got "yesterday-ish"\n' });
+    expect(bad).toMatchObject({
+      code: 1,
+      err: 'mailmoat: --since: expected a date (2026-12-01, 2026-12-01T08:00) or an age (30m, 12h, 7d), got "yesterday-ish"\n',
+    });
   });
 
   it('delete removes the quarantined body and keeps the record; a second delete says why not', async () => {
@@ -140,7 +181,7 @@ describe('mailmoat queue flush', () => {
     await gw?.stop();
   });
 
-  it('--domain tries only that domain\'s deferred mail now; without it, all of it', async () => {
+  it("--domain tries only that domain's deferred mail now; without it, all of it", async () => {
     const send = async (to: string) => {
       const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: [to] }, `Subject: to ${to}\r\n\r\nhello\r\n`);
       await waitForStatus(gw, sent.id!, ['deferred']);

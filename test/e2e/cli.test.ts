@@ -11,10 +11,11 @@ import os from 'node:os';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
-const mailmoat = (args: string[]) => run(path.join(REPO, 'bin/mailmoat'), args).then(
-  (r) => ({ code: 0, out: r.stdout, err: r.stderr }),
-  (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr }),
-);
+const mailmoat = (args: string[]) =>
+  run(path.join(REPO, 'bin/mailmoat'), args).then(
+    (r) => ({ code: 0, out: r.stdout, err: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr }),
+  );
 
 describe('mailmoat test-downstream', () => {
   let gw: TestGateway;

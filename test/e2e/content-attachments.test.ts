@@ -9,7 +9,8 @@ import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitForStatus
 import type { MessageStatus } from '../../gateway/store/metadata.ts';
 
 const HEADERS = ['From: Bob <bob@sender.test>', 'To: alice@example.test', 'Subject: quarterly figures', `Date: ${mailDate()}`, 'MIME-Version: 1.0'];
-const withText = (...parts: PartSpec[]): Buffer => buildMessage({ multipart: 'mixed', boundary: 'OUTER', parts: [text('Please see the attachment.\r\n'), ...parts] }, HEADERS);
+const withText = (...parts: PartSpec[]): Buffer =>
+  buildMessage({ multipart: 'mixed', boundary: 'OUTER', parts: [text('Please see the attachment.\r\n'), ...parts] }, HEADERS);
 
 async function send(gw: TestGateway, raw: Buffer, final: MessageStatus[], rcpt = 'alice@example.test') {
   const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: [rcpt] }, raw);
@@ -28,7 +29,12 @@ describe('attachments and MIME structure (default policy)', () => {
   });
 
   it('EICAR three zips deep: virus, quarantined, nothing delivered', async () => {
-    const row = await send(gw, withText(attachment('archive.zip', nestedZip(eicarBytes(), 'readme.txt', 3), { type: 'application/zip' })), ['quarantined'], 'v1@example.test');
+    const row = await send(
+      gw,
+      withText(attachment('archive.zip', nestedZip(eicarBytes(), 'readme.txt', 3), { type: 'application/zip' })),
+      ['quarantined'],
+      'v1@example.test',
+    );
     expect(row.verdict).toBe('virus');
     expect(row.reason).toMatch(/^contains the virus .*Eicar/i);
     expect(row.report?.outcome).toMatchObject({ class: 'virus', action: 'quarantine', recipients: ['v1@example.test'] });
@@ -39,7 +45,10 @@ describe('attachments and MIME structure (default policy)', () => {
     const row = await send(gw, withText(attachment('invoice.pdf', FAKE_PE, { type: 'application/pdf' })), ['quarantined'], 'b1@example.test');
     expect(row.verdict).toBe('banned');
     expect(row.reason).toBe('the attachment "invoice.pdf" is not allowed: content is a Windows/DOS executable (MZ)');
-    expect(row.report?.attachments).toMatchObject({ status: 'checked', files: [{ part: '2', filename: 'invoice.pdf', detected: 'Windows/DOS executable (MZ)' }] });
+    expect(row.report?.attachments).toMatchObject({
+      status: 'checked',
+      files: [{ part: '2', filename: 'invoice.pdf', detected: 'Windows/DOS executable (MZ)' }],
+    });
     expect(await mailboxMessages(gw, 'b1@example.test')).toHaveLength(0);
   });
 
@@ -53,10 +62,22 @@ describe('attachments and MIME structure (default policy)', () => {
   });
 
   it('a banned name inside a zip, and an encrypted zip: banned', async () => {
-    const inner = await send(gw, withText(attachment('tools.zip', zip([{ name: 'docs/setup.exe', data: 'MZ' }]), { type: 'application/zip' })), ['quarantined'], 'b3@example.test');
+    const inner = await send(
+      gw,
+      withText(attachment('tools.zip', zip([{ name: 'docs/setup.exe', data: 'MZ' }]), { type: 'application/zip' })),
+      ['quarantined'],
+      'b3@example.test',
+    );
     expect(inner.verdict).toBe('banned');
-    expect(inner.report?.attachments).toMatchObject({ findings: expect.arrayContaining([expect.objectContaining({ filename: 'docs/setup.exe', archivePath: ['tools.zip'] })]) });
-    const locked = await send(gw, withText(attachment('secret.zip', zip([{ name: 'a.txt', data: 'hi', encrypted: true }]), { type: 'application/zip' })), ['quarantined'], 'b4@example.test');
+    expect(inner.report?.attachments).toMatchObject({
+      findings: expect.arrayContaining([expect.objectContaining({ filename: 'docs/setup.exe', archivePath: ['tools.zip'] })]),
+    });
+    const locked = await send(
+      gw,
+      withText(attachment('secret.zip', zip([{ name: 'a.txt', data: 'hi', encrypted: true }]), { type: 'application/zip' })),
+      ['quarantined'],
+      'b4@example.test',
+    );
     expect(locked.verdict).toBe('banned');
     expect(locked.reason).toMatch(/encrypted archive member cannot be scanned/);
   });

@@ -14,7 +14,7 @@ import { mailDate } from '../support/mime.ts';
 function keyPair() {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
   const der = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-  return { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), txt: (`v=DKIM1; k=rsa; p=${der}`.match(/.{1,250}/g) ?? []) };
+  return { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), txt: `v=DKIM1; k=rsa; p=${der}`.match(/.{1,250}/g) ?? [] };
 }
 
 const message = (from: string, subject: string, extra = '') =>
@@ -65,7 +65,12 @@ describe('mail authentication', () => {
     expect(signatures).toMatch(/^DKIM-Signature: /);
     const row = await send('a1@example.test', signatures + body);
     expect(row.verdict).toBe('clean');
-    expect(row.report?.auth).toMatchObject({ status: 'checked', spf: { result: 'fail' }, dkim: [{ result: 'pass', domain: 'bank.test', aligned: true }], dmarc: { result: 'pass', policy: 'reject' } });
+    expect(row.report?.auth).toMatchObject({
+      status: 'checked',
+      spf: { result: 'fail' },
+      dkim: [{ result: 'pass', domain: 'bank.test', aligned: true }],
+      dmarc: { result: 'pass', policy: 'reject' },
+    });
     const [got] = await mailboxMessages(gw, 'a1@example.test');
     const head = unfold(splitMessage(got).head);
     const ours = head.match(/^Authentication-Results: mx\.gateway\.test;.*$/gim) ?? [];
@@ -76,7 +81,13 @@ describe('mail authentication', () => {
     expect(head).toContain('Authentication-Results: mx.other.test; spf=pass');
     // The ARC set on top verifies against the key in DNS: the next hop can trust what we saw.
     expect(head).toMatch(/^ARC-Seal: i=1; .*cv=none/m);
-    const verified = await authenticate(got, { resolver: createResolver({ servers: [dns.address], timeoutMs: 2_000, tries: 1 }).forMailauth(), ip: '127.0.0.1', sender: 'x@gateway.test', mta: 'next.test', disableBimi: true });
+    const verified = await authenticate(got, {
+      resolver: createResolver({ servers: [dns.address], timeoutMs: 2_000, tries: 1 }).forMailauth(),
+      ip: '127.0.0.1',
+      sender: 'x@gateway.test',
+      mta: 'next.test',
+      disableBimi: true,
+    });
     expect(verified.arc && verified.arc.status.result).toBe('pass');
   });
 

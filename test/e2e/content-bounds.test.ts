@@ -12,7 +12,14 @@ import { mailboxMessages, sendRaw, startTestGateway, waitForStatus, type TestGat
 const LEVELS = 100_000;
 const headers = (subject: string) => ['From: a@sender.test', 'To: deep@example.test', `Subject: ${subject}`, `Date: ${mailDate()}`, 'MIME-Version: 1.0'];
 const nestedDivMessage = () =>
-  buildMessage({ contentType: 'text/html; charset=utf-8', encoding: '7bit', body: `<html><body>\r\n${'<div>'.repeat(LEVELS)}x${'</div>'.repeat(LEVELS)}\r\n</body></html>\r\n` }, headers('deep'));
+  buildMessage(
+    {
+      contentType: 'text/html; charset=utf-8',
+      encoding: '7bit',
+      body: `<html><body>\r\n${'<div>'.repeat(LEVELS)}x${'</div>'.repeat(LEVELS)}\r\n</body></html>\r\n`,
+    },
+    headers('deep'),
+  );
 const smtp = { listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: 3_000_000, maxRecipients: 5 };
 
 let gw: TestGateway | undefined;
@@ -38,9 +45,16 @@ describe('a deeply nested HTML part', () => {
 
   it('with the bounds lifted: its analysis ends at the time budget, and meanwhile other mail is accepted and delivered', async () => {
     const unbounded = { maxHtmlDepth: 10_000_000, maxHtmlElements: 10_000_000 };
-    gw = await startTestGateway({ overrides: { smtp, mime: unbounded, scan: { retryDelayMs: 500, maxRetryDelayMs: 2_000, maxAttempts: 10, analysisTimeMs: 3_000 } } });
+    gw = await startTestGateway({
+      overrides: { smtp, mime: unbounded, scan: { retryDelayMs: 500, maxRetryDelayMs: 2_000, maxAttempts: 10, analysisTimeMs: 3_000 } },
+    });
     const queue = gw.queue;
-    health = await startHealthServer({ listen: { host: '127.0.0.1', port: 0 }, role: 'start', checks: { redis: () => queue.counts() }, logger: silentLogger() });
+    health = await startHealthServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      role: 'start',
+      checks: { redis: () => queue.counts() },
+      logger: silentLogger(),
+    });
 
     const deep = await sendRaw(gw.smtpPort, { from: 'a@sender.test', to: ['deep@example.test'] }, nestedDivMessage());
     expect(deep.code).toBe(250);

@@ -9,9 +9,18 @@ import { sendRaw, startTestGateway, waitForStatus, type TestGateway } from '../s
 import type { MessageRecord } from '../../gateway/store/metadata.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
-const head = (subject: string, extra: string[] = []) => ['From: Bob <bob@sender.test>', 'To: alice@example.test', `Subject: ${subject}`, `Date: ${mailDate()}`, 'MIME-Version: 1.0', ...extra];
-const mixed = (subject: string, ...parts: PartSpec[]) => buildMessage({ multipart: 'mixed', boundary: 'OUTER', parts: [text('Please see the attachment.\r\n'), ...parts] }, head(subject));
-const alt = (subject: string, plain: string, markup: string) => buildMessage({ multipart: 'alternative', boundary: 'ALT', parts: [text(plain), html(markup)] }, head(subject));
+const head = (subject: string, extra: string[] = []) => [
+  'From: Bob <bob@sender.test>',
+  'To: alice@example.test',
+  `Subject: ${subject}`,
+  `Date: ${mailDate()}`,
+  'MIME-Version: 1.0',
+  ...extra,
+];
+const mixed = (subject: string, ...parts: PartSpec[]) =>
+  buildMessage({ multipart: 'mixed', boundary: 'OUTER', parts: [text('Please see the attachment.\r\n'), ...parts] }, head(subject));
+const alt = (subject: string, plain: string, markup: string) =>
+  buildMessage({ multipart: 'alternative', boundary: 'ALT', parts: [text(plain), html(markup)] }, head(subject));
 
 const CORPUS: [string, Buffer][] = [
   ['eicar', mixed('invoice', attachment('eicar.com', eicarBytes()))],
@@ -25,7 +34,15 @@ const CORPUS: [string, Buffer][] = [
   ['gtube', buildMessage(text(`${GTUBE}\r\n`), head('cheap pills'))],
   ['gtube html with link', alt('your account', `${GTUBE}\r\n`, `<p>${GTUBE}</p><p><a href="https://evil-login.example.net/">https://www.paypal.com/</a></p>`)],
   ['gtube html only', buildMessage(html(`<html><body><p>${GTUBE}</p><p>Buy now</p></body></html>`), head('offer'))],
-  ['gtube no date', buildMessage(text(`${GTUBE}\r\nvisit http://cheap.example/ now\r\n`), ['From: x@sender.test', 'To: alice@example.test', 'Subject: WIN $$$ NOW', 'MIME-Version: 1.0'])],
+  [
+    'gtube no date',
+    buildMessage(text(`${GTUBE}\r\nvisit http://cheap.example/ now\r\n`), [
+      'From: x@sender.test',
+      'To: alice@example.test',
+      'Subject: WIN $$$ NOW',
+      'MIME-Version: 1.0',
+    ]),
+  ],
   ['gtube and eicar', buildMessage({ multipart: 'mixed', boundary: 'B', parts: [text(`${GTUBE}\r\n`), attachment('eicar.com', eicarBytes())] }, head('both'))],
   ['malformed', Buffer.from(`${head('broken').join('\r\n')}\r\nContent-Type: multipart/mixed\r\n\r\nno boundary here\r\n`)],
 ];
@@ -68,10 +85,14 @@ describe('plain-language reasons over a small corpus', () => {
     const reason = (name: string) => rows.find((r) => r.name === name)!.row.reason!;
     expect(reason('eicar')).toMatch(/^contains the virus \S*Eicar/i);
     expect(reason('exe as pdf')).toBe('the attachment "invoice.pdf" is not allowed: content is a Windows/DOS executable (MZ)');
-    expect(reason('gtube')).toMatch(/^SpamAssassin score \d+\.\d, 10\.0 or more is high spam; strongest signs: Generic Test for Unsolicited Bulk Email \(\+1000\.0\)/);
+    expect(reason('gtube')).toMatch(
+      /^SpamAssassin score \d+\.\d, 10\.0 or more is high spam; strongest signs: Generic Test for Unsolicited Bulk Email \(\+1000\.0\)/,
+    );
     const linked = rows.find((r) => r.name === 'gtube html with link')!.row;
     expect(linked.report?.outcome?.reasons).toContain('a link shows www.paypal.com but goes to evil-login.example.net');
     // The scan report keeps each rule with its score and description for the message view.
-    expect(linked.report?.spam).toMatchObject({ details: expect.arrayContaining([{ rule: 'GTUBE', score: 1000, description: 'Generic Test for Unsolicited Bulk Email' }]) });
+    expect(linked.report?.spam).toMatchObject({
+      details: expect.arrayContaining([{ rule: 'GTUBE', score: 1000, description: 'Generic Test for Unsolicited Bulk Email' }]),
+    });
   });
 });

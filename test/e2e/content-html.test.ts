@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMessage, html, text, type PartSpec, mailDate } from '../support/mime.ts';
 import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
-const headers = (subject: string) => ['From: Bank <service@bank.test>', 'To: alice@example.test', `Subject: ${subject}`, `Date: ${mailDate()}`, 'MIME-Version: 1.0'];
+const headers = (subject: string) => [
+  'From: Bank <service@bank.test>',
+  'To: alice@example.test',
+  `Subject: ${subject}`,
+  `Date: ${mailDate()}`,
+  'MIME-Version: 1.0',
+];
 const alternative = (subject: string, plain: string, markup: string): Buffer =>
   buildMessage({ multipart: 'alternative', boundary: 'ALT', parts: [text(plain), html(markup)] } satisfies PartSpec, headers(subject));
 
@@ -11,7 +17,10 @@ const alternative = (subject: string, plain: string, markup: string): Buffer =>
 function htmlOf(raw: Buffer): string {
   const part = raw.toString('latin1').split('--ALT')[2];
   const body = part.slice(part.indexOf('\r\n\r\n') + 4);
-  return Buffer.from(body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+  return Buffer.from(
+    body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+    'latin1',
+  ).toString('utf8');
 }
 const textPart = (raw: Buffer) => raw.toString('latin1').split('--ALT')[1];
 
@@ -44,7 +53,12 @@ describe('HTML disarming and the phishing net (default policy)', () => {
     const { row, got } = await deliver(gw, 'p1@example.test', raw);
     expect(row.verdict).toBe('phishing');
     expect(row.reason).toBe('a link shows www.bank.test but goes to login.evil.example');
-    expect(row.report?.html).toMatchObject({ status: 'checked', changed: true, dangerous: true, phishing: [{ part: '2', shown: 'www.bank.test', real: 'login.evil.example' }] });
+    expect(row.report?.html).toMatchObject({
+      status: 'checked',
+      changed: true,
+      dangerous: true,
+      phishing: [{ part: '2', shown: 'www.bank.test', real: 'login.evil.example' }],
+    });
     const head = splitMessage(got).head.replace(/\r\n[ \t]+/g, ' ');
     expect(head).toContain('Subject: {Fraud?} <Cleaned> account locked\r\n');
     expect(head).toContain('X-Mailmoat-Warning: phishing: a link shows www.bank.test but goes to login.evil.example');
@@ -57,7 +71,11 @@ describe('HTML disarming and the phishing net (default policy)', () => {
   });
 
   it('a script alone: clean, delivered with <Cleaned>', async () => {
-    const { row, got } = await deliver(gw, 'p2@example.test', alternative('hello', 'hi\r\n', '<p onclick="steal()">hi</p><form action="https://x.test/"><input name="pw"></form>'));
+    const { row, got } = await deliver(
+      gw,
+      'p2@example.test',
+      alternative('hello', 'hi\r\n', '<p onclick="steal()">hi</p><form action="https://x.test/"><input name="pw"></form>'),
+    );
     expect(row.verdict).toBe('clean');
     expect(row.report?.html).toMatchObject({ changed: true, dangerous: true, phishing: [] });
     expect(splitMessage(got).head).toContain('Subject: <Cleaned> hello\r\n');

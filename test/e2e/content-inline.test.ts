@@ -10,7 +10,8 @@ import { mailboxMessages, sendRaw, startTestGateway, waitForStatus, type TestGat
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const HEADERS = ['From: bob@sender.test', 'To: alice@example.test', 'Subject: test', 'MIME-Version: 1.0'];
-const withFile = (name: string, content: Buffer | string) => buildMessage({ multipart: 'mixed', parts: [text('see attached\r\n'), attachment(name, content)] }, HEADERS);
+const withFile = (name: string, content: Buffer | string) =>
+  buildMessage({ multipart: 'mixed', parts: [text('see attached\r\n'), attachment(name, content)] }, HEADERS);
 const plain = (body: string) => buildMessage(text(body), HEADERS);
 const REFUSE = { virus: 'reject', banned: 'reject', malformed: 'reject', 'high-spam': 'reject' };
 
@@ -96,6 +97,8 @@ describe('inline verdicts past the deadline', () => {
     expect(res.code).toBe(250);
     await waitForStatus(gw, res.id!, ['quarantined']);
     expect(await gw.stores.store.get(res.id!)).toMatchObject({ verdict: 'virus' });
-    expect((await gw.stores.store.events(res.id!)).find((e) => e.kind === 'quarantined')?.detail).toMatch(/policy says reject, but the message had been accepted/);
+    expect((await gw.stores.store.events(res.id!)).find((e) => e.kind === 'quarantined')?.detail).toMatch(
+      /policy says reject, but the message had been accepted/,
+    );
   });
 });

@@ -73,7 +73,11 @@ describe('rules, lists, actions and policy groups', () => {
   });
 
   it('a virus: quarantined and a copy forwarded to security', async () => {
-    const raw = buildMessage({ multipart: 'mixed', parts: [text('see attached'), attachment('eicar.txt', EICAR, { type: 'text/plain' })] }, ['From: bob@sender.test', 'Subject: fyi', 'MIME-Version: 1.0']);
+    const raw = buildMessage({ multipart: 'mixed', parts: [text('see attached'), attachment('eicar.txt', EICAR, { type: 'text/plain' })] }, [
+      'From: bob@sender.test',
+      'Subject: fyi',
+      'MIME-Version: 1.0',
+    ]);
     const id = await send('bob@sender.test', ['r3@example.test'], raw);
     await waitForStatus(gw, id, ['quarantined']);
     await waitForStatus(gw, `${id}-F1`, ['delivered']);
@@ -87,9 +91,18 @@ describe('rules, lists, actions and policy groups', () => {
     expect((await lists.add({ kind: 'block', scope: 'domain', owner: 'example.test', entry: 'spammer.test', createdBy: 'test' })).ok).toBe(true);
     const allowed = await send('bob@sender.test', ['r4@example.test'], message('allowed', `${GTUBE}\r\n`));
     await waitForStatus(gw, allowed, ['delivered']);
-    expect(await gw.stores.store.get(allowed)).toMatchObject({ verdict: 'clean', reason: expect.stringMatching(/^the sender is on the recipient's allow list \(entry bob@sender\.test\), so spam checks do not count \(spam score \d+\.\d\)$/) });
+    expect(await gw.stores.store.get(allowed)).toMatchObject({
+      verdict: 'clean',
+      reason: expect.stringMatching(
+        /^the sender is on the recipient's allow list \(entry bob@sender\.test\), so spam checks do not count \(spam score \d+\.\d\)$/,
+      ),
+    });
     expect((await gw.stores.store.get(allowed))?.report?.list).toEqual({ kind: 'allow', scope: 'user', entry: 'bob@sender.test' });
-    const virus = buildMessage({ multipart: 'mixed', parts: [text('x'), attachment('e.txt', EICAR, { type: 'text/plain' })] }, ['From: bob@sender.test', 'Subject: v', 'MIME-Version: 1.0']);
+    const virus = buildMessage({ multipart: 'mixed', parts: [text('x'), attachment('e.txt', EICAR, { type: 'text/plain' })] }, [
+      'From: bob@sender.test',
+      'Subject: v',
+      'MIME-Version: 1.0',
+    ]);
     const infected = await send('bob@sender.test', ['r4@example.test'], virus);
     await waitForStatus(gw, infected, ['quarantined']);
     expect((await gw.stores.store.get(infected))?.verdict).toBe('virus');
@@ -125,7 +138,9 @@ describe('rules, lists, actions and policy groups', () => {
     expect(unfold((await mailboxMessages(gw, 'r6@example.test'))[0])).toMatch(/Subject: mixed\r\n/);
     const ceo = unfold((await mailboxMessages(gw, 'ceo@example.test'))[0]);
     expect(ceo).toContain('Subject: mixed\r\n');
-    expect(ceo).toMatch(/X-Mailmoat-Warning: high-spam: SpamAssassin score \d+\.\d, 10\.0 or more is high spam; strongest signs: Generic Test for Unsolicited Bulk Email/);
+    expect(ceo).toMatch(
+      /X-Mailmoat-Warning: high-spam: SpamAssassin score \d+\.\d, 10\.0 or more is high spam; strongest signs: Generic Test for Unsolicited Bulk Email/,
+    );
     expect(ceo).toContain('X-Spam-Flag: YES');
     expect(ceo).toContain(`X-Mailmoat-ID: ${id}-3`);
     // releasing the quarantined copy delivers to its two recipients only, once

@@ -13,7 +13,9 @@ const REPO = path.resolve(import.meta.dirname, '../..');
 
 /** Every PromQL expression of the dashboard and of the alert rules. */
 function shippedExpressions(): string[] {
-  const dashboard = JSON.parse(readFileSync(path.join(REPO, 'deploy/grafana/mailmoat-dashboard.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+  const dashboard = JSON.parse(readFileSync(path.join(REPO, 'deploy/grafana/mailmoat-dashboard.json'), 'utf8')) as {
+    panels: { targets: { expr: string }[] }[];
+  };
   const alerts = parse(readFileSync(path.join(REPO, 'deploy/prometheus/mailmoat-alerts.yml'), 'utf8')) as { groups: { rules: { expr: string }[] }[] };
   return [...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...alerts.groups.flatMap((g) => g.rules.map((r) => r.expr))];
 }
@@ -35,7 +37,14 @@ describe('dashboard and alert rules against a live /metrics', () => {
     worker = spawn(path.join(REPO, 'bin/mailmoat'), ['worker', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     worker.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
     worker.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-    await waitFor(() => fetch(`http://127.0.0.1:${healthPort}/healthz`).then((r) => r.ok || undefined, () => undefined), { what: `worker health (${output.join('')})`, timeoutMs: 30_000 });
+    await waitFor(
+      () =>
+        fetch(`http://127.0.0.1:${healthPort}/healthz`).then(
+          (r) => r.ok || undefined,
+          () => undefined,
+        ),
+      { what: `worker health (${output.join('')})`, timeoutMs: 30_000 },
+    );
   });
   afterAll(async () => {
     if (worker && worker.exitCode === null) {

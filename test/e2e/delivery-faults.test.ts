@@ -46,11 +46,24 @@ const rows: Row[] = [
   { name: 'connection refused', special: 'refused', expect: 'deferred', reply: /ECONNREFUSED/ },
   { name: 'connect timeout', special: 'blackhole', expect: 'deferred', reply: /Connection timeout|ETIMEDOUT/i },
   { name: 'greeting 421', script: { greeting: '421 4.3.2 too busy' }, expect: 'deferred', reply: /421 4\.3\.2 too busy/ },
-  { name: 'greeting 554', script: { greeting: '554 5.7.1 go away' }, expect: 'failed', reply: /554 5\.7\.1 go away/, dsn: [/Status: 5\.7\.1/, /Remote-MTA: dns; mbox\.greeting-554\.test\r\n/, /Diagnostic-Code: smtp; 554 5\.7\.1 go away/] },
+  {
+    name: 'greeting 554',
+    script: { greeting: '554 5.7.1 go away' },
+    expect: 'failed',
+    reply: /554 5\.7\.1 go away/,
+    dsn: [/Status: 5\.7\.1/, /Remote-MTA: dns; mbox\.greeting-554\.test\r\n/, /Diagnostic-Code: smtp; 554 5\.7\.1 go away/],
+  },
   { name: 'banner never sent', script: { greeting: { hang: true } }, expect: 'deferred', reply: /Greeting never received|timeout/i },
   { name: 'STARTTLS handshake fails, tls none', tls: 'none', script: { starttls: '220 2.0.0 go ahead' }, expect: 'delivered', reply: /250 2\.0\.0 queued/ },
   // Postfix's level "may": the handshake failed, so the same host is tried again without TLS.
-  { name: 'STARTTLS handshake fails, tls opportunistic', tls: 'opportunistic', script: { starttls: '220 2.0.0 go ahead' }, expect: 'delivered', reply: /250 2\.0\.0 queued/, connections: 2 },
+  {
+    name: 'STARTTLS handshake fails, tls opportunistic',
+    tls: 'opportunistic',
+    script: { starttls: '220 2.0.0 go ahead' },
+    expect: 'delivered',
+    reply: /250 2\.0\.0 queued/,
+    connections: 2,
+  },
   { name: 'STARTTLS handshake fails, tls required', tls: 'required', script: { starttls: '220 2.0.0 go ahead' }, expect: 'deferred', reply: /STARTTLS failed/ },
   { name: 'STARTTLS handshake fails, tls verified', tls: 'verified', script: { starttls: '220 2.0.0 go ahead' }, expect: 'deferred', reply: /STARTTLS failed/ },
   { name: 'reset in the middle of DATA', script: { resetInDataAfter: 20 }, expect: 'deferred', reply: /ECONNRESET|closed unexpectedly/i },
@@ -58,17 +71,30 @@ const rows: Row[] = [
   { name: '451 after the final dot', script: { dot: () => '451 4.3.0 local error in processing' }, expect: 'deferred', reply: /451 4\.3\.0 local error/ },
   {
     name: 'multi-line replies',
-    script: { greeting: '220-peer.test ESMTP\n220-no UCE\n220 welcome', rcpt: (to) => (to.startsWith('gone') ? '550-5.1.1 no such user\n550 5.1.1 see https://help.test' : '250 2.1.5 ok'), dot: () => '250-2.0.0 queued as A1\n250 2.0.0 thanks' },
+    script: {
+      greeting: '220-peer.test ESMTP\n220-no UCE\n220 welcome',
+      rcpt: (to) => (to.startsWith('gone') ? '550-5.1.1 no such user\n550 5.1.1 see https://help.test' : '250 2.1.5 ok'),
+      dot: () => '250-2.0.0 queued as A1\n250 2.0.0 thanks',
+    },
     rcpt: ['a', 'gone'],
     expect: 'failed',
     reply: /550.*5\.1\.1 no such user/,
     accepted: 1,
     dsn: [/Final-Recipient: rfc822; gone@/, /Status: 5\.1\.1/],
   },
-  { name: 'a peer that sends one byte a second', script: { byteDelayMs: 1_000 }, expect: 'deferred', reply: /4\.4\.2 no answer within 2500 ms \(transaction deadline\)/ },
+  {
+    name: 'a peer that sends one byte a second',
+    script: { byteDelayMs: 1_000 },
+    expect: 'deferred',
+    reply: /4\.4\.2 no answer within 2500 ms \(transaction deadline\)/,
+  },
 ];
 
-const slug = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const slug = (name: string) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 
 describe('delivery fault matrix', () => {
   let dns: FakeDns;
@@ -179,7 +205,29 @@ describe('TLS to a next hop reached by name', () => {
     const cert = path.join(dir, 'c.crt');
     const key = path.join(dir, 'c.key');
     const names = ['mbox.required.test', 'mbox.verified.test'];
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-keyout', key, '-out', cert, '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-subj',
+        `/CN=${names[0]}`,
+        '-addext',
+        `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
+      ],
+      { stdio: 'ignore' },
+    );
     server = new SMTPServer({
       key: readFileSync(key),
       cert: readFileSync(cert),
@@ -189,7 +237,11 @@ describe('TLS to a next hop reached by name', () => {
       onData(stream, session, callback) {
         stream.resume();
         stream.on('end', () => {
-          seen.push({ servername: (session as { servername?: string }).servername, secure: session.secure, rcpt: session.envelope.rcptTo.map((r) => r.address) });
+          seen.push({
+            servername: (session as { servername?: string }).servername,
+            secure: session.secure,
+            rcpt: session.envelope.rcptTo.map((r) => r.address),
+          });
           callback();
         });
       },
@@ -221,6 +273,8 @@ describe('TLS to a next hop reached by name', () => {
     await waitForStatus(gw, required.id!, ['delivered'], 20_000);
     await waitForStatus(gw, verified.id!, ['deferred'], 20_000);
     expect(seen).toEqual([{ servername: 'mbox.required.test', secure: true, rcpt: ['a@required.test'] }]);
-    expect((await gw.stores.store.get(verified.id!))?.lastReply).toMatch(/mbox\.verified\.test\[127\.0\.0\.1\]:\d+: .*self.signed certificate.*\(STARTTLS failed\)/i);
+    expect((await gw.stores.store.get(verified.id!))?.lastReply).toMatch(
+      /mbox\.verified\.test\[127\.0\.0\.1\]:\d+: .*self.signed certificate.*\(STARTTLS failed\)/i,
+    );
   });
 });

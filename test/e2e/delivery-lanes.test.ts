@@ -6,7 +6,8 @@ import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { startScriptedPeer, type ScriptedPeer } from '../support/scripted-peer.ts';
 import { sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
-const message = (to: string, subject: string) => `From: bob@sender.test\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\n\r\nbody\r\n`;
+const message = (to: string, subject: string) =>
+  `From: bob@sender.test\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\n\r\nbody\r\n`;
 /** Long enough that the stuck bounces are still connecting when the test ends. */
 const STALL_MS = 30_000;
 
@@ -30,7 +31,12 @@ describe('delivery lanes', () => {
           'fine.test': { downstream: [{ host: 'mbox.fine.test', port: mailbox.port, tls: 'none' }] },
         },
         queue: { lockDurationMs: 3_000, deliverConcurrency: 3 },
-        delivery: { retryDelayMs: 120_000, connectTimeoutMs: STALL_MS, externalConcurrency: 1, relay: [{ host: 'relay.stall.test', port: stalled.port, tls: 'none' }] },
+        delivery: {
+          retryDelayMs: 120_000,
+          connectTimeoutMs: STALL_MS,
+          externalConcurrency: 1,
+          relay: [{ host: 'relay.stall.test', port: stalled.port, tls: 'none' }],
+        },
       },
     });
   }, 60_000);

@@ -63,7 +63,10 @@ describe('bounce routing, loops and backscatter', () => {
   }
   /** The id of the DSN sent about a message, once its 'bounced' event is there. */
   async function dsnOf(id: string): Promise<string> {
-    const event = await waitFor(async () => (await gw.stores.store.events(id)).find((e) => e.kind === 'bounced'), { what: `the DSN about ${id}`, timeoutMs: 15_000 });
+    const event = await waitFor(async () => (await gw.stores.store.events(id)).find((e) => e.kind === 'bounced'), {
+      what: `the DSN about ${id}`,
+      timeoutMs: 15_000,
+    });
     return /^DSN (\S+)/.exec(event.detail)![1]!;
   }
 
@@ -104,7 +107,9 @@ describe('bounce routing, loops and backscatter', () => {
     expect((await gw.stores.store.deliveries(id)).map((d) => [d.recipient, d.outcome])).toEqual([['gone@refuse.test', 'failed']]);
     const events = await gw.stores.store.events(id);
     expect(events.map((e) => e.kind)).not.toContain('bounced');
-    expect(events.find((e) => e.kind === DSN_SUPPRESSED_EVENT)?.detail).toBe('no bounce to <bob@quiet.test> for gone@refuse.test: message classed spam (backscatter)');
+    expect(events.find((e) => e.kind === DSN_SUPPRESSED_EVENT)?.detail).toBe(
+      'no bounce to <bob@quiet.test> for gone@refuse.test: message classed spam (backscatter)',
+    );
   });
 
   it('sends no DSN to a sender that failed SPF', async () => {

@@ -21,18 +21,29 @@ async function mailbox(port = 0, hooks?: Parameters<typeof startMailbox>[0]['hoo
   return Object.assign(m, { dir });
 }
 
-async function gateway(downstream: { host: string; port: number; priority?: number }[], relayPort: number, delivery: Record<string, unknown> = {}): Promise<TestGateway> {
+async function gateway(
+  downstream: { host: string; port: number; priority?: number }[],
+  relayPort: number,
+  delivery: Record<string, unknown> = {},
+): Promise<TestGateway> {
   const gw = await startTestGateway({
     overrides: {
       domains: { 'example.test': { downstream } },
-      delivery: { retryDelayMs: 300, maxRetryDelayMs: 1_000, connectTimeoutMs: 2_000, relay: [{ host: '127.0.0.1', port: relayPort, tls: 'none' }], ...delivery },
+      delivery: {
+        retryDelayMs: 300,
+        maxRetryDelayMs: 1_000,
+        connectTimeoutMs: 2_000,
+        relay: [{ host: '127.0.0.1', port: relayPort, tls: 'none' }],
+        ...delivery,
+      },
     },
   });
   cleanups.push(() => gw.stop());
   return gw;
 }
 
-const plain = (subject: string) => `From: bob@sender.test\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\n\r\nbody of ${subject}\r\n`;
+const plain = (subject: string) =>
+  `From: bob@sender.test\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\n\r\nbody of ${subject}\r\n`;
 
 describe('delivery', () => {
   it('defers while the downstream is down and delivers exactly once when it comes back', async () => {
@@ -53,17 +64,25 @@ describe('delivery', () => {
   it('bounces the refused recipient to the sender in a DSN and delivers the others once', async () => {
     const bounces = await mailbox();
     const downstream = await mailbox(0, {
-      refuseRecipient: (a) => (a === 'nobody@example.test' ? { code: 550, text: '5.1.1 <nobody@example.test>: Recipient address rejected: User unknown' } : undefined),
+      refuseRecipient: (a) =>
+        a === 'nobody@example.test' ? { code: 550, text: '5.1.1 <nobody@example.test>: Recipient address rejected: User unknown' } : undefined,
     });
     const gw = await gateway([{ host: '127.0.0.1', port: downstream.port }], bounces.port);
-    const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test', 'nobody@example.test', 'carol@example.test'] }, plain('partial'));
+    const sent = await sendRaw(
+      gw.smtpPort,
+      { from: 'bob@sender.test', to: ['alice@example.test', 'nobody@example.test', 'carol@example.test'] },
+      plain('partial'),
+    );
     await waitForStatus(gw, sent.id!, ['failed']);
     for (const r of ['alice@example.test', 'carol@example.test']) expect(await mailboxMessages({ mailboxDir: downstream.dir }, r)).toHaveLength(1);
     expect(await mailboxMessages({ mailboxDir: downstream.dir }, 'nobody@example.test')).toHaveLength(0);
-    const [dsn] = await waitFor(async () => {
-      const m = await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test');
-      return m.length ? m : undefined;
-    }, { what: 'the DSN' });
+    const [dsn] = await waitFor(
+      async () => {
+        const m = await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test');
+        return m.length ? m : undefined;
+      },
+      { what: 'the DSN' },
+    );
     const text = dsn.toString();
     expect(text).toMatch(/^From: Mail Delivery System <MAILER-DAEMON@mx\.gateway\.test>/m);
     expect(text).toContain('Content-Type: multipart/report; report-type=delivery-status');
@@ -113,10 +132,13 @@ describe('delivery', () => {
     const gw = await gateway([{ host: '127.0.0.1', port: dead }], bounces.port, { delayWarningMs: 1_000, maxLifetimeMs: 4_000 });
     const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, plain('expiry'));
     await waitForStatus(gw, sent.id!, ['failed'], 20_000);
-    const notices = await waitFor(async () => {
-      const m = await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test');
-      return m.length >= 2 ? m.map((b) => b.toString()) : undefined;
-    }, { what: 'a delay warning and a bounce' });
+    const notices = await waitFor(
+      async () => {
+        const m = await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test');
+        return m.length >= 2 ? m.map((b) => b.toString()) : undefined;
+      },
+      { what: 'a delay warning and a bounce' },
+    );
     expect(notices).toHaveLength(2);
     const delayed = notices.find((n) => n.includes('Action: delayed'))!;
     expect(delayed).toContain('Subject: Delayed Mail (still being retried)');

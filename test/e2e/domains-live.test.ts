@@ -28,7 +28,11 @@ describe('a domain added through the API is live on another node', () => {
     gw = await startTestGateway({ database: 'postgres', liveDomainsPollMs: POLL_MS });
     mailboxPort = gw.config.domains['example.test']!.downstream[0]!.port;
     const logger = silentLogger();
-    const config: Config = { ...gw.config, dataDir: mkdtempSync(path.join(os.tmpdir(), 'mailmoat-node2-')), console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false } } };
+    const config: Config = {
+      ...gw.config,
+      dataDir: mkdtempSync(path.join(os.tmpdir(), 'mailmoat-node2-')),
+      console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false } },
+    };
     node2 = await openStores(config);
     ui = await startConsole({
       config,
@@ -51,7 +55,11 @@ describe('a domain added through the API is live on another node', () => {
   });
 
   const api = (method: string, url: string, body?: unknown) =>
-    fetch(new URL(`api/v1${url}`, ui.url), { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    fetch(new URL(`api/v1${url}`, ui.url), {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
   const send = () => sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['carol@new.test'] }, rawMessage({ to: 'carol@new.test', subject: 'onboarded' }));
 
   it('554 before; accepted and delivered within seconds of the PUT; 554 again after the DELETE', async () => {
@@ -62,10 +70,13 @@ describe('a domain added through the API is live on another node', () => {
     const put = await api('PUT', '/domains/new.test', { settings: { downstream: [{ host: '127.0.0.1', port: mailboxPort }] } });
     expect(put.status, await put.clone().text()).toBe(200);
     const added = Date.now();
-    const accepted = await waitFor(async () => {
-      const r = await send();
-      return r.code === 250 ? r : undefined;
-    }, { timeoutMs: 10_000, what: 'new.test to be accepted on node 1' });
+    const accepted = await waitFor(
+      async () => {
+        const r = await send();
+        return r.code === 250 ? r : undefined;
+      },
+      { timeoutMs: 10_000, what: 'new.test to be accepted on node 1' },
+    );
     const seconds = (Date.now() - added) / 1000;
     expect(await waitForStatus(gw, accepted.id!, ['delivered'])).toBe('delivered');
 

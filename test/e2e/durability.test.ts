@@ -44,7 +44,15 @@ describe('durability', () => {
     await gw.stopWorkers();
     const id = 'CRASHEDQUARANTINE0000000001';
     const { store, quarantine } = gw.stores;
-    await store.recordReceived({ id, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'h.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@example.test'], size: 5 });
+    await store.recordReceived({
+      id,
+      receivedAt: Date.now(),
+      clientIp: '192.0.2.1',
+      helo: 'h.test',
+      mailFrom: 'bob@sender.test',
+      rcptTo: ['alice@example.test'],
+      size: 5,
+    });
     const file = path.join(gw.config.dataDir, 'body.eml');
     await fs.writeFile(file, 'Subject: held\r\n\r\nbody\r\n');
     await quarantine.put(id, file);
@@ -161,10 +169,13 @@ describe('the whole gateway killed with SIGKILL under load', () => {
     await Promise.all([0, 1, 2, 3].map(client));
     expect(killed).toBe(true);
     await startGateway();
-    const delivered = await waitFor(async () => {
-      const got = new Set((await mailboxMessages({ mailboxDir }, 'alice@example.test')).map((m) => /X-Marker: (\S+)/.exec(String(m))?.[1]));
-      return accepted.every((m) => got.has(m)) ? got : undefined;
-    }, { timeoutMs: 60_000, what: 'every accepted message at the sink' });
+    const delivered = await waitFor(
+      async () => {
+        const got = new Set((await mailboxMessages({ mailboxDir }, 'alice@example.test')).map((m) => /X-Marker: (\S+)/.exec(String(m))?.[1]));
+        return accepted.every((m) => got.has(m)) ? got : undefined;
+      },
+      { timeoutMs: 60_000, what: 'every accepted message at the sink' },
+    );
     expect(accepted.length).toBeGreaterThanOrEqual(12);
     for (const m of accepted) expect(delivered.has(m)).toBe(true);
   });

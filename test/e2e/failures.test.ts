@@ -47,7 +47,12 @@ describe('Redis unreachable', () => {
     expect(sent.response).toMatch(/^451 4\.3\.0 Queue temporarily unavailable/);
     expect(await metricValue('mailmoat_smtp_store_failures_total', { store: 'queue' })).toBe(before + 1);
     expect(log.lines.filter((l) => l.store === 'queue')).toEqual([
-      expect.objectContaining({ level: 50, msg: 'could not store the message (queue); refused with 451', reply: expect.stringMatching(/^451 4\.3\.0 /), err: expect.anything() }),
+      expect.objectContaining({
+        level: 50,
+        msg: 'could not store the message (queue); refused with 451',
+        reply: expect.stringMatching(/^451 4\.3\.0 /),
+        err: expect.anything(),
+      }),
     ]);
     expect(await stores.spool.committedIds()).toEqual([]);
     const [row] = await stores.store.list({ limit: 1 });

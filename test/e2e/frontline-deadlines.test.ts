@@ -143,7 +143,10 @@ describe('session deadlines', () => {
     expect((await a.reply()).code).toBe(220);
     expect((await b.reply()).code).toBe(220);
     const c = await RawSmtp.connect(gw.smtpPort, { proxy: header('192.0.2.77', 40003) });
-    expect(await c.reply()).toMatchObject({ code: 421, text: '4.7.0 Error: too many connections from [192.0.2.77] (at most 2 at a time), please try again later' });
+    expect(await c.reply()).toMatchObject({
+      code: 421,
+      text: '4.7.0 Error: too many connections from [192.0.2.77] (at most 2 at a time), please try again later',
+    });
     const other = await RawSmtp.connect(gw.smtpPort, { proxy: header('192.0.2.78', 40004) });
     expect((await other.reply()).code).toBe(220);
     for (const x of [a, b, c, other]) x.close();

@@ -62,7 +62,10 @@ describe('SMTP smuggling and bare line endings: reject (the default)', () => {
     const bad = await c.transaction('alice@good.test', ['alice@example.test'], 'Subject: x\r\n\r\nline one\nline two\r\n.\r\n');
     expect(bad[3]).toMatchObject({ code: 550, text: '5.5.2 Error: bare <LF> received in the message; lines must end with <CR><LF> (RFC 5321 section 2.3.8)' });
     const bareCr = await c.transaction('alice@good.test', ['alice@example.test'], 'Subject: x\r\n\r\nline one\rline two\r\n.\r\n');
-    expect(bareCr[3]).toMatchObject({ code: 550, text: '5.5.2 Error: bare <CR> received in the message; lines must end with <CR><LF> (RFC 5321 section 2.3.8)' });
+    expect(bareCr[3]).toMatchObject({
+      code: 550,
+      text: '5.5.2 Error: bare <CR> received in the message; lines must end with <CR><LF> (RFC 5321 section 2.3.8)',
+    });
     const good = await c.transaction('alice@good.test', ['alice@example.test'], 'Subject: x\r\n\r\nline one\r\nline two\r\n.\r\n');
     expect(good[3]!.code).toBe(250);
     c.close();
@@ -107,7 +110,10 @@ describe('pipelining (RFC 2920) and early talkers', () => {
   beforeAll(async () => {
     gw = await startTestGateway({
       domains: { 'example.test': {} },
-      overrides: { checks: { ...NO_DNS_CHECKS, trusted: { networks: [TRUSTED] }, protocol: { greetPauseMs: 300 } }, smtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: 200_000, maxRecipients: 5, maxCommandLength: 600 } },
+      overrides: {
+        checks: { ...NO_DNS_CHECKS, trusted: { networks: [TRUSTED] }, protocol: { greetPauseMs: 300 } },
+        smtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: 200_000, maxRecipients: 5, maxCommandLength: 600 },
+      },
     });
   });
   afterAll(() => gw?.stop());
@@ -157,7 +163,9 @@ describe('pipelining (RFC 2920) and early talkers', () => {
     expect(r.code).toBe(421);
     expect(r.text).toBe('mx.gateway.test You talk too soon');
     await new Promise((res) => setTimeout(res, 200));
-    expect((await gw.stores.store.refusals({ limit: 50 })).some((x) => x.clientIp === ip(31) && x.stage === 'connect' && x.reply.includes('You talk too soon'))).toBe(true);
+    expect(
+      (await gw.stores.store.refusals({ limit: 50 })).some((x) => x.clientIp === ip(31) && x.stage === 'connect' && x.reply.includes('You talk too soon')),
+    ).toBe(true);
   });
 
   it('a client of a trusted network is not held by the greet pause: talking first is not refused', async () => {
@@ -204,7 +212,12 @@ describe('limits', () => {
         smtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: 200_000, maxRecipients: 4, socketTimeoutMs: 700, maxClients: 3 },
         checks: {
           ...NO_DNS_CHECKS,
-          limits: { connectionsPerClient: 2, connectionRate: { max: 4, windowSec: 60 }, messageRate: { max: 2, windowSec: 60 }, recipientRate: { max: 6, windowSec: 60 } },
+          limits: {
+            connectionsPerClient: 2,
+            connectionRate: { max: 4, windowSec: 60 },
+            messageRate: { max: 2, windowSec: 60 },
+            recipientRate: { max: 6, windowSec: 60 },
+          },
         },
       },
     });
@@ -217,7 +230,10 @@ describe('limits', () => {
     expect((await a.reply()).code).toBe(220);
     expect((await b.reply()).code).toBe(220);
     const c = await RawSmtp.connect(gw.smtpPort, { localAddress: ip(40) });
-    expect(await c.reply()).toMatchObject({ code: 421, text: '4.7.0 Error: too many connections from [127.0.0.40] (at most 2 at a time), please try again later' });
+    expect(await c.reply()).toMatchObject({
+      code: 421,
+      text: '4.7.0 Error: too many connections from [127.0.0.40] (at most 2 at a time), please try again later',
+    });
     const other = await RawSmtp.connect(gw.smtpPort, { localAddress: ip(41) });
     expect((await other.reply()).code).toBe(220);
     // sessions in total (smtp.maxClients: 3), whoever the client

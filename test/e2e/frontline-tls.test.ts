@@ -22,14 +22,34 @@ const certDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-tls-'));
 function makeCert(base: string, names: string[]): { cert: string; key: string } {
   const cert = path.join(certDir, `${base}.crt`);
   const key = path.join(certDir, `${base}.key`);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-keyout', key, '-out', cert, '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      `/CN=${names[0]}`,
+      '-addext',
+      `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
-const message = (subject: string) => `From: alice@example.test\r\nTo: carol@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n\r\nhello\r\n`;
+const message = (subject: string) =>
+  `From: alice@example.test\r\nTo: carol@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n\r\nhello\r\n`;
 const withEicar = (subject: string) =>
   `From: alice@example.test\r\nTo: carol@example.test\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n` +
   `--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n--b\r\nContent-Type: application/octet-stream; name="eicar.com"\r\n` +
@@ -43,7 +63,10 @@ describe('STARTTLS: certificates by SNI, reload without restart', () => {
     const two = makeCert('two', ['mx2.test', '*.mx2.test']);
     gw = await startTestGateway({
       domains: { 'example.test': {} },
-      overrides: { tls: { certificates: [one, two], reloadCheckSec: 1 }, checks: { helo: { enabled: false }, rdns: { enabled: false }, spf: { enabled: false } } },
+      overrides: {
+        tls: { certificates: [one, two], reloadCheckSec: 1 },
+        checks: { helo: { enabled: false }, rdns: { enabled: false }, spf: { enabled: false } },
+      },
     });
   });
   afterAll(() => gw?.stop());
@@ -113,7 +136,13 @@ describe('STARTTLS: certificates by SNI, reload without restart', () => {
       serial = (await e.starttls('mx1.test')).serial;
       e.close();
     }
-    expect(serial).toBe(execFileSync('openssl', ['x509', '-noout', '-serial', '-in', other.cert]).toString().trim().replace(/^serial=/, '').toUpperCase());
+    expect(serial).toBe(
+      execFileSync('openssl', ['x509', '-noout', '-serial', '-in', other.cert])
+        .toString()
+        .trim()
+        .replace(/^serial=/, '')
+        .toUpperCase(),
+    );
   });
 });
 
@@ -217,7 +246,12 @@ describe('submission listener', () => {
     });
     port = gw.front.ports.submission!;
     const accounts = openAccountStore(gw.stores.sql);
-    await accounts.create({ username: 'alice@example.test', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword('correct horse') });
+    await accounts.create({
+      username: 'alice@example.test',
+      role: 'user',
+      addresses: ['alice@example.test'],
+      passwordHash: await hashPassword('correct horse'),
+    });
   });
   afterAll(() => gw?.stop());
 
@@ -278,7 +312,9 @@ describe('submission listener', () => {
       const clean = await transport.sendMail({ envelope: { from: 'alice@example.test', to: ['carol@example.test'] }, raw: message('submitted') });
       const cleanId = /queued as (\S+)/.exec(String(clean.response))![1]!;
       // Issue 15: a virus from an authenticated sender is refused in session (submission.refuse).
-      await expect(transport.sendMail({ envelope: { from: 'alice@example.test', to: ['carol@example.test'] }, raw: withEicar('eicar') })).rejects.toMatchObject({ responseCode: 554 });
+      await expect(transport.sendMail({ envelope: { from: 'alice@example.test', to: ['carol@example.test'] }, raw: withEicar('eicar') })).rejects.toMatchObject(
+        { responseCode: 554 },
+      );
       await waitForStatus(gw, cleanId, ['delivered']);
       const delivered = (await mailboxMessages(gw, 'carol@example.test')).map((m) => m.toString('latin1'));
       expect(delivered.some((m) => m.includes('Subject: submitted') && /\swith ESMTPSA id /.test(m))).toBe(true);

@@ -50,7 +50,8 @@ const LISTS = [
   { zone: 'dbl.bl.test', kind: 'domain', codes: { '127.0.1.2': 'spam domain' } },
 ];
 
-const body = (subject: string) => `From: bob@good.test\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@good.test>\r\n\r\nhello\r\n.\r\n`;
+const body = (subject: string) =>
+  `From: bob@good.test\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@good.test>\r\n\r\nhello\r\n.\r\n`;
 
 let dns: FakeDns;
 beforeAll(async () => {
@@ -88,7 +89,9 @@ describe('front line with the providers’ rules (each one config line)', () => 
       dns,
       domains: {
         'example.test': {},
-        'lenient.test': { checks: { rdns: { missingPtr: 'score', notConfirmed: 'score' }, dnsbl: { onError: 'ignore' }, helo: { unresolvable: { action: 'score', score: 1 } } } },
+        'lenient.test': {
+          checks: { rdns: { missingPtr: 'score', notConfirmed: 'score' }, dnsbl: { onError: 'ignore' }, helo: { unresolvable: { action: 'score', score: 1 } } },
+        },
         'listed.test': { recipients: { mode: 'list', list: ['alice', 'bob@listed.test'] } },
         'verify.test': { recipients: { mode: 'verify', verify: { timeoutMs: 2_000 } } },
         'strict.test': { checks: { helo: { literalMismatch: 'reject' }, spf: { softfail: 'reject', permerror: 'reject' } } },
@@ -202,7 +205,10 @@ describe('front line with the providers’ rules (each one config line)', () => 
       [9, 'timeout'],
     ])('list error for 127.0.0.%i (%s): onError tempfail → 451 4.7.1; a domain with onError ignore accepts', async (client) => {
       const { rcpt } = await rcpts(gw, client, { to: ['alice@example.test', 'alice@lenient.test'] });
-      expect(rcpt[0]).toMatchObject({ code: 451, text: `4.7.1 Service temporarily unavailable; client [127.0.0.${client}] could not be checked against zen.bl.test, please try again later` });
+      expect(rcpt[0]).toMatchObject({
+        code: 451,
+        text: `4.7.1 Service temporarily unavailable; client [127.0.0.${client}] could not be checked against zen.bl.test, please try again later`,
+      });
       expect(rcpt[1]!.code).toBe(250);
     });
     it('a DNSWL hit skips the block lists', async () => {
@@ -222,7 +228,9 @@ describe('front line with the providers’ rules (each one config line)', () => 
     it('fail → 550 5.7.23 with the domain’s explanation', async () => {
       const r = await one(gw, 1, { from: 'bob@fail.test' });
       expect(r.code).toBe(550);
-      expect(r.text).toBe('5.7.23 SPF fail: fail.test does not designate 127.0.0.1 as permitted sender; 127.0.0.1 is not a mail server of fail.test, see https://fail.test/spf');
+      expect(r.text).toBe(
+        '5.7.23 SPF fail: fail.test does not designate 127.0.0.1 as permitted sender; 127.0.0.1 is not a mail server of fail.test, see https://fail.test/spf',
+      );
     });
     it('softfail, neutral and none are accepted (softfail scores 1)', async () => {
       for (const from of ['bob@soft.test', 'bob@nospf.test']) expect((await one(gw, 1, { from })).code).toBe(250);
@@ -232,7 +240,10 @@ describe('front line with the providers’ rules (each one config line)', () => 
         code: 550,
         text: '5.7.23 SPF softfail: soft.test does not designate 127.0.0.1 as permitted sender',
       });
-      expect(await one(gw, 1, { from: 'bob@broken.test', to: 'alice@strict.test' })).toMatchObject({ code: 550, text: '5.7.24 SPF record of broken.test is invalid (permerror)' });
+      expect(await one(gw, 1, { from: 'bob@broken.test', to: 'alice@strict.test' })).toMatchObject({
+        code: 550,
+        text: '5.7.24 SPF record of broken.test is invalid (permerror)',
+      });
     });
     it('temperror → 451 4.7.24', async () => {
       const r = await one(gw, 1, { from: 'bob@temp.test' });
@@ -279,7 +290,9 @@ describe('front line with the providers’ rules (each one config line)', () => 
         text: "5.1.1 <ghost@verify.test>: Recipient address rejected: User unknown (the domain's server said: 550 5.1.1 <ghost@verify.test>: Recipient address rejected: User unknown in local recipient table)",
       });
       expect(rcpt[2]!.code).toBe(450);
-      expect(rcpt[2]!.text).toMatch(/^4\.1\.1 <busy@verify\.test>: Recipient address rejected: unverified address: .*answered 450 4\.3\.0 try later, please try again later$/);
+      expect(rcpt[2]!.text).toMatch(
+        /^4\.1\.1 <busy@verify\.test>: Recipient address rejected: unverified address: .*answered 450 4\.3\.0 try later, please try again later$/,
+      );
     });
   });
 
@@ -314,13 +327,18 @@ describe('front line with the default policy (safe for a public MX)', () => {
   it('signals add up: no PTR (2) + unknown HELO (2) + SPF softfail (1) = 5 → 550 5.7.1 naming them', async () => {
     const r = await one(gw, 3, { helo: 'nx.good.test', from: 'bob@soft.test' });
     expect(r.code).toBe(550);
-    expect(r.text).toMatch(/^5\.7\.1 Too many signs of spam from client \[127\.0\.0\.3\]: HELO nx\.good\.test: NXDOMAIN; no PTR for 127\.0\.0\.3; SPF softfail for soft\.test from 127\.0\.0\.3/);
+    expect(r.text).toMatch(
+      /^5\.7\.1 Too many signs of spam from client \[127\.0\.0\.3\]: HELO nx\.good\.test: NXDOMAIN; no PTR for 127\.0\.0\.3; SPF softfail for soft\.test from 127\.0\.0\.3/,
+    );
   });
 
   it('the score and the checks behind it reach the scanners in X-Mailmoat-Frontline (our own words only)', async () => {
     await gw.stopWorkers();
     try {
-      const sent = await sendRaw(gw.smtpPort, { from: 'bob@soft.test', to: ['alice@example.test'] }, body('scored'), { localAddress: ip(3), name: 'mail.good.test' });
+      const sent = await sendRaw(gw.smtpPort, { from: 'bob@soft.test', to: ['alice@example.test'] }, body('scored'), {
+        localAddress: ip(3),
+        name: 'mail.good.test',
+      });
       expect(sent.code).toBe(250);
       const spooled = await fs.readFile(gw.stores.spool.messagePath(sent.id!), 'latin1');
       expect(spooled).toMatch(/^Received-SPF: softfail .*\r\nX-Mailmoat-Frontline: score=3; checks=rdns\.missing,spf\.softfail\r\nFrom: bob@good\.test\r\n/s);

@@ -106,7 +106,10 @@ describe('an error that escapes a job in a process that also serves SMTP', () =>
     const proc = startRole('start', configFile, control);
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const port = await waitFor(() => Number(/SMTP on [\d.]+:(\d+)/.exec(out)?.[1]) || undefined, { what: 'the SMTP listener of `mailmoat start`', timeoutMs: 20_000 });
+    const port = await waitFor(() => Number(/SMTP on [\d.]+:(\d+)/.exec(out)?.[1]) || undefined, {
+      what: 'the SMTP listener of `mailmoat start`',
+      timeoutMs: 20_000,
+    });
 
     const sent = await sendRaw(port, { from: 'bob@sender.test', to: ['grace@example.test'] }, 'Subject: escapes\r\n\r\nthrows outside its promise\r\n');
     expect(sent.code).toBe(250);

@@ -49,7 +49,9 @@ describe('queue operations on deferred mail', () => {
     expect(entry.job).toMatchObject({ queue: 'deliver', id, info: { state: 'delayed' } });
     expect(Date.parse(entry.nextAttempt!)).toBeGreaterThan(Date.now() + 500_000);
     const { stdout } = await run(path.join(REPO, 'bin/mailmoat'), ['queue', 'list', '--config', gw.configFile]);
-    expect(stdout).toMatch(new RegExp(`^${id}\\tdeferred\\t.*\\tbob@sender\\.test\\talice@example\\.test\\tnext: \\S+Z\\tjob: deliver/delayed\\t.*ECONNREFUSED`, 'm'));
+    expect(stdout).toMatch(
+      new RegExp(`^${id}\\tdeferred\\t.*\\tbob@sender\\.test\\talice@example\\.test\\tnext: \\S+Z\\tjob: deliver/delayed\\t.*ECONNREFUSED`, 'm'),
+    );
   });
 
   it('retry now delivers at once when the downstream is back', async () => {
@@ -67,10 +69,13 @@ describe('queue operations on deferred mail', () => {
     const id = await send('give-up');
     expect(await bounceMessage(deps(), id, 'cli:test')).toEqual({ ok: true, detail: '1 recipient(s) returned to <bob@sender.test>' });
     expect((await gw.stores.store.get(id))?.status).toBe('failed');
-    const dsn = await waitFor(async () => {
-      const m = (await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test')).map(String).filter((t) => t.includes(id));
-      return m.length ? m[0] : undefined;
-    }, { what: 'DSN' });
+    const dsn = await waitFor(
+      async () => {
+        const m = (await mailboxMessages({ mailboxDir: bounces.dir }, 'bob@sender.test')).map(String).filter((t) => t.includes(id));
+        return m.length ? m[0] : undefined;
+      },
+      { what: 'DSN' },
+    );
     expect(dsn).toContain('Status: 5.3.0');
     expect(dsn).toContain('returned to sender by the administrator (cli:test)');
   });

@@ -91,7 +91,10 @@ function tmpfsDataDir(): { dataDir: string; fill(): Promise<void>; free(): Promi
         for (const size of [1 << 20, 4096, 512, 1]) {
           const chunk = Buffer.alloc(size, 0x78);
           for (;;) {
-            const ok = await handle.write(chunk).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOSPC' ? false : Promise.reject(err)));
+            const ok = await handle.write(chunk).then(
+              () => true,
+              (err: NodeJS.ErrnoException) => (err.code === 'ENOSPC' ? false : Promise.reject(err)),
+            );
             if (!ok) break;
           }
         }
@@ -177,7 +180,11 @@ describe('PostgreSQL: the database drops the gateway right after a downstream ac
     const sent = await send(gw, `pg-${outageMs}`);
     expect(sent.code).toBe(250);
     // The test reads through the gateway's own pool, which fails too while the database is away.
-    const status = () => gw.stores.store.get(sent.id!).then((m) => m?.status, () => undefined);
+    const status = () =>
+      gw.stores.store.get(sent.id!).then(
+        (m) => m?.status,
+        () => undefined,
+      );
     await waitFor(async () => (await status()) === 'delivered' || undefined, { timeoutMs: 20_000, what: 'delivered' });
     await settle();
     expect(down.dots).toEqual([`pg-${outageMs}`]);
@@ -196,7 +203,13 @@ describe('a worker that died with results in its delivery journal', () => {
     const scratch = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-journal-'));
     cleanups.push(() => fs.rm(scratch, { recursive: true, force: true }));
     const dead = await DeliveryJournal.open(scratch);
-    await dead.append({ id: sent.id!, recipient: 'alice@example.test', outcome: 'delivered', reply: '127.0.0.1: 250 Stored (before the crash)', at: Date.now() });
+    await dead.append({
+      id: sent.id!,
+      recipient: 'alice@example.test',
+      outcome: 'delivered',
+      reply: '127.0.0.1: 250 Stored (before the crash)',
+      at: Date.now(),
+    });
     await dead.close();
     const [file] = await fs.readdir(scratch);
     const journalDir = path.join(gw.config.dataDir, 'delivery-journal');
@@ -205,6 +218,8 @@ describe('a worker that died with results in its delivery journal', () => {
     await waitForStatus(gw, sent.id!, ['delivered']);
     await settle();
     expect(down.dots).toEqual([]);
-    expect(await gw.stores.store.deliveries(sent.id!)).toEqual([expect.objectContaining({ outcome: 'delivered', reply: '127.0.0.1: 250 Stored (before the crash)' })]);
+    expect(await gw.stores.store.deliveries(sent.id!)).toEqual([
+      expect.objectContaining({ outcome: 'delivered', reply: '127.0.0.1: 250 Stored (before the crash)' }),
+    ]);
   });
 });

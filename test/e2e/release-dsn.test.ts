@@ -76,7 +76,10 @@ describe('a released message', () => {
     await waitForStatus(gw, sent.id!, ['failed']);
 
     expect(seen).toEqual([
-      { mail: { ret: 'FULL', envid: 'env-77' }, rcpt: [{ address: 'alice@example.test', dsn: { notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;orig@example.test' } }] },
+      {
+        mail: { ret: 'FULL', envid: 'env-77' },
+        rcpt: [{ address: 'alice@example.test', dsn: { notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;orig@example.test' } }],
+      },
     ]);
     const bounce = await waitFor(
       async () => {

@@ -58,7 +58,9 @@ describe('reloading the config of a running gateway', () => {
     });
     configFile = path.join(dataDir, 'mailmoat.yaml');
     await writeConfig(input);
-    child = spawn(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'gateway/cli.ts'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'gateway/cli.ts'), 'start', '--config', configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (b: Buffer) => (log += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
     cleanups.push(() => void child.kill('SIGKILL'));

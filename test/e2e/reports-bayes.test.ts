@@ -12,7 +12,8 @@ import { createRunDir, removeRunDir } from '../support/global-setup.ts';
 import { sendRaw, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { buildMessage, text } from '../support/mime.ts';
 
-const SPAM_WORDS = 'exclusive casino bonus jackpot winner claim prize lottery crypto doubling guaranteed investment pharmacy discount pills unclaimed inheritance'.split(' ');
+const SPAM_WORDS =
+  'exclusive casino bonus jackpot winner claim prize lottery crypto doubling guaranteed investment pharmacy discount pills unclaimed inheritance'.split(' ');
 const HAM_WORDS = 'meeting agenda quarterly budget review project schedule minutes team lunch roadmap invoice contract deadline draft feedback'.split(' ');
 
 /** A message made of the corpus's words (shuffled, with tokens of its own), so that each one is new to spamd. */
@@ -49,8 +50,17 @@ describe('the learning loop: reports raise the Bayes score', () => {
   });
 
   async function reportAll(to: string, messages: Buffer[]): Promise<string[]> {
-    const parts = [text('these'), ...messages.map((m, i) => ({ contentType: 'message/rfc822', disposition: `attachment; filename="m${i}.eml"`, encoding: '7bit' as const, body: m }))];
-    const raw = buildMessage({ multipart: 'mixed', parts }, ['From: alice@example.test', `To: ${to}`, 'Subject: report', 'Date: Mon, 23 Nov 2026 11:00:00 +0000', 'MIME-Version: 1.0']);
+    const parts = [
+      text('these'),
+      ...messages.map((m, i) => ({ contentType: 'message/rfc822', disposition: `attachment; filename="m${i}.eml"`, encoding: '7bit' as const, body: m })),
+    ];
+    const raw = buildMessage({ multipart: 'mixed', parts }, [
+      'From: alice@example.test',
+      `To: ${to}`,
+      'Subject: report',
+      'Date: Mon, 23 Nov 2026 11:00:00 +0000',
+      'MIME-Version: 1.0',
+    ]);
     const sent = await sendRaw(gw.smtpPort, { from: 'alice@example.test', to: [to] }, raw);
     expect(sent.code, sent.response).toBe(250);
     await waitForStatus(gw, sent.id!, ['reported'], 60_000);
@@ -63,16 +73,28 @@ describe('the learning loop: reports raise the Bayes score', () => {
     const before = await client.symbols(probe);
     expect(before.rules.filter((r) => r.startsWith('BAYES_'))).toEqual([]); // not enough learned yet: Bayes is off
 
-    const spamLearned = await reportAll('reportspam@example.test', Array.from({ length: 8 }, (_, n) => generated(SPAM_WORDS, 'spam', n)));
-    const hamLearned = await reportAll('notspam@example.test', Array.from({ length: 8 }, (_, n) => generated(HAM_WORDS, 'ham', n)));
+    const spamLearned = await reportAll(
+      'reportspam@example.test',
+      Array.from({ length: 8 }, (_, n) => generated(SPAM_WORDS, 'spam', n)),
+    );
+    const hamLearned = await reportAll(
+      'notspam@example.test',
+      Array.from({ length: 8 }, (_, n) => generated(HAM_WORDS, 'ham', n)),
+    );
     expect(spamLearned.filter((d) => d.includes(': learned as spam; '))).toHaveLength(8);
     expect(hamLearned.filter((d) => d.includes(': learned as ham; '))).toHaveLength(8);
     // Issue 19: the same reports taught the learned filter, as one person's reports each.
-    expect(spamLearned.every((d) => d.endsWith('learned filter: learned as spam for example.test, one person\'s report: weight 0.25 until 2 agree or an administrator confirms'))).toBe(true);
+    expect(
+      spamLearned.every((d) =>
+        d.endsWith("learned filter: learned as spam for example.test, one person's report: weight 0.25 until 2 agree or an administrator confirms"),
+      ),
+    ).toBe(true);
 
     const after = await client.symbols(probe);
     const hamAfter = await client.symbols(generated(HAM_WORDS, 'ham', 98));
-    console.log(`spamd score of a new spam-like message: ${before.score} before, ${after.score} after (${after.rules.filter((r) => r.startsWith('BAYES_')).join(',')}); a new ham-like one: ${hamAfter.score} (${hamAfter.rules.filter((r) => r.startsWith('BAYES_')).join(',')})`);
+    console.log(
+      `spamd score of a new spam-like message: ${before.score} before, ${after.score} after (${after.rules.filter((r) => r.startsWith('BAYES_')).join(',')}); a new ham-like one: ${hamAfter.score} (${hamAfter.rules.filter((r) => r.startsWith('BAYES_')).join(',')})`,
+    );
     expect(after.rules.some((r) => /^BAYES_(8|9)/.test(r))).toBe(true);
     expect(after.score).toBeGreaterThan(before.score + 1);
     expect(hamAfter.rules.some((r) => /^BAYES_(00|05|20)/.test(r))).toBe(true);

@@ -28,7 +28,9 @@ describe('a role with managed scanners and none running', () => {
     expect(r.code).toBe(1);
     const lines = r.err.trim().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^mailmoat: clamd: managed: true, but no clamd listens at \S+\/engines\/clamd\/clamd\.sock; only `mailmoat start` runs managed engines: set clamd\.socket or clamd\.host\/port/);
+    expect(lines[0]).toMatch(
+      /^mailmoat: clamd: managed: true, but no clamd listens at \S+\/engines\/clamd\/clamd\.sock; only `mailmoat start` runs managed engines: set clamd\.socket or clamd\.host\/port/,
+    );
     expect(lines[1]).toMatch(/^spamd: managed: true, but no spamd listens at \S+\/engines\/spamd\/spamd\.sock; .* set spamd\.socket or spamd\.host\/port/);
     expect(r.err).not.toMatch(/\n\s+at /);
   });

@@ -3,15 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EICAR } from '../support/eicar.ts';
 import { zip } from '../support/zip.ts';
-import {
-  mailboxMessages,
-  sendRaw,
-  splitMessage,
-  startTestGateway,
-  waitFor,
-  waitForStatus,
-  type TestGateway,
-} from '../support/gateway.ts';
+import { mailboxMessages, sendRaw, splitMessage, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { listQuarantine, releaseMessage } from '../../gateway/quarantine.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { createLearner } from '../../gateway/learner/learner.ts';
@@ -139,10 +131,13 @@ describe.each(DIALECTS)('walking skeleton on %s: SMTP in, scan, deliver or quara
     const [first, second] = await Promise.all([releaseMessage(deps, sent.id!, 'test'), releaseMessage(deps, sent.id!, 'test')]);
     expect([first.ok, second.ok].sort()).toEqual([false, true]);
     await waitForStatus(gw, sent.id!, ['released']);
-    const copies = await waitFor(async () => {
-      const m = await mailboxMessages(gw, 'frank@example.test');
-      return m.length > 0 ? m : undefined;
-    }, { what: 'released copy' });
+    const copies = await waitFor(
+      async () => {
+        const m = await mailboxMessages(gw, 'frank@example.test');
+        return m.length > 0 ? m : undefined;
+      },
+      { what: 'released copy' },
+    );
     expect(copies).toHaveLength(1);
     expect(unfold(splitMessage(copies[0]).head)).toMatch(/X-Mailmoat-Status: released; was quarantined as high-spam/);
     expect((await releaseMessage(deps, sent.id!, 'test')).ok).toBe(false);

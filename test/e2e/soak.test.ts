@@ -62,13 +62,19 @@ function planMessage(n: number): Planned {
   const kind: Kind = r < 0.45 ? 'hosted' : r < 0.58 ? 'named' : r < 0.66 ? 'backup' : r < 0.76 ? 'virus' : 'bounce';
   const user = () => `user${Math.floor(random() * 8)}`;
   const to =
-    kind === 'named' ? [`${user()}@named.test`]
-    : kind === 'backup' ? [`${user()}@backup.test`]
-    : kind === 'bounce' ? [UNKNOWN_USER]
-    : chance(0.2) ? [`${user()}@example.test`, `extra${n}@example.test`]
-    : [`${user()}@example.test`];
+    kind === 'named'
+      ? [`${user()}@named.test`]
+      : kind === 'backup'
+        ? [`${user()}@backup.test`]
+        : kind === 'bounce'
+          ? [UNKNOWN_USER]
+          : chance(0.2)
+            ? [`${user()}@example.test`, `extra${n}@example.test`]
+            : [`${user()}@example.test`];
   // DSNs to a domain whose MX lookup fails wait out the whole queue lifetime: only early in the run, so the soak ends soon after its last message.
-  const brokenDomains = Object.keys(BROKEN_SENDER_DOMAINS).filter((d) => n < MESSAGES * 0.15 || !['servfail', 'hang'].includes(BROKEN_SENDER_DOMAINS[d].mxHost ?? ''));
+  const brokenDomains = Object.keys(BROKEN_SENDER_DOMAINS).filter(
+    (d) => n < MESSAGES * 0.15 || !['servfail', 'hang'].includes(BROKEN_SENDER_DOMAINS[d].mxHost ?? ''),
+  );
   const from = kind === 'bounce' ? `forged${n}@${pick(brokenDomains)}` : `s${n}@sender.test`;
   const clientFault = chance(0.12) ? pick<ClientFault>(['garbage-command', 'rset-midway', 'abort-mid-data', 'drop-after-ehlo']) : 'none';
   const words = Array.from({ length: 5 + Math.floor(random() * 200) }, () => pick(['mail', 'moat', 'soak', 'queue', 'spool', 'peer', 'kill'])).join(' ');
@@ -76,7 +82,15 @@ function planMessage(n: number): Planned {
 }
 
 function messageBytes(m: Planned): Buffer {
-  const headers = [`From: <${m.from}>`, `To: ${m.to.map((t) => `<${t}>`).join(', ')}`, `Subject: ${m.marker}`, `Date: ${mailDate()}`, `Message-ID: <${m.marker}@soak.test>`, `X-Soak-Marker: ${m.marker}`, 'MIME-Version: 1.0'];
+  const headers = [
+    `From: <${m.from}>`,
+    `To: ${m.to.map((t) => `<${t}>`).join(', ')}`,
+    `Subject: ${m.marker}`,
+    `Date: ${mailDate()}`,
+    `Message-ID: <${m.marker}@soak.test>`,
+    `X-Soak-Marker: ${m.marker}`,
+    'MIME-Version: 1.0',
+  ];
   const body = text(`${m.words.replace(/(.{1,70})( |$)/g, '$1\r\n')}`);
   const root = m.kind === 'virus' ? { multipart: 'mixed', parts: [body, attachment('invoice.com', eicarBytes())] } : body;
   return buildMessage(root, headers);
@@ -173,7 +187,12 @@ function escapedErrors(log: string): Record<string, number> {
 function crashLine(log: string): string {
   const lines = log.split('\n');
   const at = lines.findIndex((l) => /^\w*Error\b|^\s*throw /.test(l));
-  return at === -1 ? lines.slice(-3).join(' ') : lines.slice(at, at + 6).join(' ').replace(/\s+/g, ' ');
+  return at === -1
+    ? lines.slice(-3).join(' ')
+    : lines
+        .slice(at, at + 6)
+        .join(' ')
+        .replace(/\s+/g, ' ');
 }
 
 interface Kill {
@@ -251,7 +270,16 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
         });
       },
     };
-    await Promise.all(Array.from({ length: SESSIONS }, (_, s) => runSession(smtpPort, gateway, plan.filter((_, n) => n % SESSIONS === s), run)));
+    await Promise.all(
+      Array.from({ length: SESSIONS }, (_, s) =>
+        runSession(
+          smtpPort,
+          gateway,
+          plan.filter((_, n) => n % SESSIONS === s),
+          run,
+        ),
+      ),
+    );
     await killing;
     const sentAt = Date.now();
 
@@ -270,7 +298,9 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
     ).catch(() => 'not drained');
     const drainedAt = Date.now();
     await probe.stop();
-    const listing = execFileSync(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'gateway/cli.ts'), 'queue', 'list', '--config', configFile], { encoding: 'utf8' });
+    const listing = execFileSync(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'gateway/cli.ts'), 'queue', 'list', '--config', configFile], {
+      encoding: 'utf8',
+    });
 
     // What reached the hosted domains' mailbox server, by gateway id and recipient.
     const copies = new Map<string, number>();
@@ -300,14 +330,20 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
         const cutByKill = events.some((e) => e.kind === 'fault' && /^deliver\b.*died or stalled/.test(e.detail));
         if (cutByKill && counts.some((n) => n === 2) && counts.every((n) => n === 1 || n === 2)) duplicatesAcrossKill.add(a.id);
         else if (counts.some((n) => n !== 1)) {
-          const stored = world.storedAt.get(a.id)?.map((t) => `+${t - started}`).join(', ');
-          problems.push(`${a.id} (${a.marker}) delivered, but the sink holds ${counts.join('/')} copies for ${a.to.join(', ')} (stored at ${stored} ms; kills at ${kills.map((k) => `+${k.at - started}`).join(', ')} ms)`);
+          const stored = world.storedAt
+            .get(a.id)
+            ?.map((t) => `+${t - started}`)
+            .join(', ');
+          problems.push(
+            `${a.id} (${a.marker}) delivered, but the sink holds ${counts.join('/')} copies for ${a.to.join(', ')} (stored at ${stored} ms; kills at ${kills.map((k) => `+${k.at - started}`).join(', ')} ms)`,
+          );
         }
       } else if (status === 'quarantined') {
         if (counts.some((n) => n !== 0)) problems.push(`${a.id} (${a.marker}) quarantined, but also delivered`);
       } else if (status === 'failed') {
         // A DSN sent, or withheld on purpose and said so (backscatter rules, rate limit).
-        if (!events.some((e) => e.kind === 'bounced' || e.kind === 'dsn-suppressed')) problems.push(`${a.id} (${a.marker}) failed without a DSN to <${a.from}>: ${record?.lastReply}`);
+        if (!events.some((e) => e.kind === 'bounced' || e.kind === 'dsn-suppressed'))
+          problems.push(`${a.id} (${a.marker}) failed without a DSN to <${a.from}>: ${record?.lastReply}`);
         if (counts.some((n) => n > 1)) problems.push(`${a.id} (${a.marker}) failed, and delivered more than once`);
       } else problems.push(`${a.id} (${a.marker}, ${a.kind}) ended as ${status}: ${record?.lastReply ?? ''}`);
       // What each kind should come to. The mailbox server only ever fails temporarily, so hosted
@@ -338,20 +374,37 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
       if (!acrossKill && i > 1) silences.push(`${to - from} ms from +${from - started} ms`);
     }
 
-    const dsns = (await stores.store.countByStatus());
+    const dsns = await stores.store.countByStatus();
     console.log(
       [
         `soak seed ${SEED} in ${dataDir}: ${plan.length} planned, ${run.accepted.length} accepted (250), ${run.aborted.size} broken off in DATA, replies ${JSON.stringify(Object.fromEntries(run.replies))}`,
         `kills ${kills.length} after ${killAfter.join(', ')} accepted, at ${kills.map((k) => `+${k.at - started}`).join(', ')} ms; back in ${kills.map((k) => k.answeringAgainAt - k.at).join(', ')} ms`,
         `sending ${sentAt - started} ms, drained after ${drainedAt - sentAt} ms; total ${Date.now() - started} ms`,
-        `outcomes ${JSON.stringify(outcomes)}; hosted mail that expired in the queue: ${expiredHosted}; sent twice across a kill: ${[...duplicatesAcrossKill].map((id) => `${id} (stored at ${world.storedAt.get(id)?.map((t) => `+${t - started}`).join(', ')} ms)`).join(', ') || 'none'}`,
+        `outcomes ${JSON.stringify(outcomes)}; hosted mail that expired in the queue: ${expiredHosted}; sent twice across a kill: ${
+          [...duplicatesAcrossKill]
+            .map(
+              (id) =>
+                `${id} (stored at ${world.storedAt
+                  .get(id)
+                  ?.map((t) => `+${t - started}`)
+                  .join(', ')} ms)`,
+            )
+            .join(', ') || 'none'
+        }`,
         `all messages by status (DSNs included) ${JSON.stringify(dsns)}`,
         `sink: ${world.sink.connections} connections, ${world.sink.accepted.length} messages stored`,
         `listener probes answered: ${probe.answeredAt.length}; silences outside kills: ${silences.length}`,
         `errors that escaped to the process guard: ${JSON.stringify(escapedErrors(gateway.logTail(100_000)))}`,
       ].join('\n'),
     );
-    if (problems.length > 0 || gateway.unexpectedExits.length > 0) console.log(`gateway log tail:\n${gateway.logTail(15).split('\n').map((l) => l.slice(0, 400)).join('\n')}`);
+    if (problems.length > 0 || gateway.unexpectedExits.length > 0)
+      console.log(
+        `gateway log tail:\n${gateway
+          .logTail(15)
+          .split('\n')
+          .map((l) => l.slice(0, 400))
+          .join('\n')}`,
+      );
 
     // One assertion, so that a failing soak shows everything that went wrong at once.
     const shown = (list: string[]) => (list.length > 30 ? [...list.slice(0, 30), `… and ${list.length - 30} more`] : list);

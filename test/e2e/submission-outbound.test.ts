@@ -26,14 +26,34 @@ function makeCert(): { cert: string; key: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-sub-'));
   const cert = path.join(dir, 'sub.crt');
   const key = path.join(dir, 'sub.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-keyout', key, '-out', cert, '-subj', '/CN=mx.gateway.test', '-addext', 'subjectAltName=DNS:mx.gateway.test',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/CN=mx.gateway.test',
+      '-addext',
+      'subjectAltName=DNS:mx.gateway.test',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
-const head = (subject: string, to: string) => `From: alice@a.test\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@a.test>\r\nMIME-Version: 1.0\r\n`;
+const head = (subject: string, to: string) =>
+  `From: alice@a.test\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@a.test>\r\nMIME-Version: 1.0\r\n`;
 const withEicar = (subject: string, to: string) =>
   `${head(subject, to)}Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n` +
   `--b\r\nContent-Type: application/octet-stream; name="eicar.com"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(EICAR).toString('base64')}\r\n--b--\r\n`;

@@ -32,7 +32,9 @@ describe.each(['json', 'text'] as const)('summary line (%s)', (format) => {
   });
 
   it('a delivered message leaves exactly one summary line with client, HELO, sender, each recipient, class, score, delays and size', async () => {
-    const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test', 'carol@other.test'] }, message('lunch', 'See you at noon.'), { name: 'mail.sender.test' });
+    const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test', 'carol@other.test'] }, message('lunch', 'See you at noon.'), {
+      name: 'mail.sender.test',
+    });
     expect(sent.code).toBe(250);
     const id = sent.id!;
     await waitForStatus(gw, id, ['delivered']);
@@ -50,7 +52,10 @@ describe.each(['json', 'text'] as const)('summary line (%s)', (format) => {
     if (format === 'json') {
       const s = (found[0] as { summary: Record<string, unknown> }).summary;
       expect(s).toMatchObject({ id, state: 'delivered', client: '127.0.0.1', helo: 'mail.sender.test', from: 'bob@sender.test', class: 'clean' });
-      expect(s.to).toEqual([expect.objectContaining({ to: 'alice@example.test', status: 'sent' }), expect.objectContaining({ to: 'carol@other.test', status: 'sent' })]);
+      expect(s.to).toEqual([
+        expect.objectContaining({ to: 'alice@example.test', status: 'sent' }),
+        expect.objectContaining({ to: 'carol@other.test', status: 'sent' }),
+      ]);
       const d = s.delays as Record<string, number>;
       expect(d.total).toBeGreaterThanOrEqual(d.scan);
     } else {
@@ -62,11 +67,22 @@ describe.each(['json', 'text'] as const)('summary line (%s)', (format) => {
   // One recipient domain: the delivery rows and the final status are one commit (ledger
   // finishAllDelivered); the message must leave what the two-step finish leaves.
   it('a message delivered to one domain in one step leaves one summary line, its delivery rows, its delivered event, its metrics, and no spool files', async () => {
-    const countOf = async (metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown>; metricName?: string }[] }> }, labels: Record<string, string>, name?: string) =>
-      (await metric.get()).values.filter((v) => (!name || v.metricName === name) && Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((n, v) => n + v.value, 0);
+    const countOf = async (
+      metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown>; metricName?: string }[] }> },
+      labels: Record<string, string>,
+      name?: string,
+    ) =>
+      (await metric.get()).values
+        .filter((v) => (!name || v.metricName === name) && Object.entries(labels).every(([k, l]) => v.labels[k] === l))
+        .reduce((n, v) => n + v.value, 0);
     const endToEndBefore = await countOf(pipelineMetrics.endToEnd, { state: 'delivered' }, 'mailmoat_message_duration_seconds_count');
     const attemptsBefore = await countOf(workerMetrics.deliveries, { outcome: 'delivered' });
-    const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test', 'dave@example.test'] }, message('one step', 'Both at example.test.'), { name: 'mail.sender.test' });
+    const sent = await sendRaw(
+      gw.smtpPort,
+      { from: 'bob@sender.test', to: ['alice@example.test', 'dave@example.test'] },
+      message('one step', 'Both at example.test.'),
+      { name: 'mail.sender.test' },
+    );
     expect(sent.code).toBe(250);
     const id = sent.id!;
     await waitForStatus(gw, id, ['delivered']);
@@ -103,7 +119,11 @@ describe.each(['json', 'text'] as const)('summary line (%s)', (format) => {
   });
 
   it('a quarantined virus leaves one summary line with class=virus and status=quarantined', async () => {
-    const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, buildMessage({ multipart: 'mixed', parts: [textPart('see attached\r\n'), attachment('eicar.txt', EICAR)] }));
+    const sent = await sendRaw(
+      gw.smtpPort,
+      { from: 'bob@sender.test', to: ['alice@example.test'] },
+      buildMessage({ multipart: 'mixed', parts: [textPart('see attached\r\n'), attachment('eicar.txt', EICAR)] }),
+    );
     expect(sent.code).toBe(250);
     const id = sent.id!;
     await waitForStatus(gw, id, ['quarantined']);
@@ -111,6 +131,10 @@ describe.each(['json', 'text'] as const)('summary line (%s)', (format) => {
     const found = summariesOf(log.lines, id, format);
     expect(found).toHaveLength(1);
     const text = format === 'json' ? (found[0] as { msg: string }).msg : (found[0] as string);
-    expect(text).toMatch(new RegExp(`${id}: state=quarantined from=<bob@sender\\.test>, client=127\\.0\\.0\\.1, helo=client\\.sender\\.test, to=<alice@example\\.test> status=quarantined, class=virus score=[-\\d.]+, delays=[\\d.]+/[\\d.]+/[\\d.]+/[\\d.]+, size=\\d+( role=worker)?$`));
+    expect(text).toMatch(
+      new RegExp(
+        `${id}: state=quarantined from=<bob@sender\\.test>, client=127\\.0\\.0\\.1, helo=client\\.sender\\.test, to=<alice@example\\.test> status=quarantined, class=virus score=[-\\d.]+, delays=[\\d.]+/[\\d.]+/[\\d.]+/[\\d.]+, size=\\d+( role=worker)?$`,
+      ),
+    );
   });
 });

@@ -26,7 +26,11 @@ describe('errors that escape their promise', () => {
   it('outside any job: keep serving, and stop for a restart only after a burst of uncaught exceptions', () => {
     const stops: string[] = [];
     let clock = 0;
-    const handle = escapedErrorHandler(silentLogger(), (r) => stops.push(r), () => clock);
+    const handle = escapedErrorHandler(
+      silentLogger(),
+      (r) => stops.push(r),
+      () => clock,
+    );
     for (let i = 0; i < 10; i++) handle('unhandledRejection', new Error('a rejection nobody awaited'));
     for (let i = 0; i < UNATTRIBUTED_LIMIT - 1; i++) {
       handle('uncaughtException', new Error('one session failed'));

@@ -10,7 +10,10 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(checks: Record<string, HealthCheck>, o: { checkTimeoutMs?: number; metrics?: Registry; critical?: readonly string[] } = {}): Promise<string> {
+async function start(
+  checks: Record<string, HealthCheck>,
+  o: { checkTimeoutMs?: number; metrics?: Registry; critical?: readonly string[] } = {},
+): Promise<string> {
   server = await startHealthServer({ listen: { host: '127.0.0.1', port: 0 }, role: 'smtp', checks, logger: silentLogger(), ...o });
   return `http://127.0.0.1:${server.port}`;
 }
@@ -54,7 +57,7 @@ describe('health endpoints', () => {
     expect((await get(`${base}/readyz`)).status).toBe(503);
   });
 
-  it('a failing check outside the role\'s critical ones is reported but keeps the node in rotation', async () => {
+  it("a failing check outside the role's critical ones is reported but keeps the node in rotation", async () => {
     const clamdDown = async () => {
       throw new Error('connect ENOENT /run/clamd.sock');
     };
@@ -123,9 +126,9 @@ describe('health endpoints', () => {
 
   it('refuses to start on a port in use, and closes', async () => {
     await start({});
-    await expect(
-      startHealthServer({ listen: { host: '127.0.0.1', port: server!.port }, role: 'worker', checks: {}, logger: silentLogger() }),
-    ).rejects.toThrow(/EADDRINUSE/);
+    await expect(startHealthServer({ listen: { host: '127.0.0.1', port: server!.port }, role: 'worker', checks: {}, logger: silentLogger() })).rejects.toThrow(
+      /EADDRINUSE/,
+    );
     const port = server!.port;
     await server!.close();
     server = undefined;

@@ -36,7 +36,15 @@ describe.each(DIALECTS)('retention on %s', (dialect) => {
 
   /** A message received `daysAgo` days before NOW, in `status`, optionally with a kept body. */
   async function message(id: string, daysAgo: number, status: MessageStatus, o: { body?: boolean } = {}) {
-    await store.recordReceived({ id, receivedAt: NOW - daysAgo * DAY, clientIp: '192.0.2.1', helo: 'mx.sender.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@a.test'], size: 10 });
+    await store.recordReceived({
+      id,
+      receivedAt: NOW - daysAgo * DAY,
+      clientIp: '192.0.2.1',
+      helo: 'mx.sender.test',
+      mailFrom: 'bob@sender.test',
+      rcptTo: ['alice@a.test'],
+      size: 10,
+    });
     if (status !== 'queued') expect(await store.transition(id, ['queued'], status)).toBe(true);
     if (o.body) {
       const file = path.join(dir, `${id}.src`);

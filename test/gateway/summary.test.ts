@@ -19,17 +19,27 @@ const record: MessageRecord = {
   status: 'delivered',
   verdict: 'spam',
   reason: 'score 7.1',
-  report: { virus: { status: 'clean' }, spam: { status: 'skipped', reason: 'x' }, score: { spam: 7.1, urls: 0, auth: 0, total: 7.1, threshold: 5, highThreshold: 10 }, timing: { startedAt: 1_000_100, finishedAt: 1_001_300 } },
+  report: {
+    virus: { status: 'clean' },
+    spam: { status: 'skipped', reason: 'x' },
+    score: { spam: 7.1, urls: 0, auth: 0, total: 7.1, threshold: 5, highThreshold: 10 },
+    timing: { startedAt: 1_000_100, finishedAt: 1_001_300 },
+  },
   lastReply: null,
   updatedAt: 0,
 };
 
 describe('summary line', () => {
   it('has every recipient with its outcome and reply, class, score, the four delays and size', () => {
-    const s = summarise(record, [
-      { recipient: 'alice@example.test', outcome: 'delivered', reply: 'mx1:25: 250 2.0.0 Ok', at: 0 },
-      { recipient: 'carol@example.test', outcome: 'failed', reply: 'mx1:25: 550 5.1.1 no such user', at: 0 },
-    ], 'bounced', 1_001_600);
+    const s = summarise(
+      record,
+      [
+        { recipient: 'alice@example.test', outcome: 'delivered', reply: 'mx1:25: 250 2.0.0 Ok', at: 0 },
+        { recipient: 'carol@example.test', outcome: 'failed', reply: 'mx1:25: 550 5.1.1 no such user', at: 0 },
+      ],
+      'bounced',
+      1_001_600,
+    );
     expect(summaryLine(s)).toBe(
       '01JTEST: state=bounced from=<bob@sender.test>, client=192.0.2.7, helo=evil??mailmoat[1]:?01JOTHER:?state=delivered, ' +
         'to=<alice@example.test> status=sent (mx1:25: 250 2.0.0 Ok), to=<carol@example.test> status=bounced (mx1:25: 550 5.1.1 no such user), ' +
@@ -38,7 +48,9 @@ describe('summary line', () => {
   });
   it('says "-" for delays it cannot know (held before its scan ran)', () => {
     const s = summarise({ ...record, report: null, verdict: 'unscannable' }, [], 'held', 1_002_000);
-    expect(summaryLine(s)).toMatch(/to=<alice@example\.test> status=held, to=<carol@example\.test> status=held, class=unscannable score=-, delays=-\/-\/-\/2, size=2345$/);
+    expect(summaryLine(s)).toMatch(
+      /to=<alice@example\.test> status=held, to=<carol@example\.test> status=held, class=unscannable score=-, delays=-\/-\/-\/2, size=2345$/,
+    );
   });
 });
 

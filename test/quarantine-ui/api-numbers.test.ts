@@ -56,7 +56,8 @@ describe.each(DIALECTS)('the API’s numbers and queue (%s)', (dialect) => {
   }
   const api = (token: string, method: 'GET' | 'POST', url: string, payload?: object) =>
     h.app.inject({ method, url: `/api/v1${url}`, headers: { authorization: `Bearer ${token}` }, ...(payload ? { payload } : {}) });
-  const deniedRows = async (action: string) => (await h.audit.list({ action, limit: 10 })).rows.filter((r) => r.outcome === 'denied').map((r) => [r.actor, r.target ?? r.messageId, r.detail]);
+  const deniedRows = async (action: string) =>
+    (await h.audit.list({ action, limit: 10 })).rows.filter((r) => r.outcome === 'denied').map((r) => [r.actor, r.target ?? r.messageId, r.detail]);
 
   /** A message waiting for a downstream that answered 451, its delivery job delayed an hour. */
   async function deferred(rcpt: string): Promise<string> {
@@ -91,10 +92,19 @@ describe.each(DIALECTS)('the API’s numbers and queue (%s)', (dialect) => {
     }
     const month = (await api(root, 'GET', '/stats/history?range=30d')).json();
     expect(month).toMatchObject({ range: '30d', bucket: 'day', domain: null, total: { received: 18, spam: 7, virus: 1, refused: 6, delivered: 0 } });
-    expect(month.domains.map((d: { domain: string; total: { received: number } }) => [d.domain, d.total.received])).toEqual([['a.test', 13], ['b.test', 5], ['', 0]]);
-    const aDays = month.domains[0].buckets.filter((b: { counts: { received: number } }) => b.counts.received > 0).map((b: { start: number; counts: { received: number } }) => [b.start, b.counts.received]);
+    expect(month.domains.map((d: { domain: string; total: { received: number } }) => [d.domain, d.total.received])).toEqual([
+      ['a.test', 13],
+      ['b.test', 5],
+      ['', 0],
+    ]);
+    const aDays = month.domains[0].buckets
+      .filter((b: { counts: { received: number } }) => b.counts.received > 0)
+      .map((b: { start: number; counts: { received: number } }) => [b.start, b.counts.received]);
     const today = Math.floor(hour / DAY_MS) * DAY_MS;
-    expect(aDays).toEqual([[Math.floor((hour - 3 * DAY_MS) / DAY_MS) * DAY_MS, 10], [today, 3]]);
+    expect(aDays).toEqual([
+      [Math.floor((hour - 3 * DAY_MS) / DAY_MS) * DAY_MS, 10],
+      [today, 3],
+    ]);
     const day = (await api(root, 'GET', '/stats/history?range=1d&domain=a.test')).json();
     expect(day).toMatchObject({ bucket: 'hour', domain: 'a.test', total: { received: 3, refused: 2 } });
     expect(day.buckets.at(-1)).toEqual({ start: hour, counts: expect.objectContaining({ received: 3, refused: 0 }) });
@@ -106,7 +116,8 @@ describe.each(DIALECTS)('the API’s numbers and queue (%s)', (dialect) => {
     const adminPage = new Client(h.app);
     await adminPage.login('admin-a');
     expect(mine.total.received).toBe(shown((await adminPage.get('/stats?range=30d')).body, 'received'));
-    for (const domain of ['b.test', '', 'nowhere.test']) expect((await api(tokenA, 'GET', `/stats/history?range=30d&domain=${domain}`)).statusCode, domain).toBe(404);
+    for (const domain of ['b.test', '', 'nowhere.test'])
+      expect((await api(tokenA, 'GET', `/stats/history?range=30d&domain=${domain}`)).statusCode, domain).toBe(404);
     expect((await api(tokenA, 'GET', '/stats/history?range=2d')).statusCode).toBe(400);
     expect(await deniedRows('stats-view')).toEqual([
       ['admin-a/token:admin-a script', 'nowhere.test', 'domain outside the user’s scope (API)'],
@@ -122,9 +133,18 @@ describe.each(DIALECTS)('the API’s numbers and queue (%s)', (dialect) => {
     const view = await api(tokenA, 'GET', '/queue');
     expect(view.statusCode, view.body).toBe(200);
     const q = view.json();
-    expect(q).toMatchObject({ counts: { deferred: 1, queued: 0 }, countsExact: false, deferredTotal: 1, jobs: null, canRetry: true, oldest: { id: inA, status: 'deferred' } });
+    expect(q).toMatchObject({
+      counts: { deferred: 1, queued: 0 },
+      countsExact: false,
+      deferredTotal: 1,
+      jobs: null,
+      canRetry: true,
+      oldest: { id: inA, status: 'deferred' },
+    });
     expect(q.destinations).toEqual([expect.objectContaining({ domain: 'a.test', messages: 1, recipients: 1, lastError: '451 4.3.0 a.test is busy' })]);
-    expect(q.deferred).toEqual([expect.objectContaining({ id: inA, pending: [{ recipient: 'alice@a.test', reply: '451 4.3.0 a.test is busy' }], canRetry: true })]);
+    expect(q.deferred).toEqual([
+      expect.objectContaining({ id: inA, pending: [{ recipient: 'alice@a.test', reply: '451 4.3.0 a.test is busy' }], canRetry: true }),
+    ]);
     expect(view.body).not.toContain(inB);
     const page = new Client(h.app);
     await page.login('admin-a');
@@ -163,7 +183,11 @@ describe.each(DIALECTS)('the API’s numbers and queue (%s)', (dialect) => {
     await h.store.transition(shared, ['delivered'], 'deferred');
     const mixed = await api(tokenA, 'POST', `/queue/${shared}/retry`);
     expect(mixed.statusCode).toBe(403);
-    expect((await h.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({ messageId: shared, outcome: 'denied', detail: 'recipients outside the user’s scope (API)' });
+    expect((await h.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({
+      messageId: shared,
+      outcome: 'denied',
+      detail: 'recipients outside the user’s scope (API)',
+    });
     expect((await api(tokenA, 'GET', '/queue')).json().deferred.find((d: { id: string }) => d.id === shared)).toMatchObject({ canRetry: false });
 
     const flushed = await api(tokenA, 'POST', '/queue/flush', { domain: 'a.test' });

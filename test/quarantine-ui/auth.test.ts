@@ -65,7 +65,11 @@ describe('console login and sessions', () => {
   });
 
   it('refuses a wrong password, an unknown user and a disabled account with the same answer', async () => {
-    for (const [user, pw] of [['admina', 'wrong password'], ['nobody', PASSWORD], ['gone', PASSWORD]] as const) {
+    for (const [user, pw] of [
+      ['admina', 'wrong password'],
+      ['nobody', PASSWORD],
+      ['gone', PASSWORD],
+    ] as const) {
       const c = new Client(h.app);
       const res = await c.login(user, pw);
       expect(res.statusCode).toBe(401);
@@ -136,7 +140,11 @@ describe('console login and sessions', () => {
     await h.addAccount('changer', 'superadmin');
     await a.login('changer');
     await b.login('changer');
-    const res = await a.post('/account/password', { current: PASSWORD, password: 'a much better password', confirm: 'a much better password' }, { csrfFrom: '/account' });
+    const res = await a.post(
+      '/account/password',
+      { current: PASSWORD, password: 'a much better password', confirm: 'a much better password' },
+      { csrfFrom: '/account' },
+    );
     expect(res.statusCode).toBe(303);
     expect((await a.get('/account')).statusCode).toBe(200);
     expect((await b.get('/quarantine')).statusCode).toBe(303);

@@ -15,7 +15,15 @@ import { startTestConsole } from '../support/console.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const RCPT = 'nia@example.test';
 
 describe('a digest notice in a browser', () => {
@@ -27,7 +35,11 @@ describe('a digest notice in a browser', () => {
     gw = await startTestGateway({ domains: { 'example.test': { policy: { digest: 'notice' } } } });
     const config: Config = {
       ...gw.config,
-      console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: true, hourUtc: 23, noticeBatchMs: 200, noticeCheckMs: 200 } },
+      console: {
+        ...gw.config.console,
+        listen: { host: '127.0.0.1', port: 0 },
+        digest: { ...gw.config.console.digest, enabled: true, hourUtc: 23, noticeBatchMs: 200, noticeCheckMs: 200 },
+      },
     };
     ui = await startTestConsole(gw, config);
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
@@ -68,12 +80,16 @@ describe('a digest notice in a browser', () => {
     await page.goto(notSpam);
     expect(await page.locator('main').innerText()).toContain(subject);
     // Its content fits a phone (the header of a logged-in page is the layout's).
-    expect(await page.evaluate(() => Math.max(...[...document.querySelectorAll('main *')].map((e) => e.getBoundingClientRect().right)))).toBeLessThanOrEqual(390);
+    expect(await page.evaluate(() => Math.max(...[...document.querySelectorAll('main *')].map((e) => e.getBoundingClientRect().right)))).toBeLessThanOrEqual(
+      390,
+    );
     expect((await gw.stores.store.get(sent.id!))!.status).toBe('quarantined');
     await page.click('button:text-is("Not spam")');
     await expect.poll(() => page.locator('.flash.ok').innerText(), POLL).toContain('has been released');
     await waitForStatus(gw, sent.id!, ['released']);
-    const delivered = await waitFor(async () => (await mailboxMessages(gw, RCPT)).filter((b) => b.toString().includes(GTUBE)), { what: 'the released message' });
+    const delivered = await waitFor(async () => (await mailboxMessages(gw, RCPT)).filter((b) => b.toString().includes(GTUBE)), {
+      what: 'the released message',
+    });
     expect(delivered).toHaveLength(1);
     const again = await page.goto(notSpam);
     expect(again!.status()).toBe(410);

@@ -17,7 +17,15 @@ import { startTestConsole, testConsoleConfig } from '../support/console.ts';
 
 const PASSWORD = 'numbers test password';
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const DEFER = '451 4.3.2 mailbox server busy, try later (scripted)';
 
 const mail = (to: string, subject: string, body = 'Hello, see you tomorrow.') =>
@@ -77,7 +85,11 @@ describe('numbers, queue and daily summary on a running gateway', () => {
   });
 
   it('counts a refusal at SMTP and an accepted message for their domain on the Numbers page', async () => {
-    const big = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, mail('alice@example.test', 'too big', 'x'.repeat(76) + '\r\n'.repeat(1) + ('y'.repeat(998) + '\r\n').repeat(260)));
+    const big = await sendRaw(
+      gw.smtpPort,
+      { from: 'bob@sender.test', to: ['alice@example.test'] },
+      mail('alice@example.test', 'too big', 'x'.repeat(76) + '\r\n'.repeat(1) + ('y'.repeat(998) + '\r\n').repeat(260)),
+    );
     expect(big.code).toBe(552);
     const ok = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, mail('alice@example.test', 'fine'));
     expect(ok.code).toBe(250);
@@ -104,7 +116,11 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     await waitForStatus(gw, first, ['delivered']);
     expect(peer.commands.filter((c) => c.startsWith('RCPT')).length).toBe(tries + 1);
     expect(peer.accepted.filter((m) => m.data.toString().includes('Subject: deferred one'))).toHaveLength(1);
-    expect((await ui.deps.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({ actor: 'root@example.test', messageId: first, outcome: 'ok' });
+    expect((await ui.deps.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({
+      actor: 'root@example.test',
+      messageId: first,
+      outcome: 'ok',
+    });
 
     peer.setScript({ rcpt: () => DEFER });
     const second = await deferred('deferred two');
@@ -130,12 +146,16 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     const today = new Date().toISOString().slice(0, 10);
     const summaryOf = async (to: string) =>
       (await Promise.all((await mailboxMessages(gw, to)).map((b) => simpleParser(b)))).filter((m) => m.subject?.startsWith(`Mail summary for ${today}`));
-    const [adminParsed] = await waitFor(async () => ((await summaryOf('admin@example.test')).length > 0 ? summaryOf('admin@example.test') : undefined), { what: 'the daily summary in the mailbox' });
+    const [adminParsed] = await waitFor(async () => ((await summaryOf('admin@example.test')).length > 0 ? summaryOf('admin@example.test') : undefined), {
+      what: 'the daily summary in the mailbox',
+    });
     expect(adminParsed!.html).toContain('<td>example.test</td>');
     const adminMail = adminParsed!.text!;
     expect(adminMail).toContain('example.test: mail in 1, spam 0, virus 0, refused at SMTP 1, held 0, delivered 1');
     expect(adminMail).not.toContain('slow.test');
-    const [rootParsed] = await waitFor(async () => ((await summaryOf('root@example.test')).length > 0 ? summaryOf('root@example.test') : undefined), { what: 'the superadmin summary' });
+    const [rootParsed] = await waitFor(async () => ((await summaryOf('root@example.test')).length > 0 ? summaryOf('root@example.test') : undefined), {
+      what: 'the superadmin summary',
+    });
     expect(rootParsed!.text).toContain('slow.test: mail in 2, spam 0, virus 0, refused at SMTP 0, held 0, delivered 2, deferred 2');
     await new Promise((r) => setTimeout(r, 1_000));
     expect(await summaryOf('admin@example.test')).toHaveLength(1);
@@ -149,7 +169,9 @@ describe('numbers, queue and daily summary on a running gateway', () => {
       // Nothing in the page's own content reaches past the screen's right edge (the header is the layout's).
       const overflow = await root.evaluate(() => {
         const width = document.documentElement.clientWidth;
-        return [...document.querySelectorAll('main *')].filter((e) => !e.closest('.table-scroll') && e.getBoundingClientRect().right > width + 1).map((e) => e.tagName + '.' + e.className);
+        return [...document.querySelectorAll('main *')]
+          .filter((e) => !e.closest('.table-scroll') && e.getBoundingClientRect().right > width + 1)
+          .map((e) => e.tagName + '.' + e.className);
       });
       expect(overflow, page).toEqual([]);
       expect(await root.evaluate(() => document.querySelector('main')!.scrollWidth <= document.documentElement.clientWidth), page).toBe(true);

@@ -24,7 +24,15 @@ import { startTestConsole } from '../support/console.ts';
 const PASSWORD = 'onboarding test password';
 const DOMAIN = 'newcustomer.test';
 const POLL_MS = 300;
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 const mail = (to: string, subject: string) =>
   `From: Bob <bob@sender.test>\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: ${mailDate()}\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\n\r\nWelcome aboard.\r\n`;
@@ -43,7 +51,15 @@ describe('a provider onboards a customer domain in the console', () => {
     mailboxPort = gw.config.domains['example.test']!.downstream[0]!.port;
     const logger = silentLogger();
     // The console is another node: its own live config, kept current by its own domain sync.
-    const live = liveConfig({ ...gw.config, console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false }, dailySummary: { enabled: false, hourUtc: 6 } } });
+    const live = liveConfig({
+      ...gw.config,
+      console: {
+        ...gw.config.console,
+        listen: { host: '127.0.0.1', port: 0 },
+        digest: { ...gw.config.console.digest, enabled: false },
+        dailySummary: { enabled: false, hourUtc: 6 },
+      },
+    });
     sync = await startDomainSync({ store: openDomainStore(gw.stores.sql), live, logger, intervalMs: POLL_MS });
     const config: Config = live.config;
     ui = await startTestConsole(gw, config, { domainSync: sync });
@@ -114,10 +130,13 @@ describe('a provider onboards a customer domain in the console', () => {
     expect(token.length).toBeGreaterThan(20);
 
     // No restart, no file: the gateway node takes the domain's mail within seconds, for listed recipients only.
-    const accepted = await waitFor(async () => {
-      const r = await send(`someone@${DOMAIN}`, 'welcome aboard');
-      return r.code === 250 ? r : undefined;
-    }, { timeoutMs: 10_000, what: `${DOMAIN} to be accepted` });
+    const accepted = await waitFor(
+      async () => {
+        const r = await send(`someone@${DOMAIN}`, 'welcome aboard');
+        return r.code === 250 ? r : undefined;
+      },
+      { timeoutMs: 10_000, what: `${DOMAIN} to be accepted` },
+    );
     await waitForStatus(gw, accepted.id!, ['delivered']);
     const delivered = await Promise.all((await mailboxMessages(gw, `someone@${DOMAIN}`)).map((b) => simpleParser(b)));
     expect(delivered.map((m) => m.subject)).toEqual(['welcome aboard']);
@@ -148,7 +167,9 @@ describe('a provider onboards a customer domain in the console', () => {
     await admin.click('button:text-is("Save policy")');
     expect(await admin.locator('.flash.error').innerText()).toContain('policy.spam.threshold: domain admins may change only policy.digest');
     expect(await admin.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
-    expect((await ui.deps.hostedDomains.store.list()).find((d) => d.name === DOMAIN)!.settings).toMatchObject({ policy: { digest: 'notice', spam: { threshold: 6 } } });
+    expect((await ui.deps.hostedDomains.store.list()).find((d) => d.name === DOMAIN)!.settings).toMatchObject({
+      policy: { digest: 'notice', spam: { threshold: 6 } },
+    });
     // Another tenant's domain does not exist for them.
     expect((await admin.goto(`${ui.url}domains/example.test/policy`))!.status()).toBe(404);
     await phone.close();
@@ -168,7 +189,10 @@ describe('a provider onboards a customer domain in the console', () => {
     await root.locator('tr', { hasText: DOMAIN }).locator('button:text-is("Remove")').click();
     await root.waitForURL(/\/domains$/);
     expect(await root.locator('.flash.ok').innerText()).toContain(`${DOMAIN}: removed`);
-    await waitFor(async () => ((await send(`someone@${DOMAIN}`, 'too late')).code === 554 ? true : undefined), { timeoutMs: 10_000, what: `${DOMAIN} to be refused again` });
+    await waitFor(async () => ((await send(`someone@${DOMAIN}`, 'too late')).code === 554 ? true : undefined), {
+      timeoutMs: 10_000,
+      what: `${DOMAIN} to be refused again`,
+    });
     // (A mail sent in the poll interval after the click may still be taken: "within seconds".) From then on, refused.
     expect((await send(`someone@${DOMAIN}`, 'still too late')).code).toBe(554);
   }, 60_000);

@@ -44,7 +44,15 @@ const PHONE = { width: 390, height: 844 };
 const LAPTOP = { width: 1280, height: 800 };
 /** Between the two: the widest window that still gets the phone layout is 900 px (console.css). */
 const TABLET = { width: 800, height: 1000 };
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 describe('the console at phone and laptop widths', () => {
   let h: Harness;
@@ -78,11 +86,14 @@ describe('the console at phone and laptop widths', () => {
     page.evaluate(() => {
       const width = window.innerWidth;
       const excess = document.documentElement.scrollWidth - width;
-      const culprits = excess <= 0 ? [] : [...document.querySelectorAll('body *')]
-        .map((e) => ({ e, right: e.getBoundingClientRect().right }))
-        .sort((x, y) => y.right - x.right)
-        .slice(0, 3)
-        .map(({ e, right }) => `${e.tagName.toLowerCase()}${e.className ? '.' + String(e.className).replace(/ /g, '.') : ''} (${Math.round(right)} px)`);
+      const culprits =
+        excess <= 0
+          ? []
+          : [...document.querySelectorAll('body *')]
+              .map((e) => ({ e, right: e.getBoundingClientRect().right }))
+              .sort((x, y) => y.right - x.right)
+              .slice(0, 3)
+              .map(({ e, right }) => `${e.tagName.toLowerCase()}${e.className ? '.' + String(e.className).replace(/ /g, '.') : ''} (${Math.round(right)} px)`);
       return { excess: Math.max(0, excess), culprits };
     });
 
@@ -91,7 +102,11 @@ describe('the console at phone and laptop widths', () => {
     page.locator(selector).evaluateAll((els) =>
       els.map((e) => {
         const r = e.getBoundingClientRect();
-        return { text: (e.textContent ?? '').trim(), shown: r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden', inside: r.left >= 0 && r.right <= window.innerWidth };
+        return {
+          text: (e.textContent ?? '').trim(),
+          shown: r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden',
+          inside: r.left >= 0 && r.right <= window.innerWidth,
+        };
       }),
     );
 
@@ -172,7 +187,11 @@ describe('the console at phone and laptop widths', () => {
       page.locator('svg.chart').evaluateAll((svgs) =>
         svgs
           .filter((s) => s.getBoundingClientRect().width > 0)
-          .map((s) => ({ smallestText: Math.min(...[...s.querySelectorAll('text')].map((t) => t.getBoundingClientRect().height)), right: s.getBoundingClientRect().right, window: window.innerWidth })),
+          .map((s) => ({
+            smallestText: Math.min(...[...s.querySelectorAll('text')].map((t) => t.getBoundingClientRect().height)),
+            right: s.getBoundingClientRect().right,
+            window: window.innerWidth,
+          })),
       );
     const phone = await charts();
     expect(phone).toHaveLength(3);
@@ -189,11 +208,17 @@ describe('the console at phone and laptop widths', () => {
       const page = pages.get(who)!;
       await page.setViewportSize(PHONE);
       await page.goto(url('/quarantine'));
-      expect((await reachable(page, 'header nav a')).some((l) => l.shown), `${who}: navigation collapsed`).toBe(false);
+      expect(
+        (await reachable(page, 'header nav a')).some((l) => l.shown),
+        `${who}: navigation collapsed`,
+      ).toBe(false);
       await page.click('header .menu-button');
       const links = await reachable(page, 'header nav a');
       expect(links.length, who).toBeGreaterThanOrEqual(5);
-      expect(links.filter((l) => !l.shown || !l.inside), `${who}: links off screen`).toEqual([]);
+      expect(
+        links.filter((l) => !l.shown || !l.inside),
+        `${who}: links off screen`,
+      ).toEqual([]);
       expect(await reachable(page, 'header button:text-is("Log out")'), who).toEqual([{ text: 'Log out', shown: true, inside: true }]);
       // a link leads where it says
       await page.click('header nav a:text-is("Message log")');

@@ -15,7 +15,15 @@ import { startTestConsole, testConsoleConfig } from '../support/console.ts';
 
 const PASSWORD = 'browser test password';
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** A message with the EICAR test file as a harmless-looking text attachment: clamd calls it a virus. */
 function virusMail(subject: string): string {
@@ -104,9 +112,12 @@ describe('release rights and requests in a browser', () => {
     const id = await quarantinedVirus('digest virus');
     const run = await ui.sendDigests();
     expect(run.recipients).toContain('alice@example.test');
-    const digest = await waitFor(async () => (await digestsIn(await mailboxMessages(gw, 'alice@example.test'))).find((d) => d.text.includes('Subject: digest virus')), {
-      what: 'the digest in the mailbox',
-    });
+    const digest = await waitFor(
+      async () => (await digestsIn(await mailboxMessages(gw, 'alice@example.test'))).find((d) => d.text.includes('Subject: digest virus')),
+      {
+        what: 'the digest in the mailbox',
+      },
+    );
     expect(linkIn(block(digest, 'digest virus'), 'Release it')).toBeUndefined();
     const link = linkIn(block(digest, 'digest virus'), 'Request release (an administrator decides)')!;
     const anon = await browser.newContext();

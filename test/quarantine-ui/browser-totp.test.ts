@@ -12,7 +12,15 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { Secret, TOTP } from 'otpauth';
 import { PASSWORD, startHarness, type Harness } from './harness.ts';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const SHOTS = process.env.MAILMOAT_SCREENSHOTS ? path.resolve(import.meta.dirname, '../../docs/screenshots') : null;
 /** The machine may be busy with other test files: page loads get time. */
 const POLL = { timeout: 15_000, interval: 100 };
@@ -45,7 +53,8 @@ describe('two-step login in a browser', () => {
       if (/Content.Security.Policy/i.test(m.text())) cspErrors.push(m.text());
     });
   /** Nothing of the page's own content runs past the viewport (the header is the layout's, made narrow elsewhere). */
-  const fitsWidth = (page: Page) => page.evaluate(() => [...document.querySelectorAll('main *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth));
+  const fitsWidth = (page: Page) =>
+    page.evaluate(() => [...document.querySelectorAll('main *')].every((e) => e.getBoundingClientRect().right <= window.innerWidth));
 
   it('sets TOTP up when required, then logs in with the password and a code from the shown key', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } });

@@ -24,7 +24,15 @@ const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.
 const PASSWORD = 'browser test password';
 /** The machine may be busy with other test files: page loads get time. */
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 function mail(o: { from?: string; to?: string; subject: string; body?: string; html?: string; extra?: string }): string {
   const head =
@@ -92,17 +100,30 @@ describe('the console in a browser', () => {
     // A page on another origin that posts a form (without a CSRF token) to the console.
     evil = http.createServer((req, res) => {
       const target = decodeURIComponent((req.url ?? '/').slice(1));
-      res.writeHead(200, { 'content-type': 'text/html' }).end(
-        `<form id=f method=post action="${target}"><input name=action value=delete></form><script>document.getElementById('f').submit()</script>`,
-      );
+      res
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end(`<form id=f method=post action="${target}"><input name=action value=delete></form><script>document.getElementById('f').submit()</script>`);
     });
     await new Promise<void>((r) => evil.listen(0, '127.0.0.1', () => r()));
     evilUrl = `http://127.0.0.1:${(evil.address() as { port: number }).port}`;
 
     // B's message: a quarantined row and body for other.test, written straight into the stores.
     otherId = `01JOTHER${Date.now().toString().slice(-10)}00000000`.slice(0, 26);
-    await gw.stores.store.recordReceived({ id: otherId, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'x', mailFrom: 'x@sender.test', rcptTo: ['bob@other.test'], size: 100 });
-    await gw.stores.store.recordVerdict(otherId, { verdict: 'high-spam', reason: 'spam score 1000 >= 10', report: { virus: { status: 'clean' }, spam: { status: 'scored', score: 1000, threshold: 5, rules: ['GTUBE'] } } as never, subject: 'secret of B' });
+    await gw.stores.store.recordReceived({
+      id: otherId,
+      receivedAt: Date.now(),
+      clientIp: '192.0.2.1',
+      helo: 'x',
+      mailFrom: 'x@sender.test',
+      rcptTo: ['bob@other.test'],
+      size: 100,
+    });
+    await gw.stores.store.recordVerdict(otherId, {
+      verdict: 'high-spam',
+      reason: 'spam score 1000 >= 10',
+      report: { virus: { status: 'clean' }, spam: { status: 'scored', score: 1000, threshold: 5, rules: ['GTUBE'] } } as never,
+      subject: 'secret of B',
+    });
     const tmp = path.join(gw.config.dataDir, 'other.eml');
     writeFileSync(tmp, mail({ to: 'bob@other.test', subject: 'secret of B' }));
     await gw.stores.quarantine.put(otherId, tmp);
@@ -137,10 +158,13 @@ describe('the console in a browser', () => {
     await page.click('button:text-is("Release")');
     await expect.poll(() => page.locator('.flash.ok').innerText(), POLL).toContain('Released');
     await waitForStatus(gw, id, ['released']);
-    const boxes = await waitFor(async () => {
-      const m = await mailboxMessages(gw, 'alice@example.test');
-      return m.some((b) => b.toString().includes('journey one')) ? m : undefined;
-    }, { what: 'the released message in the mailbox' });
+    const boxes = await waitFor(
+      async () => {
+        const m = await mailboxMessages(gw, 'alice@example.test');
+        return m.some((b) => b.toString().includes('journey one')) ? m : undefined;
+      },
+      { what: 'the released message in the mailbox' },
+    );
     // once: no button to do it again, a forged second release is refused, and nothing else arrives
     await page.reload();
     expect(await page.locator('button:text-is("Release")').count()).toBe(0);
@@ -297,14 +321,22 @@ describe('the console in a browser', () => {
   });
 
   it('sends a quarantine digest whose one-click link releases the message once', async () => {
-    await ui.deps.accounts.create({ username: 'alice', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }) });
+    await ui.deps.accounts.create({
+      username: 'alice',
+      role: 'user',
+      addresses: ['alice@example.test'],
+      passwordHash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }),
+    });
     const id = await send(mail({ subject: 'digest candidate' }));
     await quarantined(id);
     const run = await ui.sendDigests();
     expect(run.recipients).toContain('alice@example.test');
-    const digest = await waitFor(async () => (await digestsIn(await mailboxMessages(gw, 'alice@example.test'))).find((d) => d.text.includes('Subject: digest candidate')), {
-      what: 'the digest in the mailbox',
-    });
+    const digest = await waitFor(
+      async () => (await digestsIn(await mailboxMessages(gw, 'alice@example.test'))).find((d) => d.text.includes('Subject: digest candidate')),
+      {
+        what: 'the digest in the mailbox',
+      },
+    );
     const link = linkIn(block(digest, 'digest candidate'), 'Release it')!;
     expect(link.startsWith(base)).toBe(true);
     const anon = await browser.newContext();

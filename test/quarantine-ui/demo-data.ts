@@ -21,7 +21,9 @@ export const TOTP_USER = 'adminb';
 /** The demo console's config (startHarness): a single sign-on button on the login page. The
  *  provider is only contacted when the button is used, so none needs to run. */
 export const DEMO_CONFIG = {
-  console: { auth: { oidc: { issuer: 'http://127.0.0.1:9/realms/example', clientId: 'mailmoat', label: 'Log in with Example Corp single sign-on' }, roleMapping: [] } },
+  console: {
+    auth: { oidc: { issuer: 'http://127.0.0.1:9/realms/example', clientId: 'mailmoat', label: 'Log in with Example Corp single sign-on' }, roleMapping: [] },
+  },
 };
 
 export const LONG_ADDRESS = 'newsletter-bounces+a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6@mailer.very-long-marketing-domain.example';
@@ -54,9 +56,17 @@ function fullReport(score: number): ScanReport {
       dkim: [{ result: 'none', domain: 'mailer.very-long-marketing-domain.example', selector: 's1', aligned: false }],
       dmarc: { result: 'fail', domain: 'very-long-marketing-domain.example', policy: 'none', from: 'very-long-marketing-domain.example' },
       arc: null,
-      header: 'mx.gateway.test; spf=softfail smtp.mailfrom=mailer.very-long-marketing-domain.example; dkim=none; dmarc=fail (p=none) header.from=very-long-marketing-domain.example',
+      header:
+        'mx.gateway.test; spf=softfail smtp.mailfrom=mailer.very-long-marketing-domain.example; dkim=none; dmarc=fail (p=none) header.from=very-long-marketing-domain.example',
     },
-    urls: { status: 'checked', hosts: 2, truncated: false, hits: [{ host: 'verify-account-login.example', list: 'multi.uribl.com', detail: 'black', score: 1.7 }], errors: [], score: 1.7 },
+    urls: {
+      status: 'checked',
+      hosts: 2,
+      truncated: false,
+      hits: [{ host: 'verify-account-login.example', list: 'multi.uribl.com', detail: 'black', score: 1.7 }],
+      errors: [],
+      score: 1.7,
+    },
     score: { spam: score, urls: 1.7, auth: 0, total: score + 1.7, threshold: 5, highThreshold: 10 },
   };
 }
@@ -97,15 +107,41 @@ export async function seedDemo(h: Harness): Promise<DemoIds> {
   await h.addMessage({ rcpt: ['carol@a.test'], from: 'news@shop.example', subject: 'Our autumn catalogue', score: 10.4 });
   await h.addMessage({ rcpt: ['alice@a.test'], from: 'friend@pals.example', subject: 'Lunch on Friday?', status: 'delivered', score: 0.3 });
   await h.addMessage({ rcpt: ['dave@b.test'], from: 'x@spam.example', subject: 'b.test mail', score: 15 });
-  await h.store.recordRefusal({ at: Date.now(), clientIp: '203.0.113.9', helo: 'unknown.example', mailFrom: 'someone@relay.example', recipient: 'nobody@not-hosted.example', stage: 'rcpt', reply: '554 5.7.1 <nobody@not-hosted.example>: Relay access denied' });
+  await h.store.recordRefusal({
+    at: Date.now(),
+    clientIp: '203.0.113.9',
+    helo: 'unknown.example',
+    mailFrom: 'someone@relay.example',
+    recipient: 'nobody@not-hosted.example',
+    stage: 'rcpt',
+    reply: '554 5.7.1 <nobody@not-hosted.example>: Relay access denied',
+  });
 
-  await h.lists.add({ kind: 'allow', scope: 'domain', owner: 'a.test', entry: '*@partner.example', comment: 'our main supplier', createdBy: DEMO_USERS.domainadmin });
+  await h.lists.add({
+    kind: 'allow',
+    scope: 'domain',
+    owner: 'a.test',
+    entry: '*@partner.example',
+    comment: 'our main supplier',
+    createdBy: DEMO_USERS.domainadmin,
+  });
   await h.lists.add({ kind: 'block', scope: 'user', owner: 'alice@a.test', entry: LONG_ADDRESS, comment: 'keeps coming back', createdBy: DEMO_USERS.user });
   await h.lists.add({ kind: 'block', scope: 'global', owner: '*', entry: '198.51.100.0/24', comment: 'snowshoe network', createdBy: DEMO_USERS.superadmin });
 
-  await h.requests.create({ messageId: message, requester: DEMO_USERS.user, recipient: 'alice@a.test', note: 'I think this one is real: my storage really is full' });
+  await h.requests.create({
+    messageId: message,
+    requester: DEMO_USERS.user,
+    recipient: 'alice@a.test',
+    note: 'I think this one is real: my storage really is full',
+  });
   const root = (await h.accounts.byName(DEMO_USERS.superadmin))!;
-  await h.deps.tokens.create({ name: 'customer panel of a.test', role: 'domainadmin', domains: ['a.test'], createdBy: root.id, createdByName: DEMO_USERS.superadmin });
+  await h.deps.tokens.create({
+    name: 'customer panel of a.test',
+    role: 'domainadmin',
+    domains: ['a.test'],
+    createdBy: root.id,
+    createdByName: DEMO_USERS.superadmin,
+  });
   if (h.deps.learner) await h.deps.learner.snapshot('*', DEMO_USERS.superadmin, 'before the spring training');
   const digest = await issueToken(h.deps, message, 'alice@a.test');
   await seedQueue(h);
@@ -123,13 +159,31 @@ async function seedQueue(h: Harness): Promise<void> {
   };
   const deferred: { rcpt: string[]; from: string; reply: string; ago: number }[] = [
     { rcpt: ['carol@a.test'], from: 'orders@shop.example', reply: '451 4.3.2 mailbox server busy, try again later', ago: 3 * HOUR_MS },
-    { rcpt: ['alice@a.test', 'dave@a.test'], from: LONG_ADDRESS, reply: `421 4.4.2 mx1.a.test connection timed out after 30000 ms while waiting for the greeting; the next attempt is at the retry schedule's next step`, ago: 40 * 60_000 },
+    {
+      rcpt: ['alice@a.test', 'dave@a.test'],
+      from: LONG_ADDRESS,
+      reply: `421 4.4.2 mx1.a.test connection timed out after 30000 ms while waiting for the greeting; the next attempt is at the retry schedule's next step`,
+      ago: 40 * 60_000,
+    },
     { rcpt: ['erin@b.test'], from: 'news@shop.example', reply: '450 4.2.1 mailbox temporarily unavailable', ago: 20 * 60_000 },
   ];
   for (const d of deferred) {
     const id = fakeId();
-    await h.store.recordReceived({ id, receivedAt: h.deps.now() - d.ago, clientIp: '192.0.2.7', helo: 'client.test', mailFrom: d.from, rcptTo: d.rcpt, size: 2048 });
-    await h.store.recordVerdict(id, { verdict: 'clean', reason: 'spam score 0.4 < 5', report: { virus: { status: 'clean' }, spam: { status: 'scored', score: 0.4, threshold: 5, rules: [] } }, subject: 'Your order has shipped' });
+    await h.store.recordReceived({
+      id,
+      receivedAt: h.deps.now() - d.ago,
+      clientIp: '192.0.2.7',
+      helo: 'client.test',
+      mailFrom: d.from,
+      rcptTo: d.rcpt,
+      size: 2048,
+    });
+    await h.store.recordVerdict(id, {
+      verdict: 'clean',
+      reason: 'spam score 0.4 < 5',
+      report: { virus: { status: 'clean' }, spam: { status: 'scored', score: 0.4, threshold: 5, rules: [] } },
+      subject: 'Your order has shipped',
+    });
     await h.store.transition(id, ['queued'], 'deferred');
     for (const r of d.rcpt) await h.store.recordDelivery(id, r, 'deferred', d.reply);
   }
@@ -140,15 +194,29 @@ function demoNumbers(now: number): StatRow[] {
   const rows: StatRow[] = [];
   const thisHour = Math.floor(now / HOUR_MS) * HOUR_MS;
   // a day's rhythm: little at night, most in office hours; a fixed wobble instead of randomness, so the pictures do not change
-  const perHour = (hour: number, scale: number) => Math.round(scale * (3 + 10 * Math.max(0, Math.sin(((new Date(hour).getUTCHours() - 6) / 24) * 2 * Math.PI)) + ((hour / HOUR_MS) % 5)));
+  const perHour = (hour: number, scale: number) =>
+    Math.round(scale * (3 + 10 * Math.max(0, Math.sin(((new Date(hour).getUTCHours() - 6) / 24) * 2 * Math.PI)) + ((hour / HOUR_MS) % 5)));
   const add = (domain: string, hour: number, received: number) => {
     const spam = Math.round(received * 0.35);
-    const counts: Record<StatKind, number> = { received, refused: Math.round(received * 0.2), spam, virus: (hour / HOUR_MS) % 7 === 0 ? 1 : 0, quarantined: Math.round(spam * 0.6), delivered: received - Math.round(spam * 0.6), deferred: (hour / HOUR_MS) % 9 === 0 ? 2 : 0, failed: (hour / HOUR_MS) % 31 === 0 ? 1 : 0 };
+    const counts: Record<StatKind, number> = {
+      received,
+      refused: Math.round(received * 0.2),
+      spam,
+      virus: (hour / HOUR_MS) % 7 === 0 ? 1 : 0,
+      quarantined: Math.round(spam * 0.6),
+      delivered: received - Math.round(spam * 0.6),
+      deferred: (hour / HOUR_MS) % 9 === 0 ? 2 : 0,
+      failed: (hour / HOUR_MS) % 31 === 0 ? 1 : 0,
+    };
     for (const [kind, n] of Object.entries(counts) as [StatKind, number][]) if (n > 0) rows.push({ domain, hour, kind, n });
   };
-  for (const [domain, scale] of [['a.test', 1], ['b.test', 0.4]] as const) {
+  for (const [domain, scale] of [
+    ['a.test', 1],
+    ['b.test', 0.4],
+  ] as const) {
     for (let hour = thisHour - 8 * DAY_MS + HOUR_MS; hour <= thisHour; hour += HOUR_MS) add(domain, hour, perHour(hour, scale));
-    for (let day = Math.floor((thisHour - 8 * DAY_MS) / DAY_MS) * DAY_MS; day > thisHour - 31 * DAY_MS; day -= DAY_MS) add(domain, day, perHour(day + 12 * HOUR_MS, scale) * 14);
+    for (let day = Math.floor((thisHour - 8 * DAY_MS) / DAY_MS) * DAY_MS; day > thisHour - 31 * DAY_MS; day -= DAY_MS)
+      add(domain, day, perHour(day + 12 * HOUR_MS, scale) * 14);
   }
   return rows;
 }
@@ -163,6 +231,10 @@ async function seedTotp(h: Harness): Promise<string> {
   const secret = newTotpSecret();
   await h.deps.totp.begin(on.id, keys.seal(on.id, secret));
   // step 1 (1970) as the last one used, so any current code is accepted once
-  await h.deps.totp.enable(on.id, 1, newRecoveryCodes().map((c) => keys.hashRecoveryCode(on.id, c)));
+  await h.deps.totp.enable(
+    on.id,
+    1,
+    newRecoveryCodes().map((c) => keys.hashRecoveryCode(on.id, c)),
+  );
   return secret;
 }

@@ -75,7 +75,8 @@ describe.each(DIALECTS)('digests for every recipient on %s', (dialect) => {
     expect(d.html).not.toContain('<script>');
     expect(d.html).not.toContain('<img');
     expect(d.html).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quotes&quot;');
-    for (const label of ['Release it', 'Always allow this sender', 'Block this sender', 'Not spam (learn and release)']) expect(pathIn(block(d, HOSTILE), label), label).toMatch(/^\/d\/[\w-]{22}\.[\w-]{43}$/);
+    for (const label of ['Release it', 'Always allow this sender', 'Block this sender', 'Not spam (learn and release)'])
+      expect(pathIn(block(d, HOSTILE), label), label).toMatch(/^\/d\/[\w-]{22}\.[\w-]{43}$/);
     expect(d.html).toContain(`href="${BASE}d/`);
   });
 
@@ -105,7 +106,10 @@ describe.each(DIALECTS)('digests for every recipient on %s', (dialect) => {
     await sendDigests(deps);
     const d = await digestFor('lists@a.test');
     const anon = new Client(h.app);
-    for (const [subject, label, kind, sender] of [['friend', 'Always allow this sender', 'allow', 'friend@sender.test'], ['foe', 'Block this sender', 'block', 'foe@sender.test']] as const) {
+    for (const [subject, label, kind, sender] of [
+      ['friend', 'Always allow this sender', 'allow', 'friend@sender.test'],
+      ['foe', 'Block this sender', 'block', 'foe@sender.test'],
+    ] as const) {
       const link = pathIn(block(d, subject), label)!;
       expect((await anon.get(link)).body).toContain(sender);
       const done = await anon.post(link, {}, { csrfFrom: link });
@@ -113,7 +117,9 @@ describe.each(DIALECTS)('digests for every recipient on %s', (dialect) => {
       expect(done.body).toContain(`is now on your ${kind} list`);
       expect((await anon.get(link)).statusCode).toBe(410);
       const rows = await h.lists.list({ addresses: ['lists@a.test'] });
-      expect(rows.filter((r) => r.kind === kind && r.text === sender)).toEqual([expect.objectContaining({ scope: 'user', owner: 'lists@a.test', createdBy: 'digest:lists@a.test' })]);
+      expect(rows.filter((r) => r.kind === kind && r.text === sender)).toEqual([
+        expect.objectContaining({ scope: 'user', owner: 'lists@a.test', createdBy: 'digest:lists@a.test' }),
+      ]);
     }
     expect(await h.lists.list({ addresses: ['zed@a.test'] })).toEqual([]);
   });
@@ -211,7 +217,10 @@ describe.each(DIALECTS)('digests for every recipient on %s', (dialect) => {
       await waitFor(async () => sent.filter((s) => s.to[0] === 'fast@n.test').length === 2 || undefined, { what: 'the second notice', timeoutMs: 10_000 });
       await new Promise((r) => setTimeout(r, 800)); // several more ticks of both schedulers
       const notices = await Promise.all(sent.filter((s) => s.to[0] === 'fast@n.test').map((s) => readDigest(s.raw)));
-      expect(notices.map((n) => n.subject)).toEqual(['Quarantine notice: 2 message(s) held for fast@n.test', 'Quarantine notice: 1 message(s) held for fast@n.test']);
+      expect(notices.map((n) => n.subject)).toEqual([
+        'Quarantine notice: 2 message(s) held for fast@n.test',
+        'Quarantine notice: 1 message(s) held for fast@n.test',
+      ]);
       expect(notices[1]!.text).toContain('Subject: later one');
       expect(await sendDigests(deps)).toMatchObject({ recipients: expect.not.arrayContaining(['fast@n.test']) }); // notice domains get no daily digest
     } finally {
@@ -231,7 +240,11 @@ describe.each(DIALECTS)('digests for every recipient on %s', (dialect) => {
     await h.addAccount('admin-live', 'domainadmin', { domains: ['live.test'] });
     const root = new Client(h.app);
     await root.login('root');
-    const added = await root.post('/domains/new', { name: 'live.test', settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold' }, { csrfFrom: '/domains/new' });
+    const added = await root.post(
+      '/domains/new',
+      { name: 'live.test', settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold' },
+      { csrfFrom: '/domains/new' },
+    );
     expect(added.statusCode, added.body).toBe(303);
     const admin = new Client(h.app);
     await admin.login('admin-live');
@@ -239,7 +252,15 @@ describe.each(DIALECTS)('digests for every recipient on %s', (dialect) => {
     expect(refused.statusCode).toBe(403);
     expect(refused.body).toContain('policy.digest');
     expect(h.deps.config.domains['live.test']!.policy?.digest).toBeUndefined();
-    expect((await root.post('/domains/live.test/edit', { settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold digest' }, { csrfFrom: '/domains/live.test/edit' })).statusCode).toBe(303);
+    expect(
+      (
+        await root.post(
+          '/domains/live.test/edit',
+          { settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold digest' },
+          { csrfFrom: '/domains/live.test/edit' },
+        )
+      ).statusCode,
+    ).toBe(303);
     const ok = await admin.post('/domains/live.test/policy', { policy: 'digest: notice\n' }, { csrfFrom: '/domains/live.test/policy' });
     expect(ok.statusCode, ok.body).toBe(303);
     expect(h.deps.config.domains['live.test']!.policy?.digest).toBe('notice');

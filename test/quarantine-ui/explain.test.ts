@@ -34,7 +34,10 @@ describe('plain reasons in the console', () => {
         action: 'quarantine',
         reasons: [reason, 'a link shows www.paypal.com but goes to evil-login.example.net'],
         rules: [],
-        headers: [['X-Spam-Flag', 'YES'], ['X-Spam-Status', 'Yes, score=999.7 required=5.0 tests=GTUBE,MISSING_MID']],
+        headers: [
+          ['X-Spam-Flag', 'YES'],
+          ['X-Spam-Status', 'Yes, score=999.7 required=5.0 tests=GTUBE,MISSING_MID'],
+        ],
       },
     };
     await h.store.recordVerdict(id, { verdict: 'high-spam', reason, report, subject: 'your account' });

@@ -59,7 +59,18 @@ export interface Harness {
   told: { cls: string; size: number }[];
   /** What the fake spamd answers to TELL. */
   spamdDidSet: string[];
-  addMessage(o: { id?: string; rcpt: string[]; from?: string; subject?: string; verdict?: string; score?: number; body?: string; raw?: string; status?: 'quarantined' | 'delivered'; clientIp?: string }): Promise<string>;
+  addMessage(o: {
+    id?: string;
+    rcpt: string[];
+    from?: string;
+    subject?: string;
+    verdict?: string;
+    score?: number;
+    body?: string;
+    raw?: string;
+    status?: 'quarantined' | 'delivered';
+    clientIp?: string;
+  }): Promise<string>;
   addAccount(username: string, role: Role, o?: { domains?: string[]; addresses?: string[] }): Promise<void>;
   close(): Promise<void>;
 }
@@ -80,7 +91,9 @@ export function rawMessage(o: { from?: string; to?: string; subject?: string; ht
 }
 
 /** `database: 'postgres'`: the console on a fresh database of the run's PostgreSQL, quarantined bodies in it too. */
-export async function startHarness(o: { config?: Record<string, unknown>; database?: Dialect; learner?: boolean; deps?: Partial<ConsoleDeps> } = {}): Promise<Harness> {
+export async function startHarness(
+  o: { config?: Record<string, unknown>; database?: Dialect; learner?: boolean; deps?: Partial<ConsoleDeps> } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-ui-'));
   const config: Config = configSchema.parse({
     hostname: 'mx.gateway.test',
@@ -178,12 +191,25 @@ export async function startHarness(o: { config?: Record<string, unknown>; databa
     async addMessage(m: Parameters<Harness['addMessage']>[0]) {
       const id = m.id ?? fakeId();
       const raw = m.raw ?? rawMessage({ to: m.rcpt[0], subject: m.subject, text: m.body });
-      await store.recordReceived({ id, receivedAt: Date.now(), clientIp: m.clientIp ?? '192.0.2.1', helo: 'client.test', mailFrom: m.from ?? 'bob@sender.test', rcptTo: m.rcpt, size: raw.length });
+      await store.recordReceived({
+        id,
+        receivedAt: Date.now(),
+        clientIp: m.clientIp ?? '192.0.2.1',
+        helo: 'client.test',
+        mailFrom: m.from ?? 'bob@sender.test',
+        rcptTo: m.rcpt,
+        size: raw.length,
+      });
       const report: ScanReport = {
         virus: m.verdict === 'virus' ? { status: 'infected', viruses: ['Eicar-Test-Signature'] } : { status: 'clean' },
         spam: { status: 'scored', score: m.score ?? 12.5, threshold: 5, rules: ['GTUBE', 'MISSING_DATE'] },
       };
-      await store.recordVerdict(id, { verdict: m.verdict ?? 'high-spam', reason: `spam score ${m.score ?? 12.5} >= 10`, report, subject: m.subject ?? 'hello' });
+      await store.recordVerdict(id, {
+        verdict: m.verdict ?? 'high-spam',
+        reason: `spam score ${m.score ?? 12.5} >= 10`,
+        report,
+        subject: m.subject ?? 'hello',
+      });
       if ((m.status ?? 'quarantined') === 'quarantined') {
         const file = path.join(dir, `${id}.tmp.eml`);
         writeFileSync(file, raw);

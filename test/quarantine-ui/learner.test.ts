@@ -60,7 +60,9 @@ describe('console and the learned filter', () => {
     });
     const page = (await admin.get(`/messages/${id}`)).body;
     expect(page).toContain('<dt>Learned filter</dt>');
-    expect(page).toMatch(/probability of spam <b>98\.2 %<\/b> \(log-odds 4\.00; models global \+ a\.test, 900 learned\): <b>\+4\.0<\/b> points in the spam score/);
+    expect(page).toMatch(
+      /probability of spam <b>98\.2 %<\/b> \(log-odds 4\.00; models global \+ a\.test, 900 learned\): <b>\+4\.0<\/b> points in the spam score/,
+    );
     expect(page).toContain('“claim your &lt;prize&gt;”');
   });
 

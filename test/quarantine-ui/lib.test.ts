@@ -21,7 +21,8 @@ describe('display text', () => {
 });
 
 describe('sanitizeForPreview', () => {
-  const clean = (html: string, remoteImages = false) => sanitizeForPreview(html, { remoteImages, inlineImages: new Map([['logo@x', 'data:image/png;base64,AAAA']]) });
+  const clean = (html: string, remoteImages = false) =>
+    sanitizeForPreview(html, { remoteImages, inlineImages: new Map([['logo@x', 'data:image/png;base64,AAAA']]) });
   it.each([
     '<script>alert(1)</script>',
     '<img src=x onerror=alert(1)>',
@@ -74,7 +75,11 @@ describe('sanitizeForPreview', () => {
     expect(allowed).not.toMatch(/css\.test|font\.test|set\.png|escaped\.png|@import|@font-face/i);
   });
   it('flags links whose text names another host', () => {
-    expect(extractLinks('<a href="https://evil.test/login">https://www.bank.test/</a><a href="https://bank.test/x">bank.test</a><a href="https://a.test">click here</a>').map((l) => l.mismatch)).toEqual([true, false, false]);
+    expect(
+      extractLinks(
+        '<a href="https://evil.test/login">https://www.bank.test/</a><a href="https://bank.test/x">bank.test</a><a href="https://a.test">click here</a>',
+      ).map((l) => l.mismatch),
+    ).toEqual([true, false, false]);
   });
   it('does not parse HTML past the nesting bound (jsdom would stall the process for minutes)', () => {
     const deep = `${'<div>'.repeat(100_000)}x${'</div>'.repeat(100_000)}`;
@@ -85,7 +90,12 @@ describe('sanitizeForPreview', () => {
 describe('smtpConnectionTest', () => {
   let mailbox: Mailbox;
   beforeAll(async () => {
-    mailbox = await startMailbox({ dir: mkdtempSync(path.join(os.tmpdir(), 'mm-smtptest-')), host: '127.0.0.1', port: 0, hooks: { refuseRecipient: (a) => (a.startsWith('postmaster@refuse') ? { code: 550, text: '5.1.1 <no> such user' } : undefined) } });
+    mailbox = await startMailbox({
+      dir: mkdtempSync(path.join(os.tmpdir(), 'mm-smtptest-')),
+      host: '127.0.0.1',
+      port: 0,
+      hooks: { refuseRecipient: (a) => (a.startsWith('postmaster@refuse') ? { code: 550, text: '5.1.1 <no> such user' } : undefined) },
+    });
   });
   afterAll(async () => mailbox?.close());
 
@@ -93,7 +103,9 @@ describe('smtpConnectionTest', () => {
     const r = await smtpConnectionTest({ host: '127.0.0.1', port: mailbox.port }, { domain: 'a.test', helo: 'mx.test', timeoutMs: 5000 });
     expect(r.ok).toBe(true);
     const lines = r.transcript.map((l) => `${l.dir} ${l.line}`);
-    expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^S 220 /), 'C EHLO mx.test', 'C MAIL FROM:<>', 'C RCPT TO:<postmaster@a.test>', 'C RSET', 'C QUIT']));
+    expect(lines).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^S 220 /), 'C EHLO mx.test', 'C MAIL FROM:<>', 'C RCPT TO:<postmaster@a.test>', 'C RSET', 'C QUIT']),
+    );
   });
   it('explains a refused recipient', async () => {
     const r = await smtpConnectionTest({ host: '127.0.0.1', port: mailbox.port }, { domain: 'refuse.test', helo: 'mx.test', timeoutMs: 5000 });

@@ -56,7 +56,14 @@ async function consoleWith(ldap: Record<string, unknown>): Promise<Console> {
   const logs: Console['logs'] = [];
   const logger = createLogger({ format: 'json', out: { write: (line: string) => logs.push(JSON.parse(line)) } });
   const h = await startHarness({
-    config: { console: { auth: { ldap: { bindDN: `uid={username},ou=people,${SUFFIX}`, baseDN: SUFFIX, timeoutMs: 2000, connectTimeoutMs: 1000, ...ldap }, roleMapping: ROLE_MAPPING } } },
+    config: {
+      console: {
+        auth: {
+          ldap: { bindDN: `uid={username},ou=people,${SUFFIX}`, baseDN: SUFFIX, timeoutMs: 2000, connectTimeoutMs: 1000, ...ldap },
+          roleMapping: ROLE_MAPPING,
+        },
+      },
+    },
     deps: { logger },
   });
   return { h, logs };
@@ -103,7 +110,7 @@ describe('LDAP logins over TLS', () => {
     await slapdByAddress?.close();
   });
 
-  it('ldaps:// with the directory\'s CA in tls.caFile logs in, the password only inside TLS', async () => {
+  it("ldaps:// with the directory's CA in tls.caFile logs in, the password only inside TLS", async () => {
     const t = await tap(slapd.ldapsPort!);
     await loginWorks(await open({ url: `ldaps://localhost:${t.port}`, tls: { caFile: good.cert } }));
     expect(t.passwordSent()).toBe(false); // only inside TLS
@@ -138,7 +145,10 @@ describe('LDAP logins over TLS', () => {
     await refusedAsUnavailable(await open({ url: `ldap://localhost:${slapdByAddress.port}`, startTls: true, tls: { caFile: byAddress.cert } }), mismatch);
     // StartTLS checks the url's host, not a default of "localhost": the same certificates by the right name
     await loginWorks(await open({ url: `ldap://127.0.0.1:${slapdByAddress.port}`, startTls: true, tls: { caFile: byAddress.cert } }));
-    await refusedAsUnavailable(await open({ url: `ldap://127.0.0.1:${slapd.port}`, startTls: true, tls: { caFile: good.cert } }), /^ldap unavailable: [a-z ]+: Hostname\/IP does not match certificate's altnames: IP: 127\.0\.0\.1/);
+    await refusedAsUnavailable(
+      await open({ url: `ldap://127.0.0.1:${slapd.port}`, startTls: true, tls: { caFile: good.cert } }),
+      /^ldap unavailable: [a-z ]+: Hostname\/IP does not match certificate's altnames: IP: 127\.0\.0\.1/,
+    );
   });
 
   it('tls.rejectUnauthorized: false logs in to an untrusted certificate, with a warning logged at start (as plain ldap:// is)', async () => {
@@ -152,6 +162,11 @@ describe('LDAP logins over TLS', () => {
     await loginWorks(plain);
     expect(t.passwordSent()).toBe(true); // what the warning says, and proof that tap() sees a password
     await t.close();
-    expect(plain.logs).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('plain ldap:// without startTls sends every console password to the directory in clear') }));
+    expect(plain.logs).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        msg: expect.stringContaining('plain ldap:// without startTls sends every console password to the directory in clear'),
+      }),
+    );
   });
 });

@@ -24,7 +24,7 @@ const GROUPS = {
   'mail-admins-b': ['alice'],
   'mail-users': ['carol', 'erin'],
   'mail-root': ['root'],
-  'sales': ['dave'],
+  sales: ['dave'],
 };
 const ROLE_MAPPING = [
   { group: `cn=mail-admins-a,ou=groups,${SUFFIX}`, role: 'domainadmin', domains: ['a.test'] },
@@ -90,7 +90,11 @@ describe('LDAP logins (service account search, group search)', () => {
     // an end user is not an administrator
     expect((await carol.get('/users')).statusCode).toBe(404);
     // the account has no local password: the password form says where to change it
-    const change = await carol.post('/account/password', { current: 'carol directory password', password: 'a new password here', confirm: 'a new password here' }, { csrfFrom: '/account' });
+    const change = await carol.post(
+      '/account/password',
+      { current: 'carol directory password', password: 'a new password here', confirm: 'a new password here' },
+      { csrfFrom: '/account' },
+    );
     expect(change.statusCode).toBe(400);
     expect(change.body).toContain('Your password is kept by your directory');
   });
@@ -215,10 +219,16 @@ describe('LDAP logins (direct bind with a DN template, groups from memberOf)', (
 
 describe('LDAP login settings', () => {
   it('a missing service password stops the console at start, naming the key and not the secret', () => {
-    const auth = consoleAuthSchema.parse({ ldap: { url: 'ldap://127.0.0.1:1', baseDN: SUFFIX, search: { bindDN: SERVICE_DN, password: { file: '/nonexistent/ldap.secret' } } } });
-    expect(() => ldapDirectory(auth.ldap!)).toThrow('console.auth.ldap.search.password: cannot read the secret\'s file /nonexistent/ldap.secret (ENOENT)');
+    const auth = consoleAuthSchema.parse({
+      ldap: { url: 'ldap://127.0.0.1:1', baseDN: SUFFIX, search: { bindDN: SERVICE_DN, password: { file: '/nonexistent/ldap.secret' } } },
+    });
+    expect(() => ldapDirectory(auth.ldap!)).toThrow("console.auth.ldap.search.password: cannot read the secret's file /nonexistent/ldap.secret (ENOENT)");
     delete process.env.MM_TEST_EMPTY_SECRET;
-    const env = consoleAuthSchema.parse({ ldap: { url: 'ldap://127.0.0.1:1', baseDN: SUFFIX, search: { bindDN: SERVICE_DN, password: { env: 'MM_TEST_EMPTY_SECRET' } } } });
-    expect(() => ldapDirectory(env.ldap!)).toThrow("console.auth.ldap.search.password: the secret's environment variable MM_TEST_EMPTY_SECRET is empty or missing");
+    const env = consoleAuthSchema.parse({
+      ldap: { url: 'ldap://127.0.0.1:1', baseDN: SUFFIX, search: { bindDN: SERVICE_DN, password: { env: 'MM_TEST_EMPTY_SECRET' } } },
+    });
+    expect(() => ldapDirectory(env.ldap!)).toThrow(
+      "console.auth.ldap.search.password: the secret's environment variable MM_TEST_EMPTY_SECRET is empty or missing",
+    );
   });
 });

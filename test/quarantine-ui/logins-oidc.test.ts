@@ -15,7 +15,15 @@ import { Client, startHarness, type Harness } from './harness.ts';
 import { PROVIDER_UNAVAILABLE } from '../../quarantine-ui/routes/oidc.ts';
 import { freePort } from '../support/ports.ts';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const CLIENT_SECRET = 'a client secret for the test provider';
 
 /** What the provider knows about each person who logs in on its development login page. */
@@ -36,7 +44,16 @@ async function startProvider(redirectUri: string): Promise<{ issuer: string; clo
     clients: [{ client_id: 'mailmoat', client_secret: CLIENT_SECRET, redirect_uris: [redirectUri], token_endpoint_auth_method: 'client_secret_post' }],
     async findAccount(_ctx: unknown, id: string) {
       const person = PEOPLE[id] ?? { groups: [] };
-      return { accountId: id, claims: async () => ({ sub: `subject-${id}`, preferred_username: id, email: person.email, ...(person.verified === undefined ? {} : { email_verified: person.verified }), groups: person.groups }) };
+      return {
+        accountId: id,
+        claims: async () => ({
+          sub: `subject-${id}`,
+          preferred_username: id,
+          email: person.email,
+          ...(person.verified === undefined ? {} : { email_verified: person.verified }),
+          groups: person.groups,
+        }),
+      };
     },
     claims: { openid: ['sub'], profile: ['preferred_username'], email: ['email', 'email_verified'], groups: ['groups'] },
     pkce: { required: () => true },
@@ -67,8 +84,17 @@ describe('single sign-on with OpenID Connect in a browser', () => {
           listen: { host: '127.0.0.1', port },
           publicUrl: base,
           auth: {
-            oidc: { issuer: idp.issuer, clientId: 'mailmoat', clientSecret: { file: secretFile }, scopes: ['openid', 'profile', 'email', 'groups'], timeoutMs: 5000 },
-            roleMapping: [{ group: 'mail-admins-a', role: 'domainadmin', domains: ['a.test'] }, { group: 'mail-users', role: 'user' }],
+            oidc: {
+              issuer: idp.issuer,
+              clientId: 'mailmoat',
+              clientSecret: { file: secretFile },
+              scopes: ['openid', 'profile', 'email', 'groups'],
+              timeoutMs: 5000,
+            },
+            roleMapping: [
+              { group: 'mail-admins-a', role: 'domainadmin', domains: ['a.test'] },
+              { group: 'mail-users', role: 'user' },
+            ],
           },
         },
       },
@@ -124,7 +150,10 @@ describe('single sign-on with OpenID Connect in a browser', () => {
     const other = await page.goto(`${base}messages/${inB}`);
     expect(other!.status()).toBe(404);
     expect(await page.locator('main').innerText()).not.toContain('held for b.test');
-    expect((await h.audit.list({ actor: 'carol', messageId: inB, limit: 1 })).rows[0]).toMatchObject({ outcome: 'denied', detail: 'message outside the user’s scope' });
+    expect((await h.audit.list({ actor: 'carol', messageId: inB, limit: 1 })).rows[0]).toMatchObject({
+      outcome: 'denied',
+      detail: 'message outside the user’s scope',
+    });
     await page.goto(`${base}quarantine`);
     const list = await page.locator('main').innerText();
     expect(list).toContain('held for a.test');
@@ -181,7 +210,10 @@ describe('single sign-on with OpenID Connect in a browser', () => {
     const other = await fresh.newPage();
     const res = await other.goto(`${base}auth/oidc/callback?code=x&state=y`);
     expect(res!.status()).toBe(400);
-    expect((await h.audit.list({ action: 'login', limit: 1 })).rows[0]).toMatchObject({ outcome: 'denied', detail: 'oidc: no sign-on pending in this session' });
+    expect((await h.audit.list({ action: 'login', limit: 1 })).rows[0]).toMatchObject({
+      outcome: 'denied',
+      detail: 'oidc: no sign-on pending in this session',
+    });
     await fresh.close();
     await context.close();
   });
@@ -190,7 +222,9 @@ describe('single sign-on with OpenID Connect in a browser', () => {
 describe('single sign-on with the provider down', () => {
   it('says the provider is unavailable, and password logins still work', async () => {
     const dead = await freePort();
-    const h = await startHarness({ config: { console: { auth: { oidc: { issuer: `http://127.0.0.1:${dead}`, clientId: 'mailmoat', timeoutMs: 2000 }, roleMapping: [] } } } });
+    const h = await startHarness({
+      config: { console: { auth: { oidc: { issuer: `http://127.0.0.1:${dead}`, clientId: 'mailmoat', timeoutMs: 2000 }, roleMapping: [] } } },
+    });
     try {
       await h.addAccount('root', 'superadmin');
       const c = new Client(h.app);

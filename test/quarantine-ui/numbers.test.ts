@@ -130,7 +130,7 @@ describe.each(['sqlite', 'postgres'] as const)('counters on %s', (dialect) => {
       await store.add([0, 1, 5, 23].map((h) => ({ domain: 'a.test', hour: tenDaysAgo + h * HOUR_MS, kind: 'spam' as const, n: h + 1 })));
       await store.add([{ domain: 'a.test', hour: now - 500 * DAY_MS, kind: 'spam', n: 9 }]);
       const before = await store.series({ domains: ['a.test'] }, { since: tenDaysAgo, until: tenDaysAgo + DAY_MS, bucketMs: DAY_MS });
-      expect(await store.compact(now)).toEqual({ rolledUp: 4, purged: 1 }) // the 500-day-old row is rolled up, then purged;
+      expect(await store.compact(now)).toEqual({ rolledUp: 4, purged: 1 }); // the 500-day-old row is rolled up, then purged;
       const after = await store.series({ domains: ['a.test'] }, { since: tenDaysAgo, until: tenDaysAgo + DAY_MS, bucketMs: HOUR_MS });
       expect(after).toEqual([{ domain: 'a.test', hour: tenDaysAgo, kind: 'spam', n: 1 + 2 + 6 + 24 }]);
       expect(Number(before[0]!.n)).toBe(33);

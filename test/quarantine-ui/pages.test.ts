@@ -100,9 +100,33 @@ describe('console pages', () => {
     beforeAll(async () => {
       await h.addMessage({ rcpt: ['log1@a.test'], from: 'logsender@x.test', subject: 'log delivered', status: 'delivered', clientIp: '203.0.113.9' });
       await h.addMessage({ rcpt: ['log2@b.test'], from: 'logsender@x.test', subject: 'log for b', status: 'delivered' });
-      await h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.7', helo: 'spambot', mailFrom: 'spam@bad.test', recipient: 'nobody@a.test', stage: 'rcpt', reply: '550 5.1.1 <nobody@a.test>: <script>x</script> unknown' });
-      await h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.8', helo: 'relay', mailFrom: 'x@bad.test', recipient: 'someone@elsewhere.test', stage: 'rcpt', reply: '554 5.7.1 Relay access denied' });
-      await h.store.recordRefusal({ at: Date.now(), clientIp: '198.51.100.9', helo: 'x', mailFrom: null, recipient: null, stage: 'connect', reply: '554 5.7.1 listed' });
+      await h.store.recordRefusal({
+        at: Date.now(),
+        clientIp: '198.51.100.7',
+        helo: 'spambot',
+        mailFrom: 'spam@bad.test',
+        recipient: 'nobody@a.test',
+        stage: 'rcpt',
+        reply: '550 5.1.1 <nobody@a.test>: <script>x</script> unknown',
+      });
+      await h.store.recordRefusal({
+        at: Date.now(),
+        clientIp: '198.51.100.8',
+        helo: 'relay',
+        mailFrom: 'x@bad.test',
+        recipient: 'someone@elsewhere.test',
+        stage: 'rcpt',
+        reply: '554 5.7.1 Relay access denied',
+      });
+      await h.store.recordRefusal({
+        at: Date.now(),
+        clientIp: '198.51.100.9',
+        helo: 'x',
+        mailFrom: null,
+        recipient: null,
+        stage: 'connect',
+        reply: '554 5.7.1 listed',
+      });
     });
 
     it('shows messages and SMTP refusals of the admin’s domains, with the reply, escaped', async () => {
@@ -162,7 +186,9 @@ describe('console pages', () => {
         ['paste:learned', 'upload:learned', 'upload:learned', 'upload:refused', 'upload:refused'].sort(),
       );
       // the same file again: recognised, not sent to spamd twice
-      const again = await upload(user, [{ name: 'files', filename: 'one.eml', content: rawMessage({ subject: 'buy now 1' }).replace(/Message-ID: <[^>]+>/, 'Message-ID: <x>') }]);
+      const again = await upload(user, [
+        { name: 'files', filename: 'one.eml', content: rawMessage({ subject: 'buy now 1' }).replace(/Message-ID: <[^>]+>/, 'Message-ID: <x>') },
+      ]);
       expect(again.statusCode).toBe(200);
     });
 

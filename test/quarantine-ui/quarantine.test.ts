@@ -89,7 +89,8 @@ describe.each(DIALECTS)('quarantine pages on %s', (database) => {
   });
 
   it('filters by sender, reason, score, domain and free text — still inside the scope', async () => {
-    const rows = (body: string) => [ids.a1, ids.a2, ids.b1, ids.mixed, ids.hostile].filter((id) => body.includes(`value="${id}"`) || body.includes(`/messages/${id}"`));
+    const rows = (body: string) =>
+      [ids.a1, ids.a2, ids.b1, ids.mixed, ids.hostile].filter((id) => body.includes(`value="${id}"`) || body.includes(`/messages/${id}"`));
     expect(rows((await a.get('/quarantine?sender=pills')).body)).toEqual([ids.a1]);
     expect(rows((await root.get('/quarantine?sender=pills')).body).sort()).toEqual([ids.a1, ids.b1].sort());
     expect(rows((await a.get('/quarantine?verdict=virus')).body)).toEqual([ids.a2]);
@@ -197,7 +198,11 @@ describe.each(DIALECTS)('quarantine pages on %s', (database) => {
     });
     it('every route with a message id in it is covered above', () => {
       const withId = h.app.consoleRoutes.filter((r) => r.includes('/messages/:id'));
-      const covered = new Set([...gets.map((g) => `GET /messages/:id${g}`), ...[...ACTIONS, ...POISON_ACTIONS].map((x) => `POST /messages/:id/${x}`), 'POST /messages/:id/request-release']);
+      const covered = new Set([
+        ...gets.map((g) => `GET /messages/:id${g}`),
+        ...[...ACTIONS, ...POISON_ACTIONS].map((x) => `POST /messages/:id/${x}`),
+        'POST /messages/:id/request-release',
+      ]);
       expect(withId.length).toBe(covered.size);
       for (const r of withId) expect(covered).toContain(r);
     });

@@ -112,12 +112,19 @@ describe('digests to addresses that cannot be a console username', () => {
   });
   afterAll(async () => h?.close());
 
-  it("a digest to o'brien@… or a 65-character address offers no login link, and a link for one says why instead of \"try again\"", async () => {
+  it('a digest to o\'brien@… or a 65-character address offers no login link, and a link for one says why instead of "try again"', async () => {
     const long = `${'x'.repeat(58)}@a.test`;
     const sent: { to: string; raw: Buffer }[] = [];
     for (const address of ["o'brien@a.test", long]) await h.addMessage({ rcpt: [address], subject: `held for ${address}` });
     await sendDigests({
-      config: h.deps.config, store: h.store, accounts: h.accounts, digests: h.digests, secret: h.deps.secret, publicUrl: 'https://console.example.test/', logger: silentLogger(), now: Date.now,
+      config: h.deps.config,
+      store: h.store,
+      accounts: h.accounts,
+      digests: h.digests,
+      secret: h.deps.secret,
+      publicUrl: 'https://console.example.test/',
+      logger: silentLogger(),
+      now: Date.now,
       submit: async (env, raw) => (sent.push({ to: env.to[0]!, raw }), 'X'),
     });
     for (const address of ["o'brien@a.test", long]) {
@@ -143,7 +150,14 @@ describe('digests to addresses that cannot be a console username', () => {
     await h.addMessage({ rcpt: ['on@a.test'], subject: 'held for on' });
     const sent: string[] = [];
     const run = await sendDigests({
-      config: h.deps.config, store: h.store, accounts: h.accounts, digests: h.digests, secret: h.deps.secret, publicUrl: 'https://console.example.test/', logger: silentLogger(), now: Date.now,
+      config: h.deps.config,
+      store: h.store,
+      accounts: h.accounts,
+      digests: h.digests,
+      secret: h.deps.secret,
+      publicUrl: 'https://console.example.test/',
+      logger: silentLogger(),
+      now: Date.now,
       submit: async (env) => (sent.push(env.to[0]!), 'X'),
     });
     expect(sent).toContain('on@a.test');
@@ -200,7 +214,15 @@ describe.each(DIALECTS)('a directory whose login name is the mail address, with 
       config: {
         console: {
           auth: {
-            ldap: { url: slapd.url, search: { bindDN: SERVICE_DN, password: { file: secretFile } }, baseDN: `ou=people,${SUFFIX}`, userFilter: '(|(mail={username})(uid={username}))', groupSearch: { baseDN: `ou=groups,${SUFFIX}` }, timeoutMs: 2000, connectTimeoutMs: 1000 },
+            ldap: {
+              url: slapd.url,
+              search: { bindDN: SERVICE_DN, password: { file: secretFile } },
+              baseDN: `ou=people,${SUFFIX}`,
+              userFilter: '(|(mail={username})(uid={username}))',
+              groupSearch: { baseDN: `ou=groups,${SUFFIX}` },
+              timeoutMs: 2000,
+              connectTimeoutMs: 1000,
+            },
             roleMapping: [{ group: `cn=mail-users,ou=groups,${SUFFIX}`, role: 'user' }],
           },
         },
@@ -293,7 +315,12 @@ describe('the queue page between two tenants', () => {
     expect((await admin.post(`/queue/${shared}/retry`, {}, { csrfFrom: '/queue' })).statusCode).toBe(303);
     expect((await h.audit.list({ action: 'queue-retry', limit: 1 })).rows[0]).toMatchObject({ messageId: shared, outcome: 'denied' });
     expect((await admin.post('/queue/flush', { domain: 'a.test' }, { csrfFrom: '/queue' })).statusCode).toBe(303);
-    expect((await h.audit.list({ action: 'queue-flush', limit: 1 })).rows[0]).toMatchObject({ actor: 'admin-a', target: 'a.test', outcome: 'ok', detail: '1 tried again now, 0 skipped' });
+    expect((await h.audit.list({ action: 'queue-flush', limit: 1 })).rows[0]).toMatchObject({
+      actor: 'admin-a',
+      target: 'a.test',
+      outcome: 'ok',
+      detail: '1 tried again now, 0 skipped',
+    });
     // the superadmin's flush of a.test takes both
     await h.addAccount('root', 'superadmin');
     const root = new Client(h.app);
@@ -319,7 +346,16 @@ describe('the daily summary mail and the Numbers page agree on who gets it', () 
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('so none is sent to you');
     const sent: string[] = [];
-    await sendDailySummaries({ config: h.deps.config, store: h.store, accounts: h.accounts, stats: h.deps.stats!, publicUrl: 'https://console.example.test/', logger: silentLogger(), now: Date.now, submit: async (env) => (sent.push(env.to[0]!), 'X') });
+    await sendDailySummaries({
+      config: h.deps.config,
+      store: h.store,
+      accounts: h.accounts,
+      stats: h.deps.stats!,
+      publicUrl: 'https://console.example.test/',
+      logger: silentLogger(),
+      now: Date.now,
+      submit: async (env) => (sent.push(env.to[0]!), 'X'),
+    });
     expect(sent).toEqual([]);
   });
 });

@@ -39,7 +39,14 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
     adminb = new Client(h.app);
     alice = new Client(h.app);
     bob = new Client(h.app);
-    for (const [c, name] of [[root, 'root'], [admina, 'admina'], [adminb, 'adminb'], [alice, 'alice'], [bob, 'bob']] as const) await c.login(name);
+    for (const [c, name] of [
+      [root, 'root'],
+      [admina, 'admina'],
+      [adminb, 'adminb'],
+      [alice, 'alice'],
+      [bob, 'bob'],
+    ] as const)
+      await c.login(name);
   });
   afterAll(async () => h?.close());
 
@@ -60,9 +67,16 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
       const res = await alice.post(`/messages/${id}/${action}`, {}, { csrfFrom: `/messages/${id}` });
       expect(res.statusCode).toBe(403);
       expect(res.body).toContain('Only an administrator may release a message held as virus.');
-      expect((await h.audit.list({ actor: 'alice', messageId: id, limit: 1 })).rows[0]).toMatchObject({ action, outcome: 'denied', detail: 'Only an administrator may release a message held as virus.' });
+      expect((await h.audit.list({ actor: 'alice', messageId: id, limit: 1 })).rows[0]).toMatchObject({
+        action,
+        outcome: 'denied',
+        detail: 'Only an administrator may release a message held as virus.',
+      });
     }
-    for (const [suffix, right] of [['raw', 'download'], ['preview', 'preview']]) {
+    for (const [suffix, right] of [
+      ['raw', 'download'],
+      ['preview', 'preview'],
+    ]) {
       const res = await alice.get(`/messages/${id}/${suffix}`);
       expect(res.statusCode).toBe(403);
       expect(res.body).toContain(`Only an administrator may ${right} a message held as virus.`);
@@ -122,16 +136,27 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
     const again = await admina.post(`/requests/${request!.id}/approve`, {}, { csrfFrom: '/requests' });
     expect(again.statusCode).toBe(409);
     expect(h.released.filter((x) => x === id)).toHaveLength(1);
-    expect((await h.requests.get(request!.id))).toMatchObject({ status: 'approved', decidedBy: 'admina' });
+    expect(await h.requests.get(request!.id)).toMatchObject({ status: 'approved', decidedBy: 'admina' });
     const audit = (await h.audit.list({ messageId: id, limit: 20 })).rows.map((r) => `${r.actor} ${r.action} ${r.outcome}`);
-    expect(audit).toEqual(expect.arrayContaining(['alice release-request ok', 'alice release-request denied', 'adminb release-request-approve denied', 'admina release-request-approve ok']));
+    expect(audit).toEqual(
+      expect.arrayContaining([
+        'alice release-request ok',
+        'alice release-request denied',
+        'adminb release-request-approve denied',
+        'admina release-request-approve ok',
+      ]),
+    );
   });
 
   it('a denied request is told to the user, in the console and by mail', async () => {
     const id = await virusFor('alice@a.test', 'totally safe.exe');
     await alice.post(`/messages/${id}/request-release`, {}, { csrfFrom: `/messages/${id}` });
     const [request] = await h.requests.forMessage(id);
-    const res = await admina.post(`/requests/${request!.id}/deny`, { answer: 'It carries a virus; ask the sender to send it again.' }, { csrfFrom: '/requests' });
+    const res = await admina.post(
+      `/requests/${request!.id}/deny`,
+      { answer: 'It carries a virus; ask the sender to send it again.' },
+      { csrfFrom: '/requests' },
+    );
     expect(res.statusCode).toBe(303);
     expect(h.released).not.toContain(id);
     expect((await h.store.get(id))!.status).toBe('quarantined');
@@ -151,9 +176,18 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
     const spam = await h.addMessage({ rcpt: ['dora@a.test'], subject: 'digest spam' });
     const sent: string[] = [];
     await sendDigests({
-      config: h.deps.config, store: h.store, accounts: h.accounts, digests: h.digests, secret: h.deps.secret,
-      publicUrl: 'https://console.example.test/', logger: silentLogger(), now: Date.now,
-      submit: async (_e, raw) => { sent.push(raw.toString()); return 'X'; },
+      config: h.deps.config,
+      store: h.store,
+      accounts: h.accounts,
+      digests: h.digests,
+      secret: h.deps.secret,
+      publicUrl: 'https://console.example.test/',
+      logger: silentLogger(),
+      now: Date.now,
+      submit: async (_e, raw) => {
+        sent.push(raw.toString());
+        return 'X';
+      },
     });
     const mail = await readDigest(sent.find((m) => /^To: <?dora@a\.test>?\r?$/m.test(m))!);
     expect(linkIn(block(mail, 'digest virus'), 'Release it')).toBeUndefined();
@@ -166,18 +200,31 @@ describe.each(DIALECTS)('release rights and requests on %s', (database) => {
     const forged = await anon.post(`/${requestLink}`, {}, { csrfFrom: `/${requestLink}` });
     expect(forged.statusCode).toBe(403);
     expect(forged.body).toContain('Only an administrator may release a message held as virus.');
-    expect((await h.audit.list({ actor: 'digest:dora@a.test', messageId: virus, limit: 1 })).rows[0]).toMatchObject({ action: 'digest-release', outcome: 'denied' });
+    expect((await h.audit.list({ actor: 'digest:dora@a.test', messageId: virus, limit: 1 })).rows[0]).toMatchObject({
+      action: 'digest-release',
+      outcome: 'denied',
+    });
     expect(h.released).not.toContain(virus);
     const asked = await anon.post(`/${requestLink}`, { action: 'request', note: 'from the digest' }, { csrfFrom: `/${requestLink}` });
     expect(asked.statusCode).toBe(200);
     expect(asked.body).toContain('Your request has been sent to the administrators of a.test.');
-    expect((await h.requests.forMessage(virus))[0]).toMatchObject({ requester: 'digest:dora@a.test', recipient: 'dora@a.test', note: 'from the digest', status: 'pending' });
+    expect((await h.requests.forMessage(virus))[0]).toMatchObject({
+      requester: 'digest:dora@a.test',
+      recipient: 'dora@a.test',
+      note: 'from the digest',
+      status: 'pending',
+    });
     expect(spam).toBeTruthy();
   });
 
   it('a split-off message (<id>-2) can be opened, previewed, downloaded and released', async () => {
     const id = `${fakeId()}-2`;
-    await h.addMessage({ id, rcpt: ['alice@a.test'], subject: 'split copy', raw: rawMessage({ to: 'alice@a.test', subject: 'split copy', html: '<p>the split body</p>' }) });
+    await h.addMessage({
+      id,
+      rcpt: ['alice@a.test'],
+      subject: 'split copy',
+      raw: rawMessage({ to: 'alice@a.test', subject: 'split copy', html: '<p>the split body</p>' }),
+    });
     expect((await root.get('/quarantine?q=split%20copy')).body).toContain(`/messages/${id}"`);
     expect((await root.get(`/messages/${id}`)).statusCode).toBe(200);
     expect((await root.get(`/messages/${id}/preview`)).body).toContain('the split body');

@@ -47,7 +47,16 @@ const WIDTHS = [
   { width: 1280, height: 800 },
 ];
 const OUT = path.resolve(import.meta.dirname, '../../docs/screenshots');
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--hide-scrollbars',
+];
 
 async function main(): Promise<void> {
   const h = await startHarness({ learner: true, config: DEMO_CONFIG });

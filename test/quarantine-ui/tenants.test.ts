@@ -28,12 +28,21 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
     return m![1]!;
   }
   const api = (token: string | undefined, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
-    h.app.inject({ method, url: `/api/v1${url}`, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(payload === undefined ? {} : { payload: payload as object }) });
+    h.app.inject({
+      method,
+      url: `/api/v1${url}`,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    });
 
   it('a superadmin adds a domain in the console: it is live at once on this node, listed, audited; a domain admin cannot add one', async () => {
     const root = new Client(h.app);
     await root.login('root');
-    const res = await root.post('/domains/new', { name: 'New.Test', settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold' }, { csrfFrom: '/domains/new' });
+    const res = await root.post(
+      '/domains/new',
+      { name: 'New.Test', settings: 'downstream:\n  - host: 127.0.0.1\n    port: 2525\n', adminMay: 'spam.threshold' },
+      { csrfFrom: '/domains/new' },
+    );
     expect(res.statusCode, res.body).toBe(303);
     expect(Object.keys(h.deps.config.domains)).toContain('new.test');
     expect((await root.get('/domains')).body).toContain('new.test');
@@ -52,7 +61,11 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
     const root = new Client(h.app);
     await root.login('root');
     const form = await root.get('/domains/b.test/edit');
-    const yaml = /<textarea name="settings"[^>]*>([\s\S]*?)<\/textarea>/.exec(form.body)![1]!.replace(/&#(\d+);|&quot;|&amp;|&lt;|&gt;|&#39;/g, (m, n) => (n ? String.fromCharCode(Number(n)) : ({ '&quot;': '"', '&amp;': '&', '&lt;': '<', '&gt;': '>', '&#39;': "'" } as Record<string, string>)[m]!));
+    const yaml = /<textarea name="settings"[^>]*>([\s\S]*?)<\/textarea>/
+      .exec(form.body)![1]!
+      .replace(/&#(\d+);|&quot;|&amp;|&lt;|&gt;|&#39;/g, (m, n) =>
+        n ? String.fromCharCode(Number(n)) : ({ '&quot;': '"', '&amp;': '&', '&lt;': '<', '&gt;': '>', '&#39;': "'" } as Record<string, string>)[m]!,
+      );
     const saved = await root.post('/domains/b.test/edit', { settings: yaml.replace('port: 1', 'port: 2') }, { csrfFrom: '/domains/b.test/edit' });
     expect(saved.statusCode, saved.body).toBe(303);
     expect(h.deps.config.domains['b.test']!.downstream[0]!.port).toBe(2);
@@ -64,7 +77,11 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
   it('an invalid domain is refused naming the key, in the console and the API; nothing changes', async () => {
     const root = new Client(h.app);
     await root.login('root');
-    const res = await root.post('/domains/new', { name: 'bad.test', settings: 'downstream:\n  - host: 127.0.0.1\n    port: 99999\n' }, { csrfFrom: '/domains/new' });
+    const res = await root.post(
+      '/domains/new',
+      { name: 'bad.test', settings: 'downstream:\n  - host: 127.0.0.1\n    port: 99999\n' },
+      { csrfFrom: '/domains/new' },
+    );
     expect(res.statusCode).toBe(400);
     expect(res.body).toContain('domains[&quot;bad.test&quot;].downstream[0].port');
     const token = await tokenOf('root', { role: 'superadmin' });
@@ -123,7 +140,13 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
     const stats = (await api(tokenA, 'GET', '/stats')).json();
     expect(stats).toEqual({ all: { quarantined: 1 }, domains: { 'a.test': { quarantined: 1 } } });
     expect((await api(tokenA, 'GET', '/domains')).json().domains.map((d: { name: string }) => d.name)).toEqual(['a.test']);
-    for (const [method, url] of [['GET', `/quarantine/${inB}`], ['POST', `/quarantine/${inB}/release`], ['DELETE', `/quarantine/${inB}`], ['GET', '/domains/b.test'], ['PUT', '/domains/b.test/policy']] as const) {
+    for (const [method, url] of [
+      ['GET', `/quarantine/${inB}`],
+      ['POST', `/quarantine/${inB}/release`],
+      ['DELETE', `/quarantine/${inB}`],
+      ['GET', '/domains/b.test'],
+      ['PUT', '/domains/b.test/policy'],
+    ] as const) {
       const r = await api(tokenA, method, url, method === 'PUT' ? { policy: {} } : undefined);
       expect(r.statusCode, `${method} ${url}`).toBe(404);
     }
@@ -148,7 +171,11 @@ describe.each(DIALECTS)('hosted domains and the API (%s)', (dialect) => {
     // A console session is not an API credential; a made-up or revoked token neither.
     const a = new Client(h.app);
     await a.login('admin-a');
-    const byCookie = await h.app.inject({ method: 'GET', url: '/api/v1/quarantine', headers: { cookie: [...a.cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    const byCookie = await h.app.inject({
+      method: 'GET',
+      url: '/api/v1/quarantine',
+      headers: { cookie: [...a.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
     expect(byCookie.statusCode).toBe(401);
     expect((await api('mmt_' + 'x'.repeat(43), 'GET', '/quarantine')).statusCode).toBe(401);
     const [row] = (await h.deps.tokens.list()).filter((t) => t.createdByName === 'admin-a');

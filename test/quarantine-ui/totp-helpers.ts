@@ -36,4 +36,3 @@ export async function enrol(c: Client, now: number): Promise<{ secret: string; c
 export async function auditOf(h: Harness, action: string) {
   return (await h.audit.list({ action, limit: 50 })).rows.map((r) => ({ actor: r.actor, outcome: r.outcome, target: r.target, detail: r.detail }));
 }
-

@@ -34,7 +34,9 @@ describe('TOTP codes', () => {
     expect(s).toMatch(/^[A-Z2-7]{32}$/);
     expect(newTotpSecret()).not.toBe(s);
     expect(groupSecret('ABCDEFGHIJ')).toBe('ABCD EFGH IJ');
-    expect(otpauthUri(RFC_SECRET, 'mailmoat mx.test', 'root')).toBe(`otpauth://totp/mailmoat%20mx.test:root?issuer=mailmoat%20mx.test&secret=${RFC_SECRET}&algorithm=SHA1&digits=6&period=30`);
+    expect(otpauthUri(RFC_SECRET, 'mailmoat mx.test', 'root')).toBe(
+      `otpauth://totp/mailmoat%20mx.test:root?issuer=mailmoat%20mx.test&secret=${RFC_SECRET}&algorithm=SHA1&digits=6&period=30`,
+    );
   });
 });
 

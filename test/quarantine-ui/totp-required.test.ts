@@ -39,7 +39,11 @@ describe('TOTP required for superadmins (console.requireTotpFor)', () => {
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('Your role requires two-step login');
     const csrf = await c.csrf('/account/totp');
-    for (const [url, form] of [['/users', { username: 'sneaky', role: 'superadmin' }], ['/account/password', { current: PASSWORD, password: 'another password', confirm: 'another password' }], ['/tokens', { name: 'x', role: 'superadmin' }]] as const) {
+    for (const [url, form] of [
+      ['/users', { username: 'sneaky', role: 'superadmin' }],
+      ['/account/password', { current: PASSWORD, password: 'another password', confirm: 'another password' }],
+      ['/tokens', { name: 'x', role: 'superadmin' }],
+    ] as const) {
       const res = await c.post(url, form, { csrf });
       expect(res.statusCode, url).toBe(403);
     }
@@ -81,7 +85,14 @@ describe('TOTP required for superadmins (console.requireTotpFor)', () => {
 describe('mailmoat user totp-reset', () => {
   it("removes a user's second factor from the command line (the last superadmin lost the phone and the codes): audited, sessions ended", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-totp-cli-'));
-    const config = configSchema.parse({ hostname: 'mx.gateway.test', dataDir: dir, domains: { 'a.test': { downstream: [{ host: '127.0.0.1', port: 1 }] } }, redis: { socket: '/nonexistent' }, clamd: { socket: '/nonexistent' }, spamd: { socket: '/nonexistent' } });
+    const config = configSchema.parse({
+      hostname: 'mx.gateway.test',
+      dataDir: dir,
+      domains: { 'a.test': { downstream: [{ host: '127.0.0.1', port: 1 }] } },
+      redis: { socket: '/nonexistent' },
+      clamd: { socket: '/nonexistent' },
+      spamd: { socket: '/nonexistent' },
+    });
     const sql = await openSql(databaseTarget(config));
     const printed: string[] = [];
     const log = vi.spyOn(console, 'log').mockImplementation((s: string) => void printed.push(s));

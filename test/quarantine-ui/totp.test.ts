@@ -180,7 +180,10 @@ describe('TOTP for local accounts', () => {
   });
 
   it('does not give fresh tries for giving the password again', async () => {
-    const daveSecret = totpKeys(h.deps.secret).open((await h.accounts.byName('dave'))!.id, (await h.deps.totp.get((await h.accounts.byName('dave'))!.id))!.sealed);
+    const daveSecret = totpKeys(h.deps.secret).open(
+      (await h.accounts.byName('dave'))!.id,
+      (await h.deps.totp.get((await h.accounts.byName('dave'))!.id))!.sealed,
+    );
     time.next(3);
     const ip = '198.51.100.20';
     const d = new Client(h.app, ip);
@@ -214,7 +217,13 @@ describe('TOTP for local accounts', () => {
     expect((await d.post('/login/totp', { code: '123456' }, { csrf: false })).statusCode).toBe(403);
     const c = new Client(h.app);
     await c.login('root');
-    for (const url of ['/account/totp/begin', '/account/totp/confirm', '/account/totp/disable', '/account/totp/recovery-codes', `/users/${(await h.accounts.byName('bob'))!.id}/totp-reset`]) {
+    for (const url of [
+      '/account/totp/begin',
+      '/account/totp/confirm',
+      '/account/totp/disable',
+      '/account/totp/recovery-codes',
+      `/users/${(await h.accounts.byName('bob'))!.id}/totp-reset`,
+    ]) {
       expect((await c.post(url, { code: '123456', password: PASSWORD }, { csrf: false })).statusCode, url).toBe(403);
     }
     expect(await h.deps.totp.get((await h.accounts.byName('root'))!.id)).toBeUndefined();
@@ -295,7 +304,10 @@ describe('TOTP for local accounts', () => {
     const carol = new Client(h.app);
     await carol.login('carol');
     time.next();
-    const carolSecret = totpKeys(h.deps.secret).open((await h.accounts.byName('carol'))!.id, (await h.deps.totp.get((await h.accounts.byName('carol'))!.id))!.sealed);
+    const carolSecret = totpKeys(h.deps.secret).open(
+      (await h.accounts.byName('carol'))!.id,
+      (await h.deps.totp.get((await h.accounts.byName('carol'))!.id))!.sealed,
+    );
     await carol.post('/login/totp', { code: code(carolSecret, time.now) }, { csrfFrom: '/login/totp' });
     expect((await carol.post(`/users/${bob.id}/totp-reset`, {}, { csrfFrom: '/account' })).statusCode).toBe(404);
     expect(await h.deps.totp.get(bob.id)).toBeDefined();
@@ -303,7 +315,10 @@ describe('TOTP for local accounts', () => {
     const root = new Client(h.app);
     await root.login('root');
     time.next();
-    const rootSecret = totpKeys(h.deps.secret).open((await h.accounts.byName('root'))!.id, (await h.deps.totp.get((await h.accounts.byName('root'))!.id))!.sealed);
+    const rootSecret = totpKeys(h.deps.secret).open(
+      (await h.accounts.byName('root'))!.id,
+      (await h.deps.totp.get((await h.accounts.byName('root'))!.id))!.sealed,
+    );
     await root.post('/login/totp', { code: code(rootSecret, time.now) }, { csrfFrom: '/login/totp' });
     const users = await root.get('/users');
     expect(users.body).toContain(`action="/users/${bob.id}/totp-reset"`);
@@ -315,4 +330,3 @@ describe('TOTP for local accounts', () => {
     expect(await auditOf(h, 'totp-reset')).toEqual([{ actor: 'root', outcome: 'ok', target: 'bob', detail: 'second factor removed; sessions ended' }]);
   });
 });
-

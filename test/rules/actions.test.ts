@@ -18,7 +18,17 @@ const report: ScanReport = {
 const score = { spam: 7, urls: 0, auth: 0, total: 7, threshold: 5, highThreshold: 10 };
 
 function verdict(cls: VerdictClass, o: { recipient?: string; policy?: Policy; report?: ScanReport; reason?: string } = {}): RecipientVerdict {
-  return { recipient: o.recipient ?? 'a@example.test', policy: o.policy ?? DEFAULT_POLICY, rules: [], report: o.report ?? report, class: cls, reason: o.reason ?? `${cls} reason`, reasons: [o.reason ?? `${cls} reason`], classes: cls === 'clean' ? [] : [{ class: cls, reasons: [o.reason ?? `${cls} reason`] }], score };
+  return {
+    recipient: o.recipient ?? 'a@example.test',
+    policy: o.policy ?? DEFAULT_POLICY,
+    rules: [],
+    report: o.report ?? report,
+    class: cls,
+    reason: o.reason ?? `${cls} reason`,
+    reasons: [o.reason ?? `${cls} reason`],
+    classes: cls === 'clean' ? [] : [{ class: cls, reasons: [o.reason ?? `${cls} reason`] }],
+    score,
+  };
 }
 
 describe('planFor', () => {
@@ -29,11 +39,17 @@ describe('planFor', () => {
 
   it('delivers clean mail untagged, HTML disarmed with the default safe sites', () => {
     const p = planFor(verdict('clean'), ['list-manage.com']);
-    expect(p.plan).toMatchObject({ kind: 'deliver', spec: { subjectTag: null, warning: null, disarm: { remoteImages: 'keep', phishingNet: true, phishingSafeSites: ['list-manage.com'] } } });
+    expect(p.plan).toMatchObject({
+      kind: 'deliver',
+      spec: { subjectTag: null, warning: null, disarm: { remoteImages: 'keep', phishingNet: true, phishingSafeSites: ['list-manage.com'] } },
+    });
   });
 
   it('adds <Cleaned> when disarming removes something dangerous, not for web bugs alone', () => {
-    const html = (dangerous: boolean): ScanReport => ({ ...report, html: { status: 'checked', parts: 1, findings: [], phishing: [], changed: true, dangerous } });
+    const html = (dangerous: boolean): ScanReport => ({
+      ...report,
+      html: { status: 'checked', parts: 1, findings: [], phishing: [], changed: true, dangerous },
+    });
     expect(planFor(verdict('clean', { report: html(true) }), []).plan).toMatchObject({ spec: { subjectTag: '<Cleaned>' } });
     expect(planFor(verdict('clean', { report: html(false) }), []).plan).toMatchObject({ spec: { subjectTag: null } });
     const tagBugs = layerPolicy(DEFAULT_POLICY, [{ html: { tagWebBugs: true } }]);
@@ -91,6 +107,10 @@ describe('refusal replies', () => {
   });
 
   it('says the score for spam', () => {
-    expect(refusalReply({ class: 'high-spam', reason: 'x', score: { ...score, total: 12.34 } })).toEqual({ code: 550, enhanced: '5.7.1', text: 'Message refused as spam (score 12.3)' });
+    expect(refusalReply({ class: 'high-spam', reason: 'x', score: { ...score, total: 12.34 } })).toEqual({
+      code: 550,
+      enhanced: '5.7.1',
+      text: 'Message refused as spam (score 12.3)',
+    });
   });
 });

@@ -45,7 +45,9 @@ describe('names', () => {
   });
 
   it('flags bidi controls even when the real extension is harmless', async () => {
-    const r = await check(withBody(attachment('report\u202etxt.pdf', 'x', { ctName: null, disposition: "attachment; filename*=utf-8''report%E2%80%AEtxt.pdf" })));
+    const r = await check(
+      withBody(attachment('report\u202etxt.pdf', 'x', { ctName: null, disposition: "attachment; filename*=utf-8''report%E2%80%AEtxt.pdf" })),
+    );
     expect(rules(r)).toEqual(['hidden-extension']);
   });
 
@@ -114,7 +116,10 @@ describe('content type by magic', () => {
 
 describe('archives', () => {
   it('finds a banned name in a nested zip', async () => {
-    const inner = zip([{ name: 'readme.txt', data: 'hi' }, { name: 'payload/evil.exe', data: 'not really', deflate: true }]);
+    const inner = zip([
+      { name: 'readme.txt', data: 'hi' },
+      { name: 'payload/evil.exe', data: 'not really', deflate: true },
+    ]);
     const outer = zip([{ name: 'docs/inner.zip', data: inner }]);
     const r = await check(withBody(attachment('docs.zip', outer, { type: 'application/zip' })));
     expect(r.findings).toEqual([
@@ -131,7 +136,11 @@ describe('archives', () => {
     const r = await check(withBody(attachment('secret.zip', zip([{ name: 'contract.docx', data: 'x', encrypted: true }]))));
     expect(r.findings).toEqual([expect.objectContaining({ rule: 'encrypted', class: 'encrypted', filename: 'contract.docx' })]);
     expect(r.classes).toEqual(['encrypted']);
-    const ignored = await check(withBody(attachment('secret.zip', zip([{ name: 'c.docx', data: 'x', encrypted: true }]))), {}, { ...DEFAULT_ATTACHMENT_RULES, encrypted: 'ignore' });
+    const ignored = await check(
+      withBody(attachment('secret.zip', zip([{ name: 'c.docx', data: 'x', encrypted: true }]))),
+      {},
+      { ...DEFAULT_ATTACHMENT_RULES, encrypted: 'ignore' },
+    );
     expect(ignored.findings).toEqual([]);
   });
 
@@ -202,7 +211,10 @@ describe('message structure', () => {
     const inner = buildMessage(withBody(attachment('tool.exe', FAKE_PE)));
     const fwd: PartSpec = { contentType: 'message/rfc822', disposition: 'attachment; filename="fwd.eml"', encoding: 'base64', body: inner };
     const r = await check(withBody(fwd));
-    expect(r.findings.map((f) => [f.part, f.rule])).toEqual([['2.2', 'banned-name'], ['2.2', 'banned-type']]);
+    expect(r.findings.map((f) => [f.part, f.rule])).toEqual([
+      ['2.2', 'banned-name'],
+      ['2.2', 'banned-type'],
+    ]);
   });
 
   it('passes a clean message and numbers parts IMAP-style', async () => {
@@ -211,11 +223,19 @@ describe('message structure', () => {
     );
     expect(facts.parts.map((p) => p.id)).toEqual(['1.1', '1.2', '2']);
     expect(facts.parts[2]).toMatchObject({ filename: 'a.pdf', size: FAKE_PDF.length, detected: { format: 'pdf' } });
-    expect(evaluateAttachments(facts, DEFAULT_ATTACHMENT_RULES)).toEqual({ findings: [], classes: [], parts: { malformed: [], banned: [], unscannable: [], encrypted: [] } });
+    expect(evaluateAttachments(facts, DEFAULT_ATTACHMENT_RULES)).toEqual({
+      findings: [],
+      classes: [],
+      parts: { malformed: [], banned: [], unscannable: [], encrypted: [] },
+    });
   });
 
   it('rejects when the input stream fails (an I/O error is not a verdict)', async () => {
-    const failing = new Readable({ read() { this.destroy(new Error('disk gone')); } });
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('disk gone'));
+      },
+    });
     await expect(walkMessage(failing)).rejects.toThrow('disk gone');
   });
 });

@@ -47,29 +47,61 @@ describe('HELO', () => {
     ['FQDN that resolves', {}, { action: 'accept' }],
     ['FQDN with trailing dot, mixed case', { helo: 'Mail.Sender.TEST.' }, { action: 'accept' }],
     ['resolves by AAAA only', { dns: { a: nodata, aaaa: ok('2001:db8::1') } }, { action: 'accept' }],
-    ['resolves by MX only', { dns: { a: nodata, aaaa: nodata, mx: { ok: true, records: [{ exchange: 'mx.sender.test', priority: 5 }], ttl: 60 } } }, { action: 'accept' }],
+    [
+      'resolves by MX only',
+      { dns: { a: nodata, aaaa: nodata, mx: { ok: true, records: [{ exchange: 'mx.sender.test', priority: 5 }], ttl: 60 } } },
+      { action: 'accept' },
+    ],
     ['IPv4 literal equal to the client', { helo: '[192.0.2.1]', dns: undefined }, { action: 'accept' }],
     ['IPv6 literal equal to the client, other spelling', { helo: '[IPv6:2001:DB8:0::7]', clientIp: '2001:db8::7', dns: undefined }, { action: 'accept' }],
     ['IPv4 literal from a mapped client address', { helo: '[192.0.2.1]', clientIp: '::ffff:192.0.2.1', dns: undefined }, { action: 'accept' }],
     ['our own name from our own address', { helo: 'mx.mailmoat.test', clientIp: '198.51.100.25' }, { action: 'accept' }],
     ['underscore', { helo: 'mail_1.sender.test' }, bad(501, '5.5.2', 'Bad HELO: mail_1.sender.test: underscore is not allowed in a host name', 'helo.syntax')],
-    ['bare IP without brackets', { helo: '192.0.2.1' }, bad(501, '5.5.2', 'Bad HELO: 192.0.2.1: an address must be given as a literal in brackets, e.g. [192.0.2.1]', 'helo.syntax')],
+    [
+      'bare IP without brackets',
+      { helo: '192.0.2.1' },
+      bad(501, '5.5.2', 'Bad HELO: 192.0.2.1: an address must be given as a literal in brackets, e.g. [192.0.2.1]', 'helo.syntax'),
+    ],
     ['malformed literal', { helo: '[192.0.2.300]' }, bad(501, '5.5.2', 'Bad HELO: [192.0.2.300]: invalid address literal', 'helo.syntax')],
     ['IPv6 literal without the IPv6: tag', { helo: '[2001:db8::7]' }, bad(501, '5.5.2', 'Bad HELO: [2001:db8::7]: invalid address literal', 'helo.syntax')],
     ['empty label', { helo: 'mail..sender.test' }, bad(501, '5.5.2', 'Bad HELO: mail..sender.test: not a valid host name', 'helo.syntax')],
     ['numeric TLD', { helo: 'host.123' }, bad(501, '5.5.2', 'Bad HELO: host.123: top-level domain is numeric', 'helo.syntax')],
     ['localhost', { helo: 'localhost' }, bad(550, '5.7.1', 'Bad HELO: localhost is a reserved name, not a public host name', 'helo.reserved')],
-    ['localhost.localdomain', { helo: 'localhost.localdomain' }, bad(550, '5.7.1', 'Bad HELO: localhost.localdomain is a reserved name, not a public host name', 'helo.reserved')],
+    [
+      'localhost.localdomain',
+      { helo: 'localhost.localdomain' },
+      bad(550, '5.7.1', 'Bad HELO: localhost.localdomain is a reserved name, not a public host name', 'helo.reserved'),
+    ],
     ['server1.local', { helo: 'server1.local' }, bad(550, '5.7.1', 'Bad HELO: server1.local is a reserved name, not a public host name', 'helo.reserved')],
     ['single label server1', { helo: 'server1' }, bad(550, '5.7.1', 'Bad HELO: server1 is not a fully-qualified domain name', 'helo.fqdn')],
-    ['literal not the client address', { helo: '[192.0.2.99]' }, bad(550, '5.7.1', 'Bad HELO: address literal [192.0.2.99] does not match your address 192.0.2.1', 'helo.literal')],
-    ['IPv6 literal, IPv4 client', { helo: '[IPv6:2001:db8::7]' }, bad(550, '5.7.1', 'Bad HELO: address literal [IPv6:2001:db8::7] does not match your address 192.0.2.1', 'helo.literal')],
+    [
+      'literal not the client address',
+      { helo: '[192.0.2.99]' },
+      bad(550, '5.7.1', 'Bad HELO: address literal [192.0.2.99] does not match your address 192.0.2.1', 'helo.literal'),
+    ],
+    [
+      'IPv6 literal, IPv4 client',
+      { helo: '[IPv6:2001:db8::7]' },
+      bad(550, '5.7.1', 'Bad HELO: address literal [IPv6:2001:db8::7] does not match your address 192.0.2.1', 'helo.literal'),
+    ],
     ['our host name', { helo: 'MX.mailmoat.test' }, bad(550, '5.7.1', 'Bad HELO: MX.mailmoat.test is our own name or address, not yours', 'helo.self')],
     ['NXDOMAIN', { dns: { a: nx, aaaa: nx } }, bad(550, '5.7.1', 'Bad HELO: mail.sender.test does not exist', 'helo.nxdomain')],
-    ['NXDOMAIN wins over a temperror of the other type', { dns: { a: temp, aaaa: nx } }, bad(550, '5.7.1', 'Bad HELO: mail.sender.test does not exist', 'helo.nxdomain')],
+    [
+      'NXDOMAIN wins over a temperror of the other type',
+      { dns: { a: temp, aaaa: nx } },
+      bad(550, '5.7.1', 'Bad HELO: mail.sender.test does not exist', 'helo.nxdomain'),
+    ],
     ['exists without A/AAAA', { dns: { a: nodata, aaaa: nodata } }, bad(550, '5.7.1', 'Bad HELO: mail.sender.test has no address record', 'helo.nodata')],
-    ['DNS temperror', { dns: { a: temp, aaaa: nodata } }, bad(450, '4.7.1', 'Bad HELO: cannot resolve mail.sender.test now (temporary DNS failure), please try again later', 'helo.dns')],
-    ['not looked up at all (adapter bug) fails closed', { dns: undefined }, bad(450, '4.7.1', 'Bad HELO: cannot resolve mail.sender.test now (temporary DNS failure), please try again later', 'helo.dns')],
+    [
+      'DNS temperror',
+      { dns: { a: temp, aaaa: nodata } },
+      bad(450, '4.7.1', 'Bad HELO: cannot resolve mail.sender.test now (temporary DNS failure), please try again later', 'helo.dns'),
+    ],
+    [
+      'not looked up at all (adapter bug) fails closed',
+      { dns: undefined },
+      bad(450, '4.7.1', 'Bad HELO: cannot resolve mail.sender.test now (temporary DNS failure), please try again later', 'helo.dns'),
+    ],
     ['.test is not reserved by default', { helo: 'a.b.test' }, { action: 'accept' }],
   ])('%s', (_label, facts, expected) => {
     expect(seen(decideHelo({ ...base, ...facts }))).toEqual(expected);
@@ -92,7 +124,9 @@ describe('HELO', () => {
       dnsError: { action: 'ignore' },
     };
     expect(seen(decideHelo({ ...base, helo: 'server1' }, policy))).toEqual({ action: 'score', score: 2.5, check: 'helo.fqdn' });
-    expect(seen(decideHelo({ ...base, dns: { a: nx, aaaa: nx } }, policy))).toEqual(bad(450, '4.7.1', 'Bad HELO: mail.sender.test does not exist', 'helo.nxdomain'));
+    expect(seen(decideHelo({ ...base, dns: { a: nx, aaaa: nx } }, policy))).toEqual(
+      bad(450, '4.7.1', 'Bad HELO: mail.sender.test does not exist', 'helo.nxdomain'),
+    );
     expect(decideHelo({ ...base, dns: { a: temp, aaaa: temp } }, policy)).toMatchObject({
       action: 'accept',
       notes: [expect.stringMatching(/^helo\.dns ignored: /)],
@@ -128,16 +162,42 @@ describe('reverse DNS', () => {
 
   it.each<[string, Partial<RdnsFacts>, object]>([
     ['PTR confirmed forward', {}, { action: 'accept' }],
-    ['second PTR name confirms', { ptr: ok('other.test', 'mail.sender.test'), forward: { 'other.test': ok('192.0.2.9'), 'mail.sender.test': ok('192.0.2.1') } }, { action: 'accept' }],
+    [
+      'second PTR name confirms',
+      { ptr: ok('other.test', 'mail.sender.test'), forward: { 'other.test': ok('192.0.2.9'), 'mail.sender.test': ok('192.0.2.1') } },
+      { action: 'accept' },
+    ],
     ['IPv6 client confirmed by AAAA', { clientIp: '2001:db8::1', forward: { 'mail.sender.test': ok('2001:DB8:0::1') } }, { action: 'accept' }],
-    ['no PTR (NXDOMAIN)', { ptr: nx }, { action: 'reject', code: 550, enhanced: '5.7.25', text: 'Client host [192.0.2.1] has no reverse DNS (PTR) record', check: 'rdns.missing' }],
-    ['no PTR (NODATA)', { ptr: nodata }, { action: 'reject', code: 550, enhanced: '5.7.25', text: 'Client host [192.0.2.1] has no reverse DNS (PTR) record', check: 'rdns.missing' }],
-    ['PTR temperror', { ptr: temp }, { action: 'tempfail', code: 450, enhanced: '4.7.25', text: 'Client host [192.0.2.1]: cannot verify reverse DNS now (temporary DNS failure), please try again later', check: 'rdns.dns' }],
+    [
+      'no PTR (NXDOMAIN)',
+      { ptr: nx },
+      { action: 'reject', code: 550, enhanced: '5.7.25', text: 'Client host [192.0.2.1] has no reverse DNS (PTR) record', check: 'rdns.missing' },
+    ],
+    [
+      'no PTR (NODATA)',
+      { ptr: nodata },
+      { action: 'reject', code: 550, enhanced: '5.7.25', text: 'Client host [192.0.2.1] has no reverse DNS (PTR) record', check: 'rdns.missing' },
+    ],
+    [
+      'PTR temperror',
+      { ptr: temp },
+      {
+        action: 'tempfail',
+        code: 450,
+        enhanced: '4.7.25',
+        text: 'Client host [192.0.2.1]: cannot verify reverse DNS now (temporary DNS failure), please try again later',
+        check: 'rdns.dns',
+      },
+    ],
     ['forward does not match: scores by default', { forward: { 'mail.sender.test': ok('192.0.2.77') } }, { action: 'score', score: 1, check: 'rdns.fcrdns' }],
     ['forward NXDOMAIN: scores by default', { forward: { 'mail.sender.test': nx } }, { action: 'score', score: 1, check: 'rdns.fcrdns' }],
     ['forward temperror', { forward: { 'mail.sender.test': temp } }, { action: 'tempfail', code: 450, enhanced: '4.7.25', check: 'rdns.dns' }],
     ['forward not looked up fails closed', { forward: {} }, { action: 'tempfail', code: 450, check: 'rdns.dns' }],
-    ['mapped client address shown as IPv4', { clientIp: '::ffff:192.0.2.1', ptr: nx }, { action: 'reject', text: 'Client host [192.0.2.1] has no reverse DNS (PTR) record' }],
+    [
+      'mapped client address shown as IPv4',
+      { clientIp: '::ffff:192.0.2.1', ptr: nx },
+      { action: 'reject', text: 'Client host [192.0.2.1] has no reverse DNS (PTR) record' },
+    ],
   ])('%s', (_label, facts, expected) => {
     expect(seen(decideRdns({ ...base, ...facts }))).toMatchObject(expected);
   });
@@ -180,7 +240,12 @@ describe('DNSBL', () => {
   const scoreList: DnsblList = { zone: 'b.barracudacentral.org', kind: 'ip', type: 'block', action: 'score', weight: 2 };
   const wl: DnsblList = { zone: 'list.dnswl.org', kind: 'ip', type: 'allow' };
   const listed = (list: DnsblList, reason?: string): DnsblResult => ({
-    status: 'listed', codes: ['127.0.0.2'], meanings: ['SBL'], ...(reason ? { reason } : {}), list, query: 'q',
+    status: 'listed',
+    codes: ['127.0.0.2'],
+    meanings: ['SBL'],
+    ...(reason ? { reason } : {}),
+    list,
+    query: 'q',
   });
   const none = (list: DnsblList): DnsblResult => ({ status: 'not-listed', list, query: 'q' });
   const error = (list: DnsblList): DnsblResult => ({ status: 'error', error: 'ETIMEOUT: queryA ETIMEOUT', list, query: 'q' });
@@ -188,25 +253,45 @@ describe('DNSBL', () => {
   const client = (...results: DnsblResult[]) => ({ subject: '192.0.2.1', role: 'client' as const, results });
 
   it.each<[string, DnsblResult[], object]>([
-    ['listed with TXT reason', [listed(zen, 'https://www.spamhaus.org/query/ip/192.0.2.1')], {
-      action: 'reject', code: 554, enhanced: '5.7.1',
-      text: 'Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1',
-      check: 'dnsbl.zen.spamhaus.org',
-    }],
-    ['listed without TXT', [listed(zen)], {
-      action: 'reject', code: 554, enhanced: '5.7.1', text: 'Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org', check: 'dnsbl.zen.spamhaus.org',
-    }],
+    [
+      'listed with TXT reason',
+      [listed(zen, 'https://www.spamhaus.org/query/ip/192.0.2.1')],
+      {
+        action: 'reject',
+        code: 554,
+        enhanced: '5.7.1',
+        text: 'Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1',
+        check: 'dnsbl.zen.spamhaus.org',
+      },
+    ],
+    [
+      'listed without TXT',
+      [listed(zen)],
+      {
+        action: 'reject',
+        code: 554,
+        enhanced: '5.7.1',
+        text: 'Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org',
+        check: 'dnsbl.zen.spamhaus.org',
+      },
+    ],
     ['not listed', [none(zen), none(scoreList)], { action: 'accept' }],
     ['score list adds its weight', [none(zen), listed(scoreList)], { action: 'score', score: 2, check: 'dnsbl.b.barracudacentral.org' }],
     ['reject beats score', [listed(scoreList), listed(zen)], { action: 'reject', code: 554 }],
     ['allow list hit skips the block lists', [listed(wl), listed(zen)], { action: 'accept' }],
     ['refused is never a listing', [refused(zen)], { action: 'accept' }],
     ['error: ignored by default', [error(zen)], { action: 'accept' }],
-    ['error with onError tempfail on the list', [error({ ...zen, onError: 'tempfail' })], {
-      action: 'tempfail', code: 451, enhanced: '4.7.1',
-      text: 'Service temporarily unavailable; client [192.0.2.1] could not be checked against zen.spamhaus.org, please try again later',
-      check: 'dnsbl.zen.spamhaus.org',
-    }],
+    [
+      'error with onError tempfail on the list',
+      [error({ ...zen, onError: 'tempfail' })],
+      {
+        action: 'tempfail',
+        code: 451,
+        enhanced: '4.7.1',
+        text: 'Service temporarily unavailable; client [192.0.2.1] could not be checked against zen.spamhaus.org, please try again later',
+        check: 'dnsbl.zen.spamhaus.org',
+      },
+    ],
     ['a listing beats an error tempfail', [error({ ...scoreList, action: 'reject', onError: 'tempfail' }), listed(zen)], { action: 'reject', code: 554 }],
   ])('%s', (_label, results, expected) => {
     expect(seen(decideDnsbl(client(...results)))).toMatchObject(expected);
@@ -218,7 +303,9 @@ describe('DNSBL', () => {
     ]);
     expect(decideDnsbl(client(refused(zen))).notes?.[0]).toMatch(/refused our query \(127\.255\.255\.254\)/);
     expect(decideDnsbl(client(listed(wl), listed(zen)))).toEqual({
-      action: 'accept', allowlisted: true, notes: ['allowlisted by list.dnswl.org (127.0.0.2)'],
+      action: 'accept',
+      allowlisted: true,
+      notes: ['allowlisted by list.dnswl.org (127.0.0.2)'],
     });
   });
 
@@ -246,7 +333,11 @@ describe('combining', () => {
     expect(combineDecisions([tempfail, reject]).action).toBe('reject');
     expect(combineDecisions([score(1, 'a'), tempfail]).action).toBe('tempfail');
     expect(combineDecisions([score(1, 'a'), score(2.5, 'b'), { action: 'accept', notes: ['n'] }])).toEqual({
-      action: 'score', score: 3.5, reason: 'a; b', check: 'a,b', notes: ['n'],
+      action: 'score',
+      score: 3.5,
+      reason: 'a; b',
+      check: 'a,b',
+      notes: ['n'],
     });
     expect(combineDecisions([])).toEqual({ action: 'accept' });
   });

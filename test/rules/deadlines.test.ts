@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { busy, commandTimeoutMs, creditData, expectCommand, nextDeadline, startData, startSession, type DeadlinePolicy } from '../../rules/deadlines.ts';
 
-const policy: DeadlinePolicy = { commandMs: 300_000, commandUnderLoadMs: 10_000, underLoadAt: 0.8, dataMinBytesPerSec: 500, dataMs: 600_000, sessionMs: 1_800_000 };
+const policy: DeadlinePolicy = {
+  commandMs: 300_000,
+  commandUnderLoadMs: 10_000,
+  underLoadAt: 0.8,
+  dataMinBytesPerSec: 500,
+  dataMs: 600_000,
+  sessionMs: 1_800_000,
+};
 
 describe('session deadlines', () => {
   it('the command deadline is shortened while the listener is nearly full (Postfix under stress)', () => {

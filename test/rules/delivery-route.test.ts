@@ -1,17 +1,46 @@
 import { describe, expect, it } from 'vitest';
 import { classifyAddress, countReceived, decideMx, decideTargets, hopCountFailure, loopReason, type Candidate } from '../../rules/delivery-route.ts';
 
-const self = { hostnames: ['mx.gateway.test'], localAddresses: ['127.0.0.1', '::1', '198.51.100.7'], listeners: [{ host: '0.0.0.0', port: 25 }, { host: '127.0.0.1', port: 2500 }] };
+const self = {
+  hostnames: ['mx.gateway.test'],
+  localAddresses: ['127.0.0.1', '::1', '198.51.100.7'],
+  listeners: [
+    { host: '0.0.0.0', port: 25 },
+    { host: '127.0.0.1', port: 2500 },
+  ],
+};
 const found = (host: string, ...records: string[]): Candidate => ({ host, port: 25, configured: false, addresses: { ok: true, records } });
 const named = (host: string, port: number, ...records: string[]): Candidate => ({ host, port, configured: true, addresses: { ok: true, records } });
 
 describe('decideMx', () => {
   it.each([
-    ['MX hosts, best first', { ok: true as const, records: [{ exchange: 'b.test', priority: 20 }, { exchange: 'a.test.', priority: 10 }] }, { ok: true, hosts: ['a.test', 'b.test'] }],
-    ['null MX (RFC 7505)', { ok: true as const, records: [{ exchange: '', priority: 0 }] }, { ok: false, temporary: false, reason: '5.1.10 d.test does not accept mail (null MX)' }],
+    [
+      'MX hosts, best first',
+      {
+        ok: true as const,
+        records: [
+          { exchange: 'b.test', priority: 20 },
+          { exchange: 'a.test.', priority: 10 },
+        ],
+      },
+      { ok: true, hosts: ['a.test', 'b.test'] },
+    ],
+    [
+      'null MX (RFC 7505)',
+      { ok: true as const, records: [{ exchange: '', priority: 0 }] },
+      { ok: false, temporary: false, reason: '5.1.10 d.test does not accept mail (null MX)' },
+    ],
     ['no MX: the domain itself', { ok: false as const, kind: 'nodata' as const, error: 'ENODATA' }, { ok: true, hosts: ['d.test'] }],
-    ['NXDOMAIN: 5.1.2 at once', { ok: false as const, kind: 'nxdomain' as const, error: 'ENOTFOUND' }, { ok: false, temporary: false, reason: '5.1.2 d.test: no such domain' }],
-    ['SERVFAIL or timeout: deferred', { ok: false as const, kind: 'temperror' as const, error: 'ETIMEOUT' }, { ok: false, temporary: true, reason: '4.4.3 MX lookup for d.test failed: ETIMEOUT' }],
+    [
+      'NXDOMAIN: 5.1.2 at once',
+      { ok: false as const, kind: 'nxdomain' as const, error: 'ENOTFOUND' },
+      { ok: false, temporary: false, reason: '5.1.2 d.test: no such domain' },
+    ],
+    [
+      'SERVFAIL or timeout: deferred',
+      { ok: false as const, kind: 'temperror' as const, error: 'ETIMEOUT' },
+      { ok: false, temporary: true, reason: '4.4.3 MX lookup for d.test failed: ETIMEOUT' },
+    ],
   ])('%s', (_name, answer, expected) => {
     expect(decideMx('d.test', answer)).toEqual(expected);
   });
@@ -54,8 +83,15 @@ describe('addresses and loops', () => {
   });
 
   it('keeps the usable addresses and fails with 5.4.6 only when nothing but loops is left', () => {
-    expect(decideTargets('x.test', [found('mx1.x.test', '127.0.0.1'), found('mx2.x.test', '203.0.113.9')], self)).toMatchObject({ ok: true, targets: [{ host: 'mx2.x.test', address: '203.0.113.9' }] });
-    expect(decideTargets('x.test', [found('mx1.x.test', '127.0.0.1')], self)).toMatchObject({ ok: false, temporary: false, reason: expect.stringMatching(/^5\.4\.6 mail for x\.test loops back to myself/) });
+    expect(decideTargets('x.test', [found('mx1.x.test', '127.0.0.1'), found('mx2.x.test', '203.0.113.9')], self)).toMatchObject({
+      ok: true,
+      targets: [{ host: 'mx2.x.test', address: '203.0.113.9' }],
+    });
+    expect(decideTargets('x.test', [found('mx1.x.test', '127.0.0.1')], self)).toMatchObject({
+      ok: false,
+      temporary: false,
+      reason: expect.stringMatching(/^5\.4\.6 mail for x\.test loops back to myself/),
+    });
   });
   it('defers when a lookup failed or a configured host is missing; fails when DNS names do not exist', () => {
     const temp: Candidate = { host: 'mx.x.test', port: 25, configured: false, addresses: { ok: false, kind: 'temperror', error: 'ETIMEOUT' } };

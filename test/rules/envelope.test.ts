@@ -40,15 +40,28 @@ describe('retryDelay', () => {
 describe('decideDeferral', () => {
   const policy = { retryDelayMs: 1_000, maxRetryDelayMs: 60_000, maxLifetimeMs: 100_000, delayWarningMs: 10_000 };
   it('retries with backoff, never scheduling past the end of the lifetime', () => {
-    expect(decideDeferral({ receivedAt: 0, now: 5_000, attempt: 3, alreadyWarned: false }, policy)).toEqual({ action: 'retry', delayMs: 4_000, warnSender: false });
-    expect(decideDeferral({ receivedAt: 0, now: 95_000, attempt: 20, alreadyWarned: true }, policy)).toEqual({ action: 'retry', delayMs: 5_000, warnSender: false });
+    expect(decideDeferral({ receivedAt: 0, now: 5_000, attempt: 3, alreadyWarned: false }, policy)).toEqual({
+      action: 'retry',
+      delayMs: 4_000,
+      warnSender: false,
+    });
+    expect(decideDeferral({ receivedAt: 0, now: 95_000, attempt: 20, alreadyWarned: true }, policy)).toEqual({
+      action: 'retry',
+      delayMs: 5_000,
+      warnSender: false,
+    });
   });
   it('warns the sender once after the warning time', () => {
     expect(decideDeferral({ receivedAt: 0, now: 10_000, attempt: 4, alreadyWarned: false }, policy)).toMatchObject({ warnSender: true });
     expect(decideDeferral({ receivedAt: 0, now: 20_000, attempt: 5, alreadyWarned: true }, policy)).toMatchObject({ warnSender: false });
-    expect(decideDeferral({ receivedAt: 0, now: 20_000, attempt: 5, alreadyWarned: false }, { ...policy, delayWarningMs: 0 })).toMatchObject({ warnSender: false });
+    expect(decideDeferral({ receivedAt: 0, now: 20_000, attempt: 5, alreadyWarned: false }, { ...policy, delayWarningMs: 0 })).toMatchObject({
+      warnSender: false,
+    });
   });
   it('gives up at the end of the lifetime', () => {
-    expect(decideDeferral({ receivedAt: 0, now: 100_000, attempt: 9, alreadyWarned: true }, policy)).toEqual({ action: 'give-up', reason: 'message expired after 100 seconds in the queue' });
+    expect(decideDeferral({ receivedAt: 0, now: 100_000, attempt: 9, alreadyWarned: true }, policy)).toEqual({
+      action: 'give-up',
+      reason: 'message expired after 100 seconds in the queue',
+    });
   });
 });

@@ -56,7 +56,11 @@ describe('policyFor', () => {
   });
 
   it('per-domain keys replace the global ones, the rest is inherited', () => {
-    const p = policyFor(checks({ rdns: { missingPtr: 'reject' } }), { rdns: { missingPtr: { action: 'score', score: 1 } }, dnsbl: { enabled: false }, score: { rejectAt: null } });
+    const p = policyFor(checks({ rdns: { missingPtr: 'reject' } }), {
+      rdns: { missingPtr: { action: 'score', score: 1 } },
+      dnsbl: { enabled: false },
+      score: { rejectAt: null },
+    });
     expect(p.rdns.missingPtr).toEqual({ action: 'score', score: 1 });
     expect(p.rdns.notConfirmed).toEqual({ action: 'score', score: 1 });
     expect(p.dnsbl.enabled).toBe(false);
@@ -89,7 +93,11 @@ describe('decideFrontline', () => {
   });
 
   it('a reject beats a tempfail beats scores', () => {
-    const facts: FrontlineFacts = { ...shady, rdns: { clientIp: '192.0.2.9', ptr: fail, forward: {} }, spf: { result: 'fail', domain: 'f.test', clientIp: '192.0.2.9' } };
+    const facts: FrontlineFacts = {
+      ...shady,
+      rdns: { clientIp: '192.0.2.9', ptr: fail, forward: {} },
+      spf: { result: 'fail', domain: 'f.test', clientIp: '192.0.2.9' },
+    };
     const p = policyFor(checks({ rdns: { missingPtr: 'reject' } }));
     expect(decideFrontline(facts, p, { skip: NONE, exempt: false }).decision).toMatchObject({ action: 'reject', check: 'spf.fail' });
     expect(decideFrontline({ ...facts, spf: undefined }, p, { skip: NONE, exempt: false }).decision).toMatchObject({ action: 'tempfail', check: 'rdns.dns' });
@@ -102,7 +110,9 @@ describe('decideFrontline', () => {
       rdns: { clientIp: '192.0.2.9', ptr: ok('mail.ok.test'), forward: { 'mail.ok.test': ok('192.0.2.9') } },
       dnsbl: [],
     };
-    expect(decideFrontline(good, policyFor(checks({ rdns: { missingPtr: 'reject', notConfirmed: 'reject' } })), { skip: NONE, exempt: false }).decision.action).toBe('accept');
+    expect(
+      decideFrontline(good, policyFor(checks({ rdns: { missingPtr: 'reject', notConfirmed: 'reject' } })), { skip: NONE, exempt: false }).decision.action,
+    ).toBe('accept');
   });
 });
 
@@ -125,7 +135,9 @@ describe('decideSpf', () => {
     const d = decideSpf({ result: 'fail', domain: 'x.test', clientIp: '192.0.2.1', explanation: 'go away\r\n250 fake' }, p);
     expect(d.action === 'reject' && d.reply.text).toBe('SPF fail: x.test does not designate 192.0.2.1 as permitted sender; go away 250 fake');
     const strict = policyFor(checks({ spf: { permerror: 'reject' } })).spf;
-    expect(decideSpf({ result: 'permerror', domain: 'x.test', clientIp: '192.0.2.1' }, strict)).toMatchObject({ reply: { code: 550, enhanced: '5.7.24', text: 'SPF record of x.test is invalid (permerror)' } });
+    expect(decideSpf({ result: 'permerror', domain: 'x.test', clientIp: '192.0.2.1' }, strict)).toMatchObject({
+      reply: { code: 550, enhanced: '5.7.24', text: 'SPF record of x.test is invalid (permerror)' },
+    });
   });
 });
 
@@ -163,7 +175,10 @@ describe('recipients', () => {
     const v = recipientsSchema.parse({ mode: 'verify' });
     expect(decideRecipientExists('a@a.test', v, { status: 'exists' }).action).toBe('accept');
     expect(decideRecipientExists('a@a.test', v, { status: 'unknown', reply: '550 5.1.1 no' })).toMatchObject({ reply: { code: 550, enhanced: '5.1.1' } });
-    expect(decideRecipientExists('a@a.test', v, { status: 'failed', reason: 'timeout' })).toMatchObject({ action: 'tempfail', reply: { code: 450, enhanced: '4.1.1' } });
+    expect(decideRecipientExists('a@a.test', v, { status: 'failed', reason: 'timeout' })).toMatchObject({
+      action: 'tempfail',
+      reply: { code: 450, enhanced: '4.1.1' },
+    });
     expect(decideRecipientExists('a@a.test', v).action).toBe('tempfail');
   });
   it('baseAddress', () => {
@@ -203,7 +218,9 @@ describe('submission sender', () => {
   it('a domain admin may use its domains; the reply is 553 5.7.1', () => {
     const admin = { username: 'admin', role: 'domainadmin' as const, domains: ['a.test'], addresses: [] };
     expect(decideSubmissionSender('x@a.test', admin).action).toBe('accept');
-    expect(decideSubmissionSender('x@b.test', admin)).toMatchObject({ reply: { code: 553, enhanced: '5.7.1', text: '<x@b.test>: Sender address rejected: not owned by user admin' } });
+    expect(decideSubmissionSender('x@b.test', admin)).toMatchObject({
+      reply: { code: 553, enhanced: '5.7.1', text: '<x@b.test>: Sender address rejected: not owned by user admin' },
+    });
   });
   it('a superadmin is exempt only when configured; ownership "domain" lets an account use its whole domain', () => {
     const root = { username: 'root', role: 'superadmin' as const, domains: [], addresses: [] };

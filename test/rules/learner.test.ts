@@ -12,20 +12,44 @@ describe('learn weight (guards)', () => {
   it('one user moves a message by userWeight; a second, distinct reporter tops it up to 1; the same reporter twice counts once', () => {
     const first = learnWeight({ reporter: 'a@x.test', trusted: false, recentByReporter: 0, earlier: none }, g);
     expect(first.weight).toBe(0.25);
-    expect(learnWeight({ reporter: 'a@x.test', trusted: false, recentByReporter: 1, earlier: { reporters: ['a@x.test'], weight: 0.25 } }, g)).toMatchObject({ weight: 0, why: expect.stringContaining('reported this message before') });
-    expect(learnWeight({ reporter: 'b@x.test', trusted: false, recentByReporter: 0, earlier: { reporters: ['a@x.test'], weight: 0.25 } }, g)).toMatchObject({ weight: 0.75, why: '2 people reported it: full weight' });
-    expect(learnWeight({ reporter: 'c@x.test', trusted: false, recentByReporter: 0, earlier: { reporters: ['a@x.test', 'b@x.test'], weight: 1 } }, g).weight).toBe(0);
+    expect(learnWeight({ reporter: 'a@x.test', trusted: false, recentByReporter: 1, earlier: { reporters: ['a@x.test'], weight: 0.25 } }, g)).toMatchObject({
+      weight: 0,
+      why: expect.stringContaining('reported this message before'),
+    });
+    expect(learnWeight({ reporter: 'b@x.test', trusted: false, recentByReporter: 0, earlier: { reporters: ['a@x.test'], weight: 0.25 } }, g)).toMatchObject({
+      weight: 0.75,
+      why: '2 people reported it: full weight',
+    });
+    expect(
+      learnWeight({ reporter: 'c@x.test', trusted: false, recentByReporter: 0, earlier: { reporters: ['a@x.test', 'b@x.test'], weight: 1 } }, g).weight,
+    ).toBe(0);
   });
 
   it('an administrator confirms with full weight (topping up what users gave); a reporter over its hourly rate teaches nothing', () => {
     expect(learnWeight({ reporter: 'admin', trusted: true, recentByReporter: 999, earlier: none }, g).weight).toBe(1);
     expect(learnWeight({ reporter: 'admin', trusted: true, recentByReporter: 0, earlier: { reporters: ['a@x.test'], weight: 0.25 } }, g).weight).toBe(0.75);
-    expect(learnWeight({ reporter: 'a@x.test', trusted: false, recentByReporter: g.perReporterPerHour, earlier: none }, g)).toMatchObject({ weight: 0, why: expect.stringContaining('30 reports in an hour') });
+    expect(learnWeight({ reporter: 'a@x.test', trusted: false, recentByReporter: g.perReporterPerHour, earlier: none }, g)).toMatchObject({
+      weight: 0,
+      why: expect.stringContaining('30 reports in an hour'),
+    });
   });
 });
 
-const learned = (logOdds: number, trained = 1000): LearnerScan => ({ status: 'scored', logOdds, probability: 1 / (1 + Math.exp(-logOdds)), trained, models: ['*', 'x.test'], spamSigns: ['FREE VIAGRA'], hamSigns: ['project meeting'] });
-const report = (spamd: number, learner?: LearnerScan): ScanReport => ({ virus: { status: 'clean' }, spam: { status: 'scored', score: spamd, threshold: 5, rules: [] }, list: null, ...(learner ? { learner } : {}) });
+const learned = (logOdds: number, trained = 1000): LearnerScan => ({
+  status: 'scored',
+  logOdds,
+  probability: 1 / (1 + Math.exp(-logOdds)),
+  trained,
+  models: ['*', 'x.test'],
+  spamSigns: ['FREE VIAGRA'],
+  hamSigns: ['project meeting'],
+});
+const report = (spamd: number, learner?: LearnerScan): ScanReport => ({
+  virus: { status: 'clean' },
+  spam: { status: 'scored', score: spamd, threshold: 5, rules: [] },
+  list: null,
+  ...(learner ? { learner } : {}),
+});
 const lenient = layerPolicy(DEFAULT_POLICY, [{ checks: { attachments: false, html: false, auth: false, urls: false } }]);
 
 describe('fusion', () => {
@@ -61,12 +85,19 @@ describe('fusion', () => {
 
   it('the learner can also pull a false positive back below the threshold, and says why', () => {
     const c = classify(report(6, learned(-0.75)), lenient);
-    expect(c).toMatchObject({ kind: 'verdict', class: 'clean', reason: 'spam score 3.0 (SpamAssassin 6.0, learned filter −3.0 (like wanted mail: “project meeting”)), below 5.0' });
+    expect(c).toMatchObject({
+      kind: 'verdict',
+      class: 'clean',
+      reason: 'spam score 3.0 (SpamAssassin 6.0, learned filter −3.0 (like wanted mail: “project meeting”)), below 5.0',
+    });
   });
 
   it('off in the policy, the learner counts for nothing; unreadable models are a retry, not a silent pass', () => {
     const off = layerPolicy(lenient, [{ checks: { learner: false } }]);
     expect(classify(report(2, learned(1)), off)).toMatchObject({ class: 'clean', score: { total: 2 } });
-    expect(classify(report(2, { status: 'error', reason: 'database down' }), lenient)).toEqual({ kind: 'retry', reason: 'learned filter failed: database down' });
+    expect(classify(report(2, { status: 'error', reason: 'database down' }), lenient)).toEqual({
+      kind: 'retry',
+      reason: 'learned filter failed: database down',
+    });
   });
 });

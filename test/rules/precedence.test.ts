@@ -23,18 +23,44 @@ const finding = (cls: string, part: string): AttachmentFindingReport => ({ part,
 function withEvidence(r: ScanReport, c: VerdictClass): ScanReport {
   const a = r.attachments as Extract<ScanReport['attachments'], { status: 'checked' }>;
   const addFinding = (f: AttachmentFindingReport) => ({ ...r, attachments: { ...a, findings: [...a.findings, f] } });
-  const score = (n: number): ScanReport => ({ ...r, spam: { status: 'scored', score: Math.max(n, r.spam.status === 'scored' ? r.spam.score : 0), threshold: 5, rules: ['GTUBE'] } });
+  const score = (n: number): ScanReport => ({
+    ...r,
+    spam: { status: 'scored', score: Math.max(n, r.spam.status === 'scored' ? r.spam.score : 0), threshold: 5, rules: ['GTUBE'] },
+  });
   switch (c) {
-    case 'virus': return { ...r, virus: { status: 'infected', viruses: ['Eicar-Test-Signature'] } };
-    case 'blocked': return { ...r, list: { kind: 'block', scope: 'domain', entry: 'spammer.test' } };
-    case 'malformed': return addFinding(finding('malformed', '2'));
-    case 'banned': return addFinding(finding('banned', '3'));
-    case 'unscannable': return addFinding(finding('unscannable', '4'));
-    case 'spoofed': return { ...r, auth: { ...(r.auth as object), dmarc: { result: 'fail', domain: 'bank.test', policy: 'reject', from: 'bank.test' } } as ScanReport['auth'] };
-    case 'phishing': return { ...r, html: { status: 'checked', parts: 1, findings: [], phishing: [{ part: '1', shown: 'www.paypal.com', real: 'evil-login.example.net' }], changed: true, dangerous: true } };
-    case 'high-spam': return score(1001.5);
-    case 'spam': return score(6);
-    case 'clean': return r;
+    case 'virus':
+      return { ...r, virus: { status: 'infected', viruses: ['Eicar-Test-Signature'] } };
+    case 'blocked':
+      return { ...r, list: { kind: 'block', scope: 'domain', entry: 'spammer.test' } };
+    case 'malformed':
+      return addFinding(finding('malformed', '2'));
+    case 'banned':
+      return addFinding(finding('banned', '3'));
+    case 'unscannable':
+      return addFinding(finding('unscannable', '4'));
+    case 'spoofed':
+      return {
+        ...r,
+        auth: { ...(r.auth as object), dmarc: { result: 'fail', domain: 'bank.test', policy: 'reject', from: 'bank.test' } } as ScanReport['auth'],
+      };
+    case 'phishing':
+      return {
+        ...r,
+        html: {
+          status: 'checked',
+          parts: 1,
+          findings: [],
+          phishing: [{ part: '1', shown: 'www.paypal.com', real: 'evil-login.example.net' }],
+          changed: true,
+          dangerous: true,
+        },
+      };
+    case 'high-spam':
+      return score(1001.5);
+    case 'spam':
+      return score(6);
+    case 'clean':
+      return r;
   }
 }
 
@@ -42,7 +68,10 @@ function plan(classes: VerdictClass[], policy: Policy, r0: ScanReport = base): R
   const report = classes.reduce(withEvidence, r0);
   const c = classify(report, policy);
   if (c.kind !== 'verdict') throw new Error(`no verdict: ${c.reason}`);
-  return planFor({ recipient: 'a@a.test', policy, rules: [], report, class: c.class, reason: c.reason, reasons: c.reasons, classes: c.classes, score: c.score }, []);
+  return planFor(
+    { recipient: 'a@a.test', policy, rules: [], report, class: c.class, reason: c.reason, reasons: c.reasons, classes: c.classes, score: c.score },
+    [],
+  );
 }
 
 // One score: with both spam classes' evidence the higher score wins, and it is high-spam alone.
@@ -127,7 +156,9 @@ describe('precedence, the cases that were wrong', () => {
   });
 
   it('notices and forwarded copies of every class with evidence are kept', () => {
-    const p = layerPolicy(DEFAULT_POLICY, [{ actions: { phishing: { notifyAdmin: true, forwardTo: ['soc@a.test'] }, 'high-spam': { notifyRecipient: true } } }]);
+    const p = layerPolicy(DEFAULT_POLICY, [
+      { actions: { phishing: { notifyAdmin: true, forwardTo: ['soc@a.test'] }, 'high-spam': { notifyRecipient: true } } },
+    ]);
     const r = plan(['phishing', 'high-spam'], p);
     expect(r.action).toEqual({ do: 'quarantine', notifyRecipient: true, notifyAdmin: true, forwardTo: ['soc@a.test'] });
   });

@@ -5,14 +5,21 @@ import { decideRight, RIGHTS, RIGHTS_CLASSES, type ConsoleRole, type RightsPatch
 
 const ADMIN_ONLY = ['virus', 'banned', 'malformed', 'unscannable', 'spoofed'];
 const ROLES: ConsoleRole[] = ['superadmin', 'domainadmin', 'user'];
-const may = (role: ConsoleRole, classes: (string | null)[], o: { global?: RightsPatch; domains?: RightsPatch[] } = {}, right: (typeof RIGHTS)[number] = 'release') =>
-  decideRight(right, { role, classes, global: o.global ?? {}, domains: o.domains ?? [{}] }).allowed;
+const may = (
+  role: ConsoleRole,
+  classes: (string | null)[],
+  o: { global?: RightsPatch; domains?: RightsPatch[] } = {},
+  right: (typeof RIGHTS)[number] = 'release',
+) => decideRight(right, { role, classes, global: o.global ?? {}, domains: o.domains ?? [{}] }).allowed;
 
 describe('decideRight', () => {
-  it.each(RIGHTS_CLASSES.flatMap((cls) => ROLES.flatMap((role) => RIGHTS.map((right) => [cls, role, right] as const))))('default: %s, %s, %s', (cls, role, right) => {
-    const expected = role !== 'user' || !ADMIN_ONLY.includes(cls);
-    expect(may(role, [cls], {}, right)).toBe(expected);
-  });
+  it.each(RIGHTS_CLASSES.flatMap((cls) => ROLES.flatMap((role) => RIGHTS.map((right) => [cls, role, right] as const))))(
+    'default: %s, %s, %s',
+    (cls, role, right) => {
+      const expected = role !== 'user' || !ADMIN_ONLY.includes(cls);
+      expect(may(role, [cls], {}, right)).toBe(expected);
+    },
+  );
 
   it('fails closed on an unknown or missing class', () => {
     expect(may('user', ['poison'])).toBe(false);
@@ -39,6 +46,8 @@ describe('decideRight', () => {
     expect(may('user', ['spam'], { global, domains: [{ spam: { release: 'recipient' } }] })).toBe(true);
     expect(may('user', ['virus'], { global: { virus: { preview: 'recipient' } } }, 'preview')).toBe(true);
     expect(may('user', ['virus'], { global: { virus: { preview: 'recipient' } } }, 'download')).toBe(false);
-    expect(decideRight('release', { role: 'domainadmin', classes: ['virus'], global, domains: [{}] })).toMatchObject({ reason: 'Only the superadmin may release a message held as virus.' });
+    expect(decideRight('release', { role: 'domainadmin', classes: ['virus'], global, domains: [{}] })).toMatchObject({
+      reason: 'Only the superadmin may release a message held as virus.',
+    });
   });
 });

@@ -65,7 +65,9 @@ describe('policy layers', () => {
   });
 
   it('accumulates attachment rule overrides in order', () => {
-    const p = applyPatch(applyPatch(DEFAULT_POLICY, { attachments: { rules: { bannedExtensions: { add: ['pdf'] } } } }), { attachments: { rules: { bannedExtensions: { remove: ['pdf'] } } } });
+    const p = applyPatch(applyPatch(DEFAULT_POLICY, { attachments: { rules: { bannedExtensions: { add: ['pdf'] } } } }), {
+      attachments: { rules: { bannedExtensions: { remove: ['pdf'] } } },
+    });
     expect(p.attachments.rules).toEqual([{ bannedExtensions: { add: ['pdf'] } }, { bannedExtensions: { remove: ['pdf'] } }]);
   });
 

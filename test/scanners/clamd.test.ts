@@ -37,8 +37,14 @@ function mimeMessage(o: { text: string; attachment?: { name: string; type: strin
   ];
   if (o.attachment) {
     const b64 = o.attachment.data.toString('base64').replace(/(.{76})/g, '$1\r\n');
-    lines.push('--b1', `Content-Type: ${o.attachment.type}; name="${o.attachment.name}"`,
-      'Content-Transfer-Encoding: base64', `Content-Disposition: attachment; filename="${o.attachment.name}"`, '', b64);
+    lines.push(
+      '--b1',
+      `Content-Type: ${o.attachment.type}; name="${o.attachment.name}"`,
+      'Content-Transfer-Encoding: base64',
+      `Content-Disposition: attachment; filename="${o.attachment.name}"`,
+      '',
+      b64,
+    );
   }
   lines.push('--b1--', '');
   return Buffer.from(lines.join('\r\n'), 'utf8');
@@ -67,7 +73,10 @@ describe('ClamdClient against the real clamd', () => {
   });
 
   it('finds EICAR inside a zip, also inside a zip attached to a message', async () => {
-    const archive = zip([{ name: 'readme.txt', data: Buffer.from('hello') }, { name: 'eicar.com', data: eicarBytes() }]);
+    const archive = zip([
+      { name: 'readme.txt', data: Buffer.from('hello') },
+      { name: 'eicar.com', data: eicarBytes() },
+    ]);
     expect((await client().scan(archive)).status).toBe('infected');
     const msg = mimeMessage({ text: 'zip attached', attachment: { name: 'files.zip', type: 'application/zip', data: archive } });
     expect((await client().scan(msg)).status).toBe('infected');
@@ -100,9 +109,7 @@ describe('ClamdClient against the real clamd', () => {
 
   it('handles parallel scans on separate connections', async () => {
     const c = client();
-    const results = await Promise.all([
-      c.scan(Buffer.from('clean one')), c.scan(eicarBytes()), c.scan(Buffer.from('clean two')), c.scan(Buffer.from(MARKER)),
-    ]);
+    const results = await Promise.all([c.scan(Buffer.from('clean one')), c.scan(eicarBytes()), c.scan(Buffer.from('clean two')), c.scan(Buffer.from(MARKER))]);
     expect(results.map((r) => r.status)).toEqual(['clean', 'infected', 'clean', 'infected']);
   });
 
@@ -114,7 +121,11 @@ describe('ClamdClient against the real clamd', () => {
   });
 
   it('reports an error, not clean, when the message stream fails', async () => {
-    const failing = new Readable({ read() { this.destroy(new Error('disk read failed')); } });
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('disk read failed'));
+      },
+    });
     const r = await client().scan(failing);
     expect(r).toEqual({ status: 'error', reason: expect.stringContaining('disk read failed') });
   });
@@ -142,14 +153,18 @@ describe('ClamdClient against a clamd with small limits', () => {
     await removeRunDir(dir);
   });
 
-  it('maps clamd\'s INSTREAM size limit to unscannable, for buffers and streams, every time', async () => {
+  it("maps clamd's INSTREAM size limit to unscannable, for buffers and streams, every time", async () => {
     const c = new ClamdClient({ socketPath }, { timeoutMs: 30_000 });
     // Repeated on purpose: clamd closes the socket right after its answer, and an EPIPE on our
     // side used to race with reading that answer.
     for (let i = 0; i < 10; i++) {
       const big = await c.scan(Buffer.alloc(LIMIT + 300_000, 0x41));
       expect(big).toEqual({ status: 'unscannable', reason: expect.stringContaining('size limit exceeded') });
-      const stream = Readable.from((function* () { for (let n = 0; n < 40; n++) yield Buffer.alloc(65_536, 0x42); })());
+      const stream = Readable.from(
+        (function* () {
+          for (let n = 0; n < 40; n++) yield Buffer.alloc(65_536, 0x42);
+        })(),
+      );
       expect((await c.scan(stream)).status).toBe('unscannable');
     }
   });
@@ -164,8 +179,12 @@ describe('ClamdClient against a clamd with small limits', () => {
 
 describe('ClamdClient when clamd is missing or misbehaves', () => {
   let dir: string;
-  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'mailmoat-clamd-fake-')); });
-  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailmoat-clamd-fake-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   /** A one-behaviour fake clamd on a unix socket. */
   async function fakeClamd(onConnection: (s: net.Socket) => void): Promise<{ socketPath: string; close: () => Promise<void> }> {
@@ -179,7 +198,11 @@ describe('ClamdClient when clamd is missing or misbehaves', () => {
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
     return {
       socketPath,
-      close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+      close: () =>
+        new Promise((resolve) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => resolve());
+        }),
     };
   }
 
@@ -199,7 +222,9 @@ describe('ClamdClient when clamd is missing or misbehaves', () => {
   });
 
   it('reports a hanging clamd as error after the timeout', async () => {
-    const fake = await fakeClamd(() => { /* accepts, never answers */ });
+    const fake = await fakeClamd(() => {
+      /* accepts, never answers */
+    });
     const c = new ClamdClient({ socketPath: fake.socketPath }, { timeoutMs: 300 });
     const t0 = Date.now();
     expect(await c.scan(Buffer.from('x'))).toEqual({ status: 'error', reason: expect.stringContaining('300 ms') });
@@ -219,13 +244,17 @@ describe('ClamdClient when clamd is missing or misbehaves', () => {
 
   it('keeps several signatures (AllMatchScan) and treats limit pseudo-signatures as unscannable', async () => {
     const several = await fakeClamd(afterRequest((s) => s.end('stream: Sig.One FOUND\0stream: Sig.Two FOUND\0')));
-    expect(await new ClamdClient({ socketPath: several.socketPath }, { timeoutMs: 2000 }).scan(Buffer.from('x')))
-      .toEqual({ status: 'infected', viruses: ['Sig.One', 'Sig.Two'] });
+    expect(await new ClamdClient({ socketPath: several.socketPath }, { timeoutMs: 2000 }).scan(Buffer.from('x'))).toEqual({
+      status: 'infected',
+      viruses: ['Sig.One', 'Sig.Two'],
+    });
     await several.close();
     expect(parseScanReply(Buffer.from('stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND\0')).status).toBe('unscannable');
     expect(parseScanReply(Buffer.from('stream: Heuristics.Encrypted.Zip FOUND\0')).status).toBe('unscannable');
-    expect(parseScanReply(Buffer.from('stream: Heuristics.Limits.Exceeded.MaxFiles FOUND\0stream: Win.Trojan.X FOUND\0')))
-      .toEqual({ status: 'infected', viruses: ['Heuristics.Limits.Exceeded.MaxFiles', 'Win.Trojan.X'] });
+    expect(parseScanReply(Buffer.from('stream: Heuristics.Limits.Exceeded.MaxFiles FOUND\0stream: Win.Trojan.X FOUND\0'))).toEqual({
+      status: 'infected',
+      viruses: ['Heuristics.Limits.Exceeded.MaxFiles', 'Win.Trojan.X'],
+    });
     expect(parseScanReply(Buffer.from('INSTREAM size limit exceeded. ERROR\0')).status).toBe('unscannable');
     expect(parseScanReply(Buffer.from('COMMAND READ TIMED OUT\0')).status).toBe('error');
   });

@@ -22,7 +22,11 @@ const BINARY = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) % 2
 const PHISH = '<p>Dear customer,</p>\r\n<p><a href="https://evil.example/login">https://www.paypal.com/</a></p>\r\n<script>steal()</script>\r\n';
 
 function mixedMessage(): Buffer {
-  const alt: PartSpec = { multipart: 'alternative', boundary: 'ALT', parts: [text('Dear customer,\r\nplease log in.\r\n'), { contentType: 'text/html; charset=utf-8', encoding: 'quoted-printable', body: PHISH }] };
+  const alt: PartSpec = {
+    multipart: 'alternative',
+    boundary: 'ALT',
+    parts: [text('Dear customer,\r\nplease log in.\r\n'), { contentType: 'text/html; charset=utf-8', encoding: 'quoted-printable', body: PHISH }],
+  };
   return buildMessage({ multipart: 'mixed', boundary: 'MIX', parts: [alt, attachment('data.bin', BINARY)] });
 }
 
@@ -45,9 +49,21 @@ describe('disarmMessage', () => {
     expect(head(out)).toBe(head(msg));
 
     const facts = await walkMessage(toStream(out));
-    expect(facts.parts.map((p) => [p.id, p.contentType])).toEqual([['1.1', 'text/plain'], ['1.2', 'text/html'], ['2', 'application/octet-stream']]);
+    expect(facts.parts.map((p) => [p.id, p.contentType])).toEqual([
+      ['1.1', 'text/plain'],
+      ['1.2', 'text/html'],
+      ['2', 'application/octet-stream'],
+    ]);
     expect(facts.parts[2].size).toBe(BINARY.length);
-    const html = Buffer.from(outHtml.split('\r\n\r\n').slice(1).join('\r\n\r\n').replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+    const html = Buffer.from(
+      outHtml
+        .split('\r\n\r\n')
+        .slice(1)
+        .join('\r\n\r\n')
+        .replace(/=\r\n/g, '')
+        .replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    ).toString('utf8');
     expect(html).not.toContain('<script');
     expect(html).not.toContain('href="https://evil.example');
     expect(html).toContain('[mailmoat: this link claims to go to www.paypal.com but really goes to evil.example]');
@@ -55,7 +71,11 @@ describe('disarmMessage', () => {
 
   it('keeps an 8-bit latin-1 HTML part in its charset and transfer encoding', async () => {
     const body = Buffer.from('<p onclick="x()">Caf\xe9 cr\xe8me br\xfbl\xe9e</p>\r\n', 'latin1');
-    const msg = buildMessage({ multipart: 'mixed', boundary: 'B', parts: [text('x'), { contentType: 'text/html; charset=iso-8859-1', encoding: '8bit', body }] });
+    const msg = buildMessage({
+      multipart: 'mixed',
+      boundary: 'B',
+      parts: [text('x'), { contentType: 'text/html; charset=iso-8859-1', encoding: '8bit', body }],
+    });
     const { out, report } = await rewrite(msg);
     expect(report.findings.map((f) => f.kind)).toEqual(['handler']);
     const part = segments(out, 'B')[1];
@@ -74,7 +94,11 @@ describe('disarmMessage', () => {
 
   it('switches a multi-byte legacy charset it cannot encode to UTF-8, headers and <meta> alike', async () => {
     const sjis = Buffer.from([0x82, 0xb1, 0x82, 0xf1, 0x82, 0xc9, 0x82, 0xbf, 0x82, 0xcd]); // こんにちは
-    const body = Buffer.concat([Buffer.from('<html><head><meta charset="shift_jis"></head><body><p>'), sjis, Buffer.from('</p><script>x()</script></body></html>')]);
+    const body = Buffer.concat([
+      Buffer.from('<html><head><meta charset="shift_jis"></head><body><p>'),
+      sjis,
+      Buffer.from('</p><script>x()</script></body></html>'),
+    ]);
     const msg = buildMessage({ contentType: 'text/html; charset=shift_jis', encoding: 'base64', body });
     const { out } = await rewrite(msg);
     const [head, b64] = out.toString('latin1').split('\r\n\r\n');
@@ -92,7 +116,10 @@ describe('disarmMessage', () => {
   });
 
   it('leaves a clean HTML part byte-identical (no needless re-encoding)', async () => {
-    const msg = buildMessage({ multipart: 'alternative', parts: [text('hi'), { contentType: 'text/html', encoding: '7bit', body: '<p>Hello <b>there</b></p>\r\n' }] });
+    const msg = buildMessage({
+      multipart: 'alternative',
+      parts: [text('hi'), { contentType: 'text/html', encoding: '7bit', body: '<p>Hello <b>there</b></p>\r\n' }],
+    });
     const { out, report } = await rewrite(msg);
     expect(report.changed).toBe(false);
     expect(out.equals(msg)).toBe(true);
@@ -102,7 +129,10 @@ describe('disarmMessage', () => {
     const big = `<script>x()</script><p>${'a'.repeat(5000)}</p>`;
     const msg = buildMessage({ multipart: 'mixed', parts: [text('x'), { contentType: 'text/html', encoding: '7bit', body: big }] });
     const { out, report } = await rewrite(msg, { maxHtmlPartBytes: 1000 });
-    expect(report).toEqual({ changed: false, findings: [{ part: '2', kind: 'unscannable-html', detail: 'HTML part larger than 1000 bytes was not disarmed' }] });
+    expect(report).toEqual({
+      changed: false,
+      findings: [{ part: '2', kind: 'unscannable-html', detail: 'HTML part larger than 1000 bytes was not disarmed' }],
+    });
     expect(out.equals(msg)).toBe(true);
   });
 

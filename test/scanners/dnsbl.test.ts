@@ -1,12 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResolver } from '../../gateway/dns/resolver.ts';
-import {
-  classifyAnswers,
-  createDnsblChecker,
-  dnsblQueryName,
-  type DnsblList,
-  type DnsblResult,
-} from '../../scanners/dnsbl.ts';
+import { classifyAnswers, createDnsblChecker, dnsblQueryName, type DnsblList, type DnsblResult } from '../../scanners/dnsbl.ts';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 
 const ZEN: DnsblList = {

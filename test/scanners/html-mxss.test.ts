@@ -10,7 +10,6 @@ import { SVG_ALLOWED } from '../../scanners/html-foreign.ts';
 import { FUZZ_TOKENS, MXSS_PAYLOADS } from './fixtures/mxss-payloads.ts';
 import { prng } from '../support/prng.ts';
 
-
 // MAILMOAT_FUZZ_SEED / MAILMOAT_FUZZ_N run a longer or other fuzz by hand.
 const SEED = Number(process.env.MAILMOAT_FUZZ_SEED ?? 20261204);
 function fuzzCorpus(n: number): string[] {
@@ -44,13 +43,29 @@ interface ParsedElement {
  */
 function liveContent(doc: { documentElement: ParsedElement }, svgAllowed: string[]): string[] {
   const out: string[] = [];
-  const ACTIVE_TAGS = ['script', 'iframe', 'frame', 'frameset', 'object', 'embed', 'applet', 'base', 'form', 'noscript', 'template', 'noembed', 'noframes', 'select'];
+  const ACTIVE_TAGS = [
+    'script',
+    'iframe',
+    'frame',
+    'frameset',
+    'object',
+    'embed',
+    'applet',
+    'base',
+    'form',
+    'noscript',
+    'template',
+    'noembed',
+    'noframes',
+    'select',
+  ];
   const URL_ATTRS = ['href', 'src', 'action', 'formaction', 'xlink:href', 'background', 'data', 'poster', 'srcdoc', 'to', 'values', 'from'];
   const badUrl = (v: string) => {
     const s = v.replace(/[\u0000-\u0020\u007f]/g, '').toLowerCase();
     return /^(?:javascript|vbscript|livescript):/.test(s) || (s.startsWith('data:') && !/^data:image\/(?:png|gif|jpe?g|webp|bmp)[;,]/.test(s));
   };
-  const badCss = (css: string) => /(?<!x-)expression\s*\(|(?:url\(|@import)\s*['"]?\s*(?:javascript|vbscript):|(?<!x-)-moz-binding|(?<!x-)behavior\s*:/i.test(css);
+  const badCss = (css: string) =>
+    /(?<!x-)expression\s*\(|(?:url\(|@import)\s*['"]?\s*(?:javascript|vbscript):|(?<!x-)-moz-binding|(?<!x-)behavior\s*:/i.test(css);
   const visit = (el: ParsedElement) => {
     const name = String(el.localName).toLowerCase();
     const ns = el.namespaceURI;
@@ -83,7 +98,9 @@ describe('disarmed HTML is stable and inert when parsed again', () => {
   it('keeps static SVG drawings, drops MathML, <noscript> and <template>', () => {
     const svg = '<svg width="10" height="10"><g><rect width="10" height="10" fill="red"></rect><text x="1" y="9">A</text></g></svg>';
     expect(disarmHtml(`<p>logo</p>${svg}`)).toMatchObject({ changed: false });
-    const r = disarmHtml(`<p>x</p><svg><foreignObject><p>y</p></foreignObject><rect></rect></svg><math><mi>z</mi></math><noscript>n</noscript><template>t</template>`);
+    const r = disarmHtml(
+      `<p>x</p><svg><foreignObject><p>y</p></foreignObject><rect></rect></svg><math><mi>z</mi></math><noscript>n</noscript><template>t</template>`,
+    );
     expect(r.findings.map((f) => f.kind)).toEqual(['unstable-markup', 'unstable-markup', 'unstable-markup', 'unstable-markup']);
     expect(r.html).toBe('<p>x</p><svg><rect></rect></svg>');
   });
@@ -104,7 +121,12 @@ describe('disarmed HTML is stable and inert when parsed again', () => {
     const unstable = delivered.filter(({ r }) => r.changed && disarmHtml(r.html).findings.length > 0).map(({ input }) => input);
     expect(unstable).toEqual([]);
     // Markup that never settles is held as unscannable: rare, and never among the known payloads.
-    expect(results.filter(({ r }) => r.unscannable).map(({ input }) => input).filter((x) => MXSS_PAYLOADS.includes(x))).toEqual([]);
+    expect(
+      results
+        .filter(({ r }) => r.unscannable)
+        .map(({ input }) => input)
+        .filter((x) => MXSS_PAYLOADS.includes(x)),
+    ).toEqual([]);
     expect(delivered.length).toBeGreaterThan(CORPUS.length * 0.98);
   });
 

@@ -4,7 +4,18 @@ import { describe, expect, it } from 'vitest';
 import { loadCorpus, shuffled } from '../../bench/lib/corpus.ts';
 import { featuresOf } from '../../scanners/learner/features.ts';
 import { emptyModel, learnStep, marginOf, type Model } from '../../scanners/learner/model.ts';
-import { MAX_REPLAYS, REPLAY_MARGIN, replaysAllowed, REPLAY_EXAMPLES, deserializeReplay, learnAndRehearse, rehearse, remember, serializeReplay, type Example } from '../../scanners/learner/replay.ts';
+import {
+  MAX_REPLAYS,
+  REPLAY_MARGIN,
+  replaysAllowed,
+  REPLAY_EXAMPLES,
+  deserializeReplay,
+  learnAndRehearse,
+  rehearse,
+  remember,
+  serializeReplay,
+  type Example,
+} from '../../scanners/learner/replay.ts';
 
 const slice = shuffled(loadCorpus(['spam-1', 'easy-ham-1'], 60), 7);
 const train = slice.slice(0, 80);
@@ -25,7 +36,11 @@ describe('rehearsal (TONE over a bounded buffer)', () => {
     }
     expect(testLoss(rehearsed)).toBeLessThan(testLoss(once) * 0.8);
     expect(rehearsed.trained).toBe(40); // repeats are not counted as messages learned
-    for (const e of buffer) expect(e.replays >= replaysAllowed(e.weight) || (e.label ? marginOf([rehearsed], e.features) >= REPLAY_MARGIN * e.weight : marginOf([rehearsed], e.features) <= -REPLAY_MARGIN * e.weight)).toBe(true);
+    for (const e of buffer)
+      expect(
+        e.replays >= replaysAllowed(e.weight) ||
+          (e.label ? marginOf([rehearsed], e.features) >= REPLAY_MARGIN * e.weight : marginOf([rehearsed], e.features) <= -REPLAY_MARGIN * e.weight),
+      ).toBe(true);
   });
 
   it('learns only on error: a buffer already outside the margin takes no step', () => {

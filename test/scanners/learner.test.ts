@@ -12,7 +12,11 @@ const test = slice.slice(200);
 describe('learner core', () => {
   it('learning from 200 corpus messages separates 100 others it never saw', () => {
     const m = emptyModel();
-    const auc = () => rocArea(test.map((x) => marginOf([m], featuresOf(x.raw))), test.map((x) => x.spam));
+    const auc = () =>
+      rocArea(
+        test.map((x) => marginOf([m], featuresOf(x.raw))),
+        test.map((x) => x.spam),
+      );
     expect(auc()).toBe(0.5); // an empty model says nothing
     for (const x of train) learnStep([m], [{ model: m, share: 1 }], featuresOf(x.raw), x.spam ? 1 : 0, 1);
     expect(auc()).toBeGreaterThan(0.97);

@@ -75,7 +75,9 @@ describe('SpamdClient against the real spamd', () => {
   });
 
   it('turns a non-zero spamd status into SpamdError with the code', async () => {
-    const err = await client().request('NOSUCHVERB', [], Buffer.from('x')).catch((e: unknown) => e);
+    const err = await client()
+      .request('NOSUCHVERB', [], Buffer.from('x'))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SpamdError);
     expect((err as SpamdError).code).toBe(76);
   });
@@ -93,7 +95,8 @@ describe('scanSpam', () => {
   });
 
   it('reads a wrapped description and takes the rule names from SYMBOLS when the report has no table', async () => {
-    const table = ' pts rule name              description\n---- ---------------------- ----------\n 1.5 RCVD_IN_X              RBL: Sender listed at https://x.example/,\n                            low trust\n 0.0 HTML_MESSAGE           BODY: HTML included in message\n\n';
+    const table =
+      ' pts rule name              description\n---- ---------------------- ----------\n 1.5 RCVD_IN_X              RBL: Sender listed at https://x.example/,\n                            low trust\n 0.0 HTML_MESSAGE           BODY: HTML included in message\n\n';
     expect(parseReportTable(`Content analysis details:   (1.5 points, 5.0 required)\n\n${table}`)).toEqual([
       { rule: 'RCVD_IN_X', score: 1.5, description: 'RBL: Sender listed at https://x.example/, low trust' },
       { rule: 'HTML_MESSAGE', score: 0, description: 'HTML included in message' },
@@ -168,7 +171,9 @@ describe('SpamdClient against misbehaving servers', () => {
   it('sends Content-length, User and exact body bytes; accepts a well-formed answer', async () => {
     let request = Buffer.alloc(0);
     const server = net.createServer({ allowHalfOpen: true }, (s) => {
-      s.on('data', (d: Buffer) => { request = Buffer.concat([request, d]); });
+      s.on('data', (d: Buffer) => {
+        request = Buffer.concat([request, d]);
+      });
       s.on('end', () => s.end('SPAMD/1.1 0 EX_OK\r\nContent-length: 13\r\nSpam: False ; 1.5 / 5.0\r\n\r\nRULE_A,RULE_B'));
     });
     servers.push(server);

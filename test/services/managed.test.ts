@@ -10,14 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { silentLogger } from '../../gateway/log.ts';
-import {
-  chooseClamavDatabase,
-  freePort,
-  redisPing,
-  startManagedClamd,
-  startManagedRedis,
-  startManagedSpamd,
-} from '../../gateway/services/managed.ts';
+import { chooseClamavDatabase, freePort, redisPing, startManagedClamd, startManagedRedis, startManagedSpamd } from '../../gateway/services/managed.ts';
 import { isAlive, processGroupMembers, startSupervised } from '../../gateway/services/supervisor.ts';
 import { ClamdClient } from '../../scanners/clamd.ts';
 import { SpamdClient } from '../../scanners/spamd.ts';
@@ -28,15 +21,24 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const logger = silentLogger();
 let dir: string;
 
-beforeAll(async () => { dir = await createRunDir('managed'); });
-afterAll(async () => { await removeRunDir(dir); });
+beforeAll(async () => {
+  dir = await createRunDir('managed');
+});
+afterAll(async () => {
+  await removeRunDir(dir);
+});
 
 const groupMembers = processGroupMembers;
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await Promise.resolve().then(check).catch(() => false)) return;
+    if (
+      await Promise.resolve()
+        .then(check)
+        .catch(() => false)
+    )
+      return;
     await sleep(100);
   }
   throw new Error(`timed out waiting for ${what}`);
@@ -54,7 +56,14 @@ describe('freePort and chooseClamavDatabase', () => {
     const systemDir = join(dir, 'fake-var-lib-clamav');
     await mkdir(systemDir, { recursive: true });
     const lines: string[] = [];
-    const capture = pino({ level: 'warn' }, { write: (l: string) => { lines.push(l); } });
+    const capture = pino(
+      { level: 'warn' },
+      {
+        write: (l: string) => {
+          lines.push(l);
+        },
+      },
+    );
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       expect(chooseClamavDatabase({ logger: capture, fallbackDir: services.clamavDb, systemDir })).toBe(services.clamavDb);
@@ -179,13 +188,16 @@ describe('stale pidfiles', () => {
     const script = join(dir, 'crash-helper.ts');
     const managedUrl = new URL('../../gateway/services/managed.ts', import.meta.url).href;
     const logUrl = new URL('../../gateway/log.ts', import.meta.url).href;
-    await writeFile(script, [
-      `import { startManagedRedis } from ${JSON.stringify(managedUrl)};`,
-      `import { silentLogger } from ${JSON.stringify(logUrl)};`,
-      `const r = await startManagedRedis({ dir: ${JSON.stringify(redisDir)}, logger: silentLogger() });`,
-      'console.log(`READY ${r.pid}`);',
-      'setInterval(() => {}, 1000);',
-    ].join('\n'));
+    await writeFile(
+      script,
+      [
+        `import { startManagedRedis } from ${JSON.stringify(managedUrl)};`,
+        `import { silentLogger } from ${JSON.stringify(logUrl)};`,
+        `const r = await startManagedRedis({ dir: ${JSON.stringify(redisDir)}, logger: silentLogger() });`,
+        'console.log(`READY ${r.pid}`);',
+        'setInterval(() => {}, 1000);',
+      ].join('\n'),
+    );
     const helper = spawn(join(REPO_ROOT, 'node_modules/.bin/node'), [script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const orphan = await new Promise<number>((resolve, reject) => {
       helper.stdout.on('data', (d: Buffer) => {

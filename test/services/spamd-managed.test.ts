@@ -19,20 +19,34 @@ const services = inject('services');
 const logger = silentLogger();
 let dir: string;
 
-beforeAll(async () => { dir = await createRunDir('spamd-managed'); });
-afterAll(async () => { await removeRunDir(dir); });
+beforeAll(async () => {
+  dir = await createRunDir('spamd-managed');
+});
+afterAll(async () => {
+  await removeRunDir(dir);
+});
 
 /** A one-machine config whose Redis and clamd are the test run's; spamd as given. */
 function config(name: string, spamd: Record<string, unknown>): Config {
   const c = parseConfig(MINIMAL_CONFIG, join(dir, 'mailmoat.yaml'));
-  return { ...c, dataDir: join(dir, name), redis: { ...c.redis, socket: services.redisSocket }, clamd: { ...c.clamd, managed: undefined, socket: services.clamdSocket }, spamd: { ...c.spamd, ...spamd } };
+  return {
+    ...c,
+    dataDir: join(dir, name),
+    redis: { ...c.redis, socket: services.redisSocket },
+    clamd: { ...c.clamd, managed: undefined, socket: services.clamdSocket },
+    spamd: { ...c.spamd, ...spamd },
+  };
 }
 
 const spamdCommandLine = (dataDir: string): string[] => {
   const pid = readFileSync(join(dataDir, 'engines/spamd/spamd-daemon.pid'), 'utf8').trim();
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
 };
-const tcpListenersOf = (pid: string): string => execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`pid=${pid},`)).join('\n');
+const tcpListenersOf = (pid: string): string =>
+  execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(`pid=${pid},`))
+    .join('\n');
 
 describe('managed spamd', () => {
   it('listens on a unix socket under the data dir, with network tests unless networkTests: false', async () => {
@@ -40,7 +54,10 @@ describe('managed spamd', () => {
     const offline = config('offline', { managed: true, networkTests: false });
     const engines = await Promise.all([startEngines(online, logger), startEngines(offline, logger)]);
     try {
-      for (const [c, e] of [[online, engines[0]], [offline, engines[1]]] as const) {
+      for (const [c, e] of [
+        [online, engines[0]],
+        [offline, engines[1]],
+      ] as const) {
         const socketPath = join(c.dataDir, 'engines/spamd/spamd.sock');
         expect(e.endpoints.spamd).toEqual({ socketPath });
         // Every other role on the machine finds it at the same place.
@@ -61,7 +78,9 @@ describe('managed spamd', () => {
     const e = await startEngines(c, logger);
     try {
       expect(existsSync(join(c.dataDir, 'engines/spamd'))).toBe(false);
-      const spamds = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('spamd') && l.includes(c.dataDir));
+      const spamds = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes('spamd') && l.includes(c.dataDir));
       expect(spamds).toEqual([]);
     } finally {
       await e.stop();

@@ -9,7 +9,10 @@ import type { TestGateway } from './gateway.ts';
 
 /** The gateway's config with a console on a free loopback port; digests off unless `console` says otherwise. */
 export function testConsoleConfig(gw: TestGateway, console: Partial<Config['console']> = {}): Config {
-  return { ...gw.config, console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false }, ...console } };
+  return {
+    ...gw.config,
+    console: { ...gw.config.console, listen: { host: '127.0.0.1', port: 0 }, digest: { ...gw.config.console.digest, enabled: false }, ...console },
+  };
 }
 
 export function startTestConsole(gw: TestGateway, config: Config, more: Partial<ConsoleAdapters> = {}): Promise<RunningConsole> {

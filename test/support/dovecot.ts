@@ -18,7 +18,14 @@ export async function startDovecot(users: Record<string, string>): Promise<Priva
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mm-dv-'));
   chmodSync(dir, 0o755); // Dovecot's auth process reads the passwd-file as the dovecot user
   const passwd = path.join(dir, 'passwd');
-  const setUsers = (u: Record<string, string>) => writeFileSync(passwd, Object.entries(u).map(([name, pw]) => `${name}:{PLAIN}${pw}\n`).join(''), { mode: 0o644 });
+  const setUsers = (u: Record<string, string>) =>
+    writeFileSync(
+      passwd,
+      Object.entries(u)
+        .map(([name, pw]) => `${name}:{PLAIN}${pw}\n`)
+        .join(''),
+      { mode: 0o644 },
+    );
   setUsers(users);
   const conf = path.join(dir, 'dovecot.conf');
   writeFileSync(

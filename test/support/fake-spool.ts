@@ -71,7 +71,13 @@ export class MemorySpool implements LedgerSpool, Pick<Spool, 'sweepSharedOrphans
   }
 
   async hasBody(id: string): Promise<boolean> {
-    return this.envelopes.has(id) && (await fs.access(this.messagePath(id)).then(() => true, () => false));
+    return (
+      this.envelopes.has(id) &&
+      (await fs.access(this.messagePath(id)).then(
+        () => true,
+        () => false,
+      ))
+    );
   }
 
   /** Nothing is received into this spool over SMTP, so there is never a partial body to drop. */

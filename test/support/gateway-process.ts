@@ -47,7 +47,9 @@ export function gatewayProcess(o: { configFile: string; dataDir: string; smtpPor
   };
   const spawnOne = () => {
     const fd = openSync(logFile, 'a');
-    const c = spawn(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'gateway/cli.ts'), 'start', '--config', o.configFile], { stdio: ['ignore', fd, fd] });
+    const c = spawn(path.join(REPO, 'node_modules/.bin/node'), [path.join(REPO, 'gateway/cli.ts'), 'start', '--config', o.configFile], {
+      stdio: ['ignore', fd, fd],
+    });
     closeSync(fd);
     c.once('exit', (code, signal) => {
       if (child !== c || stopping || (c as { killedByTest?: boolean }).killedByTest) return;

@@ -96,7 +96,10 @@ export async function startTestGateway(
   const logger = o.logger ?? (process.env.MAILMOAT_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger());
   const endpoints = attachedEndpoints(config); // as configured: a test may point an engine elsewhere
   const stores = await openStores(config);
-  const domainSync = o.liveDomainsPollMs === undefined ? undefined : await startDomainSync({ store: openDomainStore(stores.sql), live, logger, intervalMs: o.liveDomainsPollMs });
+  const domainSync =
+    o.liveDomainsPollMs === undefined
+      ? undefined
+      : await startDomainSync({ store: openDomainStore(stores.sql), live, logger, intervalMs: o.liveDomainsPollMs });
   const queue = openQueue(config, endpoints.redis);
   let workers: WorkerSet | undefined = await runWorkers(config, stores, queue, endpoints, logger);
   const front: SmtpFront & { port: number } = await runSmtp(config, stores, queue, logger);
@@ -144,7 +147,14 @@ export async function sendRaw(
   raw: string | Buffer,
   o: { name?: string; localAddress?: string; dsn?: { id?: string; return?: 'headers' | 'full'; notify?: string[]; recipient?: string } } = {},
 ): Promise<SendResult> {
-  const transport = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: o.name ?? 'client.sender.test', ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
+  const transport = createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    name: o.name ?? 'client.sender.test',
+    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+  });
   return sendWith(transport, { envelope, raw, ...(o.dsn ? { dsn: o.dsn } : {}) });
 }
 

@@ -9,14 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { createLogger, silentLogger, type Logger } from '../../gateway/log.ts';
-import {
-  freePort,
-  reapStaleServices,
-  startManagedClamd,
-  startManagedRedis,
-  startManagedSpamd,
-  type ManagedService,
-} from '../../gateway/services/managed.ts';
+import { freePort, reapStaleServices, startManagedClamd, startManagedRedis, startManagedSpamd, type ManagedService } from '../../gateway/services/managed.ts';
 import { startManagedPostgres } from '../../gateway/services/postgres.ts';
 import { isAlive, readCmdline } from '../../gateway/services/supervisor.ts';
 

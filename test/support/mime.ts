@@ -93,7 +93,8 @@ export const DEFAULT_HEADERS = [
 
 /** A whole message: top-level headers followed by the rendered root part. */
 export function buildMessage(root: PartSpec, headers: string[] = DEFAULT_HEADERS): Buffer {
-  const withTop: PartSpec = 'multipart' in root ? { ...root, headers: [...headers, ...(root.headers ?? [])] } : { ...root, headers: [...headers, ...(root.headers ?? [])] };
+  const withTop: PartSpec =
+    'multipart' in root ? { ...root, headers: [...headers, ...(root.headers ?? [])] } : { ...root, headers: [...headers, ...(root.headers ?? [])] };
   return renderPart(withTop);
 }
 

@@ -64,12 +64,17 @@ export async function startTestRedis(extraArgs: string[], o: { tcp?: boolean; pa
   const port = o.tcp ? await freePort() : 0;
   const { child, log } = launch(
     [
-      '--port', String(port),
+      '--port',
+      String(port),
       ...(o.tcp ? ['--bind', '127.0.0.1'] : ['--unixsocket', socketPath, '--unixsocketperm', '700']),
-      '--dir', dir,
-      '--save', '',
-      '--appendonly', 'no',
-      '--daemonize', 'no',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
       ...extraArgs,
     ],
     dir,
@@ -92,17 +97,27 @@ export async function startOneNodeCluster(extraArgs: string[] = []): Promise<Tes
   const busPort = await freePort();
   const { child, log } = launch(
     [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--cluster-enabled', 'yes',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
       // A lone node does not know its own address (it learns it from peers): announce it.
-      '--cluster-announce-ip', '127.0.0.1',
-      '--cluster-port', String(busPort),
-      '--cluster-config-file', join(dir, 'nodes.conf'),
-      '--dir', dir,
-      '--save', '',
-      '--appendonly', 'no',
-      '--daemonize', 'no',
+      '--cluster-announce-ip',
+      '127.0.0.1',
+      '--cluster-port',
+      String(busPort),
+      '--cluster-config-file',
+      join(dir, 'nodes.conf'),
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
       ...extraArgs,
     ],
     dir,
@@ -127,7 +142,10 @@ export async function startOneNodeCluster(extraArgs: string[] = []): Promise<Tes
 }
 
 /** A Redis master on TCP and one Sentinel watching it under `name`. */
-export async function startSentinelPair(name: string, masterArgs: string[] = []): Promise<{ master: TestRedis & { port: number }; sentinelPort: number; stop(): Promise<void> }> {
+export async function startSentinelPair(
+  name: string,
+  masterArgs: string[] = [],
+): Promise<{ master: TestRedis & { port: number }; sentinelPort: number; stop(): Promise<void> }> {
   const master = await startTestRedis(masterArgs, { tcp: true });
   const dir = await mkdtemp(join(tmpdir(), 'mm-sentinel-'));
   const sentinelPort = await freePort();

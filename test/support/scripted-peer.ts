@@ -232,7 +232,11 @@ export async function startScriptedPeer(initial: PeerScript | (() => PeerScript)
  */
 export async function startBlackholePort(): Promise<{ port: number; close(): Promise<void> }> {
   const { spawn } = await import('node:child_process');
-  const py = spawn('python3', ['-c', "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(3600)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const py = spawn(
+    'python3',
+    ['-c', "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(3600)"],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     py.once('error', reject);
     py.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));

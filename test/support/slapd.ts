@@ -44,7 +44,17 @@ function ldif(people: LdapPerson[]): string {
     `dn: ${SERVICE_DN}\nobjectClass: person\ncn: mailmoat\nsn: service\nuserPassword: ${SERVICE_PASSWORD}`,
     `dn: ou=people,${SUFFIX}\nobjectClass: organizationalUnit\nou: people`,
     `dn: ou=groups,${SUFFIX}\nobjectClass: organizationalUnit\nou: groups`,
-    ...people.map((p) => [`dn: uid=${p.uid},ou=people,${SUFFIX}`, 'objectClass: inetOrgPerson', `uid: ${p.uid}`, `cn: ${p.uid}`, `sn: ${p.uid}`, `userPassword: ${p.password}`, ...(p.mail ?? []).map((m) => `mail: ${m}`)].join('\n')),
+    ...people.map((p) =>
+      [
+        `dn: uid=${p.uid},ou=people,${SUFFIX}`,
+        'objectClass: inetOrgPerson',
+        `uid: ${p.uid}`,
+        `cn: ${p.uid}`,
+        `sn: ${p.uid}`,
+        `userPassword: ${p.password}`,
+        ...(p.mail ?? []).map((m) => `mail: ${m}`),
+      ].join('\n'),
+    ),
   ];
   return `${entries.join('\n\n')}\n`;
 }

@@ -5,7 +5,6 @@ import net from 'node:net';
 import { startFakeDns, type FakeDns } from './fake-dns.ts';
 import { startScriptedPeer, type PeerScript, type ScriptedPeer } from './scripted-peer.ts';
 
-
 /**
  * Forged sender domains whose bounces cannot be delivered, each broken in one way. A DSN to them
  * ends failed (no such domain, null MX, an MX that points back at loopback: a loop) or deferred

@@ -68,7 +68,10 @@ describe('AUTH through Dovecot', () => {
       return r[3]!;
     };
     expect((await send('From: "Bob" <bob@c.test>\r\n')).code).toBe(250);
-    expect(await send('From: "Bob" <ceo@bank.test>\r\n')).toMatchObject({ code: 553, text: '5.7.1 From header address ceo@bank.test is not owned by user bob@c.test' });
+    expect(await send('From: "Bob" <ceo@bank.test>\r\n')).toMatchObject({
+      code: 553,
+      text: '5.7.1 From header address ceo@bank.test is not owned by user bob@c.test',
+    });
     expect((await send('From: bob@c.test\r\nFrom: ceo@bank.test\r\n')).code).toBe(553);
   });
 

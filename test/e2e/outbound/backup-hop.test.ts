@@ -13,7 +13,12 @@ describe('relay hops: backup on 5xx', () => {
   let backup: Mailbox;
   const backupDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-backup-'));
   beforeAll(async () => {
-    refusing = await startMailbox({ dir: mkdtempSync(path.join(os.tmpdir(), 'mailmoat-refusing-')), host: '127.0.0.1', port: 0, hooks: { refuseRecipient: () => ({ code: 554, text: '5.7.1 Relay access denied' }) } });
+    refusing = await startMailbox({
+      dir: mkdtempSync(path.join(os.tmpdir(), 'mailmoat-refusing-')),
+      host: '127.0.0.1',
+      port: 0,
+      hooks: { refuseRecipient: () => ({ code: 554, text: '5.7.1 Relay access denied' }) },
+    });
     backup = await startMailbox({ dir: backupDir, host: '127.0.0.1', port: 0 });
     const first = { host: '127.0.0.1', port: refusing.port };
     const second = { host: '127.0.0.1', port: backup.port };
@@ -22,7 +27,10 @@ describe('relay hops: backup on 5xx', () => {
         'backup.test': { downstream: [first, { ...second, backup: true }] },
         'nobackup.test': { downstream: [first, second] },
       },
-      overrides: { inline: { enabled: false }, checks: { trusted: { networks: [] }, helo: { enabled: false }, rdns: { enabled: false }, spf: { enabled: false } } },
+      overrides: {
+        inline: { enabled: false },
+        checks: { trusted: { networks: [] }, helo: { enabled: false }, rdns: { enabled: false }, spf: { enabled: false } },
+      },
     });
   });
   afterAll(async () => {
@@ -32,13 +40,21 @@ describe('relay hops: backup on 5xx', () => {
   });
 
   it('the first hop refuses with 554: the backup hop gets the message', async () => {
-    const sent = await sendRaw(gw.smtpPort, { from: 'a@sender.test', to: ['bob@backup.test'] }, 'From: a@sender.test\r\nTo: bob@backup.test\r\nSubject: via backup\r\n\r\nhi\r\n');
+    const sent = await sendRaw(
+      gw.smtpPort,
+      { from: 'a@sender.test', to: ['bob@backup.test'] },
+      'From: a@sender.test\r\nTo: bob@backup.test\r\nSubject: via backup\r\n\r\nhi\r\n',
+    );
     await waitForStatus(gw, sent.id!, ['delivered']);
     expect((await mailboxMessages({ mailboxDir: backupDir }, 'bob@backup.test')).length).toBe(1);
   });
 
   it('without the backup mark the 554 is final', async () => {
-    const sent = await sendRaw(gw.smtpPort, { from: 'a@sender.test', to: ['bob@nobackup.test'] }, 'From: a@sender.test\r\nTo: bob@nobackup.test\r\nSubject: no backup\r\n\r\nhi\r\n');
+    const sent = await sendRaw(
+      gw.smtpPort,
+      { from: 'a@sender.test', to: ['bob@nobackup.test'] },
+      'From: a@sender.test\r\nTo: bob@nobackup.test\r\nSubject: no backup\r\n\r\nhi\r\n',
+    );
     await waitForStatus(gw, sent.id!, ['failed']);
     expect((await mailboxMessages({ mailboxDir: backupDir }, 'bob@nobackup.test')).length).toBe(0);
   });

@@ -36,7 +36,12 @@ describe('DKIM signing of outbound mail', () => {
         submission: { listeners: [{ name: 'sub', port: 0 }] },
       },
     });
-    await openAccountStore(gw.stores.sql).create({ username: 'alice@example.test', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword('pw') });
+    await openAccountStore(gw.stores.sql).create({
+      username: 'alice@example.test',
+      role: 'user',
+      addresses: ['alice@example.test'],
+      passwordHash: await hashPassword('pw'),
+    });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -56,7 +61,8 @@ describe('DKIM signing of outbound mail', () => {
     await c.starttls();
     await c.cmd('EHLO client.test');
     expect((await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'pw')}`)).code).toBe(235);
-    const msg = 'From: Alice <alice@example.test>\r\nTo: bob@elsewhere.test\r\nSubject: signed\r\nDate: Fri, 04 Dec 2026 23:00:00 +0000\r\nMessage-ID: <signed@example.test>\r\nX-Spam-Flag: NO\r\n\r\nhello, signed world\r\n.\r\n';
+    const msg =
+      'From: Alice <alice@example.test>\r\nTo: bob@elsewhere.test\r\nSubject: signed\r\nDate: Fri, 04 Dec 2026 23:00:00 +0000\r\nMessage-ID: <signed@example.test>\r\nX-Spam-Flag: NO\r\n\r\nhello, signed world\r\n.\r\n';
     const r = await c.transaction('alice@example.test', ['bob@elsewhere.test'], msg);
     c.close();
     expect(r[3]!.code).toBe(250);
@@ -74,7 +80,11 @@ describe('DKIM signing of outbound mail', () => {
   });
 
   it('inbound mail (the MX port) is not signed and keeps its Authentication-Results', async () => {
-    const sent = await sendRaw(gw.smtpPort, { from: 'someone@remote.test', to: ['alice@example.test'] }, 'From: someone@remote.test\r\nTo: alice@example.test\r\nSubject: inbound\r\n\r\nhi\r\n');
+    const sent = await sendRaw(
+      gw.smtpPort,
+      { from: 'someone@remote.test', to: ['alice@example.test'] },
+      'From: someone@remote.test\r\nTo: alice@example.test\r\nSubject: inbound\r\n\r\nhi\r\n',
+    );
     await waitForStatus(gw, sent.id!, ['delivered']);
     const [copy] = await mailboxMessages(gw, 'alice@example.test');
     const text = copy!.toString('latin1');

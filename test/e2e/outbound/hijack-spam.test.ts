@@ -29,7 +29,8 @@ describe('hijack detection: a rising outbound spam share', () => {
       },
     });
     const accounts = openAccountStore(gw.stores.sql);
-    for (const u of ['alice@example.test', 'erin@example.test']) await accounts.create({ username: u, role: 'user', addresses: [u], passwordHash: await hashPassword('pw', { logN: 10, r: 8, p: 1 }) });
+    for (const u of ['alice@example.test', 'erin@example.test'])
+      await accounts.create({ username: u, role: 'user', addresses: [u], passwordHash: await hashPassword('pw', { logN: 10, r: 8, p: 1 }) });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -46,7 +47,11 @@ describe('hijack detection: a rising outbound spam share', () => {
       const codes: number[] = [];
       const ids: string[] = [];
       for (const [i, body] of bodies.entries()) {
-        const r = await c.transaction(user, ['bob@elsewhere.test'], `From: ${user}\r\nTo: bob@elsewhere.test\r\nSubject: note ${i}\r\nMessage-ID: <${user.replace(/\W/g, '')}${i}${Date.now()}@example.test>\r\n\r\n${body}\r\n.\r\n`);
+        const r = await c.transaction(
+          user,
+          ['bob@elsewhere.test'],
+          `From: ${user}\r\nTo: bob@elsewhere.test\r\nSubject: note ${i}\r\nMessage-ID: <${user.replace(/\W/g, '')}${i}${Date.now()}@example.test>\r\n\r\n${body}\r\n.\r\n`,
+        );
         codes.push(r[0]!.code);
         const id = /queued as (\S+)/.exec(r.at(-1)!.text)?.[1];
         if (id) ids.push(id);
@@ -79,10 +84,15 @@ describe('hijack detection: a rising outbound spam share', () => {
     const second = await send('alice@example.test', [GTUBE]);
     expect(second.codes).toEqual([250]);
     await settled(second.ids);
-    await waitFor(async () => (await metricValue('mailmoat_outbound_hijack_flags_total', { measure: 'spam' })) === before + 1 || undefined, { what: 'the spam flag' });
+    await waitFor(async () => (await metricValue('mailmoat_outbound_hijack_flags_total', { measure: 'spam' })) === before + 1 || undefined, {
+      what: 'the spam flag',
+    });
     expect(await mailCode('alice@example.test')).toBe(550);
     expect(await mailCode('erin@example.test')).toBe(250);
-    const notice = await waitFor(async () => (await mailboxMessages(gw, 'postmaster@example.test')).map((m) => m.toString('utf8').replace(/=\r?\n/g, ''))[0], { what: 'the notice to the domain admin', timeoutMs: 20_000 });
+    const notice = await waitFor(async () => (await mailboxMessages(gw, 'postmaster@example.test')).map((m) => m.toString('utf8').replace(/=\r?\n/g, ''))[0], {
+      what: 'the notice to the domain admin',
+      timeoutMs: 20_000,
+    });
     expect(notice).toContain('Subject: Unusual sending by alice@example.test');
     expect(notice).toMatch(/The account alice@example\.test sent 3 spam of 6 messages scanned in 3600 s \(50 %\)/);
   });

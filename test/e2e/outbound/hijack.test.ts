@@ -33,7 +33,8 @@ describe('hijack detection', () => {
       },
     });
     const accounts = openAccountStore(gw.stores.sql);
-    for (const u of ['alice@example.test', 'erin@example.test']) await accounts.create({ username: u, role: 'user', addresses: [u], passwordHash: await hashPassword('pw') });
+    for (const u of ['alice@example.test', 'erin@example.test'])
+      await accounts.create({ username: u, role: 'user', addresses: [u], passwordHash: await hashPassword('pw') });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -77,7 +78,10 @@ describe('hijack detection', () => {
     });
     c.close();
 
-    const notice = await waitFor(async () => (await mailboxMessages(gw, 'postmaster@example.test')).map((m) => m.toString('utf8').replace(/=\r?\n/g, ''))[0], { what: 'the notice to the domain admin', timeoutMs: 20_000 });
+    const notice = await waitFor(async () => (await mailboxMessages(gw, 'postmaster@example.test')).map((m) => m.toString('utf8').replace(/=\r?\n/g, ''))[0], {
+      what: 'the notice to the domain admin',
+      timeoutMs: 20_000,
+    });
     expect(notice).toContain('Subject: Unusual sending by alice@example.test');
     expect(notice).toContain('The account alice@example.test sent 5 messages in 3600 s, against a baseline of 0.0.');
     expect(notice).toContain('mailmoat relay lift alice@example.test');

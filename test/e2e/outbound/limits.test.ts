@@ -65,11 +65,14 @@ describe('outbound limits across two gateways sharing Redis', () => {
   }
 
   it('messages per hour per account: the 4th message, on either gateway, gets 450 4.7.1 naming the limit and when it resets', async () => {
-    for (const n of [0, 1, 0]) expect((await session(n, { user: 'alice@example.test', to: ['x@elsewhere.test'] })).replies.map((r) => r.code)).toEqual([250, 250, 354, 250]);
+    for (const n of [0, 1, 0])
+      expect((await session(n, { user: 'alice@example.test', to: ['x@elsewhere.test'] })).replies.map((r) => r.code)).toEqual([250, 250, 354, 250]);
     const before = await metricValue('mailmoat_outbound_limited_total', { limit: 'account.messagesPerHour' });
     const [mail] = (await session(1, { user: 'alice@example.test', to: ['x@elsewhere.test'] })).replies;
     expect(mail!.code).toBe(450);
-    expect(mail!.text).toMatch(/^4\.7\.1 Sending limit reached: account alice@example\.test: 3 messages per hour; it resets at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(mail!.text).toMatch(
+      /^4\.7\.1 Sending limit reached: account alice@example\.test: 3 messages per hour; it resets at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    );
     const resets = Date.parse(/resets at (\S+)$/.exec(mail!.text)![1]!);
     expect(resets).toBeGreaterThan(Date.now() + 3_000_000);
     expect(await metricValue('mailmoat_outbound_limited_total', { limit: 'account.messagesPerHour' })).toBe(before + 1);
@@ -101,7 +104,10 @@ describe('outbound limits across two gateways sharing Redis', () => {
     const ip = '127.0.0.90';
     const before = await metricValue('mailmoat_auth_lockouts_total', { by: 'ip' });
     for (let i = 0; i < 5; i++) expect((await session(i % 2, { user: `guess${i}@example.test`, pass: 'x', ip })).auth.code).toBe(535);
-    expect((await session(0, { user: 'alice@example.test', ip })).auth).toMatchObject({ code: 454, text: '4.7.0 Too many failed logins for your address 127.0.0.90; try again in 1 s' });
+    expect((await session(0, { user: 'alice@example.test', ip })).auth).toMatchObject({
+      code: 454,
+      text: '4.7.0 Too many failed logins for your address 127.0.0.90; try again in 1 s',
+    });
     expect(await metricValue('mailmoat_auth_lockouts_total', { by: 'ip' })).toBe(before + 1);
   });
 });

@@ -11,8 +11,8 @@ import { hashPassword } from '../../../gateway/passwords.ts';
 import { configSchema } from '../../../gateway/config/schema.ts';
 import { makeCert } from '../../support/certs.ts';
 
-
-const message = (subject: string, from = 'alice@example.test') => `From: ${from}\r\nTo: bob@elsewhere.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n\r\nhello\r\n`;
+const message = (subject: string, from = 'alice@example.test') =>
+  `From: ${from}\r\nTo: bob@elsewhere.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n\r\nhello\r\n`;
 const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
 describe('submission listeners: 587 + 465 + 2525 relay', () => {
@@ -30,20 +30,44 @@ describe('submission listeners: 587 + 465 + 2525 relay', () => {
       domains: { 'example.test': {}, 'elsewhere.test': {} },
       overrides: {
         tls: { certificates: [makeCert(['mx.gateway.test'])] },
-        checks: { trusted: { networks: [] }, rdns: { enabled: false }, spf: { enabled: false }, helo: { enabled: false }, dnsbl: { lists: [{ zone: 'xbl.bl.test', codes: { '127.0.0.4': 'XBL' } }, { zone: 'pbl.bl.test', codes: { '127.0.0.10': 'PBL' } }] } },
+        checks: {
+          trusted: { networks: [] },
+          rdns: { enabled: false },
+          spf: { enabled: false },
+          helo: { enabled: false },
+          dnsbl: {
+            lists: [
+              { zone: 'xbl.bl.test', codes: { '127.0.0.4': 'XBL' } },
+              { zone: 'pbl.bl.test', codes: { '127.0.0.10': 'PBL' } },
+            ],
+          },
+        },
         submission: {
           enabled: true,
           listen: { host: '127.0.0.1', port: 0 },
           listeners: [
             { name: 'strict', port: 0, heloChecks: true, maxRecipients: 2 },
             { name: 'smtps', port: 0, tls: 'implicit' },
-            { name: 'relay', port: 0, auth: 'off', relayNetworks: ['127.0.0.76/31', '127.0.0.78'], requireTls: false, dnsbl: true, dnsblZones: ['xbl.bl.test'] },
+            {
+              name: 'relay',
+              port: 0,
+              auth: 'off',
+              relayNetworks: ['127.0.0.76/31', '127.0.0.78'],
+              requireTls: false,
+              dnsbl: true,
+              dnsblZones: ['xbl.bl.test'],
+            },
           ],
         },
       },
     });
     const accounts = openAccountStore(gw.stores.sql);
-    await accounts.create({ username: 'alice@example.test', role: 'user', addresses: ['alice@example.test'], passwordHash: await hashPassword('correct horse') });
+    await accounts.create({
+      username: 'alice@example.test',
+      role: 'user',
+      addresses: ['alice@example.test'],
+      passwordHash: await hashPassword('correct horse'),
+    });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -56,7 +80,13 @@ describe('submission listeners: 587 + 465 + 2525 relay', () => {
   });
 
   it('465: implicit TLS from the first byte, AUTH, mail relayed and delivered', async () => {
-    const t = createTransport({ host: '127.0.0.1', port: gw.front.ports.listeners.smtps, secure: true, tls: { rejectUnauthorized: false }, auth: { user: 'alice@example.test', pass: 'correct horse' } });
+    const t = createTransport({
+      host: '127.0.0.1',
+      port: gw.front.ports.listeners.smtps,
+      secure: true,
+      tls: { rejectUnauthorized: false },
+      auth: { user: 'alice@example.test', pass: 'correct horse' },
+    });
     try {
       const sent = await t.sendMail({ envelope: { from: 'alice@example.test', to: ['bob@elsewhere.test'] }, raw: message('over 465') });
       await waitForStatus(gw, /queued as (\S+)/.exec(String(sent.response))![1]!, ['delivered']);
@@ -123,7 +153,9 @@ describe('submission config', () => {
     return r.success ? '' : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n');
   };
   it('a relay-only listener needs relayNetworks; AUTH and implicit TLS need certificates', () => {
-    expect(error({ listeners: [{ port: 2525, auth: 'off', requireTls: false }] })).toContain('submission.listeners.0.relayNetworks: a listener without AUTH needs relayNetworks');
+    expect(error({ listeners: [{ port: 2525, auth: 'off', requireTls: false }] })).toContain(
+      'submission.listeners.0.relayNetworks: a listener without AUTH needs relayNetworks',
+    );
     expect(error({ listeners: [{ port: 465, tls: 'implicit' }] })).toContain('submission.listeners.0.tls: this listener needs tls.certificates');
     expect(error({ listeners: [{ port: 2525, auth: 'off', requireTls: false, relayNetworks: ['10.0.0.0/8'] }] })).toBe('');
   });

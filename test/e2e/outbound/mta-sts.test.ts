@@ -57,7 +57,13 @@ describe('MTA-STS', () => {
     dns = await startFakeDns({
       '_mta-sts.enforce.test': { TXT: ['v=STSv1; id=20261205T01'] },
       'mta-sts.enforce.test': { A: ['127.0.0.1'] },
-      'enforce.test': { MX: [{ exchange: 'mx1.enforce.test', priority: 10 }, { exchange: 'mx.evil.test', priority: 5 }, { exchange: 'b1.backup.enforce.test', priority: 20 }] },
+      'enforce.test': {
+        MX: [
+          { exchange: 'mx1.enforce.test', priority: 10 },
+          { exchange: 'mx.evil.test', priority: 5 },
+          { exchange: 'b1.backup.enforce.test', priority: 20 },
+        ],
+      },
       'mx1.enforce.test': { A: ['192.0.2.10'] },
       'mx.evil.test': { A: ['192.0.2.66'] },
       'b1.backup.enforce.test': { A: ['192.0.2.11'] },
@@ -108,9 +114,17 @@ describe('MTA-STS', () => {
   it('enforce: an MX answer naming none of the policy’s hosts is deferred with 4.7.5, never a bounce', async () => {
     dns.set('enforce.test', 'MX', [{ exchange: 'mx.evil.test', priority: 10 }]);
     try {
-      expect(await route('enforce.test')).toEqual({ ok: false, temporary: true, reason: '4.7.5 MTA-STS policy of enforce.test (enforce) names none of its MX hosts (mx.evil.test); not delivered' });
+      expect(await route('enforce.test')).toEqual({
+        ok: false,
+        temporary: true,
+        reason: '4.7.5 MTA-STS policy of enforce.test (enforce) names none of its MX hosts (mx.evil.test); not delivered',
+      });
     } finally {
-      dns.set('enforce.test', 'MX', [{ exchange: 'mx1.enforce.test', priority: 10 }, { exchange: 'mx.evil.test', priority: 5 }, { exchange: 'b1.backup.enforce.test', priority: 20 }]);
+      dns.set('enforce.test', 'MX', [
+        { exchange: 'mx1.enforce.test', priority: 10 },
+        { exchange: 'mx.evil.test', priority: 5 },
+        { exchange: 'b1.backup.enforce.test', priority: 20 },
+      ]);
     }
   });
 
@@ -172,7 +186,9 @@ describe('MTA-STS', () => {
     writeFileSync(file, 'From: a@hosted.test\r\nTo: b@enforce.test\r\nSubject: sts\r\n\r\nhello\r\n');
     const envelope = { id: 'sts1', mailFrom: 'a@hosted.test', rcptTo: ['b@enforce.test'] } as Envelope;
     try {
-      const ports = await Promise.all([good, rogue].map((srv) => new Promise<number>((res) => srv.listen(0, '127.0.0.1', () => res((srv.server.address() as AddressInfo).port)))));
+      const ports = await Promise.all(
+        [good, rogue].map((srv) => new Promise<number>((res) => srv.listen(0, '127.0.0.1', () => res((srv.server.address() as AddressInfo).port)))),
+      );
       // The route's target, reached on loopback (a real MX has a public address; our loop guard keeps DNS-found hosts off loopback).
       const at = (port: number): Target => ({ ...mx1, address: '127.0.0.1', port });
       const delivered = await sendToTarget(config, at(ports[0]!), envelope, file, ['b@enforce.test']);
@@ -195,10 +211,20 @@ describe('MTA-STS', () => {
         overrides: {
           tls: { certificates: [makeCert(['mx.gateway.test'])] },
           submission: { listeners: [{ name: 'sub', port: 0 }] },
-          delivery: { retryDelayMs: 500, maxRetryDelayMs: 2_000, connectTimeoutMs: 3_000, mtaSts: { policyPort: (server.address() as AddressInfo).port, timeoutMs: 2_000 } },
+          delivery: {
+            retryDelayMs: 500,
+            maxRetryDelayMs: 2_000,
+            connectTimeoutMs: 3_000,
+            mtaSts: { policyPort: (server.address() as AddressInfo).port, timeoutMs: 2_000 },
+          },
         },
       });
-      await openAccountStore(gw.stores.sql).create({ username: 'ann@hosted.test', role: 'user', addresses: ['ann@hosted.test'], passwordHash: await hashPassword('ann pw', { logN: 10, r: 8, p: 1 }) });
+      await openAccountStore(gw.stores.sql).create({
+        username: 'ann@hosted.test',
+        role: 'user',
+        addresses: ['ann@hosted.test'],
+        passwordHash: await hashPassword('ann pw', { logN: 10, r: 8, p: 1 }),
+      });
     });
     afterAll(async () => {
       await gw?.stop();
@@ -206,12 +232,23 @@ describe('MTA-STS', () => {
 
     it('a customer’s mail to an enforce domain whose MX is not in the policy is deferred (4.7.5), not sent', async () => {
       dns.set('enforce.test', 'MX', [{ exchange: 'mx.evil.test', priority: 10 }]);
-      const t = createTransport({ host: '127.0.0.1', port: gw.front.ports.listeners.sub!, requireTLS: true, tls: { rejectUnauthorized: false }, auth: { user: 'ann@hosted.test', pass: 'ann pw' } });
-      const info = await t.sendMail({ envelope: { from: 'ann@hosted.test', to: ['bob@enforce.test'] }, raw: 'From: ann@hosted.test\r\nTo: bob@enforce.test\r\nSubject: sts\r\n\r\nhello\r\n' });
+      const t = createTransport({
+        host: '127.0.0.1',
+        port: gw.front.ports.listeners.sub!,
+        requireTLS: true,
+        tls: { rejectUnauthorized: false },
+        auth: { user: 'ann@hosted.test', pass: 'ann pw' },
+      });
+      const info = await t.sendMail({
+        envelope: { from: 'ann@hosted.test', to: ['bob@enforce.test'] },
+        raw: 'From: ann@hosted.test\r\nTo: bob@enforce.test\r\nSubject: sts\r\n\r\nhello\r\n',
+      });
       t.close();
       const id = /queued as (\S+)/.exec(String(info.response))![1]!;
       await waitForStatus(gw, id, ['deferred']);
-      expect((await gw.stores.store.get(id))?.lastReply).toMatch(/4\.7\.5 MTA-STS policy of enforce\.test \(enforce\) names none of its MX hosts \(mx\.evil\.test\)/);
+      expect((await gw.stores.store.get(id))?.lastReply).toMatch(
+        /4\.7\.5 MTA-STS policy of enforce\.test \(enforce\) names none of its MX hosts \(mx\.evil\.test\)/,
+      );
     });
   });
 });

@@ -65,7 +65,10 @@ const withAttachment = (subject: string, from: string, to: string, filename: str
   );
 
 /** Greeting, EHLO, STARTTLS, EHLO again, and AUTH PLAIN when credentials are given. */
-async function tlsSession(port: number, o: { helo?: string; auth?: [string, string]; localAddress?: string } = {}): Promise<{ c: RawSmtp; ehlo: string[]; auth?: number }> {
+async function tlsSession(
+  port: number,
+  o: { helo?: string; auth?: [string, string]; localAddress?: string } = {},
+): Promise<{ c: RawSmtp; ehlo: string[]; auth?: number }> {
   const c = await RawSmtp.connect(port, o.localAddress ? { localAddress: o.localAddress } : {});
   await c.hello();
   await c.starttls();
@@ -76,12 +79,25 @@ async function tlsSession(port: number, o: { helo?: string; auth?: [string, stri
 
 /** Submits with nodemailer (STARTTLS or implicit TLS, AUTH); a refusal comes back as a result. */
 function submit(port: number, o: { secure?: boolean; user: string; pass: string; from: string; to: string[]; raw: string }): Promise<SendResult> {
-  const t = createTransport({ host: '127.0.0.1', port, secure: o.secure ?? false, requireTLS: !o.secure, tls: { rejectUnauthorized: false }, auth: { user: o.user, pass: o.pass }, name: 'pc1.customer.test' });
+  const t = createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: o.secure ?? false,
+    requireTLS: !o.secure,
+    tls: { rejectUnauthorized: false },
+    auth: { user: o.user, pass: o.pass },
+    name: 'pc1.customer.test',
+  });
   return sendWith(t, { envelope: { from: o.from, to: o.to }, raw: o.raw });
 }
 
 async function addAccount(gw: TestGateway, username: string, password: string): Promise<void> {
-  await openAccountStore(gw.stores.sql).create({ username, role: 'user', addresses: [username], passwordHash: await hashPassword(password, { logN: 10, r: 8, p: 1 }) });
+  await openAccountStore(gw.stores.sql).create({
+    username,
+    role: 'user',
+    addresses: [username],
+    passwordHash: await hashPassword(password, { logN: 10, r: 8, p: 1 }),
+  });
 }
 
 // Each test starts its own world; whatever it started is stopped after it.
@@ -92,7 +108,11 @@ afterEach(async () => {
 async function world(o: { example: Obj; overrides?: Obj; zone?: FakeZone; domains?: Record<string, Obj> }): Promise<{ gw: TestGateway; dns: FakeDns }> {
   const dns = await startFakeDns(o.zone ?? {});
   cleanups.push(() => dns.close());
-  const gw = await startTestGateway({ dns, domains: o.domains ?? { 'provider.test': {} }, overrides: merge(merge(BASE, onLoopback(o.example)), o.overrides ?? {}) });
+  const gw = await startTestGateway({
+    dns,
+    domains: o.domains ?? { 'provider.test': {} },
+    overrides: merge(merge(BASE, onLoopback(o.example)), o.overrides ?? {}),
+  });
   cleanups.push(() => gw.stop());
   return { gw, dns };
 }
@@ -143,16 +163,32 @@ describe('seed providers, each with the README worked example', () => {
 
     // Banned attachments: 554 at the end of DATA, naming the rule; a plain message is delivered.
     const results = await Promise.all(
-      ['invoice.pif', 'run.bat', 'setup.exe', 'screen.scr'].map((f) => submit(port, { user: kees[0], pass: kees[1], from: kees[0], to: ['friend@provider.test'], raw: withAttachment(`banned ${f}`, kees[0], 'friend@provider.test', f) })),
+      ['invoice.pif', 'run.bat', 'setup.exe', 'screen.scr'].map((f) =>
+        submit(port, {
+          user: kees[0],
+          pass: kees[1],
+          from: kees[0],
+          to: ['friend@provider.test'],
+          raw: withAttachment(`banned ${f}`, kees[0], 'friend@provider.test', f),
+        }),
+      ),
     );
     for (const [i, ext] of ['pif', 'bat', 'exe', 'scr'].entries()) {
       expect(results[i]!.code).toBe(554);
       expect(results[i]!.response).toContain(`.${ext} files are not allowed`);
     }
-    const ok = await submit(port, { user: kees[0], pass: kees[1], from: kees[0], to: ['friend@provider.test'], raw: message('gconnect ok', kees[0], 'friend@provider.test') });
+    const ok = await submit(port, {
+      user: kees[0],
+      pass: kees[1],
+      from: kees[0],
+      to: ['friend@provider.test'],
+      raw: message('gconnect ok', kees[0], 'friend@provider.test'),
+    });
     expect(ok.code).toBe(250);
     await waitForStatus(gw, ok.id!, ['delivered']);
-    expect((await mailboxMessages(gw, 'friend@provider.test')).map((m) => m.toString('latin1')).filter((m) => m.includes('Subject: gconnect ok'))).toHaveLength(1);
+    expect((await mailboxMessages(gw, 'friend@provider.test')).map((m) => m.toString('latin1')).filter((m) => m.includes('Subject: gconnect ok'))).toHaveLength(
+      1,
+    );
   });
 
   it('Telfort: 587 with STARTTLS and AUTH only over TLS; strict HELO refuses "localhost" and a bare name', async () => {
@@ -182,7 +218,13 @@ describe('seed providers, each with the README worked example', () => {
     expect((await rcptWith('laptop')).code).toBe(550);
     expect((await rcptWith('pc1.customer.test')).code).toBe(250);
 
-    const ok = await submit(port, { user: 'anna@provider.test', pass: 'anna pw', from: 'anna@provider.test', to: ['piet@provider.test'], raw: message('telfort ok', 'anna@provider.test', 'piet@provider.test') });
+    const ok = await submit(port, {
+      user: 'anna@provider.test',
+      pass: 'anna pw',
+      from: 'anna@provider.test',
+      to: ['piet@provider.test'],
+      raw: message('telfort ok', 'anna@provider.test', 'piet@provider.test'),
+    });
     await waitForStatus(gw, ok.id!, ['delivered']);
     expect((await mailboxMessages(gw, 'piet@provider.test')).length).toBe(1);
   });
@@ -197,7 +239,10 @@ describe('seed providers, each with the README worked example', () => {
     listener.relayNetworks = ['127.0.0.17', '127.0.0.32/28'];
     // The relay hosts keep their names (resolved by the fake DNS); only the ports are the peers'.
     const relay: Obj[] = ((example.delivery as Obj).relay as Obj[]).map((h, i) => ({ ...h, port: [relay1, relay2][i]!.port }));
-    expect(relay.map((h) => [h.host, h.backup])).toEqual([['relay1.example.net', undefined], ['relay2.example.net', true]]);
+    expect(relay.map((h) => [h.host, h.backup])).toEqual([
+      ['relay1.example.net', undefined],
+      ['relay2.example.net', true],
+    ]);
     (example.delivery as Obj).relay = relay;
     const { gw } = await world({ example, zone: { 'relay1.example.net': { A: ['127.0.0.1'] }, 'relay2.example.net': { A: ['127.0.0.1'] } } });
     const port = gw.front.ports.listeners.relay!;
@@ -229,7 +274,13 @@ describe('seed providers, each with the README worked example', () => {
     const ports = gw.front.ports.listeners;
     expect(Object.keys(ports).sort()).toEqual(['alt', 'submission']);
     for (const [name, p] of Object.entries(ports)) {
-      const r = await submit(p!, { user: 'rich@provider.test', pass: 'rich pw', from: 'rich@provider.test', to: ['dest@provider.test'], raw: message(`richweb via ${name}`, 'rich@provider.test', 'dest@provider.test') });
+      const r = await submit(p!, {
+        user: 'rich@provider.test',
+        pass: 'rich pw',
+        from: 'rich@provider.test',
+        to: ['dest@provider.test'],
+        raw: message(`richweb via ${name}`, 'rich@provider.test', 'dest@provider.test'),
+      });
       expect(r.code).toBe(250);
       await waitForStatus(gw, r.id!, ['delivered']);
     }
@@ -261,7 +312,14 @@ describe('seed providers, each with the README worked example', () => {
     expect(await plain587.cmd('MAIL FROM:<bob@provider.test>')).toMatchObject({ code: 530 });
     plain587.close();
 
-    const sent = await submit(ports.submissions!, { secure: true, user: 'bob@provider.test', pass: 'bob pw', from: 'bob@provider.test', to: ['ceo@elsewhere.test'], raw: message('bsws secret', 'bob@provider.test', 'ceo@elsewhere.test') });
+    const sent = await submit(ports.submissions!, {
+      secure: true,
+      user: 'bob@provider.test',
+      pass: 'bob pw',
+      from: 'bob@provider.test',
+      to: ['ceo@elsewhere.test'],
+      raw: message('bsws secret', 'bob@provider.test', 'ceo@elsewhere.test'),
+    });
     expect(sent.code).toBe(250);
     await waitForStatus(gw, sent.id!, ['deferred']);
     expect((await gw.stores.store.get(sent.id!))?.lastReply).toMatch(/STARTTLS/);

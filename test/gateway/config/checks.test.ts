@@ -19,7 +19,14 @@ describe('front-line config', () => {
     expect(c.checks.trusted.networks).toEqual(['127.0.0.0/8', '::1']);
     expect(c.checks.dnsbl.lists).toEqual([]);
     expect(c.checks.protocol).toEqual({ bareLineEndings: 'reject', nulBytes: 'reject', pipelining: 'reject', greetPauseMs: 0 });
-    expect(c.smtp.deadlines).toEqual({ commandMs: 300_000, commandUnderLoadMs: 10_000, underLoadAt: 0.8, dataMinBytesPerSec: 500, dataMs: 600_000, sessionMs: 1_800_000 });
+    expect(c.smtp.deadlines).toEqual({
+      commandMs: 300_000,
+      commandUnderLoadMs: 10_000,
+      underLoadAt: 0.8,
+      dataMinBytesPerSec: 500,
+      dataMs: 600_000,
+      sessionMs: 1_800_000,
+    });
     expect(c.checks.limits.connectionsPerClient).toBe(50);
     expect(c.domains['a.test']!.recipients.mode).toBe('any');
     expect(c.submission.enabled).toBe(false);
@@ -41,7 +48,9 @@ describe('front-line config', () => {
     expect(errorOf('checks: { helo: { notFqdn: bounce } }\n')).toMatch(/checks\.helo\.notFqdn/);
     expect(errorOf('checks: { spf: { temperror: reject } }\n')).toMatch(/checks\.spf\.temperror/);
     expect(errorOf('checks: { trusted: { networks: [10.0.0.0/33] } }\n')).toMatch(/checks\.trusted\.networks\[0\]: expected an IP address or network/);
-    expect(errorOf('checks: { dnsbl: { lists: [{ zone: zen.test, codes: { 10.0.0.2: x } }] } }\n')).toContain(`checks.dnsbl.lists[0].codes["10.0.0.2"]: Invalid key in record`);
+    expect(errorOf('checks: { dnsbl: { lists: [{ zone: zen.test, codes: { 10.0.0.2: x } }] } }\n')).toContain(
+      `checks.dnsbl.lists[0].codes["10.0.0.2"]: Invalid key in record`,
+    );
     expect(errorOf('domains:\n  b.test: { downstream: [{ host: h }], checks: { rdns: { missing: reject } } }\n')).toBeTruthy();
   });
 

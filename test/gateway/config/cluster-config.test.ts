@@ -23,7 +23,14 @@ describe('redis config', () => {
       'f',
     );
     expect(configuredRedis(c)).toEqual({
-      sentinel: { name: 'mymaster', sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26379 }], password: 'pw' },
+      sentinel: {
+        name: 'mymaster',
+        sentinels: [
+          { host: '10.0.0.1', port: 26379 },
+          { host: '10.0.0.2', port: 26379 },
+        ],
+        password: 'pw',
+      },
     });
   });
 

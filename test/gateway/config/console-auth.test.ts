@@ -11,15 +11,30 @@ const errorOf = (v: unknown) => {
 describe('console.auth', () => {
   it('takes a search-mode directory with defaults, and a direct-bind one', () => {
     const a = consoleAuthSchema.parse({ ldap: { ...LDAP, search: { bindDN: 'cn=svc,dc=example,dc=com', password: { env: 'LDAP_PW' } } } });
-    expect(a.ldap).toMatchObject({ userFilter: '(uid={username})', groupAttribute: 'memberOf', mailAttribute: 'mail', startTls: false, tls: { rejectUnauthorized: true }, timeoutMs: 5000 });
+    expect(a.ldap).toMatchObject({
+      userFilter: '(uid={username})',
+      groupAttribute: 'memberOf',
+      mailAttribute: 'mail',
+      startTls: false,
+      tls: { rejectUnauthorized: true },
+      timeoutMs: 5000,
+    });
     expect(errorOf({ ldap: { ...LDAP, bindDN: 'uid={username},ou=people,dc=example,dc=com' } })).toBe('accepted');
   });
 
   it.each([
     ['neither bind mode', { ldap: LDAP }, 'set exactly one of bindDN'],
-    ['both bind modes', { ldap: { ...LDAP, bindDN: 'uid={username},dc=x', search: { bindDN: 'cn=svc', password: { env: 'X' } } } }, 'set exactly one of bindDN'],
+    [
+      'both bind modes',
+      { ldap: { ...LDAP, bindDN: 'uid={username},dc=x', search: { bindDN: 'cn=svc', password: { env: 'X' } } } },
+      'set exactly one of bindDN',
+    ],
     ['a DN template without the name', { ldap: { ...LDAP, bindDN: 'uid=admin,dc=x' } }, 'must contain {username}'],
-    ['a service password in both a file and the environment', { ldap: { ...LDAP, search: { bindDN: 'cn=svc', password: { env: 'X', file: '/x' } } } }, 'set exactly one of file or env'],
+    [
+      'a service password in both a file and the environment',
+      { ldap: { ...LDAP, search: { bindDN: 'cn=svc', password: { env: 'X', file: '/x' } } } },
+      'set exactly one of file or env',
+    ],
     ['a password written in the config file', { ldap: { ...LDAP, search: { bindDN: 'cn=svc', password: 'secret' } } }, 'search.password'],
     ['an http directory URL', { ldap: { ...LDAP, url: 'http://ldap.example.com', bindDN: 'uid={username}' } }, 'expected ldap://'],
     ['an http issuer off loopback', { oidc: { issuer: 'http://sso.example.com', clientId: 'x' } }, 'expected an https:// URL'],

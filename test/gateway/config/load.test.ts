@@ -11,7 +11,9 @@ describe('config loading', () => {
   it('fills in safe defaults for a minimal file and resolves paths against the file', () => {
     const c = parseConfig(minimal, '/etc/mailmoat/mailmoat.yaml');
     expect(c.dataDir).toBe('/etc/mailmoat/data');
-    expect(c.domains['example.test'].downstream).toEqual([{ host: '10.0.0.5', port: 25, priority: 10, tls: 'opportunistic', maxConnections: 5, maxPerMinute: 0 }]);
+    expect(c.domains['example.test'].downstream).toEqual([
+      { host: '10.0.0.5', port: 25, priority: 10, tls: 'opportunistic', maxConnections: 5, maxPerMinute: 0 },
+    ]);
     expect(c.smtp.maxRecipients).toBeGreaterThanOrEqual(100); // RFC 5321 minimum
     expect(c.smtp.maxMessageBytes).toBe(30 * 1024 * 1024);
     expect(c.clamd.managed).toBe(true);

@@ -36,7 +36,11 @@ inline: { deadlineMs: 15000 }
     expect(config.inline).toEqual({ enabled: true, deadlineMs: 15_000 });
     expect(config.urls.lists[0]).toMatchObject({ zone: 'dbl.spamhaus.org', weight: 5, onError: 'ignore' });
     expect(basePolicy(config).html.remoteImages).toBe('placeholder');
-    const [ceo, other] = await recipientPolicies(config, { mailFrom: 'x@partner.test', clientIp: '192.0.2.9', rcptTo: ['ceo@example.test', 'bob@example.test'] }, undefined);
+    const [ceo, other] = await recipientPolicies(
+      config,
+      { mailFrom: 'x@partner.test', clientIp: '192.0.2.9', rcptTo: ['ceo@example.test', 'bob@example.test'] },
+      undefined,
+    );
     expect(ceo.rules).toEqual(['ceo', 'rules[0]']);
     expect(ceo.policy.spam.threshold).toBe(3);
     expect(ceo.policy.checks.spam).toBe(false);

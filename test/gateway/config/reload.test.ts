@@ -4,7 +4,8 @@ import { liveConfig, onReload, snapshot } from '../../../gateway/config/live.ts'
 import { planReload } from '../../../gateway/config/reload.ts';
 import { MINIMAL_CONFIG } from '../../support/config.ts';
 
-const parse = (extra = '', dataDir = 'data') => parseConfig(`${MINIMAL_CONFIG.replace('dataDir: data', `dataDir: ${dataDir}`)}${extra}`, '/etc/mailmoat/mailmoat.yaml');
+const parse = (extra = '', dataDir = 'data') =>
+  parseConfig(`${MINIMAL_CONFIG.replace('dataDir: data', `dataDir: ${dataDir}`)}${extra}`, '/etc/mailmoat/mailmoat.yaml');
 
 describe('planning a reload', () => {
   it('takes hosted domains, checks and policy from the new file', () => {

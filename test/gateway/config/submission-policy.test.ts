@@ -35,7 +35,9 @@ describe('submission.refuse', () => {
 
   it('takes other classes, or none; clean cannot be refused', async () => {
     const none = parseConfig(`${BASE}submission: { refuse: [] }\n`, 'mailmoat.yaml');
-    expect((await recipientPolicies(none, { ...envelope, submitted: { listener: 'submission', user: 'a' } }, undefined))[0]!.policy.actions.virus.do).toBe('quarantine');
+    expect((await recipientPolicies(none, { ...envelope, submitted: { listener: 'submission', user: 'a' } }, undefined))[0]!.policy.actions.virus.do).toBe(
+      'quarantine',
+    );
     const spam = parseConfig(`${BASE}submission: { refuse: [high-spam] }\n`, 'mailmoat.yaml');
     const [p] = await recipientPolicies(spam, { ...envelope, submitted: { listener: 'submission', user: 'a' } }, undefined);
     expect([p!.policy.actions['high-spam'].do, p!.policy.actions.virus.do]).toEqual(['reject', 'quarantine']);

@@ -42,7 +42,16 @@ function pool(o: Partial<ConstructorParameters<typeof ConnectionPool>[0]> = {}):
   return p;
 }
 
-const target = (port: number): Target => ({ host: 'mbox.example.test', address: '127.0.0.1', port, tls: 'none', maxConnections: 2, maxPerMinute: 0, configured: true, lane: 'hosted' });
+const target = (port: number): Target => ({
+  host: 'mbox.example.test',
+  address: '127.0.0.1',
+  port,
+  tls: 'none',
+  maxConnections: 2,
+  maxPerMinute: 0,
+  configured: true,
+  lane: 'hosted',
+});
 
 let n = 0;
 /** Sends one message (its subject names it) to alice@ and returns her outcome and the reply. */

@@ -97,7 +97,12 @@ describe('delivery journal', () => {
     const journal = await DeliveryJournal.open(path.join(dir, 'journal'));
     const filler = await fs.open(path.join(dir, 'filler'), 'w');
     for (const size of [65_536, 512, 1]) {
-      while (await filler.write(Buffer.alloc(size)).then(() => true, () => false));
+      while (
+        await filler.write(Buffer.alloc(size)).then(
+          () => true,
+          () => false,
+        )
+      );
     }
     await filler.close();
     expect((await fs.statfs(dir)).bavail).toBe(0);
@@ -145,13 +150,19 @@ describe('delivery recorder while the store refuses writes', () => {
     cleanups.push(() => admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`));
     await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const paused = await recorder.beforeAttempt('M1', attempt).then(() => undefined, (err: unknown) => err);
+      const paused = await recorder.beforeAttempt('M1', attempt).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(paused).toBeInstanceOf(RetryLater);
       expect((paused as RetryLater).delayMs).toBe(100);
     }
     await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
     await recorder.beforeAttempt('M1', 4);
     await recorder.beforeAttempt('M1', 5);
-    expect(lines.map((l) => l.msg)).toEqual(['the store refuses writes: delivery paused until it takes them again', 'the store takes writes again: delivery resumed']);
+    expect(lines.map((l) => l.msg)).toEqual([
+      'the store refuses writes: delivery paused until it takes them again',
+      'the store takes writes again: delivery resumed',
+    ]);
   });
 });

@@ -24,11 +24,27 @@ describe('the store space reserve', () => {
     cleanups.push(() => db.close());
     const store = openMetadataStore(db.sql);
     const reserveFile = path.join(dir, 'store-reserve');
-    const recorder = new DeliveryRecorder({ store, logger: silentLogger(), journalDir: path.join(dir, 'journal'), reserveFile, retryMs: 1_000, pauseMs: 1_000 });
+    const recorder = new DeliveryRecorder({
+      store,
+      logger: silentLogger(),
+      journalDir: path.join(dir, 'journal'),
+      reserveFile,
+      retryMs: 1_000,
+      pauseMs: 1_000,
+    });
     await recorder.start();
     cleanups.push(() => recorder.stop());
     const ids = Array.from({ length: 8 }, (_, i) => `RESERVE${String(i).padStart(19, '0')}`);
-    for (const id of ids) await store.recordReceived({ id, receivedAt: Date.now(), clientIp: '192.0.2.1', helo: 'h.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@example.test'], size: 10 });
+    for (const id of ids)
+      await store.recordReceived({
+        id,
+        receivedAt: Date.now(),
+        clientIp: '192.0.2.1',
+        helo: 'h.test',
+        mailFrom: 'bob@sender.test',
+        rcptTo: ['alice@example.test'],
+        size: 10,
+      });
     const results = await Promise.allSettled(ids.map((id) => recorder.beforeAttempt(id, 1)));
     expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
     expect((await stat(reserveFile)).size).toBe(4 * 1024 * 1024);

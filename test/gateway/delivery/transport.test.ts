@@ -9,7 +9,10 @@ describe('transport map', () => {
   let dns: FakeDns;
   beforeAll(async () => {
     dns = await startFakeDns();
-    dns.set('customer.test', 'MX', [{ exchange: 'mx2.customer.test', priority: 20 }, { exchange: 'mx1.customer.test', priority: 10 }]);
+    dns.set('customer.test', 'MX', [
+      { exchange: 'mx2.customer.test', priority: 20 },
+      { exchange: 'mx1.customer.test', priority: 10 },
+    ]);
     dns.set('sender.test', 'MX', [{ exchange: 'in.sender.test', priority: 5 }]);
     dns.set('nomx.test', 'A', ['192.0.2.7']);
     dns.set('nullmx.test', 'MX', [{ exchange: '', priority: 0 }]);
@@ -34,7 +37,12 @@ describe('transport map', () => {
       hostname: 'mx.gateway.test',
       dataDir: '/tmp/x',
       domains: {
-        'example.test': { downstream: [{ host: 'b.internal', priority: 20 }, { host: 'a.internal', port: 2525, priority: 10, tls: 'verified' }] },
+        'example.test': {
+          downstream: [
+            { host: 'b.internal', priority: 20 },
+            { host: 'a.internal', port: 2525, priority: 10, tls: 'verified' },
+          ],
+        },
         'customer.test': { downstream: [{ mx: 'customer.test' }] },
       },
       ...extra,
@@ -75,12 +83,24 @@ describe('transport map', () => {
     expect(await route('slowmx.test')).toMatchObject({ ok: false, temporary: true, reason: expect.stringMatching(/^4\.4\.4 .*mx\.slow\.test: lookup failed/) });
   });
   it('fails an MX host that does not exist (5.4.4), but defers a configured downstream name that does not', async () => {
-    expect(await route('deadmx.test')).toMatchObject({ ok: false, temporary: false, reason: expect.stringMatching(/^5\.4\.4 .*mx\.nowhere\.test: host not found/) });
+    expect(await route('deadmx.test')).toMatchObject({
+      ok: false,
+      temporary: false,
+      reason: expect.stringMatching(/^5\.4\.4 .*mx\.nowhere\.test: host not found/),
+    });
     const c = config({ domains: { 'example.test': { downstream: [{ host: 'typo.internal' }] } } });
-    expect(await route('example.test', c)).toMatchObject({ ok: false, temporary: true, reason: expect.stringMatching(/^4\.4\.4 .*typo\.internal: host not found/) });
+    expect(await route('example.test', c)).toMatchObject({
+      ok: false,
+      temporary: true,
+      reason: expect.stringMatching(/^4\.4\.4 .*typo\.internal: host not found/),
+    });
   });
   it('refuses MX hosts on loopback, private addresses, or ourselves as a mail loop (5.4.6)', async () => {
-    expect(await route('loopy.test')).toMatchObject({ ok: false, temporary: false, reason: expect.stringMatching(/^5\.4\.6 .*127\.0\.0\.1.*our own SMTP listener/) });
+    expect(await route('loopy.test')).toMatchObject({
+      ok: false,
+      temporary: false,
+      reason: expect.stringMatching(/^5\.4\.6 .*127\.0\.0\.1.*our own SMTP listener/),
+    });
     expect(await route('inside.test')).toMatchObject({ ok: false, temporary: false, reason: expect.stringMatching(/^5\.4\.6 .*private address/) });
     expect(await route('self.test')).toMatchObject({ ok: false, temporary: false, reason: expect.stringMatching(/^5\.4\.6 .*our own name/) });
   });

@@ -51,7 +51,9 @@ describe('hosted domains from the database in the live config', () => {
 
   it('a stored row the schema refuses is left out; the others apply', async () => {
     await saveDomain(store, 'good.test', { downstream: [{ host: '10.0.0.8' }] }, [], 't');
-    await db.sql.run(q`INSERT INTO hosted_domains (name, settings, admin_may, updated_at, updated_by) VALUES ('broken.test', '{"downstream":[]}', '[]', 0, 'x')`);
+    await db.sql.run(
+      q`INSERT INTO hosted_domains (name, settings, admin_may, updated_at, updated_by) VALUES ('broken.test', '{"downstream":[]}', '[]', 0, 'x')`,
+    );
     const live = liveConfig(file());
     sync = await startDomainSync({ store, live, logger: silentLogger(), intervalMs: 60_000 });
     expect(Object.keys(live.config.domains).sort()).toEqual(['example.test', 'good.test']);

@@ -38,7 +38,14 @@ describe('mailmoat learn', () => {
 
   it('learns an mbox as spam and a maildir as ham, with progress; snapshots and rolls back', async () => {
     const mbox = path.join(dir, 'spam.mbox');
-    await writeFile(mbox, spam.slice(0, 20).map((m) => `From someone@example.net Thu Jan  1 00:00:00 2026\n${m.raw.toString('latin1').replace(/^From /gm, '>From ')}\n`).join(''), 'latin1');
+    await writeFile(
+      mbox,
+      spam
+        .slice(0, 20)
+        .map((m) => `From someone@example.net Thu Jan  1 00:00:00 2026\n${m.raw.toString('latin1').replace(/^From /gm, '>From ')}\n`)
+        .join(''),
+      'latin1',
+    );
     const maildir = path.join(dir, 'Maildir');
     for (const sub of ['cur', 'new', 'tmp']) await mkdir(path.join(maildir, sub), { recursive: true });
     for (const [i, m] of ham.slice(0, 20).entries()) await writeFile(path.join(maildir, i % 2 ? 'cur' : 'new', `${i}.host:2,S`), m.raw);

@@ -56,7 +56,8 @@ describe.each(DIALECTS)('learner on %s', (dialect) => {
     const learner = createLearner(openLearnerStore(db.sql));
     for (const [i, m] of train.slice(0, 24).entries()) {
       // Two distinct users report each message: full weight (the quorum).
-      for (const who of ['u1', 'u2']) await learner.teach(m.raw, { as: m.spam ? 'spam' : 'ham', reporter: `${who}-${i % 3}@a.test`, domain: 'a.test', trusted: false });
+      for (const who of ['u1', 'u2'])
+        await learner.teach(m.raw, { as: m.spam ? 'spam' : 'ham', reporter: `${who}-${i % 3}@a.test`, domain: 'a.test', trusted: false });
     }
     const own = await meanOdds(learner, spamOut, 'a.test');
     const other = await meanOdds(learner, spamOut, 'b.test');
@@ -69,7 +70,8 @@ describe.each(DIALECTS)('learner on %s', (dialect) => {
     const store = openLearnerStore(db.sql);
     const learner = createLearner(store);
     const before = await learner.snapshot('a.test', 'admin', 'empty');
-    for (const [i, m] of train.entries()) await learner.teach(m.raw, { as: m.spam ? 'spam' : 'ham', reporter: `u${i % 10}@a.test`, domain: 'a.test', trusted: false });
+    for (const [i, m] of train.entries())
+      await learner.teach(m.raw, { as: m.spam ? 'spam' : 'ham', reporter: `u${i % 10}@a.test`, domain: 'a.test', trusted: false });
     const buffer = deserializeReplay((await store.load(replayRow('a.test')))!.data);
     expect(buffer.length).toBe(Math.min(train.length, REPLAY_EXAMPLES));
     expect(buffer.every((e) => e.weight === 0.25)).toBe(true);
@@ -120,7 +122,9 @@ describe.each(DIALECTS)('learner on %s', (dialect) => {
     const a = createLearner(openLearnerStore(db.sql));
     const b = createLearner(openLearnerStore(db.sql));
     await b.score(spamOut[0].raw, ['a.test']); // b caches the (empty) state
-    await Promise.all(train.slice(0, 20).map((m, i) => (i % 2 ? a : b).teach(m.raw, { as: m.spam ? 'spam' : 'ham', reporter: 'admin', domain: null, trusted: true })));
+    await Promise.all(
+      train.slice(0, 20).map((m, i) => (i % 2 ? a : b).teach(m.raw, { as: m.spam ? 'spam' : 'ham', reporter: 'admin', domain: null, trusted: true })),
+    );
     const [fromA] = (await a.score(spamOut[0].raw, ['a.test'])).values();
     const [fromB] = (await b.score(spamOut[0].raw, ['a.test'])).values();
     expect(fromA).toMatchObject({ trained: 20 });
@@ -130,7 +134,9 @@ describe.each(DIALECTS)('learner on %s', (dialect) => {
 
 describe('withoutOwnHeaders', () => {
   it('drops our verdict headers (folded lines too) from a reported copy, and nothing else', () => {
-    const stamped = Buffer.from('Received: from x\r\nX-Mailmoat-Status: clean; virus=clean;\r\n spam score=1.0\r\nX-Spam-Flag: NO\r\nSubject: win\r\n\r\nX-Spam-Flag: in the body stays\r\n');
+    const stamped = Buffer.from(
+      'Received: from x\r\nX-Mailmoat-Status: clean; virus=clean;\r\n spam score=1.0\r\nX-Spam-Flag: NO\r\nSubject: win\r\n\r\nX-Spam-Flag: in the body stays\r\n',
+    );
     expect(withoutOwnHeaders(stamped).toString()).toBe('Received: from x\r\nSubject: win\r\n\r\nX-Spam-Flag: in the body stays\r\n');
     const plain = Buffer.from('Subject: hi\n\nbody\n');
     expect(withoutOwnHeaders(plain)).toBe(plain);
@@ -141,7 +147,10 @@ describe('scan-time and learn-time features', () => {
   it('are identical for the same message: the scan path’s head (LEARNER_HEAD_BYTES, as analyse.ts reads it) and the whole message a report carries', () => {
     // An upstream SpamAssassin's X-Spam-Status can run to a kilobyte; it comes first, and it is dropped before learning.
     const upstream = `X-Spam-Status: No, score=-2.1 required=5.0 tests=${Array.from({ length: 60 }, (_, i) => `RULE_NUMBER_${i}`).join(',\r\n\t')}\r\n`;
-    const messages = [...corpus.slice(0, 20).map((m) => m.raw), ...corpus.slice(0, 5).map((m) => Buffer.concat([Buffer.from(upstream), m.raw, Buffer.alloc(80_000, 'spam text ')]))];
+    const messages = [
+      ...corpus.slice(0, 20).map((m) => m.raw),
+      ...corpus.slice(0, 5).map((m) => Buffer.concat([Buffer.from(upstream), m.raw, Buffer.alloc(80_000, 'spam text ')])),
+    ];
     for (const raw of messages) {
       const scanned = learnerFeatures(raw.subarray(0, LEARNER_HEAD_BYTES));
       const learned = learnerFeatures(raw);

@@ -154,8 +154,14 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     expect(await one.finishAllDelivered(env.id, [{ recipient: 'carol@example.test', reply: '250 second' }])).toBe(true);
     expect(commits.n).toBe(1);
     expect(await status(env.id)).toBe('delivered');
-    expect((await store.deliveries(env.id)).map((d) => [d.recipient, d.outcome])).toEqual([['alice@example.test', 'delivered'], ['carol@example.test', 'delivered']]);
-    expect(lastOf(await store.events(env.id), 'delivered')?.results).toEqual([{ recipient: 'alice@example.test', reply: '250 first' }, { recipient: 'carol@example.test', reply: '250 second' }]);
+    expect((await store.deliveries(env.id)).map((d) => [d.recipient, d.outcome])).toEqual([
+      ['alice@example.test', 'delivered'],
+      ['carol@example.test', 'delivered'],
+    ]);
+    expect(lastOf(await store.events(env.id), 'delivered')?.results).toEqual([
+      { recipient: 'alice@example.test', reply: '250 first' },
+      { recipient: 'carol@example.test', reply: '250 second' },
+    ]);
     expect((await store.get(env.id))?.lastReply).toBe('250 second');
     expect(await spool.committedIds()).toEqual([]);
     expect(finals.at(-1)).toEqual([env.id, 'delivered']);
@@ -263,7 +269,9 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
   it('a verb that needs a port the ledger was opened without throws, before writing anything', async () => {
     const env = await accepted();
     const storeOnly = openLedger({ store, logger: silentLogger() });
-    await expect(storeOnly.planQuarantine(env.id, verdict('banned'), { kind: 'quarantined', reason: 'r', policySaidReject: false })).rejects.toThrow(/without the blob store/);
+    await expect(storeOnly.planQuarantine(env.id, verdict('banned'), { kind: 'quarantined', reason: 'r', policySaidReject: false })).rejects.toThrow(
+      /without the blob store/,
+    );
     expect(await status(env.id)).toBe('queued');
     expect(await store.events(env.id)).toEqual([]);
   });

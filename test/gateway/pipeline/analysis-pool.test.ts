@@ -78,7 +78,7 @@ describe('the analysis pool', () => {
   });
 });
 
-describe('the pool\'s size and idle threads', () => {
+describe("the pool's size and idle threads", () => {
   it('uses the cores less one for the event loop, 1 to 2 threads', () => {
     expect([1, 2, 3, 4, 16].map((cores) => defaultAnalysisThreads(cores))).toEqual([1, 1, 2, 2, 2]);
   });

@@ -40,8 +40,18 @@ async function signed(from: string, body?: string): Promise<Buffer> {
 const cases: [string, () => Promise<Buffer>, { ip: string; sender: string }, string][] = [
   ['DKIM and SPF pass, DMARC pass', () => signed('bob@signed.test'), { ip: '192.0.2.7', sender: 'bob@signed.test' }, 'pass/pass/pass'],
   ['SPF fail, DKIM pass: DMARC pass by DKIM', () => signed('bob@signed.test'), { ip: '198.51.100.1', sender: 'bob@signed.test' }, 'pass/fail/pass'],
-  ['body changed after signing: DKIM fail, SPF fail, DMARC fail (p=reject)', async () => Buffer.from((await signed('bob@signed.test')).toString().replace('Hello.', 'Pay now.')), { ip: '198.51.100.1', sender: 'bob@signed.test' }, 'neutral/fail/fail'],
-  ['no signature, SPF softfail, DMARC fail (p=quarantine)', async () => message('eve@soft.test'), { ip: '198.51.100.1', sender: 'eve@soft.test' }, 'none/softfail/fail'],
+  [
+    'body changed after signing: DKIM fail, SPF fail, DMARC fail (p=reject)',
+    async () => Buffer.from((await signed('bob@signed.test')).toString().replace('Hello.', 'Pay now.')),
+    { ip: '198.51.100.1', sender: 'bob@signed.test' },
+    'neutral/fail/fail',
+  ],
+  [
+    'no signature, SPF softfail, DMARC fail (p=quarantine)',
+    async () => message('eve@soft.test'),
+    { ip: '198.51.100.1', sender: 'eve@soft.test' },
+    'none/softfail/fail',
+  ],
   ['a domain with no records at all', async () => message('x@nowhere.test'), { ip: '198.51.100.1', sender: 'x@nowhere.test' }, 'none/none/none'],
   ['the null sender', async () => message('mailer-daemon@signed.test'), { ip: '192.0.2.7', sender: '' }, 'none/none/fail'],
 ];
@@ -61,7 +71,13 @@ describe('mailauth without BIMI', () => {
   it('an ARC seal it writes verifies as a chain with the published entry point', async () => {
     const input = await signed('bob@signed.test');
     zone['arc._domainkey.signed.test'] = [[`v=DKIM1; k=rsa; p=${publicB64}`]];
-    const seal = await core.sealMessage(input, { signingDomain: 'signed.test', selector: 'arc', privateKey: privatePem, authResults: 'mx.gateway.test; dkim=pass', cv: 'none' });
+    const seal = await core.sealMessage(input, {
+      signingDomain: 'signed.test',
+      selector: 'arc',
+      privateKey: privatePem,
+      authResults: 'mx.gateway.test; dkim=pass',
+      cv: 'none',
+    });
     const sealed = Buffer.concat([seal, input]);
     const opts = { ip: '192.0.2.7', sender: 'bob@signed.test', helo: 'mail.client.test', mta: 'mx2.test', resolver, disableBimi: true };
     const [ours, theirs] = await Promise.all([core.authenticate(sealed, opts), published.authenticate(sealed, opts)]);
@@ -70,10 +86,12 @@ describe('mailauth without BIMI', () => {
   });
 
   it('a BIMI check asked of it fails loudly, never a silent pass', async () => {
-    await expect(core.authenticate(await signed('bob@signed.test'), { ip: '192.0.2.7', sender: 'bob@signed.test', helo: 'h', mta: 'mx', resolver })).rejects.toThrow(/BIMI is not loaded/);
+    await expect(
+      core.authenticate(await signed('bob@signed.test'), { ip: '192.0.2.7', sender: 'bob@signed.test', helo: 'h', mta: 'mx', resolver }),
+    ).rejects.toThrow(/BIMI is not loaded/);
   });
 
-  it('a process that authenticates and signs loads none of BIMI\'s modules (undici, @peculiar, fast-xml-parser)', () => {
+  it("a process that authenticates and signs loads none of BIMI's modules (undici, @peculiar, fast-xml-parser)", () => {
     const root = path.resolve(import.meta.dirname, '../../..');
     const script = `
       import { createRequire } from 'node:module';

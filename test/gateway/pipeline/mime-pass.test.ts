@@ -36,7 +36,10 @@ function corpus(): { name: string; msg: Buffer }[] {
     { contentType: 'text/html', encoding: '7bit', body: `<div>${'<p>x</p>'.repeat(900)}</div>` },
     attachment('setup.exe', FAKE_PE),
     attachment('invoice.zip', zip([{ name: 'a/b.js', data: Buffer.from('alert(1)') }])),
-    { contentType: 'message/rfc822', body: buildMessage({ multipart: 'mixed', parts: [html(PHISH), attachment('x.exe', FAKE_PE)] }, ['Subject: inner', 'MIME-Version: 1.0']) },
+    {
+      contentType: 'message/rfc822',
+      body: buildMessage({ multipart: 'mixed', parts: [html(PHISH), attachment('x.exe', FAKE_PE)] }, ['Subject: inner', 'MIME-Version: 1.0']),
+    },
   ];
   const some = () => Array.from({ length: 1 + int(4) }, () => leaves[int(leaves.length)]);
   const out: { name: string; msg: Buffer }[] = [
@@ -46,15 +49,29 @@ function corpus(): { name: string; msg: Buffer }[] {
     { name: 'no MIME at all', msg: Buffer.from('Subject: hi\r\n\r\nvisit www.plain.test\r\n') },
   ];
   for (let i = 0; i < 150; i++) {
-    const root: PartSpec = r() < 0.5 ? { multipart: (['mixed', 'alternative', 'related'] as const)[int(3)], parts: some() } : { multipart: 'mixed', parts: [{ multipart: 'alternative', parts: some() }, ...some()] };
+    const root: PartSpec =
+      r() < 0.5
+        ? { multipart: (['mixed', 'alternative', 'related'] as const)[int(3)], parts: some() }
+        : { multipart: 'mixed', parts: [{ multipart: 'alternative', parts: some() }, ...some()] };
     let msg = buildMessage(root);
     const lines = msg.toString('latin1').split('\r\n');
     switch (int(5)) {
-      case 0: lines.splice(int(lines.length), 1); break; // a line lost
-      case 1: { const b = lines.flatMap((l, j) => (l === '' ? [j] : [])); if (b.length) lines.splice(b[int(b.length)], 1); break; } // a header block without its end
-      case 2: lines.splice(int(lines.length), 0, `--${/boundary="?([^";\r\n]+)/.exec(msg.toString('latin1'))?.[1] ?? 'x'}`); break; // a stray delimiter
-      case 3: msg = msg.subarray(0, int(msg.length)); break; // cut short
-      default: break;
+      case 0:
+        lines.splice(int(lines.length), 1);
+        break; // a line lost
+      case 1: {
+        const b = lines.flatMap((l, j) => (l === '' ? [j] : []));
+        if (b.length) lines.splice(b[int(b.length)], 1);
+        break;
+      } // a header block without its end
+      case 2:
+        lines.splice(int(lines.length), 0, `--${/boundary="?([^";\r\n]+)/.exec(msg.toString('latin1'))?.[1] ?? 'x'}`);
+        break; // a stray delimiter
+      case 3:
+        msg = msg.subarray(0, int(msg.length));
+        break; // cut short
+      default:
+        break;
     }
     if (!msg.equals(Buffer.from(lines.join('\r\n'), 'latin1')) && lines.length > 1) msg = Buffer.from(lines.join('\r\n'), 'latin1');
     out.push({ name: `seeded #${i}`, msg });
@@ -92,14 +109,30 @@ describe('one MIME pass for the walk and the text scan', () => {
 });
 
 describe('the analysis of a message', () => {
-  const config = parseConfig('hostname: mx.example.test\ndataDir: data\ndomains:\n  example.test:\n    downstream: [{ host: 10.0.0.5 }]\nspamd:\n  enabled: false\n  host: 127.0.0.1\n  port: 1\n', 'mailmoat.yaml');
+  const config = parseConfig(
+    'hostname: mx.example.test\ndataDir: data\ndomains:\n  example.test:\n    downstream: [{ host: 10.0.0.5 }]\nspamd:\n  enabled: false\n  host: 127.0.0.1\n  port: 1\n',
+    'mailmoat.yaml',
+  );
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-mime-pass-'));
 
   it('splits the message once for the attachment, HTML and URL checks, and reads it once for clamd', async () => {
-    const msg = buildMessage({ multipart: 'mixed', parts: [{ multipart: 'alternative', parts: [text('www.one.test'), html(PHISH)] }, attachment('setup.exe', FAKE_PE)] });
+    const msg = buildMessage({
+      multipart: 'mixed',
+      parts: [{ multipart: 'alternative', parts: [text('www.one.test'), html(PHISH)] }, attachment('setup.exe', FAKE_PE)],
+    });
     const file = path.join(dir, 'm1');
     writeFileSync(file, msg);
-    const envelope: Envelope = { id: 'm1', receivedAt: Date.now(), clientIp: '192.0.2.1', clientHostname: null, helo: 'a.test', mailFrom: 'a@sender.test', rcptTo: ['b@example.test'], size: msg.length, tls: false };
+    const envelope: Envelope = {
+      id: 'm1',
+      receivedAt: Date.now(),
+      clientIp: '192.0.2.1',
+      clientHostname: null,
+      helo: 'a.test',
+      mailFrom: 'a@sender.test',
+      rcptTo: ['b@example.test'],
+      size: msg.length,
+      tls: false,
+    };
     const seenByClamd: Buffer[] = [];
     const scanners: Scanners = {
       async virus(input) {
@@ -114,7 +147,10 @@ describe('the analysis of a message', () => {
     expect(splitterStats.created - before).toBe(1);
     expect(seenByClamd).toEqual([msg]);
     const report = reportFor(analysis, policies[0]);
-    expect(report.attachments).toMatchObject({ status: 'checked', findings: expect.arrayContaining([expect.objectContaining({ part: '2', class: 'banned' })]) });
+    expect(report.attachments).toMatchObject({
+      status: 'checked',
+      findings: expect.arrayContaining([expect.objectContaining({ part: '2', class: 'banned' })]),
+    });
     expect(report.html).toMatchObject({ status: 'checked', phishing: [{ part: '1.2', shown: 'www.bank.test', real: 'evil.test' }] });
     // The rewrite gets the same bytes, not another read of the file.
     expect(analysis.body).toEqual(msg);

@@ -46,17 +46,38 @@ function baseMessage(r: Rng): Buffer {
     { contentType: 'message/rfc822', body: buildMessage(html(DANGEROUS), ['Subject: inner', 'MIME-Version: 1.0']) },
   ];
   const some = () => Array.from({ length: 1 + r.int(3) }, () => r.pick(leaves));
-  const root: PartSpec = r.next() < 0.3
-    ? { multipart: 'mixed', preamble: 'preamble\r\n', parts: [{ multipart: 'alternative', parts: some() }, ...some()] }
-    : r.next() < 0.5 ? { multipart: r.pick(['mixed', 'alternative', 'related']), parts: some() } : r.pick(leaves);
+  const root: PartSpec =
+    r.next() < 0.3
+      ? { multipart: 'mixed', preamble: 'preamble\r\n', parts: [{ multipart: 'alternative', parts: some() }, ...some()] }
+      : r.next() < 0.5
+        ? { multipart: r.pick(['mixed', 'alternative', 'related']), parts: some() }
+        : r.pick(leaves);
   return buildMessage(root, HEADERS);
 }
 
 const ODD_LINES = [
-  '', '--', '----', 'Content-Type: text/html', 'Content-Type: multipart/mixed; boundary="Z"', '--Z', '--Z--',
-  'Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable', 'Content-Transfer-Encoding: x-uuencode',
-  'Content-Type: text/html; charset=utf-7', '=?utf-8?b?QQ==?=', '<script>x()</script>', 'a=\r', ' folded continuation', '\t',
-  'no colon here', 'X-\u00e9: 8bit \u00ff', 'AAAA====', '=ZZ=0', '.', '\u0000nul',
+  '',
+  '--',
+  '----',
+  'Content-Type: text/html',
+  'Content-Type: multipart/mixed; boundary="Z"',
+  '--Z',
+  '--Z--',
+  'Content-Transfer-Encoding: base64',
+  'Content-Transfer-Encoding: quoted-printable',
+  'Content-Transfer-Encoding: x-uuencode',
+  'Content-Type: text/html; charset=utf-7',
+  '=?utf-8?b?QQ==?=',
+  '<script>x()</script>',
+  'a=\r',
+  ' folded continuation',
+  '\t',
+  'no colon here',
+  'X-\u00e9: 8bit \u00ff',
+  'AAAA====',
+  '=ZZ=0',
+  '.',
+  '\u0000nul',
 ];
 
 /** One mutation of the message's lines; boundaries are found in the message itself. */
@@ -66,36 +87,65 @@ function mutate(msg: Buffer, r: Rng): Buffer {
   const boundaries = [...msg.toString('latin1').matchAll(/boundary="?([^";\r\n]+)/g)].map((m) => m[1]);
   const delimiter = () => (boundaries.length ? `--${r.pick(boundaries)}${r.next() < 0.3 ? '--' : ''}` : '--x');
   switch (r.int(11)) {
-    case 0: lines.splice(at(), 1); break; // drop a line
-    case 1: { const i = at(); lines.splice(i, 0, lines[i]); break; } // duplicate a line
-    case 2: lines.splice(at(), 0, r.pick(ODD_LINES)); break; // insert an odd line
-    case 3: lines.splice(at(), 0, delimiter()); break; // a stray delimiter
-    case 4: { // truncate a delimiter line
+    case 0:
+      lines.splice(at(), 1);
+      break; // drop a line
+    case 1: {
+      const i = at();
+      lines.splice(i, 0, lines[i]);
+      break;
+    } // duplicate a line
+    case 2:
+      lines.splice(at(), 0, r.pick(ODD_LINES));
+      break; // insert an odd line
+    case 3:
+      lines.splice(at(), 0, delimiter());
+      break; // a stray delimiter
+    case 4: {
+      // truncate a delimiter line
       const ds = lines.flatMap((l, i) => (l.startsWith('--') ? [i] : []));
-      if (ds.length) { const i = r.pick(ds); lines[i] = lines[i].slice(0, r.int(lines[i].length)); }
+      if (ds.length) {
+        const i = r.pick(ds);
+        lines[i] = lines[i].slice(0, r.int(lines[i].length));
+      }
       break;
     }
-    case 5: { // remove a blank line (a header block that runs into what follows)
+    case 5: {
+      // remove a blank line (a header block that runs into what follows)
       const bs = lines.flatMap((l, i) => (l === '' ? [i] : []));
       if (bs.length) lines.splice(r.pick(bs), 1);
       break;
     }
-    case 6: { // bare LF in a stretch of the message
-      const i = at(), j = i + 1 + r.int(8);
+    case 6: {
+      // bare LF in a stretch of the message
+      const i = at(),
+        j = i + 1 + r.int(8);
       return Buffer.from(lines.slice(0, i).join('\r\n') + '\r\n' + lines.slice(i, j).join('\n') + '\r\n' + lines.slice(j).join('\r\n'), 'latin1');
     }
-    case 7: lines.splice(at(), 0, 'x'.repeat(500 + r.int(3000))); break; // long line
-    case 8: { // wrap the body in another multipart
+    case 7:
+      lines.splice(at(), 0, 'x'.repeat(500 + r.int(3000)));
+      break; // long line
+    case 8: {
+      // wrap the body in another multipart
       const blank = lines.indexOf('');
       if (blank > 0) lines.splice(blank, 0, 'Content-Type: multipart/mixed; boundary="W"', '', '--W', ...lines.splice(blank).concat(['--W--']));
       break;
     }
-    case 9: { // an odd transfer encoding or charset on some part
+    case 9: {
+      // an odd transfer encoding or charset on some part
       const cs = lines.flatMap((l, i) => (/^content-(type|transfer-encoding):/i.test(l) ? [i] : []));
-      if (cs.length) lines[r.pick(cs)] = r.pick(['Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: 8bit', 'Content-Transfer-Encoding: BINARY', 'Content-Type: text/html; charset="bogus-9"', 'Content-Type: text/html']);
+      if (cs.length)
+        lines[r.pick(cs)] = r.pick([
+          'Content-Transfer-Encoding: base64',
+          'Content-Transfer-Encoding: 8bit',
+          'Content-Transfer-Encoding: BINARY',
+          'Content-Type: text/html; charset="bogus-9"',
+          'Content-Type: text/html',
+        ]);
       break;
     }
-    default: { // cut the message short
+    default: {
+      // cut the message short
       return msg.subarray(0, r.int(msg.length));
     }
   }

@@ -30,7 +30,11 @@ const HEADERS = ['From: a@b.test', 'Subject: hello', 'MIME-Version: 1.0'];
 describe('writeCopy', () => {
   it('stamps the top header block only, and leaves every body byte alone', async () => {
     const inner = buildMessage(text('inner body\r\n'), ['From: c@d.test', 'Subject: inner', 'X-Spam-Flag: NO']);
-    const msg = buildMessage({ multipart: 'mixed', boundary: 'B', parts: [text('body\r\n'), { contentType: 'message/rfc822', body: inner }] }, [...HEADERS, 'X-Spam-Flag: NO', 'Authentication-Results: mx.us; spf=pass']);
+    const msg = buildMessage({ multipart: 'mixed', boundary: 'B', parts: [text('body\r\n'), { contentType: 'message/rfc822', body: inner }] }, [
+      ...HEADERS,
+      'X-Spam-Flag: NO',
+      'Authentication-Results: mx.us; spf=pass',
+    ]);
     const { out, result } = await copy(msg, {
       stamp: { prepend: [['X-Mailmoat-ID', 'ID1']], removePrefixes: ['x-spam-'], removeIf: (k, l) => isOurAuthResults(k, l, 'MX.US'), subjectTag: '{Spam?}' },
     });
@@ -41,7 +45,10 @@ describe('writeCopy', () => {
   });
 
   it('replaces a banned part by its note, keeping the parts around it byte for byte', async () => {
-    const msg = buildMessage({ multipart: 'mixed', boundary: 'B', parts: [text('hi\r\n'), attachment('a.exe', FAKE_PE), attachment('b.txt', 'fine', { type: 'text/plain' })] }, HEADERS);
+    const msg = buildMessage(
+      { multipart: 'mixed', boundary: 'B', parts: [text('hi\r\n'), attachment('a.exe', FAKE_PE), attachment('b.txt', 'fine', { type: 'text/plain' })] },
+      HEADERS,
+    );
     const note = removalNote({ filename: 'a\u202eexe.txt', reasons: ['.exe files are not allowed'], messageId: 'ID1' });
     const { out, result } = await copy(msg, { strip: [{ part: '2', note }] });
     expect(result.stripped).toEqual(['2']);
@@ -52,18 +59,28 @@ describe('writeCopy', () => {
     expect(n).toBe(`\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: 7bit\r\n\r\n${note}`);
     expect(note).toContain('"a\\u202eexe.txt"'); // the trick is shown, not performed
     const facts = await walkMessage(toStream(out));
-    expect(facts.parts.map((p) => [p.id, p.contentType, p.filename])).toEqual([['1', 'text/plain', null], ['2', 'text/plain', null], ['3', 'text/plain', 'b.txt']]);
+    expect(facts.parts.map((p) => [p.id, p.contentType, p.filename])).toEqual([
+      ['1', 'text/plain', null],
+      ['2', 'text/plain', null],
+      ['3', 'text/plain', 'b.txt'],
+    ]);
   });
 
   it('removes an attached message whole for a banned part inside it', async () => {
-    const inner = buildMessage({ multipart: 'mixed', boundary: 'I', parts: [text('inner\r\n'), attachment('run.exe', FAKE_PE)] }, ['Subject: inner', 'MIME-Version: 1.0']);
+    const inner = buildMessage({ multipart: 'mixed', boundary: 'I', parts: [text('inner\r\n'), attachment('run.exe', FAKE_PE)] }, [
+      'Subject: inner',
+      'MIME-Version: 1.0',
+    ]);
     const msg = buildMessage({ multipart: 'mixed', boundary: 'B', parts: [text('outer\r\n'), { contentType: 'message/rfc822', body: inner }] }, HEADERS);
     const before = await walkMessage(toStream(msg));
     expect(before.parts.map((p) => p.id)).toEqual(['1', '2', '2.1', '2.2']);
     const { out, result } = await copy(msg, { strip: [{ part: '2.2', note: 'removed\r\n' }] });
     expect(result.stripped).toEqual(['2']);
     const after = await walkMessage(toStream(out));
-    expect(after.parts.map((p) => [p.id, p.contentType])).toEqual([['1', 'text/plain'], ['2', 'text/plain']]);
+    expect(after.parts.map((p) => [p.id, p.contentType])).toEqual([
+      ['1', 'text/plain'],
+      ['2', 'text/plain'],
+    ]);
     expect(out.toString('latin1')).not.toContain('run.exe');
   });
 
@@ -80,13 +97,21 @@ describe('writeCopy', () => {
   // nothing changed (scanners/splitter.ts).
   it.each([
     ['a sibling delimiter', '--B\r\nContent-Type: text/plain\r\nX-Note: kept\r\n--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B--\r\n'],
-    ['the closing delimiter', '--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B\r\nContent-Type: text/html\r\n<p>no blank line</p>\r\n--B--\r\nepilogue\r\n'],
+    [
+      'the closing delimiter',
+      '--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B\r\nContent-Type: text/html\r\n<p>no blank line</p>\r\n--B--\r\nepilogue\r\n',
+    ],
   ])('keeps every byte of a part whose header block runs into %s', async (_name, body) => {
     const msg = Buffer.from(`From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\npreamble\r\n${body}`);
     for (const chunk of [1, 7, 333]) {
       const sink = new PassThrough();
       const out = collect(sink);
-      const result = await writeCopy(toStream(msg, chunk), sink, { stamp: { prepend: [], removePrefixes: [], subjectTag: null }, strip: [], disarm: { ...SETTINGS, registrableDomain }, limits: LIMITS });
+      const result = await writeCopy(toStream(msg, chunk), sink, {
+        stamp: { prepend: [], removePrefixes: [], subjectTag: null },
+        strip: [],
+        disarm: { ...SETTINGS, registrableDomain },
+        limits: LIMITS,
+      });
       sink.end();
       expect(result.disarm?.changed).toBe(false);
       expect((await out).toString('latin1')).toBe(msg.toString('latin1'));
@@ -99,15 +124,34 @@ describe('writeCopy', () => {
 
 describe('scanText predicts what the rewrite will do', () => {
   const corpus: [string, PartSpec][] = [
-    ['phishing and script', { multipart: 'alternative', parts: [text('x'), html('<a href="https://evil.example/">https://www.bank.test/</a><script>x()</script>')] }],
+    [
+      'phishing and script',
+      { multipart: 'alternative', parts: [text('x'), html('<a href="https://evil.example/">https://www.bank.test/</a><script>x()</script>')] },
+    ],
     ['web bug only', { multipart: 'alternative', parts: [text('x'), html('<img src="https://t.test/p.gif" width="1" height="1"><p>hi</p>')] }],
     ['nothing', html('<p>hello</p>')],
-    ['html in an attached message', { multipart: 'mixed', parts: [text('x'), { contentType: 'message/rfc822', body: buildMessage(html('<iframe src="https://x.test/"></iframe>'), ['Subject: i', 'MIME-Version: 1.0']) }] }],
+    [
+      'html in an attached message',
+      {
+        multipart: 'mixed',
+        parts: [
+          text('x'),
+          { contentType: 'message/rfc822', body: buildMessage(html('<iframe src="https://x.test/"></iframe>'), ['Subject: i', 'MIME-Version: 1.0']) },
+        ],
+      },
+    ],
     ['latin-1 8-bit', { contentType: 'text/html; charset=iso-8859-1', encoding: '8bit', body: Buffer.from('<p onmouseover="x()">caf\xe9</p>', 'latin1') }],
   ];
   it.each(corpus)('%s', async (_name, root) => {
     const msg = buildMessage(root, HEADERS);
-    const predicted = await scanText(toStream(msg), { ...LIMITS, maxHtmlPartBytes: 4 << 20, maxTextPartBytes: 1 << 20, maxHosts: 50, disarm: [SETTINGS], registrableDomain });
+    const predicted = await scanText(toStream(msg), {
+      ...LIMITS,
+      maxHtmlPartBytes: 4 << 20,
+      maxTextPartBytes: 1 << 20,
+      maxHosts: 50,
+      disarm: [SETTINGS],
+      registrableDomain,
+    });
     const { result } = await copy(msg, { disarm: { ...SETTINGS, registrableDomain } });
     const scan = predicted.html.get(disarmKey(SETTINGS))!;
     expect(scan.changed).toBe(result.disarm!.changed);
@@ -115,7 +159,10 @@ describe('scanText predicts what the rewrite will do', () => {
   });
 
   it('collects the hosts of text and HTML bodies, bounded', async () => {
-    const msg = buildMessage({ multipart: 'alternative', parts: [text('see www.one.test and http://two.test/x'), html('<a href="https://three.test/">x</a> four.com')] }, HEADERS);
+    const msg = buildMessage(
+      { multipart: 'alternative', parts: [text('see www.one.test and http://two.test/x'), html('<a href="https://three.test/">x</a> four.com')] },
+      HEADERS,
+    );
     const r = await scanText(toStream(msg), { ...LIMITS, maxHtmlPartBytes: 4 << 20, maxTextPartBytes: 1 << 20, maxHosts: 3, disarm: [], registrableDomain });
     expect(r.hosts).toEqual(['www.one.test', 'two.test', 'three.test']);
     expect(r.truncated).toBe(true);

@@ -7,7 +7,13 @@ const spam = (n: number) =>
   Buffer.from(
     `Received: from bad.example (bad.example [192.0.2.66])\r\nFrom: "Winner" <winner${n}@lottery.example>\r\nTo: alice@example.test\r\nSubject: You won ${n}\r\nMessage-ID: <spam${n}@lottery.example>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nClaim your prize number ${n} now!\r\n`,
   );
-const reporterHeaders = ['From: Alice <alice@example.test>', 'To: reportspam@example.test', 'Subject: Fwd: spam', 'Date: Mon, 23 Nov 2026 11:00:00 +0000', 'MIME-Version: 1.0'];
+const reporterHeaders = [
+  'From: Alice <alice@example.test>',
+  'To: reportspam@example.test',
+  'Subject: Fwd: spam',
+  'Date: Mon, 23 Nov 2026 11:00:00 +0000',
+  'MIME-Version: 1.0',
+];
 const o = { reporter: 'alice@example.test', maxMessages: 10, maxBytes: 100_000 };
 const eml = (raw: Buffer, name: string | null, encoding: '7bit' | 'base64' = '7bit', contentType = 'message/rfc822') => ({
   contentType,
@@ -29,7 +35,10 @@ describe('extractReported', () => {
 
   it('takes several attachments, inline-disposition and base64-encoded ones and .eml files sent as octet-stream', async () => {
     const report = buildMessage(
-      { multipart: 'mixed', parts: [text('three of them'), eml(spam(1), 'a.eml'), eml(spam(2), null), eml(spam(3), null, 'base64'), attachment('d.eml', spam(4))] },
+      {
+        multipart: 'mixed',
+        parts: [text('three of them'), eml(spam(1), 'a.eml'), eml(spam(2), null), eml(spam(3), null, 'base64'), attachment('d.eml', spam(4))],
+      },
       reporterHeaders,
     );
     const r = await extractReported(report, o);
@@ -38,14 +47,25 @@ describe('extractReported', () => {
   });
 
   it('keeps an attached "message" that is none as not extracted, and stops at maxMessages', async () => {
-    const report = buildMessage({ multipart: 'mixed', parts: [eml(Buffer.from('just some words\r\n'), 'x.eml'), eml(spam(1), 'a.eml'), eml(spam(2), 'b.eml')] }, reporterHeaders);
+    const report = buildMessage(
+      { multipart: 'mixed', parts: [eml(Buffer.from('just some words\r\n'), 'x.eml'), eml(spam(1), 'a.eml'), eml(spam(2), 'b.eml')] },
+      reporterHeaders,
+    );
     const r = await extractReported(report, { ...o, maxMessages: 1 });
     expect(r.messages).toHaveLength(1);
-    expect(r.notExtracted.map((x) => x.reason)).toEqual([expect.stringContaining('not a message: it does not start with mail headers'), 'more than 1 messages in one report']);
+    expect(r.notExtracted.map((x) => x.reason)).toEqual([
+      expect.stringContaining('not a message: it does not start with mail headers'),
+      'more than 1 messages in one report',
+    ]);
   });
 
   it('rebuilds an inline forward (Gmail, Outlook, Thunderbird, Apple Mail markers) from its pasted headers', async () => {
-    for (const marker of ['---------- Forwarded message ---------', '-----Original Message-----', '-------- Forwarded Message --------', 'Begin forwarded message:']) {
+    for (const marker of [
+      '---------- Forwarded message ---------',
+      '-----Original Message-----',
+      '-------- Forwarded Message --------',
+      'Begin forwarded message:',
+    ]) {
       const body = `Another one for you.\r\n\r\n${marker}\r\nFrom: Winner <winner@lottery.example>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nSubject: You won\r\nTo: alice@example.test\r\n\r\nClaim your prize now!\r\nCheap pills.\r\n`;
       const r = await extractReported(buildMessage(text(body), reporterHeaders), o);
       expect(r.notExtracted, marker).toEqual([]);
@@ -59,7 +79,9 @@ describe('extractReported', () => {
     const pasted = `> Received: from bad.example (bad.example [192.0.2.66])\r\n>   by mx.example.test; Mon, 23 Nov 2026 10:00:00 +0000\r\n> From: winner@lottery.example\r\n> Subject: You won\r\n>\r\n> Claim it.\r\n`;
     const r = await extractReported(buildMessage(text(pasted), reporterHeaders), o);
     expect(r.messages).toHaveLength(1);
-    expect(r.messages[0]!.raw.toString()).toBe('Received: from bad.example (bad.example [192.0.2.66])\r\n  by mx.example.test; Mon, 23 Nov 2026 10:00:00 +0000\r\nFrom: winner@lottery.example\r\nSubject: You won\r\n\r\nClaim it.\r\n');
+    expect(r.messages[0]!.raw.toString()).toBe(
+      'Received: from bad.example (bad.example [192.0.2.66])\r\n  by mx.example.test; Mon, 23 Nov 2026 10:00:00 +0000\r\nFrom: winner@lottery.example\r\nSubject: You won\r\n\r\nClaim it.\r\n',
+    );
   });
 
   it('says so, without guessing, when a forward marker has no readable headers', async () => {
@@ -76,7 +98,9 @@ describe('extractReported', () => {
 
   it('takes a redirected original (Resent-* headers) without the Resent block and our trace headers', async () => {
     const redirected = Buffer.concat([
-      Buffer.from('Received-SPF: pass (mx.gateway.test: domain of alice@example.test designates 127.0.0.1 as permitted sender)\r\n client-ip=127.0.0.1;\r\nResent-From: alice@example.test\r\nResent-To: reportspam@example.test\r\nResent-Date: Mon, 23 Nov 2026 11:00:00 +0000\r\n'),
+      Buffer.from(
+        'Received-SPF: pass (mx.gateway.test: domain of alice@example.test designates 127.0.0.1 as permitted sender)\r\n client-ip=127.0.0.1;\r\nResent-From: alice@example.test\r\nResent-To: reportspam@example.test\r\nResent-Date: Mon, 23 Nov 2026 11:00:00 +0000\r\n',
+      ),
       spam(7),
     ]);
     const r = await extractReported(redirected, o);

@@ -32,7 +32,14 @@ describe('report addresses', () => {
     expect(reportTarget(config, 'reportspam@elsewhere.test')).toBeUndefined();
   });
   it('refuses an unknown key', () => {
-    expect(() => configSchema.parse({ hostname: 'h', dataDir: '/x', smtp: { listen: { port: 0 } }, domains: { 'a.test': { downstream: [{ host: 'x' }], reports: { acknowlege: true } } } })).toThrow(/acknowlege/);
+    expect(() =>
+      configSchema.parse({
+        hostname: 'h',
+        dataDir: '/x',
+        smtp: { listen: { port: 0 } },
+        domains: { 'a.test': { downstream: [{ host: 'x' }], reports: { acknowlege: true } } },
+      }),
+    ).toThrow(/acknowlege/);
   });
 });
 

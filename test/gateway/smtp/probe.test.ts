@@ -28,10 +28,21 @@ describe('recipient probe', () => {
     let now = 0;
     const prober = createRecipientProber({ helo: 'mx.test', now: () => now });
     const dead = await freePort();
-    const o = { hosts: [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: mailbox.port }], timeoutMs: 2_000, positiveTtlSec: 60, negativeTtlSec: 10 };
+    const o = {
+      hosts: [
+        { host: '127.0.0.1', port: dead },
+        { host: '127.0.0.1', port: mailbox.port },
+      ],
+      timeoutMs: 2_000,
+      positiveTtlSec: 60,
+      negativeTtlSec: 10,
+    };
     expect(await prober.verify('alice@a.test', o)).toEqual({ status: 'exists' });
     expect(await prober.verify('ghost@a.test', o)).toEqual({ status: 'unknown', reply: '550 5.1.1 no such user' });
-    expect(await prober.verify('later@a.test', o)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/ECONNREFUSED.*answered 451 4\.3\.0 later/) });
+    expect(await prober.verify('later@a.test', o)).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/ECONNREFUSED.*answered 451 4\.3\.0 later/),
+    });
     const before = asked.length;
     await Promise.all([prober.verify('ALICE@a.test', o), prober.verify('ghost@a.test', o)]);
     expect(asked.length).toBe(before); // both cached

@@ -10,7 +10,11 @@ function tap(reads: string[]) {
 
 describe('WireTap', () => {
   it.each([
-    ['lawful: EHLO alone, then a MAIL/RCPT/DATA group, then the body', ['EHLO a\r\n', 'MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\n', 'Subject: x\r\n\r\nhi\r\n.\r\n'], undefined],
+    [
+      'lawful: EHLO alone, then a MAIL/RCPT/DATA group, then the body',
+      ['EHLO a\r\n', 'MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\n', 'Subject: x\r\n\r\nhi\r\n.\r\n'],
+      undefined,
+    ],
     ['lawful: next transaction right after the end of data', ['EHLO a\r\n', 'DATA\r\n', 'hi\r\n.\r\nMAIL FROM:<a@b.c>\r\n'], undefined],
     ['lawful: the body in many reads, the end split across two', ['EHLO a\r\n', 'DATA\r\n', 'line\r', '\n.', '\r\nQUIT\r\n'], undefined],
     ['lawful: an empty message', ['EHLO a\r\n', 'DATA\r\n', '.\r\n', 'QUIT\r\n'], undefined],

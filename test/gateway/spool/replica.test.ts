@@ -19,7 +19,15 @@ import { DIALECTS, openTestSql } from '../../support/databases.ts';
 const BINARY = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.from('\r\nSubject: t\r\n\r\nbody\r\n')]);
 
 const envelope = (id: string, rcptTo = ['c@example.test']): Envelope => ({
-  id, receivedAt: 1, clientIp: '192.0.2.1', clientHostname: null, helo: 'h.test', mailFrom: 'a@b.test', rcptTo, size: BINARY.length, tls: false,
+  id,
+  receivedAt: 1,
+  clientIp: '192.0.2.1',
+  clientHostname: null,
+  helo: 'h.test',
+  mailFrom: 'a@b.test',
+  rcptTo,
+  size: BINARY.length,
+  tls: false,
 });
 
 const tempDir = () => mkdtempSync(path.join(os.tmpdir(), 'spool-node-'));
@@ -48,8 +56,7 @@ async function filesOf(spool: Spool): Promise<string[]> {
 describe.each(DIALECTS)('spool replica on %s', (dialect) => {
   let db: Awaited<ReturnType<typeof openTestSql>>;
   let replica: SpoolReplica;
-  const rows = async (id: string) =>
-    (await db.sql.all<{ kind: string }>(q`SELECT kind FROM spool_files WHERE message_id = ${id}`)).map((r) => r.kind).sort();
+  const rows = async (id: string) => (await db.sql.all<{ kind: string }>(q`SELECT kind FROM spool_files WHERE message_id = ${id}`)).map((r) => r.kind).sort();
 
   beforeAll(async () => {
     db = await openTestSql(dialect);
@@ -123,7 +130,12 @@ describe.each(DIALECTS)('spool replica on %s', (dialect) => {
     // A's stale working copy went with it.
     expect(await filesOf(a)).toEqual([]);
     expect(await b.hasOutput('B1')).toBe(false);
-    expect(await fs.access(b.outputPath('B1')).then(() => true, () => false)).toBe(false);
+    expect(
+      await fs.access(b.outputPath('B1')).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
     expect(await b.committedIds()).not.toContain('B1');
   });
 
@@ -182,7 +194,12 @@ describe.each(DIALECTS)('spool replica on %s', (dialect) => {
     await accept(a, 'S1');
     await fs.writeFile(a.outputPath('S1'), 'left over');
     expect(await a.readEnvelope('S1')).toEqual(envelope('S1'));
-    expect(await fs.access(a.outputPath('S1')).then(() => true, () => false)).toBe(false);
+    expect(
+      await fs.access(a.outputPath('S1')).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
     await a.remove('S1');
   });
 

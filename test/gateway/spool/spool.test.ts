@@ -8,7 +8,15 @@ import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
 import { SmtpRefusal } from '../../../rules/replies.ts';
 
 const envelope = (id: string): Envelope => ({
-  id, receivedAt: 1, clientIp: '127.0.0.1', clientHostname: null, helo: 'h.test', mailFrom: 'a@b.test', rcptTo: ['c@example.test'], size: 5, tls: false,
+  id,
+  receivedAt: 1,
+  clientIp: '127.0.0.1',
+  clientHostname: null,
+  helo: 'h.test',
+  mailFrom: 'a@b.test',
+  rcptTo: ['c@example.test'],
+  size: 5,
+  tls: false,
 });
 
 async function newSpool(dir = mkdtempSync(path.join(os.tmpdir(), 'spool-'))): Promise<Spool> {

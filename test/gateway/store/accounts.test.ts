@@ -25,7 +25,12 @@ describe.each(DIALECTS)('AccountStore on %s', (dialect) => {
 
   it('creates an account with a lower-case username and normalised scopes', async () => {
     clock = T0 + 1;
-    const a = await store.create({ username: '  Alice@Example.TEST ', role: 'user', addresses: ['Alice@Example.test', 'alice@example.test', ' b@example.test '], passwordHash: 'h1' });
+    const a = await store.create({
+      username: '  Alice@Example.TEST ',
+      role: 'user',
+      addresses: ['Alice@Example.test', 'alice@example.test', ' b@example.test '],
+      passwordHash: 'h1',
+    });
     expect(a).toEqual({
       id: expect.any(Number),
       username: 'alice@example.test',

@@ -36,9 +36,39 @@ describe.each(DIALECTS)('AuditStore on %s', (dialect) => {
     const { rows, total } = await store.list({ limit: 10 });
     expect(total).toBe(3);
     expect(rows).toEqual([
-      { seq: expect.any(Number), at: T0 + 7, actor: '-', action: 'login', messageId: null, target: null, ip: '2001:db8::1', outcome: 'failed', detail: 'bad password' },
-      { seq: expect.any(Number), at: T0 - 100, actor: 'first', action: 'release', messageId: 'm-1', target: 'bob@b.test', ip: '192.0.2.1', outcome: 'denied', detail: '' },
-      { seq: expect.any(Number), at: T0 + 7, actor: 'first', action: 'login', messageId: null, target: null, ip: '192.0.2.1', outcome: 'ok', detail: 'password' },
+      {
+        seq: expect.any(Number),
+        at: T0 + 7,
+        actor: '-',
+        action: 'login',
+        messageId: null,
+        target: null,
+        ip: '2001:db8::1',
+        outcome: 'failed',
+        detail: 'bad password',
+      },
+      {
+        seq: expect.any(Number),
+        at: T0 - 100,
+        actor: 'first',
+        action: 'release',
+        messageId: 'm-1',
+        target: 'bob@b.test',
+        ip: '192.0.2.1',
+        outcome: 'denied',
+        detail: '',
+      },
+      {
+        seq: expect.any(Number),
+        at: T0 + 7,
+        actor: 'first',
+        action: 'login',
+        messageId: null,
+        target: null,
+        ip: '192.0.2.1',
+        outcome: 'ok',
+        detail: 'password',
+      },
     ]);
     expect(rows[0]!.seq).toBeGreaterThan(rows[1]!.seq);
     expect(rows[1]!.seq).toBeGreaterThan(rows[2]!.seq);

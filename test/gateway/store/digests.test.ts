@@ -32,7 +32,15 @@ describe.each(DIALECTS)('DigestStore on %s', (dialect) => {
   it('adds a token and reads it back, recipient in lower case', async () => {
     clock = T0 + 3;
     await store.addToken({ id: 'tok-1', messageId: 'm-1', recipient: 'Alice@A.Test', expiresAt: T0 + DAY });
-    expect(await store.getToken('tok-1')).toEqual({ id: 'tok-1', action: 'release', messageId: 'm-1', recipient: 'alice@a.test', createdAt: T0 + 3, expiresAt: T0 + DAY, usedAt: null });
+    expect(await store.getToken('tok-1')).toEqual({
+      id: 'tok-1',
+      action: 'release',
+      messageId: 'm-1',
+      recipient: 'alice@a.test',
+      createdAt: T0 + 3,
+      expiresAt: T0 + DAY,
+      usedAt: null,
+    });
     expect(await store2.getToken('tok-1')).toEqual(await store.getToken('tok-1'));
     expect(await store.getToken('nope')).toBeUndefined();
     await expect(store.addToken({ id: 'tok-1', messageId: 'm-2', recipient: 'x@a.test', expiresAt: T0 + DAY })).rejects.toThrow();

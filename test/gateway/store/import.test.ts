@@ -69,7 +69,12 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   await store.addEvent('m1delivered', 'delivered', 'alice@example.test: 250 2.0.0 ok');
 
   await receive('m2quarantined', ['carol@example.test'], 'eve@evil.test');
-  await store.recordVerdict('m2quarantined', { verdict: 'virus', reason: 'Eicar-Signature', report: { ...report, virus: { status: 'infected', viruses: ['Eicar-Signature'] } }, subject: 'invoice' });
+  await store.recordVerdict('m2quarantined', {
+    verdict: 'virus',
+    reason: 'Eicar-Signature',
+    report: { ...report, virus: { status: 'infected', viruses: ['Eicar-Signature'] } },
+    subject: 'invoice',
+  });
   await store.transition('m2quarantined', ['queued'], 'quarantined');
   await store.addEvent('m2quarantined', 'quarantined', 'virus Eicar-Signature');
   const bodyFile = path.join(dir, 'body.tmp');
@@ -93,19 +98,34 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
     await store.transition('m6deferred', ['queued'], 'deferred', '451 4.3.0 later');
   }
 
-  await store.recordRefusal({ at: clock++, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: 'x@bad.test', recipient: 'alice@example.test', stage: 'rcpt', reply: '554 5.7.1 blocked using zen' });
+  await store.recordRefusal({
+    at: clock++,
+    clientIp: '203.0.113.9',
+    helo: 'bad.test',
+    mailFrom: 'x@bad.test',
+    recipient: 'alice@example.test',
+    stage: 'rcpt',
+    reply: '554 5.7.1 blocked using zen',
+  });
   // Enough events for several pages of the copy.
   await sql.transaction(async (tx) => {
-    for (let i = 0; i < 1_201; i++) await tx.run(q`INSERT INTO message_events (message_id, at, kind, detail) VALUES ('m1delivered', ${T0 + i}, 'note', ${`n${i}`})`);
+    for (let i = 0; i < 1_201; i++)
+      await tx.run(q`INSERT INTO message_events (message_id, at, kind, detail) VALUES ('m1delivered', ${T0 + i}, 'note', ${`n${i}`})`);
     // Login failures have no key; equal rows are kept as many times as they are.
-    for (let i = 0; i < 510; i++) await tx.run(q`INSERT INTO console_login_failures (username, at) VALUES (${i % 2 ? 'mallory' : 'admin'}, ${T0 + Math.floor(i / 4)})`);
+    for (let i = 0; i < 510; i++)
+      await tx.run(q`INSERT INTO console_login_failures (username, at) VALUES (${i % 2 ? 'mallory' : 'admin'}, ${T0 + Math.floor(i / 4)})`);
   });
 
   const accounts = openAccountStore(sql, now);
   const adminHash = await hashPassword(PASSWORD);
   const admin = await accounts.create({ username: 'admin', role: 'superadmin', passwordHash: adminHash });
   const gone = await accounts.create({ username: 'gone', role: 'user', addresses: ['gone@example.test'], passwordHash: adminHash });
-  const carol = await accounts.create({ username: 'carol', role: 'user', addresses: ['carol@example.test'], passwordHash: await hashPassword('carol password') });
+  const carol = await accounts.create({
+    username: 'carol',
+    role: 'user',
+    addresses: ['carol@example.test'],
+    passwordHash: await hashPassword('carol password'),
+  });
   await sql.run(q`DELETE FROM console_accounts WHERE id = ${gone.id}`); // a hole in the ids
   await accounts.createSession(admin.id, 100 * 365 * 24 * HOUR); // still valid whenever the test runs
   const totp = openTotpStore(sql, now);
@@ -122,7 +142,17 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   const audit = openAuditStore(sql, now);
   await audit.record({ actor: 'admin', action: 'login', messageId: null, target: null, ip: '192.0.2.50', outcome: 'ok', detail: '' });
   await audit.record({ actor: 'carol', action: 'view', messageId: 'm2quarantined', target: null, ip: '192.0.2.51', outcome: 'ok', detail: '' });
-  await openLearnLog(sql, now).record({ actor: 'admin', source: 'console', messageId: 'm3nofile', name: null, sha256: 'ab'.repeat(32), size: 99, class: 'spam', outcome: 'learned', detail: '' });
+  await openLearnLog(sql, now).record({
+    actor: 'admin',
+    source: 'console',
+    messageId: 'm3nofile',
+    name: null,
+    sha256: 'ab'.repeat(32),
+    size: 99,
+    class: 'spam',
+    outcome: 'learned',
+    detail: '',
+  });
   const digests = openDigestStore(sql, now);
   await digests.addToken({ id: 'tok1', messageId: 'm2quarantined', recipient: 'carol@example.test', expiresAt: T0 + 10 * 24 * HOUR });
   await digests.claimRun('2026-11-24');
@@ -131,7 +161,10 @@ async function buildSource(o: { inFlight?: boolean } = {}): Promise<Source> {
   await openDomainStore(sql, now).put({ name: 'db.test', settings: { downstream: [{ host: '10.0.0.8' }] }, adminMay: ['spam'], by: 'root' });
   await openApiTokenStore(sql, now).create({ name: 'panel', role: 'superadmin', domains: [], createdBy: 1, createdByName: 'root' });
   const stats = openStatsStore(sql, now);
-  await stats.add([{ domain: 'example.test', hour: T0 - (T0 % HOUR), kind: 'received', n: 3 }, { domain: '', hour: T0 - (T0 % HOUR), kind: 'refused', n: 1 }]);
+  await stats.add([
+    { domain: 'example.test', hour: T0 - (T0 % HOUR), kind: 'received', n: 3 },
+    { domain: '', hour: T0 - (T0 % HOUR), kind: 'refused', n: 1 },
+  ]);
   await stats.claimSummaryRun('2026-11-24');
   await stats.setSummaryOptOut(carol.id, true);
   return { dir, file, quarantineDir, sql, adminHash, maxListId: global.row.id, maxAccountId: carol.id };
@@ -157,9 +190,7 @@ describe('IMPORTED_TABLES', () => {
         q`SELECT table_name, column_name FROM information_schema.columns
           WHERE table_schema = current_schema() AND column_default LIKE 'nextval(%' AND table_name NOT LIKE 'kysely\_%' ORDER BY table_name`,
       );
-      expect(IMPORTED_TABLES.filter((t) => t.serial).map((t) => ({ table_name: t.name, column_name: t.serial }))).toEqual(
-        expect.arrayContaining(serials),
-      );
+      expect(IMPORTED_TABLES.filter((t) => t.serial).map((t) => ({ table_name: t.name, column_name: t.serial }))).toEqual(expect.arrayContaining(serials));
       expect(IMPORTED_TABLES.filter((t) => t.serial)).toHaveLength(serials.length);
       for (const t of IMPORTED_TABLES) await db.sql.all(q`SELECT ${q.join(t.key.map((c) => q.id(c)))} FROM ${q.id(t.name)} LIMIT 1`);
     } finally {
@@ -261,7 +292,9 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
     const log = await after.searchLog({ scope: { all: true }, limit: 20 });
     expect(log.total).toBe(5);
     expect(log.rows.map((r) => r.id).sort()).toEqual(['m1delivered', 'm2quarantined', 'm3nofile', 'm4failed', 'r1']);
-    expect((await after.searchMessages({ scope: { domains: ['example.test'], addresses: [] }, q: 'invoice', limit: 10 })).rows.map((m) => m.id)).toEqual(['m2quarantined']);
+    expect((await after.searchMessages({ scope: { domains: ['example.test'], addresses: [] }, q: 'invoice', limit: 10 })).rows.map((m) => m.id)).toEqual([
+      'm2quarantined',
+    ]);
     for (const id of ['m1delivered', 'm2quarantined', 'm3nofile', 'm4failed']) {
       expect(await after.get(id)).toEqual(await before.get(id));
       expect(await after.events(id)).toEqual(await before.events(id));
@@ -299,13 +332,25 @@ describe('importDatabase: SQLite into a new PostgreSQL database', () => {
     await metadata.addEvent('m1delivered', 'note', 'after the import');
     expect((await metadata.events('m1delivered')).at(-1)).toMatchObject({ detail: 'after the import' });
     await metadata.recordRefusal({ at: T0, clientIp: '203.0.113.1', helo: 'h', mailFrom: null, recipient: null, stage: 'connect', reply: '421' });
-    await openLearnLog(dst).record({ actor: 'admin', source: 'console', messageId: null, name: null, sha256: 'cd'.repeat(32), size: 1, class: 'ham', outcome: 'learned', detail: '' });
+    await openLearnLog(dst).record({
+      actor: 'admin',
+      source: 'console',
+      messageId: null,
+      name: null,
+      sha256: 'cd'.repeat(32),
+      size: 1,
+      class: 'ham',
+      outcome: 'learned',
+      detail: '',
+    });
   });
 
   it('refuses a target that is not empty, and writes nothing', async () => {
     const err = await importDatabase(src.sql, dst).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DatabaseError);
-    expect((err as Error).message).toMatch(/^the target database is not empty \(messages has 4 rows, .*console_accounts has 3 rows.*\); import into a new database$/);
+    expect((err as Error).message).toMatch(
+      /^the target database is not empty \(messages has 4 rows, .*console_accounts has 3 rows.*\); import into a new database$/,
+    );
     expect(Number((await dst.one<{ n: number }>(q`SELECT count(*) AS n FROM messages`))?.n)).toBe(4);
   });
 });
@@ -334,9 +379,13 @@ describe('importDatabase refuses', () => {
     const migrated = await openTestSql('sqlite');
     try {
       await expect(importDatabase(migrated.sql, unmigrated)).rejects.toThrow(
-        new DatabaseError(`the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats); run "mailmoat migrate" on it first`),
+        new DatabaseError(
+          `the target database's schema is not up to date (pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats); run "mailmoat migrate" on it first`,
+        ),
       );
-      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(/^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats\)/);
+      await expect(importDatabase(unmigrated, migrated.sql)).rejects.toThrow(
+        /^the source database's schema is not up to date \(pending migrations: 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats\)/,
+      );
     } finally {
       await unmigrated.close();
       await empty.drop();
@@ -369,7 +418,9 @@ describe('mailmoat migrate --import-sqlite', () => {
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
       const lines = r.out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats$/);
+      expect(lines[0]).toMatch(
+        /: applied 0001_initial, 0002_shared_files, 0003_release_requests, 0004_submitted_by, 0005_hosted_domains, 0006_learner, 0007_ledger, 0008_digest_actions, 0009_external_logins, 0010_totp, 0011_stats$/,
+      );
       expect(lines[1]).toMatch(new RegExp(`^imported ${src.file} into postgres://.*:$`));
       expect(lines.slice(2)).toEqual([
         '  messages: 4',

@@ -36,8 +36,30 @@ describe.each(DIALECTS)('LearnLog on %s', (dialect) => {
     await log.record(rec({ actor: 'whole', messageId: 'm-1', sha256: SHA('a'), size: 5_000_000_000, detail: 'Learned tokens from 1 message(s)' }));
     await log.record(rec({ actor: 'whole', source: 'upload', name: 'spam.eml', sha256: SHA('b'), class: 'ham', outcome: 'refused', detail: 'not a message' }));
     expect(await log.recent({ actor: 'whole', limit: 10 })).toEqual([
-      { at: T0 + 1, actor: 'whole', source: 'upload', messageId: null, name: 'spam.eml', sha256: SHA('b'), size: 1234, class: 'ham', outcome: 'refused', detail: 'not a message' },
-      { at: T0, actor: 'whole', source: 'console', messageId: 'm-1', name: null, sha256: SHA('a'), size: 5_000_000_000, class: 'spam', outcome: 'learned', detail: 'Learned tokens from 1 message(s)' },
+      {
+        at: T0 + 1,
+        actor: 'whole',
+        source: 'upload',
+        messageId: null,
+        name: 'spam.eml',
+        sha256: SHA('b'),
+        size: 1234,
+        class: 'ham',
+        outcome: 'refused',
+        detail: 'not a message',
+      },
+      {
+        at: T0,
+        actor: 'whole',
+        source: 'console',
+        messageId: 'm-1',
+        name: null,
+        sha256: SHA('a'),
+        size: 5_000_000_000,
+        class: 'spam',
+        outcome: 'learned',
+        detail: 'Learned tokens from 1 message(s)',
+      },
     ]);
   });
 

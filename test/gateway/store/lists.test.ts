@@ -26,7 +26,14 @@ describe.each(DIALECTS)('ListStore on %s', (dialect) => {
 
   it('adds a normalised entry and reads it back', async () => {
     clock = T0 + 5;
-    const r = await store.add({ kind: 'block', scope: 'user', owner: '  Alice@Add.Test ', entry: ' Spammer@Evil.TEST ', comment: 'line\none\ttab\x7f ' + 'x'.repeat(300), createdBy: 'root' });
+    const r = await store.add({
+      kind: 'block',
+      scope: 'user',
+      owner: '  Alice@Add.Test ',
+      entry: ' Spammer@Evil.TEST ',
+      comment: 'line\none\ttab\x7f ' + 'x'.repeat(300),
+      createdBy: 'root',
+    });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.row).toMatchObject({ kind: 'block', scope: 'user', owner: 'alice@add.test', text: 'spammer@evil.test', createdBy: 'root', createdAt: T0 + 5 });
@@ -152,7 +159,15 @@ describe.each(DIALECTS)('ListStore on %s', (dialect) => {
     await add('block', 'domain', 'other-fr.test', 'other-domain.test');
     const mine = await store.forRecipient('Gina@FR.test');
     const texts = mine.map((e) => `${e.scope}:${e.kind}:${e.text}`);
-    expect(texts).toEqual(expect.arrayContaining(['user:block:u-block.test', 'user:allow:u-allow.test', 'domain:block:d-block.test', 'global:block:198.51.100.9', 'global:allow:trusted-global.test']));
+    expect(texts).toEqual(
+      expect.arrayContaining([
+        'user:block:u-block.test',
+        'user:allow:u-allow.test',
+        'domain:block:d-block.test',
+        'global:block:198.51.100.9',
+        'global:allow:trusted-global.test',
+      ]),
+    );
     expect(texts.some((t) => t.includes('other-'))).toBe(false);
     expect(mine.filter((e) => e.scope === 'global')).toHaveLength((await store.list({ includeGlobal: true })).length);
     expect(mine.filter((e) => e.scope === 'user')).toHaveLength(2);

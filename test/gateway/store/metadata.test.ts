@@ -21,7 +21,15 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
   let clock = T0;
 
   async function receive(id: string, rcptTo: string[], o: { at?: number; from?: string; ip?: string } = {}) {
-    await store.recordReceived({ id, receivedAt: o.at ?? T0, clientIp: o.ip ?? '192.0.2.1', helo: 'mx.sender.test', mailFrom: o.from ?? 'bob@sender.test', rcptTo, size: 100 });
+    await store.recordReceived({
+      id,
+      receivedAt: o.at ?? T0,
+      clientIp: o.ip ?? '192.0.2.1',
+      helo: 'mx.sender.test',
+      mailFrom: o.from ?? 'bob@sender.test',
+      rcptTo,
+      size: 100,
+    });
   }
 
   beforeAll(async () => {
@@ -35,8 +43,24 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
     await store.transition('m2', ['queued'], 'quarantined');
     await receive('m3', ['alice@a.test', 'dave@b.test'], { at: T0 + 2 * HOUR, from: 'eve@evil.test' });
     await store.recordVerdict('m3', { verdict: 'spam', reason: 'score 12', report: report({ score: 12 }), subject: '100% off_sale' });
-    await store.recordRefusal({ at: T0 + 30 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: 'x@bad.test', recipient: 'alice@a.test', stage: 'rcpt', reply: '554 5.7.1 blocked using zen' });
-    await store.recordRefusal({ at: T0 + 40 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 4.7.0 too many' });
+    await store.recordRefusal({
+      at: T0 + 30 * 60_000,
+      clientIp: '203.0.113.9',
+      helo: 'bad.test',
+      mailFrom: 'x@bad.test',
+      recipient: 'alice@a.test',
+      stage: 'rcpt',
+      reply: '554 5.7.1 blocked using zen',
+    });
+    await store.recordRefusal({
+      at: T0 + 40 * 60_000,
+      clientIp: '203.0.113.9',
+      helo: 'bad.test',
+      mailFrom: null,
+      recipient: null,
+      stage: 'connect',
+      reply: '421 4.7.0 too many',
+    });
   });
   afterAll(() => db.close());
 
@@ -52,9 +76,22 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
     const own = await openTestSql(dialect);
     try {
       const commits = { transactions: 0, alone: 0 };
-      const counted = { ...own.sql, transaction: ((fn) => (commits.transactions++, own.sql.transaction(fn))) as Sql['transaction'], run: ((query) => (commits.alone++, own.sql.run(query))) as Sql['run'] };
+      const counted = {
+        ...own.sql,
+        transaction: ((fn) => (commits.transactions++, own.sql.transaction(fn))) as Sql['transaction'],
+        run: ((query) => (commits.alone++, own.sql.run(query))) as Sql['run'],
+      };
       const grouped = openMetadataStore(counted);
-      const accept = (id: string) => grouped.recordReceived({ id, receivedAt: T0, clientIp: '192.0.2.1', helo: 'mx.sender.test', mailFrom: 'bob@sender.test', rcptTo: ['alice@a.test'], size: 100 });
+      const accept = (id: string) =>
+        grouped.recordReceived({
+          id,
+          receivedAt: T0,
+          clientIp: '192.0.2.1',
+          helo: 'mx.sender.test',
+          mailFrom: 'bob@sender.test',
+          rcptTo: ['alice@a.test'],
+          size: 100,
+        });
       const ids = Array.from({ length: 20 }, (_, i) => `gc${i}`);
       await Promise.all(ids.map(accept));
       expect(commits).toEqual({ transactions: 1, alone: 0 });
@@ -166,7 +203,9 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
 
   it('keeps the SMTP refusals apart, newest first', async () => {
     const r = await store.refusals({ limit: 1 });
-    expect(r).toEqual([{ at: T0 + 40 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 4.7.0 too many' }]);
+    expect(r).toEqual([
+      { at: T0 + 40 * 60_000, clientIp: '203.0.113.9', helo: 'bad.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 4.7.0 too many' },
+    ]);
   });
 
   it('retention: finds the old messages whose body may be kept, and marks them once', async () => {
@@ -197,7 +236,15 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
     await store.addEvent('r-del', 'delivered', 'alice@a.test: 250 ok');
     await store.recordDelivery('r-del', 'alice@a.test', 'delivered', '250 ok');
     await store.recordRefusal({ at: OLD, clientIp: '203.0.113.9', helo: 'old.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 old' });
-    await store.recordRefusal({ at: OLD + 1, clientIp: '203.0.113.9', helo: 'old.test', mailFrom: null, recipient: null, stage: 'connect', reply: '421 old too' });
+    await store.recordRefusal({
+      at: OLD + 1,
+      clientIp: '203.0.113.9',
+      helo: 'old.test',
+      mailFrom: null,
+      recipient: null,
+      stage: 'connect',
+      reply: '421 old too',
+    });
     // The limit bounds each kind; oldest first.
     expect(await store.purgeLog(CUT, 1)).toEqual({ messages: 1, refusals: 1 });
     expect(await store.get('r-rel')).toBeUndefined();

@@ -28,7 +28,12 @@ describe('checkRedisServer', () => {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     [lru, lruNoConfig, noevictionNoConfig, withPassword, cluster, lruCluster] = started.map((s) => (s as PromiseFulfilledResult<TestRedis>).value) as [
-      TestRedis, TestRedis, TestRedis, TestRedis, TestRedis & { port: number }, TestRedis & { port: number },
+      TestRedis,
+      TestRedis,
+      TestRedis,
+      TestRedis,
+      TestRedis & { port: number },
+      TestRedis & { port: number },
     ];
   });
   afterAll(async () => {

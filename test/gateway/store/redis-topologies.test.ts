@@ -21,7 +21,15 @@ async function roundTrip(target: RedisTarget, prefix: string): Promise<string> {
   const workers = startWorkers(
     target,
     { scan: async (job) => seen(job.messageId), deliver: async () => {} },
-    { prefix, concurrency: { scan: 1, deliver: 1 }, lockDurationMs: 5_000, onError: () => {}, onJobFault: async () => {}, onPoison: async () => {}, faultRetryMs: 1_000 },
+    {
+      prefix,
+      concurrency: { scan: 1, deliver: 1 },
+      lockDurationMs: 5_000,
+      onError: () => {},
+      onJobFault: async () => {},
+      onPoison: async () => {},
+      faultRetryMs: 1_000,
+    },
   );
   try {
     await queue.enqueue('scan', 'msg-1');
@@ -106,7 +114,9 @@ describe('Redis behind Sentinel', () => {
   it('finds the master through the Sentinel: checks, queues, workers and inline verdicts', async () => {
     const checked = await checkRedisServer(target, { prefix: 'mailmoat' });
     expect(checked.maxmemoryPolicy).toBe('noeviction');
-    expect(checked.warnings).toEqual([expect.stringContaining(`Redis at master "mm-master" via Sentinel 127.0.0.1:${pair.sentinelPort} runs without appendonly`)]);
+    expect(checked.warnings).toEqual([
+      expect.stringContaining(`Redis at master "mm-master" via Sentinel 127.0.0.1:${pair.sentinelPort} runs without appendonly`),
+    ]);
     expect(await roundTrip(target, 'mailmoat')).toBe('msg-1');
     await inlineHandshake(target, 'mailmoat');
   });

@@ -31,7 +31,16 @@ describe.each(DIALECTS)('ReleaseRequestStore on %s', (dialect) => {
     expect(first.ok).toBe(true);
     expect(await store2.create({ messageId: 'm-1', requester: 'alice', recipient: 'alice@a.test', note: 'again' })).toEqual({ ok: false, reason: 'exists' });
     const r = await store2.get((first as { id: number }).id);
-    expect(r).toMatchObject({ messageId: 'm-1', requester: 'alice', recipient: 'alice@a.test', domain: 'a.test', note: 'my invoice', status: 'pending', createdAt: T0, decidedAt: null });
+    expect(r).toMatchObject({
+      messageId: 'm-1',
+      requester: 'alice',
+      recipient: 'alice@a.test',
+      domain: 'a.test',
+      note: 'my invoice',
+      status: 'pending',
+      createdAt: T0,
+      decidedAt: null,
+    });
   });
 
   it('answers once: of two admins deciding at the same moment, one wins', async () => {
