@@ -4,16 +4,14 @@
 // answers; DSNs go through a relay (also a name) to a collecting peer, where we read what the
 // sender would. Each row states its outcome: delivered once, deferred, or failed with a DSN —
 // and nothing crashes (an uncaught error fails the file) and nothing arrives twice.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../gateway/services/managed.ts';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { startBlackholePort, startScriptedPeer, type PeerScript, type ScriptedPeer } from '../support/scripted-peer.ts';
 import { sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
+import { makeCert } from '../support/certs.ts';
 
 const plain = (to: string[], subject: string, extra = '') =>
   `${extra}From: bob@sender.test\r\nTo: ${to.join(', ')}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@sender.test>\r\n\r\nbody of ${subject}\r\n`;
@@ -201,33 +199,7 @@ describe('TLS to a next hop reached by name', () => {
   const seen: { servername?: string; secure: boolean; rcpt: string[] }[] = [];
 
   beforeAll(async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-dlv-tls-'));
-    const cert = path.join(dir, 'c.crt');
-    const key = path.join(dir, 'c.key');
-    const names = ['mbox.required.test', 'mbox.verified.test'];
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-subj',
-        `/CN=${names[0]}`,
-        '-addext',
-        `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = makeCert(['mbox.required.test', 'mbox.verified.test']);
     server = new SMTPServer({
       key: readFileSync(key),
       cert: readFileSync(cert),

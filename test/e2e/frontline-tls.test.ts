@@ -2,9 +2,7 @@
 // PROXY protocol v1 from a load balancer (the checks see the real client), and the authenticated
 // submission listener (AUTH only after STARTTLS, sender ownership, same scanning path).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
 import { RawSmtp } from '../support/smtp-client.ts';
@@ -15,38 +13,7 @@ import { metricValue } from '../../gateway/metrics.ts';
 import { reversedLabels } from '../../core/ip.ts';
 import { openAccountStore } from '../../gateway/store/accounts.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
-
-const certDir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-tls-'));
-
-/** A self-signed EC certificate for `names` (the first is the CN), written to <base>.crt/.key. */
-function makeCert(base: string, names: string[]): { cert: string; key: string } {
-  const cert = path.join(certDir, `${base}.crt`);
-  const key = path.join(certDir, `${base}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-subj',
-      `/CN=${names[0]}`,
-      '-addext',
-      `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
+import { makeCert } from '../support/certs.ts';
 
 const message = (subject: string) =>
   `From: alice@example.test\r\nTo: carol@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n\r\nhello\r\n`;
@@ -59,8 +26,8 @@ describe('STARTTLS: certificates by SNI, reload without restart', () => {
   let gw: TestGateway;
   let one: { cert: string; key: string };
   beforeAll(async () => {
-    one = makeCert('one', ['mx1.test']);
-    const two = makeCert('two', ['mx2.test', '*.mx2.test']);
+    one = makeCert(['mx1.test']);
+    const two = makeCert(['mx2.test', '*.mx2.test']);
     gw = await startTestGateway({
       domains: { 'example.test': {} },
       overrides: {
@@ -104,7 +71,7 @@ describe('STARTTLS: certificates by SNI, reload without restart', () => {
       c.close();
       return cert.serial;
     })();
-    const renewed = makeCert('renewed', ['mx1.test']);
+    const renewed = makeCert(['mx1.test']);
     writeFileSync(one.cert, readFileSync(renewed.cert));
     writeFileSync(one.key, readFileSync(renewed.key));
     expect(gw.front.reloadTls()).toBe(true);
@@ -116,7 +83,7 @@ describe('STARTTLS: certificates by SNI, reload without restart', () => {
 
     // a key that does not belong to the certificate: refused, the renewed pair stays in use
     const errors = await metricValue('mailmoat_tls_reloads_total', { outcome: 'error' });
-    const other = makeCert('other', ['mx1.test']);
+    const other = makeCert(['mx1.test']);
     writeFileSync(one.key, readFileSync(other.key));
     expect(gw.front.reloadTls()).toBe(false);
     expect(await metricValue('mailmoat_tls_reloads_total', { outcome: 'error' })).toBe(errors + 1);
@@ -151,7 +118,7 @@ describe('smtp.requireTls', () => {
   beforeAll(async () => {
     gw = await startTestGateway({
       domains: { 'example.test': {} },
-      overrides: { smtp: { listen: { host: '127.0.0.1', port: 0 }, requireTls: true }, tls: { certificates: [makeCert('req', ['mx.gateway.test'])] } },
+      overrides: { smtp: { listen: { host: '127.0.0.1', port: 0 }, requireTls: true }, tls: { certificates: [makeCert(['mx.gateway.test'])] } },
     });
   });
   afterAll(() => gw?.stop());
@@ -240,7 +207,7 @@ describe('submission listener', () => {
     gw = await startTestGateway({
       domains: { 'example.test': {} },
       overrides: {
-        tls: { certificates: [makeCert('sub', ['mx.gateway.test'])] },
+        tls: { certificates: [makeCert(['mx.gateway.test'])] },
         submission: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, maxAuthFailures: 3 },
       },
     });

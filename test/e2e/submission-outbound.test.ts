@@ -3,10 +3,6 @@
 // a virus from an authenticated sender is refused in session with a sentence naming the virus,
 // and a message the outbound scan holds instead is visible to the sender domain's admin (and the
 // sender), not to another domain's admin. The same virus from the MX is still only quarantined.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
@@ -19,38 +15,9 @@ import { hashPassword } from '../../gateway/passwords.ts';
 import { silentLogger } from '../../gateway/log.ts';
 import { runConsole } from '../../gateway/roles.ts';
 import { buildConsole } from '../../quarantine-ui/app.ts';
+import { makeCert } from '../support/certs.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
-
-function makeCert(): { cert: string; key: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-sub-'));
-  const cert = path.join(dir, 'sub.crt');
-  const key = path.join(dir, 'sub.key');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-subj',
-      '/CN=mx.gateway.test',
-      '-addext',
-      'subjectAltName=DNS:mx.gateway.test',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 const head = (subject: string, to: string) =>
   `From: alice@a.test\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@a.test>\r\nMIME-Version: 1.0\r\n`;
@@ -73,7 +40,7 @@ describe('outbound: mail from an authenticated sender', () => {
       domains: { 'a.test': {}, 'b.test': {} },
       dns,
       overrides: {
-        tls: { certificates: [makeCert()] },
+        tls: { certificates: [makeCert(['mx.gateway.test'])] },
         // submission.refuse is left at its default (virus, banned).
         submission: { enabled: true, listen: { host: '127.0.0.1', port: 0 } },
         inline: { enabled: true, deadlineMs: 20_000 },
