@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
-import { RawSmtp } from '../support/smtp-client.ts';
+import { RawSmtp, saslPlain } from '../support/smtp-client.ts';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { mailboxMessages, startTestGateway, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { EICAR } from '../support/eicar.ts';
@@ -222,14 +222,12 @@ describe('submission listener', () => {
   });
   afterAll(() => gw?.stop());
 
-  const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
-
   it('before STARTTLS: no AUTH offered or taken, MAIL → 530 5.7.0 Must issue a STARTTLS command first', async () => {
     const c = await RawSmtp.connect(port);
     const ehlo = await c.hello();
     expect(ehlo.lines.join('\n')).not.toMatch(/AUTH/);
     expect(ehlo.lines.join('\n')).toContain('STARTTLS');
-    expect((await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'correct horse')}`)).code).toBeGreaterThanOrEqual(500);
+    expect((await c.cmd(`AUTH PLAIN ${saslPlain('alice@example.test', 'correct horse')}`)).code).toBeGreaterThanOrEqual(500);
     expect(await c.cmd('MAIL FROM:<alice@example.test>')).toMatchObject({ code: 530, text: '5.7.0 Must issue a STARTTLS command first' });
     c.close();
   });
@@ -241,9 +239,12 @@ describe('submission listener', () => {
     const ehlo = await c.cmd('EHLO client.test');
     expect(ehlo.lines.join('\n')).toMatch(/AUTH PLAIN LOGIN/);
     expect(await c.cmd('MAIL FROM:<alice@example.test>')).toMatchObject({ code: 530, text: '5.7.0 Authentication required' });
-    expect(await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'wrong')}`)).toMatchObject({ code: 535, text: '5.7.8 Authentication credentials invalid' });
-    expect((await c.cmd(`AUTH PLAIN ${plain('nobody@example.test', 'wrong')}`)).code).toBe(535);
-    expect(await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'again wrong')}`)).toMatchObject({
+    expect(await c.cmd(`AUTH PLAIN ${saslPlain('alice@example.test', 'wrong')}`)).toMatchObject({
+      code: 535,
+      text: '5.7.8 Authentication credentials invalid',
+    });
+    expect((await c.cmd(`AUTH PLAIN ${saslPlain('nobody@example.test', 'wrong')}`)).code).toBe(535);
+    expect(await c.cmd(`AUTH PLAIN ${saslPlain('alice@example.test', 'again wrong')}`)).toMatchObject({
       code: 421,
       text: '4.7.0 Too many failed authentication attempts, closing connection',
     });
@@ -256,7 +257,7 @@ describe('submission listener', () => {
     await c.hello();
     await c.starttls();
     await c.cmd('EHLO client.test');
-    expect((await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'correct horse')}`)).code).toBe(235);
+    expect((await c.cmd(`AUTH PLAIN ${saslPlain('alice@example.test', 'correct horse')}`)).code).toBe(235);
     expect(await c.cmd('MAIL FROM:<boss@example.test>')).toMatchObject({
       code: 553,
       text: '5.7.1 <boss@example.test>: Sender address rejected: not owned by user alice@example.test',

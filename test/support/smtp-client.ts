@@ -4,6 +4,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 
+/** The initial response of AUTH PLAIN (RFC 4616): NUL, user, NUL, password, in base64. */
+export const saslPlain = (user: string, pass: string): string => Buffer.from(`\0${user}\0${pass}`).toString('base64');
+
 export interface Reply {
   code: number;
   /** The text of the last line, e.g. "5.7.1 Relay access denied". */

@@ -2,12 +2,10 @@
 // remembered for a while, and a backend that is down answers 454 4.7.0, never a pass; sender
 // ownership by the mailbox's address or domain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSmtp } from '../../support/smtp-client.ts';
+import { RawSmtp, saslPlain } from '../../support/smtp-client.ts';
 import { startTestGateway, type TestGateway } from '../../support/gateway.ts';
 import { startDovecot, type PrivateDovecot } from '../../support/dovecot.ts';
 import { makeCert } from '../../support/certs.ts';
-
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
 describe('AUTH through Dovecot', () => {
   let gw: TestGateway;
@@ -36,7 +34,7 @@ describe('AUTH through Dovecot', () => {
     await c.hello();
     await c.starttls();
     await c.cmd('EHLO client.test');
-    const auth = await c.cmd(`AUTH PLAIN ${plain(user, pass)}`);
+    const auth = await c.cmd(`AUTH PLAIN ${saslPlain(user, pass)}`);
     const mail = sender ? await c.cmd(`MAIL FROM:<${sender}>`) : undefined;
     c.close();
     return { auth, mail };
@@ -62,7 +60,7 @@ describe('AUTH through Dovecot', () => {
       await c.hello();
       await c.starttls();
       await c.cmd('EHLO client.test');
-      await c.cmd(`AUTH PLAIN ${plain('bob@c.test', 'mailbox pw')}`);
+      await c.cmd(`AUTH PLAIN ${saslPlain('bob@c.test', 'mailbox pw')}`);
       const r = await c.transaction('bob@c.test', ['carol@example.test'], `${headers}Subject: hi\r\n\r\nhello\r\n.\r\n`);
       c.close();
       return r[3]!;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dkimVerify } from 'mailauth';
-import { RawSmtp } from '../../support/smtp-client.ts';
+import { RawSmtp, saslPlain } from '../../support/smtp-client.ts';
 import { startFakeDns, type FakeDns } from '../../support/fake-dns.ts';
 import { mailboxMessages, sendRaw, startTestGateway, waitForStatus, type TestGateway } from '../../support/gateway.ts';
 import { makeCert } from '../../support/certs.ts';
@@ -17,7 +17,6 @@ import { hashPassword } from '../../../gateway/passwords.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../../..');
 const run = promisify(execFile);
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
 describe('DKIM signing of outbound mail', () => {
   let gw: TestGateway;
@@ -60,7 +59,7 @@ describe('DKIM signing of outbound mail', () => {
     await c.hello();
     await c.starttls();
     await c.cmd('EHLO client.test');
-    expect((await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'pw')}`)).code).toBe(235);
+    expect((await c.cmd(`AUTH PLAIN ${saslPlain('alice@example.test', 'pw')}`)).code).toBe(235);
     const msg =
       'From: Alice <alice@example.test>\r\nTo: bob@elsewhere.test\r\nSubject: signed\r\nDate: Fri, 04 Dec 2026 23:00:00 +0000\r\nMessage-ID: <signed@example.test>\r\nX-Spam-Flag: NO\r\n\r\nhello, signed world\r\n.\r\n';
     const r = await c.transaction('alice@example.test', ['bob@elsewhere.test'], msg);

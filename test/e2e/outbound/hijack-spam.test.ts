@@ -2,35 +2,18 @@
 // by the real spamd, turns to spam (a replayed GTUBE burst) is flagged from the scan side: metric,
 // the domain admin told, suspended (550 5.7.1 at MAIL); an account sending clean mail is not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSmtp } from '../../support/smtp-client.ts';
-import { mailboxMessages, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../../support/gateway.ts';
-import { makeCert } from '../../support/certs.ts';
-import { openAccountStore } from '../../../gateway/store/accounts.ts';
-import { hashPassword } from '../../../gateway/passwords.ts';
+import { RawSmtp, saslPlain } from '../../support/smtp-client.ts';
+import { mailboxMessages, waitFor, waitForStatus, type TestGateway } from '../../support/gateway.ts';
 import { metricValue } from '../../../gateway/metrics.ts';
+import { startHijackGateway } from './hijack-gateway.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
 describe('hijack detection: a rising outbound spam share', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway({
-      domains: { 'example.test': {}, 'elsewhere.test': {} },
-      overrides: {
-        inline: { enabled: false },
-        tls: { certificates: [makeCert(['mx.gateway.test'])] },
-        checks: { trusted: { networks: [] } },
-        submission: {
-          listeners: [{ name: 'sub', port: 0 }],
-          // The volume measures stay quiet (minimum 100): only the spam share can flag here.
-          hijack: { enabled: true, windowSec: 3600, minimum: 100, spamShare: 0.5, spamMinimum: 3, suspend: true },
-        },
-      },
-    });
-    const accounts = openAccountStore(gw.stores.sql);
-    for (const u of ['alice@example.test', 'erin@example.test'])
-      await accounts.create({ username: u, role: 'user', addresses: [u], passwordHash: await hashPassword('pw', { logN: 10, r: 8, p: 1 }) });
+    // The volume measures stay quiet (minimum 100): only the spam share can flag here.
+    gw = await startHijackGateway({ minimum: 100, spamShare: 0.5, spamMinimum: 3 });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -43,7 +26,7 @@ describe('hijack detection: a rising outbound spam share', () => {
       await c.hello();
       await c.starttls();
       await c.cmd('EHLO client.test');
-      expect((await c.cmd(`AUTH PLAIN ${plain(user, 'pw')}`)).code).toBe(235);
+      expect((await c.cmd(`AUTH PLAIN ${saslPlain(user, 'pw')}`)).code).toBe(235);
       const codes: number[] = [];
       const ids: string[] = [];
       for (const [i, body] of bodies.entries()) {

@@ -6,35 +6,18 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSmtp } from '../../support/smtp-client.ts';
-import { mailboxMessages, startTestGateway, waitFor, type TestGateway } from '../../support/gateway.ts';
-import { makeCert } from '../../support/certs.ts';
-import { openAccountStore } from '../../../gateway/store/accounts.ts';
-import { hashPassword } from '../../../gateway/passwords.ts';
+import { RawSmtp, saslPlain } from '../../support/smtp-client.ts';
+import { mailboxMessages, waitFor, type TestGateway } from '../../support/gateway.ts';
 import { metricValue } from '../../../gateway/metrics.ts';
+import { startHijackGateway } from './hijack-gateway.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../../..');
 const run = promisify(execFile);
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
 describe('hijack detection', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startTestGateway({
-      domains: { 'example.test': {}, 'elsewhere.test': {} },
-      overrides: {
-        inline: { enabled: false },
-        tls: { certificates: [makeCert(['mx.gateway.test'])] },
-        checks: { trusted: { networks: [] } },
-        submission: {
-          listeners: [{ name: 'sub', port: 0 }],
-          hijack: { enabled: true, windowSec: 3600, baselineWindows: 3, factor: 3, minimum: 4, suspend: true },
-        },
-      },
-    });
-    const accounts = openAccountStore(gw.stores.sql);
-    for (const u of ['alice@example.test', 'erin@example.test'])
-      await accounts.create({ username: u, role: 'user', addresses: [u], passwordHash: await hashPassword('pw') });
+    gw = await startHijackGateway({ baselineWindows: 3, factor: 3, minimum: 4 });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -47,7 +30,7 @@ describe('hijack detection', () => {
       await c.hello();
       await c.starttls();
       await c.cmd('EHLO client.test');
-      expect((await c.cmd(`AUTH PLAIN ${plain(user, 'pw')}`)).code).toBe(235);
+      expect((await c.cmd(`AUTH PLAIN ${saslPlain(user, 'pw')}`)).code).toBe(235);
       const codes: number[] = [];
       for (let i = 0; i < n; i++) {
         const r = await c.transaction(user, ['bob@elsewhere.test'], `From: ${user}\r\nTo: bob@elsewhere.test\r\nSubject: burst ${i}\r\n\r\nbuy now\r\n.\r\n`);
@@ -71,7 +54,7 @@ describe('hijack detection', () => {
     await c.hello();
     await c.starttls();
     await c.cmd('EHLO client.test');
-    await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'pw')}`);
+    await c.cmd(`AUTH PLAIN ${saslPlain('alice@example.test', 'pw')}`);
     expect(await c.cmd('MAIL FROM:<alice@example.test>')).toMatchObject({
       code: 550,
       text: '5.7.1 Account alice@example.test is suspended for unusual sending; your mail administrator can lift it',

@@ -4,14 +4,13 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { RawSmtp, type Reply } from '../../support/smtp-client.ts';
+import { RawSmtp, type Reply, saslPlain } from '../../support/smtp-client.ts';
 import { startTestGateway, type TestGateway } from '../../support/gateway.ts';
 import { makeCert } from '../../support/certs.ts';
 import { openAccountStore } from '../../../gateway/store/accounts.ts';
 import { hashPassword } from '../../../gateway/passwords.ts';
 import { metricValue } from '../../../gateway/metrics.ts';
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const body = (from: string) => `From: ${from}\r\nTo: x@elsewhere.test\r\nSubject: limits\r\n\r\nhello\r\n.\r\n`;
 
 describe('outbound limits across two gateways sharing Redis', () => {
@@ -56,7 +55,7 @@ describe('outbound limits across two gateways sharing Redis', () => {
       await c.hello();
       await c.starttls();
       await c.cmd('EHLO client.test');
-      const auth = await c.cmd(`AUTH PLAIN ${plain(o.user, o.pass ?? 'pw')}`);
+      const auth = await c.cmd(`AUTH PLAIN ${saslPlain(o.user, o.pass ?? 'pw')}`);
       const replies = o.to && auth.code === 235 ? await c.transaction(o.user, o.to, body(o.user)) : [];
       return { auth, replies };
     } finally {

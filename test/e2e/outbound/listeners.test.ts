@@ -3,7 +3,7 @@
 // first `submission:` shape still working beside them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
-import { RawSmtp } from '../../support/smtp-client.ts';
+import { RawSmtp, saslPlain } from '../../support/smtp-client.ts';
 import { startFakeDns, type FakeDns } from '../../support/fake-dns.ts';
 import { mailboxMessages, startTestGateway, waitForStatus, type TestGateway } from '../../support/gateway.ts';
 import { openAccountStore } from '../../../gateway/store/accounts.ts';
@@ -13,7 +13,6 @@ import { makeCert } from '../../support/certs.ts';
 
 const message = (subject: string, from = 'alice@example.test') =>
   `From: ${from}\r\nTo: bob@elsewhere.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.test>\r\n\r\nhello\r\n`;
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
 describe('submission listeners: 587 + 465 + 2525 relay', () => {
   let gw: TestGateway;
@@ -103,7 +102,7 @@ describe('submission listeners: 587 + 465 + 2525 relay', () => {
       await c.hello();
       await c.starttls();
       await c.cmd(`EHLO ${helo}`);
-      expect((await c.cmd(`AUTH PLAIN ${plain('alice@example.test', 'correct horse')}`)).code).toBe(235);
+      expect((await c.cmd(`AUTH PLAIN ${saslPlain('alice@example.test', 'correct horse')}`)).code).toBe(235);
       expect((await c.cmd('MAIL FROM:<alice@example.test>')).code).toBe(250);
       const r = [];
       for (const rcpt of to) r.push(await c.cmd(`RCPT TO:<${rcpt}>`));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTransport } from 'nodemailer';
-import { RawSmtp } from '../../support/smtp-client.ts';
+import { RawSmtp, saslPlain } from '../../support/smtp-client.ts';
 import { startFakeDns, type FakeDns, type FakeZone } from '../../support/fake-dns.ts';
 import { mailboxMessages, sendWith, startTestGateway, waitFor, waitForStatus, type SendResult, type TestGateway } from '../../support/gateway.ts';
 import { startScriptedPeer, type ScriptedPeer } from '../../support/scripted-peer.ts';
@@ -52,7 +52,6 @@ const BASE = {
   checks: { trusted: { networks: [] }, rdns: { enabled: false }, spf: { enabled: false }, helo: { enabled: false } },
 };
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const message = (subject: string, from: string, to: string, extra = '') =>
   `From: ${from}\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@provider.test>\r\nMIME-Version: 1.0\r\n${extra || 'Content-Type: text/plain\r\n\r\nhello\r\n'}`;
 const withAttachment = (subject: string, from: string, to: string, filename: string) =>
@@ -73,7 +72,7 @@ async function tlsSession(
   await c.hello();
   await c.starttls();
   const ehlo = (await c.cmd(`EHLO ${o.helo ?? 'pc1.customer.test'}`)).lines;
-  const auth = o.auth ? (await c.cmd(`AUTH PLAIN ${plain(...o.auth)}`)).code : undefined;
+  const auth = o.auth ? (await c.cmd(`AUTH PLAIN ${saslPlain(...o.auth)}`)).code : undefined;
   return { c, ehlo, auth };
 }
 
