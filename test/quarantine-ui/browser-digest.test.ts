@@ -5,25 +5,17 @@
 // the quarantine itself); its "open your quarantine" link logs them in after a confirmation; its
 // "not spam" link, confirmed, releases the message, which arrives once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { mailDate } from '../support/mime.ts';
 import { block, digestsIn, linkIn } from './digest-mail.ts';
 import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import type { Config } from '../../gateway/config/schema.ts';
 import { startTestConsole } from '../support/console.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const RCPT = 'nia@example.test';
 
 describe('a digest notice in a browser', () => {
@@ -42,7 +34,7 @@ describe('a digest notice in a browser', () => {
       },
     };
     ui = await startTestConsole(gw, config);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -6,7 +6,7 @@
 // "Flush" deliver it once the downstream takes mail; the daily summary is delivered once with the
 // day's numbers though both consoles run it; the pages fit a 390 px wide screen.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { simpleParser } from 'mailparser';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { startScriptedPeer, type ScriptedPeer } from '../support/scripted-peer.ts';
@@ -14,18 +14,10 @@ import { mailDate } from '../support/mime.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
 import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import { startTestConsole, testConsoleConfig } from '../support/console.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const PASSWORD = 'numbers test password';
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const DEFER = '451 4.3.2 mailbox server busy, try later (scripted)';
 
 const mail = (to: string, subject: string, body = 'Hello, see you tomorrow.') =>
@@ -65,7 +57,7 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     // An admin who turned the daily summary off (the Numbers page's button: numbers.test.ts).
     const quiet = await ui.deps.accounts.create({ username: 'quiet@example.test', role: 'domainadmin', domains: ['example.test'], passwordHash: hash });
     await ui.deps.stats!.setSummaryOptOut(quiet.id, true);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const context = await browser.newContext();
     root = await context.newPage();
     root.on('dialog', (d) => void d.accept());

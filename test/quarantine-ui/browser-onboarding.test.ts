@@ -8,7 +8,7 @@
 // allowed policy key and is refused another; the token sees only that domain; /api/docs opens;
 // after the superadmin removes the domain its mail is refused again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { simpleParser } from 'mailparser';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { mailDate } from '../support/mime.ts';
@@ -20,19 +20,11 @@ import { openDomainStore } from '../../gateway/store/domains.ts';
 import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import type { Config } from '../../gateway/config/schema.ts';
 import { startTestConsole } from '../support/console.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const PASSWORD = 'onboarding test password';
 const DOMAIN = 'newcustomer.test';
 const POLL_MS = 300;
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 const mail = (to: string, subject: string) =>
   `From: Bob <bob@sender.test>\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: ${mailDate()}\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@sender.test>\r\n\r\nWelcome aboard.\r\n`;
@@ -64,7 +56,7 @@ describe('a provider onboards a customer domain in the console', () => {
     const config: Config = live.config;
     ui = await startTestConsole(gw, config, { domainSync: sync });
     await ui.deps.accounts.create({ username: 'root@provider.test', role: 'superadmin', passwordHash: await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 }) });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     root = await (await browser.newContext()).newPage();
     root.on('dialog', (d) => void d.accept());
   }, 60_000);

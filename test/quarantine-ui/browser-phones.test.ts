@@ -4,10 +4,11 @@
 // without JavaScript), and a quarantine row is shown as a card with each value labelled.
 // The console runs on real stores with demo data (demo-data.ts); no mail engines are needed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { PASSWORD, startHarness, type Harness } from './harness.ts';
 import { Secret, TOTP } from 'otpauth';
 import { DEMO_CONFIG, DEMO_USERS, TOTP_USER, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
+import { launchChromium } from '../support/browser.ts';
 
 type Who = DemoRole | 'anonymous';
 const EVERYONE: Who[] = ['superadmin', 'domainadmin', 'user'];
@@ -44,15 +45,6 @@ const PHONE = { width: 390, height: 844 };
 const LAPTOP = { width: 1280, height: 800 };
 /** Between the two: the widest window that still gets the phone layout is 900 px (console.css). */
 const TABLET = { width: 800, height: 1000 };
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 describe('the console at phone and laptop widths', () => {
   let h: Harness;
@@ -115,7 +107,7 @@ describe('the console at phone and laptop widths', () => {
     ids = await seedDemo(h);
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     pages.set('anonymous', await (await newContext()).newPage());
     for (const who of EVERYONE as DemoRole[]) pages.set(who, await logIn(await newContext(), who));
   });

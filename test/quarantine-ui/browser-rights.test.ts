@@ -4,7 +4,7 @@
 // with a forged post; the digest offers a request link instead of a release link; a domain admin
 // approves a request and the message arrives once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { EICAR } from '../support/eicar.ts';
 import { mailDate } from '../support/mime.ts';
@@ -12,18 +12,10 @@ import { block, digestsIn, linkIn } from './digest-mail.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
 import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import { startTestConsole, testConsoleConfig } from '../support/console.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const PASSWORD = 'browser test password';
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 /** A message with the EICAR test file as a harmless-looking text attachment: clamd calls it a virus. */
 function virusMail(subject: string): string {
@@ -72,7 +64,7 @@ describe('release rights and requests in a browser', () => {
     const hash = await hashPassword(PASSWORD, { logN: 12, r: 8, p: 1 });
     await ui.deps.accounts.create({ username: 'admina', role: 'domainadmin', domains: ['example.test'], passwordHash: hash });
     await ui.deps.accounts.create({ username: 'alice', role: 'user', addresses: ['alice@example.test'], passwordHash: hash });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     alice = (await loggedIn('alice')).page;
     admin = (await loggedIn('admina')).page;
   });

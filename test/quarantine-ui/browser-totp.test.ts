@@ -8,19 +8,11 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { Secret, TOTP } from 'otpauth';
 import { PASSWORD, startHarness, type Harness } from './harness.ts';
+import { launchChromium } from '../support/browser.ts';
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const SHOTS = process.env.MAILMOAT_SCREENSHOTS ? path.resolve(import.meta.dirname, '../../docs/screenshots') : null;
 /** The machine may be busy with other test files: page loads get time. */
 const POLL = { timeout: 15_000, interval: 100 };
@@ -36,7 +28,7 @@ describe('two-step login in a browser', () => {
     await h.addAccount('root', 'superadmin');
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

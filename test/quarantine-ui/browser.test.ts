@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 import { EICAR } from '../support/eicar.ts';
 import { hashPassword } from '../../gateway/passwords.ts';
@@ -19,20 +19,12 @@ import { type RunningConsole } from '../../quarantine-ui/server.ts';
 import { mailDate } from '../support/mime.ts';
 import { block, digestsIn, linkIn } from './digest-mail.ts';
 import { startTestConsole, testConsoleConfig } from '../support/console.ts';
+import { launchChromium } from '../support/browser.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 const PASSWORD = 'browser test password';
 /** The machine may be busy with other test files: page loads get time. */
 const POLL = { timeout: 15_000, interval: 100 };
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 function mail(o: { from?: string; to?: string; subject: string; body?: string; html?: string; extra?: string }): string {
   const head =
@@ -129,7 +121,7 @@ describe('the console in a browser', () => {
     await gw.stores.quarantine.put(otherId, tmp);
     await gw.stores.store.transition(otherId, ['queued'], 'quarantined');
 
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = (await loggedIn('admina')).page;
     page.on('dialog', (d) => {
       dialogs.push(d.message());

@@ -9,21 +9,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import Provider from 'oidc-provider';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { PROVIDER_UNAVAILABLE } from '../../quarantine-ui/routes/oidc.ts';
 import { freePort } from '../support/ports.ts';
+import { launchChromium } from '../support/browser.ts';
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const CLIENT_SECRET = 'a client secret for the test provider';
 
 /** What the provider knows about each person who logs in on its development login page. */
@@ -102,7 +94,7 @@ describe('single sign-on with OpenID Connect in a browser', () => {
     await h.app.listen({ host: '127.0.0.1', port });
     inA = await h.addMessage({ rcpt: ['alice@a.test'], subject: 'held for a.test' });
     inB = await h.addMessage({ rcpt: ['bob@b.test'], subject: 'held for b.test' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -9,9 +9,10 @@
 // To add a page: add a line to SHOTS (and its seed data to demo-data.ts if it needs some).
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { PASSWORD, startHarness } from './harness.ts';
 import { DEMO_CONFIG, DEMO_USERS, TOTP_USER, demoUrl, seedDemo, type DemoIds, type DemoRole } from './demo-data.ts';
+import { launchChromium } from '../support/browser.ts';
 
 interface Shot {
   name: string;
@@ -47,16 +48,6 @@ const WIDTHS = [
   { width: 1280, height: 800 },
 ];
 const OUT = path.resolve(import.meta.dirname, '../../docs/screenshots');
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--hide-scrollbars',
-];
 
 async function main(): Promise<void> {
   const h = await startHarness({ learner: true, config: DEMO_CONFIG });
@@ -66,7 +57,7 @@ async function main(): Promise<void> {
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
     const url = (p: string) => demoUrl(base, p, ids);
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium(process.env.CHROMIUM);
     const pages = new Map<string, Page>();
     const pageOf = async (who: Shot['as']): Promise<Page> => {
       let page = pages.get(who);
