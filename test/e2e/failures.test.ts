@@ -9,11 +9,9 @@ import { metricValue } from '../../gateway/metrics.ts';
 import { openQueue, openStores, runSmtp, type Stores } from '../../gateway/roles.ts';
 import type { JobQueue } from '../../gateway/store/queue.ts';
 import { mailboxMessages, sendRaw, startTestGateway, testConfigInput, waitFor, type TestGateway } from '../support/gateway.ts';
-import { createTestDatabase, type TestDatabase } from '../support/databases.ts';
-import { startTcpProxy, type TcpProxy } from '../support/socket-proxy.ts';
+import { proxiedPostgres, type TestDatabase } from '../support/databases.ts';
+import { type TcpProxy } from '../support/socket-proxy.ts';
 import { mailDate } from '../support/mime.ts';
-import { migrate } from '../../gateway/store/migrations.ts';
-import { openSql } from '../../gateway/store/sql.ts';
 
 /** A logger whose JSON lines a test reads: what an operator finds in the journal. */
 function capturingLogger() {
@@ -69,14 +67,9 @@ describe('PostgreSQL unreachable (several machines: database.url)', () => {
   const delivered = async () => (await mailboxMessages(gw, 'alice@example.test')).map((m) => /Subject: pg outage (\d+)/.exec(m.toString('latin1'))?.[1]);
 
   beforeAll(async () => {
-    database = await createTestDatabase('postgres');
-    const direct = new URL((database.target as { postgres: string }).postgres);
-    const sql = await openSql(database.target);
-    await migrate(sql).finally(() => sql.close());
-    proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port) });
-    const proxied = new URL(direct);
-    proxied.port = String(proxy.port);
-    gw = await startTestGateway({ overrides: { database: { url: proxied.toString(), poolSize: 4 } }, logger: log.logger });
+    let url: string;
+    ({ database, proxy, url } = await proxiedPostgres({ migrated: true }));
+    gw = await startTestGateway({ overrides: { database: { url, poolSize: 4 } }, logger: log.logger });
   });
   afterAll(async () => {
     await gw?.stop();

@@ -3,11 +3,9 @@
 // after one timeout per database write, and nothing is delivered that was refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, type TestGateway } from '../support/gateway.ts';
-import { createTestDatabase, type TestDatabase } from '../support/databases.ts';
-import { startTcpProxy, type TcpProxy } from '../support/socket-proxy.ts';
+import { proxiedPostgres, type TestDatabase } from '../support/databases.ts';
+import { type TcpProxy } from '../support/socket-proxy.ts';
 import { mailDate } from '../support/mime.ts';
-import { migrate } from '../../gateway/store/migrations.ts';
-import { openSql } from '../../gateway/store/sql.ts';
 
 describe('PostgreSQL hung (several machines: database.url)', () => {
   let gw: TestGateway;
@@ -17,14 +15,9 @@ describe('PostgreSQL hung (several machines: database.url)', () => {
   const delivered = async () => (await mailboxMessages(gw, 'alice@example.test')).map((m) => /Subject: pg hung (\d+)/.exec(m.toString('latin1'))?.[1]);
 
   beforeAll(async () => {
-    database = await createTestDatabase('postgres');
-    const direct = new URL((database.target as { postgres: string }).postgres);
-    const sql = await openSql(database.target);
-    await migrate(sql).finally(() => sql.close());
-    proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port) });
-    const proxied = new URL(direct);
-    proxied.port = String(proxy.port);
-    gw = await startTestGateway({ overrides: { database: { url: proxied.toString(), poolSize: 4 } } });
+    let url: string;
+    ({ database, proxy, url } = await proxiedPostgres({ migrated: true }));
+    gw = await startTestGateway({ overrides: { database: { url, poolSize: 4 } } });
   });
   afterAll(async () => {
     proxy?.restore();

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { migrate } from '../../gateway/store/migrations.ts';
 import { openSql, type DatabaseTarget, type Dialect, type Sql } from '../../gateway/store/sql.ts';
+import { startTcpProxy, type TcpProxy } from './socket-proxy.ts';
 
 export const DIALECTS: Dialect[] = ['sqlite', 'postgres'];
 
@@ -58,4 +59,21 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A fresh PostgreSQL database reached through a TCP proxy the test can cut or stall (database
+ * outages, hung servers, connections lost mid-query); migrated first when `migrated` is set.
+ */
+export async function proxiedPostgres(o: { migrated: boolean }): Promise<{ database: TestDatabase; proxy: TcpProxy; url: string }> {
+  const database = await createTestDatabase('postgres');
+  const direct = new URL((database.target as { postgres: string }).postgres);
+  if (o.migrated) {
+    const sql = await openSql(database.target);
+    await migrate(sql).finally(() => sql.close());
+  }
+  const proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port) });
+  const proxied = new URL(direct);
+  proxied.port = String(proxy.port);
+  return { database, proxy, url: proxied.toString() };
 }

@@ -3,20 +3,17 @@
 // that is checked out of the pool, where nothing listens by default).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSql, q, type Sql } from '../../../gateway/store/sql.ts';
-import { createTestDatabase, type TestDatabase } from '../../support/databases.ts';
-import { startTcpProxy, type TcpProxy } from '../../support/socket-proxy.ts';
+import { proxiedPostgres, type TestDatabase } from '../../support/databases.ts';
+import { type TcpProxy } from '../../support/socket-proxy.ts';
 
 describe('PostgreSQL connection lost during a query', () => {
   let database: TestDatabase;
   let proxy: TcpProxy;
   let sql: Sql;
   beforeAll(async () => {
-    database = await createTestDatabase('postgres');
-    const direct = new URL((database.target as { postgres: string }).postgres);
-    proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port) });
-    const proxied = new URL(direct);
-    proxied.port = String(proxy.port);
-    sql = await openSql({ postgres: proxied.toString(), poolSize: 2 });
+    let url: string;
+    ({ database, proxy, url } = await proxiedPostgres({ migrated: false }));
+    sql = await openSql({ postgres: url, poolSize: 2 });
   });
   afterAll(async () => {
     await sql?.close();
