@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../gateway/config/schema.ts';
 import { startTestGateway, testConfigInput, type TestGateway } from '../support/gateway.ts';
 import { freePort } from '../../gateway/services/managed.ts';
+import { closedPort } from '../support/ports.ts';
 import { promises as fs, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 
@@ -36,7 +37,7 @@ describe('mailmoat test-downstream', () => {
 
   it('names the dead host and exits 1', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-cli-'));
-    const dead = await freePort();
+    const dead = await closedPort();
     const input = testConfigInput(dir, dead);
     configSchema.parse(input);
     const file = path.join(dir, 'dead.yaml');

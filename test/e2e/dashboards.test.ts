@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { freePort } from '../../gateway/services/managed.ts';
+import { closedPort } from '../support/ports.ts';
 import { sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -27,7 +28,7 @@ describe('dashboard and alert rules against a live /metrics', () => {
   const output: string[] = [];
   beforeAll(async () => {
     // The SMTP front in this process; the scan and delivery workers in a real `mailmoat worker`.
-    const dead = await freePort();
+    const dead = await closedPort();
     gw = await startTestGateway({ domains: { 'example.test': {}, 'dead.test': { downstream: [{ host: '127.0.0.1', port: dead }] } } });
     await gw.stopWorkers();
     healthPort = await freePort();

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../gateway/services/managed.ts';
+import { closedPort } from '../support/ports.ts';
 import { startFakeDns, type FakeDns } from '../support/fake-dns.ts';
 import { startBlackholePort, startScriptedPeer, type PeerScript, type ScriptedPeer } from '../support/scripted-peer.ts';
 import { sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
@@ -114,7 +114,7 @@ describe('delivery fault matrix', () => {
         domains[domain] = { downstream: [{ host: 'mailhost.nowhere.test', port: 25 }] };
         continue;
       }
-      if (row.special === 'refused') port = await freePort();
+      if (row.special === 'refused') port = await closedPort();
       else if (row.special === 'blackhole') {
         const hole = await startBlackholePort();
         cleanups.push(() => hole.close());

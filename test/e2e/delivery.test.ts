@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startMailbox, type Mailbox } from '../../gateway/demo/mailbox.ts';
-import { freePort } from '../../gateway/services/managed.ts';
+import { closedPort } from '../support/ports.ts';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -48,7 +48,7 @@ const plain = (subject: string) =>
 describe('delivery', () => {
   it('defers while the downstream is down and delivers exactly once when it comes back', async () => {
     const bounces = await mailbox();
-    const port = await freePort();
+    const port = await closedPort();
     const gw = await gateway([{ host: '127.0.0.1', port }], bounces.port);
     const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, plain('outage'));
     expect(sent.code).toBe(250);
@@ -109,7 +109,7 @@ describe('delivery', () => {
       },
     });
     const backup = await mailbox();
-    const dead = await freePort();
+    const dead = await closedPort();
     const gw = await gateway(
       [
         { host: '127.0.0.1', port: backup.port, priority: 30 },
@@ -128,7 +128,7 @@ describe('delivery', () => {
 
   it('warns the sender once after the delay-warning time and returns the message when its lifetime ends', async () => {
     const bounces = await mailbox();
-    const dead = await freePort();
+    const dead = await closedPort();
     const gw = await gateway([{ host: '127.0.0.1', port: dead }], bounces.port, { delayWarningMs: 1_000, maxLifetimeMs: 4_000 });
     const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, plain('expiry'));
     await waitForStatus(gw, sent.id!, ['failed'], 20_000);

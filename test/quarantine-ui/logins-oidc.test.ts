@@ -13,7 +13,7 @@ import { type Browser, type Page } from 'playwright-core';
 import Provider from 'oidc-provider';
 import { Client, startHarness, type Harness } from './harness.ts';
 import { PROVIDER_UNAVAILABLE } from '../../quarantine-ui/routes/oidc.ts';
-import { freePort } from '../support/ports.ts';
+import { closedPort, freePort } from '../support/ports.ts';
 import { launchChromium } from '../support/browser.ts';
 
 const CLIENT_SECRET = 'a client secret for the test provider';
@@ -213,7 +213,7 @@ describe('single sign-on with OpenID Connect in a browser', () => {
 
 describe('single sign-on with the provider down', () => {
   it('says the provider is unavailable, and password logins still work', async () => {
-    const dead = await freePort();
+    const dead = await closedPort();
     const h = await startHarness({
       config: { console: { auth: { oidc: { issuer: `http://127.0.0.1:${dead}`, clientId: 'mailmoat', timeoutMs: 2000 }, roleMapping: [] } } },
     });

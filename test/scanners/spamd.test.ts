@@ -4,7 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../../gateway/services/managed.ts';
+import { closedPort } from '../support/ports.ts';
 import { encodeRequest, parseReportTable, parseResponse, scanSpam, SpamdClient, SpamdError } from '../../scanners/spamd.ts';
 import { mailDate } from '../support/mime.ts';
 
@@ -115,7 +115,7 @@ describe('scanSpam', () => {
   });
 
   it('reports a dead port as error', async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const r = await scanSpam(new SpamdClient({ host: '127.0.0.1', port }, { timeoutMs: 2000 }), Buffer.from('x'), { maxBytes: 1000 });
     expect(r).toEqual({ status: 'error', reason: expect.stringContaining('ECONNREFUSED') });
   });

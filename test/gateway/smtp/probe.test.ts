@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMailbox, type Mailbox } from '../../../gateway/demo/mailbox.ts';
 import { createRecipientProber } from '../../../gateway/smtp/probe.ts';
-import { freePort } from '../../../gateway/services/managed.ts';
+import { closedPort } from '../../support/ports.ts';
 
 let mailbox: Mailbox;
 const asked: string[] = [];
@@ -27,7 +27,7 @@ describe('recipient probe', () => {
   it('exists / unknown / failed; answers are cached, failures are not; a dead host moves on to the next', async () => {
     let now = 0;
     const prober = createRecipientProber({ helo: 'mx.test', now: () => now });
-    const dead = await freePort();
+    const dead = await closedPort();
     const o = {
       hosts: [
         { host: '127.0.0.1', port: dead },
