@@ -62,7 +62,7 @@ async function main(): Promise<number> {
     const rates: number[] = [];
     const cpus: number[] = [];
     try {
-      await warmUp(p, m, 30, false);
+      await warmUp(p, m, 200, false);
       for (let i = 1; i <= Number(values.runs); i++) {
         const c = await measure(b, p, i);
         rates.push(c.rate);
@@ -78,7 +78,7 @@ async function main(): Promise<number> {
       const p2 = await startPhase(pb, 'profile', { roles: ['smtp'], spamd: false });
       let window = { fromUs: 0, toUs: 0 };
       try {
-        await warmUp(p2, m, 30, false);
+        await warmUp(p2, m, 200, false);
         const from = Number(process.hrtime.bigint() / 1000n);
         await measure(pb, p2, 0);
         window = { fromUs: from, toUs: Number(process.hrtime.bigint() / 1000n) };
