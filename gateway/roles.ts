@@ -6,6 +6,7 @@ import { openLearnerStore } from './store/learner-store.ts';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monotonicFactory } from 'ulid';
+import { messageIds } from './smtp/message-ids.ts';
 import type { Config } from './config/schema.ts';
 import type { Stores } from './deps.ts';
 import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdAddress, type Endpoints } from './endpoints.ts';
@@ -211,7 +212,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
   // A body left in incoming/ by a crash mid-DATA was never acknowledged: the client will resend it.
   const discarded = await stores.spool.discardIncomplete();
   if (discarded > 0) logger.warn({ discarded }, 'discarded incomplete messages from an earlier crash');
-  const newId = monotonicFactory();
+  const newId = messageIds();
   // Submission AUTH: the console's accounts (in the same database as the metadata) or Dovecot.
   const auth = config.submission.listeners.length > 0 ? submissionAuthenticator(config.submission.backend, () => openAccountStore(stores.sql)) : undefined;
   const smtpLogger = logger.child({ role: 'smtp' });

@@ -152,7 +152,9 @@ export async function refuseIfInlineVerdict(
   if (!inline || !config.inline.enabled) return;
   let reply: SmtpReply | null;
   try {
-    const policies = await recipientPolicies(config, envelope, deps.lists);
+    // Whether a verdict could refuse depends on the policies alone (mayRefuse): the allow/block
+    // lists are not read here, which saved a database query per accepted message.
+    const policies = await recipientPolicies(config, envelope, undefined);
     if (!mayRefuse(policies.map((p) => p.policy))) return;
     reply = await inline.wait(envelope.id, config.inline.deadlineMs);
   } catch (err) {

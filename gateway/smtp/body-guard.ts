@@ -56,7 +56,14 @@ export class BodyGuard extends Transform {
     const out: Buffer[] = [];
     let start = 0;
     const len = chunk.length;
-    for (let i = 0; i < len; i++) {
+    // Jumps from one CR, LF or NUL to the next (Buffer.indexOf, native) instead of testing every
+    // byte in JS: a text body has one CRLF per line and no NUL, so this is a few calls per line.
+    let nextCr = chunk.indexOf(CR);
+    let nextLf = chunk.indexOf(LF);
+    let nextNul = chunk.indexOf(NUL);
+    for (;;) {
+      const i = Math.min(nextCr < 0 ? len : nextCr, nextLf < 0 ? len : nextLf, nextNul < 0 ? len : nextNul);
+      if (i >= len) break;
       const b = chunk[i];
       if (b === CR) {
         if (i === len - 1) {
@@ -67,7 +74,8 @@ export class BodyGuard extends Transform {
           break;
         }
         if (chunk[i + 1] === LF) {
-          i++;
+          nextCr = chunk.indexOf(CR, i + 2);
+          nextLf = chunk.indexOf(LF, i + 2);
           continue;
         }
         this.report.bareCr++;
@@ -75,19 +83,22 @@ export class BodyGuard extends Transform {
           out.push(chunk.subarray(start, i), CRLF);
           start = i + 1;
         }
+        nextCr = chunk.indexOf(CR, i + 1);
       } else if (b === NUL) {
         this.report.nul++;
         if (this.#stripNul) {
           out.push(chunk.subarray(start, i));
           start = i + 1;
         }
-      } else if (b === LF) {
-        // an LF that is part of a CRLF was skipped above
+        nextNul = chunk.indexOf(NUL, i + 1);
+      } else {
+        // a bare LF: one that is part of a CRLF was skipped above
         this.report.bareLf++;
         if (this.#normalize) {
           out.push(chunk.subarray(start, i), CRLF);
           start = i + 1;
         }
+        nextLf = chunk.indexOf(LF, i + 1);
       }
     }
     if (start < len) out.push(chunk.subarray(start));

@@ -80,10 +80,14 @@ export class Spool {
   /** The shared copy (several machines); without it the directory is the only copy. */
   private readonly replica: SpoolReplica | undefined;
 
+  /** The directory's fsync, shared by the commits of concurrent sessions (see groupSync). */
+  private readonly syncSpoolDir: () => Promise<void>;
+
   constructor(dir: string, o: { replica?: SpoolReplica } = {}) {
     this.dir = dir;
     this.incomingDir = path.join(dir, 'incoming');
     this.replica = o.replica;
+    this.syncSpoolDir = groupSync(() => syncDir(dir));
   }
 
   /** Committed to the shared store (the database) rather than to this directory. */
@@ -122,18 +126,26 @@ export class Spool {
     try {
       // The client's stream is always drained to its end, even past the limit or after a write
       // error, so that the SMTP session stays in step and the client gets a proper reply.
+      // Chunks that arrive while a write is under way go to disk together in one writev.
+      const put = (chunks: Buffer[], done: () => void) => {
+        for (const c of chunks) size += c.length;
+        if (size > maxBytes || writeError) return done();
+        const written = chunks.length === 1 ? handle.write(chunks[0]) : handle.writev(chunks);
+        written.then(
+          () => done(),
+          (err: unknown) => {
+            writeError = err;
+            done();
+          },
+        );
+      };
       const sink = new Writable({
-        write(chunk: Buffer, _enc, done) {
-          size += chunk.length;
-          if (size > maxBytes || writeError) return done();
-          handle.write(chunk).then(
-            () => done(),
-            (err: unknown) => {
-              writeError = err;
-              done();
-            },
-          );
-        },
+        write: (chunk: Buffer, _enc, done) => put([chunk], done),
+        writev: (chunks, done) =>
+          put(
+            chunks.map((c) => c.chunk as Buffer),
+            done,
+          ),
       });
       await pipeline(input, sink);
       if (writeError) throw writeError;
@@ -164,7 +176,7 @@ export class Spool {
       // (never listed, never acknowledged), not an envelope whose body is missing.
       await fs.rename(path.join(this.incomingDir, `${id}.eml`), this.messagePath(id));
       await writeFileDurably(this.envelopePath(id), JSON.stringify(envelope));
-      await syncDir(this.dir);
+      await this.syncSpoolDir();
     } catch (err) {
       // Not committed, so not acknowledged: remove every trace, the body in incoming/ included.
       await this.removeLocal(id);
@@ -424,6 +436,34 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * Group fsync: a caller is covered only by a sync that STARTED after its call (its rename is done
+ * by then), so callers arriving while one runs share the next one. N sessions committing at the
+ * same moment cost one directory fsync instead of N; each still resolves only once its entry is
+ * durable, and a failed sync rejects every caller it was for.
+ */
+export function groupSync(sync: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = sync().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
+  };
+  return () => {
+    if (!running) return start();
+    next ??= running
+      .catch(() => {})
+      .then(() => {
+        next = undefined;
+        return start();
+      });
+    return next;
+  };
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -133,7 +133,9 @@ export interface WorkerSet {
 const ENQUEUE_TIMEOUT_MS = 5_000;
 
 const USE_OPTIONS: Record<RedisUse, RedisOptions> = {
-  producer: { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: ENQUEUE_TIMEOUT_MS },
+  // Auto-pipelining: the enqueues of the sessions one group commit answers (metadata.ts) are issued
+  // in the same tick and leave in one write; each still resolves on its own reply (250 after enqueue).
+  producer: { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: ENQUEUE_TIMEOUT_MS, enableAutoPipelining: true },
   worker: { maxRetriesPerRequest: null },
   client: { maxRetriesPerRequest: 1, connectTimeout: ENQUEUE_TIMEOUT_MS },
 };

@@ -53,4 +53,45 @@ describe('BodyGuard', () => {
     expect(bareKind({ bareLf: 0, bareCr: 2, nul: 0, bytes: 0 })).toBe('CR');
     expect(bareKind({ bareLf: 0, bareCr: 0, nul: 0, bytes: 0 })).toBeUndefined();
   });
+
+  it('gives the same bytes and counts as a byte-by-byte reading, however the input is cut into reads', async () => {
+    // The reference: one pass over the whole input, every byte looked at.
+    const reference = (text: string, normalize: boolean, stripNul: boolean) => {
+      let out = '';
+      const report = { bareLf: 0, bareCr: 0, nul: 0 };
+      for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (c === '\r' && text[i + 1] === '\n') {
+          out += '\r\n';
+          i++;
+        } else if (c === '\r' || c === '\n') {
+          report[c === '\r' ? 'bareCr' : 'bareLf']++;
+          out += normalize ? '\r\n' : c;
+        } else if (c === '\0') {
+          report.nul++;
+          if (!stripNul) out += c;
+        } else out += c;
+      }
+      return { out, report };
+    };
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    for (let round = 0; round < 300; round++) {
+      const text = Array.from({ length: 1 + random(60) }, () => 'ab\r\n\0.'[random(7)]).join('');
+      const chunks: string[] = [];
+      for (let at = 0; at < text.length;) {
+        const n = 1 + random(8);
+        chunks.push(text.slice(at, at + n));
+        at += n;
+      }
+      for (const [normalize, stripNul] of [
+        [false, false],
+        [true, true],
+      ]) {
+        const got = await run(chunks, { normalize, stripNul });
+        const want = reference(text, normalize, stripNul);
+        expect({ chunks, out: got.out, report: { bareLf: got.report.bareLf, bareCr: got.report.bareCr, nul: got.report.nul } }).toEqual({ chunks, ...want });
+      }
+    }
+  });
 });

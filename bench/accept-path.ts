@@ -1,0 +1,97 @@
+// `node bench/accept-path.ts`: the bench's accept scenario alone (smtp-source → `mailmoat smtp`,
+// no workers: every accepted message stays spooled and is counted there), repeated, for working
+// on the CPU of the accept path (issue 16). Prints per run msg/s and the gateway process's CPU ms
+// per message (all its threads; user/system from the kernel), with the 1-minute load average; with
+// --profile, one more run under --cpu-prof and its top self-time functions.
+//
+//   node bench/accept-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../gateway/log.ts';
+import { startEngines } from './lib/engines.ts';
+import { setGatewayRoot } from './lib/gateway.ts';
+import { asSourceFile, makeMessage, wireBytes } from './lib/messages.ts';
+import { acceptCell, startPhase, warmUp, type Bench, type Phase, type TestMessage } from './lib/scenarios.ts';
+import { cpuSplit, loadNow, median, printProfiles } from './lib/tool.ts';
+
+const REPO_ROOT = resolve(import.meta.dirname, '..');
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '3' },
+      count: { type: 'string', default: '300' },
+      sessions: { type: 'string', default: '50' },
+      size: { type: 'string', default: '2' },
+      profile: { type: 'boolean', default: false },
+      gateway: { type: 'string' },
+    },
+  });
+  if (values.gateway) setGatewayRoot(resolve(values.gateway));
+  const count = Number(values.count);
+  const sessions = Number(values.sessions);
+  const log = (line: string) => console.log(line);
+  const runDir = join(tmpdir(), `mailmoat-acceptpath-${process.pid}`);
+  await rm(runDir, { recursive: true, force: true });
+  await mkdir(runDir, { recursive: true, mode: 0o711 });
+  const logger = createLogger({ name: 'bench', level: 'warn' });
+  const engines = await startEngines({ dir: join(runDir, 'engines'), clamavDb: join(REPO_ROOT, 'deploy/clamav-test-db'), logger });
+  const kind = values.size === '50' ? 'medium' : 'small';
+  const bytes = kind === 'small' ? 2048 : 51_200;
+  const lines = makeMessage(kind, bytes);
+  const file = join(runDir, 'message.txt');
+  await writeFile(file, asSourceFile(lines));
+  const m: TestMessage = { label: `${values.size} KB`, bytes, file, wire: wireBytes(lines) };
+  const b: Bench = { engines, runDir, logLevel: 'warn', log };
+  /** One measured run: rate and CPU per message, the kernel's user/system split of the gateway process. */
+  const measure = async (bench: Bench, p: Phase, run: number) => {
+    const pid = p.gateways[0].pid;
+    const before = cpuSplit(pid);
+    const c = await acceptCell(bench, p, m, sessions, count, run, 120_000);
+    const after = cpuSplit(pid);
+    const per = (x: number) => (x / Math.max(1, c.done)).toFixed(2);
+    log(
+      `run ${run}: ${c.rate} msg/s, ${c.cpuMsPerMessage.mailmoat} ms CPU/msg (user ${per(after.user - before.user)}, system ${per(after.system - before.system)}), load ${c.usage.machine.loadavg1mStart}→${c.usage.machine.loadavg1mEnd}, others ${c.usage.machine.othersPercentOfOneCore}%${c.ok ? '' : ` FAILED ${c.error}`}`,
+    );
+    return c;
+  };
+  try {
+    const p = await startPhase(b, 'accept', { roles: ['smtp'], spamd: false });
+    const rates: number[] = [];
+    const cpus: number[] = [];
+    try {
+      await warmUp(p, m, 200, false);
+      for (let i = 1; i <= Number(values.runs); i++) {
+        const c = await measure(b, p, i);
+        rates.push(c.rate);
+        cpus.push(c.cpuMsPerMessage.mailmoat);
+      }
+    } finally {
+      await p.stop();
+    }
+    log(`median: ${median(rates)} msg/s, ${median(cpus)} ms CPU/msg (${sessions} sessions, ${m.label}); load now ${loadNow()}`);
+    if (values.profile) {
+      const dir = join(REPO_ROOT, 'var/bench/profiles', `accept-path-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      const pb: Bench = { ...b, cpuProfDir: dir };
+      const p2 = await startPhase(pb, 'profile', { roles: ['smtp'], spamd: false });
+      let window = { fromUs: 0, toUs: 0 };
+      try {
+        await warmUp(p2, m, 200, false);
+        const from = Number(process.hrtime.bigint() / 1000n);
+        await measure(pb, p2, 0);
+        window = { fromUs: from, toUs: Number(process.hrtime.bigint() / 1000n) };
+      } finally {
+        await p2.stop();
+      }
+      printProfiles(dir, window, log);
+    }
+  } finally {
+    await engines.stop();
+    await rm(runDir, { recursive: true, force: true });
+  }
+  return 0;
+}
+
+process.exitCode = await main();
