@@ -92,3 +92,51 @@ function printable(b: Uint8Array): string {
     .trim();
   return s.length > 40 ? `${s.slice(0, 39)}…` : s;
 }
+
+/** The distinct slots of several slot lists together (each may repeat slots of another). */
+export function distinctSlots(lists: readonly Uint32Array[]): Uint32Array {
+  const out = new Uint32Array(lists.reduce((a, l) => a + l.length, 0));
+  let n = 0;
+  for (const list of lists)
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
+      if (seen[s]) continue;
+      seen[s] = 1;
+      out[n++] = s;
+    }
+  for (let i = 0; i < n; i++) seen[out[i]] = 0;
+  return out.subarray(0, n);
+}
+
+/** Distances of word pairs in the orthogonal sparse bigrams (CRM114, OSBF-Lua: a window of 5 words). */
+const OSB_WINDOW = 4;
+
+/**
+ * Orthogonal sparse bigrams (Siefkes et al. 2004, CRM114/OSBF-Lua): for each word (a run of
+ * printable non-blank bytes) the pairs it makes with each of the next OSB_WINDOW words, the
+ * distance part of the feature. Hashed into the model's slots in namespace `seed`.
+ */
+export function osbOf(bytes: Uint8Array, seed: number): Uint32Array {
+  const words: number[] = [];
+  let h = 0x811c9dc5;
+  let inWord = false;
+  for (let i = 0; i <= bytes.length; i++) {
+    const b = i < bytes.length ? bytes[i] : 32;
+    if (b > 32 && b !== 127) {
+      h = Math.imul(h ^ b, 0x01000193);
+      inWord = true;
+    } else if (inWord) {
+      words.push(h >>> 0);
+      h = 0x811c9dc5;
+      inWord = false;
+    }
+  }
+  const out = new Uint32Array(words.length * OSB_WINDOW);
+  let n = 0;
+  for (let i = 0; i < words.length; i++)
+    for (let d = 1; d <= OSB_WINDOW && i + d < words.length; d++) {
+      const x = Math.imul(words[i] ^ seed ^ Math.imul(words[i + d], 0x85ebca6b + 2 * d), 0x9e3779b1);
+      out[n++] = (x ^ (x >>> 15)) >>> (32 - MODEL_BITS);
+    }
+  return distinctSlots([out.subarray(0, n)]);
+}

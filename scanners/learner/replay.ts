@@ -48,21 +48,31 @@ export function remember(buffer: Example[], ex: Example, limit = REPLAY_EXAMPLES
 }
 
 /** Inside the margin: not yet learned well enough (TONE's "mistake", with a thick threshold). */
-export const insideMargin = (margin: number, label: 0 | 1, weight: number): boolean =>
-  label === 1 ? margin < REPLAY_MARGIN * weight : margin > -REPLAY_MARGIN * weight;
+export const insideMargin = (margin: number, label: 0 | 1, weight: number, thick = REPLAY_MARGIN): boolean =>
+  label === 1 ? margin < thick * weight : margin > -thick * weight;
+
+/** The rehearsal's settings (the constants above; bench/learner-tries.ts compares others). */
+export interface RehearsalOptions {
+  examples: number;
+  passes: number;
+  maxReplays: number;
+  margin: number;
+  adaptive?: { scale: number; renormalise: boolean } | null;
+}
+export const DEFAULT_REHEARSAL: RehearsalOptions = { examples: REPLAY_EXAMPLES, passes: REPLAY_PASSES, maxReplays: MAX_REPLAYS, margin: REPLAY_MARGIN };
 
 /**
  * TONE passes over the buffer: each example still inside the margin under `judgedBy` is learned
  * again with its own weight (each taking `steps`), until a pass finds none or REPLAY_PASSES are
  * done; an example repeated replaysAllowed times is left as it is. Returns how many steps it took.
  */
-export function rehearse(buffer: Example[], judgedBy: readonly Model[], steps: readonly Step[]): number {
+export function rehearse(buffer: Example[], judgedBy: readonly Model[], steps: readonly Step[], o: RehearsalOptions = DEFAULT_REHEARSAL): number {
   let taken = 0;
-  for (let pass = 0; pass < REPLAY_PASSES; pass++) {
+  for (let pass = 0; pass < o.passes; pass++) {
     let found = 0;
     for (const ex of buffer) {
-      if (ex.replays >= replaysAllowed(ex.weight) || !insideMargin(marginOf(judgedBy, ex.features), ex.label, ex.weight)) continue;
-      learnStep(judgedBy, steps, ex.features, ex.label, ex.weight, undefined, false);
+      if (ex.replays >= Math.round(o.maxReplays * ex.weight) || !insideMargin(marginOf(judgedBy, ex.features), ex.label, ex.weight, o.margin)) continue;
+      learnStep(judgedBy, steps, ex.features, ex.label, ex.weight, undefined, false, o.adaptive);
       ex.replays++;
       found++;
     }
@@ -76,10 +86,16 @@ export function rehearse(buffer: Example[], judgedBy: readonly Model[], steps: r
  * One learn event as the learner runs it: one step on the message (as model.ts learnStep), then
  * the message joins the buffer and the buffer is rehearsed. Returns the buffer to keep.
  */
-export function learnAndRehearse(buffer: Example[], judgedBy: readonly Model[], steps: readonly Step[], ex: Omit<Example, 'replays'>): Example[] {
-  learnStep(judgedBy, steps, ex.features, ex.label, ex.weight);
-  const kept = remember(buffer, { ...ex, replays: 0 });
-  rehearse(kept, judgedBy, steps);
+export function learnAndRehearse(
+  buffer: Example[],
+  judgedBy: readonly Model[],
+  steps: readonly Step[],
+  ex: Omit<Example, 'replays'>,
+  o: RehearsalOptions = DEFAULT_REHEARSAL,
+): Example[] {
+  learnStep(judgedBy, steps, ex.features, ex.label, ex.weight, undefined, true, o.adaptive);
+  const kept = remember(buffer, { ...ex, replays: 0 }, o.examples);
+  rehearse(kept, judgedBy, steps, o);
   return kept;
 }
 
