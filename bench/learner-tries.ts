@@ -6,7 +6,7 @@
 // spam + 250 ham. Means over the seeds; features CPU per message; with --replay also the
 // TREC-style replay's (1-ROCA)% on the first seed.
 import { parseArgs } from 'node:util';
-import { featuresOf, gramsOf, learnerText, osbOf, distinctSlots, MODEL_DIM } from '../scanners/learner/features.ts';
+import { featuresOf, gramsOf, learnerText, osbOf, distinctSlots } from '../scanners/learner/features.ts';
 import { emptyModel, marginOf, type Model } from '../scanners/learner/model.ts';
 import { DEFAULT_REHEARSAL, learnAndRehearse, type Example, type RehearsalOptions } from '../scanners/learner/replay.ts';
 import { DEFAULT_LEARNER_GUARDS } from '../rules/learner.ts';
@@ -22,7 +22,6 @@ const { values } = parseArgs({
 });
 const SEEDS = values.seeds.split(',').map(Number);
 const REPORTS = 400;
-const OSB_SEED = 0x6f736221;
 const WEIGHT = Number(values.weight);
 
 /** Header-name namespaces: each header line's 4-grams hashed with a seed of its name (continuations keep it); the body its own. */
@@ -90,47 +89,40 @@ const dropping = (names: (n: string) => boolean) => (raw: Buffer) => {
 interface Variant {
   features: (raw: Buffer) => Uint32Array;
   rehearsal?: RehearsalOptions;
-  adaptive?: { scale: number; renormalise: boolean };
 }
-const R = DEFAULT_REHEARSAL;
+/** Before the tries: 4-grams only, a user's report repeated at most twice (MAX_REPLAYS 8). */
+const R8: RehearsalOptions = { ...DEFAULT_REHEARSAL, maxReplays: 8 };
+const ALL = { examples: 1000, passes: 20 };
+const grams4 = (raw: Buffer) => gramsOf([{ bytes: learnerText(raw), seed: 0 }]);
+const osb = (raw: Buffer) => osbOf(learnerText(raw));
+const osb4g = (raw: Buffer) => distinctSlots([grams4(raw), osb(raw)]);
+const hdrNsOsb = (raw: Buffer) => distinctSlots([headerNamespaced(raw), osb(raw)]);
 const listOrReceived = (n: string) => n === 'received' || n.startsWith('list-');
-const osb4g = (raw: Buffer) => distinctSlots([featuresOf(raw), osbOf(learnerText(raw), OSB_SEED)]);
+// AdaGrad-style per-slot rates (a second Float32Array per model) were measured with the step of
+// commit 6032bd0 (`git show 6032bd0:bench/learner-tries.ts`); not kept, see bench/results/learner-tries.md.
 const VARIANTS: Record<string, Variant> = {
-  base: { features: featuresOf },
-  'osb+4g': { features: (raw) => distinctSlots([featuresOf(raw), osbOf(learnerText(raw), OSB_SEED)]) },
-  osb: { features: (raw) => osbOf(learnerText(raw), OSB_SEED) },
-  'rehearse-all': { features: featuresOf, rehearsal: { ...R, examples: 1000 } },
-  'rehearse-all-20p': { features: featuresOf, rehearsal: { ...R, examples: 1000, passes: 20 } },
-  'rehearse-all-x2': { features: featuresOf, rehearsal: { ...R, examples: 1000, passes: 20, maxReplays: 16 } },
-  'hdr-ns': { features: (raw) => headerNamespaced(raw) },
-  'drop-rcvd-list': { features: dropping(listOrReceived) },
-  'adagrad-1': { features: featuresOf, adaptive: { scale: 1, renormalise: false } },
-  'adagrad-0.1-renorm': { features: featuresOf, adaptive: { scale: 0.1, renormalise: true } },
-  'adagrad-1-renorm': { features: featuresOf, adaptive: { scale: 1, renormalise: true } },
-  'replays-x2': { features: featuresOf, rehearsal: { ...R, maxReplays: 16 } },
-  'replays-x3': { features: featuresOf, rehearsal: { ...R, examples: 1000, passes: 20, maxReplays: 24 } },
-  'osb+4g+rehearse-all-x2': {
-    features: (raw) => distinctSlots([featuresOf(raw), osbOf(learnerText(raw), OSB_SEED)]),
-    rehearsal: { ...R, examples: 1000, passes: 20, maxReplays: 16 },
-  },
-  'osb+rehearse-all-x2': { features: (raw) => osbOf(learnerText(raw), OSB_SEED), rehearsal: { ...R, examples: 1000, passes: 20, maxReplays: 16 } },
-  'hdr-ns+osb': { features: (raw) => distinctSlots([headerNamespaced(raw), osbOf(learnerText(raw), OSB_SEED)]) },
-  'hdr-ns+osb+rehearse-all-x2': {
-    features: (raw) => distinctSlots([headerNamespaced(raw), osbOf(learnerText(raw), OSB_SEED)]),
-    rehearsal: { ...R, examples: 1000, passes: 20, maxReplays: 16 },
-  },
-  'osb+4g+replays-x2': { features: osb4g, rehearsal: { ...R, maxReplays: 16 } },
-  'hdr-ns+osb+replays-x2': {
-    features: (raw) => distinctSlots([headerNamespaced(raw), osbOf(learnerText(raw), OSB_SEED)]),
-    rehearsal: { ...R, maxReplays: 16 },
-  },
-  'osb+4g+adagrad-0.1-renorm': { features: osb4g, adaptive: { scale: 0.1, renormalise: true } },
-  'osb+4g+replays-x2+adagrad-0.1-renorm': { features: osb4g, rehearsal: { ...R, maxReplays: 16 }, adaptive: { scale: 0.1, renormalise: true } },
+  base: { features: grams4, rehearsal: R8 },
+  'osb+4g': { features: osb4g, rehearsal: R8 },
+  osb: { features: osb, rehearsal: R8 },
+  'rehearse-all': { features: grams4, rehearsal: { ...R8, examples: 1000 } },
+  'rehearse-all-20p': { features: grams4, rehearsal: { ...R8, ...ALL } },
+  'rehearse-all-x2': { features: grams4, rehearsal: { ...R8, ...ALL, maxReplays: 16 } },
+  'replays-x2': { features: grams4, rehearsal: { ...R8, maxReplays: 16 } },
+  'replays-x3': { features: grams4, rehearsal: { ...R8, ...ALL, maxReplays: 24 } },
+  'hdr-ns': { features: headerNamespaced, rehearsal: R8 },
+  'drop-rcvd-list': { features: dropping(listOrReceived), rehearsal: R8 },
+  'hdr-ns+osb': { features: hdrNsOsb, rehearsal: R8 },
+  'osb+rehearse-all-x2': { features: osb, rehearsal: { ...R8, ...ALL, maxReplays: 16 } },
+  'osb+4g+rehearse-all-x2': { features: osb4g, rehearsal: { ...R8, ...ALL, maxReplays: 16 } },
+  'hdr-ns+osb+rehearse-all-x2': { features: hdrNsOsb, rehearsal: { ...R8, ...ALL, maxReplays: 16 } },
+  'hdr-ns+osb+replays-x2': { features: hdrNsOsb, rehearsal: { ...R8, maxReplays: 16 } },
+  'osb+4g+replays-x2': { features: osb4g, rehearsal: { ...R8, maxReplays: 16 } },
+  current: { features: featuresOf, rehearsal: DEFAULT_REHEARSAL },
 };
 
 const pool0 = loadCorpus(['spam-1', 'easy-ham-1', 'hard-ham-1']);
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-const newModel = (v: Variant): Model => ({ ...emptyModel(), ...(v.adaptive ? { squares: new Float32Array(MODEL_DIM) } : {}) });
+const newModel = (): Model => emptyModel();
 
 console.log(`# learner tries — tune split, seeds ${SEEDS.join(',')}, reports at weight ${WEIGHT}`);
 console.log(
@@ -140,7 +132,7 @@ console.log(
 console.log('|---|---|---|---|---|' + (values.replay ? '---|' : ''));
 for (const [name, v] of Object.entries(VARIANTS)) {
   if (values.only && !values.only.split(',').includes(name)) continue;
-  const opts: RehearsalOptions = { ...(v.rehearsal ?? R), adaptive: v.adaptive ?? null };
+  const opts: RehearsalOptions = v.rehearsal ?? DEFAULT_REHEARSAL;
   const tprs: number[] = [];
   const t0s: number[] = [];
   const f0s: number[] = [];
@@ -154,8 +146,8 @@ for (const [name, v] of Object.entries(VARIANTS)) {
     const heldSpam = spamPool.slice(-(spamPool.length - REPORTS));
     const heldHam = hamPool.slice(-250);
     const reports = shuffled([...spamPool.slice(0, REPORTS), ...hamPool.slice(0, REPORTS)], 5);
-    const global = newModel(v);
-    const domain = newModel(v);
+    const global = newModel();
+    const domain = newModel();
     let rb: Example[] = [];
     const steps = [
       { model: domain, share: 1 },
@@ -187,7 +179,7 @@ for (const [name, v] of Object.entries(VARIANTS)) {
   let replayCol = '';
   if (values.replay) {
     const pool = shuffled(pool0, SEEDS[0]);
-    const m = newModel(v);
+    const m = newModel();
     let buffer: Example[] = [];
     const scores: number[] = [];
     for (const [i, x] of pool.entries()) {

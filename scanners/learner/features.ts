@@ -1,8 +1,12 @@
 // The learner's features (issue 19): hashed byte 4-grams of the first TEXT_BYTES bytes of the
 // message as received, headers included — the representation of the TREC spam-track winners
 // (Sculley & Wachman's ROSVM, Cormack's online logistic regression, Goodman & Yih): no parser, no
-// tokenizer to evade with odd MIME, and a cost bounded by TEXT_BYTES whatever the message is.
-// Binary features (a 4-gram present or not), hashed into 2^MODEL_BITS slots. Pure.
+// tokenizer to evade with odd MIME, and a cost bounded by TEXT_BYTES whatever the message is —
+// plus, over the same bytes, orthogonal sparse bigrams (word pairs at distances 1–4, CRM114 and
+// OSBF-Lua, the best filters of TREC 2006): a 4-gram sees inside words, a pair sees which words
+// go together, so spam sent through the same mailing list as the ham (same List-*/Received grams)
+// still differs from it by its phrases (bench/results/learner-tries.md). Binary features (present
+// or not), hashed into 2^MODEL_BITS slots, the two kinds in separate namespaces. Pure.
 
 /** Slots per model: 2^18 float32 weights = 1 MiB per model in memory (stated in the README). */
 export const MODEL_BITS = 18;
@@ -27,8 +31,14 @@ export function learnerText(raw: Uint8Array): Uint8Array {
   return out.subarray(0, n);
 }
 
-/** The distinct feature slots of a message (sorted order not guaranteed). */
-export const featuresOf = (raw: Uint8Array): Uint32Array => gramsOf([{ bytes: learnerText(raw), seed: 0 }]);
+/** The namespace of the word pairs (the 4-grams use 0). */
+const OSB_SEED = 0x6f736221;
+
+/** The distinct feature slots of a message: its 4-grams and its word pairs (sorted order not guaranteed). */
+export function featuresOf(raw: Uint8Array): Uint32Array {
+  const text = learnerText(raw);
+  return distinctSlots([gramsOf([{ bytes: text, seed: 0 }]), osbOf(text)]);
+}
 
 /**
  * The distinct slots of the 4-grams of several stretches of text, each hashed in its own
@@ -114,9 +124,9 @@ const OSB_WINDOW = 4;
 /**
  * Orthogonal sparse bigrams (Siefkes et al. 2004, CRM114/OSBF-Lua): for each word (a run of
  * printable non-blank bytes) the pairs it makes with each of the next OSB_WINDOW words, the
- * distance part of the feature. Hashed into the model's slots in namespace `seed`.
+ * distance part of the feature. Hashed into the model's slots in namespace `seed` (featuresOf's by default).
  */
-export function osbOf(bytes: Uint8Array, seed: number): Uint32Array {
+export function osbOf(bytes: Uint8Array, seed = OSB_SEED): Uint32Array {
   const words: number[] = [];
   let h = 0x811c9dc5;
   let inWord = false;

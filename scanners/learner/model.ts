@@ -10,8 +10,6 @@ export interface Model {
   weights: Float32Array;
   /** How many messages it learned from (weighted events count as one): the confidence ramp uses it. */
   trained: number;
-  /** Per slot, the sum of the squared (weighted) errors it was learned with (AdaGrad's accumulator); absent: a fixed rate. */
-  squares?: Float32Array;
 }
 
 export const emptyModel = (): Model => ({ weights: new Float32Array(MODEL_DIM), trained: 0 });
@@ -61,7 +59,6 @@ export function learnStep(
   weight: number,
   rate = LEARNING_RATE,
   counts = true,
-  adaptive: { scale: number; renormalise: boolean } | null = null,
 ): { before: number } {
   const before = sigmoid(marginOf(judgedBy, features));
   const totalShare = steps.reduce((a, s) => a + Math.max(0, s.share), 0) * judgedBy.length;
@@ -72,22 +69,9 @@ export function learnStep(
     if (share <= 0 || weight <= 0) continue;
     const w = model.weights;
     const d = g * share;
-    const sq = adaptive ? model.squares : undefined;
-    let norm = 1;
-    if (sq && adaptive!.renormalise) {
-      let sum = 0;
-      for (let i = 0; i < features.length; i++) sum += 1 / Math.sqrt(1 + sq[features[i]] / adaptive!.scale);
-      norm = features.length / Math.max(1e-9, sum);
-    }
-    const e2 = (weight * (label - before)) ** 2;
     for (let i = 0; i < features.length; i++) {
       const s = features[i];
-      let step = d;
-      if (sq) {
-        step = (d * norm) / Math.sqrt(1 + sq[s] / adaptive!.scale);
-        sq[s] += e2;
-      }
-      const v = w[s] + step;
+      const v = w[s] + d;
       w[s] = v > WEIGHT_BOUND ? WEIGHT_BOUND : v < -WEIGHT_BOUND ? -WEIGHT_BOUND : v;
     }
     if (counts) model.trained += 1;
