@@ -11,6 +11,8 @@ import { emptyModel, marginOf, type Model } from '../scanners/learner/model.ts';
 import { DEFAULT_REHEARSAL, learnAndRehearse, type Example, type RehearsalOptions } from '../scanners/learner/replay.ts';
 import { DEFAULT_LEARNER_GUARDS } from '../rules/learner.ts';
 import { loadCorpus, rocArea, shuffled } from './lib/corpus.ts';
+import { readFileSync } from 'node:fs';
+import { learnerPoints, DEFAULT_LEARNER_FUSION } from '../rules/learner.ts';
 
 const { values } = parseArgs({
   options: {
@@ -18,6 +20,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: '' },
     replay: { type: 'boolean', default: false },
     weight: { type: 'string', default: String(DEFAULT_LEARNER_GUARDS.userWeight) },
+    spamd: { type: 'string', default: '' },
   },
 });
 const SEEDS = values.seeds.split(',').map(Number);
@@ -120,6 +123,8 @@ const VARIANTS: Record<string, Variant> = {
   current: { features: featuresOf, rehearsal: DEFAULT_REHEARSAL },
 };
 
+/** spamd's scores of the tune split's held-out messages (bench/spamd-scores.ts), for the fusion rows. */
+const SPAMD: Record<string, number> | null = values.spamd ? JSON.parse(readFileSync(values.spamd, 'utf8')) : null;
 const pool0 = loadCorpus(['spam-1', 'easy-ham-1', 'hard-ham-1']);
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const newModel = (): Model => emptyModel();
@@ -134,6 +139,7 @@ for (const [name, v] of Object.entries(VARIANTS)) {
   if (values.only && !values.only.split(',').includes(name)) continue;
   const opts: RehearsalOptions = v.rehearsal ?? DEFAULT_REHEARSAL;
   const tprs: number[] = [];
+  const fusion = new Map<string, number[]>();
   const t0s: number[] = [];
   const f0s: number[] = [];
   let fcpu = 0;
@@ -169,6 +175,23 @@ for (const [name, v] of Object.entries(VARIANTS)) {
       return marginOf([global, domain], f);
     };
     const spamOdds = heldSpam.map(score);
+    if (SPAMD) {
+      const hamRaw = heldHam.map(score);
+      const sd = (x: { group: string; name: string }) => SPAMD[`${x.group}/${x.name}`];
+      const ways: Record<string, (spamd: number, logOdds: number) => number> = {
+        'spamd alone': (s) => s,
+        'learner alone': (_, l) => l,
+      };
+      for (const k of [2, 3, 4, 6])
+        for (const max of [8, 12, 16, 24])
+          ways[`spamd + ${k}·log-odds, ±${max}`] = (s, l) => s + learnerPoints(l, 1600, { ...DEFAULT_LEARNER_FUSION, pointsPerLogOdds: k, maxPoints: max });
+      for (const [way, f] of Object.entries(ways)) {
+        const sp = heldSpam.map((x, i) => f(sd(x), spamOdds[i]));
+        const hm = heldHam.map((x, i) => f(sd(x), hamRaw[i])).sort((a, b) => b - a);
+        const cut = hm[Math.floor(hm.length * 0.005)];
+        fusion.set(way, [...(fusion.get(way) ?? []), sp.filter((x) => x > cut).length / sp.length]);
+      }
+    }
     const hamOdds = heldHam.map(score).sort((a, b) => b - a);
     const at = hamOdds[Math.floor(hamOdds.length * 0.005)] ?? -Infinity;
     tprs.push(spamOdds.filter((s) => s > at).length / spamOdds.length);
@@ -176,6 +199,7 @@ for (const [name, v] of Object.entries(VARIANTS)) {
     f0s.push(hamOdds.filter((s) => s >= 0).length / hamOdds.length);
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  for (const [way, t] of fusion) console.log(`|   ${name}: ${way} | ${pct(mean(t))} (${t.map((x) => (100 * x).toFixed(0)).join(', ')}) | | | |`);
   let replayCol = '';
   if (values.replay) {
     const pool = shuffled(pool0, SEEDS[0]);

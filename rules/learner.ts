@@ -62,7 +62,7 @@ export interface LearnerFusion {
 // pointsPerLogOdds: a logistic regression of the label on (spamd score, learner log-odds) over the
 // report loop of the TUNE split (bench/detect.ts --split tune) weighs one unit of log-odds as ~4
 // spamd points (b/a ≈ 3.98); the reported split was not used for it.
-export const DEFAULT_LEARNER_FUSION: LearnerFusion = { pointsPerLogOdds: 4, maxPoints: 8, rampExamples: 200 };
+export const DEFAULT_LEARNER_FUSION: LearnerFusion = { pointsPerLogOdds: 4, maxPoints: 12, rampExamples: 200 };
 
 /**
  * The learner's points in the spam score: its log-odds of spam, times pointsPerLogOdds, scaled

@@ -173,7 +173,8 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
         const used = [GLOBAL_MODEL, domain].filter((n) => models.has(n));
         const ms = used.map((n) => models.get(n)!.model);
         const logOdds = marginOf(ms, features);
-        const weightOf = (slot: number) => ms.reduce((s, m) => s + m.weights[slot], 0);
+        const ws = ms.map((m) => m.weights);
+        const weightOf = ws.length === 2 ? (slot: number) => ws[0][slot] + ws[1][slot] : (slot: number) => ws.reduce((s, w) => s + w[slot], 0);
         const signs = (side: 1 | -1) => (ms.length === 0 ? [] : strongestStretches(raw, weightOf, side).map((s) => s.text));
         out.set(domain, {
           status: 'scored',

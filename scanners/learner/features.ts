@@ -37,7 +37,7 @@ const OSB_SEED = 0x6f736221;
 /** The distinct feature slots of a message: its 4-grams and its word pairs (sorted order not guaranteed). */
 export function featuresOf(raw: Uint8Array): Uint32Array {
   const text = learnerText(raw);
-  return distinctSlots([gramsOf([{ bytes: text, seed: 0 }]), osbOf(text)]);
+  return distinctSlots([gramsOf([{ bytes: text, seed: 0 }]), osbPairs(text, OSB_SEED)]);
 }
 
 /**
@@ -68,9 +68,13 @@ export function gramsOf(segments: readonly { bytes: Uint8Array; seed: number }[]
 export function strongestStretches(raw: Uint8Array, weightOf: (slot: number) => number, side: 1 | -1, n = 3): { text: string; weight: number }[] {
   const text = learnerText(raw);
   const weights = new Float32Array(Math.max(0, text.length - GRAM + 1));
-  for (let i = 0; i < weights.length; i++) weights[i] = weightOf(slotAt(text, i)) * side;
+  let strongest = 0;
+  for (let i = 0; i < weights.length; i++) {
+    const w = (weights[i] = weightOf(slotAt(text, i)) * side);
+    if (w > strongest) strongest = w;
+  }
   // A gram counts when it pushes at least a quarter as hard as the strongest one of this message.
-  const floor = Math.max(1e-6, 0.25 * weights.reduce((a, b) => Math.max(a, b), 0));
+  const floor = Math.max(1e-6, 0.25 * strongest);
   const spans: { from: number; to: number; weight: number }[] = [];
   let cur: { from: number; to: number; weight: number } | null = null;
   for (let i = 0; i < weights.length; i++) {
@@ -85,12 +89,17 @@ export function strongestStretches(raw: Uint8Array, weightOf: (slot: number) => 
       }
     } else if (cur && i >= cur.to) cur = null;
   }
+  // Only the strongest few are made printable: this runs on every scanned message.
   const seenText = new Set<string>();
-  return spans
-    .sort((a, b) => b.weight - a.weight)
-    .map((s) => ({ text: printable(text.subarray(s.from, s.to)), weight: s.weight }))
-    .filter((s) => s.text.length >= 3 && !seenText.has(s.text) && seenText.add(s.text))
-    .slice(0, n);
+  const out: { text: string; weight: number }[] = [];
+  for (const s of spans.sort((a, b) => b.weight - a.weight)) {
+    const t = printable(text.subarray(s.from, s.to));
+    if (t.length < 3 || seenText.has(t)) continue;
+    seenText.add(t);
+    out.push({ text: t, weight: s.weight });
+    if (out.length === n) break;
+  }
+  return out;
 }
 
 /** Bytes as a short, single-line, printable string (what a reader of the scan report sees). */
@@ -126,7 +135,10 @@ const OSB_WINDOW = 4;
  * printable non-blank bytes) the pairs it makes with each of the next OSB_WINDOW words, the
  * distance part of the feature. Hashed into the model's slots in namespace `seed` (featuresOf's by default).
  */
-export function osbOf(bytes: Uint8Array, seed = OSB_SEED): Uint32Array {
+export const osbOf = (bytes: Uint8Array, seed = OSB_SEED): Uint32Array => distinctSlots([osbPairs(bytes, seed)]);
+
+/** The slots of osbOf, a slot repeated as often as its pair occurs. */
+function osbPairs(bytes: Uint8Array, seed: number): Uint32Array {
   const words: number[] = [];
   let h = 0x811c9dc5;
   let inWord = false;
@@ -148,5 +160,5 @@ export function osbOf(bytes: Uint8Array, seed = OSB_SEED): Uint32Array {
       const x = Math.imul(words[i] ^ seed ^ Math.imul(words[i + d], 0x85ebca6b + 2 * d), 0x9e3779b1);
       out[n++] = (x ^ (x >>> 15)) >>> (32 - MODEL_BITS);
     }
-  return distinctSlots([out.subarray(0, n)]);
+  return out.subarray(0, n);
 }
