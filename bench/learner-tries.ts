@@ -4,7 +4,8 @@
 // SQLite, no spamd): 400 spam + 400 ham learned at a user report's weight into a domain model and,
 // with the guards' share, the global one (as bench/learner-features.ts), then the held-out 100
 // spam + 250 ham. Means over the seeds; features CPU per message; with --replay also the
-// TREC-style replay's (1-ROCA)% on the first seed.
+// TREC-style replay's (1-ROCA)% on the first seed; with --spamd FILE (bench/spamd-scores.ts) the
+// fusion with spamd at several points per log-odds and bounds (bench/results/learner-tries.md).
 import { parseArgs } from 'node:util';
 import { featuresOf, gramsOf, learnerText, osbOf, distinctSlots } from '../scanners/learner/features.ts';
 import { emptyModel, marginOf, type Model } from '../scanners/learner/model.ts';
