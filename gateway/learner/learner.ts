@@ -4,7 +4,7 @@
 // rules/learner.ts. Models are cached per node and reloaded when their version changes, so every
 // node scores with what any node learned. Memory: at most `cacheModels` models of 1 MiB each; a
 // learn event also reads and writes its model's rehearsal buffer (scanners/learner/replay.ts: the
-// last 256 reports as hashed slots, ~1 MiB stored), never read on the scan path.
+// last 256 reports as hashed slots, ~0.8–1.5 MiB stored), never read on the scan path.
 import { createHash } from 'node:crypto';
 import { featuresOf, strongestStretches } from '../../scanners/learner/features.ts';
 import { deserializeModel, emptyModel, learnStep, marginOf, serializeModel, sigmoid, type Model } from '../../scanners/learner/model.ts';

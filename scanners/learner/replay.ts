@@ -10,7 +10,7 @@
 import { MODEL_DIM } from './features.ts';
 import { learnStep, marginOf, type Model, type Step } from './model.ts';
 
-/** Learned messages kept per model: ~1,500–3,000 slots each, about 1 MiB stored (varint deltas), ~2.5 MiB while a learn event runs. */
+/** Learned messages kept per model: ~2,500–5,000 slots each (4-grams and word pairs), about 0.8–1.5 MiB stored (varint deltas), ~4 MiB while a learn event runs. */
 export const REPLAY_EXAMPLES = 256;
 /** Passes over the buffer per learn event (fewer when a pass finds nothing inside the margin). */
 export const REPLAY_PASSES = 10;
