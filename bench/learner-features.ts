@@ -32,7 +32,7 @@ const BODY_SEED = 0x626f6479;
 const HEAD_SEED = 0x68656164;
 
 const VIEWS: Record<string, (raw: Buffer) => Uint32Array> = {
-  [`raw: first ${TEXT_BYTES} raw bytes (current)`]: featuresOf,
+  [`current: 4-grams and word pairs (OSB) of the first ${TEXT_BYTES} raw bytes`]: featuresOf,
   [`raw ${TEXT_BYTES} bytes + decoded body text (own namespace)`]: (raw) =>
     gramsOf([
       { bytes: learnerText(raw), seed: 0 },

@@ -61,8 +61,11 @@ export interface LearnerFusion {
 
 // pointsPerLogOdds: a logistic regression of the label on (spamd score, learner log-odds) over the
 // report loop of the TUNE split (bench/detect.ts --split tune) weighs one unit of log-odds as ~4
-// spamd points (b/a ≈ 3.98); the reported split was not used for it.
-export const DEFAULT_LEARNER_FUSION: LearnerFusion = { pointsPerLogOdds: 4, maxPoints: 8, rampExamples: 200 };
+// spamd points (b/a ≈ 3.98); the reported split was not used for it. maxPoints 12: at ±8 the
+// learner could not pull down ham that spamd scores 8–12 (newsletters), and the fused TPR at
+// FPR ≤ 0.5 % fell below the learner's own (tune split, 10 seeds: 94.7 % at ±8, 98.0 % at ±12,
+// no more beyond; bench/results/learner-tries.md).
+export const DEFAULT_LEARNER_FUSION: LearnerFusion = { pointsPerLogOdds: 4, maxPoints: 12, rampExamples: 200 };
 
 /**
  * The learner's points in the spam score: its log-odds of spam, times pointsPerLogOdds, scaled

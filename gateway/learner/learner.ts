@@ -4,7 +4,7 @@
 // rules/learner.ts. Models are cached per node and reloaded when their version changes, so every
 // node scores with what any node learned. Memory: at most `cacheModels` models of 1 MiB each; a
 // learn event also reads and writes its model's rehearsal buffer (scanners/learner/replay.ts: the
-// last 256 reports as hashed slots, ~1 MiB stored), never read on the scan path.
+// last 256 reports as hashed slots, ~0.8–1.5 MiB stored), never read on the scan path.
 import { createHash } from 'node:crypto';
 import { featuresOf, strongestStretches } from '../../scanners/learner/features.ts';
 import { deserializeModel, emptyModel, learnStep, marginOf, serializeModel, sigmoid, type Model } from '../../scanners/learner/model.ts';
@@ -173,7 +173,8 @@ export function createLearner(store: LearnerStore, o: LearnerOptions = {}): Lear
         const used = [GLOBAL_MODEL, domain].filter((n) => models.has(n));
         const ms = used.map((n) => models.get(n)!.model);
         const logOdds = marginOf(ms, features);
-        const weightOf = (slot: number) => ms.reduce((s, m) => s + m.weights[slot], 0);
+        const ws = ms.map((m) => m.weights);
+        const weightOf = ws.length === 2 ? (slot: number) => ws[0][slot] + ws[1][slot] : (slot: number) => ws.reduce((s, w) => s + w[slot], 0);
         const signs = (side: 1 | -1) => (ms.length === 0 ? [] : strongestStretches(raw, weightOf, side).map((s) => s.text));
         out.set(domain, {
           status: 'scored',

@@ -1,8 +1,12 @@
 // The learner's features (issue 19): hashed byte 4-grams of the first TEXT_BYTES bytes of the
 // message as received, headers included — the representation of the TREC spam-track winners
 // (Sculley & Wachman's ROSVM, Cormack's online logistic regression, Goodman & Yih): no parser, no
-// tokenizer to evade with odd MIME, and a cost bounded by TEXT_BYTES whatever the message is.
-// Binary features (a 4-gram present or not), hashed into 2^MODEL_BITS slots. Pure.
+// tokenizer to evade with odd MIME, and a cost bounded by TEXT_BYTES whatever the message is —
+// plus, over the same bytes, orthogonal sparse bigrams (word pairs at distances 1–4, CRM114 and
+// OSBF-Lua, the best filters of TREC 2006): a 4-gram sees inside words, a pair sees which words
+// go together, so spam sent through the same mailing list as the ham (same List-*/Received grams)
+// still differs from it by its phrases (bench/results/learner-tries.md). Binary features (present
+// or not), hashed into 2^MODEL_BITS slots, the two kinds in separate namespaces. Pure.
 
 /** Slots per model: 2^18 float32 weights = 1 MiB per model in memory (stated in the README). */
 export const MODEL_BITS = 18;
@@ -27,8 +31,14 @@ export function learnerText(raw: Uint8Array): Uint8Array {
   return out.subarray(0, n);
 }
 
-/** The distinct feature slots of a message (sorted order not guaranteed). */
-export const featuresOf = (raw: Uint8Array): Uint32Array => gramsOf([{ bytes: learnerText(raw), seed: 0 }]);
+/** The namespace of the word pairs (the 4-grams use 0). */
+const OSB_SEED = 0x6f736221;
+
+/** The distinct feature slots of a message: its 4-grams and its word pairs (sorted order not guaranteed). */
+export function featuresOf(raw: Uint8Array): Uint32Array {
+  const text = learnerText(raw);
+  return distinctSlots([gramsOf([{ bytes: text, seed: 0 }]), osbPairs(text, OSB_SEED)]);
+}
 
 /**
  * The distinct slots of the 4-grams of several stretches of text, each hashed in its own
@@ -58,9 +68,13 @@ export function gramsOf(segments: readonly { bytes: Uint8Array; seed: number }[]
 export function strongestStretches(raw: Uint8Array, weightOf: (slot: number) => number, side: 1 | -1, n = 3): { text: string; weight: number }[] {
   const text = learnerText(raw);
   const weights = new Float32Array(Math.max(0, text.length - GRAM + 1));
-  for (let i = 0; i < weights.length; i++) weights[i] = weightOf(slotAt(text, i)) * side;
+  let strongest = 0;
+  for (let i = 0; i < weights.length; i++) {
+    const w = (weights[i] = weightOf(slotAt(text, i)) * side);
+    if (w > strongest) strongest = w;
+  }
   // A gram counts when it pushes at least a quarter as hard as the strongest one of this message.
-  const floor = Math.max(1e-6, 0.25 * weights.reduce((a, b) => Math.max(a, b), 0));
+  const floor = Math.max(1e-6, 0.25 * strongest);
   const spans: { from: number; to: number; weight: number }[] = [];
   let cur: { from: number; to: number; weight: number } | null = null;
   for (let i = 0; i < weights.length; i++) {
@@ -75,12 +89,17 @@ export function strongestStretches(raw: Uint8Array, weightOf: (slot: number) => 
       }
     } else if (cur && i >= cur.to) cur = null;
   }
+  // Only the strongest few are made printable: this runs on every scanned message.
   const seenText = new Set<string>();
-  return spans
-    .sort((a, b) => b.weight - a.weight)
-    .map((s) => ({ text: printable(text.subarray(s.from, s.to)), weight: s.weight }))
-    .filter((s) => s.text.length >= 3 && !seenText.has(s.text) && seenText.add(s.text))
-    .slice(0, n);
+  const out: { text: string; weight: number }[] = [];
+  for (const s of spans.sort((a, b) => b.weight - a.weight)) {
+    const t = printable(text.subarray(s.from, s.to));
+    if (t.length < 3 || seenText.has(t)) continue;
+    seenText.add(t);
+    out.push({ text: t, weight: s.weight });
+    if (out.length === n) break;
+  }
+  return out;
 }
 
 /** Bytes as a short, single-line, printable string (what a reader of the scan report sees). */
@@ -91,4 +110,55 @@ function printable(b: Uint8Array): string {
     .replace(/[^\x20-\x7e\xa0-\xff]/g, '?')
     .trim();
   return s.length > 40 ? `${s.slice(0, 39)}…` : s;
+}
+
+/** The distinct slots of several slot lists together (each may repeat slots of another). */
+export function distinctSlots(lists: readonly Uint32Array[]): Uint32Array {
+  const out = new Uint32Array(lists.reduce((a, l) => a + l.length, 0));
+  let n = 0;
+  for (const list of lists)
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
+      if (seen[s]) continue;
+      seen[s] = 1;
+      out[n++] = s;
+    }
+  for (let i = 0; i < n; i++) seen[out[i]] = 0;
+  return out.subarray(0, n);
+}
+
+/** Distances of word pairs in the orthogonal sparse bigrams (CRM114, OSBF-Lua: a window of 5 words). */
+const OSB_WINDOW = 4;
+
+/**
+ * Orthogonal sparse bigrams (Siefkes et al. 2004, CRM114/OSBF-Lua): for each word (a run of
+ * printable non-blank bytes) the pairs it makes with each of the next OSB_WINDOW words, the
+ * distance part of the feature. Hashed into the model's slots in namespace `seed` (featuresOf's by default).
+ */
+export const osbOf = (bytes: Uint8Array, seed = OSB_SEED): Uint32Array => distinctSlots([osbPairs(bytes, seed)]);
+
+/** The slots of osbOf, a slot repeated as often as its pair occurs. */
+function osbPairs(bytes: Uint8Array, seed: number): Uint32Array {
+  const words: number[] = [];
+  let h = 0x811c9dc5;
+  let inWord = false;
+  for (let i = 0; i <= bytes.length; i++) {
+    const b = i < bytes.length ? bytes[i] : 32;
+    if (b > 32 && b !== 127) {
+      h = Math.imul(h ^ b, 0x01000193);
+      inWord = true;
+    } else if (inWord) {
+      words.push(h >>> 0);
+      h = 0x811c9dc5;
+      inWord = false;
+    }
+  }
+  const out = new Uint32Array(words.length * OSB_WINDOW);
+  let n = 0;
+  for (let i = 0; i < words.length; i++)
+    for (let d = 1; d <= OSB_WINDOW && i + d < words.length; d++) {
+      const x = Math.imul(words[i] ^ seed ^ Math.imul(words[i + d], 0x85ebca6b + 2 * d), 0x9e3779b1);
+      out[n++] = (x ^ (x >>> 15)) >>> (32 - MODEL_BITS);
+    }
+  return out.subarray(0, n);
 }

@@ -5,17 +5,22 @@
 // them still inside the margin is learned again, a few passes, until none is. The guards hold: each
 // repeat takes the example's own guard weight and the same bounded self-move, the margin it is
 // learned to is proportional to that weight, and an example is repeated at most MAX_REPLAYS·weight
-// times, so one user's report (weight 0.25) moves its message by at most 3 steps of 2 log-odds in
-// all, a confirmed one by at most 9 steps of 8. Pure.
+// times, so one user's report (weight 0.25) moves its message by at most 5 steps of 2 log-odds in
+// all, a confirmed one by at most 17 steps of 8. Pure.
 import { MODEL_DIM } from './features.ts';
 import { learnStep, marginOf, type Model, type Step } from './model.ts';
 
-/** Learned messages kept per model: ~1,500–3,000 slots each, about 1 MiB stored (varint deltas), ~2.5 MiB while a learn event runs. */
+/** Learned messages kept per model: ~2,500–5,000 slots each (4-grams and word pairs), about 0.8–1.5 MiB stored (varint deltas), ~4 MiB while a learn event runs. */
 export const REPLAY_EXAMPLES = 256;
 /** Passes over the buffer per learn event (fewer when a pass finds nothing inside the margin). */
 export const REPLAY_PASSES = 10;
-/** Repeats per example over its whole life in the buffer, times its weight (a user's report: 2; a confirmed one: 8): a bound on one report's influence. */
-export const MAX_REPLAYS = 8;
+/**
+ * Repeats per example over its whole life in the buffer, times its weight (a user's report: 4; a
+ * confirmed one: 16): a bound on one report's influence. 8 left a user's report under-learned (2
+ * repeats: the tune split's loop TPR at FPR ≤ 0.5 % 95.6 % against 96.8 % with 16, bench/results/learner-tries.md);
+ * the poisoning figure of bench/detect.ts is measured with 16.
+ */
+export const MAX_REPLAYS = 16;
 /** How often an example of this weight may be repeated. */
 export const replaysAllowed = (weight: number): number => Math.round(MAX_REPLAYS * weight);
 /**
@@ -48,20 +53,29 @@ export function remember(buffer: Example[], ex: Example, limit = REPLAY_EXAMPLES
 }
 
 /** Inside the margin: not yet learned well enough (TONE's "mistake", with a thick threshold). */
-export const insideMargin = (margin: number, label: 0 | 1, weight: number): boolean =>
-  label === 1 ? margin < REPLAY_MARGIN * weight : margin > -REPLAY_MARGIN * weight;
+export const insideMargin = (margin: number, label: 0 | 1, weight: number, thick = REPLAY_MARGIN): boolean =>
+  label === 1 ? margin < thick * weight : margin > -thick * weight;
+
+/** The rehearsal's settings (the constants above; bench/learner-tries.ts compares others). */
+export interface RehearsalOptions {
+  examples: number;
+  passes: number;
+  maxReplays: number;
+  margin: number;
+}
+export const DEFAULT_REHEARSAL: RehearsalOptions = { examples: REPLAY_EXAMPLES, passes: REPLAY_PASSES, maxReplays: MAX_REPLAYS, margin: REPLAY_MARGIN };
 
 /**
  * TONE passes over the buffer: each example still inside the margin under `judgedBy` is learned
  * again with its own weight (each taking `steps`), until a pass finds none or REPLAY_PASSES are
  * done; an example repeated replaysAllowed times is left as it is. Returns how many steps it took.
  */
-export function rehearse(buffer: Example[], judgedBy: readonly Model[], steps: readonly Step[]): number {
+export function rehearse(buffer: Example[], judgedBy: readonly Model[], steps: readonly Step[], o: RehearsalOptions = DEFAULT_REHEARSAL): number {
   let taken = 0;
-  for (let pass = 0; pass < REPLAY_PASSES; pass++) {
+  for (let pass = 0; pass < o.passes; pass++) {
     let found = 0;
     for (const ex of buffer) {
-      if (ex.replays >= replaysAllowed(ex.weight) || !insideMargin(marginOf(judgedBy, ex.features), ex.label, ex.weight)) continue;
+      if (ex.replays >= Math.round(o.maxReplays * ex.weight) || !insideMargin(marginOf(judgedBy, ex.features), ex.label, ex.weight, o.margin)) continue;
       learnStep(judgedBy, steps, ex.features, ex.label, ex.weight, undefined, false);
       ex.replays++;
       found++;
@@ -76,10 +90,16 @@ export function rehearse(buffer: Example[], judgedBy: readonly Model[], steps: r
  * One learn event as the learner runs it: one step on the message (as model.ts learnStep), then
  * the message joins the buffer and the buffer is rehearsed. Returns the buffer to keep.
  */
-export function learnAndRehearse(buffer: Example[], judgedBy: readonly Model[], steps: readonly Step[], ex: Omit<Example, 'replays'>): Example[] {
+export function learnAndRehearse(
+  buffer: Example[],
+  judgedBy: readonly Model[],
+  steps: readonly Step[],
+  ex: Omit<Example, 'replays'>,
+  o: RehearsalOptions = DEFAULT_REHEARSAL,
+): Example[] {
   learnStep(judgedBy, steps, ex.features, ex.label, ex.weight);
-  const kept = remember(buffer, { ...ex, replays: 0 });
-  rehearse(kept, judgedBy, steps);
+  const kept = remember(buffer, { ...ex, replays: 0 }, o.examples);
+  rehearse(kept, judgedBy, steps, o);
   return kept;
 }
 

@@ -1,8 +1,8 @@
-// The learner core (issue 19) on a small slice of the SpamAssassin corpus: hashed 4-gram features,
+// The learner core (issue 19) on a small slice of the SpamAssassin corpus: hashed 4-gram and word-pair features,
 // online logistic regression, its stored form.
 import { describe, expect, it } from 'vitest';
 import { loadCorpus, rocArea, shuffled } from '../../bench/lib/corpus.ts';
-import { MODEL_DIM, TEXT_BYTES, featuresOf, strongestStretches } from '../../scanners/learner/features.ts';
+import { MODEL_DIM, TEXT_BYTES, featuresOf, gramsOf, learnerText, osbOf, strongestStretches } from '../../scanners/learner/features.ts';
 import { deserializeModel, emptyModel, learnStep, marginOf, serializeModel } from '../../scanners/learner/model.ts';
 
 const slice = shuffled(loadCorpus(['spam-1', 'easy-ham-1'], 150), 1);
@@ -30,6 +30,27 @@ describe('learner core', () => {
     expect([...featuresOf(Buffer.from('Subject: a b c\r\n\r\nbody\r\n'))].sort()).toEqual([...featuresOf(Buffer.from('Subject: a b c\n\nbody\n'))].sort());
     expect(featuresOf(Buffer.from('ab')).length).toBe(0);
     for (const f of featuresOf(train[0].raw)) expect(f).toBeLessThan(MODEL_DIM);
+  });
+
+  it('a message yields its byte 4-grams and its word pairs at distances 1 to 4 (OSB), whatever blanks separate the words', () => {
+    const text = Buffer.from('one two three four five six');
+    // 6 words: pairs at distance 1..4 from each = 4 + 4 + 3 + 2 + 1.
+    expect(osbOf(text).length).toBe(14);
+    // A sixth word pairs with the four before it, not with the first (distance 5).
+    expect(osbOf(Buffer.from('a b c d e')).length).toBe(10);
+    expect(osbOf(Buffer.from('a b c d e f')).length).toBe(14);
+    expect(osbOf(Buffer.from('a f')).length).toBe(1);
+    const pairs = new Set(osbOf(Buffer.from('a b c d e f')));
+    expect(pairs.has(osbOf(Buffer.from('a f'))[0])).toBe(false);
+    // Blanks are separators only; word order matters.
+    expect(new Set(osbOf(Buffer.from('one\ttwo  three\nfour five six')))).toEqual(new Set(osbOf(text)));
+    expect(new Set(osbOf(Buffer.from('two one three four five six')))).not.toEqual(new Set(osbOf(text)));
+    // The message's features: both kinds over the same head, each slot once.
+    const raw = Buffer.from('Subject: cheap meds\r\n\r\nbuy cheap meds online now\r\n');
+    const both = new Set([...gramsOf([{ bytes: learnerText(raw), seed: 0 }]), ...osbOf(learnerText(raw))]);
+    const f = featuresOf(raw);
+    expect(new Set(f)).toEqual(both);
+    expect(f.length).toBe(both.size);
   });
 
   it('stores a model and reads it back exactly; refuses what is not a model', () => {
