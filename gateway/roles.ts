@@ -32,7 +32,7 @@ import { redisInlineVerdicts, refuseIfInlineVerdict, type InlineVerdicts } from 
 import { sendNotice } from './pipeline/notify.ts';
 import type { InlineVerdictGate, NoticeSender } from './smtp/ports.ts';
 import { createUrlChecker } from './pipeline/urls.ts';
-import { openListStore, type ListStore } from './store/lists.ts';
+import { openListStore } from './store/lists.ts';
 import { openLearnLog } from './store/learnlog.ts';
 import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { DeliveryRecorder } from './delivery/recorded.ts';
@@ -189,10 +189,10 @@ export function inlineVerdicts(queue: JobQueue, logger: Logger): InlineVerdicts 
   return inlineChannels.get(queue)?.(logger);
 }
 
-/** Issue 5: the SMTP front's InlineVerdictGate (gateway/smtp/ports.ts) on the queue's inline channel and the allow/block lists. */
-function inlineVerdictGate(queue: JobQueue, lists: ListStore, logger: Logger): InlineVerdictGate {
+/** Issue 5: the SMTP front's InlineVerdictGate (gateway/smtp/ports.ts) on the queue's inline channel. */
+function inlineVerdictGate(queue: JobQueue, logger: Logger): InlineVerdictGate {
   const inline = inlineVerdicts(queue, logger);
-  return (config, envelope) => refuseIfInlineVerdict({ config, logger, inline, lists }, envelope);
+  return (config, envelope) => refuseIfInlineVerdict({ config, logger, inline }, envelope);
 }
 
 export function makeScanners(config: Config, endpoints: Endpoints): Scanners {
@@ -225,7 +225,7 @@ export async function runSmtp(config: Config, stores: Stores, queue: JobQueue, l
     resolver: makeResolver(config),
     ...(auth ? { auth } : {}),
     ...(auth && limitChannels.has(queue) ? { limits: outboundLimits(config, stores, queue, logger, () => newId()) } : {}),
-    inlineVerdict: inlineVerdictGate(queue, openListStore(stores.sql), smtpLogger),
+    inlineVerdict: inlineVerdictGate(queue, smtpLogger),
   });
   const port = await front.listen();
   logger.info({ host: config.smtp.listen.host, port, submission: front.ports.submission }, 'SMTP listening');

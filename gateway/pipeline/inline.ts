@@ -21,7 +21,7 @@ import { assertPrefixFits, openRedis, type RedisTarget } from '../store/queue.ts
 import type { Envelope } from '../spool/spool.ts';
 import { SmtpRefusal, type SmtpReply } from '../../rules/replies.ts';
 import { mayRefuse } from '../../rules/actions.ts';
-import { recipientPolicies, type ListSource } from './policy.ts';
+import { recipientPolicies } from './policy.ts';
 
 export interface InlineVerdicts {
   /** SMTP side: waits for the verdict of a queued message; a reply to refuse with, or null to accept. */
@@ -135,7 +135,6 @@ export interface InlineDeps {
   logger: Logger;
   /** Absent: inline verdicts off (the message is accepted as usual). */
   inline?: InlineVerdicts;
-  lists?: ListSource;
 }
 
 /**
@@ -152,8 +151,8 @@ export async function refuseIfInlineVerdict(
   if (!inline || !config.inline.enabled) return;
   let reply: SmtpReply | null;
   try {
-    // Whether a verdict could refuse depends on the policies alone (mayRefuse): the allow/block
-    // lists are not read here, which saved a database query per accepted message.
+    // Whether a verdict could refuse depends on the policies alone (mayRefuse), never on the
+    // allow/block lists: they are not read here (a database query per accepted message saved).
     const policies = await recipientPolicies(config, envelope, undefined);
     if (!mayRefuse(policies.map((p) => p.policy))) return;
     reply = await inline.wait(envelope.id, config.inline.deadlineMs);
