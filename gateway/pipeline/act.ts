@@ -20,6 +20,8 @@ import type { SmtpReply } from '../../rules/replies.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import type { PlanGroup, RecipientPlan } from '../../rules/actions.ts';
 import { htmlBounds, registrableDomain, type Analysis } from './analyse.ts';
+import { disarmKey } from './text-scan.ts';
+import type { DisarmSettings } from '../../rules/actions.ts';
 import type { AnalysisPool } from './analysis-pool.ts';
 import { arcSealHeaders, isOurAuthResults, type ArcSealKey } from './auth.ts';
 import { sendNotices } from './notify.ts';
@@ -65,6 +67,20 @@ function groupReport(g: PlanGroup, action: string, links: Links, sent: string[])
       ...(sent.length > 0 ? { sent } : {}),
     },
   };
+}
+
+/**
+ * The disarm settings the rewrite must apply, or null when it would change nothing: the analysis
+ * already disarmed every HTML part with these settings exactly as the rewrite does (text-scan.ts)
+ * and nothing changed, so the rewrite would pass every part on byte for byte. Parsing the HTML a
+ * second time (a thread hand-off and a cheerio parse per part) would only confirm it. Without a
+ * complete prediction for these settings (the pass stopped early, or did not run), the rewrite
+ * disarms as always.
+ */
+export function disarmNeeded(settings: DisarmSettings | null, text: Analysis['text']): DisarmSettings | null {
+  if (!settings || 'status' in text || !text.complete) return settings;
+  const predicted = text.html.get(disarmKey(settings));
+  return predicted && !predicted.changed && predicted.findings.length === 0 ? null : settings;
 }
 
 /** The Subject of a spooled message (header block only), for the message log. */
@@ -123,6 +139,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
   const pool = deps.scanners?.analysis;
   if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
   const { spec } = g.plan;
+  const disarm = disarmNeeded(spec.disarm, analysis.text);
   const m = g.members[0];
   const authservId = config.authentication.authservId ?? config.hostname;
   // Issue 18: an outbound copy carries no inbound-only headers (our Authentication-Results, the
@@ -151,8 +168,8 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
       subjectTag: spec.subjectTag,
     },
     strip,
-    disarm: spec.disarm && {
-      ...spec.disarm,
+    disarm: disarm && {
+      ...disarm,
       registrableDomain,
       maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
       htmlBounds: htmlBounds(config),
