@@ -10,7 +10,7 @@
 // sides saying so. The parent keeps its first group; its row's recipients are narrowed to it, so
 // that releasing it from quarantine never delivers to recipients who got their copy elsewhere.
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CoreDeps } from '../deps.ts';
 import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
@@ -134,7 +134,14 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
 }
 
 /** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
-export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
+export async function deliverGroup(
+  deps: ActDeps,
+  env: Envelope,
+  g: PlanGroup,
+  analysis: Analysis,
+  links: Links,
+  o: { spooledAsIs?: boolean } = {},
+): Promise<void> {
   const { spool, config, logger } = deps;
   const pool = deps.scanners?.analysis;
   if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
@@ -188,6 +195,10 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
     : arcKey && arc
       ? (side: string) => arcSealHeaders(side, arcKey, arc)
       : null;
+  // The copy with its envelope as the commit record; an envelope that is the one spooled (not
+  // narrowed by a split) is already that record and is not written again.
+  const writeForDelivery = (produce: (out: Writable) => Promise<void>) =>
+    o.spooledAsIs ? spool.writeScannedCopy(env.id, produce) : spool.restoreForDelivery(env, produce);
   try {
     if (sealWith) {
       // RFC 8617 / RFC 6376: the seal or signature covers the copy as delivered, so it is made
@@ -198,7 +209,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
         result = await writeCopy(input(), ws, copySpec);
         await new Promise<void>((resolve, reject) => ws.end((e?: Error | null) => (e ? reject(e) : resolve())));
         const seal = await sealWith(side);
-        await spool.restoreForDelivery(env, async (out) => {
+        await writeForDelivery(async (out) => {
           out.write(seal);
           await pipeline(createReadStream(side), out, { end: false });
         });
@@ -206,7 +217,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
         await fs.rm(side, { force: true });
       }
     } else {
-      await spool.restoreForDelivery(env, async (out) => {
+      await writeForDelivery(async (out) => {
         result = await writeCopy(input(), out, copySpec);
       });
     }
