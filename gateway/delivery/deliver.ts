@@ -70,7 +70,7 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   const now = deps.now ?? Date.now;
   const id = job.messageId;
   // Nothing is sent unless its result can be recorded: a store that refuses writes pauses delivery.
-  await recorder.beforeAttempt(id, job.attempt, job.queuedAt);
+  await recorder.beforeAttempt(id, job.attempt);
   const envelope = await spool.readEnvelope(id);
   const copy = envelope && (await spool.readOutput(id, READ_ONCE_BYTES));
   if (!envelope || !copy) {

@@ -53,8 +53,6 @@ export interface JobContext {
   isLastAttempt: boolean;
   /** Faults of this job so far: stalls (its worker died or hung) plus unexpected exceptions. */
   faults: number;
-  /** When the job was created (epoch ms); absent outside a queue (tests). */
-  queuedAt?: number;
 }
 
 /** Faults (crashes, stalls, unexpected exceptions) after which a message is held as poison. */
@@ -341,7 +339,6 @@ export function startWorkers(
           attempt,
           isLastAttempt: attempt >= (job.opts.attempts ?? 1),
           faults: job.stalledCounter + (job.data.exceptions ?? 0),
-          queuedAt: job.timestamp,
         };
         if (job.stalledCounter > (job.data.stallsSeen ?? 0)) {
           await job.updateData({ ...job.data, stallsSeen: job.stalledCounter });

@@ -1,14 +1,14 @@
 // Before a delivery attempt the store must take a write (gateway/delivery/recorded.ts), so that a
-// downstream's 250 is not produced while its fact cannot be recorded. The commit that queued a
-// delivery (planDeliver, release, submitGenerated) is that proof for a first attempt that follows
-// it at once: such an attempt writes nothing of its own (one SQLite commit, and its fsync, fewer
-// per message). A retry, or a first attempt that waited in the queue, still writes its
-// "delivery-attempt" event, and pauses when the store refuses it.
+// downstream's 250 is not produced while its fact cannot be recorded. A write of this process
+// that committed moments ago (the planDeliver that queued the delivery, or any other message's)
+// is that proof for a first attempt: it writes nothing of its own (one SQLite commit, and its
+// fsync, fewer per message). A retry, or a first attempt after the store went quiet, still writes
+// its "delivery-attempt" event, and pauses when the store refuses it.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ATTEMPT_EVENT, DeliveryRecorder, FRESH_QUEUE_MS } from '../../../gateway/delivery/recorded.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ATTEMPT_EVENT, DeliveryRecorder, FRESH_WRITE_MS } from '../../../gateway/delivery/recorded.ts';
 import { silentLogger } from '../../../gateway/log.ts';
 import { openMetadataStore } from '../../../gateway/store/metadata.ts';
 import { RetryLater } from '../../../gateway/store/queue.ts';
@@ -17,6 +17,7 @@ import { openTestSql } from '../../support/databases.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
@@ -42,29 +43,36 @@ async function setUp() {
   return { db, recorder, attempts };
 }
 
+/** Date.now as it will be once nothing was written for longer than FRESH_WRITE_MS. */
+const afterQuiet = () => vi.spyOn(Date, 'now').mockReturnValue(Date.now() + FRESH_WRITE_MS + 1_000);
+
 describe('the write before a delivery attempt', () => {
-  it('is left to the commit that queued a first attempt moments ago, and made by a retry or a first attempt that waited', async () => {
+  it('is left to a commit moments ago for a first attempt, and made by a retry or after the store went quiet', async () => {
     const { recorder, attempts } = await setUp();
-    await recorder.beforeAttempt('M1', 1, Date.now());
+    // The message's row was just written.
+    await recorder.beforeAttempt('M1', 1);
     expect(await attempts()).toEqual([]);
-    await recorder.beforeAttempt('M1', 1, Date.now() - FRESH_QUEUE_MS - 1_000);
-    await recorder.beforeAttempt('M1', 2, Date.now());
-    await recorder.beforeAttempt('M1', 3);
-    expect(await attempts()).toEqual(['attempt 1', 'attempt 2', 'attempt 3']);
+    await recorder.beforeAttempt('M1', 2);
+    expect(await attempts()).toEqual(['attempt 2']);
+    afterQuiet();
+    await recorder.beforeAttempt('M1', 1);
+    vi.restoreAllMocks();
+    expect(await attempts()).toEqual(['attempt 2', 'attempt 1']);
   });
 
-  it('pauses a first attempt that waited, and a retry, while the store refuses writes', async () => {
+  it('pauses a retry, and a first attempt after the store went quiet, while the store refuses writes', async () => {
     const { db, recorder } = await setUp();
     await db.sql.run(q`PRAGMA query_only = ON`);
-    for (const [attempt, queuedAt] of [
-      [1, Date.now() - FRESH_QUEUE_MS - 1_000],
-      [2, Date.now()],
-    ]) {
-      const paused = await recorder.beforeAttempt('M1', attempt, queuedAt).then(
-        () => undefined,
-        (err: unknown) => err,
+    const outcome = (attempt: number) =>
+      recorder.beforeAttempt('M1', attempt).then(
+        () => 'went ahead',
+        (err: unknown) => (err instanceof RetryLater ? 'paused' : err),
       );
-      expect(paused).toBeInstanceOf(RetryLater);
-    }
+    expect(await outcome(2)).toBe('paused');
+    // While paused, even a first attempt must prove the store takes writes again.
+    expect(await outcome(1)).toBe('paused');
+    await db.sql.run(q`PRAGMA query_only = OFF`);
+    afterQuiet();
+    expect(await outcome(1)).toBe('went ahead');
   });
 });
