@@ -347,7 +347,15 @@ export class Spool {
     try {
       const { size } = await handle.stat();
       if (size > maxBytes) return file;
-      return await handle.readFile();
+      // Sized by the stat, read from the start (readFile would stat again and read to a second EOF).
+      const buf = Buffer.allocUnsafe(size);
+      let at = 0;
+      while (at < size) {
+        const { bytesRead } = await handle.read(buf, at, size - at, at);
+        if (bytesRead === 0) break;
+        at += bytesRead;
+      }
+      return buf.subarray(0, at);
     } finally {
       await handle.close();
     }
