@@ -245,6 +245,13 @@ function absorbPeerGoneWrites(socket: net.Socket): { failed: () => Error | undef
  * has room and would otherwise push megabytes after clamd has already given up and answered.
  */
 async function sendInstream(socket: net.Socket, input: Readable | Buffer, limit: number | undefined, stopped: () => boolean): Promise<SendOutcome> {
+  if (Buffer.isBuffer(input) && input.length > 0 && input.length <= FRAME_BYTES && (limit === undefined || input.length <= limit)) {
+    // A message of one frame, in memory: the command, the frame and the end of the stream in one
+    // write (nothing to yield between: clamd can only give up after reading all of it).
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32BE(input.length, 0);
+    return (await writeAll(socket, Buffer.concat([Buffer.from('zINSTREAM\0'), length, input, Buffer.alloc(4)]))) ? 'sent' : 'peer-closed';
+  }
   if (!(await writeAll(socket, Buffer.from('zINSTREAM\0')))) return 'peer-closed';
   let total = 0;
   for await (const chunk of chunksOf(input)) {

@@ -10,7 +10,7 @@
 import type { Config } from '../config/schema.ts';
 import type { DnsResolver } from '../../core/dns.ts';
 import type { Logger } from '../log.ts';
-import { readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
+import { headerBlockOf, readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { MetadataStore } from '../store/metadata.ts';
 import { RetryLater, WaitForSlot, type JobContext, type JobQueue } from '../store/queue.ts';
@@ -72,7 +72,8 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   // Nothing is sent unless its result can be recorded: a store that refuses writes pauses delivery.
   await recorder.beforeAttempt(id, job.attempt);
   const envelope = await spool.readEnvelope(id);
-  if (!envelope || !(await spool.hasOutput(id))) {
+  const copy = envelope && (await spool.readOutput(id, READ_ONCE_BYTES));
+  if (!envelope || !copy) {
     logger.debug({ id }, 'delivery job for a message no longer in the spool: already handled');
     return;
   }
@@ -84,7 +85,7 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
   const byDomain = groupBy(pending, domainOf);
   for (const [domain, recipients] of byDomain) {
     const stopTimer = pipelineMetrics.delivery.startTimer(laneOf(config.domains, domain));
-    const results = await deliverToDomain(deps, envelope, domain, recipients);
+    const results = await deliverToDomain(deps, envelope, copy, domain, recipients);
     stopTimer({
       outcome: results.every((r) => r.outcome === 'delivered') ? 'delivered' : results.some((r) => r.outcome === 'deferred') ? 'deferred' : 'failed',
     });
@@ -212,11 +213,18 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
   return groups;
 }
 
-async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: string, recipients: string[]): Promise<RecipientResult[]> {
-  const loop = hopCountFailure(
-    countReceived((await readHeaderBlock(deps.spool.outputPath(envelope.id))).toString('latin1')),
-    deps.config.delivery.maxReceivedHeaders,
-  );
+/**
+ * A scanned copy up to this size is read once, for the loop check and every transaction; a larger
+ * one is streamed from its file by each, so that concurrent deliveries never hold big copies.
+ */
+const READ_ONCE_BYTES = 256 * 1024;
+
+/** The scanned copy: its bytes (read once) or its spool file. */
+type Copy = Buffer | string;
+
+async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, copy: Copy, domain: string, recipients: string[]): Promise<RecipientResult[]> {
+  const head = typeof copy === 'string' ? await readHeaderBlock(copy) : headerBlockOf(copy);
+  const loop = hopCountFailure(countReceived(head.toString('latin1')), deps.config.delivery.maxReceivedHeaders);
   if (loop) return recipients.map((recipient) => ({ recipient, outcome: 'failed', reply: loop }));
   const route = await routeFor(domain, deps.config, deps.resolver, deps.self);
   if (route.ok && route.notes) deps.logger.warn({ id: envelope.id, domain, notes: route.notes }, 'delivery route');
@@ -227,7 +235,7 @@ async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: s
   const dsnKey = (r: string) => JSON.stringify(envelope.dsn?.recipients?.[r] ?? {});
   const results: RecipientResult[] = [];
   for (const group of groupBy(recipients, dsnKey).values()) {
-    const sent = await deliverToTargets(deps, envelope, route.targets, group);
+    const sent = await deliverToTargets(deps, envelope, copy, route.targets, group);
     if (sent.busy && results.length === 0) {
       // Nothing of this domain was sent yet: give the worker slot back and come back in a moment
       // (not an attempt, no backoff). Once some recipients got answers they are recorded first.
@@ -246,6 +254,7 @@ async function deliverToDomain(deps: DeliveryDeps, envelope: Envelope, domain: s
 async function deliverToTargets(
   deps: DeliveryDeps,
   envelope: Envelope,
+  copy: Copy,
   targets: Target[],
   recipients: string[],
 ): Promise<{ results: RecipientResult[]; busy?: { reason: string; retryInMs: number } }> {
@@ -266,7 +275,7 @@ async function deliverToTargets(
         deps.config,
         target,
         envelope,
-        deps.spool.outputPath(envelope.id),
+        copy,
         deferred.map((r) => r.recipient),
         deps.connections,
       );

@@ -39,6 +39,8 @@ export const ATTEMPT_EVENT = 'delivery-attempt';
 /** SQLite: free space kept by a file of this size, deleted when the disk fills after a 250. */
 const RESERVE_BYTES = 4 * 1024 * 1024;
 const REPLAY_EVERY_MS = 5_000;
+/** A store write committed this recently proves, for a first attempt, that the store takes writes (beforeAttempt). */
+export const FRESH_WRITE_MS = 2_000;
 
 export interface RecordedOutcome {
   recipient: string;
@@ -98,13 +100,19 @@ export class DeliveryRecorder {
 
   /**
    * Before a delivery attempt: throws RetryLater (delivery paused) unless the journal is replayed,
-   * the reserve is in place and the store takes a write.
+   * the reserve is in place and the store takes a write. A first attempt made while the store
+   * committed a write of this process less than FRESH_WRITE_MS ago (on a busy gateway: always;
+   * the commit that queued the delivery, planDeliver, is one) takes that as the proof and writes
+   * nothing of its own; retries, and any attempt while delivery is paused, write their
+   * "delivery-attempt" event. A store that fails in between is what the journal is for.
    */
   async beforeAttempt(id: string, attempt: number): Promise<void> {
+    const lastWrite = this.o.store.lastWriteAt?.() ?? 0;
+    const proven = attempt === 1 && !this.paused && Date.now() - lastWrite < FRESH_WRITE_MS;
     try {
       await this.replay();
       if (this.o.reserveFile) await this.ensureReserve(this.o.reserveFile);
-      await this.o.store.addEvent(id, ATTEMPT_EVENT, `attempt ${attempt}`);
+      if (!proven) await this.o.store.addEvent(id, ATTEMPT_EVENT, `attempt ${attempt}`);
     } catch (err) {
       throw this.pause(err);
     }

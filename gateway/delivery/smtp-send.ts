@@ -43,7 +43,7 @@ export async function sendToTarget(
   config: Config,
   t: Target,
   envelope: Envelope,
-  message: string,
+  message: string | Buffer,
   recipients: string[],
   pool?: ConnectionPool,
 ): Promise<RecipientResult[]> {
@@ -58,7 +58,7 @@ async function attempt(
   config: Config,
   t: Target,
   envelope: Envelope,
-  message: string,
+  message: string | Buffer,
   recipients: string[],
   plaintext: boolean,
   pool: ConnectionPool | undefined,
@@ -95,7 +95,7 @@ function transaction(
   config: Config,
   t: Target,
   envelope: Envelope,
-  message: string,
+  message: string | Buffer,
   recipients: string[],
   o: { key: string; plaintext: boolean; pool: ConnectionPool | undefined; reuse?: Downstream },
 ): Promise<Attempt> {
@@ -134,8 +134,8 @@ function transaction(
       const conn = downstream!.conn;
       const dsn = envelope.dsn ? { ret: envelope.dsn.ret, envid: envelope.dsn.envid, notify: rcptDsn?.notify, orcpt: rcptDsn?.orcpt } : undefined;
       const smtpEnvelope = { from: envelope.mailFrom === '' ? (false as const) : envelope.mailFrom, to: recipients, dsn };
-      const body = createReadStream(message);
-      body.on('error', () => undefined); // nodemailer reports a read error through send's callback
+      // The copy's bytes, or its file streamed (nodemailer reports a read error through send's callback).
+      const body = typeof message === 'string' ? createReadStream(message).on('error', () => undefined) : message;
       conn.send(smtpEnvelope, body, (err, info) => {
         const e = err as SmtpError | null;
         if (e && o.reuse && notAccepted(conn, e)) beforeMail = true;

@@ -110,8 +110,23 @@ async function addressesOf(host: string, resolver: DnsResolver): Promise<Lookup<
   return a.ok ? { ok: false, kind: 'nodata', error: 'no address records' } : a;
 }
 
-/** Our own names and addresses, for loop detection. */
-export function selfFacts(config: Config): SelfFacts {
+/**
+ * Our own names and addresses, for loop detection. Read again at most every SELF_FACTS_MS: the
+ * interface list costs a netlink round trip per call, and every delivery asks for it.
+ */
+export function selfFacts(config: Config, now = Date.now()): SelfFacts {
+  const cached = selfFactsCache.get(config);
+  if (cached && now - cached.at < SELF_FACTS_MS) return cached.facts;
+  const facts = readSelfFacts(config);
+  selfFactsCache.set(config, { at: now, facts });
+  return facts;
+}
+
+/** Long enough to spare the delivery path, short enough that an address added to the machine counts within seconds. */
+const SELF_FACTS_MS = 5_000;
+const selfFactsCache = new WeakMap<Config, { at: number; facts: SelfFacts }>();
+
+function readSelfFacts(config: Config): SelfFacts {
   const localAddresses = Object.values(os.networkInterfaces())
     .flat()
     .flatMap((i) => (i ? [i.address] : []));

@@ -10,7 +10,7 @@
 // sides saying so. The parent keeps its first group; its row's recipients are narrowed to it, so
 // that releasing it from quarantine never delivers to recipients who got their copy elsewhere.
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CoreDeps } from '../deps.ts';
 import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
@@ -20,6 +20,8 @@ import type { SmtpReply } from '../../rules/replies.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import type { PlanGroup, RecipientPlan } from '../../rules/actions.ts';
 import { htmlBounds, registrableDomain, type Analysis } from './analyse.ts';
+import { disarmKey } from './text-scan.ts';
+import type { DisarmSettings } from '../../rules/actions.ts';
 import type { AnalysisPool } from './analysis-pool.ts';
 import { arcSealHeaders, isOurAuthResults, type ArcSealKey } from './auth.ts';
 import { sendNotices } from './notify.ts';
@@ -65,6 +67,20 @@ function groupReport(g: PlanGroup, action: string, links: Links, sent: string[])
       ...(sent.length > 0 ? { sent } : {}),
     },
   };
+}
+
+/**
+ * The disarm settings the rewrite must apply, or null when it would change nothing: the analysis
+ * already disarmed every HTML part with these settings exactly as the rewrite does (text-scan.ts)
+ * and nothing changed, so the rewrite would pass every part on byte for byte. Parsing the HTML a
+ * second time (a thread hand-off and a cheerio parse per part) would only confirm it. Without a
+ * complete prediction for these settings (the pass stopped early, or did not run), the rewrite
+ * disarms as always.
+ */
+export function disarmNeeded(settings: DisarmSettings | null, text: Analysis['text']): DisarmSettings | null {
+  if (!settings || 'status' in text || !text.complete) return settings;
+  const predicted = text.html.get(disarmKey(settings));
+  return predicted && !predicted.changed && predicted.findings.length === 0 ? null : settings;
 }
 
 /** The Subject of a spooled message (header block only), for the message log. */
@@ -118,11 +134,19 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
 }
 
 /** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
-export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
+export async function deliverGroup(
+  deps: ActDeps,
+  env: Envelope,
+  g: PlanGroup,
+  analysis: Analysis,
+  links: Links,
+  o: { spooledAsIs?: boolean } = {},
+): Promise<void> {
   const { spool, config, logger } = deps;
   const pool = deps.scanners?.analysis;
   if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
   const { spec } = g.plan;
+  const disarm = disarmNeeded(spec.disarm, analysis.text);
   const m = g.members[0];
   const authservId = config.authentication.authservId ?? config.hostname;
   // Issue 18: an outbound copy carries no inbound-only headers (our Authentication-Results, the
@@ -151,8 +175,8 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
       subjectTag: spec.subjectTag,
     },
     strip,
-    disarm: spec.disarm && {
-      ...spec.disarm,
+    disarm: disarm && {
+      ...disarm,
       registrableDomain,
       maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
       htmlBounds: htmlBounds(config),
@@ -171,6 +195,10 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
     : arcKey && arc
       ? (side: string) => arcSealHeaders(side, arcKey, arc)
       : null;
+  // The copy with its envelope as the commit record; an envelope that is the one spooled (not
+  // narrowed by a split) is already that record and is not written again.
+  const writeForDelivery = (produce: (out: Writable) => Promise<void>) =>
+    o.spooledAsIs ? spool.writeScannedCopy(env.id, produce) : spool.restoreForDelivery(env, produce);
   try {
     if (sealWith) {
       // RFC 8617 / RFC 6376: the seal or signature covers the copy as delivered, so it is made
@@ -181,7 +209,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
         result = await writeCopy(input(), ws, copySpec);
         await new Promise<void>((resolve, reject) => ws.end((e?: Error | null) => (e ? reject(e) : resolve())));
         const seal = await sealWith(side);
-        await spool.restoreForDelivery(env, async (out) => {
+        await writeForDelivery(async (out) => {
           out.write(seal);
           await pipeline(createReadStream(side), out, { end: false });
         });
@@ -189,7 +217,7 @@ export async function deliverGroup(deps: ActDeps, env: Envelope, g: PlanGroup, a
         await fs.rm(side, { force: true });
       }
     } else {
-      await spool.restoreForDelivery(env, async (out) => {
+      await writeForDelivery(async (out) => {
         result = await writeCopy(input(), out, copySpec);
       });
     }

@@ -187,14 +187,23 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   }
   for (const child of children) await processEnvelope(deps, child, analysis, plans, { splitFrom: env.id });
   const self = { ...env, rcptTo: mine };
-  await act(deps, self, groups[0], analysis, {
-    ...links,
-    ...(split ? { splitInto: [...earlier, ...children.map((c) => c.id)].filter((v, i, a) => a.indexOf(v) === i) } : {}),
-  });
+  // `env` is the envelope as spooled: unless the split narrowed it, the spool already holds it.
+  const spooledAsIs = mine.length === env.rcptTo.length;
+  await act(
+    deps,
+    self,
+    groups[0],
+    analysis,
+    {
+      ...links,
+      ...(split ? { splitInto: [...earlier, ...children.map((c) => c.id)].filter((v, i, a) => a.indexOf(v) === i) } : {}),
+    },
+    spooledAsIs,
+  );
 }
 
-function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links): Promise<void> {
-  if (g.plan.kind === 'deliver') return deliverGroup(deps, env, g, analysis, links);
+function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links, spooledAsIs: boolean): Promise<void> {
+  if (g.plan.kind === 'deliver') return deliverGroup(deps, env, g, analysis, links, { spooledAsIs });
   return quarantineGroup(deps, env, g, links);
 }
 

@@ -53,6 +53,8 @@ export interface TextScanResult {
   truncated: boolean;
   /** Per disarm setting (key: disarmKey(setting)): what disarming finds. */
   html: Map<string, HtmlScan & { status: 'checked' }>;
+  /** Every part was read to the end: false when the pass stopped early (a structure the splitter refused). */
+  complete: boolean;
 }
 
 export const disarmKey = (s: DisarmSettings): string => JSON.stringify(s);
@@ -169,6 +171,7 @@ export class TextConsumer {
   c: Collector;
   numberer = new PartNumberer();
   leaf: Leaf | undefined;
+  complete = false;
 
   constructor(o: TextScanOptions) {
     this.o = o;
@@ -205,11 +208,12 @@ export class TextConsumer {
 
   async end(): Promise<TextScanResult> {
     await this.close();
+    this.complete = true;
     return this.result();
   }
 
   result(): TextScanResult {
-    return { hosts: [...this.c.hosts], truncated: this.c.truncated, html: this.c.html };
+    return { hosts: [...this.c.hosts], truncated: this.c.truncated, html: this.c.html, complete: this.complete };
   }
 }
 

@@ -14,7 +14,8 @@
 // scanned copies and releases are copied back, remove clears both, and evictLocal drops a node's
 // working copy when its job there ends. Without a replica (one machine) nothing of this happens.
 import type { EnvelopeReport } from '../reports/rcpt.ts';
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -267,16 +268,19 @@ export class Spool {
   /** Writes the scanned copy: produced into a temp file, fsync'd, renamed, so delivery never sees half of it. */
   async writeOutput(id: string, produce: (out: Writable) => Promise<void>): Promise<void> {
     const tmp = `${this.outputPath(id)}.tmp`;
-    const out = createWriteStream(tmp);
+    const handle = await fs.open(tmp, 'w');
+    const out = new CoalescingFileWriter(handle);
+    let open = true;
     try {
       await produce(out);
       await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      const handle = await fs.open(tmp, 'r');
       await handle.sync();
+      open = false;
       await handle.close();
       await fs.rename(tmp, this.outputPath(id));
     } catch (err) {
       out.destroy();
+      if (open) await handle.close().catch(() => {});
       await fs.rm(tmp, { force: true });
       throw err;
     }
@@ -288,6 +292,16 @@ export class Spool {
       await fs.rm(this.outputPath(id), { force: true });
       throw err;
     }
+  }
+
+  /**
+   * The scan's copy of a message whose envelope stays as it was committed (not narrowed by a
+   * split): the copy is written and its rename made durable, and the envelope file, already the
+   * commit record of exactly this envelope, is not written again.
+   */
+  async writeScannedCopy(id: string, produce: (out: Writable) => Promise<void>): Promise<void> {
+    await this.writeOutput(id, produce);
+    await syncDir(this.dir);
   }
 
   /**
@@ -325,6 +339,38 @@ export class Spool {
     await writeIfChanged(this.outputPath(id), output);
     await syncDir(this.dir);
     return true;
+  }
+
+  /**
+   * The scanned copy's bytes when it is at most `maxBytes` long (one read for the loop check and
+   * the transaction), its path when it is longer (streamed from the file), or undefined when there
+   * is none (as hasOutput).
+   */
+  async readOutput(id: string, maxBytes: number): Promise<Buffer | string | undefined> {
+    const file = this.outputPath(id);
+    if (this.replica && !(await this.hasOutput(id))) return undefined;
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size > maxBytes) return file;
+      // Sized by the stat, read from the start (readFile would stat again and read to a second EOF).
+      const buf = Buffer.allocUnsafe(size);
+      let at = 0;
+      while (at < size) {
+        const { bytesRead } = await handle.read(buf, at, size - at, at);
+        if (bytesRead === 0) break;
+        at += bytesRead;
+      }
+      return buf.subarray(0, at);
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Removes every file of a message once it is delivered or safely quarantined. */
@@ -484,10 +530,53 @@ export async function readHeaderBlock(file: string): Promise<Buffer> {
   try {
     const buf = Buffer.alloc(MAX_HEADER_BYTES);
     const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const head = buf.subarray(0, bytesRead);
-    const end = head.indexOf('\r\n\r\n');
-    return end >= 0 ? head.subarray(0, end) : head;
+    return headerBlockOf(buf.subarray(0, bytesRead));
   } finally {
     await handle.close();
+  }
+}
+
+/** The top header block of a message already read (without the empty line that ends it), bounded as readHeaderBlock. */
+export function headerBlockOf(message: Buffer): Buffer {
+  const head = message.subarray(0, MAX_HEADER_BYTES);
+  const end = head.indexOf('\r\n\r\n');
+  return end >= 0 ? head.subarray(0, end) : head;
+}
+
+/** Buffered bytes at most before a write: a copy is written in one or a few system calls, not one per chunk. */
+const WRITE_BATCH_BYTES = 256 * 1024;
+
+/**
+ * A file's Writable that gathers what is written (the rewrite emits a chunk per header line and
+ * per part) and writes it in batches: one write for a small message where fs.WriteStream made one
+ * per chunk, each a trip through libuv's thread pool.
+ */
+class CoalescingFileWriter extends Writable {
+  readonly #handle: FileHandle;
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(handle: FileHandle) {
+    super();
+    this.#handle = handle;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    if (this.#size < WRITE_BATCH_BYTES) return done();
+    this.#flush().then(() => done(), done);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.#flush().then(() => done(), done);
+  }
+
+  async #flush(): Promise<void> {
+    const data = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#size);
+    this.#chunks = [];
+    this.#size = 0;
+    // writeFile on a handle writes from its position on and repeats a short write.
+    if (data.length > 0) await this.#handle.writeFile(data);
   }
 }

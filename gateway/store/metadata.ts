@@ -143,6 +143,11 @@ export interface MetadataStore extends MessageQueries {
    * `before`; at most `limit` of each (oldest first). Returns how many of each went.
    */
   purgeLog(before: number, limit: number): Promise<{ messages: number; refusals: number }>;
+  /**
+   * When a write through this store last committed (epoch ms; 0: none yet): proof, for a moment,
+   * that the database takes writes (gateway/delivery/recorded.ts). Optional for wrappers.
+   */
+  lastWriteAt?(): number;
   /** Closes the database connection (shared with the other stores of the process). */
   close(): Promise<void>;
 }
@@ -169,13 +174,22 @@ interface Row {
 /** The store on an opened, migrated database (sql.ts openSql, migrations.ts). */
 export function openMetadataStore(sql: Sql, now: () => number = Date.now): MetadataStore {
   const records = async (query: ReturnType<typeof q>) => (await sql.all<Row>(query)).map(toRecord);
+  let lastWrite = 0;
+  /** The writes of a message's path note when they committed (lastWriteAt). */
+  const noted = async <T>(write: Promise<T>): Promise<T> => {
+    const result = await write;
+    lastWrite = Date.now();
+    return result;
+  };
   return {
     ...messageQueries(sql, toRecord as (row: never) => MessageRecord),
     recordReceived: groupCommit(async (batch: NewMessage[]) => {
-      if (batch.length === 1) return void (await sql.run(insertReceived(batch[0], now())));
-      await sql.transaction(async (tx) => {
-        for (const m of batch) await tx.run(insertReceived(m, now()));
-      });
+      if (batch.length === 1) return void (await noted(sql.run(insertReceived(batch[0], now()))));
+      await noted(
+        sql.transaction(async (tx) => {
+          for (const m of batch) await tx.run(insertReceived(m, now()));
+        }),
+      );
     }),
     async recordVerdict(id, v) {
       await sql.run(q`UPDATE messages SET verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}, updated_at = ${now()}
@@ -209,10 +223,11 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       return Object.fromEntries(rows.map((r) => [r.status, r.n]));
     },
     async addEvent(id, kind, detail, data) {
-      await sql.run(insertEvent(id, now(), { kind, detail, data }));
+      await noted(sql.run(insertEvent(id, now(), { kind, detail, data })));
     },
+    lastWriteAt: () => lastWrite,
     step(s) {
-      return sql.transaction(async (tx) => {
+      const step = sql.transaction(async (tx) => {
         if (s.to !== undefined) {
           if (!s.from || s.from.length === 0) return false;
           const changed = await tx.run(q`UPDATE messages SET status = ${s.to}, last_reply = COALESCE(${s.lastReply ?? null}, last_reply), updated_at = ${now()}
@@ -229,6 +244,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
         for (const e of s.events ?? []) await tx.run(insertEvent(s.id, now(), e));
         return true;
       });
+      return noted(step);
     },
     async events(id) {
       const rows = await sql.all<Omit<MessageEvent, 'data'> & { data: string | null }>(
@@ -237,7 +253,7 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       return rows.map((r) => ({ ...r, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
     },
     async recordDelivery(id, recipient, outcome, reply) {
-      await sql.run(upsertDelivery(id, recipient, outcome, reply, now()));
+      await noted(sql.run(upsertDelivery(id, recipient, outcome, reply, now())));
     },
     deliveries(id) {
       return sql.all<DeliveryRecord>(q`SELECT recipient, outcome, reply, at FROM deliveries WHERE message_id = ${id} ORDER BY recipient`);

@@ -6,12 +6,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../gateway/config/load.ts';
 import { analyse, reportFor, walkLimits, type Scanners } from '../../../gateway/pipeline/analyse.ts';
 import { createAnalysisPool } from '../../../gateway/pipeline/analysis-pool.ts';
 import { mimePass } from '../../../gateway/pipeline/mime-pass.ts';
+import { disarmNeeded } from '../../../gateway/pipeline/act.ts';
+import { writeCopy } from '../../../gateway/pipeline/rewrite.ts';
 import { recipientPolicies } from '../../../gateway/pipeline/policy.ts';
 import { registrableDomain, scanText } from '../../../gateway/pipeline/text-scan.ts';
 import type { Envelope, Spool } from '../../../gateway/spool/spool.ts';
@@ -92,6 +94,43 @@ describe('one MIME pass for the walk and the text scan', () => {
     }
     // The corpus reaches the bounds and the broken structures, not only the happy path.
     expect(malformed).toBeGreaterThan(5);
+  });
+
+  it("skips the copy's HTML disarming only where the prediction says it changes nothing: the copy is then the same bytes", async () => {
+    const copy = async (msg: Buffer, disarm: typeof SETTINGS | null): Promise<Buffer | string> => {
+      const out: Buffer[] = [];
+      const sink = new Writable({
+        write(c: Buffer, _e, done) {
+          out.push(c);
+          done();
+        },
+      });
+      const spec = {
+        stamp: { prepend: [['X-Mailmoat-ID', 'm1']] as [string, string][], removePrefixes: [], subjectTag: null },
+        strip: [],
+        disarm: disarm && { ...disarm, registrableDomain, maxHtmlPartBytes: TEXT.maxHtmlPartBytes },
+        limits: { maxParts: WALK.maxParts, maxHeaderBytes: WALK.maxHeaderBytes },
+      };
+      return writeCopy(Readable.from([msg]), sink, spec).then(
+        () => Buffer.concat(out),
+        (err: Error) => `refused: ${err.message}`,
+      );
+    };
+    let skipped = 0;
+    let disarmed = 0;
+    for (const { name, msg } of messages) {
+      const { text } = await mimePass(Readable.from([msg]), { walk: WALK, text: TEXT });
+      if (disarmNeeded(SETTINGS, text!) !== null) {
+        disarmed++;
+        continue;
+      }
+      skipped++;
+      expect(await copy(msg, null), name).toEqual(await copy(msg, SETTINGS));
+    }
+    // Both sides are reached: clean HTML (skipped) and HTML the copy must change (disarmed).
+    expect(skipped).toBeGreaterThan(10);
+    expect(disarmed).toBeGreaterThan(10);
+    expect(disarmNeeded(SETTINGS, { status: 'skipped', reason: 'HTML and URL checks off' })).toBe(SETTINGS);
   });
 
   it('gives the same in a worker thread, from the bytes read once', async () => {

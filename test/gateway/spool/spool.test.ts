@@ -76,4 +76,38 @@ describe('spool', () => {
       expect(await spool.freeBytes()).toBeGreaterThan(200_000);
     });
   });
+
+  it("writes the scanned copy (many small chunks) without rewriting the envelope, and hands delivery the copy's bytes or, past the bound, its path", async () => {
+    const spool = await newSpool();
+    await spool.receive('C1', Readable.from([Buffer.from('hello')]), 100);
+    await spool.commit(envelope('C1'));
+    const committed = await fs.stat(path.join(spool.dir, 'C1.json'));
+    const lines = Array.from({ length: 500 }, (_, i) => `line ${i}\r\n`);
+    await spool.writeScannedCopy('C1', async (out) => {
+      for (const l of lines) out.write(l);
+    });
+    expect(await fs.readFile(spool.outputPath('C1'), 'utf8')).toBe(lines.join(''));
+    // The envelope file is the one the commit wrote (same inode, untouched), and no temp file is left.
+    const after = await fs.stat(path.join(spool.dir, 'C1.json'));
+    expect([after.ino, after.mtimeMs]).toEqual([committed.ino, committed.mtimeMs]);
+    expect((await fs.readdir(spool.dir)).sort()).toEqual(['C1.eml', 'C1.json', 'C1.out.eml', 'incoming']);
+    expect(await spool.readOutput('C1', 1_000_000)).toEqual(Buffer.from(lines.join('')));
+    expect(await spool.readOutput('C1', 100)).toBe(spool.outputPath('C1'));
+    await spool.remove('C1');
+    expect(await spool.readOutput('C1', 1_000_000)).toBeUndefined();
+  });
+
+  it('leaves no copy when producing it fails', async () => {
+    const spool = await newSpool();
+    await spool.receive('C2', Readable.from([Buffer.from('hello')]), 100);
+    await spool.commit(envelope('C2'));
+    await expect(
+      spool.writeScannedCopy('C2', async (out) => {
+        out.write('half a copy');
+        throw new Error('the splitter refused it');
+      }),
+    ).rejects.toThrow('the splitter refused it');
+    expect((await fs.readdir(spool.dir)).sort()).toEqual(['C2.eml', 'C2.json', 'incoming']);
+    expect(await spool.readOutput('C2', 1_000_000)).toBeUndefined();
+  });
 });
