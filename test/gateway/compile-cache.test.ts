@@ -13,7 +13,8 @@ const FLAGS = readFileSync(path.join(ROOT, 'bin/node-flags'), 'utf8').split(/\s+
 const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-compile-cache-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const stripperLoaded = () => process.moduleLoadList.some((m) => m.includes('amaro'));
+// process.moduleLoadList (undocumented) names the internal modules Node has loaded.
+const stripperLoaded = () => (process as unknown as { moduleLoadList: string[] }).moduleLoadList.some((m) => m.includes('amaro'));
 // The entry point (in entry/, as cli.ts is in gateway/) and the thread it starts are TypeScript.
 mkdirSync(path.join(dir, 'entry'));
 writeFileSync(
