@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module';
 import type { JSDOM as JsdomClass } from 'jsdom';
 import type createDOMPurifyFn from 'dompurify';
-import { simpleParser, type AddressObject, type Attachment } from 'mailparser';
+import type { AddressObject, Attachment } from 'mailparser';
 import { displayBlock } from './text.ts';
 import { htmlBoundExceeded } from '../../scanners/html-bounds.ts';
 
@@ -59,7 +59,13 @@ export function headerBlockOf(raw: Buffer): string {
 
 const addr = (a: AddressObject | AddressObject[] | undefined) => (a === undefined ? '' : (Array.isArray(a) ? a : [a]).map((x) => x.text).join(', '));
 
+// mailparser (~5 MB of heap with html-to-text and its tables) is loaded at the first message
+// view, not with the console that `mailmoat start` runs beside SMTP; resolved now, so that a
+// broken install still fails at start.
+const MAILPARSER = import.meta.resolve('mailparser');
+
 export async function parseForView(raw: Buffer): Promise<{ view: MessageView; html: string | null; attachments: Attachment[] }> {
+  const { simpleParser } = (await import(MAILPARSER)) as typeof import('mailparser');
   const parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true, skipImageLinks: true });
   const headerBlock = headerBlockOf(raw);
   const headers = parsed.headerLines.map((h) => {
