@@ -6,26 +6,16 @@
 //
 //   node bench/full-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync } from 'node:fs';
-import os, { tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../gateway/log.ts';
 import { startEngines } from './lib/engines.ts';
 import { setGatewayRoot } from './lib/gateway.ts';
 import { asSourceFile, makeMessage, wireBytes } from './lib/messages.ts';
-import { summarizeProfile } from './lib/profile.ts';
 import { readMemoryReports } from './lib/rounds.ts';
 import { fullCell, startPhase, warmUp, type Bench, type TestMessage } from './lib/scenarios.ts';
-import { readFileSync } from 'node:fs';
-
-/** utime and stime of a process (its threads included), ms: how much of its CPU is the kernel's (fsync, open, rename). */
-function cpuSplit(pid: number): { user: number; system: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  const tick = 1000 / 100; // CLK_TCK is 100 on Linux
-  return { user: Number(rest[11]) * tick, system: Number(rest[12]) * tick };
-}
+import { cpuSplit, loadNow, median, printProfiles } from './lib/tool.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 
@@ -75,17 +65,7 @@ async function main(): Promise<number> {
           `run ${i}: ${c.rate} msg/s (accept ${c.acceptRate}), ${c.cpuMsPerMessage.mailmoat} ms CPU/msg (gateway), peak RSS ${(g.kernelPeakRssBytes / 1048576).toFixed(0)} MB, load ${c.usage.machine.loadavg1mStart}→${c.usage.machine.loadavg1mEnd}, others ${c.usage.machine.othersPercentOfOneCore}%${c.ok ? '' : ` FAILED ${c.error}`}`,
         );
       }
-      const med = (xs: number[]) => {
-        const s = [...xs].sort((a, b) => a - b);
-        const m = Math.floor(s.length / 2);
-        return s.length % 2 ? s[m] : Math.round(((s[m - 1] + s[m]) / 2) * 100) / 100;
-      };
-      log(
-        `median: ${med(rates)} msg/s, ${med(cpus)} ms CPU/msg; load now ${os
-          .loadavg()
-          .map((x) => x.toFixed(2))
-          .join(' ')}`,
-      );
+      log(`median: ${median(rates)} msg/s, ${median(cpus)} ms CPU/msg; load now ${loadNow()}`);
     } finally {
       await p.stop();
     }
@@ -112,13 +92,7 @@ async function main(): Promise<number> {
       } finally {
         await p2.stop();
       }
-      for (const f of existsSync(dir) ? readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')) : []) {
-        const s = summarizeProfile(join(dir, f), window, 15);
-        log(`\n${f}: busy ${s.busyMs.toFixed(0)} ms, gc ${s.gcMs.toFixed(0)} ms, idle ${s.idleMs.toFixed(0)} ms`);
-        for (const l of s.topFunctions) log(`  ${l.selfMs.toFixed(0).padStart(6)} ms ${l.busyPercent.toFixed(1).padStart(5)}%  ${l.name}  ${l.where}`);
-        log('  by origin:');
-        for (const l of s.byOrigin.slice(0, 12)) log(`  ${l.selfMs.toFixed(0).padStart(6)} ms ${l.busyPercent.toFixed(1).padStart(5)}%  ${l.name}`);
-      }
+      printProfiles(dir, window, log);
     }
   } finally {
     await engines.stop();
