@@ -4,7 +4,7 @@
 // "after" is the text scan as the gateway runs it (bounds first, then nothing is parsed).
 // Figures for the README; not a test.
 import { Readable } from 'node:stream';
-import { extractUrls } from '../scanners/html-disarm.ts';
+import { extractUrls } from '../scanners/html-urls.ts';
 import { registrableDomain, scanText } from '../gateway/pipeline/text-scan.ts';
 
 const levels = process.argv

@@ -13,7 +13,8 @@ import type { CheerioAPI } from 'cheerio';
 import type { AnyNode, Element } from 'domhandler';
 import { classifyUrl, sanitiseCss, short, type HtmlFinding, type HtmlFindingKind } from './html-css.ts';
 import { removeUnstableMarkup } from './html-foreign.ts';
-import { claimedHost, hostOfUrl, hostsInText, registrableDomain } from './url-hosts.ts';
+import { DEFAULT_MAX_HTML_CHARS, URL_ATTRS, urlsOfHtml, type UrlOptions } from './html-urls.ts';
+import { claimedHost, hostOfUrl, registrableDomain } from './url-hosts.ts';
 
 export type { HtmlFinding, HtmlFindingKind };
 
@@ -46,7 +47,7 @@ export const DEFAULT_DISARM_OPTIONS: DisarmOptions = {
   phishingNet: true,
   phishingSafeSites: [],
   registrableDomain,
-  maxHtmlChars: 2 * 1024 * 1024,
+  maxHtmlChars: DEFAULT_MAX_HTML_CHARS,
   maxNesting: 512,
 };
 
@@ -140,24 +141,6 @@ function neutraliseForms(ctx: Ctx): void {
     for (const a of ['formaction', 'formmethod', 'formtarget']) delete el.attribs[a];
   });
 }
-
-const URL_ATTRS = [
-  'href',
-  'src',
-  'action',
-  'formaction',
-  'xlink:href',
-  'background',
-  'lowsrc',
-  'dynsrc',
-  'poster',
-  'data',
-  'codebase',
-  'cite',
-  'longdesc',
-  'manifest',
-  'ping',
-];
 
 /** on* handlers, script/data URLs in URL attributes, and style attributes. */
 function cleanAttributes(ctx: Ctx, el: Element): void {
@@ -291,12 +274,12 @@ function estimateNesting(html: string, stopAt: number): number {
 }
 
 const DOCUMENT = /<(?:!doctype|html|head|body)[\s>]/i;
+// Every tree here is cheerio's load(html): a document whatever the input, because selections over
+// thousands of top-level fragment nodes are quadratic in cheerio, and a mail client renders a
+// fragment as a document body anyway.
 
-/** One parse, clean and serialisation; null when nothing had to change. */
-function disarmPass(html: string, o: DisarmOptions, asDocument: boolean): { html: string; findings: HtmlFinding[]; unlisted: number } | null {
-  // Always parsed as a document: selections over thousands of top-level fragment nodes are
-  // quadratic in cheerio, and a mail client renders a fragment as a document body anyway.
-  const $ = load(html);
+/** One clean and serialisation of a parsed tree (changed in place); null when nothing had to change. */
+function disarmPass($: CheerioAPI, o: DisarmOptions, asDocument: boolean): { html: string; findings: HtmlFinding[]; unlisted: number } | null {
   const ctx: Ctx = { $, o, findings: [], unlisted: 0 };
   removeActive(ctx);
   removeUnstableMarkup($, (kind, detail) => add(ctx, kind, detail));
@@ -322,6 +305,32 @@ const MAX_PASSES = 4;
 
 /** Disarms one HTML document or fragment. Never throws. */
 export function disarmHtml(html: string, options: Partial<DisarmOptions> = {}): DisarmResult {
+  return disarmParsed(html, options, () => load(html));
+}
+
+/**
+ * extractUrls(html, { ...urls, html: true }) and disarmHtml(html, s) for each of `settings`, with
+ * one parse of `html` where they can share it (parsing is most of the cost of both): each result
+ * is exactly what those functions return. Never throws.
+ */
+export function extractUrlsAndDisarm(
+  html: string,
+  urls: Omit<UrlOptions, 'html'>,
+  settings: readonly Partial<DisarmOptions>[],
+): { hosts: string[]; disarmed: DisarmResult[] } {
+  let tree: CheerioAPI | undefined;
+  let taken = false;
+  const read = () => (tree ??= load(html));
+  // The disarm changes the tree it works on: one setting may have the shared tree, the others parse their own.
+  const take = () => (taken ? load(html) : ((taken = true), read()));
+  // URLs first: the disarm removes scripts, images, link targets and <base>, and adds notes that
+  // name hosts; the URL check must see what the sender wrote, as extractUrls does.
+  const hosts = urlsOfHtml(html, urls, read);
+  return { hosts, disarmed: settings.map((s) => disarmParsed(html, s, take)) };
+}
+
+/** disarmHtml, the first pass on the tree `parse` returns: load(html), not yet changed by anyone. */
+function disarmParsed(html: string, options: Partial<DisarmOptions>, parse: () => CheerioAPI): DisarmResult {
   const o = { ...DEFAULT_DISARM_OPTIONS, ...options };
   const untouched = (why: string): DisarmResult => ({ html, changed: false, findings: [], unscannable: why });
   if (html.length > o.maxHtmlChars) return untouched(`HTML larger than ${o.maxHtmlChars} characters`);
@@ -329,14 +338,14 @@ export function disarmHtml(html: string, options: Partial<DisarmOptions> = {}): 
     if (estimateNesting(html, o.maxNesting) > o.maxNesting) return untouched(`HTML nested deeper than ${o.maxNesting}`);
     const asDocument = DOCUMENT.test(html);
     // Unchanged input is passed on as it came: the reader's parser builds the tree we judged.
-    let pass = disarmPass(html, o, asDocument);
+    let pass = disarmPass(parse(), o, asDocument);
     if (!pass) return { html, changed: false, findings: [] };
     const findings = [...pass.findings];
     let unlisted = pass.unlisted;
     // Serialising can change the tree (mutation XSS): the output is parsed and disarmed again
     // until a pass finds nothing, so what we emit is exactly what the next parser will see.
     for (let i = 1; i < MAX_PASSES; i++) {
-      const again = disarmPass(pass.html, o, asDocument);
+      const again = disarmPass(load(pass.html), o, asDocument);
       if (!again) {
         if (unlisted > 0 || findings.length > MAX_FINDINGS) {
           const more = unlisted + Math.max(0, findings.length - MAX_FINDINGS);
@@ -352,46 +361,4 @@ export function disarmHtml(html: string, options: Partial<DisarmOptions> = {}): 
   } catch (err) {
     return untouched(`HTML could not be processed: ${(err as Error).message}`);
   }
-}
-
-const LOOKS_HTML = /<(?:!doctype|html|head|body|div|p|a|table|td|br|span|img|font|center)[\s>/]/i;
-const CSS_URL = /url\(\s*['"]?([^'"()\s]{1,4096})/gi;
-
-/**
- * Hosts a body links to or mentions, for URL blocklist look-ups: link and resource targets,
- * CSS url()s and URLs or domain names written in the text. Lower-case, punycoded, unique.
- * `html` forces the reading; by default it is guessed from the content.
- */
-export function extractUrls(input: string, o: { html?: boolean; max?: number; maxHtmlChars?: number } = {}): string[] {
-  const max = o.max ?? 500;
-  const asHtml = o.html ?? LOOKS_HTML.test(input);
-  if (!asHtml || input.length > (o.maxHtmlChars ?? DEFAULT_DISARM_OPTIONS.maxHtmlChars)) return hostsInText(input, max);
-  const hosts: string[] = [];
-  try {
-    const $ = load(input);
-    $('*').each((_, el) => {
-      if (!isElement(el)) return;
-      for (const name of URL_ATTRS) {
-        const v = el.attribs[name];
-        const h = v === undefined ? null : hostOfUrl(v.startsWith('//') ? `http:${v}` : v);
-        if (h) hosts.push(h);
-      }
-      for (const m of (el.attribs.style ?? '').matchAll(CSS_URL)) hosts.push(...hostsInText(m[1], max));
-    });
-    $('style').each((_, el) => {
-      for (const m of $(el).text().matchAll(CSS_URL)) hosts.push(...hostsInText(m[1], max));
-    });
-    // Text nodes one by one: adjacent elements would glue "f.co.uk" and "More" into "f.co.ukMore".
-    const texts: string[] = [];
-    const stack: AnyNode[] = $.root().toArray();
-    while (stack.length && texts.length < 100_000) {
-      const n = stack.pop()!;
-      if (n.type === 'text') texts.push((n as unknown as { data: string }).data);
-      if ('children' in n) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
-    }
-    hosts.push(...hostsInText(texts.join(' '), max));
-  } catch {
-    hosts.push(...hostsInText(input, max)); // unparsable: the raw text still names its hosts
-  }
-  return [...new Set(hosts)].slice(0, max);
 }

@@ -11,8 +11,9 @@
 // 'unscannable-html', and the hosts its raw text names are still looked up. A structure the
 // splitter refuses ends the pass early (the walk reports the message malformed).
 //
-// CPU: this pass parses HTML, so the gateway runs it in a worker thread with a time budget
-// (analysis-pool.ts); everything in TextScanOptions but `registrableDomain` is plain data.
+// CPU: this pass parses HTML (once per part, for the URLs and the disarm prediction alike), so the
+// gateway runs it in a worker thread with a time budget (analysis-pool.ts); everything in
+// TextScanOptions but `registrableDomain` is plain data.
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Readable, Transform } from 'node:stream';
@@ -20,7 +21,8 @@ import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import { decodeHtml } from '../../scanners/html-charset.ts';
 import { getDomain } from 'tldts';
 import { DEFAULT_HTML_BOUNDS, htmlBoundExceeded, type HtmlBounds } from '../../scanners/html-bounds.ts';
-import { disarmHtml, extractUrls, type DisarmOptions } from '../../scanners/html-disarm.ts';
+import { extractUrlsAndDisarm, type DisarmOptions, type DisarmResult } from '../../scanners/html-disarm.ts';
+import { extractUrls } from '../../scanners/html-urls.ts';
 import { hostsInText } from '../../scanners/url-hosts.ts';
 import { createSplitter } from '../../scanners/splitter.ts';
 import { PartNumberer } from '../../scanners/part-ids.ts';
@@ -128,19 +130,23 @@ class Collector {
       this.addHosts(hostsInText(text, this.o.maxHosts + 1));
       return;
     }
-    this.addHosts(extractUrls(text, { html: true, max: this.o.maxHosts + 1, maxHtmlChars: this.o.maxHtmlPartBytes }));
-    for (const s of this.o.disarm) this.predict(leaf.id, text, s);
+    // One parse of the part for the URLs and the disarm prediction.
+    const { hosts, disarmed } = extractUrlsAndDisarm(
+      text,
+      { max: this.o.maxHosts + 1, maxHtmlChars: this.o.maxHtmlPartBytes },
+      this.o.disarm.map((s) => this.disarmOptions(s)),
+    );
+    this.addHosts(hosts);
+    this.o.disarm.forEach((s, i) => this.predict(leaf.id, s, disarmed[i]));
   }
 
-  predict(part: string, text: string, s: DisarmSettings): void {
+  disarmOptions(s: DisarmSettings): Partial<DisarmOptions> {
+    return { ...s, registrableDomain: this.o.registrableDomain, maxHtmlChars: this.o.maxHtmlPartBytes, maxNesting: this.bounds.maxDepth };
+  }
+
+  /** What disarming the part with setting `s` found, `r`, added to that setting's scan. */
+  predict(part: string, s: DisarmSettings, r: DisarmResult): void {
     const scan = this.html.get(disarmKey(s))!;
-    const options: Partial<DisarmOptions> = {
-      ...s,
-      registrableDomain: this.o.registrableDomain,
-      maxHtmlChars: this.o.maxHtmlPartBytes,
-      maxNesting: this.bounds.maxDepth,
-    };
-    const r = disarmHtml(text, options);
     if (r.unscannable) scan.findings.push({ part, kind: 'unscannable-html', detail: r.unscannable });
     if (!r.changed) return;
     scan.changed = true;

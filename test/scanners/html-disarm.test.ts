@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { disarmHtml, extractUrls } from '../../scanners/html-disarm.ts';
+import { disarmHtml } from '../../scanners/html-disarm.ts';
+import { extractUrls } from '../../scanners/html-urls.ts';
 import { registrableDomain } from '../../scanners/url-hosts.ts';
 
 const kinds = (html: string, o = {}) => disarmHtml(html, o).findings.map((f) => f.kind);
