@@ -7,9 +7,8 @@
 // (dependencies §7: that one is DOMPurify + a sandboxed iframe). Bounds: HTML size and element
 // nesting; a document past them is returned untouched with `unscannable` set, never "clean".
 
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type { CheerioAPI } from 'cheerio';
+import { load } from './cheerio-load.ts';
 import type { AnyNode, Element } from 'domhandler';
 import { classifyUrl, sanitiseCss, short, type HtmlFinding, type HtmlFindingKind } from './html-css.ts';
 import { removeUnstableMarkup } from './html-foreign.ts';
@@ -17,14 +16,6 @@ import { DEFAULT_MAX_HTML_CHARS, URL_ATTRS, urlsOfHtml, type UrlOptions } from '
 import { claimedHost, hostOfUrl, registrableDomain } from './url-hosts.ts';
 
 export type { HtmlFinding, HtmlFindingKind };
-
-// cheerio (with parse5, undici and encoding sniffers: ~6 MB of heap) is loaded at the first parse,
-// which with an analysis pool happens in its thread only, never in the process that answers SMTP.
-// Resolved now, so that a broken install fails at start, not at the first message; required as the
-// same ES module that an import would load, so a thread that also imports it holds one copy.
-const CHEERIO = fileURLToPath(import.meta.resolve('cheerio'));
-let cheerio: typeof import('cheerio') | undefined;
-const load: typeof import('cheerio').load = (...args) => (cheerio ??= createRequire(import.meta.url)(CHEERIO) as typeof import('cheerio')).load(...args);
 
 export interface DisarmOptions {
   /** Remote images and CSS backgrounds: kept, replaced by a short note, or removed. Tracking pixels always go. */

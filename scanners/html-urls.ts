@@ -1,7 +1,8 @@
 // Hosts a body links to or mentions, for the URL blocklist look-ups: link and resource targets,
 // CSS url()s, and URLs or domain names written in the text. An HTML part's tree can be the one
 // the disarm also works on (html-disarm.ts extractUrlsAndDisarm): parsing is most of the cost.
-import { load, type CheerioAPI } from 'cheerio';
+import type { CheerioAPI } from 'cheerio';
+import { load } from './cheerio-load.ts';
 import type { AnyNode, Element } from 'domhandler';
 import { hostOfUrl, hostsInText } from './url-hosts.ts';
 
