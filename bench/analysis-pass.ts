@@ -6,7 +6,7 @@
 // on the analysis (run it in two checkouts, interleaved); not a test.
 import { parseArgs } from 'node:util';
 import { parseConfig } from '../gateway/config/load.ts';
-import { htmlBounds, walkLimits } from '../gateway/pipeline/analyse.ts';
+import { textScanLimits, walkLimits } from '../gateway/pipeline/analyse.ts';
 import { mimePass, sourceStream } from '../gateway/pipeline/mime-pass.ts';
 import { recipientPolicies } from '../gateway/pipeline/policy.ts';
 import { registrableDomain } from '../gateway/pipeline/text-scan.ts';
@@ -23,16 +23,7 @@ const [{ policy }] = await recipientPolicies(config, { mailFrom: 'alice@sender.t
 const settings = disarmSettings(policy, DEFAULT_PHISHING_SAFE_SITES);
 const options = {
   walk: walkLimits(config),
-  text: {
-    maxParts: config.mime.maxParts,
-    maxHeaderBytes: config.mime.maxHeaderBytes,
-    maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
-    maxTextPartBytes: config.mime.maxTextPartBytes,
-    maxHosts: config.urls.maxHosts,
-    disarm: settings ? [settings] : [],
-    htmlBounds: htmlBounds(config),
-    registrableDomain,
-  },
+  text: { ...textScanLimits(config, settings ? [settings] : []), registrableDomain },
 };
 
 for (const [label, bytes] of [

@@ -78,6 +78,20 @@ export function walkLimits(config: Config) {
   return { maxParts: m.maxParts, maxDepth: m.maxDepth, maxHeaderBytes: m.maxHeaderBytes, maxArchiveBytes: m.maxArchiveBytes, zip: DEFAULT_ZIP_LIMITS };
 }
 
+/** The text scan's bounds from the config, with the disarm settings to predict (also used by bench/analysis-pass.ts). */
+export function textScanLimits(config: Config, disarm: DisarmSettings[]) {
+  const m = config.mime;
+  return {
+    maxParts: m.maxParts,
+    maxHeaderBytes: m.maxHeaderBytes,
+    maxHtmlPartBytes: m.maxHtmlPartBytes,
+    maxTextPartBytes: m.maxTextPartBytes,
+    maxHosts: config.urls.maxHosts,
+    disarm,
+    htmlBounds: htmlBounds(config),
+  };
+}
+
 export interface AnalyseDeps {
   config: Config;
   spool: Spool;
@@ -151,15 +165,7 @@ export async function analyse(deps: AnalyseDeps, envelope: Envelope, policies: R
     ...(any('attachments') ? { walk: walkLimits(config) } : {}),
     ...(any('html') || any('urls')
       ? {
-          text: {
-            maxParts: config.mime.maxParts,
-            maxHeaderBytes: config.mime.maxHeaderBytes,
-            maxHtmlPartBytes: config.mime.maxHtmlPartBytes,
-            maxTextPartBytes: config.mime.maxTextPartBytes,
-            maxHosts: config.urls.maxHosts,
-            disarm: settings,
-            htmlBounds: htmlBounds(config),
-          },
+          text: textScanLimits(config, settings),
         }
       : {}),
   });
