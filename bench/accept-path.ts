@@ -5,46 +5,14 @@
 // --profile, one more run under --cpu-prof and its top self-time functions.
 //
 //   node bench/accept-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { createLogger } from '../gateway/log.ts';
-import { startEngines } from './lib/engines.ts';
-import { setGatewayRoot } from './lib/gateway.ts';
-import { asSourceFile, makeMessage, wireBytes } from './lib/messages.ts';
-import { acceptCell, startPhase, warmUp, type Bench, type Phase, type TestMessage } from './lib/scenarios.ts';
-import { cpuSplit, loadNow, median, printProfiles } from './lib/tool.ts';
+import { acceptCell, startPhase, warmUp, type Bench, type Phase } from './lib/scenarios.ts';
+import { cpuSplit, loadNow, median, printProfiles, startToolBench } from './lib/tool.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string', default: '3' },
-      count: { type: 'string', default: '300' },
-      sessions: { type: 'string', default: '50' },
-      size: { type: 'string', default: '2' },
-      profile: { type: 'boolean', default: false },
-      gateway: { type: 'string' },
-    },
-  });
-  if (values.gateway) setGatewayRoot(resolve(values.gateway));
-  const count = Number(values.count);
-  const sessions = Number(values.sessions);
-  const log = (line: string) => console.log(line);
-  const runDir = join(tmpdir(), `mailmoat-acceptpath-${process.pid}`);
-  await rm(runDir, { recursive: true, force: true });
-  await mkdir(runDir, { recursive: true, mode: 0o711 });
-  const logger = createLogger({ name: 'bench', level: 'warn' });
-  const engines = await startEngines({ dir: join(runDir, 'engines'), clamavDb: join(REPO_ROOT, 'deploy/clamav-test-db'), logger });
-  const kind = values.size === '50' ? 'medium' : 'small';
-  const bytes = kind === 'small' ? 2048 : 51_200;
-  const lines = makeMessage(kind, bytes);
-  const file = join(runDir, 'message.txt');
-  await writeFile(file, asSourceFile(lines));
-  const m: TestMessage = { label: `${values.size} KB`, bytes, file, wire: wireBytes(lines) };
-  const b: Bench = { engines, runDir, logLevel: 'warn', log };
+  const { values, count, sessions, m, b, log, stop } = await startToolBench('acceptpath');
   /** One measured run: rate and CPU per message, the kernel's user/system split of the gateway process. */
   const measure = async (bench: Bench, p: Phase, run: number) => {
     const pid = p.gateways[0].pid;
@@ -88,8 +56,7 @@ async function main(): Promise<number> {
       printProfiles(dir, window, log);
     }
   } finally {
-    await engines.stop();
-    await rm(runDir, { recursive: true, force: true });
+    await stop();
   }
   return 0;
 }

@@ -5,46 +5,15 @@
 // with --profile, one more run under --cpu-prof and its top self-time functions.
 //
 //   node bench/full-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { createLogger } from '../gateway/log.ts';
-import { startEngines } from './lib/engines.ts';
-import { setGatewayRoot } from './lib/gateway.ts';
-import { asSourceFile, makeMessage, wireBytes } from './lib/messages.ts';
 import { readMemoryReports } from './lib/rounds.ts';
-import { fullCell, startPhase, warmUp, type Bench, type TestMessage } from './lib/scenarios.ts';
-import { cpuSplit, loadNow, median, printProfiles } from './lib/tool.ts';
+import { fullCell, startPhase, warmUp, type Bench } from './lib/scenarios.ts';
+import { cpuSplit, loadNow, median, printProfiles, startToolBench } from './lib/tool.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string', default: '3' },
-      count: { type: 'string', default: '300' },
-      sessions: { type: 'string', default: '50' },
-      size: { type: 'string', default: '2' },
-      profile: { type: 'boolean', default: false },
-      gateway: { type: 'string' },
-    },
-  });
-  if (values.gateway) setGatewayRoot(resolve(values.gateway));
-  const count = Number(values.count);
-  const sessions = Number(values.sessions);
-  const logger = createLogger({ name: 'bench', level: 'warn' });
-  const runDir = join(tmpdir(), `mailmoat-fullpath-${process.pid}`);
-  await rm(runDir, { recursive: true, force: true });
-  await mkdir(runDir, { recursive: true, mode: 0o711 });
-  const log = (line: string) => console.log(line);
-  const engines = await startEngines({ dir: join(runDir, 'engines'), clamavDb: join(REPO_ROOT, 'deploy/clamav-test-db'), logger });
-  const kind = values.size === '50' ? 'medium' : 'small';
-  const lines = makeMessage(kind, kind === 'small' ? 2048 : 51_200);
-  const file = join(runDir, 'message.txt');
-  await writeFile(file, asSourceFile(lines));
-  const m: TestMessage = { label: `${values.size} KB`, bytes: kind === 'small' ? 2048 : 51_200, file, wire: wireBytes(lines) };
-  const b: Bench = { engines, runDir, logLevel: 'warn', log };
+  const { values, count, sessions, runDir, m, b, log, stop } = await startToolBench('fullpath');
   try {
     const p = await startPhase(b, 'full', { roles: ['start'], spamd: false });
     try {
@@ -95,8 +64,7 @@ async function main(): Promise<number> {
       printProfiles(dir, window, log);
     }
   } finally {
-    await engines.stop();
-    await rm(runDir, { recursive: true, force: true });
+    await stop();
   }
   return 0;
 }

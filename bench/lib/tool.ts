@@ -1,8 +1,15 @@
 // What the one-scenario tools (bench/accept-path.ts, bench/full-path.ts) share: the gateway
 // process's CPU split from the kernel, a median, and the profile summary printed the same way.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import os from 'node:os';
-import { join } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import os, { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../../gateway/log.ts';
+import { startEngines, type Engines } from './engines.ts';
+import { setGatewayRoot } from './gateway.ts';
+import { asSourceFile, makeMessage, wireBytes } from './messages.ts';
+import type { Bench, TestMessage } from './scenarios.ts';
 import { summarizeProfile } from './profile.ts';
 
 /** utime and stime of a process (its threads included), ms: how much of its CPU is the kernel's (fsync, open, rename). */
@@ -35,3 +42,63 @@ export function printProfiles(dir: string, window: { fromUs: number; toUs: numbe
     for (const l of s.byOrigin.slice(0, 12)) log(`  ${l.selfMs.toFixed(0).padStart(6)} ms ${l.busyPercent.toFixed(1).padStart(5)}%  ${l.name}`);
   }
 }
+
+export interface ToolBench {
+  values: { runs: string; count: string; sessions: string; size: string; profile: boolean; gateway?: string };
+  count: number;
+  sessions: number;
+  runDir: string;
+  engines: Engines;
+  /** The test message (2 or 50 KB, --size). */
+  m: TestMessage;
+  b: Bench;
+  log: (line: string) => void;
+  /** Stops the engines and removes the run dir. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The common start of a one-scenario tool: its options (--runs --count --sessions --size --profile
+ * --gateway), a run dir, the engines (Redis, clamd, spamd) and the test message.
+ */
+export async function startToolBench(name: string): Promise<ToolBench> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '3' },
+      count: { type: 'string', default: '300' },
+      sessions: { type: 'string', default: '50' },
+      size: { type: 'string', default: '2' },
+      profile: { type: 'boolean', default: false },
+      gateway: { type: 'string' },
+    },
+  });
+  if (values.gateway) setGatewayRoot(resolve(values.gateway));
+  const log = (line: string) => console.log(line);
+  const runDir = join(tmpdir(), `mailmoat-${name}-${process.pid}`);
+  await rm(runDir, { recursive: true, force: true });
+  await mkdir(runDir, { recursive: true, mode: 0o711 });
+  const logger = createLogger({ name: 'bench', level: 'warn' });
+  const engines = await startEngines({ dir: join(runDir, 'engines'), clamavDb: join(REPO_ROOT, 'deploy/clamav-test-db'), logger });
+  const kind = values.size === '50' ? 'medium' : 'small';
+  const bytes = kind === 'small' ? 2048 : 51_200;
+  const lines = makeMessage(kind, bytes);
+  const file = join(runDir, 'message.txt');
+  await writeFile(file, asSourceFile(lines));
+  const m: TestMessage = { label: `${values.size} KB`, bytes, file, wire: wireBytes(lines) };
+  return {
+    values,
+    count: Number(values.count),
+    sessions: Number(values.sessions),
+    runDir,
+    engines,
+    m,
+    b: { engines, runDir, logLevel: 'warn', log },
+    log,
+    async stop() {
+      await engines.stop();
+      await rm(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
