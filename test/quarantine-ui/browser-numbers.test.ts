@@ -76,6 +76,20 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     await peer?.close();
   });
 
+  /**
+   * The Numbers page's figures for a domain today, read again until they are `expected`: a delivery
+   * is counted just after its final state is committed and the spool cleared, and each node adds
+   * its counts every 5 s (done here at once), as a user reloading the page would see.
+   */
+  async function expectNumbers(domain: string, kinds: string[], expected: string[]): Promise<void> {
+    const read = async () => {
+      await gw.stores.stats!.flush();
+      await root.goto(`${ui.url}stats?range=1d&domain=${domain}`);
+      return Promise.all(kinds.map((k) => root.locator(`b[data-kind="${k}"]`).innerText()));
+    };
+    await expect.poll(read, POLL).toEqual(expected);
+  }
+
   it('counts a refusal at SMTP and an accepted message for their domain on the Numbers page', async () => {
     const big = await sendRaw(
       gw.smtpPort,
@@ -86,10 +100,7 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     const ok = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, mail('alice@example.test', 'fine'));
     expect(ok.code).toBe(250);
     await waitForStatus(gw, ok.id!, ['delivered']);
-    await gw.stores.stats!.flush();
-    await root.goto(`${ui.url}stats?range=1d&domain=example.test`);
-    const shown = (kind: string) => root.locator(`b[data-kind="${kind}"]`).innerText();
-    expect([await shown('refused'), await shown('received'), await shown('delivered')]).toEqual(['1', '1', '1']);
+    await expectNumbers('example.test', ['refused', 'received', 'delivered'], ['1', '1', '1']);
     await root.goto(`${ui.url}stats?range=7d`);
     expect(await root.locator('tr[data-domain="example.test"]').innerText()).toMatch(/example\.test\s+1\s+0\s+0\s+1/);
   });
@@ -122,10 +133,7 @@ describe('numbers, queue and daily summary on a running gateway', () => {
     await expect.poll(() => root.locator('.flash.ok').innerText(), POLL).toContain('1 deferred message(s) for slow.test tried again now');
     await waitForStatus(gw, second, ['delivered']);
     expect((await ui.deps.audit.list({ action: 'queue-flush', limit: 1 })).rows[0]).toMatchObject({ target: 'slow.test', outcome: 'ok' });
-    await gw.stores.stats!.flush();
-    await root.goto(`${ui.url}stats?range=1d&domain=slow.test`);
-    const shown = (kind: string) => root.locator(`b[data-kind="${kind}"]`).innerText();
-    expect([await shown('received'), await shown('deferred'), await shown('delivered')]).toEqual(['2', '2', '2']);
+    await expectNumbers('slow.test', ['received', 'deferred', 'delivered'], ['2', '2', '2']);
   });
 
   it('sends the daily summary once with the day’s numbers, though two consoles run it', async () => {
