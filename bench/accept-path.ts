@@ -5,11 +5,8 @@
 // --profile, one more run under --cpu-prof and its top self-time functions.
 //
 //   node bench/accept-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
-import { join, resolve } from 'node:path';
 import { acceptCell, startPhase, warmUp, type Bench, type Phase } from './lib/scenarios.ts';
-import { cpuSplit, loadNow, median, printProfiles, startToolBench } from './lib/tool.ts';
-
-const REPO_ROOT = resolve(import.meta.dirname, '..');
+import { cpuSplit, loadNow, median, profiledRun, startToolBench } from './lib/tool.ts';
 
 async function main(): Promise<number> {
   const { values, count, sessions, m, b, log, stop } = await startToolBench('acceptpath');
@@ -41,19 +38,9 @@ async function main(): Promise<number> {
     }
     log(`median: ${median(rates)} msg/s, ${median(cpus)} ms CPU/msg (${sessions} sessions, ${m.label}); load now ${loadNow()}`);
     if (values.profile) {
-      const dir = join(REPO_ROOT, 'var/bench/profiles', `accept-path-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      const pb: Bench = { ...b, cpuProfDir: dir };
-      const p2 = await startPhase(pb, 'profile', { roles: ['smtp'], spamd: false });
-      let window = { fromUs: 0, toUs: 0 };
-      try {
-        await warmUp(p2, m, 200, false);
-        const from = Number(process.hrtime.bigint() / 1000n);
-        await measure(pb, p2, 0);
-        window = { fromUs: from, toUs: Number(process.hrtime.bigint() / 1000n) };
-      } finally {
-        await p2.stop();
-      }
-      printProfiles(dir, window, log);
+      await profiledRun({ b, m, log }, 'accept-path', { role: 'smtp', warm: 200, waitForDelivery: false }, async (pb, p) => {
+        await measure(pb, p, 0);
+      });
     }
   } finally {
     await stop();

@@ -5,12 +5,10 @@
 // with --profile, one more run under --cpu-prof and its top self-time functions.
 //
 //   node bench/full-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readMemoryReports } from './lib/rounds.ts';
-import { fullCell, startPhase, warmUp, type Bench } from './lib/scenarios.ts';
-import { cpuSplit, loadNow, median, printProfiles, startToolBench } from './lib/tool.ts';
-
-const REPO_ROOT = resolve(import.meta.dirname, '..');
+import { fullCell, startPhase, warmUp } from './lib/scenarios.ts';
+import { cpuSplit, loadNow, median, profiledRun, startToolBench } from './lib/tool.ts';
 
 async function main(): Promise<number> {
   const { values, count, sessions, runDir, m, b, log, stop } = await startToolBench('fullpath');
@@ -48,20 +46,10 @@ async function main(): Promise<number> {
       );
     }
     if (values.profile) {
-      const dir = join(REPO_ROOT, 'var/bench/profiles', `full-path-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      const pb: Bench = { ...b, cpuProfDir: dir };
-      const p2 = await startPhase(pb, 'profile', { roles: ['start'], spamd: false });
-      let window = { fromUs: 0, toUs: 0 };
-      try {
-        await warmUp(p2, m, 30, true);
-        const from = Number(process.hrtime.bigint() / 1000n);
-        const c = await fullCell(pb, p2, 'full', m, sessions, count, 0, 120_000);
-        window = { fromUs: from, toUs: Number(process.hrtime.bigint() / 1000n) };
+      await profiledRun({ b, m, log }, 'full-path', { role: 'start', warm: 30, waitForDelivery: true }, async (pb, p) => {
+        const c = await fullCell(pb, p, 'full', m, sessions, count, 0, 120_000);
         log(`profiled run: ${c.rate} msg/s, ${c.cpuMsPerMessage.mailmoat} ms CPU/msg`);
-      } finally {
-        await p2.stop();
-      }
-      printProfiles(dir, window, log);
+      });
     }
   } finally {
     await stop();

@@ -9,7 +9,7 @@ import { createLogger } from '../../gateway/log.ts';
 import { startEngines, type Engines } from './engines.ts';
 import { setGatewayRoot } from './gateway.ts';
 import { asSourceFile, makeMessage, wireBytes } from './messages.ts';
-import type { Bench, TestMessage } from './scenarios.ts';
+import { startPhase, warmUp, type Bench, type Phase, type TestMessage } from './scenarios.ts';
 import { summarizeProfile } from './profile.ts';
 
 /** utime and stime of a process (its threads included), ms: how much of its CPU is the kernel's (fsync, open, rename). */
@@ -31,6 +31,8 @@ export const loadNow = (): string =>
     .loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
 
 /** The top self-time functions and origins of every .cpuprofile in `dir`, over `window` (µs, hrtime). */
 export function printProfiles(dir: string, window: { fromUs: number; toUs: number }, log: (line: string) => void, top = 15): void {
@@ -101,4 +103,27 @@ export async function startToolBench(name: string): Promise<ToolBench> {
   };
 }
 
-const REPO_ROOT = resolve(import.meta.dirname, '../..');
+/**
+ * --profile: one more run of `role` under --cpu-prof (a gateway of its own, warmed up with
+ * `warm` messages), then the top self-time functions of that run alone.
+ */
+export async function profiledRun(
+  t: Pick<ToolBench, 'b' | 'm' | 'log'>,
+  name: string,
+  o: { role: 'smtp' | 'start'; warm: number; waitForDelivery: boolean },
+  run: (pb: Bench, p: Phase) => Promise<void>,
+): Promise<void> {
+  const dir = join(REPO_ROOT, 'var/bench/profiles', `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const pb: Bench = { ...t.b, cpuProfDir: dir };
+  const p = await startPhase(pb, 'profile', { roles: [o.role], spamd: false });
+  let window: { fromUs: number; toUs: number };
+  try {
+    await warmUp(p, t.m, o.warm, o.waitForDelivery);
+    const from = Number(process.hrtime.bigint() / 1000n);
+    await run(pb, p);
+    window = { fromUs: from, toUs: Number(process.hrtime.bigint() / 1000n) };
+  } finally {
+    await p.stop();
+  }
+  printProfiles(dir, window, t.log);
+}
