@@ -2,13 +2,14 @@
 // `mailmoat start` → smtp-sink, 2 KB, 50 sessions), repeated, for working on the gateway's CPU per
 // message (issue 16). Prints per run msg/s, CPU ms per message of the gateway process (all its
 // threads: the figure least moved by other load), its peak RSS and the 1-minute load average;
-// with --profile, one more run under --cpu-prof and its top self-time functions.
+// with --profile, one more run under --cpu-prof and its top self-time functions; with --alloc, the
+// JS heap the last run allocates per message, and where.
 //
-//   node bench/full-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
+//   node bench/full-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--alloc] [--gateway DIR]
 import { join } from 'node:path';
 import { readMemoryReports } from './lib/rounds.ts';
 import { fullCell, startPhase, warmUp } from './lib/scenarios.ts';
-import { cpuSplit, loadNow, median, profiledRun, startToolBench } from './lib/tool.ts';
+import { allocationRun, cpuSplit, loadNow, median, profiledRun, startToolBench, threadCpu, threadCpuPerMessage } from './lib/tool.ts';
 
 async function main(): Promise<number> {
   const { values, count, sessions, runDir, m, b, log, stop } = await startToolBench('fullpath');
@@ -22,8 +23,12 @@ async function main(): Promise<number> {
       for (let i = 1; i <= Number(values.runs); i++) {
         const pid = p.gateways[0].pid;
         const before = cpuSplit(pid);
-        const c = await fullCell(b, p, 'full', m, sessions, count, i, 120_000);
+        const tb = threadCpu(pid);
+        const cell = () => fullCell(b, p, 'full', m, sessions, count, i, 120_000);
+        const c = values.alloc && i === Number(values.runs) ? await allocationRun({ log }, pid, join(runDir, 'memory', 'full'), cell) : await cell();
         const after = cpuSplit(pid);
+        const ta = threadCpu(pid);
+        log(`  CPU ms/msg by thread: ${threadCpuPerMessage(tb, ta, c.done)}`);
         log(`  user ${((after.user - before.user) / c.done).toFixed(2)} ms/msg, system ${((after.system - before.system) / c.done).toFixed(2)} ms/msg`);
         const g = c.usage.groups.mailmoat;
         rates.push(c.rate);

@@ -2,7 +2,10 @@
 // the process loads and, once a second, its memory as V8 sees it, and writes both when the process
 // exits. This says what a process's resident memory is made of (JS heap, buffers, code of which
 // packages) without changing the gateway. Inert unless MAILMOAT_BENCH_MEMORY_DIR is set.
+// SIGUSR2 starts V8's sampling allocation profiler (every allocation, kept or collected), a second
+// SIGUSR2 writes alloc-PID.heapprofile: what a message allocates, the work of the GC threads.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import module from 'node:module';
 import { join } from 'node:path';
 
@@ -57,5 +60,20 @@ if (dir) {
     } catch {
       // the bench reports a missing file as "no memory report"
     }
+  });
+  let sampling: Session | undefined;
+  process.on('SIGUSR2', () => {
+    if (!sampling) {
+      sampling = new Session();
+      sampling.connect();
+      sampling.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      return;
+    }
+    const session = sampling;
+    sampling = undefined;
+    session.post('HeapProfiler.stopSampling', (err, r) => {
+      if (!err) writeFileSync(join(dir, `alloc-${process.pid}.heapprofile`), JSON.stringify(r.profile));
+      session.disconnect();
+    });
   });
 }

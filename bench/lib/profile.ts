@@ -130,3 +130,52 @@ export function summarizeProfile(file: string, window?: { fromUs: number; toUs: 
       .map(([o, us]) => line(o, '', us)),
   };
 }
+
+interface AllocationNode {
+  callFrame: CallFrame;
+  selfSize: number;
+  children: AllocationNode[];
+}
+
+/**
+ * Reads a sampling allocation profile (memory-report.ts, SIGUSR2) and says how much JS heap one
+ * message allocates and where: every byte allocated is later work for the GC threads.
+ */
+export function summarizeAllocations(file: string, messages: number, top = 15): { kbPerMessage: number; topFunctions: ProfileLine[]; byOrigin: ProfileLine[] } {
+  const head = (JSON.parse(readFileSync(file, 'utf8')) as { head: AllocationNode }).head;
+  const fn = new Map<string, { name: string; where: string; bytes: number }>();
+  const origin = new Map<string, number>();
+  let total = 0;
+  const walk = (n: AllocationNode) => {
+    const { functionName, url, lineNumber } = n.callFrame;
+    if (n.selfSize > 0) {
+      total += n.selfSize;
+      const name = functionName || '(anonymous)';
+      const where = whereOf(url, lineNumber);
+      const entry = fn.get(`${name}@${where}`) ?? { name, where, bytes: 0 };
+      entry.bytes += n.selfSize;
+      fn.set(`${name}@${where}`, entry);
+      const o = originOf(url, functionName);
+      origin.set(o, (origin.get(o) ?? 0) + n.selfSize);
+    }
+    for (const c of n.children) walk(c);
+  };
+  walk(head);
+  const line = (name: string, where: string, bytes: number): ProfileLine => ({
+    name,
+    where,
+    selfMs: Math.round(bytes / messages / 102.4) / 10, // here: KB per message
+    busyPercent: Math.round((1000 * bytes) / (total || 1)) / 10,
+  });
+  return {
+    kbPerMessage: Math.round(total / messages / 1024),
+    topFunctions: [...fn.values()]
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, top)
+      .map((f) => line(f.name, f.where, f.bytes)),
+    byOrigin: [...origin.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([o, b]) => line(o, '', b)),
+  };
+}
