@@ -68,24 +68,24 @@ export class DeliveryJournal {
     return new DeliveryJournal(own, orphans);
   }
 
-  freeSlots(): number {
-    return this.own.slots.filter((s) => s === undefined).length;
-  }
-
   /** Every fact not yet in the store, with the means to clear it once it is. */
   pending(): { fact: JournalFact; clear: () => Promise<void> }[] {
-    return [this.own, ...this.orphans].flatMap((file) =>
-      file.slots.flatMap((fact, slot) => (fact ? [{ fact, clear: () => this.clear(file, slot, fact) }] : [])),
-    );
+    const out: { fact: JournalFact; clear: () => Promise<void> }[] = [];
+    // Plain loops: this runs before every delivery attempt, over 2,048 mostly empty slots.
+    for (const file of [this.own, ...this.orphans]) {
+      for (let slot = 0; slot < file.slots.length; slot++) {
+        const fact = file.slots[slot];
+        if (fact) out.push({ fact, clear: () => this.clear(file, slot, fact) });
+      }
+    }
+    return out;
   }
 
   /** The recipients of a message that the journal knows a final outcome for. */
   recipientsDone(id: string): Set<string> {
-    return new Set(
-      this.pending()
-        .filter((p) => p.fact.id === id)
-        .map((p) => p.fact.recipient),
-    );
+    const done = new Set<string>();
+    for (const file of [this.own, ...this.orphans]) for (const fact of file.slots) if (fact?.id === id) done.add(fact.recipient);
+    return done;
   }
 
   /** Writes a fact durably; resolves to its `clear`. Throws when no slot is free or the write fails. */
