@@ -363,7 +363,7 @@ export function renderMarkdown(r: Results): string {
   );
   L.push('');
   L.push(
-    'Rates are medians over rounds (min–max); each ratio is to the ceiling of the same size and concurrency measured in the same round (mean of its runs at the start and the end of the round). New connection per message throughout.',
+    `Rates are medians over rounds (min–max); each ratio is to the ceiling of the same size and concurrency measured in the same round (mean of its runs at the start and the end of the round). New connection per message throughout. Each gateway process is warmed up with ${r.plan.warmUp} messages before it is measured (steady state: the first few hundred messages of a fresh process also pay for V8 compiling its code, up to ~4 ms of CPU each), each peer with as many.`,
   );
   L.push('');
   L.push(

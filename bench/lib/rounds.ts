@@ -221,7 +221,7 @@ export async function runRound(ctx: RoundContext, round: number): Promise<void> 
     for (const { m, sessions } of spamdRuns) note(ctx, await spamdCell(bench, m, sessions, plan.counts.spamd[m.label], round, plan.capMs.spamd));
   };
   if (round % 2 === 0) await spamdAlone();
-  await phase(ctx, 'full-spamd', round, { roles: ['start'], spamd: true, warmUp: Math.min(plan.warmUp, 10) }, async (p) => {
+  await phase(ctx, 'full-spamd', round, { roles: ['start'], spamd: true, warmUp: Math.min(plan.warmUp, 100) }, async (p) => {
     await fullCells(ctx, p, 'full-spamd', spamdRuns, plan.counts.spamd, plan.capMs.spamd, round);
   });
   if (round % 2 === 1) await spamdAlone();
