@@ -36,6 +36,8 @@ describe('one MIME pass for the walk and the text scan', () => {
       const alone = { facts: await walkMessage(toStream(msg, 700), WALK), text: await scanText(toStream(msg, 700), TEXT) };
       const shared = await mimePass(Readable.from([msg]), { walk: WALK, text: TEXT });
       expect(shared, name).toEqual(alone);
+      // The bytes themselves, as a worker thread gets them (no stream around them).
+      expect(await mimePass(new Uint8Array(msg), { walk: WALK, text: TEXT }), `${name} as bytes`).toEqual(alone);
       if (alone.facts.outcome.status !== 'ok') malformed++;
     }
     // The corpus reaches the bounds and the broken structures, not only the happy path.
