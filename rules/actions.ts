@@ -93,9 +93,21 @@ export function strictestAction(v: Pick<RecipientVerdict, 'classes' | 'policy'>)
  */
 export function disarmSettings(p: Policy, defaultSafeSites: readonly string[]): DisarmSettings | null {
   if (!p.checks.html) return null;
+  const known = settingsByHtml.get(p.html);
+  if (known?.defaults === defaultSafeSites) return known.settings;
   const sites = [...new Set([...defaultSafeSites, ...p.html.phishingSafeSites].map((s) => s.toLowerCase()))].sort();
-  return { remoteImages: p.html.remoteImages, phishingNet: p.html.phishingNet, phishingSafeSites: sites };
+  // Frozen: one object serves every message of a config generation, so a change would leak.
+  const settings = Object.freeze({ remoteImages: p.html.remoteImages, phishingNet: p.html.phishingNet, phishingSafeSites: Object.freeze(sites) as string[] });
+  settingsByHtml.set(p.html, { defaults: defaultSafeSites, settings });
+  return settings;
 }
+
+/**
+ * Settings made per policy `html` section: it is shared by every message of a config generation
+ * (gateway/pipeline/policy.ts layers once), and a message asked for them three times per
+ * recipient (the analysis, its per-recipient view, the plan), each sorting the safe-site list.
+ */
+const settingsByHtml = new WeakMap<Policy['html'], { defaults: readonly string[]; settings: DisarmSettings }>();
 
 function cleanedTag(v: RecipientVerdict): boolean {
   const h = v.report.html;

@@ -62,9 +62,24 @@ export interface ResolvedPolicy {
   rules: string[];
 }
 
-export function resolvePolicy(src: PolicySources, f: RecipientFacts): ResolvedPolicy {
+/**
+ * Layered policies by the rules that matched, for one set of sources: the layering is pure, so a
+ * gateway keeps one per recipient domain and config generation and every message shares it.
+ */
+export type LayerMemo = Map<string, Policy>;
+
+/** Distinct rule combinations a memo keeps; past it a layering is made afresh (same result). */
+export const LAYER_MEMO_MAX = 256;
+
+export function resolvePolicy(src: PolicySources, f: RecipientFacts, memo?: LayerMemo): ResolvedPolicy {
   const matched = src.rules.map((r, i) => ({ r, i })).filter(({ r }) => ruleMatches(r.match, f));
+  const rules = matched.map(({ r, i }) => r.name ?? `#${i + 1}`);
+  const key = matched.map(({ i }) => i).join(',');
+  const known = memo?.get(key);
+  if (known) return { policy: known, rules };
   // Applied last-to-first so that, per setting, the first matching rule's value is the one left.
   const patches = [src.domainPolicy, ...matched.map(({ r }) => r.set).reverse()];
-  return { policy: layerPolicy(src.base, patches), rules: matched.map(({ r, i }) => r.name ?? `#${i + 1}`) };
+  const policy = layerPolicy(src.base, patches);
+  if (memo && memo.size < LAYER_MEMO_MAX) memo.set(key, policy);
+  return { policy, rules };
 }

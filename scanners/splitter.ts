@@ -43,9 +43,11 @@ class RepairedSplitter extends Splitter {
     const before = self.node;
     const openHeaderBlock = self.state === HEAD && before._headerlen > 0 && !before.headers;
     const parent = Splitter.prototype as unknown as SplitterInternals;
+    // Nothing to repair on this line: no callback of our own (this runs for every line).
+    if (!openHeaderBlock) return parent.processLine.call(this, line, final, next);
     parent.processLine.call(this, line, final, (err, data, flush) => {
       // A delimiter line ended a header block that had no blank line: the splitter has moved on.
-      if (!err && openHeaderBlock && data && data.type === 'data' && self.node !== before) {
+      if (!err && data && data.type === 'data' && self.node !== before) {
         if (!before.headers) {
           before.parseHeaders();
           self.push(before);

@@ -28,7 +28,7 @@ import { urlScan, type UrlFacts } from '../../rules/urls.ts';
 import type { Policy } from '../../rules/policy.ts';
 import { authenticateMessage, type AuthOutcome } from './auth.ts';
 import { disarmKey, registrableDomain, type TextScanOptions, type TextScanResult } from './text-scan.ts';
-import { mimePass, sourceStream, type MessageSource, type MimePassResult } from './mime-pass.ts';
+import { mimePass, passInput, sourceStream, type MessageSource, type MimePassResult } from './mime-pass.ts';
 import { AnalysisLimit, type AnalysisPool } from './analysis-pool.ts';
 import { createUrlChecker, type UrlChecker } from './urls.ts';
 import type { RecipientPolicy } from './policy.ts';
@@ -121,7 +121,7 @@ function runMimePass(
   const pass: Promise<MimePassResult> = timedScan(o.text ? 'html' : 'mime', () =>
     scanners.analysis
       ? scanners.analysis.mimePass(source, options)
-      : mimePass(sourceStream(source), { ...(o.walk ? { walk: o.walk } : {}), ...(o.text ? { text: { ...o.text, registrableDomain } } : {}) }),
+      : mimePass(passInput(source), { ...(o.walk ? { walk: o.walk } : {}), ...(o.text ? { text: { ...o.text, registrableDomain } } : {}) }),
   );
   const walkAlone = (): Promise<MessageFacts | Failed> => timedScan('mime', () => walkMessage(sourceStream(source), o.walk)).catch(failed);
   const facts: Promise<MessageFacts | Failed | Skipped> = !o.walk

@@ -5,7 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { disarmHtml, type DisarmOptions } from '../../scanners/html-disarm.ts';
 import { registrableDomain, scanTextFile, type TextScanOptions } from './text-scan.ts';
-import { mimePass, sourceStream, type MessageSource, type PlainMimePassOptions } from './mime-pass.ts';
+import { mimePass, passInput, type MessageSource, type PlainMimePassOptions } from './mime-pass.ts';
 
 export type { MessageSource, PlainMimePassOptions };
 
@@ -20,7 +20,7 @@ function run(task: AnalysisTask): unknown {
   if (task.name === 'scanTextFile') return scanTextFile(task.file, { ...task.options, registrableDomain });
   if (task.name === 'mimePass') {
     const { text, ...rest } = task.options;
-    return mimePass(sourceStream(task.source), { ...rest, ...(text ? { text: { ...text, registrableDomain } } : {}) });
+    return mimePass(passInput(task.source), { ...rest, ...(text ? { text: { ...text, registrableDomain } } : {}) });
   }
   return disarmHtml(task.html, { ...task.options, registrableDomain });
 }

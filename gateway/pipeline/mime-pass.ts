@@ -33,17 +33,25 @@ export function sourceStream(source: MessageSource): Readable {
   return Readable.from([Buffer.from(b.buffer, b.byteOffset, b.byteLength)], { objectMode: false });
 }
 
+/** What mimePass reads: the bytes themselves (no stream around them), or a stream of the file. */
+export const passInput = (source: MessageSource): Readable | Uint8Array => ('file' in source ? createReadStream(source.file) : source.bytes);
+
 export interface MimePassResult {
   facts?: MessageFacts;
   text?: TextScanResult;
 }
 
-export async function mimePass(input: Readable, o: MimePassOptions): Promise<MimePassResult> {
+/**
+ * A message's bytes go to the splitter as the one chunk a stream of them would have given it
+ * (the same split): a stream around bytes already in memory only added its own machinery.
+ */
+export async function mimePass(input: Readable | Uint8Array, o: MimePassOptions): Promise<MimePassResult> {
   const walk: WalkConsumer | undefined = o.walk ? walkConsumer(o.walk) : undefined;
   const text = o.text ? new TextConsumer(o.text) : undefined;
   const limits = o.walk ?? o.text;
+  const stream = input instanceof Uint8Array ? null : input;
   if (!limits) {
-    input.destroy();
+    stream?.destroy();
     return {};
   }
   const live = new Map<WalkConsumer | TextConsumer, (err: Error) => void>();
@@ -51,14 +59,20 @@ export async function mimePass(input: Readable, o: MimePassOptions): Promise<Mim
   if (text) live.set(text, () => {});
   const splitter = createSplitter(limits);
   let inputError: Error | undefined;
-  input.on('error', (e) => {
-    inputError = e;
-    splitter.destroy(e);
-  });
-  input.pipe(splitter);
+  if (stream) {
+    stream.on('error', (e) => {
+      inputError = e;
+      splitter.destroy(e);
+    });
+    stream.pipe(splitter);
+  } else {
+    const b = input as Uint8Array;
+    if (b.byteLength > 0) splitter.write(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    splitter.end();
+  }
   const stop = () => {
-    input.unpipe(splitter);
-    input.destroy();
+    stream?.unpipe(splitter);
+    stream?.destroy();
     splitter.destroy();
   };
   try {

@@ -59,7 +59,16 @@ export interface TextScanResult {
   complete: boolean;
 }
 
-export const disarmKey = (s: DisarmSettings): string => JSON.stringify(s);
+/** Settings objects are shared per config generation (rules/actions.ts), so their keys are too. */
+const keys = new WeakMap<DisarmSettings, string>();
+export function disarmKey(s: DisarmSettings): string {
+  let key = keys.get(s);
+  if (key === undefined) {
+    key = JSON.stringify(s);
+    if (Object.isFrozen(s)) keys.set(s, key);
+  }
+  return key;
+}
 
 const PHISH = /^link shows (\S+) but goes to (\S+)$/;
 

@@ -34,10 +34,30 @@ export function learnerText(raw: Uint8Array): Uint8Array {
 /** The namespace of the word pairs (the 4-grams use 0). */
 const OSB_SEED = 0x6f736221;
 
-/** The distinct feature slots of a message: its 4-grams and its word pairs (sorted order not guaranteed). */
+/**
+ * The distinct feature slots of a message: its 4-grams and its word pairs (sorted order not
+ * guaranteed). The same slots, in the same order, as distinctSlots([gramsOf(text), osbPairs(text)]),
+ * made in scratch arrays: it runs on every scanned message, and the intermediate lists were
+ * ~20 KB of garbage each time.
+ */
 export function featuresOf(raw: Uint8Array): Uint32Array {
   const text = learnerText(raw);
-  return distinctSlots([gramsOf([{ bytes: text, seed: 0 }]), osbPairs(text, OSB_SEED)]);
+  let n = 0;
+  for (let i = 0; i + GRAM <= text.length; i++) {
+    const s = slotAt(text, i, 0);
+    if (seen[s]) continue;
+    seen[s] = 1;
+    slotScratch[n++] = s;
+  }
+  const pairs = osbPairsInto(text, OSB_SEED, pairScratch);
+  for (let i = 0; i < pairs; i++) {
+    const s = pairScratch[i];
+    if (seen[s]) continue;
+    seen[s] = 1;
+    slotScratch[n++] = s;
+  }
+  for (let i = 0; i < n; i++) seen[slotScratch[i]] = 0;
+  return slotScratch.slice(0, n);
 }
 
 /**
@@ -139,7 +159,23 @@ export const osbOf = (bytes: Uint8Array, seed = OSB_SEED): Uint32Array => distin
 
 /** The slots of osbOf, a slot repeated as often as its pair occurs. */
 function osbPairs(bytes: Uint8Array, seed: number): Uint32Array {
-  const words: number[] = [];
+  const out = new Uint32Array(maxPairs(bytes.length));
+  return out.subarray(0, osbPairsInto(bytes, seed, out));
+}
+
+/** At most one word per two bytes (a byte and a blank), each paired with the next OSB_WINDOW. */
+const maxPairs = (bytes: number) => Math.ceil(bytes / 2) * OSB_WINDOW;
+
+/** Scratch for featuresOf and osbPairsInto (one event loop: no two calls interleave). */
+const slotScratch = new Uint32Array(TEXT_BYTES + maxPairs(TEXT_BYTES));
+const pairScratch = new Uint32Array(maxPairs(TEXT_BYTES));
+let wordScratch = new Uint32Array(Math.ceil(TEXT_BYTES / 2));
+
+/** Writes osbPairs' slots into `out` (room for maxPairs(bytes.length)); returns how many. */
+function osbPairsInto(bytes: Uint8Array, seed: number, out: Uint32Array): number {
+  if (wordScratch.length < Math.ceil(bytes.length / 2)) wordScratch = new Uint32Array(Math.ceil(bytes.length / 2));
+  const words = wordScratch;
+  let count = 0;
   let h = 0x811c9dc5;
   let inWord = false;
   for (let i = 0; i <= bytes.length; i++) {
@@ -148,17 +184,16 @@ function osbPairs(bytes: Uint8Array, seed: number): Uint32Array {
       h = Math.imul(h ^ b, 0x01000193);
       inWord = true;
     } else if (inWord) {
-      words.push(h >>> 0);
+      words[count++] = h >>> 0;
       h = 0x811c9dc5;
       inWord = false;
     }
   }
-  const out = new Uint32Array(words.length * OSB_WINDOW);
   let n = 0;
-  for (let i = 0; i < words.length; i++)
-    for (let d = 1; d <= OSB_WINDOW && i + d < words.length; d++) {
+  for (let i = 0; i < count; i++)
+    for (let d = 1; d <= OSB_WINDOW && i + d < count; d++) {
       const x = Math.imul(words[i] ^ seed ^ Math.imul(words[i + d], 0x85ebca6b + 2 * d), 0x9e3779b1);
       out[n++] = (x ^ (x >>> 15)) >>> (32 - MODEL_BITS);
     }
-  return out.subarray(0, n);
+  return n;
 }

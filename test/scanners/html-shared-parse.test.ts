@@ -5,7 +5,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_DISARM_OPTIONS, disarmHtml, extractUrlsAndDisarm, type DisarmOptions } from '../../scanners/html-disarm.ts';
-import { extractUrls, type UrlOptions } from '../../scanners/html-urls.ts';
+import { URL_ATTRS, extractUrls, type UrlOptions } from '../../scanners/html-urls.ts';
+import { load } from '../../scanners/cheerio-load.ts';
+import { hostOfUrl, hostsInText } from '../../scanners/url-hosts.ts';
+import type { AnyNode, Element } from 'domhandler';
 import { registrableDomain } from '../../gateway/pipeline/text-scan.ts';
 import { makeMessage } from '../../bench/lib/messages.ts';
 import { FUZZ_TOKENS, MXSS_PAYLOADS } from './fixtures/mxss-payloads.ts';
@@ -85,6 +88,55 @@ const CASES: { urls: Omit<UrlOptions, 'html'>; settings: Partial<DisarmOptions>[
     ],
   },
 ];
+
+/**
+ * The reading of an HTML tree that urlsOfHtml replaced by one walk (a selector pass for the
+ * attributes, one for the style sheets, then a walk for the text), kept to pin the walk to it.
+ */
+function hostsBySelectors(input: string, max: number): string[] {
+  const CSS_URL = /url\(\s*['"]?([^'"()\s]{1,4096})/gi;
+  const hosts: string[] = [];
+  const $ = load(input);
+  $('*').each((_, el) => {
+    if (!('attribs' in el)) return;
+    for (const name of URL_ATTRS) {
+      const v = (el as Element).attribs[name];
+      const h = v === undefined ? null : hostOfUrl(v.startsWith('//') ? `http:${v}` : v);
+      if (h) hosts.push(h);
+    }
+    for (const m of ((el as Element).attribs.style ?? '').matchAll(CSS_URL)) hosts.push(...hostsInText(m[1], max));
+  });
+  $('style').each((_, el) => {
+    for (const m of $(el).text().matchAll(CSS_URL)) hosts.push(...hostsInText(m[1], max));
+  });
+  const texts: string[] = [];
+  const stack: AnyNode[] = $.root().toArray();
+  while (stack.length && texts.length < 100_000) {
+    const n = stack.pop()!;
+    if (n.type === 'text') texts.push((n as unknown as { data: string }).data);
+    if ('children' in n) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+  }
+  hosts.push(...hostsInText(texts.join(' '), max));
+  return [...new Set(hosts)].slice(0, max);
+}
+
+describe('the hosts of an HTML part', () => {
+  it('are those of the selector passes the one walk replaced, in the same order, for every input and bound', () => {
+    const odd = [
+      '<template><a href="https://tpl.test/">t</a><style>p{background:url(https://tplcss.test/)}</style></template>',
+      '<svg><style>a{x:url(https://svgcss.test/)}</style><a xlink:href="https://xlink.test/">s</a></svg>',
+      '<math><mi><style>b{y:url(https://mathcss.test/)}</style></mi></math>',
+      '<noscript><img src="https://nos.test/"></noscript><STYLE>c{z:url(https://upper.test/)}</STYLE>',
+    ];
+    const differ: string[] = [];
+    for (const html of [...CORPUS, ...odd, odd.join('')]) {
+      for (const max of [500, 3, 1]) {
+        if (!isDeepStrictEqual(extractUrls(html, { html: true, max }), hostsBySelectors(html, max))) differ.push(`max ${max}: ${html.slice(0, 200)}`);
+      }
+    }
+    expect(differ).toEqual([]);
+  });
+});
 
 describe('one parse of an HTML part for the URL check and the disarm', () => {
   it('gives the hosts of extractUrls and the results of disarmHtml for every input and setting', () => {

@@ -2,7 +2,7 @@
 // online logistic regression, its stored form.
 import { describe, expect, it } from 'vitest';
 import { loadCorpus, rocArea, shuffled } from '../../bench/lib/corpus.ts';
-import { MODEL_DIM, TEXT_BYTES, featuresOf, gramsOf, learnerText, osbOf, strongestStretches } from '../../scanners/learner/features.ts';
+import { MODEL_DIM, TEXT_BYTES, distinctSlots, featuresOf, gramsOf, learnerText, osbOf, strongestStretches } from '../../scanners/learner/features.ts';
 import { deserializeModel, emptyModel, learnStep, marginOf, serializeModel } from '../../scanners/learner/model.ts';
 
 const slice = shuffled(loadCorpus(['spam-1', 'easy-ham-1'], 150), 1);
@@ -51,6 +51,16 @@ describe('learner core', () => {
     const f = featuresOf(raw);
     expect(new Set(f)).toEqual(both);
     expect(f.length).toBe(both.size);
+  });
+
+  // featuresOf builds its slots in scratch arrays (it runs on every scanned message): the same
+  // slots in the same order as the plain composition of the two feature kinds.
+  it('gives, in the same order, the slots of its 4-grams then its word pairs, over corpus messages and odd ones', () => {
+    const odd = ['', 'ab', 'abcd', ' '.repeat(5000), 'a '.repeat(4000), 'x'.repeat(9000), '\r\n\r\n a\tb\x7fc\x00d e'].map((t) => Buffer.from(t, 'latin1'));
+    for (const raw of [...slice.map((x) => x.raw), ...odd]) {
+      const text = learnerText(raw);
+      expect(featuresOf(raw)).toEqual(distinctSlots([gramsOf([{ bytes: text, seed: 0 }]), osbOf(text)]));
+    }
   });
 
   it('stores a model and reads it back exactly; refuses what is not a model', () => {

@@ -19,70 +19,16 @@ import { registrableDomain, scanText } from '../../../gateway/pipeline/text-scan
 import type { Envelope, Spool } from '../../../gateway/spool/spool.ts';
 import { walkMessage } from '../../../scanners/mime-walk.ts';
 import { splitterStats } from '../../../scanners/splitter.ts';
-import { prng } from '../../support/prng.ts';
-import { FAKE_PE, attachment, buildMessage, html, nested, text, toStream, zip, type PartSpec } from '../../support/mime.ts';
+import { mimeCorpus, PHISH } from '../../support/mime-corpus.ts';
+import { FAKE_PE, attachment, buildMessage, html, text, toStream } from '../../support/mime.ts';
 
 // Small bounds, so that the corpus hits them: part count, nesting, header bytes.
 const WALK = { maxParts: 12, maxDepth: 4, maxHeaderBytes: 2048, maxArchiveBytes: 1 << 20 };
 const SETTINGS = { remoteImages: 'placeholder' as const, phishingNet: true, phishingSafeSites: [] };
 const TEXT = { maxParts: 12, maxHeaderBytes: 2048, maxHtmlPartBytes: 4096, maxTextPartBytes: 2048, maxHosts: 5, disarm: [SETTINGS], registrableDomain };
-const PHISH = '<p onclick="x()">pay <a href="https://evil.test/login">https://www.bank.test/</a> <img src="https://track.test/p.gif"></p>\r\n';
-
-function corpus(): { name: string; msg: Buffer }[] {
-  const r = prng(16);
-  const int = (n: number) => Math.floor(r() * n);
-  const leaves: PartSpec[] = [
-    text('see www.one.test and https://two.test/x\r\n'),
-    html(PHISH),
-    { contentType: 'text/html; charset=iso-8859-1', encoding: 'base64', body: Buffer.from('<a href="http://caf\xe9.test/">caf\xe9</a>', 'latin1') },
-    { contentType: 'text/html', encoding: '7bit', body: `<div>${'<p>x</p>'.repeat(900)}</div>` },
-    attachment('setup.exe', FAKE_PE),
-    attachment('invoice.zip', zip([{ name: 'a/b.js', data: Buffer.from('alert(1)') }])),
-    {
-      contentType: 'message/rfc822',
-      body: buildMessage({ multipart: 'mixed', parts: [html(PHISH), attachment('x.exe', FAKE_PE)] }, ['Subject: inner', 'MIME-Version: 1.0']),
-    },
-  ];
-  const some = () => Array.from({ length: 1 + int(4) }, () => leaves[int(leaves.length)]);
-  const out: { name: string; msg: Buffer }[] = [
-    { name: 'too many parts', msg: buildMessage({ multipart: 'mixed', parts: Array.from({ length: 20 }, () => text('www.many.test')) }) },
-    { name: 'nested too deep, HTML at the bottom', msg: buildMessage(nested(6, html(PHISH))) },
-    { name: 'a header block past its bound', msg: buildMessage(text('x'), [`Subject: ${'y'.repeat(3000)}`, 'MIME-Version: 1.0']) },
-    { name: 'no MIME at all', msg: Buffer.from('Subject: hi\r\n\r\nvisit www.plain.test\r\n') },
-  ];
-  for (let i = 0; i < 150; i++) {
-    const root: PartSpec =
-      r() < 0.5
-        ? { multipart: (['mixed', 'alternative', 'related'] as const)[int(3)], parts: some() }
-        : { multipart: 'mixed', parts: [{ multipart: 'alternative', parts: some() }, ...some()] };
-    let msg = buildMessage(root);
-    const lines = msg.toString('latin1').split('\r\n');
-    switch (int(5)) {
-      case 0:
-        lines.splice(int(lines.length), 1);
-        break; // a line lost
-      case 1: {
-        const b = lines.flatMap((l, j) => (l === '' ? [j] : []));
-        if (b.length) lines.splice(b[int(b.length)], 1);
-        break;
-      } // a header block without its end
-      case 2:
-        lines.splice(int(lines.length), 0, `--${/boundary="?([^";\r\n]+)/.exec(msg.toString('latin1'))?.[1] ?? 'x'}`);
-        break; // a stray delimiter
-      case 3:
-        msg = msg.subarray(0, int(msg.length));
-        break; // cut short
-      default:
-        break;
-    }
-    if (!msg.equals(Buffer.from(lines.join('\r\n'), 'latin1')) && lines.length > 1) msg = Buffer.from(lines.join('\r\n'), 'latin1');
-    out.push({ name: `seeded #${i}`, msg });
-  }
-  return out;
-}
 
 describe('one MIME pass for the walk and the text scan', () => {
-  const messages = corpus();
+  const messages = mimeCorpus();
 
   it('gives the facts and text findings each analyser gave alone, over a seeded corpus of 154 messages', async () => {
     let malformed = 0;
@@ -90,6 +36,8 @@ describe('one MIME pass for the walk and the text scan', () => {
       const alone = { facts: await walkMessage(toStream(msg, 700), WALK), text: await scanText(toStream(msg, 700), TEXT) };
       const shared = await mimePass(Readable.from([msg]), { walk: WALK, text: TEXT });
       expect(shared, name).toEqual(alone);
+      // The bytes themselves, as a worker thread gets them (no stream around them).
+      expect(await mimePass(new Uint8Array(msg), { walk: WALK, text: TEXT }), `${name} as bytes`).toEqual(alone);
       if (alone.facts.outcome.status !== 'ok') malformed++;
     }
     // The corpus reaches the bounds and the broken structures, not only the happy path.
