@@ -228,18 +228,20 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
     lastWriteAt: () => lastWrite,
     step(s) {
       const step = sql.transaction(async (tx) => {
-        if (s.to !== undefined) {
-          if (!s.from || s.from.length === 0) return false;
-          const changed = await tx.run(q`UPDATE messages SET status = ${s.to}, last_reply = COALESCE(${s.lastReply ?? null}, last_reply), updated_at = ${now()}
-            WHERE id = ${s.id} AND status IN (${q.join([...s.from])})`);
-          if (changed !== 1) return false;
-        }
+        const cas = s.to !== undefined;
+        if (cas && (!s.from || s.from.length === 0)) return false;
+        // The status, verdict and recipients are one UPDATE: one statement, and the compare-and-set
+        // guards all of them (nothing is written when the status was not in `from`).
+        const sets: ReturnType<typeof q>[] = [];
+        if (cas) sets.push(q`status = ${s.to}, last_reply = COALESCE(${s.lastReply ?? null}, last_reply)`);
         const v = s.verdict;
-        if (v) {
-          await tx.run(q`UPDATE messages SET verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}, updated_at = ${now()}
-            WHERE id = ${s.id}`);
+        if (v) sets.push(q`verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}`);
+        if (s.rcptTo) sets.push(q`rcpt_to = ${JSON.stringify(s.rcptTo)}`);
+        if (sets.length > 0) {
+          const where = cas ? q`id = ${s.id} AND status IN (${q.join([...s.from!])})` : q`id = ${s.id}`;
+          const changed = await tx.run(q`UPDATE messages SET ${q.join(sets)}, updated_at = ${now()} WHERE ${where}`);
+          if (cas && changed !== 1) return false;
         }
-        if (s.rcptTo) await tx.run(q`UPDATE messages SET rcpt_to = ${JSON.stringify(s.rcptTo)}, updated_at = ${now()} WHERE id = ${s.id}`);
         for (const d of s.deliveries ?? []) await tx.run(upsertDelivery(s.id, d.recipient, d.outcome, d.reply, now()));
         for (const e of s.events ?? []) await tx.run(insertEvent(s.id, now(), e));
         return true;
