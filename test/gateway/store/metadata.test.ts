@@ -312,4 +312,24 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
     expect(await store.step({ id: 's1', from: [], to: 'delivered', events: [{ kind: 'x', detail: 'x' }] })).toBe(false);
     expect(await store.events('s1')).toHaveLength(2);
   });
+  it('concurrent steps each get their own answer, and a step that fails fails only its own caller', async () => {
+    const ids = ['c1', 'c2', 'c3', 'c4'];
+    for (const id of ids) await receive(id, ['a@a.test'], { at: T0 + 6 * HOUR });
+    const ev = (detail: string) => [{ kind: 'planned', detail }];
+    const outcomes = await Promise.allSettled([
+      store.step({ id: 'c1', from: ['queued'], to: 'delivering', events: ev('c1 first') }),
+      store.step({ id: 'c2', from: ['delivering'], to: 'delivered', events: ev('c2 refused') }),
+      // A statement that fails (kind is NOT NULL): only this caller hears of it.
+      store.step({ id: 'c3', from: ['queued'], to: 'delivering', events: [{ kind: null as never, detail: 'bad' }] }),
+      store.step({ id: 'c4', from: ['queued'], to: 'delivering', events: ev('c4') }),
+    ]);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : 'failed'))).toEqual([true, false, 'failed', true]);
+    // Its caller hears the database's own error.
+    expect(String((outcomes[2] as PromiseRejectedResult).reason)).toMatch(/NOT NULL|null value/i);
+    expect(await Promise.all(ids.map(async (id) => (await store.get(id))!.status))).toEqual(['delivering', 'queued', 'queued', 'delivering']);
+    expect((await store.events('c1')).map((e) => e.detail)).toEqual(['c1 first']);
+    expect(await store.events('c2')).toEqual([]);
+    expect(await store.events('c3')).toEqual([]);
+    expect((await store.events('c4')).map((e) => e.detail)).toEqual(['c4']);
+  });
 });
