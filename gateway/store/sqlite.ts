@@ -86,7 +86,11 @@ export function openSqliteSql(file: string): Sql {
         lock.release();
       }
     },
-    close: () => kysely.destroy(),
+    async close() {
+      await kysely.destroy();
+      // Kysely closes the database only if it ran a query itself (migrations).
+      if (db.isOpen) db.close();
+    },
   };
   return outer;
 }

@@ -3,8 +3,8 @@
 // transaction is open must wait for it, never run inside it (it would see its uncommitted rows
 // and be undone by its rollback). On PostgreSQL another pool connection gives the same answers.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { q, type Sql } from '../../../gateway/store/sql.ts';
-import { DIALECTS, openTestSql } from '../../support/databases.ts';
+import { openSql, q, type Sql } from '../../../gateway/store/sql.ts';
+import { createTestDatabase, DIALECTS, openTestSql } from '../../support/databases.ts';
 
 /** A promise the test resolves when it chooses. */
 function gate() {
@@ -97,5 +97,19 @@ describe.each(DIALECTS)('Sql transactions on %s', (dialect) => {
     expect(await sql.one(q`SELECT stage FROM smtp_refusals WHERE stage = ${'y'}`)).toEqual({ stage: 'y' });
     expect(await sql.one(q`SELECT stage FROM smtp_refusals WHERE stage = ${'none'}`)).toBeUndefined();
     expect(await sql.all(q`SELECT reply FROM smtp_refusals`)).toEqual([{ reply: '550' }, { reply: '550' }]);
+  });
+});
+
+describe('Sql on SQLite, closed', () => {
+  it('close closes the database, also when no migration ran through Kysely', async () => {
+    const database = await createTestDatabase('sqlite');
+    const sql = await openSql(database.target);
+    try {
+      expect(await sql.one(q`SELECT 1 AS n`)).toEqual({ n: 1 });
+      await sql.close();
+      await expect(sql.one(q`SELECT 1 AS n`)).rejects.toThrow(/not open|finalized/);
+    } finally {
+      await database.drop();
+    }
   });
 });
