@@ -9,6 +9,7 @@ import type { ScanReport } from '../../scanners/types.ts';
 import type { Envelope } from '../spool/spool.ts';
 import { messageQueries, type MessageQueries } from './message-queries.ts';
 import type { MessageRecord, MessageStatus } from './message-record.ts';
+import { groupCommit, ItemFailed } from './group-commit.ts';
 import { q, type Sql } from './sql.ts';
 
 export type { RecipientScope, MessageSearch, LogSearch, LogRow, HourCount } from './message-queries.ts';
@@ -115,7 +116,10 @@ export interface MetadataStore extends MessageQueries {
   inFlight(limit: number): Promise<MessageRecord[]>;
   countByStatus(): Promise<Record<string, number>>;
   addEvent(id: string, kind: string, detail: string, data?: Record<string, unknown>): Promise<void>;
-  /** Writes one step of a message's life in one transaction; false when its compare-and-set failed. */
+  /**
+   * Writes one step of a message's life in one transaction (on SQLite possibly shared with the
+   * steps of other messages: group commit); false when its compare-and-set failed.
+   */
   step(s: LedgerStep): Promise<boolean>;
   events(id: string): Promise<MessageEvent[]>;
   /** Per-recipient delivery outcome; a recipient recorded 'delivered' is never sent again. */
@@ -181,15 +185,34 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
     lastWrite = Date.now();
     return result;
   };
+  const stepAlone = (s: LedgerStep) => noted(sql.transaction((tx) => writeStep(tx, s, now)));
+  const stepsTogether = async (batch: LedgerStep[]): Promise<boolean[]> => {
+    if (batch.length === 1) return [await stepAlone(batch[0])];
+    return noted(
+      sql.transaction(async (tx) => {
+        const done: boolean[] = [];
+        for (const s of batch) {
+          try {
+            done.push(await writeStep(tx, s, now));
+          } catch (err) {
+            throw new ItemFailed(`the step of ${s.id} failed`, { cause: err });
+          }
+        }
+        return done;
+      }),
+    );
+  };
   return {
     ...messageQueries(sql, toRecord as (row: never) => MessageRecord),
     recordReceived: groupCommit(async (batch: NewMessage[]) => {
-      if (batch.length === 1) return void (await noted(sql.run(insertReceived(batch[0], now()))));
-      await noted(
-        sql.transaction(async (tx) => {
-          for (const m of batch) await tx.run(insertReceived(m, now()));
-        }),
-      );
+      if (batch.length === 1) await noted(sql.run(insertReceived(batch[0], now())));
+      else
+        await noted(
+          sql.transaction(async (tx) => {
+            for (const m of batch) await tx.run(insertReceived(m, now()));
+          }),
+        );
+      return batch.map(() => undefined);
     }),
     async recordVerdict(id, v) {
       await sql.run(q`UPDATE messages SET verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}, updated_at = ${now()}
@@ -226,26 +249,9 @@ export function openMetadataStore(sql: Sql, now: () => number = Date.now): Metad
       await noted(sql.run(insertEvent(id, now(), { kind, detail, data })));
     },
     lastWriteAt: () => lastWrite,
-    step(s) {
-      const step = sql.transaction(async (tx) => {
-        if (s.to !== undefined) {
-          if (!s.from || s.from.length === 0) return false;
-          const changed = await tx.run(q`UPDATE messages SET status = ${s.to}, last_reply = COALESCE(${s.lastReply ?? null}, last_reply), updated_at = ${now()}
-            WHERE id = ${s.id} AND status IN (${q.join([...s.from])})`);
-          if (changed !== 1) return false;
-        }
-        const v = s.verdict;
-        if (v) {
-          await tx.run(q`UPDATE messages SET verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}, updated_at = ${now()}
-            WHERE id = ${s.id}`);
-        }
-        if (s.rcptTo) await tx.run(q`UPDATE messages SET rcpt_to = ${JSON.stringify(s.rcptTo)}, updated_at = ${now()} WHERE id = ${s.id}`);
-        for (const d of s.deliveries ?? []) await tx.run(upsertDelivery(s.id, d.recipient, d.outcome, d.reply, now()));
-        for (const e of s.events ?? []) await tx.run(insertEvent(s.id, now(), e));
-        return true;
-      });
-      return noted(step);
-    },
+    // SQLite: steps of concurrent messages share one commit (one WAL fsync, which blocks the
+    // event loop for milliseconds). PostgreSQL commits concurrently on its pool connections.
+    step: sql.dialect === 'sqlite' ? groupCommit(stepsTogether, stepAlone) : stepAlone,
     async events(id) {
       const rows = await sql.all<Omit<MessageEvent, 'data'> & { data: string | null }>(
         q`SELECT at, kind, detail, data FROM message_events WHERE message_id = ${id} ORDER BY seq`,
@@ -316,39 +322,28 @@ function insertReceived(m: NewMessage, at: number) {
         ON CONFLICT (id) DO NOTHING`;
 }
 
-/** Rows written together at most (a bound on one transaction's size). */
-const GROUP_COMMIT_MAX = 256;
-
 /**
- * Group commit: records asked for while one commit is under way (concurrent SMTP sessions
- * accepting at the same moment) are written together in the next transaction, so that N sessions
- * cost one commit, one WAL fsync, instead of N. Every caller still resolves only after the commit
- * that holds its row (a 250 still waits for it); a failed commit rejects every caller in it.
+ * One step of a message's life inside a transaction; false, having written nothing, when its
+ * compare-and-set failed.
  */
-export function groupCommit<T>(write: (batch: T[]) => Promise<void>): (item: T) => Promise<void> {
-  const waiting: { item: T; resolve: () => void; reject: (err: unknown) => void }[] = [];
-  let writing = false;
-  const drain = async () => {
-    while (waiting.length > 0) {
-      const batch = waiting.splice(0, GROUP_COMMIT_MAX);
-      try {
-        await write(batch.map((b) => b.item));
-        for (const b of batch) b.resolve();
-      } catch (err) {
-        for (const b of batch) b.reject(err);
-      }
-    }
-    writing = false;
-  };
-  return (item) =>
-    new Promise<void>((resolve, reject) => {
-      waiting.push({ item, resolve, reject });
-      if (writing) return;
-      writing = true;
-      // One turn of the event loop first: node:sqlite commits synchronously, so without it the
-      // sessions whose spool commits complete in the same poll phase would each commit alone.
-      setImmediate(() => void drain());
-    });
+async function writeStep(tx: Sql, s: LedgerStep, now: () => number): Promise<boolean> {
+  const cas = s.to !== undefined;
+  if (cas && (!s.from || s.from.length === 0)) return false;
+  // The status, verdict and recipients are one UPDATE: one statement, and the compare-and-set
+  // guards all of them.
+  const sets: ReturnType<typeof q>[] = [];
+  if (cas) sets.push(q`status = ${s.to}, last_reply = COALESCE(${s.lastReply ?? null}, last_reply)`);
+  const v = s.verdict;
+  if (v) sets.push(q`verdict = ${v.verdict}, reason = ${v.reason}, report = ${JSON.stringify(v.report)}, subject = ${v.subject}`);
+  if (s.rcptTo) sets.push(q`rcpt_to = ${JSON.stringify(s.rcptTo)}`);
+  if (sets.length > 0) {
+    const where = cas ? q`id = ${s.id} AND status IN (${q.join([...s.from!])})` : q`id = ${s.id}`;
+    const changed = await tx.run(q`UPDATE messages SET ${q.join(sets)}, updated_at = ${now()} WHERE ${where}`);
+    if (cas && changed !== 1) return false;
+  }
+  for (const d of s.deliveries ?? []) await tx.run(upsertDelivery(s.id, d.recipient, d.outcome, d.reply, now()));
+  for (const e of s.events ?? []) await tx.run(insertEvent(s.id, now(), e));
+  return true;
 }
 
 /** A recipient's outcome; one recorded 'delivered' is never downgraded (it is never sent again). */

@@ -1,12 +1,11 @@
-// The one query layer of the metadata stores: Kysely over node:sqlite (one machine) or over
-// PostgreSQL through pg (several machines). Stores write their queries once with Kysely's `sql`
-// tag (placeholders are compiled per dialect); the few places where the two SQL dialects differ
-// ask `sql.dialect` (see message-queries.ts). The schema is created only by migrations.ts.
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, sql as q, type DatabaseConnection, type RawBuilder } from 'kysely';
+// The one query layer of the metadata stores: node:sqlite (one machine; sqlite.ts runs Kysely-
+// compiled queries straight on prepared statements) or Kysely over PostgreSQL through pg
+// (several machines). Stores write their queries once with Kysely's `sql` tag (placeholders are
+// compiled per dialect); the few places where the two SQL dialects differ ask `sql.dialect` (see
+// message-queries.ts). The schema is created only by migrations.ts.
+import { Kysely, PostgresDialect, sql as q, type RawBuilder } from 'kysely';
 import pg from 'pg';
+import { openSqliteSql } from './sqlite.ts';
 
 export { q };
 export type Query = RawBuilder<unknown>;
@@ -17,7 +16,9 @@ export type DatabaseTarget = { sqlite: string } | { postgres: string; poolSize?:
 
 export interface Sql {
   readonly dialect: Dialect;
-  /** The Kysely instance, for migrations. No schema type: the schema is the migrations' SQL and queries are raw SQL (`q`). */
+  /**
+   * The Kysely instance, for migrations only (on SQLite it does not wait for the transactions of
+   * this interface). No schema type: the schema is the migrations' SQL and queries are raw SQL (`q`). */
   readonly kysely: Kysely<unknown>;
   all<T>(query: Query): Promise<T[]>;
   one<T>(query: Query): Promise<T | undefined>;
@@ -29,7 +30,7 @@ export interface Sql {
 }
 
 export async function openSql(target: DatabaseTarget): Promise<Sql> {
-  if ('sqlite' in target) return wrap('sqlite', new Kysely<unknown>({ dialect: new ImmediateSqliteDialect({ database: openSqliteFile(target.sqlite) }) }));
+  if ('sqlite' in target) return openSqliteSql(target.sqlite);
   const pool = new pg.Pool({
     connectionString: target.postgres,
     max: target.poolSize ?? 10,
@@ -59,6 +60,7 @@ export function describeTarget(target: DatabaseTarget): string {
   return u.toString();
 }
 
+/** PostgreSQL: every query through Kysely's executor (its pool hands out connections). */
 function wrap(dialect: Dialect, kysely: Kysely<unknown>): Sql {
   const make = (db: Kysely<unknown>, inTx: boolean): Sql => ({
     dialect,
@@ -81,70 +83,7 @@ function wrap(dialect: Dialect, kysely: Kysely<unknown>): Sql {
   return make(kysely, false);
 }
 
-function openSqliteFile(file: string): DatabaseSync {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const db = new DatabaseSync(file);
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;');
-  db.function('mm_domain', { deterministic: true }, (a) => (typeof a === 'string' ? addressDomain(a) : null));
-  return db;
-}
-
 /** A BLOB/BYTEA column value as a Buffer: pg gives a Buffer, node:sqlite a plain Uint8Array (no copy made). */
 export function blobToBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** The lower-cased domain of an address (after the last "@"); PostgreSQL has the same function from migrations.ts. */
-function addressDomain(address: string): string {
-  return address
-    .slice(address.lastIndexOf('@') + 1)
-    .toLowerCase()
-    .replace(/\.$/, '');
-}
-
-/**
- * Kysely's SQLite dialect over node:sqlite (it expects better-sqlite3's API): statements are
- * prepared once per SQL text, and transactions take the write lock at BEGIN, so that two processes
- * of one machine never deadlock upgrading a read lock.
- */
-class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(o: { database: DatabaseSync }) {
-    super({ database: nodeSqliteFacade(o.database) });
-  }
-  override createDriver(): SqliteDriver {
-    const driver = super.createDriver() as SqliteDriver;
-    driver.beginTransaction = async (connection: DatabaseConnection) => {
-      await connection.executeQuery(CompiledQuery.raw('BEGIN IMMEDIATE'));
-    };
-    return driver;
-  }
-}
-
-function nodeSqliteFacade(db: DatabaseSync) {
-  const prepared = new Map<string, { stmt: StatementSync; reader: boolean }>();
-  const prepare = (text: string) => {
-    let entry = prepared.get(text);
-    if (!entry) {
-      const stmt = db.prepare(text);
-      entry = { stmt, reader: stmt.columns().length > 0 };
-      // Queries built from variable-length IN lists are many; keep the cache bounded.
-      if (prepared.size > 500) prepared.clear();
-      prepared.set(text, entry);
-    }
-    return entry;
-  };
-  type Params = ReadonlyArray<unknown>;
-  const args = (p: Params) => p.map((v) => (typeof v === 'boolean' ? Number(v) : (v ?? null))) as never[];
-  return {
-    close: () => db.close(),
-    prepare(text: string) {
-      const { stmt, reader } = prepare(text);
-      return {
-        reader,
-        all: (p: Params) => stmt.all(...args(p)),
-        run: (p: Params) => stmt.run(...args(p)),
-        iterate: (p: Params) => stmt.iterate(...args(p)),
-      };
-    },
-  };
 }

@@ -261,4 +261,75 @@ describe.each(DIALECTS)('MetadataStore on %s', (dialect) => {
     expect((await store.refusals({ limit: 10 })).map((r) => r.reply)).toEqual(['421 4.7.0 too many', '554 5.7.1 blocked using zen']);
     expect(await store.purgeLog(CUT, 500)).toEqual({ messages: 0, refusals: 0 });
   });
+  it('a step writes its status, verdict, recipients, deliveries and events together, or nothing when its compare-and-set fails', async () => {
+    await receive('s1', ['a@a.test', 'b@a.test'], { at: T0 + 5 * HOUR });
+    const v = { verdict: 'clean', reason: 'ok', report: report({ score: 1 }), subject: 'hello' };
+    const refused = await store.step({
+      id: 's1',
+      from: ['delivering'],
+      to: 'delivered',
+      lastReply: '250 no',
+      verdict: v,
+      rcptTo: ['a@a.test'],
+      deliveries: [{ recipient: 'a@a.test', outcome: 'delivered', reply: '250 no' }],
+      events: [{ kind: 'delivered', detail: 'no' }],
+    });
+    expect(refused).toBe(false);
+    expect(await store.get('s1')).toMatchObject({ status: 'queued', verdict: null, subject: null, lastReply: null, rcptTo: ['a@a.test', 'b@a.test'] });
+    expect(await store.deliveries('s1')).toEqual([]);
+    expect(await store.events('s1')).toEqual([]);
+
+    expect(
+      await store.step({
+        id: 's1',
+        from: ['queued'],
+        to: 'delivering',
+        lastReply: '250 yes',
+        verdict: v,
+        rcptTo: ['a@a.test'],
+        events: [{ kind: 'planned', detail: 'yes' }],
+      }),
+    ).toBe(true);
+    expect(await store.get('s1')).toMatchObject({
+      status: 'delivering',
+      verdict: 'clean',
+      reason: 'ok',
+      subject: 'hello',
+      lastReply: '250 yes',
+      rcptTo: ['a@a.test'],
+    });
+    expect((await store.get('s1'))!.report).toEqual(v.report);
+    // Without a move: the verdict is written whatever the status, and the last reply is kept.
+    expect(
+      await store.step({ id: 's1', verdict: { ...v, verdict: 'spam' }, lastReply: 'ignored', events: [{ kind: 'note', detail: 'n', data: { x: 1 } }] }),
+    ).toBe(true);
+    expect(await store.get('s1')).toMatchObject({ status: 'delivering', verdict: 'spam', lastReply: '250 yes' });
+    expect((await store.events('s1')).map((e) => [e.kind, e.detail, e.data])).toEqual([
+      ['planned', 'yes', null],
+      ['note', 'n', { x: 1 }],
+    ]);
+    // An empty `from` never matches.
+    expect(await store.step({ id: 's1', from: [], to: 'delivered', events: [{ kind: 'x', detail: 'x' }] })).toBe(false);
+    expect(await store.events('s1')).toHaveLength(2);
+  });
+  it('concurrent steps each get their own answer, and a step that fails fails only its own caller', async () => {
+    const ids = ['c1', 'c2', 'c3', 'c4'];
+    for (const id of ids) await receive(id, ['a@a.test'], { at: T0 + 6 * HOUR });
+    const ev = (detail: string) => [{ kind: 'planned', detail }];
+    const outcomes = await Promise.allSettled([
+      store.step({ id: 'c1', from: ['queued'], to: 'delivering', events: ev('c1 first') }),
+      store.step({ id: 'c2', from: ['delivering'], to: 'delivered', events: ev('c2 refused') }),
+      // A statement that fails (kind is NOT NULL): only this caller hears of it.
+      store.step({ id: 'c3', from: ['queued'], to: 'delivering', events: [{ kind: null as never, detail: 'bad' }] }),
+      store.step({ id: 'c4', from: ['queued'], to: 'delivering', events: ev('c4') }),
+    ]);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : 'failed'))).toEqual([true, false, 'failed', true]);
+    // Its caller hears the database's own error.
+    expect(String((outcomes[2] as PromiseRejectedResult).reason)).toMatch(/NOT NULL|null value/i);
+    expect(await Promise.all(ids.map(async (id) => (await store.get(id))!.status))).toEqual(['delivering', 'queued', 'queued', 'delivering']);
+    expect((await store.events('c1')).map((e) => e.detail)).toEqual(['c1 first']);
+    expect(await store.events('c2')).toEqual([]);
+    expect(await store.events('c3')).toEqual([]);
+    expect((await store.events('c4')).map((e) => e.detail)).toEqual(['c4']);
+  });
 });
