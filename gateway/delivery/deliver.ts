@@ -13,7 +13,9 @@ import type { Logger } from '../log.ts';
 import { headerBlockOf, readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { MetadataStore } from '../store/metadata.ts';
-import { RetryLater, WaitForSlot, type JobContext, type JobQueue } from '../store/queue.ts';
+import { RetryLater, WaitForSlot, type Continuation, type JobContext, type JobQueue } from '../store/queue.ts';
+import { runInJobScope } from '../containment.ts';
+import { recordFault } from '../poison.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import { decideDeferral } from '../../rules/retry.ts';
 import { decideDsn } from '../../rules/backscatter.ts';
@@ -66,6 +68,48 @@ export const DSN_SUPPRESSED_EVENT: EventKind = 'dsn-suppressed';
 export type { RecipientResult };
 
 export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext): Promise<void> {
+  const place = deps.slots.tryStartAttempt();
+  // Scan jobs making first attempts hold the process's delivery slots: wait in the queue, as for a full host.
+  if (!place.ok) throw new WaitForSlot(place.reason, place.retryInMs);
+  try {
+    await attemptDelivery(deps, job);
+  } finally {
+    place.release();
+  }
+}
+
+/**
+ * The first delivery attempt of a message its scan job has just planned for delivery (ledger
+ * planDeliverHere), made by that scan job: a clean message then costs one job, not two. The same
+ * attempt as a deliver job's (attemptDelivery). A message it does not finish goes to the deliver
+ * queue as the deliver job making this attempt would have gone on: deferred, after the delay
+ * asked (attempt 2 next); delivery paused or a slot busy, likewise; an error, as a fault of
+ * attempt 1. With every delivery slot busy nothing is tried and the deliver queue has it now.
+ * Throws only if the hand-over fails: the scan job's retry hands it over then (scan.ts).
+ */
+export async function attemptFirstHere(deps: DeliveryWorkerDeps, id: string, o: { faultRetryMs: number; isLastAttempt: boolean }): Promise<void> {
+  const ledger = ledgerOf(deps);
+  const place = deps.slots.tryStartAttempt();
+  if (!place.ok) return ledger.handToDelivery(id);
+  const job: JobContext = { messageId: id, attempt: 1, isLastAttempt: o.isLastAttempt, faults: 0 };
+  let after: Continuation | undefined;
+  try {
+    // Its own scope: an error escaping the attempt's callbacks ends this attempt, not the scan job.
+    await runInJobScope({ queue: 'deliver', messageId: id }, () => attemptDelivery(deps, job));
+  } catch (err) {
+    if (err instanceof WaitForSlot) after = { delayMs: err.delayMs };
+    else if (err instanceof RetryLater) after = { delayMs: err.delayMs, attemptsBefore: 1 };
+    else {
+      await recordFault(deps, 'deliver', { ...job, faults: 1 }, `unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+      after = { delayMs: o.faultRetryMs, attemptsBefore: 1, faultsBefore: 1 };
+    }
+  } finally {
+    place.release();
+  }
+  if (after) await ledger.handToDelivery(id, after);
+}
+
+async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext): Promise<void> {
   const { spool, store, config, logger, recorder } = deps;
   const now = deps.now ?? Date.now;
   const id = job.messageId;

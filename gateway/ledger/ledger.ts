@@ -7,6 +7,7 @@
 //
 //   body kept (blob store)  →  store step  →  spool cleared            (quarantine, report, finish)
 //   spool written           →  store step  →  job enqueued             (deliver, generated, release)
+//   spool written           →  store step  →  attempt → finish, or job enqueued   (deliver here)
 //
 // - A body is copied to the blob store before any record says it lives there.
 // - The spool is cleared only after the record says where the message went; leftover spool
@@ -22,7 +23,7 @@ import type { Logger } from '../log.ts';
 import type { Envelope, EnvelopeDsn, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { LedgerStep, MessageRecord, MessageStatus, MetadataStore } from '../store/metadata.ts';
-import type { JobQueue, QueueName } from '../store/queue.ts';
+import type { Continuation, JobQueue, QueueName } from '../store/queue.ts';
 import { MOVES, SUMMARISED, releaseHoldMove, type Move } from './states.ts';
 import { logSummary, type FinalState } from '../summary.ts';
 import { lastOf, toStored, type LedgerEvent } from './events.ts';
@@ -200,6 +201,27 @@ export function openLedger(deps: LedgerDeps) {
     async planDeliver(id: string, verdict: Verdict, events: LedgerEvent[] = []): Promise<void> {
       await step(id, 'planDeliver', { verdict, events });
       await ports.queue.enqueue('deliver', id);
+    },
+
+    /**
+     * Scanned, its copy written to the spool: delivering, and no job yet. The scan job that says so
+     * makes the first delivery attempt itself, then finishes the message or hands it on
+     * (handToDelivery). A crash in between leaves "delivering" with that scan job still alive:
+     * its retry hands the message on (scan.ts); if Redis lost the job, reconciliation queues it for
+     * delivery (a message in delivery with its copy and no job). False if it was no longer queued.
+     */
+    planDeliverHere(id: string, verdict: Verdict, events: LedgerEvent[] = []): Promise<boolean> {
+      return step(id, 'planDeliver', { verdict, events });
+    },
+
+    /**
+     * A message in delivery with no job (planDeliverHere, or a scan job retried after a crash during
+     * that attempt) goes to the deliver queue, as the job that made the attempts so far would have
+     * continued (`after`); `why` records a hand-over that a crash or an error forced.
+     */
+    async handToDelivery(id: string, after: Continuation = {}, why?: 'requeued'): Promise<void> {
+      await ports.queue.enqueue('deliver', id, after);
+      if (why) await step(id, null, { events: [{ kind: 'requeued', queue: 'deliver' }] });
     },
 
     /** Held in the quarantine: body kept, verdict and event, spool cleared, then the status. */
