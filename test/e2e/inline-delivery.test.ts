@@ -34,7 +34,8 @@ async function gateway(o: Parameters<typeof startTestGateway>[0]): Promise<TestG
   return gw;
 }
 
-const kinds = async (gw: TestGateway, id: string) => (await gw.stores.store.events(id)).map((e) => `${e.kind}${e.data && 'queue' in e.data ? `:${String(e.data.queue)}` : ''}`);
+const kinds = async (gw: TestGateway, id: string) =>
+  (await gw.stores.store.events(id)).map((e) => `${e.kind}${e.data && 'queue' in e.data ? `:${String(e.data.queue)}` : ''}`);
 
 describe('the first delivery attempt, made by the scan job', () => {
   it('delivers a clean message with no deliver job at all', async () => {
