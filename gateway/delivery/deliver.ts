@@ -87,7 +87,8 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
  * attempt 1. With every delivery slot busy nothing is tried and the deliver queue has it now.
  * Throws only if the hand-over fails: the scan job's retry hands it over then (scan.ts).
  */
-export async function attemptFirstHere(deps: DeliveryWorkerDeps, id: string, o: { faultRetryMs: number; isLastAttempt: boolean }): Promise<void> {
+export async function attemptFirstHere(deps: DeliveryWorkerDeps, envelope: Envelope, o: { faultRetryMs: number; isLastAttempt: boolean }): Promise<void> {
+  const id = envelope.id;
   const ledger = ledgerOf(deps);
   const place = deps.slots.tryStartAttempt();
   if (!place.ok) return ledger.handToDelivery(id);
@@ -95,7 +96,7 @@ export async function attemptFirstHere(deps: DeliveryWorkerDeps, id: string, o: 
   let after: Continuation | undefined;
   try {
     // Its own scope: an error escaping the attempt's callbacks ends this attempt, not the scan job.
-    await runInJobScope({ queue: 'deliver', messageId: id }, () => attemptDelivery(deps, job));
+    await runInJobScope({ queue: 'deliver', messageId: id }, () => attemptDelivery(deps, job, envelope));
   } catch (err) {
     if (err instanceof WaitForSlot) after = { delayMs: err.delayMs };
     else if (err instanceof RetryLater) after = { delayMs: err.delayMs, attemptsBefore: 1 };
@@ -109,19 +110,26 @@ export async function attemptFirstHere(deps: DeliveryWorkerDeps, id: string, o: 
   if (after) await ledger.handToDelivery(id, after);
 }
 
-async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext): Promise<void> {
+/**
+ * One delivery attempt. `first`: the envelope of a message its scan job has just planned for
+ * delivery (planDeliverHere moved it from queued: never released, no attempt made before), so
+ * not read back from the spool.
+ */
+async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext, first?: Envelope): Promise<void> {
   const { spool, store, config, logger, recorder } = deps;
   const now = deps.now ?? Date.now;
   const id = job.messageId;
   // Nothing is sent unless its result can be recorded: a store that refuses writes pauses delivery.
   await recorder.beforeAttempt(id, job.attempt);
-  const envelope = await spool.readEnvelope(id);
+  const envelope = first ?? (await spool.readEnvelope(id));
   const copy = envelope && (await spool.readOutput(id, READ_ONCE_BYTES));
   if (!envelope || !copy) {
     logger.debug({ id }, 'delivery job for a message no longer in the spool: already handled');
     return;
   }
   const earlier = await store.deliveries(id);
+  // A first attempt with no results yet (a fact replayed from the journal would be one) needs no second read to finish.
+  const fresh = first !== undefined && earlier.length === 0;
   const final = new Set(earlier.filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
   const deferredBefore = new Set(earlier.filter((d) => d.outcome === 'deferred').map((d) => d.recipient));
   const inJournal = recorder.doneInJournal(id);
@@ -138,7 +146,7 @@ async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext): Promi
       // A deferral is news (the message stays queued); a final outcome is in the summary line.
       logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
-    const finished = byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results));
+    const finished = byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results, fresh));
     if (!finished) await recorder.record(id, results);
     countDelivery(deps.stats, results, deferredBefore);
     if (finished) return;
@@ -179,10 +187,10 @@ async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext): Promi
  * after the downstream's 250), the results take the recorder's path (its journal keeps them),
  * then the usual finish: a delivered recipient is never sent the message again either way.
  */
-async function finishedInOneStep(deps: DeliveryWorkerDeps, id: string, results: RecipientResult[]): Promise<boolean> {
+async function finishedInOneStep(deps: DeliveryWorkerDeps, id: string, results: RecipientResult[], fresh: boolean): Promise<boolean> {
   if (results.length === 0 || results.some((r) => r.outcome !== 'delivered')) return false;
   try {
-    return await ledgerOf(deps).finishAllDelivered(id, results);
+    return await ledgerOf(deps).finishAllDelivered(id, results, { fresh });
   } catch (err) {
     deps.logger.warn({ id, err }, 'could not record the delivery and the final state in one step; recording them apart');
     return false;

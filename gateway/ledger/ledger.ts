@@ -299,13 +299,14 @@ export function openLedger(deps: LedgerDeps) {
      * recipient still pending and no recipient has failed. The attempt's delivery rows, the status
      * and its event are one transaction, then the spool is cleared. Returns false, having written
      * nothing, when that is not the case (or the status is no longer delivering): the caller then
-     * records the results and finishes the usual way.
+     * records the results and finishes the usual way. `fresh`: the first attempt of a message
+     * planDeliverHere moved from queued: no earlier results, never released, nothing to read.
      */
-    async finishAllDelivered(id: string, results: { recipient: string; reply: string }[]): Promise<boolean> {
-      const fresh = new Set(results.map((r) => r.recipient));
-      const earlier = (await store.deliveries(id)).filter((d) => !fresh.has(d.recipient));
+    async finishAllDelivered(id: string, results: { recipient: string; reply: string }[], o: { fresh?: boolean } = {}): Promise<boolean> {
+      const now = new Set(results.map((r) => r.recipient));
+      const earlier = o.fresh ? [] : (await store.deliveries(id)).filter((d) => !now.has(d.recipient));
       if (earlier.some((d) => d.outcome !== 'delivered')) return false;
-      const released = (await store.events(id)).some((e) => e.kind === 'released');
+      const released = !o.fresh && (await store.events(id)).some((e) => e.kind === 'released');
       const move: Move = released ? 'finishReleased' : 'finishDelivered';
       // The order finish() reads them in (by recipient).
       const all = [...earlier, ...results]

@@ -27,6 +27,7 @@ import { openLedger } from '../ledger/ledger.ts';
 import { giveUpReport, handleReport, type ReportLearning } from '../reports/process.ts';
 import { holdAsPoison } from '../poison.ts';
 import { lastOf } from '../ledger/events.ts';
+import { FINAL } from '../ledger/states.ts';
 
 export type { Scanners };
 export { OWN_HEADER_PREFIXES } from './act.ts';
@@ -53,7 +54,7 @@ export interface ScanDeps {
    * delivery/deliver.ts attemptFirstHere): it finishes the message or hands it to the deliver
    * queue. Absent: every delivery is a deliver job.
    */
-  deliverHere?: (id: string) => Promise<void>;
+  deliverHere?: (envelope: Envelope) => Promise<void>;
 }
 
 export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<void> {
@@ -69,7 +70,7 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
     // Nothing to scan, now or on a retry: an administrator decides (never left "queued" silently).
     return holdAsPoison(deps, 'scan', job, 'its body is missing from the spool');
   }
-  let attemptHere = false;
+  let attemptHere: Envelope | undefined;
   try {
     if (envelope.report) {
       // A spam report is learned from, never scanned for delivery (gateway/reports/process.ts).
@@ -87,17 +88,22 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
     await hold(deps, envelope, `gave up scanning: ${reason}`);
   }
   // Outside the scan's error handling: the message is scanned and in delivery whatever happens here.
-  if (attemptHere) await deps.deliverHere!(id);
+  if (attemptHere) await deps.deliverHere!(attemptHere);
 }
 
 /**
  * A scan job run again (its worker died, or it failed, after it planned delivery) for a message
- * already in delivery: the deliver queue takes it, as the deliver job of the interrupted attempt
- * would have gone on; it is never scanned twice. False: not in delivery, scan as usual.
+ * already past its scan: in delivery, the deliver queue takes it, as the deliver job of the
+ * interrupted attempt would have gone on; settled (a crash before the spool was cleared), its
+ * spool files are leftovers. Never scanned twice. False: not scanned yet, scan as usual.
  */
 async function handedOn(deps: ScanDeps, job: JobContext): Promise<boolean> {
   const id = job.messageId;
   const status = (await deps.store.get(id))?.status;
+  if (status && FINAL.includes(status)) {
+    await openLedger(deps).clearLeftover(id);
+    return true;
+  }
   if (status !== 'delivering' && status !== 'deferred') return false;
   // Deferred: attempt 1 was made and recorded; the next one at the time it announced.
   const next = status === 'deferred' ? lastOf(await deps.store.events(id), 'deferred')?.nextAttempt : undefined;
@@ -107,8 +113,8 @@ async function handedOn(deps: ScanDeps, job: JobContext): Promise<boolean> {
   return true;
 }
 
-/** True when the message is planned for delivery with its first attempt left to this job. */
-async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<boolean> {
+/** The envelope of the message planned for delivery with its first attempt left to this job, if any. */
+async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<Envelope | undefined> {
   const { config, logger } = deps;
   const id = envelope.id;
   const policies = await recipientPolicies(config, envelope, deps.lists);
@@ -119,14 +125,14 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   });
   const retry = verdicts.find((v) => v.c.kind === 'retry');
   if (retry && retry.c.kind === 'retry') {
-    if (await tempfailInline(deps, envelope, retry.c.reason)) return false;
+    if (await tempfailInline(deps, envelope, retry.c.reason)) return undefined;
     if (!job.isLastAttempt) {
       await openLedger(deps).note(id, { kind: 'scan-deferred', reason: retry.c.reason });
       logger.warn({ id, attempt: job.attempt, reason: retry.c.reason }, 'scan deferred');
       throw new RetryLater(retry.c.reason, retryDelay(job.attempt, config.scan));
     }
     await hold(deps, envelope, `gave up scanning: ${retry.c.reason}`, analysis);
-    return false;
+    return undefined;
   }
   const plans: RecipientPlan[] = verdicts.map(({ rp, report, c }) => {
     if (c.kind !== 'verdict') throw new Error('unreachable');
@@ -165,7 +171,7 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
       // Decided: the session refuses it. A failure from here on is retried (the decision stays).
       await dropRefused(deps, envelope, plans, refusal);
       await deps.inline.announce(id).catch((err: unknown) => logger.warn({ id, err }, 'inline verdict announce failed'));
-      return false;
+      return undefined;
     }
   }
   return processEnvelope(deps, envelope, analysis, new Map(plans.map((p) => [p.recipient, p])), {});
@@ -175,7 +181,13 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
  * Acts on one message for its recipients; recipients whose plans differ are split off into
  * "<id>-N" messages first (see act.ts). Children from an earlier, interrupted run are reused.
  */
-async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis, plans: Map<string, RecipientPlan>, links: Links): Promise<boolean> {
+async function processEnvelope(
+  deps: ScanDeps,
+  env: Envelope,
+  analysis: Analysis,
+  plans: Map<string, RecipientPlan>,
+  links: Links,
+): Promise<Envelope | undefined> {
   const { store, spool } = deps;
   const earlier: string[] = [];
   const earlierRows: MessageRecord[] = [];
@@ -193,7 +205,7 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
     // parent whose envelope was narrowed since): the message gets a scan job of its own.
     deps.logger.warn({ id: env.id }, 'message without a verdict for all its recipients: scanning it on its own');
     await openLedger(deps).rescan(env.id);
-    return false;
+    return undefined;
   }
   const groups = groupPlans(ownPlans as RecipientPlan[]);
   const children: Envelope[] = [];
@@ -232,12 +244,15 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   );
 }
 
-/** True when a delivery is planned whose first attempt this job makes (only the job's own message: a split-off part is a deliver job's). */
-async function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links, spooledAsIs: boolean): Promise<boolean> {
+/**
+ * Its envelope when a delivery is planned whose first attempt this job makes (only the job's own
+ * message: a split-off part is a deliver job's). `env` is the envelope as spooled for delivery.
+ */
+async function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links, spooledAsIs: boolean): Promise<Envelope | undefined> {
   const attemptHere = deps.deliverHere !== undefined && links.splitFrom === undefined;
-  if (g.plan.kind === 'deliver') return deliverGroup(deps, env, g, analysis, links, { spooledAsIs, attemptHere });
+  if (g.plan.kind === 'deliver') return (await deliverGroup(deps, env, g, analysis, links, { spooledAsIs, attemptHere })) ? env : undefined;
   await quarantineGroup(deps, env, g, links);
-  return false;
+  return undefined;
 }
 
 /** Holds the whole message as "unscannable" (out of retries, or an unexpected error). */
