@@ -11,7 +11,7 @@ import type { Config } from './config/schema.ts';
 import type { Stores } from './deps.ts';
 import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdAddress, type Endpoints } from './endpoints.ts';
 import type { Logger } from './log.ts';
-import { Spool } from './spool/spool.ts';
+import { Spool, type Envelope } from './spool/spool.ts';
 import { fileBlobStore, sqlBlobStore } from './store/blobs.ts';
 import { openMetadataStore } from './store/metadata.ts';
 import { openStatsStore } from './store/stats.ts';
@@ -34,7 +34,7 @@ import type { InlineVerdictGate, NoticeSender } from './smtp/ports.ts';
 import { createUrlChecker } from './pipeline/urls.ts';
 import { openListStore } from './store/lists.ts';
 import { openLearnLog } from './store/learnlog.ts';
-import { handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
+import { attemptFirstHere, handleDeliverJob, type DeliveryDeps } from './delivery/deliver.ts';
 import { DeliveryRecorder } from './delivery/recorded.ts';
 import { DeliverySlots } from './delivery/slots.ts';
 import { ConnectionPool } from './delivery/connection-pool.ts';
@@ -265,7 +265,7 @@ export function deliveryDeps(config: Config, stores: Stores, queue: JobQueue, lo
     keep: stores.quarantine,
     queue,
     resolver: makeResolver(config),
-    slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config) }),
+    slots: new DeliverySlots({ externalConcurrency: outsideLaneSize(config), maxAttempts: config.queue.deliverConcurrency }),
     connections,
     dsnWindow: new DsnRateWindow(),
     logger,
@@ -303,6 +303,10 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
     arcKey,
     reports,
     outboundSpam: outboundSpamWatch(config, stores, queue, log),
+    // A clean message's first delivery attempt is made by its scan job, with this process's
+    // delivery slots, connections and recorder: one job per message instead of two.
+    deliverHere: (envelope: Envelope) =>
+      attemptFirstHere(delivery, envelope, { faultRetryMs: config.scan.retryDelayMs, isLastAttempt: DELIVERY_ATTEMPTS_CEILING <= 1 }),
   };
   // Reconcile before taking jobs: it evicts local copies (several machines), which a job already
   // running on this node would then miss (ENOENT mid-scan after Redis lost its data).

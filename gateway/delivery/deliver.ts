@@ -13,7 +13,9 @@ import type { Logger } from '../log.ts';
 import { headerBlockOf, readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { MetadataStore } from '../store/metadata.ts';
-import { RetryLater, WaitForSlot, type JobContext, type JobQueue } from '../store/queue.ts';
+import { RetryLater, WaitForSlot, type Continuation, type JobContext, type JobQueue } from '../store/queue.ts';
+import { runInJobScope } from '../containment.ts';
+import { recordFault } from '../poison.ts';
 import { domainOf } from '../../rules/envelope.ts';
 import { decideDeferral } from '../../rules/retry.ts';
 import { decideDsn } from '../../rules/backscatter.ts';
@@ -66,18 +68,68 @@ export const DSN_SUPPRESSED_EVENT: EventKind = 'dsn-suppressed';
 export type { RecipientResult };
 
 export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext): Promise<void> {
+  const place = deps.slots.tryStartAttempt();
+  // Scan jobs making first attempts hold the process's delivery slots: wait in the queue, as for a full host.
+  if (!place.ok) throw new WaitForSlot(place.reason, place.retryInMs);
+  try {
+    await attemptDelivery(deps, job);
+  } finally {
+    place.release();
+  }
+}
+
+/**
+ * The first delivery attempt of a message its scan job has just planned for delivery (ledger
+ * planDeliverHere), made by that scan job: a clean message then costs one job, not two. The same
+ * attempt as a deliver job's (attemptDelivery). A message it does not finish goes to the deliver
+ * queue as the deliver job making this attempt would have gone on: deferred, after the delay
+ * asked (attempt 2 next); delivery paused or a slot busy, likewise; an error, as a fault of
+ * attempt 1. With every delivery slot busy nothing is tried and the deliver queue has it now.
+ * Throws only if the hand-over fails: the scan job's retry hands it over then (scan.ts).
+ */
+export async function attemptFirstHere(deps: DeliveryWorkerDeps, envelope: Envelope, o: { faultRetryMs: number; isLastAttempt: boolean }): Promise<void> {
+  const id = envelope.id;
+  const ledger = ledgerOf(deps);
+  const place = deps.slots.tryStartAttempt();
+  if (!place.ok) return ledger.handToDelivery(id);
+  const job: JobContext = { messageId: id, attempt: 1, isLastAttempt: o.isLastAttempt, faults: 0 };
+  let after: Continuation | undefined;
+  try {
+    // Its own scope: an error escaping the attempt's callbacks ends this attempt, not the scan job.
+    await runInJobScope({ queue: 'deliver', messageId: id }, () => attemptDelivery(deps, job, envelope));
+  } catch (err) {
+    if (err instanceof WaitForSlot) after = { delayMs: err.delayMs };
+    else if (err instanceof RetryLater) after = { delayMs: err.delayMs, attemptsBefore: 1 };
+    else {
+      await recordFault(deps, 'deliver', { ...job, faults: 1 }, `unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+      after = { delayMs: o.faultRetryMs, attemptsBefore: 1, faultsBefore: 1 };
+    }
+  } finally {
+    place.release();
+  }
+  if (after) await ledger.handToDelivery(id, after);
+}
+
+/**
+ * One delivery attempt. `first`: the envelope of a message its scan job has just planned for
+ * delivery (planDeliverHere moved it from queued: never released, no attempt made before), so
+ * not read back from the spool.
+ */
+async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext, first?: Envelope): Promise<void> {
   const { spool, store, config, logger, recorder } = deps;
   const now = deps.now ?? Date.now;
   const id = job.messageId;
   // Nothing is sent unless its result can be recorded: a store that refuses writes pauses delivery.
   await recorder.beforeAttempt(id, job.attempt);
-  const envelope = await spool.readEnvelope(id);
+  const envelope = first ?? (await spool.readEnvelope(id));
   const copy = envelope && (await spool.readOutput(id, READ_ONCE_BYTES));
   if (!envelope || !copy) {
     logger.debug({ id }, 'delivery job for a message no longer in the spool: already handled');
     return;
   }
   const earlier = await store.deliveries(id);
+  // A first attempt with no results yet (a fact replayed from the journal would be one) needs no second read to finish.
+  const fresh = first !== undefined && earlier.length === 0;
   const final = new Set(earlier.filter((d) => d.outcome !== 'deferred').map((d) => d.recipient));
   const deferredBefore = new Set(earlier.filter((d) => d.outcome === 'deferred').map((d) => d.recipient));
   const inJournal = recorder.doneInJournal(id);
@@ -94,7 +146,7 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
       // A deferral is news (the message stays queued); a final outcome is in the summary line.
       logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
-    const finished = byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results));
+    const finished = byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results, fresh));
     if (!finished) await recorder.record(id, results);
     countDelivery(deps.stats, results, deferredBefore);
     if (finished) return;
@@ -135,10 +187,10 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
  * after the downstream's 250), the results take the recorder's path (its journal keeps them),
  * then the usual finish: a delivered recipient is never sent the message again either way.
  */
-async function finishedInOneStep(deps: DeliveryWorkerDeps, id: string, results: RecipientResult[]): Promise<boolean> {
+async function finishedInOneStep(deps: DeliveryWorkerDeps, id: string, results: RecipientResult[], fresh: boolean): Promise<boolean> {
   if (results.length === 0 || results.some((r) => r.outcome !== 'delivered')) return false;
   try {
-    return await ledgerOf(deps).finishAllDelivered(id, results);
+    return await ledgerOf(deps).finishAllDelivered(id, results, { fresh });
   } catch (err) {
     deps.logger.warn({ id, err }, 'could not record the delivery and the final state in one step; recording them apart');
     return false;

@@ -18,10 +18,17 @@ export type OpResult = { ok: true; detail: string } | { ok: false; reason: strin
 /** What listing, retrying and flushing need (the console has no delivery worker of its own). */
 export type QueueViewDeps = Pick<DeliveryDeps, 'store' | 'queue'>;
 
-/** Which job carries a message now: a scan while queued, else its delivery (or its release's). */
+/**
+ * Which job carries a message now: a scan while queued, else its delivery (or its release's). A
+ * message in delivery with no deliver job is having its first attempt made by its scan job
+ * (deliver.ts attemptFirstHere): that job is the one a retry, bounce or delete must respect.
+ */
 async function jobOf(deps: QueueViewDeps, record: MessageRecord): Promise<{ queue: QueueName; id: string }> {
   if (record.status === 'queued') return { queue: 'scan', id: record.id };
-  return { queue: 'deliver', id: jobIdFor(record.id, 'deliver', hasEvent(await deps.store.events(record.id), 'released')) };
+  const deliver = jobIdFor(record.id, 'deliver', hasEvent(await deps.store.events(record.id), 'released'));
+  if (record.status === 'delivering' && !(await deps.queue.hasJob('deliver', deliver)) && (await deps.queue.hasJob('scan', record.id)))
+    return { queue: 'scan', id: record.id };
+  return { queue: 'deliver', id: deliver };
 }
 
 async function nextAttemptOf(deps: QueueViewDeps, record: MessageRecord): Promise<string | null> {

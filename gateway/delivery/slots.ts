@@ -4,6 +4,9 @@
 // hosted domains' mailbox servers). Taking a slot never waits: a delivery that finds its host or
 // lane full gives its queue slot back and is put back in the queue for a moment
 // (gateway/store/queue.ts WaitForSlot), so a waiting delivery holds nothing.
+// Attempts in all are bounded too (queue.deliverConcurrency): deliver jobs are bounded by their
+// queue, but a scan job makes a message's first attempt itself (deliver.ts attemptFirstHere), and
+// scan workers must not add attempts beyond what delivery is allowed.
 import type { Lane, Target } from './transport.ts';
 
 export type SlotGrant = { ok: true; release: () => void } | { ok: false; reason: string; retryInMs: number };
@@ -23,11 +26,31 @@ export class DeliverySlots {
   private readonly waiters = new Map<string, number[]>();
 
   private readonly externalConcurrency: number;
+  private readonly maxAttempts: number;
+  private attempts = 0;
   private readonly now: () => number;
 
-  constructor(o: { externalConcurrency: number }, now: () => number = Date.now) {
+  constructor(o: { externalConcurrency: number; maxAttempts?: number }, now: () => number = Date.now) {
     this.externalConcurrency = o.externalConcurrency;
+    this.maxAttempts = o.maxAttempts ?? Infinity;
     this.now = now;
+  }
+
+  /** A place for one delivery attempt of this process (of maxAttempts), or when to ask again. */
+  tryStartAttempt(): SlotGrant {
+    if (this.attempts >= this.maxAttempts) {
+      return { ok: false, reason: `all ${this.maxAttempts} delivery slots are busy`, retryInMs: this.backoff('attempts', this.maxAttempts, this.now()) };
+    }
+    this.attempts++;
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.attempts--;
+      },
+    };
   }
 
   /** A slot for one connection to `t`, or why not and when to ask again. */

@@ -7,6 +7,7 @@
 //
 //   body kept (blob store)  →  store step  →  spool cleared            (quarantine, report, finish)
 //   spool written           →  store step  →  job enqueued             (deliver, generated, release)
+//   spool written           →  store step  →  attempt → finish, or job enqueued   (deliver here)
 //
 // - A body is copied to the blob store before any record says it lives there.
 // - The spool is cleared only after the record says where the message went; leftover spool
@@ -22,7 +23,7 @@ import type { Logger } from '../log.ts';
 import type { Envelope, EnvelopeDsn, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { LedgerStep, MessageRecord, MessageStatus, MetadataStore } from '../store/metadata.ts';
-import type { JobQueue, QueueName } from '../store/queue.ts';
+import type { Continuation, JobQueue, QueueName } from '../store/queue.ts';
 import { MOVES, SUMMARISED, releaseHoldMove, type Move } from './states.ts';
 import { logSummary, type FinalState } from '../summary.ts';
 import { lastOf, toStored, type LedgerEvent } from './events.ts';
@@ -202,6 +203,27 @@ export function openLedger(deps: LedgerDeps) {
       await ports.queue.enqueue('deliver', id);
     },
 
+    /**
+     * Scanned, its copy written to the spool: delivering, and no job yet. The scan job that says so
+     * makes the first delivery attempt itself, then finishes the message or hands it on
+     * (handToDelivery). A crash in between leaves "delivering" with that scan job still alive:
+     * its retry hands the message on (scan.ts); if Redis lost the job, reconciliation queues it for
+     * delivery (a message in delivery with its copy and no job). False if it was no longer queued.
+     */
+    planDeliverHere(id: string, verdict: Verdict, events: LedgerEvent[] = []): Promise<boolean> {
+      return step(id, 'planDeliver', { verdict, events });
+    },
+
+    /**
+     * A message in delivery with no job (planDeliverHere, or a scan job retried after a crash during
+     * that attempt) goes to the deliver queue, as the job that made the attempts so far would have
+     * continued (`after`); `why` records a hand-over that a crash or an error forced.
+     */
+    async handToDelivery(id: string, after: Continuation = {}, why?: 'requeued'): Promise<void> {
+      await ports.queue.enqueue('deliver', id, after);
+      if (why) await step(id, null, { events: [{ kind: 'requeued', queue: 'deliver' }] });
+    },
+
     /** Held in the quarantine: body kept, verdict and event, spool cleared, then the status. */
     async planQuarantine(id: string, verdict: Verdict, e: Extract<LedgerEvent, { kind: 'quarantined' }>): Promise<void> {
       await ports.quarantine.put(id, ports.spool.messagePath(id));
@@ -277,13 +299,14 @@ export function openLedger(deps: LedgerDeps) {
      * recipient still pending and no recipient has failed. The attempt's delivery rows, the status
      * and its event are one transaction, then the spool is cleared. Returns false, having written
      * nothing, when that is not the case (or the status is no longer delivering): the caller then
-     * records the results and finishes the usual way.
+     * records the results and finishes the usual way. `fresh`: the first attempt of a message
+     * planDeliverHere moved from queued: no earlier results, never released, nothing to read.
      */
-    async finishAllDelivered(id: string, results: { recipient: string; reply: string }[]): Promise<boolean> {
-      const fresh = new Set(results.map((r) => r.recipient));
-      const earlier = (await store.deliveries(id)).filter((d) => !fresh.has(d.recipient));
+    async finishAllDelivered(id: string, results: { recipient: string; reply: string }[], o: { fresh?: boolean } = {}): Promise<boolean> {
+      const now = new Set(results.map((r) => r.recipient));
+      const earlier = o.fresh ? [] : (await store.deliveries(id)).filter((d) => !now.has(d.recipient));
       if (earlier.some((d) => d.outcome !== 'delivered')) return false;
-      const released = (await store.events(id)).some((e) => e.kind === 'released');
+      const released = !o.fresh && (await store.events(id)).some((e) => e.kind === 'released');
       const move: Move = released ? 'finishReleased' : 'finishDelivered';
       // The order finish() reads them in (by recipient).
       const all = [...earlier, ...results]

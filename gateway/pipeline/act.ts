@@ -32,6 +32,7 @@ import { receivedHeader } from './trace.ts';
 import { workerMetrics } from '../metrics.ts';
 import { verdictKind } from '../stats.ts';
 import { narrowDsn, openLedger } from '../ledger/ledger.ts';
+import type { LedgerEvent } from '../ledger/events.ts';
 
 export { OWN_HEADER_PREFIXES };
 
@@ -133,15 +134,19 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
   logger.debug({ id: env.id, verdict: m.class, reason, rcpt: env.rcptTo }, 'message quarantined');
 }
 
-/** Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and queues it for delivery. */
+/**
+ * Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and plans its
+ * delivery: queued for the deliver worker, or (attemptHere) left for the caller's first attempt.
+ * True when the caller must make that attempt (or hand the message on): it has no job yet.
+ */
 export async function deliverGroup(
   deps: ActDeps,
   env: Envelope,
   g: PlanGroup,
   analysis: Analysis,
   links: Links,
-  o: { spooledAsIs?: boolean } = {},
-): Promise<void> {
+  o: { spooledAsIs?: boolean; attemptHere?: boolean } = {},
+): Promise<boolean> {
   const { spool, config, logger } = deps;
   const pool = deps.scanners?.analysis;
   if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
@@ -231,21 +236,24 @@ export async function deliverGroup(
       links,
       `could not write the delivered copy: ${(err as Error).message}`,
     );
-    return;
+    return false;
   }
   const outcome = spec.strip.length > 0 ? 'delivered with attachments removed' : spec.subjectTag ? `delivered tagged ${spec.subjectTag}` : 'delivered';
   const sent = await notices(deps, env, g, outcome, result?.subject ?? null, { forwards: true });
   const report = groupReport(g, g.members[0].action.do, links, sent);
   if (report.attachments?.status === 'checked' && result && result.stripped.length > 0)
     report.attachments = { ...report.attachments, stripped: result.stripped };
-  await openLedger(deps).planDeliver(
-    env.id,
-    { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null },
-    result?.stripped.length ? [{ kind: 'stripped', parts: result.stripped }] : [],
-  );
+  const ledger = openLedger(deps);
+  const verdict = { verdict: m.class, reason: m.reason, report, subject: result?.subject ?? null };
+  const events: LedgerEvent[] = result?.stripped.length ? [{ kind: 'stripped', parts: result.stripped }] : [];
+  let here = false;
+  if (!o.attemptHere) await ledger.planDeliver(env.id, verdict, events);
+  // Not queued any more (this scan ran before): the deliver queue has it, as planDeliver would do.
+  else if (!(here = await ledger.planDeliverHere(env.id, verdict, events))) await ledger.handToDelivery(env.id);
   workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
   countVerdict(deps, m.class, g);
-  logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, queued for delivery');
+  logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, planned for delivery');
+  return here;
 }
 
 /** The message was refused at SMTP time: nothing is kept but its record. */

@@ -26,6 +26,8 @@ import { recipientPolicies, type ListSource } from './policy.ts';
 import { openLedger } from '../ledger/ledger.ts';
 import { giveUpReport, handleReport, type ReportLearning } from '../reports/process.ts';
 import { holdAsPoison } from '../poison.ts';
+import { lastOf } from '../ledger/events.ts';
+import { FINAL } from '../ledger/states.ts';
 
 export type { Scanners };
 export { OWN_HEADER_PREFIXES } from './act.ts';
@@ -47,11 +49,18 @@ export interface ScanDeps {
   reports?: ReportLearning;
   /** Issue 18: each submitted message's verdict (spam or not) for hijack detection (gateway/smtp/hijack.ts watchOutboundSpam). */
   outboundSpam?: (who: { account: string; domain: string }, spam: boolean) => Promise<void>;
+  /**
+   * The first delivery attempt of a message this job planned for delivery, made here (gateway/
+   * delivery/deliver.ts attemptFirstHere): it finishes the message or hands it to the deliver
+   * queue. Absent: every delivery is a deliver job.
+   */
+  deliverHere?: (envelope: Envelope) => Promise<void>;
 }
 
 export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<void> {
   const { spool, logger } = deps;
   const id = job.messageId;
+  if ((job.attempt > 1 || job.faults > 0) && (await handedOn(deps, job))) return;
   const envelope = await spool.readEnvelope(id);
   if (!envelope) {
     logger.debug({ id }, 'scan job for a message no longer in the spool: already handled');
@@ -61,13 +70,14 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
     // Nothing to scan, now or on a retry: an administrator decides (never left "queued" silently).
     return holdAsPoison(deps, 'scan', job, 'its body is missing from the spool');
   }
+  let attemptHere: Envelope | undefined;
   try {
     if (envelope.report) {
       // A spam report is learned from, never scanned for delivery (gateway/reports/process.ts).
       if (!deps.reports) throw new Error('spam report received, but this worker has no learning set up');
       return await handleReport({ ...deps, mailauth: deps.scanners.mailauth, reports: deps.reports }, { ...envelope, report: envelope.report }, job);
     }
-    await scanAndAct(deps, envelope, job);
+    attemptHere = await scanAndAct(deps, envelope, job);
   } catch (err) {
     if (err instanceof RetryLater) throw err;
     const reason = `unexpected error: ${(err as Error)?.message ?? String(err)}`;
@@ -77,9 +87,34 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
     // Out of attempts: hold it for an administrator; never deliver what was not fully scanned.
     await hold(deps, envelope, `gave up scanning: ${reason}`);
   }
+  // Outside the scan's error handling: the message is scanned and in delivery whatever happens here.
+  if (attemptHere) await deps.deliverHere!(attemptHere);
 }
 
-async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<void> {
+/**
+ * A scan job run again (its worker died, or it failed, after it planned delivery) for a message
+ * already past its scan: in delivery, the deliver queue takes it, as the deliver job of the
+ * interrupted attempt would have gone on; settled (a crash before the spool was cleared), its
+ * spool files are leftovers. Never scanned twice. False: not scanned yet, scan as usual.
+ */
+async function handedOn(deps: ScanDeps, job: JobContext): Promise<boolean> {
+  const id = job.messageId;
+  const status = (await deps.store.get(id))?.status;
+  if (status && FINAL.includes(status)) {
+    await openLedger(deps).clearLeftover(id);
+    return true;
+  }
+  if (status !== 'delivering' && status !== 'deferred') return false;
+  // Deferred: attempt 1 was made and recorded; the next one at the time it announced.
+  const next = status === 'deferred' ? lastOf(await deps.store.events(id), 'deferred')?.nextAttempt : undefined;
+  const after = next ? { attemptsBefore: 1, delayMs: Math.max(0, Date.parse(next) - Date.now()), faultsBefore: job.faults } : { faultsBefore: job.faults };
+  await openLedger(deps).handToDelivery(id, after, 'requeued');
+  deps.logger.warn({ id, status, attempt: job.attempt, faults: job.faults }, 'scan job run again for a message in delivery: handed to the deliver queue');
+  return true;
+}
+
+/** The envelope of the message planned for delivery with its first attempt left to this job, if any. */
+async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<Envelope | undefined> {
   const { config, logger } = deps;
   const id = envelope.id;
   const policies = await recipientPolicies(config, envelope, deps.lists);
@@ -90,13 +125,14 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
   });
   const retry = verdicts.find((v) => v.c.kind === 'retry');
   if (retry && retry.c.kind === 'retry') {
-    if (await tempfailInline(deps, envelope, retry.c.reason)) return;
+    if (await tempfailInline(deps, envelope, retry.c.reason)) return undefined;
     if (!job.isLastAttempt) {
       await openLedger(deps).note(id, { kind: 'scan-deferred', reason: retry.c.reason });
       logger.warn({ id, attempt: job.attempt, reason: retry.c.reason }, 'scan deferred');
       throw new RetryLater(retry.c.reason, retryDelay(job.attempt, config.scan));
     }
-    return hold(deps, envelope, `gave up scanning: ${retry.c.reason}`, analysis);
+    await hold(deps, envelope, `gave up scanning: ${retry.c.reason}`, analysis);
+    return undefined;
   }
   const plans: RecipientPlan[] = verdicts.map(({ rp, report, c }) => {
     if (c.kind !== 'verdict') throw new Error('unreachable');
@@ -135,17 +171,23 @@ async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): 
       // Decided: the session refuses it. A failure from here on is retried (the decision stays).
       await dropRefused(deps, envelope, plans, refusal);
       await deps.inline.announce(id).catch((err: unknown) => logger.warn({ id, err }, 'inline verdict announce failed'));
-      return;
+      return undefined;
     }
   }
-  await processEnvelope(deps, envelope, analysis, new Map(plans.map((p) => [p.recipient, p])), {});
+  return processEnvelope(deps, envelope, analysis, new Map(plans.map((p) => [p.recipient, p])), {});
 }
 
 /**
  * Acts on one message for its recipients; recipients whose plans differ are split off into
  * "<id>-N" messages first (see act.ts). Children from an earlier, interrupted run are reused.
  */
-async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis, plans: Map<string, RecipientPlan>, links: Links): Promise<void> {
+async function processEnvelope(
+  deps: ScanDeps,
+  env: Envelope,
+  analysis: Analysis,
+  plans: Map<string, RecipientPlan>,
+  links: Links,
+): Promise<Envelope | undefined> {
   const { store, spool } = deps;
   const earlier: string[] = [];
   const earlierRows: MessageRecord[] = [];
@@ -163,7 +205,7 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
     // parent whose envelope was narrowed since): the message gets a scan job of its own.
     deps.logger.warn({ id: env.id }, 'message without a verdict for all its recipients: scanning it on its own');
     await openLedger(deps).rescan(env.id);
-    return;
+    return undefined;
   }
   const groups = groupPlans(ownPlans as RecipientPlan[]);
   const children: Envelope[] = [];
@@ -189,7 +231,7 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   const self = { ...env, rcptTo: mine };
   // `env` is the envelope as spooled: unless the split narrowed it, the spool already holds it.
   const spooledAsIs = mine.length === env.rcptTo.length;
-  await act(
+  return act(
     deps,
     self,
     groups[0],
@@ -202,9 +244,15 @@ async function processEnvelope(deps: ScanDeps, env: Envelope, analysis: Analysis
   );
 }
 
-function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links, spooledAsIs: boolean): Promise<void> {
-  if (g.plan.kind === 'deliver') return deliverGroup(deps, env, g, analysis, links, { spooledAsIs });
-  return quarantineGroup(deps, env, g, links);
+/**
+ * Its envelope when a delivery is planned whose first attempt this job makes (only the job's own
+ * message: a split-off part is a deliver job's). `env` is the envelope as spooled for delivery.
+ */
+async function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links, spooledAsIs: boolean): Promise<Envelope | undefined> {
+  const attemptHere = deps.deliverHere !== undefined && links.splitFrom === undefined;
+  if (g.plan.kind === 'deliver') return (await deliverGroup(deps, env, g, analysis, links, { spooledAsIs, attemptHere })) ? env : undefined;
+  await quarantineGroup(deps, env, g, links);
+  return undefined;
 }
 
 /** Holds the whole message as "unscannable" (out of retries, or an unexpected error). */

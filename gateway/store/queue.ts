@@ -92,8 +92,19 @@ export class WaitForSlot extends Error {
   }
 }
 
+/**
+ * A job that continues what another job began (a delivery whose first attempt the scan job made):
+ * it runs after `delayMs`, and counts the attempts and faults already spent, so that its attempt
+ * number, backoff and poison count are those of a job that made them itself.
+ */
+export interface Continuation {
+  delayMs?: number;
+  attemptsBefore?: number;
+  faultsBefore?: number;
+}
+
 export interface JobQueue {
-  enqueue(queue: QueueName, messageId: string, o?: { jobId?: string; attempts?: number }): Promise<void>;
+  enqueue(queue: QueueName, messageId: string, o?: { jobId?: string; attempts?: number } & Continuation): Promise<void>;
   /** Whether a job for this message exists in the queue (waiting, delayed, active or failed). */
   hasJob(queue: QueueName, jobId: string): Promise<boolean>;
   counts(): Promise<Record<QueueName, Record<string, number>>>;
@@ -113,6 +124,9 @@ interface JobData {
   exceptions?: number;
   /** Stalls already recorded as faults (BullMQ's stalledCounter at the last run). */
   stallsSeen?: number;
+  /** Attempts and faults spent before this job existed (Continuation). */
+  attemptsBefore?: number;
+  faultsBefore?: number;
 }
 
 export interface JobInfo {
@@ -248,17 +262,17 @@ export function openJobQueue(target: RedisTarget, o: { prefix: string; attempts:
 
   return {
     async enqueue(queue, messageId, opts = {}) {
-      const add = queues[queue].add(
-        queue,
-        { messageId },
-        {
-          jobId: opts.jobId ?? messageId,
-          attempts: opts.attempts ?? o.attempts[queue],
-          backoff: { type: 'mailmoat' },
-          removeOnComplete: true,
-          removeOnFail: 1000,
-        },
-      );
+      const before = opts.attemptsBefore ?? 0;
+      const data: JobData = { messageId, ...(before > 0 ? { attemptsBefore: before } : {}), ...(opts.faultsBefore ? { faultsBefore: opts.faultsBefore } : {}) };
+      const add = queues[queue].add(queue, data, {
+        jobId: opts.jobId ?? messageId,
+        ...(opts.delayMs ? { delay: opts.delayMs } : {}),
+        // The attempts already spent come off the job's own allowance.
+        attempts: Math.max(1, (opts.attempts ?? o.attempts[queue]) - before),
+        backoff: { type: 'mailmoat' },
+        removeOnComplete: true,
+        removeOnFail: 1000,
+      });
       await withTimeout(add, ENQUEUE_TIMEOUT_MS, `enqueue to ${queue} timed out`);
     },
     async hasJob(queue, jobId) {
@@ -278,7 +292,7 @@ export function openJobQueue(target: RedisTarget, o: { prefix: string; attempts:
       const state = await job.getState();
       return {
         state,
-        attemptsMade: job.attemptsMade,
+        attemptsMade: job.attemptsMade + (job.data.attemptsBefore ?? 0),
         lastError: job.failedReason ?? null,
       };
     },
@@ -335,12 +349,11 @@ export function startWorkers(
     const worker = new Worker(
       name,
       async (job: Job<JobData>, token?: string) => {
-        const attempt = job.attemptsMade + 1;
         const ctx: JobContext = {
           messageId: job.data.messageId,
-          attempt,
-          isLastAttempt: attempt >= (job.opts.attempts ?? 1),
-          faults: job.stalledCounter + (job.data.exceptions ?? 0),
+          attempt: job.attemptsMade + 1 + (job.data.attemptsBefore ?? 0),
+          isLastAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1),
+          faults: job.stalledCounter + (job.data.exceptions ?? 0) + (job.data.faultsBefore ?? 0),
         };
         if (job.stalledCounter > (job.data.stallsSeen ?? 0)) {
           await job.updateData({ ...job.data, stallsSeen: job.stalledCounter });

@@ -286,6 +286,22 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     expect((await store.events(env.id)).map((e) => e.kind)).toEqual(['generated']);
   });
 
+  it('planDeliverHere: delivering with its verdict and no job (its scan job attempts it); handToDelivery queues it; not twice', async () => {
+    const env = await accepted();
+    await spool.writeCopy(env.id, 'X-Mailmoat-ID: x\r\n\r\nbody\r\n');
+    expect(await ledger.planDeliverHere(env.id, verdict('clean'))).toBe(true);
+    expect(await status(env.id)).toBe('delivering');
+    expect((await store.get(env.id))?.verdict).toBe('clean');
+    expect(await queue.hasJob('deliver', env.id)).toBe(false);
+    // A scan run again finds it planned already: the caller hands it on instead.
+    expect(await ledger.planDeliverHere(env.id, verdict('clean'))).toBe(false);
+    await ledger.handToDelivery(env.id, { delayMs: 1_000, attemptsBefore: 1 });
+    expect(await queue.hasJob('deliver', env.id)).toBe(true);
+    expect(lastOf(await store.events(env.id), 'requeued')).toBeNull();
+    await ledger.handToDelivery(env.id, {}, 'requeued');
+    expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver' });
+  });
+
   describe('a crash between two steps, then start-up reconciliation', () => {
     const reconcile = () => reconcileSpool({ spool, store, quarantine: blobs, queue, logger: silentLogger() });
 
@@ -314,6 +330,17 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
       await expect(ledger.planDeliver(env.id, verdict('clean'))).rejects.toThrow('injected');
       expect(await reconcile()).toBe(1);
       expect(await queue.hasJob('deliver', env.id)).toBe(true);
+      expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver' });
+    });
+
+    it('planDeliverHere: delivering written, its scan job lost with Redis before the attempt or hand-over → queued for delivery', async () => {
+      const env = await accepted();
+      await spool.writeCopy(env.id, 'copy');
+      expect(await ledger.planDeliverHere(env.id, verdict('clean'))).toBe(true);
+      queue.take('scan', env.id);
+      expect(await reconcile()).toBe(1);
+      expect(await queue.hasJob('deliver', env.id)).toBe(true);
+      expect(await queue.hasJob('scan', env.id)).toBe(false);
       expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver' });
     });
 

@@ -1,0 +1,117 @@
+// The first delivery attempt made by the scan job (deliver.ts attemptFirstHere): what it does not
+// finish goes to the deliver queue as the deliver job making attempt 1 would have gone on. Here the
+// paths an end-to-end test cannot reach on purpose: an unexpected error in the attempt (a fault of
+// attempt 1, retried after the fault delay) and every delivery slot of the process busy (nothing
+// tried, the deliver queue has it at once). Real spool and SQLite store; the queue is the in-memory
+// fake, which records what it was asked.
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { attemptFirstHere } from '../../../gateway/delivery/deliver.ts';
+import { DeliveryRecorder } from '../../../gateway/delivery/recorded.ts';
+import { DeliverySlots } from '../../../gateway/delivery/slots.ts';
+import { DsnRateWindow } from '../../../gateway/delivery/notify.ts';
+import { configSchema } from '../../../gateway/config/schema.ts';
+import { silentLogger } from '../../../gateway/log.ts';
+import { openLedger } from '../../../gateway/ledger/ledger.ts';
+import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
+import { fileBlobStore } from '../../../gateway/store/blobs.ts';
+import { openMetadataStore } from '../../../gateway/store/metadata.ts';
+import type { Continuation, QueueName } from '../../../gateway/store/queue.ts';
+import { openTestSql } from '../../support/databases.ts';
+import { MemoryQueue } from '../../support/fake-queue.ts';
+
+class RecordingQueue extends MemoryQueue {
+  readonly asked: { queue: QueueName; id: string; o: Continuation }[] = [];
+  override async enqueue(queue: QueueName, messageId: string, o: { jobId?: string } & Continuation = {}): Promise<void> {
+    this.asked.push({ queue, id: messageId, o });
+    return super.enqueue(queue, messageId, o);
+  }
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function planned(o: { maxAttempts?: number } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mailmoat-first-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const db = await openTestSql('sqlite');
+  cleanups.push(() => db.close());
+  const store = openMetadataStore(db.sql);
+  const spool = new Spool(path.join(dir, 'spool'));
+  await spool.init();
+  const queue = new RecordingQueue();
+  const keep = fileBlobStore(path.join(dir, 'kept'));
+  const recorder = new DeliveryRecorder({ store, logger: silentLogger(), journalDir: path.join(dir, 'journal'), retryMs: 100, pauseMs: 100 });
+  await recorder.start();
+  cleanups.push(() => recorder.stop());
+  const config = configSchema.parse({
+    hostname: 'mx.gateway.test',
+    dataDir: dir,
+    domains: { 'example.test': { downstream: [{ host: '127.0.0.1', port: 9 }] } },
+  });
+  const env: Envelope = {
+    id: 'M1',
+    receivedAt: Date.now(),
+    clientIp: '192.0.2.1',
+    clientHostname: null,
+    helo: 'h.test',
+    mailFrom: 'bob@sender.test',
+    rcptTo: ['alice@example.test'],
+    size: 10,
+    tls: false,
+  };
+  await spool.receive(env.id, Readable.from([Buffer.from('Subject: hi\r\n\r\nbody\r\n')]), 1_000);
+  await spool.commit(env);
+  const ledger = openLedger({ store, spool, queue, quarantine: keep, logger: silentLogger() });
+  await ledger.accept(env);
+  queue.take('scan', env.id);
+  const slots = new DeliverySlots({ externalConcurrency: 1, maxAttempts: o.maxAttempts ?? 4 });
+  const deps = { config, spool, store, keep, queue, resolver: undefined as never, slots, dsnWindow: new DsnRateWindow(), logger: silentLogger(), recorder };
+  return { env, spool, store, queue, ledger, slots, deps };
+}
+
+describe('the first delivery attempt, made by the scan job', () => {
+  it('an unexpected error: a fault of attempt 1 in the message log, then the deliver queue after the fault delay', async () => {
+    const { env, spool, store, queue, ledger, deps } = await planned();
+    // The scanned copy cannot be read (a directory where the file should be): not a delivery outcome, a fault.
+    await mkdir(spool.outputPath(env.id), { recursive: true });
+    expect(
+      await ledger.planDeliverHere(env.id, {
+        verdict: 'clean',
+        reason: 'clean',
+        report: { virus: { status: 'skipped', reason: 't' }, spam: { status: 'skipped', reason: 't' } },
+        subject: 'hi',
+      }),
+    ).toBe(true);
+    await attemptFirstHere(deps, env, { faultRetryMs: 700, isLastAttempt: false });
+    expect(queue.asked.filter((a) => a.queue === 'deliver')).toEqual([
+      { queue: 'deliver', id: env.id, o: { delayMs: 700, attemptsBefore: 1, faultsBefore: 1 } },
+    ]);
+    const fault = (await store.events(env.id)).find((e) => e.kind === 'fault');
+    expect(fault?.data).toMatchObject({ queue: 'deliver', faults: 1 });
+    expect((await store.get(env.id))?.status).toBe('delivering');
+  });
+
+  it('every delivery slot of the process busy: nothing tried, the deliver queue has it now', async () => {
+    const { env, store, queue, ledger, slots, deps } = await planned({ maxAttempts: 1 });
+    expect(
+      await ledger.planDeliverHere(env.id, {
+        verdict: 'clean',
+        reason: 'clean',
+        report: { virus: { status: 'skipped', reason: 't' }, spam: { status: 'skipped', reason: 't' } },
+        subject: 'hi',
+      }),
+    ).toBe(true);
+    const taken = slots.tryStartAttempt();
+    expect(taken.ok).toBe(true);
+    await attemptFirstHere(deps, env, { faultRetryMs: 700, isLastAttempt: false });
+    expect(queue.asked.filter((a) => a.queue === 'deliver')).toEqual([{ queue: 'deliver', id: env.id, o: {} }]);
+    expect((await store.events(env.id)).map((e) => e.kind)).not.toContain('delivery-attempt');
+    expect((await store.deliveries(env.id)).length).toBe(0);
+  });
+});

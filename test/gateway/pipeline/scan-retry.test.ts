@@ -1,0 +1,117 @@
+// A scan job that runs again (its worker died, or it failed, after it planned delivery and while
+// its own first delivery attempt was under way) must never scan the message a second time nor drop
+// it: in delivery, the deliver queue takes it as the interrupted attempt's deliver job would have
+// gone on; already settled, what is left in the spool is a leftover. The scanners here throw if
+// called: any rescan fails the test. Real spool and SQLite store; the queue is the in-memory fake,
+// which records what it was asked.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { configSchema } from '../../../gateway/config/schema.ts';
+import { silentLogger } from '../../../gateway/log.ts';
+import { openLedger, type Verdict } from '../../../gateway/ledger/ledger.ts';
+import { lastOf } from '../../../gateway/ledger/events.ts';
+import { handleScanJob, type ScanDeps } from '../../../gateway/pipeline/scan.ts';
+import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
+import { fileBlobStore } from '../../../gateway/store/blobs.ts';
+import { openMetadataStore } from '../../../gateway/store/metadata.ts';
+import type { Continuation, QueueName } from '../../../gateway/store/queue.ts';
+import { openTestSql } from '../../support/databases.ts';
+import { MemoryQueue } from '../../support/fake-queue.ts';
+
+class RecordingQueue extends MemoryQueue {
+  readonly asked: { queue: QueueName; id: string; o: Continuation }[] = [];
+  override async enqueue(queue: QueueName, messageId: string, o: { jobId?: string } & Continuation = {}): Promise<void> {
+    this.asked.push({ queue, id: messageId, o });
+    return super.enqueue(queue, messageId, o);
+  }
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const skipped = { status: 'skipped' as const, reason: 'test' };
+const clean: Verdict = { verdict: 'clean', reason: 'clean', report: { virus: skipped, spam: skipped }, subject: 'hi' };
+const rescan = () => {
+  throw new Error('scanned a second time');
+};
+
+async function inDelivery() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mailmoat-scan-retry-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const db = await openTestSql('sqlite');
+  cleanups.push(() => db.close());
+  const store = openMetadataStore(db.sql);
+  const spool = new Spool(path.join(dir, 'spool'));
+  await spool.init();
+  const queue = new RecordingQueue();
+  const quarantine = fileBlobStore(path.join(dir, 'kept'));
+  const env: Envelope = {
+    id: 'M1',
+    receivedAt: Date.now(),
+    clientIp: '192.0.2.1',
+    clientHostname: null,
+    helo: 'h.test',
+    mailFrom: 'bob@sender.test',
+    rcptTo: ['alice@example.test'],
+    size: 10,
+    tls: false,
+  };
+  const spoolIt = async () => {
+    await spool.receive(env.id, Readable.from([Buffer.from('Subject: hi\r\n\r\nbody\r\n')]), 1_000);
+    await spool.commit(env);
+    await spool.writeScannedCopy(env.id, async (out) => void out.write('X-Mailmoat-ID: M1\r\nSubject: hi\r\n\r\nbody\r\n'));
+  };
+  await spoolIt();
+  const ledger = openLedger({ store, spool, queue, quarantine, logger: silentLogger() });
+  await ledger.accept(env);
+  expect(await ledger.planDeliverHere(env.id, clean)).toBe(true);
+  queue.asked.length = 0;
+  const config = configSchema.parse({
+    hostname: 'mx.gateway.test',
+    dataDir: dir,
+    domains: { 'example.test': { downstream: [{ host: '127.0.0.1', port: 9 }] } },
+  });
+  const scanners = new Proxy({}, { get: rescan }) as ScanDeps['scanners'];
+  const deps: ScanDeps = { config, spool, store, quarantine, queue, scanners, logger: silentLogger(), deliverHere: async () => rescan() };
+  // The job as BullMQ hands it over again: after a stall (a fault), or a retry.
+  const runAgain = () => handleScanJob(deps, { messageId: env.id, attempt: 1, isLastAttempt: false, faults: 1 });
+  return { env, store, spool, queue, ledger, runAgain, spoolIt };
+}
+
+describe('a scan job run again after it planned delivery', () => {
+  it('finds the message in delivery: the deliver queue takes it, with the fault counted, and the message log says so', async () => {
+    const { env, store, queue, runAgain } = await inDelivery();
+    await runAgain();
+    expect(queue.asked).toEqual([{ queue: 'deliver', id: env.id, o: { faultsBefore: 1 } }]);
+    expect((await store.get(env.id))?.status).toBe('delivering');
+    expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver' });
+  });
+
+  it('finds it deferred by its first attempt: the deliver queue takes it as attempt 2, at the announced time', async () => {
+    const { env, store, queue, ledger, runAgain } = await inDelivery();
+    const next = Date.now() + 60_000;
+    await ledger.defer(env.id, { kind: 'deferred', nextAttempt: new Date(next).toISOString(), recipients: 1, reply: '451 4.3.0 later' });
+    await runAgain();
+    expect(queue.asked).toHaveLength(1);
+    const { o } = queue.asked[0];
+    expect(o).toMatchObject({ attemptsBefore: 1, faultsBefore: 1 });
+    expect(o.delayMs).toBeGreaterThan(55_000);
+    expect(o.delayMs).toBeLessThanOrEqual(60_000);
+    expect((await store.get(env.id))?.status).toBe('deferred');
+  });
+
+  it('finds it delivered with its spool files left by a crash: they are removed, nothing is queued or sent', async () => {
+    const { env, store, spool, queue, ledger, runAgain, spoolIt } = await inDelivery();
+    expect(await ledger.finishAllDelivered(env.id, [{ recipient: 'alice@example.test', reply: '250 ok' }])).toBe(true);
+    await spoolIt(); // what a crash between the final state and the spool's clearing leaves
+    await runAgain();
+    expect(await spool.committedIds()).toEqual([]);
+    expect(queue.asked).toEqual([]);
+    expect((await store.get(env.id))?.status).toBe('delivered');
+  });
+});
