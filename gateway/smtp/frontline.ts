@@ -506,6 +506,8 @@ export class Frontline {
     force: Partial<Record<'helo' | 'dnsbl', boolean>> = {},
   ): Promise<FrontlineFacts> {
     const want = (name: 'helo' | 'rdns' | 'dnsbl' | 'spf') => (this.#wanted[name] || Boolean(force[name as 'helo'])) && !skip.has(name);
+    // A trusted network skips them all (and a config may enable none): no lookups to wait for.
+    if (!want('helo') && !want('rdns') && !want('dnsbl') && !want('spf')) return { clientIp: st.clientIp, dnsbl: [] };
     const helo = session.hostNameAppearsAs || '';
     const { dnsbl } = this.#config.checks;
     const senderDomain = st.txn.sender.includes('@') ? domainOf(st.txn.sender) : '';
