@@ -494,7 +494,9 @@ async function receiveMessage(g: Generation, stream: SMTPServerDataStream, sessi
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
   if (!report) await deps.inlineVerdict?.(config, envelope);
-  logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
+  if (logger.isLevelEnabled('info')) {
+    logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
+  }
   return id;
 }
 
