@@ -89,7 +89,27 @@ export class Spool {
     this.dir = dir;
     this.incomingDir = path.join(dir, 'incoming');
     this.replica = o.replica;
-    this.syncSpoolDir = groupSync(() => syncDir(dir));
+    this.syncSpoolDir = groupSync(() => this.fsyncDir());
+  }
+
+  /**
+   * The spool directory, opened once for the life of the Spool: each commit ends with its fsync,
+   * which then needs no open and close around it (two thread-pool round trips). A held descriptor
+   * also reports every write-back error since its last fsync, where a fresh one would miss those
+   * from before its open.
+   */
+  private dirFd: Promise<number> | undefined;
+
+  private async fsyncDir(): Promise<void> {
+    const opening = (this.dirFd ??= fdOps.open(this.dir, 'r'));
+    let fd: number;
+    try {
+      fd = await opening;
+    } catch (err) {
+      if (this.dirFd === opening) this.dirFd = undefined;
+      throw err;
+    }
+    await fdOps.fsync(fd);
   }
 
   /** Committed to the shared store (the database) rather than to this directory. */
@@ -259,7 +279,7 @@ export class Spool {
     if (output) wrote = (await writeIfChanged(this.outputPath(id), output)) || wrote;
     else await fs.rm(this.outputPath(id), { force: true });
     wrote = (await writeIfChanged(this.envelopePath(id), envelope)) || wrote;
-    if (wrote) await syncDir(this.dir);
+    if (wrote) await this.fsyncDir();
   }
 
   /** Whether the received body is in the (local working copy of the) spool; call readEnvelope first. */
@@ -303,7 +323,7 @@ export class Spool {
    */
   async writeScannedCopy(id: string, produce: (out: Writable) => Promise<void>): Promise<void> {
     await this.writeOutput(id, produce);
-    await syncDir(this.dir);
+    await this.fsyncDir();
   }
 
   /**
@@ -314,7 +334,7 @@ export class Spool {
     const json = JSON.stringify(envelope);
     await this.writeOutput(envelope.id, produce);
     await writeFileDurably(this.envelopePath(envelope.id), json);
-    await syncDir(this.dir);
+    await this.fsyncDir();
     // The shared commit record last, as in commit(): another node sees the output with it.
     if (this.replica) await this.replica.put(envelope.id, 'envelope', Buffer.from(json));
   }
@@ -339,7 +359,7 @@ export class Spool {
     const output = await this.replica.get(id, 'output');
     if (!output) return false;
     await writeIfChanged(this.outputPath(id), output);
-    await syncDir(this.dir);
+    await this.fsyncDir();
     return true;
   }
 
@@ -553,15 +573,6 @@ export function groupSync(sync: () => Promise<void>): () => Promise<void> {
       });
     return next;
   };
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fd = await fdOps.open(dir, 'r');
-  try {
-    await fdOps.fsync(fd);
-  } finally {
-    await fdOps.close(fd);
-  }
 }
 
 /** Header blocks are read up to this many bytes; a longer one is cut (the rest is body, or hostile). */

@@ -45,6 +45,24 @@ describe('spool', () => {
     expect(await fs.readdir(spool.incomingDir)).toEqual([]);
   });
 
+  it('commits many messages, concurrent ones too, holding no more than one descriptor (the directory) afterwards', async () => {
+    const spool = await newSpool();
+    const open = async () => (await fs.readdir('/proc/self/fd')).length;
+    const before = await open();
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, i) => {
+          const id = `M${round}-${i}`;
+          await spool.receive(id, Readable.from([Buffer.from(`message ${id}`)]), 100);
+          await spool.commit(envelope(id));
+        }),
+      );
+    }
+    expect(await spool.committedIds()).toHaveLength(50);
+    expect(await fs.readFile(spool.messagePath('M4-9'), 'utf8')).toBe('message M4-9');
+    expect((await open()) - before).toBeLessThanOrEqual(1);
+  });
+
   it('discards bodies left in incoming/ by a crash (never acknowledged)', async () => {
     const spool = await newSpool();
     await spool.receive('C1', Readable.from([Buffer.from('partial')]), 100);
