@@ -14,7 +14,7 @@
 // scanned copies and releases are copied back, remove clears both, and evictLocal drops a node's
 // working copy when its job there ends. Without a replica (one machine) nothing of this happens.
 import type { EnvelopeReport } from '../reports/rcpt.ts';
-import { promises as fs, close as closeCb, fsync as fsyncCb, open as openCb, write as writeCb, writeFile as writeFileCb, writev as writevCb } from 'node:fs';
+import { promises as fs, closeSync, fsync as fsyncCb, open as openCb, write as writeCb, writeFile as writeFileCb, writev as writevCb } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -173,15 +173,19 @@ export class Spool {
       await pipeline(input, sink);
       if (writeError) throw writeError;
       if (size > maxBytes) {
-        await closeOnce();
+        closeOnce();
         await fs.rm(file, { force: true });
         return { size, oversized: true };
       }
       await fdOps.fsync(fd);
-      await closeOnce();
+      closeOnce();
       return { size, oversized: false };
     } catch (err) {
-      await closeOnce().catch(() => {});
+      try {
+        closeOnce();
+      } catch {
+        // the file is removed below either way
+      }
       await fs.rm(file, { force: true });
       throw storageRefusal(err);
     }
@@ -490,13 +494,20 @@ const fdOps = {
   /** Writes all of `data` from the current position (repeats a short write). */
   writeAll: promisify(writeFileCb) as (fd: number, data: string | Uint8Array) => Promise<void>,
   fsync: promisify(fsyncCb),
-  close: promisify(closeCb),
 };
 
-/** Closes `fd` on the first call only: a second close could hit a descriptor number reused by then. */
-function closer(fd: number): () => Promise<void> {
-  let closing: Promise<void> | undefined;
-  return () => (closing ??= fdOps.close(fd));
+/**
+ * Closes `fd` on the first call only: a second close could hit a descriptor number reused by then.
+ * Synchronous: closing a local file (written, usually fsync'd) is one quick system call, cheaper
+ * than the trip through the thread pool and back that an asynchronous close takes.
+ */
+function closer(fd: number): () => void {
+  let closed = false;
+  return () => {
+    if (closed) return;
+    closed = true;
+    closeSync(fd);
+  };
 }
 
 /** Writes `data` to a temp file, fsyncs it and renames it into place (`tmp` unique when writers may race). */
@@ -507,7 +518,7 @@ async function writeFileDurably(file: string, data: string | Uint8Array, tmp = `
       await fdOps.writeAll(fd, data);
       await fdOps.fsync(fd);
     } finally {
-      await fdOps.close(fd);
+      closeSync(fd); // see closer()
     }
     await fs.rename(tmp, file);
   } catch (err) {
