@@ -16,6 +16,7 @@ const END_OF_DATA = Buffer.from('\r\n.\r\n');
 const MAX_LINE = 4096;
 const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
+const FIRST_WORD = /\S+/;
 
 export interface WireFindings {
   /** The command the client did not wait for ("DATA", "EHLO", "MAIL (after HELO)"), the first one only. */
@@ -49,7 +50,8 @@ export class WireTap {
     if (this.#line.length > 0) this.#line = EMPTY;
     if (line.length === 0 || line[line.length - 1] !== 0x0d) this.findings.bareLfInCommand = true;
     const more = nl + 1 < chunk.length;
-    const name = line.toString('latin1').trim().split(/\s+/, 1)[0]?.toUpperCase() ?? '';
+    // the first word (as trim + split on whitespace, without building either)
+    const name = FIRST_WORD.exec(line.toString('latin1'))?.[0].toUpperCase() ?? '';
     const violate = (what: string) => {
       if (more) this.findings.pipelining ??= what;
     };

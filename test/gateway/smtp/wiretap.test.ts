@@ -22,6 +22,8 @@ describe('WireTap', () => {
     ['commands with EHLO', ['EHLO a\r\nMAIL FROM:<a@b.c>\r\n'], 'EHLO'],
     ['commands with HELO', ['HELO a\r\nMAIL FROM:<a@b.c>\r\n'], 'HELO'],
     ['a group after HELO (no PIPELINING)', ['HELO a\r\n', 'MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\n'], 'MAIL (after HELO, without PIPELINING)'],
+    ['command words in any case, after leading blanks', ['  ehlo a\r\n', '\tmail FROM:<a@b.c>\r\n', 'Data\r\nbody\r\n.\r\n'], 'DATA'],
+    ['a blank line is no command', ['EHLO a\r\n', '   \r\n', 'MAIL FROM:<a@b.c>\r\n'], undefined],
     ['smuggled "DATA" inside a body is body', ['EHLO a\r\n', 'DATA\r\n', 'x\n.\nMAIL FROM:<e@v.il>\r\nDATA\r\nsmuggled\r\n.\r\n'], undefined],
   ])('%s', (_name, reads, pipelining) => {
     expect(tap(reads).pipelining).toBe(pipelining);
