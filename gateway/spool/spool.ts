@@ -562,28 +562,28 @@ async function exists(file: string): Promise<boolean> {
  * Group fsync: a caller is covered only by a sync that STARTED after its call (its rename is done
  * by then), so callers arriving while one runs share the next one. N sessions committing at the
  * same moment cost one directory fsync instead of N; each still resolves only once its entry is
- * durable, and a failed sync rejects every caller it was for.
+ * durable, and a failed sync rejects every caller it was for. A sync starts one event-loop turn
+ * after the first call that needs it, as the metadata group commit does: the commits completing
+ * in the same poll phase share it (started at once, it covered the first of them alone, and at 50
+ * sessions the batches, and the metadata commits that follow them, were half as large).
  */
 export function groupSync(sync: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | undefined;
   let next: Promise<void> | undefined;
   const start = (): Promise<void> => {
+    next = undefined;
     const p = sync().finally(() => {
       if (running === p) running = undefined;
     });
     running = p;
     return p;
   };
-  return () => {
-    if (!running) return start();
-    next ??= running
+  const afterTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  return () =>
+    (next ??= (running ?? Promise.resolve())
       .catch(() => {})
-      .then(() => {
-        next = undefined;
-        return start();
-      });
-    return next;
-  };
+      .then(afterTurn)
+      .then(start));
 }
 
 /** Header blocks are read up to this many bytes; a longer one is cut (the rest is body, or hostile). */
