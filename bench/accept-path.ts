@@ -2,20 +2,25 @@
 // no workers: every accepted message stays spooled and is counted there), repeated, for working
 // on the CPU of the accept path (issue 16). Prints per run msg/s and the gateway process's CPU ms
 // per message (all its threads; user/system from the kernel), with the 1-minute load average; with
-// --profile, one more run under --cpu-prof and its top self-time functions.
+// --profile, one more run under --cpu-prof and its top self-time functions; with --alloc, the JS
+// heap the last run allocates per message, and where.
 //
-//   node bench/accept-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--gateway DIR]
+//   node bench/accept-path.ts [--runs N] [--count N] [--sessions N] [--size 2|50] [--profile] [--alloc] [--gateway DIR]
+import { join } from 'node:path';
 import { acceptCell, startPhase, warmUp, type Bench, type Phase } from './lib/scenarios.ts';
-import { cpuSplit, loadNow, median, profiledRun, startToolBench } from './lib/tool.ts';
+import { allocationRun, cpuSplit, loadNow, median, profiledRun, startToolBench, threadCpu, threadCpuPerMessage } from './lib/tool.ts';
 
 async function main(): Promise<number> {
-  const { values, count, sessions, m, b, log, stop } = await startToolBench('acceptpath');
+  const { values, count, sessions, runDir, m, b, log, stop } = await startToolBench('acceptpath');
   /** One measured run: rate and CPU per message, the kernel's user/system split of the gateway process. */
-  const measure = async (bench: Bench, p: Phase, run: number) => {
+  const measure = async (bench: Bench, p: Phase, run: number, alloc = false) => {
     const pid = p.gateways[0].pid;
     const before = cpuSplit(pid);
-    const c = await acceptCell(bench, p, m, sessions, count, run, 120_000);
+    const tb = threadCpu(pid);
+    const cell = () => acceptCell(bench, p, m, sessions, count, run, 120_000);
+    const c = alloc ? await allocationRun({ log }, pid, join(runDir, 'memory', 'accept'), cell) : await cell();
     const after = cpuSplit(pid);
+    log(`  CPU ms/msg by thread: ${threadCpuPerMessage(tb, threadCpu(pid), Math.max(1, c.done))}`);
     const per = (x: number) => (x / Math.max(1, c.done)).toFixed(2);
     log(
       `run ${run}: ${c.rate} msg/s, ${c.cpuMsPerMessage.mailmoat} ms CPU/msg (user ${per(after.user - before.user)}, system ${per(after.system - before.system)}), load ${c.usage.machine.loadavg1mStart}→${c.usage.machine.loadavg1mEnd}, others ${c.usage.machine.othersPercentOfOneCore}%${c.ok ? '' : ` FAILED ${c.error}`}`,
@@ -29,7 +34,7 @@ async function main(): Promise<number> {
     try {
       await warmUp(p, m, 200, false);
       for (let i = 1; i <= Number(values.runs); i++) {
-        const c = await measure(b, p, i);
+        const c = await measure(b, p, i, values.alloc && i === Number(values.runs));
         rates.push(c.rate);
         cpus.push(c.cpuMsPerMessage.mailmoat);
       }

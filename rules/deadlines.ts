@@ -73,21 +73,15 @@ export function creditData(s: DeadlineState, p: DeadlinePolicy, now: number, byt
   return { ...s, dataRateEnds: Math.min(now + timeoutMs, extended) };
 }
 
-/** The deadline that comes first in the current phase (null while busy). */
+/** The deadline that comes first in the current phase (null while busy); on a tie, the one listed first. */
 export function nextDeadline(s: DeadlineState): { at: number; kind: DeadlineKind } | null {
-  const candidates: [number | undefined, DeadlineKind][] =
-    s.phase === 'command'
-      ? [
-          [s.commandEnds, 'command'],
-          [s.sessionEnds, 'session'],
-        ]
-      : s.phase === 'data'
-        ? [
-            [s.dataRateEnds, 'data-rate'],
-            [s.dataEnds, 'data'],
-          ]
-        : [];
-  let first: { at: number; kind: DeadlineKind } | null = null;
-  for (const [at, kind] of candidates) if (at !== undefined && (first === null || at < first.at)) first = { at, kind };
-  return first;
+  // Runs after every reply and command line of every session: no candidate arrays.
+  if (s.phase === 'command') return earlier(s.commandEnds, 'command', s.sessionEnds, 'session');
+  if (s.phase === 'data') return earlier(s.dataRateEnds, 'data-rate', s.dataEnds, 'data');
+  return null;
+}
+
+function earlier(a: number | undefined, aKind: DeadlineKind, b: number | undefined, bKind: DeadlineKind): { at: number; kind: DeadlineKind } | null {
+  if (a === undefined) return b === undefined ? null : { at: b, kind: bKind };
+  return b === undefined || a <= b ? { at: a, kind: aKind } : { at: b, kind: bKind };
 }

@@ -6,7 +6,7 @@
 // When: every check is gathered once per session or transaction but applied at RCPT time (like
 // Postfix's smtpd_delay_reject=yes), with the policy of the recipient's domain. That keeps
 // postmaster@ reachable, lets domains differ, and tells the sender which recipient was refused.
-import { ipInAny, matchesEntry } from './lists.ts';
+import { matchesEntry, networkMatcher } from './lists.ts';
 import {
   ACCEPT,
   applyCheck,
@@ -141,8 +141,16 @@ export interface Trust {
 
 /** Trust by client network (known at connect). */
 export function trustByNetwork(clientIp: string, trusted: TrustSettings): Trust | null {
-  const hit = trusted.networks.find((n) => ipInAny(clientIp, [n]));
-  return hit === undefined ? null : { skip: new Set(trusted.skip), by: `network ${hit}` };
+  return networkTrust(trusted)(clientIp);
+}
+
+/** trustByNetwork with the networks parsed once (per config): it runs on every connection. */
+export function networkTrust(trusted: TrustSettings): (clientIp: string) => Trust | null {
+  const match = networkMatcher(trusted.networks);
+  return (clientIp) => {
+    const hit = match(clientIp);
+    return hit === undefined ? null : { skip: new Set(trusted.skip), by: `network ${hit}` };
+  };
 }
 
 /**

@@ -240,5 +240,30 @@ function inNetwork(ip: Ip, net: { ip: Ip; prefix: number }): boolean {
 
 /** Whether `ip` is in any of the networks or addresses in `entries` (e.g. a monitoring allow list). */
 export function ipInAny(ip: string, entries: readonly string[]): boolean {
-  return entries.some((e) => matchesEntry(e, { sender: '', clientIp: ip }));
+  return networkMatcher(entries)(ip) !== undefined;
+}
+
+/**
+ * The first of `entries` (IP addresses and networks; other entries never match an address) that
+ * holds a client address, with the entries parsed once: a check that runs on every connection
+ * (trusted networks) compiles its list once per config instead of re-parsing it each time.
+ */
+export function networkMatcher(entries: readonly string[]): (clientIp: string) => string | undefined {
+  const nets: { text: string; ip?: string; net?: { ip: Ip; prefix: number } }[] = [];
+  for (const text of entries) {
+    const p = parseListEntry(text);
+    if (!p.ok) continue;
+    if (p.entry.type === 'ip') nets.push({ text, ip: p.entry.value });
+    else if (p.entry.type === 'cidr') {
+      const net = parseCidr(p.entry.value);
+      if (net) nets.push({ text, net });
+    }
+  }
+  return (clientIp) => {
+    const ip = parseIp(clientIp.toLowerCase());
+    if (ip === undefined) return undefined;
+    let text: string | undefined;
+    for (const n of nets) if (n.net ? inNetwork(ip, n.net) : n.ip === (text ??= formatIp(ip))) return n.text;
+    return undefined;
+  };
 }

@@ -1,9 +1,9 @@
 // What the one-scenario tools (bench/accept-path.ts, bench/full-path.ts) share: the gateway
 // process's CPU split from the kernel, a median, and the profile summary printed the same way.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../gateway/log.ts';
 import { startEngines, type Engines } from './engines.ts';
@@ -174,7 +174,10 @@ export async function allocationRun<T extends { done: number }>(t: Pick<ToolBenc
     return c;
   }
   const a = summarizeAllocations(file, c.done);
-  t.log(`allocations: ${a.kbPerMessage} KB of JS heap per message`);
+  const kept = join(REPO_ROOT, 'var/bench/profiles', `alloc-${new Date().toISOString().replace(/[:.]/g, '-')}.heapprofile`);
+  await mkdir(dirname(kept), { recursive: true });
+  await copyFile(file, kept);
+  t.log(`allocations: ${a.kbPerMessage} KB of JS heap per message (profile: ${kept})`);
   for (const f of a.topFunctions) t.log(`  ${f.selfMs.toFixed(1).padStart(7)} KB ${f.busyPercent.toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`);
   t.log('  by origin:');
   for (const o of a.byOrigin) t.log(`  ${o.selfMs.toFixed(1).padStart(7)} KB ${o.busyPercent.toFixed(1).padStart(5)}%  ${o.name}`);

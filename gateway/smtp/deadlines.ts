@@ -34,6 +34,8 @@ export class SessionDeadlines {
   readonly #now: () => number;
   #state: DeadlineState;
   #timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (it may be earlier than the deadline now due: #check looks again). */
+  #armedAt: number | undefined;
   #stopped = false;
 
   constructor(o: { policy: DeadlinePolicy; load: () => { open: number; max: number }; onExpire: (kind: DeadlineKind) => void; now?: () => number }) {
@@ -72,22 +74,28 @@ export class SessionDeadlines {
 
   #set(state: DeadlineState): void {
     this.#state = state;
-    this.#arm();
+    const next = nextDeadline(state);
+    // One timer per session, not one per command: a deadline that moved later is found when the
+    // armed timer fires (#check re-arms it); only an earlier one (or none armed) sets it now.
+    if (next && (this.#armedAt === undefined || next.at < this.#armedAt)) this.#arm(next.at);
   }
 
-  #arm(): void {
+  #arm(at: number): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const next = nextDeadline(this.#state);
-    if (this.#stopped || !next) return;
-    this.#timer = setTimeout(() => this.#check(), Math.max(0, next.at - this.#now()));
+    this.#armedAt = undefined;
+    if (this.#stopped) return;
+    this.#armedAt = at;
+    this.#timer = setTimeout(() => this.#check(), Math.max(0, at - this.#now()));
     this.#timer.unref();
   }
 
   #check(): void {
+    this.#timer = undefined;
+    this.#armedAt = undefined;
     const next = nextDeadline(this.#state);
     if (this.#stopped || !next) return;
-    if (next.at > this.#now()) return this.#arm();
+    if (next.at > this.#now()) return this.#arm(next.at);
     this.stop();
     this.#onExpire(next.kind);
   }

@@ -24,8 +24,8 @@ import {
   decideRecipientExists,
   decideSubmissionSender,
   isExemptRecipient,
+  networkTrust,
   policyFor,
-  trustByNetwork,
   trustBySender,
   type CheckOutcome,
   type FrontlineFacts,
@@ -106,6 +106,8 @@ export class Frontline {
   readonly #sessions: SessionCounter;
   readonly #rates: { connection?: WindowCounter; message?: WindowCounter; recipient?: WindowCounter };
   readonly #limits: OutboundLimits | undefined;
+  /** The trusted networks, parsed once for this config. */
+  readonly #trustOf: (clientIp: string) => Trust | null;
 
   constructor(deps: FrontlineDeps) {
     const { config } = deps;
@@ -115,6 +117,7 @@ export class Frontline {
     this.#limits = deps.limits;
     this.#resolver = deps.resolver;
     this.#global = policyFor(checks);
+    this.#trustOf = networkTrust(checks.trusted);
     const lists = checks.dnsbl.lists;
     this.#sources = {
       resolver: deps.resolver,
@@ -177,7 +180,7 @@ export class Frontline {
         counted: false,
         // A session that still has a balancer's address came through it without a client address
         // (PROXY UNKNOWN): whoever it is, the balancer's place in the trusted networks is not theirs.
-        trust: this.#config.proxy.from.includes(clientIp) ? null : trustByNetwork(clientIp, this.#config.checks.trusted),
+        trust: this.#config.proxy.from.includes(clientIp) ? null : this.#trustOf(clientIp),
         facts: new SessionFacts(this.#sources, clientIp, session.localAddress),
         authFailures: 0,
         txn: { sender: '', counted: new Set() },
@@ -226,7 +229,7 @@ export class Frontline {
     const st = this.#state(session, listener);
     if (submission) st.submission = submission;
     smtpMetrics.sessions.inc({ listener });
-    if (st.trust) this.#log.debug({ session: session.id, client: st.clientIp, trust: st.trust.by }, 'trusted client');
+    if (st.trust && this.#log.isLevelEnabled('debug')) this.#log.debug({ session: session.id, client: st.clientIp, trust: st.trust.by }, 'trusted client');
     if (!this.#skips(st, 'limits')) {
       st.counted = true;
       const open = this.#sessions.open(st.key);
@@ -503,6 +506,8 @@ export class Frontline {
     force: Partial<Record<'helo' | 'dnsbl', boolean>> = {},
   ): Promise<FrontlineFacts> {
     const want = (name: 'helo' | 'rdns' | 'dnsbl' | 'spf') => (this.#wanted[name] || Boolean(force[name as 'helo'])) && !skip.has(name);
+    // A trusted network skips them all (and a config may enable none): no lookups to wait for.
+    if (!want('helo') && !want('rdns') && !want('dnsbl') && !want('spf')) return { clientIp: st.clientIp, dnsbl: [] };
     const helo = session.hostNameAppearsAs || '';
     const { dnsbl } = this.#config.checks;
     const senderDomain = st.txn.sender.includes('@') ? domainOf(st.txn.sender) : '';

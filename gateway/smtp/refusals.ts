@@ -65,19 +65,22 @@ export async function record(
   }
 }
 
+/** smtp-server's own refusals (their reply text) and the check each is counted as. */
+const LIBRARY_REFUSALS: readonly (readonly [RegExp, string])[] = [
+  [/You talk too soon/, 'protocol.pregreet'],
+  [/Command line too long/, 'limits.command-length'],
+  [/Timeout - closing connection/, 'limits.timeout'],
+  [/too many unrecognized commands/, 'protocol.unrecognized'],
+];
+
 /**
  * Refusals smtp-server makes on its own (no hook sees them) are found in the session's last error
  * reply when it closes: the early talker's 421, an overlong command line, the idle timeout.
  */
 export function noteLibraryRefusal(deps: RefusalDeps, session: SMTPServerSession): void {
   const last = session.error ?? '';
-  const known: [RegExp, string][] = [
-    [/You talk too soon/, 'protocol.pregreet'],
-    [/Command line too long/, 'limits.command-length'],
-    [/Timeout - closing connection/, 'limits.timeout'],
-    [/too many unrecognized commands/, 'protocol.unrecognized'],
-  ];
-  const hit = known.find(([re]) => re.test(last));
+  if (last === '') return; // most sessions: nothing to look for
+  const hit = LIBRARY_REFUSALS.find(([re]) => re.test(last));
   if (!hit) return;
   smtpMetrics.decisions.inc({ check: hit[1], action: 'reject' });
   smtpMetrics.refusals.inc({ stage: 'session', code: last.slice(0, 3) });

@@ -36,7 +36,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { WireTap } from './wiretap.ts';
 import { installImmediateGreeting } from './greeting.ts';
 import { connectionOf } from './deadlines.ts';
-import { openLedger } from '../ledger/ledger.ts';
+import { openLedger, type Ledger } from '../ledger/ledger.ts';
 import type { StatsCounter } from '../stats.ts';
 import { hookFailed, noteLibraryRefusal, refused, toError, watchDeadlines, type Callback } from './refusals.ts';
 import type { InlineVerdictGate } from './ports.ts';
@@ -86,6 +86,8 @@ interface Generation {
   config: Config;
   frontline: Frontline;
   deps: SmtpDeps;
+  /** Opened once per generation, not per message (it is a bundle of closures over the same ports). */
+  ledger: Ledger;
 }
 
 interface Generations {
@@ -104,7 +106,8 @@ function generation(deps: SmtpDeps, config: Config, previous?: Generation): Gene
     ...(deps.prober ? { prober: deps.prober } : {}),
     ...(previous ? { previous: previous.frontline } : {}),
   });
-  return { config, frontline, deps: { ...deps, config } };
+  const { store, spool, queue, logger } = deps;
+  return { config, frontline, deps: { ...deps, config }, ledger: openLedger({ store, spool, queue, logger }) };
 }
 
 /** The smtp-server options that follow the config; a reload sets them for the connections that come next. */
@@ -372,8 +375,9 @@ function createListener(
       );
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: Callback) {
-      const { deps, frontline } = gens.of(session);
-      receiveMessage(deps, frontline, stream, session).then(
+      const g = gens.of(session);
+      const { deps } = g;
+      receiveMessage(g, stream, session).then(
         (id) => {
           smtpMetrics.accepted.inc({ listener: kind });
           deps.stats?.count(
@@ -416,8 +420,9 @@ function createListener(
   return server;
 }
 
-async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-  const { spool, store, queue, config, logger } = deps;
+async function receiveMessage(g: Generation, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+  const { deps, frontline, ledger } = g;
+  const { spool, config, logger } = deps;
   const id = deps.newId();
   // Before the first await: a client that drops mid-DATA makes smtp-server destroy this stream at
   // any moment, with an error only if someone listens; unheard, it would escape the session.
@@ -480,7 +485,6 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   } catch (err) {
     throw notStored(deps, id, spool.shared ? 'database' : 'spool', err);
   }
-  const ledger = openLedger({ store, spool, queue, logger });
   let failing: 'database' | 'queue' = 'database';
   try {
     await ledger.accept(envelope, () => (failing = 'queue'));
@@ -490,7 +494,9 @@ async function receiveMessage(deps: SmtpDeps, frontline: Frontline, stream: SMTP
   }
   // Issue 5, inline verdicts: may wait (bounded) for the scan and throw the refusal it ends in.
   if (!report) await deps.inlineVerdict?.(config, envelope);
-  logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
+  if (logger.isLevelEnabled('info')) {
+    logger.info({ id, from: envelope.mailFrom, to: envelope.rcptTo, size, client: envelope.clientIp, user: sessionUser(session) }, 'message accepted');
+  }
   return id;
 }
 

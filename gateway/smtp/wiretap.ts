@@ -14,6 +14,9 @@
 // a tap of its own).
 const END_OF_DATA = Buffer.from('\r\n.\r\n');
 const MAX_LINE = 4096;
+const EMPTY = Buffer.alloc(0);
+const CRLF = Buffer.from('\r\n');
+const FIRST_WORD = /\S+/;
 
 export interface WireFindings {
   /** The command the client did not wait for ("DATA", "EHLO", "MAIL (after HELO)"), the first one only. */
@@ -25,8 +28,8 @@ export interface WireFindings {
 export class WireTap {
   readonly findings: WireFindings = { bareLfInCommand: false };
   #mode: 'command' | 'data' | 'stopped' = 'command';
-  #line: Buffer = Buffer.alloc(0);
-  #tail: Buffer = Buffer.alloc(0);
+  #line: Buffer = EMPTY;
+  #tail: Buffer = EMPTY;
   #heloOnly = false;
 
   observe(chunk: Buffer): void {
@@ -43,11 +46,12 @@ export class WireTap {
       this.#line = Buffer.concat([this.#line, chunk.subarray(from)]).subarray(0, MAX_LINE);
       return chunk.length;
     }
-    const line = Buffer.concat([this.#line, chunk.subarray(from, nl)]);
-    this.#line = Buffer.alloc(0);
+    const line = this.#line.length === 0 ? chunk.subarray(from, nl) : Buffer.concat([this.#line, chunk.subarray(from, nl)]);
+    if (this.#line.length > 0) this.#line = EMPTY;
     if (line.length === 0 || line[line.length - 1] !== 0x0d) this.findings.bareLfInCommand = true;
     const more = nl + 1 < chunk.length;
-    const name = line.toString('latin1').trim().split(/\s+/, 1)[0]?.toUpperCase() ?? '';
+    // the first word (as trim + split on whitespace, without building either)
+    const name = FIRST_WORD.exec(line.toString('latin1'))?.[0].toUpperCase() ?? '';
     const violate = (what: string) => {
       if (more) this.findings.pipelining ??= what;
     };
@@ -64,7 +68,7 @@ export class WireTap {
         violate('DATA');
         this.#mode = 'data';
         // the CRLF that ended "DATA" lets an empty message end at once with ".\r\n"
-        this.#tail = Buffer.from('\r\n');
+        this.#tail = CRLF;
         break;
       case 'STARTTLS':
       case 'QUIT':
@@ -76,16 +80,30 @@ export class WireTap {
     return nl + 1;
   }
 
-  /** Looks for <CRLF>.<CRLF> across reads; returns where command mode resumes, or the chunk's end. */
+  /**
+   * Looks for <CRLF>.<CRLF> across reads; returns where command mode resumes, or the chunk's end.
+   * The body is searched where it lies (no copy of it per read): only an end that starts in the
+   * few bytes kept from the previous read is looked for in a joined window of at most 8 bytes.
+   */
   #scanData(chunk: Buffer, from: number): number {
-    const window = Buffer.concat([this.#tail, chunk.subarray(from)]);
-    const at = window.indexOf(END_OF_DATA);
-    if (at === -1) {
-      this.#tail = window.subarray(Math.max(0, window.length - (END_OF_DATA.length - 1)));
-      return chunk.length;
+    const tail = this.#tail;
+    if (tail.length > 0) {
+      const joint = Buffer.concat([tail, chunk.subarray(from, from + END_OF_DATA.length - 1)]);
+      const at = joint.indexOf(END_OF_DATA);
+      if (at !== -1 && at < tail.length) return this.#resume(from + at + END_OF_DATA.length - tail.length);
     }
+    const at = chunk.indexOf(END_OF_DATA, from);
+    if (at !== -1) return this.#resume(at + END_OF_DATA.length);
+    // Keep the last bytes seen (up to 4), copied: they may start an end split across reads.
+    const keep = END_OF_DATA.length - 1;
+    const rest = chunk.length - from;
+    this.#tail = rest >= keep ? Buffer.from(chunk.subarray(chunk.length - keep)) : Buffer.concat([tail, chunk.subarray(from)]).subarray(-keep);
+    return chunk.length;
+  }
+
+  #resume(at: number): number {
     this.#mode = 'command';
-    this.#tail = Buffer.alloc(0);
-    return from + (at + END_OF_DATA.length - (window.length - (chunk.length - from)));
+    this.#tail = EMPTY;
+    return at;
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideLists, entryText, ipInAny, matchesEntry, parseListEntry, type ScopedEntry } from '../../rules/lists.ts';
+import { decideLists, entryText, ipInAny, matchesEntry, networkMatcher, parseListEntry, type ScopedEntry } from '../../rules/lists.ts';
 
 const parsed = (s: string) => {
   const p = parseListEntry(s);
@@ -107,5 +107,25 @@ describe('ipInAny', () => {
     expect(ipInAny('127.0.0.1', ['127.0.0.0/8', '::1'])).toBe(true);
     expect(ipInAny('::1', ['127.0.0.0/8', '::1'])).toBe(true);
     expect(ipInAny('10.0.0.1', ['127.0.0.0/8', '::1'])).toBe(false);
+  });
+});
+
+describe('networkMatcher (a list parsed once, matched per connection)', () => {
+  const entries = ['not a network/99', 'example.test', '*@example.test', '10.0.0.0/8', '10.1.2.3', '2001:DB8::/32', '192.0.2.7', '::1'];
+  const match = networkMatcher(entries);
+  it.each([
+    ['10.1.2.3', '10.0.0.0/8'], // the first entry that holds it, in the list's order
+    ['::ffff:10.9.9.9', '10.0.0.0/8'],
+    ['2001:db8:0:1::5', '2001:DB8::/32'],
+    ['2001:DB8::5', '2001:DB8::/32'],
+    ['192.0.2.7', '192.0.2.7'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['192.0.2.8', undefined],
+    ['example.test', undefined],
+    ['', undefined],
+  ])('%s → %s, as ipInAny and matchesEntry decide', (ip, hit) => {
+    expect(match(ip)).toBe(hit);
+    expect(ipInAny(ip, entries)).toBe(hit !== undefined);
+    expect(entries.find((e) => matchesEntry(e, { sender: '', clientIp: ip }))).toBe(hit);
   });
 });

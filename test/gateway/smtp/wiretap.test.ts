@@ -22,9 +22,26 @@ describe('WireTap', () => {
     ['commands with EHLO', ['EHLO a\r\nMAIL FROM:<a@b.c>\r\n'], 'EHLO'],
     ['commands with HELO', ['HELO a\r\nMAIL FROM:<a@b.c>\r\n'], 'HELO'],
     ['a group after HELO (no PIPELINING)', ['HELO a\r\n', 'MAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\n'], 'MAIL (after HELO, without PIPELINING)'],
+    ['command words in any case, after leading blanks', ['  ehlo a\r\n', '\tmail FROM:<a@b.c>\r\n', 'Data\r\nbody\r\n.\r\n'], 'DATA'],
+    ['a blank line is no command', ['EHLO a\r\n', '   \r\n', 'MAIL FROM:<a@b.c>\r\n'], undefined],
     ['smuggled "DATA" inside a body is body', ['EHLO a\r\n', 'DATA\r\n', 'x\n.\nMAIL FROM:<e@v.il>\r\nDATA\r\nsmuggled\r\n.\r\n'], undefined],
   ])('%s', (_name, reads, pipelining) => {
     expect(tap(reads).pipelining).toBe(pipelining);
+  });
+
+  it('finds the end of data wherever the reads cut the body and its end, and resumes at the next command', () => {
+    // Lines that look like an end but are not ("." not alone on its line) and a HELO that is body
+    // (a false end would report it), then the end, then an EHLO pipelined with MAIL: seen only if
+    // command mode resumes exactly after the end.
+    const body = 'x\r\n.y\r\nHELO q\r\n..\r\nz.\r\n\r\n.\r\n';
+    const after = 'EHLO b\r\nMAIL FROM:<a@b.c>\r\n';
+    for (let i = 0; i <= body.length; i++) {
+      for (let j = i; j <= body.length; j++) {
+        const reads = ['EHLO a\r\n', 'DATA\r\n', body.slice(0, i), body.slice(i, j), body.slice(j) + after].filter((r) => r.length > 0);
+        expect(tap(reads).pipelining, JSON.stringify(reads)).toBe('EHLO');
+      }
+    }
+    expect(tap(['EHLO a\r\n', 'DATA\r\n', ...body, after]).pipelining).toBe('EHLO');
   });
 
   it('notices a command line ended by a bare LF, not one in the body', () => {

@@ -13,9 +13,14 @@ function controlledSync() {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+/** Turns of the event loop until `ok` (a bounded wait: the sync starts a turn after it is needed). */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 20 && !ok(); i++) await tick();
+  expect(ok()).toBe(true);
+}
 
 describe('groupSync (the spool directory fsync shared by concurrent commits)', () => {
-  it('a caller arriving while a sync runs is covered only by the next one, which the waiting callers share', async () => {
+  it('callers of the same moment share one sync; one arriving while it runs is covered only by the next', async () => {
     const c = controlledSync();
     const sync = groupSync(c.sync);
     const done: string[] = [];
@@ -25,18 +30,21 @@ describe('groupSync (the spool directory fsync shared by concurrent commits)', (
     };
     const a = call('a');
     const b = call('b');
+    await until(() => c.runs.length === 1);
+    expect(c.runs[0].startedAfter).toBe(2);
+    // d renamed its entry after the first sync started: it must not answer d.
     const d = call('d');
     await tick();
-    expect(c.runs).toHaveLength(1);
-    // b and d renamed their entries after the first sync started: it must not answer them.
-    c.runs[0].end();
-    await a;
-    expect(done).toEqual(['a']);
     await tick();
-    expect(c.runs).toHaveLength(2);
+    expect(c.runs).toHaveLength(1);
+    c.runs[0].end();
+    await Promise.all([a, b]);
+    expect(done).toEqual(['a', 'b']);
+    await until(() => c.runs.length === 2);
     expect(c.runs[1].startedAfter).toBe(3);
+    expect(done).toEqual(['a', 'b']);
     c.runs[1].end();
-    await Promise.all([b, d]);
+    await d;
     expect(done).toEqual(['a', 'b', 'd']);
   });
 
@@ -44,16 +52,17 @@ describe('groupSync (the spool directory fsync shared by concurrent commits)', (
     const c = controlledSync();
     const sync = groupSync(c.sync);
     const first = sync();
+    await until(() => c.runs.length === 1);
     const second = sync();
     const third = sync();
     c.runs[0].end();
     await first;
-    await tick();
+    await until(() => c.runs.length === 2);
     c.runs[1].end(new Error('EIO'));
     await expect(second).rejects.toThrow('EIO');
     await expect(third).rejects.toThrow('EIO');
     const fourth = sync();
-    await tick();
+    await until(() => c.runs.length === 3);
     c.runs[2].end();
     await expect(fourth).resolves.toBeUndefined();
   });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
+import { FREE_SPACE_SAMPLE_MS, Spool, type Envelope } from '../../../gateway/spool/spool.ts';
 import { SmtpRefusal } from '../../../rules/replies.ts';
 
 const envelope = (id: string): Envelope => ({
@@ -45,6 +45,24 @@ describe('spool', () => {
     expect(await fs.readdir(spool.incomingDir)).toEqual([]);
   });
 
+  it('commits many messages, concurrent ones too, holding no more than one descriptor (the directory) afterwards', async () => {
+    const spool = await newSpool();
+    const open = async () => (await fs.readdir('/proc/self/fd')).length;
+    const before = await open();
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, i) => {
+          const id = `M${round}-${i}`;
+          await spool.receive(id, Readable.from([Buffer.from(`message ${id}`)]), 100);
+          await spool.commit(envelope(id));
+        }),
+      );
+    }
+    expect(await spool.committedIds()).toHaveLength(50);
+    expect(await fs.readFile(spool.messagePath('M4-9'), 'utf8')).toBe('message M4-9');
+    expect((await open()) - before).toBeLessThanOrEqual(1);
+  });
+
   it('discards bodies left in incoming/ by a crash (never acknowledged)', async () => {
     const spool = await newSpool();
     await spool.receive('C1', Readable.from([Buffer.from('partial')]), 100);
@@ -74,6 +92,20 @@ describe('spool', () => {
       expect(input.readableEnded).toBe(true);
       expect(await fs.readdir(spool.incomingDir)).toEqual([]);
       expect(await spool.freeBytes()).toBeGreaterThan(200_000);
+    });
+
+    it.runIf(mounted)('free space: one reading serves the MAIL commands of FREE_SPACE_SAMPLE_MS, then the disk is read again', async () => {
+      const spool = await newSpool(mountpoint);
+      const t0 = Date.now();
+      const before = await spool.freeBytes(t0);
+      const filler = path.join(mountpoint, 'filler');
+      await fs.writeFile(filler, Buffer.alloc(128 * 1024, 0x63));
+      try {
+        expect(await spool.freeBytes(t0 + FREE_SPACE_SAMPLE_MS - 1)).toBe(before);
+        expect(await spool.freeBytes(t0 + FREE_SPACE_SAMPLE_MS)).toBeLessThanOrEqual(before - 128 * 1024);
+      } finally {
+        await fs.rm(filler);
+      }
     });
   });
 
