@@ -146,6 +146,11 @@ export class Spool {
     const closeOnce = closer(fd);
     let size = 0;
     let writeError: unknown;
+    // The write under way, if any (it never rejects). A client that breaks off mid-DATA ends the
+    // pipeline at once, while a write may still sit in the thread pool: the descriptor must not be
+    // closed before it is done, or its number, reused by the next file opened (another message's
+    // envelope), would take these bytes (a FileHandle waited for it; a plain descriptor does not).
+    let inFlight: Promise<void> = Promise.resolve();
     try {
       // The client's stream is always drained to its end, even past the limit or after a write
       // error, so that the SMTP session stays in step and the client gets a proper reply.
@@ -154,7 +159,7 @@ export class Spool {
         for (const c of chunks) size += c.length;
         if (size > maxBytes || writeError) return done();
         const written = chunks.length === 1 ? fdOps.write(fd, chunks[0]) : fdOps.writev(fd, chunks);
-        written.then(
+        inFlight = written.then(
           () => done(),
           (err: unknown) => {
             writeError = err;
@@ -181,6 +186,7 @@ export class Spool {
       closeOnce();
       return { size, oversized: false };
     } catch (err) {
+      await inFlight;
       try {
         closeOnce();
       } catch {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, promises as fs } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -61,6 +61,41 @@ describe('spool', () => {
     expect(await spool.committedIds()).toHaveLength(50);
     expect(await fs.readFile(spool.messagePath('M4-9'), 'utf8')).toBe('message M4-9');
     expect((await open()) - before).toBeLessThanOrEqual(1);
+  });
+
+  it('a client that breaks off while a body write waits in the thread pool: that write lands in its own file, never in the next file opened (a descriptor closed under it is reused)', async () => {
+    const spool = await newSpool();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spool-fifo-'));
+    // Every libuv thread blocked in open() of a FIFO nobody writes: the body write queues behind them.
+    const fifos = Array.from({ length: 16 }, (_, i) => path.join(dir, `f${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    let unblocked: number[] = [];
+    const unblock = () => (unblocked = fifos.map((f) => openSync(f, 'r+'))); // O_RDWR on a FIFO never blocks
+    const input = new Readable({ read() {} });
+    const received = spool.receive('BROKE', input, 1_000_000);
+    const body = path.join(spool.dir, 'incoming', 'BROKE.eml');
+    for (let i = 0; i < 1000 && !existsSync(body); i++) await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setImmediate(r));
+    const blocked = fifos.map((f) => fs.open(f, 'r'));
+    await new Promise((r) => setImmediate(r));
+    input.push(Buffer.from('From: <someone@sender.test>\r\n\r\nthe body of the message that was broken off\r\n'));
+    await new Promise((r) => setImmediate(r));
+    input.destroy(new Error('client went away'));
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); // the pipeline's rejection handled
+    // The lowest free descriptor: the body's, had it been closed under its queued write.
+    const other = path.join(dir, 'other.json');
+    const fd = openSync(other, 'w');
+    setTimeout(unblock, 50);
+    try {
+      await expect(received).rejects.toBeInstanceOf(SmtpRefusal);
+      await Promise.all(blocked.map(async (h) => (await h).close()));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(readFileSync(other, 'utf8')).toBe('');
+    } finally {
+      closeSync(fd);
+      for (const u of unblocked) closeSync(u);
+    }
+    expect(existsSync(body)).toBe(false);
   });
 
   it('discards bodies left in incoming/ by a crash (never acknowledged)', async () => {
