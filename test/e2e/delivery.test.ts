@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startMailbox, type Mailbox } from '../../gateway/demo/mailbox.ts';
-import { closedPort } from '../support/ports.ts';
+import { closedPort, downForNowPort } from '../support/ports.ts';
 import { mailboxMessages, sendRaw, startTestGateway, waitFor, waitForStatus, type TestGateway } from '../support/gateway.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -48,7 +48,7 @@ const plain = (subject: string) =>
 describe('delivery', () => {
   it('defers while the downstream is down and delivers exactly once when it comes back', async () => {
     const bounces = await mailbox();
-    const port = await closedPort();
+    const port = await downForNowPort();
     const gw = await gateway([{ host: '127.0.0.1', port }], bounces.port);
     const sent = await sendRaw(gw.smtpPort, { from: 'bob@sender.test', to: ['alice@example.test'] }, plain('outage'));
     expect(sent.code).toBe(250);
