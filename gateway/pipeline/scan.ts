@@ -198,6 +198,9 @@ async function processEnvelope(
   const { store, spool } = deps;
   const earlier: string[] = [];
   const earlierRows: MessageRecord[] = [];
+  // One read per message even on its first run: a fresh scan job is not proof that none ran before
+  // (a poison release and a requeue after Redis lost its jobs start again at attempt 1), and the
+  // row of a part split off is the only trace before the parent's 'split' event is written.
   for (let n = 2; ; n++) {
     const row = await store.get(`${env.id}-${n}`);
     if (!row) break;
