@@ -12,6 +12,7 @@ import type { Stores } from './deps.ts';
 import { configuredEngine, configuredRedis, managedEngineDir, managedSpamdAddress, type Endpoints } from './endpoints.ts';
 import type { Logger } from './log.ts';
 import { Spool, type Envelope } from './spool/spool.ts';
+import type { SummaryRecord } from './summary.ts';
 import { fileBlobStore, sqlBlobStore } from './store/blobs.ts';
 import { openMetadataStore } from './store/metadata.ts';
 import { openStatsStore } from './store/stats.ts';
@@ -305,8 +306,8 @@ export async function runWorkers(config: Config, stores: Stores, queue: JobQueue
     outboundSpam: outboundSpamWatch(config, stores, queue, log),
     // A clean message's first delivery attempt is made by its scan job, with this process's
     // delivery slots, connections and recorder: one job per message instead of two.
-    deliverHere: (envelope: Envelope) =>
-      attemptFirstHere(delivery, envelope, { faultRetryMs: config.scan.retryDelayMs, isLastAttempt: DELIVERY_ATTEMPTS_CEILING <= 1 }),
+    deliverHere: (envelope: Envelope, scanned: SummaryRecord) =>
+      attemptFirstHere(delivery, envelope, { faultRetryMs: config.scan.retryDelayMs, isLastAttempt: DELIVERY_ATTEMPTS_CEILING <= 1, scanned }),
   };
   // Reconcile before taking jobs: it evicts local copies (several machines), which a job already
   // running on this node would then miss (ENOENT mid-scan after Redis lost its data).

@@ -12,6 +12,8 @@
 // where the end-to-end histogram is observed, so that it counts exactly what the log shows.
 import type { Logger } from './log.ts';
 import type { DeliveryRecord, MessageRecord, MetadataStore } from './store/metadata.ts';
+import type { Envelope } from './spool/spool.ts';
+import type { ScanReport } from '../scanners/types.ts';
 import { pipelineMetrics } from './metrics.ts';
 
 /** The final states a summary is written for ("held": kept for an administrator, e.g. poison). */
@@ -38,13 +40,38 @@ export interface MessageSummary {
   size: number;
 }
 
+/** The parts of a message's row a summary is made of. */
+export type SummaryRecord = Pick<
+  MessageRecord,
+  'id' | 'receivedAt' | 'clientIp' | 'helo' | 'mailFrom' | 'rcptTo' | 'size' | 'verdict' | 'report' | 'lastReply'
+>;
+export type SummaryDelivery = Pick<DeliveryRecord, 'recipient' | 'outcome' | 'reply'>;
+
+/**
+ * What the verb that finished a message already holds, so that the summary does not read it back
+ * right after that verb's commit; a part left out is read from the store.
+ */
+export interface KnownFacts {
+  record?: SummaryRecord;
+  deliveries?: readonly SummaryDelivery[];
+}
+
+/**
+ * The row of a message its scan job has just planned for delivery, as that job wrote it: the
+ * envelope as recorded at accept (recipients narrowed to the message's own), and the verdict.
+ */
+export function scannedRecord(env: Envelope, verdict: { verdict: string; report: ScanReport }): SummaryRecord {
+  const { id, receivedAt, clientIp, helo, mailFrom, rcptTo, size } = env;
+  return { id, receivedAt, clientIp, helo, mailFrom, rcptTo, size, verdict: verdict.verdict, report: verdict.report, lastReply: null };
+}
+
 const DELIVERY_STATUS: Record<DeliveryRecord['outcome'], string> = { delivered: 'sent', failed: 'bounced', deferred: 'deferred' };
 
 const seconds = (ms: number | null | undefined): number | null =>
   ms === null || ms === undefined || !Number.isFinite(ms) ? null : Math.max(0, Math.round(ms / 10) / 100);
 
 /** The facts of a summary from the message's row and its per-recipient results (pure). */
-export function summarise(record: MessageRecord, deliveries: DeliveryRecord[], state: FinalState, finishedAt: number): MessageSummary {
+export function summarise(record: SummaryRecord, deliveries: readonly SummaryDelivery[], state: FinalState, finishedAt: number): MessageSummary {
   const timing = record.report?.timing;
   const byRecipient = new Map(deliveries.map((d) => [d.recipient, d]));
   const to = record.rcptTo.map((rcpt): RecipientSummary => {
@@ -101,11 +128,11 @@ export interface SummaryDeps {
  * Logs the message's one summary line. Never throws: the message has already reached its state,
  * and a failing log read must not make its job run again (it is logged as a warning instead).
  */
-export async function logSummary(deps: SummaryDeps, id: string, state: FinalState): Promise<void> {
+export async function logSummary(deps: SummaryDeps, id: string, state: FinalState, known: KnownFacts = {}): Promise<void> {
   try {
-    const record = await deps.store.get(id);
+    const record = known.record ?? (await deps.store.get(id));
     if (!record) return;
-    const summary = summarise(record, await deps.store.deliveries(id), state, (deps.now ?? Date.now)());
+    const summary = summarise(record, known.deliveries ?? (await deps.store.deliveries(id)), state, (deps.now ?? Date.now)());
     pipelineMetrics.endToEnd.observe({ state }, summary.delays.total);
     if (state === 'held') pipelineMetrics.poisonHeld.inc();
     deps.logger.info({ summary }, summaryLine(summary));

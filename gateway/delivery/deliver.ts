@@ -12,7 +12,8 @@ import type { DnsResolver } from '../../core/dns.ts';
 import type { Logger } from '../log.ts';
 import { headerBlockOf, readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
-import type { MetadataStore } from '../store/metadata.ts';
+import type { DeliveryRecord, MetadataStore } from '../store/metadata.ts';
+import type { SummaryRecord } from '../summary.ts';
 import { RetryLater, WaitForSlot, type Continuation, type JobContext, type JobQueue } from '../store/queue.ts';
 import { runInJobScope } from '../containment.ts';
 import { recordFault } from '../poison.ts';
@@ -86,8 +87,13 @@ export async function handleDeliverJob(deps: DeliveryWorkerDeps, job: JobContext
  * asked (attempt 2 next); delivery paused or a slot busy, likewise; an error, as a fault of
  * attempt 1. With every delivery slot busy nothing is tried and the deliver queue has it now.
  * Throws only if the hand-over fails: the scan job's retry hands it over then (scan.ts).
+ * `scanned`: the message's row as that scan job wrote it (its summary line is made from it).
  */
-export async function attemptFirstHere(deps: DeliveryWorkerDeps, envelope: Envelope, o: { faultRetryMs: number; isLastAttempt: boolean }): Promise<void> {
+export async function attemptFirstHere(
+  deps: DeliveryWorkerDeps,
+  envelope: Envelope,
+  o: { faultRetryMs: number; isLastAttempt: boolean; scanned?: SummaryRecord },
+): Promise<void> {
   const id = envelope.id;
   const ledger = ledgerOf(deps);
   const place = deps.slots.tryStartAttempt();
@@ -96,7 +102,7 @@ export async function attemptFirstHere(deps: DeliveryWorkerDeps, envelope: Envel
   let after: Continuation | undefined;
   try {
     // Its own scope: an error escaping the attempt's callbacks ends this attempt, not the scan job.
-    await runInJobScope({ queue: 'deliver', messageId: id }, () => attemptDelivery(deps, job, envelope));
+    await runInJobScope({ queue: 'deliver', messageId: id }, () => attemptDelivery(deps, job, envelope, o.scanned));
   } catch (err) {
     if (err instanceof WaitForSlot) after = { delayMs: err.delayMs };
     else if (err instanceof RetryLater) after = { delayMs: err.delayMs, attemptsBefore: 1 };
@@ -113,9 +119,9 @@ export async function attemptFirstHere(deps: DeliveryWorkerDeps, envelope: Envel
 /**
  * One delivery attempt. `first`: the envelope of a message its scan job has just planned for
  * delivery (planDeliverHere moved it from queued: never released, no attempt made before), so
- * not read back from the spool.
+ * not read back from the spool; `scanned`, its row as its scan job wrote it.
  */
-async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext, first?: Envelope): Promise<void> {
+async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext, first?: Envelope, scanned?: SummaryRecord): Promise<void> {
   const { spool, store, config, logger, recorder } = deps;
   const now = deps.now ?? Date.now;
   const id = job.messageId;
@@ -146,7 +152,7 @@ async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext, first?
       // A deferral is news (the message stays queued); a final outcome is in the summary line.
       logger[r.outcome === 'deferred' ? 'info' : 'debug']({ id, rcpt: r.recipient, outcome: r.outcome, reply: r.reply }, 'delivery attempt');
     }
-    const finished = byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results, fresh));
+    const finished = byDomain.size === 1 && inJournal.size === 0 && (await finishedInOneStep(deps, id, results, fresh ? { fresh, scanned } : { earlier }));
     if (!finished) await recorder.record(id, results);
     countDelivery(deps.stats, results, deferredBefore);
     if (finished) return;
@@ -187,10 +193,15 @@ async function attemptDelivery(deps: DeliveryWorkerDeps, job: JobContext, first?
  * after the downstream's 250), the results take the recorder's path (its journal keeps them),
  * then the usual finish: a delivered recipient is never sent the message again either way.
  */
-async function finishedInOneStep(deps: DeliveryWorkerDeps, id: string, results: RecipientResult[], fresh: boolean): Promise<boolean> {
+async function finishedInOneStep(
+  deps: DeliveryWorkerDeps,
+  id: string,
+  results: RecipientResult[],
+  o: { fresh?: boolean; scanned?: SummaryRecord; earlier?: DeliveryRecord[] },
+): Promise<boolean> {
   if (results.length === 0 || results.some((r) => r.outcome !== 'delivered')) return false;
   try {
-    return await ledgerOf(deps).finishAllDelivered(id, results, { fresh });
+    return await ledgerOf(deps).finishAllDelivered(id, results, o);
   } catch (err) {
     deps.logger.warn({ id, err }, 'could not record the delivery and the final state in one step; recording them apart');
     return false;

@@ -22,10 +22,10 @@ import type { Writable } from 'node:stream';
 import type { Logger } from '../log.ts';
 import type { Envelope, EnvelopeDsn, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
-import type { LedgerStep, MessageRecord, MessageStatus, MetadataStore } from '../store/metadata.ts';
+import type { DeliveryRecord, LedgerStep, MessageRecord, MessageStatus, MetadataStore } from '../store/metadata.ts';
 import type { Continuation, JobQueue, QueueName } from '../store/queue.ts';
 import { MOVES, SUMMARISED, releaseHoldMove, type Move } from './states.ts';
-import { logSummary, type FinalState } from '../summary.ts';
+import { logSummary, type FinalState, type KnownFacts, type SummaryRecord } from '../summary.ts';
 import { lastOf, toStored, type LedgerEvent } from './events.ts';
 
 /** The parts of the spool the ledger uses (a fake in tests implements the same). */
@@ -48,9 +48,10 @@ export interface LedgerDeps {
   logger: Logger;
   /**
    * Called once a verb has moved a message to where its handling ends (states.ts SUMMARISED);
-   * default: its one summary line in the log (gateway/summary.ts).
+   * default: its one summary line in the log (gateway/summary.ts), from what the verb `known`
+   * (read back for the rest).
    */
-  onFinal?: (id: string, state: FinalState) => Promise<void> | void;
+  onFinal?: (id: string, state: FinalState, known: KnownFacts) => Promise<void> | void;
 }
 
 export type Verdict = NonNullable<LedgerStep['verdict']>;
@@ -119,6 +120,8 @@ export function openLedger(deps: LedgerDeps) {
       events?: LedgerEvent[];
       onlyFrom?: MessageStatus;
       deliveries?: LedgerStep['deliveries'];
+      /** What the verb holds of the message's row and results after this step (for its summary). */
+      known?: KnownFacts;
     } = {},
   ): Promise<boolean> {
     const m = move ? MOVES[move] : null;
@@ -132,8 +135,12 @@ export function openLedger(deps: LedgerDeps) {
       ...(o.deliveries ? { deliveries: o.deliveries } : {}),
     });
     const summarised = done && move ? SUMMARISED[move] : undefined;
-    // Never throws (logSummary logs its own failure): the message has already reached its state.
-    if (summarised) await (deps.onFinal ?? ((i: string, st: FinalState) => logSummary({ store, logger }, i, st)))(id, summarised);
+    if (summarised) {
+      // A message still queued has never had a delivery attempt: it has no results to read.
+      const known = m && m.from.every((from) => from === 'queued') ? { deliveries: [], ...o.known } : (o.known ?? {});
+      // Never throws (logSummary logs its own failure): the message has already reached its state.
+      await (deps.onFinal ?? ((i: string, st: FinalState, k: KnownFacts) => logSummary({ store, logger }, i, st, k)))(id, summarised, known);
+    }
     return done;
   }
 
@@ -279,6 +286,7 @@ export function openLedger(deps: LedgerDeps) {
         await step(id, 'finishFailed', {
           lastReply: `${failed[0].recipient}: ${failed[0].reply}`,
           events: [{ kind: 'failed', results: failed.map(({ recipient, reply }) => ({ recipient, reply })) }],
+          known: { deliveries: results },
         });
         status = 'failed';
       } else {
@@ -287,6 +295,7 @@ export function openLedger(deps: LedgerDeps) {
         await step(id, move, {
           lastReply: results.at(-1)?.reply,
           events: [{ kind: 'delivered', results: results.map(({ recipient, reply }) => ({ recipient, reply })) }],
+          known: { deliveries: results },
         });
         status = MOVES[move].to;
       }
@@ -301,10 +310,18 @@ export function openLedger(deps: LedgerDeps) {
      * nothing, when that is not the case (or the status is no longer delivering): the caller then
      * records the results and finishes the usual way. `fresh`: the first attempt of a message
      * planDeliverHere moved from queued: no earlier results, never released, nothing to read.
+     * `earlier`: the message's delivery rows as the caller read them before this attempt (else
+     * read here); whether it was released is only in its events (a released message that was
+     * deferred is no longer "releasing"), read unless fresh. `scanned`: its row as the scan job
+     * that planned it wrote it, for the summary line.
      */
-    async finishAllDelivered(id: string, results: { recipient: string; reply: string }[], o: { fresh?: boolean } = {}): Promise<boolean> {
+    async finishAllDelivered(
+      id: string,
+      results: { recipient: string; reply: string }[],
+      o: { fresh?: boolean; earlier?: readonly DeliveryRecord[]; scanned?: SummaryRecord } = {},
+    ): Promise<boolean> {
       const now = new Set(results.map((r) => r.recipient));
-      const earlier = o.fresh ? [] : (await store.deliveries(id)).filter((d) => !now.has(d.recipient));
+      const earlier = o.fresh ? [] : (o.earlier ?? (await store.deliveries(id))).filter((d) => !now.has(d.recipient));
       if (earlier.some((d) => d.outcome !== 'delivered')) return false;
       const released = !o.fresh && (await store.events(id)).some((e) => e.kind === 'released');
       const move: Move = released ? 'finishReleased' : 'finishDelivered';
@@ -313,7 +330,8 @@ export function openLedger(deps: LedgerDeps) {
         .map(({ recipient, reply }) => ({ recipient, reply }))
         .sort((a, b) => (a.recipient < b.recipient ? -1 : a.recipient > b.recipient ? 1 : 0));
       const deliveries = results.map((r) => ({ recipient: r.recipient, outcome: 'delivered' as const, reply: r.reply }));
-      if (!(await step(id, move, { lastReply: all.at(-1)?.reply, deliveries, events: [{ kind: 'delivered', results: all }] }))) return false;
+      const known = { deliveries: [...earlier, ...deliveries], ...(o.scanned ? { record: o.scanned } : {}) };
+      if (!(await step(id, move, { lastReply: all.at(-1)?.reply, deliveries, events: [{ kind: 'delivered', results: all }], known }))) return false;
       await ports.spool.remove(id);
       return true;
     },

@@ -33,6 +33,7 @@ import { workerMetrics } from '../metrics.ts';
 import { verdictKind } from '../stats.ts';
 import { narrowDsn, openLedger } from '../ledger/ledger.ts';
 import type { LedgerEvent } from '../ledger/events.ts';
+import { scannedRecord, type SummaryRecord } from '../summary.ts';
 
 export { OWN_HEADER_PREFIXES };
 
@@ -137,7 +138,8 @@ export async function quarantineGroup(deps: ActDeps, env: Envelope, g: PlanGroup
 /**
  * Writes the group's copy (tags, headers, removed attachments, disarmed HTML) and plans its
  * delivery: queued for the deliver worker, or (attemptHere) left for the caller's first attempt.
- * True when the caller must make that attempt (or hand the message on): it has no job yet.
+ * When the caller must make that attempt (or hand the message on: it has no job yet), the
+ * message's row as written here (its summary line is made from it, not read back).
  */
 export async function deliverGroup(
   deps: ActDeps,
@@ -146,7 +148,7 @@ export async function deliverGroup(
   analysis: Analysis,
   links: Links,
   o: { spooledAsIs?: boolean; attemptHere?: boolean } = {},
-): Promise<boolean> {
+): Promise<SummaryRecord | undefined> {
   const { spool, config, logger } = deps;
   const pool = deps.scanners?.analysis;
   if (g.plan.kind !== 'deliver') throw new Error('deliverGroup needs a deliver plan');
@@ -236,7 +238,7 @@ export async function deliverGroup(
       links,
       `could not write the delivered copy: ${(err as Error).message}`,
     );
-    return false;
+    return undefined;
   }
   const outcome = spec.strip.length > 0 ? 'delivered with attachments removed' : spec.subjectTag ? `delivered tagged ${spec.subjectTag}` : 'delivered';
   const sent = await notices(deps, env, g, outcome, result?.subject ?? null, { forwards: true });
@@ -253,7 +255,7 @@ export async function deliverGroup(
   workerMetrics.scanned.inc({ verdict: m.class, action: 'deliver' });
   countVerdict(deps, m.class, g);
   logger.debug({ id: env.id, verdict: m.class, reason: m.reason, rcpt: env.rcptTo }, 'message scanned, planned for delivery');
-  return here;
+  return here ? scannedRecord(env, verdict) : undefined;
 }
 
 /** The message was refused at SMTP time: nothing is kept but its record. */

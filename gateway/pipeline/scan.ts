@@ -28,6 +28,7 @@ import { giveUpReport, handleReport, type ReportLearning } from '../reports/proc
 import { holdAsPoison } from '../poison.ts';
 import { lastOf } from '../ledger/events.ts';
 import { FINAL } from '../ledger/states.ts';
+import type { SummaryRecord } from '../summary.ts';
 
 export type { Scanners };
 export { OWN_HEADER_PREFIXES } from './act.ts';
@@ -52,9 +53,15 @@ export interface ScanDeps {
   /**
    * The first delivery attempt of a message this job planned for delivery, made here (gateway/
    * delivery/deliver.ts attemptFirstHere): it finishes the message or hands it to the deliver
-   * queue. Absent: every delivery is a deliver job.
+   * queue (`scanned`: the message's row as this job wrote it). Absent: every delivery is a deliver job.
    */
-  deliverHere?: (envelope: Envelope) => Promise<void>;
+  deliverHere?: (envelope: Envelope, scanned: SummaryRecord) => Promise<void>;
+}
+
+/** A message planned for delivery whose first attempt is left to its scan job. */
+interface AttemptHere {
+  envelope: Envelope;
+  scanned: SummaryRecord;
 }
 
 export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<void> {
@@ -70,7 +77,7 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
     // Nothing to scan, now or on a retry: an administrator decides (never left "queued" silently).
     return holdAsPoison(deps, 'scan', job, 'its body is missing from the spool');
   }
-  let attemptHere: Envelope | undefined;
+  let attemptHere: AttemptHere | undefined;
   try {
     if (envelope.report) {
       // A spam report is learned from, never scanned for delivery (gateway/reports/process.ts).
@@ -88,7 +95,7 @@ export async function handleScanJob(deps: ScanDeps, job: JobContext): Promise<vo
     await hold(deps, envelope, `gave up scanning: ${reason}`);
   }
   // Outside the scan's error handling: the message is scanned and in delivery whatever happens here.
-  if (attemptHere) await deps.deliverHere!(attemptHere);
+  if (attemptHere) await deps.deliverHere!(attemptHere.envelope, attemptHere.scanned);
 }
 
 /**
@@ -113,8 +120,8 @@ async function handedOn(deps: ScanDeps, job: JobContext): Promise<boolean> {
   return true;
 }
 
-/** The envelope of the message planned for delivery with its first attempt left to this job, if any. */
-async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<Envelope | undefined> {
+/** The message planned for delivery with its first attempt left to this job, if any. */
+async function scanAndAct(deps: ScanDeps, envelope: Envelope, job: JobContext): Promise<AttemptHere | undefined> {
   const { config, logger } = deps;
   const id = envelope.id;
   const policies = await recipientPolicies(config, envelope, deps.lists);
@@ -187,10 +194,13 @@ async function processEnvelope(
   analysis: Analysis,
   plans: Map<string, RecipientPlan>,
   links: Links,
-): Promise<Envelope | undefined> {
+): Promise<AttemptHere | undefined> {
   const { store, spool } = deps;
   const earlier: string[] = [];
   const earlierRows: MessageRecord[] = [];
+  // One read per message even on its first run: a fresh scan job is not proof that none ran before
+  // (a poison release and a requeue after Redis lost its jobs start again at attempt 1), and the
+  // row of a part split off is the only trace before the parent's 'split' event is written.
   for (let n = 2; ; n++) {
     const row = await store.get(`${env.id}-${n}`);
     if (!row) break;
@@ -245,12 +255,15 @@ async function processEnvelope(
 }
 
 /**
- * Its envelope when a delivery is planned whose first attempt this job makes (only the job's own
+ * The message, when a delivery is planned whose first attempt this job makes (only the job's own
  * message: a split-off part is a deliver job's). `env` is the envelope as spooled for delivery.
  */
-async function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links, spooledAsIs: boolean): Promise<Envelope | undefined> {
+async function act(deps: ScanDeps, env: Envelope, g: PlanGroup, analysis: Analysis, links: Links, spooledAsIs: boolean): Promise<AttemptHere | undefined> {
   const attemptHere = deps.deliverHere !== undefined && links.splitFrom === undefined;
-  if (g.plan.kind === 'deliver') return (await deliverGroup(deps, env, g, analysis, links, { spooledAsIs, attemptHere })) ? env : undefined;
+  if (g.plan.kind === 'deliver') {
+    const scanned = await deliverGroup(deps, env, g, analysis, links, { spooledAsIs, attemptHere });
+    return scanned && { envelope: env, scanned };
+  }
   await quarantineGroup(deps, env, g, links);
   return undefined;
 }

@@ -34,8 +34,8 @@ describe('summary line', () => {
     const s = summarise(
       record,
       [
-        { recipient: 'alice@example.test', outcome: 'delivered', reply: 'mx1:25: 250 2.0.0 Ok', at: 0 },
-        { recipient: 'carol@example.test', outcome: 'failed', reply: 'mx1:25: 550 5.1.1 no such user', at: 0 },
+        { recipient: 'alice@example.test', outcome: 'delivered', reply: 'mx1:25: 250 2.0.0 Ok' },
+        { recipient: 'carol@example.test', outcome: 'failed', reply: 'mx1:25: 550 5.1.1 no such user' },
       ],
       'bounced',
       1_001_600,

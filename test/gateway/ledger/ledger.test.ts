@@ -14,7 +14,7 @@ import type { Envelope } from '../../../gateway/spool/spool.ts';
 import { fileBlobStore, type BlobStore } from '../../../gateway/store/blobs.ts';
 import { openMetadataStore, type MetadataStore } from '../../../gateway/store/metadata.ts';
 import { silentLogger } from '../../../gateway/log.ts';
-import type { FinalState } from '../../../gateway/summary.ts';
+import type { FinalState, KnownFacts } from '../../../gateway/summary.ts';
 import { DIALECTS, openTestSql } from '../../support/databases.ts';
 import { MemorySpool } from '../../support/fake-spool.ts';
 import { MemoryQueue } from '../../support/fake-queue.ts';
@@ -85,8 +85,8 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     return env;
   }
 
-  async function quarantined(): Promise<Envelope> {
-    const env = await accepted();
+  async function quarantined(rcptTo?: string[]): Promise<Envelope> {
+    const env = await accepted(rcptTo);
     queue.take('scan', env.id);
     await ledger.planQuarantine(env.id, verdict('banned'), { kind: 'quarantined', reason: 'banned attachment', policySaidReject: false });
     return env;
@@ -174,6 +174,50 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     const q = await quarantined();
     expect(await ledger.finishAllDelivered(q.id, [{ recipient: 'alice@example.test', reply: '250 ok' }])).toBe(false);
     expect(await store.deliveries(q.id)).toEqual([]); // the refused move wrote no delivery row either
+  });
+
+  it('finishAllDelivered after a deferral, with the rows its caller read: a released message finishes as released, one never released as delivered; its summary gets every result without a read back', async () => {
+    const reads = { deliveries: 0 };
+    const known: KnownFacts[] = [];
+    const counted: MetadataStore = { ...store, deliveries: (id) => (reads.deliveries++, store.deliveries(id)) };
+    const one = openLedger({
+      store: counted,
+      spool,
+      queue,
+      quarantine: blobs,
+      logger: silentLogger(),
+      onFinal: (id, st, k) => void (finals.push([id, st]), known.push(k)),
+    });
+    const deferredOnce = async (env: Envelope) => {
+      await store.recordDelivery(env.id, 'alice@example.test', 'delivered', '250 first');
+      await store.recordDelivery(env.id, 'carol@example.test', 'deferred', '451 later');
+      await one.defer(env.id, { kind: 'deferred', nextAttempt: '2026-12-05T00:00:00.000Z', recipients: 1, reply: '451 later' });
+      expect(await status(env.id)).toBe('deferred');
+      return store.deliveries(env.id);
+    };
+    const rcpts = ['alice@example.test', 'carol@example.test'];
+    const released = await quarantined(rcpts);
+    expect((await ledger.release(released.id, 'admin', async (out) => void out.write('released copy\r\n'))).ok).toBe(true);
+    const plain = await delivering(rcpts);
+    for (const [env, final] of [
+      [released, 'released'],
+      [plain, 'delivered'],
+    ] as const) {
+      const earlier = await deferredOnce(env);
+      reads.deliveries = 0;
+      expect(await one.finishAllDelivered(env.id, [{ recipient: 'carol@example.test', reply: '250 second' }], { earlier })).toBe(true);
+      expect(await status(env.id)).toBe(final);
+      expect(finals.at(-1)).toEqual([env.id, final]);
+      expect(reads.deliveries).toBe(0);
+      expect(known.at(-1)?.deliveries?.map((d) => [d.recipient, d.outcome, d.reply])).toEqual([
+        ['alice@example.test', 'delivered', '250 first'],
+        ['carol@example.test', 'delivered', '250 second'],
+      ]);
+      expect((await store.deliveries(env.id)).map((d) => [d.recipient, d.outcome, d.reply])).toEqual([
+        ['alice@example.test', 'delivered', '250 first'],
+        ['carol@example.test', 'delivered', '250 second'],
+      ]);
+    }
   });
 
   it('finish with a failed recipient: its copy kept, bounced, failed; defer from a final state is refused', async () => {

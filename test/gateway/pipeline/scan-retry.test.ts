@@ -14,6 +14,7 @@ import { silentLogger } from '../../../gateway/log.ts';
 import { openLedger, type Verdict } from '../../../gateway/ledger/ledger.ts';
 import { lastOf } from '../../../gateway/ledger/events.ts';
 import { handleScanJob, type ScanDeps } from '../../../gateway/pipeline/scan.ts';
+import { splitOff } from '../../../gateway/pipeline/act.ts';
 import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
 import { fileBlobStore } from '../../../gateway/store/blobs.ts';
 import { openMetadataStore } from '../../../gateway/store/metadata.ts';
@@ -114,4 +115,70 @@ describe('a scan job run again after it planned delivery', () => {
     expect(queue.asked).toEqual([]);
     expect((await store.get(env.id))?.status).toBe('delivered');
   });
+});
+
+/**
+ * A scan job that split recipients off (their copy spooled and recorded as "<id>-2") and died
+ * before it acted. Its next run, a retry or a fresh job (a poison release, a requeue after Redis
+ * lost its jobs: attempt 1 both), finds that part by its row and reuses it.
+ */
+async function splitThenDied() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mailmoat-scan-split-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const db = await openTestSql('sqlite');
+  cleanups.push(() => db.close());
+  const store = openMetadataStore(db.sql);
+  const spool = new Spool(path.join(dir, 'spool'));
+  await spool.init();
+  const queue = new RecordingQueue();
+  const quarantine = fileBlobStore(path.join(dir, 'kept'));
+  const downstream = [{ host: '127.0.0.1', port: 9 }];
+  const off = { virus: false, spam: false, attachments: false, html: false, auth: false, urls: false, lists: false, learner: false };
+  const config = configSchema.parse({
+    hostname: 'mx.gateway.test',
+    dataDir: dir,
+    policy: { checks: off },
+    // Different plans for the two domains: one message per group.
+    domains: { 'example.test': { downstream }, 'other.test': { downstream, policy: { actions: { clean: { do: 'headers' } } } } },
+  });
+  const env: Envelope = {
+    id: 'S1',
+    receivedAt: Date.now(),
+    clientIp: '192.0.2.1',
+    clientHostname: null,
+    helo: 'h.test',
+    mailFrom: 'bob@sender.test',
+    rcptTo: ['alice@example.test', 'carol@other.test'],
+    size: 10,
+    tls: false,
+  };
+  await spool.receive(env.id, Readable.from([Buffer.from('Subject: hi\r\n\r\nbody\r\n')]), 1_000);
+  await spool.commit(env);
+  await openLedger({ store, spool, queue, quarantine, logger: silentLogger() }).accept(env);
+  // Every check is off: the scanners are never asked (the MIME walk runs on the event loop).
+  const scanners: ScanDeps['scanners'] = { virus: async () => rescan(), spam: async () => rescan() };
+  const deps: ScanDeps = { config, spool, store, quarantine, queue, scanners, logger: silentLogger() };
+  await splitOff(deps, env, 'S1-2', ['carol@other.test']);
+  queue.asked.length = 0;
+  return { env, store, queue, deps };
+}
+
+describe('a scan job run again after it split the message off and before it acted', () => {
+  for (const job of [
+    { attempt: 2, faults: 0, as: 'a retry' },
+    { attempt: 1, faults: 0, as: 'a fresh job (poison release, requeue)' },
+  ])
+    it(`reuses the part it split off, as ${job.as}: each recipient in one message, no second copy`, async () => {
+      const { env, store, queue, deps } = await splitThenDied();
+      await handleScanJob(deps, { messageId: env.id, attempt: job.attempt, isLastAttempt: false, faults: job.faults });
+      expect((await store.get(env.id))?.rcptTo).toEqual(['alice@example.test']);
+      expect((await store.get('S1-2'))?.rcptTo).toEqual(['carol@other.test']);
+      expect(await store.get('S1-3')).toBeUndefined();
+      expect(queue.asked.map((a) => [a.queue, a.id]).sort()).toEqual([
+        ['deliver', 'S1'],
+        ['deliver', 'S1-2'],
+      ]);
+      expect((await store.get(env.id))?.status).toBe('delivering');
+      expect((await store.get('S1-2'))?.status).toBe('delivering');
+    });
 });
