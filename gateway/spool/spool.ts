@@ -453,34 +453,14 @@ export class Spool {
     return names.length;
   }
 
-  /**
-   * Free bytes on the spool's file system (for the "insufficient storage" check at MAIL FROM).
-   * One statfs answers every MAIL of the next FREE_SPACE_SAMPLE_MS (a thread-pool round trip
-   * per message saved); a failed one answers only the calls that were waiting for it.
-   */
-  freeBytes(now = Date.now()): Promise<number> {
-    const sample = this.freeSample;
-    if (sample && now - sample.at < FREE_SPACE_SAMPLE_MS) return sample.bytes;
-    const bytes = fs.statfs(this.dir).then((s) => s.bavail * s.bsize);
-    const next = { at: now, bytes };
-    this.freeSample = next;
-    bytes.catch(() => {
-      if (this.freeSample === next) this.freeSample = undefined;
-    });
-    return bytes;
+  /** Free bytes on the spool's file system (for the "insufficient storage" check at MAIL FROM). */
+  async freeBytes(): Promise<number> {
+    const s = await fs.statfs(this.dir);
+    return s.bavail * s.bsize;
   }
-
-  private freeSample: { at: number; bytes: Promise<number> } | undefined;
 }
 
 const ORPHAN_AGE_MS = 60 * 60_000;
-
-/**
- * How old a free-space reading may be. The reserve it guards (room for two messages of the
- * largest size) is far more than a busy node writes in this time; a full disk still refuses the
- * message at its write (452 4.3.1) whatever the reading said.
- */
-export const FREE_SPACE_SAMPLE_MS = 100;
 
 function storageRefusal(err: unknown): SmtpRefusal {
   if (err instanceof SmtpRefusal) return err;
