@@ -3,31 +3,16 @@
 // (several machines). Stores write their queries once with Kysely's `sql` tag (placeholders are
 // compiled per dialect); the few places where the two SQL dialects differ ask `sql.dialect` (see
 // message-queries.ts). The schema is created only by migrations.ts.
-import { Kysely, PostgresDialect, sql as q, type RawBuilder } from 'kysely';
+import { Kysely, PostgresDialect, sql as q } from 'kysely';
+import type { Dialect, Query, Sql } from './sql-port.ts';
 import pg from 'pg';
 import { openSqliteSql } from './sqlite.ts';
 
 export { q };
-export type Query = RawBuilder<unknown>;
-export type Dialect = 'sqlite' | 'postgres';
+export type { Dialect, Query, Sql } from './sql-port.ts';
 
 /** Where the metadata lives: a SQLite file (one machine) or a PostgreSQL URL (several machines). */
 export type DatabaseTarget = { sqlite: string } | { postgres: string; poolSize?: number };
-
-export interface Sql {
-  readonly dialect: Dialect;
-  /**
-   * The Kysely instance, for migrations only (on SQLite it does not wait for the transactions of
-   * this interface). No schema type: the schema is the migrations' SQL and queries are raw SQL (`q`). */
-  readonly kysely: Kysely<unknown>;
-  all<T>(query: Query): Promise<T[]>;
-  one<T>(query: Query): Promise<T | undefined>;
-  /** Runs a statement; resolves to the number of rows it changed. */
-  run(query: Query): Promise<number>;
-  /** Runs `fn` in one transaction (SQLite: BEGIN IMMEDIATE, the write lock is taken up front). */
-  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
-  close(): Promise<void>;
-}
 
 export async function openSql(target: DatabaseTarget): Promise<Sql> {
   if ('sqlite' in target) return openSqliteSql(target.sqlite);

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection } from 'kysely';
-import type { Query, Sql } from './sql.ts';
+import type { Query, Sql } from './sql-port.ts';
 
 export function openSqliteSql(file: string): Sql {
   const db = openSqliteFile(file);
