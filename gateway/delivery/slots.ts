@@ -42,15 +42,7 @@ export class DeliverySlots {
       return { ok: false, reason: `all ${this.maxAttempts} delivery slots are busy`, retryInMs: this.backoff('attempts', this.maxAttempts, this.now()) };
     }
     this.attempts++;
-    let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.attempts--;
-      },
-    };
+    return granted(() => this.attempts--);
   }
 
   /** A slot for one connection to `t`, or why not and when to ask again. */
@@ -77,16 +69,10 @@ export class DeliverySlots {
     this.lanes[t.lane]++;
     this.waiters.delete(key);
     recent.push(now);
-    let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.active.set(key, (this.active.get(key) ?? 1) - 1);
-        this.lanes[t.lane]--;
-      },
-    };
+    return granted(() => {
+      this.active.set(key, (this.active.get(key) ?? 1) - 1);
+      this.lanes[t.lane]--;
+    });
   }
 
   /** Retry delay for a refused delivery: spread over more time the more deliveries wait per slot. */
@@ -97,4 +83,17 @@ export class DeliverySlots {
     const spread = Math.min(MAX_SLOT_RETRY_MS, SLOT_RETRY_MS * Math.max(1, Math.ceil(recent.length / slots)));
     return SLOT_RETRY_MS + Math.floor(Math.random() * spread);
   }
+}
+
+/** A grant whose release gives the place back once, however often it is called. */
+function granted(giveBack: () => void): SlotGrant {
+  let released = false;
+  return {
+    ok: true,
+    release: () => {
+      if (released) return;
+      released = true;
+      giveBack();
+    },
+  };
 }
