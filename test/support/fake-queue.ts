@@ -1,7 +1,7 @@
 // An in-memory job queue for lifecycle tests, implementing the JobQueue port
 // (gateway/store/queue.ts) the way BullMQ behaves for it: one job per job id (a second enqueue
 // of the same id is a no-op), removeJob refuses a job a worker holds (`active`).
-import type { JobInfo, JobQueue, QueueName } from '../../gateway/store/queue.ts';
+import type { Continuation, JobInfo, JobQueue, QueueName } from '../../gateway/store/queue.ts';
 
 export class MemoryQueue implements JobQueue {
   /** "<queue>:<jobId>" → the message id it carries. */
@@ -54,4 +54,13 @@ export class MemoryQueue implements JobQueue {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A MemoryQueue that also keeps every enqueue it was asked for, with its continuation. */
+export class RecordingQueue extends MemoryQueue {
+  readonly asked: { queue: QueueName; id: string; o: Continuation }[] = [];
+  override async enqueue(queue: QueueName, messageId: string, o: { jobId?: string } & Continuation = {}): Promise<void> {
+    this.asked.push({ queue, id: messageId, o });
+    return super.enqueue(queue, messageId, o);
+  }
 }

@@ -18,17 +18,8 @@ import { splitOff } from '../../../gateway/pipeline/act.ts';
 import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
 import { fileBlobStore } from '../../../gateway/store/blobs.ts';
 import { openMetadataStore } from '../../../gateway/store/metadata.ts';
-import type { Continuation, QueueName } from '../../../gateway/store/queue.ts';
 import { openTestSql } from '../../support/databases.ts';
-import { MemoryQueue } from '../../support/fake-queue.ts';
-
-class RecordingQueue extends MemoryQueue {
-  readonly asked: { queue: QueueName; id: string; o: Continuation }[] = [];
-  override async enqueue(queue: QueueName, messageId: string, o: { jobId?: string } & Continuation = {}): Promise<void> {
-    this.asked.push({ queue, id: messageId, o });
-    return super.enqueue(queue, messageId, o);
-  }
-}
+import { RecordingQueue } from '../../support/fake-queue.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
