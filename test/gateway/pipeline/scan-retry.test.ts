@@ -32,16 +32,19 @@ const rescan = () => {
   throw new Error('scanned a second time');
 };
 
-async function inDelivery() {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mailmoat-scan-retry-'));
+/** A data dir of its own with a SQLite store, a spool, a recording queue and a blob store. */
+async function parts(prefix: string) {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const db = await openTestSql('sqlite');
   cleanups.push(() => db.close());
-  const store = openMetadataStore(db.sql);
   const spool = new Spool(path.join(dir, 'spool'));
   await spool.init();
-  const queue = new RecordingQueue();
-  const quarantine = fileBlobStore(path.join(dir, 'kept'));
+  return { dir, store: openMetadataStore(db.sql), spool, queue: new RecordingQueue(), quarantine: fileBlobStore(path.join(dir, 'kept')) };
+}
+
+async function inDelivery() {
+  const { dir, store, spool, queue, quarantine } = await parts('mailmoat-scan-retry-');
   const env: Envelope = {
     id: 'M1',
     receivedAt: Date.now(),
@@ -114,15 +117,7 @@ describe('a scan job run again after it planned delivery', () => {
  * lost its jobs: attempt 1 both), finds that part by its row and reuses it.
  */
 async function splitThenDied() {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mailmoat-scan-split-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const db = await openTestSql('sqlite');
-  cleanups.push(() => db.close());
-  const store = openMetadataStore(db.sql);
-  const spool = new Spool(path.join(dir, 'spool'));
-  await spool.init();
-  const queue = new RecordingQueue();
-  const quarantine = fileBlobStore(path.join(dir, 'kept'));
+  const { dir, store, spool, queue, quarantine } = await parts('mailmoat-scan-split-');
   const downstream = [{ host: '127.0.0.1', port: 9 }];
   const off = { virus: false, spam: false, attachments: false, html: false, auth: false, urls: false, lists: false, learner: false };
   const config = configSchema.parse({
