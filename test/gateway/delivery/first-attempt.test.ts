@@ -21,6 +21,15 @@ import { fileBlobStore } from '../../../gateway/store/blobs.ts';
 import { openMetadataStore } from '../../../gateway/store/metadata.ts';
 import { openTestSql } from '../../support/databases.ts';
 import { RecordingQueue } from '../../support/fake-queue.ts';
+import type { Verdict } from '../../../gateway/ledger/ledger.ts';
+
+/** A clean verdict, nothing scanned (the tests here are about the attempt, not the scan). */
+const clean: Verdict = {
+  verdict: 'clean',
+  reason: 'clean',
+  report: { virus: { status: 'skipped', reason: 't' }, spam: { status: 'skipped', reason: 't' } },
+  subject: 'hi',
+};
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -71,14 +80,7 @@ describe('the first delivery attempt, made by the scan job', () => {
     const { env, spool, store, queue, ledger, deps } = await planned();
     // The scanned copy cannot be read (a directory where the file should be): not a delivery outcome, a fault.
     await mkdir(spool.outputPath(env.id), { recursive: true });
-    expect(
-      await ledger.planDeliverHere(env.id, {
-        verdict: 'clean',
-        reason: 'clean',
-        report: { virus: { status: 'skipped', reason: 't' }, spam: { status: 'skipped', reason: 't' } },
-        subject: 'hi',
-      }),
-    ).toBe(true);
+    expect(await ledger.planDeliverHere(env.id, clean)).toBe(true);
     await attemptFirstHere(deps, env, { faultRetryMs: 700, isLastAttempt: false });
     expect(queue.asked.filter((a) => a.queue === 'deliver')).toEqual([
       { queue: 'deliver', id: env.id, o: { delayMs: 700, attemptsBefore: 1, faultsBefore: 1 } },
@@ -90,14 +92,7 @@ describe('the first delivery attempt, made by the scan job', () => {
 
   it('every delivery slot of the process busy: nothing tried, the deliver queue has it now', async () => {
     const { env, store, queue, ledger, slots, deps } = await planned({ maxAttempts: 1 });
-    expect(
-      await ledger.planDeliverHere(env.id, {
-        verdict: 'clean',
-        reason: 'clean',
-        report: { virus: { status: 'skipped', reason: 't' }, spam: { status: 'skipped', reason: 't' } },
-        subject: 'hi',
-      }),
-    ).toBe(true);
+    expect(await ledger.planDeliverHere(env.id, clean)).toBe(true);
     const taken = slots.tryStartAttempt();
     expect(taken.ok).toBe(true);
     await attemptFirstHere(deps, env, { faultRetryMs: 700, isLastAttempt: false });
