@@ -168,5 +168,7 @@ describe('a worker killed with SIGKILL during the first attempt its scan job mak
     expect(attempts).toBe(2);
     // The scan job, run again after the crash, found it in delivery and handed it on.
     await waitFor(async () => (await kinds(gw, sent.id!)).includes('requeued:deliver'), { what: 'the hand-over event' });
+    // The cut attempt is on record (the soak allows a second copy only for an attempt so cut).
+    expect(await kinds(gw, sent.id!)).toContain('fault:scan');
   });
 });
