@@ -10,7 +10,8 @@
 import type { Config } from '../config/schema.ts';
 import type { DnsResolver } from '../../core/dns.ts';
 import type { Logger } from '../log.ts';
-import { headerBlockOf, readHeaderBlock, type Envelope, type Spool } from '../spool/spool.ts';
+import { headerBlockOf, readHeaderBlock } from '../spool/files.ts';
+import type { Envelope, Spool } from '../spool/spool.ts';
 import type { BlobStore } from '../store/blobs.ts';
 import type { DeliveryRecord, MetadataStore } from '../store/metadata.ts';
 import type { SummaryRecord } from '../summary.ts';

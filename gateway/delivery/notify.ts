@@ -4,7 +4,8 @@
 import { promises as fs } from 'node:fs';
 import { ulid } from 'ulid';
 import { domainOf } from '../../rules/envelope.ts';
-import { readHeaderBlock, type Envelope } from '../spool/spool.ts';
+import { readHeaderBlock } from '../spool/files.ts';
+import type { Envelope } from '../spool/spool.ts';
 import { commitGenerated, type NotifyDeps } from './generated.ts';
 import { buildDsn, type DsnRecipient } from './dsn.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { groupSync } from '../../../gateway/spool/spool.ts';
+import { groupSync } from '../../../gateway/spool/files.ts';
 
 /** A sync whose runs are ended by the test; records which calls each run could cover. */
 function controlledSync() {
