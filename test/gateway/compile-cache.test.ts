@@ -45,3 +45,30 @@ it('the first start fills var/compile-cache; the next one loads the TypeScript s
   expect(readdirSync(path.join(dir, 'var/compile-cache')).length).toBeGreaterThan(0);
   expect(run()).toEqual({ main: false, thread: false });
 });
+
+it('a cache directory that cannot be made (a read-only install) only means no cache: the gateway still starts', () => {
+  // Root may write anywhere a mode forbids; a file where var/ should be stops even root.
+  const ro = mkdtempSync(path.join(tmpdir(), 'mailmoat-compile-cache-ro-'));
+  try {
+    mkdirSync(path.join(ro, 'entry'));
+    for (const f of ['main.ts', 'thread.ts']) writeFileSync(path.join(ro, 'entry', f), readFileSync(path.join(dir, 'entry', f)));
+    writeFileSync(path.join(ro, 'var'), 'not a directory');
+    const env = { ...process.env };
+    delete env.NODE_COMPILE_CACHE;
+    const twice = [0, 1].map(() =>
+      JSON.parse(
+        execFileSync(process.execPath, [...FLAGS, path.join(ro, 'entry/main.ts')], { cwd: tmpdir(), env, encoding: 'utf8', timeout: 30_000 })
+          .trim()
+          .split('\n')
+          .pop()!,
+      ),
+    );
+    // Both runs ran their TypeScript (stripped each time: nothing was cached).
+    expect(twice).toEqual([
+      { main: true, thread: true },
+      { main: true, thread: true },
+    ]);
+  } finally {
+    rmSync(ro, { recursive: true, force: true });
+  }
+});
