@@ -107,8 +107,10 @@ function roundSummary(s: Summary | null, digits: number): Summary | null {
   return s && { median: round(s.median, digits), min: round(s.min, digits), max: round(s.max, digits), n: s.n };
 }
 
+/** Rounded: the median of an even count is a mean of two, which prints as 80.44999999999999. */
 function median(xs: number[]): number | null {
-  return summarize(xs)?.median ?? null;
+  const m = summarize(xs)?.median;
+  return m === undefined ? null : round(m, 2);
 }
 
 function rows(cells: Cell[]): Row[] {
