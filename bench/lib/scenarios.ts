@@ -232,8 +232,8 @@ export async function warmUp(p: Phase, m: TestMessage, count: number, throughWor
   const c0 = p.sink.messages();
   const r = await runSource({ port: p.smtpPort, sessions: 5, count, file: m.file, timeoutMs: 60_000 });
   if (!r.ok) throw new Error(`warm-up failed: ${r.error}`);
-  if (throughWorkers && !(await p.sink.waitFor(c0 + count, 60_000))) {
-    throw new Error(`warm-up: ${p.sink.messages() - c0} of ${count} messages reached the downstream sink within 60 s`);
+  if (throughWorkers && !(await p.sink.waitFor(c0 + count, 120_000))) {
+    throw new Error(`warm-up: ${p.sink.messages() - c0} of ${count} messages reached the downstream sink within 120 s`);
   }
 }
 
