@@ -21,7 +21,8 @@ export type LedgerEvent =
   | { kind: 'released'; by: string }
   | { kind: 'deleted'; by: string; from: 'quarantine' | 'queue' | 'poison hold' }
   | { kind: 'expired'; days: number; wasQuarantined: boolean }
-  | { kind: 'requeued'; queue: QueueName }
+  /** `scan job run again`: a scan job that had planned the delivery ran again (its first attempt was cut); otherwise reconciliation at start-up. */
+  | { kind: 'requeued'; queue: QueueName; by?: 'scan job run again' }
   | { kind: 'generated'; what: string }
   | { kind: 'fault'; queue: QueueName; faults: number; reason: string }
   | { kind: 'held-poison'; queue: QueueName; faults: number; was: MessageStatus; reason: string }
@@ -73,7 +74,9 @@ export function describe(e: LedgerEvent): string {
     case 'expired':
       return e.wasQuarantined ? `expired after ${e.days} days in quarantine` : `no copy kept after ${e.days} days`;
     case 'requeued':
-      return `queued again for ${e.queue} at start-up`;
+      return e.by
+        ? `handed to the ${e.queue} queue: its scan job ran again after its first delivery attempt was cut off (a crash or a stall)`
+        : `queued again for ${e.queue} at start-up`;
     case 'generated':
       return e.what;
     case 'fault':

@@ -228,7 +228,7 @@ export function openLedger(deps: LedgerDeps) {
      */
     async handToDelivery(id: string, after: Continuation = {}, why?: 'requeued'): Promise<void> {
       await ports.queue.enqueue('deliver', id, after);
-      if (why) await step(id, null, { events: [{ kind: 'requeued', queue: 'deliver' }] });
+      if (why) await step(id, null, { events: [{ kind: 'requeued', queue: 'deliver', by: 'scan job run again' }] });
     },
 
     /** Held in the quarantine: body kept, verdict and event, spool cleared, then the status. */

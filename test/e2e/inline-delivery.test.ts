@@ -170,5 +170,8 @@ describe('a worker killed with SIGKILL during the first attempt its scan job mak
     await waitFor(async () => (await kinds(gw, sent.id!)).includes('requeued:deliver'), { what: 'the hand-over event' });
     // The cut attempt is on record (the soak allows a second copy only for an attempt so cut).
     expect(await kinds(gw, sent.id!)).toContain('fault:scan');
+    // What the message's history says of it (the console shows these sentences).
+    const handOver = (await gw.stores.store.events(sent.id!)).find((e) => e.kind === 'requeued');
+    expect(handOver?.detail).toBe('handed to the deliver queue: its scan job ran again after its first delivery attempt was cut off (a crash or a stall)');
   });
 });

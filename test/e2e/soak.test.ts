@@ -329,7 +329,7 @@ describe('soak: the receiving side under misbehaving peers and two SIGKILLs', ()
       const events = await stores.store.events(a.id);
       if (status === 'delivered') {
         const cut = (queue: string) => events.some((e) => e.kind === 'fault' && new RegExp(`^${queue}\\b.*died or stalled`).test(e.detail));
-        const handedOn = events.some((e) => e.kind === 'requeued' && (e.data as { queue?: string } | undefined)?.queue === 'deliver');
+        const handedOn = events.some((e) => e.kind === 'requeued' && (e.data as { by?: string } | undefined)?.by === 'scan job run again');
         const cutByKill = cut('deliver') || (cut('scan') && handedOn);
         if (cutByKill && counts.some((n) => n === 2) && counts.every((n) => n === 1 || n === 2)) duplicatesAcrossKill.add(a.id);
         else if (counts.some((n) => n !== 1)) {

@@ -343,7 +343,7 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     expect(await queue.hasJob('deliver', env.id)).toBe(true);
     expect(lastOf(await store.events(env.id), 'requeued')).toBeNull();
     await ledger.handToDelivery(env.id, {}, 'requeued');
-    expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver' });
+    expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver', by: 'scan job run again' });
   });
 
   describe('a crash between two steps, then start-up reconciliation', () => {

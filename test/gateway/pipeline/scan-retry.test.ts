@@ -84,7 +84,7 @@ describe('a scan job run again after it planned delivery', () => {
     await runAgain();
     expect(queue.asked).toEqual([{ queue: 'deliver', id: env.id, o: { faultsBefore: 1 } }]);
     expect((await store.get(env.id))?.status).toBe('delivering');
-    expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver' });
+    expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver', by: 'scan job run again' });
   });
 
   it('finds it deferred by its first attempt: the deliver queue takes it as attempt 2, at the announced time', async () => {
