@@ -4,10 +4,8 @@
 // attempt 1, retried after the fault delay) and every delivery slot of the process busy (nothing
 // tried, the deliver queue has it at once). Real spool and SQLite store; the queue is the in-memory
 // fake, which records what it was asked.
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attemptFirstHere } from '../../../gateway/delivery/deliver.ts';
 import { DeliveryRecorder } from '../../../gateway/delivery/recorded.ts';
@@ -15,13 +13,8 @@ import { DeliverySlots } from '../../../gateway/delivery/slots.ts';
 import { DsnRateWindow } from '../../../gateway/delivery/notify.ts';
 import { configSchema } from '../../../gateway/config/schema.ts';
 import { silentLogger } from '../../../gateway/log.ts';
-import { openLedger } from '../../../gateway/ledger/ledger.ts';
-import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
-import { fileBlobStore } from '../../../gateway/store/blobs.ts';
-import { openMetadataStore } from '../../../gateway/store/metadata.ts';
-import { openTestSql } from '../../support/databases.ts';
-import { RecordingQueue } from '../../support/fake-queue.ts';
 import type { Verdict } from '../../../gateway/ledger/ledger.ts';
+import { acceptMessage, localParts, testEnvelope } from '../../support/local-parts.ts';
 
 /** A clean verdict, nothing scanned (the tests here are about the attempt, not the scan). */
 const clean: Verdict = {
@@ -37,15 +30,8 @@ afterEach(async () => {
 });
 
 async function planned(o: { maxAttempts?: number } = {}) {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mailmoat-first-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const db = await openTestSql('sqlite');
-  cleanups.push(() => db.close());
-  const store = openMetadataStore(db.sql);
-  const spool = new Spool(path.join(dir, 'spool'));
-  await spool.init();
-  const queue = new RecordingQueue();
-  const keep = fileBlobStore(path.join(dir, 'kept'));
+  const parts = await localParts('mailmoat-first-', cleanups);
+  const { dir, store, spool, queue, quarantine: keep } = parts;
   const recorder = new DeliveryRecorder({ store, logger: silentLogger(), journalDir: path.join(dir, 'journal'), retryMs: 100, pauseMs: 100 });
   await recorder.start();
   cleanups.push(() => recorder.stop());
@@ -54,21 +40,8 @@ async function planned(o: { maxAttempts?: number } = {}) {
     dataDir: dir,
     domains: { 'example.test': { downstream: [{ host: '127.0.0.1', port: 9 }] } },
   });
-  const env: Envelope = {
-    id: 'M1',
-    receivedAt: Date.now(),
-    clientIp: '192.0.2.1',
-    clientHostname: null,
-    helo: 'h.test',
-    mailFrom: 'bob@sender.test',
-    rcptTo: ['alice@example.test'],
-    size: 10,
-    tls: false,
-  };
-  await spool.receive(env.id, Readable.from([Buffer.from('Subject: hi\r\n\r\nbody\r\n')]), 1_000);
-  await spool.commit(env);
-  const ledger = openLedger({ store, spool, queue, quarantine: keep, logger: silentLogger() });
-  await ledger.accept(env);
+  const env = testEnvelope();
+  const ledger = await acceptMessage(parts, env);
   queue.take('scan', env.id);
   const slots = new DeliverySlots({ externalConcurrency: 1, maxAttempts: o.maxAttempts ?? 4 });
   const deps = { config, spool, store, keep, queue, resolver: undefined as never, slots, dsnWindow: new DsnRateWindow(), logger: silentLogger(), recorder };

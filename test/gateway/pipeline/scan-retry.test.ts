@@ -4,22 +4,14 @@
 // gone on; already settled, what is left in the spool is a leftover. The scanners here throw if
 // called: any rescan fails the test. Real spool and SQLite store; the queue is the in-memory fake,
 // which records what it was asked.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../../gateway/config/schema.ts';
 import { silentLogger } from '../../../gateway/log.ts';
-import { openLedger, type Verdict } from '../../../gateway/ledger/ledger.ts';
+import type { Verdict } from '../../../gateway/ledger/ledger.ts';
 import { lastOf } from '../../../gateway/ledger/events.ts';
 import { handleScanJob, type ScanDeps } from '../../../gateway/pipeline/scan.ts';
 import { splitOff } from '../../../gateway/pipeline/act.ts';
-import { Spool, type Envelope } from '../../../gateway/spool/spool.ts';
-import { fileBlobStore } from '../../../gateway/store/blobs.ts';
-import { openMetadataStore } from '../../../gateway/store/metadata.ts';
-import { openTestSql } from '../../support/databases.ts';
-import { RecordingQueue } from '../../support/fake-queue.ts';
+import { acceptMessage, localParts, spoolMessage, testEnvelope } from '../../support/local-parts.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -32,38 +24,18 @@ const rescan = () => {
   throw new Error('scanned a second time');
 };
 
-/** A data dir of its own with a SQLite store, a spool, a recording queue and a blob store. */
-async function parts(prefix: string) {
-  const dir = await mkdtemp(path.join(tmpdir(), prefix));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const db = await openTestSql('sqlite');
-  cleanups.push(() => db.close());
-  const spool = new Spool(path.join(dir, 'spool'));
-  await spool.init();
-  return { dir, store: openMetadataStore(db.sql), spool, queue: new RecordingQueue(), quarantine: fileBlobStore(path.join(dir, 'kept')) };
-}
-
 async function inDelivery() {
-  const { dir, store, spool, queue, quarantine } = await parts('mailmoat-scan-retry-');
-  const env: Envelope = {
-    id: 'M1',
-    receivedAt: Date.now(),
-    clientIp: '192.0.2.1',
-    clientHostname: null,
-    helo: 'h.test',
-    mailFrom: 'bob@sender.test',
-    rcptTo: ['alice@example.test'],
-    size: 10,
-    tls: false,
-  };
+  const parts = await localParts('mailmoat-scan-retry-', cleanups);
+  const { dir, store, spool, queue, quarantine } = parts;
+  const env = testEnvelope();
+  const ledger = await acceptMessage(parts, env);
+  const writeCopy = () => spool.writeScannedCopy(env.id, async (out) => void out.write('X-Mailmoat-ID: M1\r\nSubject: hi\r\n\r\nbody\r\n'));
+  await writeCopy();
+  // What a crash between the final state and the spool's clearing leaves behind.
   const spoolIt = async () => {
-    await spool.receive(env.id, Readable.from([Buffer.from('Subject: hi\r\n\r\nbody\r\n')]), 1_000);
-    await spool.commit(env);
-    await spool.writeScannedCopy(env.id, async (out) => void out.write('X-Mailmoat-ID: M1\r\nSubject: hi\r\n\r\nbody\r\n'));
+    await spoolMessage(spool, env);
+    await writeCopy();
   };
-  await spoolIt();
-  const ledger = openLedger({ store, spool, queue, quarantine, logger: silentLogger() });
-  await ledger.accept(env);
   expect(await ledger.planDeliverHere(env.id, clean)).toBe(true);
   queue.asked.length = 0;
   const config = configSchema.parse({
@@ -117,7 +89,8 @@ describe('a scan job run again after it planned delivery', () => {
  * lost its jobs: attempt 1 both), finds that part by its row and reuses it.
  */
 async function splitThenDied() {
-  const { dir, store, spool, queue, quarantine } = await parts('mailmoat-scan-split-');
+  const parts = await localParts('mailmoat-scan-split-', cleanups);
+  const { dir, store, spool, queue, quarantine } = parts;
   const downstream = [{ host: '127.0.0.1', port: 9 }];
   const off = { virus: false, spam: false, attachments: false, html: false, auth: false, urls: false, lists: false, learner: false };
   const config = configSchema.parse({
@@ -127,20 +100,8 @@ async function splitThenDied() {
     // Different plans for the two domains: one message per group.
     domains: { 'example.test': { downstream }, 'other.test': { downstream, policy: { actions: { clean: { do: 'headers' } } } } },
   });
-  const env: Envelope = {
-    id: 'S1',
-    receivedAt: Date.now(),
-    clientIp: '192.0.2.1',
-    clientHostname: null,
-    helo: 'h.test',
-    mailFrom: 'bob@sender.test',
-    rcptTo: ['alice@example.test', 'carol@other.test'],
-    size: 10,
-    tls: false,
-  };
-  await spool.receive(env.id, Readable.from([Buffer.from('Subject: hi\r\n\r\nbody\r\n')]), 1_000);
-  await spool.commit(env);
-  await openLedger({ store, spool, queue, quarantine, logger: silentLogger() }).accept(env);
+  const env = testEnvelope({ id: 'S1', rcptTo: ['alice@example.test', 'carol@other.test'] });
+  await acceptMessage(parts, env);
   // Every check is off: the scanners are never asked (the MIME walk runs on the event loop).
   const scanners: ScanDeps['scanners'] = { virus: async () => rescan(), spam: async () => rescan() };
   const deps: ScanDeps = { config, spool, store, quarantine, queue, scanners, logger: silentLogger() };
