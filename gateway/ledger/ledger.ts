@@ -224,11 +224,11 @@ export function openLedger(deps: LedgerDeps) {
     /**
      * A message in delivery with no job (planDeliverHere, or a scan job retried after a crash during
      * that attempt) goes to the deliver queue, as the job that made the attempts so far would have
-     * continued (`after`); `why` records a hand-over that a crash or an error forced.
+     * continued (`after`); `by` records a hand-over that a crash or an error forced (an event).
      */
-    async handToDelivery(id: string, after: Continuation = {}, why?: 'requeued'): Promise<void> {
+    async handToDelivery(id: string, after: Continuation = {}, by?: 'scan job run again'): Promise<void> {
       await ports.queue.enqueue('deliver', id, after);
-      if (why) await step(id, null, { events: [{ kind: 'requeued', queue: 'deliver', by: 'scan job run again' }] });
+      if (by) await step(id, null, { events: [{ kind: 'requeued', queue: 'deliver', by }] });
     },
 
     /** Held in the quarantine: body kept, verdict and event, spool cleared, then the status. */

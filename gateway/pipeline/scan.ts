@@ -115,7 +115,7 @@ async function handedOn(deps: ScanDeps, job: JobContext): Promise<boolean> {
   // Deferred: attempt 1 was made and recorded; the next one at the time it announced.
   const next = status === 'deferred' ? lastOf(await deps.store.events(id), 'deferred')?.nextAttempt : undefined;
   const after = next ? { attemptsBefore: 1, delayMs: Math.max(0, Date.parse(next) - Date.now()), faultsBefore: job.faults } : { faultsBefore: job.faults };
-  await openLedger(deps).handToDelivery(id, after, 'requeued');
+  await openLedger(deps).handToDelivery(id, after, 'scan job run again');
   deps.logger.warn({ id, status, attempt: job.attempt, faults: job.faults }, 'scan job run again for a message in delivery: handed to the deliver queue');
   return true;
 }

@@ -342,7 +342,7 @@ describe.each(DIALECTS)('the ledger on %s', (dialect) => {
     await ledger.handToDelivery(env.id, { delayMs: 1_000, attemptsBefore: 1 });
     expect(await queue.hasJob('deliver', env.id)).toBe(true);
     expect(lastOf(await store.events(env.id), 'requeued')).toBeNull();
-    await ledger.handToDelivery(env.id, {}, 'requeued');
+    await ledger.handToDelivery(env.id, {}, 'scan job run again');
     expect(lastOf(await store.events(env.id), 'requeued')).toEqual({ kind: 'requeued', queue: 'deliver', by: 'scan job run again' });
   });
 
